@@ -1,0 +1,1 @@
+//! The gem's delivery engine. Never touches Ruby.
