@@ -1,1 +1,60 @@
-//! The gem's delivery engine. Never touches Ruby.
+//! The gem's delivery engine: a bounded queue of log entries, batching, gzip, a retry
+//! policy and HTTP delivery on its own native threads. Never touches Ruby.
+//!
+//! Public API (see the contract in the team's notes):
+//! `Engine::start(EngineConfig) -> Result<Engine, EngineError>`, `enqueue(Entry) -> Enqueued`,
+//! `flush(Duration, &Cancel) -> FlushOutcome`, `send_now(Entry, Duration, &Cancel) ->
+//! Result<SendOutcome, DeliveryError>`, `shutdown(Duration) -> ShutdownReport`,
+//! `stats() -> Stats`, `next_error(Duration, &Cancel) -> Option<ErrorReport>`, `pid() -> u32`.
+//!
+//! Modules: `config` (EngineConfig, DropPolicy, validation), `entry` (Entry and its JSON),
+//! `queue` (BatchQueue: byte bound, drop policy, flush sequence numbers), `retry`
+//! (RetryPolicy, pure), `transport` (one reqwest Client, bodies, gzip, one attempt),
+//! `delivery` (the loop, retries, outcome bookkeeping, panic supervision), `reports`
+//! (ErrorReports for `on_error`), `stats` (atomic counters), `cancel` (Cancel token),
+//! `engine` (the public handle and shutdown).
+//!
+//! Design: one batch is in flight at a time, which preserves order within a process;
+//! `enqueue` encodes on the caller's thread and takes a short `std::sync::Mutex` for
+//! queue bookkeeping only. Fork: the engine records the pid it started in; a fork child
+//! must `std::mem::forget` (never drop) the parent's engine and start its own.
+//!
+//! Deviations from the contract, all additive:
+//! - `Stats` has two more counters: `dropped_internal` (entries lost to a delivery
+//!   panic) and `dropped_at_shutdown` (entries enqueued after shutdown, or still queued
+//!   when its timeout passed). Entries too large for a batch count as `dropped_invalid`.
+//! - `ErrorReport::kind` is an `ErrorKind` enum; `ErrorKind::as_str()` gives
+//!   `retries_exhausted | unauthorized | invalid | rejected | queue_full | internal | shutdown`.
+//! - `Engine::is_forked()`, `Engine::config()`, `Entry::now(..)`, `timestamp_now()`.
+//! - `max_retries` counts retries after the first attempt; 429 answers use that budget too.
+//! - 401/403 is reported once per outage: after a 2xx it would be reported again.
+//! - `max_queue_bytes` bounds the encoded JSON bytes of queued entries (`bytes_queued`);
+//!   per-entry bookkeeping (~32 bytes) is not counted.
+//! - Redirects are never followed (the API key must not travel elsewhere); a 3xx drops
+//!   the batch as invalid.
+//! - Cargo feature `tls` (default): https through rustls; without it https URLs are a
+//!   `ConfigError::HttpsUnsupported`.
+
+mod cancel;
+mod config;
+mod delivery;
+mod engine;
+mod entry;
+mod queue;
+mod reports;
+mod retry;
+mod stats;
+mod transport;
+
+pub use cancel::Cancel;
+pub use config::{ConfigError, DropPolicy, EngineConfig, MIN_BATCH_BYTES};
+pub use engine::{
+    DeliveryError, DropReason, Engine, EngineError, Enqueued, SendOutcome, ShutdownReport,
+};
+pub use entry::{timestamp_now, Entry};
+pub use log_ingestion_wire::Level;
+pub use queue::FlushOutcome;
+pub use reports::{ErrorKind, ErrorReport, MAX_PENDING_REPORTS};
+pub use retry::{classify_status, parse_retry_after, RetryPolicy, Verdict, MAX_RETRY_AFTER};
+pub use stats::Stats;
+pub use transport::{TransportError, GZIP_MIN_BYTES};

@@ -1,0 +1,344 @@
+//! Delivery: the loop on the engine's native threads that turns queued entries into
+//! requests, the retry loop around each request, and the bookkeeping of outcomes.
+//!
+//! Owns when a batch is sent (full, interval elapsed, flush, or one by one without
+//! batching), the retry/backoff/`Retry-After` waits, and which counter and report each
+//! outcome produces. One batch is in flight at a time, which preserves order. It never
+//! runs on a caller's thread and never calls into Ruby; a panic inside it is caught by
+//! `supervise`, counted and reported, and the loop restarts.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use log_ingestion_wire::BatchResponse;
+use tokio::time::Instant;
+
+use crate::config::EngineConfig;
+use crate::queue::{Batch, BatchQueue};
+use crate::reports::{ErrorKind, ErrorReport, ErrorReports};
+use crate::retry::{classify_status, parse_retry_after, RetryPolicy, Verdict};
+use crate::stats::Counters;
+use crate::transport::{Attempt, Endpoint, PreparedRequest, Transport};
+
+/// Everything the engine's threads and its callers share.
+pub(crate) struct Shared {
+    pub config: EngineConfig,
+    pub queue: BatchQueue,
+    pub counters: Counters,
+    pub reports: ErrorReports,
+    pub transport: Transport,
+    pub policy: RetryPolicy,
+    /// A 401/403 was reported and no success came since: further ones are only counted.
+    pub unauthorized_reported: AtomicBool,
+    /// Queue-full drops not yet reported (reported in bulk by the loop, never per entry).
+    pub unreported_queue_full: AtomicU64,
+}
+
+/// A 2xx answer.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+    pub attempts: u32,
+}
+
+/// Why a request was given up.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub kind: ErrorKind,
+    pub status: Option<u16>,
+    pub message: String,
+    pub attempts: u32,
+}
+
+#[cfg(test)]
+pub(crate) static PANIC_ON_NEXT_BATCH: AtomicBool = AtomicBool::new(false);
+
+/// Runs the delivery loop until it is stopped; restarts it after a panic, counting the
+/// batch that was in flight as lost.
+pub(crate) async fn supervise(shared: Arc<Shared>) {
+    loop {
+        let run = tokio::spawn(delivery_loop(Arc::clone(&shared)));
+        match run.await {
+            Ok(()) => return,
+            Err(error) if error.is_panic() => {
+                let lost = shared.queue.in_flight_len();
+                Counters::add(&shared.counters.dropped_internal, lost);
+                Counters::add(&shared.counters.failed_batches, 1);
+                let message = format!(
+                    "log delivery panicked ({}); {lost} entries lost, delivery restarted",
+                    panic_message(error.into_panic())
+                );
+                shared.report(ErrorKind::Internal, message, lost);
+                shared.queue.abandon_in_flight();
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+async fn delivery_loop(shared: Arc<Shared>) {
+    let interval = shared.config.batch_interval;
+    let batching = shared.config.enable_batching;
+    let max_entries = if batching {
+        shared.config.batch_size
+    } else {
+        1
+    };
+    let mut tick = Instant::now() + interval;
+    loop {
+        shared.report_queue_drops();
+        let ready = shared.queue.readiness();
+        if ready.stopping {
+            return;
+        }
+        let now = Instant::now();
+        let due = now >= tick;
+        if ready.len > 0 && (ready.full || ready.urgent || due) {
+            if let Some(batch) = shared.queue.take_batch(max_entries) {
+                deliver_batch(&shared, batch).await;
+                shared.queue.finish_batch();
+            }
+            if due {
+                tick = Instant::now() + interval;
+            }
+            continue;
+        }
+        if due {
+            tick = now + interval;
+        }
+        tokio::select! {
+            _ = shared.queue.work().notified() => {}
+            _ = tokio::time::sleep_until(tick) => {}
+        }
+    }
+}
+
+async fn deliver_batch(shared: &Shared, batch: Batch) {
+    #[cfg(test)]
+    if PANIC_ON_NEXT_BATCH.swap(false, Ordering::SeqCst) {
+        panic!("injected delivery panic");
+    }
+    let count = batch.entries.len() as u64;
+    let prepared = if shared.config.enable_batching {
+        PreparedRequest::batch(&batch.entries, shared.config.gzip)
+    } else {
+        match batch.entries.first() {
+            Some(entry) => PreparedRequest::single(entry, shared.config.gzip),
+            None => return,
+        }
+    };
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            shared.record_failure(
+                count,
+                Failure {
+                    kind: ErrorKind::Internal,
+                    status: None,
+                    message: format!("could not build the request body: {error}"),
+                    attempts: 0,
+                },
+            );
+            return;
+        }
+    };
+    drop(batch);
+    match send_with_retries(shared, &prepared).await {
+        Ok(answer) => shared.record_answer(&prepared, &answer),
+        Err(failure) => shared.record_failure(count, failure),
+    }
+}
+
+/// Sends `request` until it is answered 2xx, refused for good, or its retries are used up.
+/// The body and idempotency key are the same on every attempt.
+pub(crate) async fn send_with_retries(
+    shared: &Shared,
+    request: &PreparedRequest,
+) -> Result<Answer, Failure> {
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let attempt = shared.transport.send(request).await;
+        let (verdict, status, retry_after, message) = match attempt {
+            Attempt::Answered {
+                status,
+                retry_after,
+                body,
+            } => {
+                let verdict = classify_status(status);
+                if verdict == Verdict::Delivered {
+                    shared.counters.set_rate_limited_until(None);
+                    shared.unauthorized_reported.store(false, Ordering::Relaxed);
+                    return Ok(Answer {
+                        status,
+                        body,
+                        attempts,
+                    });
+                }
+                let wait = retry_after
+                    .as_deref()
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                (
+                    verdict,
+                    Some(status),
+                    wait,
+                    describe_answer(request, status, &body),
+                )
+            }
+            Attempt::Failed { kind, message } => (
+                Verdict::Retryable,
+                None,
+                None,
+                format!("{} sending to {}: {message}", kind.as_str(), path(request)),
+            ),
+        };
+        let kind = match verdict {
+            Verdict::Unauthorized => ErrorKind::Unauthorized,
+            Verdict::Invalid => ErrorKind::Invalid,
+            Verdict::Delivered | Verdict::Retryable => {
+                let jitter = rand::random::<f64>();
+                match shared
+                    .policy
+                    .delay_before_retry(attempts, retry_after, jitter)
+                {
+                    Some(delay) => {
+                        if status == Some(429) {
+                            shared
+                                .counters
+                                .set_rate_limited_until(Some(SystemTime::now() + delay));
+                        }
+                        Counters::add(&shared.counters.retried, 1);
+                        shared.counters.set_last_error(message.clone());
+                        tracing::debug!(attempts, ?delay, "{message}; retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    None => ErrorKind::RetriesExhausted,
+                }
+            }
+        };
+        return Err(Failure {
+            kind,
+            status,
+            message,
+            attempts,
+        });
+    }
+}
+
+fn path(request: &PreparedRequest) -> &'static str {
+    match request.endpoint {
+        Endpoint::Batch => log_ingestion_wire::BATCH_PATH,
+        Endpoint::Single => log_ingestion_wire::SINGLE_PATH,
+    }
+}
+
+fn describe_answer(request: &PreparedRequest, status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.chars().take(300).collect();
+    format!("HTTP {status} from {}: {}", path(request), text.trim())
+}
+
+impl Shared {
+    /// Counts a 2xx answer, including entries the server rejected one by one.
+    fn record_answer(&self, request: &PreparedRequest, answer: &Answer) {
+        let count = request.entries as u64;
+        let rejected = match request.endpoint {
+            Endpoint::Single => 0,
+            Endpoint::Batch => match serde_json::from_slice::<BatchResponse>(&answer.body) {
+                Ok(response) => {
+                    let rejected = response
+                        .rejected
+                        .max(response.errors.len() as u64)
+                        .min(count);
+                    if rejected > 0 {
+                        let examples: Vec<String> = response
+                            .errors
+                            .iter()
+                            .take(3)
+                            .map(|e| format!("entry {}: {}", e.index, e.error))
+                            .collect();
+                        self.report(
+                            ErrorKind::Rejected,
+                            format!(
+                                "the server rejected {rejected} of {count} entries ({})",
+                                examples.join("; ")
+                            ),
+                            rejected,
+                        );
+                    }
+                    rejected
+                }
+                Err(error) => {
+                    tracing::debug!(status = answer.status, %error, "unreadable batch answer; counting the batch as accepted");
+                    0
+                }
+            },
+        };
+        Counters::add(&self.counters.rejected_by_server, rejected);
+        Counters::add(&self.counters.sent, count - rejected);
+    }
+
+    /// Counts and reports a batch that was given up.
+    pub(crate) fn record_failure(&self, count: u64, failure: Failure) {
+        Counters::add(&self.counters.failed_batches, 1);
+        let counter = match failure.kind {
+            ErrorKind::Unauthorized => &self.counters.dropped_unauthorized,
+            ErrorKind::Invalid => &self.counters.dropped_invalid,
+            ErrorKind::RetriesExhausted => &self.counters.dropped_retries_exhausted,
+            _ => &self.counters.dropped_internal,
+        };
+        Counters::add(counter, count);
+        let message = match failure.kind {
+            ErrorKind::RetriesExhausted => format!(
+                "{count} log entries dropped after {} attempts: {}",
+                failure.attempts, failure.message
+            ),
+            _ => format!("{count} log entries dropped: {}", failure.message),
+        };
+        if failure.kind == ErrorKind::Unauthorized
+            && self.unauthorized_reported.swap(true, Ordering::Relaxed)
+        {
+            self.counters.set_last_error(message);
+            return;
+        }
+        self.report(failure.kind, message, count);
+    }
+
+    pub(crate) fn report(&self, kind: ErrorKind, message: String, entries_lost: u64) {
+        self.counters.set_last_error(message.clone());
+        self.reports.push(ErrorReport {
+            kind,
+            message,
+            entries_lost,
+        });
+    }
+
+    /// One report for all queue-full drops since the last one.
+    pub(crate) fn report_queue_drops(&self) {
+        let dropped = self.unreported_queue_full.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            self.report(
+                ErrorKind::QueueFull,
+                format!(
+                    "{dropped} log entries dropped: the queue reached max_queue_bytes ({} bytes)",
+                    self.config.max_queue_bytes
+                ),
+                dropped,
+            );
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! `Engine`: the public handle that starts the delivery threads and forwards callers'
+//! requests (enqueue, flush, send_now, shutdown, stats, error reports) to them.
+//!
+//! Owns the tokio runtime (one worker thread, named `log-ingestion`), the process id
+//! it was started in, and the shutdown sequence. It never blocks `enqueue` on I/O and
+//! never touches Ruby. After `fork` the child must `std::mem::forget` the parent's
+//! engine (its threads do not exist in the child) and start a new one.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::runtime::{Handle, Runtime};
+
+use crate::cancel::Cancel;
+use crate::config::{ConfigError, EngineConfig};
+use crate::delivery::{self, Answer, Failure, Shared};
+use crate::entry::Entry;
+use crate::queue::{BatchQueue, FlushOutcome, Pushed};
+use crate::reports::{ErrorKind, ErrorReport, ErrorReports};
+use crate::retry::RetryPolicy;
+use crate::stats::{Counters, Stats};
+use crate::transport::{PreparedRequest, Transport, TransportError};
+
+/// Why an engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("could not start the delivery threads: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// Why `enqueue` dropped an entry (each reason is counted in `Stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// `max_queue_bytes` reached and the policy is `newest` (`dropped_queue_full`).
+    QueueFull,
+    /// The entry alone exceeds `max_batch_bytes` or `max_queue_bytes` (`dropped_invalid`).
+    TooLarge,
+    /// The engine is shut down (`dropped_at_shutdown`).
+    Stopped,
+    /// The entry could not be encoded as JSON (`dropped_invalid`).
+    Unencodable,
+}
+
+impl DropReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::TooLarge => "too_large",
+            DropReason::Stopped => "stopped",
+            DropReason::Unencodable => "unencodable",
+        }
+    }
+}
+
+/// What `enqueue` did with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Accepted,
+    Dropped(DropReason),
+}
+
+impl Enqueued {
+    pub fn is_accepted(self) -> bool {
+        self == Enqueued::Accepted
+    }
+}
+
+/// A successful `send_now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// The 2xx status the server answered.
+    pub status: u16,
+    /// Attempts made (1 when the first one succeeded).
+    pub attempts: u32,
+}
+
+/// Why `send_now` did not deliver its entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("the entry could not be encoded: {0}")]
+    Encode(String),
+    #[error("the engine is shut down")]
+    Stopped,
+    #[error("the send did not finish within its timeout")]
+    TimedOut,
+    #[error("the send was cancelled")]
+    Cancelled,
+    #[error("gave up after {attempts} attempts: {message}")]
+    RetriesExhausted { attempts: u32, message: String },
+    #[error("the server refused the API key: {message}")]
+    Unauthorized { status: u16, message: String },
+    #[error("the server refused the entry: {message}")]
+    Rejected { status: u16, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DeliveryError {
+    fn from_failure(failure: Failure) -> DeliveryError {
+        let status = failure.status.unwrap_or(0);
+        match failure.kind {
+            ErrorKind::Unauthorized => DeliveryError::Unauthorized {
+                status,
+                message: failure.message,
+            },
+            ErrorKind::Invalid => DeliveryError::Rejected {
+                status,
+                message: failure.message,
+            },
+            ErrorKind::RetriesExhausted => DeliveryError::RetriesExhausted {
+                attempts: failure.attempts,
+                message: failure.message,
+            },
+            _ => DeliveryError::Internal(failure.message),
+        }
+    }
+}
+
+/// What `shutdown` achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShutdownReport {
+    /// Entries the server accepted while shutdown waited.
+    pub delivered: u64,
+    /// Entries still queued or in flight when the timeout passed (lost, counted, reported).
+    pub undelivered: u64,
+}
+
+/// The delivery engine. `Send + Sync`; every method takes `&self`.
+pub struct Engine {
+    shared: Arc<Shared>,
+    handle: Handle,
+    runtime: Mutex<Option<Runtime>>,
+    stopped: AtomicBool,
+    pid: u32,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("api_url", &self.shared.config.api_url)
+            .field("pid", &self.pid)
+            .field("stopped", &self.stopped.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Validates `config`, starts the delivery thread and returns the handle.
+    pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        config.validate()?;
+        let transport = Transport::new(&config)?;
+        let batch_size = if config.enable_batching {
+            config.batch_size
+        } else {
+            1
+        };
+        let queue = BatchQueue::new(
+            config.max_queue_bytes,
+            config.drop_policy,
+            batch_size,
+            config.max_batch_bytes,
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(2)
+            .thread_name("log-ingestion")
+            .enable_all()
+            .build()?;
+        let shared = Arc::new(Shared {
+            policy: RetryPolicy::from_config(&config),
+            config,
+            queue,
+            counters: Counters::default(),
+            reports: ErrorReports::default(),
+            transport,
+            unauthorized_reported: AtomicBool::new(false),
+            unreported_queue_full: AtomicU64::new(0),
+        });
+        let handle = runtime.handle().clone();
+        handle.spawn(delivery::supervise(Arc::clone(&shared)));
+        Ok(Engine {
+            shared,
+            handle,
+            runtime: Mutex::new(Some(runtime)),
+            stopped: AtomicBool::new(false),
+            pid: std::process::id(),
+        })
+    }
+
+    /// Queues `entry` for delivery. Encodes it on the calling thread, then takes the
+    /// queue's lock only for bookkeeping: it never waits on the network.
+    pub fn enqueue(&self, entry: Entry) -> Enqueued {
+        let counters = &self.shared.counters;
+        let json = match entry.encode() {
+            Ok(json) => json,
+            Err(_) => {
+                Counters::add(&counters.dropped_invalid, 1);
+                return Enqueued::Dropped(DropReason::Unencodable);
+            }
+        };
+        match self.shared.queue.push(json) {
+            Pushed::Accepted { evicted } => {
+                Counters::add(&counters.enqueued, 1);
+                if evicted > 0 {
+                    Counters::add(&counters.dropped_queue_full, evicted);
+                    Counters::add(&self.shared.unreported_queue_full, evicted);
+                }
+                Enqueued::Accepted
+            }
+            Pushed::Full => {
+                Counters::add(&counters.dropped_queue_full, 1);
+                Counters::add(&self.shared.unreported_queue_full, 1);
+                Enqueued::Dropped(DropReason::QueueFull)
+            }
+            Pushed::TooLarge => {
+                Counters::add(&counters.dropped_invalid, 1);
+                Enqueued::Dropped(DropReason::TooLarge)
+            }
+            Pushed::Closed => {
+                Counters::add(&counters.dropped_at_shutdown, 1);
+                Enqueued::Dropped(DropReason::Stopped)
+            }
+        }
+    }
+
+    /// Blocks until every entry enqueued before the call is delivered or has failed,
+    /// `timeout` passes, or `cancel` is tripped from another thread. Queued entries
+    /// are sent at once rather than at the next interval.
+    pub fn flush(&self, timeout: Duration, cancel: &Cancel) -> FlushOutcome {
+        let target = self.shared.queue.request_flush();
+        self.shared.queue.wait_settled(target, timeout, cancel)
+    }
+
+    /// Sends one entry to `POST /api/v1/logs` now, bypassing the queue, with the retry
+    /// policy; blocks the calling thread until it is answered, `timeout` passes or
+    /// `cancel` trips. Counts `sent` and `retried`; a failure is returned, not reported.
+    pub fn send_now(
+        &self,
+        entry: Entry,
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> Result<SendOutcome, DeliveryError> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(DeliveryError::Stopped);
+        }
+        let json = entry
+            .encode()
+            .map_err(|e| DeliveryError::Encode(e.to_string()))?;
+        let request = PreparedRequest::single(&json, self.shared.config.gzip)
+            .map_err(|e| DeliveryError::Internal(e.to_string()))?;
+
+        // `None` means cancelled; `Some` carries the task's result (a panic becomes `Err`).
+        type Message = Option<Result<Result<Answer, Failure>, String>>;
+        let (sender, receiver) = mpsc::channel::<Message>();
+        let shared = Arc::clone(&self.shared);
+        let work = self
+            .handle
+            .spawn(async move { delivery::send_with_retries(&shared, &request).await });
+        let abort = work.abort_handle();
+        let done = sender.clone();
+        self.handle.spawn(async move {
+            let result = work.await.map_err(|e| {
+                if e.is_panic() {
+                    "send_now panicked".to_owned()
+                } else {
+                    "send_now was cancelled by shutdown".to_owned()
+                }
+            });
+            let _ = done.send(Some(result));
+        });
+        let _hook = cancel.on_cancel(move || {
+            let _ = sender.send(None);
+        });
+        if cancel.is_cancelled() {
+            abort.abort();
+            return Err(DeliveryError::Cancelled);
+        }
+        match receiver.recv_timeout(timeout) {
+            Ok(Some(Ok(Ok(answer)))) => {
+                Counters::add(&self.shared.counters.sent, 1);
+                Ok(SendOutcome {
+                    status: answer.status,
+                    attempts: answer.attempts,
+                })
+            }
+            Ok(Some(Ok(Err(failure)))) => Err(DeliveryError::from_failure(failure)),
+            Ok(Some(Err(message))) => Err(DeliveryError::Internal(message)),
+            Ok(None) => {
+                abort.abort();
+                Err(DeliveryError::Cancelled)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                abort.abort();
+                Err(DeliveryError::TimedOut)
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(DeliveryError::Internal("send_now lost its task".to_owned()))
+            }
+        }
+    }
+
+    /// Refuses new entries, delivers what is queued within `timeout`, then stops the
+    /// delivery threads. Whatever is still queued is counted (`dropped_at_shutdown`)
+    /// and reported. A second call returns an empty report.
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let Some(runtime) = runtime else {
+            return ShutdownReport::default();
+        };
+        let sent_before = self.shared.counters.sent.load(Ordering::SeqCst);
+        self.shared.queue.close();
+        let target = self.shared.queue.request_flush();
+        let outcome = self
+            .shared
+            .queue
+            .wait_settled(target, timeout, &Cancel::new());
+        self.stopped.store(true, Ordering::SeqCst);
+        self.shared.queue.stop();
+        stop_runtime(runtime);
+        self.shared.report_queue_drops();
+        let undelivered = self.shared.queue.pending_len();
+        if undelivered > 0 {
+            Counters::add(&self.shared.counters.dropped_at_shutdown, undelivered);
+            self.shared.report(
+                ErrorKind::Shutdown,
+                format!(
+                    "{undelivered} log entries were not delivered before shutdown ({outcome:?} after {timeout:?})"
+                ),
+                undelivered,
+            );
+        }
+        self.shared.queue.drain_undelivered();
+        self.shared.reports.close();
+        let sent_after = self.shared.counters.sent.load(Ordering::SeqCst);
+        ShutdownReport {
+            delivered: sent_after - sent_before,
+            undelivered,
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let (bytes_queued, batches_in_flight) = self.shared.queue.gauges();
+        self.shared
+            .counters
+            .snapshot(bytes_queued, batches_in_flight)
+    }
+
+    /// The oldest failure waiting for `on_error`, waiting up to `timeout`; `None` on
+    /// timeout, on cancel, or once the engine is shut down and no report is left.
+    pub fn next_error(&self, timeout: Duration, cancel: &Cancel) -> Option<ErrorReport> {
+        self.shared.reports.next(timeout, cancel)
+    }
+
+    /// The id of the process that started this engine.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the current process is not the one that started this engine (a fork child).
+    pub fn is_forked(&self) -> bool {
+        std::process::id() != self.pid
+    }
+
+    /// The configuration this engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+}
+
+impl Drop for Engine {
+    /// Stops the threads without waiting for delivery (call `shutdown` first to deliver).
+    /// Never blocks. Do not drop a parent's engine in a fork child: `std::mem::forget` it.
+    fn drop(&mut self) {
+        let runtime = self
+            .runtime
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(runtime) = runtime {
+            self.shared.queue.stop();
+            runtime.shutdown_background();
+            self.shared.reports.close();
+        }
+    }
+}
+
+/// Stops the runtime, waiting briefly for its threads unless we are inside an async
+/// context (where blocking is not allowed).
+fn stop_runtime(runtime: Runtime) {
+    if Handle::try_current().is_ok() {
+        runtime.shutdown_background();
+    } else {
+        runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::PANIC_ON_NEXT_BATCH;
+    use log_ingestion_wire::Level;
+
+    fn unreachable_config() -> EngineConfig {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        EngineConfig {
+            api_url: format!("http://127.0.0.1:{port}"),
+            api_key: "key".into(),
+            max_retries: 0,
+            batch_interval: Duration::from_secs(600),
+            ..EngineConfig::default()
+        }
+    }
+
+    fn entry() -> Entry {
+        Entry::now("svc", Level::Info, "m", serde_json::Map::new())
+    }
+
+    #[test]
+    fn the_engine_and_its_cancel_token_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Engine>();
+        shareable::<Cancel>();
+    }
+
+    #[test]
+    fn a_panic_in_delivery_is_counted_reported_and_delivery_goes_on() {
+        let engine = Engine::start(unreachable_config()).unwrap();
+        PANIC_ON_NEXT_BATCH.store(true, Ordering::SeqCst);
+        engine.enqueue(entry());
+        engine.enqueue(entry());
+        let long = Duration::from_secs(10);
+        assert_eq!(engine.flush(long, &Cancel::new()), FlushOutcome::Flushed);
+        let stats = engine.stats();
+        assert_eq!((stats.dropped_internal, stats.failed_batches), (2, 1));
+        let report = engine.next_error(long, &Cancel::new()).unwrap();
+        assert_eq!(report.kind, ErrorKind::Internal);
+        assert!(report.message.contains("injected delivery panic"));
+
+        // The loop was restarted: the next batch is attempted (and given up on, port closed).
+        engine.enqueue(entry());
+        assert_eq!(engine.flush(long, &Cancel::new()), FlushOutcome::Flushed);
+        assert_eq!(engine.stats().dropped_retries_exhausted, 1);
+    }
+}

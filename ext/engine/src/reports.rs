@@ -1,0 +1,209 @@
+//! `ErrorReports`: delivery failures waiting for Ruby's `on_error`.
+//!
+//! Owns a bounded FIFO of `ErrorReport`s that delivery threads push and the binding's
+//! reporter thread pops with `next`. It never calls back into Ruby and never blocks a
+//! delivery thread (push is a short lock; when full the oldest report gives way).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::cancel::Cancel;
+
+/// Most reports kept waiting; beyond it the oldest are discarded (and counted in the next report's message).
+pub const MAX_PENDING_REPORTS: usize = 256;
+
+/// What kind of failure a report describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A batch failed `max_retries + 1` times (connection errors, timeouts, 408, 429, 5xx).
+    RetriesExhausted,
+    /// The server answered 401 or 403 (reported on the first occurrence only).
+    Unauthorized,
+    /// The server answered another 4xx (400, 413, 415...), or an entry was too large to send.
+    Invalid,
+    /// A 2xx answer rejected some entries one by one.
+    Rejected,
+    /// Entries were dropped because the queue was full.
+    QueueFull,
+    /// A delivery task panicked; its batch is lost.
+    Internal,
+    /// Entries were still queued when shutdown's timeout passed.
+    Shutdown,
+}
+
+impl ErrorKind {
+    /// Snake-case name, e.g. `"retries_exhausted"` (what the binding hands to Ruby).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::RetriesExhausted => "retries_exhausted",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::QueueFull => "queue_full",
+            ErrorKind::Internal => "internal",
+            ErrorKind::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One failure to tell the application about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReport {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// Entries this failure lost (0 when none were, e.g. nothing).
+    pub entries_lost: u64,
+}
+
+#[derive(Default)]
+struct Pending {
+    reports: VecDeque<ErrorReport>,
+    discarded: u64,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<Pending>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wake(&self) {
+        drop(self.lock());
+        self.ready.notify_all();
+    }
+}
+
+/// The bounded queue of reports.
+#[derive(Default)]
+pub(crate) struct ErrorReports {
+    shared: Arc<Shared>,
+}
+
+impl ErrorReports {
+    pub fn push(&self, report: ErrorReport) {
+        tracing::warn!(kind = %report.kind, entries_lost = report.entries_lost, "{}", report.message);
+        let mut pending = self.shared.lock();
+        if pending.reports.len() >= MAX_PENDING_REPORTS {
+            pending.reports.pop_front();
+            pending.discarded += 1;
+        }
+        pending.reports.push_back(report);
+        drop(pending);
+        self.shared.ready.notify_all();
+    }
+
+    /// No more reports will come once the queue is empty: `next` stops waiting.
+    pub fn close(&self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
+    }
+
+    /// The oldest report, waiting up to `timeout` (or until cancelled or closed).
+    pub fn next(&self, timeout: Duration, cancel: &Cancel) -> Option<ErrorReport> {
+        let deadline = Instant::now().checked_add(timeout);
+        let shared = Arc::clone(&self.shared);
+        let _hook = cancel.on_cancel(move || shared.wake());
+        let mut pending = self.shared.lock();
+        loop {
+            if let Some(mut report) = pending.reports.pop_front() {
+                if pending.discarded > 0 {
+                    report.message = format!(
+                        "{} ({} earlier reports were discarded)",
+                        report.message, pending.discarded
+                    );
+                    pending.discarded = 0;
+                }
+                return Some(report);
+            }
+            if pending.closed || cancel.is_cancelled() {
+                return None;
+            }
+            let wait = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return None;
+                    }
+                    deadline - now
+                }
+                None => Duration::from_secs(3600),
+            };
+            pending = self
+                .shared
+                .ready
+                .wait_timeout(pending, wait)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(n: u64) -> ErrorReport {
+        ErrorReport {
+            kind: ErrorKind::Invalid,
+            message: format!("r{n}"),
+            entries_lost: n,
+        }
+    }
+
+    #[test]
+    fn reports_come_out_in_order() {
+        let reports = ErrorReports::default();
+        reports.push(report(1));
+        reports.push(report(2));
+        let cancel = Cancel::new();
+        assert_eq!(reports.next(Duration::ZERO, &cancel), Some(report(1)));
+        assert_eq!(reports.next(Duration::ZERO, &cancel), Some(report(2)));
+        assert_eq!(reports.next(Duration::from_millis(1), &cancel), None);
+    }
+
+    #[test]
+    fn beyond_the_bound_the_oldest_report_gives_way_and_is_mentioned() {
+        let reports = ErrorReports::default();
+        for n in 0..(MAX_PENDING_REPORTS as u64 + 1) {
+            reports.push(report(n));
+        }
+        let first = reports.next(Duration::ZERO, &Cancel::new()).unwrap();
+        assert_eq!(first.entries_lost, 1);
+        assert!(first.message.contains("1 earlier reports were discarded"));
+    }
+
+    #[test]
+    fn a_cancelled_wait_returns_none() {
+        let reports = std::sync::Arc::new(ErrorReports::default());
+        let cancel = Cancel::new();
+        let waiter = {
+            let reports = std::sync::Arc::clone(&reports);
+            let cancel = cancel.clone();
+            std::thread::spawn(move || reports.next(Duration::from_secs(60), &cancel))
+        };
+        cancel.cancel();
+        assert_eq!(waiter.join().unwrap(), None);
+    }
+
+    #[test]
+    fn a_closed_queue_stops_waiting() {
+        let reports = ErrorReports::default();
+        reports.close();
+        assert_eq!(reports.next(Duration::from_secs(60), &Cancel::new()), None);
+    }
+}

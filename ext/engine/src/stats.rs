@@ -1,0 +1,141 @@
+//! `Counters` (the engine's live atomics) and `Stats` (a snapshot of them).
+//!
+//! Owns every number the engine reports. Updates are lock-free atomics except
+//! `last_error` (a short `Mutex<Option<String>>`). It never decides anything.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A snapshot of the engine's counters. Entry counts unless the name says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Entries accepted by `enqueue`.
+    pub enqueued: u64,
+    /// Entries the server accepted (batch, single and `send_now`).
+    pub sent: u64,
+    /// Entries dropped because the queue was full (either drop policy).
+    pub dropped_queue_full: u64,
+    /// Entries of batches that failed `max_retries + 1` times.
+    pub dropped_retries_exhausted: u64,
+    /// Entries of batches answered 401/403.
+    pub dropped_unauthorized: u64,
+    /// Entries answered 400/413/415/other 4xx, and entries too large for any batch.
+    pub dropped_invalid: u64,
+    /// Requests sent again after a retryable failure.
+    pub retried: u64,
+    /// Entries of a 2xx batch that the server rejected one by one (never resent).
+    pub rejected_by_server: u64,
+    /// Batches that ended without delivery (any reason above, or a delivery panic).
+    pub failed_batches: u64,
+    /// Bytes of encoded JSON waiting in the queue.
+    pub bytes_queued: u64,
+    /// Batches being sent right now (0 or 1: one batch is in flight at a time).
+    pub batches_in_flight: u64,
+    /// Sending is paused until then because the server answered 429.
+    pub rate_limited_until: Option<SystemTime>,
+    /// The last delivery failure, for humans.
+    pub last_error: Option<String>,
+    /// Deviation from the contract (added): entries lost to a panic inside delivery.
+    pub dropped_internal: u64,
+    /// Deviation from the contract (added): entries enqueued after shutdown, or still queued when it ended.
+    pub dropped_at_shutdown: u64,
+}
+
+/// The live counters behind `Stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub enqueued: AtomicU64,
+    pub sent: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub dropped_retries_exhausted: AtomicU64,
+    pub dropped_unauthorized: AtomicU64,
+    pub dropped_invalid: AtomicU64,
+    pub retried: AtomicU64,
+    pub rejected_by_server: AtomicU64,
+    pub failed_batches: AtomicU64,
+    pub dropped_internal: AtomicU64,
+    pub dropped_at_shutdown: AtomicU64,
+    /// Milliseconds since the Unix epoch; 0 means not rate limited.
+    rate_limited_until_ms: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn set_rate_limited_until(&self, until: Option<SystemTime>) {
+        let ms = until
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1))
+            .unwrap_or(0);
+        self.rate_limited_until_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn set_last_error(&self, message: impl Into<String>) {
+        let mut slot = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Some(message.into());
+    }
+
+    pub fn snapshot(&self, bytes_queued: u64, batches_in_flight: u64) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let until_ms = get(&self.rate_limited_until_ms);
+        let rate_limited_until = (until_ms != 0)
+            .then(|| UNIX_EPOCH + Duration::from_millis(until_ms))
+            .filter(|until| *until > SystemTime::now());
+        Stats {
+            enqueued: get(&self.enqueued),
+            sent: get(&self.sent),
+            dropped_queue_full: get(&self.dropped_queue_full),
+            dropped_retries_exhausted: get(&self.dropped_retries_exhausted),
+            dropped_unauthorized: get(&self.dropped_unauthorized),
+            dropped_invalid: get(&self.dropped_invalid),
+            retried: get(&self.retried),
+            rejected_by_server: get(&self.rejected_by_server),
+            failed_batches: get(&self.failed_batches),
+            bytes_queued,
+            batches_in_flight,
+            rate_limited_until,
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone(),
+            dropped_internal: get(&self.dropped_internal),
+            dropped_at_shutdown: get(&self.dropped_at_shutdown),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_in_the_past_reads_as_none() {
+        let counters = Counters::default();
+        counters.set_rate_limited_until(Some(SystemTime::now() - Duration::from_secs(5)));
+        assert_eq!(counters.snapshot(0, 0).rate_limited_until, None);
+        counters.set_rate_limited_until(Some(SystemTime::now() + Duration::from_secs(60)));
+        assert!(counters.snapshot(0, 0).rate_limited_until.is_some());
+        counters.set_rate_limited_until(None);
+        assert_eq!(counters.snapshot(0, 0).rate_limited_until, None);
+    }
+
+    #[test]
+    fn snapshot_reads_counters_and_last_error() {
+        let counters = Counters::default();
+        Counters::add(&counters.sent, 3);
+        counters.set_last_error("boom");
+        let stats = counters.snapshot(10, 1);
+        assert_eq!(stats.sent, 3);
+        assert_eq!(stats.bytes_queued, 10);
+        assert_eq!(stats.batches_in_flight, 1);
+        assert_eq!(stats.last_error.as_deref(), Some("boom"));
+    }
+}

@@ -1,0 +1,300 @@
+//! What delivery does with each kind of failure: retries with the same idempotency
+//! key, giving up, 429 pauses, 401/403, per-entry rejections, other 4xx, timeouts and
+//! dropped connections.
+
+mod support;
+
+use std::time::Duration;
+
+use log_ingestion_engine::{Cancel, Engine, EngineConfig, ErrorKind, FlushOutcome};
+use support::{entry, http_date_in, test_config, wait_until, FaultServer, Reply, SOON};
+
+fn start(config: EngineConfig) -> Engine {
+    Engine::start(config).unwrap()
+}
+
+fn enqueue_and_flush(engine: &Engine, messages: &[&str]) {
+    for message in messages {
+        assert!(engine.enqueue(entry(*message)).is_accepted());
+    }
+    assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
+}
+
+fn no_more_reports(engine: &Engine) -> bool {
+    engine
+        .next_error(Duration::from_millis(20), &Cancel::new())
+        .is_none()
+}
+
+#[test]
+fn a_retried_batch_keeps_its_idempotency_key_and_is_delivered() {
+    let server = FaultServer::start(vec![Reply::Status(500), Reply::Status(503)]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a", "b"]);
+    let requests = server.received();
+    assert_eq!(requests.len(), 3);
+    let key = requests[0].header("idempotency-key").unwrap();
+    assert!(requests
+        .iter()
+        .all(|r| r.header("idempotency-key").as_deref() == Some(key.as_str())));
+    assert_eq!(server.accepted_messages(), vec!["a", "b"]);
+    let stats = engine.stats();
+    assert_eq!((stats.sent, stats.retried, stats.failed_batches), (2, 2, 0));
+}
+
+#[test]
+fn different_batches_get_different_idempotency_keys() {
+    let server = FaultServer::start(vec![]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a"]);
+    enqueue_and_flush(&engine, &["b"]);
+    let requests = server.received();
+    assert_ne!(
+        requests[0].header("idempotency-key"),
+        requests[1].header("idempotency-key")
+    );
+}
+
+#[test]
+fn a_batch_is_dropped_counted_and_reported_when_retries_run_out() {
+    let server = FaultServer::start(vec![Reply::Status(500); 4]);
+    let engine = start(EngineConfig {
+        max_retries: 3,
+        ..test_config(&server.url)
+    });
+    enqueue_and_flush(&engine, &["a", "b", "c"]);
+    assert_eq!(server.received().len(), 4, "one attempt plus three retries");
+    let stats = engine.stats();
+    assert_eq!(stats.dropped_retries_exhausted, 3);
+    assert_eq!(stats.failed_batches, 1);
+    assert_eq!(stats.retried, 3);
+    assert_eq!(stats.sent, 0);
+    assert!(stats.last_error.unwrap().contains("HTTP 500"));
+    let report = engine.next_error(SOON, &Cancel::new()).unwrap();
+    assert_eq!(report.kind, ErrorKind::RetriesExhausted);
+    assert_eq!(report.entries_lost, 3);
+    assert!(report.message.contains("4 attempts"), "{}", report.message);
+}
+
+#[test]
+fn delivery_continues_with_the_next_batch_after_one_is_dropped() {
+    let server = FaultServer::start(vec![Reply::Status(500); 2]);
+    let engine = start(EngineConfig {
+        max_retries: 1,
+        ..test_config(&server.url)
+    });
+    enqueue_and_flush(&engine, &["lost"]);
+    enqueue_and_flush(&engine, &["kept"]);
+    assert_eq!(server.accepted_messages(), vec!["kept"]);
+}
+
+#[test]
+fn a_429_with_retry_after_seconds_pauses_sending_until_then() {
+    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("1".into()))]);
+    let engine = start(test_config(&server.url));
+    engine.enqueue(entry("a"));
+    let flushing = std::thread::spawn({
+        let cancel = Cancel::new();
+        let engine = std::sync::Arc::new(engine);
+        let handle = std::sync::Arc::clone(&engine);
+        move || (handle.flush(SOON, &cancel), engine)
+    });
+    let requests = server.wait_for_requests(2, SOON);
+    let (outcome, engine) = flushing.join().unwrap();
+    assert_eq!(outcome, FlushOutcome::Flushed);
+    let gap = requests[1].at - requests[0].at;
+    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+    assert_eq!(server.accepted_messages(), vec!["a"]);
+    assert_eq!(engine.stats().retried, 1);
+}
+
+#[test]
+fn a_429_shows_rate_limited_until_in_stats_while_paused() {
+    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("2".into()))]);
+    let engine = start(test_config(&server.url));
+    engine.enqueue(entry("a"));
+    engine.flush(Duration::ZERO, &Cancel::new());
+    assert!(wait_until(SOON, || engine
+        .stats()
+        .rate_limited_until
+        .is_some()));
+    let until = engine.stats().rate_limited_until.unwrap();
+    let ahead = until.duration_since(std::time::SystemTime::now()).unwrap();
+    assert!(ahead > Duration::from_millis(500) && ahead <= Duration::from_secs(2));
+    assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
+    assert_eq!(engine.stats().rate_limited_until, None);
+}
+
+#[test]
+fn a_429_with_an_http_date_pauses_sending_until_that_date() {
+    let server = FaultServer::start(vec![Reply::TooManyRequests(Some(http_date_in(2)))]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a"]);
+    let requests = server.received();
+    assert_eq!(requests.len(), 2);
+    // The date has one-second resolution: two seconds ahead is at least one after truncation.
+    let gap = requests[1].at - requests[0].at;
+    assert!(gap >= Duration::from_millis(900), "retried after {gap:?}");
+    assert_eq!(server.accepted_messages(), vec!["a"]);
+}
+
+#[test]
+fn a_429_without_retry_after_backs_off_and_retries() {
+    let server = FaultServer::start(vec![Reply::TooManyRequests(None)]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a"]);
+    assert_eq!(server.received().len(), 2);
+    assert_eq!(server.accepted_messages(), vec!["a"]);
+    assert_eq!(engine.stats().retried, 1);
+}
+
+#[test]
+fn entries_enqueued_during_a_429_pause_stay_queued_and_are_delivered_after_it() {
+    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("1".into()))]);
+    let engine = start(test_config(&server.url));
+    engine.enqueue(entry("first"));
+    engine.flush(Duration::ZERO, &Cancel::new());
+    assert!(wait_until(SOON, || engine
+        .stats()
+        .rate_limited_until
+        .is_some()));
+    engine.enqueue(entry("second"));
+    assert!(engine.stats().bytes_queued > 0);
+    assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
+    assert_eq!(server.accepted_messages(), vec!["first", "second"]);
+}
+
+#[test]
+fn unauthorized_is_reported_once_and_every_batch_is_counted() {
+    let server = FaultServer::start(vec![Reply::Status(401), Reply::Status(403)]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a", "b"]);
+    enqueue_and_flush(&engine, &["c"]);
+    assert_eq!(server.received().len(), 2, "401/403 are not retried");
+    let stats = engine.stats();
+    assert_eq!(stats.dropped_unauthorized, 3);
+    assert_eq!(stats.failed_batches, 2);
+    let report = engine.next_error(SOON, &Cancel::new()).unwrap();
+    assert_eq!(report.kind, ErrorKind::Unauthorized);
+    assert_eq!(report.entries_lost, 2);
+    assert!(no_more_reports(&engine));
+}
+
+#[test]
+fn entries_rejected_one_by_one_are_counted_and_never_resent() {
+    let server = FaultServer::start(vec![Reply::RejectEntries(vec![1, 3])]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a", "b", "c", "d", "e"]);
+    enqueue_and_flush(&engine, &["f"]);
+    let requests = server.received();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].messages(), vec!["f"]);
+    let stats = engine.stats();
+    assert_eq!(stats.rejected_by_server, 2);
+    assert_eq!(stats.sent, 4);
+    let report = engine.next_error(SOON, &Cancel::new()).unwrap();
+    assert_eq!(report.kind, ErrorKind::Rejected);
+    assert_eq!(report.entries_lost, 2);
+    assert!(report.message.contains("scripted rejection"));
+}
+
+#[test]
+fn a_400_drops_the_batch_as_invalid_without_retrying() {
+    let server = FaultServer::start(vec![Reply::Status(400)]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a", "b"]);
+    assert_eq!(server.received().len(), 1);
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.dropped_invalid, stats.failed_batches, stats.retried),
+        (2, 1, 0)
+    );
+    let report = engine.next_error(SOON, &Cancel::new()).unwrap();
+    assert_eq!(report.kind, ErrorKind::Invalid);
+    assert!(report.message.contains("HTTP 400"), "{}", report.message);
+}
+
+#[test]
+fn a_413_drops_the_batch_as_invalid() {
+    let server = FaultServer::start(vec![Reply::Status(413)]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a"]);
+    assert_eq!(engine.stats().dropped_invalid, 1);
+}
+
+#[test]
+fn a_408_is_retried() {
+    let server = FaultServer::start(vec![Reply::Status(408)]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a"]);
+    assert_eq!(server.accepted_messages(), vec!["a"]);
+}
+
+#[test]
+fn an_answer_slower_than_the_read_timeout_is_retried() {
+    let server = FaultServer::start(vec![Reply::SlowAccept(Duration::from_secs(5))]);
+    let engine = start(EngineConfig {
+        read_timeout: Duration::from_millis(200),
+        ..test_config(&server.url)
+    });
+    enqueue_and_flush(&engine, &["a"]);
+    let requests = server.received();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].header("idempotency-key"),
+        requests[1].header("idempotency-key")
+    );
+    let stats = engine.stats();
+    assert_eq!((stats.retried, stats.sent), (1, 1));
+    assert!(
+        stats
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("timeout"),
+        "{:?}",
+        stats.last_error
+    );
+}
+
+#[test]
+fn a_connection_closed_without_an_answer_is_retried() {
+    let server = FaultServer::start(vec![Reply::Reset]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a"]);
+    assert_eq!(server.received().len(), 2);
+    assert_eq!(server.accepted_messages(), vec!["a"]);
+    assert_eq!(engine.stats().retried, 1);
+}
+
+#[test]
+fn a_refused_connection_is_retried_then_dropped() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let engine = start(EngineConfig {
+        max_retries: 2,
+        ..test_config(&format!("http://127.0.0.1:{port}"))
+    });
+    enqueue_and_flush(&engine, &["a"]);
+    let stats = engine.stats();
+    assert_eq!((stats.retried, stats.dropped_retries_exhausted), (2, 1));
+    let report = engine.next_error(SOON, &Cancel::new()).unwrap();
+    assert_eq!(report.kind, ErrorKind::RetriesExhausted);
+    assert!(report.message.contains("connect"), "{}", report.message);
+}
+
+#[test]
+fn a_redirect_is_not_followed_so_the_api_key_stays_put() {
+    let elsewhere = FaultServer::start(vec![]);
+    let server = FaultServer::start(vec![Reply::Redirect(format!(
+        "{}/api/v1/logs/batch",
+        elsewhere.url
+    ))]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a"]);
+    assert!(elsewhere.received().is_empty());
+    assert_eq!(server.received().len(), 1);
+    assert_eq!(engine.stats().dropped_invalid, 1);
+}

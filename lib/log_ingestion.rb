@@ -1,0 +1,31 @@
+# frozen_string_literal: true
+
+require "logger"
+require "log_ingestion/version"
+require "log_ingestion/error"
+require "log_ingestion/levels"
+require "log_ingestion/metadata_serializer"
+require "log_ingestion/configuration"
+require "log_ingestion/native"
+require "log_ingestion/error_reporter"
+require "log_ingestion/native_delivery"
+require "log_ingestion/test_delivery"
+require "log_ingestion/client"
+
+# Structured logs from Ruby and Rails apps to the log ingestion service, delivered by
+# a Rust core. The public entry point is LogIngestionClient (lib/log_ingestion_client.rb);
+# the rest lives in this namespace.
+module LogIngestion
+  class << self
+    # The gem's own logger for its diagnostics (never Rails.logger, so reporting a
+    # delivery failure can never log through the client again).
+    def logger
+      @logger ||= ::Logger.new($stderr)
+    end
+
+    attr_writer :logger
+  end
+end
+
+require "log_ingestion_client"
+require "log_ingestion/railtie" if defined?(Rails::Railtie) && File.exist?(File.join(__dir__, "log_ingestion", "railtie.rb"))

@@ -1,0 +1,95 @@
+# frozen_string_literal: true
+
+require "active_support/concern"
+require "log_ingestion/parameter_filter"
+require "log_ingestion/exception_details"
+require "log_ingestion/request_logging"
+
+module LogIngestion
+  # Controller concern that logs each action's request, response and failure --
+  # the guide's `Loggable`, shipped. Usable alone (without the middleware):
+  #
+  #   class ApplicationController < ActionController::Base
+  #     include LogIngestion::ControllerLogging
+  #   end
+  #
+  # Owns: the around_action and its three entries ("HTTP Request", "HTTP Response",
+  # "Request failed"). Uses Rails' request id (ActionDispatch::RequestId) so its
+  # entries join the middleware's and the subscribers'. Never swallows an exception,
+  # never logs params unfiltered. Override `should_log?` or `log_ingestion_params`
+  # in a controller to change what is logged.
+  module ControllerLogging
+    extend ActiveSupport::Concern
+
+    UNLOGGED_PARAMS = %w[controller action format].freeze
+
+    included do
+      around_action :log_ingestion_around_action, if: :should_log?
+    end
+
+    private
+
+    def log_ingestion_around_action
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC, :float_millisecond)
+      request_id = log_ingestion_request_id
+      status = nil
+      RequestLogging.with_request_id(request_id) do
+        ::LogIngestionClient.info("HTTP Request", log_ingestion_request_metadata(request_id))
+        begin
+          yield
+          status = response.status
+        rescue StandardError => e
+          status = log_ingestion_status_for(e)
+          ::LogIngestionClient.error("Request failed", ParameterFilter.current.filter_hash(
+                                                         request_id: request_id, controller: self.class.name,
+                                                         action: action_name, error: ExceptionDetails.call(e)
+                                                       ))
+          raise
+        ensure
+          duration = (Process.clock_gettime(Process::CLOCK_MONOTONIC, :float_millisecond) - started).round(2)
+          ::LogIngestionClient.info("HTTP Response", {
+                                      request_id: request_id, controller: self.class.name, action: action_name,
+                                      status: status, duration_ms: duration
+                                    })
+        end
+      end
+    end
+
+    # False for the guide's skipped prefixes (/assets /packs /rails /favicon.ico).
+    def should_log?
+      !request.path.start_with?(*RequestLogging::DEFAULT_SKIP_PATHS)
+    end
+
+    # The params logged with "HTTP Request": filtered by `config.filter_parameters`,
+    # without controller/action/format.
+    def log_ingestion_params
+      ParameterFilter.current.filter_hash(request.parameters.except(*UNLOGGED_PARAMS))
+    end
+
+    def log_ingestion_request_id
+      request.request_id.presence || RequestLogging.current_request_id || SecureRandom.uuid
+    end
+
+    def log_ingestion_request_metadata(request_id)
+      {
+        request_id: request_id,
+        controller: self.class.name,
+        action: action_name,
+        method: request.request_method,
+        path: request.path,
+        params: log_ingestion_params,
+        ip: request.remote_ip,
+        user_agent: request.user_agent,
+        referer: request.referer
+      }
+    end
+
+    def log_ingestion_status_for(exception)
+      if defined?(::ActionDispatch::ExceptionWrapper)
+        ::ActionDispatch::ExceptionWrapper.status_code_for_exception(exception.class.name)
+      else
+        500
+      end
+    end
+  end
+end

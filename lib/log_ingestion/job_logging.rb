@@ -1,0 +1,59 @@
+# frozen_string_literal: true
+
+require "active_support/concern"
+require "log_ingestion/parameter_filter"
+require "log_ingestion/exception_details"
+
+module LogIngestion
+  # ActiveJob concern that logs each run of a job ("Job started", "Job completed",
+  # "Job failed" with the exception, which is re-raised) -- the guide's
+  # `LoggableJob`, shipped. Usable alone:
+  #
+  #   class ExportJob < ApplicationJob
+  #     include LogIngestion::JobLogging
+  #
+  #     private
+  #
+  #     def job_arguments # what "Job started" logs; default: all arguments, filtered
+  #       { user_id: arguments.first }
+  #     end
+  #   end
+  #
+  # Owns: the around_perform and its entries. Never swallows an exception, never
+  # changes the job's arguments, never logs arguments unfiltered.
+  module JobLogging
+    extend ActiveSupport::Concern
+
+    included do
+      around_perform :log_ingestion_around_perform
+    end
+
+    private
+
+    def log_ingestion_around_perform
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC, :float_millisecond)
+      identity = { job_class: self.class.name, job_id: job_id, queue_name: queue_name }
+      ::LogIngestionClient.info("Job started",
+                                identity.merge(arguments: ParameterFilter.current.filter(job_arguments)))
+      begin
+        yield
+        ::LogIngestionClient.info("Job completed", identity.merge(duration_ms: log_ingestion_elapsed_ms(started)))
+      rescue StandardError => e
+        ::LogIngestionClient.error("Job failed", ParameterFilter.current.filter_hash(
+                                                   identity.merge(duration_ms: log_ingestion_elapsed_ms(started),
+                                                                  error: ExceptionDetails.call(e))
+                                                 ))
+        raise
+      end
+    end
+
+    # What "Job started" logs as arguments. Override to choose; the result is filtered.
+    def job_arguments
+      arguments
+    end
+
+    def log_ingestion_elapsed_ms(started)
+      (Process.clock_gettime(Process::CLOCK_MONOTONIC, :float_millisecond) - started).round(2)
+    end
+  end
+end

@@ -1,0 +1,179 @@
+# frozen_string_literal: true
+
+require "logger"
+require "active_support/logger"
+require "log_ingestion/parameter_filter"
+require "log_ingestion/request_logging"
+require "log_ingestion/exception_details"
+
+module LogIngestion
+  # A Logger whose records become entries -- the guide's LogIngestionLogger,
+  # shipped. Levels map to the service's levels; tags from
+  # ActiveSupport::TaggedLogging and the current request id go into metadata; values
+  # of filtered keys are masked in the text (ParameterFilter#filter_text), since
+  # Rails 6.1 prints SQL binds and job arguments unfiltered.
+  #
+  #   config.logger = LogIngestion::Logger.new(Rails.root.join("log/production.log")) # file + service
+  #   config.logger = ActiveSupport::TaggedLogging.new(LogIngestion::Logger.new)      # service only
+  #   LogIngestion::Logger.broadcast(Rails.logger)  # beside the existing logger (6.1 and 7.1+)
+  #
+  # Owns: turning Logger calls into entries. Never recurses into itself: a record
+  # logged while this thread is already forwarding one (e.g. the client reporting
+  # an error through Rails.logger) is written to the device only, never forwarded.
+  # Records of the gem's own diagnostics (progname "log_ingestion") are never
+  # forwarded either. Never raises from a logging call because forwarding failed.
+  class Logger < ActiveSupport::Logger
+    LEVELS = {
+      ::Logger::DEBUG => "DEBUG",
+      ::Logger::INFO => "INFO",
+      ::Logger::WARN => "WARN",
+      ::Logger::ERROR => "ERROR",
+      ::Logger::FATAL => "FATAL",
+      ::Logger::UNKNOWN => "INFO"
+    }.freeze
+    SEVERITY_NAMES = %w[DEBUG INFO WARN ERROR FATAL ANY].freeze
+    ANSI_ESCAPE = /\e\[[\d;]*m/.freeze
+    # Records with this progname are the gem's own diagnostics: never forwarded.
+    GEM_PROGNAME = "log_ingestion"
+    FORWARDING = :log_ingestion_logger_forwarding
+    private_constant :FORWARDING
+
+    class << self
+      # True while this thread forwards a record to the client.
+      def forwarding?
+        Thread.current.thread_variable_get(FORWARDING) ? true : false
+      end
+
+      # Runs the block with forwarding switched off on this thread (records are
+      # still written to the device). The gem's own diagnostics use it.
+      def without_forwarding
+        previous = Thread.current.thread_variable_get(FORWARDING)
+        Thread.current.thread_variable_set(FORWARDING, true)
+        yield
+      ensure
+        Thread.current.thread_variable_set(FORWARDING, previous)
+      end
+
+      # Makes +logger+ also send its records to the service, in place where the
+      # Rails version allows it, and returns the logger to use from now on:
+      # - Rails 7.1+ ActiveSupport::BroadcastLogger: `broadcast_to` a new
+      #   LogIngestion::Logger (tagged when the broadcast is), same object returned;
+      # - Rails 6.1-7.0: extends +logger+ with ActiveSupport::Logger.broadcast,
+      #   same object returned; tags pushed on +logger+ reach the entries.
+      # A logger that already forwards (or already broadcasts to one that does)
+      # is returned unchanged, so calling it twice never doubles entries.
+      def broadcast(logger, level: nil)
+        return logger if forwards?(logger)
+
+        forwarder = new(nil)
+        forwarder.level = level || logger.level
+        if logger.respond_to?(:broadcast_to) && logger.respond_to?(:broadcasts)
+          forwarder = ActiveSupport::TaggedLogging.new(forwarder) if logger.respond_to?(:tagged)
+          logger.broadcast_to(forwarder)
+        else
+          forwarder.tag_source = logger
+          logger.extend(ActiveSupport::Logger.broadcast(forwarder))
+          logger.instance_variable_set(:@log_ingestion_forwarder, forwarder)
+        end
+        logger
+      end
+
+      # True when +logger+ is, or broadcasts to, a LogIngestion::Logger.
+      def forwards?(logger)
+        return true if logger.is_a?(LogIngestion::Logger)
+        return true if logger.instance_variable_defined?(:@log_ingestion_forwarder)
+
+        logger.respond_to?(:broadcasts) && logger.broadcasts.any? { |l| l.is_a?(LogIngestion::Logger) }
+      end
+    end
+
+    # A logger (its tagged formatter) whose current tags this one adds to entries;
+    # set by `broadcast` so tags pushed on Rails.logger reach the entries.
+    attr_accessor :tag_source
+
+    # +logdev+ as for ::Logger (a path, an IO, or nil to only forward).
+    # client: the object entries go to (default LogIngestionClient).
+    def initialize(logdev = nil, *args, client: nil, **kwargs)
+      super(logdev, *args, **kwargs)
+      @client = client
+    end
+
+    def add(severity, message = nil, progname = nil, &block)
+      severity ||= ::Logger::UNKNOWN
+      return true if severity < level
+
+      progname ||= @progname
+      if message.nil?
+        if block
+          message = block.call
+        else
+          message = progname
+          progname = @progname
+        end
+      end
+      super(severity, message, progname) if @logdev
+      forward(severity, message, progname)
+      true
+    end
+
+    private
+
+    def forward(severity, message, progname)
+      return if Logger.forwarding? || progname == GEM_PROGNAME || gem_diagnostics_logger?
+
+      Logger.without_forwarding do
+        text = ParameterFilter.current.filter_text(message_text(message))
+        next if text.strip.empty?
+
+        client.log(LEVELS.fetch(severity, "INFO"), text, metadata(severity, message, progname))
+      end
+    rescue StandardError => e
+      Logger.without_forwarding { warn_once(e) }
+    end
+
+    def client
+      @client || ::LogIngestionClient
+    end
+
+    # True when this instance is the gem's own diagnostics logger (LogIngestion.logger):
+    # inside `module LogIngestion` a bare `Logger.new` names this class, so guard here too.
+    def gem_diagnostics_logger?
+      LogIngestion.instance_variable_defined?(:@logger) && LogIngestion.instance_variable_get(:@logger).equal?(self)
+    end
+
+    def message_text(message)
+      text = case message
+             when ::String then message
+             when ::Exception then "#{message.message} (#{message.class})"
+             else message.inspect
+             end
+      text.gsub(ANSI_ESCAPE, "").chomp
+    end
+
+    def metadata(severity, message, progname)
+      metadata = { logger: "rails", severity: SEVERITY_NAMES.fetch(severity, "ANY") }
+      metadata[:progname] = progname.to_s if progname
+      tags = current_tags
+      metadata[:tags] = tags unless tags.empty?
+      request_id = RequestLogging.current_request_id
+      metadata[:request_id] = request_id if request_id
+      metadata[:error] = ExceptionDetails.call(message) if message.is_a?(::Exception)
+      ParameterFilter.current.filter_hash(metadata)
+    end
+
+    def current_tags
+      tags = []
+      tags.concat(formatter.current_tags) if formatter.respond_to?(:current_tags)
+      source = @tag_source&.formatter
+      tags.concat(source.current_tags) if source.respond_to?(:current_tags)
+      tags.map(&:to_s).uniq
+    end
+
+    def warn_once(error)
+      return if @warned
+
+      @warned = true
+      warn "[log_ingestion] LogIngestion::Logger could not forward a record: #{error.class}: #{error.message}"
+    end
+  end
+end

@@ -1,0 +1,156 @@
+# frozen_string_literal: true
+
+require "rails/railtie"
+require "log_ingestion/parameter_filter"
+require "log_ingestion/exception_details"
+require "log_ingestion/request_logging"
+require "log_ingestion/controller_logging"
+require "log_ingestion/job_logging"
+require "log_ingestion/subscribers"
+require "log_ingestion/logger"
+
+module LogIngestion
+  # Wires the gem into a Rails application from `config.log_ingestion.*`:
+  #
+  #   config.log_ingestion.api_url          = "https://logs.example.com" # > ENV > credentials
+  #   config.log_ingestion.api_key          = ...                        # > ENV > credentials
+  #   config.log_ingestion.service          = "shop"                     # > ENV > credentials
+  #   config.log_ingestion.test_mode        = Rails.env.test?            # record in memory
+  #   config.log_ingestion.request_logging  = true                       # insert RequestLogging
+  #   config.log_ingestion.subscribers      = %i[process_action sql enqueue perform] # or false
+  #   config.log_ingestion.slow_query_ms    = 100
+  #   config.log_ingestion.broadcast_logger = true                       # Rails.logger -> service too
+  #   config.log_ingestion.startup_entry    = true                       # "Rails application started"
+  #   config.log_ingestion.filter_parameters = true                      # or false, or a list
+  #   config.log_ingestion.enabled          = false                      # do nothing at all
+  #   # any other client setting (batch_size, gzip, on_error, ...) is passed to LogIngestionClient.
+  #
+  # Owns: reading those settings, configuring LogIngestionClient once after
+  # initialisation, inserting the middleware, subscribing, the startup entry, the
+  # rake tasks and the generator. The flush at shutdown is the client's own at_exit
+  # handler (per process, so each Puma worker delivers its queue when it exits). When nothing says where to send
+  # (no URL/key anywhere, not test mode) it warns once and installs nothing. It
+  # never patches a Rails class and never configures the client twice.
+  class Railtie < ::Rails::Railtie
+    # Settings of this Railtie (everything else under config.log_ingestion goes to the client).
+    RAILS_SETTINGS = %i[enabled startup_entry request_logging request_logging_skip_paths subscribers
+                        slow_query_ms broadcast_logger filter_parameters].freeze
+
+    config.log_ingestion = ActiveSupport::OrderedOptions.new
+
+    class << self
+      # Configures LogIngestionClient from +options+ (config.log_ingestion):
+      # explicit settings win over ENV (LOG_INGESTION_*), which win over credentials.
+      # Returns true when the client can deliver (or records, in test mode).
+      # A client the app already configured itself (LogIngestionClient.configure in
+      # an initializer) is kept as it is when config.log_ingestion sets nothing for it.
+      def configure_client(options)
+        settings = client_settings(options)
+        return true if settings.empty? && ::LogIngestionClient.configured?
+
+        ::LogIngestionClient.configure do |client_config|
+          settings.each { |name, value| client_config.public_send(:"#{name}=", value) }
+        end
+        ::LogIngestionClient.configured?
+      end
+
+      # The client settings present in +options+, in the client's own names.
+      def client_settings(options)
+        known = LogIngestion::Configuration::DEFAULTS.keys
+        options.to_h.each_with_object({}) do |(name, value), settings|
+          name = name.to_sym
+          next if RAILS_SETTINGS.include?(name) || value.nil?
+          raise ConfigurationError, "config.log_ingestion.#{name} is not a setting" unless known.include?(name)
+
+          settings[name] = value
+        end
+      end
+
+      # The ParameterFilter the glue uses, from config.log_ingestion.filter_parameters.
+      def parameter_filter(app, setting)
+        case setting
+        when false then ParameterFilter.new([])
+        when nil, true then ParameterFilter.new(Array(app.config.filter_parameters))
+        else ParameterFilter.new(Array(setting))
+        end
+      end
+
+      # Subscriber names from config.log_ingestion.subscribers (nil/true: all, false: none).
+      def subscriber_names(setting)
+        case setting
+        when nil, true then Subscribers::ALL
+        when false then []
+        else Array(setting).map(&:to_sym)
+        end
+      end
+
+      # Warns (once per process) that the integration is inactive.
+      def warn_not_configured(app)
+        return if @warned_not_configured
+
+        @warned_not_configured = true
+        message = "log_ingestion: not configured -- no api_url/api_key in config.log_ingestion, " \
+                  "ENV (LOG_INGESTION_URL, LOG_INGESTION_API_KEY) or credentials (log_ingestion: url, api_key); " \
+                  "the Rails integration is inactive and entries are discarded"
+        LogIngestion.logger.warn(message)
+        Logger.without_forwarding { ::Rails.logger&.warn(message) }
+      end
+
+      # Runs once after the application has initialised.
+      def start(app)
+        options = app.config.log_ingestion
+        return if options.enabled == false
+
+        ParameterFilter.current = parameter_filter(app, options.filter_parameters)
+        unless configure_client(options)
+          warn_not_configured(app)
+          return
+        end
+
+        Subscribers.subscribe(only: subscriber_names(options.subscribers),
+                              slow_query_ms: options.slow_query_ms || Subscribers::DEFAULT_SLOW_QUERY_MS)
+        ::Rails.logger = Logger.broadcast(::Rails.logger) if options.broadcast_logger && ::Rails.logger
+        log_startup if options.startup_entry != false
+      end
+
+      private
+
+      def log_startup
+        ::LogIngestionClient.info("Rails application started", {
+                                    environment: ::Rails.env.to_s,
+                                    version: ::Rails.version,
+                                    ruby_version: RUBY_VERSION,
+                                    pid: Process.pid
+                                  })
+      end
+    end
+
+    # After config/initializers so settings made there count; before the
+    # middleware stack is built (Finisher).
+    initializer "log_ingestion.request_logging", after: :load_config_initializers do |app|
+      options = app.config.log_ingestion
+      if options.request_logging && options.enabled != false
+        skip_paths = options.request_logging_skip_paths || RequestLogging::DEFAULT_SKIP_PATHS
+        if defined?(::ActionDispatch::DebugExceptions)
+          # Inside DebugExceptions/ShowExceptions: sees the exception before it becomes an error page.
+          app.config.middleware.insert_after(::ActionDispatch::DebugExceptions, RequestLogging,
+                                             { skip_paths: skip_paths })
+        else
+          app.config.middleware.use(RequestLogging, { skip_paths: skip_paths })
+        end
+      end
+    end
+
+    config.after_initialize do |app|
+      LogIngestion::Railtie.start(app)
+    end
+
+    rake_tasks do
+      load File.expand_path("../tasks/log_ingestion.rake", __dir__)
+    end
+
+    generators do
+      require "generators/log_ingestion/install/install_generator"
+    end
+  end
+end

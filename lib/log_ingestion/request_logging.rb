@@ -1,0 +1,159 @@
+# frozen_string_literal: true
+
+require "securerandom"
+require "rack"
+require "log_ingestion/parameter_filter"
+require "log_ingestion/exception_details"
+
+module LogIngestion
+  # Rack middleware that logs every request ("HTTP Request"), its response
+  # ("HTTP Response") and any exception that passes through it ("Request error",
+  # re-raised unchanged) -- the guide's RequestLoggingMiddleware, shipped.
+  #
+  # Owns: the request-scoped request id (`RequestLogging.current_request_id`, read
+  # by the Logger and the subscribers) and the request/response/error entries.
+  # Never swallows an exception, never reads the request body, never logs a query
+  # string unfiltered, never changes the response.
+  #
+  #   config.log_ingestion.request_logging = true   # the Railtie inserts it
+  #   # or by hand, with options:
+  #   config.middleware.insert_after ActionDispatch::DebugExceptions,
+  #                                  LogIngestion::RequestLogging, skip_paths: %w[/health]
+  class RequestLogging
+    DEFAULT_SKIP_PATHS = %w[/assets /packs /rails /favicon.ico].freeze
+    REQUEST_ID_ENV = "log_ingestion.request_id"
+    CURRENT_REQUEST_ID = :log_ingestion_request_id
+    private_constant :CURRENT_REQUEST_ID
+
+    # The request id of the request this thread (fiber) is serving, or nil.
+    def self.current_request_id
+      Thread.current[CURRENT_REQUEST_ID]
+    end
+
+    # Runs the block with +request_id+ as the current request id.
+    def self.with_request_id(request_id)
+      previous = Thread.current[CURRENT_REQUEST_ID]
+      Thread.current[CURRENT_REQUEST_ID] = request_id
+      yield
+    ensure
+      Thread.current[CURRENT_REQUEST_ID] = previous
+    end
+
+    attr_reader :skip_paths
+
+    # Options: skip_paths (path prefixes not logged), client (default LogIngestionClient),
+    # filter (a LogIngestion::ParameterFilter; default ParameterFilter.current).
+    def initialize(app, options = {})
+      @app = app
+      @skip_paths = Array(options.fetch(:skip_paths, DEFAULT_SKIP_PATHS)).map(&:to_s).freeze
+      @client = options[:client]
+      @filter = options[:filter]
+    end
+
+    def call(env)
+      path = env["PATH_INFO"].to_s
+      return @app.call(env) if skip?(path) || !client.configured?
+
+      request = build_request(env)
+      request_id = request_id_for(env, request)
+      started = monotonic_ms
+      self.class.with_request_id(request_id) do
+        client.info("HTTP Request", request_metadata(request, request_id))
+        status, headers, body = call_app(env, request, request_id, started)
+        client.info("HTTP Response", response_metadata(request, request_id, started, status, headers))
+        [status, headers, body]
+      end
+    end
+
+    private
+
+    def call_app(env, request, request_id, started)
+      @app.call(env)
+    rescue StandardError => e
+      log_exception(e, request, request_id, started)
+      raise
+    end
+
+    def log_exception(exception, request, request_id, started)
+      status = status_for(exception)
+      client.error("Request error", filter.filter_hash(
+                                      request_id: request_id, method: request.request_method, path: request.path,
+                                      status: status, duration_ms: elapsed_ms(started),
+                                      error: ExceptionDetails.call(exception)
+                                    ))
+      client.info("HTTP Response", response_metadata(request, request_id, started, status, {}))
+    end
+
+    def skip?(path)
+      !@skip_paths.empty? && path.start_with?(*@skip_paths)
+    end
+
+    def client
+      @client || ::LogIngestionClient
+    end
+
+    def filter
+      @filter || ParameterFilter.current
+    end
+
+    def build_request(env)
+      defined?(::ActionDispatch::Request) ? ::ActionDispatch::Request.new(env) : ::Rack::Request.new(env)
+    end
+
+    # ActionDispatch::RequestId's id when that middleware ran, else a fresh uuid;
+    # stored in the env so the app can read it too.
+    def request_id_for(env, request)
+      env[REQUEST_ID_ENV] ||= begin
+        id = env["action_dispatch.request_id"]
+        id = request.request_id if id.nil? && request.respond_to?(:request_id)
+        id.nil? || id.to_s.empty? ? SecureRandom.uuid : id.to_s
+      end
+    end
+
+    def request_metadata(request, request_id)
+      {
+        request_id: request_id,
+        method: request.request_method,
+        path: request.path,
+        query_string: filter.filter_query_string(request.query_string.to_s),
+        ip: request.respond_to?(:remote_ip) ? request.remote_ip : request.ip,
+        user_agent: request.user_agent,
+        referer: request.referer,
+        pid: Process.pid
+      }
+    end
+
+    def response_metadata(request, request_id, started, status, headers)
+      {
+        request_id: request_id,
+        method: request.request_method,
+        path: request.path,
+        status: status.to_i,
+        duration_ms: elapsed_ms(started),
+        content_type: content_type(headers)
+      }
+    end
+
+    def content_type(headers)
+      return nil unless headers.respond_to?(:[])
+
+      headers["Content-Type"] || headers["content-type"]
+    end
+
+    def status_for(exception)
+      if defined?(::ActionDispatch::ExceptionWrapper)
+        ::ActionDispatch::ExceptionWrapper.status_code_for_exception(exception.class.name)
+      else
+        500
+      end
+    end
+
+    def monotonic_ms
+      Process.clock_gettime(Process::CLOCK_MONOTONIC, :float_millisecond)
+    end
+
+    def elapsed_ms(started)
+      (monotonic_ms - started).round(2)
+    end
+  end
+end

@@ -1,0 +1,35 @@
+# frozen_string_literal: true
+
+require "socket"
+
+# Rake tasks of the log_ingestion gem (loaded by LogIngestion::Railtie):
+#   rails logs:test   sends one test entry now and says whether the service accepted it
+#   rails logs:stats  prints the client's delivery counters for this process
+namespace :logs do
+  desc "Send a test entry to the log ingestion service and report whether it arrived"
+  task test: :environment do
+    unless LogIngestionClient.configured?
+      abort "log_ingestion: not configured (set config.log_ingestion.api_url/api_key, " \
+            "LOG_INGESTION_URL/LOG_INGESTION_API_KEY, or credentials log_ingestion.url/api_key)"
+    end
+
+    puts "log_ingestion: sending a test entry to #{LogIngestionClient.api_url.inspect} " \
+         "as service #{LogIngestionClient.service.inspect}"
+    answer = LogIngestionClient.send_log({
+                                           level: "INFO", message: "Test log from Rails (rails logs:test)",
+                                           metadata: { test: true, environment: Rails.env.to_s,
+                                                       pid: Process.pid, host: Socket.gethostname }
+                                         })
+    if answer
+      puts "log_ingestion: the service accepted it: #{answer.inspect}"
+    else
+      stats = LogIngestionClient.stats
+      abort "log_ingestion: the test entry did NOT arrive (last error: #{stats[:last_error] || 'unknown'})"
+    end
+  end
+
+  desc "Print the log ingestion client's delivery counters for this process"
+  task stats: :environment do
+    LogIngestionClient.stats.each { |name, value| puts format("%-28<name>s %<value>s", name: name, value: value.inspect) }
+  end
+end

@@ -1,0 +1,580 @@
+// The log explorer: plain JavaScript, no build step, nothing loaded from elsewhere.
+// It owns the page's state (kept in the URL so a view can be shared), talks only to
+// this server's read API with the admin key, and keeps that key in sessionStorage
+// (this tab's session) and nowhere else: never in the URL, never in localStorage.
+'use strict';
+
+(() => {
+  const KEY_STORAGE = 'logIngestion.adminKey';
+  const RANGES = ['15m', '1h', '6h', '24h', '7d', '30d'];
+  const DEFAULT_RANGE = '1h';
+  const PAGE_SIZE = 100;
+  const MAX_LIVE_ROWS = 2000;
+  // Severity groups, lowest first; each lists the stored spellings it covers.
+  const SEVERITIES = [
+    { name: 'DEBUG', css: 'debug', spellings: ['DEBUG'] },
+    { name: 'INFO', css: 'info', spellings: ['INFO'] },
+    { name: 'WARN', css: 'warn', spellings: ['WARN', 'WARNING'] },
+    { name: 'ERROR', css: 'error', spellings: ['ERROR'] },
+    { name: 'FATAL', css: 'fatal', spellings: ['FATAL', 'CRITICAL'] },
+  ];
+
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, className, text) => {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  const SVG = 'http://www.w3.org/2000/svg';
+  const svgEl = (tag, attributes) => {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, String(value));
+    return node;
+  };
+
+  let view = null; // the current filters, as read from the URL
+  let nextCursor = null;
+  let live = null; // { controller, lastEventId }
+  let searchGeneration = 0;
+  let lastHistogram = null;
+
+  // ---------------------------------------------------------------- the key
+
+  const storedKey = () => sessionStorage.getItem(KEY_STORAGE);
+
+  function askForKey(message) {
+    const dialog = $('key-dialog');
+    $('key-error').hidden = !message;
+    $('key-error').textContent = message || '';
+    $('key-input').value = '';
+    if (!dialog.open) dialog.showModal();
+    $('key-input').focus();
+  }
+
+  function forgetKey(message) {
+    sessionStorage.removeItem(KEY_STORAGE);
+    $('forget-key').hidden = true;
+    stopLive();
+    askForKey(message);
+  }
+
+  async function submitKey(event) {
+    event.preventDefault();
+    const key = $('key-input').value.trim();
+    if (!key) return;
+    $('key-submit').disabled = true;
+    try {
+      const response = await fetch('/api/v1/services?since=1h', { headers: { 'X-API-Key': key } });
+      if (response.status === 401) {
+        askForKey('That key is not an admin key.');
+        return;
+      }
+      sessionStorage.setItem(KEY_STORAGE, key);
+      $('forget-key').hidden = false;
+      $('key-dialog').close();
+      refresh();
+    } catch (error) {
+      askForKey(`Cannot reach the server: ${error.message}`);
+    } finally {
+      $('key-submit').disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- the API
+
+  class ApiError extends Error {}
+
+  async function api(path, params) {
+    const key = storedKey();
+    if (!key) {
+      askForKey();
+      throw new ApiError('An admin key is needed.');
+    }
+    const query = params && params.toString();
+    const response = await fetch(query ? `${path}?${query}` : path, { headers: { 'X-API-Key': key } });
+    if (response.status === 401) {
+      forgetKey('The stored key was refused; enter an admin key.');
+      throw new ApiError('The admin key was refused.');
+    }
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      const details = body && Array.isArray(body.details) ? `: ${body.details.join('; ')}` : '';
+      throw new ApiError(`${(body && body.error) || `HTTP ${response.status}`}${details}`);
+    }
+    return body;
+  }
+
+  // ---------------------------------------------------------------- the view <-> URL
+
+  function parseMeta(text) {
+    const pairs = [];
+    const pattern = /([^\s=]+)=("([^"]*)"|\S*)/g;
+    let match;
+    while ((match = pattern.exec(text)) !== null) {
+      pairs.push([match[1], match[3] !== undefined ? match[3] : match[2]]);
+    }
+    return pairs;
+  }
+
+  const formatMeta = (pairs) =>
+    pairs.map(([key, value]) => (/[\s"]/.test(value) ? `${key}="${value}"` : `${key}=${value}`)).join(' ');
+
+  const splitList = (text) => (text || '').split(',').map((s) => s.trim()).filter(Boolean);
+
+  function readUrl() {
+    const params = new URLSearchParams(location.search);
+    const since = params.get('since');
+    const until = params.get('until');
+    const range = since ? 'custom' : RANGES.includes(params.get('range')) ? params.get('range') : DEFAULT_RANGE;
+    return {
+      range,
+      since: since || null,
+      until: until || null,
+      services: params.getAll('service').flatMap(splitList),
+      levels: params.getAll('level').flatMap(splitList).map((l) => l.toUpperCase()),
+      q: params.get('q') || '',
+      meta: [...params.entries()].filter(([k]) => k.startsWith('meta.')).map(([k, v]) => [k.slice(5), v]),
+      live: params.get('live') === '1',
+    };
+  }
+
+  function urlFor(v) {
+    const params = new URLSearchParams();
+    if (v.range === 'custom') {
+      if (v.since) params.set('since', v.since);
+      if (v.until) params.set('until', v.until);
+    } else {
+      params.set('range', v.range);
+    }
+    if (v.services.length) params.set('service', v.services.join(','));
+    if (v.levels.length) params.set('level', v.levels.join(','));
+    if (v.q) params.set('q', v.q);
+    for (const [key, value] of v.meta) params.append(`meta.${key}`, value);
+    if (v.live) params.set('live', '1');
+    return `${location.pathname}?${params}`;
+  }
+
+  /** The API's filter parameters for a view; `withTime` false for the live tail. */
+  function apiParams(v, withTime = true) {
+    const params = new URLSearchParams();
+    if (withTime) {
+      if (v.range === 'custom') {
+        if (v.since) params.set('since', v.since);
+        if (v.until) params.set('until', v.until);
+      } else {
+        params.set('since', v.range);
+      }
+    }
+    if (v.services.length) params.set('service', v.services.join(','));
+    if (v.levels.length) params.set('level', v.levels.join(','));
+    if (v.q) params.set('q', v.q);
+    for (const [key, value] of v.meta) params.append(`meta.${key}`, value);
+    return params;
+  }
+
+  const pad = (n, width = 2) => String(n).padStart(width, '0');
+
+  function toLocalInput(iso) {
+    if (!iso) return '';
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return '';
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  function fromLocalInput(value) {
+    if (!value) return null;
+    const d = new Date(value);
+    return Number.isNaN(d.getTime()) ? null : d.toISOString();
+  }
+
+  function fillForm(v) {
+    $('range').value = v.range;
+    $('since').value = toLocalInput(v.since);
+    $('until').value = toLocalInput(v.until);
+    showCustomRange(v.range === 'custom');
+    $('service').value = v.services.join(', ');
+    for (const box of document.querySelectorAll('input[name="level"]')) box.checked = v.levels.includes(box.value);
+    $('q').value = v.q;
+    $('meta').value = formatMeta(v.meta);
+    $('live-toggle').checked = v.live;
+  }
+
+  function readForm() {
+    const range = $('range').value;
+    return {
+      range,
+      since: range === 'custom' ? fromLocalInput($('since').value) : null,
+      until: range === 'custom' ? fromLocalInput($('until').value) : null,
+      services: splitList($('service').value),
+      levels: [...document.querySelectorAll('input[name="level"]:checked')].map((box) => box.value),
+      q: $('q').value.trim(),
+      meta: parseMeta($('meta').value),
+      live: $('live-toggle').checked,
+    };
+  }
+
+  function showCustomRange(shown) {
+    for (const label of document.querySelectorAll('.custom-range')) label.hidden = !shown;
+  }
+
+  function navigate(v) {
+    history.pushState(null, '', urlFor(v));
+    refresh();
+  }
+
+  // ---------------------------------------------------------------- rendering rows
+
+  const severityOf = (level) => SEVERITIES.find((s) => s.spellings.includes(String(level).toUpperCase())) || SEVERITIES[0];
+
+  function formatTime(iso) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return iso;
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  }
+
+  function logRow(log, options = {}) {
+    const row = el('tr', 'log-row');
+    if (options.anchor) row.classList.add('anchor');
+    if (options.fresh) row.classList.add('fresh');
+    row.dataset.id = String(log.id);
+    const time = el('td', 'time', formatTime(log.timestamp));
+    time.title = `${log.timestamp} (UTC)`;
+    const level = el('td', 'level-cell');
+    level.append(el('span', `level level-${severityOf(log.level).css}`, log.level));
+    const service = el('td', 'service', log.service);
+    service.title = log.service;
+    const message = el('td', 'message', log.message);
+    row.append(time, level, service, message);
+    row.addEventListener('click', () => toggleDetails(row, log, options));
+    return row;
+  }
+
+  function toggleDetails(row, log, options) {
+    const next = row.nextElementSibling;
+    if (next && next.classList.contains('log-details')) {
+      next.remove();
+      row.classList.remove('open');
+      return;
+    }
+    row.classList.add('open');
+    const details = el('tr', 'log-details');
+    const cell = el('td');
+    cell.colSpan = 4;
+    cell.append(el('pre', 'metadata', JSON.stringify(log.metadata || {}, null, 2)));
+    const actions = el('div', 'details-actions');
+    actions.append(el('span', 'muted', `id ${log.id} · received ${formatTime(log.received_at)}`));
+    if (!options.inContext) {
+      const around = el('button', 'link-button context-button', 'Surrounding entries');
+      around.type = 'button';
+      around.addEventListener('click', (event) => {
+        event.stopPropagation();
+        showContext(log);
+      });
+      actions.append(around);
+    }
+    cell.append(actions);
+    details.append(cell);
+    row.after(details);
+  }
+
+  function showError(message) {
+    $('error').textContent = message;
+    $('error').hidden = !message;
+  }
+
+  // ---------------------------------------------------------------- histogram
+
+  function renderHistogram(histogram) {
+    lastHistogram = histogram;
+    const svg = $('histogram');
+    svg.replaceChildren();
+    const width = Math.max(svg.clientWidth || 800, 200);
+    const height = 130;
+    const axis = 16;
+    const chart = height - axis;
+    svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+    const buckets = histogram.buckets || [];
+    const total = buckets.reduce((sum, b) => sum + b.total, 0);
+    $('histogram-caption').textContent =
+      `${total.toLocaleString()} entries · ${histogram.bucket} buckets · click a bar to zoom in`;
+    if (!buckets.length) return;
+    const max = Math.max(1, ...buckets.map((b) => b.total));
+    const slot = width / buckets.length;
+    const barWidth = Math.max(1, slot - Math.min(2, slot * 0.2));
+    buckets.forEach((bucket, i) => {
+      const x = i * slot;
+      const group = svgEl('g', { class: 'bar' });
+      group.append(svgEl('rect', { class: 'hit', x, y: 0, width: slot, height: chart }));
+      let y = chart;
+      const parts = [];
+      for (const severity of SEVERITIES) {
+        const count = severity.spellings.reduce((sum, s) => sum + (bucket.counts[s] || 0), 0);
+        if (!count) continue;
+        parts.push(`${severity.name} ${count}`);
+        const h = (count / max) * (chart - 4);
+        y -= h;
+        group.append(svgEl('rect', { class: `seg-${severity.css}`, x: x + (slot - barWidth) / 2, y, width: barWidth, height: h }));
+      }
+      const end = new Date(new Date(bucket.start).getTime() + histogram.bucket_seconds * 1000);
+      const title = svgEl('title');
+      title.textContent = `${formatTime(bucket.start)} – ${formatTime(end.toISOString())}\n${bucket.total} entries${parts.length ? ` (${parts.join(', ')})` : ''}`;
+      group.append(title);
+      group.addEventListener('click', () => {
+        navigate({ ...view, range: 'custom', since: bucket.start, until: end.toISOString(), live: false });
+      });
+      svg.append(group);
+    });
+    svg.append(svgEl('line', { class: 'baseline', x1: 0, y1: chart + 0.5, x2: width, y2: chart + 0.5 }));
+    const labels = [0, Math.floor(buckets.length / 2), buckets.length - 1];
+    for (const i of new Set(labels)) {
+      const anchor = i === 0 ? 'start' : i === buckets.length - 1 ? 'end' : 'middle';
+      const x = i === buckets.length - 1 ? width : i * slot + (i === 0 ? 0 : slot / 2);
+      const text = svgEl('text', { class: 'axis', x, y: height - 3, 'text-anchor': anchor });
+      text.textContent = formatTime(buckets[i].start).slice(5, 16);
+      svg.append(text);
+    }
+  }
+
+  function renderLegend() {
+    const legend = $('legend');
+    legend.replaceChildren(...SEVERITIES.map((s) => el('span', `legend-item legend-${s.css}`, s.name)));
+  }
+
+  // ---------------------------------------------------------------- search
+
+  async function refresh() {
+    view = readUrl();
+    fillForm(view);
+    if (!storedKey()) {
+      askForKey();
+      return;
+    }
+    $('forget-key').hidden = false;
+    const generation = ++searchGeneration;
+    showError('');
+    $('context-panel').hidden = true;
+    const params = apiParams(view);
+    const pageParams = new URLSearchParams(params);
+    pageParams.set('limit', String(PAGE_SIZE));
+    $('summary').textContent = 'Searching…';
+    try {
+      const [page, histogram] = await Promise.all([
+        api('/api/v1/logs', pageParams),
+        api('/api/v1/logs/histogram', params),
+      ]);
+      if (generation !== searchGeneration) return;
+      renderHistogram(histogram);
+      $('rows').replaceChildren(...page.logs.map((log) => logRow(log)));
+      nextCursor = page.next_cursor;
+      $('more').hidden = !nextCursor;
+      summarize();
+    } catch (error) {
+      if (generation !== searchGeneration) return;
+      $('summary').textContent = '';
+      showError(error.message);
+    }
+    if (view.live) startLive();
+    else stopLive();
+    loadServices();
+  }
+
+  function summarize() {
+    const shown = $('rows').querySelectorAll('tr.log-row').length;
+    $('summary').textContent = shown
+      ? `${shown.toLocaleString()} ${shown === 1 ? 'entry' : 'entries'} shown, newest first${nextCursor ? ' · older entries available' : ''}`
+      : 'No entries match these filters.';
+  }
+
+  async function loadMore() {
+    if (!nextCursor) return;
+    const params = apiParams(view);
+    params.set('limit', String(PAGE_SIZE));
+    params.set('cursor', nextCursor);
+    $('more').disabled = true;
+    try {
+      const page = await api('/api/v1/logs', params);
+      $('rows').append(...page.logs.map((log) => logRow(log)));
+      nextCursor = page.next_cursor;
+      $('more').hidden = !nextCursor;
+      summarize();
+    } catch (error) {
+      showError(error.message);
+    } finally {
+      $('more').disabled = false;
+    }
+  }
+
+  let servicesLoaded = false;
+  async function loadServices() {
+    if (servicesLoaded) return;
+    try {
+      const body = await api('/api/v1/services', new URLSearchParams({ since: '30d' }));
+      $('service-list').replaceChildren(
+        ...body.services.map((s) => {
+          const option = el('option');
+          option.value = s.service;
+          option.label = `${s.count.toLocaleString()} entries, last ${formatTime(s.last_seen)}`;
+          return option;
+        }),
+      );
+      servicesLoaded = true;
+    } catch (_) {
+      // The datalist is a convenience; searching works without it.
+    }
+  }
+
+  async function showContext(log) {
+    const params = apiParams(view, false);
+    params.set('timestamp', log.timestamp);
+    params.set('before', '10');
+    params.set('after', '10');
+    try {
+      const body = await api(`/api/v1/logs/${encodeURIComponent(log.id)}/context`, params);
+      const rows = [
+        ...body.after.slice().reverse().map((entry) => logRow(entry, { inContext: true })),
+        logRow(body.entry, { inContext: true, anchor: true }),
+        ...body.before.map((entry) => logRow(entry, { inContext: true })),
+      ];
+      $('context-rows').replaceChildren(...rows);
+      $('context-panel').hidden = false;
+      $('context-panel').scrollIntoView({ behavior: 'smooth', block: 'start' });
+    } catch (error) {
+      showError(error.message);
+    }
+  }
+
+  // ---------------------------------------------------------------- live tail
+
+  function setLiveStatus(text, on) {
+    const status = $('live-status');
+    status.hidden = !text;
+    status.textContent = text || '';
+    status.classList.toggle('on', Boolean(on));
+  }
+
+  function stopLive() {
+    if (live) live.controller.abort();
+    live = null;
+    setLiveStatus('', false);
+  }
+
+  function startLive() {
+    stopLive();
+    const session = { controller: new AbortController(), lastEventId: null, tailView: view };
+    live = session;
+    followTail(session);
+  }
+
+  async function followTail(session) {
+    while (live === session) {
+      const headers = { 'X-API-Key': storedKey() || '' };
+      if (session.lastEventId) headers['Last-Event-ID'] = session.lastEventId;
+      setLiveStatus('connecting…', false);
+      try {
+        const response = await fetch(`/api/v1/logs/tail?${apiParams(session.tailView, false)}`, {
+          headers,
+          signal: session.controller.signal,
+        });
+        if (response.status === 401) {
+          forgetKey('The stored key was refused; enter an admin key.');
+          return;
+        }
+        if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+        await readEvents(response.body, session);
+      } catch (error) {
+        if (session.controller.signal.aborted) return;
+        setLiveStatus(`reconnecting (${error.message})`, false);
+      }
+      if (live !== session) return;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
+  async function readEvents(body, session) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = { type: 'message', id: null, data: [] };
+        for (const line of block.split('\n')) {
+          const colon = line.indexOf(':');
+          if (colon === 0) continue;
+          const field = colon < 0 ? line : line.slice(0, colon);
+          let text = colon < 0 ? '' : line.slice(colon + 1);
+          if (text.startsWith(' ')) text = text.slice(1);
+          if (field === 'event') event.type = text;
+          else if (field === 'id') event.id = text;
+          else if (field === 'data') event.data.push(text);
+        }
+        handleEvent(event, session);
+      }
+    }
+  }
+
+  function handleEvent(event, session) {
+    if (live !== session) return;
+    if (event.id) session.lastEventId = event.id;
+    if (event.type === 'ready') {
+      setLiveStatus('live', true);
+    } else if (event.type === 'log') {
+      const log = JSON.parse(event.data.join('\n'));
+      const rows = $('rows');
+      rows.prepend(logRow(log, { fresh: true }));
+      const all = rows.querySelectorAll('tr.log-row');
+      for (let i = MAX_LIVE_ROWS; i < all.length; i += 1) {
+        const details = all[i].nextElementSibling;
+        if (details && details.classList.contains('log-details')) details.remove();
+        all[i].remove();
+      }
+      summarize();
+    } else if (event.type === 'cutoff' || event.type === 'error') {
+      setLiveStatus('catching up…', false);
+    }
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function init() {
+    renderLegend();
+    $('key-form').addEventListener('submit', submitKey);
+    $('key-dialog').addEventListener('cancel', (event) => {
+      if (!storedKey()) event.preventDefault();
+    });
+    $('forget-key').addEventListener('click', () => forgetKey());
+    $('range').addEventListener('change', () => {
+      const custom = $('range').value === 'custom';
+      showCustomRange(custom);
+      if (custom && !$('since').value) {
+        const now = new Date();
+        $('since').value = toLocalInput(new Date(now.getTime() - 3600 * 1000).toISOString());
+        $('until').value = toLocalInput(now.toISOString());
+      }
+    });
+    $('filters').addEventListener('submit', (event) => {
+      event.preventDefault();
+      navigate(readForm());
+    });
+    $('live-toggle').addEventListener('change', () => navigate({ ...(view || readUrl()), live: $('live-toggle').checked }));
+    $('more').addEventListener('click', loadMore);
+    $('context-close').addEventListener('click', () => {
+      $('context-panel').hidden = true;
+    });
+    window.addEventListener('popstate', refresh);
+    let resizeTimer = null;
+    window.addEventListener('resize', () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => lastHistogram && renderHistogram(lastHistogram), 200);
+    });
+    refresh();
+  }
+
+  document.addEventListener('DOMContentLoaded', init);
+})();

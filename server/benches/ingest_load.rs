@@ -1,0 +1,892 @@
+//! Load benchmark of the ingestion server: HTTP batch ingestion against a raw `COPY`.
+//!
+//! Owns one end-to-end measurement run: a fresh database on a real PostgreSQL, the
+//! release `log-ingestion-server` binary started on a free port with its rate limits
+//! raised out of the way, realistic entries (five metadata keys, ~100-byte message)
+//! sent over HTTP at batch sizes 1, 10, 100 and 1000 from several concurrent
+//! connections, and a raw text `COPY` of the same rows into the same table. It prints
+//! entries/s, p50/p99 acknowledgement latency, the server's peak RSS per phase and the
+//! ratio of batch-100 throughput to raw COPY throughput.
+//!
+//! It never asserts speed (speed is reported, not tested); it exits non-zero only when
+//! the run itself is broken: setup failure, a non-2xx answer, or rows in the table that
+//! differ from the entries acknowledged. It never touches the server's code.
+//!
+//! Run: `cargo bench -p log_ingestion_server --bench ingest_load`
+//! (cargo builds the server binary with the bench profile, which inherits release,
+//! into target/release/log-ingestion-server before running this program).
+//!
+//! Environment:
+//! - `BENCH_ENTRIES` entries per phase for batch sizes >= 10 and for the raw COPY
+//!   (default 200000); the batch-size-1 phase sends a tenth of them (it measures
+//!   request rate, not row rate).
+//! - `BENCH_CONNECTIONS` concurrent HTTP connections (default 8).
+//! - `BENCH_BATCH_SIZES` comma-separated batch sizes (default 1,10,100,1000).
+//! - `BENCH_SERVER_BIN` server binary (default: the one cargo built for this bench).
+//! - `DATABASE_URL` PostgreSQL to use (default: `bin/postgres-dev start`); a fresh
+//!   database is created in it and dropped at the end.
+
+use std::fmt;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use log_ingestion_wire::{
+    BatchRequest, BatchResponse, WireEntry, API_KEY_HEADER, BATCH_PATH, HEALTH_PATH,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlx::{Connection, PgConnection};
+
+const API_KEY: &str = "bench-api-key-0123456789abcdef";
+const DEFAULT_ENTRIES: usize = 200_000;
+const DEFAULT_CONNECTIONS: usize = 8;
+const DEFAULT_BATCH_SIZES: [usize; 4] = [1, 10, 100, 1000];
+const TARGET_COPY_RATIO: f64 = 0.5;
+const TARGET_RSS_KIB: u64 = 150 * 1024;
+const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+enum BenchError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("encoding: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("load task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+type Result<T> = std::result::Result<T, BenchError>;
+
+fn io_context(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
+    let context = context.into();
+    move |source| BenchError::Io { context, source }
+}
+
+/// Settings of one run, read once from the environment.
+struct BenchConfig {
+    entries: usize,
+    connections: usize,
+    batch_sizes: Vec<usize>,
+    server_bin: PathBuf,
+    database_url: Option<String>,
+}
+
+impl BenchConfig {
+    fn from_env() -> Result<Self> {
+        let entries = env_usize("BENCH_ENTRIES", DEFAULT_ENTRIES)?;
+        let connections = env_usize("BENCH_CONNECTIONS", DEFAULT_CONNECTIONS)?;
+        let batch_sizes = match std::env::var("BENCH_BATCH_SIZES") {
+            Ok(list) => list
+                .split(',')
+                .map(|s| s.trim().parse::<usize>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| BenchError::Setup(format!("BENCH_BATCH_SIZES={list:?}: {e}")))?,
+            Err(_) => DEFAULT_BATCH_SIZES.to_vec(),
+        };
+        if entries == 0 || connections == 0 || batch_sizes.contains(&0) {
+            return Err(BenchError::Setup(
+                "BENCH_ENTRIES, BENCH_CONNECTIONS and batch sizes must be positive".into(),
+            ));
+        }
+        let server_bin = std::env::var_os("BENCH_SERVER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_log-ingestion-server")));
+        let database_url = std::env::var("DATABASE_URL").ok().filter(|s| !s.is_empty());
+        Ok(Self {
+            entries,
+            connections,
+            batch_sizes,
+            server_bin,
+            database_url,
+        })
+    }
+
+    /// Entries sent in the phase of this batch size.
+    fn entries_for(&self, batch_size: usize) -> usize {
+        if batch_size == 1 {
+            (self.entries / 10).max(1)
+        } else {
+            self.entries
+        }
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|e| BenchError::Setup(format!("{name}={v:?}: {e}"))),
+        Err(_) => Ok(default),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A fresh database of its own in a real PostgreSQL, dropped at the end of the run.
+struct BenchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    async fn create(configured_url: Option<&str>) -> Result<Self> {
+        let admin_url = match configured_url {
+            Some(url) => url.to_owned(),
+            None => start_private_postgres()?,
+        };
+        let name = format!(
+            "bench_ingest_{}_{}",
+            std::process::id(),
+            Utc::now().timestamp()
+        );
+        let mut admin = PgConnection::connect(&admin_url).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        let url = with_database(&admin_url, &name)?;
+        Ok(Self {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    async fn drop_database(&self) -> Result<()> {
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await?;
+        admin.close().await?;
+        Ok(())
+    }
+}
+
+fn start_private_postgres() -> Result<String> {
+    let script = workspace_root().join("bin/postgres-dev");
+    let output = Command::new(&script)
+        .arg("start")
+        .output()
+        .map_err(io_context(format!("running {}", script.display())))?;
+    if !output.status.success() {
+        return Err(BenchError::Setup(format!(
+            "{} start failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("DATABASE_URL=").map(str::to_owned))
+        .ok_or_else(|| BenchError::Setup("bin/postgres-dev start printed no DATABASE_URL".into()))
+}
+
+/// The same server and credentials, another database: replaces the URL's path.
+fn with_database(url: &str, database: &str) -> Result<String> {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base
+        .find("://")
+        .map(|i| i + 3)
+        .ok_or_else(|| BenchError::Setup(format!("DATABASE_URL is not a URL: {url}")))?;
+    let path_start = base[authority_start..]
+        .find('/')
+        .map(|i| authority_start + i)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{}", &base[..path_start], database);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    Ok(out)
+}
+
+/// The release server binary running as a child process on a free port.
+struct ServerProcess {
+    child: Child,
+    base_url: String,
+    log_path: PathBuf,
+}
+
+impl ServerProcess {
+    fn server_command(bin: &Path, database_url: &str, log: &File) -> Result<Command> {
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(workspace_root())
+            .env("DATABASE_URL", database_url)
+            .env("LOG_INGESTION_API_KEYS", API_KEY)
+            .env("LOG_INGESTION_RATE_LIMIT_RPS", "10000000")
+            .env("LOG_INGESTION_RATE_LIMIT_BURST", "10000000")
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io_context("server log"))?)
+            .stderr(log.try_clone().map_err(io_context("server log"))?);
+        Ok(cmd)
+    }
+
+    fn migrate(bin: &Path, database_url: &str, log_path: &Path) -> Result<()> {
+        let log = File::create(log_path).map_err(io_context(format!("{}", log_path.display())))?;
+        let status = Self::server_command(bin, database_url, &log)?
+            .arg("migrate")
+            .status()
+            .map_err(io_context(format!("running {} migrate", bin.display())))?;
+        if !status.success() {
+            return Err(BenchError::Setup(format!(
+                "{} migrate failed ({status}):\n{}",
+                bin.display(),
+                tail(log_path)
+            )));
+        }
+        Ok(())
+    }
+
+    async fn start(bin: &Path, database_url: &str, log_path: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let log = File::options()
+            .append(true)
+            .create(true)
+            .open(log_path)
+            .map_err(io_context(format!("{}", log_path.display())))?;
+        let child = Self::server_command(bin, database_url, &log)?
+            .arg("serve")
+            .env("LOG_INGESTION_HOST", "127.0.0.1")
+            .env("LOG_INGESTION_PORT", port.to_string())
+            .spawn()
+            .map_err(io_context(format!("starting {} serve", bin.display())))?;
+        let mut server = Self {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            log_path: log_path.to_path_buf(),
+        };
+        server.await_healthy().await?;
+        Ok(server)
+    }
+
+    async fn await_healthy(&mut self) -> Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(io_context("server status"))? {
+                return Err(BenchError::Setup(format!(
+                    "server exited at start ({status}):\n{}",
+                    tail(&self.log_path)
+                )));
+            }
+            let healthy = client
+                .get(format!("{}{HEALTH_PATH}", self.base_url))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if healthy {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(BenchError::Setup(format!(
+                    "server not healthy within {STARTUP_DEADLINE:?}:\n{}",
+                    tail(&self.log_path)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resets the kernel's peak-RSS mark (VmHWM) so the next reading covers one phase.
+    /// Returns false when the kernel refuses (then readings are cumulative).
+    fn reset_peak_rss(&self) -> bool {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").is_ok()
+    }
+
+    fn peak_rss_kib(&self) -> Option<u64> {
+        proc_status_kib(self.pid(), "VmHWM:")
+    }
+
+    fn cpu_seconds(&self) -> Option<f64> {
+        proc_cpu_seconds(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let deadline = Instant::now() + SHUTDOWN_DEADLINE;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("server did not stop within {SHUTDOWN_DEADLINE:?} of SIGTERM; killing it");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io_context("binding a free port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(io_context("reading the free port"))?
+        .port())
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+}
+
+/// utime + stime of a process, from /proc/PID/stat (fields 14 and 15).
+fn proc_cpu_seconds(stat_path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    // The command name (field 2) may contain spaces; fields after it follow the last ')'.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// CPU seconds of this load generator itself.
+fn own_cpu_seconds() -> Option<f64> {
+    proc_cpu_seconds("/proc/self/stat")
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Whole-machine busy CPU seconds (all cores), from /proc/stat.
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<f64> = cpu
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0.0);
+    let total: f64 = ticks.iter().take(8).sum();
+    Some((total - idle) / clock_ticks_per_second())
+}
+
+/// Realistic entries: a ~100-byte message and five metadata keys, deterministic.
+fn generate_entries(count: usize) -> Vec<WireEntry> {
+    const SERVICES: [&str; 4] = ["web", "api-gateway", "billing-worker", "search"];
+    const LEVELS: [&str; 10] = [
+        "INFO", "INFO", "INFO", "INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR", "INFO",
+    ];
+    const PATHS: [&str; 5] = [
+        "/api/v1/orders",
+        "/api/v1/users/profile",
+        "/checkout/payment",
+        "/search",
+        "/admin/reports/daily",
+    ];
+    const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+    let mut rng = StdRng::seed_from_u64(0x10_6e57);
+    let now = Utc::now();
+    (0..count)
+        .map(|i| {
+            let path = PATHS[rng.random_range(0..PATHS.len())];
+            let method = METHODS[rng.random_range(0..METHODS.len())];
+            let status: u16 = [200, 200, 200, 201, 204, 302, 404, 500][rng.random_range(0..8)];
+            let duration_ms: f64 = (rng.random_range(0.5..900.0_f64) * 100.0).round() / 100.0;
+            let user_id: u64 = rng.random_range(1..5_000_000);
+            let request_id = format!("{:032x}", rng.random::<u128>());
+            let timestamp = now - chrono::Duration::milliseconds(rng.random_range(0..600_000));
+            let message = format!(
+                "Completed {status} {method} {path} in {duration_ms}ms for user {user_id} (views: {}ms, db: {}ms)",
+                rng.random_range(0..400),
+                rng.random_range(0..400),
+            );
+            WireEntry {
+                timestamp: timestamp.to_rfc3339_opts(SecondsFormat::Micros, true),
+                service: SERVICES[i % SERVICES.len()].to_owned(),
+                level: LEVELS[rng.random_range(0..LEVELS.len())].to_owned(),
+                message,
+                metadata: Some(serde_json::json!({
+                    "request_id": request_id,
+                    "user_id": user_id,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                })),
+            }
+        })
+        .collect()
+}
+
+/// Request bodies for one phase, serialised before the clock starts.
+fn encode_batches(entries: &[WireEntry], batch_size: usize) -> Result<Vec<(usize, Bytes)>> {
+    entries
+        .chunks(batch_size)
+        .map(|chunk| {
+            let body = serde_json::to_vec(&BatchRequest {
+                logs: chunk.to_vec(),
+            })?;
+            Ok((chunk.len(), Bytes::from(body)))
+        })
+        .collect()
+}
+
+/// What one phase measured.
+struct PhaseReport {
+    label: String,
+    entries: u64,
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    peak_rss_kib: Option<u64>,
+    server_cpu: Option<f64>,
+    client_cpu: Option<f64>,
+    machine_cpu: Option<f64>,
+}
+
+impl PhaseReport {
+    fn entries_per_second(&self) -> f64 {
+        self.entries as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Option<Duration> {
+        if self.latencies.is_empty() {
+            return None;
+        }
+        let rank = ((p / 100.0) * (self.latencies.len() as f64)).ceil() as usize;
+        Some(self.latencies[rank.clamp(1, self.latencies.len()) - 1])
+    }
+}
+
+impl fmt::Display for PhaseReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Option<Duration>| {
+            d.map(|d| format!("{:.2}", d.as_secs_f64() * 1000.0))
+                .unwrap_or_else(|| "-".into())
+        };
+        let mib = self
+            .peak_rss_kib
+            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "-".into());
+        let secs = self.elapsed.as_secs_f64();
+        let share = |cpu: Option<f64>| {
+            cpu.map(|c| format!("{:.0}%", 100.0 * c / secs))
+                .unwrap_or_else(|| "-".into())
+        };
+        write!(
+            f,
+            "{:<12} {:>9} {:>8} {:>8.2} {:>11.0} {:>9} {:>9} {:>10} {:>8} {:>8} {:>8}",
+            self.label,
+            self.entries,
+            self.requests,
+            secs,
+            self.entries_per_second(),
+            ms(self.percentile(50.0)),
+            ms(self.percentile(99.0)),
+            mib,
+            share(self.server_cpu),
+            share(self.client_cpu),
+            share(self.machine_cpu),
+        )
+    }
+}
+
+fn table_header() -> String {
+    format!(
+        "{:<12} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9} {:>10} {:>8} {:>8} {:>8}",
+        "phase",
+        "entries",
+        "requests",
+        "secs",
+        "entries/s",
+        "p50 ms",
+        "p99 ms",
+        "peak RSS",
+        "srv CPU",
+        "cli CPU",
+        "all CPU"
+    )
+}
+
+/// Sends the batches over `connections` keep-alive connections; every answer must be 2xx
+/// and acknowledge every entry of its batch.
+async fn drive_http(
+    server: &ServerProcess,
+    batches: Vec<(usize, Bytes)>,
+    connections: usize,
+    batch_size: usize,
+) -> Result<PhaseReport> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let url = format!("{}{BATCH_PATH}", server.base_url);
+    let batches = Arc::new(batches);
+    let next = Arc::new(AtomicUsize::new(0));
+    let rss_reset = server.reset_peak_rss();
+    let cpu_before = server.cpu_seconds();
+    let client_before = own_cpu_seconds();
+    let machine_before = machine_busy_seconds();
+    let started = Instant::now();
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let (client, url, batches, next) =
+                (client.clone(), url.clone(), batches.clone(), next.clone());
+            tokio::spawn(async move { send_batches(client, url, batches, next).await })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(batches.len());
+    let mut entries = 0u64;
+    for worker in workers {
+        let (acked, mut lat) = worker.await??;
+        entries += acked;
+        latencies.append(&mut lat);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let requests = latencies.len();
+    if !rss_reset {
+        eprintln!("note: could not reset VmHWM; peak RSS is cumulative since start");
+    }
+    Ok(PhaseReport {
+        label: format!("http b={batch_size}"),
+        entries,
+        requests,
+        elapsed,
+        latencies,
+        peak_rss_kib: server.peak_rss_kib(),
+        server_cpu: cpu_before.zip(server.cpu_seconds()).map(|(a, b)| b - a),
+        client_cpu: client_before.zip(own_cpu_seconds()).map(|(a, b)| b - a),
+        machine_cpu: machine_before
+            .zip(machine_busy_seconds())
+            .map(|(a, b)| b - a),
+    })
+}
+
+async fn send_batches(
+    client: reqwest::Client,
+    url: String,
+    batches: Arc<Vec<(usize, Bytes)>>,
+    next: Arc<AtomicUsize>,
+) -> Result<(u64, Vec<Duration>)> {
+    let mut acked = 0u64;
+    let mut latencies = Vec::new();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some((len, body)) = batches.get(i) else {
+            return Ok((acked, latencies));
+        };
+        let sent = Instant::now();
+        let response = client
+            .post(&url)
+            .header(API_KEY_HEADER, API_KEY)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send()
+            .await?;
+        let status = response.status();
+        let answer = response.bytes().await?;
+        latencies.push(sent.elapsed());
+        if !status.is_success() {
+            return Err(BenchError::Setup(format!(
+                "batch {i}: HTTP {status}: {}",
+                String::from_utf8_lossy(&answer)
+            )));
+        }
+        let parsed: BatchResponse = serde_json::from_slice(&answer)?;
+        if parsed.accepted != *len as u64 || parsed.rejected != 0 {
+            return Err(BenchError::Setup(format!(
+                "batch {i}: {len} sent, answer {}",
+                String::from_utf8_lossy(&answer)
+            )));
+        }
+        acked += parsed.accepted;
+    }
+}
+
+/// The same rows as PostgreSQL's text COPY format, in 1 MiB chunks.
+fn copy_text(entries: &[WireEntry]) -> Result<Vec<Vec<u8>>> {
+    const CHUNK: usize = 1 << 20;
+    let mut chunks = Vec::new();
+    let mut buf = Vec::with_capacity(CHUNK + 4096);
+    for entry in entries {
+        let metadata = match &entry.metadata {
+            Some(m) => serde_json::to_string(m)?,
+            None => "{}".to_owned(),
+        };
+        for (i, field) in [
+            entry.timestamp.as_str(),
+            entry.service.as_str(),
+            entry.level.as_str(),
+            entry.message.as_str(),
+            metadata.as_str(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if i > 0 {
+                buf.push(b'\t');
+            }
+            push_copy_escaped(&mut buf, field);
+        }
+        buf.push(b'\n');
+        if buf.len() >= CHUNK {
+            chunks.push(std::mem::replace(
+                &mut buf,
+                Vec::with_capacity(CHUNK + 4096),
+            ));
+        }
+    }
+    if !buf.is_empty() {
+        chunks.push(buf);
+    }
+    Ok(chunks)
+}
+
+fn push_copy_escaped(buf: &mut Vec<u8>, field: &str) {
+    for byte in field.bytes() {
+        match byte {
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            other => buf.push(other),
+        }
+    }
+}
+
+async fn raw_copy(db: &mut PgConnection, entries: &[WireEntry]) -> Result<PhaseReport> {
+    let chunks = copy_text(entries)?;
+    truncate_logs(db).await?;
+    let machine_before = machine_busy_seconds();
+    let started = Instant::now();
+    let mut copy = db
+        .copy_in_raw("COPY logs (timestamp, service, level, message, metadata) FROM STDIN")
+        .await?;
+    for chunk in chunks {
+        copy.send(chunk).await?;
+    }
+    let rows = copy.finish().await?;
+    let elapsed = started.elapsed();
+    Ok(PhaseReport {
+        label: "raw COPY".into(),
+        entries: rows,
+        requests: 1,
+        elapsed,
+        latencies: Vec::new(),
+        peak_rss_kib: None,
+        server_cpu: None,
+        client_cpu: None,
+        machine_cpu: machine_before
+            .zip(machine_busy_seconds())
+            .map(|(a, b)| b - a),
+    })
+}
+
+async fn truncate_logs(db: &mut PgConnection) -> Result<()> {
+    sqlx::query("TRUNCATE logs").execute(&mut *db).await?;
+    sqlx::query("CHECKPOINT").execute(&mut *db).await?;
+    Ok(())
+}
+
+async fn count_logs(db: &mut PgConnection) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM logs")
+        .fetch_one(db)
+        .await?)
+}
+
+async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
+    let work_dir = workspace_root().join("tmp/bench");
+    std::fs::create_dir_all(&work_dir).map_err(io_context(format!("{}", work_dir.display())))?;
+    let log_path = work_dir.join(format!("server-{}.log", std::process::id()));
+
+    ServerProcess::migrate(&config.server_bin, &database.url, &log_path)?;
+    let server = ServerProcess::start(&config.server_bin, &database.url, &log_path).await?;
+    let mut db = PgConnection::connect(&database.url).await?;
+
+    let largest = config
+        .batch_sizes
+        .iter()
+        .map(|&b| config.entries_for(b))
+        .max()
+        .unwrap_or(config.entries)
+        .max(config.entries);
+    let entries = generate_entries(largest);
+
+    println!(
+        "server {} (pid {}), {} connections, server log {}",
+        config.server_bin.display(),
+        server.pid(),
+        config.connections,
+        log_path.display()
+    );
+    println!(
+        "machine: {} cores, load average {} (CPU columns: share of one core; \
+         all = every process on the machine, PostgreSQL included)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
+    );
+    println!("{}", table_header());
+
+    // Warm-up: connections, prepared statements, allocator; not reported.
+    let warmup = entries.len().min(2_000);
+    drive_http(
+        &server,
+        encode_batches(&entries[..warmup], 100)?,
+        config.connections,
+        100,
+    )
+    .await?;
+
+    let copy = raw_copy(&mut db, &entries[..config.entries]).await?;
+    println!("{copy}");
+    if copy.entries != config.entries as u64 {
+        return Err(BenchError::Setup(format!(
+            "COPY stored {} rows of {}",
+            copy.entries, config.entries
+        )));
+    }
+
+    let mut reports = Vec::new();
+    for &batch_size in &config.batch_sizes {
+        let count = config.entries_for(batch_size);
+        let batches = encode_batches(&entries[..count], batch_size)?;
+        truncate_logs(&mut db).await?;
+        let report = drive_http(&server, batches, config.connections, batch_size).await?;
+        println!("{report}");
+        let stored = count_logs(&mut db).await?;
+        if stored != report.entries as i64 {
+            return Err(BenchError::Setup(format!(
+                "batch {batch_size}: {} entries acknowledged but {stored} rows stored",
+                report.entries
+            )));
+        }
+        reports.push((batch_size, report));
+    }
+    db.close().await?;
+
+    let peak = reports.iter().filter_map(|(_, r)| r.peak_rss_kib).max();
+    println!();
+    if let Some((_, b100)) = reports.iter().find(|(b, _)| *b == 100) {
+        let ratio = b100.entries_per_second() / copy.entries_per_second();
+        println!(
+            "batch-100 / raw COPY throughput: {:.0} / {:.0} = {:.1}%  (target >= {:.0}%: {})",
+            b100.entries_per_second(),
+            copy.entries_per_second(),
+            ratio * 100.0,
+            TARGET_COPY_RATIO * 100.0,
+            if ratio >= TARGET_COPY_RATIO {
+                "met"
+            } else {
+                "MISSED"
+            }
+        );
+    }
+    if let Some(peak) = peak {
+        println!(
+            "server peak RSS: {:.1} MiB  (target < {} MiB: {})",
+            peak as f64 / 1024.0,
+            TARGET_RSS_KIB / 1024,
+            if peak < TARGET_RSS_KIB {
+                "met"
+            } else {
+                "MISSED"
+            }
+        );
+    }
+    drop(server);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; this program takes no arguments of its own.
+    let config = match BenchConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ingest_load: {e}");
+            std::process::exit(2);
+        }
+    };
+    let database = match BenchDatabase::create(config.database_url.as_deref()).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("ingest_load: setting up the database: {e}");
+            std::process::exit(1);
+        }
+    };
+    let outcome = run(&config, &database).await;
+    if let Err(e) = database.drop_database().await {
+        eprintln!("ingest_load: dropping database {}: {e}", database.name);
+    }
+    if let Err(e) = outcome {
+        eprintln!("ingest_load: {e}");
+        std::process::exit(1);
+    }
+}

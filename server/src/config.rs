@@ -1,0 +1,481 @@
+//! Typed settings, read once from the environment (and an optional `.env`, loaded by
+//! `main`). Owns parsing, defaults and the one error message for bad configuration.
+//! It never performs I/O beyond reading variables and never logs a secret: `Debug`
+//! of [`Settings`] redacts the API keys and the database password.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+/// Everything the server needs to run.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub api_keys: ApiKeys,
+    pub host: IpAddr,
+    pub port: u16,
+    pub rate_limit: RateLimitSettings,
+    pub limits: EntryLimits,
+    pub max_body_bytes: usize,
+    pub max_batch_entries: usize,
+    pub retention_days: Option<u32>,
+    pub group_commit: GroupCommitSettings,
+    pub shutdown_deadline: Duration,
+}
+
+/// How to reach PostgreSQL.
+#[derive(Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl DatabaseSettings {
+    /// Only what `migrate` needs: no API keys required.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let mut reader = Reader {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+        let settings = Self::read(&mut reader);
+        if reader.problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError {
+                problems: reader.problems,
+            })
+        }
+    }
+
+    fn read(reader: &mut Reader<'_>) -> Self {
+        DatabaseSettings {
+            url: reader.required("DATABASE_URL"),
+            max_connections: reader.number("LOG_INGESTION_DATABASE_MAX_CONNECTIONS", 10, 1),
+            acquire_timeout: reader.duration(
+                "LOG_INGESTION_DATABASE_ACQUIRE_TIMEOUT",
+                Duration::from_secs(5),
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url_password(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
+/// Per-key request rate: `rps` sustained, `burst` at once.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimitSettings {
+    pub rps: u32,
+    pub burst: u32,
+}
+
+/// The limits one entry must respect; used by `domain::LogEntry::parse`.
+#[derive(Clone, Copy, Debug)]
+pub struct EntryLimits {
+    pub max_message_bytes: usize,
+    pub max_metadata_bytes: usize,
+    pub max_metadata_depth: usize,
+    pub max_timestamp_age: Duration,
+    pub max_timestamp_ahead: Duration,
+}
+
+impl Default for EntryLimits {
+    fn default() -> Self {
+        EntryLimits {
+            max_message_bytes: 65_536,
+            max_metadata_bytes: 65_536,
+            max_metadata_depth: 16,
+            max_timestamp_age: Duration::from_secs(5 * 365 * 86_400 + 2 * 86_400),
+            max_timestamp_ahead: Duration::from_secs(3_600),
+        }
+    }
+}
+
+/// How long the group committer waits for company and how big a group may grow.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupCommitSettings {
+    pub linger: Duration,
+    /// Writer tasks, each with its own transaction in flight.
+    pub writers: usize,
+    pub max_rows: usize,
+    pub max_bytes: usize,
+}
+
+/// One configured API key. Its text is private; only a fingerprint (a SHA-256 prefix)
+/// may leave this type, to scope idempotency keys and metrics without exposing it.
+#[derive(Clone)]
+pub struct ApiKey {
+    secret: String,
+    fingerprint: String,
+}
+
+impl ApiKey {
+    pub fn new(secret: impl Into<String>) -> Self {
+        let secret = secret.into();
+        let digest = Sha256::digest(secret.as_bytes());
+        let fingerprint = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        ApiKey {
+            secret,
+            fingerprint,
+        }
+    }
+
+    /// The key's bytes, for the constant-time comparison in `auth` only.
+    pub fn secret_bytes(&self) -> &[u8] {
+        self.secret.as_bytes()
+    }
+
+    /// A stable, non-reversible identifier of the key.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({}…)", self.fingerprint)
+    }
+}
+
+/// The non-empty set of accepted API keys.
+#[derive(Clone, Debug)]
+pub struct ApiKeys(Vec<ApiKey>);
+
+impl ApiKeys {
+    pub fn new(keys: Vec<ApiKey>) -> Result<Self, ConfigError> {
+        if keys.is_empty() {
+            return Err(ConfigError::single(
+                "LOG_INGESTION_API_KEYS",
+                "must name at least one API key",
+            ));
+        }
+        Ok(ApiKeys(keys))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ApiKey> {
+        self.0.iter()
+    }
+}
+
+/// Bad configuration: every problem found, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn single(variable: &str, problem: &str) -> Self {
+        ConfigError {
+            problems: vec![format!("  {variable}: {problem}")],
+        }
+    }
+}
+
+impl Settings {
+    /// Reads settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply variables without touching
+    /// the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut reader = Reader {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+        let database = DatabaseSettings::read(&mut reader);
+        let keys: Vec<ApiKey> = reader
+            .required("LOG_INGESTION_API_KEYS")
+            .split(',')
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .map(ApiKey::new)
+            .collect();
+        let defaults = EntryLimits::default();
+        let settings = Settings {
+            database,
+            api_keys: ApiKeys(Vec::new()),
+            host: reader.parsed("LOG_INGESTION_HOST", IpAddr::from([127, 0, 0, 1])),
+            port: reader.parsed("LOG_INGESTION_PORT", 8080),
+            rate_limit: RateLimitSettings {
+                rps: reader.number("LOG_INGESTION_RATE_LIMIT_RPS", 100, 1),
+                burst: reader.number("LOG_INGESTION_RATE_LIMIT_BURST", 200, 1),
+            },
+            limits: EntryLimits {
+                max_message_bytes: reader.number(
+                    "LOG_INGESTION_MAX_MESSAGE_BYTES",
+                    defaults.max_message_bytes,
+                    1,
+                ),
+                max_metadata_bytes: reader.number(
+                    "LOG_INGESTION_MAX_METADATA_BYTES",
+                    defaults.max_metadata_bytes,
+                    2,
+                ),
+                max_metadata_depth: reader.number(
+                    "LOG_INGESTION_MAX_METADATA_DEPTH",
+                    defaults.max_metadata_depth,
+                    1,
+                ),
+                max_timestamp_age: reader.duration(
+                    "LOG_INGESTION_MAX_TIMESTAMP_AGE",
+                    defaults.max_timestamp_age,
+                ),
+                max_timestamp_ahead: reader.duration(
+                    "LOG_INGESTION_MAX_TIMESTAMP_AHEAD",
+                    defaults.max_timestamp_ahead,
+                ),
+            },
+            max_body_bytes: reader.number("LOG_INGESTION_MAX_BODY_BYTES", 10 * 1024 * 1024, 1024),
+            max_batch_entries: reader.number("LOG_INGESTION_MAX_BATCH_ENTRIES", 5_000, 1),
+            retention_days: reader.optional_number("LOG_INGESTION_RETENTION_DAYS", 1),
+            group_commit: GroupCommitSettings {
+                linger: reader.duration(
+                    "LOG_INGESTION_GROUP_COMMIT_LINGER",
+                    Duration::from_millis(2),
+                ),
+                writers: reader.number("LOG_INGESTION_GROUP_COMMIT_WRITERS", 2, 1),
+                max_rows: reader.number("LOG_INGESTION_GROUP_COMMIT_MAX_ROWS", 10_000, 1),
+                max_bytes: reader.number(
+                    "LOG_INGESTION_GROUP_COMMIT_MAX_BYTES",
+                    16 * 1024 * 1024,
+                    1024,
+                ),
+            },
+            shutdown_deadline: reader
+                .duration("LOG_INGESTION_SHUTDOWN_DEADLINE", Duration::from_secs(30)),
+        };
+        let api_keys = match ApiKeys::new(keys) {
+            Ok(keys) => Some(keys),
+            Err(error) => {
+                if lookup("LOG_INGESTION_API_KEYS").is_some() {
+                    reader.problems.extend(error.problems);
+                }
+                None
+            }
+        };
+        match (reader.problems.is_empty(), api_keys) {
+            (true, Some(api_keys)) => Ok(Settings {
+                api_keys,
+                ..settings
+            }),
+            _ => Err(ConfigError {
+                problems: reader.problems,
+            }),
+        }
+    }
+
+    /// The address to listen on.
+    pub fn listen_address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.host, self.port)
+    }
+}
+
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn required(&mut self, name: &str) -> String {
+        match self.raw(name) {
+            Some(value) => value,
+            None => {
+                self.problems
+                    .push(format!("  {name}: is required but not set"));
+                String::new()
+            }
+        }
+    }
+
+    fn parsed<T: std::str::FromStr>(&mut self, name: &str, default: T) -> T {
+        match self.raw(name) {
+            None => default,
+            Some(value) => match value.parse() {
+                Ok(parsed) => parsed,
+                Err(_) => {
+                    self.problems
+                        .push(format!("  {name}: cannot parse {value:?}"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn number<T>(&mut self, name: &str, default: T, min: T) -> T
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        match self.optional_number(name, min) {
+            Some(value) => value,
+            None => default,
+        }
+    }
+
+    fn optional_number<T>(&mut self, name: &str, min: T) -> Option<T>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let value = self.raw(name)?;
+        match value.parse::<T>() {
+            Ok(parsed) if parsed >= min => Some(parsed),
+            Ok(_) => {
+                self.problems
+                    .push(format!("  {name}: must be at least {min} (got {value})"));
+                None
+            }
+            Err(_) => {
+                self.problems
+                    .push(format!("  {name}: must be a whole number (got {value:?})"));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, name: &str, default: Duration) -> Duration {
+        match self.raw(name) {
+            None => default,
+            Some(value) => match parse_duration(&value) {
+                Some(parsed) => parsed,
+                None => {
+                    self.problems.push(format!(
+                        "  {name}: must be a duration like 500ms, 30s, 10m, 12h, 30d or 5y (got {value:?})"
+                    ));
+                    default
+                }
+            },
+        }
+    }
+}
+
+/// Parses `500ms`, `30s`, `10m`, `12h`, `30d`, `5y` (365 days) or bare seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let amount: u64 = digits.parse().ok()?;
+    let seconds_per_unit: u64 = match unit.trim() {
+        "ms" => return Some(Duration::from_millis(amount)),
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "y" => 365 * 86_400,
+        _ => return None,
+    };
+    amount
+        .checked_mul(seconds_per_unit)
+        .map(Duration::from_secs)
+}
+
+fn redact_url_password(url: &str) -> String {
+    // postgres://user:password@host/db -> postgres://user:***@host/db
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings_from(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_required_variables_are_set() {
+        let settings = settings_from(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a, b"),
+        ])
+        .unwrap();
+        assert_eq!(settings.port, 8080);
+        assert_eq!(settings.rate_limit.rps, 100);
+        assert_eq!(settings.rate_limit.burst, 200);
+        assert_eq!(settings.limits.max_message_bytes, 65_536);
+        assert_eq!(settings.api_keys.iter().count(), 2);
+        assert!(settings.retention_days.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_one_message() {
+        let error = settings_from(&[
+            ("LOG_INGESTION_PORT", "eighty"),
+            ("LOG_INGESTION_RATE_LIMIT_RPS", "0"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("DATABASE_URL"), "{error}");
+        assert!(error.contains("LOG_INGESTION_API_KEYS"), "{error}");
+        assert!(error.contains("LOG_INGESTION_PORT"), "{error}");
+        assert!(error.contains("LOG_INGESTION_RATE_LIMIT_RPS"), "{error}");
+    }
+
+    #[test]
+    fn a_list_of_blank_keys_is_rejected() {
+        let error = settings_from(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", " , ,"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("LOG_INGESTION_API_KEYS"), "{error}");
+    }
+
+    #[test]
+    fn durations_accept_units() {
+        assert_eq!(
+            parse_duration("5y"),
+            Some(Duration::from_secs(5 * 365 * 86_400))
+        );
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1 fortnight"), None);
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let settings = settings_from(&[
+            ("DATABASE_URL", "postgres://user:hunter2@localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "super-secret-key"),
+        ])
+        .unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("super-secret-key"), "{shown}");
+    }
+}

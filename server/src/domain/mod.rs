@@ -1,0 +1,10 @@
+//! Parse-don't-validate types: a value of these types can only exist valid, so nothing
+//! downstream re-checks it. This module never performs I/O and never knows about HTTP.
+
+mod log_entry;
+mod metadata;
+mod text;
+
+pub use log_entry::LogEntry;
+pub use metadata::{Metadata, FILTERED};
+pub use text::storable_text;

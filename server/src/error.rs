@@ -1,0 +1,187 @@
+//! The one error type of the HTTP API and its mapping to a status code and the JSON
+//! body `{"error": ..., "details": ...}`. Internal causes are logged here and never
+//! leaked to clients; nothing here ever answers 2xx.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use log_ingestion_wire::ErrorBody;
+use serde_json::{json, Value};
+
+/// Put on every error response so the request metrics can count it by reason.
+#[derive(Debug, Clone, Copy)]
+pub struct RejectionReason(pub &'static str);
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("API key is required")]
+    MissingApiKey,
+    #[error("Invalid API key")]
+    InvalidApiKey,
+    #[error("Rate limit exceeded")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("Unsupported content type")]
+    UnsupportedContentType { got: String, expected: &'static str },
+    #[error("Unsupported content encoding")]
+    UnsupportedContentEncoding { got: String },
+    #[error("Payload too large")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("Malformed request body encoding")]
+    CorruptEncoding { encoding: &'static str },
+    #[error("Could not read the request body")]
+    IncompleteBody,
+    #[error("Malformed JSON")]
+    MalformedJson {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("Invalid request body")]
+    InvalidBody {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("Validation failed")]
+    Validation(Vec<String>),
+    #[error("Batch is empty")]
+    EmptyBatch,
+    #[error("Batch too large")]
+    BatchTooLarge { max: usize, got: usize },
+    #[error("Invalid Idempotency-Key header")]
+    InvalidIdempotencyKey,
+    #[error("Storage unavailable")]
+    StorageUnavailable,
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UnsupportedContentType { .. }
+            | ApiError::UnsupportedContentEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::CorruptEncoding { .. }
+            | ApiError::IncompleteBody
+            | ApiError::MalformedJson { .. }
+            | ApiError::InvalidBody { .. }
+            | ApiError::Validation(_)
+            | ApiError::EmptyBatch
+            | ApiError::BatchTooLarge { .. }
+            | ApiError::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The short reason label used by the rejection metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::MissingApiKey => "missing_api_key",
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::UnsupportedContentType { .. } => "unsupported_content_type",
+            ApiError::UnsupportedContentEncoding { .. } => "unsupported_content_encoding",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::CorruptEncoding { .. } => "corrupt_encoding",
+            ApiError::IncompleteBody => "incomplete_body",
+            ApiError::MalformedJson { .. } => "malformed_json",
+            ApiError::InvalidBody { .. } => "invalid_body",
+            ApiError::Validation(_) => "validation",
+            ApiError::EmptyBatch => "empty_batch",
+            ApiError::BatchTooLarge { .. } => "batch_too_large",
+            ApiError::InvalidIdempotencyKey => "invalid_idempotency_key",
+            ApiError::StorageUnavailable => "storage_unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn details(&self) -> Option<Value> {
+        match self {
+            ApiError::UnsupportedContentType { got, expected } => {
+                Some(json!(format!("got {got:?}, expected {expected}")))
+            }
+            ApiError::UnsupportedContentEncoding { got } => Some(json!(format!(
+                "got {got:?}, expected gzip, zstd or identity"
+            ))),
+            ApiError::PayloadTooLarge { limit_bytes } => Some(json!(format!(
+                "the (decompressed) body must be at most {limit_bytes} bytes"
+            ))),
+            ApiError::CorruptEncoding { encoding } => {
+                Some(json!(format!("the body is not valid {encoding} data")))
+            }
+            ApiError::MalformedJson {
+                line,
+                column,
+                message,
+            }
+            | ApiError::InvalidBody {
+                line,
+                column,
+                message,
+            } => Some(json!({"line": line, "column": column, "message": message})),
+            ApiError::Validation(problems) => Some(json!(problems)),
+            ApiError::BatchTooLarge { max, got } => Some(json!(format!(
+                "a batch may hold at most {max} entries (got {got})"
+            ))),
+            ApiError::InvalidIdempotencyKey => Some(json!(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters"
+            )),
+            ApiError::StorageUnavailable => Some(json!("nothing was stored; retry later")),
+            _ => None,
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::StorageUnavailable => Some(1),
+            _ => None,
+        }
+    }
+
+    /// Turns a serde_json error into the matching 400.
+    pub fn from_json(error: &serde_json::Error) -> Self {
+        let (line, column) = (error.line(), error.column());
+        let message = error.to_string();
+        if error.is_data() {
+            ApiError::InvalidBody {
+                line,
+                column,
+                message,
+            }
+        } else {
+            ApiError::MalformedJson {
+                line,
+                column,
+                message,
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error while handling a request");
+        }
+        let body = ErrorBody {
+            error: self.to_string(),
+            details: self.details(),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(RejectionReason(self.reason()));
+        if let Some(secs) = self.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,16 @@
+//! The log ingestion service: authenticated, rate-limited, durable ingestion of
+//! structured logs into PostgreSQL or TimescaleDB. `startup::Application` is the whole
+//! server; `main.rs` only reads configuration and runs it.
+
+pub mod auth;
+pub mod config;
+pub mod decode;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod rate_limit;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,247 @@
+//! Process-wide counters and histograms, rendered in the Prometheus text format by
+//! `GET /metrics`. Recording is cheap and never fails; this module never does I/O and
+//! never records an API key or any request content.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0];
+
+/// All metrics of one server.
+#[derive(Debug)]
+pub struct Metrics {
+    entries_accepted: AtomicU64,
+    entries_rejected: AtomicU64,
+    requests_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    rate_limited: AtomicU64,
+    database_errors: AtomicU64,
+    request_latency: Mutex<BTreeMap<String, Histogram>>,
+    commit_rows: Mutex<Histogram>,
+    commit_latency: Mutex<Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            entries_accepted: AtomicU64::new(0),
+            entries_rejected: AtomicU64::new(0),
+            requests_rejected: Mutex::new(BTreeMap::new()),
+            rate_limited: AtomicU64::new(0),
+            database_errors: AtomicU64::new(0),
+            request_latency: Mutex::new(BTreeMap::new()),
+            commit_rows: Mutex::new(Histogram::new(BATCH_BUCKETS)),
+            commit_latency: Mutex::new(Histogram::new(LATENCY_BUCKETS)),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn entries_accepted(&self, count: u64) {
+        self.entries_accepted.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Entries of an otherwise accepted batch that failed validation.
+    pub fn entries_rejected(&self, count: u64) {
+        self.entries_rejected.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// A whole request refused, by the reason label of its `ApiError`.
+    pub fn request_rejected(&self, reason: &'static str) {
+        if reason == "rate_limited" {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut map) = self.requests_rejected.lock() {
+            *map.entry(reason).or_insert(0) += 1;
+        }
+    }
+
+    pub fn database_error(&self) {
+        self.database_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn request_finished(&self, route: &str, elapsed: Duration) {
+        if let Ok(mut map) = self.request_latency.lock() {
+            map.entry(route.to_owned())
+                .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
+                .observe(elapsed.as_secs_f64());
+        }
+    }
+
+    pub fn group_committed(&self, rows: usize, elapsed: Duration) {
+        if let Ok(mut histogram) = self.commit_rows.lock() {
+            histogram.observe(rows as f64);
+        }
+        if let Ok(mut histogram) = self.commit_latency.lock() {
+            histogram.observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        counter(
+            &mut out,
+            "log_ingestion_entries_accepted_total",
+            "Entries committed to storage.",
+            self.entries_accepted.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP log_ingestion_entries_rejected_total Entries refused, by reason.\n\
+             # TYPE log_ingestion_entries_rejected_total counter\n\
+             log_ingestion_entries_rejected_total{{reason=\"validation\"}} {}",
+            self.entries_rejected.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP log_ingestion_requests_rejected_total Requests refused as a whole, by reason.\n\
+             # TYPE log_ingestion_requests_rejected_total counter"
+        );
+        if let Ok(map) = self.requests_rejected.lock() {
+            for (reason, count) in map.iter() {
+                let _ = writeln!(
+                    out,
+                    "log_ingestion_requests_rejected_total{{reason=\"{reason}\"}} {count}"
+                );
+            }
+        }
+        counter(
+            &mut out,
+            "log_ingestion_rate_limited_total",
+            "Requests refused by the per-key rate limit.",
+            self.rate_limited.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "log_ingestion_database_errors_total",
+            "Failed group commits and storage errors.",
+            self.database_errors.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP log_ingestion_request_duration_seconds Request latency by route.\n\
+             # TYPE log_ingestion_request_duration_seconds histogram"
+        );
+        if let Ok(map) = self.request_latency.lock() {
+            for (route, histogram) in map.iter() {
+                histogram.render(
+                    &mut out,
+                    "log_ingestion_request_duration_seconds",
+                    &format!("route=\"{route}\""),
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP log_ingestion_commit_batch_rows Rows per group commit.\n\
+             # TYPE log_ingestion_commit_batch_rows histogram"
+        );
+        if let Ok(histogram) = self.commit_rows.lock() {
+            histogram.render(&mut out, "log_ingestion_commit_batch_rows", "");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP log_ingestion_commit_duration_seconds Duration of one group commit.\n\
+             # TYPE log_ingestion_commit_duration_seconds histogram"
+        );
+        if let Ok(histogram) = self.commit_latency.lock() {
+            histogram.render(&mut out, "log_ingestion_commit_duration_seconds", "");
+        }
+        out
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
+}
+
+#[derive(Debug)]
+struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, value: f64) {
+        for (bound, count) in self.bounds.iter().zip(self.counts.iter_mut()) {
+            if value <= *bound {
+                *count += 1;
+            }
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative() {
+        let metrics = Metrics::default();
+        metrics.group_committed(3, Duration::from_millis(2));
+        metrics.group_committed(700, Duration::from_millis(20));
+        let text = metrics.render();
+        assert!(
+            text.contains("log_ingestion_commit_batch_rows_bucket{le=\"5\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("log_ingestion_commit_batch_rows_bucket{le=\"1000\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("log_ingestion_commit_batch_rows_count 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn rejections_are_labelled_by_reason() {
+        let metrics = Metrics::default();
+        metrics.request_rejected("rate_limited");
+        let text = metrics.render();
+        assert!(text.contains("log_ingestion_requests_rejected_total{reason=\"rate_limited\"} 1"));
+        assert!(text.contains("log_ingestion_rate_limited_total 1"));
+    }
+}

@@ -1,0 +1,521 @@
+//! Query filters, parsed once from the query string into a [`LogFilter`] that cannot be
+//! invalid, and rendered as SQL conditions with bound parameters (never interpolated
+//! text). It owns parameter names, their limits and their error messages; it never runs
+//! a query and never knows about HTTP.
+//!
+//! Parameters (empty values count as absent, so a form can send every field):
+//! - `service`: one or several, repeated or comma-separated.
+//! - `level`: one or several; a level selects every spelling of its severity
+//!   (`warn` selects WARN and WARNING). `min_level`: that severity and above.
+//! - `since` / `until`: RFC 3339, `now`, or a relative age like `90s`, `15m`, `2h`, `7d`, `1w`.
+//! - `q`: case-insensitive substring of the message (`%` and `_` match themselves).
+//! - `meta.KEY=VALUE` (`meta.a.b=VALUE` for nested keys): metadata contains KEY with
+//!   VALUE, where VALUE is read as JSON when it parses (also matching its text form, so
+//!   `meta.user_id=42` finds both 42 and "42") and as a string otherwise.
+
+use chrono::{DateTime, Duration, Utc};
+use log_ingestion_wire::Level;
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder};
+
+const MAX_SERVICES: usize = 100;
+const MAX_SERVICE_CHARS: usize = 255;
+const MAX_TEXT_CHARS: usize = 1_000;
+const MAX_METADATA_FILTERS: usize = 20;
+const MAX_AGE: Duration = Duration::days(3_650);
+
+/// The raw query string pairs of one request, consumed parameter by parameter so that
+/// whatever is left at the end is an unknown parameter.
+pub struct Params {
+    pairs: Vec<(String, String)>,
+    problems: Vec<String>,
+}
+
+impl Params {
+    /// Pairs with a NUL character (which PostgreSQL text cannot hold) are set aside as
+    /// problems here, so nothing downstream can send one to the database.
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        let mut problems = Vec::new();
+        let pairs = pairs
+            .into_iter()
+            .filter(|(key, value)| {
+                let clean = !key.contains('\0') && !value.contains('\0');
+                if !clean {
+                    problems.push(format!(
+                        "{}: must not contain NUL characters",
+                        key.replace('\0', "\\0")
+                    ));
+                }
+                clean
+            })
+            .collect();
+        Params { pairs, problems }
+    }
+
+    /// Records a problem with the request.
+    pub fn problem(&mut self, problem: impl Into<String>) {
+        self.problems.push(problem.into());
+    }
+
+    /// Every non-empty value of `name`, repeated or comma-separated.
+    pub fn many(&mut self, name: &str) -> Vec<String> {
+        self.take(name)
+            .iter()
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The one non-empty value of `name`, if given; a problem if given twice.
+    pub fn one(&mut self, name: &str) -> Option<String> {
+        let mut values: Vec<String> = self
+            .take(name)
+            .into_iter()
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+            .collect();
+        if values.len() > 1 {
+            self.problem(format!("{name}: give it at most once"));
+        }
+        values.pop()
+    }
+
+    /// `one(name)` parsed as a whole number within `min..=max`.
+    pub fn number(&mut self, name: &str, min: i64, max: i64) -> Option<i64> {
+        let text = self.one(name)?;
+        match text.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.problem(format!(
+                    "{name}: must be a whole number from {min} to {max} (got {text:?})"
+                ));
+                None
+            }
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Vec<String> {
+        let (taken, kept) = std::mem::take(&mut self.pairs)
+            .into_iter()
+            .partition(|(key, _)| key == name);
+        self.pairs = kept;
+        taken.into_iter().map(|(_, value)| value).collect()
+    }
+
+    fn take_prefixed(&mut self, prefix: &str) -> Vec<(String, String)> {
+        let (taken, kept) = std::mem::take(&mut self.pairs)
+            .into_iter()
+            .partition(|(key, _)| key.starts_with(prefix));
+        self.pairs = kept;
+        taken
+            .into_iter()
+            .map(|(key, value)| (key[prefix.len()..].to_owned(), value))
+            .collect()
+    }
+
+    /// Ends parsing: `Err` with every problem (unknown parameters included) if any.
+    pub fn finish(mut self) -> Result<(), Vec<String>> {
+        let mut unknown: Vec<String> = self.pairs.iter().map(|(key, _)| key.clone()).collect();
+        unknown.dedup();
+        for key in unknown {
+            self.problems.push(format!("{key}: unknown parameter"));
+        }
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self.problems)
+        }
+    }
+}
+
+/// What to select, valid by construction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFilter {
+    pub services: Vec<String>,
+    /// Stored level spellings to match; `None` means every level.
+    pub levels: Option<Vec<&'static str>>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// A ready ILIKE pattern (`%escaped text%`).
+    pub message_pattern: Option<String>,
+    /// Each entry: the metadata must contain at least one of these documents.
+    pub metadata: Vec<Vec<Value>>,
+}
+
+impl LogFilter {
+    /// Takes the filter parameters out of `params`, recording problems there.
+    pub fn parse(params: &mut Params, now: DateTime<Utc>) -> LogFilter {
+        let services = parse_services(params);
+        let levels = parse_levels(params);
+        let since = params
+            .one("since")
+            .and_then(|text| parse_time("since", &text, now, params));
+        let until = params
+            .one("until")
+            .and_then(|text| parse_time("until", &text, now, params));
+        if let (Some(since), Some(until)) = (since, until) {
+            if since >= until {
+                params.problem("since: must be earlier than until");
+            }
+        }
+        let message_pattern = params.one("q").and_then(|text| {
+            if text.chars().count() > MAX_TEXT_CHARS {
+                params.problem(format!("q: at most {MAX_TEXT_CHARS} characters"));
+                None
+            } else {
+                Some(format!("%{}%", escape_like(&text)))
+            }
+        });
+        let metadata = parse_metadata(params);
+        LogFilter {
+            services,
+            levels,
+            since,
+            until,
+            message_pattern,
+            metadata,
+        }
+    }
+
+    /// Appends ` AND ...` for every filter, time bounds included.
+    pub fn push_conditions(&self, sql: &mut QueryBuilder<'_, Postgres>) {
+        self.push_time_conditions(sql);
+        self.push_content_conditions(sql);
+    }
+
+    /// Appends ` AND ...` for the time bounds only.
+    pub fn push_time_conditions(&self, sql: &mut QueryBuilder<'_, Postgres>) {
+        if let Some(since) = self.since {
+            sql.push(" AND timestamp >= ").push_bind(since);
+        }
+        if let Some(until) = self.until {
+            sql.push(" AND timestamp < ").push_bind(until);
+        }
+    }
+
+    /// Appends ` AND ...` for everything but the time bounds.
+    pub fn push_content_conditions(&self, sql: &mut QueryBuilder<'_, Postgres>) {
+        // A single value is written as `=` so the planner can walk the
+        // (service, timestamp DESC) index in order; several use `= ANY`.
+        match self.services.as_slice() {
+            [] => {}
+            [one] => {
+                sql.push(" AND service = ").push_bind(one.clone());
+            }
+            many => {
+                sql.push(" AND service = ANY(")
+                    .push_bind(many.to_vec())
+                    .push(")");
+            }
+        }
+        match self.levels.as_deref() {
+            None => {}
+            Some([one]) => {
+                sql.push(" AND level = ").push_bind(one.to_string());
+            }
+            Some(many) => {
+                let levels: Vec<String> = many.iter().map(|l| l.to_string()).collect();
+                sql.push(" AND level = ANY(").push_bind(levels).push(")");
+            }
+        }
+        if let Some(pattern) = &self.message_pattern {
+            sql.push(" AND message ILIKE ").push_bind(pattern.clone());
+        }
+        for alternatives in &self.metadata {
+            sql.push(" AND (");
+            for (i, document) in alternatives.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("metadata @> ")
+                    .push_bind(Json(document.clone()))
+                    .push("::jsonb");
+            }
+            sql.push(")");
+        }
+    }
+}
+
+fn parse_services(params: &mut Params) -> Vec<String> {
+    let mut services = params.many("service");
+    services.sort();
+    services.dedup();
+    if services.len() > MAX_SERVICES {
+        params.problem(format!("service: at most {MAX_SERVICES} services"));
+        services.truncate(MAX_SERVICES);
+    }
+    if services
+        .iter()
+        .any(|s| s.chars().count() > MAX_SERVICE_CHARS)
+    {
+        params.problem(format!(
+            "service: a service name has at most {MAX_SERVICE_CHARS} characters"
+        ));
+    }
+    services
+}
+
+fn parse_levels(params: &mut Params) -> Option<Vec<&'static str>> {
+    let mut severities: Option<Vec<u8>> = None;
+    let named = params.many("level");
+    if !named.is_empty() {
+        let mut chosen = Vec::new();
+        for name in named {
+            match name.parse::<Level>() {
+                Ok(level) => chosen.push(level.severity()),
+                Err(error) => params.problem(format!("level: {error}")),
+            }
+        }
+        severities = Some(chosen);
+    }
+    if let Some(name) = params.one("min_level") {
+        match name.parse::<Level>() {
+            Ok(min) => {
+                let at_least: Vec<u8> = Level::ALL
+                    .iter()
+                    .map(|l| l.severity())
+                    .filter(|s| *s >= min.severity())
+                    .collect();
+                severities = Some(match severities {
+                    None => at_least,
+                    Some(chosen) => chosen
+                        .into_iter()
+                        .filter(|s| at_least.contains(s))
+                        .collect(),
+                });
+            }
+            Err(error) => params.problem(format!("min_level: {error}")),
+        }
+    }
+    severities.map(|severities| {
+        Level::ALL
+            .into_iter()
+            .filter(|level| severities.contains(&level.severity()))
+            .map(Level::as_str)
+            .collect()
+    })
+}
+
+/// RFC 3339, `now`, or an age before `now` like `15m`.
+fn parse_time(
+    name: &str,
+    text: &str,
+    now: DateTime<Utc>,
+    params: &mut Params,
+) -> Option<DateTime<Utc>> {
+    if text.eq_ignore_ascii_case("now") {
+        return Some(now);
+    }
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    match parse_age(text) {
+        Some(age) => Some(now - age),
+        None => {
+            params.problem(format!(
+                "{name}: must be RFC 3339 (2024-01-01T12:00:00Z), now, or an age like 30s, 15m, 2h, 7d, 1w up to 3650d (got {text:?})"
+            ));
+            None
+        }
+    }
+}
+
+/// `90s`, `15m`, `2h`, `7d`, `1w`; at most ten years.
+pub fn parse_age(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = text.split_at(split);
+    let amount: i64 = digits.parse().ok()?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    let age = Duration::seconds(amount.checked_mul(seconds)?);
+    (age <= MAX_AGE).then_some(age)
+}
+
+/// Escapes LIKE's wildcards and its escape character (backslash).
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+fn parse_metadata(params: &mut Params) -> Vec<Vec<Value>> {
+    let pairs = params.take_prefixed("meta.");
+    if pairs.len() > MAX_METADATA_FILTERS {
+        params.problem(format!(
+            "meta.*: at most {MAX_METADATA_FILTERS} metadata filters"
+        ));
+        return Vec::new();
+    }
+    let mut filters = Vec::new();
+    for (key, value) in pairs {
+        let path: Vec<&str> = key.split('.').collect();
+        if path.iter().any(|segment| segment.is_empty()) {
+            params.problem(format!(
+                "meta.{key}: the key must be meta.NAME or meta.NAME.NESTED"
+            ));
+            continue;
+        }
+        let mut alternatives = Vec::new();
+        match serde_json::from_str::<Value>(&value) {
+            Ok(parsed) if contains_nul(&parsed) => {
+                params.problem(format!("meta.{key}: must not contain NUL characters"));
+                continue;
+            }
+            Ok(Value::String(text)) => alternatives.push(Value::String(text)),
+            Ok(parsed) => {
+                alternatives.push(parsed);
+                alternatives.push(Value::String(value.clone()));
+            }
+            Err(_) => alternatives.push(Value::String(value.clone())),
+        }
+        filters.push(
+            alternatives
+                .into_iter()
+                .map(|leaf| nest(&path, leaf))
+                .collect(),
+        );
+    }
+    filters
+}
+
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, item)| key.contains('\0') || contains_nul(item)),
+        _ => false,
+    }
+}
+
+/// `["a", "b"]`, `1` -> `{"a": {"b": 1}}`.
+fn nest(path: &[&str], leaf: Value) -> Value {
+    path.iter().rev().fold(leaf, |inner, key| {
+        let mut object = Map::new();
+        object.insert((*key).to_owned(), inner);
+        Value::Object(object)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn params(query: &[(&str, &str)]) -> Params {
+        Params::new(
+            query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn services_come_repeated_or_comma_separated() {
+        let mut p = params(&[
+            ("service", "api,worker"),
+            ("service", "web"),
+            ("service", ""),
+        ]);
+        let filter = LogFilter::parse(&mut p, now());
+        assert_eq!(filter.services, ["api", "web", "worker"]);
+        assert!(p.finish().is_ok());
+    }
+
+    #[test]
+    fn a_level_selects_every_spelling_of_its_severity() {
+        let mut p = params(&[("level", "warn")]);
+        let filter = LogFilter::parse(&mut p, now());
+        assert_eq!(filter.levels, Some(vec!["WARN", "WARNING"]));
+    }
+
+    #[test]
+    fn min_level_selects_that_severity_and_above() {
+        let mut p = params(&[("min_level", "error")]);
+        let filter = LogFilter::parse(&mut p, now());
+        assert_eq!(filter.levels, Some(vec!["ERROR", "FATAL", "CRITICAL"]));
+    }
+
+    #[test]
+    fn relative_times_count_back_from_now() {
+        let mut p = params(&[("since", "15m"), ("until", "now")]);
+        let filter = LogFilter::parse(&mut p, now());
+        assert_eq!(filter.since, Some(now() - Duration::minutes(15)));
+        assert_eq!(filter.until, Some(now()));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut p = params(&[
+            ("since", "yesterday"),
+            ("level", "verbose"),
+            ("colour", "red"),
+        ]);
+        LogFilter::parse(&mut p, now());
+        let problems = p.finish().unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("level:"));
+        assert!(problems.iter().any(|p| p.starts_with("colour: unknown")));
+    }
+
+    #[test]
+    fn like_wildcards_match_themselves() {
+        let mut p = params(&[("q", "100%_done\\")]);
+        let filter = LogFilter::parse(&mut p, now());
+        assert_eq!(
+            filter.message_pattern.as_deref(),
+            Some("%100\\%\\_done\\\\%")
+        );
+    }
+
+    #[test]
+    fn metadata_values_are_json_or_text() {
+        let mut p = params(&[("meta.user_id", "42"), ("meta.http.path", "/a b")]);
+        let filter = LogFilter::parse(&mut p, now());
+        assert_eq!(
+            filter.metadata,
+            vec![
+                vec![json!({"user_id": 42}), json!({"user_id": "42"})],
+                vec![json!({"http": {"path": "/a b"}})],
+            ]
+        );
+    }
+
+    #[test]
+    fn nul_characters_never_reach_the_database() {
+        let mut p = params(&[("q", "a\0b"), ("meta.k", "\"\\u0000\"")]);
+        let filter = LogFilter::parse(&mut p, now());
+        assert_eq!(filter.message_pattern, None);
+        assert!(filter.metadata.is_empty());
+        assert_eq!(p.finish().unwrap_err().len(), 2);
+    }
+
+    #[test]
+    fn ages_beyond_ten_years_are_refused() {
+        assert_eq!(parse_age("3651d"), None);
+        assert_eq!(parse_age("2h"), Some(Duration::hours(2)));
+        assert_eq!(parse_age("h"), None);
+    }
+}

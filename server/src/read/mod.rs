@@ -1,0 +1,100 @@
+//! The read side: the query API (`/api/v1/logs`, `/api/v1/logs/{id}/context`,
+//! `/api/v1/logs/histogram`, `/api/v1/logs/tail`, `/api/v1/services`) behind admin keys,
+//! and the log explorer page at `/`.
+//!
+//! It owns read-only SQL over the `logs` table and the explorer's embedded assets. It
+//! never writes to the database and never accepts ingestion keys: reading needs a key
+//! from `LOG_INGESTION_ADMIN_API_KEYS`.
+
+mod auth;
+mod cursor;
+mod error;
+mod explorer;
+mod filters;
+mod histogram;
+mod rows;
+mod search;
+mod services;
+mod tail;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::{middleware, Router};
+use sqlx::PgPool;
+use tokio::sync::{watch, Semaphore};
+
+use crate::storage::StorageMode;
+
+pub use auth::AdminKeys;
+pub use search::explain_page_query;
+pub use tail::TailSettings;
+
+/// What every read handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct ReadContext {
+    pool: PgPool,
+    mode: StorageMode,
+    tail: TailSettings,
+    tail_slots: Arc<Semaphore>,
+    /// Set once the server shuts down; live tails end when it is.
+    closing: Arc<watch::Sender<bool>>,
+}
+
+impl ReadContext {
+    pub fn new(pool: PgPool, mode: StorageMode, tail: TailSettings) -> Self {
+        ReadContext {
+            pool,
+            mode,
+            tail,
+            tail_slots: Arc::new(Semaphore::new(tail.max_streams)),
+            closing: Arc::new(watch::Sender::new(false)),
+        }
+    }
+
+    /// Ends every live tail (now and from now on), so that a graceful shutdown is not
+    /// held up by streams that would otherwise never finish. Call it when shutdown
+    /// begins; clones of this context share the signal.
+    pub fn close_tails(&self) {
+        self.closing.send_replace(true);
+    }
+}
+
+/// The read side's routes, ready to be merged into the server's router.
+///
+/// The API routes carry their own admin-key check, so merge this router after the
+/// ingest side's authentication layers have been applied to the ingest routes only.
+pub fn router<S>(context: ReadContext, admin_keys: AdminKeys) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let admin_keys = Arc::new(admin_keys);
+    let api = Router::new()
+        .route("/api/v1/logs", get(search::list))
+        .route("/api/v1/logs/histogram", get(histogram::histogram))
+        .route("/api/v1/logs/tail", get(tail::tail))
+        .route("/api/v1/logs/{id}/context", get(search::context))
+        .route("/api/v1/services", get(services::list))
+        .route_layer(middleware::from_fn_with_state(
+            admin_keys,
+            auth::require_admin_key,
+        ));
+    Router::new()
+        .merge(api)
+        .merge(explorer::router())
+        .with_state(context)
+}
+
+/// The query string as pairs, in order, or a 400 saying why it cannot be read.
+type QueryPairs =
+    Result<axum::extract::Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
+
+fn params_from(query: QueryPairs) -> Result<filters::Params, error::ReadError> {
+    match query {
+        Ok(axum::extract::Query(pairs)) => Ok(filters::Params::new(pairs)),
+        Err(rejection) => Err(error::ReadError::invalid(format!(
+            "the query string cannot be decoded: {}",
+            rejection.body_text()
+        ))),
+    }
+}

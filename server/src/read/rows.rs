@@ -1,0 +1,31 @@
+//! One stored entry as the read API returns it, and the column list that selects it.
+//! Owns the JSON shape of a returned row; never filters or orders.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The columns of [`LogRow`], in order, for `SELECT {COLUMNS} FROM logs`.
+pub const COLUMNS: &str = "id, timestamp, service, level, message, metadata, received_at";
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct LogRow {
+    pub id: i64,
+    pub timestamp: DateTime<Utc>,
+    pub service: String,
+    pub level: String,
+    pub message: String,
+    #[serde(serialize_with = "metadata_or_empty_object")]
+    pub metadata: Option<Value>,
+    pub received_at: DateTime<Utc>,
+}
+
+fn metadata_or_empty_object<S: serde::Serializer>(
+    metadata: &Option<Value>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match metadata {
+        Some(value) => value.serialize(serializer),
+        None => serde_json::Map::new().serialize(serializer),
+    }
+}

@@ -1,0 +1,203 @@
+//! `GET /api/v1/logs` (filtered, newest first, cursor-paginated by (timestamp, id)) and
+//! `GET /api/v1/logs/{id}/context` (the entries just before and after one entry).
+//! Owns the ordering and the page/cursor contract; filters come from `filters`.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use sqlx::{Postgres, QueryBuilder};
+
+use super::cursor::Cursor;
+use super::error::ReadError;
+use super::filters::LogFilter;
+use super::rows::{LogRow, COLUMNS};
+use super::{params_from, QueryPairs, ReadContext};
+
+pub const DEFAULT_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = 1_000;
+const DEFAULT_CONTEXT: i64 = 10;
+const MAX_CONTEXT: i64 = 200;
+/// Surrounding entries are looked for at most this far from the entry, which keeps the
+/// lookup on the time index instead of walking the whole table.
+const CONTEXT_WINDOW: Duration = Duration::hours(1);
+
+#[derive(Serialize)]
+pub struct Page {
+    logs: Vec<LogRow>,
+    /// Pass as `cursor` to get the next (older) page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+pub async fn list(
+    State(context): State<ReadContext>,
+    query: QueryPairs,
+) -> Result<Json<Page>, ReadError> {
+    let mut params = params_from(query)?;
+    let filter = LogFilter::parse(&mut params, Utc::now());
+    let limit = params
+        .number("limit", 1, MAX_LIMIT)
+        .unwrap_or(DEFAULT_LIMIT);
+    let cursor = params.one("cursor").and_then(|text| {
+        let cursor = Cursor::decode(&text);
+        if cursor.is_none() {
+            params.problem("cursor: not a cursor this server issued (pass next_cursor as is)");
+        }
+        cursor
+    });
+    params.finish().map_err(ReadError::InvalidQuery)?;
+
+    let mut sql = QueryBuilder::<Postgres>::new("");
+    push_page_query(&mut sql, &filter, cursor, limit + 1);
+    let mut logs: Vec<LogRow> = sql.build_query_as().fetch_all(&context.pool).await?;
+
+    let next_cursor = if logs.len() as i64 > limit {
+        logs.truncate(limit as usize);
+        logs.last().map(|last| {
+            Cursor {
+                timestamp: last.timestamp,
+                id: last.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(Json(Page { logs, next_cursor }))
+}
+
+/// Appends the statement behind one page: `limit` rows matching `filter`, older than
+/// `cursor`, newest first.
+fn push_page_query(
+    sql: &mut QueryBuilder<'_, Postgres>,
+    filter: &LogFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) {
+    sql.push(format!("SELECT {COLUMNS} FROM logs WHERE TRUE"));
+    filter.push_conditions(sql);
+    if let Some(cursor) = cursor {
+        sql.push(" AND (timestamp, id) < (")
+            .push_bind(cursor.timestamp)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
+    sql.push(" ORDER BY timestamp DESC, id DESC LIMIT ")
+        .push_bind(limit);
+}
+
+/// `EXPLAIN (FORMAT JSON)` of the statement `GET /api/v1/logs?{pairs}` runs for its
+/// first page, with `ANALYZE` when asked. Evidence that the indexes serve the
+/// endpoint; used by the EXPLAIN test.
+pub async fn explain_page_query(
+    pool: &sqlx::PgPool,
+    pairs: Vec<(String, String)>,
+    analyze: bool,
+) -> Result<serde_json::Value, ReadError> {
+    let mut params = super::filters::Params::new(pairs);
+    let filter = LogFilter::parse(&mut params, Utc::now());
+    let limit = params
+        .number("limit", 1, MAX_LIMIT)
+        .unwrap_or(DEFAULT_LIMIT);
+    params.finish().map_err(ReadError::InvalidQuery)?;
+    let options = if analyze {
+        "ANALYZE, BUFFERS, FORMAT JSON"
+    } else {
+        "FORMAT JSON"
+    };
+    let mut sql = QueryBuilder::<Postgres>::new(format!("EXPLAIN ({options}) "));
+    push_page_query(&mut sql, &filter, None, limit + 1);
+    let (plan,): (serde_json::Value,) = sql.build_query_as().fetch_one(pool).await?;
+    Ok(plan)
+}
+
+#[derive(Serialize)]
+pub struct Surroundings {
+    entry: LogRow,
+    /// Up to `before` entries older than `entry`, newest first.
+    before: Vec<LogRow>,
+    /// Up to `after` entries newer than `entry`, oldest first.
+    after: Vec<LogRow>,
+}
+
+/// The entry `id` and its neighbours in (timestamp, id) order within an hour either
+/// side, restricted by the usual content filters (service, level, q, meta.*).
+/// `timestamp` (the entry's own, as returned by the API) makes the lookup cheap on a
+/// large table; `before`/`after` say how many neighbours (default 10, max 200).
+pub async fn context(
+    State(context): State<ReadContext>,
+    id: Result<Path<i64>, PathRejection>,
+    query: QueryPairs,
+) -> Result<Json<Surroundings>, ReadError> {
+    let Path(id) = id.map_err(|_| ReadError::invalid("id: must be a whole number"))?;
+    let mut params = params_from(query)?;
+    let filter = LogFilter::parse(&mut params, Utc::now());
+    let before = params
+        .number("before", 0, MAX_CONTEXT)
+        .unwrap_or(DEFAULT_CONTEXT);
+    let after = params
+        .number("after", 0, MAX_CONTEXT)
+        .unwrap_or(DEFAULT_CONTEXT);
+    let at = params.one("timestamp").and_then(|text| {
+        let at = DateTime::parse_from_rfc3339(&text).ok();
+        if at.is_none() {
+            params.problem(format!(
+                "timestamp: must be the entry's RFC 3339 timestamp (got {text:?})"
+            ));
+        }
+        at.map(|at| at.with_timezone(&Utc))
+    });
+    params.finish().map_err(ReadError::InvalidQuery)?;
+
+    // Rows have no index on id alone; the entry's timestamp, when given, lets the
+    // lookup use the time index instead of scanning the table.
+    let mut lookup =
+        QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE id = "));
+    lookup.push_bind(id);
+    if let Some(at) = at {
+        lookup.push(" AND timestamp = ").push_bind(at);
+    }
+    let entry: LogRow = lookup
+        .build_query_as()
+        .fetch_optional(&context.pool)
+        .await?
+        .ok_or(ReadError::NotFound)?;
+
+    let mut older = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE "));
+    older
+        .push("timestamp >= ")
+        .push_bind(entry.timestamp - CONTEXT_WINDOW)
+        .push(" AND (timestamp, id) < (")
+        .push_bind(entry.timestamp)
+        .push(", ")
+        .push_bind(entry.id)
+        .push(")");
+    filter.push_content_conditions(&mut older);
+    older
+        .push(" ORDER BY timestamp DESC, id DESC LIMIT ")
+        .push_bind(before);
+
+    let mut newer = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE "));
+    newer
+        .push("timestamp <= ")
+        .push_bind(entry.timestamp + CONTEXT_WINDOW)
+        .push(" AND (timestamp, id) > (")
+        .push_bind(entry.timestamp)
+        .push(", ")
+        .push_bind(entry.id)
+        .push(")");
+    filter.push_content_conditions(&mut newer);
+    newer
+        .push(" ORDER BY timestamp ASC, id ASC LIMIT ")
+        .push_bind(after);
+
+    let before = older.build_query_as().fetch_all(&context.pool).await?;
+    let after = newer.build_query_as().fetch_all(&context.pool).await?;
+    Ok(Json(Surroundings {
+        entry,
+        before,
+        after,
+    }))
+}

@@ -1,0 +1,165 @@
+//! Builds and runs the application: pool, migrations, storage mode, retention, the
+//! group committer, the router and the listener. Tests call `Application::build`
+//! exactly as `main` does. It owns the shutdown sequence: stop accepting, let requests
+//! in flight finish (their groups commit), stop the writer, all within a deadline.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use futures::FutureExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::rate_limit::ApiRateLimiter;
+use crate::routes;
+use crate::state::AppState;
+use crate::storage::{self, retention, GroupCommitter, StorageError, StorageMode};
+
+/// How often retention and idempotency expiry run.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3_600);
+/// Extra time the writer gets after the deadline to finish a group already started.
+const WRITER_GRACE: Duration = Duration::from_secs(2);
+
+/// Failures that stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A server ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    writer: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
+    shutdown_deadline: Duration,
+}
+
+impl Application {
+    /// Connects, migrates, detects the storage mode, starts the writer and binds.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let pool = storage::pool(&settings.database)?;
+        storage::migrate(&pool).await?;
+        let storage_mode = storage::detect_mode(&pool).await?;
+        retention::apply_policy(&pool, storage_mode, settings.retention_days).await?;
+        tracing::info!(
+            storage = %storage_mode,
+            retention_days = ?settings.retention_days,
+            "storage ready"
+        );
+
+        let metrics = Arc::new(Metrics::default());
+        let (committer, writer) =
+            GroupCommitter::start(pool.clone(), settings.group_commit, Arc::clone(&metrics));
+        let maintenance = retention::spawn_maintenance(
+            pool.clone(),
+            storage_mode,
+            settings.retention_days,
+            MAINTENANCE_INTERVAL,
+        );
+        let address = settings.listen_address();
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| StartupError::Bind { address, source })?;
+        let shutdown_deadline = settings.shutdown_deadline;
+        let state = AppState {
+            pool,
+            storage_mode,
+            limiter: Arc::new(ApiRateLimiter::new(settings.rate_limit)),
+            settings: Arc::new(settings),
+            committer,
+            metrics,
+        };
+        Ok(Application {
+            listener,
+            router: build_router(state.clone()),
+            state,
+            writer,
+            maintenance,
+            shutdown_deadline,
+        })
+    }
+
+    /// The address actually bound (port 0 becomes a real port).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn storage_mode(&self) -> StorageMode {
+        self.state.storage_mode
+    }
+
+    /// Serves until `shutdown` resolves, then drains: in-flight requests finish and
+    /// their groups commit; after the deadline remaining connections are abandoned.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let Application {
+            listener,
+            router,
+            state,
+            writer,
+            maintenance,
+            shutdown_deadline,
+        } = self;
+        drop(state);
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "listening");
+        }
+        let shutdown = shutdown.shared();
+        let served = {
+            let serve = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.clone())
+                .into_future();
+            tokio::pin!(serve);
+            tokio::select! {
+                result = &mut serve => result.map_err(StartupError::Serve),
+                () = async {
+                    shutdown.await;
+                    tracing::info!(deadline = ?shutdown_deadline, "shutting down: finishing requests in flight");
+                    tokio::time::sleep(shutdown_deadline).await;
+                } => {
+                    tracing::warn!("shutdown deadline passed with requests still open");
+                    Ok(())
+                }
+            }
+        };
+        maintenance.abort();
+        // Every committer handle lives in the router; once it is gone the writer
+        // finishes what was submitted and stops.
+        match tokio::time::timeout(WRITER_GRACE, writer).await {
+            Ok(_) => tracing::info!("all groups committed; stopped"),
+            Err(_) => tracing::warn!("writer still busy after the grace period; stopping anyway"),
+        }
+        served
+    }
+}
+
+/// The whole HTTP surface. A read side adds `.merge(read::router(state))` here.
+pub fn build_router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::probes_router())
+        .merge(routes::ingest_router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::record_request_metrics,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,21 @@
+//! `AppState`: what every handler may use, shared by all routers (ingest today, the
+//! read side later). It holds handles only; it never owns background work.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::rate_limit::ApiRateLimiter;
+use crate::storage::{GroupCommitter, StorageMode};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub storage_mode: StorageMode,
+    pub settings: Arc<Settings>,
+    pub committer: GroupCommitter,
+    pub limiter: Arc<ApiRateLimiter>,
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,256 @@
+//! `GroupCommitter`: concurrent requests' entries written in one transaction. A
+//! writer task (a few run, so one's commit overlaps another's COPY) takes every waiting submission (capped by rows and bytes); a lone one
+//! lingers a few milliseconds for company. It then writes the group with `COPY`,
+//! together with its idempotency records, and commits. Every submission of the group gets the same
+//! fate: all committed, or none (each then answers 503). It never acknowledges a
+//! submission before its transaction has committed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::task::JoinHandle;
+
+use super::copy_text::{push_row, COPY_LOGS};
+use super::idempotency::{self, IdempotencyClaim, StoredResponse};
+use crate::config::GroupCommitSettings;
+use crate::domain::LogEntry;
+use crate::metrics::Metrics;
+
+/// Submissions that may wait for the writer before `commit` itself waits.
+const QUEUE_DEPTH: usize = 4_096;
+
+/// What happened to a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The entries are committed.
+    Committed,
+    /// The idempotency key was already used: nothing was written, answer with this.
+    Replayed(StoredResponse),
+}
+
+/// Why a submission was not committed. Nothing of it was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("the group's transaction failed: {0}")]
+    Storage(String),
+    #[error("the group committer has stopped")]
+    Stopped,
+}
+
+struct Submission {
+    entries: Vec<LogEntry>,
+    claim: Option<IdempotencyClaim>,
+    bytes: usize,
+    reply: oneshot::Sender<Result<CommitOutcome, CommitError>>,
+}
+
+/// The handle requests use to commit entries. Cloning is cheap; the writer stops when
+/// every handle is dropped, after writing what was already submitted.
+#[derive(Clone, Debug)]
+pub struct GroupCommitter {
+    sender: mpsc::Sender<Submission>,
+}
+
+impl GroupCommitter {
+    /// Starts the writer task.
+    pub fn start(
+        pool: PgPool,
+        settings: GroupCommitSettings,
+        metrics: Arc<Metrics>,
+    ) -> (Self, JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let writers: Vec<JoinHandle<()>> = (0..settings.writers.max(1))
+            .map(|_| {
+                tokio::spawn(run_writer(
+                    Arc::clone(&receiver),
+                    pool.clone(),
+                    settings,
+                    Arc::clone(&metrics),
+                ))
+            })
+            .collect();
+        let all_stopped = tokio::spawn(async move {
+            for writer in writers {
+                let _ = writer.await;
+            }
+        });
+        (GroupCommitter { sender }, all_stopped)
+    }
+
+    /// Commits `entries` (and `claim`, if any) in the next group; resolves once the
+    /// group's transaction has committed or failed.
+    pub async fn commit(
+        &self,
+        entries: Vec<LogEntry>,
+        claim: Option<IdempotencyClaim>,
+    ) -> Result<CommitOutcome, CommitError> {
+        let bytes = entries.iter().map(LogEntry::approximate_bytes).sum();
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Submission {
+                entries,
+                claim,
+                bytes,
+                reply,
+            })
+            .await
+            .map_err(|_| CommitError::Stopped)?;
+        answer.await.map_err(|_| CommitError::Stopped)?
+    }
+}
+
+/// One writer: gathers a group while holding the queue, then writes it while the
+/// other writers gather theirs, so one group's commit overlaps the next one's COPY.
+async fn run_writer(
+    receiver: Arc<Mutex<mpsc::Receiver<Submission>>>,
+    pool: PgPool,
+    settings: GroupCommitSettings,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        let Some((group, rows)) = gather_group(&receiver, &settings).await else {
+            break;
+        };
+        commit_group(&pool, group, rows, &metrics).await;
+    }
+    tracing::debug!("group committer writer stopped: every handle is gone");
+}
+
+/// The next group, or `None` once every handle is gone and the queue is empty.
+async fn gather_group(
+    receiver: &Mutex<mpsc::Receiver<Submission>>,
+    settings: &GroupCommitSettings,
+) -> Option<(Vec<Submission>, usize)> {
+    let mut receiver = receiver.lock().await;
+    {
+        let first = receiver.recv().await?;
+        let mut rows = first.entries.len();
+        let mut bytes = first.bytes;
+        let mut group = vec![first];
+        // Take everything already waiting. Under load that is the whole group: the
+        // previous commit was the linger. Only a lone submission waits for company.
+        while rows < settings.max_rows && bytes < settings.max_bytes {
+            match receiver.try_recv() {
+                Ok(next) => {
+                    rows += next.entries.len();
+                    bytes += next.bytes;
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let lone = group.len() == 1;
+        let deadline = tokio::time::Instant::now() + settings.linger;
+        while lone && rows < settings.max_rows && bytes < settings.max_bytes {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(next)) => {
+                    rows += next.entries.len();
+                    bytes += next.bytes;
+                    group.push(next);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some((group, rows))
+    }
+}
+
+async fn commit_group(pool: &PgPool, group: Vec<Submission>, rows: usize, metrics: &Metrics) {
+    let started = Instant::now();
+    match write_group(pool, &group).await {
+        Ok(outcomes) => {
+            metrics.group_committed(rows, started.elapsed());
+            for (submission, outcome) in group.into_iter().zip(outcomes) {
+                // A requester that went away cannot be told; its rows are committed.
+                let _ = submission.reply.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            metrics.database_error();
+            tracing::warn!(%error, requests = group.len(), rows, "group commit failed; every request of the group gets 503");
+            let message = error.to_string();
+            for submission in group {
+                let _ = submission
+                    .reply
+                    .send(Err(CommitError::Storage(message.clone())));
+            }
+        }
+    }
+}
+
+/// Writes one group in one transaction and returns each submission's outcome.
+async fn write_group(
+    pool: &PgPool,
+    group: &[Submission],
+) -> Result<Vec<CommitOutcome>, sqlx::Error> {
+    let mut outcomes = vec![CommitOutcome::Committed; group.len()];
+    let mut tx = pool.begin().await?;
+
+    let claims: Vec<(usize, &IdempotencyClaim)> = group
+        .iter()
+        .enumerate()
+        .filter_map(|(index, submission)| submission.claim.as_ref().map(|claim| (index, claim)))
+        .collect();
+    if !claims.is_empty() {
+        // The same key twice in one group: the later one replays the earlier.
+        let mut first_in_group: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut unique = Vec::new();
+        for &(index, claim) in &claims {
+            let id = (claim.scope.as_str(), claim.key.as_str());
+            match first_in_group.get(&id) {
+                Some(&earlier) => {
+                    let response = group[earlier]
+                        .claim
+                        .as_ref()
+                        .map_or_else(|| claim.response.clone(), |c| c.response.clone());
+                    outcomes[index] = CommitOutcome::Replayed(response);
+                }
+                None => {
+                    first_in_group.insert(id, index);
+                    unique.push((index, claim));
+                }
+            }
+        }
+        let all: Vec<&IdempotencyClaim> = unique.iter().map(|(_, claim)| *claim).collect();
+        let claimed = idempotency::claim(&mut tx, &all).await?;
+        let taken: Vec<(usize, &IdempotencyClaim)> = unique
+            .into_iter()
+            .filter(|(_, c)| !claimed.contains(&(c.scope.clone(), c.key.clone())))
+            .collect();
+        if !taken.is_empty() {
+            let earlier: Vec<&IdempotencyClaim> = taken.iter().map(|(_, claim)| *claim).collect();
+            let stored = idempotency::find_live(&mut tx, &earlier).await?;
+            for (index, claim) in taken {
+                let response = stored
+                    .get(&(claim.scope.clone(), claim.key.clone()))
+                    .cloned()
+                    .ok_or_else(|| {
+                        sqlx::Error::Protocol(
+                            "an idempotency key was taken but its record vanished".to_owned(),
+                        )
+                    })?;
+                outcomes[index] = CommitOutcome::Replayed(response);
+            }
+        }
+    }
+
+    let mut data = Vec::with_capacity(group.iter().map(|s| s.bytes).sum());
+    for (submission, outcome) in group.iter().zip(&outcomes) {
+        if *outcome == CommitOutcome::Committed {
+            for entry in &submission.entries {
+                push_row(&mut data, entry);
+            }
+        }
+    }
+    if !data.is_empty() {
+        let mut copy = tx.copy_in_raw(COPY_LOGS).await?;
+        copy.send(data).await?;
+        copy.finish().await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}

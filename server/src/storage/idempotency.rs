@@ -1,0 +1,99 @@
+//! Idempotency records: the answer a request with an `Idempotency-Key` got, stored in
+//! the same transaction as its rows and kept for a day, scoped per API key. This
+//! module only reads and writes records; deciding what to replay is the group
+//! committer's job.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::PgConnection;
+
+/// How long a key is remembered, as a PostgreSQL interval.
+pub const TIME_TO_LIVE: &str = "1 day";
+
+/// A request's claim on an idempotency key, with the answer to remember.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    /// The API key's fingerprint: the same idempotency key under two API keys is two keys.
+    pub scope: String,
+    pub key: String,
+    pub response: StoredResponse,
+}
+
+/// An answer as it was sent: status and JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// The unexpired records among `claims`, keyed by (scope, key).
+pub async fn find_live(
+    conn: &mut PgConnection,
+    claims: &[&IdempotencyClaim],
+) -> Result<HashMap<(String, String), StoredResponse>, sqlx::Error> {
+    let scopes: Vec<&str> = claims.iter().map(|c| c.scope.as_str()).collect();
+    let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
+    let rows: Vec<(String, String, i16, String)> = sqlx::query_as(&format!(
+        "SELECT i.scope, i.key, i.status, i.response \
+         FROM idempotency_keys i \
+         JOIN UNNEST($1::text[], $2::text[]) AS u(scope, key) \
+           ON i.scope = u.scope AND i.key = u.key \
+         WHERE i.created_at > now() - interval '{TIME_TO_LIVE}'"
+    ))
+    .bind(&scopes)
+    .bind(&keys)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(scope, key, status, body)| {
+            let status = u16::try_from(status).unwrap_or(200);
+            ((scope, key), StoredResponse { status, body })
+        })
+        .collect())
+}
+
+/// Claims keys: records each claim whose key is unused (or whose record expired) and
+/// returns the claimed (scope, key) pairs. A key held by another transaction makes this
+/// wait for it, so two concurrent requests can never both claim one key. `claims` must
+/// not repeat a key.
+pub async fn claim(
+    conn: &mut PgConnection,
+    claims: &[&IdempotencyClaim],
+) -> Result<HashSet<(String, String)>, sqlx::Error> {
+    if claims.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let scopes: Vec<&str> = claims.iter().map(|c| c.scope.as_str()).collect();
+    let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
+    let statuses: Vec<i16> = claims
+        .iter()
+        .map(|c| i16::try_from(c.response.status).unwrap_or(200))
+        .collect();
+    let bodies: Vec<&str> = claims.iter().map(|c| c.response.body.as_str()).collect();
+    let claimed: Vec<(String, String)> = sqlx::query_as(&format!(
+        "INSERT INTO idempotency_keys (scope, key, status, response) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int2[], $4::text[]) \
+         ON CONFLICT (scope, key) DO UPDATE \
+           SET status = EXCLUDED.status, response = EXCLUDED.response, created_at = now() \
+           WHERE idempotency_keys.created_at <= now() - interval '{TIME_TO_LIVE}' \
+         RETURNING scope, key"
+    ))
+    .bind(&scopes)
+    .bind(&keys)
+    .bind(&statuses)
+    .bind(&bodies)
+    .fetch_all(conn)
+    .await?;
+    Ok(claimed.into_iter().collect())
+}
+
+/// Deletes expired records; returns how many.
+pub async fn delete_expired(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(&format!(
+        "DELETE FROM idempotency_keys WHERE created_at <= now() - interval '{TIME_TO_LIVE}'"
+    ))
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}

@@ -1,0 +1,108 @@
+//! Everything that talks to PostgreSQL: the pool, migrations, the storage mode
+//! (TimescaleDB or plain PostgreSQL), the group committer, idempotency records and
+//! retention. Nothing outside this module writes SQL for the ingest path; this module
+//! never knows about HTTP.
+
+mod copy_text;
+pub mod group_commit;
+pub mod idempotency;
+pub mod retention;
+
+use std::fmt;
+
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::config::DatabaseSettings;
+
+pub use group_commit::{CommitError, CommitOutcome, GroupCommitter};
+
+/// How the `logs` table is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageMode {
+    /// Plain PostgreSQL: BRIN on time, btree on service/level plus time, a delete task
+    /// for retention.
+    #[serde(rename = "postgresql")]
+    Postgres,
+    /// A TimescaleDB hypertable with 1-day chunks and extension-managed policies.
+    #[serde(rename = "timescaledb")]
+    Timescale,
+}
+
+impl StorageMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageMode::Postgres => "postgresql",
+            StorageMode::Timescale => "timescaledb",
+        }
+    }
+}
+
+impl fmt::Display for StorageMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Failures while preparing storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid DATABASE_URL: {0}")]
+    InvalidUrl(#[source] sqlx::Error),
+    #[error("cannot reach the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// A lazily connecting pool: the server starts answering /livez even while the
+/// database is down, and every query waits at most `acquire_timeout` for a connection.
+pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StorageError> {
+    let options: PgConnectOptions = settings.url.parse().map_err(StorageError::InvalidUrl)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+/// Applies every migration in `migrations/`; re-running is a no-op.
+pub async fn migrate(pool: &PgPool) -> Result<(), StorageError> {
+    sqlx::migrate!("../migrations").run(pool).await?;
+    Ok(())
+}
+
+/// Asks the database which mode the migrations ended up in.
+pub async fn detect_mode(pool: &PgPool) -> Result<StorageMode, StorageError> {
+    let hypertable: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') \
+         AND to_regclass('timescaledb_information.hypertables') IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !hypertable {
+        return Ok(StorageMode::Postgres);
+    }
+    let is_hypertable: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables \
+         WHERE hypertable_name = 'logs')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(if is_hypertable {
+        StorageMode::Timescale
+    } else {
+        StorageMode::Postgres
+    })
+}
+
+/// Whether the database answers a trivial query.
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .is_ok()
+}

@@ -1,0 +1,14 @@
+//! Integration tests: the real server over real HTTP against a real PostgreSQL, one
+//! fresh database per test.
+
+mod auth;
+mod batch;
+mod concurrency;
+mod encoding;
+mod health;
+mod helpers;
+mod idempotency;
+mod process;
+mod rate_limit;
+mod single;
+mod storage;

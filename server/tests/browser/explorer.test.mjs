@@ -1,0 +1,313 @@
+// The log explorer in headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core): load the page, enter the admin key, search, see an entry ingested a
+// moment earlier, open its metadata, and save screenshots for the README.
+//
+//   cargo build -p log_ingestion_server --example explorer_demo
+//   (cd server/tests/browser && npm ci && node explorer.test.mjs)
+//
+// Environment:
+//   EXPLORER_SERVER_BIN  the server to start (default: target/debug/examples/explorer_demo;
+//                        any binary serving ingest + read routers with the same env works)
+//   DATABASE_URL         a database the server may use; otherwise bin/postgres-dev starts
+//                        the private cluster and a fresh database is created and dropped
+//   CHROMIUM             the browser (default /usr/bin/chromium)
+//   SCREENSHOT_DIR       where screenshots go (default server/assets/explorer)
+//
+// Exits non-zero on the first failed expectation, printing what was expected.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../../..');
+const INGEST_KEY = `ingest-${randomUUID()}`;
+const ADMIN_KEY = `admin-${randomUUID()}`;
+const TOKEN = `checkout-${randomUUID().slice(0, 8)}`;
+const TIMEOUT = 15_000;
+
+function fail(message) {
+  throw new Error(`explorer browser test: ${message}`);
+}
+
+function psqlBinary() {
+  try {
+    execFileSync('psql', ['--version'], { stdio: 'ignore' });
+    return 'psql';
+  } catch {
+    const root = '/usr/lib/postgresql';
+    for (const version of existsSync(root) ? readdirSync(root).sort().reverse() : []) {
+      const candidate = path.join(root, version, 'bin', 'psql');
+      if (existsSync(candidate)) return candidate;
+    }
+    return fail('psql not found');
+  }
+}
+
+/** A database for this run: DATABASE_URL as is, or a fresh one in the private cluster. */
+function prepareDatabase() {
+  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, drop: () => {} };
+  const output = execFileSync(path.join(repo, 'bin/postgres-dev'), ['start'], { encoding: 'utf8' });
+  const line = output.split('\n').find((l) => l.startsWith('DATABASE_URL='));
+  if (!line) fail(`bin/postgres-dev printed no DATABASE_URL: ${output}`);
+  const maintenance = line.slice('DATABASE_URL='.length).trim();
+  const name = `explorer_browser_${randomUUID().replaceAll('-', '')}`;
+  const psql = psqlBinary();
+  execFileSync(psql, [maintenance, '-qc', `CREATE DATABASE "${name}"`]);
+  const url = new URL(maintenance);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: () => execFileSync(psql, [maintenance, '-qc', `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`]),
+  };
+}
+
+/** Starts the server on a free port; resolves with its base URL once it listens. */
+function startServer(databaseUrl) {
+  const binary = process.env.EXPLORER_SERVER_BIN || path.join(repo, 'target/debug/examples/explorer_demo');
+  if (!existsSync(binary)) fail(`${binary} does not exist; build it first (see the top of this file)`);
+  const child = spawn(binary, [], {
+    env: {
+      ...process.env,
+      NO_COLOR: '1',
+      DATABASE_URL: databaseUrl,
+      LOG_INGESTION_API_KEYS: INGEST_KEY,
+      LOG_INGESTION_ADMIN_API_KEYS: ADMIN_KEY,
+      LOG_INGESTION_HOST: '127.0.0.1',
+      LOG_INGESTION_PORT: '0',
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  // The demo prints `listening on http://ADDR` on stdout; the real server logs
+  // `listening address=ADDR` on stderr. Either line gives the address.
+  const address = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the server did not start within 30 s')), 30_000);
+    child.once('exit', (code) => reject(new Error(`the server exited with ${code}`)));
+    const watch = (stream, echo) =>
+      createInterface({ input: stream }).on('line', (line) => {
+        if (echo) echo.write(`${line}\n`);
+        const plain = line.replace(/\x1b\[[0-9;]*m/g, '');
+        const match = plain.match(/listening\D*?(\d{1,3}(?:\.\d{1,3}){3}:\d+)/);
+        if (match) {
+          clearTimeout(timer);
+          resolve(`http://${match[1]}`);
+        }
+      });
+    watch(child.stdout, null);
+    watch(child.stderr, process.env.EXPLORER_SERVER_LOG ? process.stderr : null);
+  });
+  return { child, address };
+}
+
+/** Realistic entries over the last hour, plus the one the test looks for, newest. */
+function entries() {
+  const now = Date.now();
+  const templates = [
+    ['api-gateway', 'INFO', (i) => `GET /api/v1/cart 200 in ${20 + (i % 40)}ms`],
+    ['api-gateway', 'INFO', (i) => `POST /api/v1/orders 201 in ${80 + (i % 90)}ms`],
+    ['checkout', 'INFO', (i) => `Order ord_${7000 + i} placed`],
+    ['checkout', 'WARN', () => 'Payment provider timeout, retrying (attempt 2)'],
+    ['billing-worker', 'INFO', (i) => `Completed job ChargeCustomer in ${400 + (i % 600)}ms`],
+    ['billing-worker', 'ERROR', () => 'Job ChargeCustomer failed: card_declined'],
+    ['search', 'DEBUG', (i) => `cache miss for product:${1000 + (i % 900)}`],
+    ['search', 'WARN', (i) => `slow query: SELECT * FROM products WHERE ... (${1000 + (i % 800)}ms)`],
+    ['api-gateway', 'INFO', () => 'GET /health 200 in 1ms'],
+    ['search', 'INFO', (i) => `Reindexed ${100 + (i % 300)} products`],
+  ];
+  const logs = [];
+  for (let i = 0; i < 400; i += 1) {
+    // More traffic in some minutes than in others, so the histogram has a shape.
+    const minute = Math.floor(60 * Math.sqrt(((i * 7919) % 400) / 400));
+    const [service, level, message] = templates[(i * 7) % templates.length];
+    logs.push({
+      timestamp: new Date(now - 60_000 - minute * 58_000 - ((i * 1237) % 50_000)).toISOString(),
+      service,
+      level,
+      message: message(i),
+      metadata: { request_id: `req-${10000 + i}`, user_id: 40 + (i % 7), duration_ms: (i * 13) % 900 },
+    });
+  }
+  logs.push({
+    timestamp: new Date(now - 500).toISOString(),
+    service: 'checkout',
+    level: 'ERROR',
+    message: `Order ${TOKEN} failed: card declined`,
+    metadata: {
+      request_id: `req-${TOKEN}`,
+      user_id: 42,
+      order: { id: 'ord_9f3k2', total_cents: 12999, currency: 'EUR' },
+      http: { method: 'POST', path: '/api/v1/orders', status: 402 },
+    },
+  });
+  return logs;
+}
+
+async function postLogs(base, logs) {
+  const response = await fetch(`${base}/api/v1/logs/batch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': INGEST_KEY },
+    body: JSON.stringify({ logs }),
+  });
+  const body = await response.json();
+  if (!response.ok || body.rejected !== 0) fail(`ingest answered ${response.status} ${JSON.stringify(body)}`);
+}
+
+async function main() {
+  const database = prepareDatabase();
+  const { child, address } = startServer(database.url);
+  const userDataDir = mkdtempSync(path.join(tmpdir(), 'explorer-chromium-'));
+  let context;
+  try {
+    const base = await address;
+    await postLogs(base, entries());
+
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      headless: true,
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ],
+      viewport: { width: 1440, height: 900 },
+      colorScheme: 'light',
+    });
+    const page = context.pages()[0] || (await context.newPage());
+    const problems = [];
+    page.on('console', (message) => {
+      // The one refused key below is deliberate; anything else is a problem.
+      if (message.type() === 'error' && !message.text().includes('status of 401')) {
+        problems.push(`console error: ${message.text()}`);
+      }
+    });
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('request', (request) => {
+      if (!request.url().startsWith(base)) problems.push(`request outside the server: ${request.url()}`);
+    });
+
+    // 1. The page asks for the key once.
+    await page.goto(`${base}/`);
+    await page.waitForSelector('#key-dialog[open]', { timeout: TIMEOUT });
+    await page.fill('#key-input', 'not-the-key');
+    await page.click('#key-submit');
+    await page.waitForSelector('#key-error:not([hidden])', { timeout: TIMEOUT });
+    await page.fill('#key-input', ADMIN_KEY);
+    await page.click('#key-submit');
+    await page.waitForSelector('#key-dialog[open]', { state: 'detached', timeout: TIMEOUT });
+    const stored = await page.evaluate(() => ({
+      session: Object.values(sessionStorage),
+      local: Object.values(localStorage),
+    }));
+    if (!stored.session.includes(ADMIN_KEY)) fail('the key is not in sessionStorage');
+    if (stored.local.includes(ADMIN_KEY)) fail('the key leaked into localStorage');
+
+    // 2. Search for the entry ingested a moment ago.
+    await page.fill('#q', TOKEN);
+    await page.click('#search-button');
+    // The unfiltered first page already shows the entry; wait for the narrowed one.
+    await page.waitForFunction(
+      (token) => {
+        const rows = document.querySelectorAll('#rows tr.log-row');
+        return rows.length === 1 && rows[0].textContent.includes(token);
+      },
+      TOKEN,
+      { timeout: TIMEOUT },
+    );
+    const row = page.locator('#rows tr.log-row', { hasText: TOKEN });
+    if (!page.url().includes(`q=${TOKEN}`)) fail(`the filters are not in the URL: ${page.url()}`);
+    if ((await row.locator('.level').textContent()) !== 'ERROR') fail('the level badge is missing');
+
+    // 3. Open its metadata.
+    await row.click();
+    const details = page.locator('#rows tr.log-details pre');
+    await details.waitFor({ timeout: TIMEOUT });
+    const metadata = JSON.parse(await details.textContent());
+    if (metadata.order?.id !== 'ord_9f3k2' || metadata.user_id !== 42) fail(`unexpected metadata ${JSON.stringify(metadata)}`);
+
+    // 4. The shared URL restores the view in another tab (which, having its own
+    //    session storage, asks for the key again).
+    const shared = await context.newPage();
+    await shared.goto(page.url());
+    await shared.waitForSelector('#key-dialog[open]', { timeout: TIMEOUT });
+    await shared.fill('#key-input', ADMIN_KEY);
+    await shared.click('#key-submit');
+    await shared.locator('#rows tr.log-row', { hasText: TOKEN }).waitFor({ timeout: TIMEOUT });
+    if ((await shared.inputValue('#q')) !== TOKEN) fail('the shared URL did not restore the search box');
+    await shared.close();
+
+    // 5. Surrounding entries of that row.
+    await page.locator('#rows tr.log-details .context-button').click();
+    await page.locator('#context-rows tr.log-row.anchor', { hasText: TOKEN }).waitFor({ timeout: TIMEOUT });
+    await page.click('#context-close');
+
+    // 6. Live tail: an entry ingested while tailing appears at the top.
+    await page.check('#live-toggle');
+    await page.waitForSelector('#live-status.on', { timeout: TIMEOUT });
+    const liveToken = `${TOKEN}-live`;
+    await postLogs(base, [{
+      timestamp: new Date().toISOString(),
+      service: 'checkout',
+      level: 'WARN',
+      message: `Order ${liveToken} needs review`,
+      metadata: { request_id: `req-${liveToken}` },
+    }]);
+    await page.locator('#rows tr.log-row.fresh', { hasText: liveToken }).waitFor({ timeout: TIMEOUT });
+    if (!page.url().includes('live=1')) fail('the live toggle is not in the URL');
+    await page.uncheck('#live-toggle');
+
+    // 7. Clicking a histogram bar zooms into its range.
+    await page.goto(`${base}/?range=1h`);
+    await page.waitForSelector('#histogram .bar', { timeout: TIMEOUT });
+    await page.locator('#histogram .bar').nth(30).click();
+    await page.waitForURL(/since=.*until=/, { timeout: TIMEOUT });
+    if ((await page.inputValue('#range')) !== 'custom') fail('zooming did not switch to a custom range');
+
+    // 8. Screenshots: the broader view with the histogram, the entry's metadata open.
+    await page.goto(`${base}/?range=1h`);
+    const newest = page.locator('#rows tr.log-row', { hasText: `Order ${TOKEN} failed` });
+    await newest.waitFor({ timeout: TIMEOUT });
+    await page.waitForSelector('#histogram .bar', { timeout: TIMEOUT });
+    await newest.click();
+    await page.locator('#rows tr.log-details pre').waitFor({ timeout: TIMEOUT });
+    const directory = process.env.SCREENSHOT_DIR || path.join(repo, 'server/assets/explorer');
+    await page.screenshot({ path: path.join(directory, 'screenshot.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: path.join(directory, 'screenshot-dark.png') });
+
+    if (problems.length) fail(problems.join('\n'));
+    console.log(`explorer browser test passed; screenshots in ${directory}`);
+  } catch (error) {
+    const page = context && context.pages()[0];
+    if (page) {
+      const where = path.join(tmpdir(), 'explorer-failure.png');
+      await page.screenshot({ path: where }).catch(() => {});
+      error.message += `\n(page at failure: ${where}; URL ${page.url()})`;
+    }
+    throw error;
+  } finally {
+    if (context) await context.close();
+    child.stdin.end();
+    await new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve();
+      }, 10_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (child.exitCode !== null) resolve();
+    });
+    rmSync(userDataDir, { recursive: true, force: true });
+    database.drop();
+  }
+}
+
+main().catch((error) => {
+  console.error(error.message || error);
+  process.exit(1);
+});

@@ -1,0 +1,437 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "stringio"
+require "timeout"
+
+RSpec.describe LogIngestion::Client, :native do
+  let(:server) { FakeIngestionServer.start }
+  let(:reports) { Queue.new }
+  let(:clients) { [] }
+
+  after do
+    clients.each { |client| client.shutdown(timeout: 0.2) }
+    server.stop
+  end
+
+  def client_for(url = server.url, **settings)
+    handler = ->(report) { reports << report.merge(thread: Thread.current) }
+    configuration = LogIngestion::Configuration.new(
+      api_url: url, api_key: "test-key", service: "client-spec", batch_interval: 0.05,
+      retry_delay: 0.01, max_retry_delay: 0.05, on_error: handler, **settings
+    )
+    LogIngestion::Client.new.configure(configuration).tap { |client| clients << client }
+  end
+
+  def next_report(timeout: 10)
+    Timeout.timeout(timeout) { reports.pop }
+  end
+
+  def closed_port_url
+    socket = TCPServer.new("127.0.0.1", 0)
+    port = socket.addr[1]
+    socket.close
+    "http://127.0.0.1:#{port}"
+  end
+
+  describe "log calls" do
+    it "return before the server has answered anything" do
+      server.respond_with { :hang }
+      client = client_for
+      expect(client.log("INFO", "not waiting", { a: 1 })).to be(true)
+      expect(server.requests.size).to be <= 1
+      expect(client.stats[:sent]).to eq(0)
+    end
+
+    it "never raise when delivery fails, and report the failure through on_error" do
+      client = client_for(closed_port_url, max_retries: 1)
+      expect { 3.times { |i| client.log("ERROR", "lost #{i}") } }.not_to raise_error
+      expect(next_report[:kind]).to eq("retries_exhausted")
+    end
+
+    it "raise ArgumentError for an unknown level" do
+      expect { client_for.log("VERBOSE", "x") }.to raise_error(ArgumentError, /DEBUG, INFO/)
+    end
+
+    it "accept levels as symbols in any case" do
+      client = client_for
+      client.log(:critical, "c")
+      client.log("warning", "w")
+      client.flush(timeout: 5)
+      expect(server.entries.map { |e| e["level"] }).to eq(%w[CRITICAL WARNING])
+    end
+
+    it "take the timestamp at the call, in UTC with microseconds" do
+      client = client_for(batch_interval: 30)
+      before_call = Time.now.utc
+      client.log("INFO", "stamped")
+      after_call = Time.now.utc
+      sleep 0.2 # a gap between the call and the delivery (not a synchronisation)
+      client.flush(timeout: 5)
+      stamp = server.entries.first["timestamp"]
+      expect(stamp).to match(/\.\d{6}Z\z/)
+      expect(Time.iso8601(stamp)).to be_between(before_call.floor(6), after_call)
+    end
+
+    it "carry the configured service and the serialised metadata" do
+      client = client_for
+      client.log("INFO", "shaped", { at: Time.utc(2024, 5, 6), user: :admin })
+      client.flush(timeout: 5)
+      expect(server.entries.first).to include(
+        "service" => "client-spec", "message" => "shaped",
+        "metadata" => { "at" => "2024-05-06T00:00:00.000000Z", "user" => "admin" }
+      )
+    end
+  end
+
+  describe "batching" do
+    it "sends batches of at most batch_size entries to /api/v1/logs/batch, in order" do
+      client = client_for(batch_size: 5, batch_interval: 30)
+      12.times { |i| client.log("INFO", "m#{i}") }
+      expect(client.flush(timeout: 5)).to be(true)
+      batches = server.requests.map { |r| [r.path, r.entries.size] }
+      expect(batches).to eq([["/api/v1/logs/batch", 5], ["/api/v1/logs/batch", 5], ["/api/v1/logs/batch", 2]])
+      expect(server.messages).to eq((0...12).map { |i| "m#{i}" })
+    end
+
+    it "sends a partial batch once batch_interval has passed, without a flush" do
+      client = client_for(batch_interval: 0.1)
+      client.log("INFO", "on the timer")
+      expect(server.wait_for_entries(1).map { |e| e["message"] }).to eq(["on the timer"])
+    end
+
+    it "gzips large bodies" do
+      client = client_for
+      50.times { |i| client.log("INFO", "entry #{i} " + ("x" * 100)) }
+      client.flush(timeout: 5)
+      expect(server.requests.map { |r| r.header("content-encoding") }).to all(eq("gzip"))
+      expect(server.entries.size).to eq(50)
+    end
+
+    it "sends each entry to /api/v1/logs when batching is disabled" do
+      client = client_for(enable_batching: false)
+      client.log("INFO", "single")
+      client.flush(timeout: 5)
+      expect(server.requests.map(&:path)).to eq(["/api/v1/logs"])
+    end
+  end
+
+  describe "retries" do
+    it "keeps the same Idempotency-Key across the retries of a batch" do
+      answers = [[500, {}, { error: "boom" }]]
+      server.respond_with { |request| answers.shift || server.accepted(request) }
+      client = client_for
+      client.log("INFO", "retried")
+      client.flush(timeout: 5)
+      keys = server.requests.map { |r| r.header("idempotency-key") }
+      expect(keys.size).to eq(2)
+      expect(keys.uniq.size).to eq(1)
+      expect(client.stats).to include(retried: 1, sent: 1)
+    end
+
+    it "retries reset connections" do
+      answers = [:reset, :reset]
+      server.respond_with { |request| answers.shift || server.accepted(request) }
+      client = client_for
+      client.log("INFO", "after resets")
+      client.flush(timeout: 5)
+      expect(server.messages.uniq).to eq(["after resets"])
+      expect(client.stats[:sent]).to eq(1)
+    end
+
+    it "retries answers slower than read_timeout" do
+      answers = [:slow]
+      server.respond_with do |request|
+        sleep 1.0 if answers.shift == :slow # the server is slow; the client must not wait for it
+        server.accepted(request)
+      end
+      client = client_for(read_timeout: 0.2)
+      client.log("INFO", "slow")
+      client.flush(timeout: 5)
+      expect(client.stats[:sent]).to eq(1)
+      expect(client.stats[:retried]).to be >= 1
+    end
+
+    it "drops, counts and reports a batch after max_retries failed retries" do
+      server.respond_with { [500, {}, { error: "down" }] }
+      client = client_for(max_retries: 2)
+      client.log("INFO", "doomed")
+      report = next_report
+      expect(report).to include(kind: "retries_exhausted", entries_lost: 1)
+      expect(server.requests.size).to eq(3)
+      expect(client.stats).to include(dropped_retries_exhausted: 1, failed_batches: 1)
+    end
+
+    it "calls on_error on a Ruby thread that is not the caller's" do
+      server.respond_with { [500, {}, { error: "down" }] }
+      client = client_for(max_retries: 0)
+      client.log("INFO", "doomed")
+      thread = next_report[:thread]
+      expect(thread).to be_a(Thread)
+      expect(thread).not_to eq(Thread.current)
+    end
+
+    it "warns on the gem's own logger when on_error is not set" do
+      output = StringIO.new
+      original = LogIngestion.logger
+      LogIngestion.logger = Logger.new(output)
+      server.respond_with { [500, {}, { error: "down" }] }
+      client = client_for(max_retries: 0, on_error: nil)
+      client.log("INFO", "doomed")
+      server.wait_until(10) { output.string.include?("retries_exhausted") }
+      expect(output.string).to include("WARN").and include("retries_exhausted")
+    ensure
+      LogIngestion.logger = original
+    end
+  end
+
+  describe "429" do
+    it "pauses until Retry-After before sending again" do
+      answers = [[429, { "Retry-After" => "1" }, { error: "Rate limit exceeded" }]]
+      times = []
+      server.respond_with do |request|
+        times << Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        answers.shift || server.accepted(request)
+      end
+      client = client_for
+      client.log("INFO", "limited")
+      server.wait_for_requests(1)
+      client.flush(timeout: 10)
+      expect(times.size).to eq(2)
+      expect(times[1] - times[0]).to be >= 0.9
+      expect(server.messages).to eq(%w[limited limited])
+      expect(client.stats[:sent]).to eq(1)
+    end
+
+    it "reports rate_limited_until while paused" do
+      server.respond_with { [429, { "Retry-After" => "30" }, { error: "Rate limit exceeded" }] }
+      client = client_for
+      client.log("INFO", "limited")
+      server.wait_for_requests(1)
+      server.wait_until(5) { client.stats[:rate_limited_until] }
+      expect(client.stats[:rate_limited_until]).to be_a(Time).and(be > Time.now + 20)
+    end
+
+    it "backs off and retries when Retry-After is absent" do
+      answers = [[429, {}, { error: "Rate limit exceeded" }]] * 2
+      server.respond_with { |request| answers.shift || server.accepted(request) }
+      client = client_for
+      client.log("INFO", "limited")
+      client.flush(timeout: 10)
+      expect(server.requests.size).to eq(3)
+      expect(client.stats[:sent]).to eq(1)
+    end
+
+    it "keeps logging calls returning while the server rate-limits" do
+      server.respond_with { [429, { "Retry-After" => "30" }, { error: "Rate limit exceeded" }] }
+      client = client_for
+      results = Array.new(100) { |i| client.log("INFO", "m#{i}") }
+      expect(results).to all(be(true))
+    end
+  end
+
+  describe "401 and per-entry errors" do
+    it "drops, counts and reports a batch answered 401 once, without retrying it" do
+      server.respond_with { [401, {}, { error: "Invalid API key" }] }
+      client = client_for
+      client.log("INFO", "a")
+      client.flush(timeout: 5)
+      client.log("INFO", "b")
+      client.flush(timeout: 5)
+      expect(next_report[:kind]).to eq("unauthorized")
+      expect(server.requests.size).to eq(2)
+      expect(client.stats[:dropped_unauthorized]).to eq(2)
+      expect(reports.size).to eq(0)
+    end
+
+    it "counts entries a 2xx answer rejects and never resends them" do
+      server.respond_with do |request|
+        [200, {}, { accepted: request.entries.size - 1, rejected: 1, errors: [{ index: 0, error: "bad" }] }]
+      end
+      client = client_for
+      client.log("INFO", "rejected one")
+      client.log("INFO", "accepted one")
+      client.flush(timeout: 5)
+      expect(server.requests.size).to eq(1)
+      expect(client.stats).to include(rejected_by_server: 1, sent: 1)
+    end
+  end
+
+  describe "bounded memory" do
+    it "drops the newest entries beyond max_queue_bytes and counts them" do
+      server.respond_with { :hang }
+      client = client_for(max_queue_bytes: 4096, batch_size: 1)
+      results = Array.new(200) { |i| client.log("INFO", "entry number #{i} #{'x' * 50}") }
+      expect(results).to include(false)
+      expect(client.stats[:dropped_queue_full]).to eq(results.count(false))
+      expect(client.stats[:bytes_queued]).to be <= 4096
+    end
+
+    it "drops the oldest entries instead with drop_policy :oldest" do
+      server.respond_with { :hang }
+      client = client_for(max_queue_bytes: 4096, batch_size: 1, drop_policy: :oldest)
+      results = Array.new(200) { |i| client.log("INFO", "entry number #{i} #{'x' * 50}") }
+      expect(results).to all(be(true))
+      expect(client.stats[:dropped_queue_full]).to be > 0
+    end
+  end
+
+  describe "flush" do
+    it "returns false when its timeout passes first" do
+      server.respond_with { :hang }
+      client = client_for
+      client.log("INFO", "stuck")
+      expect(client.flush(timeout: 0.3)).to be(false)
+    end
+
+    it "is interrupted by Timeout.timeout" do
+      server.respond_with { :hang }
+      client = client_for
+      client.log("INFO", "stuck")
+      expect { Timeout.timeout(0.3) { client.flush(timeout: 60) } }.to raise_error(Timeout::Error)
+    end
+
+    it "lets other Ruby threads run while it waits" do
+      server.respond_with { :hang }
+      client = client_for
+      client.log("INFO", "stuck")
+      counter = 0
+      worker = Thread.new { 1000.times { counter += 1; Thread.pass } }
+      client.flush(timeout: 0.5)
+      worker.join
+      expect(counter).to eq(1000)
+    end
+  end
+
+  describe "send_log" do
+    it "sends one prepared entry to /api/v1/logs now, bypassing the queue" do
+      client = client_for(batch_interval: 30)
+      answer = client.send_log({ timestamp: "2024-01-01T12:00:00Z", service: "custom", level: "WARN",
+                                 message: "prepared", metadata: { k: 1 } })
+      expect(answer).to include("accepted" => 1)
+      expect(server.requests.map(&:path)).to eq(["/api/v1/logs"])
+      expect(server.entries.first).to include("timestamp" => "2024-01-01T12:00:00Z", "service" => "custom",
+                                              "level" => "WARN", "metadata" => { "k" => 1 })
+    end
+
+    it "returns nil and reports when the entry cannot be delivered" do
+      server.respond_with { [401, {}, { error: "Invalid API key" }] }
+      client = client_for
+      expect(client.send_log({ level: "INFO", message: "refused" })).to be_nil
+      expect(next_report[:kind]).to eq("unauthorized")
+    end
+  end
+
+  describe "shutdown" do
+    it "delivers what is queued and reports the counts" do
+      client = client_for(batch_interval: 30)
+      3.times { |i| client.log("INFO", "last #{i}") }
+      expect(client.shutdown(timeout: 5)).to eq(delivered: 3, undelivered: 0)
+      expect(server.entries.size).to eq(3)
+    end
+
+    it "reports the entries it could not deliver within its timeout" do
+      server.respond_with { :hang }
+      client = client_for
+      2.times { |i| client.log("INFO", "stuck #{i}") }
+      expect(client.shutdown(timeout: 0.3)).to include(undelivered: 2)
+      expect(next_report).to include(kind: "shutdown", entries_lost: 2)
+    end
+  end
+
+  describe "stats" do
+    it "has the contract's fields" do
+      client = client_for
+      client.log("INFO", "counted")
+      client.flush(timeout: 5)
+      expect(client.stats.keys).to include(:enqueued, :sent, :dropped_queue_full, :dropped_retries_exhausted,
+                                           :dropped_unauthorized, :dropped_invalid, :retried, :rejected_by_server,
+                                           :failed_batches, :bytes_queued, :batches_in_flight,
+                                           :rate_limited_until, :last_error)
+      expect(client.stats).to include(enqueued: 1, sent: 1)
+    end
+  end
+
+  describe "configuration" do
+    it "is a no-op with one warning when nothing says where to send" do
+      output = StringIO.new
+      original = LogIngestion.logger
+      LogIngestion.logger = Logger.new(output)
+      client = LogIngestion::Client.new.configure(LogIngestion::Configuration.new)
+      expect([client.log("INFO", "a"), client.log("INFO", "b")]).to eq([false, false])
+      expect(output.string.scan("not configured").size).to eq(1)
+      expect(client.configured?).to be(false)
+    ensure
+      LogIngestion.logger = original
+    end
+
+    it "applies a setting changed after configure from the next call on" do
+      client = client_for(batch_size: 512, batch_interval: 30)
+      client.update_setting(:batch_size, 2)
+      4.times { |i| client.log("INFO", "m#{i}") }
+      server.wait_for_requests(2)
+      expect(server.requests.map { |r| r.entries.size }).to eq([2, 2])
+    end
+
+    it "rejects a bad setting with a ConfigurationError and keeps the old one" do
+      client = client_for
+      expect { client.update_setting(:batch_size, -1) }.to raise_error(LogIngestion::ConfigurationError)
+      expect(client.configuration.batch_size).to eq(512)
+    end
+  end
+end
+
+RSpec.describe "the native binding", :native, :gc_stress do
+  let(:server) { FakeIngestionServer.start }
+  let(:settings) do
+    { "api_url" => server.url, "api_key" => "test-key", "service" => "binding", "batch_interval" => 0.05,
+      "retry_delay" => 0.01, "max_retry_delay" => 0.05 }
+  end
+
+  after { server.stop }
+
+  it "raises LogIngestion::Error for a Rust panic, and the process lives on" do
+    expect { native_call { LogIngestion::Native.panic_for_testing("boom") } }
+      .to raise_error(LogIngestion::Error, /Rust panic: boom/)
+    expect(native_call { LogIngestion::Native.encode_metadata({ "still" => "alive" }) }).to eq('{"still":"alive"}')
+  end
+
+  it "raises ConfigurationError for settings the engine refuses" do
+    expect { native_call { LogIngestion::Native::Engine.new(settings.merge("api_url" => "nope")) } }
+      .to raise_error(LogIngestion::ConfigurationError, /api_url/)
+  end
+
+  it "enqueues, flushes, reports stats and shuts down" do
+    engine = native_call { LogIngestion::Native::Engine.new(settings) }
+    native_call do
+      expect(engine.enqueue("INFO", "one", { "t" => Time.at(0), :s => [:a, { b: 1.5 }] })).to be(true)
+      expect(engine.enqueue("ERROR", "two", nil)).to be(true)
+      expect(engine.flush(5.0)).to be(true)
+      expect(engine.stats).to include("enqueued" => 2, "sent" => 2)
+      expect(engine.next_error(0.0)).to be_nil
+      expect(engine.shutdown(1.0)).to eq("delivered" => 0, "undelivered" => 0)
+    end
+    expect(server.messages).to eq(%w[one two])
+    expect(engine.pid).to eq(Process.pid)
+  end
+
+  it "hands delivery failures to next_error" do
+    server.respond_with { [401, {}, { error: "Invalid API key" }] }
+    engine = native_call { LogIngestion::Native::Engine.new(settings) }
+    native_call do
+      engine.enqueue("INFO", "refused", {})
+      expect(engine.next_error(5.0)).to include("kind" => "unauthorized", "entries_lost" => 1)
+      engine.shutdown(1.0)
+    end
+  end
+
+  it "answers send_log with the status, or with the error" do
+    engine = native_call { LogIngestion::Native::Engine.new(settings) }
+    native_call do
+      expect(engine.send_log({ level: "INFO", message: "direct" }, 5.0)).to include("accepted" => 1, "status" => 201)
+      server.respond_with { [401, {}, { error: "Invalid API key" }] }
+      expect(engine.send_log({ level: "INFO", message: "refused" }, 5.0)).to include("kind" => "unauthorized")
+      engine.shutdown(1.0)
+    end
+  end
+end

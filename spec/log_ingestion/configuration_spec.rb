@@ -1,0 +1,45 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe LogIngestion::Configuration do
+  it "defaults to batches of 512 entries or 1 s, 5 retries from 0.5 s, and a 5 s shutdown" do
+    config = described_class.new
+    expect(config.to_h).to include(batch_size: 512, batch_interval: 1.0, max_retries: 5, retry_delay: 0.5,
+                                   shutdown_timeout: 5.0, drop_policy: :newest, gzip: true, enable_batching: true,
+                                   max_queue_bytes: 16 * 1024 * 1024, service: "rails-app")
+  end
+
+  it "reads the URL, API key and service from the environment" do
+    env = { "LOG_INGESTION_URL" => "http://logs.test", "LOG_INGESTION_API_KEY" => "k", "LOG_INGESTION_SERVICE" => "shop" }
+    config = described_class.new.load_environment(env)
+    expect([config.api_url, config.api_key, config.service]).to eq(["http://logs.test", "k", "shop"])
+  end
+
+  it "accepts the guide's explicit settings" do
+    config = described_class.new(api_url: "http://localhost:8080", api_key: "dev-api-key-12345", batch_size: 10,
+                                 batch_interval: 5, max_retries: 3, retry_delay: 1)
+    expect(config.validate!.to_engine_hash).to include("batch_size" => 10, "batch_interval" => 5.0, "retry_delay" => 1.0)
+  end
+
+  it "is deliverable only with both a URL and a key, or in test mode" do
+    expect(described_class.new(api_url: "http://x.test").deliverable?).to be(false)
+    expect(described_class.new(api_url: "http://x.test", api_key: "k").deliverable?).to be(true)
+    expect(described_class.new(test_mode: true).deliverable?).to be(true)
+  end
+
+  {
+    batch_size: 0, batch_interval: -1, max_retries: -1, retry_delay: 0, max_queue_bytes: 10,
+    drop_policy: :random, api_url: "ftp://logs.test", on_error: 42, gzip: "yes", enable_batching: nil,
+    shutdown_timeout: Float::NAN, service: "", max_retry_delay: 0.1
+  }.each do |setting, bad|
+    it "rejects #{setting} = #{bad.inspect} with a ConfigurationError naming it" do
+      config = described_class.new(setting => bad)
+      expect { config.validate! }.to raise_error(LogIngestion::ConfigurationError, /#{setting} must be/)
+    end
+  end
+
+  it "makes ConfigurationError an ArgumentError" do
+    expect(LogIngestion::ConfigurationError.ancestors).to include(ArgumentError)
+  end
+end

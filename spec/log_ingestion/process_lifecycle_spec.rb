@@ -1,0 +1,97 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+# Behaviour that shows only across processes: exit, fork, signals.
+RSpec.describe "LogIngestionClient across processes", :native do
+  let(:server) { FakeIngestionServer.start }
+
+  after { server.stop }
+
+  def configure_script(url, settings = "")
+    <<~RUBY
+      require "log_ingestion"
+      LogIngestionClient.configure do |c|
+        c.api_url = #{url.inspect}
+        c.api_key = "test-key"
+        c.service = "process-spec"
+        c.retry_delay = 0.01
+        c.max_retry_delay = 0.05
+        #{settings}
+      end
+    RUBY
+  end
+
+  it "delivers entries still queued when the process exits" do
+    script = configure_script(server.url, "c.batch_interval = 60") + <<~RUBY
+      5.times { |i| LogIngestionClient.info("queued at exit \#{i}") }
+    RUBY
+    _out, err, status = run_ruby(script)
+    expect(status).to be_success, err
+    expect(server.messages).to eq((0...5).map { |i| "queued at exit #{i}" })
+  end
+
+  it "reports at exit the entries it could not deliver within shutdown_timeout" do
+    server.respond_with { :hang }
+    script = configure_script(server.url, "c.shutdown_timeout = 0.3") + <<~RUBY
+      LogIngestionClient.info("never answered")
+    RUBY
+    _out, err, status = run_ruby(script)
+    expect(status).to be_success
+    expect(err).to match(/shutdown: 1 log entries were not delivered/)
+  end
+
+  it "gives a forked child its own engine: parent and child entries each arrive once" do
+    script = configure_script(server.url, "c.batch_interval = 0.05") + <<~RUBY
+      LogIngestionClient.info("parent before fork")
+      LogIngestionClient.flush(timeout: 5)
+      LogIngestionClient.info("parent queued at fork")
+      child = fork do
+        LogIngestionClient.info("from the child")
+        LogIngestionClient.flush(timeout: 5)
+        exit!(LogIngestionClient.stats[:sent] == 1 ? 0 : 3)
+      end
+      _, status = Process.wait2(child)
+      LogIngestionClient.info("parent after fork")
+      LogIngestionClient.flush(timeout: 5)
+      puts status.exitstatus
+    RUBY
+    out, err, status = run_ruby(script, timeout: 60)
+    expect(status).to be_success, err
+    expect(out.strip).to eq("0")
+    expect(server.messages.tally).to eq("parent before fork" => 1, "parent queued at fork" => 1,
+                                        "from the child" => 1, "parent after fork" => 1)
+  end
+
+  it "lets a forked child that exits normally flush its own entries at exit" do
+    script = configure_script(server.url, "c.batch_interval = 60") + <<~RUBY
+      LogIngestionClient.info("parent")
+      pid = fork { LogIngestionClient.info("child at exit") }
+      Process.wait(pid)
+      LogIngestionClient.flush(timeout: 5)
+    RUBY
+    _out, err, status = run_ruby(script)
+    expect(status).to be_success, err
+    expect(server.messages.tally).to eq("parent" => 1, "child at exit" => 1)
+  end
+
+  it "exits promptly with Interrupt when Ctrl-C arrives during a flush" do
+    server.respond_with { :hang }
+    script = configure_script(server.url, "c.shutdown_timeout = 0.2") + <<~RUBY
+      LogIngestionClient.info("stuck")
+      $stdout.puts "flushing"
+      $stdout.flush
+      LogIngestionClient.flush(timeout: 120)
+      $stdout.puts "flush returned"
+    RUBY
+    spawn_ruby(script) do |_stdin, stdout, stderr, wait|
+      wait_for_line(stdout, "flushing")
+      server.wait_for_requests(1)
+      Process.kill("INT", wait.pid)
+      expect(wait.join(15)).to be_truthy, "the child was still flushing 15 s after SIGINT"
+      expect(stdout.read).not_to include("flush returned")
+      expect(stderr.read).to include("Interrupt")
+      expect(wait.value).not_to be_success
+    end
+  end
+end

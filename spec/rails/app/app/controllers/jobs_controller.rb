@@ -1,0 +1,9 @@
+# frozen_string_literal: true
+
+class JobsController < ApplicationController
+  def create
+    job = params[:kind] == "failing" ? FailingJob : ExportJob
+    job.perform_later(Integer(params.fetch(:user_id, 1)), password: "hunter2")
+    head :accepted
+  end
+end

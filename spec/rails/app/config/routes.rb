@@ -1,0 +1,14 @@
+# frozen_string_literal: true
+
+Rails.application.routes.draw do
+  get "/widgets" => "widgets#index"
+  post "/widgets" => "widgets#create"
+  get "/widgets/boom" => "widgets#boom"
+  get "/widgets/slow" => "widgets#slow"
+  get "/widgets/pid" => "widgets#pid"
+  get "/widgets/tagged" => "widgets#tagged"
+  post "/jobs/:kind" => "jobs#create"
+  get "/assets/app.css" => "widgets#index"
+  get "/concern" => "concern#show"
+  get "/concern/boom" => "concern#boom"
+end

@@ -1,0 +1,31 @@
+# frozen_string_literal: true
+
+require "open3"
+require "rbconfig"
+
+RSpec.describe "the gem's top-level constants" do
+  it "are only LogIngestionClient and LogIngestion, Rails glue included" do
+    script = <<~RUBY
+      require "rails"
+      require "active_record/railtie"
+      require "active_job/railtie"
+      require "action_controller/railtie"
+      require "rails/generators"
+      before = Object.constants
+      require "log_ingestion"
+      require "log_ingestion/rails"
+      require "generators/log_ingestion/install/install_generator"
+      lib = File.expand_path(ARGV.fetch(0))
+      ours = (Object.constants - before).select do |name|
+        file, = Object.const_source_location(name)
+        file.to_s.start_with?(lib) # stdlib constants loaded on the way (e.g. Shellwords) are not ours
+      end
+      print(ours.sort.inspect)
+    RUBY
+    out, err, status = Open3.capture3(RbConfig.ruby, "-I", File.expand_path("../../lib", __dir__), "-e", script,
+                                     File.expand_path("../../lib", __dir__))
+
+    expect(status).to be_success, err
+    expect(out).to eq(%i[LogIngestion LogIngestionClient].inspect)
+  end
+end

@@ -1,0 +1,22 @@
+# frozen_string_literal: true
+
+require_relative "support/rails_app"
+
+RSpec.describe LogIngestion::ControllerLogging do
+  it "logs the action's request with filtered params and its response, with Rails' request id" do
+    get "/concern", { "q" => "gears", "password" => "hunter2" }, "HTTP_X_REQUEST_ID" => "concern-req-1"
+
+    concern_entries = entries.select { |e| e[:metadata]["controller"] == "ConcernController" && e[:message].start_with?("HTTP") }
+    request, response = concern_entries
+    expect(request[:metadata]).to include("request_id" => "concern-req-1", "action" => "show",
+                                          "params" => { "q" => "gears", "password" => "[FILTERED]" })
+    expect(response[:metadata]).to include("request_id" => "concern-req-1", "status" => 200)
+  end
+
+  it "logs a failing action as Request failed and lets the exception propagate" do
+    expect { get "/concern/boom" }.to raise_error(ArgumentError, "concern boom")
+
+    failed = entry_with("Request failed")
+    expect(failed[:metadata]["error"]).to include("class" => "ArgumentError", "message" => "concern boom")
+  end
+end

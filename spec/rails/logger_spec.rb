@@ -1,0 +1,99 @@
+# frozen_string_literal: true
+
+require_relative "support/rails_app"
+
+RSpec.describe LogIngestion::Logger do
+  it "forwards Rails.logger's records (broadcast) and still writes the file logger" do
+    Rails.logger.warn("disk almost full")
+
+    entry = entry_with("disk almost full")
+    expect(entry[:level]).to eq("WARN")
+    expect(entry[:metadata]).to include("logger" => "rails", "severity" => "WARN")
+    expect(LogIngestionTestApp.log_output.string).to include("disk almost full")
+  end
+
+  it "puts the tags of Rails.logger.tagged and the request id into metadata" do
+    get "/widgets/tagged", {}, "HTTP_X_REQUEST_ID" => "tag-req-9"
+
+    metadata = entry_with("tagged warning")[:metadata]
+    expect(metadata["tags"]).to eq(%w[tag-req-9 tenant-42])
+    expect(metadata["request_id"]).to eq("tag-req-9")
+  end
+
+  it "maps each Logger severity to a service level" do
+    logger = described_class.new(nil)
+    logger.level = Logger::DEBUG
+    %i[debug info warn error fatal unknown].each { |severity| logger.public_send(severity, "sev #{severity}") }
+
+    levels = entries.select { |e| e[:message].start_with?("sev ") }.map { |e| e[:level] }
+    expect(levels).to eq(%w[DEBUG INFO WARN ERROR FATAL INFO])
+  end
+
+  it "forwards nothing below its level" do
+    logger = described_class.new(nil)
+    logger.level = Logger::WARN
+    logger.info("too chatty")
+
+    expect(entries_with("too chatty")).to be_empty
+  end
+
+  it "puts ActiveSupport::TaggedLogging tags into metadata and keeps them out of the message" do
+    logger = ActiveSupport::TaggedLogging.new(described_class.new(nil))
+    logger.tagged("worker-3", "batch") { logger.info("tagged alone") }
+
+    entry = entry_with("tagged alone")
+    expect(entry[:metadata]["tags"]).to eq(%w[worker-3 batch])
+  end
+
+  it "writes to its own device too when given one (usable as config.logger)" do
+    io = StringIO.new
+    described_class.new(io).error("to both")
+
+    expect(io.string).to include("to both")
+    expect(entry_with("to both")[:level]).to eq("ERROR")
+  end
+
+  it "never recurses into itself when the client logs through it" do
+    logger = nil
+    calls = []
+    recursing_client = Object.new
+    recursing_client.define_singleton_method(:log) do |level, message, _metadata|
+      calls << [level, message]
+      logger.error("client complains about #{message}")
+    end
+    logger = described_class.new(nil, client: recursing_client)
+    logger.info("first")
+
+    expect(calls).to eq([%w[INFO first]])
+  end
+
+  it "never forwards the gem's own diagnostics (progname log_ingestion)" do
+    described_class.new(nil, progname: "log_ingestion").warn("delivery failed")
+
+    expect(entries_with("delivery failed")).to be_empty
+  end
+
+  it "never forwards what the gem's diagnostics logger (LogIngestion.logger) writes" do
+    LogIngestion.logger.warn("diagnostic about delivery")
+
+    expect(entries_with("diagnostic about delivery")).to be_empty
+  end
+
+  it "is not added twice by a second broadcast" do
+    described_class.broadcast(Rails.logger)
+    Rails.logger.info("only once")
+
+    expect(entries_with("only once").size).to eq(1)
+  end
+
+  it "broadcasts beside a plain logger on Rails 6.1 (ActiveSupport::Logger.broadcast)" do
+    io = StringIO.new
+    file_logger = ActiveSupport::TaggedLogging.new(ActiveSupport::Logger.new(io))
+    same = described_class.broadcast(file_logger)
+    file_logger.tagged("t1") { file_logger.info("beside the file") }
+
+    expect(same).to equal(file_logger)
+    expect(io.string).to include("[t1] beside the file")
+    expect(entry_with("beside the file")[:metadata]["tags"]).to eq(["t1"])
+  end
+end

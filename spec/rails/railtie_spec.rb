@@ -1,0 +1,136 @@
+# frozen_string_literal: true
+
+require_relative "support/rails_app"
+require "open3"
+require "rails/generators"
+require "rake"
+
+RSpec.describe LogIngestion::Railtie do
+  let(:options) do
+    ActiveSupport::OrderedOptions.new.tap do |o|
+      o.test_mode = true
+      o.request_logging = true
+    end
+  end
+
+  around do |example|
+    saved_env = ENV.to_h.slice("LOG_INGESTION_URL", "LOG_INGESTION_API_KEY", "LOG_INGESTION_SERVICE")
+    saved_credentials = Rails.application.credentials
+    Dir.mktmpdir("li-credentials") do |dir|
+      @credentials_dir = dir
+      example.run
+    end
+  ensure
+    %w[LOG_INGESTION_URL LOG_INGESTION_API_KEY LOG_INGESTION_SERVICE].each { |k| ENV.delete(k) }
+    ENV.update(saved_env)
+    Rails.application.credentials = saved_credentials
+    described_class.configure_client(Rails.application.config.log_ingestion)
+  end
+
+  def use_credentials(url:, api_key:, service:)
+    key_path = File.join(@credentials_dir, "master.key")
+    File.write(key_path, ActiveSupport::EncryptedConfiguration.generate_key)
+    credentials = ActiveSupport::EncryptedConfiguration.new(
+      config_path: File.join(@credentials_dir, "credentials.yml.enc"), key_path: key_path,
+      env_key: "LOG_INGESTION_SPEC_NO_SUCH_KEY", raise_if_missing_key: true
+    )
+    credentials.write({ "log_ingestion" => { "url" => url, "api_key" => api_key, "service" => service } }.to_yaml)
+    Rails.application.credentials = credentials
+  end
+
+  it "takes url, key and service from Rails credentials when nothing else sets them" do
+    use_credentials(url: "http://creds.test", api_key: "creds-key", service: "creds-svc")
+    described_class.configure_client(options)
+
+    expect([LogIngestionClient.api_url, LogIngestionClient.api_key, LogIngestionClient.service])
+      .to eq(["http://creds.test", "creds-key", "creds-svc"])
+  end
+
+  it "prefers ENV over credentials" do
+    use_credentials(url: "http://creds.test", api_key: "creds-key", service: "creds-svc")
+    ENV["LOG_INGESTION_URL"] = "http://env.test"
+    ENV["LOG_INGESTION_SERVICE"] = "env-svc"
+    described_class.configure_client(options)
+
+    expect([LogIngestionClient.api_url, LogIngestionClient.api_key, LogIngestionClient.service])
+      .to eq(["http://env.test", "creds-key", "env-svc"])
+  end
+
+  it "prefers config.log_ingestion over ENV and credentials" do
+    use_credentials(url: "http://creds.test", api_key: "creds-key", service: "creds-svc")
+    ENV["LOG_INGESTION_URL"] = "http://env.test"
+    options.api_url = "http://explicit.test"
+    options.service = "explicit-svc"
+    described_class.configure_client(options)
+
+    expect([LogIngestionClient.api_url, LogIngestionClient.service]).to eq(["http://explicit.test", "explicit-svc"])
+  end
+
+  it "rejects a config.log_ingestion setting that does not exist" do
+    options.batch_sise = 10
+
+    expect { described_class.configure_client(options) }.to raise_error(LogIngestion::ConfigurationError, /batch_sise/)
+  end
+
+  it "writes the startup entry with environment, Rails and Ruby versions" do
+    described_class.start(Rails.application)
+
+    expect(entry_with("Rails application started")[:metadata])
+      .to include("environment" => "test", "version" => Rails.version, "ruby_version" => RUBY_VERSION)
+  end
+
+  it "inserts RequestLogging inside DebugExceptions with config.log_ingestion.request_logging" do
+    stack = Rails.application.middleware.map(&:klass)
+
+    expect(stack.index(LogIngestion::RequestLogging)).to eq(stack.index(ActionDispatch::DebugExceptions) + 1)
+  end
+
+  it "warns once and installs nothing when no URL, key or test mode is set anywhere" do
+    script = <<~RUBY
+      require "./spec/rails/app/config/environment"
+      require "rack/mock"
+      Rack::MockRequest.new(Rails.application).get("/widgets")
+      Rails.logger.info("ignored")
+      print({ subscribed: LogIngestion::Subscribers.subscribed, configured: LogIngestionClient.configured?,
+              entries: LogIngestionClient.recorded_entries.size }.inspect)
+    RUBY
+    env = { "LOG_INGESTION_TEST_UNCONFIGURED" => "1", "LOG_INGESTION_URL" => nil, "LOG_INGESTION_API_KEY" => nil,
+            "LOG_INGESTION_TEST_DB" => File.join(@credentials_dir, "unconfigured.sqlite3") }
+    out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: File.expand_path("../..", __dir__))
+
+    expect(status).to be_success, err
+    expect(out).to eq({ subscribed: [], configured: false, entries: 0 }.inspect)
+    expect(err.scan("log_ingestion: not configured").size).to eq(1)
+  end
+
+  describe "rails generate log_ingestion:install" do
+    it "writes a commented initializer that names only real settings" do
+      Rails::Generators.invoke("log_ingestion:install", ["--quiet"], destination_root: @credentials_dir)
+      path = File.join(@credentials_dir, "config/initializers/log_ingestion.rb")
+      text = File.read(path)
+
+      expect(RubyVM::InstructionSequence.compile(text, path)).to be_a(RubyVM::InstructionSequence)
+      expect(text.lines.count { |l| l.lstrip.start_with?("#") }).to be > 20
+      settings = text.scan(/config\.log_ingestion\.(\w+)\s*=/).flatten.map(&:to_sym).uniq
+      known = described_class::RAILS_SETTINGS + LogIngestion::Configuration::DEFAULTS.keys
+      expect(settings).to include(:api_url, :request_logging, :subscribers, :slow_query_ms, :broadcast_logger)
+      expect(settings - known).to eq([])
+    end
+  end
+
+  describe "rake tasks" do
+    before(:all) { Rails.application.load_tasks unless Rake::Task.task_defined?("logs:test") }
+
+    it "logs:test sends a test entry now and says it arrived" do
+      expect { Rake::Task["logs:test"].execute }.to output(/accepted/).to_stdout
+
+      expect(entry_with("Test log from Rails (rails logs:test)")[:metadata]).to include("test" => true)
+    end
+
+    it "logs:stats prints the client's counters" do
+      LogIngestionClient.info("counted")
+
+      expect { Rake::Task["logs:stats"].execute }.to output(/^enqueued\s+\d+$/).to_stdout
+    end
+  end
+end

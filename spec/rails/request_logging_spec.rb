@@ -1,0 +1,69 @@
+# frozen_string_literal: true
+
+require_relative "support/rails_app"
+
+RSpec.describe LogIngestion::RequestLogging do
+  it "gives the request, response and action entries of one request the same Rails request id" do
+    get "/widgets", {}, "HTTP_X_REQUEST_ID" => "req-abc-123"
+
+    expect(last_response.status).to eq(200)
+    ids = ["HTTP Request", "HTTP Response", "Action processed"].map { |m| entry_with(m)[:metadata]["request_id"] }
+    expect(ids).to eq(%w[req-abc-123 req-abc-123 req-abc-123])
+    expect(last_response.headers["X-Request-Id"]).to eq("req-abc-123")
+  end
+
+  it "logs method, path, filtered query string, ip, user agent and referer with the request" do
+    get "/widgets", { "page" => "2", "password" => "hunter2" },
+        "HTTP_USER_AGENT" => "spec-agent/1.0", "HTTP_REFERER" => "http://example.test/from", "REMOTE_ADDR" => "10.1.2.3"
+
+    metadata = entry_with("HTTP Request")[:metadata]
+    expect(metadata).to include("method" => "GET", "path" => "/widgets", "ip" => "10.1.2.3",
+                                "user_agent" => "spec-agent/1.0", "referer" => "http://example.test/from",
+                                "pid" => Process.pid)
+    expect(metadata["query_string"]).to eq("page=2&password=[FILTERED]")
+  end
+
+  it "logs status, duration and content type with the response" do
+    get "/widgets"
+
+    metadata = entry_with("HTTP Response")[:metadata]
+    expect(metadata).to include("status" => 200, "content_type" => a_string_starting_with("application/json"))
+    expect(metadata["duration_ms"]).to be_a(Numeric).and(be >= 0)
+  end
+
+  it "logs an exception as an error entry with class, message and 10 backtrace lines and lets it propagate" do
+    expect { get "/widgets/boom" }.to raise_error(WidgetsController::Boom, "widget exploded")
+
+    error = entry_with("Request error")
+    expect(error[:level]).to eq("ERROR")
+    expect(error[:metadata]["error"]).to include("class" => "WidgetsController::Boom", "message" => "widget exploded")
+    expect(error[:metadata]["error"]["backtrace"].size).to eq(10)
+    expect(error[:metadata]["status"]).to eq(500)
+    expect(entry_with("HTTP Response")[:metadata]["status"]).to eq(500)
+  end
+
+  it "logs the exception before ShowExceptions turns it into a 500 page (production setting)" do
+    Rails.application.env_config["action_dispatch.show_exceptions"] = true
+    get "/widgets/boom"
+
+    expect(last_response.status).to eq(500)
+    expect(entry_with("Request error")[:metadata]["error"]["class"]).to eq("WidgetsController::Boom")
+  ensure
+    Rails.application.env_config["action_dispatch.show_exceptions"] = false
+  end
+
+  it "does not log the default skip paths" do
+    get "/assets/app.css"
+
+    expect(last_response.status).to eq(200)
+    expect(entries_with("HTTP Request")).to be_empty
+  end
+
+  it "makes up a request id when ActionDispatch::RequestId is not in the stack" do
+    inner = ->(_env) { [204, {}, []] }
+    status, = described_class.new(inner).call(Rack::MockRequest.env_for("/bare"))
+
+    expect(status).to eq(204)
+    expect(entry_with("HTTP Request")[:metadata]["request_id"]).to match(/\A\h{8}-\h{4}-\h{4}-\h{4}-\h{12}\z/)
+  end
+end
