@@ -2,11 +2,17 @@
 
 module LogIngestion
   # Hands delivery failures to the `on_error` callback on a Ruby thread of its own:
-  # it waits for the engine's next error report (without the GVL, interruptible) and
-  # calls the handler. Owns that thread; it never runs a callback on a native thread
-  # and never lets a failing callback stop reporting.
+  # it takes the engine's pending error reports and calls the handler, then sleeps
+  # POLL_SECONDS in Kernel#sleep. Owns that thread; it never runs a callback on a
+  # native thread and never lets a failing callback stop reporting.
+  #
+  # Why it sleeps in Ruby instead of blocking in the engine: in Ruby 3.1 a signal
+  # (Ctrl-C) reaches a thread that waits without the GVL (e.g. the main thread in
+  # `flush`) only through a Ruby thread that services the signal pipe, which a thread
+  # in Kernel#sleep does. A reporter blocked in native code would leave nobody to
+  # deliver Ctrl-C to a flushing main thread.
   class ErrorReporter
-    POLL_SECONDS = 1.0
+    POLL_SECONDS = 0.2
 
     # The handler used when `on_error` is not set: a warning on the gem's own logger
     # (never Rails.logger, so nothing can recurse into the client).
@@ -33,6 +39,7 @@ module LogIngestion
     # Reports what is left and stops the thread (after the engine was shut down).
     def stop(grace = 2.0)
       @stopping = true
+      wake
       return if @thread.join(grace)
 
       @thread.kill
@@ -41,14 +48,22 @@ module LogIngestion
 
     private
 
+    def wake
+      @thread.wakeup
+    rescue ThreadError
+      nil # it already ended
+    end
+
     def run
       Thread.current.report_on_exception = false
       loop do
-        report = @engine.next_error(@stopping ? 0.0 : POLL_SECONDS)
+        report = @engine.next_error(0.0)
         if report
           self.class.handle(@handler, symbolize(report))
         elsif @stopping
           break
+        else
+          sleep POLL_SECONDS
         end
       end
     rescue StandardError => e

@@ -22,6 +22,9 @@
 //!   request rate, not row rate).
 //! - `BENCH_CONNECTIONS` concurrent HTTP connections (default 8).
 //! - `BENCH_BATCH_SIZES` comma-separated batch sizes (default 1,10,100,1000).
+//! - `BENCH_PAIRS` how many times raw COPY and batch 100 are measured back to back
+//!   (default 3); the ratio reported is the median of the pairs, so a burst of load
+//!   from other processes on the machine skews one pair, not the verdict.
 //! - `BENCH_SERVER_BIN` server binary (default: the one cargo built for this bench).
 //! - `DATABASE_URL` PostgreSQL to use (default: `bin/postgres-dev start`); a fresh
 //!   database is created in it and dropped at the end.
@@ -48,6 +51,9 @@ const API_KEY: &str = "bench-api-key-0123456789abcdef";
 const DEFAULT_ENTRIES: usize = 200_000;
 const DEFAULT_CONNECTIONS: usize = 8;
 const DEFAULT_BATCH_SIZES: [usize; 4] = [1, 10, 100, 1000];
+const DEFAULT_PAIRS: usize = 3;
+/// The batch size whose throughput is compared with raw COPY.
+const COMPARED_BATCH_SIZE: usize = 100;
 const TARGET_COPY_RATIO: f64 = 0.5;
 const TARGET_RSS_KIB: u64 = 150 * 1024;
 const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
@@ -84,6 +90,7 @@ struct BenchConfig {
     entries: usize,
     connections: usize,
     batch_sizes: Vec<usize>,
+    pairs: usize,
     server_bin: PathBuf,
     database_url: Option<String>,
 }
@@ -92,6 +99,7 @@ impl BenchConfig {
     fn from_env() -> Result<Self> {
         let entries = env_usize("BENCH_ENTRIES", DEFAULT_ENTRIES)?;
         let connections = env_usize("BENCH_CONNECTIONS", DEFAULT_CONNECTIONS)?;
+        let pairs = env_usize("BENCH_PAIRS", DEFAULT_PAIRS)?.max(1);
         let batch_sizes = match std::env::var("BENCH_BATCH_SIZES") {
             Ok(list) => list
                 .split(',')
@@ -113,6 +121,7 @@ impl BenchConfig {
             entries,
             connections,
             batch_sizes,
+            pairs,
             server_bin,
             database_url,
         })
@@ -411,6 +420,54 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// CPU seconds of the PostgreSQL backends serving `database` (their process title names it).
+fn postgres_cpu_seconds(database: &str) -> Option<f64> {
+    let needle = format!(" {database} ");
+    let mut total = 0.0;
+    for dir in std::fs::read_dir("/proc").ok()?.flatten() {
+        let path = dir.path();
+        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
+            continue;
+        };
+        let title = String::from_utf8_lossy(&cmdline);
+        if title.starts_with("postgres:") && title.contains(&needle) {
+            total += proc_cpu_seconds(&format!("{}/stat", path.display())).unwrap_or(0.0);
+        }
+    }
+    Some(total)
+}
+
+/// CPU seconds used so far by the server, this program, the database's backends and
+/// the whole machine; the difference of two snapshots says where a phase's time went.
+#[derive(Clone, Copy, Default)]
+struct CpuSnapshot {
+    server: Option<f64>,
+    client: Option<f64>,
+    postgres: Option<f64>,
+    machine: Option<f64>,
+}
+
+impl CpuSnapshot {
+    fn take(server: Option<&ServerProcess>, database: &str) -> Self {
+        CpuSnapshot {
+            server: server.and_then(ServerProcess::cpu_seconds),
+            client: own_cpu_seconds(),
+            postgres: postgres_cpu_seconds(database),
+            machine: machine_busy_seconds(),
+        }
+    }
+
+    fn since(self, before: CpuSnapshot) -> CpuSnapshot {
+        let diff = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a - b);
+        CpuSnapshot {
+            server: diff(self.server, before.server),
+            client: diff(self.client, before.client),
+            postgres: diff(self.postgres, before.postgres),
+            machine: diff(self.machine, before.machine),
+        }
+    }
+}
+
 /// CPU seconds of this load generator itself.
 fn own_cpu_seconds() -> Option<f64> {
     proc_cpu_seconds("/proc/self/stat")
@@ -462,9 +519,10 @@ fn generate_entries(count: usize) -> Vec<WireEntry> {
             let request_id = format!("{:032x}", rng.random::<u128>());
             let timestamp = now - chrono::Duration::milliseconds(rng.random_range(0..600_000));
             let message = format!(
-                "Completed {status} {method} {path} in {duration_ms}ms for user {user_id} (views: {}ms, db: {}ms)",
+                "Completed {status} {method} {path} in {duration_ms}ms for user {user_id} (views: {}ms, db: {}ms, host web-{:02})",
                 rng.random_range(0..400),
                 rng.random_range(0..400),
+                rng.random_range(1..13),
             );
             WireEntry {
                 timestamp: timestamp.to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -504,9 +562,7 @@ struct PhaseReport {
     elapsed: Duration,
     latencies: Vec<Duration>,
     peak_rss_kib: Option<u64>,
-    server_cpu: Option<f64>,
-    client_cpu: Option<f64>,
-    machine_cpu: Option<f64>,
+    cpu: CpuSnapshot,
 }
 
 impl PhaseReport {
@@ -540,7 +596,7 @@ impl fmt::Display for PhaseReport {
         };
         write!(
             f,
-            "{:<12} {:>9} {:>8} {:>8.2} {:>11.0} {:>9} {:>9} {:>10} {:>8} {:>8} {:>8}",
+            "{:<12} {:>9} {:>8} {:>8.2} {:>11.0} {:>9} {:>9} {:>10} {:>7} {:>7} {:>7} {:>7}",
             self.label,
             self.entries,
             self.requests,
@@ -549,16 +605,17 @@ impl fmt::Display for PhaseReport {
             ms(self.percentile(50.0)),
             ms(self.percentile(99.0)),
             mib,
-            share(self.server_cpu),
-            share(self.client_cpu),
-            share(self.machine_cpu),
+            share(self.cpu.server),
+            share(self.cpu.postgres),
+            share(self.cpu.client),
+            share(self.cpu.machine),
         )
     }
 }
 
 fn table_header() -> String {
     format!(
-        "{:<12} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9} {:>10} {:>8} {:>8} {:>8}",
+        "{:<12} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9} {:>10} {:>7} {:>7} {:>7} {:>7}",
         "phase",
         "entries",
         "requests",
@@ -567,9 +624,10 @@ fn table_header() -> String {
         "p50 ms",
         "p99 ms",
         "peak RSS",
-        "srv CPU",
-        "cli CPU",
-        "all CPU"
+        "server",
+        "pg",
+        "client",
+        "all"
     )
 }
 
@@ -580,6 +638,7 @@ async fn drive_http(
     batches: Vec<(usize, Bytes)>,
     connections: usize,
     batch_size: usize,
+    database: &str,
 ) -> Result<PhaseReport> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
@@ -590,9 +649,7 @@ async fn drive_http(
     let batches = Arc::new(batches);
     let next = Arc::new(AtomicUsize::new(0));
     let rss_reset = server.reset_peak_rss();
-    let cpu_before = server.cpu_seconds();
-    let client_before = own_cpu_seconds();
-    let machine_before = machine_busy_seconds();
+    let cpu_before = CpuSnapshot::take(Some(server), database);
     let started = Instant::now();
     let workers: Vec<_> = (0..connections)
         .map(|_| {
@@ -621,11 +678,7 @@ async fn drive_http(
         elapsed,
         latencies,
         peak_rss_kib: server.peak_rss_kib(),
-        server_cpu: cpu_before.zip(server.cpu_seconds()).map(|(a, b)| b - a),
-        client_cpu: client_before.zip(own_cpu_seconds()).map(|(a, b)| b - a),
-        machine_cpu: machine_before
-            .zip(machine_busy_seconds())
-            .map(|(a, b)| b - a),
+        cpu: CpuSnapshot::take(Some(server), database).since(cpu_before),
     })
 }
 
@@ -721,10 +774,14 @@ fn push_copy_escaped(buf: &mut Vec<u8>, field: &str) {
     }
 }
 
-async fn raw_copy(db: &mut PgConnection, entries: &[WireEntry]) -> Result<PhaseReport> {
+async fn raw_copy(
+    db: &mut PgConnection,
+    entries: &[WireEntry],
+    database: &str,
+) -> Result<PhaseReport> {
     let chunks = copy_text(entries)?;
     truncate_logs(db).await?;
-    let machine_before = machine_busy_seconds();
+    let cpu_before = CpuSnapshot::take(None, database);
     let started = Instant::now();
     let mut copy = db
         .copy_in_raw("COPY logs (timestamp, service, level, message, metadata) FROM STDIN")
@@ -741,11 +798,7 @@ async fn raw_copy(db: &mut PgConnection, entries: &[WireEntry]) -> Result<PhaseR
         elapsed,
         latencies: Vec::new(),
         peak_rss_kib: None,
-        server_cpu: None,
-        client_cpu: None,
-        machine_cpu: machine_before
-            .zip(machine_busy_seconds())
-            .map(|(a, b)| b - a),
+        cpu: CpuSnapshot::take(None, database).since(cpu_before),
     })
 }
 
@@ -759,6 +812,29 @@ async fn count_logs(db: &mut PgConnection) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM logs")
         .fetch_one(db)
         .await?)
+}
+
+/// One HTTP phase on an empty table, then the check that every acknowledged entry is
+/// stored.
+async fn http_phase(
+    server: &ServerProcess,
+    db: &mut PgConnection,
+    entries: &[WireEntry],
+    batch_size: usize,
+    connections: usize,
+    database: &str,
+) -> Result<PhaseReport> {
+    let batches = encode_batches(entries, batch_size)?;
+    truncate_logs(db).await?;
+    let report = drive_http(server, batches, connections, batch_size, database).await?;
+    let stored = count_logs(db).await?;
+    if stored != report.entries as i64 {
+        return Err(BenchError::Setup(format!(
+            "batch {batch_size}: {} entries acknowledged but {stored} rows stored",
+            report.entries
+        )));
+    }
+    Ok(report)
 }
 
 async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
@@ -778,17 +854,31 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
         .unwrap_or(config.entries)
         .max(config.entries);
     let entries = generate_entries(largest);
+    let startup_peak_kib = server.peak_rss_kib();
+    let message_bytes =
+        entries.iter().map(|e| e.message.len()).sum::<usize>() / entries.len().max(1);
+    let body_bytes = serde_json::to_vec(&BatchRequest {
+        logs: entries[..entries.len().min(1000)].to_vec(),
+    })?
+    .len()
+        / entries.len().clamp(1, 1000);
 
     println!(
-        "server {} (pid {}), {} connections, server log {}",
+        "server {} (pid {}), {} connections, server log {} (kept on failure)",
         config.server_bin.display(),
         server.pid(),
         config.connections,
         log_path.display()
     );
     println!(
-        "machine: {} cores, load average {} (CPU columns: share of one core; \
-         all = every process on the machine, PostgreSQL included)",
+        "entries: ~{message_bytes}-byte message, 5 metadata keys, ~{body_bytes} JSON bytes each; \
+         server peak RSS at start: {}",
+        startup_peak_kib.map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+    );
+    println!(
+        "machine: {} cores, load average {}. CPU columns, as a share of one core: the \
+         server, PostgreSQL backends of the bench database, this load generator, the \
+         whole machine (other users included)",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average()
     );
@@ -801,54 +891,72 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
         encode_batches(&entries[..warmup], 100)?,
         config.connections,
         100,
+        &database.name,
     )
     .await?;
 
-    let copy = raw_copy(&mut db, &entries[..config.entries]).await?;
-    println!("{copy}");
-    if copy.entries != config.entries as u64 {
-        return Err(BenchError::Setup(format!(
-            "COPY stored {} rows of {}",
-            copy.entries, config.entries
-        )));
-    }
-
+    let copy_rows = &entries[..config.entries];
     let mut reports = Vec::new();
+    let mut ratios = Vec::new();
     for &batch_size in &config.batch_sizes {
-        let count = config.entries_for(batch_size);
-        let batches = encode_batches(&entries[..count], batch_size)?;
-        truncate_logs(&mut db).await?;
-        let report = drive_http(&server, batches, config.connections, batch_size).await?;
-        println!("{report}");
-        let stored = count_logs(&mut db).await?;
-        if stored != report.entries as i64 {
-            return Err(BenchError::Setup(format!(
-                "batch {batch_size}: {} entries acknowledged but {stored} rows stored",
-                report.entries
-            )));
+        if batch_size != COMPARED_BATCH_SIZE {
+            let report = http_phase(
+                &server,
+                &mut db,
+                &entries[..config.entries_for(batch_size)],
+                batch_size,
+                config.connections,
+                &database.name,
+            )
+            .await?;
+            println!("{report}");
+            reports.push(report);
+            continue;
         }
-        reports.push((batch_size, report));
+        for _ in 0..config.pairs {
+            let copy = raw_copy(&mut db, copy_rows, &database.name).await?;
+            println!("{copy}");
+            if copy.entries != copy_rows.len() as u64 {
+                return Err(BenchError::Setup(format!(
+                    "COPY stored {} rows of {}",
+                    copy.entries,
+                    copy_rows.len()
+                )));
+            }
+            let report = http_phase(
+                &server,
+                &mut db,
+                copy_rows,
+                batch_size,
+                config.connections,
+                &database.name,
+            )
+            .await?;
+            println!("{report}");
+            ratios.push(report.entries_per_second() / copy.entries_per_second());
+            reports.push(report);
+        }
     }
     db.close().await?;
 
-    let peak = reports.iter().filter_map(|(_, r)| r.peak_rss_kib).max();
     println!();
-    if let Some((_, b100)) = reports.iter().find(|(b, _)| *b == 100) {
-        let ratio = b100.entries_per_second() / copy.entries_per_second();
+    ratios.sort_by(f64::total_cmp);
+    if let Some(&median) = ratios.get(ratios.len() / 2) {
+        let each: Vec<String> = ratios
+            .iter()
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .collect();
         println!(
-            "batch-100 / raw COPY throughput: {:.0} / {:.0} = {:.1}%  (target >= {:.0}%: {})",
-            b100.entries_per_second(),
-            copy.entries_per_second(),
-            ratio * 100.0,
+            "batch-{COMPARED_BATCH_SIZE} / raw COPY throughput: median {:.1}% of {} pairs [{}]  (target >= {:.0}%: {})",
+            median * 100.0,
+            ratios.len(),
+            each.join(" "),
             TARGET_COPY_RATIO * 100.0,
-            if ratio >= TARGET_COPY_RATIO {
-                "met"
-            } else {
-                "MISSED"
-            }
+            if median >= TARGET_COPY_RATIO { "met" } else { "MISSED" }
         );
     }
-    if let Some(peak) = peak {
+    let peaks = reports.iter().filter_map(|r| r.peak_rss_kib);
+    if let Some(peak) = peaks.chain(startup_peak_kib).max() {
         println!(
             "server peak RSS: {:.1} MiB  (target < {} MiB: {})",
             peak as f64 / 1024.0,
@@ -861,6 +969,8 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
         );
     }
     drop(server);
+    // The server's log matters only when something went wrong.
+    let _ = std::fs::remove_file(&log_path);
     Ok(())
 }
 

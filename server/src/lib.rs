@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod metrics;
 pub mod rate_limit;
+pub mod read;
 pub mod routes;
 pub mod startup;
 pub mod state;

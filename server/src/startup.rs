@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimiter;
+use crate::read::{self, AdminKeys, ReadContext, TailSettings};
 use crate::routes;
 use crate::state::AppState;
 use crate::storage::{self, retention, GroupCommitter, StorageError, StorageMode};
@@ -45,6 +46,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    read_context: ReadContext,
     writer: JoinHandle<()>,
     maintenance: JoinHandle<()>,
     shutdown_deadline: Duration,
@@ -85,10 +87,16 @@ impl Application {
             committer,
             metrics,
         };
+        let read_context = ReadContext::new(
+            state.pool.clone(),
+            state.storage_mode,
+            TailSettings::default(),
+        );
         Ok(Application {
             listener,
-            router: build_router(state.clone()),
+            router: build_router_with(state.clone(), read_context.clone()),
             state,
+            read_context,
             writer,
             maintenance,
             shutdown_deadline,
@@ -114,6 +122,7 @@ impl Application {
             listener,
             router,
             state,
+            read_context,
             writer,
             maintenance,
             shutdown_deadline,
@@ -122,7 +131,12 @@ impl Application {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "listening");
         }
-        let shutdown = shutdown.shared();
+        let shutdown = async move {
+            shutdown.await;
+            // Live tails never finish on their own; end them so draining is prompt.
+            read_context.close_tails();
+        }
+        .shared();
         let served = {
             let serve = axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown.clone())
@@ -151,11 +165,25 @@ impl Application {
     }
 }
 
-/// The whole HTTP surface. A read side adds `.merge(read::router(state))` here.
+/// The whole HTTP surface with a read side of its own (tests and tools that do not
+/// need to close live tails at shutdown).
 pub fn build_router(state: AppState) -> Router {
+    let read_context = ReadContext::new(
+        state.pool.clone(),
+        state.storage_mode,
+        TailSettings::default(),
+    );
+    build_router_with(state, read_context)
+}
+
+/// The whole HTTP surface: probes, ingest, and the read side (query API and explorer),
+/// which carries its own admin-key check and so sits outside the ingest auth layers.
+pub fn build_router_with(state: AppState, read_context: ReadContext) -> Router {
+    let admin_keys = AdminKeys::new(state.settings.admin_api_keys.clone());
     Router::new()
         .merge(routes::probes_router())
         .merge(routes::ingest_router(state.clone()))
+        .merge(read::router(read_context, admin_keys))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::record_request_metrics,

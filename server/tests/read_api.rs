@@ -1,8 +1,6 @@
 //! The read API against a real database: auth, filters, cursors, histogram buckets,
 //! services, surrounding entries, and the explorer's assets.
 
-#[allow(unused_imports)]
-use log_ingestion_server::{auth, config, error, storage};
 mod read_support;
 
 use read_support::{messages, row, spawn_read_app, ReadApp, Row, ADMIN_KEY, INGEST_KEY};

@@ -5,8 +5,6 @@
 //! Run: `cargo test -p log_ingestion_server --test read_explain -- --ignored --nocapture`
 //! (about 30 s on a 2-core machine, most of it generating the rows).
 
-#[allow(unused_imports)]
-use log_ingestion_server::{auth, config, error, storage};
 mod read_support;
 
 use std::time::Instant;

@@ -2,8 +2,6 @@
 //! matching entries, resumption after a reconnect, and cutting off a reader that does
 //! not keep up.
 
-#[allow(unused_imports)]
-use log_ingestion_server::{auth, config, error, storage};
 mod read_support;
 
 use std::time::{Duration, Instant};

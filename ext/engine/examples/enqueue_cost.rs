@@ -10,20 +10,20 @@ use axum::routing::post;
 use log_ingestion_engine::{Cancel, Engine, EngineConfig, Entry, Level};
 use serde_json::{json, Map};
 
-fn main() {
-    let entries: usize = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200_000);
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let entries: usize = match std::env::args().nth(1) {
+        Some(n) => n.parse()?,
+        None => 200_000,
+    };
+    if entries == 0 {
+        return Err("ENTRIES must be at least 1".into());
+    }
     let sink = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
-        .build()
-        .unwrap();
-    let listener = sink
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+        .build()?;
+    let listener = sink.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let url = format!("http://{}", listener.local_addr()?);
     let app = axum::Router::new().route(
         "/api/v1/logs/batch",
         post(|| async { axum::Json(json!({"accepted": 0, "rejected": 0, "errors": []})) }),
@@ -35,8 +35,7 @@ fn main() {
         api_key: "bench".into(),
         max_queue_bytes: 512 * 1024 * 1024,
         ..EngineConfig::default()
-    })
-    .unwrap();
+    })?;
 
     let mut costs = Vec::with_capacity(entries);
     let started = Instant::now();
@@ -73,4 +72,5 @@ fn main() {
         stats.sent as f64 / total.as_secs_f64()
     );
     engine.shutdown(Duration::from_secs(5));
+    Ok(())
 }

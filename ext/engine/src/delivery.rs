@@ -3,22 +3,24 @@
 //!
 //! Owns when a batch is sent (full, interval elapsed, flush, or one by one without
 //! batching), the retry/backoff/`Retry-After` waits, and which counter and report each
-//! outcome produces. One batch is in flight at a time, which preserves order. It never
-//! runs on a caller's thread and never calls into Ruby; a panic inside it is caught by
-//! `supervise`, counted and reported, and the loop restarts.
+//! outcome produces, and how long a 429 pauses every sender (`send_now` included). One
+//! batch is in flight at a time, which preserves order. It never runs on a caller's
+//! thread and never calls into Ruby; a panic inside it is caught by `supervise`, counted
+//! and reported, and the loop restarts.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use log_ingestion_wire::BatchResponse;
 use tokio::time::Instant;
 
 use crate::config::EngineConfig;
+use crate::pause::SendPause;
 use crate::queue::{Batch, BatchQueue};
 use crate::reports::{ErrorKind, ErrorReport, ErrorReports};
-use crate::retry::{classify_status, parse_retry_after, RetryPolicy, Verdict};
+use crate::retry::{classify_status, parse_retry_after, RetryPolicy, Verdict, MAX_RETRY_AFTER};
 use crate::stats::Counters;
 use crate::transport::{Attempt, Endpoint, PreparedRequest, Transport};
 
@@ -30,6 +32,8 @@ pub(crate) struct Shared {
     pub reports: ErrorReports,
     pub transport: Transport,
     pub policy: RetryPolicy,
+    /// Set by a 429: no request is sent before it ends.
+    pub pause: SendPause,
     /// A 401/403 was reported and no success came since: further ones are only counted.
     pub unauthorized_reported: AtomicBool,
     /// Queue-full drops not yet reported (reported in bulk by the loop, never per entry).
@@ -72,7 +76,7 @@ pub(crate) async fn supervise(shared: Arc<Shared>) {
                     panic_message(error.into_panic())
                 );
                 shared.report(ErrorKind::Internal, message, lost);
-                shared.queue.abandon_in_flight();
+                shared.queue.finish_batch();
             }
             Err(_) => return,
         }
@@ -91,12 +95,6 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 async fn delivery_loop(shared: Arc<Shared>) {
     let interval = shared.config.batch_interval;
-    let batching = shared.config.enable_batching;
-    let max_entries = if batching {
-        shared.config.batch_size
-    } else {
-        1
-    };
     let mut tick = Instant::now() + interval;
     loop {
         shared.report_queue_drops();
@@ -107,7 +105,7 @@ async fn delivery_loop(shared: Arc<Shared>) {
         let now = Instant::now();
         let due = now >= tick;
         if ready.len > 0 && (ready.full || ready.urgent || due) {
-            if let Some(batch) = shared.queue.take_batch(max_entries) {
+            if let Some(batch) = shared.queue.take_batch() {
                 deliver_batch(&shared, batch).await;
                 shared.queue.finish_batch();
             }
@@ -163,13 +161,15 @@ async fn deliver_batch(shared: &Shared, batch: Batch) {
 }
 
 /// Sends `request` until it is answered 2xx, refused for good, or its retries are used up.
-/// The body and idempotency key are the same on every attempt.
+/// The body and idempotency key are the same on every attempt; each attempt first waits
+/// out a 429 pause, whoever's request caused it.
 pub(crate) async fn send_with_retries(
     shared: &Shared,
     request: &PreparedRequest,
 ) -> Result<Answer, Failure> {
     let mut attempts = 0u32;
     loop {
+        shared.pause.wait().await;
         attempts += 1;
         let attempt = shared.transport.send(request).await;
         let (verdict, status, retry_after, message) = match attempt {
@@ -180,7 +180,7 @@ pub(crate) async fn send_with_retries(
             } => {
                 let verdict = classify_status(status);
                 if verdict == Verdict::Delivered {
-                    shared.counters.set_rate_limited_until(None);
+                    shared.resume_sending();
                     shared.unauthorized_reported.store(false, Ordering::Relaxed);
                     return Ok(Answer {
                         status,
@@ -210,16 +210,17 @@ pub(crate) async fn send_with_retries(
             Verdict::Invalid => ErrorKind::Invalid,
             Verdict::Delivered | Verdict::Retryable => {
                 let jitter = rand::random::<f64>();
-                match shared
+                let delay = shared
                     .policy
-                    .delay_before_retry(attempts, retry_after, jitter)
-                {
+                    .delay_before_retry(attempts, retry_after, jitter);
+                if status == Some(429) {
+                    // Every sender waits this out, even when this request is given up.
+                    if let Some(pause) = delay.or(retry_after.map(|w| w.min(MAX_RETRY_AFTER))) {
+                        shared.pause_sending(pause);
+                    }
+                }
+                match delay {
                     Some(delay) => {
-                        if status == Some(429) {
-                            shared
-                                .counters
-                                .set_rate_limited_until(Some(SystemTime::now() + delay));
-                        }
                         Counters::add(&shared.counters.retried, 1);
                         shared.counters.set_last_error(message.clone());
                         tracing::debug!(attempts, ?delay, "{message}; retrying");
@@ -253,6 +254,19 @@ fn describe_answer(request: &PreparedRequest, status: u16, body: &[u8]) -> Strin
 }
 
 impl Shared {
+    /// A 429 asked for a pause: no sender sends before it ends; `Stats` shows until when.
+    fn pause_sending(&self, pause: Duration) {
+        self.pause.pause_for(pause);
+        self.counters
+            .set_rate_limited_until(SystemTime::now().checked_add(pause));
+    }
+
+    /// A 2xx: the server takes requests again.
+    fn resume_sending(&self) {
+        self.pause.clear();
+        self.counters.set_rate_limited_until(None);
+    }
+
     /// Counts a 2xx answer, including entries the server rejected one by one.
     fn record_answer(&self, request: &PreparedRequest, answer: &Answer) {
         let count = request.entries as u64;

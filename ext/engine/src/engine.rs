@@ -17,6 +17,7 @@ use crate::cancel::Cancel;
 use crate::config::{ConfigError, EngineConfig};
 use crate::delivery::{self, Answer, Failure, Shared};
 use crate::entry::Entry;
+use crate::pause::SendPause;
 use crate::queue::{BatchQueue, FlushOutcome, Pushed};
 use crate::reports::{ErrorKind, ErrorReport, ErrorReports};
 use crate::retry::RetryPolicy;
@@ -155,6 +156,7 @@ impl Engine {
     pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
         config.validate()?;
         let transport = Transport::new(&config)?;
+        // Without batching every entry is its own request: batches of one.
         let batch_size = if config.enable_batching {
             config.batch_size
         } else {
@@ -174,6 +176,7 @@ impl Engine {
             .build()?;
         let shared = Arc::new(Shared {
             policy: RetryPolicy::from_config(&config),
+            pause: SendPause::default(),
             config,
             queue,
             counters: Counters::default(),
@@ -239,7 +242,9 @@ impl Engine {
 
     /// Sends one entry to `POST /api/v1/logs` now, bypassing the queue, with the retry
     /// policy; blocks the calling thread until it is answered, `timeout` passes or
-    /// `cancel` trips. Counts `sent` and `retried`; a failure is returned, not reported.
+    /// `cancel` trips. While a 429 pause is in force (`Stats::rate_limited_until`) it
+    /// waits for the pause to end before sending, within that same timeout. Counts
+    /// `sent` and `retried`; a failure is returned, not reported.
     pub fn send_now(
         &self,
         entry: Entry,
@@ -255,52 +260,43 @@ impl Engine {
         let request = PreparedRequest::single(&json, self.shared.config.gzip)
             .map_err(|e| DeliveryError::Internal(e.to_string()))?;
 
-        // `None` means cancelled; `Some` carries the task's result (a panic becomes `Err`).
-        type Message = Option<Result<Result<Answer, Failure>, String>>;
-        let (sender, receiver) = mpsc::channel::<Message>();
+        let (sender, receiver) = mpsc::channel::<SendNowMessage>();
         let shared = Arc::clone(&self.shared);
-        let work = self
-            .handle
-            .spawn(async move { delivery::send_with_retries(&shared, &request).await });
-        let abort = work.abort_handle();
-        let done = sender.clone();
-        self.handle.spawn(async move {
-            let result = work.await.map_err(|e| {
-                if e.is_panic() {
-                    "send_now panicked".to_owned()
-                } else {
-                    "send_now was cancelled by shutdown".to_owned()
-                }
-            });
-            let _ = done.send(Some(result));
+        let reply = SendNowReply(Some(sender.clone()));
+        let work = self.handle.spawn(async move {
+            let result = delivery::send_with_retries(&shared, &request).await;
+            reply.answer(result);
         });
         let _hook = cancel.on_cancel(move || {
-            let _ = sender.send(None);
+            let _ = sender.send(SendNowMessage::Cancelled);
         });
         if cancel.is_cancelled() {
-            abort.abort();
+            work.abort();
             return Err(DeliveryError::Cancelled);
         }
-        match receiver.recv_timeout(timeout) {
-            Ok(Some(Ok(Ok(answer)))) => {
+        let message = receiver
+            .recv_timeout(timeout)
+            .unwrap_or(SendNowMessage::TimedOut);
+        match message {
+            SendNowMessage::Answered(Ok(answer)) => {
                 Counters::add(&self.shared.counters.sent, 1);
                 Ok(SendOutcome {
                     status: answer.status,
                     attempts: answer.attempts,
                 })
             }
-            Ok(Some(Ok(Err(failure)))) => Err(DeliveryError::from_failure(failure)),
-            Ok(Some(Err(message))) => Err(DeliveryError::Internal(message)),
-            Ok(None) => {
-                abort.abort();
+            SendNowMessage::Answered(Err(failure)) => Err(DeliveryError::from_failure(failure)),
+            SendNowMessage::Ended if self.shutting_down() => Err(DeliveryError::Stopped),
+            SendNowMessage::Ended => Err(DeliveryError::Internal(
+                "send_now's task ended without an answer (it panicked)".to_owned(),
+            )),
+            SendNowMessage::Cancelled => {
+                work.abort();
                 Err(DeliveryError::Cancelled)
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                abort.abort();
+            SendNowMessage::TimedOut => {
+                work.abort();
                 Err(DeliveryError::TimedOut)
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(DeliveryError::Internal("send_now lost its task".to_owned()))
             }
         }
     }
@@ -348,6 +344,14 @@ impl Engine {
         }
     }
 
+    /// Whether `shutdown` has begun (it takes the runtime first).
+    fn shutting_down(&self) -> bool {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_none()
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let (bytes_queued, batches_in_flight) = self.shared.queue.gauges();
@@ -391,6 +395,36 @@ impl Drop for Engine {
             self.shared.queue.stop();
             runtime.shutdown_background();
             self.shared.reports.close();
+        }
+    }
+}
+
+/// What ends a `send_now` wait.
+enum SendNowMessage {
+    Answered(Result<Answer, Failure>),
+    /// The send task was dropped unfinished: it panicked, or shutdown stopped the runtime.
+    Ended,
+    Cancelled,
+    TimedOut,
+}
+
+/// Carries a `send_now` task's result to the waiting caller. If the task ends without
+/// answering (a panic, or the runtime dropping it at shutdown) it says so as it is
+/// dropped, so the caller never waits out its timeout for nothing.
+struct SendNowReply(Option<mpsc::Sender<SendNowMessage>>);
+
+impl SendNowReply {
+    fn answer(mut self, result: Result<Answer, Failure>) {
+        if let Some(sender) = self.0.take() {
+            let _ = sender.send(SendNowMessage::Answered(result));
+        }
+    }
+}
+
+impl Drop for SendNowReply {
+    fn drop(&mut self) {
+        if let Some(sender) = self.0.take() {
+            let _ = sender.send(SendNowMessage::Ended);
         }
     }
 }

@@ -10,7 +10,8 @@
 //! Modules: `config` (EngineConfig, DropPolicy, validation), `entry` (Entry and its JSON),
 //! `queue` (BatchQueue: byte bound, drop policy, flush sequence numbers), `retry`
 //! (RetryPolicy, pure), `transport` (one reqwest Client, bodies, gzip, one attempt),
-//! `delivery` (the loop, retries, outcome bookkeeping, panic supervision), `reports`
+//! `pause` (SendPause: the 429 pause every sender waits out), `delivery` (the loop,
+//! retries, outcome bookkeeping, panic supervision), `reports`
 //! (ErrorReports for `on_error`), `stats` (atomic counters), `cancel` (Cancel token),
 //! `engine` (the public handle and shutdown).
 //!
@@ -30,6 +31,8 @@
 //! - 401/403 is reported once per outage: after a 2xx it would be reported again.
 //! - `max_queue_bytes` bounds the encoded JSON bytes of queued entries (`bytes_queued`);
 //!   per-entry bookkeeping (~32 bytes) is not counted.
+//! - A 429 pauses every sender, `send_now` included (it waits the pause out within its
+//!   own timeout), and the pause holds even when that 429 used up the batch's retries.
 //! - Redirects are never followed (the API key must not travel elsewhere); a 3xx drops
 //!   the batch as invalid.
 //! - Cargo feature `tls` (default): https through rustls; without it https URLs are a
@@ -40,6 +43,7 @@ mod config;
 mod delivery;
 mod engine;
 mod entry;
+mod pause;
 mod queue;
 mod reports;
 mod retry;

@@ -211,14 +211,14 @@ impl BatchQueue {
         }
     }
 
-    /// Takes up to `max_entries` entries whose batch body fits `max_batch_bytes`, and
+    /// Takes up to `batch_size` entries whose batch body fits `max_batch_bytes`, and
     /// marks them in flight until `finish_batch`. `None` when the queue is empty.
-    pub fn take_batch(&self, max_entries: usize) -> Option<Batch> {
+    pub fn take_batch(&self) -> Option<Batch> {
         let mut state = self.shared.lock();
         let first_seq = state.entries.front()?.seq;
         let mut entries = Vec::new();
         let mut body_bytes = BATCH_ENVELOPE_BYTES;
-        while entries.len() < max_entries {
+        while entries.len() < self.batch_size {
             let Some(next) = state.entries.front() else {
                 break;
             };
@@ -238,7 +238,8 @@ impl BatchQueue {
         Some(Batch { entries })
     }
 
-    /// The batch in flight has settled (delivered, rejected or dropped).
+    /// The batch in flight has settled (delivered, rejected or dropped, or lost to a
+    /// delivery panic). Count it first: this wakes flushes.
     pub fn finish_batch(&self) {
         self.shared.lock().in_flight = None;
         self.shared.settled.notify_all();
@@ -253,12 +254,6 @@ impl BatchQueue {
     pub fn pending_len(&self) -> u64 {
         let state = self.shared.lock();
         (state.entries.len() + state.in_flight.map_or(0, |(_, n)| n)) as u64
-    }
-
-    /// The batch in flight was lost (its delivery panicked). Count it first: this wakes flushes.
-    pub fn abandon_in_flight(&self) {
-        self.shared.lock().in_flight = None;
-        self.shared.settled.notify_all();
     }
 
     /// Asks for everything queued now to be sent without waiting for the interval;
@@ -366,7 +361,7 @@ mod tests {
         q.push(vec![b'1'; 100]);
         q.push(vec![b'2'; 100]);
         assert_eq!(q.push(vec![b'3'; 100]), Pushed::Accepted { evicted: 1 });
-        let batch = q.take_batch(10).unwrap();
+        let batch = q.take_batch().unwrap();
         assert_eq!(batch.entries[0][0], b'2');
         assert_eq!(batch.entries[1][0], b'3');
     }
@@ -384,9 +379,9 @@ mod tests {
             q.push(entry(400));
         }
         // 11 bytes of envelope + 400 + 1 + 400 fits 1024; a third would not.
-        assert_eq!(q.take_batch(10).unwrap().entries.len(), 2);
+        assert_eq!(q.take_batch().unwrap().entries.len(), 2);
         q.finish_batch();
-        assert_eq!(q.take_batch(10).unwrap().entries.len(), 1);
+        assert_eq!(q.take_batch().unwrap().entries.len(), 1);
     }
 
     #[test]
@@ -395,7 +390,7 @@ mod tests {
         for _ in 0..5 {
             q.push(entry(10));
         }
-        assert_eq!(q.take_batch(3).unwrap().entries.len(), 3);
+        assert_eq!(q.take_batch().unwrap().entries.len(), 3);
     }
 
     #[test]
@@ -403,7 +398,7 @@ mod tests {
         let q = queue(1 << 20, DropPolicy::Newest);
         q.push(entry(10));
         let target = q.request_flush();
-        let _batch = q.take_batch(10).unwrap();
+        let _batch = q.take_batch().unwrap();
         let cancel = Cancel::new();
         assert_eq!(
             q.wait_settled(target, Duration::from_millis(1), &cancel),
@@ -451,7 +446,7 @@ mod tests {
         for _ in 0..5 {
             q.push(entry(10));
         }
-        let _batch = q.take_batch(2);
+        let _batch = q.take_batch();
         assert_eq!(q.pending_len(), 5);
         q.drain_undelivered();
         assert_eq!(q.pending_len(), 0);

@@ -58,7 +58,7 @@ impl std::fmt::Display for ErrorKind {
 pub struct ErrorReport {
     pub kind: ErrorKind,
     pub message: String,
-    /// Entries this failure lost (0 when none were, e.g. nothing).
+    /// Entries this failure lost (0 when it lost none).
     pub entries_lost: u64,
 }
 

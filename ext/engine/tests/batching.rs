@@ -6,12 +6,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use log_ingestion_engine::{Cancel, Engine, EngineConfig, FlushOutcome};
-use support::{entry, test_config, FaultServer, SOON};
-
-fn start(config: EngineConfig) -> Engine {
-    Engine::start(config).unwrap()
-}
+use log_ingestion_engine::{Cancel, EngineConfig, FlushOutcome};
+use support::{entry, start, test_config, FaultServer, SOON};
 
 #[test]
 fn a_full_batch_is_sent_without_waiting_for_the_interval() {

@@ -4,20 +4,30 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use log_ingestion_engine::{Cancel, Engine, EngineConfig, ErrorKind, FlushOutcome};
-use support::{entry, http_date_in, test_config, wait_until, FaultServer, Reply, SOON};
-
-fn start(config: EngineConfig) -> Engine {
-    Engine::start(config).unwrap()
-}
+use log_ingestion_engine::{Cancel, DeliveryError, Engine, EngineConfig, ErrorKind, FlushOutcome};
+use support::{
+    entry, http_date_in, start, test_config, wait_for_rate_limit, FaultServer, Received, Reply,
+    SOON,
+};
 
 fn enqueue_and_flush(engine: &Engine, messages: &[&str]) {
     for message in messages {
         assert!(engine.enqueue(entry(*message)).is_accepted());
     }
     assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
+}
+
+/// `later` arrived at least about a second after `earlier` (a `Retry-After: 1`, or an
+/// HTTP date one to two seconds ahead, was waited out; 100 ms spare for clock rounding).
+fn assert_sent_after_a_second(earlier: &Received, later: &Received) {
+    let gap = later.at - earlier.at;
+    assert!(
+        gap >= Duration::from_millis(900),
+        "sent {gap:?} after the 429"
+    );
 }
 
 fn no_more_reports(engine: &Engine) -> bool {
@@ -92,18 +102,10 @@ fn delivery_continues_with_the_next_batch_after_one_is_dropped() {
 fn a_429_with_retry_after_seconds_pauses_sending_until_then() {
     let server = FaultServer::start(vec![Reply::TooManyRequests(Some("1".into()))]);
     let engine = start(test_config(&server.url));
-    engine.enqueue(entry("a"));
-    let flushing = std::thread::spawn({
-        let cancel = Cancel::new();
-        let engine = std::sync::Arc::new(engine);
-        let handle = std::sync::Arc::clone(&engine);
-        move || (handle.flush(SOON, &cancel), engine)
-    });
-    let requests = server.wait_for_requests(2, SOON);
-    let (outcome, engine) = flushing.join().unwrap();
-    assert_eq!(outcome, FlushOutcome::Flushed);
-    let gap = requests[1].at - requests[0].at;
-    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+    enqueue_and_flush(&engine, &["a"]);
+    let requests = server.received();
+    assert_eq!(requests.len(), 2);
+    assert_sent_after_a_second(&requests[0], &requests[1]);
     assert_eq!(server.accepted_messages(), vec!["a"]);
     assert_eq!(engine.stats().retried, 1);
 }
@@ -114,10 +116,7 @@ fn a_429_shows_rate_limited_until_in_stats_while_paused() {
     let engine = start(test_config(&server.url));
     engine.enqueue(entry("a"));
     engine.flush(Duration::ZERO, &Cancel::new());
-    assert!(wait_until(SOON, || engine
-        .stats()
-        .rate_limited_until
-        .is_some()));
+    wait_for_rate_limit(&engine);
     let until = engine.stats().rate_limited_until.unwrap();
     let ahead = until.duration_since(std::time::SystemTime::now()).unwrap();
     assert!(ahead > Duration::from_millis(500) && ahead <= Duration::from_secs(2));
@@ -133,8 +132,7 @@ fn a_429_with_an_http_date_pauses_sending_until_that_date() {
     let requests = server.received();
     assert_eq!(requests.len(), 2);
     // The date has one-second resolution: two seconds ahead is at least one after truncation.
-    let gap = requests[1].at - requests[0].at;
-    assert!(gap >= Duration::from_millis(900), "retried after {gap:?}");
+    assert_sent_after_a_second(&requests[0], &requests[1]);
     assert_eq!(server.accepted_messages(), vec!["a"]);
 }
 
@@ -154,14 +152,93 @@ fn entries_enqueued_during_a_429_pause_stay_queued_and_are_delivered_after_it() 
     let engine = start(test_config(&server.url));
     engine.enqueue(entry("first"));
     engine.flush(Duration::ZERO, &Cancel::new());
-    assert!(wait_until(SOON, || engine
-        .stats()
-        .rate_limited_until
-        .is_some()));
+    wait_for_rate_limit(&engine);
     engine.enqueue(entry("second"));
     assert!(engine.stats().bytes_queued > 0);
     assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
     assert_eq!(server.accepted_messages(), vec!["first", "second"]);
+}
+
+/// Starts the queued delivery of one entry and waits until a 429 paused it.
+fn pause_queued_delivery(engine: &Engine) {
+    assert!(engine.enqueue(entry("queued")).is_accepted());
+    engine.flush(Duration::ZERO, &Cancel::new());
+    wait_for_rate_limit(engine);
+}
+
+fn single_requests(server: &FaultServer) -> Vec<Received> {
+    server
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/api/v1/logs")
+        .collect()
+}
+
+#[test]
+fn send_now_during_a_429_pause_waits_for_it_then_sends_once() {
+    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("1".into()))]);
+    let engine = start(test_config(&server.url));
+    pause_queued_delivery(&engine);
+    let outcome = engine.send_now(entry("now"), SOON, &Cancel::new()).unwrap();
+    assert_eq!(outcome.attempts, 1);
+    let singles = single_requests(&server);
+    assert_eq!(singles.len(), 1);
+    assert_sent_after_a_second(&server.received()[0], &singles[0]);
+    assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
+    let mut delivered = server.accepted_messages();
+    delivered.sort();
+    assert_eq!(delivered, vec!["now", "queued"]);
+}
+
+#[test]
+fn send_now_during_a_429_pause_gives_up_at_its_timeout_without_sending() {
+    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("2".into()))]);
+    let engine = start(test_config(&server.url));
+    pause_queued_delivery(&engine);
+    assert_eq!(
+        engine.send_now(entry("now"), Duration::from_millis(100), &Cancel::new()),
+        Err(DeliveryError::TimedOut)
+    );
+    // Once the pause is over only the queued batch is sent: the timed-out send is gone.
+    assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
+    assert!(single_requests(&server).is_empty());
+    assert_eq!(server.accepted_messages(), vec!["queued"]);
+}
+
+#[test]
+fn a_429_answered_to_send_now_pauses_queued_delivery_too() {
+    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("1".into()))]);
+    let engine = Arc::new(start(test_config(&server.url)));
+    let sending = std::thread::spawn({
+        let engine = Arc::clone(&engine);
+        move || engine.send_now(entry("now"), SOON, &Cancel::new())
+    });
+    wait_for_rate_limit(&engine);
+    assert!(engine.enqueue(entry("queued")).is_accepted());
+    assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
+    assert_eq!(sending.join().unwrap().map(|o| o.attempts), Ok(2));
+    let requests = server.received();
+    let batch = requests
+        .iter()
+        .find(|r| r.path == "/api/v1/logs/batch")
+        .unwrap();
+    assert_sent_after_a_second(&requests[0], batch);
+}
+
+#[test]
+fn a_429_that_exhausts_the_retries_still_pauses_the_next_batch() {
+    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("1".into()))]);
+    let engine = start(EngineConfig {
+        max_retries: 0,
+        ..test_config(&server.url)
+    });
+    enqueue_and_flush(&engine, &["lost"]);
+    assert_eq!(engine.stats().dropped_retries_exhausted, 1);
+    enqueue_and_flush(&engine, &["kept"]);
+    let requests = server.received();
+    assert_eq!(requests.len(), 2);
+    assert_sent_after_a_second(&requests[0], &requests[1]);
+    assert_eq!(server.accepted_messages(), vec!["kept"]);
 }
 
 #[test]
@@ -259,12 +336,31 @@ fn an_answer_slower_than_the_read_timeout_is_retried() {
 
 #[test]
 fn a_connection_closed_without_an_answer_is_retried() {
-    let server = FaultServer::start(vec![Reply::Reset]);
+    let server = FaultServer::start(vec![Reply::Close]);
     let engine = start(test_config(&server.url));
     enqueue_and_flush(&engine, &["a"]);
     assert_eq!(server.received().len(), 2);
     assert_eq!(server.accepted_messages(), vec!["a"]);
     assert_eq!(engine.stats().retried, 1);
+}
+
+#[test]
+fn a_reset_connection_is_retried_and_the_batch_delivered_once_under_the_same_key() {
+    let server = FaultServer::start(vec![Reply::Reset]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a", "b"]);
+    let requests = server.received();
+    assert_eq!(requests.len(), 2, "the reset attempt and one retry");
+    assert_eq!(
+        requests[0].header("idempotency-key"),
+        requests[1].header("idempotency-key")
+    );
+    assert_eq!(server.accepted_messages(), vec!["a", "b"]);
+    let stats = engine.stats();
+    assert_eq!((stats.sent, stats.retried, stats.failed_batches), (2, 1, 0));
+    // The client saw a real TCP reset (ECONNRESET), not an orderly close.
+    let error = stats.last_error.unwrap_or_default();
+    assert!(error.contains("reset by peer"), "{error}");
 }
 
 #[test]

@@ -11,11 +11,7 @@ use log_ingestion_engine::{
     Cancel, DeliveryError, DropPolicy, DropReason, Engine, EngineConfig, EngineError, Enqueued,
     ErrorKind, FlushOutcome, ShutdownReport,
 };
-use support::{entry, test_config, FaultServer, Reply, SOON};
-
-fn start(config: EngineConfig) -> Engine {
-    Engine::start(config).unwrap()
-}
+use support::{entry, start, test_config, FaultServer, Reply, SOON};
 
 /// Entries of about 300 encoded bytes: six fit in a 2 KiB queue.
 fn sized_entry(i: usize) -> log_ingestion_engine::Entry {
@@ -314,6 +310,23 @@ fn send_now_returns_when_cancelled() {
         finished.recv_timeout(SOON).unwrap(),
         Err(DeliveryError::Cancelled)
     );
+}
+
+#[test]
+fn send_now_in_flight_when_the_engine_shuts_down_returns_stopped_at_once() {
+    let server = FaultServer::start(vec![Reply::SlowAccept(Duration::from_secs(30))]);
+    let engine = Arc::new(start(test_config(&server.url)));
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn({
+        let engine = Arc::clone(&engine);
+        move || {
+            done.send(engine.send_now(entry("slow"), Duration::from_secs(60), &Cancel::new()))
+                .unwrap()
+        }
+    });
+    server.wait_for_requests(1, SOON);
+    engine.shutdown(Duration::from_millis(10));
+    assert_eq!(finished.recv_timeout(SOON), Ok(Err(DeliveryError::Stopped)));
 }
 
 #[test]

@@ -89,7 +89,7 @@ pub async fn tail(
     };
 
     let settings = context.tail;
-    let (sender, receiver) = mpsc::channel::<Event>(settings.buffer);
+    let (sender, receiver) = mpsc::channel::<Event>(settings.buffer.max(1));
     let cut_off = Arc::new(AtomicBool::new(false));
     let follower = Follower {
         pool: context.pool.clone(),
@@ -209,7 +209,11 @@ impl Follower {
         let sent: Vec<i64> = self.sent.iter().copied().collect();
         let mut sql =
             QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE id > "));
+        // Bounded on both sides so the planner walks an index on id (when the table
+        // has one) rather than a content index; rows above `head` come next poll.
         sql.push_bind(self.frontier)
+            .push(" AND id <= ")
+            .push_bind(head)
             .push(" AND id <> ALL(")
             .push_bind(sent)
             .push(")");

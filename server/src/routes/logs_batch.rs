@@ -12,7 +12,8 @@ use log_ingestion_wire::{BatchResponse, EntryError};
 
 use super::ingest::{commit_and_acknowledge, idempotency_key};
 use crate::auth::Caller;
-use crate::decode::{batch_entries, read_payload, Accepts};
+use crate::config::EntryLimits;
+use crate::decode::{batch_entries, read_payload, Accepts, Payload};
 use crate::domain::LogEntry;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -31,8 +32,31 @@ pub async fn ingest_batch(
         state.settings.max_body_bytes,
     )
     .await?;
-    let raws = batch_entries(&payload)?;
+    let limits = state.settings.limits;
     let max = state.settings.max_batch_entries;
+    // Big bodies are parsed off the async workers so they never stall other requests.
+    let (entries, answer) = if payload.bytes.len() > INLINE_PARSE_BYTES {
+        tokio::task::spawn_blocking(move || validate_batch(&payload, &limits, max))
+            .await
+            .map_err(|error| ApiError::Internal(format!("batch parsing task failed: {error}")))??
+    } else {
+        validate_batch(&payload, &limits, max)?
+    };
+    state.metrics.entries_rejected(answer.rejected);
+    commit_and_acknowledge(&state, &caller, key, entries, StatusCode::OK, &answer).await
+}
+
+/// Bodies larger than this are parsed on the blocking pool.
+const INLINE_PARSE_BYTES: usize = 256 * 1024;
+
+/// Decodes and validates every entry: the valid ones, and the answer to send once
+/// they are committed.
+fn validate_batch(
+    payload: &Payload,
+    limits: &EntryLimits,
+    max: usize,
+) -> Result<(Vec<LogEntry>, BatchResponse), ApiError> {
+    let raws = batch_entries(payload)?;
     if raws.is_empty() {
         return Err(ApiError::EmptyBatch);
     }
@@ -42,12 +66,11 @@ pub async fn ingest_batch(
             got: raws.len(),
         });
     }
-
     let now = Utc::now();
     let mut entries = Vec::with_capacity(raws.len());
     let mut errors = Vec::new();
     for (index, raw) in raws.iter().enumerate() {
-        match LogEntry::from_json(raw, &state.settings.limits, now) {
+        match LogEntry::from_json(raw, limits, now) {
             Ok(entry) => entries.push(entry),
             Err(problems) => errors.push(EntryError {
                 index,
@@ -55,11 +78,10 @@ pub async fn ingest_batch(
             }),
         }
     }
-    state.metrics.entries_rejected(errors.len() as u64);
     let answer = BatchResponse {
         accepted: entries.len() as u64,
         rejected: errors.len() as u64,
         errors,
     };
-    commit_and_acknowledge(&state, &caller, key, entries, StatusCode::OK, &answer).await
+    Ok((entries, answer))
 }

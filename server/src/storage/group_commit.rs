@@ -126,37 +126,35 @@ async fn gather_group(
     settings: &GroupCommitSettings,
 ) -> Option<(Vec<Submission>, usize)> {
     let mut receiver = receiver.lock().await;
-    {
-        let first = receiver.recv().await?;
-        let mut rows = first.entries.len();
-        let mut bytes = first.bytes;
-        let mut group = vec![first];
-        // Take everything already waiting. Under load that is the whole group: the
-        // previous commit was the linger. Only a lone submission waits for company.
-        while rows < settings.max_rows && bytes < settings.max_bytes {
-            match receiver.try_recv() {
-                Ok(next) => {
-                    rows += next.entries.len();
-                    bytes += next.bytes;
-                    group.push(next);
-                }
-                Err(_) => break,
+    let first = receiver.recv().await?;
+    let mut rows = first.entries.len();
+    let mut bytes = first.bytes;
+    let mut group = vec![first];
+    // Take everything already waiting. Under load that is the whole group: the
+    // previous commit was the linger. Only a lone submission waits for company.
+    while rows < settings.max_rows && bytes < settings.max_bytes {
+        match receiver.try_recv() {
+            Ok(next) => {
+                rows += next.entries.len();
+                bytes += next.bytes;
+                group.push(next);
             }
+            Err(_) => break,
         }
-        let lone = group.len() == 1;
-        let deadline = tokio::time::Instant::now() + settings.linger;
-        while lone && rows < settings.max_rows && bytes < settings.max_bytes {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(next)) => {
-                    rows += next.entries.len();
-                    bytes += next.bytes;
-                    group.push(next);
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-        Some((group, rows))
     }
+    let lone = group.len() == 1 && !settings.linger.is_zero();
+    let deadline = tokio::time::Instant::now() + settings.linger;
+    while lone && rows < settings.max_rows && bytes < settings.max_bytes {
+        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+            Ok(Some(next)) => {
+                rows += next.entries.len();
+                bytes += next.bytes;
+                group.push(next);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Some((group, rows))
 }
 
 async fn commit_group(pool: &PgPool, group: Vec<Submission>, rows: usize, metrics: &Metrics) {
@@ -215,6 +213,8 @@ async fn write_group(
                 }
             }
         }
+        // A fixed lock order, so two writers' transactions cannot deadlock on keys.
+        unique.sort_by(|(_, a), (_, b)| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
         let all: Vec<&IdempotencyClaim> = unique.iter().map(|(_, claim)| *claim).collect();
         let claimed = idempotency::claim(&mut tx, &all).await?;
         let taken: Vec<(usize, &IdempotencyClaim)> = unique

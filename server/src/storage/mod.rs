@@ -99,10 +99,11 @@ pub async fn detect_mode(pool: &PgPool) -> Result<StorageMode, StorageError> {
     })
 }
 
-/// Whether the database answers a trivial query.
+/// How long a health probe waits for the database.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether the database answers a trivial query within two seconds.
 pub async fn ping(pool: &PgPool) -> bool {
-    sqlx::query_scalar::<_, i32>("SELECT 1")
-        .fetch_one(pool)
-        .await
-        .is_ok()
+    let query = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool);
+    matches!(tokio::time::timeout(PING_TIMEOUT, query).await, Ok(Ok(_)))
 }

@@ -103,3 +103,16 @@ async fn a_malformed_ndjson_line_is_400_naming_the_line() {
     assert_eq!(body["details"]["line"], 2);
     assert_eq!(app.row_count().await, 0);
 }
+
+#[tokio::test]
+async fn a_large_batch_is_stored_whole() {
+    let app = spawn_app().await;
+    let logs: Vec<Value> = (0..3000)
+        .map(|i| entry(&format!("{i}:{}", "m".repeat(100))))
+        .collect();
+    let response = app.post_batch(logs).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["accepted"], 3000);
+    assert_eq!(app.row_count().await, 3000);
+}

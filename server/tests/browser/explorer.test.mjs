@@ -2,12 +2,11 @@
 // playwright-core): load the page, enter the admin key, search, see an entry ingested a
 // moment earlier, open its metadata, and save screenshots for the README.
 //
-//   cargo build -p log_ingestion_server --example explorer_demo
+//   cargo build -p log_ingestion_server
 //   (cd server/tests/browser && npm ci && node explorer.test.mjs)
 //
 // Environment:
-//   EXPLORER_SERVER_BIN  the server to start (default: target/debug/examples/explorer_demo;
-//                        any binary serving ingest + read routers with the same env works)
+//   EXPLORER_SERVER_BIN  the server to start (default: target/debug/log-ingestion-server)
 //   DATABASE_URL         a database the server may use; otherwise bin/postgres-dev starts
 //                        the private cluster and a fresh database is created and dropped
 //   CHROMIUM             the browser (default /usr/bin/chromium)
@@ -69,7 +68,7 @@ function prepareDatabase() {
 
 /** Starts the server on a free port; resolves with its base URL once it listens. */
 function startServer(databaseUrl) {
-  const binary = process.env.EXPLORER_SERVER_BIN || path.join(repo, 'target/debug/examples/explorer_demo');
+  const binary = process.env.EXPLORER_SERVER_BIN || path.join(repo, 'target/debug/log-ingestion-server');
   if (!existsSync(binary)) fail(`${binary} does not exist; build it first (see the top of this file)`);
   const child = spawn(binary, [], {
     env: {
@@ -83,8 +82,7 @@ function startServer(databaseUrl) {
     },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
-  // The demo prints `listening on http://ADDR` on stdout; the real server logs
-  // `listening address=ADDR` on stderr. Either line gives the address.
+  // The server logs `listening address=ADDR` once it accepts connections.
   const address = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the server did not start within 30 s')), 30_000);
     child.once('exit', (code) => reject(new Error(`the server exited with ${code}`)));

@@ -16,13 +16,7 @@ mod helpers;
 
 pub use helpers::{create_database, drop_database};
 
-// Until `pub mod read;` is in lib.rs the read module is compiled into the tests from
-// its source; its `crate::auth`, `crate::config`, `crate::error` and `crate::storage`
-// paths resolve through the `use log_ingestion_server::{...}` each read test file
-// declares at its root.
-#[path = "../../src/read/mod.rs"]
-#[allow(unused_imports)]
-pub mod read;
+pub use log_ingestion_server::read;
 
 pub const ADMIN_KEY: &str = "test-admin-key";
 pub const INGEST_KEY: &str = "test-key-primary";
@@ -167,22 +161,25 @@ pub struct SseEvent {
 /// Reads Server-Sent Events from a streaming response, chunk by chunk.
 pub struct SseReader {
     response: reqwest::Response,
-    buffer: String,
+    /// Bytes received and not yet parsed (an event may span chunks, and a chunk may
+    /// end inside a multi-byte character).
+    buffer: Vec<u8>,
 }
 
 impl SseReader {
     pub fn new(response: reqwest::Response) -> Self {
         SseReader {
             response,
-            buffer: String::new(),
+            buffer: Vec::new(),
         }
     }
 
     /// The next event (comments and keep-alives skipped), `None` when the stream ends.
     pub async fn next(&mut self) -> Option<SseEvent> {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
+            if let Some(end) = self.buffer.windows(2).position(|pair| pair == b"\n\n") {
+                let bytes: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let block = String::from_utf8_lossy(&bytes);
                 let mut event = SseEvent {
                     event: "message".to_owned(),
                     id: None,
@@ -212,7 +209,7 @@ impl SseReader {
                 continue;
             }
             match self.response.chunk().await {
-                Ok(Some(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Some(bytes)) => self.buffer.extend_from_slice(&bytes),
                 _ => return None,
             }
         }
@@ -231,5 +228,67 @@ impl SseReader {
         .await
         .ok()
         .flatten()
+    }
+}
+
+/// The ingest routers (probes, ingest, real group committer) and the read router on one
+/// listener, built from the library's public pieces as `startup` will once it merges
+/// the read router itself.
+pub struct FullApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    database_name: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+pub async fn spawn_full_app() -> FullApp {
+    use std::sync::Arc;
+
+    use log_ingestion_server::metrics::Metrics;
+    use log_ingestion_server::rate_limit::ApiRateLimiter;
+    use log_ingestion_server::state::AppState;
+    use log_ingestion_server::storage::GroupCommitter;
+
+    let (database_name, url) = create_database().await;
+    let mut settings = helpers::test_settings(&url);
+    settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(ADMIN_KEY)];
+    let pool = storage::pool(&settings.database).expect("a pool");
+    storage::migrate(&pool).await.expect("migrations apply");
+    let mode = storage::detect_mode(&pool).await.expect("storage mode");
+    let metrics = Arc::new(Metrics::default());
+    let (committer, _writer) =
+        GroupCommitter::start(pool.clone(), settings.group_commit, Arc::clone(&metrics));
+    let state = AppState {
+        pool: pool.clone(),
+        storage_mode: mode,
+        limiter: Arc::new(ApiRateLimiter::new(settings.rate_limit)),
+        settings: Arc::new(settings),
+        committer,
+        metrics,
+    };
+    let router = log_ingestion_server::startup::build_router(state);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .await
+            .expect("the server runs");
+    });
+    FullApp {
+        address,
+        client: reqwest::Client::new(),
+        database_name,
+        server,
+    }
+}
+
+impl FullApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn stop(self) {
+        self.server.abort();
+        drop_database(&self.database_name).await;
     }
 }

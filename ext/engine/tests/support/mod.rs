@@ -4,20 +4,28 @@
 //! script is used up) and records what it received: path, headers, whether the body was
 //! gzipped, the decoded JSON body, and when it arrived. It never validates entries the
 //! way the real server does; it only plays the HTTP behaviours the engine must survive.
+//! Also the helpers every test file shares (config, entries, starting an engine, polling).
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::io::Read;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
+use axum::extract::connect_info::Connected;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use log_ingestion_engine::EngineConfig;
+use axum::serve::{IncomingStream, Listener};
+use log_ingestion_engine::{Engine, EngineConfig};
 use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 /// How the server answers one request.
 #[derive(Debug, Clone)]
@@ -32,7 +40,10 @@ pub enum Reply {
     Status(u16),
     /// Waits this long, then answers like `Accept`.
     SlowAccept(Duration),
-    /// Closes the connection without answering.
+    /// Closes the connection without answering (an orderly close: FIN).
+    Close,
+    /// Reads the request, then aborts the connection: `SO_LINGER` 0, so the client gets
+    /// a TCP RST (`ECONNRESET`) instead of an answer.
     Reset,
     /// 307 to this URL.
     Redirect(String),
@@ -112,13 +123,11 @@ impl FaultServer {
             .enable_all()
             .build()
             .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new().fallback({
             let state = Arc::clone(&state);
-            move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+            move |ConnectInfo(peer): ConnectInfo<Peer>,
                   uri: Uri,
                   headers: HeaderMap,
                   body: Bytes| {
@@ -127,8 +136,8 @@ impl FaultServer {
             }
         });
         runtime.spawn(async move {
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            let _ = axum::serve(listener, service).await;
+            let service = app.into_make_service_with_connect_info::<Peer>();
+            let _ = axum::serve(ResettableListener(listener), service).await;
         });
         FaultServer {
             url,
@@ -192,9 +201,95 @@ impl Drop for FaultServer {
     }
 }
 
+/// The listener behind the server: plain TCP, but every connection can be told to end
+/// with a reset instead of an orderly close.
+struct ResettableListener(TcpListener);
+
+impl Listener for ResettableListener {
+    type Io = ResettableStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = Listener::accept(&mut self.0).await;
+        let stream = ResettableStream {
+            stream,
+            reset_on_drop: Arc::new(AtomicBool::new(false)),
+        };
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// A connection that, once `reset_on_drop` is set, sets `SO_LINGER` to 0 as it is
+/// dropped: the kernel then answers the close with RST instead of FIN.
+struct ResettableStream {
+    stream: TcpStream,
+    reset_on_drop: Arc<AtomicBool>,
+}
+
+impl Drop for ResettableStream {
+    fn drop(&mut self) {
+        // No panic here (this may run while unwinding); a failure shows up in the test
+        // as an orderly close instead of a reset.
+        if self.reset_on_drop.load(Ordering::SeqCst) {
+            if let Err(error) = self.stream.set_zero_linger() {
+                eprintln!("could not set SO_LINGER 0: {error}");
+            }
+        }
+    }
+}
+
+impl AsyncRead for ResettableStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ResettableStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// What a handler knows about its connection: the client's address and the switch
+/// that turns the connection's close into a reset.
+#[derive(Clone)]
+struct Peer {
+    addr: SocketAddr,
+    reset_on_drop: Arc<AtomicBool>,
+}
+
+impl Connected<IncomingStream<'_, ResettableListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, ResettableListener>) -> Self {
+        Peer {
+            addr: *stream.remote_addr(),
+            reset_on_drop: Arc::clone(&stream.io().reset_on_drop),
+        }
+    }
+}
+
 async fn answer(
     state: Arc<ServerState>,
-    peer: SocketAddr,
+    peer: Peer,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -223,7 +318,7 @@ async fn answer(
         .and_then(Value::as_array)
         .map_or(1, Vec::len);
     state.received.lock().unwrap().push(Received {
-        peer,
+        peer: peer.addr,
         path: uri.path().to_owned(),
         headers,
         gzipped,
@@ -263,9 +358,14 @@ async fn answer(
             "moved",
         )
             .into_response(),
-        // Unwinding out of the handler ends the connection's task: the socket closes
-        // without an answer. `resume_unwind` skips the panic hook, so nothing is printed.
-        Reply::Reset => std::panic::resume_unwind(Box::new("scripted connection reset")),
+        // Unwinding out of the handler ends the connection's task, which drops the socket
+        // without an answer (the request was read in full). `resume_unwind` skips the panic
+        // hook, so nothing is printed.
+        Reply::Close => std::panic::resume_unwind(Box::new("scripted close")),
+        Reply::Reset => {
+            peer.reset_on_drop.store(true, Ordering::SeqCst);
+            std::panic::resume_unwind(Box::new("scripted reset"))
+        }
     }
 }
 
@@ -294,6 +394,19 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Starts an engine, failing the test if it cannot.
+pub fn start(config: EngineConfig) -> Engine {
+    Engine::start(config).unwrap()
+}
+
+/// Waits until the engine reports a 429 pause in its stats.
+pub fn wait_for_rate_limit(engine: &Engine) {
+    assert!(
+        wait_until(SOON, || engine.stats().rate_limited_until.is_some()),
+        "no 429 pause within {SOON:?}"
+    );
 }
 
 /// A config for tests: tiny retry delays, no interval sends unless a test asks.
