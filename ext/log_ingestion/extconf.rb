@@ -20,6 +20,14 @@ root_manifest = File.join(gem_root, "Cargo.toml")
 in_workspace = File.exist?(root_manifest) && File.read(root_manifest).include?("[workspace]")
 
 unless in_workspace
+  # Standalone: make the crate its own workspace root, so cargo does not adopt a
+  # workspace found further up (e.g. a gem installed under vendor/ of a Rust project).
+  manifest = File.join(crate_dir, "Cargo.toml")
+  manifest_text = File.read(manifest)
+  unless manifest_text.match?(/^\[workspace\]/)
+    File.write(manifest, "#{manifest_text.chomp}\n\n# Added at gem installation: build standalone.\n[workspace]\n")
+  end
+
   shipped_lock = File.join(gem_root, "Cargo.lock")
   crate_lock = File.join(crate_dir, "Cargo.lock")
   FileUtils.cp(shipped_lock, crate_lock) if File.exist?(shipped_lock) && !File.exist?(crate_lock)

@@ -382,13 +382,10 @@ RSpec.describe LogIngestion::Client, :native do
 end
 
 RSpec.describe "the native binding", :native, :gc_stress do
-  let(:server) { FakeIngestionServer.start }
-  let(:settings) do
-    { "api_url" => server.url, "api_key" => "test-key", "service" => "binding", "batch_interval" => 0.05,
+  def settings(url)
+    { "api_url" => url, "api_key" => "test-key", "service" => "binding", "batch_interval" => 0.05,
       "retry_delay" => 0.01, "max_retry_delay" => 0.05 }
   end
-
-  after { server.stop }
 
   it "raises LogIngestion::Error for a Rust panic, and the process lives on" do
     expect { native_call { LogIngestion::Native.panic_for_testing("boom") } }
@@ -397,41 +394,53 @@ RSpec.describe "the native binding", :native, :gc_stress do
   end
 
   it "raises ConfigurationError for settings the engine refuses" do
-    expect { native_call { LogIngestion::Native::Engine.new(settings.merge("api_url" => "nope")) } }
+    expect { native_call { LogIngestion::Native::Engine.new(settings("nope")) } }
       .to raise_error(LogIngestion::ConfigurationError, /api_url/)
   end
 
   it "enqueues, flushes, reports stats and shuts down" do
-    engine = native_call { LogIngestion::Native::Engine.new(settings) }
+    server = ExternalFakeServer.start
+    engine = native_call { LogIngestion::Native::Engine.new(settings(server.url)) }
     native_call do
       expect(engine.enqueue("INFO", "one", { "t" => Time.at(0), :s => [:a, { b: 1.5 }] })).to be(true)
       expect(engine.enqueue("ERROR", "two", nil)).to be(true)
-      expect(engine.flush(5.0)).to be(true)
+      expect(engine.flush(10.0)).to be(true)
       expect(engine.stats).to include("enqueued" => 2, "sent" => 2)
       expect(engine.next_error(0.0)).to be_nil
       expect(engine.shutdown(1.0)).to eq("delivered" => 0, "undelivered" => 0)
     end
-    expect(server.messages).to eq(%w[one two])
     expect(engine.pid).to eq(Process.pid)
+    expect(server.finish).to eq(%w[one two])
   end
 
   it "hands delivery failures to next_error" do
-    server.respond_with { [401, {}, { error: "Invalid API key" }] }
-    engine = native_call { LogIngestion::Native::Engine.new(settings) }
+    server = ExternalFakeServer.start(:unauthorized)
+    engine = native_call { LogIngestion::Native::Engine.new(settings(server.url)) }
     native_call do
       engine.enqueue("INFO", "refused", {})
-      expect(engine.next_error(5.0)).to include("kind" => "unauthorized", "entries_lost" => 1)
+      expect(engine.next_error(10.0)).to include("kind" => "unauthorized", "entries_lost" => 1)
       engine.shutdown(1.0)
     end
+    server.finish
   end
 
-  it "answers send_log with the status, or with the error" do
-    engine = native_call { LogIngestion::Native::Engine.new(settings) }
+  it "answers send_log with the status" do
+    server = ExternalFakeServer.start
+    engine = native_call { LogIngestion::Native::Engine.new(settings(server.url)) }
     native_call do
-      expect(engine.send_log({ level: "INFO", message: "direct" }, 5.0)).to include("accepted" => 1, "status" => 201)
-      server.respond_with { [401, {}, { error: "Invalid API key" }] }
-      expect(engine.send_log({ level: "INFO", message: "refused" }, 5.0)).to include("kind" => "unauthorized")
+      expect(engine.send_log({ level: "INFO", message: "direct" }, 10.0)).to include("accepted" => 1, "status" => 201)
       engine.shutdown(1.0)
     end
+    expect(server.finish).to eq(["direct"])
+  end
+
+  it "answers send_log with the error when the server refuses" do
+    server = ExternalFakeServer.start(:unauthorized)
+    engine = native_call { LogIngestion::Native::Engine.new(settings(server.url)) }
+    native_call do
+      expect(engine.send_log({ level: "INFO", message: "refused" }, 10.0)).to include("kind" => "unauthorized")
+      engine.shutdown(1.0)
+    end
+    server.finish
   end
 end

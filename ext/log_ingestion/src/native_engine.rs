@@ -10,14 +10,14 @@
 use std::mem::ManuallyDrop;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use log_ingestion_engine::{Cancel, DeliveryError, Engine, Entry, FlushOutcome};
+use log_ingestion_engine::{DeliveryError, Engine, Entry, FlushOutcome};
 use log_ingestion_wire::Level;
 use magnus::{prelude::*, Error, RHash, RString, Ruby, Value};
 
 use crate::boundary::{argument_error, gem_error, guard};
 use crate::config;
 use crate::metadata::{self, MetadataConverter};
-use crate::nogvl::without_gvl;
+use crate::nogvl::blocking;
 
 #[magnus::wrap(class = "LogIngestion::Native::Engine", size)]
 pub struct NativeEngine {
@@ -80,11 +80,13 @@ impl NativeEngine {
     /// `#flush(timeout_seconds)`: true when everything enqueued before it was handled.
     pub fn flush(rb_self: &Self, timeout: f64) -> Result<bool, Error> {
         guard(|| {
-            let timeout = seconds(timeout);
-            let cancel = Cancel::new();
             let engine = rb_self.engine();
-            let outcome = without_gvl(&cancel, || engine.flush(timeout, &cancel))?;
-            Ok(matches!(outcome, Some(FlushOutcome::Flushed)))
+            let outcome = blocking(
+                seconds(timeout),
+                |remaining, cancel| engine.flush(remaining, cancel),
+                |outcome| *outcome == FlushOutcome::Cancelled,
+            )?;
+            Ok(outcome == FlushOutcome::Flushed)
         })
     }
 
@@ -98,24 +100,22 @@ impl NativeEngine {
     ) -> Result<RHash, Error> {
         guard(|| {
             let entry = rb_self.entry_from_hash(ruby, entry)?;
-            let timeout = seconds(timeout);
-            let cancel = Cancel::new();
             let engine = rb_self.engine();
-            let sent = without_gvl(&cancel, || engine.send_now(entry, timeout, &cancel))?;
+            let sent = blocking(
+                seconds(timeout),
+                |remaining, cancel| engine.send_now(entry.clone(), remaining, cancel),
+                |sent| matches!(sent, Err(DeliveryError::Cancelled)),
+            )?;
             let answer = ruby.hash_new();
             match sent {
-                Some(Ok(outcome)) => {
+                Ok(outcome) => {
                     answer.aset("accepted", 1)?;
                     answer.aset("status", outcome.status)?;
                     answer.aset("attempts", outcome.attempts)?;
                 }
-                Some(Err(error)) => {
+                Err(error) => {
                     answer.aset("error", error.to_string())?;
                     answer.aset("kind", delivery_error_kind(&error))?;
-                }
-                None => {
-                    answer.aset("error", DeliveryError::Cancelled.to_string())?;
-                    answer.aset("kind", delivery_error_kind(&DeliveryError::Cancelled))?;
                 }
             }
             Ok(answer)
@@ -125,15 +125,16 @@ impl NativeEngine {
     /// `#shutdown(timeout_seconds)`: `{"delivered" => n, "undelivered" => n}`.
     pub fn shutdown(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<RHash, Error> {
         guard(|| {
-            let timeout = seconds(timeout);
-            let cancel = Cancel::new();
             let engine = rb_self.engine();
-            let report = without_gvl(&cancel, || engine.shutdown(timeout))?;
+            // Shutdown is bounded by its own timeout and not cancellable: it runs once.
+            let report = blocking(
+                seconds(timeout),
+                |remaining, _| engine.shutdown(remaining),
+                |_| false,
+            )?;
             let answer = ruby.hash_new();
-            if let Some(report) = report {
-                answer.aset("delivered", report.delivered)?;
-                answer.aset("undelivered", report.undelivered)?;
-            }
+            answer.aset("delivered", report.delivered)?;
+            answer.aset("undelivered", report.undelivered)?;
             Ok(answer)
         })
     }
@@ -169,11 +170,15 @@ impl NativeEngine {
     /// `{"kind", "message", "entries_lost"}`, or nil when none came in time.
     pub fn next_error(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<Option<RHash>, Error> {
         guard(|| {
-            let timeout = seconds(timeout);
-            let cancel = Cancel::new();
             let engine = rb_self.engine();
-            let report = without_gvl(&cancel, || engine.next_error(timeout, &cancel))?;
-            match report.flatten() {
+            // A `None` cannot tell "cancelled" from "nothing came": a wait cut short
+            // by an interrupt that did not raise just ends early.
+            let report = blocking(
+                seconds(timeout),
+                |remaining, cancel| engine.next_error(remaining, cancel),
+                |_| false,
+            )?;
+            match report {
                 None => Ok(None),
                 Some(report) => {
                     let hash = ruby.hash_new();

@@ -1,12 +1,15 @@
-//! `without_gvl`: run a blocking wait with Ruby's GVL released, cancellable.
+//! `blocking`: run a blocking wait with Ruby's GVL released, cancellable.
 //!
 //! Owns the one unsafe bridge to `rb_thread_call_without_gvl2`. The work must not
 //! touch Ruby; Ruby's unblock function (Ctrl-C, `Thread#raise`, `Timeout.timeout`,
 //! `Thread#kill`) trips the `Cancel` token so the wait ends early. A pending Ruby
 //! interrupt is raised afterwards, through `protect`, never by a longjmp across Rust.
+//! Interrupts that do not raise (timer ticks, finalizers, a trap handler that
+//! returns) are processed and the wait goes on with the time that is left.
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
 
 use log_ingestion_engine::Cancel;
 use magnus::Error;
@@ -34,11 +37,33 @@ unsafe extern "C" fn unblock(data: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| cancel.cancel()));
 }
 
-/// Runs `work` without the GVL. Returns `Ok(None)` when Ruby had an interrupt pending
-/// before the work could start (and raising it did not raise), the work's result
-/// otherwise. A pending interrupt (Interrupt, Timeout::Error, kill) is raised as the
-/// `Err`; a panic in `work` becomes `LogIngestion::Error`.
-pub fn without_gvl<F, R>(cancel: &Cancel, work: F) -> Result<Option<R>, Error>
+/// Runs `work(remaining, cancel)` without the GVL until it finishes without having
+/// been cancelled, or `timeout` has passed. Each attempt gets a fresh `Cancel` that
+/// Ruby's unblock function trips. An interrupt that raises (Interrupt,
+/// Timeout::Error, kill) is the `Err`; one that does not (a timer tick, finalizers)
+/// only makes `work` start again with the remaining time (`cancelled` says whether
+/// a result is "I was cancelled"). A panic in `work` becomes `LogIngestion::Error`.
+pub fn blocking<R>(
+    timeout: Duration,
+    mut work: impl FnMut(Duration, &Cancel) -> R,
+    cancelled: impl Fn(&R) -> bool,
+) -> Result<R, Error> {
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        let remaining = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+        let cancel = Cancel::new();
+        match without_gvl(&cancel, || work(remaining, &cancel))? {
+            Some(result) if !cancelled(&result) || remaining.is_zero() => return Ok(result),
+            // Cancelled by an interrupt that did not raise, or not started because one
+            // was pending: go on waiting with what is left.
+            _ => continue,
+        }
+    }
+}
+
+/// Runs `work` once without the GVL. `Ok(None)` when Ruby had an interrupt pending
+/// before the work could start (and processing it did not raise).
+fn without_gvl<F, R>(cancel: &Cancel, work: F) -> Result<Option<R>, Error>
 where
     F: FnOnce() -> R,
 {

@@ -7,8 +7,8 @@
 //
 // Environment:
 //   EXPLORER_SERVER_BIN  the server to start (default: target/debug/log-ingestion-server)
-//   DATABASE_URL         a database the server may use; otherwise bin/postgres-dev starts
-//                        the private cluster and a fresh database is created and dropped
+//   DATABASE_URL         the PostgreSQL server to use (otherwise bin/postgres-dev starts the
+//                        private cluster); a fresh database is created on it and dropped
 //   CHROMIUM             the browser (default /usr/bin/chromium)
 //   SCREENSHOT_DIR       where screenshots go (default server/assets/explorer)
 //
@@ -48,13 +48,18 @@ function psqlBinary() {
   }
 }
 
-/** A database for this run: DATABASE_URL as is, or a fresh one in the private cluster. */
-function prepareDatabase() {
-  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, drop: () => {} };
+/** The server tests use: DATABASE_URL when set, otherwise the private cluster. */
+function clusterUrl() {
+  if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
   const output = execFileSync(path.join(repo, 'bin/postgres-dev'), ['start'], { encoding: 'utf8' });
   const line = output.split('\n').find((l) => l.startsWith('DATABASE_URL='));
   if (!line) fail(`bin/postgres-dev printed no DATABASE_URL: ${output}`);
-  const maintenance = line.slice('DATABASE_URL='.length).trim();
+  return line.slice('DATABASE_URL='.length).trim();
+}
+
+/** A fresh database for this run on the tests' server, dropped afterwards. */
+function prepareDatabase() {
+  const maintenance = clusterUrl();
   const name = `explorer_browser_${randomUUID().replaceAll('-', '')}`;
   const psql = psqlBinary();
   execFileSync(psql, [maintenance, '-qc', `CREATE DATABASE "${name}"`]);
