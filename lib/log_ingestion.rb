@@ -27,5 +27,6 @@ module LogIngestion
   end
 end
 
-require "log_ingestion_client"
-require "log_ingestion/railtie" if defined?(Rails::Railtie) && File.exist?(File.join(__dir__, "log_ingestion", "railtie.rb"))
+require "log_ingestion/log_ingestion_client"
+# The Rails glue, when Rails is already loaded (otherwise: require "log_ingestion/rails").
+require "log_ingestion/railtie" if defined?(::Rails::Railtie)

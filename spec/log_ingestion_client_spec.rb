@@ -33,6 +33,16 @@ RSpec.describe LogIngestionClient do
     expect(out).to eq(['["http://127.0.0.1:9", "svc", true]'])
   end
 
+  it "keeps the environment's settings when a setter is used before configure" do
+    env = { "LOG_INGESTION_URL" => "http://127.0.0.1:9", "LOG_INGESTION_API_KEY" => "k" }
+    out = run_client(<<~RUBY, env: env)
+      LogIngestionClient.batch_size = 7
+      puts [LogIngestionClient.api_url, LogIngestionClient.batch_size, LogIngestionClient.configured?].inspect
+      LogIngestionClient.shutdown(timeout: 0)
+    RUBY
+    expect(out).to eq(['["http://127.0.0.1:9", 7, true]'])
+  end
+
   it "takes the guide's settings in a configure block" do
     out = run_client(<<~RUBY)
       LogIngestionClient.configure do |c|

@@ -22,26 +22,33 @@ module LogIngestion
       @pid = Process.pid
       @warned_unconfigured = false
       @at_exit_installed = false
+      @stale = false
       @recorder = TestDelivery::Recorder.new
     end
 
-    # Replaces the configuration (already validated) and starts its delivery;
-    # the previous delivery is flushed and shut down first.
+    # Replaces the configuration and starts its delivery; the previous delivery is
+    # then flushed and shut down (within its shutdown_timeout) by this call, while
+    # other threads already log to the new one.
     def configure(configuration)
       configuration.validate!
-      @lock.synchronize do
-        retire_delivery
+      previous, timeout = @lock.synchronize do
+        replaced = [take_own_delivery, @configuration.shutdown_timeout]
         @configuration = configuration
         @configured = true
+        @stale = false
         @warned_unconfigured = false
         @delivery = start_delivery if configuration.deliverable?
+        replaced
       end
+      previous&.shutdown(timeout)
       self
     end
 
-    # Changes one setting; the delivery restarts with it on the next call.
+    # Changes one setting (on top of the environment's when nothing was configured
+    # yet); the delivery restarts with it on the next call.
     def update_setting(name, value)
       @lock.synchronize do
+        configure_from_environment unless @configured
         changed = @configuration.dup
         changed.public_send(:"#{name}=", value)
         changed.validate!
@@ -71,14 +78,13 @@ module LogIngestion
       delivery.flush(timeout)
     end
 
+    # Flushes within +timeout+ and stops this process's delivery; a later log call
+    # starts a new one. Other threads never wait for it.
     def shutdown(timeout: @configuration.shutdown_timeout)
-      @lock.synchronize do
-        delivery = @delivery
-        return { delivered: 0, undelivered: 0 } unless delivery && delivery.pid == Process.pid
+      delivery = @lock.synchronize { take_own_delivery }
+      return { delivered: 0, undelivered: 0 } unless delivery
 
-        @delivery = nil
-        delivery.shutdown(timeout)
-      end
+      delivery.shutdown(timeout)
     end
 
     def stats
@@ -121,7 +127,7 @@ module LogIngestion
       configure_from_environment unless @configured
       if @stale
         @stale = false
-        retire_delivery
+        retire_delivery_in_background
       end
       @delivery ||= start_delivery if @configuration.deliverable?
       @delivery || warn_unconfigured
@@ -153,10 +159,20 @@ module LogIngestion
       delivery
     end
 
-    def retire_delivery
+    # Removes and returns this process's delivery (nil when there is none, or when it
+    # belongs to the parent of a fork).
+    def take_own_delivery
       delivery = @delivery
       @delivery = nil
-      delivery.shutdown(@configuration.shutdown_timeout) if delivery && delivery.pid == Process.pid
+      delivery if delivery && delivery.pid == Process.pid
+    end
+
+    # A setting changed: the old delivery is shut down off the caller's thread (its
+    # queue is flushed within shutdown_timeout) while the new one takes the calls.
+    def retire_delivery_in_background
+      delivery = take_own_delivery or return
+      timeout = @configuration.shutdown_timeout
+      Thread.new { delivery.shutdown(timeout) }
     end
 
     def install_at_exit

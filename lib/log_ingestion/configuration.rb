@@ -120,12 +120,14 @@ module LogIngestion
     def validate_url
       return if api_url.nil?
 
-      uri = URI.parse(api_url.to_s)
-      ok = uri.is_a?(URI::HTTP) && !blank?(uri.host)
-    rescue URI::InvalidURIError
-      ok = false
-    ensure
-      check(:api_url, ok, "an http:// or https:// URL with a host") unless api_url.nil?
+      check(:api_url, http_url?(api_url.to_s), "an http:// or https:// URL with a host")
+    end
+
+    def http_url?(text)
+      uri = URI.parse(text)
+      uri.is_a?(URI::HTTP) && !blank?(uri.host)
+    rescue URI::Error
+      false
     end
 
     def check_integer(name, range)

@@ -31,9 +31,16 @@ module LogIngestion
     def initialize(engine, handler)
       @engine = engine
       @handler = handler
+      @reported_by_ruby = Thread::Queue.new
       @stopping = false
       @thread = Thread.new { run }
       @thread.name = "log_ingestion-reporter" if @thread.respond_to?(:name=)
+    end
+
+    # Hands a failure seen by the Ruby side (e.g. send_log's) to the reporter thread.
+    def report(report)
+      @reported_by_ruby << report
+      wake
     end
 
     # Reports what is left and stops the thread (after the engine was shut down).
@@ -57,9 +64,9 @@ module LogIngestion
     def run
       Thread.current.report_on_exception = false
       loop do
-        report = @engine.next_error(0.0)
+        report = next_report
         if report
-          self.class.handle(@handler, symbolize(report))
+          self.class.handle(@handler, report)
         elsif @stopping
           break
         else
@@ -68,6 +75,13 @@ module LogIngestion
       end
     rescue StandardError => e
       LogIngestion.logger.error("log_ingestion: error reporter stopped: #{e.class}: #{e.message}")
+    end
+
+    def next_report
+      @reported_by_ruby.pop(true)
+    rescue ThreadError
+      report = @engine.next_error(0.0)
+      report && symbolize(report)
     end
 
     def symbolize(report)

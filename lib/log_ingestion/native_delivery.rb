@@ -36,7 +36,7 @@ module LogIngestion
       answer = @engine.send_log(entry, timeout.to_f)
       return answer unless answer.key?("error")
 
-      ErrorReporter.handle(@on_error, kind: answer["kind"], message: answer["error"], entries_lost: 1)
+      @reporter.report(kind: answer["kind"], message: answer["error"], entries_lost: 1)
       nil
     end
 

@@ -318,7 +318,9 @@ RSpec.describe LogIngestion::Client, :native do
       server.respond_with { [401, {}, { error: "Invalid API key" }] }
       client = client_for
       expect(client.send_log({ level: "INFO", message: "refused" })).to be_nil
-      expect(next_report[:kind]).to eq("unauthorized")
+      report = next_report
+      expect(report[:kind]).to eq("unauthorized")
+      expect(report[:thread]).not_to eq(Thread.current)
     end
   end
 

@@ -82,6 +82,7 @@ module RealIngestionServer
       nil
     ensure
       @pid = nil
+      File.delete(@log) if @log && File.exist?(@log)
       drop_database
     end
 
