@@ -12,6 +12,16 @@ RSpec.describe LogIngestionClient do
     out.lines.map(&:chomp)
   end
 
+  # Runs +setup+ in a child, then prints the +settings+ of LogIngestionClient as one
+  # inspected array; returns run_client's lines.
+  def settings_after(setup, settings, env: {})
+    run_client(<<~RUBY, env: env)
+      #{setup}
+      puts [#{settings.map { |name| "LogIngestionClient.#{name}" }.join(", ")}].inspect
+      LogIngestionClient.shutdown(timeout: 0)
+    RUBY
+  end
+
   it "offers every accessor of the guide, plus the gem's own" do
     out = run_client(<<~RUBY)
       names = %i[api_url api_key service enable_batching batch_size batch_interval max_retries retry_delay
@@ -25,21 +35,13 @@ RSpec.describe LogIngestionClient do
 
   it "configures from ENV with no arguments" do
     env = { "LOG_INGESTION_URL" => "http://127.0.0.1:9", "LOG_INGESTION_API_KEY" => "k", "LOG_INGESTION_SERVICE" => "svc" }
-    out = run_client(<<~RUBY, env: env)
-      LogIngestionClient.configure
-      puts [LogIngestionClient.api_url, LogIngestionClient.service, LogIngestionClient.configured?].inspect
-      LogIngestionClient.shutdown(timeout: 0)
-    RUBY
+    out = settings_after("LogIngestionClient.configure", %i[api_url service configured?], env: env)
     expect(out).to eq(['["http://127.0.0.1:9", "svc", true]'])
   end
 
   it "keeps the environment's settings when a setter is used before configure" do
     env = { "LOG_INGESTION_URL" => "http://127.0.0.1:9", "LOG_INGESTION_API_KEY" => "k" }
-    out = run_client(<<~RUBY, env: env)
-      LogIngestionClient.batch_size = 7
-      puts [LogIngestionClient.api_url, LogIngestionClient.batch_size, LogIngestionClient.configured?].inspect
-      LogIngestionClient.shutdown(timeout: 0)
-    RUBY
+    out = settings_after("LogIngestionClient.batch_size = 7", %i[api_url batch_size configured?], env: env)
     expect(out).to eq(['["http://127.0.0.1:9", 7, true]'])
   end
 

@@ -48,8 +48,4 @@ RSpec.configure do |config|
 
   config.filter_run_including(:gc_stress) if GCStress.enabled?
   config.include(GCStress)
-
-  config.after(:suite) do
-    RealIngestionServer.stop_shared
-  end
 end

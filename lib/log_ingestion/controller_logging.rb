@@ -4,6 +4,7 @@ require "active_support/concern"
 require "log_ingestion/parameter_filter"
 require "log_ingestion/exception_details"
 require "log_ingestion/request_logging"
+require "log_ingestion/stopwatch"
 
 module LogIngestion
   # Controller concern that logs each action's request, response and failure --
@@ -30,7 +31,7 @@ module LogIngestion
     private
 
     def log_ingestion_around_action
-      started = Process.clock_gettime(Process::CLOCK_MONOTONIC, :float_millisecond)
+      started = Stopwatch.now_ms
       request_id = log_ingestion_request_id
       status = nil
       RequestLogging.with_request_id(request_id) do
@@ -39,17 +40,16 @@ module LogIngestion
           yield
           status = response.status
         rescue StandardError => e
-          status = log_ingestion_status_for(e)
+          status = RequestLogging.status_for(e)
           ::LogIngestionClient.error("Request failed", ParameterFilter.current.filter_hash(
                                                          request_id: request_id, controller: self.class.name,
                                                          action: action_name, error: ExceptionDetails.call(e)
                                                        ))
           raise
         ensure
-          duration = (Process.clock_gettime(Process::CLOCK_MONOTONIC, :float_millisecond) - started).round(2)
           ::LogIngestionClient.info("HTTP Response", {
                                       request_id: request_id, controller: self.class.name, action: action_name,
-                                      status: status, duration_ms: duration
+                                      status: status, duration_ms: Stopwatch.elapsed_ms(started)
                                     })
         end
       end
@@ -82,14 +82,6 @@ module LogIngestion
         user_agent: request.user_agent,
         referer: request.referer
       }
-    end
-
-    def log_ingestion_status_for(exception)
-      if defined?(::ActionDispatch::ExceptionWrapper)
-        ::ActionDispatch::ExceptionWrapper.status_code_for_exception(exception.class.name)
-      else
-        500
-      end
     end
   end
 end

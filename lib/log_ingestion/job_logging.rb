@@ -31,16 +31,16 @@ module LogIngestion
     private
 
     def log_ingestion_around_perform
-      started = Process.clock_gettime(Process::CLOCK_MONOTONIC, :float_millisecond)
+      started = Stopwatch.now_ms
       identity = { job_class: self.class.name, job_id: job_id, queue_name: queue_name }
       ::LogIngestionClient.info("Job started",
                                 identity.merge(arguments: ParameterFilter.current.filter(job_arguments)))
       begin
         yield
-        ::LogIngestionClient.info("Job completed", identity.merge(duration_ms: log_ingestion_elapsed_ms(started)))
+        ::LogIngestionClient.info("Job completed", identity.merge(duration_ms: Stopwatch.elapsed_ms(started)))
       rescue StandardError => e
         ::LogIngestionClient.error("Job failed", ParameterFilter.current.filter_hash(
-                                                   identity.merge(duration_ms: log_ingestion_elapsed_ms(started),
+                                                   identity.merge(duration_ms: Stopwatch.elapsed_ms(started),
                                                                   error: ExceptionDetails.call(e))
                                                  ))
         raise
@@ -50,10 +50,6 @@ module LogIngestion
     # What "Job started" logs as arguments. Override to choose; the result is filtered.
     def job_arguments
       arguments
-    end
-
-    def log_ingestion_elapsed_ms(started)
-      (Process.clock_gettime(Process::CLOCK_MONOTONIC, :float_millisecond) - started).round(2)
     end
   end
 end

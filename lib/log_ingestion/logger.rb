@@ -119,7 +119,7 @@ module LogIngestion
     private
 
     def forward(severity, message, progname)
-      return if Logger.forwarding? || progname == GEM_PROGNAME || gem_diagnostics_logger?
+      return if Logger.forwarding? || progname == GEM_PROGNAME
 
       Logger.without_forwarding do
         text = ParameterFilter.current.filter_text(message_text(message))
@@ -133,12 +133,6 @@ module LogIngestion
 
     def client
       @client || ::LogIngestionClient
-    end
-
-    # True when this instance is the gem's own diagnostics logger (LogIngestion.logger):
-    # inside `module LogIngestion` a bare `Logger.new` names this class, so guard here too.
-    def gem_diagnostics_logger?
-      LogIngestion.instance_variable_defined?(:@logger) && LogIngestion.instance_variable_get(:@logger).equal?(self)
     end
 
     def message_text(message)

@@ -4,6 +4,7 @@ require "securerandom"
 require "rack"
 require "log_ingestion/parameter_filter"
 require "log_ingestion/exception_details"
+require "log_ingestion/stopwatch"
 
 module LogIngestion
   # Rack middleware that logs every request ("HTTP Request"), its response
@@ -39,6 +40,16 @@ module LogIngestion
       Thread.current[CURRENT_REQUEST_ID] = previous
     end
 
+    # The HTTP status Rails answers +exception+ with (ActionDispatch's
+    # rescue_responses), or 500 outside Rails. ControllerLogging and Subscribers use it too.
+    def self.status_for(exception)
+      if defined?(::ActionDispatch::ExceptionWrapper)
+        ::ActionDispatch::ExceptionWrapper.status_code_for_exception(exception.class.name)
+      else
+        500
+      end
+    end
+
     attr_reader :skip_paths
 
     # Options: skip_paths (path prefixes not logged), client (default LogIngestionClient),
@@ -56,7 +67,7 @@ module LogIngestion
 
       request = build_request(env)
       request_id = request_id_for(env, request)
-      started = monotonic_ms
+      started = Stopwatch.now_ms
       self.class.with_request_id(request_id) do
         client.info("HTTP Request", request_metadata(request, request_id))
         status, headers, body = call_app(env, request, request_id, started)
@@ -75,10 +86,10 @@ module LogIngestion
     end
 
     def log_exception(exception, request, request_id, started)
-      status = status_for(exception)
+      status = self.class.status_for(exception)
       client.error("Request error", filter.filter_hash(
                                       request_id: request_id, method: request.request_method, path: request.path,
-                                      status: status, duration_ms: elapsed_ms(started),
+                                      status: status, duration_ms: Stopwatch.elapsed_ms(started),
                                       error: ExceptionDetails.call(exception)
                                     ))
       client.info("HTTP Response", response_metadata(request, request_id, started, status, {}))
@@ -129,7 +140,7 @@ module LogIngestion
         method: request.request_method,
         path: request.path,
         status: status.to_i,
-        duration_ms: elapsed_ms(started),
+        duration_ms: Stopwatch.elapsed_ms(started),
         content_type: content_type(headers)
       }
     end
@@ -138,22 +149,6 @@ module LogIngestion
       return nil unless headers.respond_to?(:[])
 
       headers["Content-Type"] || headers["content-type"]
-    end
-
-    def status_for(exception)
-      if defined?(::ActionDispatch::ExceptionWrapper)
-        ::ActionDispatch::ExceptionWrapper.status_code_for_exception(exception.class.name)
-      else
-        500
-      end
-    end
-
-    def monotonic_ms
-      Process.clock_gettime(Process::CLOCK_MONOTONIC, :float_millisecond)
-    end
-
-    def elapsed_ms(started)
-      (monotonic_ms - started).round(2)
     end
   end
 end

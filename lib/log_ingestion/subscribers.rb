@@ -98,6 +98,7 @@ module LogIngestion
 
       def handle_process_action(event)
         payload = event.payload
+        exception = payload[:exception_object]
         ::LogIngestionClient.info("Action processed", {
                                     request_id: request_id_from(payload),
                                     controller: payload[:controller],
@@ -105,11 +106,11 @@ module LogIngestion
                                     method: payload[:method],
                                     path: filter_path(payload[:path]),
                                     format: payload[:format],
-                                    status: payload[:status] || status_for(payload[:exception_object]),
+                                    status: payload[:status] || (exception && RequestLogging.status_for(exception)),
                                     duration_ms: event.duration.round(2),
                                     view_runtime: payload[:view_runtime]&.round(2),
                                     db_runtime: payload[:db_runtime]&.round(2),
-                                    error: payload[:exception_object] && ExceptionDetails.call(payload[:exception_object])
+                                    error: exception && ExceptionDetails.call(exception)
                                   }.compact)
       end
 
@@ -173,13 +174,6 @@ module LogIngestion
 
         base, separator, query = path.to_s.partition("?")
         separator.empty? ? base : "#{base}?#{filter.filter_query_string(query)}"
-      end
-
-      def status_for(exception)
-        return nil if exception.nil?
-        return 500 unless defined?(::ActionDispatch::ExceptionWrapper)
-
-        ::ActionDispatch::ExceptionWrapper.status_code_for_exception(exception.class.name)
       end
 
       # Bind values by column name, each masked when the name matches the filters.

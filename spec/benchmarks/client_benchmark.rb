@@ -7,8 +7,8 @@
 #   ruby spec/benchmarks/client_benchmark.rb            # needs `rake compile` and the server binary
 #   ENTRIES=100000 GUIDE_ENTRIES=10000 ruby spec/benchmarks/client_benchmark.rb
 #
-# The guide's client is read at run time from the seed guide (GUIDE env var to point
-# elsewhere): the ```ruby block holding `class LogIngestionClient` is evaluated under a
+# The guide's client is read at run time from the seed guide (spec/support/guide_path.rb:
+# LOG_INGESTION_GUIDE, else ../shared/seed/ beside the repository): the ```ruby block holding `class LogIngestionClient` is evaluated under a
 # new name inside GuideSandbox, whose Rails, Time and String stand-ins give it the few
 # Rails bits it uses (Rails.logger, Rails.application.credentials, Time.current,
 # String#present?). Nothing of it is copied into this repository.
@@ -25,8 +25,9 @@ require "open3"
 require "rbconfig"
 require "time"
 require_relative "../support/real_ingestion_server"
+require_relative "../support/guide_path"
 
-GUIDE_PATH = ENV.fetch("GUIDE", File.expand_path("../../../shared/seed/ruby-on-rails-integration-guide.md", __dir__))
+GUIDE_PATH = GuidePath.path
 ENTRIES = Integer(ENV.fetch("ENTRIES", "100000"))
 GUIDE_ENTRIES = Integer(ENV.fetch("GUIDE_ENTRIES", "10000"))
 SLOW_ENTRIES = Integer(ENV.fetch("SLOW_ENTRIES", "2000"))
@@ -129,16 +130,6 @@ def drive(count)
   [percentiles(samples), now - started]
 end
 
-def wait_for_rows(server, service, count, timeout: 300)
-  deadline = now + timeout
-  loop do
-    stored = server.count(service: service)
-    return stored if stored >= count || now > deadline
-
-    sleep 0.02
-  end
-end
-
 def measure_gem(url, api_key, service, count, server: nil)
   LogIngestionClient.configure do |c|
     c.api_url = url
@@ -149,7 +140,7 @@ def measure_gem(url, api_key, service, count, server: nil)
   started = now
   cost, = drive(count) { |i| LogIngestionClient.info("Request handled", metadata(i)) }
   LogIngestionClient.flush(timeout: 300)
-  stored = server ? wait_for_rows(server, service, count) : count
+  stored = server ? server.wait_for_count(service: service, count: count, timeout: 300) : count
   elapsed = now - started
   stats = LogIngestionClient.stats
   LogIngestionClient.shutdown(timeout: 5)
@@ -160,7 +151,7 @@ def measure_guide(client, count, server: nil)
   started = now
   cost, = drive(count) { |i| client.info("Request handled", metadata(i)) }
   client.flush until client.instance_variable_get(:@queue).empty?
-  stored = server ? wait_for_rows(server, "guide-client", count) : count
+  stored = server ? server.wait_for_count(service: "guide-client", count: count, timeout: 300) : count
   elapsed = now - started
   { cost: cost, rate: stored / elapsed }
 end

@@ -17,6 +17,20 @@ RSpec.describe "LogIngestionClient against the real server", :native, :server do
 
   after { client.shutdown(timeout: 5) }
 
+  # The start of a child process's script: LogIngestionClient configured for this
+  # server and service.
+  def configure_in_child(batch_interval:)
+    <<~RUBY
+      require "log_ingestion"
+      LogIngestionClient.configure do |c|
+        c.api_url = #{server.url.inspect}
+        c.api_key = #{server.api_key.inspect}
+        c.service = #{service.inspect}
+        c.batch_interval = #{batch_interval}
+      end
+    RUBY
+  end
+
   it "stores entries with their level, message and metadata" do
     client.log("WARNING", "stored", { at: Time.utc(2024, 1, 1), user: :admin, nested: { list: [1, 2] } })
     expect(client.flush(timeout: 10)).to be(true)
@@ -40,14 +54,7 @@ RSpec.describe "LogIngestionClient against the real server", :native, :server do
   end
 
   it "delivers the entries of a child process that exits with them queued" do
-    script = <<~RUBY
-      require "log_ingestion"
-      LogIngestionClient.configure do |c|
-        c.api_url = #{server.url.inspect}
-        c.api_key = #{server.api_key.inspect}
-        c.service = #{service.inspect}
-        c.batch_interval = 60
-      end
+    script = configure_in_child(batch_interval: 60) + <<~RUBY
       100.times { |i| LogIngestionClient.info("exiting \#{i}") }
     RUBY
     _out, err, status = run_ruby(script)
@@ -56,14 +63,7 @@ RSpec.describe "LogIngestionClient against the real server", :native, :server do
   end
 
   it "stores the entries of a parent and its forked child once each" do
-    script = <<~RUBY
-      require "log_ingestion"
-      LogIngestionClient.configure do |c|
-        c.api_url = #{server.url.inspect}
-        c.api_key = #{server.api_key.inspect}
-        c.service = #{service.inspect}
-        c.batch_interval = 0.05
-      end
+    script = configure_in_child(batch_interval: 0.05) + <<~RUBY
       10.times { |i| LogIngestionClient.info("parent \#{i}") }
       pid = fork { 10.times { |i| LogIngestionClient.info("child \#{i}") } }
       Process.wait(pid)

@@ -1,27 +1,33 @@
 # frozen_string_literal: true
 
 require_relative "support/rails_app"
-require_relative "support/end_to_end"
+require_relative "../support/real_ingestion_server"
 
-# The Rails integration against the real ingestion server and PostgreSQL: entries
-# land in the `logs` table. Skipped (with the reason) when the server binary or the
-# native extension is not built; CI builds both before rspec.
+# The Rails integration against the real ingestion server and PostgreSQL
+# (RealIngestionServer.shared: a fresh database for the run): entries land in the
+# `logs` table. Skipped (with the reason) when the server binary or the native
+# extension is not built; CI builds both before rspec.
 RSpec.describe "Rails integration end to end", :end_to_end do
   before(:all) do
-    reason = EndToEnd.missing
+    reason = RealIngestionServer.unavailable_reason
+    reason ||= "the native extension is not built (rake compile)" unless LogIngestion::Native.available?
     skip "end-to-end specs skipped: #{reason}" if reason
 
+    @server = RealIngestionServer.shared
+    @url = @server.url
     @dir = Dir.mktmpdir("li-rails-e2e")
-    @server, @url = EndToEnd.start_server(@dir)
   end
 
   after(:all) do
-    @server&.stop
     FileUtils.remove_entry(@dir) if @dir
   end
 
   def rows(sql)
-    EndToEnd.psql(sql).lines.map(&:chomp)
+    @server.rows(sql)
+  end
+
+  def quote(text)
+    RealIngestionServer.quote(text)
   end
 
   describe "in this process" do
@@ -30,7 +36,7 @@ RSpec.describe "Rails integration end to end", :end_to_end do
     before do
       options = ActiveSupport::OrderedOptions.new
       options.api_url = @url
-      options.api_key = EndToEnd::API_KEY
+      options.api_key = @server.api_key
       options.service = service
       options.test_mode = false
       options.batch_interval = 0.1
@@ -47,8 +53,8 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       get "/widgets", {}, "HTTP_X_REQUEST_ID" => request_id
       expect(LogIngestionClient.flush(timeout: 20)).to be(true)
 
-      messages = rows("SELECT message FROM logs WHERE service = #{EndToEnd.quote(service)} " \
-                      "AND metadata->>'request_id' = #{EndToEnd.quote(request_id)} ORDER BY message")
+      messages = rows("SELECT message FROM logs WHERE service = #{quote(service)} " \
+                      "AND metadata->>'request_id' = #{quote(request_id)} ORDER BY message")
       expect(messages).to include("Action processed", "HTTP Request", "HTTP Response")
     end
 
@@ -60,11 +66,11 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       Rails.logger.info("login attempt password=#{secret}")
       expect(LogIngestionClient.flush(timeout: 20)).to be(true)
 
-      stored = rows("SELECT count(*) FROM logs WHERE service = #{EndToEnd.quote(service)}").first.to_i
-      leaked = rows("SELECT count(*) FROM logs WHERE service = #{EndToEnd.quote(service)} " \
-                    "AND (message LIKE #{EndToEnd.quote("%#{secret}%")} " \
-                    "OR metadata::text LIKE #{EndToEnd.quote("%#{secret}%")})").first.to_i
-      masked = rows("SELECT count(*) FROM logs WHERE service = #{EndToEnd.quote(service)} " \
+      stored = rows("SELECT count(*) FROM logs WHERE service = #{quote(service)}").first.to_i
+      leaked = rows("SELECT count(*) FROM logs WHERE service = #{quote(service)} " \
+                    "AND (message LIKE #{quote("%#{secret}%")} " \
+                    "OR metadata::text LIKE #{quote("%#{secret}%")})").first.to_i
+      masked = rows("SELECT count(*) FROM logs WHERE service = #{quote(service)} " \
                     "AND (message LIKE '%[FILTERED]%' OR metadata::text LIKE '%[FILTERED]%')").first.to_i
       expect(stored).to be > 10
       expect(masked).to be > 0
@@ -82,7 +88,7 @@ RSpec.describe "Rails integration end to end", :end_to_end do
 
     def configure(url, service)
       options = ActiveSupport::OrderedOptions.new
-      options.merge!(api_url: url, api_key: EndToEnd::API_KEY, service: service, test_mode: false,
+      options.merge!(api_url: url, api_key: @server.api_key, service: service, test_mode: false,
                      max_retries: 0, open_timeout: 1.0, read_timeout: 2.0)
       LogIngestion::Railtie.configure_client(options)
     end
@@ -92,13 +98,13 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       configure(@url, service)
 
       expect { Rake::Task["logs:test"].execute }.to output(/the service accepted it/).to_stdout
-      count = rows("SELECT count(*) FROM logs WHERE service = #{EndToEnd.quote(service)} " \
+      count = rows("SELECT count(*) FROM logs WHERE service = #{quote(service)} " \
                    "AND message = 'Test log from Rails (rails logs:test)'")
       expect(count.first.to_i).to eq(1)
     end
 
     it "says so and fails when the test entry did not arrive" do
-      configure("http://127.0.0.1:#{EndToEnd.free_port}", "rails-e2e-rake-down")
+      configure("http://127.0.0.1:#{RealIngestionServer.free_port}", "rails-e2e-rake-down")
 
       expect { Rake::Task["logs:test"].execute }
         .to raise_error(SystemExit).and output(/did NOT arrive/).to_stderr
@@ -108,15 +114,15 @@ RSpec.describe "Rails integration end to end", :end_to_end do
   describe "at exit" do
     it "delivers what is still queued when the app's process exits" do
       service = "rails-e2e-exit-#{SecureRandom.hex(6)}"
-      env = { "RAILS_ENV" => "test", "LOG_INGESTION_URL" => @url, "LOG_INGESTION_API_KEY" => EndToEnd::API_KEY,
+      env = { "RAILS_ENV" => "test", "LOG_INGESTION_URL" => @url, "LOG_INGESTION_API_KEY" => @server.api_key,
               "LOG_INGESTION_SERVICE" => service, "LOG_INGESTION_TEST_MODE" => nil,
               "LOG_INGESTION_TEST_BATCH_INTERVAL" => "60", # nothing is sent before exit unless flushed
               "LOG_INGESTION_TEST_DB" => File.join(@dir, "exit.sqlite3") }
       script = 'require "./spec/rails/app/config/environment"; 5.times { |i| LogIngestionClient.info("queued #{i}") }'
-      _out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: EndToEnd::ROOT)
+      _out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: RealIngestionServer::ROOT)
       expect(status).to be_success, err
 
-      count = rows("SELECT count(*) FROM logs WHERE service = #{EndToEnd.quote(service)} AND message LIKE 'queued %'")
+      count = rows("SELECT count(*) FROM logs WHERE service = #{quote(service)} AND message LIKE 'queued %'")
       expect(count.first.to_i).to eq(5)
     end
   end
@@ -124,39 +130,39 @@ RSpec.describe "Rails integration end to end", :end_to_end do
   describe "Puma in cluster mode" do
     it "ships entries from every worker forked from the preloaded app" do
       service = "rails-e2e-puma-#{SecureRandom.hex(6)}"
-      port = EndToEnd.free_port
+      port = RealIngestionServer.free_port
       pidfile = File.join(@dir, "puma.pid")
       env = { "PORT" => port.to_s, "PUMA_PIDFILE" => pidfile, "RAILS_ENV" => "test",
-              "LOG_INGESTION_URL" => @url, "LOG_INGESTION_API_KEY" => EndToEnd::API_KEY,
+              "LOG_INGESTION_URL" => @url, "LOG_INGESTION_API_KEY" => @server.api_key,
               "LOG_INGESTION_SERVICE" => service, "LOG_INGESTION_TEST_MODE" => nil,
               "LOG_INGESTION_TEST_BATCH_INTERVAL" => "0.1",
               "LOG_INGESTION_TEST_DB" => File.join(@dir, "puma.sqlite3"),
               "LOG_INGESTION_TEST_LOG" => File.join(@dir, "puma-rails.log"),
-              "RUBYLIB" => [File.join(EndToEnd::ROOT, "lib"), ENV["RUBYLIB"]].compact.join(File::PATH_SEPARATOR) }
-      puma = EndToEnd::ChildProcess.new(
+              "RUBYLIB" => [File.join(RealIngestionServer::ROOT, "lib"), ENV["RUBYLIB"]].compact.join(File::PATH_SEPARATOR) }
+      puma = ChildProcess.new(
         env, [RbConfig.ruby, Gem.bin_path("puma", "puma"), "-C", "spec/rails/app/config/puma.rb"],
         File.join(@dir, "puma.log")
       )
       begin
         base = "http://127.0.0.1:#{port}"
-        EndToEnd.wait_until(timeout: 60, what: "puma at #{base}") do
+        Polling.wait_until(timeout: 60, interval: 0.1, what: "puma at #{base}") do
           raise "puma exited:\n#{puma.log}" unless puma.alive?
 
-          EndToEnd.http_ok?("#{base}/widgets/pid")
+          RealIngestionServer.http_ok?("#{base}/widgets/pid")
         end
         # One thread per worker: concurrent slow requests spread over both workers.
         threads = Array.new(6) { Thread.new { Net::HTTP.get_response(URI("#{base}/widgets/slow?ms=300")).code } }
         expect(threads.map(&:value)).to all(eq("200"))
 
-        pids = EndToEnd.wait_until(timeout: 30, what: "HTTP Request entries from 2 workers") do
-          found = rows("SELECT DISTINCT metadata->>'pid' FROM logs WHERE service = #{EndToEnd.quote(service)} " \
+        pids = Polling.wait_until(timeout: 30, interval: 0.1, what: "HTTP Request entries from 2 workers") do
+          found = rows("SELECT DISTINCT metadata->>'pid' FROM logs WHERE service = #{quote(service)} " \
                        "AND message = 'HTTP Request'").map(&:to_i)
           found if found.size >= 2
         end
         master = Integer(File.read(pidfile))
         expect(pids.size).to eq(2)
         expect(pids).not_to include(master)
-        started = rows("SELECT metadata->>'pid' FROM logs WHERE service = #{EndToEnd.quote(service)} " \
+        started = rows("SELECT metadata->>'pid' FROM logs WHERE service = #{quote(service)} " \
                        "AND message = 'Rails application started'").map(&:to_i)
         expect(started).to eq([master]) # logged once, by the preloaded master
       ensure

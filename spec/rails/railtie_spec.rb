@@ -27,6 +27,11 @@ RSpec.describe LogIngestion::Railtie do
     described_class.configure_client(Rails.application.config.log_ingestion)
   end
 
+  # Where the configured client sends: [api_url, api_key, service].
+  def client_destination
+    [LogIngestionClient.api_url, LogIngestionClient.api_key, LogIngestionClient.service]
+  end
+
   def use_credentials(url:, api_key:, service:)
     key_path = File.join(@credentials_dir, "master.key")
     File.write(key_path, ActiveSupport::EncryptedConfiguration.generate_key)
@@ -42,8 +47,7 @@ RSpec.describe LogIngestion::Railtie do
     use_credentials(url: "http://creds.test", api_key: "creds-key", service: "creds-svc")
     described_class.configure_client(options)
 
-    expect([LogIngestionClient.api_url, LogIngestionClient.api_key, LogIngestionClient.service])
-      .to eq(["http://creds.test", "creds-key", "creds-svc"])
+    expect(client_destination).to eq(["http://creds.test", "creds-key", "creds-svc"])
   end
 
   it "prefers ENV over credentials" do
@@ -52,8 +56,7 @@ RSpec.describe LogIngestion::Railtie do
     ENV["LOG_INGESTION_SERVICE"] = "env-svc"
     described_class.configure_client(options)
 
-    expect([LogIngestionClient.api_url, LogIngestionClient.api_key, LogIngestionClient.service])
-      .to eq(["http://env.test", "creds-key", "env-svc"])
+    expect(client_destination).to eq(["http://env.test", "creds-key", "env-svc"])
   end
 
   it "prefers config.log_ingestion over ENV and credentials" do

@@ -1,13 +1,13 @@
 # frozen_string_literal: true
 
 require "fileutils"
+require_relative "../../support/guide_path"
 
 # Extracts, at run time, the hand-written Rails files of the integration guide (its
 # ```ruby blocks, recognised by their first-line path comment) into a directory laid
 # out for spec/rails/app (LOG_INGESTION_GUIDE_DIR). Nothing of the guide is copied
 # into the repository.
 module GuideFiles
-  DEFAULT_GUIDE = "/work/shared/seed/ruby-on-rails-integration-guide.md"
   # guide path comment => where spec/rails/app loads it from
   FILES = {
     "app/controllers/concerns/loggable.rb" => "autoload/loggable.rb",
@@ -17,8 +17,9 @@ module GuideFiles
     "config/initializers/active_support_notifications.rb" => "initializers/active_support_notifications.rb"
   }.freeze
 
+  # Where the guide is read from (GuidePath: LOG_INGESTION_GUIDE, else beside the repository).
   def self.guide_path
-    ENV.fetch("LOG_INGESTION_GUIDE", DEFAULT_GUIDE)
+    GuidePath.path
   end
 
   def self.available?
