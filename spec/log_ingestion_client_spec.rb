@@ -33,6 +33,19 @@ RSpec.describe LogIngestionClient do
     expect(out).to eq(%w[true true])
   end
 
+  it "reads back what every accessor's setter was given" do
+    out = run_client(<<~RUBY)
+      handler = ->(_report) {}
+      values = { api_url: "http://127.0.0.1:9", api_key: "k", service: "svc", enable_batching: false, batch_size: 10,
+                 batch_interval: 5, max_retries: 3, retry_delay: 1, max_queue_bytes: 1_000_000, drop_policy: :oldest,
+                 gzip: false, on_error: handler, shutdown_timeout: 2 }
+      values.each { |name, value| LogIngestionClient.public_send(:"\#{name}=", value) }
+      puts values.all? { |name, value| LogIngestionClient.public_send(name) == value }
+      LogIngestionClient.shutdown(timeout: 0)
+    RUBY
+    expect(out).to eq(["true"])
+  end
+
   it "configures from ENV with no arguments" do
     env = { "LOG_INGESTION_URL" => "http://127.0.0.1:9", "LOG_INGESTION_API_KEY" => "k", "LOG_INGESTION_SERVICE" => "svc" }
     out = settings_after("LogIngestionClient.configure", %i[api_url service configured?], env: env)

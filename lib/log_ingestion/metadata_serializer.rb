@@ -7,8 +7,9 @@ module LogIngestion
   # This is the Ruby twin of the native binding's converter
   # (ext/log_ingestion/src/metadata.rs); test mode uses it, so recorded entries
   # look exactly like what the native client sends. Both follow the same rules:
-  # Time -> ISO 8601 UTC with microseconds, Symbol and unknown objects -> to_s,
-  # objects answering iso8601 (Date, DateTime, TimeWithZone) -> iso8601,
+  # Time, and objects whose getutc is a Time (TimeWithZone) -> ISO 8601 UTC with
+  # microseconds, Symbol and unknown objects -> to_s, other objects answering
+  # iso8601 (Date, DateTime) -> iso8601,
   # non-finite floats and integers beyond 64 bits -> to_s; cycles, depth, collection
   # size and total text size are cut with visible markers, never raised on.
   # It never mutates its input and never raises.
@@ -68,11 +69,27 @@ module LogIngestion
       when Float then value.finite? ? value : text(value.to_s)
       when String then text(value)
       when Symbol then text(value.name)
-      when Time then value.getutc.strftime("%Y-%m-%dT%H:%M:%S.%6NZ")
+      when Time then iso8601_utc(value)
       when Hash then collection(value, depth) { convert_hash(value, depth) }
       when Array then collection(value, depth) { convert_array(value, depth) }
-      else text(describe(value))
+      else time_like(value) || text(describe(value))
       end
+    end
+
+    def iso8601_utc(time)
+      time.getutc.strftime("%Y-%m-%dT%H:%M:%S.%6NZ")
+    end
+
+    # A Time stand-in (ActiveSupport::TimeWithZone, what Rails' Time.current returns)
+    # whose getutc gives a Time: written as a Time, keeping the microseconds its
+    # iso8601 would drop. nil for anything else.
+    def time_like(value)
+      return nil unless value.respond_to?(:getutc)
+
+      utc = value.getutc
+      utc.is_a?(Time) ? iso8601_utc(utc) : nil
+    rescue StandardError
+      nil
     end
 
     def collection(value, depth)

@@ -3,7 +3,7 @@
 require "socket"
 
 # Rake tasks of the log_ingestion gem (loaded by LogIngestion::Railtie):
-#   rails logs:test   sends one test entry now and says whether the service accepted it
+#   rails logs:test   sends one test entry now, says whether the service accepted it, flushes the queue
 #   rails logs:stats  prints the client's delivery counters for this process
 namespace :logs do
   desc "Send a test entry to the log ingestion service and report whether it arrived"
@@ -22,6 +22,9 @@ namespace :logs do
                                          })
     if answer
       puts "log_ingestion: the service accepted it: #{answer.inspect}"
+      # Deliver what this process queued before (e.g. the startup entry) now too.
+      flushed = LogIngestionClient.flush(timeout: 10)
+      puts "log_ingestion: entries queued before it could not all be delivered" unless flushed
     else
       stats = LogIngestionClient.stats
       abort "log_ingestion: the test entry did NOT arrive (last error: #{stats[:last_error] || 'unknown'})"

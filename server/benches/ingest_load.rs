@@ -9,8 +9,9 @@
 //! ratio of batch-100 throughput to raw COPY throughput.
 //!
 //! It never asserts speed (speed is reported, not tested); it exits non-zero only when
-//! the run itself is broken: setup failure, a non-2xx answer, or rows in the table that
-//! differ from the entries acknowledged. It never touches the server's code.
+//! the run itself is broken: setup failure, a non-2xx answer other than 503 "Server
+//! busy" (retried, as the gem does, and counted), or rows in the table that differ
+//! from the entries acknowledged. It never touches the server's code.
 //!
 //! Run: `cargo bench -p log_ingestion_server --bench ingest_load`
 //! (cargo builds the server binary with the bench profile, which inherits release,
@@ -646,7 +647,7 @@ fn table_header() -> String {
 }
 
 /// Sends the batches over `connections` keep-alive connections; every answer must be 2xx
-/// and acknowledge every entry of its batch.
+/// and acknowledge every entry of its batch (a 503 is retried after a short pause).
 async fn drive_http(
     server: &ServerProcess,
     batches: Vec<(usize, Bytes)>,
@@ -662,14 +663,20 @@ async fn drive_http(
     let url = format!("{}{BATCH_PATH}", server.base_url);
     let batches = Arc::new(batches);
     let next = Arc::new(AtomicUsize::new(0));
+    let busy = Arc::new(AtomicUsize::new(0));
     let rss_reset = server.reset_peak_rss();
     let cpu_before = CpuSnapshot::take(Some(server), database);
     let started = Instant::now();
     let workers: Vec<_> = (0..connections)
         .map(|_| {
-            let (client, url, batches, next) =
-                (client.clone(), url.clone(), batches.clone(), next.clone());
-            tokio::spawn(async move { send_batches(client, url, batches, next).await })
+            let (client, url, batches, next, busy) = (
+                client.clone(),
+                url.clone(),
+                batches.clone(),
+                next.clone(),
+                busy.clone(),
+            );
+            tokio::spawn(async move { send_batches(client, url, batches, next, busy).await })
         })
         .collect();
     let mut latencies = Vec::with_capacity(batches.len());
@@ -684,6 +691,10 @@ async fn drive_http(
     let requests = latencies.len();
     if !rss_reset {
         eprintln!("note: could not reset VmHWM; peak RSS is cumulative since start");
+    }
+    let busy = busy.load(Ordering::Relaxed);
+    if busy > 0 {
+        eprintln!("note: b={batch_size}: {busy} answers were 503 Server busy and were retried");
     }
     Ok(PhaseReport {
         label: format!("http b={batch_size}"),
@@ -701,6 +712,7 @@ async fn send_batches(
     url: String,
     batches: Arc<Vec<(usize, Bytes)>>,
     next: Arc<AtomicUsize>,
+    busy: Arc<AtomicUsize>,
 ) -> Result<(u64, Vec<Duration>)> {
     let mut acked = 0u64;
     let mut latencies = Vec::new();
@@ -710,15 +722,26 @@ async fn send_batches(
             return Ok((acked, latencies));
         };
         let sent = Instant::now();
-        let response = client
-            .post(&url)
-            .header(API_KEY_HEADER, API_KEY)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.clone())
-            .send()
-            .await?;
-        let status = response.status();
-        let answer = response.bytes().await?;
+        let (status, answer) = loop {
+            let response = client
+                .post(&url)
+                .header(API_KEY_HEADER, API_KEY)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .send()
+                .await?;
+            let status = response.status();
+            let answer = response.bytes().await?;
+            let server_busy = status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                && String::from_utf8_lossy(&answer).contains("Server busy");
+            if !server_busy {
+                break (status, answer);
+            }
+            // The server's in-flight budget is spent; the pause counts in the latency,
+            // as it would for the gem.
+            busy.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(BUSY_PAUSE).await;
+        };
         latencies.push(sent.elapsed());
         if !status.is_success() {
             return Err(BenchError::Setup(format!(
@@ -736,6 +759,9 @@ async fn send_batches(
         acked += parsed.accepted;
     }
 }
+
+/// How long a worker waits before retrying a 503 "Server busy".
+const BUSY_PAUSE: Duration = Duration::from_millis(50);
 
 /// The same rows as PostgreSQL's text COPY format, in 1 MiB chunks.
 fn copy_text(entries: &[WireEntry]) -> Result<Vec<Vec<u8>>> {

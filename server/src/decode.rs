@@ -7,6 +7,7 @@ use std::io::Read;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -48,41 +49,128 @@ pub async fn read_payload(
     accepts: Accepts,
     max_bytes: usize,
 ) -> Result<Payload, ApiError> {
-    let format = body_format(headers, accepts)?;
-    let encoding = content_encoding(headers)?;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > max_bytes) {
-        return Err(ApiError::PayloadTooLarge {
-            limit_bytes: max_bytes,
-        });
-    }
-    let raw = axum::body::to_bytes(body, max_bytes)
+    BodyReader::new(headers, accepts, max_bytes)?
+        .read(body)
+        .await?
+        .decode()
         .await
-        .map_err(|error| {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::PayloadTooLarge {
-                    limit_bytes: max_bytes,
-                }
-            } else {
-                ApiError::IncompleteBody
-            }
-        })?;
-    let bytes = match encoding {
-        Encoding::Identity => raw,
-        Encoding::Gzip | Encoding::Zstd => {
-            tokio::task::spawn_blocking(move || decompress(encoding, &raw, max_bytes))
-                .await
-                .map_err(|error| {
-                    ApiError::Internal(format!("decompression task failed: {error}"))
-                })??
+}
+
+/// A body whose headers passed the checks, not read yet. Reading is split in steps so
+/// a caller can account for the sizes as they become known.
+#[derive(Debug)]
+pub struct BodyReader {
+    format: BodyFormat,
+    encoding: Encoding,
+    declared_length: Option<usize>,
+    max_bytes: usize,
+}
+
+/// The body as sent (maybe compressed), within the cap.
+#[derive(Debug)]
+pub struct RawBody {
+    format: BodyFormat,
+    encoding: Encoding,
+    bytes: Bytes,
+    max_bytes: usize,
+}
+
+impl BodyReader {
+    /// Checks content type, content encoding and a declared `Content-Length`.
+    pub fn new(headers: &HeaderMap, accepts: Accepts, max_bytes: usize) -> Result<Self, ApiError> {
+        let format = body_format(headers, accepts)?;
+        let encoding = content_encoding(headers)?;
+        let declared_length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        if declared_length.is_some_and(|length| length > max_bytes) {
+            return Err(ApiError::PayloadTooLarge {
+                limit_bytes: max_bytes,
+            });
         }
-    };
-    Ok(Payload { format, bytes })
+        Ok(BodyReader {
+            format,
+            encoding,
+            declared_length,
+            max_bytes,
+        })
+    }
+
+    /// The `Content-Length` the client declared (already within the cap), if any.
+    pub fn declared_length(&self) -> Option<usize> {
+        self.declared_length
+    }
+
+    /// Reads the body to its end without keeping it (at most `max_bytes`), so a refusal
+    /// sent before the body was read reaches a client that is still sending, on a
+    /// connection that stays usable, instead of a reset.
+    pub async fn discard(self, body: Body) {
+        let mut chunks = body.into_data_stream();
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = chunks.next().await {
+            seen = seen.saturating_add(chunk.len());
+            if seen > self.max_bytes {
+                break;
+            }
+        }
+    }
+
+    /// Reads the body, at most `max_bytes` of it.
+    pub async fn read(self, body: Body) -> Result<RawBody, ApiError> {
+        let max_bytes = self.max_bytes;
+        let bytes = axum::body::to_bytes(body, max_bytes)
+            .await
+            .map_err(|error| {
+                let too_large = std::error::Error::source(&error)
+                    .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+                if too_large {
+                    ApiError::PayloadTooLarge {
+                        limit_bytes: max_bytes,
+                    }
+                } else {
+                    ApiError::IncompleteBody
+                }
+            })?;
+        Ok(RawBody {
+            format: self.format,
+            encoding: self.encoding,
+            bytes,
+            max_bytes,
+        })
+    }
+}
+
+impl RawBody {
+    /// Bytes as received.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Decompresses (off the async workers) to at most `max_bytes`.
+    pub async fn decode(self) -> Result<Payload, ApiError> {
+        let RawBody {
+            format,
+            encoding,
+            bytes: raw,
+            max_bytes,
+        } = self;
+        let bytes = match encoding {
+            Encoding::Identity => raw,
+            Encoding::Gzip | Encoding::Zstd => {
+                tokio::task::spawn_blocking(move || decompress(encoding, &raw, max_bytes))
+                    .await
+                    .map_err(|error| {
+                        ApiError::Internal(format!("decompression task failed: {error}"))
+                    })??
+            }
+        };
+        Ok(Payload { format, bytes })
+    }
 }
 
 fn body_format(headers: &HeaderMap, accepts: Accepts) -> Result<BodyFormat, ApiError> {

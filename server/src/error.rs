@@ -53,6 +53,8 @@ pub enum ApiError {
     InvalidIdempotencyKey,
     #[error("Storage unavailable")]
     StorageUnavailable,
+    #[error("Server busy")]
+    ServerBusy,
     #[error("Internal server error")]
     Internal(String),
 }
@@ -73,7 +75,7 @@ impl ApiError {
             | ApiError::EmptyBatch
             | ApiError::BatchTooLarge { .. }
             | ApiError::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
-            ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StorageUnavailable | ApiError::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,6 +98,7 @@ impl ApiError {
             ApiError::BatchTooLarge { .. } => "batch_too_large",
             ApiError::InvalidIdempotencyKey => "invalid_idempotency_key",
             ApiError::StorageUnavailable => "storage_unavailable",
+            ApiError::ServerBusy => "server_busy",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -132,6 +135,9 @@ impl ApiError {
                 "Idempotency-Key must be 1 to 255 visible ASCII characters"
             )),
             ApiError::StorageUnavailable => Some(json!("nothing was stored; retry later")),
+            ApiError::ServerBusy => Some(json!(
+                "too many request bytes are in flight; nothing was stored; retry later"
+            )),
             _ => None,
         }
     }
@@ -139,7 +145,7 @@ impl ApiError {
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            ApiError::StorageUnavailable => Some(1),
+            ApiError::StorageUnavailable | ApiError::ServerBusy => Some(1),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod decode;
 pub mod domain;
 pub mod error;
+pub mod inflight;
 pub mod metrics;
 pub mod rate_limit;
 pub mod read;

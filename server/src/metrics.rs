@@ -20,6 +20,7 @@ pub struct Metrics {
     entries_rejected: AtomicU64,
     requests_rejected: Mutex<BTreeMap<&'static str, u64>>,
     rate_limited: AtomicU64,
+    server_busy: AtomicU64,
     database_errors: AtomicU64,
     request_latency: Mutex<BTreeMap<String, Histogram>>,
     commit_rows: Mutex<Histogram>,
@@ -33,6 +34,7 @@ impl Default for Metrics {
             entries_rejected: AtomicU64::new(0),
             requests_rejected: Mutex::new(BTreeMap::new()),
             rate_limited: AtomicU64::new(0),
+            server_busy: AtomicU64::new(0),
             database_errors: AtomicU64::new(0),
             request_latency: Mutex::new(BTreeMap::new()),
             commit_rows: Mutex::new(Histogram::new(BATCH_BUCKETS)),
@@ -53,9 +55,11 @@ impl Metrics {
 
     /// A whole request refused, by the reason label of its `ApiError`.
     pub fn request_rejected(&self, reason: &'static str) {
-        if reason == "rate_limited" {
-            self.rate_limited.fetch_add(1, Ordering::Relaxed);
-        }
+        match reason {
+            "rate_limited" => self.rate_limited.fetch_add(1, Ordering::Relaxed),
+            "server_busy" => self.server_busy.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
         if let Ok(mut map) = self.requests_rejected.lock() {
             *map.entry(reason).or_insert(0) += 1;
         }
@@ -82,8 +86,9 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition of every metric, with the in-flight budget's
+    /// current use (`inflight_bytes`) and cap (`inflight_limit_bytes`).
+    pub fn render(&self, inflight_bytes: u64, inflight_limit_bytes: u64) -> String {
         let mut out = String::new();
         counter(
             &mut out,
@@ -116,6 +121,24 @@ impl Metrics {
             "log_ingestion_rate_limited_total",
             "Requests refused by the per-key rate limit.",
             self.rate_limited.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "log_ingestion_server_busy_total",
+            "Requests refused with 503 because the in-flight body budget was spent.",
+            self.server_busy.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "log_ingestion_inflight_bytes",
+            "Request body bytes admitted and not yet answered.",
+            inflight_bytes,
+        );
+        gauge(
+            &mut out,
+            "log_ingestion_inflight_limit_bytes",
+            "The cap on log_ingestion_inflight_bytes (LOG_INGESTION_MAX_INFLIGHT_BYTES).",
+            inflight_limit_bytes,
         );
         counter(
             &mut out,
@@ -161,6 +184,13 @@ fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(
         out,
         "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
     );
 }
 
@@ -221,7 +251,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.group_committed(3, Duration::from_millis(2));
         metrics.group_committed(700, Duration::from_millis(20));
-        let text = metrics.render();
+        let text = metrics.render(0, 0);
         assert!(
             text.contains("log_ingestion_commit_batch_rows_bucket{le=\"5\"} 1"),
             "{text}"
@@ -240,8 +270,21 @@ mod tests {
     fn rejections_are_labelled_by_reason() {
         let metrics = Metrics::default();
         metrics.request_rejected("rate_limited");
-        let text = metrics.render();
+        let text = metrics.render(0, 0);
         assert!(text.contains("log_ingestion_requests_rejected_total{reason=\"rate_limited\"} 1"));
         assert!(text.contains("log_ingestion_rate_limited_total 1"));
+    }
+
+    #[test]
+    fn busy_refusals_and_the_inflight_budget_are_exposed() {
+        let metrics = Metrics::default();
+        metrics.request_rejected("server_busy");
+        let text = metrics.render(2048, 4096);
+        assert!(text.contains("log_ingestion_server_busy_total 1"), "{text}");
+        assert!(text.contains("log_ingestion_inflight_bytes 2048"), "{text}");
+        assert!(
+            text.contains("log_ingestion_inflight_limit_bytes 4096"),
+            "{text}"
+        );
     }
 }

@@ -3,18 +3,23 @@
 //! exactly as `main` does. It owns the shutdown sequence: stop accepting, let requests
 //! in flight finish (their groups commit), stop the writer, all within a deadline.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use futures::FutureExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
+use crate::inflight::InflightBudget;
 use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimiter;
 use crate::read::{self, AdminKeys, ReadContext, TailSettings};
@@ -24,6 +29,8 @@ use crate::storage::{self, retention, GroupCommitter, StorageError, StorageMode}
 
 /// How often retention and idempotency expiry run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3_600);
+/// Pause after a failed `accept` (e.g. out of file descriptors).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Extra time the writer gets after the deadline to finish a group already started.
 const WRITER_GRACE: Duration = Duration::from_secs(2);
 
@@ -83,6 +90,7 @@ impl Application {
             pool,
             storage_mode,
             limiter: Arc::new(ApiRateLimiter::new(settings.rate_limit)),
+            inflight: InflightBudget::new(settings.max_inflight_bytes, settings.inflight_wait),
             settings: Arc::new(settings),
             committer,
             metrics,
@@ -138,9 +146,7 @@ impl Application {
         }
         .shared();
         let served = {
-            let serve = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown.clone())
-                .into_future();
+            let serve = serve_connections(listener, router, shutdown.clone());
             tokio::pin!(serve);
             tokio::select! {
                 result = &mut serve => result.map_err(StartupError::Serve),
@@ -163,6 +169,52 @@ impl Application {
         }
         served
     }
+}
+
+/// Largest read buffer of one connection. hyper's default (~400 KiB) is kept by every
+/// connection that once received a large body, outside the in-flight budget: with 256
+/// connections sending 1000-entry batches that alone pushed the server past 150 MB.
+const CONNECTION_READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Accepts connections and serves `router` on each until `shutdown` resolves; then stops
+/// accepting and waits for the connections' requests in flight (idle connections close).
+async fn serve_connections(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut builder = ConnectionBuilder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(CONNECTION_READ_BUFFER_BYTES);
+    let connections = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// The whole HTTP surface with a read side of its own (tests and tools that do not

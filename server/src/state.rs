@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::config::Settings;
+use crate::inflight::InflightBudget;
 use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimiter;
 use crate::storage::{GroupCommitter, StorageMode};
@@ -18,4 +19,5 @@ pub struct AppState {
     pub committer: GroupCommitter,
     pub limiter: Arc<ApiRateLimiter>,
     pub metrics: Arc<Metrics>,
+    pub inflight: InflightBudget,
 }

@@ -100,11 +100,28 @@ RSpec.describe LogIngestion::Client, :native do
       expect(server.wait_for_entries(1).map { |e| e["message"] }).to eq(["on the timer"])
     end
 
+    it "caps each batch at max_batch_bytes, whatever batch_size allows" do
+      client = client_for(max_batch_bytes: 4096, batch_interval: 30)
+      10.times { |i| client.log("INFO", format("%02d%s", i, "x" * 1000)) }
+      expect(client.flush(timeout: 5)).to be(true)
+      expect(server.requests.size).to be >= 3
+      expect(server.requests.map { |r| r.entries.size }).to all(be <= 4)
+      expect(server.messages.map { |m| m[0, 2].to_i }).to eq((0...10).to_a)
+    end
+
     it "gzips large bodies" do
       client = client_for
       50.times { |i| client.log("INFO", "entry #{i} " + ("x" * 100)) }
       client.flush(timeout: 5)
       expect(server.requests.map { |r| r.header("content-encoding") }).to all(eq("gzip"))
+      expect(server.entries.size).to eq(50)
+    end
+
+    it "sends large bodies uncompressed when gzip is off" do
+      client = client_for(gzip: false)
+      50.times { |i| client.log("INFO", "entry #{i} " + ("x" * 100)) }
+      client.flush(timeout: 5)
+      expect(server.requests.map { |r| r.header("content-encoding") }).to all(be_nil)
       expect(server.entries.size).to eq(50)
     end
 
@@ -212,6 +229,24 @@ RSpec.describe LogIngestion::Client, :native do
       expect(client.stats[:rate_limited_until]).to be_a(Time).and(be > Time.now + 20)
     end
 
+    it "pauses until a Retry-After given as an HTTP date" do
+      times = []
+      answers = nil
+      server.respond_with do |request|
+        times << Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        answers ||= [[429, { "Retry-After" => (Time.now + 2).httpdate }, { error: "Rate limit exceeded" }]]
+        answers.shift || server.accepted(request)
+      end
+      client = client_for
+      client.log("INFO", "limited until a date")
+      server.wait_for_requests(1)
+      client.flush(timeout: 10)
+      expect(times.size).to eq(2)
+      # The date has whole seconds: now + 2 s truncated is at least 1 s away.
+      expect(times[1] - times[0]).to be >= 0.9
+      expect(client.stats[:sent]).to eq(1)
+    end
+
     it "backs off and retries when Retry-After is absent" do
       answers = [[429, {}, { error: "Rate limit exceeded" }]] * 2
       server.respond_with { |request| answers.shift || server.accepted(request) }
@@ -288,7 +323,10 @@ RSpec.describe LogIngestion::Client, :native do
       server.respond_with { :hang }
       client = client_for
       client.log("INFO", "stuck")
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       expect { Timeout.timeout(0.3) { client.flush(timeout: 60) } }.to raise_error(Timeout::Error)
+      # Well before flush's own 60 s: the wait was cut, not waited out.
+      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 10
     end
 
     it "lets other Ruby threads run while it waits" do
@@ -312,6 +350,41 @@ RSpec.describe LogIngestion::Client, :native do
       expect(server.requests.map(&:path)).to eq(["/api/v1/logs"])
       expect(server.entries.first).to include("timestamp" => "2024-01-01T12:00:00Z", "service" => "custom",
                                               "level" => "WARN", "metadata" => { "k" => 1 })
+    end
+
+    it "takes the Hash of the guide's create_log_entry, with String keys" do
+      client = client_for(batch_interval: 30)
+      stamp = Time.now.getlocal("+02:00").iso8601 # the guide's Time.current.iso8601
+      entry = { "timestamp" => stamp, "service" => "guide-app", "level" => "ERROR", "message" => "from the guide",
+                "metadata" => { user_id: 7, at: Time.utc(2024, 5, 6, 1, 2, 3, 456_789), role: :admin,
+                                nested: { list: [1, :two, nil] } } }
+      expect(client.send_log(entry)).to include("accepted" => 1)
+      expect(server.entries).to eq([{ "timestamp" => stamp, "service" => "guide-app", "level" => "ERROR",
+                                      "message" => "from the guide",
+                                      "metadata" => { "user_id" => 7, "at" => "2024-05-06T01:02:03.456789Z",
+                                                      "role" => "admin", "nested" => { "list" => [1, "two", nil] } } }])
+    end
+
+    it "fills what the entry leaves out: a UTC timestamp of now, the service, INFO" do
+      client = client_for(batch_interval: 30)
+      before_call = Time.now.utc
+      client.send_log({ message: "bare", level: :warn, timestamp: Time.new(2024, 1, 1, 12, 0, 0, "+02:00") })
+      client.send_log({ message: "bare too" })
+      first, second = server.entries
+      expect(first).to include("timestamp" => "2024-01-01T10:00:00.000000Z", "level" => "WARN",
+                               "service" => "client-spec", "metadata" => {})
+      expect(second).to include("level" => "INFO", "service" => "client-spec")
+      expect(Time.iso8601(second["timestamp"])).to be >= before_call.floor(6)
+      expect(second["timestamp"]).to match(/\.\d{6}Z\z/)
+    end
+
+    it "is interrupted by Timeout.timeout while the server does not answer" do
+      server.respond_with { :hang }
+      client = client_for
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      expect { Timeout.timeout(0.3) { client.send_log({ message: "stuck" }, timeout: 60) } }.to raise_error(Timeout::Error)
+      # Well before send_log's own 60 s: the wait was cut, not waited out.
+      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 10
     end
 
     it "returns nil and reports when the entry cannot be delivered" do
@@ -434,6 +507,46 @@ RSpec.describe "the native binding", :native, :gc_stress do
       engine.shutdown(1.0)
     end
     expect(server.finish).to eq(["direct"])
+  end
+
+  it "converts a send_log entry with String keys and nested metadata" do
+    server = ExternalFakeServer.start
+    engine = native_call { LogIngestion::Native::Engine.new(settings(server.url)) }
+    entry = { "level" => "warn", "message" => "strings", "service" => "svc", "timestamp" => "2024-01-01T00:00:00Z",
+              "metadata" => { "t" => Time.at(0), :s => [:a, { b: 1.5 }], "o" => Object.new } }
+    native_call do
+      expect(engine.send_log(entry, 10.0)).to include("accepted" => 1)
+      engine.shutdown(1.0)
+    end
+    expect(server.finish).to eq(["strings"])
+  end
+
+  it "refuses every call in a forked child instead of touching the parent's engine" do
+    server = ExternalFakeServer.start
+    engine = native_call { LogIngestion::Native::Engine.new(settings(server.url)) }
+    reader, writer = IO.pipe
+    child = fork do
+      reader.close
+      outcomes = [-> { engine.enqueue("INFO", "child", nil) }, -> { engine.flush(0.1) }, -> { engine.stats },
+                  -> { engine.send_log({ message: "child" }, 0.1) }, -> { engine.shutdown(0.1) }].map do |call|
+        call.call
+        "returned"
+      rescue LogIngestion::Error => e
+        e.message.include?("forked child") ? "refused" : e.message
+      end
+      writer.write(outcomes.join(","))
+      writer.close
+      exit!(0)
+    end
+    writer.close
+    outcomes = reader.read
+    Process.wait(child)
+    expect(outcomes).to eq((["refused"] * 5).join(","))
+    native_call do
+      expect(engine.enqueue("INFO", "parent", nil)).to be(true)
+      engine.shutdown(5.0)
+    end
+    expect(server.finish).to eq(["parent"])
   end
 
   it "answers send_log with the error when the server refuses" do

@@ -19,4 +19,19 @@ RSpec.describe LogIngestion::ControllerLogging do
     failed = entry_with("Request failed")
     expect(failed[:metadata]["error"]).to include("class" => "ArgumentError", "message" => "concern boom")
   end
+
+  it "works alone: without the middleware, RequestId or the subscribers it logs request and response" do
+    LogIngestion::Subscribers.unsubscribe
+    status, = ConcernController.action(:show).call(Rack::MockRequest.env_for("/concern?q=gears"))
+
+    expect(status).to eq(200)
+    gem_entries = entries.reject { |e| e[:metadata]["logger"] == "rails" } # Rails.logger's own lines, broadcast
+    expect(gem_entries.map { |e| e[:message] }).to eq(["HTTP Request", "HTTP Response"])
+    ids = gem_entries.map { |e| e[:metadata]["request_id"] }.uniq
+    expect(ids.size).to eq(1)
+    expect(ids.first).to match(/\A\h{8}-\h{4}-\h{4}-\h{4}-\h{12}\z/)
+  ensure
+    LogIngestion::Subscribers.subscribe(only: LogIngestion::Subscribers::ALL,
+                                        slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
+  end
 end

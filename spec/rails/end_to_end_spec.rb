@@ -58,6 +58,42 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       expect(messages).to include("Action processed", "HTTP Request", "HTTP Response")
     end
 
+    def stored(message)
+      rows("SELECT level || ' ' || metadata::text FROM logs WHERE service = #{quote(service)} " \
+           "AND message = #{quote(message)}")
+    end
+
+    it "stores an exception's error entry and the exception still propagates" do
+      expect { get "/widgets/boom" }.to raise_error(WidgetsController::Boom)
+      expect(LogIngestionClient.flush(timeout: 20)).to be(true)
+
+      expect(stored("Request error")).to contain_exactly(a_string_matching(/\AERROR .*WidgetsController::Boom/))
+    end
+
+    it "stores a slow query as a warning" do
+      get "/widgets/slow", ms: 150
+      expect(LogIngestionClient.flush(timeout: 20)).to be(true)
+
+      expect(stored("Slow SQL query")).to include(a_string_matching(/\AWARN .*sleep_ms/))
+    end
+
+    it "stores a job's enqueue, run and failure" do
+      ExportJob.perform_later(11)
+      expect { FailingJob.perform_later(12) }.to raise_error(FailingJob::Failure)
+      expect(LogIngestionClient.flush(timeout: 20)).to be(true)
+
+      expect(stored("Job enqueued").size).to eq(2)
+      expect(stored("Job performed").size).to eq(1)
+      expect(stored("Job failed")).to all(match(/\AERROR .*FailingJob::Failure/)).and(have_attributes(size: 2))
+    end
+
+    it "stores Rails.logger's tagged records with their tags" do
+      get "/widgets/tagged"
+      expect(LogIngestionClient.flush(timeout: 20)).to be(true)
+
+      expect(stored("tagged warning")).to contain_exactly(a_string_matching(/\AWARN .*tenant-42/))
+    end
+
     it "never lets a filtered parameter reach the database" do
       secret = "hunter2-#{SecureRandom.hex(8)}"
       LogIngestion::Subscribers.subscribe(slow_query_ms: 0)
@@ -89,7 +125,8 @@ RSpec.describe "Rails integration end to end", :end_to_end do
     def configure(url, service)
       options = ActiveSupport::OrderedOptions.new
       options.merge!(api_url: url, api_key: @server.api_key, service: service, test_mode: false,
-                     max_retries: 0, open_timeout: 1.0, read_timeout: 2.0)
+                     max_retries: 0, open_timeout: 1.0, read_timeout: 2.0,
+                     batch_interval: 60) # queued entries go out only when flushed
       LogIngestion::Railtie.configure_client(options)
     end
 
@@ -100,6 +137,16 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       expect { Rake::Task["logs:test"].execute }.to output(/the service accepted it/).to_stdout
       count = rows("SELECT count(*) FROM logs WHERE service = #{quote(service)} " \
                    "AND message = 'Test log from Rails (rails logs:test)'")
+      expect(count.first.to_i).to eq(1)
+    end
+
+    it "flushes the entries queued before it" do
+      service = "rails-e2e-rake-flush-#{SecureRandom.hex(6)}"
+      configure(@url, service)
+      LogIngestionClient.info("queued before logs:test")
+
+      expect { Rake::Task["logs:test"].execute }.to output(/the service accepted it/).to_stdout
+      count = rows("SELECT count(*) FROM logs WHERE service = #{quote(service)} AND message = 'queued before logs:test'")
       expect(count.first.to_i).to eq(1)
     end
 
@@ -128,35 +175,67 @@ RSpec.describe "Rails integration end to end", :end_to_end do
   end
 
   describe "Puma in cluster mode" do
-    it "ships entries from every worker forked from the preloaded app" do
-      service = "rails-e2e-puma-#{SecureRandom.hex(6)}"
+    # Starts Puma (2 workers, preloaded app) shipping as +service+; returns [process, base URL, pidfile].
+    def start_puma(service, batch_interval:)
       port = RealIngestionServer.free_port
-      pidfile = File.join(@dir, "puma.pid")
+      pidfile = File.join(@dir, "#{service}.pid")
       env = { "PORT" => port.to_s, "PUMA_PIDFILE" => pidfile, "RAILS_ENV" => "test",
               "LOG_INGESTION_URL" => @url, "LOG_INGESTION_API_KEY" => @server.api_key,
               "LOG_INGESTION_SERVICE" => service, "LOG_INGESTION_TEST_MODE" => nil,
-              "LOG_INGESTION_TEST_BATCH_INTERVAL" => "0.1",
-              "LOG_INGESTION_TEST_DB" => File.join(@dir, "puma.sqlite3"),
-              "LOG_INGESTION_TEST_LOG" => File.join(@dir, "puma-rails.log"),
+              "LOG_INGESTION_TEST_BATCH_INTERVAL" => batch_interval.to_s,
+              "LOG_INGESTION_TEST_DB" => File.join(@dir, "#{service}.sqlite3"),
+              "LOG_INGESTION_TEST_LOG" => File.join(@dir, "#{service}-rails.log"),
               "RUBYLIB" => [File.join(RealIngestionServer::ROOT, "lib"), ENV["RUBYLIB"]].compact.join(File::PATH_SEPARATOR) }
       puma = ChildProcess.new(
         env, [RbConfig.ruby, Gem.bin_path("puma", "puma"), "-C", "spec/rails/app/config/puma.rb"],
-        File.join(@dir, "puma.log")
+        File.join(@dir, "#{service}-puma.log")
       )
-      begin
-        base = "http://127.0.0.1:#{port}"
-        Polling.wait_until(timeout: 60, interval: 0.1, what: "puma at #{base}") do
-          raise "puma exited:\n#{puma.log}" unless puma.alive?
+      base = "http://127.0.0.1:#{port}"
+      Polling.wait_until(timeout: 60, interval: 0.1, what: "puma at #{base}") do
+        raise "puma exited:\n#{puma.log}" unless puma.alive?
 
-          RealIngestionServer.http_ok?("#{base}/widgets/pid")
-        end
-        # One thread per worker: concurrent slow requests spread over both workers.
-        threads = Array.new(6) { Thread.new { Net::HTTP.get_response(URI("#{base}/widgets/slow?ms=300")).code } }
-        expect(threads.map(&:value)).to all(eq("200"))
+        RealIngestionServer.http_ok?("#{base}/widgets/pid")
+      end
+      [puma, base, pidfile]
+    rescue StandardError
+      puma&.stop
+      raise
+    end
+
+    # One thread per worker: concurrent slow requests spread over both workers.
+    def spread_requests(base)
+      threads = Array.new(6) { Thread.new { Net::HTTP.get_response(URI("#{base}/widgets/slow?ms=300")).code } }
+      threads.map(&:value)
+    end
+
+    def request_pids(service)
+      rows("SELECT DISTINCT metadata->>'pid' FROM logs WHERE service = #{quote(service)} " \
+           "AND message = 'HTTP Request'").map(&:to_i)
+    end
+
+    it "delivers each worker's queue when Puma shuts down" do
+      service = "rails-e2e-puma-exit-#{SecureRandom.hex(6)}"
+      puma, base, = start_puma(service, batch_interval: 60) # nothing is sent before exit unless flushed
+      begin
+        answered = spread_requests(base)
+        workers = answered.size == 6 ? request_pids(service) : nil
+      ensure
+        puma.stop
+      end
+
+      expect(answered).to all(eq("200"))
+      expect(workers).to eq([]) # still queued while Puma ran
+      expect(request_pids(service).size).to eq(2)
+    end
+
+    it "ships entries from every worker forked from the preloaded app" do
+      service = "rails-e2e-puma-#{SecureRandom.hex(6)}"
+      puma, base, pidfile = start_puma(service, batch_interval: 0.1)
+      begin
+        expect(spread_requests(base)).to all(eq("200"))
 
         pids = Polling.wait_until(timeout: 30, interval: 0.1, what: "HTTP Request entries from 2 workers") do
-          found = rows("SELECT DISTINCT metadata->>'pid' FROM logs WHERE service = #{quote(service)} " \
-                       "AND message = 'HTTP Request'").map(&:to_i)
+          found = request_pids(service)
           found if found.size >= 2
         end
         master = Integer(File.read(pidfile))

@@ -50,4 +50,15 @@ RSpec.describe "job logging" do
     expect(entry_with("Job started")[:metadata]["arguments"]).to eq("user_id" => 5)
     expect(JSON.generate(entry_with("Job started"))).not_to include("big secret blob")
   end
+
+  it "works alone: without the subscribers JobLogging logs start and completion" do
+    LogIngestion::Subscribers.unsubscribe
+    ExportJob.perform_now(8)
+
+    gem_entries = entries.reject { |e| e[:metadata]["logger"] == "rails" } # Rails.logger's own lines, broadcast
+    expect(gem_entries.map { |e| e[:message] }).to eq(["Job started", "Job completed"])
+  ensure
+    LogIngestion::Subscribers.subscribe(only: LogIngestion::Subscribers::ALL,
+                                        slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
+  end
 end

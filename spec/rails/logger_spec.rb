@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "support/rails_app"
+require "open3"
 
 RSpec.describe LogIngestion::Logger do
   it "forwards Rails.logger's records (broadcast) and still writes the file logger" do
@@ -96,4 +97,26 @@ RSpec.describe LogIngestion::Logger do
     expect(io.string).to include("[t1] beside the file")
     expect(entry_with("beside the file")[:metadata]["tags"]).to eq(["t1"])
   end
+
+  it "serves as the app's config.logger (tagged) without doubling entries when broadcast_logger is on too" do
+    script = <<~RUBY
+      require "./spec/rails/app/config/application"
+      io = StringIO.new
+      Rails.application.config.logger = ActiveSupport::TaggedLogging.new(LogIngestion::Logger.new(io))
+      require "./spec/rails/app/config/environment"
+      require "rack/mock"
+      Rack::MockRequest.new(Rails.application).get("/widgets", "HTTP_X_REQUEST_ID" => "cfg-req-1")
+      listed = LogIngestionClient.recorded_entries.select { |e| e[:message] == "listing widgets" }
+      print({ forwarded: listed.size, tags: listed.map { |e| e[:metadata]["tags"] }, written: io.string.include?("listing widgets") }.inspect)
+    RUBY
+    Dir.mktmpdir("li-config-logger") do |dir|
+      env = { "LOG_INGESTION_URL" => nil, "LOG_INGESTION_API_KEY" => nil,
+              "LOG_INGESTION_TEST_DB" => File.join(dir, "config-logger.sqlite3") }
+      out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: File.expand_path("../..", __dir__))
+
+      expect(status).to be_success, err
+      expect(out).to eq({ forwarded: 1, tags: [["cfg-req-1"]], written: true }.inspect)
+    end
+  end
 end
+

@@ -82,6 +82,63 @@ RSpec.describe LogIngestion::Railtie do
       .to include("environment" => "test", "version" => Rails.version, "ruby_version" => RUBY_VERSION)
   end
 
+  it "writes no startup entry with config.log_ingestion.startup_entry = false" do
+    Rails.application.config.log_ingestion.startup_entry = false
+    described_class.start(Rails.application)
+
+    expect(entries_with("Rails application started")).to be_empty
+  ensure
+    Rails.application.config.log_ingestion.startup_entry = nil
+  end
+
+  it "subscribes only config.log_ingestion.subscribers, with config.log_ingestion.slow_query_ms as threshold" do
+    Rails.application.config.log_ingestion.subscribers = %i[sql]
+    Rails.application.config.log_ingestion.slow_query_ms = 0
+    described_class.start(Rails.application)
+    get "/widgets"
+
+    expect(LogIngestion::Subscribers.subscribed).to eq(%i[sql])
+    expect(entries_with("Slow SQL query").map { |e| e[:metadata]["threshold_ms"] }.uniq).to eq([0])
+    expect(entries_with("Action processed")).to be_empty
+  ensure
+    Rails.application.config.log_ingestion.subscribers = nil
+    Rails.application.config.log_ingestion.slow_query_ms = nil
+    LogIngestion::Subscribers.subscribe(only: LogIngestion::Subscribers::ALL,
+                                        slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
+  end
+
+  it "subscribes nothing with config.log_ingestion.subscribers = false" do
+    Rails.application.config.log_ingestion.subscribers = false
+    described_class.start(Rails.application)
+
+    expect(LogIngestion::Subscribers.subscribed).to eq([])
+  ensure
+    Rails.application.config.log_ingestion.subscribers = nil
+    LogIngestion::Subscribers.subscribe(only: LogIngestion::Subscribers::ALL,
+                                        slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
+  end
+
+  it "skips the paths of config.log_ingestion.request_logging_skip_paths instead of the defaults" do
+    script = <<~RUBY
+      require "./spec/rails/app/config/application"
+      Rails.application.config.log_ingestion.request_logging_skip_paths = %w[/widgets]
+      require "./spec/rails/app/config/environment"
+      require "rack/mock"
+      requests = lambda do |path|
+        LogIngestionClient.clear_recorded_entries
+        Rack::MockRequest.new(Rails.application).get(path)
+        LogIngestionClient.recorded_entries.count { |e| e[:message] == "HTTP Request" }
+      end
+      print({ widgets: requests.call("/widgets"), assets: requests.call("/assets/app.css") }.inspect)
+    RUBY
+    env = { "LOG_INGESTION_URL" => nil, "LOG_INGESTION_API_KEY" => nil,
+            "LOG_INGESTION_TEST_DB" => File.join(@credentials_dir, "skip.sqlite3") }
+    out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: File.expand_path("../..", __dir__))
+
+    expect(status).to be_success, err
+    expect(out).to eq({ widgets: 0, assets: 1 }.inspect)
+  end
+
   it "inserts RequestLogging inside DebugExceptions with config.log_ingestion.request_logging" do
     stack = Rails.application.middleware.map(&:klass)
 

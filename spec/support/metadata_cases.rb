@@ -12,6 +12,17 @@ module MetadataCases
     end
   end
 
+  # Answers like ActiveSupport::TimeWithZone: getutc is a Time, iso8601 drops the fraction.
+  TimeWithZoneLike = Struct.new(:time) do
+    def getutc
+      time.getutc
+    end
+
+    def iso8601
+      time.getlocal("+02:00").strftime("%Y-%m-%dT%H:%M:%S%:z")
+    end
+  end
+
   class Unprintable
     def to_s
       raise "no"
@@ -44,6 +55,8 @@ module MetadataCases
      { "at" => "2024-01-02T03:04:05.678901Z" }],
     ["a Time with an offset is written in UTC", { at: Time.new(2024, 1, 1, 12, 0, 0, "+02:00") },
      { "at" => "2024-01-01T10:00:00.000000Z" }],
+    ["a TimeWithZone-like object is written as its UTC Time, microseconds kept",
+     { at: TimeWithZoneLike.new(Time.utc(2024, 1, 2, 3, 4, 5, 678_901)) }, { "at" => "2024-01-02T03:04:05.678901Z" }],
     ["Date uses iso8601", { on: Date.new(2024, 2, 29) }, { "on" => "2024-02-29" }],
     ["other objects use to_s", { thing: Opaque.new("box") }, { "thing" => "opaque box" }],
     ["an object whose to_s raises becomes a placeholder", { bad: Unprintable.new },

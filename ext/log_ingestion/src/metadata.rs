@@ -3,8 +3,9 @@
 //! Owns the rules for turning a metadata argument (and a message) into JSON, on the
 //! caller's thread, with the GVL held. It mirrors `LogIngestion::MetadataSerializer`
 //! (lib/log_ingestion/metadata_serializer.rb) rule for rule -- the specs check both
-//! give the same result: Time -> ISO 8601 UTC with microseconds, Symbol and unknown
-//! objects -> `to_s`, objects answering `iso8601` -> `iso8601`, non-finite floats and
+//! give the same result: Time, and objects whose `getutc` is a Time (TimeWithZone) ->
+//! ISO 8601 UTC with microseconds, Symbol and unknown objects -> `to_s`, other objects
+//! answering `iso8601` -> `iso8601`, non-finite floats and
 //! integers beyond 64 bits -> `to_s`; cycles, depth, collection size and total text
 //! size are cut with visible markers. It never keeps a Ruby value after returning and
 //! never fails: a Ruby exception raised while converting becomes a placeholder string.
@@ -107,6 +108,9 @@ impl<'r> MetadataConverter<'r> {
         }
         if let Some(array) = RArray::from_value(value) {
             return self.collection(value, depth, |this| J::Array(this.array(array, depth)));
+        }
+        if let Some(text) = time_like(value) {
+            return J::String(text);
         }
         J::String(self.text_of(describe(value)))
     }
@@ -255,6 +259,13 @@ fn describe(value: Value) -> String {
         Ok(text) => utf8(&Ruby::get_with(value), text),
         Err(_) => format!("#<{}>", unsafe { value.classname() }),
     }
+}
+
+/// ISO 8601 UTC of a Time stand-in (ActiveSupport::TimeWithZone, what Rails'
+/// `Time.current` returns) whose `getutc` answers a Time; None for anything else.
+fn time_like(value: Value) -> Option<String> {
+    let utc: Result<Value, magnus::Error> = value.check_funcall("getutc", ())?;
+    iso8601_utc(Time::from_value(utc.ok()?)?)
 }
 
 fn iso8601_utc(time: Time) -> Option<String> {

@@ -5,7 +5,7 @@
 //! enqueues; the blocking calls (flush, send_log, shutdown, next_error) wait without
 //! the GVL and are cancelled by Ruby's unblock function. It never keeps a Ruby object
 //! after a call returns. An engine that reaches a forked child (where its threads do
-//! not exist) is leaked, never dropped.
+//! not exist) refuses every call with `LogIngestion::Error` and is leaked, never dropped.
 
 use std::mem::ManuallyDrop;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -63,6 +63,7 @@ impl NativeEngine {
     ) -> Result<bool, Error> {
         guard(|| {
             let timestamp = log_ingestion_engine::timestamp_now();
+            let engine = rb_self.engine()?;
             let level = parse_level(ruby, level)?;
             let message = metadata::message(ruby, message);
             let metadata = MetadataConverter::new(ruby).metadata(metadata);
@@ -73,14 +74,14 @@ impl NativeEngine {
                 message,
                 metadata,
             };
-            Ok(rb_self.engine().enqueue(entry).is_accepted())
+            Ok(engine.enqueue(entry).is_accepted())
         })
     }
 
     /// `#flush(timeout_seconds)`: true when everything enqueued before it was handled.
     pub fn flush(rb_self: &Self, timeout: f64) -> Result<bool, Error> {
         guard(|| {
-            let engine = rb_self.engine();
+            let engine = rb_self.engine()?;
             let outcome = blocking(
                 seconds(timeout),
                 |remaining, cancel| engine.flush(remaining, cancel),
@@ -100,7 +101,7 @@ impl NativeEngine {
     ) -> Result<RHash, Error> {
         guard(|| {
             let entry = rb_self.entry_from_hash(ruby, entry)?;
-            let engine = rb_self.engine();
+            let engine = rb_self.engine()?;
             let sent = blocking(
                 seconds(timeout),
                 |remaining, cancel| engine.send_now(entry.clone(), remaining, cancel),
@@ -125,7 +126,7 @@ impl NativeEngine {
     /// `#shutdown(timeout_seconds)`: `{"delivered" => n, "undelivered" => n}`.
     pub fn shutdown(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<RHash, Error> {
         guard(|| {
-            let engine = rb_self.engine();
+            let engine = rb_self.engine()?;
             // Shutdown is bounded by its own timeout and not cancellable: it runs once.
             let report = blocking(
                 seconds(timeout),
@@ -142,7 +143,7 @@ impl NativeEngine {
     /// `#stats`: the engine's counters (String keys; rate_limited_until in epoch seconds).
     pub fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         guard(|| {
-            let stats = rb_self.engine().stats();
+            let stats = rb_self.engine()?.stats();
             let hash = ruby.hash_new();
             hash.aset("enqueued", stats.enqueued)?;
             hash.aset("sent", stats.sent)?;
@@ -170,7 +171,7 @@ impl NativeEngine {
     /// `{"kind", "message", "entries_lost"}`, or nil when none came in time.
     pub fn next_error(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<Option<RHash>, Error> {
         guard(|| {
-            let engine = rb_self.engine();
+            let engine = rb_self.engine()?;
             // A `None` cannot tell "cancelled" from "nothing came": a wait cut short
             // by an interrupt that did not raise just ends early.
             let report = blocking(
@@ -196,8 +197,20 @@ impl NativeEngine {
         self.pid
     }
 
-    fn engine(&self) -> &Engine {
-        &self.engine
+    /// The engine, when this is the process that started it. In a forked child its
+    /// threads do not exist and a lock may be held forever by one of them, so every
+    /// call there raises instead of touching it.
+    fn engine(&self) -> Result<&Engine, Error> {
+        let current = std::process::id();
+        if current == self.pid {
+            Ok(&self.engine)
+        } else {
+            Err(gem_error(format!(
+                "log_ingestion: this engine belongs to process {}, not to this forked child ({current}); \
+                 start a new one (LogIngestionClient does so by itself)",
+                self.pid
+            )))
+        }
     }
 
     fn entry_from_hash(&self, ruby: &Ruby, hash: RHash) -> Result<Entry, Error> {

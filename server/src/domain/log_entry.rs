@@ -150,8 +150,9 @@ fn parse_timestamp(
 }
 
 fn describe_shape_error(error: &serde_json::Error) -> String {
-    // serde's messages already name the field: "missing field `service`",
-    // "invalid type: integer `5`, expected a string".
+    // serde's messages already name the field ("missing field `service`", "invalid
+    // type: integer `5`, expected a string"); only the position is cut, because it
+    // counts within the one entry and would mislead next to a batch index.
     let message = error.to_string();
     let head = match message.split_once(" at line ") {
         Some((head, _)) => head.to_owned(),

@@ -1,18 +1,103 @@
-//! What both ingest handlers share: the `Idempotency-Key` header and the last two
-//! steps of the path, group commit and acknowledgement. It never answers 2xx before
-//! the entries are committed.
+//! The path both ingest handlers share: the `Idempotency-Key` header, admission under
+//! the in-flight budget, reading and decoding the body, running the route's validation
+//! (off the async workers when the body is large), group commit and acknowledgement.
+//! It never answers 2xx before the entries are committed, and never parses a body it
+//! has not admitted.
 
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use log_ingestion_wire::IDEMPOTENCY_KEY_HEADER;
 use serde::Serialize;
 
 use crate::auth::Caller;
+use crate::decode::{Accepts, BodyReader, Payload};
 use crate::domain::LogEntry;
 use crate::error::ApiError;
+use crate::inflight::InflightPermit;
 use crate::state::AppState;
 use crate::storage::idempotency::{IdempotencyClaim, StoredResponse};
 use crate::storage::CommitOutcome;
+
+/// What a route's validation makes of a payload: the entries to store, how many it
+/// refused, and the answer to send once they are committed.
+pub struct Validated<B> {
+    pub entries: Vec<LogEntry>,
+    pub rejected: u64,
+    pub answer: B,
+}
+
+/// How one ingest route reads its body and answers success.
+pub struct Route {
+    pub accepts: Accepts,
+    pub success: StatusCode,
+}
+
+/// Bodies larger than this are validated on the blocking pool, so parsing them never
+/// stalls other requests.
+const INLINE_PARSE_BYTES: usize = 256 * 1024;
+
+/// Runs one ingest request through every shared step, with `validate` in the middle.
+/// The body's share of the in-flight budget is held until the answer is ready.
+pub async fn ingest<B, V>(
+    state: &AppState,
+    request: Request,
+    route: Route,
+    validate: V,
+) -> Result<Response, ApiError>
+where
+    B: Serialize + Send + 'static,
+    V: FnOnce(&Payload) -> Result<Validated<B>, ApiError> + Send + 'static,
+{
+    let (parts, body) = request.into_parts();
+    let caller = parts.extensions.get::<Caller>().ok_or_else(|| {
+        ApiError::Internal("an ingest route is not behind require_api_key".to_owned())
+    })?;
+    let headers = &parts.headers;
+    let key = idempotency_key(headers)?;
+    let reader = BodyReader::new(headers, route.accepts, state.settings.max_body_bytes)?;
+    let mut permit = state.inflight.empty_permit();
+    if let Err(busy) = admit(state, &mut permit, reader.declared_length().unwrap_or(0)).await {
+        reader.discard(body).await;
+        return Err(busy);
+    }
+    let raw = reader.read(body).await?;
+    admit(state, &mut permit, raw.len()).await?;
+    let payload = raw.decode().await?;
+    admit(state, &mut permit, payload.bytes.len()).await?;
+    let validated = if payload.bytes.len() > INLINE_PARSE_BYTES {
+        tokio::task::spawn_blocking(move || validate(&payload))
+            .await
+            .map_err(|error| ApiError::Internal(format!("validation task failed: {error}")))??
+    } else {
+        validate(&payload)?
+    };
+    state.metrics.entries_rejected(validated.rejected);
+    let answer = commit_and_acknowledge(
+        state,
+        caller,
+        key,
+        validated.entries,
+        route.success,
+        &validated.answer,
+    )
+    .await;
+    drop(permit);
+    answer
+}
+
+/// Grows the request's share of the budget to `bytes`, or refuses it with a 503.
+async fn admit(
+    state: &AppState,
+    permit: &mut InflightPermit,
+    bytes: usize,
+) -> Result<(), ApiError> {
+    state
+        .inflight
+        .grow(permit, bytes)
+        .await
+        .map_err(|_| ApiError::ServerBusy)
+}
 
 /// Set on an answer replayed from an earlier request with the same idempotency key.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -20,7 +105,7 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
 /// The request's `Idempotency-Key`, if any: 1 to 255 visible ASCII characters.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(None);
     };
@@ -36,7 +121,7 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
 
 /// Commits `entries` and answers `status` with `body`, or replays the answer an
 /// earlier request with the same idempotency key got.
-pub async fn commit_and_acknowledge<B: Serialize>(
+async fn commit_and_acknowledge<B: Serialize>(
     state: &AppState,
     caller: &Caller,
     key: Option<String>,

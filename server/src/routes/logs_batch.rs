@@ -2,60 +2,42 @@
 //! `{"accepted":N,"rejected":M,"errors":[{"index":i,"error":"..."}]}`. Valid entries
 //! are stored, invalid ones reported by index; an empty or oversized batch is a 400.
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use chrono::Utc;
 use log_ingestion_wire::{BatchResponse, EntryError};
 
-use super::ingest::{commit_and_acknowledge, idempotency_key};
-use crate::auth::Caller;
+use super::ingest::{ingest, Route, Validated};
 use crate::config::EntryLimits;
-use crate::decode::{batch_entries, read_payload, Accepts, Payload};
+use crate::decode::{batch_entries, Accepts, Payload};
 use crate::domain::LogEntry;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub async fn ingest_batch(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
-    let payload = read_payload(
-        &headers,
-        body,
-        Accepts::JsonOrNdjson,
-        state.settings.max_body_bytes,
-    )
-    .await?;
     let limits = state.settings.limits;
     let max = state.settings.max_batch_entries;
-    // Big bodies are parsed off the async workers so they never stall other requests.
-    let (entries, answer) = if payload.bytes.len() > INLINE_PARSE_BYTES {
-        tokio::task::spawn_blocking(move || validate_batch(&payload, &limits, max))
-            .await
-            .map_err(|error| ApiError::Internal(format!("batch parsing task failed: {error}")))??
-    } else {
-        validate_batch(&payload, &limits, max)?
+    let route = Route {
+        accepts: Accepts::JsonOrNdjson,
+        success: StatusCode::OK,
     };
-    state.metrics.entries_rejected(answer.rejected);
-    commit_and_acknowledge(&state, &caller, key, entries, StatusCode::OK, &answer).await
+    ingest(&state, request, route, move |payload| {
+        validate_batch(payload, &limits, max)
+    })
+    .await
 }
 
-/// Bodies larger than this are parsed on the blocking pool.
-const INLINE_PARSE_BYTES: usize = 256 * 1024;
-
-/// Decodes and validates every entry: the valid ones, and the answer to send once
-/// they are committed.
+/// Splits the batch and validates every entry: the valid ones are stored, the others
+/// reported by index.
 fn validate_batch(
     payload: &Payload,
     limits: &EntryLimits,
     max: usize,
-) -> Result<(Vec<LogEntry>, BatchResponse), ApiError> {
+) -> Result<Validated<BatchResponse>, ApiError> {
     let raws = batch_entries(payload)?;
     if raws.is_empty() {
         return Err(ApiError::EmptyBatch);
@@ -78,10 +60,15 @@ fn validate_batch(
             }),
         }
     }
+    let rejected = errors.len() as u64;
     let answer = BatchResponse {
         accepted: entries.len() as u64,
-        rejected: errors.len() as u64,
+        rejected,
         errors,
     };
-    Ok((entries, answer))
+    Ok(Validated {
+        entries,
+        rejected,
+        answer,
+    })
 }

@@ -12,6 +12,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics.render(
+            state.inflight.reserved_bytes(),
+            state.inflight.limit_bytes(),
+        ),
     )
 }

@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{entry, spawn_app, spawn_app_with};
+use crate::helpers::{entry, json_with_status, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_mixed_batch_stores_the_valid_entries_and_reports_the_rest_by_index() {
@@ -15,8 +15,7 @@ async fn a_mixed_batch_stores_the_valid_entries_and_reports_the_rest_by_index() 
             json!({"service": 5}),
         ])
         .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let body = json_with_status(response, 200).await;
     assert_eq!(body["accepted"], 2);
     assert_eq!(body["rejected"], 2);
     assert_eq!(body["errors"][0]["index"], 1);
@@ -39,8 +38,7 @@ async fn a_batch_of_only_invalid_entries_is_answered_with_nothing_stored() {
     let response = app
         .post_batch(vec![json!({}), json!({"message": ""})])
         .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let body = json_with_status(response, 200).await;
     assert_eq!(
         (body["accepted"].as_u64(), body["rejected"].as_u64()),
         (Some(0), Some(2))
@@ -52,8 +50,7 @@ async fn a_batch_of_only_invalid_entries_is_answered_with_nothing_stored() {
 async fn an_empty_batch_is_400() {
     let app = spawn_app().await;
     let response = app.post_batch(vec![]).await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let body = json_with_status(response, 400).await;
     assert_eq!(body["error"], "Batch is empty");
 }
 
@@ -63,8 +60,7 @@ async fn a_batch_over_the_entry_cap_is_400_and_stores_nothing() {
     let response = app
         .post_batch((0..4).map(|i| entry(&i.to_string())).collect())
         .await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let body = json_with_status(response, 400).await;
     assert_eq!(body["error"], "Batch too large");
     assert_eq!(app.row_count().await, 0);
 }
@@ -74,14 +70,9 @@ async fn an_ndjson_batch_is_accepted() {
     let app = spawn_app().await;
     let body = format!("{}\n{}\n\n{}\n", entry("a"), entry("b"), entry("c"));
     let response = app
-        .post("/api/v1/logs/batch")
-        .header("Content-Type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+        .post_body("/api/v1/logs/batch", "application/x-ndjson", body)
+        .await;
+    let body = json_with_status(response, 200).await;
     assert_eq!(body["accepted"], 3);
     assert_eq!(app.row_count().await, 3);
 }
@@ -91,14 +82,9 @@ async fn a_malformed_ndjson_line_is_400_naming_the_line() {
     let app = spawn_app().await;
     let body = format!("{}\n{{\"timestamp\": oops}}\n", entry("a"));
     let response = app
-        .post("/api/v1/logs/batch")
-        .header("Content-Type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+        .post_body("/api/v1/logs/batch", "application/x-ndjson", body)
+        .await;
+    let body = json_with_status(response, 400).await;
     assert_eq!(body["error"], "Malformed JSON");
     assert_eq!(body["details"]["line"], 2);
     assert_eq!(app.row_count().await, 0);
@@ -111,8 +97,7 @@ async fn a_large_batch_is_stored_whole() {
         .map(|i| entry(&format!("{i}:{}", "m".repeat(100))))
         .collect();
     let response = app.post_batch(logs).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let body = json_with_status(response, 200).await;
     assert_eq!(body["accepted"], 3000);
     assert_eq!(app.row_count().await, 3000);
 }

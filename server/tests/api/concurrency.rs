@@ -105,21 +105,7 @@ async fn concurrent_requests_share_transactions() {
     for response in futures::future::join_all(requests).await {
         assert_eq!(response.status(), 201);
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let commits: u64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("log_ingestion_commit_batch_rows_count "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let commits = app.metric("log_ingestion_commit_batch_rows_count").await;
     assert!(commits < 64, "{commits} commits for 64 concurrent requests");
     assert_eq!(app.row_count().await, 64);
 }

@@ -1,8 +1,8 @@
 use std::io::Write;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::helpers::{entry, spawn_app, spawn_app_with};
+use crate::helpers::{entry, json_with_status, spawn_app, spawn_app_with};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -15,13 +15,8 @@ async fn a_gzip_batch_is_accepted() {
     let app = spawn_app().await;
     let body = json!({"logs": [entry("a"), entry("b")]}).to_string();
     let response = app
-        .post("/api/v1/logs/batch")
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .body(gzip(body.as_bytes()))
-        .send()
-        .await
-        .unwrap();
+        .post_encoded("/api/v1/logs/batch", "gzip", gzip(body.as_bytes()))
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.row_count().await, 2);
 }
@@ -31,13 +26,12 @@ async fn a_zstd_batch_is_accepted() {
     let app = spawn_app().await;
     let body = json!({"logs": [entry("a"), entry("b"), entry("c")]}).to_string();
     let response = app
-        .post("/api/v1/logs/batch")
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "zstd")
-        .body(zstd::encode_all(body.as_bytes(), 3).unwrap())
-        .send()
-        .await
-        .unwrap();
+        .post_encoded(
+            "/api/v1/logs/batch",
+            "zstd",
+            zstd::encode_all(body.as_bytes(), 3).unwrap(),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.row_count().await, 3);
 }
@@ -47,13 +41,8 @@ async fn a_gzip_single_entry_is_accepted() {
     let app = spawn_app().await;
     let body = json!({"log": entry("a")}).to_string();
     let response = app
-        .post("/api/v1/logs")
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .body(gzip(body.as_bytes()))
-        .send()
-        .await
-        .unwrap();
+        .post_encoded("/api/v1/logs", "gzip", gzip(body.as_bytes()))
+        .await;
     assert_eq!(response.status(), 201);
 }
 
@@ -65,13 +54,8 @@ async fn a_body_that_decompresses_past_the_cap_is_413() {
     let compressed = gzip(body.as_bytes());
     assert!(compressed.len() < 64 * 1024);
     let response = app
-        .post("/api/v1/logs/batch")
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .body(compressed)
-        .send()
-        .await
-        .unwrap();
+        .post_encoded("/api/v1/logs/batch", "gzip", compressed)
+        .await;
     assert_eq!(response.status(), 413);
     assert_eq!(app.row_count().await, 0);
 }
@@ -80,15 +64,9 @@ async fn a_body_that_decompresses_past_the_cap_is_413() {
 async fn an_unsupported_content_encoding_is_415() {
     let app = spawn_app().await;
     let response = app
-        .post("/api/v1/logs/batch")
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "br")
-        .body("whatever")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 415);
-    let body: Value = response.json().await.unwrap();
+        .post_encoded("/api/v1/logs/batch", "br", "whatever")
+        .await;
+    let body = json_with_status(response, 415).await;
     assert_eq!(body["error"], "Unsupported content encoding");
 }
 
@@ -96,12 +74,7 @@ async fn an_unsupported_content_encoding_is_415() {
 async fn a_corrupt_gzip_body_is_400() {
     let app = spawn_app().await;
     let response = app
-        .post("/api/v1/logs/batch")
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .body("definitely not gzip")
-        .send()
-        .await
-        .unwrap();
+        .post_encoded("/api/v1/logs/batch", "gzip", "definitely not gzip")
+        .await;
     assert_eq!(response.status(), 400);
 }

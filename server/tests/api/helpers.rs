@@ -207,6 +207,54 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A POST of `body` exactly as given, as `content_type`.
+    pub async fn post_body(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.post(path)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A POST of a JSON `body` already compressed with `content_encoding`.
+    pub async fn post_encoded(
+        &self,
+        path: &str,
+        content_encoding: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.post(path)
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", content_encoding)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The value of the unlabelled sample `name` on `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    }
+
     pub async fn row_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM logs")
             .fetch_one(&self.pool)
@@ -244,6 +292,12 @@ pub fn entry(message: &str) -> Value {
         "message": message,
         "metadata": {"request_id": "abc", "duration_ms": 12}
     })
+}
+
+/// Asserts that `response` has `status` and returns its JSON body.
+pub async fn json_with_status(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    response.json().await.unwrap()
 }
 
 /// Polls `condition` until it holds or `timeout` passes.

@@ -8,6 +8,7 @@ mod encoding;
 mod health;
 mod helpers;
 mod idempotency;
+mod inflight;
 mod process;
 mod rate_limit;
 mod single;

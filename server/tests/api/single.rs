@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{entry, spawn_app, spawn_app_with, API_KEY};
+use crate::helpers::{entry, json_with_status, spawn_app, spawn_app_with, API_KEY};
 
 #[tokio::test]
 async fn the_guides_curl_command_is_accepted() {
@@ -15,8 +15,7 @@ async fn the_guides_curl_command_is_accepted() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
+    let body = json_with_status(response, 201).await;
     assert_eq!(body, json!({"accepted": 1}));
     let (service, level, message, at): (String, String, String, chrono::DateTime<chrono::Utc>) =
         sqlx::query_as("SELECT service, level, message, timestamp FROM logs")
@@ -51,8 +50,7 @@ async fn an_invalid_entry_is_400_validation_failed_naming_each_field() {
             json!({"timestamp": "yesterday", "service": "", "level": "LOUD", "message": ""}),
         )
         .await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let body = json_with_status(response, 400).await;
     assert_eq!(body["error"], "Validation failed");
     let details: Vec<String> = serde_json::from_value(body["details"].clone()).unwrap();
     for field in ["timestamp", "service", "level", "message"] {
@@ -81,8 +79,7 @@ async fn a_tighter_timestamp_window_is_one_setting_away() {
     let mut log = entry("x");
     log["timestamp"] = json!("2024-01-01T12:00:00Z");
     let response = app.post_single(log).await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let body = json_with_status(response, 400).await;
     assert!(
         body["details"][0].as_str().unwrap().contains("older"),
         "{body}"
@@ -103,8 +100,7 @@ async fn metadata_that_is_not_an_object_is_rejected() {
     let mut log = entry("x");
     log["metadata"] = json!(["a", "list"]);
     let response = app.post_single(log).await;
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let body = json_with_status(response, 400).await;
     assert!(
         body["details"][0].as_str().unwrap().starts_with("metadata"),
         "{body}"
@@ -143,12 +139,8 @@ async fn nul_bytes_are_made_storable_instead_of_failing() {
     let app = spawn_app().await;
     let body = r#"{"log":{"timestamp":"2024-01-01T12:00:00Z","service":"a\u0000b","level":"INFO","message":"m\u0000n","metadata":{"k\u0000":"v\u0000"}}}"#;
     let response = app
-        .post("/api/v1/logs")
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .post_body("/api/v1/logs", "application/json", body)
+        .await;
     assert_eq!(response.status(), 201);
     let (service, message): (String, String) = sqlx::query_as("SELECT service, message FROM logs")
         .fetch_one(&app.pool)
@@ -163,14 +155,9 @@ async fn a_lone_surrogate_is_a_clear_400_not_a_500() {
     let app = spawn_app().await;
     let body = r#"{"log":{"timestamp":"2024-01-01T12:00:00Z","service":"a","level":"INFO","message":"bad \ud800 here"}}"#;
     let response = app
-        .post("/api/v1/logs")
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+        .post_body("/api/v1/logs", "application/json", body)
+        .await;
+    let body = json_with_status(response, 400).await;
     assert!(body["details"].to_string().contains("surrogate"), "{body}");
     assert_eq!(app.row_count().await, 0);
 }
@@ -179,14 +166,13 @@ async fn a_lone_surrogate_is_a_clear_400_not_a_500() {
 async fn malformed_json_is_400_with_line_and_column() {
     let app = spawn_app().await;
     let response = app
-        .post("/api/v1/logs")
-        .header("Content-Type", "application/json")
-        .body("{\"log\": {\"timestamp\": \n  oops}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+        .post_body(
+            "/api/v1/logs",
+            "application/json",
+            "{\"log\": {\"timestamp\": \n  oops}",
+        )
+        .await;
+    let body = json_with_status(response, 400).await;
     assert_eq!(body["error"], "Malformed JSON");
     assert_eq!(body["details"]["line"], 2);
     assert_eq!(body["details"]["column"], 3);
@@ -201,8 +187,7 @@ async fn a_body_without_the_log_field_is_400_invalid_request_body() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let body = json_with_status(response, 400).await;
     assert_eq!(body["error"], "Invalid request body");
     assert!(
         body["details"]["message"].as_str().unwrap().contains("log"),
@@ -213,15 +198,8 @@ async fn a_body_without_the_log_field_is_400_invalid_request_body() {
 #[tokio::test]
 async fn a_non_json_content_type_is_415() {
     let app = spawn_app().await;
-    let response = app
-        .post("/api/v1/logs")
-        .header("Content-Type", "text/plain")
-        .body("hello")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 415);
-    let body: Value = response.json().await.unwrap();
+    let response = app.post_body("/api/v1/logs", "text/plain", "hello").await;
+    let body = json_with_status(response, 415).await;
     assert_eq!(body["error"], "Unsupported content type");
 }
 
@@ -229,12 +207,12 @@ async fn a_non_json_content_type_is_415() {
 async fn ndjson_is_refused_on_the_single_endpoint() {
     let app = spawn_app().await;
     let response = app
-        .post("/api/v1/logs")
-        .header("Content-Type", "application/x-ndjson")
-        .body(entry("x").to_string())
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/api/v1/logs",
+            "application/x-ndjson",
+            entry("x").to_string(),
+        )
+        .await;
     assert_eq!(response.status(), 415);
 }
 
@@ -242,8 +220,7 @@ async fn ndjson_is_refused_on_the_single_endpoint() {
 async fn a_body_over_the_cap_is_413() {
     let app = spawn_app_with(|settings| settings.max_body_bytes = 2048).await;
     let response = app.post_single(entry(&"x".repeat(4000))).await;
-    assert_eq!(response.status(), 413);
-    let body: Value = response.json().await.unwrap();
+    let body = json_with_status(response, 413).await;
     assert_eq!(body["error"], "Payload too large");
     assert_eq!(app.row_count().await, 0);
 }

@@ -262,6 +262,10 @@ pub async fn spawn_full_app() -> FullApp {
         pool: pool.clone(),
         storage_mode: mode,
         limiter: Arc::new(ApiRateLimiter::new(settings.rate_limit)),
+        inflight: log_ingestion_server::inflight::InflightBudget::new(
+            settings.max_inflight_bytes,
+            settings.inflight_wait,
+        ),
         settings: Arc::new(settings),
         committer,
         metrics,
