@@ -247,9 +247,9 @@ impl Settings {
             },
             max_body_bytes: reader.number("LOG_INGESTION_MAX_BODY_BYTES", 10 * 1024 * 1024, 1024),
             max_batch_entries: reader.number("LOG_INGESTION_MAX_BATCH_ENTRIES", 5_000, 1),
-            // Parsing holds ~5 bytes of memory per body byte (~2 KB per realistic entry),
-            // so 16 MiB of bodies kept the load benchmark near 115 MiB with 64 and 128
-            // connections of 1000-entry batches, under its 150 MB target.
+            // Parsing holds ~5 bytes of memory per body byte (~2 KB per realistic entry);
+            // at 16 MiB the load benchmark's 1000-entry batches peaked at 84 MiB with 64
+            // connections and 124 MiB with 512, under its 150 MB target.
             max_inflight_bytes: reader.number(
                 "LOG_INGESTION_MAX_INFLIGHT_BYTES",
                 16 * 1024 * 1024,

@@ -1,7 +1,8 @@
 //! Builds and runs the application: pool, migrations, storage mode, retention, the
-//! group committer, the router and the listener. Tests call `Application::build`
-//! exactly as `main` does. It owns the shutdown sequence: stop accepting, let requests
-//! in flight finish (their groups commit), stop the writer, all within a deadline.
+//! group committer, the router, the listener and the connections it accepts (each
+//! with a bounded read buffer). Tests call `Application::build` exactly as `main`
+//! does. It owns the shutdown sequence: stop accepting, let requests in flight finish
+//! (their groups commit), stop the writer, all within a deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
