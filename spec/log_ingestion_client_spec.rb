@@ -52,6 +52,31 @@ RSpec.describe LogIngestionClient do
     expect(out).to eq(['["http://127.0.0.1:9", "svc", true]'])
   end
 
+  it "configures from Rails credentials when the environment says nothing" do
+    env = { "LOG_INGESTION_URL" => nil, "LOG_INGESTION_API_KEY" => nil, "LOG_INGESTION_SERVICE" => nil,
+            "RAILS_MASTER_KEY" => nil }
+    out = run_client(<<~RUBY, env: env)
+      require "rails"
+      require "tmpdir"
+      require "yaml"
+      class CredentialsApp < Rails::Application; end
+      dir = Dir.mktmpdir
+      File.write(File.join(dir, "master.key"), ActiveSupport::EncryptedConfiguration.generate_key)
+      credentials = ActiveSupport::EncryptedConfiguration.new(
+        config_path: File.join(dir, "credentials.yml.enc"), key_path: File.join(dir, "master.key"),
+        env_key: "RAILS_MASTER_KEY", raise_if_missing_key: true
+      )
+      credentials.write({ "log_ingestion" => { "url" => "http://creds.test", "api_key" => "creds-key",
+                                               "service" => "creds-svc" } }.to_yaml)
+      Rails.application.credentials = credentials
+      LogIngestionClient.configure
+      puts [LogIngestionClient.api_url, LogIngestionClient.api_key, LogIngestionClient.service,
+            LogIngestionClient.configured?].inspect
+      LogIngestionClient.shutdown(timeout: 0)
+    RUBY
+    expect(out).to eq(['["http://creds.test", "creds-key", "creds-svc", true]'])
+  end
+
   it "keeps the environment's settings when a setter is used before configure" do
     env = { "LOG_INGESTION_URL" => "http://127.0.0.1:9", "LOG_INGESTION_API_KEY" => "k" }
     out = settings_after("LogIngestionClient.batch_size = 7", %i[api_url batch_size configured?], env: env)

@@ -7,10 +7,15 @@ module LogIngestion
   # delivery (native engine, or the in-memory recorder in test mode), and owns the
   # delivery's lifecycle -- start at configure, a fresh one after fork, restart after
   # a setting changes, flush at exit. Log calls never wait on the network and never
-  # raise because delivery failed; only bad arguments raise.
+  # raise because delivery failed; only bad arguments raise. The metadata_filter
+  # setting runs here, on the caller's thread, before an entry is converted.
   class Client
     DEFAULT_FLUSH_TIMEOUT = 30.0
     DEFAULT_SEND_TIMEOUT = 30.0
+    # Settings only this class reads: changing one does not restart the delivery.
+    CLIENT_ONLY_SETTINGS = %i[metadata_filter].freeze
+    # The metadata key an entry carries instead of its metadata when metadata_filter raised.
+    METADATA_FILTER_ERROR = "metadata_filter_error"
 
     attr_reader :configuration
 
@@ -24,6 +29,7 @@ module LogIngestion
       @at_exit_installed = false
       @stale = false
       @recorder = TestDelivery::Recorder.new
+      @filter_failure_reported = false
     end
 
     # Replaces the configuration and starts its delivery; the previous delivery is
@@ -37,6 +43,7 @@ module LogIngestion
         @configured = true
         @stale = false
         @warned_unconfigured = false
+        @filter_failure_reported = false
         @delivery = start_delivery if configuration.deliverable?
         replaced
       end
@@ -53,7 +60,8 @@ module LogIngestion
         changed.public_send(:"#{name}=", value)
         changed.validate!
         @configuration = changed
-        @stale = true
+        @filter_failure_reported = false if name.to_sym == :metadata_filter
+        @stale = true unless CLIENT_ONLY_SETTINGS.include?(name.to_sym)
       end
       value
     end
@@ -65,12 +73,14 @@ module LogIngestion
     def log(level, message, metadata = nil)
       level = Levels.normalize(level)
       delivery = current_delivery or return false
-      delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, metadata)
+      delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, filter_metadata(metadata))
     end
 
     def send_log(entry, timeout: DEFAULT_SEND_TIMEOUT)
       delivery = current_delivery or return nil
-      delivery.send_log(prepare_entry(entry), timeout)
+      entry = prepare_entry(entry)
+      entry[:metadata] = filter_metadata(entry[:metadata])
+      delivery.send_log(entry, timeout)
     end
 
     def flush(timeout: DEFAULT_FLUSH_TIMEOUT)
@@ -192,6 +202,32 @@ module LogIngestion
         )
       end
       nil
+    end
+
+    # +metadata+ through the configured metadata_filter (Hashes only; nil and other
+    # values go on as they are). Never raises: when the filter raises or answers
+    # something other than a Hash, the entry carries METADATA_FILTER_ERROR instead of
+    # its metadata (so nothing unfiltered leaves), and the first such failure per
+    # filter is reported through LogIngestion.logger.
+    def filter_metadata(metadata)
+      filter = @configuration.metadata_filter
+      return metadata if filter.nil? || !metadata.is_a?(Hash)
+
+      filtered = filter.call(metadata)
+      return filtered if filtered.is_a?(Hash)
+
+      metadata_filter_failed("TypeError: metadata_filter returned #{filtered.class}, not a Hash")
+    rescue StandardError, ScriptError, SystemStackError => e
+      metadata_filter_failed("#{e.class}: #{e.message}")
+    end
+
+    def metadata_filter_failed(description)
+      unless @filter_failure_reported
+        @filter_failure_reported = true
+        LogIngestion.logger.error("log_ingestion: metadata_filter failed (#{description}); entries carry " \
+                                  "#{METADATA_FILTER_ERROR} instead of their metadata")
+      end
+      { METADATA_FILTER_ERROR => description }
     end
 
     def prepare_entry(entry)

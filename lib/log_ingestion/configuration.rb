@@ -25,6 +25,7 @@ module LogIngestion
       read_timeout: 10.0,
       shutdown_timeout: 5.0,
       on_error: nil,
+      metadata_filter: nil,
       test_mode: false
     }.freeze
 
@@ -76,6 +77,8 @@ module LogIngestion
       check(:max_retry_delay, max_retry_delay >= retry_delay, "at least retry_delay (#{retry_delay})")
       check(:drop_policy, DROP_POLICIES.include?(drop_policy_name), "one of #{DROP_POLICIES.join(', ')}")
       check(:on_error, on_error.nil? || on_error.respond_to?(:call), "nil or an object responding to #call")
+      check(:metadata_filter, metadata_filter.nil? || metadata_filter.respond_to?(:call),
+            "nil or an object responding to #call(hash) -> hash")
       self
     end
 

@@ -64,6 +64,16 @@ module LogIngestion
       @filter.filter(hash)
     end
 
+    # The client's metadata_filter interface (see Configuration#metadata_filter): a copy
+    # of +metadata+ with matching keys masked at any depth. A Hash that contains
+    # itself (which ActiveSupport's filter cannot walk) is first cut at the cycle by
+    # MetadataSerializer, then filtered.
+    def call(metadata)
+      filter_hash(metadata)
+    rescue SystemStackError
+      filter_hash(MetadataSerializer.call(metadata))
+    end
+
     # +value+ masked when +key+ matches (for SQL binds and single attributes).
     def filter_value(key, value)
       return value if empty? || key.nil?

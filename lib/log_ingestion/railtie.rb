@@ -22,6 +22,8 @@ module LogIngestion
   #   config.log_ingestion.broadcast_logger = true                       # Rails.logger -> service too
   #   config.log_ingestion.startup_entry    = true                       # "Rails application started"
   #   config.log_ingestion.filter_parameters = true                      # or false, or a list
+  #   config.log_ingestion.metadata_filter  = nil                        # default: that filter on all
+  #                                                                      # metadata; false: off; or #call(hash)
   #   config.log_ingestion.enabled          = false                      # do nothing at all
   #   # any other client setting (batch_size, gzip, on_error, ...) is passed to LogIngestionClient.
   #
@@ -44,21 +46,34 @@ module LogIngestion
       # Returns true when the client can deliver (or records, in test mode).
       # A client the app already configured itself (LogIngestionClient.configure in
       # an initializer) is kept as it is when config.log_ingestion sets nothing for it.
+      #
+      # Unless config.log_ingestion.metadata_filter says otherwise (false: none) and
+      # the client has no metadata_filter of its own, the metadata of every entry --
+      # the app's own LogIngestionClient calls included -- goes through
+      # ParameterFilter.current (Rails' filter_parameters).
       def configure_client(options)
         settings = client_settings(options)
-        return true if settings.empty? && ::LogIngestionClient.configured?
+        if settings.empty? && ::LogIngestionClient.configured?
+          default = default_metadata_filter
+          ::LogIngestionClient.metadata_filter = default if default && ::LogIngestionClient.metadata_filter.nil?
+          return true
+        end
 
+        settings[:metadata_filter] = default_metadata_filter unless settings.key?(:metadata_filter)
         ::LogIngestionClient.configure do |client_config|
           settings.each { |name, value| client_config.public_send(:"#{name}=", value) }
         end
         ::LogIngestionClient.configured?
       end
 
-      # The client settings present in +options+, in the client's own names.
+      # The client settings present in +options+, in the client's own names
+      # (metadata_filter: false becomes nil, present: no filter at all).
       def client_settings(options)
         known = LogIngestion::Configuration::DEFAULTS.keys
         options.to_h.each_with_object({}) do |(name, value), settings|
           name = name.to_sym
+          next settings[name] = nil if name == :metadata_filter && value == false # explicitly off
+
           next if RAILS_SETTINGS.include?(name) || value.nil?
           raise ConfigurationError, "config.log_ingestion.#{name} is not a setting" unless known.include?(name)
 
@@ -73,6 +88,13 @@ module LogIngestion
         when nil, true then ParameterFilter.new(Array(app.config.filter_parameters))
         else ParameterFilter.new(Array(setting))
         end
+      end
+
+      # The metadata_filter the client gets when the app sets none: the glue's
+      # ParameterFilter (nil when it filters nothing).
+      def default_metadata_filter
+        filter = ParameterFilter.current
+        filter.empty? ? nil : filter
       end
 
       # Subscriber names from config.log_ingestion.subscribers (nil/true: all, false: none).

@@ -31,11 +31,17 @@ RSpec.describe LogIngestion::Configuration do
   {
     batch_size: 0, batch_interval: -1, max_retries: -1, retry_delay: 0, max_queue_bytes: 10,
     drop_policy: :random, api_url: "ftp://logs.test", on_error: 42, gzip: "yes", enable_batching: nil,
-    shutdown_timeout: Float::NAN, service: "", max_retry_delay: 0.1
+    shutdown_timeout: Float::NAN, service: "", max_retry_delay: 0.1, metadata_filter: "password"
   }.each do |setting, bad|
     it "rejects #{setting} = #{bad.inspect} with a ConfigurationError naming it" do
       config = described_class.new(setting => bad)
       expect { config.validate! }.to raise_error(LogIngestion::ConfigurationError, /#{setting} must be/)
+    end
+  end
+
+  it "accepts nil or an object responding to #call as metadata_filter" do
+    [nil, ->(metadata) { metadata }, LogIngestion::Client.new.method(:configured?)].each do |filter|
+      expect(described_class.new(metadata_filter: filter).validate!.metadata_filter).to eq(filter)
     end
   end
 

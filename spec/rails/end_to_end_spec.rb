@@ -112,6 +112,22 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       expect(masked).to be > 0
       expect(leaked).to eq(0)
     end
+
+    # pin_code is in the app's config.filter_parameters but not among the keys the
+    # server masks itself, so only the client's metadata_filter keeps it out.
+    it "never lets a filtered key in the app's own metadata reach the database" do
+      secret = "hunter2-#{SecureRandom.hex(8)}"
+      LogIngestionClient.info("Signed in", { password: secret, nested: { token: secret, pin_code: secret }, user_id: 7 })
+      expect(LogIngestionClient.flush(timeout: 20)).to be(true)
+
+      metadata = rows("SELECT metadata::text FROM logs WHERE service = #{quote(service)} " \
+                      "AND message = 'Signed in'")
+      expect(metadata.size).to eq(1)
+      expect(metadata.first).not_to include(secret)
+      expect(JSON.parse(metadata.first)).to eq(
+        "password" => "[FILTERED]", "nested" => { "token" => "[FILTERED]", "pin_code" => "[FILTERED]" }, "user_id" => 7
+      )
+    end
   end
 
   describe "rake logs:test" do

@@ -75,6 +75,70 @@ RSpec.describe LogIngestion::Railtie do
     expect { described_class.configure_client(options) }.to raise_error(LogIngestion::ConfigurationError, /batch_sise/)
   end
 
+  describe "metadata_filter" do
+    let(:secret_metadata) { { password: "x", nested: { token: "t" }, user_id: 1 } }
+    let(:filtered_metadata) { { "password" => "[FILTERED]", "nested" => { "token" => "[FILTERED]" }, "user_id" => 1 } }
+
+    def metadata_of_app_call
+      LogIngestionClient.clear_recorded_entries
+      LogIngestionClient.info("Signed in", secret_metadata)
+      entry_with("Signed in")[:metadata]
+    end
+
+    it "masks config.filter_parameters in the metadata app code passes to LogIngestionClient by default" do
+      described_class.configure_client(options)
+
+      expect(metadata_of_app_call).to eq(filtered_metadata)
+    end
+
+    it "masks them in send_log entries too" do
+      described_class.configure_client(options)
+      LogIngestionClient.send_log({ message: "direct", metadata: secret_metadata })
+
+      expect(entry_with("direct")[:metadata]).to eq(filtered_metadata)
+    end
+
+    it "cuts a Hash that contains itself at the cycle and still masks it" do
+      described_class.configure_client(options)
+      looped = { password: "x" }
+      looped[:self] = looped
+      LogIngestionClient.info("looped", looped)
+
+      expect(entry_with("looped")[:metadata]).to eq("password" => "[FILTERED]", "self" => "[cycle]")
+    end
+
+    it "leaves metadata unfiltered with config.log_ingestion.metadata_filter = false" do
+      options.metadata_filter = false
+      described_class.configure_client(options)
+
+      expect(metadata_of_app_call).to include("password" => "x")
+    end
+
+    it "uses an explicit config.log_ingestion.metadata_filter instead of filter_parameters" do
+      options.metadata_filter = ->(metadata) { metadata.except(:user_id) }
+      described_class.configure_client(options)
+
+      expect(metadata_of_app_call).to eq("password" => "x", "nested" => { "token" => "t" })
+    end
+
+    it "keeps the metadata_filter of a client the app configured itself" do
+      LogIngestionClient.configure do |config|
+        config.test_mode = true
+        config.metadata_filter = ->(metadata) { metadata.merge(password: "own") }
+      end
+      described_class.configure_client(ActiveSupport::OrderedOptions.new)
+
+      expect(metadata_of_app_call).to include("password" => "own", "nested" => { "token" => "t" })
+    end
+
+    it "gives a client the app configured itself without a filter the default one" do
+      LogIngestionClient.configure { |config| config.test_mode = true }
+      described_class.configure_client(ActiveSupport::OrderedOptions.new)
+
+      expect(metadata_of_app_call).to eq(filtered_metadata)
+    end
+  end
+
   it "writes the startup entry with environment, Rails and Ruby versions" do
     described_class.start(Rails.application)
 

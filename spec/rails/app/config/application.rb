@@ -35,7 +35,7 @@ module LogIngestionTestApp
     config.consider_all_requests_local = false
     config.action_dispatch.show_exceptions = ENV["LOG_INGESTION_TEST_SHOW_EXCEPTIONS"] == "1"
     config.active_job.queue_adapter = :inline
-    config.filter_parameters += %i[password secret_token]
+    config.filter_parameters += %i[password secret_token token pin_code]
     config.paths["config/database"] = File.expand_path("database.yml", __dir__)
     config.paths["log"] = File.join(Dir.tmpdir, "log_ingestion_test_app.log")
     config.paths["tmp"] = Dir.tmpdir

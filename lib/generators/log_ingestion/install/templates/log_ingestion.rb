@@ -32,6 +32,11 @@ Rails.application.configure do
   # strings, SQL binds and metadata. false switches that off; a list replaces it.
   # config.log_ingestion.filter_parameters = true
 
+  # The same filter also runs on the metadata your own code passes
+  # (LogIngestionClient.info("Signed in", { password: ... })). false switches that
+  # off; any object with #call(hash) -> hash replaces it.
+  # config.log_ingestion.metadata_filter = ->(metadata) { metadata.except(:card_number) }
+
   # Client settings (defaults shown).
   # config.log_ingestion.batch_size = 512
   # config.log_ingestion.batch_interval = 1.0       # seconds
