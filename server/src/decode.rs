@@ -242,11 +242,13 @@ fn decompress(encoding: Encoding, raw: &[u8], max_bytes: usize) -> Result<Bytes,
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "an object {\"log\": {...}}")]
 struct SingleBody {
     log: Box<RawValue>,
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "an object {\"logs\": [...]}")]
 struct BatchBody {
     logs: Vec<Box<RawValue>>,
 }
@@ -272,13 +274,8 @@ pub fn batch_entries(payload: &Payload) -> Result<Vec<Box<RawValue>>, ApiError> 
             .enumerate()
             .filter(|(_, line)| !line.trim_ascii().is_empty())
             .map(|(index, line)| {
-                serde_json::from_slice::<Box<RawValue>>(line).map_err(|error| {
-                    ApiError::MalformedJson {
-                        line: index + 1,
-                        column: error.column(),
-                        message: error.to_string(),
-                    }
-                })
+                serde_json::from_slice::<Box<RawValue>>(line)
+                    .map_err(|error| ApiError::from_json_at(&error, index + 1))
             })
             .collect(),
     }
@@ -301,7 +298,36 @@ mod tests {
         let error =
             batch_entries(&payload(BodyFormat::Ndjson, "{\"a\":1}\n\n{oops\n")).unwrap_err();
         match error {
-            ApiError::MalformedJson { line, .. } => assert_eq!(line, 3),
+            ApiError::MalformedJson { line, message, .. } => {
+                assert_eq!(line, 3);
+                assert!(message.ends_with("at line 3 column 2"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_of_the_wrong_shape_never_names_an_internal_type() {
+        let error = single_entry(&payload(BodyFormat::Json, "5")).unwrap_err();
+        match error {
+            ApiError::InvalidBody { message, .. } => {
+                assert!(
+                    message.contains(r#"expected an object {"log": {...}}"#),
+                    "{message}"
+                );
+                assert!(!message.contains("SingleBody"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let error = batch_entries(&payload(BodyFormat::Json, "\"logs\"")).unwrap_err();
+        match error {
+            ApiError::InvalidBody { message, .. } => {
+                assert!(
+                    message.contains(r#"expected an object {"logs": [...]}"#),
+                    "{message}"
+                );
+                assert!(!message.contains("BatchBody"), "{message}");
+            }
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -51,6 +51,10 @@ pub enum ApiError {
     BatchTooLarge { max: usize, got: usize },
     #[error("Invalid Idempotency-Key header")]
     InvalidIdempotencyKey,
+    #[error("Idempotency-Key reused with a different request")]
+    IdempotencyKeyReused,
+    #[error("Not found")]
+    UnknownRoute,
     #[error("Storage unavailable")]
     StorageUnavailable,
     #[error("Server busy")]
@@ -75,6 +79,8 @@ impl ApiError {
             | ApiError::EmptyBatch
             | ApiError::BatchTooLarge { .. }
             | ApiError::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::UnknownRoute => StatusCode::NOT_FOUND,
             ApiError::StorageUnavailable | ApiError::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -97,6 +103,8 @@ impl ApiError {
             ApiError::EmptyBatch => "empty_batch",
             ApiError::BatchTooLarge { .. } => "batch_too_large",
             ApiError::InvalidIdempotencyKey => "invalid_idempotency_key",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::UnknownRoute => "unknown_route",
             ApiError::StorageUnavailable => "storage_unavailable",
             ApiError::ServerBusy => "server_busy",
             ApiError::Internal(_) => "internal",
@@ -152,8 +160,17 @@ impl ApiError {
 
     /// Turns a serde_json error into the matching 400.
     pub fn from_json(error: &serde_json::Error) -> Self {
-        let (line, column) = (error.line(), error.column());
-        let message = error.to_string();
+        ApiError::from_json_at(error, error.line())
+    }
+
+    /// Like [`ApiError::from_json`] for text that is line `line` of the body (an
+    /// NDJSON line): details and message both name that line.
+    pub fn from_json_at(error: &serde_json::Error, line: usize) -> Self {
+        let column = error.column();
+        let message = format!(
+            "{} at line {line} column {column}",
+            describe_json_error(error)
+        );
         if error.is_data() {
             ApiError::InvalidBody {
                 line,
@@ -168,6 +185,34 @@ impl ApiError {
             }
         }
     }
+}
+
+/// How our internal types are named to clients, when serde names them.
+const CLIENT_TYPE_NAMES: &[(&str, &str)] = &[
+    ("struct WireEntry", "a log entry object"),
+    ("enum Level", "a log level"),
+];
+
+/// A serde_json error's message for a client: without serde's position (callers add
+/// the real one) and without internal type names ("expected struct WireEntry" reads
+/// "expected a log entry object").
+pub fn describe_json_error(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    let mut message = message
+        .strip_suffix(&position)
+        .map_or_else(|| message.clone(), str::to_owned);
+    for (internal, client) in CLIENT_TYPE_NAMES {
+        message = message.replace(internal, client);
+    }
+    // Any other struct serde names is still an object to the client.
+    while let Some(start) = message.find("struct ") {
+        let name_end = message[start + 7..]
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map_or(message.len(), |end| start + 7 + end);
+        message.replace_range(start..name_end, "an object");
+    }
+    message
 }
 
 impl IntoResponse for ApiError {
@@ -189,5 +234,32 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use log_ingestion_wire::WireEntry;
+
+    #[test]
+    fn internal_type_names_never_reach_a_client() {
+        let error = serde_json::from_str::<WireEntry>("5").unwrap_err();
+        let message = describe_json_error(&error);
+        assert!(message.contains("expected a log entry object"), "{message}");
+        assert!(!message.contains("WireEntry"), "{message}");
+        assert!(!message.contains("line"), "{message}");
+    }
+
+    #[test]
+    fn an_error_at_a_given_line_names_that_line_in_its_message() {
+        let error = serde_json::from_str::<serde_json::Value>("{oops").unwrap_err();
+        match ApiError::from_json_at(&error, 4) {
+            ApiError::MalformedJson { line, message, .. } => {
+                assert_eq!(line, 4);
+                assert!(message.ends_with("at line 4 column 2"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

@@ -22,7 +22,8 @@ pub struct Metrics {
     rate_limited: AtomicU64,
     server_busy: AtomicU64,
     database_errors: AtomicU64,
-    request_latency: Mutex<BTreeMap<String, Histogram>>,
+    /// By (method, route).
+    request_latency: Mutex<BTreeMap<(String, String), Histogram>>,
     commit_rows: Mutex<Histogram>,
     commit_latency: Mutex<Histogram>,
 }
@@ -69,9 +70,9 @@ impl Metrics {
         self.database_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn request_finished(&self, route: &str, elapsed: Duration) {
+    pub fn request_finished(&self, method: &str, route: &str, elapsed: Duration) {
         if let Ok(mut map) = self.request_latency.lock() {
-            map.entry(route.to_owned())
+            map.entry((method.to_owned(), route.to_owned()))
                 .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
                 .observe(elapsed.as_secs_f64());
         }
@@ -148,21 +149,21 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP log_ingestion_request_duration_seconds Request latency by route.\n\
+            "# HELP log_ingestion_request_duration_seconds Request latency by method and route.\n\
              # TYPE log_ingestion_request_duration_seconds histogram"
         );
         if let Ok(map) = self.request_latency.lock() {
-            for (route, histogram) in map.iter() {
+            for ((method, route), histogram) in map.iter() {
                 histogram.render(
                     &mut out,
                     "log_ingestion_request_duration_seconds",
-                    &format!("route=\"{route}\""),
+                    &format!("method=\"{method}\",route=\"{route}\""),
                 );
             }
         }
         let _ = writeln!(
             out,
-            "# HELP log_ingestion_commit_batch_rows Rows per group commit.\n\
+            "# HELP log_ingestion_commit_batch_rows Rows written per group commit (replayed requests write none).\n\
              # TYPE log_ingestion_commit_batch_rows histogram"
         );
         if let Ok(histogram) = self.commit_rows.lock() {

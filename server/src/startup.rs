@@ -237,6 +237,7 @@ pub fn build_router_with(state: AppState, read_context: ReadContext) -> Router {
         .merge(routes::probes_router())
         .merge(routes::ingest_router(state.clone()))
         .merge(read::router(read_context, admin_keys))
+        .merge(routes::unknown_api_router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::record_request_metrics,

@@ -153,11 +153,8 @@ fn describe_shape_error(error: &serde_json::Error) -> String {
     // serde's messages already name the field ("missing field `service`", "invalid
     // type: integer `5`, expected a string"); only the position is cut, because it
     // counts within the one entry and would mislead next to a batch index.
-    let message = error.to_string();
-    let head = match message.split_once(" at line ") {
-        Some((head, _)) => head.to_owned(),
-        None => message,
-    };
+    // Internal type names become what a client knows ("a log entry object").
+    let head = crate::error::describe_json_error(error);
     if head.contains("escape") || head.contains("surrogate") {
         // serde_json refuses lone UTF-16 surrogates, which no UTF-8 store can hold.
         format!("invalid \\u escape ({head}): text must be valid Unicode; lone UTF-16 surrogates cannot be stored")
@@ -225,6 +222,17 @@ mod tests {
         entry.message = String::new();
         let problems = LogEntry::parse(entry, &EntryLimits::default(), now()).unwrap_err();
         assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn an_entry_of_the_wrong_shape_is_described_without_internal_names() {
+        let raw = RawValue::from_string("\"text\"".into()).unwrap();
+        let problems = LogEntry::from_json(&raw, &EntryLimits::default(), now()).unwrap_err();
+        assert!(
+            problems[0].contains("expected a log entry object"),
+            "{problems:?}"
+        );
+        assert!(!problems[0].contains("WireEntry"), "{problems:?}");
     }
 
     #[test]

@@ -10,25 +10,43 @@ use crate::config::EntryLimits;
 /// What a sensitive key's value is stored as.
 pub const FILTERED: &str = "[FILTERED]";
 
-/// Key fragments that mark a value as sensitive, compared against the key lowercased
-/// with everything but letters and digits removed (`API-Key`, `api_key` -> `apikey`).
-const SENSITIVE_FRAGMENTS: &[&str] = &[
+/// Words that mark a value as sensitive when they are one whole word of the key.
+/// A key is split into words at anything but letters and digits, at camelCase humps
+/// and between letters and digits (`userPassword`, `ACCESS_TOKEN`, `password2`), so
+/// `tokens_used`, `class_name` or `is_snapshot` are ordinary keys.
+const SENSITIVE_WORDS: &[&str] = &[
     "password",
     "passwd",
+    "pwd",
     "passphrase",
     "secret",
     "token",
-    "apikey",
     "authorization",
-    "creditcard",
-    "cardnumber",
+    "credential",
+    "credentials",
     "cvv",
     "ssn",
-    "socialsecurity",
-    "privatekey",
-    "accesskey",
     "cookie",
+];
+
+/// Compounds that mark a value as sensitive when the key, lowercased with everything
+/// but letters and digits removed, equals or ends with one (`api_key`, `X-API-Key`,
+/// `creditCardNumber`, `myapikey`).
+const SENSITIVE_COMPOUNDS: &[&str] = &[
+    "apikey",
+    "xapikey",
+    "accesskey",
+    "privatekey",
+    "secretkey",
+    "creditcard",
+    "cardnumber",
+    "socialsecurity",
+    "socialsecuritynumber",
     "sessionid",
+    "accesstoken",
+    "authtoken",
+    "refreshtoken",
+    "clientsecret",
 ];
 
 /// Validated, filtered metadata as JSON text.
@@ -67,16 +85,53 @@ impl Metadata {
     }
 }
 
-/// Whether a metadata key names a secret.
+/// Whether a metadata key names a secret: one of its words is a sensitive word, or
+/// the whole key ends with a sensitive compound. Case never matters.
 pub fn is_sensitive_key(key: &str) -> bool {
-    let normalized: String = key
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    SENSITIVE_FRAGMENTS
+    let words = key_words(key);
+    if words
         .iter()
-        .any(|fragment| normalized.contains(fragment))
+        .any(|word| SENSITIVE_WORDS.contains(&word.as_str()))
+    {
+        return true;
+    }
+    let normalized = words.concat();
+    SENSITIVE_COMPOUNDS
+        .iter()
+        .any(|compound| normalized.ends_with(compound))
+}
+
+/// A key's words, lowercased: split at anything but letters and digits, at a
+/// lowercase-to-uppercase hump (`apiKey`), at the end of an acronym (`APIKey`) and
+/// between letters and digits.
+fn key_words(key: &str) -> Vec<String> {
+    let chars: Vec<char> = key.chars().collect();
+    let mut words = Vec::new();
+    let mut current = String::new();
+    for (index, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            if !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        if let Some(&previous) = index.checked_sub(1).and_then(|i| chars.get(i)) {
+            let next = chars.get(index + 1).copied();
+            let hump = previous.is_lowercase() && c.is_uppercase();
+            let acronym_end =
+                previous.is_uppercase() && c.is_uppercase() && next.is_some_and(char::is_lowercase);
+            let digit_edge =
+                previous.is_alphanumeric() && (previous.is_numeric() != c.is_numeric());
+            if (hump || acronym_end || digit_edge) && !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+        }
+        current.extend(c.to_lowercase());
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
 }
 
 fn object_depth(object: &Map<String, Value>) -> usize {
@@ -138,6 +193,89 @@ mod tests {
         assert_eq!(stored["user"]["profile"]["name"], "n");
         assert_eq!(stored["items"][0]["credit_card"], FILTERED);
         assert_eq!(stored["authorization"], FILTERED);
+    }
+
+    #[test]
+    fn keys_split_into_words_at_separators_humps_acronyms_and_digits() {
+        assert_eq!(key_words("X-API-Key"), ["x", "api", "key"]);
+        assert_eq!(key_words("creditCardNumber"), ["credit", "card", "number"]);
+        assert_eq!(key_words("APIKey"), ["api", "key"]);
+        assert_eq!(key_words("password2"), ["password", "2"]);
+        assert_eq!(key_words("__a__"), ["a"]);
+    }
+
+    #[test]
+    fn sensitive_keys_in_any_spelling_are_sensitive() {
+        for key in [
+            "api_key",
+            "apiKey",
+            "APIKey",
+            "X-API-Key",
+            "x_api_key",
+            "credit_card",
+            "creditCardNumber",
+            "card_number",
+            "user_password",
+            "Password",
+            "PASSWORD",
+            "Authorization",
+            "session_id",
+            "sessionId",
+            "ACCESS_TOKEN",
+            "refreshToken",
+            "client_secret",
+            "ssn",
+            "cvv",
+            "Set-Cookie",
+            "passwd",
+            "private_key",
+            "aws_secret_access_key",
+            "social_security_number",
+        ] {
+            assert!(is_sensitive_key(key), "{key} should be sensitive");
+        }
+    }
+
+    #[test]
+    fn ordinary_keys_containing_sensitive_fragments_are_kept() {
+        // `passport_country` is kept on purpose: `passport` is not `password`.
+        for key in [
+            "class_name",
+            "business_name",
+            "is_snapshot",
+            "tokens_used",
+            "passport_country",
+            "tokenizer",
+            "secretary",
+            "key",
+            "session",
+            "card_type",
+            "api_version",
+        ] {
+            assert!(!is_sensitive_key(key), "{key} should be kept");
+        }
+    }
+
+    #[test]
+    fn ordinary_keys_keep_their_values() {
+        let metadata = parse(json!({
+            "class_name": "User",
+            "business_name": "Acme",
+            "is_snapshot": true,
+            "tokens_used": 42,
+            "passport_country": "NL",
+            "nested": {"api_key": "k", "class_name": "Admin"}
+        }))
+        .unwrap()
+        .unwrap();
+        let stored: Value = serde_json::from_str(metadata.as_json()).unwrap();
+        assert_eq!(stored["class_name"], "User");
+        assert_eq!(stored["business_name"], "Acme");
+        assert_eq!(stored["is_snapshot"], true);
+        assert_eq!(stored["tokens_used"], 42);
+        assert_eq!(stored["passport_country"], "NL");
+        assert_eq!(stored["nested"]["class_name"], "Admin");
+        assert_eq!(stored["nested"]["api_key"], FILTERED);
     }
 
     #[test]

@@ -151,8 +151,9 @@ pub async fn context(
     });
     params.finish().map_err(ReadError::InvalidQuery)?;
 
-    // Rows have no index on id alone; the entry's timestamp, when given, lets the
-    // lookup use the time index instead of scanning the table.
+    // The btree `logs_id` (migration ...000003) finds the row by id; the entry's
+    // timestamp, when given, also narrows the lookup (in TimescaleDB mode, to one
+    // chunk).
     let mut lookup =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE id = "));
     lookup.push_bind(id);

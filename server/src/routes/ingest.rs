@@ -1,6 +1,7 @@
 //! The path both ingest handlers share: the `Idempotency-Key` header, admission under
 //! the in-flight budget, reading and decoding the body, running the route's validation
-//! (off the async workers when the body is large), group commit and acknowledgement.
+//! (off the async workers when the body is large) and the body's digest for an
+//! idempotency key, group commit and acknowledgement.
 //! It never answers 2xx before the entries are committed, and never parses a body it
 //! has not admitted.
 
@@ -16,7 +17,7 @@ use crate::domain::LogEntry;
 use crate::error::ApiError;
 use crate::inflight::InflightPermit;
 use crate::state::AppState;
-use crate::storage::idempotency::{IdempotencyClaim, StoredResponse};
+use crate::storage::idempotency::{request_digest, IdempotencyClaim, StoredResponse};
 use crate::storage::CommitOutcome;
 
 /// What a route's validation makes of a payload: the entries to store, how many it
@@ -65,13 +66,20 @@ where
     admit(state, &mut permit, raw.len()).await?;
     let payload = raw.decode().await?;
     admit(state, &mut permit, payload.bytes.len()).await?;
-    let validated = if payload.bytes.len() > INLINE_PARSE_BYTES {
-        tokio::task::spawn_blocking(move || validate(&payload))
+    let wants_digest = key.is_some();
+    let validate_and_digest = move |payload: &Payload| {
+        let validated = validate(payload)?;
+        let digest = wants_digest.then(|| request_digest(&payload.bytes));
+        Ok::<_, ApiError>((validated, digest))
+    };
+    let (validated, digest) = if payload.bytes.len() > INLINE_PARSE_BYTES {
+        tokio::task::spawn_blocking(move || validate_and_digest(&payload))
             .await
             .map_err(|error| ApiError::Internal(format!("validation task failed: {error}")))??
     } else {
-        validate(&payload)?
+        validate_and_digest(&payload)?
     };
+    let key = key.zip(digest);
     state.metrics.entries_rejected(validated.rejected);
     let answer = commit_and_acknowledge(
         state,
@@ -120,11 +128,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Commits `entries` and answers `status` with `body`, or replays the answer an
-/// earlier request with the same idempotency key got.
+/// earlier request with the same idempotency key (and the same body digest) got, or
+/// refuses a reused key whose earlier request had another body. `key` is the
+/// idempotency key with the SHA-256 of the decoded body.
 async fn commit_and_acknowledge<B: Serialize>(
     state: &AppState,
     caller: &Caller,
-    key: Option<String>,
+    key: Option<(String, String)>,
     entries: Vec<LogEntry>,
     status: StatusCode,
     body: &B,
@@ -132,9 +142,10 @@ async fn commit_and_acknowledge<B: Serialize>(
     let body = serde_json::to_string(body)
         .map_err(|error| ApiError::Internal(format!("cannot encode an answer: {error}")))?;
     let count = entries.len() as u64;
-    let claim = key.map(|key| IdempotencyClaim {
+    let claim = key.map(|(key, request_sha256)| IdempotencyClaim {
         scope: caller.fingerprint.to_string(),
         key,
+        request_sha256,
         response: StoredResponse {
             status: status.as_u16(),
             body: body.clone(),
@@ -156,6 +167,7 @@ async fn commit_and_acknowledge<B: Serialize>(
             state.metrics.entries_accepted(count);
             Ok(json_response(status, body, false))
         }
+        CommitOutcome::KeyReused => Err(ApiError::IdempotencyKeyReused),
         CommitOutcome::Replayed(stored) => {
             let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
             Ok(json_response(status, stored.body, true))

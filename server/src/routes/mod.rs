@@ -8,13 +8,15 @@ mod ingest;
 mod logs_batch;
 mod logs_single;
 mod metrics;
+mod unknown_api;
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use log_ingestion_wire::{BATCH_PATH, HEALTH_PATH, SINGLE_PATH};
 
@@ -46,7 +48,16 @@ pub fn ingest_router(state: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state, require_api_key))
 }
 
-/// Middleware for the whole app: latency by route and refusals by reason.
+/// Every `/api` path no other router serves: 401 without a valid key, 404 with one.
+/// More specific routes take precedence over its wildcard.
+pub fn unknown_api_router() -> Router<AppState> {
+    Router::new()
+        .route("/api", any(unknown_api::unknown_api_path))
+        .route("/api/", any(unknown_api::unknown_api_path))
+        .route("/api/{*rest}", any(unknown_api::unknown_api_path))
+}
+
+/// Middleware for the whole app: latency by method and route, and refusals by reason.
 pub async fn record_request_metrics(
     State(state): State<AppState>,
     request: Request,
@@ -56,9 +67,22 @@ pub async fn record_request_metrics(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    // A method axum knows is one of a few fixed names; anything else is one label.
+    let method: &'static str = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    };
     let started = Instant::now();
     let response = next.run(request).await;
-    state.metrics.request_finished(&route, started.elapsed());
+    state
+        .metrics
+        .request_finished(method, &route, started.elapsed());
     if let Some(RejectionReason(reason)) = response.extensions().get::<RejectionReason>() {
         state.metrics.request_rejected(reason);
     }

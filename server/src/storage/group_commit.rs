@@ -29,6 +29,9 @@ pub enum CommitOutcome {
     Committed,
     /// The idempotency key was already used: nothing was written, answer with this.
     Replayed(StoredResponse),
+    /// The idempotency key was already used for a request with a different body:
+    /// nothing was written and nothing is replayed.
+    KeyReused,
 }
 
 /// Why a submission was not committed. Nothing of it was stored.
@@ -161,7 +164,14 @@ async fn commit_group(pool: &PgPool, group: Vec<Submission>, rows: usize, metric
     let started = Instant::now();
     match write_group(pool, &group).await {
         Ok(outcomes) => {
-            metrics.group_committed(rows, started.elapsed());
+            // Only rows written count: a replayed submission wrote none.
+            let written = group
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, outcome)| **outcome == CommitOutcome::Committed)
+                .map(|(submission, _)| submission.entries.len())
+                .sum();
+            metrics.group_committed(written, started.elapsed());
             for (submission, outcome) in group.into_iter().zip(outcomes) {
                 // A requester that went away cannot be told; its rows are committed.
                 let _ = submission.reply.send(Ok(outcome));
@@ -201,11 +211,13 @@ async fn write_group(
             let id = (claim.scope.as_str(), claim.key.as_str());
             match first_in_group.get(&id) {
                 Some(&earlier) => {
-                    let response = group[earlier]
-                        .claim
-                        .as_ref()
-                        .map_or_else(|| claim.response.clone(), |c| c.response.clone());
-                    outcomes[index] = CommitOutcome::Replayed(response);
+                    outcomes[index] = match group[earlier].claim.as_ref() {
+                        Some(first) if first.request_sha256 != claim.request_sha256 => {
+                            CommitOutcome::KeyReused
+                        }
+                        Some(first) => CommitOutcome::Replayed(first.response.clone()),
+                        None => CommitOutcome::Replayed(claim.response.clone()),
+                    };
                 }
                 None => {
                     first_in_group.insert(id, index);
@@ -225,15 +237,18 @@ async fn write_group(
             let earlier: Vec<&IdempotencyClaim> = taken.iter().map(|(_, claim)| *claim).collect();
             let stored = idempotency::find_live(&mut tx, &earlier).await?;
             for (index, claim) in taken {
-                let response = stored
+                let record = stored
                     .get(&(claim.scope.clone(), claim.key.clone()))
-                    .cloned()
                     .ok_or_else(|| {
                         sqlx::Error::Protocol(
                             "an idempotency key was taken but its record vanished".to_owned(),
                         )
                     })?;
-                outcomes[index] = CommitOutcome::Replayed(response);
+                outcomes[index] = if record.matches(claim) {
+                    CommitOutcome::Replayed(record.response.clone())
+                } else {
+                    CommitOutcome::KeyReused
+                };
             }
         }
     }

@@ -1,5 +1,6 @@
-//! Idempotency records: the answer a request with an `Idempotency-Key` got, stored in
-//! the same transaction as its rows and kept for a day, scoped per API key. This
+//! Idempotency records: the answer a request with an `Idempotency-Key` got and the
+//! SHA-256 of its decoded body, stored in the same transaction as its rows and kept
+//! for a day, scoped per API key. This
 //! module only reads and writes records; deciding what to replay is the group
 //! committer's job.
 
@@ -16,7 +17,39 @@ pub struct IdempotencyClaim {
     /// The API key's fingerprint: the same idempotency key under two API keys is two keys.
     pub scope: String,
     pub key: String,
+    /// SHA-256 of the decoded request body, lowercase hex.
+    pub request_sha256: String,
     pub response: StoredResponse,
+}
+
+/// A live record: the answer to replay and the digest of the request it answered
+/// (`None` for records written before digests were stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub response: StoredResponse,
+    pub request_sha256: Option<String>,
+}
+
+impl StoredRecord {
+    /// Whether `claim` repeats the request this record answered. A record without a
+    /// digest cannot tell, and is taken to match.
+    pub fn matches(&self, claim: &IdempotencyClaim) -> bool {
+        self.request_sha256
+            .as_deref()
+            .is_none_or(|digest| digest == claim.request_sha256)
+    }
+}
+
+/// The lowercase hex SHA-256 of `bytes`.
+pub fn request_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut out, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
 }
 
 /// An answer as it was sent: status and JSON body.
@@ -30,11 +63,11 @@ pub struct StoredResponse {
 pub async fn find_live(
     conn: &mut PgConnection,
     claims: &[&IdempotencyClaim],
-) -> Result<HashMap<(String, String), StoredResponse>, sqlx::Error> {
+) -> Result<HashMap<(String, String), StoredRecord>, sqlx::Error> {
     let scopes: Vec<&str> = claims.iter().map(|c| c.scope.as_str()).collect();
     let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
-    let rows: Vec<(String, String, i16, String)> = sqlx::query_as(&format!(
-        "SELECT i.scope, i.key, i.status, i.response \
+    let rows: Vec<(String, String, i16, String, Option<String>)> = sqlx::query_as(&format!(
+        "SELECT i.scope, i.key, i.status, i.response, i.request_sha256 \
          FROM idempotency_keys i \
          JOIN UNNEST($1::text[], $2::text[]) AS u(scope, key) \
            ON i.scope = u.scope AND i.key = u.key \
@@ -46,9 +79,16 @@ pub async fn find_live(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(scope, key, status, body)| {
+        .map(|(scope, key, status, body, request_sha256)| {
             let status = u16::try_from(status).unwrap_or(200);
-            ((scope, key), StoredResponse { status, body })
+            let response = StoredResponse { status, body };
+            (
+                (scope, key),
+                StoredRecord {
+                    response,
+                    request_sha256,
+                },
+            )
         })
         .collect())
 }
@@ -71,11 +111,13 @@ pub async fn claim(
         .map(|c| i16::try_from(c.response.status).unwrap_or(200))
         .collect();
     let bodies: Vec<&str> = claims.iter().map(|c| c.response.body.as_str()).collect();
+    let digests: Vec<&str> = claims.iter().map(|c| c.request_sha256.as_str()).collect();
     let claimed: Vec<(String, String)> = sqlx::query_as(&format!(
-        "INSERT INTO idempotency_keys (scope, key, status, response) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int2[], $4::text[]) \
+        "INSERT INTO idempotency_keys (scope, key, status, response, request_sha256) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int2[], $4::text[], $5::text[]) \
          ON CONFLICT (scope, key) DO UPDATE \
-           SET status = EXCLUDED.status, response = EXCLUDED.response, created_at = now() \
+           SET status = EXCLUDED.status, response = EXCLUDED.response, \
+               request_sha256 = EXCLUDED.request_sha256, created_at = now() \
            WHERE idempotency_keys.created_at <= now() - interval '{TIME_TO_LIVE}' \
          RETURNING scope, key"
     ))
@@ -83,6 +125,7 @@ pub async fn claim(
     .bind(&keys)
     .bind(&statuses)
     .bind(&bodies)
+    .bind(&digests)
     .fetch_all(conn)
     .await?;
     Ok(claimed.into_iter().collect())

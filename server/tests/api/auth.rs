@@ -49,3 +49,83 @@ async fn a_bearer_token_is_accepted_as_the_api_key() {
     assert_eq!(response.status(), 201);
     assert_eq!(app.row_count().await, 1);
 }
+
+const ADMIN_KEY: &str = "test-admin-key-for-unknown-paths";
+
+#[tokio::test]
+async fn an_unknown_api_path_without_a_key_is_401() {
+    let app = spawn_app().await;
+    for path in [
+        "/api",
+        "/api/",
+        "/api/v1/nothing",
+        "/api/v1/logs/1/other/deep",
+    ] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "API key is required", "{path}");
+    }
+    let wrong = app
+        .client
+        .post(app.url("/api/v2/logs"))
+        .header("X-API-Key", "not-a-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+}
+
+#[tokio::test]
+async fn an_unknown_api_path_with_a_valid_ingestion_or_admin_key_is_404() {
+    let app = crate::helpers::spawn_app_with(|settings| {
+        settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(ADMIN_KEY)];
+    })
+    .await;
+    for key in [OTHER_API_KEY, ADMIN_KEY] {
+        let response = app
+            .client
+            .delete(app.url("/api/v1/nothing"))
+            .header("X-API-Key", key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "Not found");
+    }
+}
+
+#[tokio::test]
+async fn request_latency_is_labelled_by_method() {
+    let app = spawn_app().await;
+    assert_eq!(app.post_single(entry("timed")).await.status(), 201);
+    let read = app
+        .client
+        .get(app.url("/api/v1/logs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 401);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "log_ingestion_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/logs\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "log_ingestion_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/logs\"} 1"
+        ),
+        "{text}"
+    );
+}

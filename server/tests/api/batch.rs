@@ -101,3 +101,37 @@ async fn a_large_batch_is_stored_whole() {
     assert_eq!(body["accepted"], 3000);
     assert_eq!(app.row_count().await, 3000);
 }
+
+#[tokio::test]
+async fn a_malformed_ndjson_line_names_its_real_line_in_the_message_too() {
+    let app = spawn_app().await;
+    let body = format!("{}\n{}\n\n{{oops\n", entry("a"), entry("b"));
+    let response = app
+        .post_body("/api/v1/logs/batch", "application/x-ndjson", body)
+        .await;
+    let body = json_with_status(response, 400).await;
+    assert_eq!(body["details"]["line"], 4);
+    let message = body["details"]["message"].as_str().unwrap();
+    assert!(message.ends_with("at line 4 column 2"), "{message}");
+    assert_eq!(app.row_count().await, 0);
+}
+
+#[tokio::test]
+async fn errors_about_the_body_shape_never_name_internal_types() {
+    let app = spawn_app().await;
+    let response = app.post_batch(vec![json!("just text")]).await;
+    let body = json_with_status(response, 200).await;
+    assert_eq!(body["rejected"], 1);
+    let text = body["errors"].to_string();
+    assert!(text.contains("expected a log entry object"), "{text}");
+    assert!(!text.contains("WireEntry"), "{text}");
+
+    let response = app.post_body("/api/v1/logs", "application/json", "5").await;
+    let body = json_with_status(response, 400).await;
+    let text = body.to_string();
+    assert!(
+        text.contains(r#"expected an object {\"log\": {...}}"#),
+        "{text}"
+    );
+    assert!(!text.contains("SingleBody"), "{text}");
+}

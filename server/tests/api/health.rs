@@ -81,7 +81,7 @@ async fn metrics_count_accepted_entries_and_refusals_in_prometheus_text() {
     );
     assert!(
         text.contains(
-            "log_ingestion_request_duration_seconds_count{route=\"/api/v1/logs/batch\"} 1"
+            "log_ingestion_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/logs/batch\"} 1"
         ),
         "{text}"
     );

@@ -55,8 +55,9 @@ fn unix_now() -> u64 {
 }
 
 /// Drops test databases left by runs more than an hour ago (names carry their creation
-/// time), so the private cluster does not grow without bound. Databases still in use
-/// are left alone.
+/// time; names without one are from an older harness and dropped too), so the private
+/// cluster does not grow without bound (hundreds of databases also slow autovacuum's
+/// visits, which BRIN autosummarize waits for). Databases still in use are left alone.
 async fn drop_stale_databases(connection: &mut PgConnection) {
     static CLEANED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if CLEANED.swap(true, std::sync::atomic::Ordering::SeqCst) {
@@ -73,7 +74,8 @@ async fn drop_stale_databases(connection: &mut PgConnection) {
             .split('_')
             .nth(2)
             .and_then(|secs| secs.parse::<u64>().ok());
-        if created.is_some_and(|created| created < cutoff) {
+        // A name without a creation time is from an older harness: stale as well.
+        if created.is_none_or(|created| created < cutoff) {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
                 .execute(&mut *connection)
                 .await;

@@ -105,3 +105,102 @@ async fn an_unusable_idempotency_key_is_400() {
     assert_eq!(response.status(), 400);
     assert_eq!(app.row_count().await, 0);
 }
+
+#[tokio::test]
+async fn a_reused_key_with_a_different_body_is_422_and_stores_nothing() {
+    let app = spawn_app().await;
+    let send = |body: Value| {
+        app.post("/api/v1/logs/batch")
+            .header("Idempotency-Key", "reused-key")
+            .json(&body)
+            .send()
+    };
+    let original = json!({"logs": [entry("original")]});
+    assert_eq!(send(original.clone()).await.unwrap().status(), 200);
+    let other = send(json!({"logs": [entry("something else")]}))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 422);
+    assert!(other.headers().get("idempotent-replayed").is_none());
+    let body: Value = other.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "Idempotency-Key reused with a different request"
+    );
+    assert_eq!(app.stored_messages().await, vec!["original".to_owned()]);
+    let retry = send(original).await.unwrap();
+    assert_eq!(retry.status(), 200);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(app.row_count().await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_and_two_bodies_store_only_one_body() {
+    let app = spawn_app().await;
+    let first = json!({"logs": [entry("first body")]});
+    let second = json!({"logs": [entry("second body")]});
+    let requests = (0..8).map(|n| {
+        let body = if n % 2 == 0 { &first } else { &second };
+        let sent = app
+            .post("/api/v1/logs/batch")
+            .header("Idempotency-Key", "contested")
+            .json(body)
+            .send();
+        async move { (n % 2, sent.await.unwrap().status().as_u16()) }
+    });
+    let answers = futures::future::join_all(requests).await;
+    let stored = app.stored_messages().await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let winner = usize::from(stored[0] == "second body");
+    for (body, status) in answers {
+        let expected = if body == winner { 200 } else { 422 };
+        assert_eq!(status, expected, "body {body}, winner {winner}");
+    }
+}
+
+#[tokio::test]
+async fn replayed_requests_add_no_rows_to_the_commit_batch_metric() {
+    let app = spawn_app().await;
+    let body = batch_body();
+    let send = || {
+        app.post("/api/v1/logs/batch")
+            .header("Idempotency-Key", "metric-key")
+            .json(&body)
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 200);
+    let retry = send().await.unwrap();
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(app.metric("log_ingestion_commit_batch_rows_sum").await, 2);
+    assert_eq!(app.row_count().await, 2);
+}
+
+#[tokio::test]
+async fn a_retry_compressed_differently_is_the_same_request() {
+    use std::io::Write;
+    let app = spawn_app().await;
+    let body = serde_json::to_vec(&json!({"logs": [entry("once")]})).unwrap();
+    let plain = app
+        .post("/api/v1/logs/batch")
+        .header("Idempotency-Key", "encoding-key")
+        .header("Content-Type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&body).unwrap();
+    let gzipped = app
+        .post("/api/v1/logs/batch")
+        .header("Idempotency-Key", "encoding-key")
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(encoder.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.status(), 200);
+    assert_eq!(gzipped.headers()["idempotent-replayed"], "true");
+    assert_eq!(app.row_count().await, 1);
+}

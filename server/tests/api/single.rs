@@ -117,7 +117,9 @@ async fn sensitive_metadata_keys_are_stored_filtered_at_any_depth() {
         "request": {"headers": {"Authorization": "Bearer abc", "accept": "json"}},
         "payment": [{"credit_card": "4111111111111111"}],
         "API_KEY": "k",
-        "ssn": "078-05-1120"
+        "ssn": "078-05-1120",
+        "class_name": "User",
+        "tokens_used": 12
     });
     assert_eq!(app.post_single(log).await.status(), 201);
     let stored: Value = sqlx::query_scalar("SELECT metadata FROM logs")
@@ -131,6 +133,8 @@ async fn sensitive_metadata_keys_are_stored_filtered_at_any_depth() {
     assert_eq!(stored["payment"][0]["credit_card"], "[FILTERED]");
     assert_eq!(stored["API_KEY"], "[FILTERED]");
     assert_eq!(stored["ssn"], "[FILTERED]");
+    assert_eq!(stored["class_name"], "User");
+    assert_eq!(stored["tokens_used"], 12);
     assert!(!stored.to_string().contains("hunter2"));
 }
 
