@@ -338,6 +338,19 @@ fn assert_clear_errors(problems: &[String]) {
     }
 }
 
+/// Decodes `text` as one entry under `limits`: it must be a valid entry or be refused
+/// with clear errors. Text that is not even JSON is skipped: it is the body decoder's
+/// to refuse (see its properties below).
+fn assert_valid_entry_or_clear_errors(text: String, limits: &EntryLimits) {
+    let now = now();
+    if let Ok(raw) = RawValue::from_string(text) {
+        match LogEntry::from_json(&raw, limits, now) {
+            Ok(entry) => assert_valid_entry(&entry, limits, now),
+            Err(problems) => assert_clear_errors(&problems),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Properties: the entry decoder and validator
 // ---------------------------------------------------------------------------------
@@ -348,28 +361,13 @@ proptest! {
     /// Any syntactically valid JSON entry decodes to a valid entry or named problems.
     #[test]
     fn any_json_entry_yields_a_valid_entry_or_named_problems(text in entry_json()) {
-        let now = now();
-        let limits = EntryLimits::default();
-        // Text that is not even JSON is the body decoder's to refuse (see below).
-        if let Ok(raw) = RawValue::from_string(text) {
-            match LogEntry::from_json(&raw, &limits, now) {
-                Ok(entry) => assert_valid_entry(&entry, &limits, now),
-                Err(problems) => assert_clear_errors(&problems),
-            }
-        }
+        assert_valid_entry_or_clear_errors(text, &EntryLimits::default());
     }
 
     /// Any JSON value at all in an entry's place is decoded or refused, never a panic.
     #[test]
     fn any_json_value_in_an_entrys_place_is_refused_cleanly(text in json_value()) {
-        let now = now();
-        let limits = EntryLimits::default();
-        if let Ok(raw) = RawValue::from_string(text) {
-            match LogEntry::from_json(&raw, &limits, now) {
-                Ok(entry) => assert_valid_entry(&entry, &limits, now),
-                Err(problems) => assert_clear_errors(&problems),
-            }
-        }
+        assert_valid_entry_or_clear_errors(text, &EntryLimits::default());
     }
 
     /// Arbitrary Rust strings (NUL, any code point, any length) in every field.
@@ -402,19 +400,13 @@ proptest! {
         max_metadata_bytes in 2usize..256,
         max_metadata_depth in 1usize..4,
     ) {
-        let now = now();
         let limits = EntryLimits {
             max_message_bytes,
             max_metadata_bytes,
             max_metadata_depth,
             ..EntryLimits::default()
         };
-        if let Ok(raw) = RawValue::from_string(text) {
-            match LogEntry::from_json(&raw, &limits, now) {
-                Ok(entry) => assert_valid_entry(&entry, &limits, now),
-                Err(problems) => assert_clear_errors(&problems),
-            }
-        }
+        assert_valid_entry_or_clear_errors(text, &limits);
     }
 
     /// A secret under a sensitive key, at any depth, never reaches storage.

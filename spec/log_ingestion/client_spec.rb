@@ -203,17 +203,28 @@ RSpec.describe LogIngestion::Client, :native do
   end
 
   describe "429" do
-    it "pauses until Retry-After before sending again" do
-      answers = [[429, { "Retry-After" => "1" }, { error: "Rate limit exceeded" }]]
+    # Logs +message+ to a server that answers the first request with a 429 whose
+    # Retry-After is what the block gives as that request arrives, then accepts; flushes.
+    # Returns the client and the requests' arrival times (monotonic seconds).
+    def log_through_one_429(message, &retry_after)
       times = []
+      limited = false
       server.respond_with do |request|
         times << Process.clock_gettime(Process::CLOCK_MONOTONIC)
-        answers.shift || server.accepted(request)
+        next server.accepted(request) if limited
+
+        limited = true
+        [429, { "Retry-After" => retry_after.call }, { error: "Rate limit exceeded" }]
       end
       client = client_for
-      client.log("INFO", "limited")
+      client.log("INFO", message)
       server.wait_for_requests(1)
       client.flush(timeout: 10)
+      [client, times]
+    end
+
+    it "pauses until Retry-After before sending again" do
+      client, times = log_through_one_429("limited") { "1" }
       expect(times.size).to eq(2)
       expect(times[1] - times[0]).to be >= 0.9
       expect(server.messages).to eq(%w[limited limited])
@@ -230,17 +241,7 @@ RSpec.describe LogIngestion::Client, :native do
     end
 
     it "pauses until a Retry-After given as an HTTP date" do
-      times = []
-      answers = nil
-      server.respond_with do |request|
-        times << Process.clock_gettime(Process::CLOCK_MONOTONIC)
-        answers ||= [[429, { "Retry-After" => (Time.now + 2).httpdate }, { error: "Rate limit exceeded" }]]
-        answers.shift || server.accepted(request)
-      end
-      client = client_for
-      client.log("INFO", "limited until a date")
-      server.wait_for_requests(1)
-      client.flush(timeout: 10)
+      client, times = log_through_one_429("limited until a date") { (Time.now + 2).httpdate }
       expect(times.size).to eq(2)
       # The date has whole seconds: now + 2 s truncated is at least 1 s away.
       expect(times[1] - times[0]).to be >= 0.9

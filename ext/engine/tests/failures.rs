@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use log_ingestion_engine::{Cancel, DeliveryError, Engine, EngineConfig, ErrorKind, FlushOutcome};
 use support::{
-    entry, http_date_in, start, test_config, wait_for_rate_limit, FaultServer, Received, Reply,
-    SOON,
+    enqueue_until_paused, entry, http_date_in, start, start_behind_429, test_config,
+    wait_for_rate_limit, FaultServer, Received, Reply, SOON,
 };
 
 fn enqueue_and_flush(engine: &Engine, messages: &[&str]) {
@@ -28,6 +28,24 @@ fn assert_sent_after_a_second(earlier: &Received, later: &Received) {
         gap >= Duration::from_millis(900),
         "sent {gap:?} after the 429"
     );
+}
+
+/// Exactly two requests arrived, the second at least about a second after the first.
+fn assert_two_requests_a_second_apart(server: &FaultServer) {
+    let requests = server.received();
+    assert_eq!(requests.len(), 2);
+    assert_sent_after_a_second(&requests[0], &requests[1]);
+}
+
+/// Sends one entry to a server whose first answer is `fault`: it takes two requests, one
+/// retry, and the entry is delivered.
+fn assert_one_entry_retried_once_then_delivered(fault: Reply) {
+    let server = FaultServer::start(vec![fault]);
+    let engine = start(test_config(&server.url));
+    enqueue_and_flush(&engine, &["a"]);
+    assert_eq!(server.received().len(), 2);
+    assert_eq!(server.accepted_messages(), vec!["a"]);
+    assert_eq!(engine.stats().retried, 1);
 }
 
 fn no_more_reports(engine: &Engine) -> bool {
@@ -100,23 +118,17 @@ fn delivery_continues_with_the_next_batch_after_one_is_dropped() {
 
 #[test]
 fn a_429_with_retry_after_seconds_pauses_sending_until_then() {
-    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("1".into()))]);
-    let engine = start(test_config(&server.url));
+    let (server, engine) = start_behind_429("1");
     enqueue_and_flush(&engine, &["a"]);
-    let requests = server.received();
-    assert_eq!(requests.len(), 2);
-    assert_sent_after_a_second(&requests[0], &requests[1]);
+    assert_two_requests_a_second_apart(&server);
     assert_eq!(server.accepted_messages(), vec!["a"]);
     assert_eq!(engine.stats().retried, 1);
 }
 
 #[test]
 fn a_429_shows_rate_limited_until_in_stats_while_paused() {
-    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("2".into()))]);
-    let engine = start(test_config(&server.url));
-    engine.enqueue(entry("a"));
-    engine.flush(Duration::ZERO, &Cancel::new());
-    wait_for_rate_limit(&engine);
+    let (_server, engine) = start_behind_429("2");
+    enqueue_until_paused(&engine, "a");
     let until = engine.stats().rate_limited_until.unwrap();
     let ahead = until.duration_since(std::time::SystemTime::now()).unwrap();
     assert!(ahead > Duration::from_millis(500) && ahead <= Duration::from_secs(2));
@@ -126,44 +138,26 @@ fn a_429_shows_rate_limited_until_in_stats_while_paused() {
 
 #[test]
 fn a_429_with_an_http_date_pauses_sending_until_that_date() {
-    let server = FaultServer::start(vec![Reply::TooManyRequests(Some(http_date_in(2)))]);
-    let engine = start(test_config(&server.url));
+    let (server, engine) = start_behind_429(http_date_in(2));
     enqueue_and_flush(&engine, &["a"]);
-    let requests = server.received();
-    assert_eq!(requests.len(), 2);
     // The date has one-second resolution: two seconds ahead is at least one after truncation.
-    assert_sent_after_a_second(&requests[0], &requests[1]);
+    assert_two_requests_a_second_apart(&server);
     assert_eq!(server.accepted_messages(), vec!["a"]);
 }
 
 #[test]
 fn a_429_without_retry_after_backs_off_and_retries() {
-    let server = FaultServer::start(vec![Reply::TooManyRequests(None)]);
-    let engine = start(test_config(&server.url));
-    enqueue_and_flush(&engine, &["a"]);
-    assert_eq!(server.received().len(), 2);
-    assert_eq!(server.accepted_messages(), vec!["a"]);
-    assert_eq!(engine.stats().retried, 1);
+    assert_one_entry_retried_once_then_delivered(Reply::TooManyRequests(None));
 }
 
 #[test]
 fn entries_enqueued_during_a_429_pause_stay_queued_and_are_delivered_after_it() {
-    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("1".into()))]);
-    let engine = start(test_config(&server.url));
-    engine.enqueue(entry("first"));
-    engine.flush(Duration::ZERO, &Cancel::new());
-    wait_for_rate_limit(&engine);
+    let (server, engine) = start_behind_429("1");
+    enqueue_until_paused(&engine, "first");
     engine.enqueue(entry("second"));
     assert!(engine.stats().bytes_queued > 0);
     assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
     assert_eq!(server.accepted_messages(), vec!["first", "second"]);
-}
-
-/// Starts the queued delivery of one entry and waits until a 429 paused it.
-fn pause_queued_delivery(engine: &Engine) {
-    assert!(engine.enqueue(entry("queued")).is_accepted());
-    engine.flush(Duration::ZERO, &Cancel::new());
-    wait_for_rate_limit(engine);
 }
 
 fn single_requests(server: &FaultServer) -> Vec<Received> {
@@ -176,9 +170,8 @@ fn single_requests(server: &FaultServer) -> Vec<Received> {
 
 #[test]
 fn send_now_during_a_429_pause_waits_for_it_then_sends_once() {
-    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("1".into()))]);
-    let engine = start(test_config(&server.url));
-    pause_queued_delivery(&engine);
+    let (server, engine) = start_behind_429("1");
+    assert!(enqueue_until_paused(&engine, "queued").is_accepted());
     let outcome = engine.send_now(entry("now"), SOON, &Cancel::new()).unwrap();
     assert_eq!(outcome.attempts, 1);
     let singles = single_requests(&server);
@@ -192,9 +185,8 @@ fn send_now_during_a_429_pause_waits_for_it_then_sends_once() {
 
 #[test]
 fn send_now_during_a_429_pause_gives_up_at_its_timeout_without_sending() {
-    let server = FaultServer::start(vec![Reply::TooManyRequests(Some("2".into()))]);
-    let engine = start(test_config(&server.url));
-    pause_queued_delivery(&engine);
+    let (server, engine) = start_behind_429("2");
+    assert!(enqueue_until_paused(&engine, "queued").is_accepted());
     assert_eq!(
         engine.send_now(entry("now"), Duration::from_millis(100), &Cancel::new()),
         Err(DeliveryError::TimedOut)
@@ -235,9 +227,7 @@ fn a_429_that_exhausts_the_retries_still_pauses_the_next_batch() {
     enqueue_and_flush(&engine, &["lost"]);
     assert_eq!(engine.stats().dropped_retries_exhausted, 1);
     enqueue_and_flush(&engine, &["kept"]);
-    let requests = server.received();
-    assert_eq!(requests.len(), 2);
-    assert_sent_after_a_second(&requests[0], &requests[1]);
+    assert_two_requests_a_second_apart(&server);
     assert_eq!(server.accepted_messages(), vec!["kept"]);
 }
 
@@ -336,12 +326,7 @@ fn an_answer_slower_than_the_read_timeout_is_retried() {
 
 #[test]
 fn a_connection_closed_without_an_answer_is_retried() {
-    let server = FaultServer::start(vec![Reply::Close]);
-    let engine = start(test_config(&server.url));
-    enqueue_and_flush(&engine, &["a"]);
-    assert_eq!(server.received().len(), 2);
-    assert_eq!(server.accepted_messages(), vec!["a"]);
-    assert_eq!(engine.stats().retried, 1);
+    assert_one_entry_retried_once_then_delivered(Reply::Close);
 }
 
 #[test]

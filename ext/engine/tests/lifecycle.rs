@@ -30,6 +30,37 @@ fn message_number(message: &str) -> usize {
     message[..3].parse().unwrap()
 }
 
+/// Flushes (failing the test unless everything was delivered) and returns the numbers of
+/// the `sized_entry` messages the server accepted, in arrival order.
+fn flush_and_number_delivered(engine: &Engine, server: &FaultServer) -> Vec<usize> {
+    assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
+    server
+        .accepted_messages()
+        .iter()
+        .map(|m| message_number(m))
+        .collect()
+}
+
+/// Runs `call` on another thread with a fresh `Cancel`, cancels it once the server has
+/// received a request, and returns what `call` returned (an error if it did not return
+/// within `SOON`).
+fn cancel_once_sending<T: Send + 'static>(
+    engine: &Arc<Engine>,
+    server: &FaultServer,
+    call: impl FnOnce(&Engine, &Cancel) -> T + Send + 'static,
+) -> Result<T, mpsc::RecvTimeoutError> {
+    let cancel = Cancel::new();
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn({
+        let engine = Arc::clone(engine);
+        let cancel = cancel.clone();
+        move || done.send(call(&engine, &cancel)).unwrap()
+    });
+    server.wait_for_requests(1, SOON);
+    cancel.cancel();
+    finished.recv_timeout(SOON)
+}
+
 #[test]
 fn a_full_queue_drops_the_newest_entries_and_counts_them() {
     let server = FaultServer::start(vec![]);
@@ -43,12 +74,7 @@ fn a_full_queue_drops_the_newest_entries_and_counts_them() {
     let stats = engine.stats();
     assert_eq!(stats.dropped_queue_full, (20 - accepted) as u64);
     assert!(stats.bytes_queued <= 2048);
-    assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
-    let delivered: Vec<usize> = server
-        .accepted_messages()
-        .iter()
-        .map(|m| message_number(m))
-        .collect();
+    let delivered = flush_and_number_delivered(&engine, &server);
     assert_eq!(delivered, (0..accepted).collect::<Vec<_>>());
 }
 
@@ -61,12 +87,7 @@ fn a_full_queue_with_policy_oldest_keeps_the_newest_entries() {
     }
     let dropped = engine.stats().dropped_queue_full as usize;
     assert!((1..20).contains(&dropped), "{dropped} dropped");
-    assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
-    let delivered: Vec<usize> = server
-        .accepted_messages()
-        .iter()
-        .map(|m| message_number(m))
-        .collect();
+    let delivered = flush_and_number_delivered(&engine, &server);
     assert_eq!(delivered, (dropped..20).collect::<Vec<_>>());
 }
 
@@ -144,19 +165,10 @@ fn flush_returns_when_cancelled_from_another_thread() {
     let server = FaultServer::start(vec![Reply::SlowAccept(Duration::from_secs(30))]);
     let engine = Arc::new(start(test_config(&server.url)));
     engine.enqueue(entry("slow"));
-    let cancel = Cancel::new();
-    let (done, finished) = mpsc::channel();
-    std::thread::spawn({
-        let engine = Arc::clone(&engine);
-        let cancel = cancel.clone();
-        move || {
-            done.send(engine.flush(Duration::from_secs(60), &cancel))
-                .unwrap()
-        }
+    let finished = cancel_once_sending(&engine, &server, |engine, cancel| {
+        engine.flush(Duration::from_secs(60), cancel)
     });
-    server.wait_for_requests(1, SOON);
-    cancel.cancel();
-    assert_eq!(finished.recv_timeout(SOON), Ok(FlushOutcome::Cancelled));
+    assert_eq!(finished, Ok(FlushOutcome::Cancelled));
 }
 
 #[test]
@@ -294,22 +306,10 @@ fn send_now_gives_up_at_its_timeout() {
 fn send_now_returns_when_cancelled() {
     let server = FaultServer::start(vec![Reply::SlowAccept(Duration::from_secs(30))]);
     let engine = Arc::new(start(test_config(&server.url)));
-    let cancel = Cancel::new();
-    let (done, finished) = mpsc::channel();
-    std::thread::spawn({
-        let engine = Arc::clone(&engine);
-        let cancel = cancel.clone();
-        move || {
-            done.send(engine.send_now(entry("slow"), Duration::from_secs(60), &cancel))
-                .unwrap()
-        }
+    let finished = cancel_once_sending(&engine, &server, |engine, cancel| {
+        engine.send_now(entry("slow"), Duration::from_secs(60), cancel)
     });
-    server.wait_for_requests(1, SOON);
-    cancel.cancel();
-    assert_eq!(
-        finished.recv_timeout(SOON).unwrap(),
-        Err(DeliveryError::Cancelled)
-    );
+    assert_eq!(finished.unwrap(), Err(DeliveryError::Cancelled));
 }
 
 #[test]

@@ -107,15 +107,7 @@ async fn request_latency_is_labelled_by_method() {
         .await
         .unwrap();
     assert_eq!(read.status(), 401);
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.contains(
             "log_ingestion_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/logs\"} 1"

@@ -240,17 +240,21 @@ impl TestApp {
             .unwrap()
     }
 
-    /// The value of the unlabelled sample `name` on `/metrics`.
-    pub async fn metric(&self, name: &str) -> u64 {
-        let text = self
-            .client
+    /// The text `/metrics` answers.
+    pub async fn metrics_text(&self) -> String {
+        self.client
             .get(self.url("/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The value of the unlabelled sample `name` on `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self.metrics_text().await;
         text.lines()
             .find_map(|line| line.strip_prefix(&format!("{name} ")))
             .and_then(|value| value.parse().ok())

@@ -22,7 +22,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::serve::{IncomingStream, Listener};
-use log_ingestion_engine::{Engine, EngineConfig};
+use log_ingestion_engine::{Cancel, Engine, EngineConfig, Enqueued};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -407,6 +407,23 @@ pub fn wait_for_rate_limit(engine: &Engine) {
         wait_until(SOON, || engine.stats().rate_limited_until.is_some()),
         "no 429 pause within {SOON:?}"
     );
+}
+
+/// Starts a server whose first answer is a 429 with this `Retry-After` value, and an
+/// engine (with `test_config`) that sends to it.
+pub fn start_behind_429(retry_after: impl Into<String>) -> (FaultServer, Engine) {
+    let server = FaultServer::start(vec![Reply::TooManyRequests(Some(retry_after.into()))]);
+    let engine = start(test_config(&server.url));
+    (server, engine)
+}
+
+/// Enqueues `message`, starts its delivery without waiting for it, and waits until a
+/// 429 paused the engine; returns what `enqueue` answered.
+pub fn enqueue_until_paused(engine: &Engine, message: &str) -> Enqueued {
+    let enqueued = engine.enqueue(entry(message));
+    engine.flush(Duration::ZERO, &Cancel::new());
+    wait_for_rate_limit(engine);
+    enqueued
 }
 
 /// A config for tests: tiny retry delays, no interval sends unless a test asks.
