@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
+use log_ingestion_server::storage::copy_text;
 use log_ingestion_wire::{
     BatchRequest, BatchResponse, WireEntry, API_KEY_HEADER, BATCH_PATH, HEALTH_PATH,
 };
@@ -786,7 +787,7 @@ fn copy_text(entries: &[WireEntry]) -> Result<Vec<Vec<u8>>> {
             if i > 0 {
                 buf.push(b'\t');
             }
-            push_copy_escaped(&mut buf, field);
+            copy_text::push_field(&mut buf, field);
         }
         buf.push(b'\n');
         if buf.len() >= CHUNK {
@@ -800,18 +801,6 @@ fn copy_text(entries: &[WireEntry]) -> Result<Vec<Vec<u8>>> {
         chunks.push(buf);
     }
     Ok(chunks)
-}
-
-fn push_copy_escaped(buf: &mut Vec<u8>, field: &str) {
-    for byte in field.bytes() {
-        match byte {
-            b'\\' => buf.extend_from_slice(b"\\\\"),
-            b'\t' => buf.extend_from_slice(b"\\t"),
-            b'\n' => buf.extend_from_slice(b"\\n"),
-            b'\r' => buf.extend_from_slice(b"\\r"),
-            other => buf.push(other),
-        }
-    }
 }
 
 async fn raw_copy(

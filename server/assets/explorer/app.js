@@ -139,18 +139,28 @@
     };
   }
 
-  function urlFor(v) {
-    const params = new URLSearchParams();
-    if (v.range === 'custom') {
-      if (v.since) params.set('since', v.since);
-      if (v.until) params.set('until', v.until);
-    } else {
-      params.set('range', v.range);
-    }
+  /** The filters a view shares between its page URL and its API calls. */
+  function setFilterParams(params, v) {
     if (v.services.length) params.set('service', v.services.join(','));
     if (v.levels.length) params.set('level', v.levels.join(','));
     if (v.q) params.set('q', v.q);
     for (const [key, value] of v.meta) params.append(`meta.${key}`, value);
+  }
+
+  /** Sets `since`/`until` for a custom range, or the preset under `presetKey`. */
+  function setRangeParams(params, v, presetKey) {
+    if (v.range === 'custom') {
+      if (v.since) params.set('since', v.since);
+      if (v.until) params.set('until', v.until);
+    } else {
+      params.set(presetKey, v.range);
+    }
+  }
+
+  function urlFor(v) {
+    const params = new URLSearchParams();
+    setRangeParams(params, v, 'range');
+    setFilterParams(params, v);
     if (v.live) params.set('live', '1');
     return `${location.pathname}?${params}`;
   }
@@ -158,18 +168,8 @@
   /** The API's filter parameters for a view; `withTime` false for the live tail. */
   function apiParams(v, withTime = true) {
     const params = new URLSearchParams();
-    if (withTime) {
-      if (v.range === 'custom') {
-        if (v.since) params.set('since', v.since);
-        if (v.until) params.set('until', v.until);
-      } else {
-        params.set('since', v.range);
-      }
-    }
-    if (v.services.length) params.set('service', v.services.join(','));
-    if (v.levels.length) params.set('level', v.levels.join(','));
-    if (v.q) params.set('q', v.q);
-    for (const [key, value] of v.meta) params.append(`meta.${key}`, value);
+    if (withTime) setRangeParams(params, v, 'since');
+    setFilterParams(params, v);
     return params;
   }
 

@@ -28,7 +28,8 @@ pub fn push_row(out: &mut Vec<u8>, entry: &LogEntry) {
     out.push(b'\n');
 }
 
-fn push_field(out: &mut Vec<u8>, text: &str) {
+/// Appends `text` as one field, escaped for the text `COPY` format.
+pub fn push_field(out: &mut Vec<u8>, text: &str) {
     for byte in text.bytes() {
         match byte {
             b'\\' => out.extend_from_slice(b"\\\\"),

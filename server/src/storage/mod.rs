@@ -3,7 +3,7 @@
 //! retention. Nothing outside this module writes SQL for the ingest path; this module
 //! never knows about HTTP.
 
-mod copy_text;
+pub mod copy_text;
 pub mod group_commit;
 pub mod idempotency;
 pub mod retention;
