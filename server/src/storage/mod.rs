@@ -7,6 +7,7 @@ pub mod copy_text;
 pub mod group_commit;
 pub mod idempotency;
 pub mod retention;
+pub mod timescale;
 
 use std::fmt;
 
@@ -69,9 +70,19 @@ pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StorageError> {
         .connect_lazy_with(options))
 }
 
-/// Applies every migration in `migrations/`; re-running is a no-op.
+/// Applies every migration in `migrations/`, then sets up TimescaleDB when this
+/// server can have it (otherwise warns once, saying why, and stays plain PostgreSQL);
+/// re-running is a no-op. A migration that databases may already have applied was
+/// removed (the old in-SQL TimescaleDB step, now `timescale::enable`): its record is
+/// ignored rather than refused.
 pub async fn migrate(pool: &PgPool) -> Result<(), StorageError> {
-    sqlx::migrate!("../migrations").run(pool).await?;
+    let mut migrator = sqlx::migrate!("../migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await?;
+    match timescale::unavailable_reason(pool).await? {
+        None => timescale::enable(pool).await?,
+        Some(reason) => tracing::warn!("plain PostgreSQL mode: {reason}"),
+    }
     Ok(())
 }
 
