@@ -5,7 +5,6 @@
 //! fate: all committed, or none (each then answers 503). It never acknowledges a
 //! submission before its transaction has committed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use super::copy_text::{push_row, COPY_LOGS};
-use super::idempotency::{self, IdempotencyClaim, StoredResponse};
+use super::idempotency::{self, IdempotencyClaim, KeyDecision, StoredResponse};
 use crate::config::GroupCommitSettings;
 use crate::domain::LogEntry;
 use crate::metrics::Metrics;
@@ -204,52 +203,14 @@ async fn write_group(
         .filter_map(|(index, submission)| submission.claim.as_ref().map(|claim| (index, claim)))
         .collect();
     if !claims.is_empty() {
-        // The same key twice in one group: the later one replays the earlier.
-        let mut first_in_group: HashMap<(&str, &str), usize> = HashMap::new();
-        let mut unique = Vec::new();
-        for &(index, claim) in &claims {
-            let id = (claim.scope.as_str(), claim.key.as_str());
-            match first_in_group.get(&id) {
-                Some(&earlier) => {
-                    outcomes[index] = match group[earlier].claim.as_ref() {
-                        Some(first) if first.request_sha256 != claim.request_sha256 => {
-                            CommitOutcome::KeyReused
-                        }
-                        Some(first) => CommitOutcome::Replayed(first.response.clone()),
-                        None => CommitOutcome::Replayed(claim.response.clone()),
-                    };
-                }
-                None => {
-                    first_in_group.insert(id, index);
-                    unique.push((index, claim));
-                }
-            }
-        }
-        // A fixed lock order, so two writers' transactions cannot deadlock on keys.
-        unique.sort_by(|(_, a), (_, b)| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
-        let all: Vec<&IdempotencyClaim> = unique.iter().map(|(_, claim)| *claim).collect();
-        let claimed = idempotency::claim(&mut tx, &all).await?;
-        let taken: Vec<(usize, &IdempotencyClaim)> = unique
-            .into_iter()
-            .filter(|(_, c)| !claimed.contains(&(c.scope.clone(), c.key.clone())))
-            .collect();
-        if !taken.is_empty() {
-            let earlier: Vec<&IdempotencyClaim> = taken.iter().map(|(_, claim)| *claim).collect();
-            let stored = idempotency::find_live(&mut tx, &earlier).await?;
-            for (index, claim) in taken {
-                let record = stored
-                    .get(&(claim.scope.clone(), claim.key.clone()))
-                    .ok_or_else(|| {
-                        sqlx::Error::Protocol(
-                            "an idempotency key was taken but its record vanished".to_owned(),
-                        )
-                    })?;
-                outcomes[index] = if record.matches(claim) {
-                    CommitOutcome::Replayed(record.response.clone())
-                } else {
-                    CommitOutcome::KeyReused
-                };
-            }
+        let only_claims: Vec<&IdempotencyClaim> = claims.iter().map(|(_, claim)| *claim).collect();
+        let decisions = idempotency::decide(&mut tx, &only_claims).await?;
+        for ((index, _), decision) in claims.iter().zip(decisions) {
+            outcomes[*index] = match decision {
+                KeyDecision::Claimed => CommitOutcome::Committed,
+                KeyDecision::Replay(response) => CommitOutcome::Replayed(response),
+                KeyDecision::Reused => CommitOutcome::KeyReused,
+            };
         }
     }
 

@@ -1,8 +1,10 @@
 //! Idempotency records: the answer a request with an `Idempotency-Key` got and the
 //! SHA-256 of its decoded body, stored in the same transaction as its rows and kept
-//! for a day, scoped per API key. This
-//! module only reads and writes records; deciding what to replay is the group
-//! committer's job.
+//! for a day, scoped per API key. This module owns the records and the replay rule:
+//! a request is answered from a record only when that record is committed (before its
+//! transaction, or by it) and was made for the same body; a request whose key fails is
+//! never answered from another failed request. It never writes log rows and never
+//! knows about HTTP.
 
 use std::collections::{HashMap, HashSet};
 
@@ -59,8 +61,84 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// What to do with one request that carries an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyDecision {
+    /// The key is this request's now: write its rows; its record commits with them.
+    Claimed,
+    /// The key's committed record answered this very request: write nothing, answer
+    /// with the stored response.
+    Replay(StoredResponse),
+    /// The key's committed record answered a request with another body: write
+    /// nothing, refuse (422).
+    Reused,
+}
+
+/// Decides, inside the group's transaction `conn`, what each of `claims` (one per
+/// request, keys may repeat) gets, claiming every unused key on the way. For each key
+/// the record that will be committed is either the first claim of it in this group
+/// (when the key was unused) or the live record already stored; every request is then
+/// judged against that record alone: `Claimed` for the claim that wrote it, `Replay`
+/// for a request with the same body, `Reused` otherwise. A request is thus never
+/// replayed from a claim that was itself refused. Keys are locked in a fixed order, so
+/// two transactions cannot deadlock on them.
+pub async fn decide(
+    conn: &mut PgConnection,
+    claims: &[&IdempotencyClaim],
+) -> Result<Vec<KeyDecision>, sqlx::Error> {
+    let mut first_claims: HashMap<(&str, &str), &IdempotencyClaim> = HashMap::new();
+    for claim in claims {
+        first_claims
+            .entry((claim.scope.as_str(), claim.key.as_str()))
+            .or_insert(claim);
+    }
+    let mut unique: Vec<&IdempotencyClaim> = first_claims.values().copied().collect();
+    unique.sort_by(|a, b| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
+    let claimed = claim(conn, &unique).await?;
+    let taken: Vec<&IdempotencyClaim> = unique
+        .into_iter()
+        .filter(|c| !claimed.contains(&(c.scope.clone(), c.key.clone())))
+        .collect();
+    let stored = if taken.is_empty() {
+        HashMap::new()
+    } else {
+        find_live(conn, &taken).await?
+    };
+    claims
+        .iter()
+        .map(|claim| {
+            let id = (claim.scope.as_str(), claim.key.as_str());
+            let first = first_claims.get(&id).copied();
+            if claimed.contains(&(claim.scope.clone(), claim.key.clone())) {
+                let Some(first) = first else {
+                    return Err(vanished());
+                };
+                return Ok(if std::ptr::eq(first, *claim) {
+                    KeyDecision::Claimed
+                } else if first.request_sha256 == claim.request_sha256 {
+                    KeyDecision::Replay(first.response.clone())
+                } else {
+                    KeyDecision::Reused
+                });
+            }
+            let record = stored
+                .get(&(claim.scope.clone(), claim.key.clone()))
+                .ok_or_else(vanished)?;
+            Ok(if record.matches(claim) {
+                KeyDecision::Replay(record.response.clone())
+            } else {
+                KeyDecision::Reused
+            })
+        })
+        .collect()
+}
+
+fn vanished() -> sqlx::Error {
+    sqlx::Error::Protocol("an idempotency key was taken but its record vanished".to_owned())
+}
+
 /// The unexpired records among `claims`, keyed by (scope, key).
-pub async fn find_live(
+async fn find_live(
     conn: &mut PgConnection,
     claims: &[&IdempotencyClaim],
 ) -> Result<HashMap<(String, String), StoredRecord>, sqlx::Error> {
@@ -97,7 +175,7 @@ pub async fn find_live(
 /// returns the claimed (scope, key) pairs. A key held by another transaction makes this
 /// wait for it, so two concurrent requests can never both claim one key. `claims` must
 /// not repeat a key.
-pub async fn claim(
+async fn claim(
     conn: &mut PgConnection,
     claims: &[&IdempotencyClaim],
 ) -> Result<HashSet<(String, String)>, sqlx::Error> {

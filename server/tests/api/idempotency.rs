@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{entry, spawn_app, OTHER_API_KEY};
+use crate::helpers::{entry, spawn_app, spawn_app_with, OTHER_API_KEY};
 
 fn batch_body() -> Value {
     let mut bad = entry("bad");
@@ -203,4 +203,63 @@ async fn a_retry_compressed_differently_is_the_same_request() {
     assert_eq!(gzipped.status(), 200);
     assert_eq!(gzipped.headers()["idempotent-replayed"], "true");
     assert_eq!(app.row_count().await, 1);
+}
+
+/// Issue 8, item 6: many requests with one key, all carrying a body other than the
+/// one the key was first used with, arrive together and land in one commit group.
+/// The first of them gets 422; the others used to be "replayed" from that 422-bound
+/// claim and answered 200 `accepted` while nothing was stored. A request whose key
+/// fails is never answered 2xx: every one of them is 422, and nothing more is stored.
+#[tokio::test]
+async fn requests_in_one_group_reusing_a_key_with_another_body_are_all_refused() {
+    let app = spawn_app().await;
+    let send = |body: Value| {
+        app.post("/api/v1/logs/batch")
+            .header("Idempotency-Key", "reused-in-one-group")
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        send(json!({"logs": [entry("original")]}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let other = json!({"logs": [entry("another body")]});
+    let answers = futures::future::join_all((0..16).map(|_| send(other.clone()))).await;
+    let statuses: Vec<u16> = answers
+        .into_iter()
+        .map(|answer| answer.unwrap().status().as_u16())
+        .collect();
+    assert!(statuses.iter().all(|&status| status == 422), "{statuses:?}");
+    assert_eq!(app.stored_messages().await, vec!["original".to_owned()]);
+}
+
+/// The replay rule within one group when the key is new: the first request's claim is
+/// committed with its rows, so an identical request in the same group replays it
+/// (answered 2xx, stored once) and a request with another body is refused.
+#[tokio::test]
+async fn in_one_group_a_fresh_key_replays_only_the_request_it_committed() {
+    let app = spawn_app_with(|settings| {
+        settings.group_commit.writers = 1;
+        settings.group_commit.linger = std::time::Duration::from_millis(200);
+    })
+    .await;
+    let body = json!({"logs": [entry("fresh key")]});
+    let answers = futures::future::join_all((0..8).map(|_| {
+        app.post("/api/v1/logs/batch")
+            .header("Idempotency-Key", "fresh-in-one-group")
+            .json(&body)
+            .send()
+    }))
+    .await;
+    let replayed = answers
+        .iter()
+        .map(|answer| answer.as_ref().unwrap())
+        .inspect(|answer| assert_eq!(answer.status(), 200))
+        .filter(|answer| answer.headers().contains_key("idempotent-replayed"))
+        .count();
+    assert_eq!(replayed, 7);
+    assert_eq!(app.stored_messages().await, vec!["fresh key".to_owned()]);
 }
