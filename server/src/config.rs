@@ -29,6 +29,8 @@ pub struct Settings {
     pub shutdown_deadline: Duration,
     /// Keys that may read logs (`LOG_INGESTION_ADMIN_API_KEYS`); empty means nobody can.
     pub admin_api_keys: Vec<ApiKey>,
+    /// The read side's own connections and bounds.
+    pub read: ReadSettings,
 }
 
 /// How to reach PostgreSQL.
@@ -116,6 +118,52 @@ pub struct GroupCommitSettings {
     pub writers: usize,
     pub max_rows: usize,
     pub max_bytes: usize,
+}
+
+/// The read side's own resources, so that reading never takes the writers'
+/// connections: a separate pool whose size is also the number of read queries at once,
+/// how long a read waits for one of them before a 503, and a `statement_timeout` on
+/// every read query.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadSettings {
+    pub max_connections: u32,
+    pub queue_wait: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl Default for ReadSettings {
+    fn default() -> Self {
+        ReadSettings {
+            max_connections: 4,
+            queue_wait: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ReadSettings {
+    fn read(reader: &mut Reader<'_>) -> Self {
+        let defaults = ReadSettings::default();
+        let settings = ReadSettings {
+            max_connections: reader.number(
+                "LOG_INGESTION_READ_MAX_CONNECTIONS",
+                defaults.max_connections,
+                1,
+            ),
+            queue_wait: reader.duration("LOG_INGESTION_READ_QUEUE_WAIT", defaults.queue_wait),
+            statement_timeout: reader.duration(
+                "LOG_INGESTION_READ_STATEMENT_TIMEOUT",
+                defaults.statement_timeout,
+            ),
+        };
+        // PostgreSQL reads 0 as "no timeout": refuse it rather than unbound reads.
+        if settings.statement_timeout < Duration::from_millis(1) {
+            reader
+                .problems
+                .push("  LOG_INGESTION_READ_STATEMENT_TIMEOUT: must be at least 1ms".to_owned());
+        }
+        settings
+    }
 }
 
 /// One configured API key. Its text is private; only a fingerprint (a SHA-256 prefix)
@@ -283,6 +331,7 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            read: ReadSettings::read(&mut reader),
         };
         let api_keys = match ApiKeys::new(keys) {
             Ok(keys) => Some(keys),
@@ -504,5 +553,33 @@ mod tests {
         let shown = format!("{settings:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("super-secret-key"), "{shown}");
+    }
+
+    #[test]
+    fn the_read_side_has_small_bounded_defaults_and_refuses_an_unbounded_timeout() {
+        let base = [
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+        ];
+        let settings = settings_from(&base).unwrap();
+        assert_eq!(settings.read.max_connections, 4);
+        assert_eq!(settings.read.queue_wait, Duration::from_secs(1));
+        assert_eq!(settings.read.statement_timeout, Duration::from_secs(10));
+        let error = settings_from(&[
+            base[0],
+            base[1],
+            ("LOG_INGESTION_READ_STATEMENT_TIMEOUT", "0s"),
+            ("LOG_INGESTION_READ_MAX_CONNECTIONS", "0"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("LOG_INGESTION_READ_STATEMENT_TIMEOUT"),
+            "{error}"
+        );
+        assert!(
+            error.contains("LOG_INGESTION_READ_MAX_CONNECTIONS"),
+            "{error}"
+        );
     }
 }

@@ -22,6 +22,7 @@ pub struct Metrics {
     rate_limited: AtomicU64,
     server_busy: AtomicU64,
     database_errors: AtomicU64,
+    read_queries_cancelled: AtomicU64,
     /// By (method, route).
     request_latency: Mutex<BTreeMap<(String, String), Histogram>>,
     commit_rows: Mutex<Histogram>,
@@ -37,6 +38,7 @@ impl Default for Metrics {
             rate_limited: AtomicU64::new(0),
             server_busy: AtomicU64::new(0),
             database_errors: AtomicU64::new(0),
+            read_queries_cancelled: AtomicU64::new(0),
             request_latency: Mutex::new(BTreeMap::new()),
             commit_rows: Mutex::new(Histogram::new(BATCH_BUCKETS)),
             commit_latency: Mutex::new(Histogram::new(LATENCY_BUCKETS)),
@@ -68,6 +70,11 @@ impl Metrics {
 
     pub fn database_error(&self) {
         self.database_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A read query cancelled because its request went away.
+    pub fn read_query_cancelled(&self) {
+        self.read_queries_cancelled.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn request_finished(&self, method: &str, route: &str, elapsed: Duration) {
@@ -146,6 +153,12 @@ impl Metrics {
             "log_ingestion_database_errors_total",
             "Failed group commits and storage errors.",
             self.database_errors.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "log_ingestion_read_queries_cancelled_total",
+            "Read queries cancelled because their client went away.",
+            self.read_queries_cancelled.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             out,

@@ -23,7 +23,7 @@ use crate::config::Settings;
 use crate::inflight::InflightBudget;
 use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimiter;
-use crate::read::{self, AdminKeys, ReadContext, TailSettings};
+use crate::read::{self, AdminKeys, ReadContext, ReadPool, TailSettings};
 use crate::routes;
 use crate::state::AppState;
 use crate::storage::{self, retention, GroupCommitter, StorageError, StorageMode};
@@ -97,7 +97,7 @@ impl Application {
             metrics,
         };
         let read_context = ReadContext::new(
-            state.pool.clone(),
+            read_pool(&state)?,
             state.storage_mode,
             TailSettings::default(),
         );
@@ -220,13 +220,25 @@ async fn serve_connections(
 
 /// The whole HTTP surface with a read side of its own (tests and tools that do not
 /// need to close live tails at shutdown).
-pub fn build_router(state: AppState) -> Router {
+pub fn build_router(state: AppState) -> Result<Router, StorageError> {
     let read_context = ReadContext::new(
-        state.pool.clone(),
+        read_pool(&state)?,
         state.storage_mode,
         TailSettings::default(),
     );
-    build_router_with(state, read_context)
+    Ok(build_router_with(state, read_context))
+}
+
+/// The read side's own pool (issue 8: reads never take the writers' connections), on
+/// the primary's URL; a read replica would be the one place to change.
+fn read_pool(state: &AppState) -> Result<ReadPool, StorageError> {
+    let settings = &state.settings;
+    ReadPool::connect_lazy(
+        &settings.database.url,
+        &settings.database,
+        &settings.read,
+        Arc::clone(&state.metrics),
+    )
 }
 
 /// The whole HTTP surface: probes, ingest, and the read side (query API and explorer),

@@ -1,7 +1,8 @@
 //! The read side's failures. Authentication, storage and internal failures are the
 //! server's own [`ApiError`] (same bodies as the ingest side); this type adds only what
-//! reading needs: `400 {"error":"Invalid query","details":[...]}` and `404`. It never
-//! leaks a database error's text to the client.
+//! reading needs: `400 {"error":"Invalid query","details":[...]}`, `404`, and the read
+//! side's own 503s (too many reads at once, a query past its timeout, too many tails),
+//! each labelled for `/metrics`. It never leaks a database error's text to the client.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,7 +10,10 @@ use axum::Json;
 use log_ingestion_wire::ErrorBody;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, RejectionReason};
+
+/// PostgreSQL's `query_canceled`: a `statement_timeout` (or a cancel) ended the query.
+const QUERY_CANCELED: &str = "57014";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -22,6 +26,12 @@ pub enum ReadError {
     TooManyTails,
     #[error("Server is shutting down")]
     ShuttingDown,
+    /// Every read connection stayed busy for the whole queue wait.
+    #[error("Server busy")]
+    Busy,
+    /// The query ran past `LOG_INGESTION_READ_STATEMENT_TIMEOUT`.
+    #[error("Query timed out")]
+    QueryTimedOut,
     #[error(transparent)]
     Api(#[from] ApiError),
 }
@@ -38,6 +48,11 @@ impl From<sqlx::Error> for ReadError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 tracing::warn!(%error, "database unavailable while reading logs");
                 ReadError::Api(ApiError::StorageUnavailable)
+            }
+            sqlx::Error::Database(database)
+                if database.code().as_deref() == Some(QUERY_CANCELED) =>
+            {
+                ReadError::QueryTimedOut
             }
             other => ReadError::Api(ApiError::Internal(format!("read query failed: {other}"))),
         }
@@ -63,18 +78,42 @@ impl IntoResponse for ReadError {
                 }),
             )
                 .into_response(),
-            ReadError::TooManyTails => {
-                unavailable("Too many live tails", "close another tail or retry later")
-            }
-            ReadError::ShuttingDown => {
-                unavailable("Server is shutting down", "retry against a running server")
-            }
+            ReadError::TooManyTails => unavailable(
+                "Too many live tails",
+                "close another tail or retry later",
+                "too_many_tails",
+                5,
+            ),
+            ReadError::ShuttingDown => unavailable(
+                "Server is shutting down",
+                "retry against a running server",
+                "shutting_down",
+                5,
+            ),
+            ReadError::Busy => unavailable(
+                "Server busy",
+                "every read connection is in use (LOG_INGESTION_READ_MAX_CONNECTIONS); retry shortly",
+                "read_busy",
+                1,
+            ),
+            ReadError::QueryTimedOut => unavailable(
+                "Query timed out",
+                "the query ran longer than LOG_INGESTION_READ_STATEMENT_TIMEOUT; narrow the time range or the filters",
+                "read_timeout",
+                5,
+            ),
             ReadError::Api(error) => error.into_response(),
         }
     }
 }
 
-fn unavailable(error: &str, details: &str) -> Response {
+/// A 503 with `Retry-After`, labelled `reason` in `log_ingestion_requests_rejected_total`.
+fn unavailable(
+    error: &str,
+    details: &str,
+    reason: &'static str,
+    retry_after_secs: u64,
+) -> Response {
     let mut response = (
         StatusCode::SERVICE_UNAVAILABLE,
         Json(ErrorBody {
@@ -85,6 +124,7 @@ fn unavailable(error: &str, details: &str) -> Response {
         .into_response();
     response
         .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(5u64));
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response.extensions_mut().insert(RejectionReason(reason));
     response
 }

@@ -93,8 +93,11 @@ pub async fn histogram(
         .push(" * interval '1 second', timestamp, timestamptz '2000-01-01 00:00:00+00') AS bucket, level, count(*) AS n FROM logs WHERE TRUE");
     filter.push_conditions(&mut sql);
     sql.push(" GROUP BY 1, 2");
-    let rows: Vec<(DateTime<Utc>, String, i64)> =
-        sql.build_query_as().fetch_all(&context.pool).await?;
+    let mut connection = context.reads.acquire().await?;
+    let rows: Vec<(DateTime<Utc>, String, i64)> = connection
+        .run(|conn| sql.build_query_as().fetch_all(conn))
+        .await?;
+    drop(connection);
 
     let first = align(since, width);
     let count = (until - first).num_seconds() / width + 1;

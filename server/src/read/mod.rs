@@ -2,9 +2,10 @@
 //! `/api/v1/logs/histogram`, `/api/v1/logs/tail`, `/api/v1/services`) behind admin keys,
 //! and the log explorer page at `/`.
 //!
-//! It owns read-only SQL over the `logs` table and the explorer's embedded assets. It
-//! never writes to the database and never accepts ingestion keys: reading needs a key
-//! from `LOG_INGESTION_ADMIN_API_KEYS`.
+//! It owns read-only SQL over the `logs` table and the explorer's embedded assets. Its
+//! queries run on its own bounded connections (`pool`), never the writers'. It never
+//! writes to the database and never accepts ingestion keys: reading needs a key from
+//! `LOG_INGESTION_ADMIN_API_KEYS`.
 
 mod auth;
 mod cursor;
@@ -12,6 +13,7 @@ mod error;
 mod explorer;
 mod filters;
 mod histogram;
+mod pool;
 mod rows;
 mod search;
 mod services;
@@ -21,19 +23,19 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::{middleware, Router};
-use sqlx::PgPool;
 use tokio::sync::{watch, Semaphore};
 
 use crate::storage::StorageMode;
 
 pub use auth::AdminKeys;
+pub use pool::{ReadConnection, ReadPool, READ_APPLICATION_NAME};
 pub use search::explain_page_query;
 pub use tail::TailSettings;
 
 /// What every read handler needs. Cheap to clone.
 #[derive(Clone)]
 pub struct ReadContext {
-    pool: PgPool,
+    reads: ReadPool,
     mode: StorageMode,
     tail: TailSettings,
     tail_slots: Arc<Semaphore>,
@@ -42,9 +44,9 @@ pub struct ReadContext {
 }
 
 impl ReadContext {
-    pub fn new(pool: PgPool, mode: StorageMode, tail: TailSettings) -> Self {
+    pub fn new(reads: ReadPool, mode: StorageMode, tail: TailSettings) -> Self {
         ReadContext {
-            pool,
+            reads,
             mode,
             tail,
             tail_slots: Arc::new(Semaphore::new(tail.max_streams)),
@@ -57,6 +59,11 @@ impl ReadContext {
     /// begins; clones of this context share the signal.
     pub fn close_tails(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// The read side's connections.
+    pub fn reads(&self) -> &ReadPool {
+        &self.reads
     }
 }
 

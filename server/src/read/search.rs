@@ -50,7 +50,11 @@ pub async fn list(
 
     let mut sql = QueryBuilder::<Postgres>::new("");
     push_page_query(&mut sql, &filter, cursor, limit + 1);
-    let mut logs: Vec<LogRow> = sql.build_query_as().fetch_all(&context.pool).await?;
+    let mut connection = context.reads.acquire().await?;
+    let mut logs: Vec<LogRow> = connection
+        .run(|conn| sql.build_query_as().fetch_all(conn))
+        .await?;
+    drop(connection);
 
     let next_cursor = if logs.len() as i64 > limit {
         logs.truncate(limit as usize);
@@ -160,11 +164,11 @@ pub async fn context(
     if let Some(at) = at {
         lookup.push(" AND timestamp = ").push_bind(at);
     }
-    let entry: LogRow = lookup
-        .build_query_as()
-        .fetch_optional(&context.pool)
-        .await?
-        .ok_or(ReadError::NotFound)?;
+    let mut connection = context.reads.acquire().await?;
+    let entry: Option<LogRow> = connection
+        .run(|conn| lookup.build_query_as().fetch_optional(conn))
+        .await?;
+    let entry = entry.ok_or(ReadError::NotFound)?;
 
     let mut older = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE "));
     older
@@ -194,8 +198,13 @@ pub async fn context(
         .push(" ORDER BY timestamp ASC, id ASC LIMIT ")
         .push_bind(after);
 
-    let before = older.build_query_as().fetch_all(&context.pool).await?;
-    let after = newer.build_query_as().fetch_all(&context.pool).await?;
+    let before = connection
+        .run(|conn| older.build_query_as().fetch_all(conn))
+        .await?;
+    let after = connection
+        .run(|conn| newer.build_query_as().fetch_all(conn))
+        .await?;
+    drop(connection);
     Ok(Json(Surroundings {
         entry,
         before,

@@ -37,6 +37,10 @@ pub async fn list(
     );
     filter.push_conditions(&mut sql);
     sql.push(" GROUP BY service ORDER BY service");
-    let services = sql.build_query_as().fetch_all(&context.pool).await?;
+    let mut connection = context.reads.acquire().await?;
+    let services = connection
+        .run(|conn| sql.build_query_as().fetch_all(conn))
+        .await?;
+    drop(connection);
     Ok(Json(Services { services }))
 }

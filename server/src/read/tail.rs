@@ -4,7 +4,8 @@
 //!
 //! How it follows the table: a task per stream polls `logs` by id every
 //! `poll_interval` (default 250 ms), so an entry appears within about that long of its
-//! commit. Ids are handed out before commit, so a smaller id can become visible after a
+//! commit. Each poll takes a read connection and gives it back before the next one
+//! (a tail never holds a connection while it waits), under the read side's bounds. Ids are handed out before commit, so a smaller id can become visible after a
 //! larger one; ids above the `frontier` are therefore re-checked until `settle` has
 //! passed since they were first seen as the table's newest (ids already sent are
 //! skipped), which catches entries whose transaction committed late.
@@ -26,14 +27,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::Utc;
 use futures::stream::{self, Stream, StreamExt};
 use serde_json::json;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::error::ReadError;
 use super::filters::LogFilter;
 use super::rows::{LogRow, COLUMNS};
-use super::{params_from, QueryPairs, ReadContext};
+use super::{params_from, QueryPairs, ReadContext, ReadPool};
 
 /// How tails poll and how much they may hold for a slow reader.
 #[derive(Clone, Copy, Debug)]
@@ -85,14 +86,17 @@ pub async fn tail(
         .map_err(|_| ReadError::TooManyTails)?;
     let start = match resume_from {
         Some(id) => id,
-        None => head(&context.pool).await?,
+        None => {
+            let mut connection = context.reads.acquire().await?;
+            connection.run(head).await?
+        }
     };
 
     let settings = context.tail;
     let (sender, receiver) = mpsc::channel::<Event>(settings.buffer.max(1));
     let cut_off = Arc::new(AtomicBool::new(false));
     let follower = Follower {
-        pool: context.pool.clone(),
+        reads: context.reads.clone(),
         filter,
         settings,
         frontier: start,
@@ -143,19 +147,19 @@ fn last_event_id(headers: &HeaderMap) -> Option<i64> {
 /// Read from the sequence, not `max(id)`: the table has no index on id, and the
 /// sequence also counts ids whose transactions have not committed yet, which is what
 /// the settle logic needs.
-async fn head(pool: &PgPool) -> Result<i64, sqlx::Error> {
+async fn head(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT coalesce(max(last_value), 0)::bigint FROM pg_sequences \
          WHERE format('%I.%I', schemaname, sequencename)::regclass \
              = pg_get_serial_sequence('logs', 'id')::regclass",
     )
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await
 }
 
 /// One stream's polling task.
 struct Follower {
-    pool: PgPool,
+    reads: ReadPool,
     filter: LogFilter,
     settings: TailSettings,
     /// Every id at or below this is settled: sent, filtered out, or never to appear.
@@ -204,8 +208,9 @@ impl Follower {
         }
     }
 
-    async fn poll(&mut self) -> Result<Delivery, sqlx::Error> {
-        let head = head(&self.pool).await?;
+    async fn poll(&mut self) -> Result<Delivery, ReadError> {
+        let mut connection = self.reads.acquire().await?;
+        let head = connection.run(head).await?;
         let sent: Vec<i64> = self.sent.iter().copied().collect();
         let mut sql =
             QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE id > "));
@@ -220,7 +225,10 @@ impl Follower {
         self.filter.push_content_conditions(&mut sql);
         sql.push(" ORDER BY id LIMIT ")
             .push_bind(self.settings.batch);
-        let rows: Vec<LogRow> = sql.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<LogRow> = connection
+            .run(|conn| sql.build_query_as().fetch_all(conn))
+            .await?;
+        drop(connection);
 
         let full_batch = rows.len() as i64 >= self.settings.batch;
         let last_read = rows.last().map(|row| row.id);

@@ -111,7 +111,13 @@ pub async fn drop_database(name: &str) {
 
 /// Settings for a test server on `database_url`, generous rate limits, port 0.
 pub fn test_settings(database_url: &str) -> Settings {
-    let vars: HashMap<&str, String> = HashMap::from([
+    test_settings_with(database_url, &[])
+}
+
+/// The test settings with `extra` variables set as the environment would set them
+/// (later pairs win).
+pub fn test_settings_with(database_url: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut vars: HashMap<&str, String> = HashMap::from([
         ("DATABASE_URL", database_url.to_owned()),
         (
             "LOG_INGESTION_API_KEYS",
@@ -124,6 +130,9 @@ pub fn test_settings(database_url: &str) -> Settings {
         ("LOG_INGESTION_DATABASE_ACQUIRE_TIMEOUT", "2s".to_owned()),
         ("LOG_INGESTION_SHUTDOWN_DEADLINE", "10s".to_owned()),
     ]);
+    for (name, value) in extra {
+        vars.insert(name, (*value).to_owned());
+    }
     Settings::from_lookup(|name| vars.get(name).cloned()).expect("test settings are valid")
 }
 
@@ -148,6 +157,15 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_on(name, url, configure).await
 }
 
+/// The app on a fresh database, its settings read with `vars` set in the environment
+/// (the read tests use it; the ingest tests configure `Settings` directly).
+#[allow(dead_code)]
+pub async fn spawn_app_with_vars(vars: &[(&str, &str)]) -> TestApp {
+    let (name, url) = create_database().await;
+    let settings = test_settings_with(&url, vars);
+    spawn_app_with_settings(name, url, settings).await
+}
+
 /// The app on an existing database (migrations run again, as at every start).
 pub async fn spawn_app_on(
     database_name: String,
@@ -156,6 +174,14 @@ pub async fn spawn_app_on(
 ) -> TestApp {
     let mut settings = test_settings(&database_url);
     configure(&mut settings);
+    spawn_app_with_settings(database_name, database_url, settings).await
+}
+
+async fn spawn_app_with_settings(
+    database_name: String,
+    database_url: String,
+    settings: Settings,
+) -> TestApp {
     let application = Application::build(settings)
         .await
         .expect("the application starts");

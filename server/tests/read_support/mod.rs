@@ -14,7 +14,9 @@ use tokio::net::TcpListener;
 #[path = "../api/helpers.rs"]
 mod helpers;
 
-pub use helpers::{create_database, drop_database};
+// Not every read test binary uses every helper.
+#[allow(unused_imports)]
+pub use helpers::{create_database, drop_database, spawn_app_with_vars, wait_until, TestApp};
 
 pub use log_ingestion_server::read;
 
@@ -43,7 +45,15 @@ pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
         .expect("connect to the test database");
     storage::migrate(&pool).await.expect("migrations apply");
     let mode = storage::detect_mode(&pool).await.expect("storage mode");
-    let context = read::ReadContext::new(pool.clone(), mode, tail);
+    let settings = helpers::test_settings(&url);
+    let reads = read::ReadPool::connect_lazy(
+        &url,
+        &settings.database,
+        &settings.read,
+        std::sync::Arc::new(log_ingestion_server::metrics::Metrics::default()),
+    )
+    .expect("a read pool");
+    let context = read::ReadContext::new(reads, mode, tail);
     let router: axum::Router = read::router(context.clone(), read::AdminKeys::parse(ADMIN_KEY));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -270,7 +280,7 @@ pub async fn spawn_full_app() -> FullApp {
         committer,
         metrics,
     };
-    let router = log_ingestion_server::startup::build_router(state);
+    let router = log_ingestion_server::startup::build_router(state).expect("a router");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {
