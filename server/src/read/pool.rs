@@ -30,6 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ReadError;
 use crate::config::{DatabaseSettings, ReadSettings};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::storage::StorageError;
 
@@ -114,12 +115,6 @@ impl ReadPool {
             metrics: Arc::clone(&self.metrics),
         })
     }
-
-    /// Closes both pools (at shutdown).
-    pub async fn close(&self) {
-        self.queries.close().await;
-        self.canceller.close().await;
-    }
 }
 
 /// One read's connection and slot. Run queries through [`ReadConnection::run`]; if
@@ -144,10 +139,12 @@ impl ReadConnection {
         Fut: Future<Output = Result<T, sqlx::Error>> + 'c,
     {
         let Some(connection) = self.connection.as_mut() else {
-            return Err(ReadError::Busy);
+            return Err(ReadError::Api(ApiError::Internal(
+                "a read connection was used after it was given back".to_owned(),
+            )));
         };
         self.in_query = true;
-        let result = query(&mut **connection).await;
+        let result = query(connection).await;
         self.in_query = false;
         Ok(result?)
     }
