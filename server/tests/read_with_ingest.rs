@@ -130,6 +130,18 @@ async fn running_log_reads(app: &TestApp) -> i64 {
     .unwrap()
 }
 
+/// The read side's sessions open in PostgreSQL right now (busy or idle).
+async fn read_sessions(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(log_ingestion_server::read::READ_APPLICATION_NAME)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
 /// A transaction holding an ACCESS EXCLUSIVE lock on `logs`: every read waits for it.
 async fn lock_logs(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> {
     let mut locker = app.pool.begin().await.unwrap();
@@ -266,6 +278,38 @@ async fn a_read_beyond_the_read_connections_waits_briefly_then_gets_503() {
     locker.rollback().await.unwrap();
 }
 
+/// Live tails take a read connection only for each poll: eight streaming tails on a
+/// single read connection leave room for searches (each answered 200), and the read
+/// side never opens more than its one session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_tails_hold_no_read_connection_between_polls() {
+    let app =
+        spawn_app_with_vars(&[ADMIN_KEYS_VAR, ("LOG_INGESTION_READ_MAX_CONNECTIONS", "1")]).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut tails = Vec::new();
+    for _ in 0..8 {
+        let response = admin_get(&app, &client, "/api/v1/logs/tail")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut tail = SseReader::new(response);
+        tail.next_named("ready", Duration::from_secs(10))
+            .await
+            .expect("the tail starts");
+        tails.push(tail);
+    }
+    for _ in 0..5 {
+        let (status, body) = get_json(&app, &client, "/api/v1/logs?since=1h").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(read_sessions(&app).await <= 1);
+    drop(tails);
+}
+
 async fn get_json(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, Value) {
     let response = admin_get(app, client, path).send().await.unwrap();
     let status = response.status().as_u16();
@@ -376,6 +420,19 @@ async fn slow_reads_and_abandoned_tails_never_starve_ingestion() {
         .collect();
     let streaming = open_tails.len();
     let attack_started = Instant::now();
+    // How many read sessions PostgreSQL sees at most while the attack runs.
+    let sampler = {
+        let app = Arc::clone(&app);
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut most = 0;
+            while !stop.load(Ordering::Acquire) {
+                most = most.max(read_sessions(&app).await);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            most
+        })
+    };
     // The streaming tails keep polling through the searches, then their clients
     // vanish without a word.
     let abandon = async move {
@@ -387,6 +444,7 @@ async fn slow_reads_and_abandoned_tails_never_starve_ingestion() {
     tokio::time::sleep(Duration::from_millis(500)).await; // ingest a little after it, too
     stop.store(true, Ordering::Release);
     let (mut latencies, acknowledged, failures) = ingester.await.unwrap();
+    let most_read_sessions = sampler.await.unwrap();
 
     latencies.sort();
     let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
@@ -396,7 +454,7 @@ async fn slow_reads_and_abandoned_tails_never_starve_ingestion() {
         *outcomes.entry(format!("{status} {error}")).or_default() += 1;
     }
     eprintln!(
-        "attack took {attack_took:?}; ingest: {} requests, p50 {p50:?}, p99 {p99:?}; searches: {outcomes:?}; tails streaming: {streaming} of 100",
+        "attack took {attack_took:?}; ingest: {} requests, p50 {p50:?}, p99 {p99:?}; searches: {outcomes:?}; tails streaming: {streaming} of 100; read sessions at most {most_read_sessions}",
         latencies.len(),
     );
 
