@@ -113,6 +113,8 @@ pub async fn decide(
                 let Some(first) = first else {
                     return Err(vanished());
                 };
+                // Identity, not equality: two requests may carry identical claims, and
+                // only the one that was inserted is `Claimed`.
                 return Ok(if std::ptr::eq(first, *claim) {
                     KeyDecision::Claimed
                 } else if first.request_sha256 == claim.request_sha256 {
