@@ -1,5 +1,5 @@
-//! Builds and runs the application: the writers' pool and the read side's own pool,
-//! migrations, storage mode, retention, the group committer, the router, the listener and the connections it accepts (each
+//! Builds and runs the application: pool, migrations, storage mode, retention, the
+//! group committer, the router, the listener and the connections it accepts (each
 //! with a bounded read buffer). Tests call `Application::build` exactly as `main`
 //! does. It owns the shutdown sequence: stop accepting, let requests in flight finish
 //! (their groups commit), stop the writer, all within a deadline.
