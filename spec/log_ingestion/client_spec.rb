@@ -49,6 +49,34 @@ RSpec.describe LogIngestion::Client, :native do
       expect(next_report[:kind]).to eq("retries_exhausted")
     end
 
+    it "never raise when a lazily started engine fails to start: reported once through on_error, counted, retried after the next setting change" do
+      client = client_for
+      client.update_setting(:batch_size, 2) # the next call starts a new engine
+      allow(LogIngestion::Native::Engine).to receive(:new).and_raise(LogIngestion::Error, "engine refused")
+
+      expect(Array.new(3) { |i| client.log("INFO", "lost #{i}") }).to eq([false, false, false])
+      expect(client.flush(timeout: 1)).to be(true)
+      expect(LogIngestion::Native::Engine).to have_received(:new).once
+      expect(reports.size).to eq(1)
+      expect(next_report).to include(kind: "internal", message: a_string_including("engine_start", "engine refused"))
+      expect(client.stats).to include(dropped_internal: 3, last_error: a_string_including("engine refused"))
+
+      allow(LogIngestion::Native::Engine).to receive(:new).and_call_original
+      client.update_setting(:batch_size, 3)
+      expect(client.log("INFO", "delivered")).to be(true)
+      expect(client.flush(timeout: 10)).to be(true)
+      expect(server.messages).to eq(["delivered"])
+    end
+
+    it "never raise when converting an entry fails: reported once through on_error" do
+      client = client_for
+      unprintable = Class.new { def to_s = raise(NoMethodError, "no to_s for you") }.new
+
+      expect(2.times.map { client.log("INFO", unprintable) }).to eq([false, false])
+      expect(next_report).to include(kind: "internal", message: a_string_including("enqueue", "no to_s for you"))
+      expect(client.log("INFO", "still works")).to be(true)
+    end
+
     it "raise ArgumentError for an unknown level" do
       expect { client_for.log("VERBOSE", "x") }.to raise_error(ArgumentError, /DEBUG, INFO/)
     end
