@@ -11,7 +11,6 @@ require "log_ingestion/error_reporter"
 require "log_ingestion/native_delivery"
 require "log_ingestion/test_delivery"
 require "log_ingestion/client"
-require "log_ingestion/failsafe"
 
 # Structured logs from Ruby and Rails apps to the log ingestion service, delivered by
 # a Rust core. The public entry point is LogIngestionClient (lib/log_ingestion_client.rb);

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "monitor"
+require "log_ingestion/failsafe"
 
 module LogIngestion
   # The client behind LogIngestionClient: holds the configuration and this process's
@@ -98,11 +99,17 @@ module LogIngestion
       entry = prepare_entry(entry)
       entry[:metadata] = filter_metadata(entry[:metadata])
       delivery.send_log(entry, timeout)
+    rescue LogIngestion::Error => e
+      report_failure(:send_log, e)
+      nil
     end
 
     def flush(timeout: DEFAULT_FLUSH_TIMEOUT)
       delivery = current_delivery or return true
       delivery.flush(timeout)
+    rescue LogIngestion::Error => e
+      report_failure(:flush, e, entries_lost: 0)
+      false
     end
 
     # Flushes within +timeout+ and stops this process's delivery; a later log call
@@ -200,6 +207,8 @@ module LogIngestion
       delivery = current_delivery or return not_taken
       delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, filter_metadata(metadata))
     rescue StandardError => e
+      raise if Failsafe.interrupt?(e)
+
       report_failure(:enqueue, e)
       false
     end

@@ -77,6 +77,13 @@ RSpec.describe LogIngestion::Client, :native do
       expect(client.log("INFO", "still works")).to be(true)
     end
 
+    it "never swallow the host's interrupts (Timeout's, rack-timeout's) while converting an entry" do
+      client = client_for
+      interrupted = Class.new { def to_s = raise(Timeout::Error, "request timed out") }.new
+
+      expect { client.log("INFO", interrupted) }.to raise_error(Timeout::Error, "request timed out")
+    end
+
     it "raise ArgumentError for an unknown level" do
       expect { client_for.log("VERBOSE", "x") }.to raise_error(ArgumentError, /DEBUG, INFO/)
     end

@@ -99,6 +99,13 @@ RSpec.describe LogIngestion::RequestLogging do
     end
   end
 
+  it "lets the host's interrupts (Timeout's, rack-timeout's) through instead of swallowing them" do
+    interrupted = Class.new(LogIngestion::ParameterFilter) { def filter_query_string(_text) = raise(Timeout::Error, "late") }.new
+    stack = described_class.new(->(_env) { [204, {}, []] }, filter: interrupted)
+
+    expect { stack.call(Rack::MockRequest.env_for("/bare?a=1")) }.to raise_error(Timeout::Error, "late")
+  end
+
   it "never raises into the app when building its entries fails, and reports that once through on_error" do
     reports = []
     LogIngestionClient.on_error = ->(report) { reports << report }
