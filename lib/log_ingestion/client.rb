@@ -43,6 +43,7 @@ module LogIngestion
       @failures_reported = {}
       @entries_lost_to_failures = 0
       @start_failure = nil
+      @unreported_start_failure = nil
     end
 
     # Replaces the configuration and starts its delivery; the previous delivery is
@@ -136,9 +137,9 @@ module LogIngestion
     # engine start, an enqueue, the middleware, a subscriber, the Logger), which cost
     # the entry being made: counted in stats (dropped_internal) and reported through
     # on_error -- once per source until the client is configured again (a setting
-    # changed, on_error included), so a failure
-    # on every request does not flood the handler. Never raises, never blocks on the
-    # handler while a delivery's reporter thread can call it instead.
+    # changed, on_error included), so a failure on every request does not flood the
+    # handler. The message is capped at FAILURE_MESSAGE_LIMIT bytes. Never raises, never
+    # blocks on the handler while a delivery's reporter thread can call it instead.
     def report_failure(source, error, entries_lost: 1)
       message = "log_ingestion: #{source} failed: #{error.class}: #{error.message}"
       message = "#{message.byteslice(0, FAILURE_MESSAGE_LIMIT).scrub('')}..." if message.bytesize > FAILURE_MESSAGE_LIMIT
@@ -187,7 +188,9 @@ module LogIngestion
       return delivery if delivery && !@stale && @pid == Process.pid
       return nil if @start_failure && !@stale && @pid == Process.pid
 
-      @lock.synchronize { refresh_delivery }
+      delivery = @lock.synchronize { refresh_delivery }
+      report_start_failure
+      delivery
     end
 
     def refresh_delivery
@@ -224,9 +227,16 @@ module LogIngestion
     def start_delivery_lazily
       start_delivery
     rescue StandardError => e
-      @start_failure = e
-      report_failure(:engine_start, e, entries_lost: 0) # the caller's entry is counted by not_taken
+      @start_failure = @unreported_start_failure = e
       nil
+    end
+
+    # Reports a failed start once it happened, outside the lock (on_error may be slow
+    # or log through this client itself). The caller's entry is counted by not_taken.
+    def report_start_failure
+      error = @unreported_start_failure or return
+      @unreported_start_failure = nil
+      report_failure(:engine_start, error, entries_lost: 0)
     end
 
     # In a forked child: the parent's delivery belongs to the parent. Its engine is
