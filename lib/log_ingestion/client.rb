@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "monitor"
+require "log_ingestion/failsafe"
 
 module LogIngestion
   # The client behind LogIngestionClient: holds the configuration and this process's
@@ -9,6 +10,13 @@ module LogIngestion
   # a setting changes, flush at exit. Log calls never wait on the network and never
   # raise because delivery failed; only bad arguments raise. The metadata_filter
   # setting runs here, on the caller's thread, before an entry is converted.
+  #
+  # A delivery started lazily by a log call (first call, after fork, after a setting
+  # changed) that fails to start (native extension missing, engine refused) does not
+  # raise into that call: the failure is reported once through on_error
+  # (report_failure), the call returns false/nil, and no start is tried again until
+  # the client is configured again or the process forks -- so a broken setup costs a
+  # log call one Hash lookup, not a failed start each time.
   class Client
     DEFAULT_FLUSH_TIMEOUT = 30.0
     DEFAULT_SEND_TIMEOUT = 30.0
@@ -16,6 +24,8 @@ module LogIngestion
     CLIENT_ONLY_SETTINGS = %i[metadata_filter].freeze
     # The metadata key an entry carries instead of its metadata when metadata_filter raised.
     METADATA_FILTER_ERROR = "metadata_filter_error"
+    # Longest message of a report made by report_failure (error messages can quote input).
+    FAILURE_MESSAGE_LIMIT = 1000
 
     attr_reader :configuration
 
@@ -30,6 +40,10 @@ module LogIngestion
       @stale = false
       @recorder = TestDelivery::Recorder.new
       @filter_failure_reported = false
+      @failures_reported = {}
+      @entries_lost_to_failures = 0
+      @start_failure = nil
+      @unreported_start_failure = nil
     end
 
     # Replaces the configuration and starts its delivery; the previous delivery is
@@ -44,6 +58,8 @@ module LogIngestion
         @stale = false
         @warned_unconfigured = false
         @filter_failure_reported = false
+        @failures_reported = {}
+        @start_failure = nil
         @delivery = start_delivery if configuration.deliverable?
         replaced
       end
@@ -61,6 +77,8 @@ module LogIngestion
         changed.validate!
         @configuration = changed
         @filter_failure_reported = false if name.to_sym == :metadata_filter
+        @failures_reported = {}
+        @start_failure = nil
         @stale = true unless CLIENT_ONLY_SETTINGS.include?(name.to_sym)
       end
       value
@@ -70,10 +88,11 @@ module LogIngestion
       @configured && @configuration.deliverable?
     end
 
+    # Enqueues one entry: true, or false when it was not taken (not configured, queue
+    # full, or a failure of the gem, reported through on_error). Raises only
+    # ArgumentError for an unknown level.
     def log(level, message, metadata = nil)
-      level = Levels.normalize(level)
-      delivery = current_delivery or return false
-      delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, filter_metadata(metadata))
+      enqueue(Levels.normalize(level), message, metadata)
     end
 
     def send_log(entry, timeout: DEFAULT_SEND_TIMEOUT)
@@ -81,11 +100,17 @@ module LogIngestion
       entry = prepare_entry(entry)
       entry[:metadata] = filter_metadata(entry[:metadata])
       delivery.send_log(entry, timeout)
+    rescue LogIngestion::Error => e
+      report_failure(:send_log, e)
+      nil
     end
 
     def flush(timeout: DEFAULT_FLUSH_TIMEOUT)
       delivery = current_delivery or return true
       delivery.flush(timeout)
+    rescue LogIngestion::Error => e
+      report_failure(:flush, e, entries_lost: 0)
+      false
     end
 
     # Flushes within +timeout+ and stops this process's delivery; a later log call
@@ -97,11 +122,44 @@ module LogIngestion
       delivery.shutdown(timeout)
     end
 
+    # The delivery's counters; entries lost to failures of the gem itself (see
+    # report_failure) are added to dropped_internal.
     def stats
       delivery = @delivery
-      return NativeDelivery::EMPTY_STATS.dup unless delivery && delivery.pid == Process.pid
+      stats = delivery && delivery.pid == Process.pid ? delivery.stats : NativeDelivery::EMPTY_STATS.dup
+      lost = @entries_lost_to_failures
+      return stats if lost.zero?
 
-      delivery.stats
+      stats.merge(dropped_internal: stats[:dropped_internal] + lost, last_error: stats[:last_error] || @last_failure)
+    end
+
+    # A failure of the gem's own code on a caller's thread (+source+ names where: a lazy
+    # engine start, an enqueue, the middleware, a subscriber, the Logger), which cost
+    # the entry being made: counted in stats (dropped_internal) and reported through
+    # on_error -- once per source until the client is configured again (a setting
+    # changed, on_error included), so a failure on every request does not flood the
+    # handler. The message is capped at FAILURE_MESSAGE_LIMIT bytes. Never raises, never
+    # blocks on the handler while a delivery's reporter thread can call it instead.
+    def report_failure(source, error, entries_lost: 1)
+      message = "log_ingestion: #{source} failed: #{error.class}: #{error.message}"
+      message = "#{message.byteslice(0, FAILURE_MESSAGE_LIMIT).scrub('')}..." if message.bytesize > FAILURE_MESSAGE_LIMIT
+      first = @lock.synchronize do
+        @entries_lost_to_failures += entries_lost
+        @last_failure = message
+        !@failures_reported.key?(source) && (@failures_reported[source] = true)
+      end
+      return unless first
+
+      report = { kind: "internal", message: message, entries_lost: entries_lost }
+      delivery = @delivery
+      if delivery.respond_to?(:report) && delivery.pid == Process.pid
+        delivery.report(report)
+      else
+        ErrorReporter.handle(@configuration.on_error, report)
+      end
+      nil
+    rescue StandardError
+      nil
     end
 
     def recorded_entries
@@ -128,8 +186,11 @@ module LogIngestion
     def current_delivery
       delivery = @delivery
       return delivery if delivery && !@stale && @pid == Process.pid
+      return nil if @start_failure && !@stale && @pid == Process.pid
 
-      @lock.synchronize { refresh_delivery }
+      delivery = @lock.synchronize { refresh_delivery }
+      report_start_failure
+      delivery
     end
 
     def refresh_delivery
@@ -139,8 +200,43 @@ module LogIngestion
         @stale = false
         retire_delivery_in_background
       end
-      @delivery ||= start_delivery if @configuration.deliverable?
+      return nil if @start_failure
+
+      @delivery ||= start_delivery_lazily if @configuration.deliverable?
       @delivery || warn_unconfigured
+    end
+
+    def enqueue(level, message, metadata)
+      delivery = current_delivery or return not_taken
+      delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, filter_metadata(metadata))
+    rescue StandardError => e
+      raise if Failsafe.interrupt?(e)
+
+      report_failure(:enqueue, e)
+      false
+    end
+
+    # An entry no delivery took: lost to a failed start (counted), or not configured.
+    def not_taken
+      @lock.synchronize { @entries_lost_to_failures += 1 } if @start_failure
+      false
+    end
+
+    # start_delivery on behalf of a log call: a failure is remembered (no new attempt
+    # until reconfigured or forked) and reported, never raised.
+    def start_delivery_lazily
+      start_delivery
+    rescue StandardError => e
+      @start_failure = @unreported_start_failure = e
+      nil
+    end
+
+    # Reports a failed start once it happened, outside the lock (on_error may be slow
+    # or log through this client itself). The caller's entry is counted by not_taken.
+    def report_start_failure
+      error = @unreported_start_failure or return
+      @unreported_start_failure = nil
+      report_failure(:engine_start, error, entries_lost: 0)
     end
 
     # In a forked child: the parent's delivery belongs to the parent. Its engine is
@@ -149,6 +245,7 @@ module LogIngestion
     def forget_parent_delivery
       @pid = Process.pid
       @delivery = nil
+      @start_failure = nil
     end
 
     def configure_from_environment

@@ -16,6 +16,10 @@ module LogIngestion
       batch_interval: 1.0,
       max_batch_bytes: 1024 * 1024,
       max_retries: 5,
+      # Seconds a batch is retried while the server is unavailable (connection refused,
+      # 429, 502-504): rides out a restart, a deploy or a failover. The queue keeps its
+      # byte bound meanwhile, and exit still waits only shutdown_timeout.
+      max_retry_elapsed: 300.0,
       retry_delay: 0.5,
       max_retry_delay: 30.0,
       max_queue_bytes: 16 * 1024 * 1024,
@@ -71,6 +75,7 @@ module LogIngestion
       check_seconds(:batch_interval, positive: true)
       check_seconds(:retry_delay, positive: true)
       check_seconds(:max_retry_delay, positive: true)
+      check_seconds(:max_retry_elapsed, positive: true)
       check_seconds(:open_timeout, positive: true)
       check_seconds(:read_timeout, positive: true)
       check_seconds(:shutdown_timeout, positive: false)
@@ -89,7 +94,8 @@ module LogIngestion
         "enable_batching" => enable_batching, "batch_size" => batch_size,
         "batch_interval" => batch_interval.to_f, "max_batch_bytes" => max_batch_bytes,
         "max_retries" => max_retries, "retry_delay" => retry_delay.to_f,
-        "max_retry_delay" => max_retry_delay.to_f, "max_queue_bytes" => max_queue_bytes,
+        "max_retry_delay" => max_retry_delay.to_f, "max_retry_elapsed" => max_retry_elapsed.to_f,
+        "max_queue_bytes" => max_queue_bytes,
         "drop_policy" => drop_policy_name.to_s, "gzip" => gzip,
         "open_timeout" => open_timeout.to_f, "read_timeout" => read_timeout.to_f,
         "user_agent" => "log_ingestion-ruby/#{LogIngestion::VERSION} (ruby #{RUBY_VERSION})"

@@ -5,6 +5,8 @@ require "log_ingestion/parameter_filter"
 require "log_ingestion/exception_details"
 require "log_ingestion/request_logging"
 require "log_ingestion/stopwatch"
+require "log_ingestion/request_ip"
+require "log_ingestion/failsafe"
 
 module LogIngestion
   # Controller concern that logs each action's request, response and failure --
@@ -16,8 +18,9 @@ module LogIngestion
   #
   # Owns: the around_action and its three entries ("HTTP Request", "HTTP Response",
   # "Request failed"). Uses Rails' request id (ActionDispatch::RequestId) so its
-  # entries join the middleware's and the subscribers'. Never swallows an exception,
-  # never logs params unfiltered. Override `should_log?` or `log_ingestion_params`
+  # entries join the middleware's and the subscribers'. Never swallows an exception of
+  # the action, never logs params unfiltered, never raises one of its own (its entries
+  # are built in Failsafe; the IP comes from RequestIp). Override `should_log?` or `log_ingestion_params`
   # in a controller to change what is logged.
   module ControllerLogging
     extend ActiveSupport::Concern
@@ -32,25 +35,31 @@ module LogIngestion
 
     def log_ingestion_around_action
       started = Stopwatch.now_ms
-      request_id = log_ingestion_request_id
+      request_id = Failsafe.run(:controller_logging) { log_ingestion_request_id } || SecureRandom.uuid
       status = nil
       RequestLogging.with_request_id(request_id) do
-        ::LogIngestionClient.info("HTTP Request", log_ingestion_request_metadata(request_id))
+        Failsafe.run(:controller_logging) do
+          ::LogIngestionClient.info("HTTP Request", log_ingestion_request_metadata(request_id))
+        end
         begin
           yield
           status = response.status
         rescue StandardError => e
-          status = RequestLogging.status_for(e)
-          ::LogIngestionClient.error("Request failed", ParameterFilter.current.filter_hash(
-                                                         request_id: request_id, controller: self.class.name,
-                                                         action: action_name, error: ExceptionDetails.call(e)
-                                                       ))
+          status = Failsafe.run(:controller_logging, 500) { RequestLogging.status_for(e) }
+          Failsafe.run(:controller_logging) do
+            ::LogIngestionClient.error("Request failed", ParameterFilter.current.filter_hash(
+                                                           request_id: request_id, controller: self.class.name,
+                                                           action: action_name, error: ExceptionDetails.call(e)
+                                                         ))
+          end
           raise
         ensure
-          ::LogIngestionClient.info("HTTP Response", {
-                                      request_id: request_id, controller: self.class.name, action: action_name,
-                                      status: status, duration_ms: Stopwatch.elapsed_ms(started)
-                                    })
+          Failsafe.run(:controller_logging) do
+            ::LogIngestionClient.info("HTTP Response", {
+                                        request_id: request_id, controller: self.class.name, action: action_name,
+                                        status: status, duration_ms: Stopwatch.elapsed_ms(started)
+                                      })
+          end
         end
       end
     end
@@ -78,7 +87,7 @@ module LogIngestion
         method: request.request_method,
         path: request.path,
         params: log_ingestion_params,
-        ip: request.remote_ip,
+        **RequestIp.call(request),
         user_agent: request.user_agent,
         referer: request.referer
       }

@@ -3,6 +3,7 @@
 require "active_support/concern"
 require "log_ingestion/parameter_filter"
 require "log_ingestion/exception_details"
+require "log_ingestion/failsafe"
 
 module LogIngestion
   # ActiveJob concern that logs each run of a job ("Job started", "Job completed",
@@ -19,8 +20,9 @@ module LogIngestion
   #     end
   #   end
   #
-  # Owns: the around_perform and its entries. Never swallows an exception, never
-  # changes the job's arguments, never logs arguments unfiltered.
+  # Owns: the around_perform and its entries. Never swallows an exception of the job,
+  # never changes the job's arguments, never logs arguments unfiltered, never raises
+  # one of its own (its entries are built in Failsafe).
   module JobLogging
     extend ActiveSupport::Concern
 
@@ -33,17 +35,23 @@ module LogIngestion
     def log_ingestion_around_perform
       started = Stopwatch.now_ms
       identity = { job_class: self.class.name, job_id: job_id, queue_name: queue_name }
-      ::LogIngestionClient.info("Job started",
-                                identity.merge(arguments: ParameterFilter.current.filter(job_arguments)))
+      Failsafe.run(:job_logging) do
+        ::LogIngestionClient.info("Job started",
+                                  identity.merge(arguments: ParameterFilter.current.filter(job_arguments)))
+      end
       begin
         yield
-        ::LogIngestionClient.info("Job completed", identity.merge(duration_ms: Stopwatch.elapsed_ms(started)))
       rescue StandardError => e
-        ::LogIngestionClient.error("Job failed", ParameterFilter.current.filter_hash(
-                                                   identity.merge(duration_ms: Stopwatch.elapsed_ms(started),
-                                                                  error: ExceptionDetails.call(e))
-                                                 ))
+        Failsafe.run(:job_logging) do
+          ::LogIngestionClient.error("Job failed", ParameterFilter.current.filter_hash(
+                                                     identity.merge(duration_ms: Stopwatch.elapsed_ms(started),
+                                                                    error: ExceptionDetails.call(e))
+                                                   ))
+        end
         raise
+      end
+      Failsafe.run(:job_logging) do
+        ::LogIngestionClient.info("Job completed", identity.merge(duration_ms: Stopwatch.elapsed_ms(started)))
       end
     end
 

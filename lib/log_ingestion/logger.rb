@@ -5,6 +5,7 @@ require "active_support/logger"
 require "log_ingestion/parameter_filter"
 require "log_ingestion/request_logging"
 require "log_ingestion/exception_details"
+require "log_ingestion/failsafe"
 
 module LogIngestion
   # A Logger whose records become entries -- the guide's LogIngestionLogger,
@@ -128,7 +129,7 @@ module LogIngestion
         client.log(LEVELS.fetch(severity, "INFO"), text, metadata(severity, message, progname))
       end
     rescue StandardError => e
-      Logger.without_forwarding { warn_once(e) }
+      Logger.without_forwarding { Failsafe.report(:logger, e) }
     end
 
     def client
@@ -161,13 +162,6 @@ module LogIngestion
       source = @tag_source&.formatter
       tags.concat(source.current_tags) if source.respond_to?(:current_tags)
       tags.map(&:to_s).uniq
-    end
-
-    def warn_once(error)
-      return if @warned
-
-      @warned = true
-      warn "[log_ingestion] LogIngestion::Logger could not forward a record: #{error.class}: #{error.message}"
     end
   end
 end

@@ -40,6 +40,11 @@ module LogIngestion
       nil
     end
 
+    # Hands a failure seen on the Ruby side to on_error, on the reporter's thread.
+    def report(report)
+      @reporter.report(report)
+    end
+
     def flush(timeout)
       @engine.flush(timeout.to_f)
     end

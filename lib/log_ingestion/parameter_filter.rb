@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "strscan"
 require "uri"
 require "active_support/parameter_filter"
 
@@ -40,16 +41,27 @@ module LogIngestion
     def initialize(filters = [])
       @filters = filters.dup.freeze
       @filter = ActiveSupport::ParameterFilter.new(@filters)
-      @text_pattern = build_text_pattern(@filters)
+      @key_names = build_key_names(@filters)
     end
 
     # Text (a log line) with the values of matching keys masked where they appear
     # as `key: "v"`, `key=>"v"`, `"key":"v"`, `key: :v`, `key=v` or `["key", v]` -- how
-    # Rails and Ruby print hashes, query strings and SQL binds. Only String/Symbol/Regexp filters apply.
+    # Rails and Ruby print hashes, query strings and SQL binds. A key matches when a
+    # String/Symbol filter (any case) or a Regexp filter matches inside it, as in
+    # `config.filter_parameters`; Proc filters do not apply to text. A value that is
+    # already the mask (Rails filtered it) is left as it is.
+    #
+    # Linear in the text's length (it runs on the request thread, on lines as long as a
+    # `Parameters: {...}` dump): one left-to-right scan finds each `key separator` pair
+    # (a key is a maximal run of key characters, read once, possessively), its name is
+    # tested on its own, and only a matching key's value is read.
     def filter_text(text)
-      return text if @text_pattern.nil? || !text.is_a?(String) || !text.match?(@text_pattern)
+      return text if @key_names.nil? || !text.is_a?(String)
 
-      text.gsub(@text_pattern) { "#{Regexp.last_match(1)}#{quoted_mask(Regexp.last_match(2))}" }
+      text = text.scrub unless text.valid_encoding? # a regexp raises on invalid bytes
+      return text unless text.match?(@key_names)
+
+      mask_values(text)
     end
 
     # True when nothing is filtered.
@@ -113,21 +125,56 @@ module LogIngestion
 
     private
 
-    VALUE = /("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|:?[^\s,;&}\])]+)/.freeze
-    private_constant :VALUE
+    # A key's characters: word characters and `.[]-` (`user.password`, `user[password]`).
+    KEY_CHARS = '\w.\[\]-'
+    # One `key separator` pair, whitespace after the separator included: `key => `,
+    # `key: `, `"key":`, `'key' = `, `:key=>`, and ActiveRecord's bind rendering
+    # `["key", `. A key is a maximal run of KEY_CHARS (the lookbehind refuses to start
+    # inside one, the possessive `++` never gives characters back), so each run is
+    # read once: the scan is linear. Whitespace is possessive for the same reason.
+    KEY_SEPARATOR = /
+      :?["']?(?<![#{KEY_CHARS}])(?<key>[#{KEY_CHARS}]++)["']?\s*+(?:=>|:|=)\s*+
+      | \[\s*+"(?<bind_key>[#{KEY_CHARS}]++)"\s*+,\s*+
+    /x.freeze
+    # The value after a separator: the mask itself (left as it is: Rails already
+    # filtered it), a double- or single-quoted string, or a bare word up to a delimiter.
+    VALUE = /
+      #{Regexp.escape(MASK)}(?![^\s,;&}\])])
+      | "(?:[^"\\]++|\\.)*+"
+      | '(?:[^'\\]++|\\.)*+'
+      | :?[^\s,;&}\])]++
+    /x.freeze
+    private_constant :KEY_CHARS, :KEY_SEPARATOR, :VALUE
 
-    def build_text_pattern(filters)
+    # One Regexp that matches inside a key name when a String/Symbol filter (any case,
+    # as ActiveSupport::ParameterFilter does) or a Regexp filter (with its own flags)
+    # does; nil when there are none.
+    def build_key_names(filters)
       names = filters.filter_map do |filter|
         case filter
-        when String, Symbol then Regexp.escape(filter.to_s)
-        when Regexp then filter.source
+        when String, Symbol then Regexp.new(Regexp.escape(filter.to_s), Regexp::IGNORECASE)
+        when Regexp then filter
         end
       end
-      return nil if names.empty?
+      names.empty? ? nil : Regexp.union(names)
+    end
 
-      key = /[\w.\[\]-]*(?:#{names.join('|')})[\w.\[\]-]*/
-      # key => v, key: v, "key":v, key=v, and ActiveRecord's bind rendering ["key", v]
-      /((?::?["']?#{key}["']?\s*(?:=>|:|=)|\[\s*"#{key}"\s*,)\s*)#{VALUE}/i
+    # +text+ with the value after each matching key replaced by the mask: one pass with
+    # a StringScanner (fixed_anchor, so the lookbehind sees what precedes the position);
+    # only the values of matching keys are read, and the text between them is copied once.
+    def mask_values(text)
+      scanner = StringScanner.new(text, fixed_anchor: true)
+      filtered = nil
+      copied = 0
+      while scanner.skip_until(KEY_SEPARATOR)
+        next unless (scanner[:key] || scanner[:bind_key]).match?(@key_names)
+
+        value_start = scanner.pos
+        value = scanner.scan(VALUE) or next
+        (filtered ||= +"") << text.byteslice(copied, value_start - copied) << quoted_mask(value)
+        copied = scanner.pos
+      end
+      filtered ? filtered << text.byteslice(copied, text.bytesize - copied) : text
     end
 
     def quoted_mask(value)

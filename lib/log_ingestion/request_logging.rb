@@ -5,6 +5,8 @@ require "rack"
 require "log_ingestion/parameter_filter"
 require "log_ingestion/exception_details"
 require "log_ingestion/stopwatch"
+require "log_ingestion/request_ip"
+require "log_ingestion/failsafe"
 
 module LogIngestion
   # Rack middleware that logs every request ("HTTP Request"), its response
@@ -13,8 +15,11 @@ module LogIngestion
   #
   # Owns: the request-scoped request id (`RequestLogging.current_request_id`, read
   # by the Logger and the subscribers) and the request/response/error entries.
-  # Never swallows an exception, never reads the request body, never logs a query
-  # string unfiltered, never changes the response.
+  # Never swallows an exception of the app, never reads the request body, never logs a
+  # query string unfiltered, never changes the response, and never raises one of its
+  # own: building and logging its entries runs in Failsafe (a failure there is
+  # reported through on_error and the request goes on unlogged), and the client IP
+  # comes from RequestIp (a spoofed Client-IP/X-Forwarded-For pair is noted, not raised).
   #
   #   config.log_ingestion.request_logging = true   # the Railtie inserts it
   #   # or by hand, with options:
@@ -65,13 +70,15 @@ module LogIngestion
       path = env["PATH_INFO"].to_s
       return @app.call(env) if skip?(path) || !client.configured?
 
-      request = build_request(env)
-      request_id = request_id_for(env, request)
       started = Stopwatch.now_ms
+      request = build_request(env)
+      request_id = Failsafe.run(:request_logging) { request_id_for(env, request) } || SecureRandom.uuid
       self.class.with_request_id(request_id) do
-        client.info("HTTP Request", request_metadata(request, request_id))
+        Failsafe.run(:request_logging) { client.info("HTTP Request", request_metadata(request, request_id)) }
         status, headers, body = call_app(env, request, request_id, started)
-        client.info("HTTP Response", response_metadata(request, request_id, started, status, headers))
+        Failsafe.run(:request_logging) do
+          client.info("HTTP Response", response_metadata(request, request_id, started, status, headers))
+        end
         [status, headers, body]
       end
     end
@@ -81,7 +88,7 @@ module LogIngestion
     def call_app(env, request, request_id, started)
       @app.call(env)
     rescue StandardError => e
-      log_exception(e, request, request_id, started)
+      Failsafe.run(:request_logging) { log_exception(e, request, request_id, started) }
       raise
     end
 
@@ -127,7 +134,7 @@ module LogIngestion
         method: request.request_method,
         path: request.path,
         query_string: filter.filter_query_string(request.query_string.to_s),
-        ip: request.respond_to?(:remote_ip) ? request.remote_ip : request.ip,
+        **RequestIp.call(request),
         user_agent: request.user_agent,
         referer: request.referer,
         pid: Process.pid

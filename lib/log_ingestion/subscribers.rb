@@ -4,6 +4,7 @@ require "active_support/notifications"
 require "log_ingestion/parameter_filter"
 require "log_ingestion/exception_details"
 require "log_ingestion/request_logging"
+require "log_ingestion/failsafe"
 
 module LogIngestion
   # ActiveSupport::Notifications subscribers that turn Rails' own instrumentation
@@ -16,8 +17,8 @@ module LogIngestion
   #
   # Owns: which of these are subscribed (`subscribe(only:)`, `unsubscribe`) and the
   # entries each one makes. Never raises into the instrumented code (a subscriber
-  # that fails reports it on stderr once and stays quiet), never logs bind values
-  # or params unfiltered.
+  # that fails runs in Failsafe: reported through on_error once, then quiet), never
+  # logs bind values or params unfiltered.
   module Subscribers
     ALL = %i[process_action sql enqueue perform].freeze
     EVENTS = {
@@ -57,8 +58,9 @@ module LogIngestion
           unsubscribe_locked
           names.each do |name|
             handler = method(:"handle_#{name}")
+            source = :"#{name}_subscriber"
             @subscriptions[name] = ActiveSupport::Notifications.subscribe(EVENTS.fetch(name)) do |*args|
-              guarded(name) { handler.call(ActiveSupport::Notifications::Event.new(*args)) }
+              Failsafe.run(source) { handler.call(ActiveSupport::Notifications::Event.new(*args)) }
             end
           end
           @subscriptions.keys
@@ -80,16 +82,6 @@ module LogIngestion
       def unsubscribe_locked
         @subscriptions.each_value { |subscriber| ActiveSupport::Notifications.unsubscribe(subscriber) }
         @subscriptions = {}
-      end
-
-      def guarded(name)
-        yield
-      rescue StandardError => e
-        @failed ||= {}
-        return if @failed[name]
-
-        @failed[name] = true
-        warn "[log_ingestion] #{name} subscriber failed (further failures are not reported): #{e.class}: #{e.message}"
       end
 
       def filter

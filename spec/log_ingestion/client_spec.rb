@@ -44,9 +44,44 @@ RSpec.describe LogIngestion::Client, :native do
     end
 
     it "never raise when delivery fails, and report the failure through on_error" do
-      client = client_for(closed_port_url, max_retries: 1)
+      client = client_for(closed_port_url, max_retries: 1, max_retry_elapsed: 0.2) # refused: retried for 0.2 s
       expect { 3.times { |i| client.log("ERROR", "lost #{i}") } }.not_to raise_error
       expect(next_report[:kind]).to eq("retries_exhausted")
+    end
+
+    it "never raise when a lazily started engine fails to start: reported once through on_error, counted, retried after the next setting change" do
+      client = client_for
+      client.update_setting(:batch_size, 2) # the next call starts a new engine
+      allow(LogIngestion::Native::Engine).to receive(:new).and_raise(LogIngestion::Error, "engine refused")
+
+      expect(Array.new(3) { |i| client.log("INFO", "lost #{i}") }).to eq([false, false, false])
+      expect(client.flush(timeout: 1)).to be(true)
+      expect(LogIngestion::Native::Engine).to have_received(:new).once
+      expect(reports.size).to eq(1)
+      expect(next_report).to include(kind: "internal", message: a_string_including("engine_start", "engine refused"))
+      expect(client.stats).to include(dropped_internal: 3, last_error: a_string_including("engine refused"))
+
+      allow(LogIngestion::Native::Engine).to receive(:new).and_call_original
+      client.update_setting(:batch_size, 3)
+      expect(client.log("INFO", "delivered")).to be(true)
+      expect(client.flush(timeout: 10)).to be(true)
+      expect(server.messages).to eq(["delivered"])
+    end
+
+    it "never raise when converting an entry fails: reported once through on_error" do
+      client = client_for
+      unprintable = Class.new { def to_s = raise(NoMethodError, "no to_s for you") }.new
+
+      expect(2.times.map { client.log("INFO", unprintable) }).to eq([false, false])
+      expect(next_report).to include(kind: "internal", message: a_string_including("enqueue", "no to_s for you"))
+      expect(client.log("INFO", "still works")).to be(true)
+    end
+
+    it "never swallow the host's interrupts (Timeout's, rack-timeout's) while converting an entry" do
+      client = client_for
+      interrupted = Class.new { def to_s = raise(Timeout::Error, "request timed out") }.new
+
+      expect { client.log("INFO", interrupted) }.to raise_error(Timeout::Error, "request timed out")
     end
 
     it "raise ArgumentError for an unknown level" do
@@ -199,6 +234,40 @@ RSpec.describe LogIngestion::Client, :native do
       expect(output.string).to include("WARN").and include("retries_exhausted")
     ensure
       LogIngestion.logger = original
+    end
+  end
+
+  describe "503 with Retry-After" do
+    def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+
+    # Four clients (four engines, as in four app processes) and a server that answers the
+    # first three attempts of each with 503 + Retry-After: 1 (what the real server sends
+    # when storage is down or busy), then accepts. Retry-After is the earliest retry, the
+    # jittered backoff (ceilings 0.5, 1, 2 s) comes on top: the 4th attempts spread
+    # over up to 3.5 s instead of all coming 3 s after the first, and max_retries: 1 does
+    # not drop anything while max_retry_elapsed lasts. Takes 3 to 7 s.
+    it "spreads the clients' retries and drops no batch within max_retry_elapsed" do
+      attempts = Hash.new { |hash, message| hash[message] = [] }
+      lock = Mutex.new
+      server.respond_with do |request|
+        count = lock.synchronize { (attempts[request.entries.first["message"]] << now).size }
+        count <= 3 ? [503, { "Retry-After" => "1" }, { error: "Storage unavailable" }] : server.accepted(request)
+      end
+      outage_clients = Array.new(4) do
+        client_for(max_retries: 1, retry_delay: 0.5, max_retry_delay: 2.0, max_retry_elapsed: 60)
+      end
+      outage_clients.each_with_index { |client, i| client.log("INFO", "client-#{i}") }
+
+      expect(outage_clients.map { |client| client.flush(timeout: 30) }).to all(be(true))
+      expect(outage_clients.map(&:stats)).to all(include(sent: 1, retried: 3, dropped_retries_exhausted: 0))
+      offsets = attempts.values.map { |times| times.fetch(3) - times.fetch(0) }
+      spread = offsets.max - offsets.min
+      warn format("      4th attempts %.2f..%.2f s after the first (spread %.0f ms)", offsets.min, offsets.max, spread * 1000) if ENV["LOG_INGESTION_BENCH"]
+      # Three Retry-After: 1 waits at least (50 ms spare); 3 s + 3.5 s of ceilings + 3 s of slack at most.
+      expect(offsets).to all(be_between(2.95, 9.5))
+      # In lockstep the spread is a few ms; four sums of those uniform draws fall within
+      # 100 ms of each other with a probability of about 4e-4.
+      expect(spread).to be >= 0.1
     end
   end
 

@@ -3,9 +3,10 @@
 require "spec_helper"
 
 RSpec.describe LogIngestion::Configuration do
-  it "defaults to batches of 512 entries or 1 s, 5 retries from 0.5 s, and a 5 s shutdown" do
+  it "defaults to batches of 512 entries or 1 s, 5 retries from 0.5 s, 5 min of an outage, and a 5 s shutdown" do
     config = described_class.new
     expect(config.to_h).to include(batch_size: 512, batch_interval: 1.0, max_retries: 5, retry_delay: 0.5,
+                                   max_retry_elapsed: 300.0,
                                    shutdown_timeout: 5.0, drop_policy: :newest, gzip: true, enable_batching: true,
                                    max_queue_bytes: 16 * 1024 * 1024, service: "rails-app")
   end
@@ -22,6 +23,11 @@ RSpec.describe LogIngestion::Configuration do
     expect(config.validate!.to_engine_hash).to include("batch_size" => 10, "batch_interval" => 5.0, "retry_delay" => 1.0)
   end
 
+  it "hands max_retry_elapsed to the engine in seconds" do
+    config = described_class.new(api_url: "http://x.test", api_key: "k", max_retry_elapsed: 90)
+    expect(config.validate!.to_engine_hash).to include("max_retry_elapsed" => 90.0)
+  end
+
   it "is deliverable only with both a URL and a key, or in test mode" do
     expect(described_class.new(api_url: "http://x.test").deliverable?).to be(false)
     expect(described_class.new(api_url: "http://x.test", api_key: "k").deliverable?).to be(true)
@@ -31,7 +37,8 @@ RSpec.describe LogIngestion::Configuration do
   {
     batch_size: 0, batch_interval: -1, max_retries: -1, retry_delay: 0, max_queue_bytes: 10,
     drop_policy: :random, api_url: "ftp://logs.test", on_error: 42, gzip: "yes", enable_batching: nil,
-    shutdown_timeout: Float::NAN, service: "", max_retry_delay: 0.1, metadata_filter: "password"
+    shutdown_timeout: Float::NAN, service: "", max_retry_delay: 0.1, metadata_filter: "password",
+    max_retry_elapsed: 0
   }.each do |setting, bad|
     it "rejects #{setting} = #{bad.inspect} with a ConfigurationError naming it" do
       config = described_class.new(setting => bad)

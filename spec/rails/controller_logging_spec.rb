@@ -34,4 +34,15 @@ RSpec.describe LogIngestion::ControllerLogging do
     LogIngestion::Subscribers.subscribe(only: LogIngestion::Subscribers::ALL,
                                         slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
   end
+
+  it "answers 200 and logs request.ip and a spoofing note when Client-IP and X-Forwarded-For differ" do
+    level = Rails.logger.level
+    Rails.logger.level = :warn # Rails' own request line reads remote_ip at debug/info (see request_logging_spec)
+    get "/concern", {}, "HTTP_CLIENT_IP" => "1.1.1.1", "HTTP_X_FORWARDED_FOR" => "2.2.2.2", "REMOTE_ADDR" => "203.0.113.9"
+    Rails.logger.level = level
+
+    expect(last_response.status).to eq(200)
+    request = entries.find { |e| e[:metadata]["controller"] == "ConcernController" && e[:message] == "HTTP Request" }
+    expect(request[:metadata]).to include("ip" => "203.0.113.9", "ip_spoofing" => a_string_including("1.1.1.1"))
+  end
 end

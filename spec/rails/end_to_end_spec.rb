@@ -141,7 +141,7 @@ RSpec.describe "Rails integration end to end", :end_to_end do
     def configure(url, service)
       options = ActiveSupport::OrderedOptions.new
       options.merge!(api_url: url, api_key: @server.api_key, service: service, test_mode: false,
-                     max_retries: 0, open_timeout: 1.0, read_timeout: 2.0,
+                     max_retries: 0, max_retry_elapsed: 1.0, open_timeout: 1.0, read_timeout: 2.0,
                      batch_interval: 60) # queued entries go out only when flushed
       LogIngestion::Railtie.configure_client(options)
     end

@@ -69,6 +69,16 @@ RSpec.describe LogIngestion::Railtie do
     expect([LogIngestionClient.api_url, LogIngestionClient.service]).to eq(["http://explicit.test", "explicit-svc"])
   end
 
+  it "passes config.log_ingestion.max_retry_elapsed to the client, validated" do
+    options.test_mode = true
+    options.max_retry_elapsed = 42
+    described_class.configure_client(options)
+    expect(LogIngestionClient.max_retry_elapsed).to eq(42)
+
+    options.max_retry_elapsed = -1
+    expect { described_class.configure_client(options) }.to raise_error(LogIngestion::ConfigurationError, /max_retry_elapsed/)
+  end
+
   it "rejects a config.log_ingestion setting that does not exist" do
     options.batch_sise = 10
 

@@ -66,4 +66,56 @@ RSpec.describe LogIngestion::RequestLogging do
     expect(status).to eq(204)
     expect(entry_with("HTTP Request")[:metadata]["request_id"]).to match(/\A\h{8}-\h{4}-\h{4}-\h{4}-\h{12}\z/)
   end
+
+  context "with Client-IP and a different X-Forwarded-For (ActionDispatch::RemoteIp::IpSpoofAttackError)" do
+    let(:spoofing) { { "HTTP_CLIENT_IP" => "1.1.1.1", "HTTP_X_FORWARDED_FOR" => "2.2.2.2", "REMOTE_ADDR" => "203.0.113.9" } }
+
+    # Rails 6.1's own Rails::Rack::Logger renders remote_ip into its "Started GET" line
+    # when the log level is debug or info (and raises there, before any gem code runs),
+    # so these requests go through the app at warn, as in a quiet production setup.
+    around do |example|
+      level = Rails.logger.level
+      Rails.logger.level = :warn
+      example.run
+    ensure
+      Rails.logger.level = level
+    end
+
+    it "answers 200 and logs the request with request.ip and a note of the spoofing attempt" do
+      get "/widgets", {}, spoofing
+
+      expect(last_response.status).to eq(200)
+      metadata = entry_with("HTTP Request")[:metadata]
+      expect(metadata["ip"]).to eq("203.0.113.9")
+      expect(metadata["ip_spoofing"]).to include("1.1.1.1", "2.2.2.2")
+      expect(entry_with("HTTP Response")[:metadata]["status"]).to eq(200)
+    end
+
+    it "caps the note however long the headers are" do
+      get "/widgets", {}, spoofing.merge("HTTP_X_FORWARDED_FOR" => Array.new(300) { |i| "3.3.#{i % 250}.1" }.join(","))
+
+      expect(last_response.status).to eq(200)
+      expect(entry_with("HTTP Request")[:metadata]["ip_spoofing"].bytesize).to be <= LogIngestion::RequestIp::NOTE_LIMIT
+    end
+  end
+
+  it "lets the host's interrupts (Timeout's, rack-timeout's) through instead of swallowing them" do
+    interrupted = Class.new(LogIngestion::ParameterFilter) { def filter_query_string(_text) = raise(Timeout::Error, "late") }.new
+    stack = described_class.new(->(_env) { [204, {}, []] }, filter: interrupted)
+
+    expect { stack.call(Rack::MockRequest.env_for("/bare?a=1")) }.to raise_error(Timeout::Error, "late")
+  end
+
+  it "never raises into the app when building its entries fails, and reports that once through on_error" do
+    reports = []
+    LogIngestionClient.on_error = ->(report) { reports << report }
+    broken = Class.new(LogIngestion::ParameterFilter) { def filter_query_string(_text) = raise("filter broke") }.new
+    stack = described_class.new(->(_env) { [204, {}, []] }, filter: broken)
+
+    2.times { expect(stack.call(Rack::MockRequest.env_for("/bare?a=1")).first).to eq(204) }
+    expect(reports.size).to eq(1)
+    expect(reports.first).to include(kind: "internal", message: a_string_including("RuntimeError: filter broke"))
+  ensure
+    LogIngestionClient.on_error = nil
+  end
 end

@@ -15,6 +15,21 @@ RSpec.describe LogIngestion::Subscribers do
     expect(slow[:metadata]["request_id"]).to eq(entry_with("HTTP Request")[:metadata]["request_id"])
   end
 
+  it "never raises into the instrumented code when a subscriber fails: reported once through on_error" do
+    reports = []
+    LogIngestionClient.on_error = ->(report) { reports << report }
+    broken = Class.new(LogIngestion::ParameterFilter) { def filter_text(_text) = raise("sql filter broke") }.new
+    LogIngestion::ParameterFilter.current = broken
+    described_class.subscribe(slow_query_ms: 0)
+
+    2.times { expect(Widget.create!(name: "gear")).to be_persisted }
+    # Once per source: the subscriber's, and the Logger's (Rails logs the same SQL through it).
+    expect(reports.map { |r| r[:message][/\A\S+ (\w+) failed/, 1] }).to contain_exactly("sql_subscriber", "logger")
+    expect(reports).to all(include(kind: "internal", message: a_string_including("sql filter broke")))
+  ensure
+    LogIngestionClient.on_error = nil
+  end
+
   it "does not log a query faster than the threshold" do
     get "/widgets/slow", ms: 0
 

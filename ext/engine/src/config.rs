@@ -78,8 +78,14 @@ pub struct EngineConfig {
     pub batch_interval: Duration,
     /// Most bytes of encoded JSON per batch body (before gzip).
     pub max_batch_bytes: usize,
-    /// Retries after the first attempt (so at most `max_retries + 1` attempts per batch).
+    /// Retries after the first attempt for failures that may be the batch's own (timeouts,
+    /// 408, 500 and 5xx other than 502/503/504): at most `max_retries + 1` such attempts.
     pub max_retries: u32,
+    /// How long a batch is retried, from its first attempt: no attempt starts later. The
+    /// only bound for a server that is unavailable (connection refused, 429, 502, 503,
+    /// 504), so an outage is ridden out for this long instead of for `max_retries` quick
+    /// attempts; the queue keeps its byte bound meanwhile.
+    pub max_retry_elapsed: Duration,
     /// Base of the exponential backoff.
     pub retry_delay: Duration,
     /// Cap of the exponential backoff.
@@ -109,6 +115,7 @@ impl Default for EngineConfig {
             batch_interval: Duration::from_secs(1),
             max_batch_bytes: 1024 * 1024,
             max_retries: 5,
+            max_retry_elapsed: Duration::from_secs(300),
             retry_delay: Duration::from_millis(500),
             max_retry_delay: Duration::from_secs(30),
             max_queue_bytes: 16 * 1024 * 1024,
@@ -143,6 +150,7 @@ impl EngineConfig {
             ("batch_interval", self.batch_interval),
             ("retry_delay", self.retry_delay),
             ("max_retry_delay", self.max_retry_delay),
+            ("max_retry_elapsed", self.max_retry_elapsed),
             ("open_timeout", self.open_timeout),
             ("read_timeout", self.read_timeout),
         ] {
@@ -195,6 +203,7 @@ mod tests {
         assert_eq!(c.batch_interval, Duration::from_secs(1));
         assert_eq!(c.max_batch_bytes, 1 << 20);
         assert_eq!(c.max_retries, 5);
+        assert_eq!(c.max_retry_elapsed, Duration::from_secs(300));
         assert_eq!(c.retry_delay, Duration::from_millis(500));
         assert_eq!(c.max_retry_delay, Duration::from_secs(30));
         assert_eq!(c.max_queue_bytes, 16 << 20);

@@ -2,7 +2,8 @@
 //! requests, the retry loop around each request, and the bookkeeping of outcomes.
 //!
 //! Owns when a batch is sent (full, interval elapsed, flush, or one by one without
-//! batching), the retry/backoff/`Retry-After` waits, and which counter and report each
+//! batching), the retry/backoff/`Retry-After` waits (the policy's, timed from the
+//! batch's first attempt), and which counter and report each
 //! outcome produces, and how long a 429 pauses every sender (`send_now` included). One
 //! batch is in flight at a time, which preserves order. It never runs on a caller's
 //! thread and never calls into Ruby; a panic inside it is caught by `supervise`, counted
@@ -20,9 +21,12 @@ use crate::config::EngineConfig;
 use crate::pause::SendPause;
 use crate::queue::{Batch, BatchQueue};
 use crate::reports::{ErrorKind, ErrorReport, ErrorReports};
-use crate::retry::{classify_status, parse_retry_after, RetryPolicy, Verdict, MAX_RETRY_AFTER};
+use crate::retry::{
+    cause_of_status, classify_status, parse_retry_after, GiveUp, RetryCause, RetryPolicy,
+    RetryState, Verdict, MAX_RETRY_AFTER,
+};
 use crate::stats::Counters;
-use crate::transport::{Attempt, Endpoint, PreparedRequest, Transport};
+use crate::transport::{Attempt, Endpoint, FailureKind, PreparedRequest, Transport};
 
 /// Everything the engine's threads and its callers share.
 pub(crate) struct Shared {
@@ -160,19 +164,22 @@ async fn deliver_batch(shared: &Shared, batch: Batch) {
     }
 }
 
-/// Sends `request` until it is answered 2xx, refused for good, or its retries are used up.
-/// The body and idempotency key are the same on every attempt; each attempt first waits
-/// out a 429 pause, whoever's request caused it.
+/// Sends `request` until it is answered 2xx, refused for good, or the retry policy
+/// gives it up (by count for failures that may be its own, by `max_retry_elapsed` for
+/// all). The body and idempotency key are the same on every attempt; each attempt
+/// first waits out a 429 pause, whoever's request caused it.
 pub(crate) async fn send_with_retries(
     shared: &Shared,
     request: &PreparedRequest,
 ) -> Result<Answer, Failure> {
+    let started = Instant::now();
     let mut attempts = 0u32;
+    let mut failed_retries = 0u32;
     loop {
         shared.pause.wait().await;
         attempts += 1;
         let attempt = shared.transport.send(request).await;
-        let (verdict, status, retry_after, message) = match attempt {
+        let (verdict, status, cause, retry_after, message) = match attempt {
             Attempt::Answered {
                 status,
                 retry_after,
@@ -194,6 +201,7 @@ pub(crate) async fn send_with_retries(
                 (
                     verdict,
                     Some(status),
+                    cause_of_status(status),
                     wait,
                     describe_answer(request, status, &body),
                 )
@@ -201,6 +209,10 @@ pub(crate) async fn send_with_retries(
             Attempt::Failed { kind, message } => (
                 Verdict::Retryable,
                 None,
+                match kind {
+                    FailureKind::Connect => RetryCause::Unavailable,
+                    FailureKind::Timeout | FailureKind::Other => RetryCause::Failed,
+                },
                 None,
                 format!("{} sending to {}: {message}", kind.as_str(), path(request)),
             ),
@@ -209,25 +221,46 @@ pub(crate) async fn send_with_retries(
             Verdict::Unauthorized => ErrorKind::Unauthorized,
             Verdict::Invalid => ErrorKind::Invalid,
             Verdict::Delivered | Verdict::Retryable => {
+                if cause == RetryCause::Failed {
+                    failed_retries += 1;
+                }
+                let state = RetryState {
+                    retry: attempts,
+                    failed_retries,
+                    elapsed: started.elapsed(),
+                };
                 let jitter = rand::random::<f64>();
                 let delay = shared
                     .policy
-                    .delay_before_retry(attempts, retry_after, jitter);
+                    .delay_before_retry(state, cause, retry_after, jitter);
                 if status == Some(429) {
                     // Every sender waits this out, even when this request is given up.
-                    if let Some(pause) = delay.or(retry_after.map(|w| w.min(MAX_RETRY_AFTER))) {
+                    let pause = delay.ok().or(retry_after.map(|w| w.min(MAX_RETRY_AFTER)));
+                    if let Some(pause) = pause {
                         shared.pause_sending(pause);
                     }
                 }
                 match delay {
-                    Some(delay) => {
+                    Ok(delay) => {
                         Counters::add(&shared.counters.retried, 1);
                         shared.counters.set_last_error(message.clone());
                         tracing::debug!(attempts, ?delay, "{message}; retrying");
                         tokio::time::sleep(delay).await;
                         continue;
                     }
-                    None => ErrorKind::RetriesExhausted,
+                    Err(GiveUp::Retries) => ErrorKind::RetriesExhausted,
+                    Err(GiveUp::Elapsed) => {
+                        return Err(Failure {
+                            kind: ErrorKind::RetriesExhausted,
+                            status,
+                            message: format!(
+                                "{message} (retried for {:.1}s; max_retry_elapsed is {:?})",
+                                started.elapsed().as_secs_f64(),
+                                shared.policy.max_elapsed
+                            ),
+                            attempts,
+                        })
+                    }
                 }
             }
         };

@@ -455,6 +455,8 @@ mod tests {
             api_url: format!("http://127.0.0.1:{port}"),
             api_key: "key".into(),
             max_retries: 0,
+            // A refused connection is retried until this: keep it short.
+            max_retry_elapsed: Duration::from_millis(200),
             batch_interval: Duration::from_secs(600),
             ..EngineConfig::default()
         }

@@ -27,7 +27,11 @@
 //! - `ErrorReport::kind` is an `ErrorKind` enum; `ErrorKind::as_str()` gives
 //!   `retries_exhausted | unauthorized | invalid | rejected | queue_full | internal | shutdown`.
 //! - `Engine::is_forked()`, `Engine::config()`, `Entry::now(..)`, `timestamp_now()`.
-//! - `max_retries` counts retries after the first attempt; 429 answers use that budget too.
+//! - `max_retries` counts retries after the first attempt for failures that may be the
+//!   batch's own (timeouts, 408, 500, 5xx other than 502/503/504). An unavailable server
+//!   (connection refused, 429, 502, 503, 504) is retried until `max_retry_elapsed`
+//!   (default 5 min) after the batch's first attempt; `Retry-After` is the earliest
+//!   moment of the next attempt and the jittered backoff is added on top.
 //! - 401/403 is reported once per outage: after a 2xx it would be reported again.
 //! - `max_queue_bytes` bounds the encoded JSON bytes of queued entries (`bytes_queued`);
 //!   per-entry bookkeeping (~32 bytes) is not counted.
@@ -59,6 +63,9 @@ pub use entry::{timestamp_now, Entry};
 pub use log_ingestion_wire::Level;
 pub use queue::FlushOutcome;
 pub use reports::{ErrorKind, ErrorReport, MAX_PENDING_REPORTS};
-pub use retry::{classify_status, parse_retry_after, RetryPolicy, Verdict, MAX_RETRY_AFTER};
+pub use retry::{
+    cause_of_status, classify_status, parse_retry_after, GiveUp, RetryCause, RetryPolicy,
+    RetryState, Verdict, MAX_RETRY_AFTER,
+};
 pub use stats::Stats;
 pub use transport::{TransportError, GZIP_MIN_BYTES};

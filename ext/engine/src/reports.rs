@@ -16,7 +16,8 @@ pub const MAX_PENDING_REPORTS: usize = 256;
 /// What kind of failure a report describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// A batch failed `max_retries + 1` times (connection errors, timeouts, 408, 429, 5xx).
+    /// A batch was given up by the retry policy: `max_retries` retries of failures that may
+    /// be its own (timeouts, 408, 500, other 5xx), or `max_retry_elapsed` of any retries.
     RetriesExhausted,
     /// The server answered 401 or 403 (reported on the first occurrence only).
     Unauthorized,

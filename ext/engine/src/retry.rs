@@ -1,5 +1,7 @@
-//! `RetryPolicy`: which answers are retried, how long to wait before the next attempt,
-//! and how `Retry-After` is read.
+//! `RetryPolicy`: which answers are retried, how long to wait before the next attempt
+//! (`Retry-After` as the earliest moment, jittered exponential backoff on top), when a
+//! batch is given up (by count for failures that may be its own, by time for all), and
+//! how `Retry-After` is read.
 //!
 //! Pure functions of their inputs (the random jitter is passed in), so every rule is
 //! unit-tested. It never sleeps, never performs I/O and never touches counters.
@@ -34,15 +36,60 @@ pub fn classify_status(status: u16) -> Verdict {
     }
 }
 
-/// Exponential backoff with full jitter, capped, for a bounded number of retries.
+/// Why a retryable attempt failed; it decides which bound applies to its retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryCause {
+    /// The server is not there now: connection refused, 429, 502, 503, 504. Retried
+    /// until `max_retry_elapsed` (an outage or a restart is ridden out), not counted
+    /// against `max_retries`.
+    Unavailable,
+    /// A timeout, 408, 500 or another 5xx, or a transport error after connecting: the
+    /// batch itself may be the cause, and one batch in flight holds up the queue, so
+    /// these are also bounded by `max_retries`.
+    Failed,
+}
+
+/// The cause of a retryable HTTP status.
+pub fn cause_of_status(status: u16) -> RetryCause {
+    match status {
+        429 | 502 | 503 | 504 => RetryCause::Unavailable,
+        _ => RetryCause::Failed,
+    }
+}
+
+/// Where a batch's retries stand when the next one is considered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryState {
+    /// The number of the retry to come (1-based): the exponent of the backoff.
+    pub retry: u32,
+    /// Retries so far caused by [`RetryCause::Failed`], the one to come included.
+    pub failed_retries: u32,
+    /// Time since the batch's first attempt started.
+    pub elapsed: Duration,
+}
+
+/// Why a batch is given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    /// `max_retries` retries for failures that may be the batch's own were spent.
+    Retries,
+    /// The next attempt would start after `max_retry_elapsed`.
+    Elapsed,
+}
+
+/// Exponential backoff with full jitter, capped; `Retry-After` as the earliest time of
+/// the next attempt, with that backoff on top; retries bounded by count for
+/// [`RetryCause::Failed`] and by time for every cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Retries after the first attempt.
+    /// Retries after the first attempt for [`RetryCause::Failed`].
     pub max_retries: u32,
     /// Delay ceiling of the first retry.
     pub base: Duration,
-    /// Ceiling of every delay.
+    /// Ceiling of every backoff.
     pub cap: Duration,
+    /// No attempt starts later than this after the batch's first one.
+    pub max_elapsed: Duration,
 }
 
 impl RetryPolicy {
@@ -51,6 +98,7 @@ impl RetryPolicy {
             max_retries: config.max_retries,
             base: config.retry_delay,
             cap: config.max_retry_delay,
+            max_elapsed: config.max_retry_elapsed,
         }
     }
 
@@ -67,21 +115,28 @@ impl RetryPolicy {
         self.ceiling(retry).mul_f64(jitter.clamp(0.0, 1.0))
     }
 
-    /// The wait before retry number `retry` (1-based), or `None` when the retries are used up.
-    /// A server's `Retry-After` replaces the backoff (cut to [`MAX_RETRY_AFTER`]).
+    /// The wait before the next retry, or why there is none.
+    ///
+    /// A server's `Retry-After` (cut to [`MAX_RETRY_AFTER`]) is the earliest moment, and
+    /// the jittered backoff is added on top: a server that answers every client
+    /// `Retry-After: 1` does not get them all back in the same second, and the waits
+    /// still grow while it stays unavailable.
     pub fn delay_before_retry(
         &self,
-        retry: u32,
+        state: RetryState,
+        cause: RetryCause,
         retry_after: Option<Duration>,
         jitter: f64,
-    ) -> Option<Duration> {
-        if retry > self.max_retries {
-            return None;
+    ) -> Result<Duration, GiveUp> {
+        if cause == RetryCause::Failed && state.failed_retries > self.max_retries {
+            return Err(GiveUp::Retries);
         }
-        Some(match retry_after {
-            Some(wait) => wait.min(MAX_RETRY_AFTER),
-            None => self.backoff(retry, jitter),
-        })
+        let earliest = retry_after.map_or(Duration::ZERO, |wait| wait.min(MAX_RETRY_AFTER));
+        let delay = earliest.saturating_add(self.backoff(state.retry, jitter));
+        if state.elapsed.saturating_add(delay) > self.max_elapsed {
+            return Err(GiveUp::Elapsed);
+        }
+        Ok(delay)
     }
 }
 
@@ -105,6 +160,15 @@ mod tests {
             max_retries: 3,
             base: Duration::from_millis(100),
             cap: Duration::from_millis(350),
+            max_elapsed: Duration::from_secs(60),
+        }
+    }
+
+    fn state(retry: u32, failed_retries: u32, elapsed_secs: u64) -> RetryState {
+        RetryState {
+            retry,
+            failed_retries,
+            elapsed: Duration::from_secs(elapsed_secs),
         }
     }
 
@@ -153,22 +217,75 @@ mod tests {
     }
 
     #[test]
-    fn retries_stop_after_max_retries() {
+    fn failed_retries_stop_after_max_retries() {
         let p = policy();
-        assert!(p.delay_before_retry(3, None, 1.0).is_some());
-        assert_eq!(p.delay_before_retry(4, None, 1.0), None);
+        assert!(p
+            .delay_before_retry(state(3, 3, 0), RetryCause::Failed, None, 1.0)
+            .is_ok());
+        assert_eq!(
+            p.delay_before_retry(state(4, 4, 0), RetryCause::Failed, None, 1.0),
+            Err(GiveUp::Retries)
+        );
     }
 
     #[test]
-    fn retry_after_replaces_the_backoff_and_is_capped() {
+    fn an_unavailable_server_is_retried_past_max_retries_until_max_elapsed() {
         let p = policy();
+        assert!(p
+            .delay_before_retry(state(40, 0, 59), RetryCause::Unavailable, None, 1.0)
+            .is_ok());
         assert_eq!(
-            p.delay_before_retry(1, Some(Duration::from_secs(7)), 0.0),
-            Some(Duration::from_secs(7))
+            p.delay_before_retry(state(41, 0, 60), RetryCause::Unavailable, None, 1.0),
+            Err(GiveUp::Elapsed)
         );
+    }
+
+    #[test]
+    fn no_retry_starts_after_max_elapsed_even_within_max_retries() {
+        let p = policy();
+        let wait = Some(Duration::from_secs(2));
         assert_eq!(
-            p.delay_before_retry(1, Some(Duration::from_secs(100_000)), 0.0),
-            Some(MAX_RETRY_AFTER)
+            p.delay_before_retry(state(1, 1, 59), RetryCause::Failed, wait, 0.0),
+            Err(GiveUp::Elapsed)
+        );
+    }
+
+    #[test]
+    fn unavailability_causes_are_429_502_503_504() {
+        for status in [429, 502, 503, 504] {
+            assert_eq!(cause_of_status(status), RetryCause::Unavailable, "{status}");
+        }
+        for status in [408, 500, 501, 599] {
+            assert_eq!(cause_of_status(status), RetryCause::Failed, "{status}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_the_earliest_and_the_jittered_backoff_comes_on_top() {
+        let p = policy();
+        let wait = Some(Duration::from_secs(1));
+        let retry =
+            |n, jitter| p.delay_before_retry(state(n, 0, 0), RetryCause::Unavailable, wait, jitter);
+        assert_eq!(retry(1, 0.0), Ok(Duration::from_secs(1)));
+        assert_eq!(retry(1, 1.0), Ok(Duration::from_millis(1100)));
+        assert_eq!(retry(2, 0.5), Ok(Duration::from_millis(1100)));
+        assert_eq!(retry(9, 1.0), Ok(Duration::from_millis(1350)));
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        let p = RetryPolicy {
+            max_elapsed: Duration::from_secs(3600),
+            ..policy()
+        };
+        assert_eq!(
+            p.delay_before_retry(
+                state(1, 0, 0),
+                RetryCause::Unavailable,
+                Some(Duration::from_secs(100_000)),
+                0.0
+            ),
+            Ok(MAX_RETRY_AFTER)
         );
     }
 

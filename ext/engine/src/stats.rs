@@ -16,7 +16,7 @@ pub struct Stats {
     pub sent: u64,
     /// Entries dropped because the queue was full (either drop policy).
     pub dropped_queue_full: u64,
-    /// Entries of batches that failed `max_retries + 1` times.
+    /// Entries of batches given up by the retry policy (`max_retries` or `max_retry_elapsed`).
     pub dropped_retries_exhausted: u64,
     /// Entries of batches answered 401/403.
     pub dropped_unauthorized: u64,

@@ -38,6 +38,9 @@ pub fn settings(ruby: &Ruby, hash: RHash) -> Result<Settings, Error> {
     if let Some(n) = reader.get::<u32>("max_retries")? {
         config.max_retries = n;
     }
+    if let Some(d) = reader.seconds("max_retry_elapsed")? {
+        config.max_retry_elapsed = d;
+    }
     if let Some(d) = reader.seconds("retry_delay")? {
         config.retry_delay = d;
     }

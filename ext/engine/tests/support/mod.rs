@@ -36,6 +36,8 @@ pub enum Reply {
     RejectEntries(Vec<usize>),
     /// 429, with this `Retry-After` value when given.
     TooManyRequests(Option<String>),
+    /// 503 (the server is unavailable), with this `Retry-After` value when given.
+    Unavailable(Option<String>),
     /// This status with an error body.
     Status(u16),
     /// Waits this long, then answers like `Accept`.
@@ -287,6 +289,17 @@ impl Connected<IncomingStream<'_, ResettableListener>> for Peer {
     }
 }
 
+/// A `status` answer with an error body and, when given, a `Retry-After` header.
+fn refusal(status: StatusCode, error: &str, retry_after: Option<String>) -> Response {
+    let mut response = (status, axum::Json(json!({ "error": error }))).into_response();
+    if let Some(value) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", value.parse().unwrap());
+    }
+    response
+}
+
 async fn answer(
     state: Arc<ServerState>,
     peer: Peer,
@@ -331,17 +344,10 @@ async fn answer(
         Reply::Accept => accept(count, &[]),
         Reply::RejectEntries(indices) => accept(count, &indices),
         Reply::TooManyRequests(retry_after) => {
-            let mut response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                axum::Json(json!({"error": "rate limited"})),
-            )
-                .into_response();
-            if let Some(value) = retry_after {
-                response
-                    .headers_mut()
-                    .insert("retry-after", value.parse().unwrap());
-            }
-            response
+            refusal(StatusCode::TOO_MANY_REQUESTS, "rate limited", retry_after)
+        }
+        Reply::Unavailable(retry_after) => {
+            refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", retry_after)
         }
         Reply::Status(status) => (
             StatusCode::from_u16(status).unwrap(),

@@ -41,6 +41,7 @@ Rails.application.configure do
   # config.log_ingestion.batch_size = 512
   # config.log_ingestion.batch_interval = 1.0       # seconds
   # config.log_ingestion.max_retries = 5
+  # config.log_ingestion.max_retry_elapsed = 300.0  # seconds an unavailable server (503, 429, refused) is retried
   # config.log_ingestion.max_queue_bytes = 16 * 1024 * 1024
   # config.log_ingestion.drop_policy = :newest      # or :oldest, when the queue is full
   # config.log_ingestion.shutdown_timeout = 5.0     # seconds to deliver what is queued at exit
