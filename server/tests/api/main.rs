@@ -12,4 +12,5 @@ mod inflight;
 mod process;
 mod rate_limit;
 mod single;
+mod server_process;
 mod storage;
