@@ -84,7 +84,8 @@ async fn a_path_at_the_depth_cap_still_works_and_one_past_it_is_refused() {
 async fn deep_json_in_a_metadata_filter_value_is_refused_cleanly() {
     let mut target = Target::start(&[]).await;
     let good = target.good_client();
-    let depth = 20_000;
+    // 5,000 levels: ~30 KB once percent-encoded, within the request line's limit.
+    let depth = 5_000;
     let value = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     let response = target
         .read("/api/v1/logs")
