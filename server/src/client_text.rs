@@ -128,7 +128,9 @@ mod tests {
 
     #[test]
     fn problem_lists_are_capped_in_count_and_length() {
-        let problems = (0..50).map(|i| format!("{i}: {}", "y".repeat(2_000))).collect();
+        let problems = (0..50)
+            .map(|i| format!("{i}: {}", "y".repeat(2_000)))
+            .collect();
         let capped = capped_problems(problems);
         assert_eq!(capped.len(), MAX_PROBLEMS + 1);
         assert!(capped[0].len() <= MAX_MESSAGE_BYTES + ELLIPSIS.len());

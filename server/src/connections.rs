@@ -114,9 +114,15 @@ mod tests {
         let second = budget.admit().unwrap();
         second.trust().authenticated();
         let _third = budget.admit().unwrap();
-        assert_eq!(budget.admit().unwrap_err(), ConnectionRefusal::ConnectionCap);
+        assert_eq!(
+            budget.admit().unwrap_err(),
+            ConnectionRefusal::ConnectionCap
+        );
         drop(first);
-        assert!(budget.admit().is_err(), "the third still holds the unauthenticated slot");
+        assert!(
+            budget.admit().is_err(),
+            "the third still holds the unauthenticated slot"
+        );
     }
 
     #[test]

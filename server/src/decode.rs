@@ -402,7 +402,10 @@ struct CappedBatch<'c> {
 impl<'de> DeserializeSeed<'de> for CappedBatch<'_> {
     type Value = Vec<&'de RawValue>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
@@ -441,7 +444,10 @@ struct CappedEntries<'c> {
 impl<'de> DeserializeSeed<'de> for CappedEntries<'_> {
     type Value = Vec<&'de RawValue>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
@@ -552,7 +558,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(decoded.len(), 4_000_000);
-        assert!(charged.windows(2).all(|pair| pair[0] < pair[1]), "{charged:?}");
+        assert!(
+            charged.windows(2).all(|pair| pair[0] < pair[1]),
+            "{charged:?}"
+        );
         assert!(*charged.last().unwrap() >= decoded.len());
         assert!(charged.len() < 20, "{} steps", charged.len());
         // A refusal (the budget has no room) ends decompression at once.

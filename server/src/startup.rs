@@ -210,7 +210,10 @@ async fn serve_connections(
         // Without a timer hyper ignores the header read timeout altogether.
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    let budget = ConnectionBudget::new(limits.max_connections, limits.max_unauthenticated_connections);
+    let budget = ConnectionBudget::new(
+        limits.max_connections,
+        limits.max_unauthenticated_connections,
+    );
     let connections = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -11,6 +11,6 @@ mod idempotency;
 mod inflight;
 mod process;
 mod rate_limit;
-mod single;
 mod server_process;
+mod single;
 mod storage;

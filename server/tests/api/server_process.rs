@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The binary under test: `LOG_INGESTION_SERVER_BIN` when set (to try an older build),
-/// else the one cargo built for this test target.
+/// The binary under test: `LOG_INGESTION_TESTED_BIN` when set (to try an older build),
+/// else the one cargo built for this test target. (Not `LOG_INGESTION_SERVER_BIN`, which
+/// the Ruby specs read: exported for them, it must not swap the binary these tests build.)
 pub fn binary() -> String {
-    std::env::var("LOG_INGESTION_SERVER_BIN")
+    std::env::var("LOG_INGESTION_TESTED_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_log-ingestion-server").to_owned())
 }
 

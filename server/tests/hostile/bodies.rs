@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use crate::harness::{
-    connect, gzip, gzip_parts, long_tests, outcome, send_post_head, Outcome, Target,
-    PEAK_RSS_MIB,
+    connect, gzip, gzip_parts, long_tests, outcome, send_post_head, Outcome, Target, PEAK_RSS_MIB,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -81,11 +80,7 @@ async fn a_wrong_shape_body_quoting_a_long_string_is_refused_in_linear_time() {
     for (path, field) in [("/api/v1/logs/batch", "logs"), ("/api/v1/logs", "log")] {
         let words = "struct ".repeat(MIB / 7);
         let head = format!("{{\"{field}\":\"");
-        let body = gzip_parts(&[
-            (head.as_bytes(), 1),
-            (words.as_bytes(), 9),
-            (b"\"}", 1),
-        ]);
+        let body = gzip_parts(&[(head.as_bytes(), 1), (words.as_bytes(), 9), (b"\"}", 1)]);
         let (status, text) = send(&target, path, "application/json", Some("gzip"), body).await;
         assert_eq!(status, 400, "{path}: {text}");
     }
@@ -150,10 +145,7 @@ async fn a_gzipped_array_of_ones_stops_at_the_entry_cap() {
     }))
     .await;
     for (status, text) in &answers {
-        assert!(
-            *status == 400 || *status == 503,
-            "{status}: {text}"
-        );
+        assert!(*status == 400 || *status == 503, "{status}: {text}");
     }
     assert!(
         answers
@@ -350,7 +342,14 @@ async fn deep_json_in_metadata_is_refused() {
         )
     };
     let single = format!("{{\"log\":{}}}", entry(&deep)).into_bytes();
-    let (status, text) = send(&target, "/api/v1/logs", "application/json", Some("gzip"), gzip(&single)).await;
+    let (status, text) = send(
+        &target,
+        "/api/v1/logs",
+        "application/json",
+        Some("gzip"),
+        gzip(&single),
+    )
+    .await;
     assert_eq!(status, 400, "{text}");
     let mut ndjson = entry(&deep).into_bytes();
     ndjson.push(b'\n');

@@ -170,7 +170,8 @@ async fn headers_sent_a_byte_at_a_time_are_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_idle_connections_without_a_key_are_capped_and_closed() {
-    let mut target = Target::start(&[("LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS", "100")]).await;
+    let mut target =
+        Target::start(&[("LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS", "100")]).await;
     let good = target.good_client();
     good.wait_for_batches(3).await;
     let count = if long_tests() { 5_000 } else { 500 };
@@ -190,5 +191,8 @@ async fn five_hundred_idle_connections_without_a_key_are_capped_and_closed() {
     let refused = target
         .metric("log_ingestion_connections_closed_total{reason=\"unauthenticated_cap\"}")
         .await;
-    assert!(refused >= (count as u64) / 2, "{refused} refused at the cap");
+    assert!(
+        refused >= (count as u64) / 2,
+        "{refused} refused at the cap"
+    );
 }

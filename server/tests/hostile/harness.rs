@@ -59,7 +59,11 @@ impl Target {
             ("LOG_INGESTION_BODY_READ_TIMEOUT", millis(BODY_READ_TIMEOUT)),
             ("LOG_INGESTION_INFLIGHT_WAIT", "200ms".to_owned()),
         ];
-        env.extend(extra.iter().map(|(name, value)| (*name, (*value).to_owned())));
+        env.extend(
+            extra
+                .iter()
+                .map(|(name, value)| (*name, (*value).to_owned())),
+        );
         let server = ServerProcess::start_with(&url, API_KEY, &env);
         let pool = PgPool::connect(&url).await.unwrap();
         Target {

@@ -71,10 +71,7 @@ async fn a_path_at_the_depth_cap_still_works_and_one_past_it_is_refused() {
         .unwrap();
     assert_eq!(past.status(), 400);
     let body: Value = past.json().await.unwrap();
-    assert!(
-        body["details"].to_string().contains("at most 4"),
-        "{body}"
-    );
+    assert!(body["details"].to_string().contains("at most 4"), "{body}");
     good.wait_for_batches(3).await;
     let record = good.stop().await;
     target.assert_survived(&record, PEAK_RSS_MIB).await;
