@@ -560,6 +560,26 @@ mod tests {
     }
 
     #[test]
+    fn zero_timeouts_are_refused_by_name() {
+        let error = settings_from(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+            ("LOG_INGESTION_HEADER_READ_TIMEOUT", "0s"),
+            ("LOG_INGESTION_BODY_IDLE_TIMEOUT", "0ms"),
+            ("LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS", "0"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "LOG_INGESTION_HEADER_READ_TIMEOUT",
+            "LOG_INGESTION_BODY_IDLE_TIMEOUT",
+            "LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS",
+        ] {
+            assert!(error.contains(name), "{name} missing from {error}");
+        }
+    }
+
+    #[test]
     fn durations_accept_units() {
         assert_eq!(
             parse_duration("5y"),

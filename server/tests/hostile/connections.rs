@@ -196,3 +196,39 @@ async fn five_hundred_idle_connections_without_a_key_are_capped_and_closed() {
         "{refused} refused at the cap"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_connection_cap_are_closed_at_once() {
+    let mut target = Target::start(&[
+        ("LOG_INGESTION_MAX_CONNECTIONS", "40"),
+        ("LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS", "1000"),
+        // Long enough that the idle connections are still open when counted.
+        ("LOG_INGESTION_HEADER_READ_TIMEOUT", "5s"),
+    ])
+    .await;
+    let good = target.good_client();
+    // The good client's connection is open (and authenticated) before the attack.
+    good.wait_for_batches(3).await;
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(connect(&target).await);
+    }
+    good.wait_for_batches(10).await;
+    let mut closed_at_once = 0;
+    for stream in &mut idle {
+        if outcome(stream, Duration::from_millis(50)).await == Outcome::Closed {
+            closed_at_once += 1;
+        }
+    }
+    assert!(
+        closed_at_once >= 150,
+        "{closed_at_once} of 200 closed at once"
+    );
+    let record = good.stop().await;
+    drop(idle);
+    target.assert_survived(&record, PEAK_RSS_MIB).await;
+    let refused = target
+        .metric("log_ingestion_connections_closed_total{reason=\"connection_cap\"}")
+        .await;
+    assert!(refused >= 150, "{refused} refused at the cap");
+}
