@@ -26,6 +26,12 @@ use crate::inflight::{InflightBudget, InflightPermit};
 
 /// Buffers grow by at least this much, so small bodies are charged in few steps.
 const MIN_GROWTH_BYTES: usize = 64 * 1024;
+/// The largest zstd window a body may need: 8 MiB, the limit RFC 9659 sets for HTTP.
+/// A zstd decoder allocates its frame's window up front (a frame may declare 128 MiB
+/// by default), so the limit is enforced and the whole window charged.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+/// What a gzip decoder holds besides its output: the 32 KiB window and its input buffer.
+const GZIP_DECODER_BYTES: usize = 64 * 1024;
 
 /// The shape of a body, from its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,9 +214,11 @@ impl RawBody {
     }
 
     /// Decompresses (off the async workers) to at most `max_bytes`, growing `permit`
-    /// to cover the compressed body and the output buffer before the buffer grows: a
-    /// bomb is refused (413, or 503 when the budget has no room) having held no more
-    /// than it was charged.
+    /// to cover the compressed body, the decoder (its piece buffer and window; 8 MiB for
+    /// zstd) and the output buffer before the output grows: a bomb is refused (413, or 503 when the budget has no
+    /// room) having held no more than it was charged. Each step runs on the blocking
+    /// pool until the output is full; waiting for budget happens here, on the async
+    /// side, so a flood of bombs never parks blocking threads.
     pub async fn decode(
         self,
         budget: &InflightBudget,
@@ -222,29 +230,31 @@ impl RawBody {
             bytes: raw,
             max_bytes,
         } = self;
-        if matches!(encoding, Encoding::Identity) {
-            return Ok(Payload { format, bytes: raw });
+        let raw_len = raw.len();
+        let mut inflater = match Inflater::start(encoding, raw, max_bytes)? {
+            Inflation::Needed(inflater) => inflater,
+            Inflation::None(bytes) => return Ok(Payload { format, bytes }),
+        };
+        loop {
+            let capacity = inflater.next_capacity();
+            budget
+                .grow(permit, raw_len + inflater.overhead_bytes() + capacity)
+                .await?;
+            inflater.grow_to(capacity);
+            let (back, filled) = tokio::task::spawn_blocking(move || {
+                let filled = inflater.fill();
+                (inflater, filled)
+            })
+            .await
+            .map_err(|error| ApiError::Internal(format!("decompression task failed: {error}")))?;
+            inflater = back;
+            if filled? == Fill::Finished {
+                return Ok(Payload {
+                    format,
+                    bytes: inflater.finish(),
+                });
+            }
         }
-        let runtime = tokio::runtime::Handle::current();
-        let task_budget = budget.clone();
-        let mut task_permit = std::mem::replace(permit, budget.empty_permit());
-        let (decoded, task_permit) = tokio::task::spawn_blocking(move || {
-            let raw_len = raw.len();
-            let charge = |capacity: usize| {
-                runtime
-                    .block_on(task_budget.grow(&mut task_permit, raw_len.saturating_add(capacity)))
-                    .map_err(ApiError::from)
-            };
-            let decoded = decompress(encoding, &raw, max_bytes, charge);
-            (decoded, task_permit)
-        })
-        .await
-        .map_err(|error| ApiError::Internal(format!("decompression task failed: {error}")))?;
-        *permit = task_permit;
-        Ok(Payload {
-            format,
-            bytes: decoded?,
-        })
     }
 }
 
@@ -287,50 +297,113 @@ fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     }
 }
 
-/// Decompresses in pieces into a buffer that grows only after `charge(new capacity)`
-/// has succeeded, and stops at the first byte past the cap, so a bomb never expands in
-/// memory beyond what was charged.
-fn decompress(
-    encoding: Encoding,
-    raw: &[u8],
+/// What [`Inflater::start`] makes of a body.
+enum Inflation {
+    /// The body was not compressed: here it is.
+    None(Bytes),
+    Needed(Inflater),
+}
+
+/// Whether [`Inflater::fill`] reached the end of the body or filled its buffer.
+#[derive(Debug, PartialEq, Eq)]
+enum Fill {
+    Finished,
+    Full,
+}
+
+/// A decompression in progress: the decoder over the owned compressed body, the piece
+/// last read, and the output so far in a buffer that only its caller grows (after
+/// charging for it). It stops at the first byte past the cap.
+struct Inflater {
+    reader: Box<dyn Read + Send>,
+    name: &'static str,
+    /// What the decoder itself may hold, charged with the output.
+    decoder_bytes: usize,
+    piece: Vec<u8>,
+    /// Bytes of `piece` read but not yet in `out` (it was full).
+    pending: usize,
+    out: Vec<u8>,
     max_bytes: usize,
-    mut charge: impl FnMut(usize) -> Result<(), ApiError>,
-) -> Result<Bytes, ApiError> {
-    let (reader, name): (Box<dyn Read + '_>, &'static str) = match encoding {
-        Encoding::Gzip => (Box::new(flate2::read::MultiGzDecoder::new(raw)), "gzip"),
-        Encoding::Zstd => (
-            Box::new(
-                zstd::stream::read::Decoder::new(raw)
-                    .map_err(|_| ApiError::CorruptEncoding { encoding: "zstd" })?,
-            ),
-            "zstd",
-        ),
-        Encoding::Identity => return Ok(Bytes::copy_from_slice(raw)),
-    };
-    let mut reader = reader;
-    let mut out: Vec<u8> = Vec::new();
-    let mut piece = vec![0u8; MIN_GROWTH_BYTES];
-    loop {
-        let read = match reader.read(&mut piece) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return Err(ApiError::CorruptEncoding { encoding: name }),
+}
+
+impl Inflater {
+    fn start(encoding: Encoding, raw: Bytes, max_bytes: usize) -> Result<Inflation, ApiError> {
+        let source = std::io::Cursor::new(raw);
+        let (reader, name): (Box<dyn Read + Send>, &'static str) = match encoding {
+            Encoding::Identity => return Ok(Inflation::None(source.into_inner())),
+            Encoding::Gzip => (Box::new(flate2::read::MultiGzDecoder::new(source)), "gzip"),
+            Encoding::Zstd => {
+                let corrupt = |_| ApiError::CorruptEncoding { encoding: "zstd" };
+                let mut decoder = zstd::stream::read::Decoder::new(source).map_err(corrupt)?;
+                decoder
+                    .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                    .map_err(corrupt)?;
+                (Box::new(decoder), "zstd")
+            }
         };
-        let needed = out.len() + read;
-        if needed > max_bytes {
-            return Err(ApiError::PayloadTooLarge {
-                limit_bytes: max_bytes,
-            });
-        }
-        if needed > out.capacity() {
-            let target = grown_capacity(out.capacity(), needed, max_bytes);
-            charge(target)?;
-            out.reserve_exact(target - out.len());
-        }
-        out.extend_from_slice(&piece[..read]);
+        let decoder_bytes = match encoding {
+            Encoding::Zstd => 1 << ZSTD_WINDOW_LOG_MAX,
+            _ => GZIP_DECODER_BYTES,
+        };
+        Ok(Inflation::Needed(Inflater {
+            reader,
+            name,
+            decoder_bytes,
+            piece: vec![0; MIN_GROWTH_BYTES],
+            pending: 0,
+            out: Vec::new(),
+            max_bytes,
+        }))
     }
-    Ok(Bytes::from(out))
+
+    /// Bytes held besides the output buffer: the piece buffer and the decoder's state.
+    fn overhead_bytes(&self) -> usize {
+        self.piece.len() + self.decoder_bytes
+    }
+
+    /// The output capacity to charge and grow to before the next [`Inflater::fill`].
+    fn next_capacity(&self) -> usize {
+        let needed = self.out.len() + self.pending.max(1);
+        grown_capacity(self.out.capacity(), needed, self.max_bytes)
+    }
+
+    fn grow_to(&mut self, capacity: usize) {
+        self.out
+            .reserve_exact(capacity.saturating_sub(self.out.len()));
+    }
+
+    /// Decompresses until the body ends or the output buffer is full; never grows it.
+    fn fill(&mut self) -> Result<Fill, ApiError> {
+        loop {
+            if self.pending == 0 {
+                self.pending = match self.reader.read(&mut self.piece) {
+                    Ok(0) => return Ok(Fill::Finished),
+                    Ok(read) => read,
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        return Err(ApiError::CorruptEncoding {
+                            encoding: self.name,
+                        })
+                    }
+                };
+            }
+            let needed = self.out.len() + self.pending;
+            if needed > self.max_bytes {
+                return Err(ApiError::PayloadTooLarge {
+                    limit_bytes: self.max_bytes,
+                });
+            }
+            if needed > self.out.capacity() {
+                return Ok(Fill::Full);
+            }
+            self.out.extend_from_slice(&self.piece[..self.pending]);
+            self.pending = 0;
+        }
+    }
+
+    fn finish(self) -> Bytes {
+        Bytes::from(self.out)
+    }
 }
 
 #[derive(Deserialize)]
@@ -487,6 +560,30 @@ mod tests {
         }
     }
 
+    /// Drives an [`Inflater`] as `RawBody::decode` does, with `charge` in place of the
+    /// budget (it gets each new output capacity).
+    fn decompress(
+        encoding: Encoding,
+        raw: &[u8],
+        max_bytes: usize,
+        mut charge: impl FnMut(usize) -> Result<(), ApiError>,
+    ) -> Result<Bytes, ApiError> {
+        let mut inflater = match Inflater::start(encoding, Bytes::copy_from_slice(raw), max_bytes)?
+        {
+            Inflation::Needed(inflater) => inflater,
+            Inflation::None(bytes) => return Ok(bytes),
+        };
+        loop {
+            let capacity = inflater.next_capacity();
+            charge(capacity)?;
+            inflater.grow_to(capacity);
+            assert!(inflater.out.capacity() < capacity + MIN_GROWTH_BYTES);
+            if inflater.fill()? == Fill::Finished {
+                return Ok(inflater.finish());
+            }
+        }
+    }
+
     #[test]
     fn ndjson_errors_name_the_line() {
         let error =
@@ -609,6 +706,26 @@ mod tests {
             let shown = format!("{:?}", error);
             assert!(shown.contains(expected), "{body}: {shown}");
         }
+    }
+
+    #[test]
+    fn a_zstd_frame_asking_for_a_window_past_8_mib_is_refused() {
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(24).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        encoder.write_all(&vec![b'x'; 100_000]).unwrap();
+        let wide = encoder.finish().unwrap();
+        assert!(matches!(
+            decompress(Encoding::Zstd, &wide, 10_000_000, |_| Ok(())),
+            Err(ApiError::CorruptEncoding { encoding: "zstd" })
+        ));
+        let usual = zstd::encode_all(&vec![b'x'; 100_000][..], 19).unwrap();
+        assert_eq!(
+            decompress(Encoding::Zstd, &usual, 10_000_000, |_| Ok(()))
+                .unwrap()
+                .len(),
+            100_000
+        );
     }
 
     #[test]
