@@ -1,8 +1,9 @@
 //! Builds and runs the application: pool, migrations, storage mode, retention, the
 //! group committer, the router, the listener and the connections it accepts (each
-//! with a bounded read buffer). Tests call `Application::build` exactly as `main`
-//! does. It owns the shutdown sequence: stop accepting, let requests in flight finish
-//! (their groups commit), stop the writer, all within a deadline.
+//! with a bounded read buffer and a header read timeout, within the connection caps of
+//! `connections`). Tests call `Application::build` exactly as `main` does. It owns the
+//! shutdown sequence: stop accepting, let requests in flight finish (their groups
+//! commit), stop the writer, all within a deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -98,14 +99,7 @@ impl Application {
             committer,
             metrics,
         };
-        let read_context = ReadContext::new(
-            state.pool.clone(),
-            state.storage_mode,
-            TailSettings::default(),
-        )
-        .with_query_limits(QueryLimits {
-            max_metadata_depth: state.settings.limits.max_metadata_depth,
-        });
+        let read_context = read_context_for(&state);
         Ok(Application {
             listener,
             router: build_router_with(state.clone(), read_context.clone()),
@@ -271,15 +265,21 @@ async fn serve_connections(
 /// The whole HTTP surface with a read side of its own (tests and tools that do not
 /// need to close live tails at shutdown).
 pub fn build_router(state: AppState) -> Router {
-    let read_context = ReadContext::new(
+    let read_context = read_context_for(&state);
+    build_router_with(state, read_context)
+}
+
+/// The read side's context on the server's pool, with the query nesting held to the
+/// metadata depth cap (nothing deeper can be stored).
+fn read_context_for(state: &AppState) -> ReadContext {
+    ReadContext::new(
         state.pool.clone(),
         state.storage_mode,
         TailSettings::default(),
     )
     .with_query_limits(QueryLimits {
         max_metadata_depth: state.settings.limits.max_metadata_depth,
-    });
-    build_router_with(state, read_context)
+    })
 }
 
 /// The whole HTTP surface: probes, ingest, and the read side (query API and explorer),
