@@ -249,10 +249,10 @@ impl RawBody {
             .map_err(|error| ApiError::Internal(format!("decompression task failed: {error}")))?;
             inflater = back;
             if filled? == Fill::Finished {
-                return Ok(Payload {
-                    format,
-                    bytes: inflater.finish(),
-                });
+                let bytes = inflater.finish();
+                // The compressed body and the decoder are gone: keep only the output.
+                budget.shrink(permit, bytes.len());
+                return Ok(Payload { format, bytes });
             }
         }
     }
@@ -401,8 +401,12 @@ impl Inflater {
         }
     }
 
+    /// The output, trimmed to its length (the copy is at most the size of the output,
+    /// and leaves the permit covering exactly what is held).
     fn finish(self) -> Bytes {
-        Bytes::from(self.out)
+        let mut out = self.out;
+        out.shrink_to_fit();
+        Bytes::from(out)
     }
 }
 
