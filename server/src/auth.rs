@@ -1,6 +1,7 @@
 //! API key authentication for every `/api` route: `X-API-Key` or `Authorization:
 //! Bearer`, compared in constant time against every configured key. It attaches the
-//! [`Caller`] to the request and never logs or echoes a presented key.
+//! [`Caller`] to the request, marks the connection as authenticated (see
+//! `connections`), and never logs or echoes a presented key.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use log_ingestion_wire::API_KEY_HEADER;
 use subtle::ConstantTimeEq;
 
 use crate::config::ApiKeys;
+use crate::connections::ConnectionTrust;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -29,6 +31,7 @@ pub async fn require_api_key(
     next: Next,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.settings.api_keys, request.headers())?;
+    ConnectionTrust::mark_request(request.extensions());
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }

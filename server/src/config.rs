@@ -31,6 +31,41 @@ pub struct Settings {
     pub admin_api_keys: Vec<ApiKey>,
     /// The read side's own connections and bounds.
     pub read: ReadSettings,
+    /// How many connections, and for how long a request head may take.
+    pub connections: ConnectionSettings,
+    /// How long a request body may take to arrive.
+    pub body_read: BodyReadSettings,
+}
+
+/// Bounds on accepted connections, so slow or silent clients cannot hold sockets.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionSettings {
+    /// Longest a request head may take to arrive, counted from the connection's start or
+    /// from the end of its previous answer: it also closes idle keep-alive connections.
+    pub header_read_timeout: Duration,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Connections open at once that have not yet sent a request with a valid key.
+    pub max_unauthenticated_connections: usize,
+}
+
+/// Bounds on reading one request body, so a stalled upload frees its share of the
+/// in-flight budget.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyReadSettings {
+    /// Longest wait for the next piece of the body.
+    pub idle_timeout: Duration,
+    /// Longest the whole body may take: a floor on the rate of a trickling upload.
+    pub total_timeout: Duration,
+}
+
+impl Default for BodyReadSettings {
+    fn default() -> Self {
+        BodyReadSettings {
+            idle_timeout: Duration::from_secs(10),
+            total_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// How to reach PostgreSQL.
@@ -332,6 +367,29 @@ impl Settings {
                 })
                 .unwrap_or_default(),
             read: ReadSettings::read(&mut reader),
+            // Request-shape bounds (issue 8): connections and body reads.
+            connections: ConnectionSettings {
+                header_read_timeout: reader.positive_duration(
+                    "LOG_INGESTION_HEADER_READ_TIMEOUT",
+                    Duration::from_secs(10),
+                ),
+                max_connections: reader.number("LOG_INGESTION_MAX_CONNECTIONS", 4_096, 1),
+                max_unauthenticated_connections: reader.number(
+                    "LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS",
+                    512,
+                    1,
+                ),
+            },
+            body_read: BodyReadSettings {
+                idle_timeout: reader.positive_duration(
+                    "LOG_INGESTION_BODY_IDLE_TIMEOUT",
+                    BodyReadSettings::default().idle_timeout,
+                ),
+                total_timeout: reader.positive_duration(
+                    "LOG_INGESTION_BODY_READ_TIMEOUT",
+                    BodyReadSettings::default().total_timeout,
+                ),
+            },
         };
         let api_keys = match ApiKeys::new(keys) {
             Ok(keys) => Some(keys),
@@ -442,6 +500,19 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    /// A duration that must not be zero (a zero timeout would refuse everything).
+    fn positive_duration(&mut self, name: &str, default: Duration) -> Duration {
+        let value = self.duration(name, default);
+        if value.is_zero() {
+            self.problems
+                .push(format!("  {name}: must be longer than zero"));
+            return default;
+        }
+        value
+    }
+}
+
 /// Parses `500ms`, `30s`, `10m`, `12h`, `30d`, `5y` (365 days) or bare seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -505,6 +576,11 @@ mod tests {
         assert_eq!(settings.limits.max_message_bytes, 65_536);
         assert_eq!(settings.api_keys.iter().count(), 2);
         assert!(settings.retention_days.is_none());
+        assert_eq!(
+            settings.connections.header_read_timeout,
+            Duration::from_secs(10)
+        );
+        assert_eq!(settings.body_read.total_timeout, Duration::from_secs(60));
     }
 
     #[test]
@@ -530,6 +606,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("LOG_INGESTION_API_KEYS"), "{error}");
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused_by_name() {
+        let error = settings_from(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+            ("LOG_INGESTION_HEADER_READ_TIMEOUT", "0s"),
+            ("LOG_INGESTION_BODY_IDLE_TIMEOUT", "0ms"),
+            ("LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS", "0"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "LOG_INGESTION_HEADER_READ_TIMEOUT",
+            "LOG_INGESTION_BODY_IDLE_TIMEOUT",
+            "LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS",
+        ] {
+            assert!(error.contains(name), "{name} missing from {error}");
+        }
     }
 
     #[test]

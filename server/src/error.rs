@@ -8,6 +8,8 @@ use axum::Json;
 use log_ingestion_wire::ErrorBody;
 use serde_json::{json, Value};
 
+use crate::client_text;
+
 /// Put on every error response so the request metrics can count it by reason.
 #[derive(Debug, Clone, Copy)]
 pub struct RejectionReason(pub &'static str);
@@ -31,6 +33,8 @@ pub enum ApiError {
     CorruptEncoding { encoding: &'static str },
     #[error("Could not read the request body")]
     IncompleteBody,
+    #[error("Request body timed out")]
+    BodyTimeout,
     #[error("Malformed JSON")]
     MalformedJson {
         line: usize,
@@ -48,7 +52,8 @@ pub enum ApiError {
     #[error("Batch is empty")]
     EmptyBatch,
     #[error("Batch too large")]
-    BatchTooLarge { max: usize, got: usize },
+    /// `got` is known for NDJSON (lines are counted); JSON parsing stops at `max + 1`.
+    BatchTooLarge { max: usize, got: Option<usize> },
     #[error("Invalid Idempotency-Key header")]
     InvalidIdempotencyKey,
     #[error("Idempotency-Key reused with a different request")]
@@ -71,6 +76,7 @@ impl ApiError {
             ApiError::UnsupportedContentType { .. }
             | ApiError::UnsupportedContentEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::CorruptEncoding { .. }
             | ApiError::IncompleteBody
             | ApiError::MalformedJson { .. }
@@ -97,6 +103,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::CorruptEncoding { .. } => "corrupt_encoding",
             ApiError::IncompleteBody => "incomplete_body",
+            ApiError::BodyTimeout => "body_timeout",
             ApiError::MalformedJson { .. } => "malformed_json",
             ApiError::InvalidBody { .. } => "invalid_body",
             ApiError::Validation(_) => "validation",
@@ -113,11 +120,13 @@ impl ApiError {
 
     fn details(&self) -> Option<Value> {
         match self {
-            ApiError::UnsupportedContentType { got, expected } => {
-                Some(json!(format!("got {got:?}, expected {expected}")))
-            }
+            ApiError::UnsupportedContentType { got, expected } => Some(json!(format!(
+                "got {}, expected {expected}",
+                client_text::quoted(got)
+            ))),
             ApiError::UnsupportedContentEncoding { got } => Some(json!(format!(
-                "got {got:?}, expected gzip, zstd or identity"
+                "got {}, expected gzip, zstd or identity",
+                client_text::quoted(got)
             ))),
             ApiError::PayloadTooLarge { limit_bytes } => Some(json!(format!(
                 "the (decompressed) body must be at most {limit_bytes} bytes"
@@ -135,10 +144,16 @@ impl ApiError {
                 column,
                 message,
             } => Some(json!({"line": line, "column": column, "message": message})),
-            ApiError::Validation(problems) => Some(json!(problems)),
-            ApiError::BatchTooLarge { max, got } => Some(json!(format!(
-                "a batch may hold at most {max} entries (got {got})"
-            ))),
+            ApiError::Validation(problems) => {
+                Some(json!(client_text::capped_problems(problems.clone())))
+            }
+            ApiError::BatchTooLarge { max, got } => Some(json!(match got {
+                Some(got) => format!("a batch may hold at most {max} entries (got {got})"),
+                None => format!("a batch may hold at most {max} entries (got more)"),
+            })),
+            ApiError::BodyTimeout => Some(json!(
+                "the body did not arrive within the server's body read timeouts; nothing was stored"
+            )),
             ApiError::InvalidIdempotencyKey => Some(json!(
                 "Idempotency-Key must be 1 to 255 visible ASCII characters"
             )),
@@ -187,32 +202,60 @@ impl ApiError {
     }
 }
 
-/// How our internal types are named to clients, when serde names them.
-const CLIENT_TYPE_NAMES: &[(&str, &str)] = &[
-    ("struct WireEntry", "a log entry object"),
-    ("enum Level", "a log level"),
-];
+/// How our internal structs are named to clients, when serde names them; any other
+/// struct is "an object".
+const CLIENT_TYPE_NAMES: &[(&str, &str)] = &[("WireEntry", "a log entry object")];
+/// How our internal enums are named to clients.
+const CLIENT_ENUM_NAMES: &[(&str, &str)] = &[("enum Level", "a log level")];
 
 /// A serde_json error's message for a client: without serde's position (callers add
-/// the real one) and without internal type names ("expected struct WireEntry" reads
-/// "expected a log entry object").
+/// the real one), without internal type names ("expected struct WireEntry" reads
+/// "expected a log entry object"), and cut to `client_text::MAX_MESSAGE_BYTES`. serde
+/// quotes the offending text whole, so the message is formatted only up to the cap and
+/// rewritten in one pass: its cost never depends on the body's size.
 pub fn describe_json_error(error: &serde_json::Error) -> String {
-    let message = error.to_string();
     let position = format!(" at line {} column {}", error.line(), error.column());
-    let mut message = message
-        .strip_suffix(&position)
-        .map_or_else(|| message.clone(), str::to_owned);
-    for (internal, client) in CLIENT_TYPE_NAMES {
-        message = message.replace(internal, client);
-    }
-    // Any other struct serde names is still an object to the client.
-    while let Some(start) = message.find("struct ") {
-        let name_end = message[start + 7..]
+    let (message, complete) =
+        client_text::bounded_display(error, client_text::MAX_MESSAGE_BYTES + position.len());
+    let message = match message.strip_suffix(&position) {
+        Some(head) if complete => head.to_owned(),
+        _ => client_text::truncated(&message, client_text::MAX_MESSAGE_BYTES),
+    };
+    name_types_for_clients(&message)
+}
+
+/// Replaces every `struct Name` serde wrote by what a client knows, in one pass.
+fn name_types_for_clients(message: &str) -> String {
+    const STRUCT: &str = "struct ";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(STRUCT) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + STRUCT.len()..];
+        let name_len = after
             .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .map_or(message.len(), |end| start + 7 + end);
-        message.replace_range(start..name_end, "an object");
+            .unwrap_or(after.len());
+        let name = &after[..name_len];
+        let client_name = CLIENT_TYPE_NAMES
+            .iter()
+            .find(|(internal, _)| *internal == name)
+            .map_or("an object", |(_, client)| client);
+        out.push_str(client_name);
+        rest = &after[name_len..];
     }
-    message
+    out.push_str(rest);
+    for (internal, client) in CLIENT_ENUM_NAMES {
+        if out.contains(internal) {
+            out = out.replace(internal, client);
+        }
+    }
+    out
+}
+
+impl From<crate::inflight::BudgetExhausted> for ApiError {
+    fn from(_: crate::inflight::BudgetExhausted) -> Self {
+        ApiError::ServerBusy
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -228,6 +271,12 @@ impl IntoResponse for ApiError {
         response
             .extensions_mut()
             .insert(RejectionReason(self.reason()));
+        if matches!(self, ApiError::BodyTimeout) {
+            // The rest of the body may still come: this connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(secs) = self.retry_after_secs() {
             response
                 .headers_mut()
@@ -249,6 +298,35 @@ mod tests {
         assert!(message.contains("expected a log entry object"), "{message}");
         assert!(!message.contains("WireEntry"), "{message}");
         assert!(!message.contains("line"), "{message}");
+    }
+
+    #[test]
+    fn a_message_quoting_a_long_string_is_cut_and_built_in_linear_time() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            logs: Vec<u8>,
+        }
+        let body = format!("{{\"logs\":\"{}\"}}", "struct ".repeat(300_000));
+        let error = serde_json::from_str::<Body>(&body).unwrap_err();
+        let started = std::time::Instant::now();
+        let message = describe_json_error(&error);
+        // Quadratic rewriting took seconds here; linear takes well under a millisecond.
+        assert!(started.elapsed() < std::time::Duration::from_millis(200));
+        assert!(
+            message.len() <= client_text::MAX_MESSAGE_BYTES + 4,
+            "{} bytes",
+            message.len()
+        );
+        assert!(message.starts_with("invalid type: string"), "{message}");
+    }
+
+    #[test]
+    fn every_struct_name_is_rewritten_and_enums_too() {
+        assert_eq!(
+            name_types_for_clients("expected struct WireEntry or struct Other_1, enum Level"),
+            "expected a log entry object or an object, a log level"
+        );
     }
 
     #[test]

@@ -81,6 +81,24 @@ impl InflightBudget {
         Ok(())
     }
 
+    /// Shrinks `permit` to cover only `bytes` (when it covers more), returning the rest
+    /// to the budget: what a request charged while it needed more (a decoder, a buffer
+    /// it has dropped) is freed for others at once, not when it is answered.
+    pub fn shrink(&self, permit: &mut InflightPermit, bytes: usize) {
+        let wanted = u32::try_from(bytes.div_ceil(UNIT_BYTES))
+            .unwrap_or(u32::MAX)
+            .min(self.total_units);
+        let surplus = permit.units.saturating_sub(wanted);
+        if surplus == 0 {
+            return;
+        }
+        if let Some(held) = permit.permit.as_mut() {
+            // Dropping the split-off part returns it to the semaphore.
+            drop(held.split(surplus as usize));
+            permit.units = wanted;
+        }
+    }
+
     /// Bytes currently reserved by requests in flight.
     pub fn reserved_bytes(&self) -> u64 {
         let free = u32::try_from(self.semaphore.available_permits()).unwrap_or(u32::MAX);
@@ -104,6 +122,21 @@ mod tests {
         budget.grow(&mut permit, 3 * 1024).await.unwrap();
         budget.grow(&mut permit, 5 * 1024 + 1).await.unwrap();
         assert_eq!(budget.reserved_bytes(), 6 * 1024);
+        drop(permit);
+        assert_eq!(budget.reserved_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_shrunk_permit_returns_the_surplus_at_once() {
+        let budget = InflightBudget::new(10 * 1024, Duration::ZERO);
+        let mut permit = budget.empty_permit();
+        budget.grow(&mut permit, 8 * 1024).await.unwrap();
+        budget.shrink(&mut permit, 3 * 1024);
+        assert_eq!(budget.reserved_bytes(), 3 * 1024);
+        budget.shrink(&mut permit, 5 * 1024);
+        assert_eq!(budget.reserved_bytes(), 3 * 1024, "shrinking never grows");
+        budget.grow(&mut permit, 4 * 1024).await.unwrap();
+        assert_eq!(budget.reserved_bytes(), 4 * 1024);
         drop(permit);
         assert_eq!(budget.reserved_bytes(), 0);
     }

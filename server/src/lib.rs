@@ -3,7 +3,9 @@
 //! server; `main.rs` only reads configuration and runs it.
 
 pub mod auth;
+pub mod client_text;
 pub mod config;
+pub mod connections;
 pub mod decode;
 pub mod domain;
 pub mod error;

@@ -27,6 +27,8 @@ pub struct Metrics {
     request_latency: Mutex<BTreeMap<(String, String), Histogram>>,
     commit_rows: Mutex<Histogram>,
     commit_latency: Mutex<Histogram>,
+    /// Connections the server closed on its own, by reason.
+    connections_closed: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Default for Metrics {
@@ -42,6 +44,7 @@ impl Default for Metrics {
             request_latency: Mutex::new(BTreeMap::new()),
             commit_rows: Mutex::new(Histogram::new(BATCH_BUCKETS)),
             commit_latency: Mutex::new(Histogram::new(LATENCY_BUCKETS)),
+            connections_closed: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -64,6 +67,14 @@ impl Metrics {
             _ => 0,
         };
         if let Ok(mut map) = self.requests_rejected.lock() {
+            *map.entry(reason).or_insert(0) += 1;
+        }
+    }
+
+    /// A connection the server closed on its own: `connection_cap`,
+    /// `unauthenticated_cap` (at accept) or `header_timeout`.
+    pub fn connection_closed(&self, reason: &'static str) {
+        if let Ok(mut map) = self.connections_closed.lock() {
             *map.entry(reason).or_insert(0) += 1;
         }
     }
@@ -121,6 +132,19 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "log_ingestion_requests_rejected_total{{reason=\"{reason}\"}} {count}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP log_ingestion_connections_closed_total Connections the server closed on its own, by reason.\n\
+             # TYPE log_ingestion_connections_closed_total counter"
+        );
+        if let Ok(map) = self.connections_closed.lock() {
+            for (reason, count) in map.iter() {
+                let _ = writeln!(
+                    out,
+                    "log_ingestion_connections_closed_total{{reason=\"{reason}\"}} {count}"
                 );
             }
         }

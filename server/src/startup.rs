@@ -1,8 +1,9 @@
 //! Builds and runs the application: pool, migrations, storage mode, retention, the
 //! group committer, the router, the listener and the connections it accepts (each
-//! with a bounded read buffer). Tests call `Application::build` exactly as `main`
-//! does. It owns the shutdown sequence: stop accepting, let requests in flight finish
-//! (their groups commit), stop the writer, all within a deadline.
+//! with a bounded read buffer and a header read timeout, within the connection caps of
+//! `connections`). Tests call `Application::build` exactly as `main` does. It owns the
+//! shutdown sequence: stop accepting, let requests in flight finish (their groups
+//! commit), stop the writer, all within a deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,19 +12,21 @@ use std::time::Duration;
 
 use axum::Router;
 use futures::FutureExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
-use crate::config::Settings;
+use crate::config::{ConnectionSettings, Settings};
+use crate::connections::ConnectionBudget;
 use crate::inflight::InflightBudget;
 use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimiter;
-use crate::read::{self, AdminKeys, ReadContext, ReadPool, TailSettings};
+use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
 use crate::state::AppState;
 use crate::storage::{self, retention, GroupCommitter, StorageError, StorageMode};
@@ -96,11 +99,7 @@ impl Application {
             committer,
             metrics,
         };
-        let read_context = ReadContext::new(
-            read_pool(&state)?,
-            state.storage_mode,
-            TailSettings::default(),
-        );
+        let read_context = read_context_for(&state)?;
         Ok(Application {
             listener,
             router: build_router_with(state.clone(), read_context.clone()),
@@ -136,6 +135,8 @@ impl Application {
             maintenance,
             shutdown_deadline,
         } = self;
+        let connection_limits = state.settings.connections;
+        let metrics = Arc::clone(&state.metrics);
         drop(state);
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "listening");
@@ -147,7 +148,13 @@ impl Application {
         }
         .shared();
         let served = {
-            let serve = serve_connections(listener, router, shutdown.clone());
+            let serve = serve_connections(
+                listener,
+                router,
+                connection_limits,
+                metrics,
+                shutdown.clone(),
+            );
             tokio::pin!(serve);
             tokio::select! {
                 result = &mut serve => result.map_err(StartupError::Serve),
@@ -179,13 +186,28 @@ const CONNECTION_READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Accepts connections and serves `router` on each until `shutdown` resolves; then stops
 /// accepting and waits for the connections' requests in flight (idle connections close).
+/// Each connection needs a slot of `budget` (else it is closed at once) and must send
+/// each request head within the header read timeout (else hyper closes it).
 async fn serve_connections(
     listener: TcpListener,
     router: Router,
+    limits: ConnectionSettings,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let mut builder = ConnectionBuilder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(CONNECTION_READ_BUFFER_BYTES);
+    // HTTP/1.1 only (all the gem speaks): the automatic HTTP/2 detection reads the
+    // first bytes with no deadline, so a silent connection would never time out.
+    let mut builder = ConnectionBuilder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .max_buf_size(CONNECTION_READ_BUFFER_BYTES)
+        // Without a timer hyper ignores the header read timeout altogether.
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let budget = ConnectionBudget::new(
+        limits.max_connections,
+        limits.max_unauthenticated_connections,
+    );
     let connections = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -201,16 +223,38 @@ async fn serve_connections(
             },
             () = &mut shutdown => break,
         };
+        let slot = match budget.admit() {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                metrics.connection_closed(refusal.reason());
+                drop(stream);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        let trust = slot.trust();
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(trust.clone());
+                request
+            },
+        ));
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let connection = connections.watch(connection);
+        let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
+                let timed_out = error
+                    .downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_timeout);
+                if timed_out {
+                    metrics.connection_closed("header_timeout");
+                }
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -221,23 +265,27 @@ async fn serve_connections(
 /// The whole HTTP surface with a read side of its own (tests and tools that do not
 /// need to close live tails at shutdown).
 pub fn build_router(state: AppState) -> Result<Router, StorageError> {
-    let read_context = ReadContext::new(
-        read_pool(&state)?,
-        state.storage_mode,
-        TailSettings::default(),
-    );
+    let read_context = read_context_for(&state)?;
     Ok(build_router_with(state, read_context))
 }
 
-/// The read side's own pool (issue 8: reads never take the writers' connections), on
-/// the primary's URL; a read replica would be the one place to change.
-fn read_pool(state: &AppState) -> Result<ReadPool, StorageError> {
+/// The read side's context: its own pool (reads never take the writers' connections),
+/// on the primary's URL (a read replica would be the one place to change), with the
+/// query nesting held to the metadata depth cap (nothing deeper can be stored).
+fn read_context_for(state: &AppState) -> Result<ReadContext, StorageError> {
     let settings = &state.settings;
-    ReadPool::connect_lazy(
+    let pool = ReadPool::connect_lazy(
         &settings.database.url,
         &settings.database,
         &settings.read,
         Arc::clone(&state.metrics),
+    )?;
+    Ok(
+        ReadContext::new(pool, state.storage_mode, TailSettings::default()).with_query_limits(
+            QueryLimits {
+                max_metadata_depth: settings.limits.max_metadata_depth,
+            },
+        ),
     )
 }
 

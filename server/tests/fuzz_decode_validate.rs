@@ -7,10 +7,12 @@
 //! huge numbers, deep nesting). It never checks speed and never mocks the server.
 //!
 //! Three layers, each with its own properties: the entry validator
-//! (`domain::LogEntry::{from_json, parse}`), the body decoder (`decode::read_payload`,
+//! (`domain::LogEntry::{from_json, parse}`), the body decoder (`decode::BodyReader`,
 //! `decode::batch_entries`, `decode::single_entry`), and the whole app over real HTTP
 //! against a real PostgreSQL (the `tests/api` harness), where no input may ever get a
-//! 5xx and every acknowledged entry must be in the table.
+//! 5xx and every acknowledged entry must be in the table: ingest bodies (JSON, NDJSON,
+//! single) and the read API's query strings (`meta.*` keys deep, long and odd
+//! included).
 //!
 //! Case count: `PROPTEST_CASES` (default 256, for CI). Longer run:
 //! `PROPTEST_CASES=20000 cargo test --release -p log_ingestion_server --test fuzz_decode_validate`
@@ -24,12 +26,13 @@ use std::io::Write;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
-use log_ingestion_server::config::EntryLimits;
+use log_ingestion_server::config::{BodyReadSettings, EntryLimits};
 use log_ingestion_server::decode::{
-    batch_entries, read_payload, single_entry, Accepts, BodyFormat, Payload,
+    batch_entries, single_entry, Accepts, BodyFormat, BodyReader, Payload,
 };
 use log_ingestion_server::domain::{LogEntry, FILTERED};
 use log_ingestion_server::error::ApiError;
+use log_ingestion_server::inflight::InflightBudget;
 use log_ingestion_wire::{BatchResponse, ErrorBody, Level, SingleResponse, WireEntry};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -484,7 +487,7 @@ fn assert_client_error(error: &ApiError) {
 }
 
 /// Every raw entry the decoder yields goes through validation cleanly.
-fn validate_all(raws: &[Box<RawValue>]) {
+fn validate_all(raws: &[&RawValue]) {
     let now = now();
     let limits = EntryLimits::default();
     for raw in raws {
@@ -645,12 +648,49 @@ proptest! {
     ) {
         let format = if ndjson { BodyFormat::Ndjson } else { BodyFormat::Json };
         let payload = Payload { format, bytes: Bytes::from(bytes) };
-        match batch_entries(&payload) {
+        match batch_entries(&payload, 5_000) {
             Ok(raws) => validate_all(&raws),
             Err(error) => assert_client_error(&error),
         }
         match single_entry(&payload) {
             Ok(raw) => validate_all(&[raw]),
+            Err(error) => assert_client_error(&error),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// NDJSON bodies of entries, blank lines and garbage: split into at most `max`
+    /// entries (more is a 400 naming the count), each one validated or refused.
+    #[test]
+    fn ndjson_lines_split_within_the_entry_cap_or_a_client_error(
+        lines in prop::collection::vec(
+            prop_oneof![
+                4 => entry_json(),
+                1 => Just(String::new()),
+                1 => Just("   \r".to_owned()),
+                1 => json_value(),
+                1 => ".{0,40}",
+            ],
+            0..40,
+        ),
+        max in 1usize..30,
+    ) {
+        let text = lines.join("\n");
+        let payload = Payload { format: BodyFormat::Ndjson, bytes: Bytes::from(text.clone()) };
+        let non_blank = text.split('\n').filter(|line| !line.trim_ascii().is_empty()).count();
+        match batch_entries(&payload, max) {
+            Ok(raws) => {
+                prop_assert!(raws.len() <= max);
+                prop_assert_eq!(raws.len(), non_blank);
+                validate_all(&raws);
+            }
+            Err(ApiError::BatchTooLarge { got, .. }) => {
+                prop_assert!(non_blank > max);
+                prop_assert_eq!(got, Some(non_blank));
+            }
             Err(error) => assert_client_error(&error),
         }
     }
@@ -680,10 +720,18 @@ fn any_headers_and_body_read_within_the_cap_or_a_client_error() {
                     Accepts::JsonOnly
                 };
                 let body = Body::from(encoded.bytes.clone());
-                match rt.block_on(read_payload(&headers, body, accepts, max_bytes)) {
+                let read = rt.block_on(async {
+                    let budget = InflightBudget::new(1 << 20, std::time::Duration::ZERO);
+                    let mut permit = budget.empty_permit();
+                    let reader =
+                        BodyReader::new(&headers, accepts, max_bytes, BodyReadSettings::default())?;
+                    let raw = reader.read(body, &budget, &mut permit).await?;
+                    raw.decode(&budget, &mut permit).await
+                });
+                match read {
                     Ok(payload) => {
                         prop_assert!(payload.bytes.len() <= max_bytes, "payload over the cap");
-                        match batch_entries(&payload) {
+                        match batch_entries(&payload, 5_000) {
                             Ok(raws) => validate_all(&raws),
                             Err(error) => assert_client_error(&error),
                         }
@@ -836,4 +884,97 @@ fn no_request_body_gets_a_server_error_and_every_acknowledged_entry_is_stored() 
         acknowledged.get(),
         "rows stored differ from entries acknowledged"
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Properties: the read API's query string over HTTP
+// ---------------------------------------------------------------------------------
+
+const FUZZ_ADMIN_KEY: &str = "fuzz-admin-key";
+
+/// A `meta.*` key: ordinary, deep (up to thousands of segments), with empty or odd
+/// segments.
+fn meta_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::collection::vec("[a-z_]{1,8}", 1..5).prop_map(|p| p.join(".")),
+        2 => (1usize..3_000).prop_map(|n| vec!["a"; n].join(".")),
+        1 => "[.a-z]{0,12}",
+        1 => any::<String>(),
+    ]
+    .prop_map(|path| format!("meta.{path}"))
+}
+
+/// A query value: text, JSON (deep too), relative times, numbers, junk.
+fn query_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => json_value(),
+        1 => deep_json(),
+        1 => (1usize..1_500).prop_map(|n| format!("{}{}", "[".repeat(n), "]".repeat(n))),
+        1 => prop_oneof![Just("15m"), Just("now"), Just("7d"), Just("2024-01-01T00:00:00Z")]
+            .prop_map(str::to_owned),
+        1 => "-?[0-9]{1,25}",
+        1 => any::<String>(),
+        1 => (0usize..3_000).prop_map(|n| "x".repeat(n)),
+    ]
+}
+
+/// The pairs of one query string: known parameters, `meta.*` keys, unknown ones.
+fn query_pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+    let key = prop_oneof![
+        3 => meta_key(),
+        4 => prop_oneof![
+            Just("service"), Just("level"), Just("min_level"), Just("since"), Just("until"),
+            Just("q"), Just("limit"), Just("cursor"), Just("bucket"),
+        ]
+        .prop_map(str::to_owned),
+        1 => any::<String>(),
+    ];
+    // At most 5 pairs, each under ~10 KB encoded: the whole fits hyper's request line.
+    prop::collection::vec((key, query_value()), 0..5)
+}
+
+/// No query string gets a 5xx or kills the server: every answer is a 200 or a short
+/// 400 `Invalid query` (the read routes, with an admin key).
+#[test]
+fn no_query_string_gets_a_server_error_or_a_long_answer() {
+    let rt = runtime();
+    let mut app = rt.block_on(helpers::spawn_app_with(|settings| {
+        settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(FUZZ_ADMIN_KEY)];
+    }));
+    let routes = prop_oneof![
+        Just("/api/v1/logs"),
+        Just("/api/v1/logs/histogram"),
+        Just("/api/v1/services"),
+    ];
+    let mut runner = TestRunner::new(config());
+    let outcome = runner.run(&(routes, query_pairs()), |(route, pairs)| {
+        let (status, text) = rt.block_on(async {
+            let response = app
+                .client
+                .get(app.url(route))
+                .query(&pairs)
+                .header("X-API-Key", FUZZ_ADMIN_KEY)
+                .send()
+                .await
+                .expect("the server answers");
+            let status = response.status();
+            (status, response.text().await.expect("an answer body"))
+        });
+        prop_assert!(
+            status == 200 || status == 400 || status == 414 || status == 431,
+            "{status} for {route} {pairs:?}: {text}"
+        );
+        if status == 400 {
+            let body: ErrorBody = serde_json::from_str(&text)
+                .map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+            prop_assert_eq!(body.error, "Invalid query");
+            prop_assert!(text.len() <= 16_384, "a {} byte answer", text.len());
+        }
+        Ok(())
+    });
+    rt.block_on(async {
+        app.stop().await;
+        helpers::drop_database(&app.database_name).await;
+    });
+    outcome.unwrap();
 }

@@ -98,11 +98,14 @@
       throw new ApiError('The admin key was refused.');
     }
     const body = await response.json().catch(() => null);
-    if (!response.ok) {
-      const details = body && Array.isArray(body.details) ? `: ${body.details.join('; ')}` : '';
-      throw new ApiError(`${(body && body.error) || `HTTP ${response.status}`}${details}`);
-    }
+    if (!response.ok) throw new ApiError(errorText(response, body));
     return body;
+  }
+
+  // The server's `{"error", "details"}` as one line (details are capped server-side).
+  function errorText(response, body) {
+    const details = body && Array.isArray(body.details) ? `: ${body.details.join('; ')}` : '';
+    return `${(body && body.error) || `HTTP ${response.status}`}${details}`;
   }
 
   // ---------------------------------------------------------------- the view <-> URL
@@ -478,6 +481,14 @@
         });
         if (response.status === 401) {
           forgetKey('The stored key was refused; enter an admin key.');
+          return;
+        }
+        if (response.status >= 400 && response.status < 500) {
+          // The filters themselves were refused (e.g. a metadata path nested too
+          // deeply, copied from a link): retrying cannot help, so say why and stop.
+          const body = await response.json().catch(() => null);
+          stopLive();
+          showError(`Live tail: ${errorText(response, body)}`);
           return;
         }
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);

@@ -2,11 +2,12 @@
 //! validation step of the ingest path (issue 2, item 6); it never touches storage.
 
 use chrono::{DateTime, Utc};
-use log_ingestion_wire::{Level, WireEntry};
+use log_ingestion_wire::{Level, UnknownLevel, WireEntry};
 use serde_json::value::RawValue;
 
 use super::metadata::Metadata;
 use super::text::storable_text;
+use crate::client_text::{quoted, truncated, MAX_QUOTED_CHARS};
 use crate::config::EntryLimits;
 
 const MAX_SERVICE_CHARS: usize = 255;
@@ -57,7 +58,10 @@ impl LogEntry {
         let level = wire
             .level
             .parse::<Level>()
-            .map_err(|error| problems.push(format!("level: {error}")))
+            .map_err(|UnknownLevel(got)| {
+                let shown = UnknownLevel(truncated(&got, MAX_QUOTED_CHARS));
+                problems.push(format!("level: {shown}"));
+            })
             .ok();
 
         if wire.message.is_empty() {
@@ -122,7 +126,10 @@ fn parse_timestamp(
 ) -> Result<DateTime<Utc>, String> {
     let timestamp = DateTime::parse_from_rfc3339(text)
         .map_err(|_| {
-            format!("timestamp: must be RFC 3339, like 2024-01-01T12:00:00Z (got {text:?})")
+            format!(
+                "timestamp: must be RFC 3339, like 2024-01-01T12:00:00Z (got {})",
+                quoted(text)
+            )
         })?
         .with_timezone(&Utc);
     let ahead =
@@ -133,7 +140,8 @@ fn parse_timestamp(
         .is_some_and(|latest| timestamp > latest)
     {
         return Err(format!(
-            "timestamp: {text} is more than {}s in the future",
+            "timestamp: {} is more than {}s in the future",
+            truncated(text, MAX_QUOTED_CHARS),
             limits.max_timestamp_ahead.as_secs()
         ));
     }
@@ -142,7 +150,8 @@ fn parse_timestamp(
         .is_some_and(|earliest| timestamp < earliest)
     {
         return Err(format!(
-            "timestamp: {text} is older than the accepted window of {} days",
+            "timestamp: {} is older than the accepted window of {} days",
+            truncated(text, MAX_QUOTED_CHARS),
             limits.max_timestamp_age.as_secs() / 86_400
         ));
     }
@@ -233,6 +242,18 @@ mod tests {
             "{problems:?}"
         );
         assert!(!problems[0].contains("WireEntry"), "{problems:?}");
+    }
+
+    #[test]
+    fn long_bad_values_are_quoted_in_part() {
+        let long = "9".repeat(100_000);
+        let mut entry = wire(&long, &long);
+        entry.service = "svc".into();
+        let problems = LogEntry::parse(entry, &EntryLimits::default(), now()).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        for problem in &problems {
+            assert!(problem.len() < 300, "{} bytes", problem.len());
+        }
     }
 
     #[test]

@@ -61,11 +61,12 @@ impl Metadata {
             Some(Value::Object(object)) => object,
             Some(_) => return Err("metadata: must be a JSON object".to_owned()),
         };
-        let depth = object_depth(&object);
+        // Checked before the recursive cleaning below, which it keeps shallow.
+        let depth = object_depth(&object, limits.max_metadata_depth);
         if depth > limits.max_metadata_depth {
             return Err(format!(
-                "metadata: nested {depth} levels deep, at most {} allowed",
-                limits.max_metadata_depth
+                "metadata: nested more than {} levels deep, at most {} allowed",
+                limits.max_metadata_depth, limits.max_metadata_depth
             ));
         }
         let cleaned = Value::Object(clean_object(object));
@@ -134,16 +135,25 @@ fn key_words(key: &str) -> Vec<String> {
     words
 }
 
-fn object_depth(object: &Map<String, Value>) -> usize {
-    1 + object.values().map(value_depth).max().unwrap_or(0)
-}
-
-fn value_depth(value: &Value) -> usize {
-    match value {
-        Value::Object(object) => object_depth(object),
-        Value::Array(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
-        _ => 0,
+/// How deeply `object` nests (an object of scalars is 1), counted without recursion
+/// and only as far as `limit + 1`: past the cap the exact depth does not matter.
+fn object_depth(object: &Map<String, Value>, limit: usize) -> usize {
+    let mut deepest = 1;
+    let mut pending: Vec<(&Value, usize)> = object.values().map(|value| (value, 1)).collect();
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Object(object) => Box::new(object.values()),
+            Value::Array(items) => Box::new(items.iter()),
+            _ => continue,
+        };
+        let depth = depth + 1;
+        deepest = deepest.max(depth);
+        if deepest > limit {
+            return deepest;
+        }
+        pending.extend(children.map(|child| (child, depth)));
     }
+    deepest
 }
 
 fn clean_object(object: Map<String, Value>) -> Map<String, Value> {
@@ -292,6 +302,25 @@ mod tests {
             value = json!({ "k": value });
         }
         assert!(parse(value).unwrap_err().contains("deep"));
+    }
+
+    #[test]
+    fn depth_counts_objects_and_arrays_alike() {
+        let object = |value: Value| match value {
+            Value::Object(object) => object,
+            _ => unreachable!(),
+        };
+        assert_eq!(object_depth(&object(json!({"a": 1})), 16), 1);
+        assert_eq!(
+            object_depth(&object(json!({"a": [{"b": 1}], "c": {}})), 16),
+            3
+        );
+        let mut deep = json!(1);
+        for _ in 0..100 {
+            deep = json!({ "k": [deep] });
+        }
+        // Counting stops just past the limit.
+        assert_eq!(object_depth(&object(deep), 5), 6);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use log_ingestion_wire::API_KEY_HEADER;
 
 use crate::auth::authenticate;
 use crate::config::{ApiKey, ApiKeys};
+use crate::connections::ConnectionTrust;
 use crate::error::ApiError;
 
 /// The admin keys. May be empty: then every read request is refused, the safe default
@@ -62,6 +63,7 @@ pub async fn require_admin_key(
     match &keys.0 {
         Some(keys) => {
             authenticate(keys, request.headers())?;
+            ConnectionTrust::mark_request(request.extensions());
             Ok(next.run(request).await)
         }
         None => {

@@ -10,6 +10,7 @@ use axum::Json;
 use log_ingestion_wire::ErrorBody;
 use serde_json::json;
 
+use crate::client_text;
 use crate::error::{ApiError, RejectionReason};
 
 /// PostgreSQL's `query_canceled`: a `statement_timeout` (or a cancel) ended the query.
@@ -62,14 +63,21 @@ impl From<sqlx::Error> for ReadError {
 impl IntoResponse for ReadError {
     fn into_response(self) -> Response {
         match self {
-            ReadError::InvalidQuery(problems) => (
-                StatusCode::BAD_REQUEST,
-                Json(ErrorBody {
-                    error: "Invalid query".to_owned(),
-                    details: Some(json!(problems)),
-                }),
-            )
-                .into_response(),
+            ReadError::InvalidQuery(problems) => {
+                // Problems may quote parameters; they are capped in count and length.
+                let mut response = (
+                    StatusCode::BAD_REQUEST,
+                    Json(ErrorBody {
+                        error: "Invalid query".to_owned(),
+                        details: Some(json!(client_text::capped_problems(problems))),
+                    }),
+                )
+                    .into_response();
+                response
+                    .extensions_mut()
+                    .insert(RejectionReason("invalid_query"));
+                response
+            }
             ReadError::NotFound => (
                 StatusCode::NOT_FOUND,
                 Json(ErrorBody {

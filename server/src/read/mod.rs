@@ -21,6 +21,9 @@ mod tail;
 
 use std::sync::Arc;
 
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Router};
 use tokio::sync::{watch, Semaphore};
@@ -28,6 +31,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::storage::StorageMode;
 
 pub use auth::AdminKeys;
+pub use filters::QueryLimits;
 pub use pool::{ReadConnection, ReadPool, READ_APPLICATION_NAME};
 pub use search::explain_page_query;
 pub use tail::TailSettings;
@@ -41,6 +45,7 @@ pub struct ReadContext {
     tail_slots: Arc<Semaphore>,
     /// Set once the server shuts down; live tails end when it is.
     closing: Arc<watch::Sender<bool>>,
+    query_limits: QueryLimits,
 }
 
 impl ReadContext {
@@ -51,6 +56,15 @@ impl ReadContext {
             tail,
             tail_slots: Arc::new(Semaphore::new(tail.max_streams)),
             closing: Arc::new(watch::Sender::new(false)),
+            query_limits: QueryLimits::default(),
+        }
+    }
+
+    /// The same context with `limits` on the nesting a query may carry.
+    pub fn with_query_limits(self, limits: QueryLimits) -> Self {
+        ReadContext {
+            query_limits: limits,
+            ..self
         }
     }
 
@@ -83,6 +97,10 @@ where
         .route("/api/v1/logs/{id}/context", get(search::context))
         .route("/api/v1/services", get(services::list))
         .route_layer(middleware::from_fn_with_state(
+            context.query_limits,
+            bound_query_shape,
+        ))
+        .route_layer(middleware::from_fn_with_state(
             admin_keys,
             auth::require_admin_key,
         ));
@@ -90,6 +108,23 @@ where
         .merge(api)
         .merge(explorer::router())
         .with_state(context)
+}
+
+/// Middleware: refuses a query whose user-controlled nesting (`meta.*` paths and their
+/// JSON values) passes `limits`, before any handler builds anything from it.
+async fn bound_query_shape(
+    State(limits): State<QueryLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(request.uri());
+    // A query that cannot be decoded is the handlers' 400 to give, with its reason.
+    if let Ok(axum::extract::Query(pairs)) = pairs {
+        if let Err(problems) = filters::check_shape(&pairs, &limits) {
+            return error::ReadError::InvalidQuery(problems).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// The query string as pairs, in order, or a 400 saying why it cannot be read.
@@ -101,7 +136,10 @@ fn params_from(query: QueryPairs) -> Result<filters::Params, error::ReadError> {
         Ok(axum::extract::Query(pairs)) => Ok(filters::Params::new(pairs)),
         Err(rejection) => Err(error::ReadError::invalid(format!(
             "the query string cannot be decoded: {}",
-            rejection.body_text()
+            crate::client_text::truncated(
+                &rejection.body_text(),
+                crate::client_text::MAX_MESSAGE_BYTES
+            )
         ))),
     }
 }

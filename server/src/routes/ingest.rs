@@ -56,16 +56,21 @@ where
     })?;
     let headers = &parts.headers;
     let key = idempotency_key(headers)?;
-    let reader = BodyReader::new(headers, route.accepts, state.settings.max_body_bytes)?;
+    let reader = BodyReader::new(
+        headers,
+        route.accepts,
+        state.settings.max_body_bytes,
+        state.settings.body_read,
+    )?;
+    // A declared length is charged before a byte is read; a chunked body, and the
+    // decompressed one, are charged as their buffers grow.
     let mut permit = state.inflight.empty_permit();
     if let Err(busy) = admit(state, &mut permit, reader.declared_length().unwrap_or(0)).await {
         reader.discard(body).await;
         return Err(busy);
     }
-    let raw = reader.read(body).await?;
-    admit(state, &mut permit, raw.len()).await?;
-    let payload = raw.decode().await?;
-    admit(state, &mut permit, payload.bytes.len()).await?;
+    let raw = reader.read(body, &state.inflight, &mut permit).await?;
+    let payload = raw.decode(&state.inflight, &mut permit).await?;
     let wants_digest = key.is_some();
     let validate_and_digest = move |payload: &Payload| {
         let validated = validate(payload)?;
@@ -100,11 +105,7 @@ async fn admit(
     permit: &mut InflightPermit,
     bytes: usize,
 ) -> Result<(), ApiError> {
-    state
-        .inflight
-        .grow(permit, bytes)
-        .await
-        .map_err(|_| ApiError::ServerBusy)
+    Ok(state.inflight.grow(permit, bytes).await?)
 }
 
 /// Set on an answer replayed from an earlier request with the same idempotency key.

@@ -38,15 +38,9 @@ fn validate_batch(
     limits: &EntryLimits,
     max: usize,
 ) -> Result<Validated<BatchResponse>, ApiError> {
-    let raws = batch_entries(payload)?;
+    let raws = batch_entries(payload, max)?;
     if raws.is_empty() {
         return Err(ApiError::EmptyBatch);
-    }
-    if raws.len() > max {
-        return Err(ApiError::BatchTooLarge {
-            max,
-            got: raws.len(),
-        });
     }
     let now = Utc::now();
     let mut entries = Vec::with_capacity(raws.len());

@@ -23,7 +23,7 @@ pub async fn ingest_single(
     };
     ingest(&state, request, route, move |payload| {
         let raw = single_entry(payload)?;
-        let entry = LogEntry::from_json(&raw, &limits, Utc::now()).map_err(ApiError::Validation)?;
+        let entry = LogEntry::from_json(raw, &limits, Utc::now()).map_err(ApiError::Validation)?;
         Ok(Validated {
             entries: vec![entry],
             rejected: 0,

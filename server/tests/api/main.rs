@@ -11,5 +11,6 @@ mod idempotency;
 mod inflight;
 mod process;
 mod rate_limit;
+mod server_process;
 mod single;
 mod storage;

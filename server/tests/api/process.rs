@@ -1,101 +1,14 @@
 //! Tests of the built binary as a real process: signals, crashes, configuration.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::helpers::{create_database, entry, wait_until, API_KEY};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_log-ingestion-server");
-
-struct ServerProcess {
-    child: Child,
-    address: String,
-    lines: Arc<Mutex<Vec<String>>>,
-    _cwd: tempfile::TempDir,
-}
-
-impl ServerProcess {
-    /// Starts the binary on `database_url` and waits until it listens.
-    fn start(database_url: &str) -> Self {
-        let cwd = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BINARY)
-            .arg("serve")
-            .current_dir(cwd.path())
-            .env("DATABASE_URL", database_url)
-            .env("LOG_INGESTION_API_KEYS", API_KEY)
-            .env("LOG_INGESTION_HOST", "127.0.0.1")
-            .env("LOG_INGESTION_PORT", "0")
-            .env("LOG_INGESTION_RATE_LIMIT_RPS", "100000")
-            .env("LOG_INGESTION_RATE_LIMIT_BURST", "100000")
-            .env("LOG_INGESTION_SHUTDOWN_DEADLINE", "15s")
-            .env("LOG_INGESTION_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (address_tx, address_rx) = mpsc::channel();
-        let collected = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    if event["fields"]["message"] == "listening" {
-                        let _ = address_tx.send(
-                            event["fields"]["address"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_owned(),
-                        );
-                    }
-                }
-                collected.lock().unwrap().push(line);
-            }
-        });
-        let address = address_rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("the server never listened: {:?}", lines.lock().unwrap()));
-        ServerProcess {
-            child,
-            address: format!("http://{address}"),
-            lines,
-            _cwd: cwd,
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::server_process::{binary, ServerProcess};
 
 /// Clients that send batches of 10 until a request fails; returns every acknowledged message.
 fn start_load(
@@ -145,7 +58,7 @@ async fn stored_messages(database_url: &str) -> HashSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_load_loses_no_acknowledged_entry() {
     let (_, url) = create_database().await;
-    let mut server = ServerProcess::start(&url);
+    let mut server = ServerProcess::start(&url, API_KEY);
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let clients = start_load(&server.address, &acknowledged);
     let loaded = wait_until(Duration::from_secs(60), || async {
@@ -175,7 +88,7 @@ async fn kill_9_during_load_loses_no_acknowledged_entry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_load_drains_and_exits_cleanly_losing_nothing() {
     let (_, url) = create_database().await;
-    let mut server = ServerProcess::start(&url);
+    let mut server = ServerProcess::start(&url, API_KEY);
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let clients = start_load(&server.address, &acknowledged);
     let loaded = wait_until(Duration::from_secs(60), || async {
@@ -197,14 +110,14 @@ async fn sigterm_during_load_drains_and_exits_cleanly_losing_nothing() {
         acknowledged.iter().all(|m| stored.contains(m)),
         "an acknowledged entry was lost"
     );
-    let lines = server.lines.lock().unwrap().join("\n");
+    let lines = server.log_text();
     assert!(lines.contains("SIGTERM received"), "{lines}");
 }
 
 #[tokio::test]
 async fn the_server_logs_its_storage_mode_at_start_and_never_its_keys() {
     let (_, url) = create_database().await;
-    let mut server = ServerProcess::start(&url);
+    let mut server = ServerProcess::start(&url, API_KEY);
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/logs", server.address))
         .header("X-API-Key", "a-wrong-key-that-must-not-be-logged")
@@ -217,7 +130,7 @@ async fn the_server_logs_its_storage_mode_at_start_and_never_its_keys() {
     assert!(server
         .wait_for_exit(Duration::from_secs(30))
         .is_some_and(|s| s.success()));
-    let lines = server.lines.lock().unwrap().join("\n");
+    let lines = server.log_text();
     let ready = lines
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -234,7 +147,7 @@ async fn the_server_logs_its_storage_mode_at_start_and_never_its_keys() {
 #[test]
 fn bad_configuration_exits_non_zero_with_one_clear_message() {
     let cwd = tempfile::tempdir().unwrap();
-    let output = Command::new(BINARY)
+    let output = Command::new(binary())
         .current_dir(cwd.path())
         .env_clear()
         .env("LOG_INGESTION_PORT", "eighty")
@@ -261,7 +174,7 @@ async fn migrate_applies_the_schema_and_rerunning_it_keeps_the_data() {
     let (_, url) = create_database().await;
     let cwd = tempfile::tempdir().unwrap();
     let migrate = || {
-        Command::new(BINARY)
+        Command::new(binary())
             .arg("migrate")
             .current_dir(cwd.path())
             .env_clear()
