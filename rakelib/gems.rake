@@ -34,8 +34,11 @@ module GemPackages
 
   module_function
 
+  # A copy of the gemspec to change freely (Gem::Specification.load caches one instance).
   def gemspec
-    Dir.chdir(ROOT) { Gem::Specification.load("log_ingestion.gemspec") } or abort "log_ingestion.gemspec did not load"
+    spec = Dir.chdir(ROOT) { Gem::Specification.load("log_ingestion.gemspec") } or
+      abort "log_ingestion.gemspec did not load"
+    spec.dup
   end
 
   def cargo_target_dir
@@ -116,6 +119,16 @@ module GemPackages
     FileUtils.mv(built, destination) unless built == destination
     puts "built #{destination}"
     destination
+  end
+
+  def source_gem_path
+    File.join(PKG_DIR, gemspec.file_name)
+  end
+
+  def platform_gem_path(platform = Gem::Platform.local.to_s)
+    spec = gemspec
+    spec.platform = Gem::Platform.new(platform)
+    File.join(PKG_DIR, spec.file_name)
   end
 
   def build_source_gem

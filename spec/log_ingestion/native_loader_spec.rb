@@ -34,7 +34,7 @@ RSpec.describe LogIngestion::Native do
     libraries.each do |path, source|
       FileUtils.mkdir_p(File.join(target, File.dirname(path)))
       if source == :garbage
-        File.write(File.join(target, path), "this is not a shared library\n")
+        File.write(File.join(target, path), "this is not a shared library\n" * 200)
       else
         FileUtils.cp(source, File.join(target, path))
       end
