@@ -53,8 +53,8 @@ module LogIngestion
 
       def missing_message(failures)
         "log_ingestion #{VERSION}: no native extension for #{RUBY_PLATFORM} and Ruby #{RUBY_VERSION} " \
-          "(tried #{failures.join('; ')}). Prebuilt gems cover x86_64-linux (glibc >= 2.17) on the Ruby " \
-          "versions they name; elsewhere the gem builds from source with cargo (Rust >= 1.80): " \
+          "(tried #{failures.join('; ')}). Prebuilt gems cover x86_64-linux and aarch64-linux (glibc >= 2.17) on " \
+          "the Ruby versions they name; elsewhere the gem builds from source with cargo (Rust >= 1.80): " \
           "`gem install log_ingestion --platform ruby`, or with Bundler `force_ruby_platform: true` on the gem " \
           "(or `bundle config set force_ruby_platform true`); in a checkout or a `path:` source, run `rake compile`"
       end
