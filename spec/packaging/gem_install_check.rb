@@ -10,6 +10,9 @@
 #   LOG_INGESTION_SOURCE_GEM    pkg/log_ingestion-VERSION.gem
 #   LOG_INGESTION_SERVER_BIN    the server the installed gem delivers to (real PostgreSQL)
 #   LOG_INGESTION_SOURCE_GEM_TARGET_DIR  cargo's target directory for the source gem's build
+#   LOG_INGESTION_AARCH64_GEM, LOG_INGESTION_AARCH64_ROOT  optional: the aarch64-linux gem and a directory
+#     holding Debian's arm64 ruby3.1 and libraries (README, Installing); with both set, the aarch64 gem is
+#     installed and delivers under qemu-aarch64-static
 require "spec_helper"
 require "fileutils"
 require "open3"
@@ -77,6 +80,20 @@ RSpec.describe "the installed gems" do
     Open3.capture2e(gem_env(home, toolchain: false).merge(env), RbConfig.ruby, "-e", script, chdir: @work)
   end
 
+  # The GLIBC_ symbol versions +library+ needs (objdump -T reads any ELF, whatever its machine).
+  def glibc_versions(library)
+    out, status = Open3.capture2e("objdump", "-T", library)
+    expect(status).to be_success, out
+    out.scan(/\bGLIBC_(\d+(?:\.\d+)+)\b/).flatten.uniq.map { |v| Gem::Version.new(v) }
+  end
+
+  # The shared libraries +library+ names as NEEDED.
+  def needed_libraries(library)
+    out, status = Open3.capture2e("readelf", "-d", library)
+    expect(status).to be_success, out
+    out.scan(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/).flatten
+  end
+
   it "has no compiler, cargo or make on the PATH its toolchain-free installs use" do
     %w[cargo rustc cc gcc make].each do |command|
       expect(system({ "PATH" => @bare_path }, "sh", "-c", "command -v #{command}", out: File::NULL)).to be(false),
@@ -100,18 +117,14 @@ RSpec.describe "the installed gems" do
   end
 
   it "prebuilt library needs no glibc symbol version above 2.17" do
-    out, status = Open3.capture2e("objdump", "-T", File.join(@unpacked, prebuilt))
-    expect(status).to be_success, out
-    versions = out.scan(/\bGLIBC_(\d+(?:\.\d+)+)\b/).flatten.uniq.map { |v| Gem::Version.new(v) }
+    versions = glibc_versions(File.join(@unpacked, prebuilt))
     expect(versions).not_to be_empty
     puts "  prebuilt library: newest GLIBC_ symbol version #{versions.max}"
     expect(versions.max).to be <= glibc_floor
   end
 
   it "prebuilt library depends on nothing beyond libc, libm, libpthread, libdl, libgcc_s and ld-linux" do
-    out, status = Open3.capture2e("readelf", "-d", File.join(@unpacked, prebuilt))
-    expect(status).to be_success, out
-    needed = out.scan(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/).flatten
+    needed = needed_libraries(File.join(@unpacked, prebuilt))
     puts "  prebuilt library needs #{needed.join(', ')}"
     expect(needed).to include("libc.so.6")
     expect(needed - allowed_needed).to be_empty
@@ -142,6 +155,46 @@ RSpec.describe "the installed gems" do
       installed = Gem::Package.new(platform_gem).spec.full_name
       expect(out).to include("loaded #{home}/gems/#{installed}/#{prebuilt}\n")
       expect(server.wait_for_count(service: "platform-gem", count: 50)).to eq(50)
+    ensure
+      server.stop
+    end
+  end
+
+  it "installs the aarch64 gem under qemu, loads its prebuilt library and delivers",
+     skip: (ENV["LOG_INGESTION_AARCH64_GEM"] && ENV["LOG_INGESTION_AARCH64_ROOT"] ? false : "aarch64 gem not given") do
+    arm_gem = ENV.fetch("LOG_INGESTION_AARCH64_GEM")
+    arm_root = ENV.fetch("LOG_INGESTION_AARCH64_ROOT")
+    arm_ruby = ["qemu-aarch64-static", "-L", arm_root, File.join(arm_root, "usr/bin/ruby3.1")]
+    unpacked = File.join(@work, "aarch64-gem")
+    Gem::Package.new(arm_gem).extract_files(unpacked)
+    expect(glibc_versions(File.join(unpacked, prebuilt)).max).to be <= glibc_floor
+    expect(needed_libraries(File.join(unpacked, prebuilt)) - allowed_needed).to be_empty
+    home = gem_home("aarch64")
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    out, status = Open3.capture2e(gem_env(home, toolchain: false), *arm_ruby, File.join(arm_root, "usr/bin/gem3.1"),
+                                  "install", "--local", "--no-document", "--install-dir", home, arm_gem, chdir: @work)
+    expect(status).to be_success, out
+    puts format("  aarch64 gem installed under qemu in %.2f s", Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
+
+    server = RealIngestionServer::Instance.new.start
+    begin
+      env = gem_env(home, toolchain: false).merge("URL" => server.url, "KEY" => server.api_key)
+      out, status = Open3.capture2e(env, *arm_ruby, "-e", <<~RUBY, chdir: @work)
+        require "log_ingestion"
+        LogIngestion::Native.load!
+        puts RUBY_PLATFORM + " loaded " + $LOADED_FEATURES.grep(/log_ingestion\\.so\\z/).join(",")
+        LogIngestionClient.configure do |c|
+          c.api_url = ENV["URL"]
+          c.api_key = ENV["KEY"]
+          c.service = "aarch64-gem"
+        end
+        20.times { |i| LogIngestionClient.info("from the aarch64 gem", { i: i }) }
+        abort "flush did not complete" unless LogIngestionClient.flush(timeout: 60)
+      RUBY
+      expect(status).to be_success, out
+      installed = Gem::Package.new(arm_gem).spec.full_name
+      expect(out).to include("aarch64-linux-gnu loaded #{home}/gems/#{installed}/#{prebuilt}\n")
+      expect(server.wait_for_count(service: "aarch64-gem", count: 20, timeout: 60)).to eq(20)
     ensure
       server.stop
     end
