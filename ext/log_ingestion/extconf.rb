@@ -34,7 +34,14 @@ unless in_workspace
 end
 
 cargo = ENV.fetch("CARGO", "cargo")
-abort "log_ingestion: cargo (Rust >= 1.80) is required to build the native extension" unless find_executable(cargo)
+unless find_executable(cargo)
+  # Reached when no prebuilt platform gem was chosen (another platform or Ruby, or the
+  # Ruby platform forced): say which, and both ways out.
+  abort "log_ingestion: cargo (Rust >= 1.80) is required to build the native extension from source " \
+        "(no prebuilt gem used for #{RUBY_PLATFORM}, Ruby #{RUBY_VERSION}). Install Rust (https://rustup.rs) " \
+        "and install the gem again; on x86_64-linux with a Ruby the prebuilt gem names, do not force the Ruby " \
+        "platform (`--platform ruby`, Bundler's force_ruby_platform) and the prebuilt gem installs without Rust"
+end
 
 profile = ENV.fetch("LOG_INGESTION_CARGO_PROFILE", "release")
 own_target = !ENV.key?("CARGO_TARGET_DIR") && !in_workspace
