@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # The two gem packages as a user installs them, run by `rake test:gem` after it built
-# them (pkg/, rakelib/gems.rake) and the debug server. Named *_check.rb so that a plain
+# them (pkg/, the Rakefile's GemPackages) and the debug server. Named *_check.rb so that a plain
 # `rspec` (rake test:ruby) leaves it out: it needs the built gems and compiles the source
 # gem (about a minute and a half). Every install goes into a private GEM_HOME with
 # `--local`, in a fresh process that loads nothing from this repository.
