@@ -223,10 +223,11 @@ module LogIngestion
     end
 
     # start_delivery on behalf of a log call: a failure is remembered (no new attempt
-    # until reconfigured or forked) and reported, never raised.
+    # until reconfigured or forked) and reported, never raised. That includes a native
+    # library that cannot be loaded (NativeLoadError is a LoadError, not a StandardError).
     def start_delivery_lazily
       start_delivery
-    rescue StandardError => e
+    rescue StandardError, LoadError => e
       @start_failure = @unreported_start_failure = e
       nil
     end

@@ -44,7 +44,7 @@ module LogIngestion
 
       # The directory of prebuilt libraries for Ruby +version+: "3.1" for 3.1.x, since an
       # extension built for one minor version loads only there. The platform gem's
-      # packaging (rakelib/gems.rake) names its directories with this too.
+      # packaging (the Rakefile's GemPackages) names its directories with this too.
       def ruby_abi(version = RUBY_VERSION)
         version[/\A\d+\.\d+/]
       end

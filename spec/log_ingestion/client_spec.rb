@@ -68,6 +68,17 @@ RSpec.describe LogIngestion::Client, :native do
       expect(server.messages).to eq(["delivered"])
     end
 
+    it "never raise when the native library cannot be loaded on a lazy start (a LoadError): reported once, counted" do
+      client = client_for
+      client.update_setting(:batch_size, 2) # the next call starts a new engine
+      allow(LogIngestion::Native).to receive(:load!).and_raise(LogIngestion::NativeLoadError, "no native extension")
+
+      expect(Array.new(2) { |i| client.log("INFO", "lost #{i}") }).to eq([false, false])
+      expect(reports.size).to eq(1)
+      expect(next_report).to include(kind: "internal", message: a_string_including("engine_start", "no native extension"))
+      expect(client.stats).to include(dropped_internal: 2)
+    end
+
     it "never raise when converting an entry fails: reported once through on_error" do
       client = client_for
       unprintable = Class.new { def to_s = raise(NoMethodError, "no to_s for you") }.new
