@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::storage::StorageSetting;
+
 /// Everything the server needs to run.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -29,6 +31,9 @@ pub struct Settings {
     pub shutdown_deadline: Duration,
     /// Keys that may read logs (`LOG_INGESTION_ADMIN_API_KEYS`); empty means nobody can.
     pub admin_api_keys: Vec<ApiKey>,
+    /// How often TimescaleDB's policy jobs are checked (and run by the server when the
+    /// scheduler fails them); see `storage::policy_jobs`.
+    pub policy_check_interval: Duration,
 }
 
 /// How to reach PostgreSQL.
@@ -37,6 +42,8 @@ pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// `LOG_INGESTION_STORAGE`: the storage mode asked for (auto by default).
+    pub storage: StorageSetting,
 }
 
 impl DatabaseSettings {
@@ -65,6 +72,7 @@ impl DatabaseSettings {
                 "LOG_INGESTION_DATABASE_ACQUIRE_TIMEOUT",
                 Duration::from_secs(5),
             ),
+            storage: reader.storage_setting("LOG_INGESTION_STORAGE"),
         }
     }
 }
@@ -75,6 +83,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("url", &redact_url_password(&self.url))
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("storage", &self.storage)
             .finish()
     }
 }
@@ -283,6 +292,10 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            policy_check_interval: reader.duration(
+                "LOG_INGESTION_POLICY_CHECK_INTERVAL",
+                Duration::from_secs(300),
+            ),
         };
         let api_keys = match ApiKeys::new(keys) {
             Ok(keys) => Some(keys),
@@ -377,6 +390,19 @@ impl Reader<'_> {
         }
     }
 
+    fn storage_setting(&mut self, name: &str) -> StorageSetting {
+        let Some(value) = self.raw(name) else {
+            return StorageSetting::default();
+        };
+        value.parse().unwrap_or_else(|()| {
+            self.problems.push(format!(
+                "  {name}: must be {} (got {value:?})",
+                StorageSetting::CHOICES
+            ));
+            StorageSetting::default()
+        })
+    }
+
     fn duration(&mut self, name: &str, default: Duration) -> Duration {
         match self.raw(name) {
             None => default,
@@ -456,6 +482,30 @@ mod tests {
         assert_eq!(settings.limits.max_message_bytes, 65_536);
         assert_eq!(settings.api_keys.iter().count(), 2);
         assert!(settings.retention_days.is_none());
+        assert_eq!(settings.database.storage, StorageSetting::Auto);
+        assert_eq!(settings.policy_check_interval, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_storage_mode_is_one_of_three_names() {
+        let chosen = settings_from(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+            ("LOG_INGESTION_STORAGE", "timescaledb"),
+        ])
+        .unwrap();
+        assert_eq!(chosen.database.storage, StorageSetting::Timescale);
+        let error = settings_from(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+            ("LOG_INGESTION_STORAGE", "timescale"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("LOG_INGESTION_STORAGE: must be auto, timescaledb or postgresql"),
+            "{error}"
+        );
     }
 
     #[test]

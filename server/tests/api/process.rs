@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{create_database, entry, wait_until, API_KEY};
+use crate::helpers::{create_database, entry, expected_mode, test_storage, wait_until, API_KEY};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_log-ingestion-server");
 
@@ -34,6 +34,7 @@ impl ServerProcess {
             .env("LOG_INGESTION_RATE_LIMIT_BURST", "100000")
             .env("LOG_INGESTION_SHUTDOWN_DEADLINE", "15s")
             .env("LOG_INGESTION_LOG_FORMAT", "json")
+            .env("LOG_INGESTION_STORAGE", test_storage().to_string())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -223,7 +224,7 @@ async fn the_server_logs_its_storage_mode_at_start_and_never_its_keys() {
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|event| event["fields"]["message"] == "storage ready")
         .unwrap_or_else(|| panic!("no storage line in {lines}"));
-    assert_eq!(ready["fields"]["storage"], "postgresql");
+    assert_eq!(ready["fields"]["storage"], expected_mode().as_str());
     assert!(!lines.contains(API_KEY), "{lines}");
     assert!(
         !lines.contains("a-wrong-key-that-must-not-be-logged"),

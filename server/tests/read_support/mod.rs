@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 #[path = "../api/helpers.rs"]
 mod helpers;
 
-pub use helpers::{create_database, drop_database};
+pub use helpers::{create_database, drop_database, expected_mode, migrate_test_database};
 
 pub use log_ingestion_server::read;
 
@@ -41,8 +41,7 @@ pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
     let pool = PgPool::connect(&url)
         .await
         .expect("connect to the test database");
-    storage::migrate(&pool).await.expect("migrations apply");
-    let mode = storage::detect_mode(&pool).await.expect("storage mode");
+    let mode = migrate_test_database(&pool).await;
     let context = read::ReadContext::new(pool.clone(), mode, tail);
     let router: axum::Router = read::router(context.clone(), read::AdminKeys::parse(ADMIN_KEY));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -253,8 +252,7 @@ pub async fn spawn_full_app() -> FullApp {
     let mut settings = helpers::test_settings(&url);
     settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(ADMIN_KEY)];
     let pool = storage::pool(&settings.database).expect("a pool");
-    storage::migrate(&pool).await.expect("migrations apply");
-    let mode = storage::detect_mode(&pool).await.expect("storage mode");
+    let mode = migrate_test_database(&pool).await;
     let metrics = Arc::new(Metrics::default());
     let (committer, _writer) =
         GroupCommitter::start(pool.clone(), settings.group_commit, Arc::clone(&metrics));
@@ -269,6 +267,7 @@ pub async fn spawn_full_app() -> FullApp {
         settings: Arc::new(settings),
         committer,
         metrics,
+        policy_jobs: Default::default(),
     };
     let router = log_ingestion_server::startup::build_router(state);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
