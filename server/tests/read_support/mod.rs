@@ -12,9 +12,9 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 #[path = "../api/helpers.rs"]
-mod helpers;
+pub mod helpers;
 
-pub use helpers::{create_database, drop_database, expected_mode, migrate_test_database};
+pub use helpers::{create_database, drop_database, migrate_test_database};
 
 pub use log_ingestion_server::read;
 
