@@ -11,9 +11,9 @@ use log_ingestion_server::{storage, telemetry};
 const USAGE: &str = "usage: log-ingestion-server [serve | migrate [--storage auto|timescaledb|postgresql]]
 
   serve    run the HTTP service (default); applies migrations first
-  migrate  apply database migrations and exit; --storage overrides LOG_INGESTION_STORAGE,
-           and `migrate --storage timescaledb` converts a plain logs table that already
-           holds rows into a hypertable, keeping every row (serve never converts one)
+  migrate  apply database migrations and exit; --storage overrides LOG_INGESTION_STORAGE.
+           With timescaledb it converts a plain logs table that already holds rows into
+           a hypertable, keeping every row (serve and auto never convert one)
 
 Configuration comes from the environment and an optional .env file; see README.";
 
@@ -93,13 +93,19 @@ async fn serve() -> Result<(), String> {
         .map_err(|error| error.to_string())
 }
 
-/// Applies migrations in the storage mode asked for; unlike `serve`, converts a plain
-/// table that holds rows when TimescaleDB is chosen.
+/// Applies migrations in the storage mode asked for. Unlike `serve`, converts a plain
+/// table that holds rows when TimescaleDB is asked for explicitly (never under `auto`:
+/// the conversion locks the table while rows move, an operator's decision).
 async fn migrate(storage_override: Option<StorageSetting>) -> Result<(), String> {
     let settings = DatabaseSettings::from_env().map_err(|error| error.to_string())?;
     let setting = storage_override.unwrap_or(settings.storage);
+    let convert = if setting == StorageSetting::Timescale {
+        ConvertRows::Allow
+    } else {
+        ConvertRows::Refuse
+    };
     let pool = storage::pool(&settings).map_err(|error| error.to_string())?;
-    let mode = storage::migrate(&pool, setting, ConvertRows::Allow)
+    let mode = storage::migrate(&pool, setting, convert)
         .await
         .map_err(|error| error.to_string())?;
     tracing::info!(storage = %mode, %setting, "migrations applied");
