@@ -311,12 +311,7 @@ impl ServerProcess {
         Ok(())
     }
 
-    async fn start(
-        bin: &Path,
-        database_url: &str,
-        storage: &str,
-        log_path: &Path,
-    ) -> Result<Self> {
+    async fn start(bin: &Path, database_url: &str, storage: &str, log_path: &Path) -> Result<Self> {
         let port = free_port()?;
         let log = File::options()
             .append(true)

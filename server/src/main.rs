@@ -8,7 +8,8 @@ use log_ingestion_server::startup::Application;
 use log_ingestion_server::storage::{ConvertRows, StorageSetting};
 use log_ingestion_server::{storage, telemetry};
 
-const USAGE: &str = "usage: log-ingestion-server [serve | migrate [--storage auto|timescaledb|postgresql]]
+const USAGE: &str =
+    "usage: log-ingestion-server [serve | migrate [--storage auto|timescaledb|postgresql]]
 
   serve    run the HTTP service (default); applies migrations first
   migrate  apply database migrations and exit; --storage overrides LOG_INGESTION_STORAGE.

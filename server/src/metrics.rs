@@ -183,13 +183,21 @@ impl Metrics {
     }
 }
 
+/// One metric family about policy jobs: name, type, help, the value of one job.
+type PolicyJobFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PolicyJobStatus) -> u64,
+);
+
 /// The TimescaleDB policy jobs (`storage::policy_jobs`), one sample per job and policy;
 /// nothing in plain mode.
 pub fn render_policy_jobs(out: &mut String, jobs: &[PolicyJobStatus]) {
     if jobs.is_empty() {
         return;
     }
-    let families: [(&str, &str, &str, fn(&PolicyJobStatus) -> u64); 4] = [
+    let families: [PolicyJobFamily; 4] = [
         (
             "log_ingestion_policy_job_failing",
             "gauge",
@@ -341,7 +349,9 @@ mod tests {
         };
         render_policy_jobs(&mut text, &[job]);
         assert!(
-            text.contains("log_ingestion_policy_job_failing{policy=\"compression\",job_id=\"1000\"} 1"),
+            text.contains(
+                "log_ingestion_policy_job_failing{policy=\"compression\",job_id=\"1000\"} 1"
+            ),
             "{text}"
         );
         assert!(

@@ -110,7 +110,10 @@ async fn assert_bounded_plan(app: &ReadApp, query: &[(&str, &str)], max_chunks: 
         StorageMode::Timescale => {
             let scanned = scanned_chunks(&analyzed);
             let total = chunk_count(&app.pool).await;
-            assert!(total >= 30, "expected 30 days of 1-day chunks, found {total}");
+            assert!(
+                total >= 30,
+                "expected 30 days of 1-day chunks, found {total}"
+            );
             assert!(
                 !scanned.is_empty() && scanned.len() <= max_chunks,
                 "{query:?} scanned {} of {total} chunks: {scanned:?}",
@@ -284,10 +287,13 @@ async fn service_and_time_range_queries_over_a_million_rows_use_the_indexes() {
     app.stop().await;
 }
 
+/// Query parameters of the read API, as pairs.
+type Query = &'static [(&'static str, &'static str)];
+
 /// The million-row check in TimescaleDB mode: every time-bounded query scans only the
 /// chunks its range overlaps.
 async fn million_rows_in_timescaledb_mode_exclude_chunks(app: ReadApp) {
-    let queries: [(&str, &[(&str, &str)], usize); 3] = [
+    let queries: [(&str, Query, usize); 3] = [
         (
             "service + 1 day",
             &[
@@ -318,7 +324,10 @@ async fn million_rows_in_timescaledb_mode_exclude_chunks(app: ReadApp) {
         ),
     ];
     for (name, query, max_chunks) in queries {
-        eprintln!("{name}: {}", assert_bounded_plan(&app, query, max_chunks).await);
+        eprintln!(
+            "{name}: {}",
+            assert_bounded_plan(&app, query, max_chunks).await
+        );
     }
     app.stop().await;
 }

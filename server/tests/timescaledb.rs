@@ -65,11 +65,12 @@ async fn migrate_storage_timescaledb_converts_a_plain_table_with_rows_keeping_ev
         .await
         .unwrap();
     assert_eq!(mode, StorageMode::Postgres);
-    let extension: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let extension: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert!(!extension, "postgresql mode created the extension");
     insert_rows_aged(&pool, &[1, 30 * 60, 60 * 60, 3 * DAY]).await;
     let before = messages(&pool).await;
@@ -126,8 +127,15 @@ async fn migrate_storage_timescaledb_converts_a_plain_table_with_rows_keeping_ev
     // Once a hypertable, postgresql mode refuses rather than pretend.
     let mut settings = test_settings(&url);
     settings.database.storage = StorageSetting::Postgres;
-    let refused = Application::build(settings).await.err().unwrap().to_string();
-    assert!(refused.contains("already a TimescaleDB hypertable"), "{refused}");
+    let refused = Application::build(settings)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        refused.contains("already a TimescaleDB hypertable"),
+        "{refused}"
+    );
 }
 
 /// The compression policy re-added so that TimescaleDB's scheduler will not start it
@@ -198,7 +206,9 @@ async fn the_server_runs_the_policies_and_compressed_chunks_stay_readable() {
         let chunks = chunk_states(&app.pool).await;
         chunks.len() >= 3
             && chunks.len() <= 4
-            && chunks[..chunks.len() - 1].iter().all(|(_, compressed)| *compressed)
+            && chunks[..chunks.len() - 1]
+                .iter()
+                .all(|(_, compressed)| *compressed)
     })
     .await;
     assert!(
@@ -227,7 +237,10 @@ async fn the_server_runs_the_policies_and_compressed_chunks_stay_readable() {
         })
     })
     .await;
-    assert!(health, "/health never showed the server's run of the compression job");
+    assert!(
+        health,
+        "/health never showed the server's run of the compression job"
+    );
     let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(&format!(
@@ -300,10 +313,12 @@ async fn a_failing_policy_job_makes_health_degraded_not_down_and_shows_in_metric
         .unwrap();
     // A compression run that cannot succeed, whoever runs it: the only chunk to
     // compress stays locked by this test, and the database's lock_timeout gives up.
-    sqlx::query(&format!("ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'"))
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
     insert_rows_aged(&pool, &[10 * DAY]).await;
     let job = defer_compression_policy(&pool).await;
     let chunk: String = sqlx::query_scalar("SELECT show_chunks('logs')::text LIMIT 1")
@@ -316,10 +331,12 @@ async fn a_failing_policy_job_makes_health_degraded_not_down_and_shows_in_metric
         .await
         .unwrap();
     let app = spawn_timescale_app(url, name, None).await;
-    let failing = format!(
-        "log_ingestion_policy_job_failing{{policy=\"compression\",job_id=\"{job}\"}} 1"
-    );
-    let reported = wait_until(WAIT, || async { app.metrics_text().await.contains(&failing) }).await;
+    let failing =
+        format!("log_ingestion_policy_job_failing{{policy=\"compression\",job_id=\"{job}\"}} 1");
+    let reported = wait_until(WAIT, || async {
+        app.metrics_text().await.contains(&failing)
+    })
+    .await;
     assert!(reported, "{}", app.metrics_text().await);
     let response = app.client.get(app.url("/health")).send().await.unwrap();
     assert_eq!(response.status(), 200, "degraded is not down");
@@ -332,8 +349,13 @@ async fn a_failing_policy_job_makes_health_degraded_not_down_and_shows_in_metric
         .iter()
         .find(|entry| entry["job_id"] == job)
         .unwrap_or_else(|| panic!("job {job} missing from {body}"));
-    assert!(reported_job["server_failures"].as_u64() >= Some(1), "{body}");
-    let error = reported_job["server_last_error"].as_str().unwrap_or_default();
+    assert!(
+        reported_job["server_failures"].as_u64() >= Some(1),
+        "{body}"
+    );
+    let error = reported_job["server_last_error"]
+        .as_str()
+        .unwrap_or_default();
     assert!(!error.is_empty() && error.len() <= 300, "{body}");
     // Ingest keeps working while a policy fails.
     assert_eq!(

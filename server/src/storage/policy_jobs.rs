@@ -52,7 +52,10 @@ pub struct PolicyJobs {
 
 impl PolicyJobs {
     pub fn snapshot(&self) -> Vec<PolicyJobStatus> {
-        self.jobs.lock().map(|jobs| jobs.clone()).unwrap_or_default()
+        self.jobs
+            .lock()
+            .map(|jobs| jobs.clone())
+            .unwrap_or_default()
     }
 
     fn replace(&self, jobs: Vec<PolicyJobStatus>) {
@@ -224,9 +227,17 @@ mod tests {
     #[test]
     fn a_job_the_scheduler_fails_or_never_runs_is_run_by_the_server() {
         let now = Instant::now();
-        assert!(should_run(&job(Some("Failed")), &ServerRuns::default(), now));
+        assert!(should_run(
+            &job(Some("Failed")),
+            &ServerRuns::default(),
+            now
+        ));
         assert!(should_run(&job(None), &ServerRuns::default(), now));
-        assert!(!should_run(&job(Some("Success")), &ServerRuns::default(), now));
+        assert!(!should_run(
+            &job(Some("Success")),
+            &ServerRuns::default(),
+            now
+        ));
     }
 
     #[test]
@@ -241,7 +252,11 @@ mod tests {
             succeeded_within_interval: true,
             ..job(Some("Failed"))
         };
-        assert!(!should_run(&scheduler_ok_earlier, &ServerRuns::default(), now));
+        assert!(!should_run(
+            &scheduler_ok_earlier,
+            &ServerRuns::default(),
+            now
+        ));
         let just_ran = ServerRuns {
             last_success: Some(now),
             ..ServerRuns::default()

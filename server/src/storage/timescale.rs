@@ -67,7 +67,8 @@ pub enum ConvertRows {
 }
 
 /// What the command that converts a plain table says to run.
-const CONVERT_HINT: &str = "run `log-ingestion-server migrate --storage timescaledb` to convert it \
+const CONVERT_HINT: &str =
+    "run `log-ingestion-server migrate --storage timescaledb` to convert it \
                             (rows are kept; the table is locked while they move into chunks)";
 
 /// Decides the mode and sets TimescaleDB up when it is chosen; returns the mode. Fails

@@ -54,12 +54,14 @@ pub fn maintenance_url() -> String {
 pub fn test_storage() -> StorageSetting {
     match std::env::var("LOG_INGESTION_TEST_STORAGE") {
         Err(_) => StorageSetting::Postgres,
-        Ok(value) => match value.parse() {
-            Ok(StorageSetting::Auto) | Err(()) => {
-                panic!("LOG_INGESTION_TEST_STORAGE must be postgresql or timescaledb, not {value:?}")
+        Ok(value) => {
+            match value.parse() {
+                Ok(StorageSetting::Auto) | Err(()) => {
+                    panic!("LOG_INGESTION_TEST_STORAGE must be postgresql or timescaledb, not {value:?}")
+                }
+                Ok(setting) => setting,
             }
-            Ok(setting) => setting,
-        },
+        }
     }
 }
 
