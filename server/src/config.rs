@@ -292,9 +292,11 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
-            policy_check_interval: reader.duration(
+            // A floor, not a feature: a zero period would spin (and tokio refuses it).
+            policy_check_interval: reader.duration_at_least(
                 "LOG_INGESTION_POLICY_CHECK_INTERVAL",
                 Duration::from_secs(300),
+                Duration::from_millis(100),
             ),
         };
         let api_keys = match ApiKeys::new(keys) {
@@ -403,6 +405,17 @@ impl Reader<'_> {
         })
     }
 
+    fn duration_at_least(&mut self, name: &str, default: Duration, min: Duration) -> Duration {
+        let value = self.duration(name, default);
+        if value < min {
+            self.problems.push(format!(
+                "  {name}: must be at least {min:?} (got {value:?})"
+            ));
+            return default;
+        }
+        value
+    }
+
     fn duration(&mut self, name: &str, default: Duration) -> Duration {
         match self.raw(name) {
             None => default,
@@ -504,6 +517,21 @@ mod tests {
         .to_string();
         assert!(
             error.contains("LOG_INGESTION_STORAGE: must be auto, timescaledb or postgresql"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_policy_check_interval_has_a_floor() {
+        let error = settings_from(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+            ("LOG_INGESTION_POLICY_CHECK_INTERVAL", "0s"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("LOG_INGESTION_POLICY_CHECK_INTERVAL: must be at least 100ms"),
             "{error}"
         );
     }

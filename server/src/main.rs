@@ -36,6 +36,7 @@ fn parse_command(args: &[String]) -> Result<Option<Command>, String> {
             .map(|setting| Some(Command::Migrate(Some(setting))))
             .map_err(|()| format!("--storage must be {}", StorageSetting::CHOICES)),
         ["migrate", rest @ ..] => Err(format!("unexpected arguments to migrate: {rest:?}")),
+        ["serve", rest @ ..] => Err(format!("unexpected arguments to serve: {rest:?}")),
         [other, ..] => Err(format!("unknown command {other:?}")),
     }
 }
@@ -131,5 +132,33 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Command>, String> {
+        parse_command(&args.iter().map(|arg| arg.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn migrate_takes_an_optional_storage_override() {
+        assert!(matches!(parse(&[]), Ok(Some(Command::Serve))));
+        assert!(matches!(
+            parse(&["migrate"]),
+            Ok(Some(Command::Migrate(None)))
+        ));
+        assert!(matches!(
+            parse(&["migrate", "--storage", "timescaledb"]),
+            Ok(Some(Command::Migrate(Some(StorageSetting::Timescale))))
+        ));
+        let error = parse(&["migrate", "--storage", "mongodb"])
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("auto, timescaledb or postgresql"), "{error}");
+        assert!(parse(&["migrate", "--force"]).is_err());
+        assert!(parse(&["serve", "extra"]).is_err());
     }
 }
