@@ -1,6 +1,6 @@
 //! Everything that talks to PostgreSQL: the pool, migrations, the storage mode
-//! (TimescaleDB or plain PostgreSQL), the group committer, idempotency records and
-//! retention. Nothing outside this module writes SQL for the ingest path; this module
+//! (TimescaleDB or plain PostgreSQL), the group committer, idempotency records,
+//! retention and TimescaleDB's policy jobs. Nothing outside this module writes SQL for the ingest path; this module
 //! never knows about HTTP.
 
 pub mod copy_text;
