@@ -215,10 +215,12 @@ async fn the_server_logs_its_storage_mode_at_start_and_never_its_keys() {
         .unwrap();
     assert_eq!(response.status(), 401);
     server.signal("INT");
-    assert!(server
-        .wait_for_exit(Duration::from_secs(30))
-        .is_some_and(|s| s.success()));
+    let exit = server.wait_for_exit(Duration::from_secs(30));
     let lines = server.lines.lock().unwrap().join("\n");
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "exit {exit:?} after SIGINT; server log:\n{lines}"
+    );
     let ready = lines
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
