@@ -31,6 +31,9 @@
 //! - `BENCH_SERVER_BIN` server binary (default: the one cargo built for this bench).
 //! - `DATABASE_URL` PostgreSQL to use (default: `bin/postgres-dev start`); a fresh
 //!   database is created in it and dropped at the end.
+//! - `BENCH_STORAGE` the server's storage mode, passed as `LOG_INGESTION_STORAGE`
+//!   (`auto`, the default, `timescaledb` or `postgresql`); the mode the server ended up
+//!   in is printed (from `/health`) and the raw COPY goes into that same table.
 
 use std::fmt;
 use std::fs::File;
@@ -100,6 +103,7 @@ struct BenchConfig {
     measuring: bool,
     server_bin: PathBuf,
     database_url: Option<String>,
+    storage: String,
 }
 
 impl BenchConfig {
@@ -132,6 +136,10 @@ impl BenchConfig {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_log-ingestion-server")));
         let database_url = std::env::var("DATABASE_URL").ok().filter(|s| !s.is_empty());
+        let storage = std::env::var("BENCH_STORAGE")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "auto".into());
         Ok(Self {
             entries,
             connections,
@@ -140,6 +148,7 @@ impl BenchConfig {
             measuring,
             server_bin,
             database_url,
+            storage,
         })
     }
 
@@ -263,10 +272,16 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn server_command(bin: &Path, database_url: &str, log: &File) -> Result<Command> {
+    fn server_command(
+        bin: &Path,
+        database_url: &str,
+        storage: &str,
+        log: &File,
+    ) -> Result<Command> {
         let mut cmd = Command::new(bin);
         cmd.current_dir(workspace_root())
             .env("DATABASE_URL", database_url)
+            .env("LOG_INGESTION_STORAGE", storage)
             .env("LOG_INGESTION_API_KEYS", API_KEY)
             .env("LOG_INGESTION_RATE_LIMIT_RPS", "10000000")
             .env("LOG_INGESTION_RATE_LIMIT_BURST", "10000000")
@@ -280,9 +295,9 @@ impl ServerProcess {
         Ok(cmd)
     }
 
-    fn migrate(bin: &Path, database_url: &str, log_path: &Path) -> Result<()> {
+    fn migrate(bin: &Path, database_url: &str, storage: &str, log_path: &Path) -> Result<()> {
         let log = File::create(log_path).map_err(io_context(format!("{}", log_path.display())))?;
-        let status = Self::server_command(bin, database_url, &log)?
+        let status = Self::server_command(bin, database_url, storage, &log)?
             .arg("migrate")
             .status()
             .map_err(io_context(format!("running {} migrate", bin.display())))?;
@@ -296,14 +311,14 @@ impl ServerProcess {
         Ok(())
     }
 
-    async fn start(bin: &Path, database_url: &str, log_path: &Path) -> Result<Self> {
+    async fn start(bin: &Path, database_url: &str, storage: &str, log_path: &Path) -> Result<Self> {
         let port = free_port()?;
         let log = File::options()
             .append(true)
             .create(true)
             .open(log_path)
             .map_err(io_context(format!("{}", log_path.display())))?;
-        let child = Self::server_command(bin, database_url, &log)?
+        let child = Self::server_command(bin, database_url, storage, &log)?
             .arg("serve")
             .env("LOG_INGESTION_HOST", "127.0.0.1")
             .env("LOG_INGESTION_PORT", port.to_string())
@@ -345,6 +360,20 @@ impl ServerProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The storage mode the server reports on `/health`.
+    async fn storage_mode(&self) -> Result<String> {
+        let health: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}{HEALTH_PATH}", self.base_url))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| BenchError::Setup(format!("GET /health: {e}")))?
+            .json()
+            .await
+            .map_err(|e| BenchError::Setup(format!("GET /health body: {e}")))?;
+        Ok(health["storage"].as_str().unwrap_or("unknown").to_owned())
     }
 
     fn pid(&self) -> u32 {
@@ -879,8 +908,24 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
     std::fs::create_dir_all(&work_dir).map_err(io_context(format!("{}", work_dir.display())))?;
     let log_path = work_dir.join(format!("server-{}.log", std::process::id()));
 
-    ServerProcess::migrate(&config.server_bin, &database.url, &log_path)?;
-    let server = ServerProcess::start(&config.server_bin, &database.url, &log_path).await?;
+    ServerProcess::migrate(
+        &config.server_bin,
+        &database.url,
+        &config.storage,
+        &log_path,
+    )?;
+    let server = ServerProcess::start(
+        &config.server_bin,
+        &database.url,
+        &config.storage,
+        &log_path,
+    )
+    .await?;
+    println!(
+        "storage: {} (BENCH_STORAGE={}); the raw COPY loads the same table",
+        server.storage_mode().await?,
+        config.storage
+    );
     let mut db = PgConnection::connect(&database.url).await?;
 
     let largest = config

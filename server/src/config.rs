@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::storage::StorageSetting;
+
 /// Everything the server needs to run.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -35,6 +37,9 @@ pub struct Settings {
     pub connections: ConnectionSettings,
     /// How long a request body may take to arrive.
     pub body_read: BodyReadSettings,
+    /// How often TimescaleDB's policy jobs are checked (and run by the server when the
+    /// scheduler fails them); see `storage::policy_jobs`.
+    pub policy_check_interval: Duration,
 }
 
 /// Bounds on accepted connections, so slow or silent clients cannot hold sockets.
@@ -74,6 +79,8 @@ pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// `LOG_INGESTION_STORAGE`: the storage mode asked for (auto by default).
+    pub storage: StorageSetting,
 }
 
 impl DatabaseSettings {
@@ -102,6 +109,7 @@ impl DatabaseSettings {
                 "LOG_INGESTION_DATABASE_ACQUIRE_TIMEOUT",
                 Duration::from_secs(5),
             ),
+            storage: reader.storage_setting("LOG_INGESTION_STORAGE"),
         }
     }
 }
@@ -112,6 +120,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("url", &redact_url_password(&self.url))
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("storage", &self.storage)
             .finish()
     }
 }
@@ -390,6 +399,12 @@ impl Settings {
                     BodyReadSettings::default().total_timeout,
                 ),
             },
+            // A floor, not a feature: a zero period would spin (and tokio refuses it).
+            policy_check_interval: reader.duration_at_least(
+                "LOG_INGESTION_POLICY_CHECK_INTERVAL",
+                Duration::from_secs(300),
+                Duration::from_millis(100),
+            ),
         };
         let api_keys = match ApiKeys::new(keys) {
             Ok(keys) => Some(keys),
@@ -482,6 +497,30 @@ impl Reader<'_> {
                 None
             }
         }
+    }
+
+    fn storage_setting(&mut self, name: &str) -> StorageSetting {
+        let Some(value) = self.raw(name) else {
+            return StorageSetting::default();
+        };
+        value.parse().unwrap_or_else(|()| {
+            self.problems.push(format!(
+                "  {name}: must be {} (got {value:?})",
+                StorageSetting::CHOICES
+            ));
+            StorageSetting::default()
+        })
+    }
+
+    fn duration_at_least(&mut self, name: &str, default: Duration, min: Duration) -> Duration {
+        let value = self.duration(name, default);
+        if value < min {
+            self.problems.push(format!(
+                "  {name}: must be at least {min:?} (got {value:?})"
+            ));
+            return default;
+        }
+        value
     }
 
     fn duration(&mut self, name: &str, default: Duration) -> Duration {
@@ -581,6 +620,45 @@ mod tests {
             Duration::from_secs(10)
         );
         assert_eq!(settings.body_read.total_timeout, Duration::from_secs(60));
+        assert_eq!(settings.database.storage, StorageSetting::Auto);
+        assert_eq!(settings.policy_check_interval, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_storage_mode_is_one_of_three_names() {
+        let chosen = settings_from(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+            ("LOG_INGESTION_STORAGE", "timescaledb"),
+        ])
+        .unwrap();
+        assert_eq!(chosen.database.storage, StorageSetting::Timescale);
+        let error = settings_from(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+            ("LOG_INGESTION_STORAGE", "timescale"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("LOG_INGESTION_STORAGE: must be auto, timescaledb or postgresql"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_policy_check_interval_has_a_floor() {
+        let error = settings_from(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+            ("LOG_INGESTION_POLICY_CHECK_INTERVAL", "0s"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("LOG_INGESTION_POLICY_CHECK_INTERVAL: must be at least 100ms"),
+            "{error}"
+        );
     }
 
     #[test]

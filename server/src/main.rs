@@ -5,30 +5,52 @@ use std::process::ExitCode;
 
 use log_ingestion_server::config::{DatabaseSettings, Settings};
 use log_ingestion_server::startup::Application;
+use log_ingestion_server::storage::{ConvertRows, StorageSetting};
 use log_ingestion_server::{storage, telemetry};
 
-const USAGE: &str = "usage: log-ingestion-server [serve|migrate]
+const USAGE: &str =
+    "usage: log-ingestion-server [serve | migrate [--storage auto|timescaledb|postgresql]]
 
   serve    run the HTTP service (default); applies migrations first
-  migrate  apply database migrations and exit
+  migrate  apply database migrations and exit; --storage overrides LOG_INGESTION_STORAGE.
+           With timescaledb it converts a plain logs table that already holds rows into
+           a hypertable, keeping every row (serve and auto never convert one)
 
 Configuration comes from the environment and an optional .env file; see README.";
 
 enum Command {
     Serve,
-    Migrate,
+    /// With the `--storage` override, when given.
+    Migrate(Option<StorageSetting>),
+}
+
+/// The command named by the arguments, or the message to print with exit status 2.
+fn parse_command(args: &[String]) -> Result<Option<Command>, String> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        [] | ["serve"] => Ok(Some(Command::Serve)),
+        ["-h" | "--help" | "help", ..] => Ok(None),
+        ["migrate"] => Ok(Some(Command::Migrate(None))),
+        ["migrate", "--storage", value] => value
+            .parse()
+            .map(|setting| Some(Command::Migrate(Some(setting))))
+            .map_err(|()| format!("--storage must be {}", StorageSetting::CHOICES)),
+        ["migrate", rest @ ..] => Err(format!("unexpected arguments to migrate: {rest:?}")),
+        ["serve", rest @ ..] => Err(format!("unexpected arguments to serve: {rest:?}")),
+        [other, ..] => Err(format!("unknown command {other:?}")),
+    }
 }
 
 fn main() -> ExitCode {
-    let command = match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => Command::Serve,
-        Some("migrate") => Command::Migrate,
-        Some("-h" | "--help" | "help") => {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match parse_command(&args) {
+        Ok(Some(command)) => command,
+        Ok(None) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Some(other) => {
-            eprintln!("log-ingestion-server: unknown command {other:?}\n{USAGE}");
+        Err(message) => {
+            eprintln!("log-ingestion-server: {message}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -51,7 +73,7 @@ fn main() -> ExitCode {
     };
     let result = match command {
         Command::Serve => runtime.block_on(serve()),
-        Command::Migrate => runtime.block_on(migrate()),
+        Command::Migrate(storage) => runtime.block_on(migrate(storage)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,16 +95,22 @@ async fn serve() -> Result<(), String> {
         .map_err(|error| error.to_string())
 }
 
-async fn migrate() -> Result<(), String> {
+/// Applies migrations in the storage mode asked for. Unlike `serve`, converts a plain
+/// table that holds rows when TimescaleDB is asked for explicitly (never under `auto`:
+/// the conversion locks the table while rows move, an operator's decision).
+async fn migrate(storage_override: Option<StorageSetting>) -> Result<(), String> {
     let settings = DatabaseSettings::from_env().map_err(|error| error.to_string())?;
+    let setting = storage_override.unwrap_or(settings.storage);
+    let convert = if setting == StorageSetting::Timescale {
+        ConvertRows::Allow
+    } else {
+        ConvertRows::Refuse
+    };
     let pool = storage::pool(&settings).map_err(|error| error.to_string())?;
-    storage::migrate(&pool)
+    let mode = storage::migrate(&pool, setting, convert)
         .await
         .map_err(|error| error.to_string())?;
-    let mode = storage::detect_mode(&pool)
-        .await
-        .map_err(|error| error.to_string())?;
-    tracing::info!(storage = %mode, "migrations applied");
+    tracing::info!(storage = %mode, %setting, "migrations applied");
     Ok(())
 }
 
@@ -104,5 +132,33 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Command>, String> {
+        parse_command(&args.iter().map(|arg| arg.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn migrate_takes_an_optional_storage_override() {
+        assert!(matches!(parse(&[]), Ok(Some(Command::Serve))));
+        assert!(matches!(
+            parse(&["migrate"]),
+            Ok(Some(Command::Migrate(None)))
+        ));
+        assert!(matches!(
+            parse(&["migrate", "--storage", "timescaledb"]),
+            Ok(Some(Command::Migrate(Some(StorageSetting::Timescale))))
+        ));
+        let error = parse(&["migrate", "--storage", "mongodb"])
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("auto, timescaledb or postgresql"), "{error}");
+        assert!(parse(&["migrate", "--force"]).is_err());
+        assert!(parse(&["serve", "extra"]).is_err());
     }
 }

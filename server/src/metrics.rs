@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::storage::policy_jobs::PolicyJobStatus;
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -218,6 +220,60 @@ impl Metrics {
     }
 }
 
+/// One metric family about policy jobs: name, type, help, the value of one job.
+type PolicyJobFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PolicyJobStatus) -> u64,
+);
+
+/// The TimescaleDB policy jobs (`storage::policy_jobs`), one sample per job and policy;
+/// nothing in plain mode.
+pub fn render_policy_jobs(out: &mut String, jobs: &[PolicyJobStatus]) {
+    if jobs.is_empty() {
+        return;
+    }
+    let families: [PolicyJobFamily; 4] = [
+        (
+            "log_ingestion_policy_job_failing",
+            "gauge",
+            "1 when the policy job's last run (by the scheduler or the server) failed.",
+            |job| u64::from(job.failing()),
+        ),
+        (
+            "log_ingestion_policy_job_scheduler_failures",
+            "gauge",
+            "Failures TimescaleDB's scheduler has recorded for the policy job.",
+            |job| u64::try_from(job.scheduler_failures).unwrap_or(0),
+        ),
+        (
+            "log_ingestion_policy_job_server_runs_total",
+            "counter",
+            "Runs of the policy job by the server itself (CALL run_job) because the scheduler failed it.",
+            |job| job.server_runs,
+        ),
+        (
+            "log_ingestion_policy_job_server_failures_total",
+            "counter",
+            "Runs of the policy job by the server that failed.",
+            |job| job.server_failures,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for job in jobs {
+            let _ = writeln!(
+                out,
+                "{name}{{policy=\"{}\",job_id=\"{}\"}} {}",
+                job.policy,
+                job.job_id,
+                value(job)
+            );
+        }
+    }
+}
+
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(
         out,
@@ -311,6 +367,34 @@ mod tests {
         let text = metrics.render(0, 0);
         assert!(text.contains("log_ingestion_requests_rejected_total{reason=\"rate_limited\"} 1"));
         assert!(text.contains("log_ingestion_rate_limited_total 1"));
+    }
+
+    #[test]
+    fn policy_jobs_are_labelled_by_policy_and_absent_in_plain_mode() {
+        let mut text = String::new();
+        render_policy_jobs(&mut text, &[]);
+        assert!(text.is_empty());
+        let job = PolicyJobStatus {
+            job_id: 1000,
+            policy: "compression",
+            scheduler_last_status: Some("Failed".to_owned()),
+            scheduler_failures: 3,
+            scheduler_last_error: None,
+            server_runs: 2,
+            server_failures: 0,
+            server_last_error: None,
+        };
+        render_policy_jobs(&mut text, &[job]);
+        assert!(
+            text.contains(
+                "log_ingestion_policy_job_failing{policy=\"compression\",job_id=\"1000\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("log_ingestion_policy_job_server_runs_total{policy=\"compression\",job_id=\"1000\"} 2"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! Builds and runs the application: pool, migrations, storage mode, retention, the
+//! policy-job watcher (TimescaleDB), the
 //! group committer, the router, the listener and the connections it accepts (each
 //! with a bounded read buffer and a header read timeout, within the connection caps of
 //! `connections`). Tests call `Application::build` exactly as `main` does. It owns the
@@ -29,7 +30,8 @@ use crate::rate_limit::ApiRateLimiter;
 use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
 use crate::state::AppState;
-use crate::storage::{self, retention, GroupCommitter, StorageError, StorageMode};
+use crate::storage::policy_jobs::{self, PolicyJobs};
+use crate::storage::{self, retention, ConvertRows, GroupCommitter, StorageError, StorageMode};
 
 /// How often retention and idempotency expiry run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3_600);
@@ -60,6 +62,8 @@ pub struct Application {
     read_context: ReadContext,
     writer: JoinHandle<()>,
     maintenance: JoinHandle<()>,
+    /// TimescaleDB's policy-job watcher; `None` in plain mode.
+    policy_watcher: Option<JoinHandle<()>>,
     shutdown_deadline: Duration,
 }
 
@@ -67,14 +71,24 @@ impl Application {
     /// Connects, migrates, detects the storage mode, starts the writer and binds.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool = storage::pool(&settings.database)?;
-        storage::migrate(&pool).await?;
-        let storage_mode = storage::detect_mode(&pool).await?;
+        // `serve` never converts a plain table holding rows: that is `migrate --storage`.
+        let storage_mode =
+            storage::migrate(&pool, settings.database.storage, ConvertRows::Refuse).await?;
         retention::apply_policy(&pool, storage_mode, settings.retention_days).await?;
         tracing::info!(
             storage = %storage_mode,
+            setting = %settings.database.storage,
             retention_days = ?settings.retention_days,
             "storage ready"
         );
+        let policy_jobs = PolicyJobs::default();
+        let policy_watcher = (storage_mode == StorageMode::Timescale).then(|| {
+            policy_jobs::spawn_watcher(
+                pool.clone(),
+                policy_jobs.clone(),
+                settings.policy_check_interval,
+            )
+        });
 
         let metrics = Arc::new(Metrics::default());
         let (committer, writer) =
@@ -98,6 +112,7 @@ impl Application {
             settings: Arc::new(settings),
             committer,
             metrics,
+            policy_jobs,
         };
         let read_context = read_context_for(&state)?;
         Ok(Application {
@@ -107,6 +122,7 @@ impl Application {
             read_context,
             writer,
             maintenance,
+            policy_watcher,
             shutdown_deadline,
         })
     }
@@ -133,6 +149,7 @@ impl Application {
             read_context,
             writer,
             maintenance,
+            policy_watcher,
             shutdown_deadline,
         } = self;
         let connection_limits = state.settings.connections;
@@ -169,6 +186,9 @@ impl Application {
             }
         };
         maintenance.abort();
+        if let Some(watcher) = policy_watcher {
+            watcher.abort();
+        }
         // Every committer handle lives in the router; once it is gone the writer
         // finishes what was submitted and stops.
         match tokio::time::timeout(WRITER_GRACE, writer).await {

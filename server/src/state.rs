@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::inflight::InflightBudget;
 use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimiter;
+use crate::storage::policy_jobs::PolicyJobs;
 use crate::storage::{GroupCommitter, StorageMode};
 
 #[derive(Clone)]
@@ -20,4 +21,6 @@ pub struct AppState {
     pub limiter: Arc<ApiRateLimiter>,
     pub metrics: Arc<Metrics>,
     pub inflight: InflightBudget,
+    /// TimescaleDB policy jobs as last checked (empty in plain mode).
+    pub policy_jobs: PolicyJobs,
 }

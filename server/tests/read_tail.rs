@@ -75,6 +75,16 @@ async fn tail_delivers_new_matching_entries_and_skips_others() {
 #[tokio::test]
 async fn tail_delivers_an_entry_whose_transaction_commits_after_a_newer_one() {
     let app = spawn_read_app().await;
+    // In TimescaleDB mode the first row of a day creates that day's chunk, and a second
+    // transaction needing another new chunk waits for the first to commit: create both
+    // chunks beforehand so the two inserts below only race on ids, as intended.
+    for statement in [
+        "INSERT INTO logs (timestamp, service, level, message) VALUES \
+           (now(), 'api', 'INFO', 'warm-up'), ('2026-01-01T10:00:00Z', 'api', 'INFO', 'warm-up')",
+        "DELETE FROM logs WHERE message = 'warm-up'",
+    ] {
+        sqlx::query(statement).execute(&app.pool).await.unwrap();
+    }
     let mut tail = open_tail(&app, "").await;
     // The slow transaction takes its id first, the fast one commits first.
     let mut slow = app.pool.begin().await.unwrap();

@@ -30,6 +30,16 @@ RSpec.describe "Rails integration end to end", :end_to_end do
     RealIngestionServer.quote(text)
   end
 
+  it "runs on the storage mode the run asked for (TimescaleDB in rake test:ruby when installed)" do
+    requested = RealIngestionServer.requested_storage
+    skip "no storage mode requested (LOG_INGESTION_TEST_STORAGE unset)" unless requested
+
+    health = JSON.parse(Net::HTTP.get(URI("#{@url}/health")))
+    expect(health["storage"]).to eq(requested)
+    hypertable = rows("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").first
+    expect(hypertable).to eq(requested == "timescaledb" ? "1" : "0")
+  end
+
   describe "in this process" do
     let(:service) { "rails-e2e-#{SecureRandom.hex(6)}" }
 

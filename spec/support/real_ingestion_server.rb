@@ -17,7 +17,9 @@ require_relative "polling"
 # the cluster's `postgres` database), else the private cluster of
 # `bin/postgres-dev start`. Each Instance creates its own database there, runs
 # `log-ingestion-server migrate` on it, serves on a free port, and drops the
-# database again in #stop. Rows are read with `psql -At -c` (no pg gem).
+# database again in #stop. Rows are read with `psql -At -c` (no pg gem). The storage
+# mode is LOG_INGESTION_TEST_STORAGE when set (`rake test:ruby` asks for timescaledb
+# when TimescaleDB is installed), else the server's default (auto).
 #
 # Owns: the server processes and databases it creates. Never writes to the
 # database DATABASE_URL names, never touches other databases.
@@ -39,6 +41,17 @@ module RealIngestionServer
 
     def available?
       unavailable_reason.nil?
+    end
+
+    # LOG_INGESTION_STORAGE for the servers started here: LOG_INGESTION_TEST_STORAGE when set.
+    def storage_env
+      mode = ENV.fetch("LOG_INGESTION_TEST_STORAGE", "")
+      mode.empty? ? {} : { "LOG_INGESTION_STORAGE" => mode }
+    end
+
+    # The storage mode asked for, or nil (the server's auto).
+    def requested_storage
+      storage_env["LOG_INGESTION_STORAGE"]
     end
 
     # Why no server can be started here, or nil when one can.
@@ -190,7 +203,7 @@ module RealIngestionServer
         "LOG_INGESTION_RATE_LIMIT_RPS" => "100000",
         "LOG_INGESTION_RATE_LIMIT_BURST" => "100000",
         "RUST_LOG" => "warn"
-      }.merge(@extra_env)
+      }.merge(RealIngestionServer.storage_env).merge(@extra_env)
     end
 
     def create_database
@@ -211,8 +224,8 @@ module RealIngestionServer
     end
 
     def migrate
-      out, status = Open3.capture2e({ "DATABASE_URL" => @database_url, "LOG_INGESTION_API_KEYS" => API_KEY },
-                                    RealIngestionServer.binary, "migrate")
+      env = { "DATABASE_URL" => @database_url, "LOG_INGESTION_API_KEYS" => API_KEY }
+      out, status = Open3.capture2e(env.merge(RealIngestionServer.storage_env), RealIngestionServer.binary, "migrate")
       raise "log-ingestion-server migrate failed: #{out}" unless status.success?
     end
   end

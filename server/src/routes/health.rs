@@ -1,5 +1,6 @@
 //! `GET /health`, `/livez`, `/readyz`: whether the process runs and whether the
-//! database answers, with the storage mode. Never touches the logs table.
+//! database answers, with the storage mode and (TimescaleDB) the policy jobs' status
+//! as last checked by `storage::policy_jobs`. Never touches the logs table.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,12 +11,21 @@ use crate::state::AppState;
 use crate::storage;
 
 /// 200 `{"status":"healthy","storage":...}` when the database answers, else 503.
+/// A failing policy job makes it 200 `"degraded"` (ingest and reads still work), with
+/// the jobs in `policy_jobs`.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if storage::ping(&state.pool).await {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "healthy", "storage": state.storage_mode})),
-        )
+        let jobs = state.policy_jobs.snapshot();
+        let status = if jobs.iter().any(|job| job.failing()) {
+            "degraded"
+        } else {
+            "healthy"
+        };
+        let mut body = json!({"status": status, "storage": state.storage_mode});
+        if !jobs.is_empty() {
+            body["policy_jobs"] = json!(jobs);
+        }
+        (StatusCode::OK, Json(body))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

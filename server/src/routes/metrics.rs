@@ -1,4 +1,5 @@
-//! `GET /metrics`: the Prometheus text exposition of `crate::metrics::Metrics`.
+//! `GET /metrics`: the Prometheus text exposition of `crate::metrics::Metrics` and of
+//! the TimescaleDB policy jobs' status.
 
 use axum::extract::State;
 use axum::http::header;
@@ -7,14 +8,16 @@ use axum::response::IntoResponse;
 use crate::state::AppState;
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = state.metrics.render(
+        state.inflight.reserved_bytes(),
+        state.inflight.limit_bytes(),
+    );
+    crate::metrics::render_policy_jobs(&mut text, &state.policy_jobs.snapshot());
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(
-            state.inflight.reserved_bytes(),
-            state.inflight.limit_bytes(),
-        ),
+        text,
     )
 }

@@ -1,11 +1,12 @@
 //! Everything that talks to PostgreSQL: the pool, migrations, the storage mode
-//! (TimescaleDB or plain PostgreSQL), the group committer, idempotency records and
-//! retention. Nothing outside this module writes SQL for the ingest path; this module
+//! (TimescaleDB or plain PostgreSQL), the group committer, idempotency records,
+//! retention and TimescaleDB's policy jobs. Nothing outside this module writes SQL for the ingest path; this module
 //! never knows about HTTP.
 
 pub mod copy_text;
 pub mod group_commit;
 pub mod idempotency;
+pub mod policy_jobs;
 pub mod retention;
 pub mod timescale;
 
@@ -18,6 +19,7 @@ use sqlx::PgPool;
 use crate::config::DatabaseSettings;
 
 pub use group_commit::{CommitError, CommitOutcome, GroupCommitter};
+pub use timescale::{ConvertRows, StorageSetting};
 
 /// How the `logs` table is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,6 +60,9 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// The storage mode asked for (`LOG_INGESTION_STORAGE`) cannot be had.
+    #[error("storage mode: {0}")]
+    Mode(String),
 }
 
 /// A lazily connecting pool: the server starts answering /livez even while the
@@ -70,40 +75,26 @@ pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StorageError> {
         .connect_lazy_with(options))
 }
 
-/// Applies every migration in `migrations/`, then sets up TimescaleDB when this
-/// server can have it (otherwise warns once, saying why, and stays plain PostgreSQL);
-/// re-running is a no-op. A migration that databases may already have applied was
-/// removed (the old in-SQL TimescaleDB step, now `timescale::enable`): its record is
-/// ignored rather than refused.
-pub async fn migrate(pool: &PgPool) -> Result<(), StorageError> {
+/// Applies every migration in `migrations/`, then chooses the storage mode from
+/// `setting` and the extension's state (see `timescale`): TimescaleDB is set up when
+/// chosen; `auto` without it warns once, saying why, and stays plain PostgreSQL.
+/// Re-running is a no-op. A migration that databases may already have applied was
+/// removed (the old in-SQL TimescaleDB step, now `timescale`): its record is ignored
+/// rather than refused.
+pub async fn migrate(
+    pool: &PgPool,
+    setting: StorageSetting,
+    convert: ConvertRows,
+) -> Result<StorageMode, StorageError> {
     let mut migrator = sqlx::migrate!("../migrations");
     migrator.set_ignore_missing(true);
     migrator.run(pool).await?;
-    match timescale::unavailable_reason(pool).await? {
-        None => timescale::enable(pool).await?,
-        Some(reason) => tracing::warn!("plain PostgreSQL mode: {reason}"),
-    }
-    Ok(())
+    timescale::choose_and_prepare(pool, setting, convert).await
 }
 
 /// Asks the database which mode the migrations ended up in.
 pub async fn detect_mode(pool: &PgPool) -> Result<StorageMode, StorageError> {
-    let hypertable: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') \
-         AND to_regclass('timescaledb_information.hypertables') IS NOT NULL",
-    )
-    .fetch_one(pool)
-    .await?;
-    if !hypertable {
-        return Ok(StorageMode::Postgres);
-    }
-    let is_hypertable: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables \
-         WHERE hypertable_name = 'logs')",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(if is_hypertable {
+    Ok(if timescale::logs_is_hypertable(pool).await? {
         StorageMode::Timescale
     } else {
         StorageMode::Postgres

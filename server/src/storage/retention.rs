@@ -1,6 +1,7 @@
 //! Retention: how long rows of `logs` are kept (`LOG_INGESTION_RETENTION_DAYS`) in both
 //! storage modes, plus expiry of idempotency records. TimescaleDB drops whole chunks
-//! through its own policy; plain PostgreSQL gets a periodic delete in small batches.
+//! through its own policy (run by `policy_jobs` when the scheduler fails it); plain
+//! PostgreSQL gets a periodic delete in small batches.
 //! This module never deletes anything younger than the configured retention.
 
 use std::time::Duration;

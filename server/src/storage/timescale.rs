@@ -1,13 +1,126 @@
-//! TimescaleDB setup: makes `logs` a hypertable with compression when the extension
-//! can be had on this server. It runs after the SQL migrations, from Rust, because the
-//! extension's state decides what is possible: an extension that is installed but not
-//! in `shared_preload_libraries` makes `CREATE EXTENSION` end the connection with a
+//! TimescaleDB setup: decides, from `LOG_INGESTION_STORAGE` and the extension's state
+//! on this server, whether `logs` is a hypertable, and makes it one (1-day chunks,
+//! compression) when it should be. It runs after the SQL migrations, from Rust, because
+//! the extension's state decides what is possible: an extension that is installed but
+//! not in `shared_preload_libraries` makes `CREATE EXTENSION` end the connection with a
 //! FATAL error that no PL/pgSQL guard can catch. So the preload is checked first, and
 //! this module never issues `CREATE EXTENSION` where it would fail that way.
+//!
+//! It never converts a table that holds rows unless asked to (`ConvertRows::Allow`, the
+//! `migrate --storage timescaledb` command): converting moves every row into chunks
+//! under a lock, which is an operator's decision, not something `serve` does on its own.
+
+use std::fmt;
+use std::str::FromStr;
 
 use sqlx::PgPool;
 
-use super::StorageError;
+use super::{StorageError, StorageMode};
+
+/// The storage mode asked for (`LOG_INGESTION_STORAGE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageSetting {
+    /// TimescaleDB when it is installed and preloaded, else plain PostgreSQL with one
+    /// warning saying why.
+    #[default]
+    Auto,
+    /// TimescaleDB or refuse to start.
+    Timescale,
+    /// Plain PostgreSQL; never creates the extension.
+    Postgres,
+}
+
+impl StorageSetting {
+    pub const CHOICES: &'static str = "auto, timescaledb or postgresql";
+}
+
+impl FromStr for StorageSetting {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(StorageSetting::Auto),
+            "timescaledb" => Ok(StorageSetting::Timescale),
+            "postgresql" | "postgres" => Ok(StorageSetting::Postgres),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for StorageSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StorageSetting::Auto => "auto",
+            StorageSetting::Timescale => "timescaledb",
+            StorageSetting::Postgres => "postgresql",
+        })
+    }
+}
+
+/// Whether an existing plain `logs` table that holds rows may be converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvertRows {
+    /// `migrate --storage timescaledb`: convert, keeping every row.
+    Allow,
+    /// `serve`: leave such a table alone (auto) or refuse to start (timescaledb).
+    Refuse,
+}
+
+/// What the command that converts a plain table says to run.
+const CONVERT_HINT: &str =
+    "run `log-ingestion-server migrate --storage timescaledb` to convert it \
+                            (rows are kept; the table is locked while they move into chunks)";
+
+/// Decides the mode and sets TimescaleDB up when it is chosen; returns the mode. Fails
+/// only when the setting cannot be honoured (never because of the extension's state
+/// under `auto`).
+pub async fn choose_and_prepare(
+    pool: &PgPool,
+    setting: StorageSetting,
+    convert: ConvertRows,
+) -> Result<StorageMode, StorageError> {
+    let hypertable = logs_is_hypertable(pool).await?;
+    let unavailable = unavailable_reason(pool).await?;
+    if hypertable {
+        if let Some(reason) = unavailable {
+            return Err(StorageError::Mode(format!(
+                "logs is a TimescaleDB hypertable but TimescaleDB cannot be used: {reason}"
+            )));
+        }
+        if setting == StorageSetting::Postgres {
+            return Err(StorageError::Mode(
+                "LOG_INGESTION_STORAGE=postgresql, but logs is already a TimescaleDB hypertable \
+                 (a hypertable cannot be turned back into a plain table here; use auto or timescaledb)"
+                    .to_owned(),
+            ));
+        }
+        enable(pool).await?;
+        return Ok(StorageMode::Timescale);
+    }
+    if setting == StorageSetting::Postgres {
+        return Ok(StorageMode::Postgres);
+    }
+    let refusal = match unavailable {
+        Some(reason) => Some(reason.to_owned()),
+        None if convert == ConvertRows::Refuse && logs_has_rows(pool).await? => Some(format!(
+            "logs already holds rows in plain PostgreSQL; {CONVERT_HINT}"
+        )),
+        None => None,
+    };
+    match (refusal, setting) {
+        (None, _) => {
+            enable(pool).await?;
+            Ok(StorageMode::Timescale)
+        }
+        (Some(reason), StorageSetting::Timescale) => Err(StorageError::Mode(format!(
+            "LOG_INGESTION_STORAGE=timescaledb, but {reason}"
+        ))),
+        (Some(reason), _) => {
+            tracing::warn!("plain PostgreSQL mode (LOG_INGESTION_STORAGE=auto): {reason}");
+            Ok(StorageMode::Postgres)
+        }
+    }
+}
 
 /// Why TimescaleDB cannot be used on this server, or `None` when it can.
 pub async fn unavailable_reason(pool: &PgPool) -> Result<Option<&'static str>, StorageError> {
@@ -27,41 +140,81 @@ pub async fn unavailable_reason(pool: &PgPool) -> Result<Option<&'static str>, S
     })
 }
 
+/// Whether `logs` (in the current schema) is a hypertable. Reads TimescaleDB's catalog
+/// table directly, which needs no loaded library, so it is safe to ask before knowing
+/// whether the extension can be used.
+pub(super) async fn logs_is_hypertable(pool: &PgPool) -> Result<bool, StorageError> {
+    let catalog: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('_timescaledb_catalog.hypertable')::text")
+            .fetch_one(pool)
+            .await?;
+    if catalog.is_none() {
+        return Ok(false);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM _timescaledb_catalog.hypertable \
+         WHERE table_name = 'logs' AND schema_name = current_schema())",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+async fn logs_has_rows(pool: &PgPool) -> Result<bool, StorageError> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM logs LIMIT 1)")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 /// Creates the extension and turns `logs` into a hypertable (1-day chunks, existing rows
-/// moved into chunks) with compression after 7 days. Each step is guarded so that a
-/// build without a feature (the Apache-licensed build has no compression) keeps the
-/// steps it can do. Idempotent. Call only when [`unavailable_reason`] is `None`.
-pub async fn enable(pool: &PgPool) -> Result<(), StorageError> {
-    sqlx::query(ENABLE).execute(pool).await?;
+/// moved into chunks in the same statement) with compression after 7 days. Idempotent.
+/// Errors propagate: a caller that chose TimescaleDB must not silently get less.
+/// Compression alone is guarded, because the Apache-licensed build has none.
+/// Call only when [`unavailable_reason`] is `None`.
+async fn enable(pool: &PgPool) -> Result<(), StorageError> {
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        .execute(pool)
+        .await?;
+    sqlx::query(
+        "SELECT create_hypertable('logs', 'timestamp', \
+                                  chunk_time_interval => interval '1 day', \
+                                  if_not_exists => true, \
+                                  migrate_data => true)",
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query(ENABLE_COMPRESSION).execute(pool).await?;
     Ok(())
 }
 
-const ENABLE: &str = r#"
+const ENABLE_COMPRESSION: &str = r#"
 DO $$
 BEGIN
-    BEGIN
-        CREATE EXTENSION IF NOT EXISTS timescaledb;
-    EXCEPTION WHEN OTHERS THEN
-        RAISE NOTICE 'cannot create extension timescaledb (%): plain PostgreSQL mode', SQLERRM;
-        RETURN;
-    END;
-    BEGIN
-        PERFORM create_hypertable('logs', 'timestamp',
-                                  chunk_time_interval => interval '1 day',
-                                  if_not_exists => true,
-                                  migrate_data => true);
-    EXCEPTION WHEN OTHERS THEN
-        RAISE NOTICE 'cannot make logs a hypertable (%): plain PostgreSQL mode', SQLERRM;
-        RETURN;
-    END;
-    BEGIN
+    IF NOT EXISTS (SELECT 1 FROM timescaledb_information.hypertables
+                   WHERE hypertable_name = 'logs' AND compression_enabled) THEN
         EXECUTE 'ALTER TABLE logs SET (timescaledb.compress, '
              || 'timescaledb.compress_segmentby = ''service'', '
              || 'timescaledb.compress_orderby = ''timestamp DESC'')';
-        PERFORM add_compression_policy('logs', interval '7 days', if_not_exists => true);
-    EXCEPTION WHEN OTHERS THEN
-        RAISE NOTICE 'compression not available (%): hypertable without compression', SQLERRM;
-    END;
+    END IF;
+    PERFORM add_compression_policy('logs', interval '7 days', if_not_exists => true);
+EXCEPTION WHEN feature_not_supported OR insufficient_privilege OR undefined_function THEN
+    RAISE NOTICE 'compression not available (%): hypertable without compression', SQLERRM;
 END
 $$
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_in_any_case_and_name_the_choices() {
+        assert_eq!("auto".parse(), Ok(StorageSetting::Auto));
+        assert_eq!("TimescaleDB".parse(), Ok(StorageSetting::Timescale));
+        assert_eq!(" postgresql ".parse(), Ok(StorageSetting::Postgres));
+        assert_eq!("timescale".parse::<StorageSetting>(), Err(()));
+        assert_eq!(StorageSetting::default(), StorageSetting::Auto);
+        assert_eq!(StorageSetting::Timescale.to_string(), "timescaledb");
+    }
+}

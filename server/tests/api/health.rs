@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::helpers::{drop_database, entry, spawn_app};
+use crate::helpers::{drop_database, entry, expected_mode, spawn_app};
 
 #[tokio::test]
 async fn health_reports_healthy_and_the_storage_mode() {
@@ -9,7 +9,7 @@ async fn health_reports_healthy_and_the_storage_mode() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "healthy");
-    assert_eq!(body["storage"], "postgresql");
+    assert_eq!(body["storage"], expected_mode().as_str());
 }
 
 #[tokio::test]
@@ -29,7 +29,7 @@ async fn health_is_503_when_the_database_is_gone() {
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "unhealthy");
-    assert_eq!(body["storage"], "postgresql");
+    assert_eq!(body["storage"], expected_mode().as_str());
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
 }

@@ -1,5 +1,8 @@
 //! The test harness: a real PostgreSQL (DATABASE_URL, or the private cluster of
 //! `bin/postgres-dev`), a fresh database per test, the real app on 127.0.0.1:0.
+//! Each test database is set up in the storage mode `LOG_INGESTION_TEST_STORAGE` names
+//! (`postgresql`, the default, or `timescaledb`): `rake test:rust` runs the suites once
+//! per mode.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,6 +12,7 @@ use std::time::Duration;
 
 use log_ingestion_server::config::Settings;
 use log_ingestion_server::startup::Application;
+use log_ingestion_server::storage::{self, ConvertRows, StorageMode, StorageSetting};
 use reqwest::Url;
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -43,6 +47,37 @@ pub fn maintenance_url() -> String {
             .to_owned()
     })
     .clone()
+}
+
+/// The storage mode the tests run in: `LOG_INGESTION_TEST_STORAGE`, plain PostgreSQL
+/// when unset (never `auto`, so a run's mode never depends on the cluster's preload).
+pub fn test_storage() -> StorageSetting {
+    match std::env::var("LOG_INGESTION_TEST_STORAGE") {
+        Err(_) => StorageSetting::Postgres,
+        Ok(value) => {
+            match value.parse() {
+                Ok(StorageSetting::Auto) | Err(()) => {
+                    panic!("LOG_INGESTION_TEST_STORAGE must be postgresql or timescaledb, not {value:?}")
+                }
+                Ok(setting) => setting,
+            }
+        }
+    }
+}
+
+/// The mode a test database ends up in under [`test_storage`].
+pub fn expected_mode() -> StorageMode {
+    match test_storage() {
+        StorageSetting::Timescale => StorageMode::Timescale,
+        _ => StorageMode::Postgres,
+    }
+}
+
+/// Applies the migrations to a test database in the mode of [`test_storage`].
+pub async fn migrate_test_database(pool: &PgPool) -> StorageMode {
+    storage::migrate(pool, test_storage(), ConvertRows::Refuse)
+        .await
+        .expect("migrations apply in the test storage mode")
 }
 
 /// Test databases older than this are dropped by the next test process that starts.
@@ -129,6 +164,7 @@ pub fn test_settings_with(database_url: &str, extra: &[(&str, &str)]) -> Setting
         ("LOG_INGESTION_RATE_LIMIT_BURST", "100000".to_owned()),
         ("LOG_INGESTION_DATABASE_ACQUIRE_TIMEOUT", "2s".to_owned()),
         ("LOG_INGESTION_SHUTDOWN_DEADLINE", "10s".to_owned()),
+        ("LOG_INGESTION_STORAGE", test_storage().to_string()),
     ]);
     for (name, value) in extra {
         vars.insert(name, (*value).to_owned());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{create_database, entry, wait_until, API_KEY};
+use crate::helpers::{create_database, entry, expected_mode, wait_until, API_KEY};
 use crate::server_process::{binary, ServerProcess};
 
 /// Clients that send batches of 10 until a request fails; returns every acknowledged message.
@@ -127,16 +127,18 @@ async fn the_server_logs_its_storage_mode_at_start_and_never_its_keys() {
         .unwrap();
     assert_eq!(response.status(), 401);
     server.signal("INT");
-    assert!(server
-        .wait_for_exit(Duration::from_secs(30))
-        .is_some_and(|s| s.success()));
+    let exit = server.wait_for_exit(Duration::from_secs(30));
     let lines = server.log_text();
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "exit {exit:?} after SIGINT; server log:\n{lines}"
+    );
     let ready = lines
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|event| event["fields"]["message"] == "storage ready")
         .unwrap_or_else(|| panic!("no storage line in {lines}"));
-    assert_eq!(ready["fields"]["storage"], "postgresql");
+    assert_eq!(ready["fields"]["storage"], expected_mode().as_str());
     assert!(!lines.contains(API_KEY), "{lines}");
     assert!(
         !lines.contains("a-wrong-key-that-must-not-be-logged"),

@@ -51,6 +51,12 @@ impl ServerProcess {
             .env("LOG_INGESTION_RATE_LIMIT_BURST", "100000")
             .env("LOG_INGESTION_SHUTDOWN_DEADLINE", "15s")
             .env("LOG_INGESTION_LOG_FORMAT", "json")
+            // The storage mode of this test pass (helpers::test_storage), postgresql by default.
+            .env(
+                "LOG_INGESTION_STORAGE",
+                std::env::var("LOG_INGESTION_TEST_STORAGE")
+                    .unwrap_or_else(|_| "postgresql".to_owned()),
+            )
             .env("RUST_LOG", "info");
         for (name, value) in extra {
             command.env(name, value);

@@ -1,6 +1,11 @@
 use std::time::Duration;
 
-use crate::helpers::{create_database, entry, spawn_app, spawn_app_on, wait_until};
+use log_ingestion_server::storage::StorageMode;
+
+use crate::helpers::{
+    create_database, entry, expected_mode, migrate_test_database, spawn_app, spawn_app_on,
+    wait_until,
+};
 
 #[tokio::test]
 async fn stored_entries_survive_a_restart_and_migrations_rerun_harmlessly() {
@@ -23,9 +28,12 @@ async fn stored_entries_survive_a_restart_and_migrations_rerun_harmlessly() {
 
 #[tokio::test]
 async fn plain_mode_retention_deletes_rows_older_than_the_retention_days() {
+    if expected_mode() != StorageMode::Postgres {
+        return; // TimescaleDB mode: tests/timescaledb.rs covers its retention policy
+    }
     let (name, url) = create_database().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    log_ingestion_server::storage::migrate(&pool).await.unwrap();
+    migrate_test_database(&pool).await;
     sqlx::query(
         "INSERT INTO logs (timestamp, service, level, message) VALUES \
          (now() - interval '40 days', 's', 'INFO', 'old'), \
@@ -45,6 +53,9 @@ async fn plain_mode_retention_deletes_rows_older_than_the_retention_days() {
 
 #[tokio::test]
 async fn plain_mode_has_the_lean_indexes_and_no_gin_over_metadata() {
+    if expected_mode() != StorageMode::Postgres {
+        return; // a hypertable's indexes live on its chunks
+    }
     let app = spawn_app().await;
     let indexes: Vec<String> = sqlx::query_scalar(
         "SELECT indexdef FROM pg_indexes WHERE tablename = 'logs' ORDER BY indexname",

@@ -12,11 +12,13 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 #[path = "../api/helpers.rs"]
-mod helpers;
+pub mod helpers;
 
 // Not every read test binary uses every helper.
 #[allow(unused_imports)]
-pub use helpers::{create_database, drop_database, spawn_app_with_vars, wait_until, TestApp};
+pub use helpers::{
+    create_database, drop_database, migrate_test_database, spawn_app_with_vars, wait_until, TestApp,
+};
 
 pub use log_ingestion_server::read;
 
@@ -43,8 +45,7 @@ pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
     let pool = PgPool::connect(&url)
         .await
         .expect("connect to the test database");
-    storage::migrate(&pool).await.expect("migrations apply");
-    let mode = storage::detect_mode(&pool).await.expect("storage mode");
+    let mode = migrate_test_database(&pool).await;
     let settings = helpers::test_settings(&url);
     let reads = read::ReadPool::connect_lazy(
         &url,
@@ -263,8 +264,7 @@ pub async fn spawn_full_app() -> FullApp {
     let mut settings = helpers::test_settings(&url);
     settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(ADMIN_KEY)];
     let pool = storage::pool(&settings.database).expect("a pool");
-    storage::migrate(&pool).await.expect("migrations apply");
-    let mode = storage::detect_mode(&pool).await.expect("storage mode");
+    let mode = migrate_test_database(&pool).await;
     let metrics = Arc::new(Metrics::default());
     let (committer, _writer) =
         GroupCommitter::start(pool.clone(), settings.group_commit, Arc::clone(&metrics));
@@ -279,6 +279,7 @@ pub async fn spawn_full_app() -> FullApp {
         settings: Arc::new(settings),
         committer,
         metrics,
+        policy_jobs: Default::default(),
     };
     let router = log_ingestion_server::startup::build_router(state).expect("a router");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
