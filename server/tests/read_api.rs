@@ -53,12 +53,33 @@ async fn an_ingestion_key_cannot_read() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 401, "{path}");
+        assert_eq!(response.status(), 403, "{path}");
         assert_eq!(
             response.json::<Value>().await.unwrap(),
-            json!({"error": "Invalid API key"})
+            json!({
+                "error": "This API key may only ingest",
+                "details": "reading needs a key from LOG_INGESTION_ADMIN_API_KEYS"
+            })
         );
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_key_cannot_read_and_is_told_it_is_invalid() {
+    let (app, _) = app_with(&[]).await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/logs"))
+        .header("X-API-Key", "not-a-key-at-all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": "Invalid API key"})
+    );
     app.stop().await;
 }
 
