@@ -285,7 +285,12 @@ impl Engine {
                     attempts: answer.attempts,
                 })
             }
-            SendNowMessage::Answered(Err(failure)) => Err(DeliveryError::from_failure(failure)),
+            SendNowMessage::Answered(Err(failure)) => {
+                // `stats().last_error` tells the truth about a failed send_now too
+                // (`rails logs:test` prints it).
+                self.shared.counters.set_last_error(failure.message.clone());
+                Err(DeliveryError::from_failure(failure))
+            }
             SendNowMessage::Ended if self.shutting_down() => Err(DeliveryError::Stopped),
             SendNowMessage::Ended => Err(DeliveryError::Internal(
                 "send_now's task ended without an answer (it panicked)".to_owned(),
