@@ -182,6 +182,12 @@ module LogIngestion
       end
     end
 
+    # The app's boot has begun: log calls start no Ruby thread until it ends
+    # (LogIngestion.booting?, cleared after LogIngestion::Railtie.start).
+    initializer "log_ingestion.booting", before: :initialize_logger do
+      LogIngestion.booting = true
+    end
+
     # After config/initializers so settings made there count; before the
     # middleware stack is built (Finisher).
     initializer "log_ingestion.request_logging", after: :load_config_initializers do |app|
@@ -210,6 +216,8 @@ module LogIngestion
 
     config.after_initialize do |app|
       LogIngestion::Railtie.start(app)
+    ensure
+      LogIngestion.booting = false
     end
 
     rake_tasks do
