@@ -190,6 +190,26 @@ RSpec.describe "Rails integration end to end", :end_to_end do
     end
   end
 
+  describe "at exit with the service down" do
+    it "does not wait out shutdown_timeout when the service refuses connections, and says so" do
+      env = { "RAILS_ENV" => "test", "LOG_INGESTION_URL" => "http://127.0.0.1:#{RealIngestionServer.free_port}",
+              "LOG_INGESTION_API_KEY" => "any", "LOG_INGESTION_SERVICE" => "rails-e2e-refused",
+              "LOG_INGESTION_TEST_MODE" => nil, "LOG_INGESTION_TEST_BATCH_INTERVAL" => "0.05",
+              "LOG_INGESTION_TEST_DB" => File.join(@dir, "refused.sqlite3") }
+      script = 'require "./spec/rails/app/config/environment"; ' \
+               "LogIngestionClient.shutdown_timeout = 20.0; " \
+               'LogIngestionClient.info("lost")' # first attempted at exit, refused
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      _out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: RealIngestionServer::ROOT)
+      elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+
+      expect(status).to be_success, err
+      # Before: the whole 20 s shutdown_timeout. Boot takes 1-3 s here; 12 s is generous.
+      expect(elapsed).to be < 12
+      expect(err).to match(/shutdown: .*refused.*given up at once/)
+    end
+  end
+
   describe "Puma in cluster mode" do
     # Starts Puma (2 workers, preloaded app) shipping as +service+; returns [process, base URL, pidfile].
     def start_puma(service, batch_interval:)

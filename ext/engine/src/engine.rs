@@ -184,6 +184,8 @@ impl Engine {
             transport,
             unauthorized_reported: AtomicBool::new(false),
             unreported_queue_full: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+            shutdown_begun: tokio::sync::Notify::new(),
         });
         let handle = runtime.handle().clone();
         handle.spawn(delivery::supervise(Arc::clone(&shared)));
@@ -319,6 +321,7 @@ impl Engine {
             return ShutdownReport::default();
         };
         let sent_before = self.shared.counters.sent.load(Ordering::SeqCst);
+        self.shared.begin_shutdown();
         self.shared.queue.close();
         let target = self.shared.queue.request_flush();
         let outcome = self
