@@ -24,7 +24,13 @@ module LogIngestion
 
     included do
       before_enqueue :log_ingestion_capture_parent
-      around_perform :log_ingestion_within_context
+    end
+
+    # The whole run -- ActiveJob's own "Performing"/"Performed" lines and the
+    # perform.active_job instrumentation included, which wrap the perform callbacks --
+    # happens in the job's Context.
+    def perform_now
+      Context.with(**log_ingestion_context_fields) { super }
     end
 
     # The ids this job's entries carry (job_id, job_class, parent_request_id, parent_job_id).
@@ -60,10 +66,6 @@ module LogIngestion
       context = Context.current or return
       @log_ingestion_parent_request_id = context.root_request_id
       @log_ingestion_parent_job_id = context.job_id
-    end
-
-    def log_ingestion_within_context(&block)
-      Context.with(**log_ingestion_context_fields, &block)
     end
   end
 end
