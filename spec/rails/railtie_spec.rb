@@ -265,6 +265,29 @@ RSpec.describe LogIngestion::Railtie do
       expect(settings).to include(:api_url, :request_logging, :subscribers, :slow_query_ms, :broadcast_logger)
       expect(settings - known).to eq([])
     end
+
+    # README's Rails section and the generated file say the same things.
+    it "writes the settings README documents, with README's few lines on" do
+      Rails::Generators.invoke("log_ingestion:install", ["--quiet"], destination_root: @credentials_dir)
+      text = File.read(File.join(@credentials_dir, "config/initializers/log_ingestion.rb"))
+      readme = File.read(File.expand_path("../../README.md", __dir__))
+      rails_section = readme[/^## Rails\n.*?(?=^## )/m]
+
+      generated = text.scan(/config\.log_ingestion\.(\w+)\s*=/).flatten.uniq.sort
+      table = rails_section.scan(/^\| `config\.log_ingestion\.(\w+)`((?:, `\w+`)*)/).flat_map do |first, more|
+        [first, *more.scan(/`(\w+)`/).flatten]
+      end
+      client_table = readme.scan(/^\| `(\w+)`(?:, `(\w+)`)*/).flatten.compact
+      expect(table.sort - generated).to eq([]) # every Rails setting README documents is in the file
+      expect(generated - table - client_table).to eq([]) # and the file sets nothing README does not document
+      expect((described_class::RAILS_SETTINGS.map(&:to_s) - table)).to eq([])
+
+      on_in_file = text.lines.grep(/^\s*config\.log_ingestion\./).map { |l| l.strip.squeeze(" ") }
+      on_in_readme = rails_section[/```ruby\nRails\.application\.configure do\n(.*?)^end/m, 1]
+                     .lines.map { |l| l.strip.squeeze(" ") }
+      expect(on_in_file).to eq(on_in_readme)
+      expect(text).not_to match(/^\s*#.*on_error.*Rails\.logger\.\w+\(/)
+    end
   end
 
   describe "rake tasks" do
