@@ -222,6 +222,42 @@ async fn metadata_equality_matches_json_values_and_their_text() {
 }
 
 #[tokio::test]
+async fn request_id_selects_everything_a_request_caused_across_processes() {
+    let (app, _) = app_with(&[
+        row("2026-01-01T10:00:00Z", "web", "INFO", "HTTP Request")
+            .with_metadata(json!({"request_id": "r-1", "pid": 10})),
+        row("2026-01-01T10:00:01Z", "web", "INFO", "Job enqueued")
+            .with_metadata(json!({"request_id": "r-1", "parent_request_id": "r-1"})),
+        row("2026-01-01T10:00:05Z", "worker", "INFO", "exporting")
+            .with_metadata(json!({"job_id": "j-1", "parent_request_id": "r-1"})),
+        row("2026-01-01T10:00:06Z", "web", "INFO", "another request")
+            .with_metadata(json!({"request_id": "r-2"})),
+        row("2026-01-01T10:00:07Z", "web", "INFO", "no request"),
+    ])
+    .await;
+    let (status, page) = app.get_json("/api/v1/logs?request_id=r-1").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        messages(&page),
+        ["exporting", "Job enqueued", "HTTP Request"]
+    );
+    let (_, page) = app
+        .get_json("/api/v1/logs?request_id=r-1&service=worker")
+        .await;
+    assert_eq!(messages(&page), ["exporting"]);
+    let long = "x".repeat(256);
+    let (status, body) = app
+        .get_json(&format!("/api/v1/logs?request_id={long}"))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["details"],
+        json!(["request_id: at most 255 characters"])
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn cursors_page_through_equal_timestamps_without_gaps_or_repeats() {
     let app = spawn_read_app().await;
     let mut rows = Vec::new();
