@@ -28,8 +28,10 @@ module LogIngestion
 
     # The whole run -- ActiveJob's own "Performing"/"Performed" lines and the
     # perform.active_job instrumentation included, which wrap the perform callbacks --
-    # happens in the job's Context.
+    # happens in the job's Context. A job run with perform_now (never enqueued) takes
+    # the running request or job as its parent.
     def perform_now
+      log_ingestion_capture_parent
       Context.with(**log_ingestion_context_fields) { super }
     end
 
@@ -58,8 +60,9 @@ module LogIngestion
 
     private
 
-    # The request (or job) running when the job is enqueued is its parent; a retry
-    # enqueued by the job itself keeps the parents it already has.
+    # The request (or job) running when the job is enqueued (or performed without a
+    # queue) is its parent; a retry enqueued by the job itself keeps the parents it
+    # already has.
     def log_ingestion_capture_parent
       return if @log_ingestion_parent_request_id || @log_ingestion_parent_job_id
 

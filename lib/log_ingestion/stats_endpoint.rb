@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "json"
+require "time"
 
 module LogIngestion
   # A Rack app that answers GET with this process's delivery counters as JSON

@@ -72,6 +72,12 @@ RSpec.describe "Request and job context" do
     expect(restored.log_ingestion_context_fields).to include(parent_request_id: "req-payload", job_class: "ExportJob")
   end
 
+  it "gives a job run with perform_now inside a request that request as its parent" do
+    LogIngestion::Context.with(request_id: "req-now") { ExportJob.perform_now(8) }
+    expect(metadata_of("Job started")).to include("parent_request_id" => "req-now", "job_class" => "ExportJob")
+    expect(metadata_of("exporting user 8")).to include("parent_request_id" => "req-now")
+  end
+
   it "runs a payload without the gem's key (enqueued before the gem) without parent ids" do
     payload = ExportJob.new(5).serialize.except("log_ingestion")
     ActiveJob::Base.execute(payload)
