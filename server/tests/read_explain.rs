@@ -154,7 +154,7 @@ async fn a_request_view_over_100k_rows_is_served_by_the_request_index() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    let plan = explain_page_query(&app.pool, pairs(&[("request_id", &request_id)]), false)
+    let plan = explain_page_query(&app.pool, pairs(&[("request_id", &request_id)]), true)
         .await
         .unwrap();
     let summary = assert_no_sequential_scan(&plan);
