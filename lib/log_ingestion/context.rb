@@ -71,11 +71,12 @@ module LogIngestion
       end
 
       # An id from outside (a header, a job payload) as a String of at most
-      # MAX_ID_BYTES, or nil.
+      # MAX_ID_BYTES, or nil. Only Strings are ids: anything else in a payload (a Hash,
+      # an Array) is ignored rather than turned into text.
       def clean_id(value)
-        return nil if value.nil?
+        return nil unless value.is_a?(String)
 
-        text = value.to_s
+        text = value
         return nil if text.empty?
 
         text.bytesize > MAX_ID_BYTES ? text.byteslice(0, MAX_ID_BYTES).scrub("") : text

@@ -38,6 +38,13 @@ RSpec.describe LogIngestion::Context do
     expect(context.request_id).to be_valid_encoding
   end
 
+  it "takes only Strings as ids from outside" do
+    expect(described_class.clean_id({ "a" => "b" * 10_000 })).to be_nil
+    expect(described_class.clean_id(["x"])).to be_nil
+    expect(described_class.clean_id("")).to be_nil
+    expect(described_class.clean_id("r-1")).to eq("r-1")
+  end
+
   it "refuses unknown fields" do
     expect { described_class.new(user_id: 1) }.to raise_error(ArgumentError, /user_id/)
   end
