@@ -4,6 +4,7 @@ require "logger"
 require "log_ingestion/version"
 require "log_ingestion/error"
 require "log_ingestion/levels"
+require "log_ingestion/context"
 require "log_ingestion/metadata_serializer"
 require "log_ingestion/configuration"
 require "log_ingestion/native"
@@ -24,6 +25,15 @@ module LogIngestion
     end
 
     attr_writer :logger
+
+    # True while a Rails app boots (set by the Railtie from its first initializer to
+    # the end of its after_initialize): log calls then start no Ruby thread, so a
+    # server that preloads the app and forks (Puma's preload_app!) finds none.
+    def booting?
+      @booting == true
+    end
+
+    attr_writer :booting
   end
 end
 

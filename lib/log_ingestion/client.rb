@@ -17,6 +17,9 @@ module LogIngestion
   # (report_failure), the call returns false/nil, and no start is tried again until
   # the client is configured again or the process forks -- so a broken setup costs a
   # log call one Hash lookup, not a failed start each time.
+  #
+  # Every entry gets the current request's/job's ids (LogIngestion::Context) added to
+  # its metadata before the metadata_filter runs.
   class Client
     DEFAULT_FLUSH_TIMEOUT = 30.0
     DEFAULT_SEND_TIMEOUT = 30.0
@@ -98,7 +101,7 @@ module LogIngestion
     def send_log(entry, timeout: DEFAULT_SEND_TIMEOUT)
       delivery = current_delivery or return nil
       entry = prepare_entry(entry)
-      entry[:metadata] = filter_metadata(entry[:metadata])
+      entry[:metadata] = filter_metadata(Context.merge_into(entry[:metadata]))
       delivery.send_log(entry, timeout)
     rescue LogIngestion::Error => e
       report_failure(:send_log, e)
@@ -208,7 +211,7 @@ module LogIngestion
 
     def enqueue(level, message, metadata)
       delivery = current_delivery or return not_taken
-      delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, filter_metadata(metadata))
+      delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, filter_metadata(Context.merge_into(metadata)))
     rescue StandardError => e
       raise if Failsafe.interrupt?(e)
 

@@ -7,6 +7,7 @@ require "log_ingestion/request_logging"
 require "log_ingestion/stopwatch"
 require "log_ingestion/request_ip"
 require "log_ingestion/failsafe"
+require "log_ingestion/context"
 
 module LogIngestion
   # Controller concern that logs each action's request, response and failure --
@@ -17,8 +18,8 @@ module LogIngestion
   #   end
   #
   # Owns: the around_action and its three entries ("HTTP Request", "HTTP Response",
-  # "Request failed"). Uses Rails' request id (ActionDispatch::RequestId) so its
-  # entries join the middleware's and the subscribers'. Never swallows an exception of
+  # "Request failed"). Uses Rails' request id (ActionDispatch::RequestId) and runs
+  # the action in that request's Context, so every entry of the action carries it. Never swallows an exception of
   # the action, never logs params unfiltered, never raises one of its own (its entries
   # are built in Failsafe; the IP comes from RequestIp). Override `should_log?` or `log_ingestion_params`
   # in a controller to change what is logged.
@@ -37,7 +38,7 @@ module LogIngestion
       started = Stopwatch.now_ms
       request_id = Failsafe.run(:controller_logging) { log_ingestion_request_id } || SecureRandom.uuid
       status = nil
-      RequestLogging.with_request_id(request_id) do
+      Context.with_request(request_id) do
         Failsafe.run(:controller_logging) do
           ::LogIngestionClient.info("HTTP Request", log_ingestion_request_metadata(request_id))
         end
@@ -76,7 +77,7 @@ module LogIngestion
     end
 
     def log_ingestion_request_id
-      request.request_id.presence || RequestLogging.current_request_id || SecureRandom.uuid
+      Context.clean_id(request.request_id) || Context.current&.request_id || SecureRandom.uuid
     end
 
     def log_ingestion_request_metadata(request_id)

@@ -11,6 +11,15 @@ module LogIngestion
   # `flush`) only through a Ruby thread that services the signal pipe, which a thread
   # in Kernel#sleep does. A reporter blocked in native code would leave nobody to
   # deliver Ctrl-C to a flushing main thread.
+  #
+  # The thread starts on first use, not with the engine: at the first log call, a
+  # report handed over, or a call that blocks (flush, send_log, shutdown) -- except
+  # that a log call made while the app boots (LogIngestion.booting?, set by the
+  # Railtie) only polls: it asks the engine for a waiting report at most every
+  # POLL_SECONDS and starts the thread only when there is one. So the master of a Puma
+  # cluster, which logs "Rails application started" while preloading the app and then
+  # forks, starts no Ruby thread, and Puma's "Thread(s) started in app boot" warning
+  # never names this one; each worker starts its own at its first log call.
   class ErrorReporter
     POLL_SECONDS = 0.2
 
@@ -33,19 +42,55 @@ module LogIngestion
       @handler = handler
       @reported_by_ruby = Thread::Queue.new
       @stopping = false
-      @thread = Thread.new { run }
-      @thread.name = "log_ingestion-reporter" if @thread.respond_to?(:name=)
+      @thread = nil
+      @start_lock = Mutex.new
+      @next_poll = 0.0
+    end
+
+    # Whether the thread has been started.
+    def started?
+      !@thread.nil?
+    end
+
+    # Starts the thread unless it runs already. Idempotent, thread-safe.
+    def start
+      return if @thread
+
+      @start_lock.synchronize do
+        next if @thread
+
+        thread = Thread.new { run }
+        thread.name = "log_ingestion-reporter" if thread.respond_to?(:name=)
+        @thread = thread
+      end
+    end
+
+    # Called by log calls: at most every POLL_SECONDS, one non-blocking look at the
+    # engine's reports; a report found there starts the thread. Costs a clock read
+    # otherwise; nothing once the thread runs.
+    def poll
+      return if @thread
+
+      now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      return if now < @next_poll
+
+      @next_poll = now + POLL_SECONDS
+      report = @engine.next_error(0.0) or return
+      @reported_by_ruby << symbolize(report)
+      start
     end
 
     # Hands a failure seen by the Ruby side (e.g. send_log's) to the reporter thread.
     def report(report)
       @reported_by_ruby << report
+      start
       wake
     end
 
     # Reports what is left and stops the thread (after the engine was shut down).
     def stop(grace = 2.0)
       @stopping = true
+      start
       wake
       return if @thread.join(grace)
 
@@ -56,7 +101,7 @@ module LogIngestion
     private
 
     def wake
-      @thread.wakeup
+      @thread&.wakeup
     rescue ThreadError
       nil # it already ended
     end

@@ -3,14 +3,15 @@
 require "logger"
 require "active_support/logger"
 require "log_ingestion/parameter_filter"
-require "log_ingestion/request_logging"
 require "log_ingestion/exception_details"
 require "log_ingestion/failsafe"
+require "log_ingestion/context"
 
 module LogIngestion
   # A Logger whose records become entries -- the guide's LogIngestionLogger,
   # shipped. Levels map to the service's levels; tags from
-  # ActiveSupport::TaggedLogging and the current request id go into metadata; values
+  # ActiveSupport::TaggedLogging go into metadata (the request's or job's ids are
+  # added by the client from the Context); messages are right-trimmed; values
   # of filtered keys are masked in the text (ParameterFilter#filter_text), since
   # Rails 6.1 prints SQL binds and job arguments unfiltered.
   #
@@ -67,7 +68,8 @@ module LogIngestion
         return logger if forwards?(logger)
 
         forwarder = new(nil)
-        forwarder.level = level || logger.level
+        forwarder.level = logger.level
+        forwarder.forward_level = level
         if logger.respond_to?(:broadcast_to) && logger.respond_to?(:broadcasts)
           forwarder = ActiveSupport::TaggedLogging.new(forwarder) if logger.respond_to?(:tagged)
           logger.broadcast_to(forwarder)
@@ -92,11 +94,32 @@ module LogIngestion
     # set by `broadcast` so tags pushed on Rails.logger reach the entries.
     attr_accessor :tag_source
 
+    # The lowest severity forwarded to the service (nil: the logger's level decides
+    # alone). Kept apart from `level` because Rails 6.1's broadcast passes every
+    # `Rails.logger.level = ...` on to this logger: the log file may go to DEBUG
+    # while the service still gets INFO and up.
+    attr_reader :forward_level
+
+    def forward_level=(severity)
+      @forward_level = severity.nil? ? nil : Logger.severity_number(severity)
+    end
+
+    # A Logger severity (Integer, or a name such as :info / "WARN") as its number.
+    def self.severity_number(severity)
+      return severity if severity.is_a?(Integer) && LEVELS.key?(severity)
+
+      name = severity.to_s.upcase
+      raise ArgumentError, "unknown log level #{severity.inspect}" unless SEVERITY_NAMES.include?(name) && name != "ANY"
+
+      ::Logger.const_get(name)
+    end
+
     # +logdev+ as for ::Logger (a path, an IO, or nil to only forward).
     # client: the object entries go to (default LogIngestionClient).
     def initialize(logdev = nil, *args, client: nil, **kwargs)
       super(logdev, *args, **kwargs)
       @client = client
+      @forward_level = nil
     end
 
     def add(severity, message = nil, progname = nil, &block)
@@ -120,13 +143,14 @@ module LogIngestion
     private
 
     def forward(severity, message, progname)
-      return if Logger.forwarding? || progname == GEM_PROGNAME
+      return if Logger.forwarding? || progname == GEM_PROGNAME || (@forward_level && severity < @forward_level)
 
+      level = forwarded_level(severity) or return
       Logger.without_forwarding do
         text = ParameterFilter.current.filter_text(message_text(message))
-        next if text.strip.empty?
+        next if text.empty?
 
-        client.log(LEVELS.fetch(severity, "INFO"), text, metadata(severity, message, progname))
+        client.log(level, text, metadata(severity, message, progname))
       end
     rescue StandardError => e
       Logger.without_forwarding { Failsafe.report(:logger, e) }
@@ -136,13 +160,29 @@ module LogIngestion
       @client || ::LogIngestionClient
     end
 
+    # The level a record is forwarded at, or nil when it is not forwarded. Rails
+    # reports a request's exception at FATAL (ActionDispatch::DebugExceptions, outside
+    # RequestLogging): when RequestLogging already sent that exception as "Request
+    # error", those lines are not sent again; when the request was answered with a 4xx
+    # (a routing error, an invalid CSRF token), they are a WARN, not a FATAL.
+    def forwarded_level(severity)
+      level = LEVELS.fetch(severity, "INFO")
+      return level unless severity == ::Logger::FATAL
+
+      context = Context.current or return level
+      return nil if context.logged_exception
+
+      status = context.response_status
+      status && status >= 400 && status < 500 ? "WARN" : level
+    end
+
     def message_text(message)
       text = case message
              when ::String then message
              when ::Exception then "#{message.message} (#{message.class})"
              else message.inspect
              end
-      text.gsub(ANSI_ESCAPE, "").chomp
+      text.gsub(ANSI_ESCAPE, "").rstrip # trailing newlines and blanks are layout, not content
     end
 
     def metadata(severity, message, progname)
@@ -150,8 +190,6 @@ module LogIngestion
       metadata[:progname] = progname.to_s if progname
       tags = current_tags
       metadata[:tags] = tags unless tags.empty?
-      request_id = RequestLogging.current_request_id
-      metadata[:request_id] = request_id if request_id
       metadata[:error] = ExceptionDetails.call(message) if message.is_a?(::Exception)
       ParameterFilter.current.filter_hash(metadata)
     end

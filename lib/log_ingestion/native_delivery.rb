@@ -4,7 +4,8 @@ module LogIngestion
   # One native engine of this process and its error reporter: forwards calls to
   # LogIngestion::Native::Engine and turns its answers into the Ruby API's shapes.
   # Owns the engine's lifetime; never sleeps or waits on the caller's thread except
-  # in the calls documented to block (flush, send_log, shutdown).
+  # in the calls documented to block (flush, send_log, shutdown), and starts no Ruby
+  # thread until one of those or a failure needs the reporter's (ErrorReporter).
   class NativeDelivery
     EMPTY_STATS = {
       enqueued: 0, sent: 0, dropped_queue_full: 0, dropped_retries_exhausted: 0,
@@ -27,12 +28,15 @@ module LogIngestion
     end
 
     def enqueue(level, message, metadata)
-      @engine.enqueue(level, message, metadata)
+      taken = @engine.enqueue(level, message, metadata)
+      LogIngestion.booting? ? @reporter.poll : @reporter.start
+      taken
     end
 
     # The server's answer ({"accepted" => 1, "status" => ..., "attempts" => ...}), or nil
     # when the entry was not delivered (the failure goes to on_error).
     def send_log(entry, timeout)
+      @reporter.start # blocks: a Ruby thread must service signals meanwhile (see ErrorReporter)
       answer = @engine.send_log(entry, timeout.to_f)
       return answer unless answer.key?("error")
 
@@ -46,6 +50,7 @@ module LogIngestion
     end
 
     def flush(timeout)
+      @reporter.start
       @engine.flush(timeout.to_f)
     end
 
@@ -56,6 +61,7 @@ module LogIngestion
       return { delivered: 0, undelivered: 0 } if @closed
 
       @closed = true
+      @reporter.start
       report = @engine.shutdown(timeout.to_f).to_h { |key, value| [key.to_sym, value] }
       @reporter.stop
       report

@@ -8,6 +8,10 @@ require "log_ingestion/controller_logging"
 require "log_ingestion/job_logging"
 require "log_ingestion/subscribers"
 require "log_ingestion/logger"
+require "log_ingestion/context"
+require "log_ingestion/request_context"
+require "log_ingestion/job_context"
+require "log_ingestion/stats_endpoint"
 
 module LogIngestion
   # Wires the gem into a Rails application from `config.log_ingestion.*`:
@@ -20,7 +24,10 @@ module LogIngestion
   #   config.log_ingestion.subscribers      = %i[process_action sql enqueue perform] # or false
   #   config.log_ingestion.slow_query_ms    = 100
   #   config.log_ingestion.broadcast_logger = true                       # Rails.logger -> service too
+  #   config.log_ingestion.logger_level     = :info                      # lowest level forwarded
   #   config.log_ingestion.startup_entry    = true                       # "Rails application started"
+  #                                                                      # (never from rake/runner/console/generators)
+  #   config.log_ingestion.job_context      = true                       # jobs carry job_id/job_class/parent ids
   #   config.log_ingestion.filter_parameters = true                      # or false, or a list
   #   config.log_ingestion.metadata_filter  = nil                        # default: that filter on all
   #                                                                      # metadata; false: off; or #call(hash)
@@ -28,7 +35,10 @@ module LogIngestion
   #   # any other client setting (batch_size, gzip, on_error, ...) is passed to LogIngestionClient.
   #
   # Owns: reading those settings, configuring LogIngestionClient once after
-  # initialisation, inserting the middleware, subscribing, the startup entry, the
+  # initialisation, inserting the middlewares (RequestContext right after
+  # ActionDispatch::RequestId, so Rails' own request lines carry the request id;
+  # RequestLogging when asked), giving jobs their Context (JobContext), subscribing,
+  # the startup entry, the
   # rake tasks and the generator. The flush at shutdown is the client's own at_exit
   # handler (per process, so each Puma worker delivers its queue when it exits). When nothing says where to send
   # (no URL/key anywhere, not test mode) it warns once and installs nothing. It
@@ -36,7 +46,13 @@ module LogIngestion
   class Railtie < ::Rails::Railtie
     # Settings of this Railtie (everything else under config.log_ingestion goes to the client).
     RAILS_SETTINGS = %i[enabled startup_entry request_logging request_logging_skip_paths subscribers
-                        slow_query_ms broadcast_logger filter_parameters].freeze
+                        slow_query_ms broadcast_logger logger_level job_context filter_parameters].freeze
+    # The lowest Rails.logger level forwarded when broadcast_logger is on (DEBUG lines
+    # -- every render and SQL statement -- stay in the log file).
+    DEFAULT_LOGGER_LEVEL = :info
+    # `bin/rails` commands that run once and exit: no "Rails application started" from them.
+    ONE_OFF_COMMANDS = %i[RunnerCommand ConsoleCommand GenerateCommand DestroyCommand RakeCommand
+                          DbconsoleCommand].freeze
 
     config.log_ingestion = ActiveSupport::OrderedOptions.new
 
@@ -131,8 +147,27 @@ module LogIngestion
 
         Subscribers.subscribe(only: subscriber_names(options.subscribers),
                               slow_query_ms: options.slow_query_ms || Subscribers::DEFAULT_SLOW_QUERY_MS)
-        ::Rails.logger = Logger.broadcast(::Rails.logger) if options.broadcast_logger && ::Rails.logger
-        log_startup if options.startup_entry != false
+        if options.broadcast_logger && ::Rails.logger
+          ::Rails.logger = Logger.broadcast(::Rails.logger, level: options.logger_level || DEFAULT_LOGGER_LEVEL)
+        end
+        log_startup if options.startup_entry != false && !one_off_command?
+      end
+
+      # True in a process that runs a command rather than serving the app: a rake
+      # task (`bin/rails logs:test`, `db:migrate`), `rails runner`, `rails console`
+      # or a generator. Those do not log "Rails application started".
+      #
+      # `bin/rails` loads only the command it runs (Rails::Command::ServerCommand for
+      # `rails server`), so a loaded one-off command class says what this process is;
+      # plain `rake` is told by its top-level tasks. (Not `defined?(Rails::Generators)`:
+      # an app or gem may load the generators while serving.)
+      def one_off_command?
+        commands = defined?(::Rails::Command) ? ::Rails::Command : nil
+        return true if commands && ONE_OFF_COMMANDS.any? { |name| commands.const_defined?(name, false) }
+
+        defined?(::Rake) && ::Rake.respond_to?(:application) && !::Rake.application.top_level_tasks.empty?
+      rescue StandardError
+        false
       end
 
       private
@@ -147,10 +182,19 @@ module LogIngestion
       end
     end
 
+    # The app's boot has begun: log calls start no Ruby thread until it ends
+    # (LogIngestion.booting?, cleared after LogIngestion::Railtie.start).
+    initializer "log_ingestion.booting", before: :initialize_logger do
+      LogIngestion.booting = true
+    end
+
     # After config/initializers so settings made there count; before the
     # middleware stack is built (Finisher).
     initializer "log_ingestion.request_logging", after: :load_config_initializers do |app|
       options = app.config.log_ingestion
+      if options.enabled != false && defined?(::ActionDispatch::RequestId)
+        app.config.middleware.insert_after(::ActionDispatch::RequestId, RequestContext)
+      end
       if options.request_logging && options.enabled != false
         skip_paths = options.request_logging_skip_paths || RequestLogging::DEFAULT_SKIP_PATHS
         if defined?(::ActionDispatch::DebugExceptions)
@@ -163,8 +207,17 @@ module LogIngestion
       end
     end
 
+    initializer "log_ingestion.job_context", after: :load_config_initializers do |app|
+      options = app.config.log_ingestion
+      if options.enabled != false && options.job_context != false
+        ActiveSupport.on_load(:active_job) { include LogIngestion::JobContext }
+      end
+    end
+
     config.after_initialize do |app|
       LogIngestion::Railtie.start(app)
+    ensure
+      LogIngestion.booting = false
     end
 
     rake_tasks do

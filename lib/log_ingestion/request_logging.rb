@@ -7,14 +7,18 @@ require "log_ingestion/exception_details"
 require "log_ingestion/stopwatch"
 require "log_ingestion/request_ip"
 require "log_ingestion/failsafe"
+require "log_ingestion/context"
 
 module LogIngestion
   # Rack middleware that logs every request ("HTTP Request"), its response
   # ("HTTP Response") and any exception that passes through it ("Request error",
   # re-raised unchanged) -- the guide's RequestLoggingMiddleware, shipped.
   #
-  # Owns: the request-scoped request id (`RequestLogging.current_request_id`, read
-  # by the Logger and the subscribers) and the request/response/error entries.
+  # Owns: the request/response/error entries, and telling the request's Context
+  # (opened here unless RequestContext did further out) which exception it logged and
+  # which status the app answered, for the Logger's noise rules. An exception that
+  # Rails answers with a 4xx (routing, CSRF, a bad parameter) is a WARN "Request
+  # error", a 5xx an ERROR.
   # Never swallows an exception of the app, never reads the request body, never logs a
   # query string unfiltered, never changes the response, and never raises one of its
   # own: building and logging its entries runs in Failsafe (a failure there is
@@ -27,23 +31,7 @@ module LogIngestion
   #                                  LogIngestion::RequestLogging, skip_paths: %w[/health]
   class RequestLogging
     DEFAULT_SKIP_PATHS = %w[/assets /packs /rails /favicon.ico].freeze
-    REQUEST_ID_ENV = "log_ingestion.request_id"
-    CURRENT_REQUEST_ID = :log_ingestion_request_id
-    private_constant :CURRENT_REQUEST_ID
-
-    # The request id of the request this thread (fiber) is serving, or nil.
-    def self.current_request_id
-      Thread.current[CURRENT_REQUEST_ID]
-    end
-
-    # Runs the block with +request_id+ as the current request id.
-    def self.with_request_id(request_id)
-      previous = Thread.current[CURRENT_REQUEST_ID]
-      Thread.current[CURRENT_REQUEST_ID] = request_id
-      yield
-    ensure
-      Thread.current[CURRENT_REQUEST_ID] = previous
-    end
+    REQUEST_ID_ENV = Context::REQUEST_ID_ENV
 
     # The HTTP status Rails answers +exception+ with (ActionDispatch's
     # rescue_responses), or 500 outside Rails. ControllerLogging and Subscribers use it too.
@@ -73,10 +61,11 @@ module LogIngestion
       started = Stopwatch.now_ms
       request = build_request(env)
       request_id = Failsafe.run(:request_logging) { request_id_for(env, request) } || SecureRandom.uuid
-      self.class.with_request_id(request_id) do
+      Context.with_request(request_id) do
         Failsafe.run(:request_logging) { client.info("HTTP Request", request_metadata(request, request_id)) }
         status, headers, body = call_app(env, request, request_id, started)
         Failsafe.run(:request_logging) do
+          Context.current&.response_status = status.to_i
           client.info("HTTP Response", response_metadata(request, request_id, started, status, headers))
         end
         [status, headers, body]
@@ -94,7 +83,12 @@ module LogIngestion
 
     def log_exception(exception, request, request_id, started)
       status = self.class.status_for(exception)
-      client.error("Request error", filter.filter_hash(
+      context = Context.current
+      if context
+        context.logged_exception = exception
+        context.response_status = status
+      end
+      client.log(status.to_i >= 500 ? "ERROR" : "WARN", "Request error", filter.filter_hash(
                                       request_id: request_id, method: request.request_method, path: request.path,
                                       status: status, duration_ms: Stopwatch.elapsed_ms(started),
                                       error: ExceptionDetails.call(exception)
@@ -124,7 +118,7 @@ module LogIngestion
       env[REQUEST_ID_ENV] ||= begin
         id = env["action_dispatch.request_id"]
         id = request.request_id if id.nil? && request.respond_to?(:request_id)
-        id.nil? || id.to_s.empty? ? SecureRandom.uuid : id.to_s
+        Context.clean_id(id) || SecureRandom.uuid
       end
     end
 

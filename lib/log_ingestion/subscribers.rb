@@ -5,6 +5,7 @@ require "log_ingestion/parameter_filter"
 require "log_ingestion/exception_details"
 require "log_ingestion/request_logging"
 require "log_ingestion/failsafe"
+require "log_ingestion/context"
 
 module LogIngestion
   # ActiveSupport::Notifications subscribers that turn Rails' own instrumentation
@@ -118,8 +119,7 @@ module LogIngestion
                                     name: payload[:name],
                                     duration_ms: duration.round(2),
                                     threshold_ms: @slow_query_ms,
-                                    binds: filtered_binds(payload),
-                                    request_id: RequestLogging.current_request_id
+                                    binds: filtered_binds(payload)
                                   }.compact)
       end
 
@@ -143,21 +143,20 @@ module LogIngestion
         end
       end
 
+      # The job's ids; "Job performed"/"Job failed" are instrumented outside the job's
+      # own Context (JobContext), so its parent ids are taken from the job itself.
       def job_identity(job)
-        {
-          job_class: job.class.name,
-          job_id: job.job_id,
-          queue_name: job.queue_name,
-          executions: job.executions,
-          request_id: RequestLogging.current_request_id
-        }.compact
+        identity = { job_class: job.class.name, job_id: job.job_id, queue_name: job.queue_name,
+                     executions: job.executions }
+        identity.merge!(job.log_ingestion_context_fields) if job.respond_to?(:log_ingestion_context_fields)
+        identity.compact
       end
 
       def request_id_from(payload)
         request = payload[:request]
         id = request.request_id if request.respond_to?(:request_id)
         id = payload[:headers]["action_dispatch.request_id"] if id.nil? && payload[:headers]
-        id || RequestLogging.current_request_id
+        id || Context.current&.request_id
       end
 
       # The path with its query string filtered.

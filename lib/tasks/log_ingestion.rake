@@ -4,7 +4,8 @@ require "socket"
 
 # Rake tasks of the log_ingestion gem (loaded by LogIngestion::Railtie):
 #   rails logs:test   sends one test entry now, says whether the service accepted it, flushes the queue
-#   rails logs:stats  prints the client's delivery counters for this process
+#   rails logs:stats  prints the delivery counters of the rake process itself (not the running app's:
+#                     mount LogIngestion::StatsEndpoint in the app for those)
 namespace :logs do
   desc "Send a test entry to the log ingestion service and report whether it arrived"
   task test: :environment do
@@ -26,13 +27,15 @@ namespace :logs do
       flushed = LogIngestionClient.flush(timeout: 10)
       puts "log_ingestion: entries queued before it could not all be delivered" unless flushed
     else
-      stats = LogIngestionClient.stats
-      abort "log_ingestion: the test entry did NOT arrive (last error: #{stats[:last_error] || 'unknown'})"
+      last_error = LogIngestionClient.stats[:last_error] || "none recorded; see the warning above"
+      abort "log_ingestion: the test entry did NOT arrive (last error: #{last_error})"
     end
   end
 
-  desc "Print the log ingestion client's delivery counters for this process"
+  desc "Print this rake process's log ingestion counters (the app's own: mount LogIngestion::StatsEndpoint)"
   task stats: :environment do
+    puts "log_ingestion: counters of this rake process (pid #{Process.pid}) only -- not of the running app, " \
+         "whose processes (each Puma worker) count on their own; mount LogIngestion::StatsEndpoint to read theirs"
     LogIngestionClient.stats.each { |name, value| puts format("%-28<name>s %<value>s", name: name, value: value.inspect) }
   end
 end

@@ -21,6 +21,9 @@ pub enum ApiError {
     MissingApiKey,
     #[error("Invalid API key")]
     InvalidApiKey,
+    /// A read made with a key that may only ingest.
+    #[error("This API key may only ingest")]
+    IngestOnlyKey,
     #[error("Rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("Unsupported content type")]
@@ -72,6 +75,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::IngestOnlyKey => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedContentType { .. }
             | ApiError::UnsupportedContentEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -97,6 +101,7 @@ impl ApiError {
         match self {
             ApiError::MissingApiKey => "missing_api_key",
             ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::IngestOnlyKey => "ingest_only_key",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::UnsupportedContentType { .. } => "unsupported_content_type",
             ApiError::UnsupportedContentEncoding { .. } => "unsupported_content_encoding",
@@ -156,6 +161,9 @@ impl ApiError {
             )),
             ApiError::InvalidIdempotencyKey => Some(json!(
                 "Idempotency-Key must be 1 to 255 visible ASCII characters"
+            )),
+            ApiError::IngestOnlyKey => Some(json!(
+                "reading needs a key from LOG_INGESTION_ADMIN_API_KEYS"
             )),
             ApiError::StorageUnavailable => Some(json!("nothing was stored; retry later")),
             ApiError::ServerBusy => Some(json!(

@@ -312,7 +312,8 @@ fn read_context_for(state: &AppState) -> Result<ReadContext, StorageError> {
 /// The whole HTTP surface: probes, ingest, and the read side (query API and explorer),
 /// which carries its own admin-key check and so sits outside the ingest auth layers.
 pub fn build_router_with(state: AppState, read_context: ReadContext) -> Router {
-    let admin_keys = AdminKeys::new(state.settings.admin_api_keys.clone());
+    let admin_keys = AdminKeys::new(state.settings.admin_api_keys.clone())
+        .with_ingest_keys(state.settings.api_keys.clone());
     Router::new()
         .merge(routes::probes_router())
         .merge(routes::ingest_router(state.clone()))

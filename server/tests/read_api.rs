@@ -53,12 +53,33 @@ async fn an_ingestion_key_cannot_read() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 401, "{path}");
+        assert_eq!(response.status(), 403, "{path}");
         assert_eq!(
             response.json::<Value>().await.unwrap(),
-            json!({"error": "Invalid API key"})
+            json!({
+                "error": "This API key may only ingest",
+                "details": "reading needs a key from LOG_INGESTION_ADMIN_API_KEYS"
+            })
         );
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_key_cannot_read_and_is_told_it_is_invalid() {
+    let (app, _) = app_with(&[]).await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/logs"))
+        .header("X-API-Key", "not-a-key-at-all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": "Invalid API key"})
+    );
     app.stop().await;
 }
 
@@ -197,6 +218,42 @@ async fn metadata_equality_matches_json_values_and_their_text() {
     assert_eq!(messages(&page), ["nested"]);
     let (_, page) = app.get_json("/api/v1/logs?meta.request_id=r-2").await;
     assert_eq!(messages(&page), Vec::<String>::new());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn request_id_selects_everything_a_request_caused_across_processes() {
+    let (app, _) = app_with(&[
+        row("2026-01-01T10:00:00Z", "web", "INFO", "HTTP Request")
+            .with_metadata(json!({"request_id": "r-1", "pid": 10})),
+        row("2026-01-01T10:00:01Z", "web", "INFO", "Job enqueued")
+            .with_metadata(json!({"request_id": "r-1", "parent_request_id": "r-1"})),
+        row("2026-01-01T10:00:05Z", "worker", "INFO", "exporting")
+            .with_metadata(json!({"job_id": "j-1", "parent_request_id": "r-1"})),
+        row("2026-01-01T10:00:06Z", "web", "INFO", "another request")
+            .with_metadata(json!({"request_id": "r-2"})),
+        row("2026-01-01T10:00:07Z", "web", "INFO", "no request"),
+    ])
+    .await;
+    let (status, page) = app.get_json("/api/v1/logs?request_id=r-1").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        messages(&page),
+        ["exporting", "Job enqueued", "HTTP Request"]
+    );
+    let (_, page) = app
+        .get_json("/api/v1/logs?request_id=r-1&service=worker")
+        .await;
+    assert_eq!(messages(&page), ["exporting"]);
+    let long = "x".repeat(256);
+    let (status, body) = app
+        .get_json(&format!("/api/v1/logs?request_id={long}"))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["details"],
+        json!(["request_id: at most 255 characters"])
+    );
     app.stop().await;
 }
 

@@ -1,6 +1,6 @@
 //! EXPLAIN evidence: the statements behind `GET /api/v1/logs` for a service and a time
-//! range, and for a time range alone, use the indexes instead of scanning the whole
-//! table. Rows are generated with `generate_series` in one INSERT and never vacuumed
+//! range, for a time range alone, and for one request (`request_id=`) use the indexes
+//! instead of scanning the whole table. Rows are generated with `generate_series` in one INSERT and never vacuumed
 //! or summarized by hand: only `ANALYZE` (which leaves BRIN summaries alone), so the
 //! BRIN time index is as fresh rows leave it.
 //!
@@ -199,6 +199,23 @@ async fn service_and_time_range_queries_over_100k_fresh_rows_read_only_their_ran
         ("until", "2026-01-20T01:00:00Z"),
     ];
     eprintln!("1 hour: {}", assert_bounded_plan(&app, &one_hour, 1).await);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_view_over_100k_rows_is_served_by_the_request_index() {
+    let app = spawn_read_app().await;
+    generate_rows(&app.pool, SMALL_ROWS).await;
+    let request_id: String = sqlx::query_scalar("SELECT md5('4242')")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let plan = explain_page_query(&app.pool, pairs(&[("request_id", &request_id)]), true)
+        .await
+        .unwrap();
+    let summary = assert_no_sequential_scan(&plan);
+    assert!(summary.contains("logs_request"), "{summary}");
+    println!("request view over {SMALL_ROWS} rows: {summary}");
     app.stop().await;
 }
 

@@ -60,7 +60,10 @@ async fn each_side_refuses_the_other_sides_key() {
         .send()
         .await
         .unwrap();
-    assert_eq!(read_with_ingest_key.status(), 401);
+    // The whole server's router knows the ingestion keys: it says why it refuses.
+    assert_eq!(read_with_ingest_key.status(), 403);
+    let body: serde_json::Value = read_with_ingest_key.json().await.unwrap();
+    assert_eq!(body["error"], "This API key may only ingest");
     let ingest_with_admin_key = app
         .client
         .post(app.url("/api/v1/logs"))

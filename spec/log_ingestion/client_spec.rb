@@ -234,6 +234,35 @@ RSpec.describe LogIngestion::Client, :native do
       expect(thread).not_to eq(Thread.current)
     end
 
+    def reporter_threads
+      Thread.list.select { |thread| thread.name == "log_ingestion-reporter" && thread.alive? }
+    end
+
+    # Puma (preload_app!) warns about Ruby threads alive when it forks its workers.
+    it "start no Ruby thread while the app boots, and the reporter at the first call after it" do
+      before = reporter_threads
+      LogIngestion.booting = true
+      client = client_for
+      expect(client.log("INFO", "Rails application started")).to be(true)
+      expect(reporter_threads - before).to eq([])
+      LogIngestion.booting = false
+      client.log("INFO", "first request")
+      expect(reporter_threads - before).not_to be_empty
+    ensure
+      LogIngestion.booting = false
+    end
+
+    it "report a failure seen by a boot-time poll once the app logs again" do
+      server.respond_with { [500, {}, { error: "down" }] }
+      LogIngestion.booting = true
+      client = client_for(max_retries: 0)
+      client.log("INFO", "doomed")
+      expect(client.flush(timeout: 10)).to be(true)
+      expect(next_report).to include(kind: "retries_exhausted")
+    ensure
+      LogIngestion.booting = false
+    end
+
     it "warns on the gem's own logger when on_error is not set" do
       output = StringIO.new
       original = LogIngestion.logger

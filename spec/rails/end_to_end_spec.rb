@@ -176,6 +176,14 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       expect(count.first.to_i).to eq(1)
     end
 
+    it "prints the server's 401 when the key is wrong" do
+      configure(@url, "rails-e2e-rake-wrong-key")
+      LogIngestionClient.api_key = "not-the-key"
+
+      expect { Rake::Task["logs:test"].execute }
+        .to raise_error(SystemExit).and output(/did NOT arrive \(last error: .*HTTP 401.*Invalid API key/).to_stderr
+    end
+
     it "says so and fails when the test entry did not arrive" do
       configure("http://127.0.0.1:#{RealIngestionServer.free_port}", "rails-e2e-rake-down")
 
@@ -200,18 +208,44 @@ RSpec.describe "Rails integration end to end", :end_to_end do
     end
   end
 
+  describe "at exit with the service down" do
+    it "does not wait out shutdown_timeout when the service refuses connections, and says so" do
+      env = { "RAILS_ENV" => "test", "LOG_INGESTION_URL" => "http://127.0.0.1:#{RealIngestionServer.free_port}",
+              "LOG_INGESTION_API_KEY" => "any", "LOG_INGESTION_SERVICE" => "rails-e2e-refused",
+              "LOG_INGESTION_TEST_MODE" => nil, "LOG_INGESTION_TEST_BATCH_INTERVAL" => "0.05",
+              "LOG_INGESTION_TEST_DB" => File.join(@dir, "refused.sqlite3") }
+      script = 'require "./spec/rails/app/config/environment"; ' \
+               "LogIngestionClient.shutdown_timeout = 20.0; " \
+               'LogIngestionClient.info("lost")' # first attempted at exit, refused
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      _out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: RealIngestionServer::ROOT)
+      elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+
+      expect(status).to be_success, err
+      # Before: the whole 20 s shutdown_timeout. Boot takes 1-3 s here; 12 s is generous.
+      expect(elapsed).to be < 12
+      expect(err).to match(/shutdown: .*refused.*given up at once/)
+    end
+  end
+
   describe "Puma in cluster mode" do
     # Starts Puma (2 workers, preloaded app) shipping as +service+; returns [process, base URL, pidfile].
-    def start_puma(service, batch_interval:)
+    # The app's environment shipping as +service+ (+extra+ added).
+    def app_env(service, batch_interval:, **extra)
+      { "RAILS_ENV" => "test",
+        "LOG_INGESTION_URL" => @url, "LOG_INGESTION_API_KEY" => @server.api_key,
+        "LOG_INGESTION_SERVICE" => service, "LOG_INGESTION_TEST_MODE" => nil,
+        "LOG_INGESTION_TEST_BATCH_INTERVAL" => batch_interval.to_s,
+        "LOG_INGESTION_TEST_DB" => File.join(@dir, "#{service}.sqlite3"),
+        "LOG_INGESTION_TEST_LOG" => File.join(@dir, "#{service}-rails.log"),
+        "RUBYLIB" => [File.join(RealIngestionServer::ROOT, "lib"), ENV["RUBYLIB"]].compact.join(File::PATH_SEPARATOR) }
+        .merge(extra)
+    end
+
+    def start_puma(service, batch_interval:, **extra)
       port = RealIngestionServer.free_port
       pidfile = File.join(@dir, "#{service}.pid")
-      env = { "PORT" => port.to_s, "PUMA_PIDFILE" => pidfile, "RAILS_ENV" => "test",
-              "LOG_INGESTION_URL" => @url, "LOG_INGESTION_API_KEY" => @server.api_key,
-              "LOG_INGESTION_SERVICE" => service, "LOG_INGESTION_TEST_MODE" => nil,
-              "LOG_INGESTION_TEST_BATCH_INTERVAL" => batch_interval.to_s,
-              "LOG_INGESTION_TEST_DB" => File.join(@dir, "#{service}.sqlite3"),
-              "LOG_INGESTION_TEST_LOG" => File.join(@dir, "#{service}-rails.log"),
-              "RUBYLIB" => [File.join(RealIngestionServer::ROOT, "lib"), ENV["RUBYLIB"]].compact.join(File::PATH_SEPARATOR) }
+      env = app_env(service, batch_interval: batch_interval, **extra).merge("PORT" => port.to_s, "PUMA_PIDFILE" => pidfile)
       puma = ChildProcess.new(
         env, [RbConfig.ruby, Gem.bin_path("puma", "puma"), "-C", "spec/rails/app/config/puma.rb"],
         File.join(@dir, "#{service}-puma.log")
@@ -237,6 +271,60 @@ RSpec.describe "Rails integration end to end", :end_to_end do
     def request_pids(service)
       rows("SELECT DISTINCT metadata->>'pid' FROM logs WHERE service = #{quote(service)} " \
            "AND message = 'HTTP Request'").map(&:to_i)
+    end
+
+    # Issue 14's walk-through: one request that logs through LogIngestionClient and
+    # enqueues a job that another process (a worker) runs from its payload.
+    it "ties every entry of the request and of its job in a worker process to one request id" do
+      service = "rails-e2e-journey-#{SecureRandom.hex(6)}"
+      job_dir = Dir.mktmpdir("li-jobs", @dir)
+      extra = { "LOG_INGESTION_TEST_JOB_DIR" => job_dir, "LOG_INGESTION_TEST_SHOW_EXCEPTIONS" => "1" }
+      puma, base, = start_puma(service, batch_interval: 0.1, **extra)
+      begin
+        request_id = "journey-#{SecureRandom.hex(8)}"
+        greet = Net::HTTP.get_response(URI("#{base}/widgets/greet?password=hunter2&name=x"),
+                                       { "X-Request-Id" => request_id })
+        boom = Net::HTTP.get_response(URI("#{base}/widgets/boom"))
+        # The job runs in a process of its own, from the payload the request wrote.
+        worker = 'require "./spec/rails/app/config/environment"; ' \
+                 "exit(FileQueueAdapter.work_off(ENV.fetch('LOG_INGESTION_TEST_JOB_DIR')) == 1)"
+        _out, err, status = Open3.capture3(app_env(service, batch_interval: 0.1, **extra),
+                                           RbConfig.ruby, "-Ilib", "-e", worker, chdir: RealIngestionServer::ROOT)
+      ensure
+        puma.stop
+      end
+
+      expect([greet.code, boom.code]).to eq(%w[200 500])
+      expect(status).to be_success, err
+      # Puma lists the Ruby threads alive when it forks. `require "rails"` itself leaves
+      # one with Debian's concurrent-ruby 1.1.6 (its thread-local-variable reaper); none
+      # may be ours (before: log_ingestion-reporter).
+      listed = puma.log.lines.grep(/! #<Thread/)
+      expect(listed).to all(include("concurrent-ruby"))
+      expect(puma.log).not_to include("log_ingestion")
+
+      entries = rows("SELECT json_build_array(level, message, coalesce(metadata->>'request_id', ''), " \
+                     "coalesce(metadata->>'parent_request_id', ''))::text " \
+                     "FROM logs WHERE service = #{quote(service)}").map { |row| JSON.parse(row) }
+      poll_ids = entries.select { |_, message| message == "HTTP Request" }.map { |e| e[2] }
+                        .reject { |id| id == request_id }
+      boom_id = rows("SELECT metadata->>'request_id' FROM logs WHERE service = #{quote(service)} " \
+                     "AND message = 'Request error'")
+      journey = entries.reject do |_, message, id|
+        message == "Rails application started" || poll_ids.include?(id) || boom_id.include?(id)
+      end
+      messages = journey.map { |e| e[1] }
+      expect(messages).to include("User greeted", "Job enqueued", "Job started", "exporting user 99",
+                                  "Job completed", a_string_starting_with("Started GET \"/widgets/greet"))
+      expect(journey.reject { |_, _, id, parent| id == request_id || parent == request_id }).to eq([])
+      job_entries = journey.select { |e| %w[Job\ started exporting\ user\ 99 Job\ completed].include?(e[1]) }
+      expect(job_entries.map { |e| [e[2], e[3]] }.uniq).to eq([["", request_id]])
+
+      expect(rows("SELECT count(*) FROM logs WHERE service = #{quote(service)} " \
+                  "AND (message LIKE '%[FILTERED]]%' OR metadata::text LIKE '%[FILTERED]]%')").first.to_i).to eq(0)
+      expect(entries.map(&:first)).not_to include("DEBUG")
+      expect(boom_id.size).to eq(1)
+      expect(entries.select { |level, *| level == "FATAL" }).to eq([])
     end
 
     it "delivers each worker's queue when Puma shuts down" do

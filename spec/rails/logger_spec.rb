@@ -80,6 +80,17 @@ RSpec.describe LogIngestion::Logger do
     expect(entries_with("diagnostic about delivery")).to be_empty
   end
 
+  it "keeps its forwarding level when Rails.logger's level changes (6.1's broadcast passes level= on)" do
+    file_logger = ActiveSupport::Logger.new(StringIO.new)
+    file_logger.level = Logger::DEBUG
+    described_class.broadcast(file_logger, level: :info)
+    file_logger.level = :debug
+    file_logger.debug("file only")
+    file_logger.info("both")
+
+    expect(entries.map { |e| e[:message] }).to eq(["both"])
+  end
+
   it "is not added twice by a second broadcast" do
     described_class.broadcast(Rails.logger)
     Rails.logger.info("only once")

@@ -156,6 +156,21 @@ RSpec.describe LogIngestion::Railtie do
       .to include("environment" => "test", "version" => Rails.version, "ruby_version" => RUBY_VERSION)
   end
 
+  {
+    "rails runner" => -> { stub_const("Rails::Command::RunnerCommand", Class.new) },
+    "rails console" => -> { stub_const("Rails::Command::ConsoleCommand", Class.new) },
+    "a generator" => -> { stub_const("Rails::Command::GenerateCommand", Class.new) },
+    "a bin/rails rake task" => -> { stub_const("Rails::Command::RakeCommand", Class.new) },
+    "plain rake" => -> { allow(Rake.application).to receive(:top_level_tasks).and_return(["db:migrate"]) }
+  }.each do |command, arrange|
+    it "writes no startup entry from #{command}" do
+      instance_exec(&arrange)
+      described_class.start(Rails.application)
+
+      expect(entries_with("Rails application started")).to be_empty
+    end
+  end
+
   it "writes no startup entry with config.log_ingestion.startup_entry = false" do
     Rails.application.config.log_ingestion.startup_entry = false
     described_class.start(Rails.application)
@@ -250,6 +265,29 @@ RSpec.describe LogIngestion::Railtie do
       expect(settings).to include(:api_url, :request_logging, :subscribers, :slow_query_ms, :broadcast_logger)
       expect(settings - known).to eq([])
     end
+
+    # README's Rails section and the generated file say the same things.
+    it "writes the settings README documents, with README's few lines on" do
+      Rails::Generators.invoke("log_ingestion:install", ["--quiet"], destination_root: @credentials_dir)
+      text = File.read(File.join(@credentials_dir, "config/initializers/log_ingestion.rb"))
+      readme = File.read(File.expand_path("../../README.md", __dir__))
+      rails_section = readme[/^## Rails\n.*?(?=^## )/m]
+
+      generated = text.scan(/config\.log_ingestion\.(\w+)\s*=/).flatten.uniq.sort
+      table = rails_section.scan(/^\| `config\.log_ingestion\.(\w+)`((?:, `\w+`)*)/).flat_map do |first, more|
+        [first, *more.scan(/`(\w+)`/).flatten]
+      end
+      client_table = readme.scan(/^\| `(\w+)`(?:, `(\w+)`)*/).flatten.compact
+      expect(table.sort - generated).to eq([]) # every Rails setting README documents is in the file
+      expect(generated - table - client_table).to eq([]) # and the file sets nothing README does not document
+      expect((described_class::RAILS_SETTINGS.map(&:to_s) - table)).to eq([])
+
+      on_in_file = text.lines.grep(/^\s*config\.log_ingestion\./).map { |l| l.strip.squeeze(" ") }
+      on_in_readme = rails_section[/```ruby\nRails\.application\.configure do\n(.*?)^end/m, 1]
+                     .lines.map { |l| l.strip.squeeze(" ") }
+      expect(on_in_file).to eq(on_in_readme)
+      expect(text).not_to match(/^\s*#.*on_error.*Rails\.logger\.\w+\(/)
+    end
   end
 
   describe "rake tasks" do
@@ -261,10 +299,31 @@ RSpec.describe LogIngestion::Railtie do
       expect(entry_with("Test log from Rails (rails logs:test)")[:metadata]).to include("test" => true)
     end
 
-    it "logs:stats prints the client's counters" do
+    it "logs:stats prints the client's counters and says they are the rake process's own" do
       LogIngestionClient.info("counted")
 
-      expect { Rake::Task["logs:stats"].execute }.to output(/^enqueued\s+\d+$/).to_stdout
+      expect { Rake::Task["logs:stats"].execute }
+        .to output(/counters of this rake process \(pid #{Process.pid}\) only.*StatsEndpoint.*^enqueued\s+\d+$/m)
+        .to_stdout
+    end
+  end
+
+  describe "LogIngestion::StatsEndpoint" do
+    let(:endpoint_class) { LogIngestion::StatsEndpoint }
+
+    it "answers GET with this process's counters, pid and service as JSON" do
+      LogIngestionClient.info("counted")
+      status, headers, body = endpoint_class.new.call("REQUEST_METHOD" => "GET")
+
+      expect([status, headers["Content-Type"]]).to eq([200, "application/json"])
+      expect(JSON.parse(body.join)).to include("pid" => Process.pid, "service" => LogIngestionClient.service,
+                                               "enqueued" => a_kind_of(Integer), "last_error" => nil)
+    end
+
+    it "answers other methods 405 and never raises" do
+      expect(endpoint_class.new.call("REQUEST_METHOD" => "POST").first).to eq(405)
+      failing = Object.new.tap { |o| o.define_singleton_method(:stats) { raise "boom" } }
+      expect(endpoint_class.new(client: failing).call("REQUEST_METHOD" => "GET").first).to eq(500)
     end
   end
 end

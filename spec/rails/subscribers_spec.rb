@@ -21,6 +21,8 @@ RSpec.describe LogIngestion::Subscribers do
     broken = Class.new(LogIngestion::ParameterFilter) { def filter_text(_text) = raise("sql filter broke") }.new
     LogIngestion::ParameterFilter.current = broken
     described_class.subscribe(slow_query_ms: 0)
+    forwarder = Rails.logger.instance_variable_get(:@log_ingestion_forwarder)
+    forwarder.forward_level = :debug # Rails logs SQL at DEBUG, forwarded from this level
 
     2.times { expect(Widget.create!(name: "gear")).to be_persisted }
     # Once per source: the subscriber's, and the Logger's (Rails logs the same SQL through it).
@@ -28,6 +30,7 @@ RSpec.describe LogIngestion::Subscribers do
     expect(reports).to all(include(kind: "internal", message: a_string_including("sql filter broke")))
   ensure
     LogIngestionClient.on_error = nil
+    forwarder&.forward_level = LogIngestion::Railtie::DEFAULT_LOGGER_LEVEL
   end
 
   it "does not log a query faster than the threshold" do

@@ -42,6 +42,11 @@ pub(crate) struct Shared {
     pub unauthorized_reported: AtomicBool,
     /// Queue-full drops not yet reported (reported in bulk by the loop, never per entry).
     pub unreported_queue_full: AtomicU64,
+    /// Set when `shutdown` begins; `shutdown_begun` wakes a batch waiting to retry a
+    /// refused connection, so exit does not wait out `shutdown_timeout` for a service
+    /// that is known to be down.
+    pub shutting_down: AtomicBool,
+    pub shutdown_begun: tokio::sync::Notify,
 }
 
 /// A 2xx answer.
@@ -240,12 +245,35 @@ pub(crate) async fn send_with_retries(
                         shared.pause_sending(pause);
                     }
                 }
+                // No answer and unavailable: the connection was refused.
+                let refused = status.is_none() && cause == RetryCause::Unavailable;
+                if refused && shared.is_shutting_down() {
+                    return Err(Failure {
+                        kind: ErrorKind::Shutdown,
+                        status,
+                        message: format!(
+                            "{message} (the service refused the connection while the process \
+                             was shutting down: given up at once instead of waiting out the \
+                             shutdown timeout)"
+                        ),
+                        attempts,
+                    });
+                }
                 match delay {
                     Ok(delay) => {
                         Counters::add(&shared.counters.retried, 1);
                         shared.counters.set_last_error(message.clone());
                         tracing::debug!(attempts, ?delay, "{message}; retrying");
-                        tokio::time::sleep(delay).await;
+                        if refused {
+                            // Shutdown cuts the wait short: one more attempt, then the
+                            // rule above gives up if it is refused again.
+                            tokio::select! {
+                                _ = tokio::time::sleep(delay) => {}
+                                _ = shared.wait_for_shutdown() => {}
+                            }
+                        } else {
+                            tokio::time::sleep(delay).await;
+                        }
                         continue;
                     }
                     Err(GiveUp::Retries) => ErrorKind::RetriesExhausted,
@@ -287,6 +315,27 @@ fn describe_answer(request: &PreparedRequest, status: u16, body: &[u8]) -> Strin
 }
 
 impl Shared {
+    /// `shutdown` has begun: batches retrying a refused connection stop waiting.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.shutdown_begun.notify_waiters();
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Returns once `shutdown` has begun (at once if it has).
+    async fn wait_for_shutdown(&self) {
+        let notified = self.shutdown_begun.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_shutting_down() {
+            return;
+        }
+        notified.await;
+    }
+
     /// A 429 asked for a pause: no sender sends before it ends; `Stats` shows until when.
     fn pause_sending(&self, pause: Duration) {
         self.pause.pause_for(pause);
@@ -346,6 +395,7 @@ impl Shared {
             ErrorKind::Unauthorized => &self.counters.dropped_unauthorized,
             ErrorKind::Invalid => &self.counters.dropped_invalid,
             ErrorKind::RetriesExhausted => &self.counters.dropped_retries_exhausted,
+            ErrorKind::Shutdown => &self.counters.dropped_at_shutdown,
             _ => &self.counters.dropped_internal,
         };
         Counters::add(counter, count);

@@ -184,6 +184,8 @@ impl Engine {
             transport,
             unauthorized_reported: AtomicBool::new(false),
             unreported_queue_full: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+            shutdown_begun: tokio::sync::Notify::new(),
         });
         let handle = runtime.handle().clone();
         handle.spawn(delivery::supervise(Arc::clone(&shared)));
@@ -285,7 +287,12 @@ impl Engine {
                     attempts: answer.attempts,
                 })
             }
-            SendNowMessage::Answered(Err(failure)) => Err(DeliveryError::from_failure(failure)),
+            SendNowMessage::Answered(Err(failure)) => {
+                // `stats().last_error` tells the truth about a failed send_now too
+                // (`rails logs:test` prints it).
+                self.shared.counters.set_last_error(failure.message.clone());
+                Err(DeliveryError::from_failure(failure))
+            }
             SendNowMessage::Ended if self.shutting_down() => Err(DeliveryError::Stopped),
             SendNowMessage::Ended => Err(DeliveryError::Internal(
                 "send_now's task ended without an answer (it panicked)".to_owned(),
@@ -314,6 +321,7 @@ impl Engine {
             return ShutdownReport::default();
         };
         let sent_before = self.shared.counters.sent.load(Ordering::SeqCst);
+        self.shared.begin_shutdown();
         self.shared.queue.close();
         let target = self.shared.queue.request_flush();
         let outcome = self

@@ -258,6 +258,15 @@ fn send_now_posts_one_entry_to_the_single_endpoint() {
 }
 
 #[test]
+fn a_refused_send_now_is_the_last_error_in_stats() {
+    let server = FaultServer::start(vec![Reply::Status(401)]);
+    let engine = start(test_config(&server.url));
+    assert!(engine.send_now(entry("now"), SOON, &Cancel::new()).is_err());
+    let last_error = engine.stats().last_error.unwrap_or_default();
+    assert!(last_error.contains("401"), "last_error: {last_error:?}");
+}
+
+#[test]
 fn send_now_bypasses_entries_waiting_in_the_queue() {
     let server = FaultServer::start(vec![]);
     let engine = start(test_config(&server.url));

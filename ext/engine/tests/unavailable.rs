@@ -172,3 +172,34 @@ fn shutdown_stays_within_its_timeout_while_a_batch_rides_out_a_long_outage() {
     assert_eq!((report.delivered, report.undelivered), (0, 1));
     assert_eq!(engine.stats().dropped_at_shutdown, 1);
 }
+
+#[test]
+fn shutdown_gives_up_at_once_on_a_service_that_refuses_connections_and_says_why() {
+    let engine = start(EngineConfig {
+        max_retry_elapsed: Duration::from_secs(3600),
+        retry_delay: Duration::from_secs(5),
+        max_retry_delay: Duration::from_secs(5),
+        ..test_config(&refused_url())
+    });
+    for message in ["first", "second"] {
+        assert!(engine.enqueue(entry(message)).is_accepted());
+    }
+    engine.flush(Duration::ZERO, &Cancel::new());
+    support::wait_until(SOON, || engine.stats().retried > 0);
+    let started = Instant::now();
+    let report = engine.shutdown(Duration::from_secs(30));
+    // Before: the whole 30 s timeout. Now one refused attempt and the runtime's stop;
+    // 5 s is a generous bound for a loaded 2-core machine.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.delivered, 0);
+    assert_eq!(engine.stats().dropped_at_shutdown, 2);
+    let loss = engine
+        .next_error(Duration::from_secs(1), &Cancel::new())
+        .expect("the loss is reported");
+    assert_eq!((loss.kind, loss.entries_lost), (ErrorKind::Shutdown, 2));
+    assert!(loss.message.contains("refused"), "{}", loss.message);
+}

@@ -138,6 +138,7 @@
       levels: params.getAll('level').flatMap(splitList).map((l) => l.toUpperCase()),
       q: params.get('q') || '',
       meta: [...params.entries()].filter(([k]) => k.startsWith('meta.')).map(([k, v]) => [k.slice(5), v]),
+      request: params.get('request_id') || '',
       live: params.get('live') === '1',
     };
   }
@@ -148,6 +149,7 @@
     if (v.levels.length) params.set('level', v.levels.join(','));
     if (v.q) params.set('q', v.q);
     for (const [key, value] of v.meta) params.append(`meta.${key}`, value);
+    if (v.request) params.set('request_id', v.request);
   }
 
   /** Sets `since`/`until` for a custom range, or the preset under `presetKey`. */
@@ -200,6 +202,8 @@
     for (const box of document.querySelectorAll('input[name="level"]')) box.checked = v.levels.includes(box.value);
     $('q').value = v.q;
     $('meta').value = formatMeta(v.meta);
+    $('request-filter').hidden = !v.request;
+    $('request-filter-id').textContent = v.request;
     $('live-toggle').checked = v.live;
   }
 
@@ -213,6 +217,7 @@
       levels: [...document.querySelectorAll('input[name="level"]:checked')].map((box) => box.value),
       q: $('q').value.trim(),
       meta: parseMeta($('meta').value),
+      request: view ? view.request : '',
       live: $('live-toggle').checked,
     };
   }
@@ -276,9 +281,32 @@
       });
       actions.append(around);
     }
+    for (const id of requestIdsOf(log)) {
+      const caused = el('button', 'link-button request-button', `Everything request ${id} caused`);
+      caused.type = 'button';
+      caused.addEventListener('click', (event) => {
+        event.stopPropagation();
+        showRequest(id);
+      });
+      actions.append(caused);
+    }
     cell.append(actions);
     details.append(cell);
     row.after(details);
+  }
+
+  /** The request ids an entry links to: its own request's, and the one that enqueued its job. */
+  function requestIdsOf(log) {
+    const metadata = log.metadata || {};
+    const ids = [metadata.request_id, metadata.parent_request_id].filter((id) => typeof id === 'string' && id);
+    return [...new Set(ids)];
+  }
+
+  /** Everything one request caused, in every process: `request_id=` on the query API. */
+  function showRequest(id) {
+    const current = view || readUrl();
+    navigate({ ...current, services: [], levels: [], q: '', meta: [], request: id, live: false,
+      range: current.range === 'custom' ? current.range : '30d' });
   }
 
   function showError(message) {
@@ -560,6 +588,7 @@
       if (!storedKey()) event.preventDefault();
     });
     $('forget-key').addEventListener('click', () => forgetKey());
+    $('request-filter-clear').addEventListener('click', () => navigate({ ...(view || readUrl()), request: '' }));
     $('range').addEventListener('change', () => {
       const custom = $('range').value === 'custom';
       showCustomRange(custom);

@@ -2,13 +2,14 @@
 //! the middleware that demands one on every read API route. Key extraction and the
 //! constant-time comparison are the server's own (`crate::auth::authenticate`), so both
 //! sides answer 401 alike. It never logs a key and never accepts an ingestion key
-//! (those live in another set).
+//! (those live in another set): one is answered 403 with a message saying that key may
+//! only ingest, so an operator who pasted the wrong key learns why at once.
 
 use std::fmt;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
 use log_ingestion_wire::API_KEY_HEADER;
@@ -19,13 +20,29 @@ use crate::connections::ConnectionTrust;
 use crate::error::ApiError;
 
 /// The admin keys. May be empty: then every read request is refused, the safe default
-/// for a server configured for ingestion only.
+/// for a server configured for ingestion only. The ingestion keys are known too, only
+/// to tell their holders why they are refused.
 #[derive(Clone, Default)]
-pub struct AdminKeys(Option<ApiKeys>);
+pub struct AdminKeys {
+    admin: Option<ApiKeys>,
+    ingest: Option<ApiKeys>,
+}
 
 impl AdminKeys {
     pub fn new(keys: Vec<ApiKey>) -> Self {
-        AdminKeys(ApiKeys::new(keys).ok())
+        AdminKeys {
+            admin: ApiKeys::new(keys).ok(),
+            ingest: None,
+        }
+    }
+
+    /// The same admin keys, answering a read made with one of +ingest+ with 403
+    /// [`ApiError::IngestOnlyKey`] instead of 401.
+    pub fn with_ingest_keys(self, ingest: ApiKeys) -> Self {
+        AdminKeys {
+            ingest: Some(ingest),
+            ..self
+        }
     }
 
     /// Parses a comma-separated list, ignoring blanks (the variable's format).
@@ -40,40 +57,54 @@ impl AdminKeys {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_none()
+        self.admin.is_none()
+    }
+
+    /// The refusal for a request whose key is not an admin key: 403 for an ingestion
+    /// key, else 401 (missing or invalid).
+    fn refusal(&self, headers: &HeaderMap, refused: ApiError) -> ApiError {
+        match (&refused, &self.ingest) {
+            (ApiError::InvalidApiKey, Some(ingest)) if authenticate(ingest, headers).is_ok() => {
+                ApiError::IngestOnlyKey
+            }
+            _ => refused,
+        }
     }
 }
 
 impl fmt::Debug for AdminKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
+        match &self.admin {
             Some(keys) => f.debug_list().entries(keys.iter()).finish(),
             None => f.write_str("[]"),
         }
     }
 }
 
-/// Middleware: 401 `{"error":"API key is required"}` without a key,
-/// 401 `{"error":"Invalid API key"}` with a key that is not an admin key.
+/// Middleware: 401 `{"error":"API key is required"}` without a key, 403
+/// `{"error":"This API key may only ingest"}` with an ingestion key, 401
+/// `{"error":"Invalid API key"}` with any other key that is not an admin key.
 pub async fn require_admin_key(
     State(keys): State<Arc<AdminKeys>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    match &keys.0 {
-        Some(keys) => {
-            authenticate(keys, request.headers())?;
+    let headers = request.headers();
+    let checked = match &keys.admin {
+        Some(admin) => authenticate(admin, headers).map(|_| ()),
+        None if headers.contains_key(API_KEY_HEADER)
+            || headers.contains_key(header::AUTHORIZATION) =>
+        {
+            Err(ApiError::InvalidApiKey)
+        }
+        None => Err(ApiError::MissingApiKey),
+    };
+    match checked {
+        Ok(()) => {
             ConnectionTrust::mark_request(request.extensions());
             Ok(next.run(request).await)
         }
-        None => {
-            let headers = request.headers();
-            if headers.contains_key(API_KEY_HEADER) || headers.contains_key(header::AUTHORIZATION) {
-                Err(ApiError::InvalidApiKey)
-            } else {
-                Err(ApiError::MissingApiKey)
-            }
-        }
+        Err(refused) => Err(keys.refusal(headers, refused)),
     }
 }
 

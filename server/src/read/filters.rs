@@ -12,6 +12,9 @@
 //! - `meta.KEY=VALUE` (`meta.a.b=VALUE` for nested keys): metadata contains KEY with
 //!   VALUE, where VALUE is read as JSON when it parses (also matching its text form, so
 //!   `meta.user_id=42` finds both 42 and "42") and as a string otherwise.
+//! - `request_id`: everything one request caused, in every process: entries whose
+//!   metadata `request_id` is it, or (jobs it enqueued) whose `parent_request_id` is it
+//!   -- the expression the `logs_request` index holds.
 
 use chrono::{DateTime, Duration, Utc};
 use log_ingestion_wire::Level;
@@ -23,6 +26,12 @@ const MAX_SERVICES: usize = 100;
 const MAX_SERVICE_CHARS: usize = 255;
 const MAX_TEXT_CHARS: usize = 1_000;
 const MAX_METADATA_FILTERS: usize = 20;
+/// The gem keeps request ids to 255 bytes; Rails' X-Request-Id is at most 255 characters.
+const MAX_REQUEST_ID_CHARS: usize = 255;
+/// The request an entry belongs to: its own, else the one that enqueued its job. Written
+/// exactly as in the `logs_request` index (migrations/), so the planner uses it.
+const REQUEST_EXPRESSION: &str =
+    "COALESCE(metadata->>'request_id', metadata->>'parent_request_id')";
 const MAX_AGE: Duration = Duration::days(3_650);
 /// Nesting no filter may exceed whatever the configuration says: the JSON decoder's own
 /// limit, so no stored metadata is deeper. It keeps every value built here shallow
@@ -225,6 +234,8 @@ pub struct LogFilter {
     pub message_pattern: Option<String>,
     /// Each entry: the metadata must contain at least one of these documents.
     pub metadata: Vec<Vec<Value>>,
+    /// Entries of this request and of the jobs it enqueued.
+    pub request_id: Option<String>,
 }
 
 impl LogFilter {
@@ -252,6 +263,16 @@ impl LogFilter {
             }
         });
         let metadata = parse_metadata(params);
+        let request_id = params.one("request_id").and_then(|id| {
+            if id.chars().count() > MAX_REQUEST_ID_CHARS {
+                params.problem(format!(
+                    "request_id: at most {MAX_REQUEST_ID_CHARS} characters"
+                ));
+                None
+            } else {
+                Some(id)
+            }
+        });
         LogFilter {
             services,
             levels,
@@ -259,6 +280,7 @@ impl LogFilter {
             until,
             message_pattern,
             metadata,
+            request_id,
         }
     }
 
@@ -305,6 +327,12 @@ impl LogFilter {
         }
         if let Some(pattern) = &self.message_pattern {
             sql.push(" AND message ILIKE ").push_bind(pattern.clone());
+        }
+        if let Some(request_id) = &self.request_id {
+            sql.push(" AND ")
+                .push(REQUEST_EXPRESSION)
+                .push(" = ")
+                .push_bind(request_id.clone());
         }
         for alternatives in &self.metadata {
             sql.push(" AND (");

@@ -147,6 +147,14 @@ function entries() {
       http: { method: 'POST', path: '/api/v1/orders', status: 402 },
     },
   });
+  // A job that request enqueued, run by a worker: linked only by parent_request_id.
+  logs.push({
+    timestamp: new Date(now - 400).toISOString(),
+    service: 'worker',
+    level: 'INFO',
+    message: 'Refund job started', // not found by a search for TOKEN
+    metadata: { job_id: 'job-1', job_class: 'RefundJob', parent_request_id: `req-${TOKEN}` },
+  });
   return logs;
 }
 
@@ -248,6 +256,22 @@ async function main() {
     await page.locator('#rows tr.log-details .context-button').click();
     await page.locator('#context-rows tr.log-row.anchor', { hasText: TOKEN }).waitFor({ timeout: TIMEOUT });
     await page.click('#context-close');
+
+    // 5b. Everything that request caused, the worker's job entry included.
+    await page.locator('#rows tr.log-details .request-button').click();
+    await page.waitForURL(/request_id=req-/, { timeout: TIMEOUT });
+    await page.waitForFunction(
+      (token) => {
+        const rows = [...document.querySelectorAll('#rows tr.log-row')].map((r) => r.textContent);
+        return rows.length === 2 && rows.some((t) => t.includes('Refund job started'))
+          && rows.some((t) => t.includes(`Order ${token} failed`));
+      },
+      TOKEN,
+      { timeout: TIMEOUT },
+    );
+    if (await page.locator('#request-filter').isHidden()) fail('the request view does not say which request');
+    await page.click('#request-filter-clear');
+    await page.waitForFunction(() => !location.search.includes('request_id='), null, { timeout: TIMEOUT });
 
     // 6. Live tail: an entry ingested while tailing appears at the top.
     await page.check('#live-toggle');

@@ -55,7 +55,10 @@ pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
     )
     .expect("a read pool");
     let context = read::ReadContext::new(reads, mode, tail);
-    let router: axum::Router = read::router(context.clone(), read::AdminKeys::parse(ADMIN_KEY));
+    let router: axum::Router = read::router(
+        context.clone(),
+        read::AdminKeys::parse(ADMIN_KEY).with_ingest_keys(settings.api_keys.clone()),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {

@@ -6,6 +6,8 @@
 #   LOG_INGESTION_TEST_UNCONFIGURED=1  neither test mode nor a URL: the unconfigured case
 #   LOG_INGESTION_TEST_DB       path of the sqlite3 file (default: a file in Dir.tmpdir)
 #   LOG_INGESTION_TEST_LOG      path of the Rails log (default: an in-memory StringIO)
+#   LOG_INGESTION_TEST_JOB_DIR  jobs go to this directory (FileQueueAdapter) instead of
+#                               running inline; another process runs them
 #   LOG_INGESTION_GUIDE_DIR     a directory of the guide's hand-written files to load
 #                               instead of the gem's glue (see support/guide_files.rb)
 require "tmpdir"
@@ -34,7 +36,12 @@ module LogIngestionTestApp
     config.cache_store = :null_store
     config.consider_all_requests_local = false
     config.action_dispatch.show_exceptions = ENV["LOG_INGESTION_TEST_SHOW_EXCEPTIONS"] == "1"
-    config.active_job.queue_adapter = :inline
+    if ENV["LOG_INGESTION_TEST_JOB_DIR"]
+      require_relative "../lib/file_queue_adapter"
+      config.active_job.queue_adapter = FileQueueAdapter.new(ENV["LOG_INGESTION_TEST_JOB_DIR"])
+    else
+      config.active_job.queue_adapter = :inline
+    end
     config.filter_parameters += %i[password secret_token token pin_code]
     config.paths["config/database"] = File.expand_path("database.yml", __dir__)
     config.paths["log"] = File.join(Dir.tmpdir, "log_ingestion_test_app.log")

@@ -10,26 +10,30 @@ Rails.application.configure do
   # config.log_ingestion.api_key = ENV.fetch("MY_LOG_KEY") # never commit a key
   # config.log_ingestion.service = "<%= Rails.application.class.module_parent_name.to_s.underscore.dasherize %>"
 
-  # In tests, record entries in memory (LogIngestionClient.recorded_entries) instead of sending.
-  config.log_ingestion.test_mode = Rails.env.test?
+  # The few lines most apps need (README, "Rails"):
+  config.log_ingestion.test_mode        = Rails.env.test? # record in memory in tests
+  config.log_ingestion.request_logging  = true            # request/response/error entries
+  config.log_ingestion.broadcast_logger = true            # Rails.logger lines go to the service too
 
-  # Log every request, its response and errors (request id, method, path, filtered
-  # query string, ip, user agent, referer, status, duration, content type).
-  config.log_ingestion.request_logging = true
+  # The lowest Rails.logger level sent to the service (the log file keeps its own level).
+  # config.log_ingestion.logger_level = :info
+
+  # Paths the request entries skip (this list replaces the default).
   # config.log_ingestion.request_logging_skip_paths = %w[/assets /packs /rails /favicon.ico /health]
 
   # Rails instrumentation to log; remove names to switch one off, or set false.
   # config.log_ingestion.subscribers = %i[process_action sql enqueue perform]
   # config.log_ingestion.slow_query_ms = 100 # "Slow SQL query" at or above this duration
 
-  # Send Rails.logger's records to the service too (beside the log file).
-  # config.log_ingestion.broadcast_logger = true
+  # Jobs carry job_id, job_class and the id of the request (or job) that enqueued them.
+  # config.log_ingestion.job_context = true
 
-  # "Rails application started" entry at boot.
+  # "Rails application started" entry when the app boots to serve (never from rake,
+  # runner, console or generators).
   # config.log_ingestion.startup_entry = true
 
   # Values of keys matching config.filter_parameters are masked in params, query
-  # strings, SQL binds and metadata. false switches that off; a list replaces it.
+  # strings, SQL binds, job arguments and metadata. false switches that off; a list replaces it.
   # config.log_ingestion.filter_parameters = true
 
   # The same filter also runs on the metadata your own code passes
@@ -45,5 +49,11 @@ Rails.application.configure do
   # config.log_ingestion.max_queue_bytes = 16 * 1024 * 1024
   # config.log_ingestion.drop_policy = :newest      # or :oldest, when the queue is full
   # config.log_ingestion.shutdown_timeout = 5.0     # seconds to deliver what is queued at exit
-  # config.log_ingestion.on_error = ->(error) { Rails.logger.warn("log delivery: #{error}") }
+
+  # Delivery failures ({kind:, message:, entries_lost:}); never log them through
+  # Rails.logger, which may forward to this same client.
+  # config.log_ingestion.on_error = ->(error) { $stderr.puts("log delivery: #{error[:kind]}: #{error[:message]}") }
+
+  # Switch the whole integration off.
+  # config.log_ingestion.enabled = true
 end

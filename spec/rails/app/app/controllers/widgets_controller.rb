@@ -27,6 +27,20 @@ class WidgetsController < ApplicationController
     render json: { pid: Process.pid }
   end
 
+  # The issue-14 request: the app's own entry, and a job that logs from perform.
+  def greet
+    LogIngestionClient.info("User greeted", { user_id: 99 })
+    ExportJob.perform_later(99)
+    head :ok
+  end
+
+  # A DEBUG line, and a line with trailing line ends.
+  def chatty
+    Rails.logger.debug("debug detail")
+    Rails.logger.info("trailing line ends\n\r\n")
+    head :ok
+  end
+
   def tagged
     Rails.logger.tagged("tenant-42") { Rails.logger.warn("tagged warning") }
     head :ok
