@@ -9,12 +9,16 @@ use serde_json::{json, Value};
 use crate::state::AppState;
 use crate::storage;
 
-/// 200 `{"status":"healthy","storage":...}` when the database answers, else 503.
+/// 200 `{"status":"healthy","storage":...,"instance":...}` when the database answers, else 503.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if storage::ping(&state.pool).await {
         (
             StatusCode::OK,
-            Json(json!({"status": "healthy", "storage": state.storage_mode})),
+            Json(json!({
+                "status": "healthy",
+                "storage": state.storage_mode,
+                "instance": state.settings.instance_id.as_str()
+            })),
         )
     } else {
         (
@@ -22,6 +26,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             Json(json!({
                 "status": "unhealthy",
                 "storage": state.storage_mode,
+                "instance": state.settings.instance_id.as_str(),
                 "error": "database unavailable"
             })),
         )
