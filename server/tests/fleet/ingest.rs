@@ -120,10 +120,10 @@ async fn every_acknowledged_entry_is_stored_once_while_an_instance_is_killed() {
 
     let acked_batches = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
-    for client in 0..HTTP_CLIENTS {
+    for (client, key) in keys.iter().take(HTTP_CLIENTS).enumerate() {
         let http = http.clone();
         let url = url.clone();
-        let key = keys[client].clone();
+        let key = key.clone();
         let acked_batches = Arc::clone(&acked_batches);
         clients.push(tokio::spawn(async move {
             let mut accepted = 0;
