@@ -8,6 +8,8 @@
 #[path = "../api/server_process.rs"]
 mod server_process;
 
+mod bench;
 mod harness;
 mod ingest;
 mod rate_limits;
+mod replica_reads;
