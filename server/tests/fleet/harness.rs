@@ -122,6 +122,32 @@ impl Fleet {
         assert!(status.success(), "kill -9 {pid}");
     }
 
+    /// The instance (1-based) HAProxy connected process `pid`'s open connection to, read
+    /// from HAProxy's `show sess` (matching the process's local ports to sessions' `src`).
+    pub fn instance_serving(&self, pid: u32) -> Option<usize> {
+        let ports = local_tcp_ports(pid);
+        let mut socket =
+            std::os::unix::net::UnixStream::connect(self.dir.join("haproxy.sock")).ok()?;
+        use std::io::{Read, Write};
+        socket.write_all(b"show sess\n").ok()?;
+        let mut sessions = String::new();
+        socket.read_to_string(&mut sessions).ok()?;
+        sessions.lines().find_map(|line| {
+            let src_port = line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("src=127.0.0.1:"))?
+                .parse::<u16>()
+                .ok()?;
+            if !ports.contains(&src_port) {
+                return None;
+            }
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix("srv=fleet-"))?
+                .parse()
+                .ok()
+        })
+    }
+
     /// Stops the separate rate-limit store (`FLEET_SEPARATE_RATE_LIMIT_STORE=1`).
     pub fn stop_rate_limit_store(&self) {
         let status = Command::new(repository().join("bin/postgres-dev"))
@@ -163,6 +189,39 @@ impl Drop for Fleet {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Local ports of process `pid`'s TCP sockets (from `/proc/PID/fd` and `/proc/net/tcp`).
+fn local_tcp_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    target
+                        .strip_prefix("socket:[")
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let inode = fields.get(9)?;
+            if !inodes.iter().any(|known| known == inode) {
+                return None;
+            }
+            let port = fields.get(1)?.split(':').nth(1)?;
+            u16::from_str_radix(port, 16).ok()
+        })
+        .collect()
 }
 
 /// Reads one number from an instance's `/metrics` (0 when absent or unreachable).

@@ -3,6 +3,7 @@
 //! `kill -9`; a retry that reaches a different instance with the same Idempotency-Key;
 //! and reads from the replica.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -64,6 +65,19 @@ async fn deliver(http: &reqwest::Client, url: &str, key: &str, body: &Value, id:
     }
 }
 
+/// Waits (up to 30 s) for the gem to say it delivered its first half, then asks HAProxy
+/// which instance its connection is on.
+async fn wait_for_gem_connection(fleet: &Fleet, ruby_pid: u32) -> Option<usize> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Some(instance) = fleet.instance_serving(ruby_pid) {
+            return Some(instance);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
 fn ruby_client_script(entries: usize) -> String {
     format!(
         r#"
@@ -80,7 +94,13 @@ LogIngestionClient.configure do |c|
   c.max_retry_delay = 0.5
   c.on_error = ->(error) {{ $stderr.puts("on_error: #{{error.inspect}}") }}
 end
-{entries}.times {{ |i| LogIngestionClient.info("ruby-#{{i}}", {{ i: i }}); sleep 0.0005 if i % 50 == 0 }}
+half = {entries} / 2
+half.times {{ |i| LogIngestionClient.info("ruby-#{{i}}", {{ i: i }}) }}
+LogIngestionClient.flush(timeout: 60)
+puts "ready"
+$stdout.flush
+$stdin.gets # the test kills the instance this client's connection is on, then says go
+(half...{entries}).each {{ |i| LogIngestionClient.info("ruby-#{{i}}", {{ i: i }}) }}
 LogIngestionClient.flush(timeout: 60)
 puts JSON.generate(LogIngestionClient.stats)
 LogIngestionClient.shutdown(timeout: 10)
@@ -106,17 +126,28 @@ async fn every_acknowledged_entry_is_stored_once_while_an_instance_is_killed() {
 
     // The real gem in its own process, through HAProxy, from the start of the load.
     let repository = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let ruby = Command::new("ruby")
+    let mut ruby = Command::new("ruby")
         .arg("-I")
         .arg(repository.join("lib"))
         .arg("-e")
         .arg(ruby_client_script(ruby_entries))
         .env("FLEET_URL", &url)
         .env("FLEET_KEY", "fleet-ruby")
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("ruby starts");
+    let ruby_pid = ruby.id();
+    let mut ruby_stdin = ruby.stdin.take().expect("ruby stdin");
+    let mut ruby_stdout = BufReader::new(ruby.stdout.take().expect("ruby stdout"));
+    let ruby_lines = tokio::task::spawn_blocking(move || {
+        let mut ready = String::new();
+        let _ = ruby_stdout.read_line(&mut ready);
+        let mut rest = String::new();
+        let _ = ruby_stdout.read_to_string(&mut rest);
+        (ready, rest)
+    });
 
     let acked_batches = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
@@ -146,23 +177,37 @@ async fn every_acknowledged_entry_is_stored_once_while_an_instance_is_killed() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    fleet.kill_instance(2);
+    // Kill the instance the gem's keep-alive connection is on (HAProxy's "show sess"),
+    // so its next batches must go elsewhere (whether the gem counts a retry depends on
+    // whether the dead connection fails a request or is noticed before one: reported).
+    let gem_instance = wait_for_gem_connection(&fleet, ruby_pid).await;
+    assert!(
+        gem_instance.is_some(),
+        "HAProxy never showed the gem's connection"
+    );
+    let killed = gem_instance.unwrap_or(2);
+    fleet.kill_instance(killed);
     let killed_at = acked_batches.load(Ordering::Relaxed);
+    ruby_stdin
+        .write_all(b"go\n")
+        .expect("tell the gem to go on");
+    drop(ruby_stdin);
 
     let mut acknowledged = 0;
     for client in clients {
         acknowledged += client.await.expect("client task");
     }
+    let (ready, rest) = ruby_lines.await.expect("ruby stdout");
     let ruby = tokio::task::spawn_blocking(move || ruby.wait_with_output())
         .await
         .unwrap()
         .expect("ruby output");
     let stderr = String::from_utf8_lossy(&ruby.stderr);
     assert!(ruby.status.success(), "ruby client failed: {stderr}");
-    let stats: Value = serde_json::from_slice(
-        ruby.stdout
-            .split(|byte| *byte == b'\n')
-            .find(|line| line.starts_with(b"{"))
+    assert_eq!(ready.trim(), "ready", "{stderr}");
+    let stats: Value = serde_json::from_str(
+        rest.lines()
+            .find(|line| line.starts_with('{'))
             .expect("stats line"),
     )
     .expect("stats JSON");
@@ -196,7 +241,9 @@ async fn every_acknowledged_entry_is_stored_once_while_an_instance_is_killed() {
     assert_eq!(ruby_distinct, ruby_rows, "no gem entry stored twice");
     eprintln!(
         "fleet ingest: {acknowledged} HTTP entries + {ruby_rows} gem entries stored once; \
-         instance 2 killed after {killed_at}/{total_batches} batches; gem retried {} times",
+         instance {killed} killed after {killed_at}/{total_batches} batches (the gem's: {}); \
+         gem retried {} times",
+        gem_instance.is_some(),
         stats["retried"]
     );
 }
