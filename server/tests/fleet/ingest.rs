@@ -337,6 +337,39 @@ async fn a_retry_on_another_instance_and_a_read_from_the_replica() {
     assert!(in_recovery, "the read database is a standby");
     eprintln!("fleet replica: an entry committed on the primary was found through the replica after {found_after:?}");
 
+    // The live tail on the replica misses nothing. The primary WAL-logs its sequence up
+    // to 32 ids ahead, so a tail that took the replica's sequence as the table's head
+    // started past the next entries' ids and never showed them.
+    let tail = http
+        .get(format!("{}/api/v1/logs/tail", fleet.instance_url(1)))
+        .query(&[("service", "fleet-tail")])
+        .header("X-API-Key", ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 200);
+    let mut tail = SseText::new(tail);
+    assert!(tail.wait_for("event: ready", 1).await, "the tail starts");
+    let tail_entries: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({"timestamp": chrono::Utc::now().to_rfc3339(), "service": "fleet-tail",
+                   "level": "INFO", "message": format!("tailed-{i}")})
+        })
+        .collect();
+    let response = http
+        .post(format!("{}/api/v1/logs/batch", fleet.url()))
+        .header("X-API-Key", "fleet-retry")
+        .json(&json!({ "logs": tail_entries }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        tail.wait_for("event: log", 5).await,
+        "every new entry reaches a tail reading the replica: {}",
+        tail.text
+    );
+
     // Instance identity: /health names the instance that answered; /metrics too.
     let health: Value = http
         .get(format!("{}/health", fleet.instance_url(2)))
@@ -363,4 +396,31 @@ async fn a_retry_on_another_instance_and_a_read_from_the_replica() {
             .all(|line| line.starts_with("instance=fleet-1 ")),
         "every log line names the instance"
     );
+}
+
+/// A Server-Sent Events stream read as text, for counting events.
+struct SseText {
+    response: reqwest::Response,
+    text: String,
+}
+
+impl SseText {
+    fn new(response: reqwest::Response) -> Self {
+        SseText {
+            response,
+            text: String::new(),
+        }
+    }
+
+    /// Reads until `needle` appeared `count` times in all, or 10 s passed.
+    async fn wait_for(&mut self, needle: &str, count: usize) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.text.matches(needle).count() < count {
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Ok(Ok(Some(chunk))) => self.text.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return false,
+            }
+        }
+        true
+    }
 }
