@@ -1,6 +1,7 @@
 //! Typed settings, read once from the environment (and an optional `.env`, loaded by
 //! `main`). Owns parsing, defaults and the one error message for bad configuration.
-//! It never performs I/O beyond reading variables and never logs a secret: `Debug`
+//! It never performs I/O beyond reading variables (and the hostname, for the default
+//! instance id) and never logs a secret: `Debug`
 //! of [`Settings`] redacts the API keys and the database password.
 
 use std::fmt;
