@@ -18,6 +18,7 @@
 //! the next successful sync restores the shares. This module never touches the request
 //! path and never holds more than one connection.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +76,14 @@ UNION ALL
 SELECT key_fingerprint, sum(requests_per_second) FROM rate_limit_demand
     WHERE instance_id <> $1 AND seen_at > now() - $4 * interval '1 millisecond'
     GROUP BY key_fingerprint";
+
+/// This instance's share of a key's limit, from its own request rate for the key, the
+/// other live instances' summed rate, and how many other instances are live: each
+/// instance is credited [`IDLE_DEMAND`] on top of what it saw, so the shares of the live
+/// instances add up to one and an idle instance keeps a sliver.
+pub fn share_of(mine: f64, theirs: f64, other_instances: f64) -> f64 {
+    (mine + IDLE_DEMAND) / (mine + theirs + IDLE_DEMAND * (1.0 + other_instances))
+}
 
 /// What the other live instances reported.
 struct Others {
@@ -146,9 +155,8 @@ impl Syncer {
                         .rate_limit_synced(started.elapsed(), others.live as u64);
                     for (key, rate) in mine.iter().enumerate() {
                         let theirs = others.demand.get(key).copied().unwrap_or(0.0);
-                        let share = (rate + IDLE_DEMAND)
-                            / (rate + theirs + IDLE_DEMAND * (1.0 + others.live));
-                        self.limiter.set_share(key, share);
+                        self.limiter
+                            .set_share(key, share_of(*rate, theirs, others.live));
                     }
                     if self.failing {
                         tracing::info!("rate-limit store reachable again: limits are shared");
@@ -205,18 +213,47 @@ impl Syncer {
             live: 0.0,
             demand: vec![0.0; self.fingerprints.len()],
         };
+        let index_of: HashMap<&str, usize> = self
+            .fingerprints
+            .iter()
+            .enumerate()
+            .map(|(index, fingerprint)| (fingerprint.as_str(), index))
+            .collect();
         for (key, value) in rows {
             match key {
                 None => others.live = value,
                 Some(fingerprint) => {
-                    for (index, known) in self.fingerprints.iter().enumerate() {
-                        if *known == fingerprint {
-                            others.demand[index] = value;
-                        }
+                    if let Some(&index) = index_of.get(fingerprint.as_str()) {
+                        others.demand[index] = value;
                     }
                 }
             }
         }
         Ok(others)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_of;
+
+    #[test]
+    fn a_lone_instance_has_the_whole_limit() {
+        assert_eq!(share_of(0.0, 0.0, 0.0), 1.0);
+        assert_eq!(share_of(500.0, 0.0, 0.0), 1.0);
+    }
+
+    #[test]
+    fn shares_follow_demand_and_add_up_to_one() {
+        // A client pinned to one of three instances.
+        let pinned = share_of(300.0, 0.0, 2.0);
+        let idle = share_of(0.0, 300.0, 2.0);
+        assert!(pinned > 0.99, "{pinned}");
+        assert!((pinned + 2.0 * idle - 1.0).abs() < 1e-9);
+        // A client spread evenly over three.
+        let even = share_of(100.0, 200.0, 2.0);
+        assert!((even - 1.0 / 3.0).abs() < 1e-9, "{even}");
+        // Nobody busy: equal slivers.
+        assert!((share_of(0.0, 0.0, 2.0) - 1.0 / 3.0).abs() < 1e-9);
     }
 }
