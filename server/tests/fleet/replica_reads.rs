@@ -5,8 +5,8 @@
 //! a machine with at least [`CORES_FOR_P99`] cores. A replica takes the reads off the
 //! primary's connections, locks and cache, not off the CPU: on this shared 2-core
 //! machine the instances, HAProxy, both databases, 8 back-to-back scans and the load
-//! generator all share two cores, and ingest p99 measured 2.6× worse with the queries
-//! running (208 ms → 541 ms, debug binary). The default run reports both figures and
+//! generator all share two cores, and ingest p99 measured 2.2–7.6× worse with the
+//! queries running (68–208 ms → 446–541 ms over three runs, debug binary). The default run reports both figures and
 //! asserts that every read answered while ingest ran at full load.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
