@@ -1,6 +1,7 @@
 //! Typed settings, read once from the environment (and an optional `.env`, loaded by
 //! `main`). Owns parsing, defaults and the one error message for bad configuration.
-//! It never performs I/O beyond reading variables and never logs a secret: `Debug`
+//! It never performs I/O beyond reading variables (and the hostname, for the default
+//! instance id) and never logs a secret: `Debug`
 //! of [`Settings`] redacts the API keys and the database password.
 
 use std::fmt;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::instance::InstanceId;
 use crate::storage::StorageSetting;
 
 /// Everything the server needs to run.
@@ -40,6 +42,32 @@ pub struct Settings {
     /// How often TimescaleDB's policy jobs are checked (and run by the server when the
     /// scheduler fails them); see `storage::policy_jobs`.
     pub policy_check_interval: Duration,
+    /// This process's name in logs, `/metrics`, `/health` and the rate-limit store.
+    pub instance_id: InstanceId,
+    /// Per-key limits shared by a fleet (`LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`);
+    /// `None` keeps each process's own limit.
+    pub rate_limit_sharing: Option<RateLimitSharing>,
+}
+
+/// How instances of a fleet agree on each key's shares of its rate (see
+/// `rate_limit_sharing`): which PostgreSQL holds the shared state, how often each
+/// instance syncs, and how long one sync may take before the instance falls back to
+/// its own local limit.
+#[derive(Clone)]
+pub struct RateLimitSharing {
+    pub store_url: String,
+    pub sync_interval: Duration,
+    pub store_timeout: Duration,
+}
+
+impl fmt::Debug for RateLimitSharing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitSharing")
+            .field("store_url", &redact_url_password(&self.store_url))
+            .field("sync_interval", &self.sync_interval)
+            .field("store_timeout", &self.store_timeout)
+            .finish()
+    }
 }
 
 /// Bounds on accepted connections, so slow or silent clients cannot hold sockets.
@@ -77,6 +105,9 @@ impl Default for BodyReadSettings {
 #[derive(Clone)]
 pub struct DatabaseSettings {
     pub url: String,
+    /// Where the read side queries (`LOG_INGESTION_READ_DATABASE_URL`, e.g. a streaming
+    /// replica); `None` reads from `url`. Migrations and writes only ever use `url`.
+    pub read_url: Option<String>,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     /// `LOG_INGESTION_STORAGE`: the storage mode asked for (auto by default).
@@ -104,6 +135,7 @@ impl DatabaseSettings {
     fn read(reader: &mut Reader<'_>) -> Self {
         DatabaseSettings {
             url: reader.required("DATABASE_URL"),
+            read_url: reader.raw("LOG_INGESTION_READ_DATABASE_URL"),
             max_connections: reader.number("LOG_INGESTION_DATABASE_MAX_CONNECTIONS", 10, 1),
             acquire_timeout: reader.duration(
                 "LOG_INGESTION_DATABASE_ACQUIRE_TIMEOUT",
@@ -118,6 +150,10 @@ impl fmt::Debug for DatabaseSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseSettings")
             .field("url", &redact_url_password(&self.url))
+            .field(
+                "read_url",
+                &self.read_url.as_deref().map(redact_url_password),
+            )
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("storage", &self.storage)
@@ -295,6 +331,9 @@ impl Settings {
             problems: Vec::new(),
         };
         let database = DatabaseSettings::read(&mut reader);
+        // Fleet settings (issue 11): instance identity and shared rate limits.
+        let instance_id = reader.instance_id();
+        let rate_limit_sharing = reader.rate_limit_sharing(&database.url);
         let keys: Vec<ApiKey> = reader
             .required("LOG_INGESTION_API_KEYS")
             .split(',')
@@ -305,6 +344,8 @@ impl Settings {
         let defaults = EntryLimits::default();
         let settings = Settings {
             database,
+            instance_id,
+            rate_limit_sharing,
             api_keys: ApiKeys(Vec::new()),
             host: reader.parsed("LOG_INGESTION_HOST", IpAddr::from([127, 0, 0, 1])),
             port: reader.parsed("LOG_INGESTION_PORT", 8080),
@@ -540,6 +581,43 @@ impl Reader<'_> {
 }
 
 impl Reader<'_> {
+    fn instance_id(&mut self) -> InstanceId {
+        let configured = self.raw("LOG_INGESTION_INSTANCE_ID");
+        InstanceId::resolve(configured.as_deref()).unwrap_or_else(|problem| {
+            self.problems
+                .push(format!("  LOG_INGESTION_INSTANCE_ID: {problem}"));
+            InstanceId::for_this_process()
+        })
+    }
+
+    fn rate_limit_sharing(&mut self, database_url: &str) -> Option<RateLimitSharing> {
+        let scope = self.raw("LOG_INGESTION_RATE_LIMIT_SCOPE");
+        let sharing = RateLimitSharing {
+            store_url: self
+                .raw("LOG_INGESTION_RATE_LIMIT_STORE_URL")
+                .unwrap_or_else(|| database_url.to_owned()),
+            sync_interval: self.positive_duration(
+                "LOG_INGESTION_RATE_LIMIT_SYNC_INTERVAL",
+                Duration::from_millis(100),
+            ),
+            store_timeout: self.positive_duration(
+                "LOG_INGESTION_RATE_LIMIT_STORE_TIMEOUT",
+                Duration::from_millis(500),
+            ),
+        };
+        match scope.as_deref() {
+            None | Some("instance") => None,
+            Some("cluster") => Some(sharing),
+            Some(other) => {
+                self.problems.push(format!(
+                    "  LOG_INGESTION_RATE_LIMIT_SCOPE: must be instance or cluster (got {})",
+                    crate::client_text::quoted(other)
+                ));
+                None
+            }
+        }
+    }
+
     /// A duration that must not be zero (a zero timeout would refuse everything).
     fn positive_duration(&mut self, name: &str, default: Duration) -> Duration {
         let value = self.duration(name, default);
@@ -755,5 +833,51 @@ mod tests {
             error.contains("LOG_INGESTION_READ_MAX_CONNECTIONS"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn fleet_settings_default_to_one_instance_reading_the_primary() {
+        let settings = settings_from(&[
+            ("DATABASE_URL", "postgres://primary/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+        ])
+        .unwrap();
+        assert!(settings.database.read_url.is_none());
+        assert!(settings.rate_limit_sharing.is_none());
+        assert!(settings
+            .instance_id
+            .as_str()
+            .ends_with(&std::process::id().to_string()));
+    }
+
+    #[test]
+    fn fleet_settings_are_read_and_checked() {
+        let settings = settings_from(&[
+            ("DATABASE_URL", "postgres://primary/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+            ("LOG_INGESTION_READ_DATABASE_URL", "postgres://replica/x"),
+            ("LOG_INGESTION_INSTANCE_ID", "web-2"),
+            ("LOG_INGESTION_RATE_LIMIT_SCOPE", "cluster"),
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.database.read_url.as_deref(),
+            Some("postgres://replica/x")
+        );
+        assert_eq!(settings.instance_id.as_str(), "web-2");
+        let sharing = settings.rate_limit_sharing.unwrap();
+        assert_eq!(sharing.store_url, "postgres://primary/x");
+        assert_eq!(sharing.sync_interval, Duration::from_millis(100));
+
+        let error = settings_from(&[
+            ("DATABASE_URL", "postgres://primary/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+            ("LOG_INGESTION_INSTANCE_ID", "web 2"),
+            ("LOG_INGESTION_RATE_LIMIT_SCOPE", "global"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("LOG_INGESTION_INSTANCE_ID"), "{error}");
+        assert!(error.contains("LOG_INGESTION_RATE_LIMIT_SCOPE"), "{error}");
     }
 }

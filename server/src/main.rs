@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use log_ingestion_server::config::{DatabaseSettings, Settings};
+use log_ingestion_server::instance::InstanceId;
 use log_ingestion_server::startup::Application;
 use log_ingestion_server::storage::{ConvertRows, StorageSetting};
 use log_ingestion_server::{storage, telemetry};
@@ -60,7 +61,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    telemetry::init();
+    // The instance id is needed before the settings are read (their errors are logged
+    // too); an invalid one is reported by `Settings::from_env` below.
+    let configured_instance = std::env::var("LOG_INGESTION_INSTANCE_ID").ok();
+    let instance = InstanceId::resolve(configured_instance.as_deref().map(str::trim))
+        .unwrap_or_else(|_| InstanceId::for_this_process());
+    telemetry::init(&instance);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::storage::policy_jobs::PolicyJobStatus;
@@ -31,6 +31,18 @@ pub struct Metrics {
     commit_latency: Mutex<Histogram>,
     /// Connections the server closed on its own, by reason.
     connections_closed: Mutex<BTreeMap<&'static str, u64>>,
+    fleet: FleetMetrics,
+}
+
+/// Issue 11: which instance this is, and how its shared rate limits fare.
+#[derive(Debug, Default)]
+struct FleetMetrics {
+    instance: OnceLock<String>,
+    sharing_enabled: AtomicBool,
+    fallback: AtomicBool,
+    sync_failures: AtomicU64,
+    peers: AtomicU64,
+    sync_latency: Mutex<Option<Histogram>>,
 }
 
 impl Default for Metrics {
@@ -47,6 +59,7 @@ impl Default for Metrics {
             commit_rows: Mutex::new(Histogram::new(BATCH_BUCKETS)),
             commit_latency: Mutex::new(Histogram::new(LATENCY_BUCKETS)),
             connections_closed: Mutex::new(BTreeMap::new()),
+            fleet: FleetMetrics::default(),
         }
     }
 }
@@ -88,6 +101,33 @@ impl Metrics {
     /// A read query cancelled because its request went away.
     pub fn read_query_cancelled(&self) {
         self.read_queries_cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Names this process in `log_ingestion_instance_info` (first call wins).
+    pub fn set_instance(&self, instance: &str) {
+        let _ = self.fleet.instance.set(instance.to_owned());
+    }
+
+    /// Rate limits are shared through a store: render their gauges.
+    pub fn rate_limit_sharing_enabled(&self) {
+        self.fleet.sharing_enabled.store(true, Ordering::Relaxed);
+    }
+
+    /// A sync with the rate-limit store succeeded in `elapsed`, seeing `peers` others.
+    pub fn rate_limit_synced(&self, elapsed: Duration, peers: u64) {
+        self.fleet.fallback.store(false, Ordering::Relaxed);
+        self.fleet.peers.store(peers, Ordering::Relaxed);
+        if let Ok(mut histogram) = self.fleet.sync_latency.lock() {
+            histogram
+                .get_or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
+                .observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// A sync failed: limits are local until the next success.
+    pub fn rate_limit_sync_failed(&self) {
+        self.fleet.fallback.store(true, Ordering::Relaxed);
+        self.fleet.sync_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn request_finished(&self, method: &str, route: &str, elapsed: Duration) {
@@ -216,6 +256,7 @@ impl Metrics {
         if let Ok(histogram) = self.commit_latency.lock() {
             histogram.render(&mut out, "log_ingestion_commit_duration_seconds", "");
         }
+        self.fleet.render(&mut out);
         out
     }
 }
@@ -270,6 +311,51 @@ pub fn render_policy_jobs(out: &mut String, jobs: &[PolicyJobStatus]) {
                 job.job_id,
                 value(job)
             );
+        }
+    }
+}
+
+impl FleetMetrics {
+    fn render(&self, out: &mut String) {
+        if let Some(instance) = self.instance.get() {
+            // Instance ids are restricted to characters that need no escaping here.
+            let _ = writeln!(
+                out,
+                "# HELP log_ingestion_instance_info This server process (LOG_INGESTION_INSTANCE_ID).\n\
+                 # TYPE log_ingestion_instance_info gauge\n\
+                 log_ingestion_instance_info{{instance=\"{instance}\"}} 1"
+            );
+        }
+        if !self.sharing_enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        gauge(
+            out,
+            "log_ingestion_rate_limit_fallback",
+            "1 while the rate-limit store is unreachable and each key has this instance's own full limit.",
+            u64::from(self.fallback.load(Ordering::Relaxed)),
+        );
+        counter(
+            out,
+            "log_ingestion_rate_limit_sync_failures_total",
+            "Syncs with the rate-limit store that failed or timed out.",
+            self.sync_failures.load(Ordering::Relaxed),
+        );
+        gauge(
+            out,
+            "log_ingestion_rate_limit_peers",
+            "Other live instances seen at the last successful sync.",
+            self.peers.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP log_ingestion_rate_limit_sync_duration_seconds One round trip to the rate-limit store.\n\
+             # TYPE log_ingestion_rate_limit_sync_duration_seconds histogram"
+        );
+        if let Ok(histogram) = self.sync_latency.lock() {
+            if let Some(histogram) = histogram.as_ref() {
+                histogram.render(out, "log_ingestion_rate_limit_sync_duration_seconds", "");
+            }
         }
     }
 }
@@ -406,6 +492,35 @@ mod tests {
         assert!(text.contains("log_ingestion_inflight_bytes 2048"), "{text}");
         assert!(
             text.contains("log_ingestion_inflight_limit_bytes 4096"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_instance_and_the_rate_limit_fallback_are_exposed() {
+        let metrics = Metrics::default();
+        assert!(!metrics.render(0, 0).contains("rate_limit_fallback"));
+        metrics.set_instance("web-1");
+        metrics.rate_limit_sharing_enabled();
+        metrics.rate_limit_synced(Duration::from_millis(1), 2);
+        let text = metrics.render(0, 0);
+        assert!(
+            text.contains("log_ingestion_instance_info{instance=\"web-1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("log_ingestion_rate_limit_fallback 0"),
+            "{text}"
+        );
+        assert!(text.contains("log_ingestion_rate_limit_peers 2"), "{text}");
+        metrics.rate_limit_sync_failed();
+        let text = metrics.render(0, 0);
+        assert!(
+            text.contains("log_ingestion_rate_limit_fallback 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("log_ingestion_rate_limit_sync_failures_total 1"),
             "{text}"
         );
     }

@@ -1,7 +1,12 @@
 //! Per-API-key rate limiting with governor (GCRA): `rps` sustained with a `burst`.
-//! Refusals carry a `Retry-After` computed from the limiter. It never blocks or sleeps.
+//! Refusals carry a `Retry-After` computed from the limiter. It never blocks, sleeps or
+//! does I/O: in a fleet (`rate_limit_sharing`) each key's limit is split between the
+//! instances by a share that a background task sets; here a share only changes how
+//! many GCRA cells one request costs, so governor stays the one implementation of the
+//! rule and a single instance (share 1) behaves exactly as before.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -14,32 +19,113 @@ use crate::config::RateLimitSettings;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// One GCRA bucket per configured API key.
+/// Cells per request at a full share: the resolution of a share (1/64).
+const CELLS_PER_REQUEST: u32 = 64;
+/// governor's replenish interval is whole nanoseconds: keep `rps × cells` ≤ 1e9/s.
+const MAX_CELLS_PER_SECOND: u64 = 1_000_000_000;
+
+/// One GCRA bucket per configured API key, and per key this instance's share of it.
 #[derive(Debug)]
 pub struct ApiRateLimiter {
     limiter: DefaultKeyedRateLimiter<usize>,
+    /// Cells one request costs at a full share.
+    full_cost: u32,
+    /// Most cells one request may cost (the burst: a smaller share cannot be honoured).
+    max_cost: u32,
+    /// Per key index: cells one request costs now (`full_cost / share`).
+    costs: Vec<AtomicU32>,
+    /// Per key index: requests seen since `take_demand` last ran.
+    demand: Vec<AtomicU64>,
 }
 
 impl ApiRateLimiter {
-    pub fn new(settings: RateLimitSettings) -> Self {
-        let rps = NonZeroU32::new(settings.rps).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
+    /// A limiter for `key_count` configured keys, each at a full share.
+    pub fn new(settings: RateLimitSettings, key_count: usize) -> Self {
+        let rps = u64::from(settings.rps.max(1));
+        let burst = settings.burst.max(1);
+        let cells = u32::try_from((MAX_CELLS_PER_SECOND / rps).clamp(1, CELLS_PER_REQUEST.into()))
+            .unwrap_or(1);
+        let rate = u32::try_from(rps * u64::from(cells)).unwrap_or(u32::MAX);
+        let capacity = burst.saturating_mul(cells);
+        let quota = Quota::per_second(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(capacity).unwrap_or(NonZeroU32::MIN));
         ApiRateLimiter {
-            limiter: RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst)),
+            limiter: RateLimiter::keyed(quota),
+            full_cost: cells,
+            max_cost: capacity,
+            costs: (0..key_count).map(|_| AtomicU32::new(cells)).collect(),
+            demand: (0..key_count).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     /// Spends one request of `caller`'s budget, or says how long to wait.
     pub fn check(&self, caller: &Caller) -> Result<(), ApiError> {
-        self.limiter
-            .check_key(&caller.key_index)
-            .map_err(|not_until| {
+        let key = caller.key_index;
+        if let Some(demand) = self.demand.get(key) {
+            demand.fetch_add(1, Ordering::Relaxed);
+        }
+        let cost = self
+            .costs
+            .get(key)
+            .map_or(self.full_cost, |cost| cost.load(Ordering::Relaxed));
+        let cells = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+        match self.limiter.check_key_n(&key, cells) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
                 let wait = not_until.wait_time_from(self.limiter.clock().now());
                 let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                ApiError::RateLimited {
+                Err(ApiError::RateLimited {
                     retry_after_secs: retry_after_secs.max(1),
-                }
-            })
+                })
+            }
+            // Unreachable: a cost never exceeds the burst capacity.
+            Err(_) => Err(ApiError::RateLimited {
+                retry_after_secs: 1,
+            }),
+        }
+    }
+
+    /// Sets key `key`'s share of its limit on this instance (clamped to `(0, 1]`; the
+    /// smallest share honoured is one request of the burst).
+    pub fn set_share(&self, key: usize, share: f64) {
+        let share = if share.is_finite() {
+            share.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let cost = if share <= 0.0 {
+            f64::from(self.max_cost)
+        } else {
+            (f64::from(self.full_cost) / share).ceil()
+        };
+        let cost = (cost.min(f64::from(self.max_cost)) as u32).max(self.full_cost);
+        if let Some(slot) = self.costs.get(key) {
+            slot.store(cost, Ordering::Relaxed);
+        }
+    }
+
+    /// Every key back to its full, local limit.
+    pub fn reset_shares(&self) {
+        for slot in &self.costs {
+            slot.store(self.full_cost, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests seen per key since the previous call (refused ones included), resetting.
+    pub fn take_demand(&self) -> Vec<u64> {
+        self.demand
+            .iter()
+            .map(|count| count.swap(0, Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Key `key`'s share now, as set by [`ApiRateLimiter::set_share`].
+    pub fn share(&self, key: usize) -> f64 {
+        let cost = self
+            .costs
+            .get(key)
+            .map_or(self.full_cost, |cost| cost.load(Ordering::Relaxed));
+        f64::from(self.full_cost) / f64::from(cost.max(1))
     }
 }
 
@@ -62,23 +148,70 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    fn caller(key_index: usize) -> Caller {
+        Caller {
+            key_index,
+            fingerprint: Arc::from("x"),
+        }
+    }
+
     #[test]
     fn the_request_after_the_burst_must_wait() {
-        let limiter = ApiRateLimiter::new(RateLimitSettings { rps: 1, burst: 2 });
-        let caller = Caller {
-            key_index: 0,
-            fingerprint: Arc::from("x"),
-        };
-        assert!(limiter.check(&caller).is_ok());
-        assert!(limiter.check(&caller).is_ok());
-        match limiter.check(&caller) {
+        let limiter = ApiRateLimiter::new(RateLimitSettings { rps: 1, burst: 2 }, 2);
+        assert!(limiter.check(&caller(0)).is_ok());
+        assert!(limiter.check(&caller(0)).is_ok());
+        match limiter.check(&caller(0)) {
             Err(ApiError::RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 1),
             other => panic!("expected a refusal, got {other:?}"),
         }
-        let other_key = Caller {
-            key_index: 1,
-            fingerprint: Arc::from("y"),
-        };
-        assert!(limiter.check(&other_key).is_ok());
+        assert!(limiter.check(&caller(1)).is_ok());
+    }
+
+    fn admitted_at_once(limiter: &ApiRateLimiter, key: usize) -> usize {
+        (0..10_000)
+            .take_while(|_| limiter.check(&caller(key)).is_ok())
+            .count()
+    }
+
+    #[test]
+    fn a_share_scales_the_burst_and_the_rate() {
+        let limiter = ApiRateLimiter::new(
+            RateLimitSettings {
+                rps: 100,
+                burst: 300,
+            },
+            3,
+        );
+        limiter.set_share(0, 1.0 / 3.0);
+        limiter.set_share(1, 0.0);
+        assert_eq!(admitted_at_once(&limiter, 0), 100);
+        assert_eq!(
+            admitted_at_once(&limiter, 1),
+            1,
+            "the smallest share is one request"
+        );
+        assert_eq!(
+            admitted_at_once(&limiter, 2),
+            300,
+            "an untouched key has it all"
+        );
+        limiter.reset_shares();
+        assert!((limiter.share(0) - 1.0).abs() < 1e-9);
+        assert_eq!(limiter.take_demand(), vec![101, 2, 301]);
+        assert_eq!(limiter.take_demand(), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn huge_rates_keep_a_valid_quota() {
+        let limiter = ApiRateLimiter::new(
+            RateLimitSettings {
+                rps: u32::MAX,
+                burst: u32::MAX,
+            },
+            1,
+        );
+        assert!(limiter.check(&caller(0)).is_ok());
+        limiter.set_share(0, 0.5);
+        assert!(limiter.check(&caller(0)).is_ok());
     }
 }

@@ -27,6 +27,7 @@ use crate::connections::ConnectionBudget;
 use crate::inflight::InflightBudget;
 use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimiter;
+use crate::rate_limit_sharing;
 use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
 use crate::state::AppState;
@@ -64,6 +65,7 @@ pub struct Application {
     maintenance: JoinHandle<()>,
     /// TimescaleDB's policy-job watcher; `None` in plain mode.
     policy_watcher: Option<JoinHandle<()>>,
+    rate_limit_sync: Option<JoinHandle<()>>,
     shutdown_deadline: Duration,
 }
 
@@ -79,6 +81,8 @@ impl Application {
             storage = %storage_mode,
             setting = %settings.database.storage,
             retention_days = ?settings.retention_days,
+            reads = if settings.database.read_url.is_some() { "read database" } else { "primary" },
+            rate_limit_scope = if settings.rate_limit_sharing.is_some() { "cluster" } else { "instance" },
             "storage ready"
         );
         let policy_jobs = PolicyJobs::default();
@@ -91,6 +95,12 @@ impl Application {
         });
 
         let metrics = Arc::new(Metrics::default());
+        metrics.set_instance(settings.instance_id.as_str());
+        let limiter = Arc::new(ApiRateLimiter::new(
+            settings.rate_limit,
+            settings.api_keys.iter().count(),
+        ));
+        let rate_limit_sync = spawn_rate_limit_sharing(&settings, &limiter, &metrics)?;
         let (committer, writer) =
             GroupCommitter::start(pool.clone(), settings.group_commit, Arc::clone(&metrics));
         let maintenance = retention::spawn_maintenance(
@@ -107,7 +117,7 @@ impl Application {
         let state = AppState {
             pool,
             storage_mode,
-            limiter: Arc::new(ApiRateLimiter::new(settings.rate_limit)),
+            limiter,
             inflight: InflightBudget::new(settings.max_inflight_bytes, settings.inflight_wait),
             settings: Arc::new(settings),
             committer,
@@ -123,6 +133,7 @@ impl Application {
             writer,
             maintenance,
             policy_watcher,
+            rate_limit_sync,
             shutdown_deadline,
         })
     }
@@ -150,6 +161,7 @@ impl Application {
             writer,
             maintenance,
             policy_watcher,
+            rate_limit_sync,
             shutdown_deadline,
         } = self;
         let connection_limits = state.settings.connections;
@@ -188,6 +200,9 @@ impl Application {
         maintenance.abort();
         if let Some(watcher) = policy_watcher {
             watcher.abort();
+        }
+        if let Some(sync) = rate_limit_sync {
+            sync.abort();
         }
         // Every committer handle lives in the router; once it is gone the writer
         // finishes what was submitted and stops.
@@ -289,13 +304,44 @@ pub fn build_router(state: AppState) -> Result<Router, StorageError> {
     Ok(build_router_with(state, read_context))
 }
 
+/// With `LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`, the task that keeps this instance's
+/// shares of each key's limit (see `rate_limit_sharing`).
+fn spawn_rate_limit_sharing(
+    settings: &Settings,
+    limiter: &Arc<ApiRateLimiter>,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<JoinHandle<()>>, StorageError> {
+    let Some(sharing) = settings.rate_limit_sharing.clone() else {
+        return Ok(None);
+    };
+    let fingerprints = settings
+        .api_keys
+        .iter()
+        .map(|key| key.fingerprint().to_owned())
+        .collect();
+    rate_limit_sharing::spawn(
+        sharing,
+        settings.instance_id.clone(),
+        fingerprints,
+        Arc::clone(limiter),
+        Arc::clone(metrics),
+    )
+    .map(Some)
+    .map_err(StorageError::InvalidUrl)
+}
+
 /// The read side's context: its own pool (reads never take the writers' connections),
-/// on the primary's URL (a read replica would be the one place to change), with the
-/// query nesting held to the metadata depth cap (nothing deeper can be stored).
+/// on `LOG_INGESTION_READ_DATABASE_URL` when set (a streaming replica) and the
+/// primary's URL otherwise, with the query nesting held to the metadata depth cap
+/// (nothing deeper can be stored).
 fn read_context_for(state: &AppState) -> Result<ReadContext, StorageError> {
     let settings = &state.settings;
     let pool = ReadPool::connect_lazy(
-        &settings.database.url,
+        settings
+            .database
+            .read_url
+            .as_deref()
+            .unwrap_or(&settings.database.url),
         &settings.database,
         &settings.read,
         Arc::clone(&state.metrics),

@@ -144,14 +144,23 @@ fn last_event_id(headers: &HeaderMap) -> Option<i64> {
 }
 
 /// The newest id handed out by the table's identity sequence (0 before the first).
-/// Read from the sequence, not `max(id)`: the table has no index on id, and the
-/// sequence also counts ids whose transactions have not committed yet, which is what
-/// the settle logic needs.
+/// Read from the sequence, not `max(id)`: the sequence also counts ids whose
+/// transactions have not committed yet, which is what the settle logic needs.
+///
+/// On a streaming replica (`LOG_INGESTION_READ_DATABASE_URL`) the sequence is what the
+/// primary WAL-logged, which runs up to 32 ids ahead of the ids handed out: settling on
+/// it would skip the entries that later get those ids. There the head is the newest id
+/// replayed (`max(id)`, on the id index), so the settle window starts when an entry
+/// becomes visible on the replica: a reader sees entries after the replica's lag, never
+/// fewer.
 async fn head(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT coalesce(max(last_value), 0)::bigint FROM pg_sequences \
-         WHERE format('%I.%I', schemaname, sequencename)::regclass \
-             = pg_get_serial_sequence('logs', 'id')::regclass",
+        "SELECT CASE WHEN pg_is_in_recovery() \
+             THEN (SELECT coalesce(max(id), 0) FROM logs) \
+             ELSE (SELECT coalesce(max(last_value), 0) FROM pg_sequences \
+                   WHERE format('%I.%I', schemaname, sequencename)::regclass \
+                       = pg_get_serial_sequence('logs', 'id')::regclass) \
+             END::bigint",
     )
     .fetch_one(conn)
     .await

@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use crate::state::AppState;
 use crate::storage;
 
-/// 200 `{"status":"healthy","storage":...}` when the database answers, else 503.
-/// A failing policy job makes it 200 `"degraded"` (ingest and reads still work), with
-/// the jobs in `policy_jobs`.
+/// 200 `{"status":"healthy","storage":...,"instance":...}` when the database answers,
+/// else 503. A failing policy job makes it 200 `"degraded"` (ingest and reads still
+/// work), with the jobs in `policy_jobs`.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if storage::ping(&state.pool).await {
         let jobs = state.policy_jobs.snapshot();
@@ -21,7 +21,11 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         } else {
             "healthy"
         };
-        let mut body = json!({"status": status, "storage": state.storage_mode});
+        let mut body = json!({
+            "status": status,
+            "storage": state.storage_mode,
+            "instance": state.settings.instance_id.as_str()
+        });
         if !jobs.is_empty() {
             body["policy_jobs"] = json!(jobs);
         }
@@ -32,6 +36,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             Json(json!({
                 "status": "unhealthy",
                 "storage": state.storage_mode,
+                "instance": state.settings.instance_id.as_str(),
                 "error": "database unavailable"
             })),
         )

@@ -274,7 +274,10 @@ pub async fn spawn_full_app() -> FullApp {
     let state = AppState {
         pool: pool.clone(),
         storage_mode: mode,
-        limiter: Arc::new(ApiRateLimiter::new(settings.rate_limit)),
+        limiter: Arc::new(ApiRateLimiter::new(
+            settings.rate_limit,
+            settings.api_keys.iter().count(),
+        )),
         inflight: log_ingestion_server::inflight::InflightBudget::new(
             settings.max_inflight_bytes,
             settings.inflight_wait,

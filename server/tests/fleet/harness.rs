@@ -1,0 +1,245 @@
+//! The fleet under test is `bin/fleet` itself (so the script users run is what the
+//! tests exercise): a private primary, a streaming replica, three instances of the
+//! server binary under test and HAProxy, in a directory of its own under `tmp/`.
+//! [`Fleet`] starts it, reads `fleet.env`, and stops everything when dropped. Fleets
+//! are started one at a time ([`Fleet::start`] holds a lock), so the tests of this
+//! binary never run two fleets at once on a 2-core machine.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::server_process::binary;
+
+pub const ADMIN_KEY: &str = "fleet-test-admin";
+
+static ONE_FLEET_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+pub struct Fleet {
+    child: Child,
+    pub env: HashMap<String, String>,
+    pub dir: PathBuf,
+    _turn: MutexGuard<'static, ()>,
+}
+
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+impl Fleet {
+    /// `bin/fleet` with `keys` as ingest keys and `extra` settings for every instance.
+    pub fn start(name: &str, keys: &[&str], extra: &[(&str, &str)]) -> Fleet {
+        let turn = ONE_FLEET_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let dir = repository()
+            .join("tmp/fleet-tests")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut command = Command::new(repository().join("bin/fleet"));
+        command
+            .env("FLEET_DIR", &dir)
+            .env("FLEET_PORT", free_port().to_string())
+            .env("LOG_INGESTION_SERVER_BIN", binary())
+            .env("LOG_INGESTION_API_KEYS", keys.join(","))
+            .env("LOG_INGESTION_ADMIN_API_KEYS", ADMIN_KEY)
+            .env("LOG_INGESTION_SHUTDOWN_DEADLINE", "5s")
+            .env("RUST_LOG", "info")
+            .env_remove("DATABASE_URL")
+            .env_remove("LOG_INGESTION_RATE_LIMIT_RPS")
+            .env_remove("LOG_INGESTION_RATE_LIMIT_BURST");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("bin/fleet starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line == "fleet ready" {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+        let mut fleet = Fleet {
+            child,
+            env: HashMap::new(),
+            dir: dir.clone(),
+            _turn: turn,
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(120)).is_err() {
+            panic!(
+                "bin/fleet did not get ready within 120 s (logs in {})",
+                dir.display()
+            );
+        }
+        let text = std::fs::read_to_string(dir.join("fleet.env")).expect("fleet.env");
+        fleet.env = text
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        fleet
+    }
+
+    pub fn var(&self, name: &str) -> &str {
+        self.env
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing from fleet.env"))
+    }
+
+    /// HAProxy's URL.
+    pub fn url(&self) -> String {
+        self.var("FLEET_URL").to_owned()
+    }
+
+    /// Instance `n`'s own URL (1-based), bypassing HAProxy.
+    pub fn instance_url(&self, n: usize) -> String {
+        format!(
+            "http://127.0.0.1:{}",
+            self.var(&format!("FLEET_INSTANCE_{n}_PORT"))
+        )
+    }
+
+    /// `kill -9` instance `n`.
+    pub fn kill_instance(&self, n: usize) {
+        let pid = self.var(&format!("FLEET_INSTANCE_{n}_PID"));
+        let status = Command::new("kill").args(["-9", pid]).status().unwrap();
+        assert!(status.success(), "kill -9 {pid}");
+    }
+
+    /// The instance (1-based) HAProxy connected process `pid`'s open connection to, read
+    /// from HAProxy's `show sess` (matching the process's local ports to sessions' `src`).
+    pub fn instance_serving(&self, pid: u32) -> Option<usize> {
+        let ports = local_tcp_ports(pid);
+        let mut socket =
+            std::os::unix::net::UnixStream::connect(self.dir.join("haproxy.sock")).ok()?;
+        use std::io::{Read, Write};
+        socket.write_all(b"show sess\n").ok()?;
+        let mut sessions = String::new();
+        socket.read_to_string(&mut sessions).ok()?;
+        sessions.lines().find_map(|line| {
+            let src_port = line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("src=127.0.0.1:"))?
+                .parse::<u16>()
+                .ok()?;
+            if !ports.contains(&src_port) {
+                return None;
+            }
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix("srv=fleet-"))?
+                .parse()
+                .ok()
+        })
+    }
+
+    /// Stops the separate rate-limit store (`FLEET_SEPARATE_RATE_LIMIT_STORE=1`).
+    pub fn stop_rate_limit_store(&self) {
+        let status = Command::new(repository().join("bin/postgres-dev"))
+            .arg("stop")
+            .arg(self.dir.join("store"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "bin/postgres-dev stop store");
+    }
+
+    pub async fn primary(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(self.var("FLEET_PRIMARY_URL"))
+            .await
+            .expect("primary")
+    }
+
+    pub async fn replica(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(self.var("FLEET_REPLICA_URL"))
+            .await
+            .expect("replica")
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Local ports of process `pid`'s TCP sockets (from `/proc/PID/fd` and `/proc/net/tcp`).
+fn local_tcp_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    target
+                        .strip_prefix("socket:[")
+                        .and_then(|rest| rest.strip_suffix(']'))
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let inode = fields.get(9)?;
+            if !inodes.iter().any(|known| known == inode) {
+                return None;
+            }
+            let port = fields.get(1)?.split(':').nth(1)?;
+            u16::from_str_radix(port, 16).ok()
+        })
+        .collect()
+}
+
+/// Reads one number from an instance's `/metrics` (0 when absent or unreachable).
+pub async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let Ok(response) = http.get(format!("{base}/metrics")).send().await else {
+        return 0.0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|value| value.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Whether the bigger variants run (`LOG_INGESTION_LONG_TESTS=1`).
+pub fn long_tests() -> bool {
+    std::env::var("LOG_INGESTION_LONG_TESTS").is_ok_and(|value| value == "1")
+}
