@@ -54,8 +54,10 @@ module LogIngestion
     # other threads already log to the new one.
     def configure(configuration)
       configuration.validate!
-      previous, timeout = @lock.synchronize do
-        replaced = [take_own_delivery, @configuration.shutdown_timeout]
+      previous = timeout = nil
+      @lock.synchronize do
+        previous = take_own_delivery
+        timeout = @configuration.shutdown_timeout
         @configuration = configuration
         @configured = true
         @stale = false
@@ -64,10 +66,12 @@ module LogIngestion
         @failures_reported = {}
         @start_failure = nil
         @delivery = start_delivery if configuration.deliverable?
-        replaced
       end
-      previous&.shutdown(timeout)
       self
+    ensure
+      # Also when the new delivery failed to start (a NativeLoadError at boot): the
+      # previous one still delivers what it holds.
+      previous&.shutdown(timeout)
     end
 
     # Changes one setting (on top of the environment's when nothing was configured

@@ -153,6 +153,8 @@ module LogIngestion
         client.log(level, text, metadata(severity, message, progname))
       end
     rescue StandardError => e
+      raise if Failsafe.interrupt?(e)
+
       Logger.without_forwarding { Failsafe.report(:logger, e) }
     end
 

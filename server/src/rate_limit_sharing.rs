@@ -36,8 +36,12 @@ use crate::rate_limit::ApiRateLimiter;
 /// that keeps an idle instance able to admit its first request.
 const IDLE_DEMAND: f64 = 1.0;
 /// Rows of instances silent this long no longer count (a killed instance's share is
-/// handed back to the others within this).
-const LIVE_WINDOW: Duration = Duration::from_secs(1);
+/// handed back to the others within this): at least a second, and always several sync
+/// rounds (a slow store delays heartbeats by up to its timeout), so that peers never
+/// drop out between two of their own syncs and each instance's share jumps to the whole.
+fn live_window(settings: &RateLimitSharing) -> Duration {
+    (settings.sync_interval * 3 + settings.store_timeout).max(Duration::from_secs(1))
+}
 
 const CREATE_TABLES: &str = "\
 BEGIN;
@@ -69,6 +73,9 @@ WITH beat AS (
     DO UPDATE SET requests_per_second = excluded.requests_per_second, seen_at = excluded.seen_at
 ), gone AS (
     DELETE FROM rate_limit_demand WHERE seen_at < now() - interval '1 hour'
+), gone_instances AS (
+    -- Every restart adds an instance (hostname-pid): keep the table to the living.
+    DELETE FROM rate_limit_instances WHERE seen_at < now() - interval '1 hour'
 )
 SELECT NULL::text, count(*)::float8 FROM rate_limit_instances
     WHERE instance_id <> $1 AND seen_at > now() - $4 * interval '1 millisecond'
@@ -206,7 +213,7 @@ impl Syncer {
             .bind(self.instance.as_str())
             .bind(&keys)
             .bind(&rates)
-            .bind(LIVE_WINDOW.as_secs_f64() * 1000.0)
+            .bind(live_window(&self.settings).as_secs_f64() * 1000.0)
             .fetch_all(&self.store)
             .await?;
         let mut others = Others {

@@ -68,6 +68,13 @@ RSpec.describe LogIngestion::Logger do
     expect(calls).to eq([%w[INFO first]])
   end
 
+  it "never swallows the host's interrupts (Timeout's, rack-timeout's) raised while forwarding" do
+    timing_out = Class.new { def log(*) = raise(Timeout::Error, "request timed out") }.new
+    logger = described_class.new(nil, client: timing_out)
+
+    expect { logger.warn("slow request") }.to raise_error(Timeout::Error, "request timed out")
+  end
+
   it "never forwards the gem's own diagnostics (progname log_ingestion)" do
     described_class.new(nil, progname: "log_ingestion").warn("delivery failed")
 

@@ -143,7 +143,9 @@ impl Transport {
         let client = reqwest::Client::builder()
             .connect_timeout(config.open_timeout)
             .read_timeout(config.read_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below the server's idle keep-alive limit (its header read timeout, 10 s by
+            // default), so a batch is never sent on a connection the server is closing.
+            .pool_idle_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(4)
             .tcp_nodelay(true)
             // Never follow redirects: X-API-Key would travel to wherever Location points.

@@ -15,6 +15,9 @@ use crate::error::{ApiError, RejectionReason};
 
 /// PostgreSQL's `query_canceled`: a `statement_timeout` (or a cancel) ended the query.
 const QUERY_CANCELED: &str = "57014";
+/// `serialization_failure` (on a replica: "canceling statement due to conflict with
+/// recovery") and `deadlock_detected`: the same query may well succeed when retried.
+const RETRYABLE: [&str; 2] = ["40001", "40P01"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -54,6 +57,14 @@ impl From<sqlx::Error> for ReadError {
                 if database.code().as_deref() == Some(QUERY_CANCELED) =>
             {
                 ReadError::QueryTimedOut
+            }
+            sqlx::Error::Database(database)
+                if database
+                    .code()
+                    .is_some_and(|code| RETRYABLE.contains(&code.as_ref())) =>
+            {
+                tracing::warn!(error = %database, "read query conflicted; the client may retry");
+                ReadError::Api(ApiError::StorageUnavailable)
             }
             other => ReadError::Api(ApiError::Internal(format!("read query failed: {other}"))),
         }

@@ -202,6 +202,9 @@ impl Follower {
             match self.poll().await {
                 Ok(Delivery::Continue) => failures = 0,
                 Ok(Delivery::Stop) => return,
+                // Every read slot taken (slow searches): skip this tick, not a failure of
+                // storage. The tail catches up from its last id at the next free slot.
+                Err(ReadError::Busy) => tracing::debug!("live tail poll skipped: read slots busy"),
                 Err(error) => {
                     failures += 1;
                     tracing::warn!(%error, failures, "live tail poll failed");

@@ -154,6 +154,39 @@ pub fn spawn_watcher(pool: PgPool, status: PolicyJobs, every: Duration) -> JoinH
     })
 }
 
+/// The advisory-lock class of policy-job runs (the job id is the object): with several
+/// instances of the server on one database, one of them runs a given job at a time.
+const RUN_LOCK_CLASS: i32 = 0x4c49_504a; // "LIPJ"
+
+/// Runs `job_id` with `CALL run_job` unless another session holds its run lock: `Ok(true)`
+/// when it ran, `Ok(false)` when another instance is running it. The lock is a session
+/// lock on one connection, released right after (a broken connection releases it too).
+async fn run_job_alone(pool: &PgPool, job_id: i32) -> Result<bool, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+        .bind(RUN_LOCK_CLASS)
+        .bind(job_id)
+        .fetch_one(&mut *connection)
+        .await?;
+    if !locked {
+        return Ok(false);
+    }
+    let ran = sqlx::query("CALL run_job($1)")
+        .bind(job_id)
+        .execute(&mut *connection)
+        .await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+        .bind(RUN_LOCK_CLASS)
+        .bind(job_id)
+        .execute(&mut *connection)
+        .await;
+    if unlocked.is_err() {
+        // Never hand a connection that may still hold the lock back to the pool.
+        connection.close_on_drop();
+    }
+    ran.map(|_| true)
+}
+
 async fn check_once(
     pool: &PgPool,
     status: &PolicyJobs,
@@ -174,18 +207,23 @@ async fn check_once(
                 scheduler_error = job.last_error.as_deref().unwrap_or(""),
                 "TimescaleDB's scheduler is not running this policy job; the server runs it"
             );
-            record.runs += 1;
-            match sqlx::query("CALL run_job($1)")
-                .bind(job.job_id)
-                .execute(pool)
-                .await
-            {
-                Ok(_) => {
+            match run_job_alone(pool, job.job_id).await {
+                Ok(false) => {
+                    // Another instance of the fleet is running it right now.
+                    tracing::debug!(
+                        job_id = job.job_id,
+                        policy,
+                        "policy job already running elsewhere"
+                    );
+                }
+                Ok(true) => {
+                    record.runs += 1;
                     record.last_success = Some(Instant::now());
                     record.last_error = None;
                     tracing::info!(job_id = job.job_id, policy, "policy job run by the server");
                 }
                 Err(error) => {
+                    record.runs += 1;
                     record.failures += 1;
                     record.last_error = Some(capped(error.to_string()));
                     tracing::warn!(job_id = job.job_id, policy, %error, "policy job failed when run by the server");
