@@ -61,24 +61,47 @@ pub fn push_timestamp(out: &mut Vec<u8>, time: DateTime<Utc>) {
     out.extend_from_slice(b"+00");
 }
 
-/// Appends `text` as one field, escaped for the text `COPY` format.
-/// Runs between special bytes are copied whole: most fields have none.
+/// Appends `text` as one field, escaped for the text `COPY` format. Runs between
+/// special bytes are copied whole, and eight bytes at a time are cleared by one test
+/// (`may_need_escape`): most fields have nothing to escape, and the byte-by-byte
+/// loop this replaces was the server's top user-space entry in the profile.
 pub fn push_field(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
-    let mut run_start = 0;
-    for (index, &byte) in bytes.iter().enumerate() {
-        let escaped: &[u8] = match byte {
+    let (mut run_start, mut index) = (0, 0);
+    while index < bytes.len() {
+        if let Some(Ok(word)) = bytes.get(index..index + 8).map(<[u8; 8]>::try_from) {
+            if !may_need_escape(u64::from_le_bytes(word)) {
+                index += 8;
+                continue;
+            }
+        }
+        let escaped: &[u8] = match bytes[index] {
             b'\\' => b"\\\\",
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
-            _ => continue,
+            _ => {
+                index += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[run_start..index]);
         out.extend_from_slice(escaped);
-        run_start = index + 1;
+        index += 1;
+        run_start = index;
     }
     out.extend_from_slice(&bytes[run_start..]);
+}
+
+/// Whether any of the eight bytes of `word` is a backslash or below 0x20 (which
+/// covers tab, newline and carriage return). Never a false negative; a false
+/// positive only sends the bytes through the exact byte-by-byte match.
+fn may_need_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_byte_below = |value: u64, limit: u64| value.wrapping_sub(ONES * limit) & !value & HIGHS;
+    let backslashes = word ^ (ONES * u64::from(b'\\'));
+    (has_byte_below(word, 0x20) | has_byte_below(backslashes, 1)) != 0
 }
 
 #[cfg(test)]
@@ -95,7 +118,31 @@ mod tests {
         assert_eq!(out, b"\\\\plain\\n");
     }
 
+    /// The plain definition `push_field` must agree with.
+    fn reference_field(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for byte in text.bytes() {
+            match byte {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
     proptest::proptest! {
+        #[test]
+        fn fields_are_escaped_as_the_plain_definition_says(
+            text in r"([a-z \t\n\r\\\x01\x1f]|\x{80}|\x{5c5c}|é|\x{1F600}){0,40}",
+        ) {
+            let mut out = Vec::new();
+            push_field(&mut out, &text);
+            proptest::prop_assert_eq!(out, reference_field(&text));
+        }
+
         #[test]
         fn timestamps_are_written_as_chrono_formats_them(
             seconds in -70_000_000_000i64..300_000_000_000i64,
