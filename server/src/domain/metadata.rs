@@ -70,7 +70,10 @@ impl Metadata {
             ));
         }
         let cleaned = Value::Object(clean_object(object));
-        let text = cleaned.to_string();
+        // `serde_json::to_string`, not `Display`: the formatter's per-write calls
+        // showed in the profile. Encoding a `Value` with string keys cannot fail.
+        let text = serde_json::to_string(&cleaned)
+            .map_err(|_| "metadata: cannot be encoded as JSON".to_owned())?;
         if text.len() > limits.max_metadata_bytes {
             return Err(format!(
                 "metadata: {} bytes as JSON, at most {} allowed",
