@@ -70,7 +70,10 @@ impl Metadata {
             ));
         }
         let cleaned = Value::Object(clean_object(object));
-        let text = cleaned.to_string();
+        // `serde_json::to_string`, not `Display`: the formatter's per-write calls
+        // showed in the profile. Encoding a `Value` with string keys cannot fail.
+        let text = serde_json::to_string(&cleaned)
+            .map_err(|_| "metadata: cannot be encoded as JSON".to_owned())?;
         if text.len() > limits.max_metadata_bytes {
             return Err(format!(
                 "metadata: {} bytes as JSON, at most {} allowed",
@@ -89,6 +92,11 @@ impl Metadata {
 /// Whether a metadata key names a secret: one of its words is a sensitive word, or
 /// the whole key ends with a sensitive compound. Case never matters.
 pub fn is_sensitive_key(key: &str) -> bool {
+    ascii_key_is_sensitive(key).unwrap_or_else(|| words_are_sensitive(key))
+}
+
+/// The rule of `is_sensitive_key` over `key_words`: the reference, for any key.
+fn words_are_sensitive(key: &str) -> bool {
     let words = key_words(key);
     if words
         .iter()
@@ -100,6 +108,58 @@ pub fn is_sensitive_key(key: &str) -> bool {
     SENSITIVE_COMPOUNDS
         .iter()
         .any(|compound| normalized.ends_with(compound))
+}
+
+/// Keys up to this long take the allocation-free path when they are ASCII.
+const MAX_ASCII_KEY_BYTES: usize = 64;
+
+/// The same rule as `words_are_sensitive`, for short ASCII keys (nearly every key)
+/// without allocating: the profile showed the per-key `Vec`s and `String`s of
+/// `key_words` among the server's top costs. `None` for other keys. The two are
+/// proved equal by a property test.
+fn ascii_key_is_sensitive(key: &str) -> Option<bool> {
+    let bytes = key.as_bytes();
+    if bytes.len() > MAX_ASCII_KEY_BYTES || !bytes.is_ascii() {
+        return None;
+    }
+    let mut normalized = [0u8; MAX_ASCII_KEY_BYTES];
+    let (mut len, mut word_start) = (0, 0);
+    let mut sensitive_word = false;
+    let mut end_word = |normalized: &[u8], word_start: &mut usize, len: usize| {
+        if len > *word_start {
+            let word = &normalized[*word_start..len];
+            sensitive_word |= SENSITIVE_WORDS.iter().any(|w| w.as_bytes() == word);
+            *word_start = len;
+        }
+    };
+    for (index, &c) in bytes.iter().enumerate() {
+        if !c.is_ascii_alphanumeric() {
+            end_word(&normalized, &mut word_start, len);
+            continue;
+        }
+        if let Some(&previous) = index.checked_sub(1).and_then(|i| bytes.get(i)) {
+            let next = bytes.get(index + 1).copied();
+            let hump = previous.is_ascii_lowercase() && c.is_ascii_uppercase();
+            let acronym_end = previous.is_ascii_uppercase()
+                && c.is_ascii_uppercase()
+                && next.is_some_and(|n| n.is_ascii_lowercase());
+            let digit_edge = previous.is_ascii_alphanumeric()
+                && (previous.is_ascii_digit() != c.is_ascii_digit());
+            if hump || acronym_end || digit_edge {
+                end_word(&normalized, &mut word_start, len);
+            }
+        }
+        normalized[len] = c.to_ascii_lowercase();
+        len += 1;
+    }
+    end_word(&normalized, &mut word_start, len);
+    let normalized = &normalized[..len];
+    Some(
+        sensitive_word
+            || SENSITIVE_COMPOUNDS
+                .iter()
+                .any(|compound| normalized.ends_with(compound.as_bytes())),
+    )
 }
 
 /// A key's words, lowercased: split at anything but letters and digits, at a
@@ -156,26 +216,41 @@ fn object_depth(object: &Map<String, Value>, limit: usize) -> usize {
     deepest
 }
 
-fn clean_object(object: Map<String, Value>) -> Map<String, Value> {
+/// Filters and makes storable in place: rebuilding every map cost an allocation per
+/// key. Only a map with a NUL in a key (rare) is rebuilt, under the keys' storable
+/// spelling. Recursion is safe: the depth was checked first.
+fn clean_object(mut object: Map<String, Value>) -> Map<String, Value> {
+    if object.keys().any(|key| key.contains('\0')) {
+        return object
+            .into_iter()
+            .map(|(key, mut value)| {
+                clean_entry(&key, &mut value);
+                (storable_text(key), value)
+            })
+            .collect();
+    }
+    for (key, value) in object.iter_mut() {
+        clean_entry(key, value);
+    }
     object
-        .into_iter()
-        .map(|(key, value)| {
-            let value = if is_sensitive_key(&key) {
-                Value::String(FILTERED.to_owned())
-            } else {
-                clean_value(value)
-            };
-            (storable_text(key), value)
-        })
-        .collect()
 }
 
-fn clean_value(value: Value) -> Value {
+fn clean_entry(key: &str, value: &mut Value) {
+    if is_sensitive_key(key) {
+        *value = Value::String(FILTERED.to_owned());
+    } else {
+        clean_value(value);
+    }
+}
+
+fn clean_value(value: &mut Value) {
     match value {
-        Value::Object(object) => Value::Object(clean_object(object)),
-        Value::Array(items) => Value::Array(items.into_iter().map(clean_value).collect()),
-        Value::String(text) => Value::String(storable_text(text)),
-        other => other,
+        Value::Object(object) => *object = clean_object(std::mem::take(object)),
+        Value::Array(items) => items.iter_mut().for_each(clean_value),
+        Value::String(text) if text.contains('\0') => {
+            *text = storable_text(std::mem::take(text));
+        }
+        _ => {}
     }
 }
 
@@ -286,6 +361,17 @@ mod tests {
         assert_eq!(stored["passport_country"], "NL");
         assert_eq!(stored["nested"]["class_name"], "Admin");
         assert_eq!(stored["nested"]["api_key"], FILTERED);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_ascii_path_agrees_with_the_word_rule(
+            key in "[a-zA-Z0-9_ .-]{0,70}|(api|API|Key|key|_|secret|Token|TOKEN|SSN|PWD|Id|ID|session|2|x|-|card|Number|my|My){0,8}",
+        ) {
+            if let Some(fast) = ascii_key_is_sensitive(&key) {
+                proptest::prop_assert_eq!(fast, words_are_sensitive(&key), "{}", key);
+            }
+        }
     }
 
     #[test]
