@@ -54,6 +54,32 @@ async fn send(
     (status, text)
 }
 
+/// Sends `body` to the batch route `copies` times at once; asserts each answer is
+/// `refusal` or 503 (the in-flight budget refusing first) and returns them.
+async fn send_in_parallel(
+    target: &Target,
+    copies: usize,
+    content_type: &str,
+    encoding: &str,
+    body: &[u8],
+    refusal: u16,
+) -> Vec<(u16, String)> {
+    let answers = futures::future::join_all((0..copies).map(|_| {
+        send(
+            target,
+            "/api/v1/logs/batch",
+            content_type,
+            Some(encoding),
+            body.to_vec(),
+        )
+    }))
+    .await;
+    for (status, text) in &answers {
+        assert!(*status == refusal || *status == 503, "{status}: {text}");
+    }
+    answers
+}
+
 /// `{"logs":"struct struct …"}` of about `bytes`.
 fn struct_echo_body(field: &str, bytes: usize) -> Vec<u8> {
     let words = "struct ".repeat(bytes / 7);
@@ -134,19 +160,15 @@ async fn a_gzipped_array_of_ones_stops_at_the_entry_cap() {
     let compressed = gzip_parts(&[(b"{\"logs\":[", 1), (ones.as_bytes(), 9), (b"1]}", 1)]);
     assert!(compressed.len() < 64 * 1024);
     let parallel = if long_tests() { 32 } else { 8 };
-    let answers = futures::future::join_all((0..parallel).map(|_| {
-        send(
-            &target,
-            "/api/v1/logs/batch",
-            "application/json",
-            Some("gzip"),
-            compressed.clone(),
-        )
-    }))
+    let answers = send_in_parallel(
+        &target,
+        parallel,
+        "application/json",
+        "gzip",
+        &compressed,
+        400,
+    )
     .await;
-    for (status, text) in &answers {
-        assert!(*status == 400 || *status == 503, "{status}: {text}");
-    }
     assert!(
         answers
             .iter()
@@ -166,19 +188,7 @@ async fn parallel_gzip_bombs_are_charged_before_they_expand() {
     // 64 MiB of spaces in about 64 KB of gzip.
     let bomb = gzip_parts(&[(&vec![b' '; MIB], 64)]);
     let parallel = if long_tests() { 300 } else { 150 };
-    let answers = futures::future::join_all((0..parallel).map(|_| {
-        send(
-            &target,
-            "/api/v1/logs/batch",
-            "application/json",
-            Some("gzip"),
-            bomb.clone(),
-        )
-    }))
-    .await;
-    for (status, text) in &answers {
-        assert!(*status == 413 || *status == 503, "{status}: {text}");
-    }
+    send_in_parallel(&target, parallel, "application/json", "gzip", &bomb, 413).await;
     good.wait_for_batches(3).await;
     let record = good.stop().await;
     target.assert_survived(&record, PEAK_RSS_MIB).await;
@@ -194,19 +204,7 @@ async fn a_zstd_bomb_stops_at_the_cap() {
     let bomb = frame.repeat(256);
     assert!(bomb.len() < 256 * 1024, "{}", bomb.len());
     let parallel = if long_tests() { 100 } else { 30 };
-    let answers = futures::future::join_all((0..parallel).map(|_| {
-        send(
-            &target,
-            "/api/v1/logs/batch",
-            "application/json",
-            Some("zstd"),
-            bomb.clone(),
-        )
-    }))
-    .await;
-    for (status, text) in &answers {
-        assert!(*status == 413 || *status == 503, "{status}: {text}");
-    }
+    send_in_parallel(&target, parallel, "application/json", "zstd", &bomb, 413).await;
     good.wait_for_batches(3).await;
     let record = good.stop().await;
     target.assert_survived(&record, PEAK_RSS_MIB).await;
@@ -270,19 +268,15 @@ async fn many_tiny_ndjson_lines_are_counted_before_they_are_built() {
     let lines = "1\n".repeat(MIB / 2);
     let body = gzip_parts(&[(lines.as_bytes(), 9)]);
     let parallel = if long_tests() { 16 } else { 4 };
-    let answers = futures::future::join_all((0..parallel).map(|_| {
-        send(
-            &target,
-            "/api/v1/logs/batch",
-            "application/x-ndjson",
-            Some("gzip"),
-            body.clone(),
-        )
-    }))
+    let answers = send_in_parallel(
+        &target,
+        parallel,
+        "application/x-ndjson",
+        "gzip",
+        &body,
+        400,
+    )
     .await;
-    for (status, text) in &answers {
-        assert!(*status == 400 || *status == 503, "{status}: {text}");
-    }
     assert!(
         answers
             .iter()
