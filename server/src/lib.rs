@@ -1,6 +1,7 @@
 //! The log ingestion service: authenticated, rate-limited, durable ingestion of
-//! structured logs into PostgreSQL or TimescaleDB. `startup::Application` is the whole
-//! server; `main.rs` only reads configuration and runs it.
+//! structured logs into PostgreSQL or TimescaleDB, and the query API and log explorer
+//! that read them back (`read`). `startup::Application` is the whole server; `main.rs`
+//! only reads configuration and runs it.
 
 pub mod auth;
 pub mod client_text;

@@ -1,9 +1,10 @@
 //! Builds and runs the application: pool, migrations, storage mode, retention, the
 //! policy-job watcher (TimescaleDB), the group committer, the router, the listener and
 //! the connections it accepts (each with a bounded read buffer and a header read
-//! timeout, within the connection caps of `connections`). Tests call `Application::build` exactly as `main` does. It owns the
-//! shutdown sequence: stop accepting, let requests in flight finish (their groups
-//! commit), stop the writer, all within a deadline.
+//! timeout, within the connection caps of `connections`). Tests call
+//! `Application::build` exactly as `main` does. It owns the shutdown sequence: stop
+//! accepting, let requests in flight finish (their groups commit), stop the writer, all
+//! within a deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
