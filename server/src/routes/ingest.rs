@@ -1,6 +1,6 @@
 //! The steps both ingest handlers share, which each handler calls in order:
 //! [`receive`] (the `Idempotency-Key` header, admission under the in-flight budget,
-//! reading and decoding the body), [`Received::validate`] (the route's own validation,
+//! reading and decoding the body), [`ReceivedRequest::validate`] (the route's own validation,
 //! off the async workers when the body is large, and the body's digest for an
 //! idempotency key), and [`acknowledge`] (group commit, then the answer or a replay).
 //! It never answers 2xx before the entries are committed, and never parses a body it
@@ -35,7 +35,7 @@ const INLINE_PARSE_BYTES: usize = 256 * 1024;
 
 /// A request whose body was admitted, read and decoded. It holds the body's share of
 /// the in-flight budget until the answer is ready.
-pub struct Received {
+pub struct ReceivedRequest {
     caller: Caller,
     idempotency_key: Option<String>,
     payload: Payload,
@@ -44,7 +44,7 @@ pub struct Received {
 
 /// A validated request, ready to commit: the idempotency key comes with the body's
 /// SHA-256.
-pub struct Checked<B> {
+pub struct ValidatedRequest<B> {
     caller: Caller,
     idempotency_key: Option<(String, String)>,
     validated: Validated<B>,
@@ -57,7 +57,7 @@ pub async fn receive(
     state: &AppState,
     request: Request,
     accepts: Accepts,
-) -> Result<Received, ApiError> {
+) -> Result<ReceivedRequest, ApiError> {
     let (parts, body) = request.into_parts();
     let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
         ApiError::Internal("an ingest route is not behind require_api_key".to_owned())
@@ -79,7 +79,7 @@ pub async fn receive(
     }
     let raw = reader.read(body, &state.inflight, &mut permit).await?;
     let payload = raw.decode(&state.inflight, &mut permit).await?;
-    Ok(Received {
+    Ok(ReceivedRequest {
         caller,
         idempotency_key,
         payload,
@@ -87,16 +87,16 @@ pub async fn receive(
     })
 }
 
-impl Received {
+impl ReceivedRequest {
     /// Runs `validate` (the route's rules) on the payload, with the body's digest when
     /// the request carries an idempotency key; a body over [`INLINE_PARSE_BYTES`] is
     /// handled on the blocking pool.
-    pub async fn validate<B, V>(self, validate: V) -> Result<Checked<B>, ApiError>
+    pub async fn validate<B, V>(self, validate: V) -> Result<ValidatedRequest<B>, ApiError>
     where
         B: Send + 'static,
         V: FnOnce(&Payload) -> Result<Validated<B>, ApiError> + Send + 'static,
     {
-        let Received {
+        let ReceivedRequest {
             caller,
             idempotency_key,
             payload,
@@ -115,7 +115,7 @@ impl Received {
         } else {
             validate_and_digest(&payload)?
         };
-        Ok(Checked {
+        Ok(ValidatedRequest {
             caller,
             idempotency_key: idempotency_key.zip(digest),
             validated,
@@ -130,15 +130,15 @@ impl Received {
 /// The request's share of the in-flight budget is released once the answer is ready.
 pub async fn acknowledge<B: Serialize>(
     state: &AppState,
-    checked: Checked<B>,
+    request: ValidatedRequest<B>,
     status: StatusCode,
 ) -> Result<Response, ApiError> {
-    let Checked {
+    let ValidatedRequest {
         caller,
         idempotency_key,
         validated,
         permit,
-    } = checked;
+    } = request;
     state.metrics.entries_rejected(validated.rejected);
     let answer = commit_and_answer(
         state,

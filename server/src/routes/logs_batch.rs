@@ -22,10 +22,10 @@ pub async fn ingest_batch(
     let limits = state.settings.limits;
     let max = state.settings.max_batch_entries;
     let received = receive(&state, request, Accepts::JsonOrNdjson).await?;
-    let checked = received
+    let validated = received
         .validate(move |payload| validate_batch(payload, &limits, max))
         .await?;
-    acknowledge(&state, checked, StatusCode::OK).await
+    acknowledge(&state, validated, StatusCode::OK).await
 }
 
 /// Splits the batch and validates every entry: the valid ones are stored, the others

@@ -19,10 +19,10 @@ pub async fn ingest_single(
 ) -> Result<Response, ApiError> {
     let limits = state.settings.limits;
     let received = receive(&state, request, Accepts::JsonOnly).await?;
-    let checked = received
+    let validated = received
         .validate(move |payload| validate_single(payload, &limits))
         .await?;
-    acknowledge(&state, checked, StatusCode::CREATED).await
+    acknowledge(&state, validated, StatusCode::CREATED).await
 }
 
 /// The one entry, valid, or a 400 listing its problems.
