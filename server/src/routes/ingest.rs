@@ -1,10 +1,10 @@
 //! The steps both ingest handlers share, which each handler calls in order:
 //! [`receive`] (the `Idempotency-Key` header, admission under the in-flight budget,
-//! reading and decoding the body), [`ReceivedRequest::validate`] (the route's own validation,
-//! off the async workers when the body is large, and the body's digest for an
-//! idempotency key), and [`acknowledge`] (group commit, then the answer or a replay).
-//! It never answers 2xx before the entries are committed, and never parses a body it
-//! has not admitted.
+//! reading and decoding the body), [`ReceivedRequest::validate`] (the route's own
+//! validation, off the async workers when the body is large, and the body's digest for
+//! an idempotency key), and [`acknowledge`] (group commit, then the answer or a
+//! replay). It never answers 2xx before the entries are committed, and never parses a
+//! body it has not admitted.
 
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
