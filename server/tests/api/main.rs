@@ -13,4 +13,5 @@ mod process;
 mod rate_limit;
 mod server_process;
 mod single;
+mod startup;
 mod storage;
