@@ -118,8 +118,51 @@ async fn drop_stale_databases(connection: &mut PgConnection) {
     }
 }
 
-/// A fresh, empty database; returns its name and URL.
-pub async fn create_database() -> (String, String) {
+/// A test database, dropped (with whoever is still connected) when the last clone of
+/// this handle goes, so a suite leaves no database behind; a crashed run's are dropped
+/// by [`drop_stale_databases`] an hour later.
+#[derive(Clone, Debug)]
+pub struct TestDatabase(std::sync::Arc<DatabaseName>);
+
+#[derive(Debug)]
+struct DatabaseName(String);
+
+impl TestDatabase {
+    pub fn name(&self) -> &str {
+        &self.0 .0
+    }
+}
+
+impl Drop for DatabaseName {
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.0);
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of
+        // its own with a runtime of its own does the dropping.
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|error| error.to_string())?;
+            runtime.block_on(async {
+                let mut connection = PgConnection::connect(&maintenance_url())
+                    .await
+                    .map_err(|error| error.to_string())?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut connection)
+                    .await
+                    .map_err(|error| format!("{name}: {error}"))?;
+                Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("cannot drop the test database {error}");
+        }
+    }
+}
+
+/// A fresh, empty database, dropped when the returned handle goes; returns it and its URL.
+pub async fn create_database() -> (TestDatabase, String) {
     let maintenance = maintenance_url();
     let name = format!("log_test_{}_{}", unix_now(), uuid::Uuid::new_v4().simple());
     let mut connection = PgConnection::connect(&maintenance)
@@ -132,7 +175,10 @@ pub async fn create_database() -> (String, String) {
         .expect("cannot create a test database");
     let mut url = Url::parse(&maintenance).expect("DATABASE_URL is not a URL");
     url.set_path(&format!("/{name}"));
-    (name, url.to_string())
+    (
+        TestDatabase(std::sync::Arc::new(DatabaseName(name))),
+        url.to_string(),
+    )
 }
 
 /// Drops a test database, disconnecting whoever uses it.
@@ -178,6 +224,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub database_name: String,
     pub database_url: String,
+    /// Keeps the database until the app (and every other holder) is gone.
+    pub database: TestDatabase,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -189,32 +237,32 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app on a fresh database, with `configure` applied to the test settings.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let (name, url) = create_database().await;
-    spawn_app_on(name, url, configure).await
+    let (database, url) = create_database().await;
+    spawn_app_on(database, url, configure).await
 }
 
 /// The app on a fresh database, its settings read with `vars` set in the environment
 /// (the read tests use it; the ingest tests configure `Settings` directly).
 #[allow(dead_code)]
 pub async fn spawn_app_with_vars(vars: &[(&str, &str)]) -> TestApp {
-    let (name, url) = create_database().await;
+    let (database, url) = create_database().await;
     let settings = test_settings_with(&url, vars);
-    spawn_app_with_settings(name, url, settings).await
+    spawn_app_with_settings(database, url, settings).await
 }
 
 /// The app on an existing database (migrations run again, as at every start).
 pub async fn spawn_app_on(
-    database_name: String,
+    database: TestDatabase,
     database_url: String,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let mut settings = test_settings(&database_url);
     configure(&mut settings);
-    spawn_app_with_settings(database_name, database_url, settings).await
+    spawn_app_with_settings(database, database_url, settings).await
 }
 
 async fn spawn_app_with_settings(
-    database_name: String,
+    database: TestDatabase,
     database_url: String,
     settings: Settings,
 ) -> TestApp {
@@ -236,8 +284,9 @@ async fn spawn_app_with_settings(
         address,
         client: reqwest::Client::new(),
         pool,
-        database_name,
+        database_name: database.name().to_owned(),
         database_url,
+        database,
         shutdown: Some(shutdown),
         server: Some(server),
     }

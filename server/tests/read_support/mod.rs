@@ -17,7 +17,8 @@ pub mod helpers;
 // Not every read test binary uses every helper.
 #[allow(unused_imports)]
 pub use helpers::{
-    create_database, drop_database, migrate_test_database, spawn_app_with_vars, wait_until, TestApp,
+    create_database, drop_database, migrate_test_database, spawn_app_with_vars, wait_until,
+    TestApp, TestDatabase,
 };
 
 pub use log_ingestion_server::read;
@@ -33,6 +34,7 @@ pub struct ReadApp {
     pub context: read::ReadContext,
     pub database_name: String,
     server: tokio::task::JoinHandle<()>,
+    _database: TestDatabase,
 }
 
 /// The read router alone, with default tail settings.
@@ -41,7 +43,8 @@ pub async fn spawn_read_app() -> ReadApp {
 }
 
 pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
-    let (database_name, url) = create_database().await;
+    let (database, url) = create_database().await;
+    let database_name = database.name().to_owned();
     let pool = PgPool::connect(&url)
         .await
         .expect("connect to the test database");
@@ -74,6 +77,7 @@ pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
         context,
         database_name,
         server,
+        _database: database,
     }
 }
 
@@ -253,6 +257,7 @@ pub struct FullApp {
     pub client: reqwest::Client,
     database_name: String,
     server: tokio::task::JoinHandle<()>,
+    _database: TestDatabase,
 }
 
 pub async fn spawn_full_app() -> FullApp {
@@ -263,7 +268,8 @@ pub async fn spawn_full_app() -> FullApp {
     use log_ingestion_server::state::AppState;
     use log_ingestion_server::storage::GroupCommitter;
 
-    let (database_name, url) = create_database().await;
+    let (database, url) = create_database().await;
+    let database_name = database.name().to_owned();
     let mut settings = helpers::test_settings(&url);
     settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(ADMIN_KEY)];
     let pool = storage::pool(&settings.database).expect("a pool");
@@ -300,6 +306,7 @@ pub async fn spawn_full_app() -> FullApp {
         client: reqwest::Client::new(),
         database_name,
         server,
+        _database: database,
     }
 }
 
