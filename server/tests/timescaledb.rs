@@ -325,7 +325,8 @@ async fn a_failing_policy_job_makes_health_degraded_not_down_and_shows_in_metric
     // A compression run that cannot succeed, whoever runs it: the only chunk to
     // compress stays locked by this test, and the database's lock_timeout gives up.
     sqlx::query(&format!(
-        "ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'"
+        "ALTER DATABASE \"{}\" SET lock_timeout = '200ms'",
+        name.name()
     ))
     .execute(&pool)
     .await

@@ -34,7 +34,7 @@ async fn a_build_that_fails_late_leaves_no_task_or_connection_behind() {
         ],
     );
     let mut watcher = PgConnection::connect(&maintenance_url()).await.unwrap();
-    assert_eq!(backends_on(&mut watcher, &database.name()).await, 0);
+    assert_eq!(backends_on(&mut watcher, database.name()).await, 0);
 
     let error = match Application::build(settings).await {
         Ok(_) => panic!("the build bound a port that is taken"),
@@ -58,5 +58,5 @@ async fn a_build_that_fails_late_leaves_no_task_or_connection_behind() {
     }
     // And they stay closed: no task is left to reopen one.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(backends_on(&mut watcher, &database.name()).await, 0);
+    assert_eq!(backends_on(&mut watcher, database.name()).await, 0);
 }
