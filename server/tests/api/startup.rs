@@ -7,14 +7,18 @@ use sqlx::{Connection, PgConnection};
 
 use crate::helpers::{create_database, maintenance_url, test_settings_with};
 
-/// Backends connected to the database `name` (this test watches from the maintenance
-/// database, so none of them is its own).
+/// Client connections to the database `name` (this test watches from the maintenance
+/// database, so none of them is its own; TimescaleDB's own scheduler, a background
+/// worker on that database, is not a client).
 async fn backends_on(watcher: &mut PgConnection, name: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
-        .bind(name)
-        .fetch_one(watcher)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = $1 AND backend_type = 'client backend'",
+    )
+    .bind(name)
+    .fetch_one(watcher)
+    .await
+    .unwrap()
 }
 
 /// The listen port is taken, so the build fails at its last fallible step, after the
