@@ -86,8 +86,8 @@ impl Metrics {
         }
     }
 
-    /// A connection the server closed on its own: `connection_cap`,
-    /// `unauthenticated_cap` (at accept) or `header_timeout`.
+    /// A connection the server closed on its own: `connection_cap` (at accept),
+    /// `unauthenticated_evicted` (a newer one took its slot) or `header_timeout`.
     pub fn connection_closed(&self, reason: &'static str) {
         if let Ok(mut map) = self.connections_closed.lock() {
             *map.entry(reason).or_insert(0) += 1;

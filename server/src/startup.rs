@@ -17,13 +17,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{ConnectionSettings, Settings};
-use crate::connections::ConnectionBudget;
+use crate::connections::{ConnectionBudget, UNAUTHENTICATED_EVICTED};
 use crate::inflight::InflightBudget;
 use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimiter;
@@ -70,9 +71,22 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects, migrates, detects the storage mode, starts the writer and binds.
+    /// Connects, migrates, detects the storage mode, binds, then starts the background
+    /// tasks (writer, maintenance, policy-job watcher, rate-limit sync). Every step that
+    /// can fail runs before the first task is spawned, and a failure closes the pool, so
+    /// a failed build leaves nothing running and no database connection open.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool = storage::pool(&settings.database)?;
+        match Self::build_on(pool.clone(), settings).await {
+            Ok(application) => Ok(application),
+            Err(error) => {
+                pool.close().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn build_on(pool: PgPool, settings: Settings) -> Result<Self, StartupError> {
         // `serve` never converts a plain table holding rows: that is `migrate --storage`.
         let storage_mode =
             storage::migrate(&pool, settings.database.storage, ConvertRows::Refuse).await?;
@@ -85,6 +99,20 @@ impl Application {
             rate_limit_scope = if settings.rate_limit_sharing.is_some() { "cluster" } else { "instance" },
             "storage ready"
         );
+        let address = settings.listen_address();
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| StartupError::Bind { address, source })?;
+        let metrics = Arc::new(Metrics::default());
+        metrics.set_instance(settings.instance_id.as_str());
+        let read_context = read_context_for(&settings, storage_mode, &metrics)?;
+        let limiter = Arc::new(ApiRateLimiter::new(
+            settings.rate_limit,
+            settings.api_keys.iter().count(),
+        ));
+        // The last fallible step (it checks the store's URL before spawning): from here
+        // on nothing fails, so no spawned task can outlive a failed build.
+        let rate_limit_sync = spawn_rate_limit_sharing(&settings, &limiter, &metrics)?;
         let policy_jobs = PolicyJobs::default();
         let policy_watcher = (storage_mode == StorageMode::Timescale).then(|| {
             policy_jobs::spawn_watcher(
@@ -93,14 +121,6 @@ impl Application {
                 settings.policy_check_interval,
             )
         });
-
-        let metrics = Arc::new(Metrics::default());
-        metrics.set_instance(settings.instance_id.as_str());
-        let limiter = Arc::new(ApiRateLimiter::new(
-            settings.rate_limit,
-            settings.api_keys.iter().count(),
-        ));
-        let rate_limit_sync = spawn_rate_limit_sharing(&settings, &limiter, &metrics)?;
         let (committer, writer) =
             GroupCommitter::start(pool.clone(), settings.group_commit, Arc::clone(&metrics));
         let maintenance = retention::spawn_maintenance(
@@ -109,10 +129,6 @@ impl Application {
             settings.retention_days,
             MAINTENANCE_INTERVAL,
         );
-        let address = settings.listen_address();
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| StartupError::Bind { address, source })?;
         let shutdown_deadline = settings.shutdown_deadline;
         let state = AppState {
             pool,
@@ -124,7 +140,6 @@ impl Application {
             metrics,
             policy_jobs,
         };
-        let read_context = read_context_for(&state)?;
         Ok(Application {
             listener,
             router: build_router(state.clone(), read_context.clone()),
@@ -221,8 +236,9 @@ const CONNECTION_READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Accepts connections and serves `router` on each until `shutdown` resolves; then stops
 /// accepting and waits for the connections' requests in flight (idle connections close).
-/// Each connection needs a slot of `budget` (else it is closed at once) and must send
-/// each request head within the header read timeout (else hyper closes it).
+/// Each connection needs a slot of `budget` (else it is closed at once), is closed when
+/// a newer one evicts it from the unauthenticated budget, and must send each request
+/// head within the header read timeout (else hyper closes it).
 async fn serve_connections(
     listener: TcpListener,
     router: Router,
@@ -258,7 +274,7 @@ async fn serve_connections(
             },
             () = &mut shutdown => break,
         };
-        let slot = match budget.admit() {
+        let mut slot = match budget.admit() {
             Ok(slot) => slot,
             Err(refusal) => {
                 metrics.connection_closed(refusal.reason());
@@ -279,8 +295,18 @@ async fn serve_connections(
             .into_owned();
         let connection = connections.watch(connection);
         let metrics = Arc::clone(&metrics);
+        let evicted = slot.evicted();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let ended = tokio::select! {
+                ended = connection => ended,
+                () = evicted => {
+                    // A newer connection needed this one's unauthenticated slot:
+                    // dropping the connection closes its socket.
+                    metrics.connection_closed(UNAUTHENTICATED_EVICTED);
+                    Ok(())
+                }
+            };
+            if let Err(error) = ended {
                 let timed_out = error
                     .downcast_ref::<hyper::Error>()
                     .is_some_and(hyper::Error::is_timeout);
@@ -327,8 +353,11 @@ fn spawn_rate_limit_sharing(
 /// on `LOG_INGESTION_READ_DATABASE_URL` when set (a streaming replica) and the
 /// primary's URL otherwise, with the query nesting held to the metadata depth cap
 /// (nothing deeper can be stored).
-fn read_context_for(state: &AppState) -> Result<ReadContext, StorageError> {
-    let settings = &state.settings;
+fn read_context_for(
+    settings: &Settings,
+    storage_mode: StorageMode,
+    metrics: &Arc<Metrics>,
+) -> Result<ReadContext, StorageError> {
     let pool = ReadPool::connect_lazy(
         settings
             .database
@@ -337,10 +366,10 @@ fn read_context_for(state: &AppState) -> Result<ReadContext, StorageError> {
             .unwrap_or(&settings.database.url),
         &settings.database,
         &settings.read,
-        Arc::clone(&state.metrics),
+        Arc::clone(metrics),
     )?;
     Ok(
-        ReadContext::new(pool, state.storage_mode, TailSettings::default()).with_query_limits(
+        ReadContext::new(pool, storage_mode, TailSettings::default()).with_query_limits(
             QueryLimits {
                 max_metadata_depth: settings.limits.max_metadata_depth,
             },

@@ -527,3 +527,66 @@ async fn hostile_parameters_get_a_400_never_a_500() {
     );
     app.stop().await;
 }
+
+/// A read that PostgreSQL aborts with `deadlock_detected` (40P01) may well succeed when
+/// retried: 503 with `Retry-After`, never a 500. The deadlock is real: a session takes
+/// the BRIN index exclusively (`REINDEX` in an open transaction, which leaves the table
+/// readable), the read locks `logs` and, while planning, waits for that index; then the
+/// session asks for `logs` exclusively, closing the cycle. The session's own
+/// `deadlock_timeout` is far above the read's (1 s, the default), so the read is the one
+/// PostgreSQL aborts. (40001, a replica's recovery conflict, cannot be provoked
+/// reliably on one cluster: the mapping's unit test in `src/read/error.rs` covers it.)
+/// Plain mode only: in TimescaleDB mode the read plans against the chunks' own indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_deadlocks_gets_503_with_retry_after() {
+    let (app, _) = app_with(&sample()).await;
+    if app.mode != log_ingestion_server::storage::StorageMode::Postgres {
+        return;
+    }
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL deadlock_timeout = '60s'")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    sqlx::query("REINDEX INDEX logs_timestamp_brin")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let read = tokio::spawn(app.get(&format!("/api/v1/logs?{RANGE}")).send());
+    // The read is waiting for the index before the cycle is closed.
+    let started = std::time::Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(log_ingestion_server::read::READ_APPLICATION_NAME)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the read never waited for the index"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Returns once PostgreSQL has aborted the read and released its lock on `logs`.
+    sqlx::query("LOCK TABLE logs IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    blocker.rollback().await.unwrap();
+    let response = read.await.unwrap().unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(
+        response.headers().contains_key("retry-after"),
+        "{:?}",
+        response.headers()
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "Storage unavailable", "{body}");
+    app.stop().await;
+}

@@ -14,7 +14,7 @@ use log_ingestion_server::config::ApiKey;
 use log_ingestion_server::startup::Application;
 use log_ingestion_server::storage::{self, ConvertRows, StorageMode, StorageSetting};
 use log_ingestion_test_support::{
-    create_database, expected_mode, spawn_app_on, test_settings, wait_until, TestApp,
+    create_database, expected_mode, spawn_app_on, test_settings, wait_until, TestApp, TestDatabase,
 };
 use log_ingestion_test_support::{SseReader, ADMIN_KEY};
 use serde_json::Value;
@@ -57,7 +57,7 @@ async fn migrate_storage_timescaledb_converts_a_plain_table_with_rows_keeping_ev
     if !timescale_run() {
         return;
     }
-    let (_, url) = create_database().await;
+    let (_database, url) = create_database().await;
     let pool = PgPool::connect(&url).await.unwrap();
     let mode = storage::migrate(&pool, StorageSetting::Postgres, ConvertRows::Refuse)
         .await
@@ -153,7 +153,11 @@ async fn defer_compression_policy(pool: &PgPool) -> i32 {
     job_id
 }
 
-async fn spawn_timescale_app(url: String, name: String, retention_days: Option<u32>) -> TestApp {
+async fn spawn_timescale_app(
+    url: String,
+    name: TestDatabase,
+    retention_days: Option<u32>,
+) -> TestApp {
     spawn_app_on(name, url, |settings| {
         settings.retention_days = retention_days;
         settings.policy_check_interval = POLICY_CHECK;
@@ -319,7 +323,8 @@ async fn a_failing_policy_job_makes_health_degraded_not_down_and_shows_in_metric
     // A compression run that cannot succeed, whoever runs it: the only chunk to
     // compress stays locked by this test, and the database's lock_timeout gives up.
     sqlx::query(&format!(
-        "ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'"
+        "ALTER DATABASE \"{}\" SET lock_timeout = '200ms'",
+        name.name()
     ))
     .execute(&pool)
     .await

@@ -147,3 +147,70 @@ fn unavailable(
     response.extensions_mut().insert(RejectionReason(reason));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use sqlx::error::{DatabaseError, ErrorKind};
+
+    use super::*;
+
+    /// A database error carrying only a SQLSTATE, as PostgreSQL's would: `PgDatabaseError`
+    /// cannot be built outside sqlx, and 40001 (a replica's recovery conflict) cannot be
+    /// provoked reliably on one cluster (40P01 is, in `tests/read_api.rs`).
+    #[derive(Debug, thiserror::Error)]
+    #[error("code {0}")]
+    struct Coded(&'static str);
+
+    impl DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "canceling statement due to conflict with recovery"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    fn answer_to(code: &'static str) -> Response {
+        ReadError::from(sqlx::Error::Database(Box::new(Coded(code)))).into_response()
+    }
+
+    #[test]
+    fn conflicts_the_client_may_retry_are_503_with_retry_after() {
+        for code in ["40001", "40P01"] {
+            let response = answer_to(code);
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{code}");
+            assert!(
+                response.headers().contains_key(header::RETRY_AFTER),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cancelled_query_is_a_timeout_and_other_codes_are_500() {
+        let timed_out = answer_to(QUERY_CANCELED);
+        assert_eq!(timed_out.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            timed_out.extensions().get::<RejectionReason>().map(|r| r.0),
+            Some("read_timeout")
+        );
+        assert_eq!(
+            answer_to("42P01").status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}

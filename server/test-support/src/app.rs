@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::database::{create_database, drop_database, test_storage};
+use crate::database::{create_database, drop_database, test_storage, TestDatabase};
 
 pub const API_KEY: &str = "test-key-primary";
 pub const OTHER_API_KEY: &str = "test-key-secondary";
@@ -52,6 +52,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub database_name: String,
     pub database_url: String,
+    /// Keeps the database until the app (and every other holder) is gone.
+    pub database: TestDatabase,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -63,31 +65,31 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app on a fresh database, with `configure` applied to the test settings.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let (name, url) = create_database().await;
-    spawn_app_on(name, url, configure).await
+    let (database, url) = create_database().await;
+    spawn_app_on(database, url, configure).await
 }
 
 /// The app on a fresh database, its settings read with `vars` set in the environment
 /// (the read tests use it; the ingest tests configure `Settings` directly).
 pub async fn spawn_app_with_vars(vars: &[(&str, &str)]) -> TestApp {
-    let (name, url) = create_database().await;
+    let (database, url) = create_database().await;
     let settings = test_settings_with(&url, vars);
-    spawn_app_with_settings(name, url, settings).await
+    spawn_app_with_settings(database, url, settings).await
 }
 
 /// The app on an existing database (migrations run again, as at every start).
 pub async fn spawn_app_on(
-    database_name: String,
+    database: TestDatabase,
     database_url: String,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let mut settings = test_settings(&database_url);
     configure(&mut settings);
-    spawn_app_with_settings(database_name, database_url, settings).await
+    spawn_app_with_settings(database, database_url, settings).await
 }
 
 async fn spawn_app_with_settings(
-    database_name: String,
+    database: TestDatabase,
     database_url: String,
     settings: Settings,
 ) -> TestApp {
@@ -109,8 +111,9 @@ async fn spawn_app_with_settings(
         address,
         client: reqwest::Client::new(),
         pool,
-        database_name,
+        database_name: database.name().to_owned(),
         database_url,
+        database,
         shutdown: Some(shutdown),
         server: Some(server),
     }

@@ -108,8 +108,51 @@ async fn drop_stale_databases(connection: &mut PgConnection) {
     }
 }
 
-/// A fresh, empty database; returns its name and URL.
-pub async fn create_database() -> (String, String) {
+/// A test database, dropped (with whoever is still connected) when the last clone of
+/// this handle goes, so a suite leaves no database behind; a crashed run's are dropped
+/// by [`drop_stale_databases`] an hour later.
+#[derive(Clone, Debug)]
+pub struct TestDatabase(std::sync::Arc<DatabaseName>);
+
+#[derive(Debug)]
+struct DatabaseName(String);
+
+impl TestDatabase {
+    pub fn name(&self) -> &str {
+        &self.0 .0
+    }
+}
+
+impl Drop for DatabaseName {
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.0);
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of
+        // its own with a runtime of its own does the dropping.
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|error| error.to_string())?;
+            runtime.block_on(async {
+                let mut connection = PgConnection::connect(&maintenance_url())
+                    .await
+                    .map_err(|error| error.to_string())?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut connection)
+                    .await
+                    .map_err(|error| format!("{name}: {error}"))?;
+                Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("cannot drop the test database {error}");
+        }
+    }
+}
+
+/// A fresh, empty database, dropped when the returned handle goes; returns it and its URL.
+pub async fn create_database() -> (TestDatabase, String) {
     let maintenance = maintenance_url();
     let name = format!("log_test_{}_{}", unix_now(), uuid::Uuid::new_v4().simple());
     let mut connection = PgConnection::connect(&maintenance)
@@ -122,7 +165,10 @@ pub async fn create_database() -> (String, String) {
         .expect("cannot create a test database");
     let mut url = Url::parse(&maintenance).expect("DATABASE_URL is not a URL");
     url.set_path(&format!("/{name}"));
-    (name, url.to_string())
+    (
+        TestDatabase(std::sync::Arc::new(DatabaseName(name))),
+        url.to_string(),
+    )
 }
 
 /// Drops a test database, disconnecting whoever uses it.

@@ -18,7 +18,7 @@ pub use app::{
 };
 pub use database::{
     create_database, drop_database, expected_mode, maintenance_url, migrate_test_database,
-    test_storage,
+    test_storage, TestDatabase,
 };
 pub use process::{binary, ServerProcess};
 pub use read::{messages, row, spawn_read_app, spawn_read_app_with, ReadApp, Row, INGEST_KEY};

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::app::{test_settings, ADMIN_KEY, API_KEY};
-use crate::database::{create_database, drop_database, migrate_test_database};
+use crate::database::{create_database, drop_database, migrate_test_database, TestDatabase};
 
 /// An ingestion key of the test settings, which the read side refuses with 403.
 pub const INGEST_KEY: &str = API_KEY;
@@ -24,6 +24,7 @@ pub struct ReadApp {
     pub context: read::ReadContext,
     pub database_name: String,
     server: tokio::task::JoinHandle<()>,
+    _database: TestDatabase,
 }
 
 /// The read router alone, with default tail settings.
@@ -32,7 +33,8 @@ pub async fn spawn_read_app() -> ReadApp {
 }
 
 pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
-    let (database_name, url) = create_database().await;
+    let (database, url) = create_database().await;
+    let database_name = database.name().to_owned();
     let pool = PgPool::connect(&url)
         .await
         .expect("connect to the test database");
@@ -66,6 +68,7 @@ pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
         context,
         database_name,
         server,
+        _database: database,
     }
 }
 

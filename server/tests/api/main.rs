@@ -11,4 +11,5 @@ mod inflight;
 mod process;
 mod rate_limit;
 mod single;
+mod startup;
 mod storage;

@@ -57,7 +57,7 @@ async fn stored_messages(database_url: &str) -> HashSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_load_loses_no_acknowledged_entry() {
-    let (_, url) = create_database().await;
+    let (_database, url) = create_database().await;
     let mut server = ServerProcess::start(&url, API_KEY);
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let clients = start_load(&server.address, &acknowledged);
@@ -87,7 +87,7 @@ async fn kill_9_during_load_loses_no_acknowledged_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_load_drains_and_exits_cleanly_losing_nothing() {
-    let (_, url) = create_database().await;
+    let (_database, url) = create_database().await;
     let mut server = ServerProcess::start(&url, API_KEY);
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let clients = start_load(&server.address, &acknowledged);
@@ -116,7 +116,7 @@ async fn sigterm_during_load_drains_and_exits_cleanly_losing_nothing() {
 
 #[tokio::test]
 async fn the_server_logs_its_storage_mode_at_start_and_never_its_keys() {
-    let (_, url) = create_database().await;
+    let (_database, url) = create_database().await;
     let mut server = ServerProcess::start(&url, API_KEY);
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/logs", server.address))
@@ -173,7 +173,7 @@ fn bad_configuration_exits_non_zero_with_one_clear_message() {
 
 #[tokio::test]
 async fn migrate_applies_the_schema_and_rerunning_it_keeps_the_data() {
-    let (_, url) = create_database().await;
+    let (_database, url) = create_database().await;
     let cwd = tempfile::tempdir().unwrap();
     let migrate = || {
         Command::new(binary())

@@ -18,8 +18,8 @@ async fn stored_entries_survive_a_restart_and_migrations_rerun_harmlessly() {
     );
     app.stop().await;
 
-    let (name, url) = (app.database_name.clone(), app.database_url.clone());
-    let restarted = spawn_app_on(name, url, |_| {}).await;
+    let (database, url) = (app.database.clone(), app.database_url.clone());
+    let restarted = spawn_app_on(database, url, |_| {}).await;
     assert_eq!(restarted.post_single(entry("after")).await.status(), 201);
     let mut messages = restarted.stored_messages().await;
     messages.sort();

@@ -188,12 +188,63 @@ async fn five_hundred_idle_connections_without_a_key_are_capped_and_closed() {
     }
     let record = good.stop().await;
     target.assert_survived(&record, PEAK_RSS_MIB).await;
-    let refused = target
-        .metric("log_ingestion_connections_closed_total{reason=\"unauthenticated_cap\"}")
+    let evicted = target
+        .metric("log_ingestion_connections_closed_total{reason=\"unauthenticated_evicted\"}")
         .await;
     assert!(
-        refused >= (count as u64) / 2,
-        "{refused} refused at the cap"
+        evicted >= (count as u64) / 2,
+        "{evicted} evicted at the cap"
+    );
+}
+
+/// Idle sockets that never send a key, more than the unauthenticated cap and held open
+/// far longer than the test (the header read timeout is set to two minutes), must not
+/// lock out a client that opens a fresh connection per request: each newcomer evicts
+/// the oldest connection still without a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_without_a_key_cannot_lock_out_new_clients() {
+    const CAP: usize = 50;
+    const ATTACK: usize = CAP + 30;
+    let mut target = Target::start(&[
+        ("LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS", "50"),
+        ("LOG_INGESTION_HEADER_READ_TIMEOUT", "120s"),
+    ])
+    .await;
+    let good = target.good_client_on_fresh_connections();
+    good.wait_for_batches(3).await;
+    let mut idle = Vec::new();
+    for _ in 0..ATTACK {
+        idle.push(connect(&target).await);
+    }
+    // Every batch needs a new connection admitted past a full unauthenticated budget.
+    good.wait_for_batches(20).await;
+    let record = good.stop().await;
+    let batches = record.latencies.len();
+    // The oldest ATTACK - CAP were evicted by the attack's own newer connections.
+    for (index, stream) in idle.iter_mut().enumerate().take(ATTACK - CAP) {
+        let got = outcome(stream, Duration::from_secs(5)).await;
+        assert_eq!(
+            got,
+            Outcome::Closed,
+            "idle connection {index} was not evicted"
+        );
+    }
+    // The newest are still open: eviction takes the oldest, not any.
+    for (index, stream) in idle.iter_mut().enumerate().skip(ATTACK - 5) {
+        let got = outcome(stream, Duration::from_millis(100)).await;
+        assert_eq!(
+            got,
+            Outcome::Hung,
+            "idle connection {index} (among the newest) was closed after {batches} good batches"
+        );
+    }
+    target.assert_survived(&record, PEAK_RSS_MIB).await;
+    let evicted = target
+        .metric("log_ingestion_connections_closed_total{reason=\"unauthenticated_evicted\"}")
+        .await;
+    assert!(
+        evicted >= (ATTACK - CAP) as u64,
+        "{evicted} evicted for {ATTACK} idle connections over a cap of {CAP}"
     );
 }
 

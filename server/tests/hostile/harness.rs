@@ -21,8 +21,8 @@ use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use log_ingestion_test_support::create_database;
 use log_ingestion_test_support::ServerProcess;
+use log_ingestion_test_support::{create_database, TestDatabase};
 
 pub const API_KEY: &str = "hostile-suite-key";
 pub const ADMIN_KEY: &str = "hostile-suite-admin-key";
@@ -46,12 +46,14 @@ pub struct Target {
     pub server: ServerProcess,
     pub pool: PgPool,
     pub http: reqwest::Client,
+    /// Last, so the server process is gone before its database is dropped.
+    _database: TestDatabase,
 }
 
 impl Target {
     /// The real binary on a fresh database with the suite's settings, then `extra`.
     pub async fn start(extra: &[(&str, &str)]) -> Target {
-        let (_, url) = create_database().await;
+        let (database, url) = create_database().await;
         let mut env: Vec<(&str, String)> = vec![
             ("LOG_INGESTION_ADMIN_API_KEYS", ADMIN_KEY.to_owned()),
             ("LOG_INGESTION_HEADER_READ_TIMEOUT", millis(HEADER_TIMEOUT)),
@@ -73,6 +75,7 @@ impl Target {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            _database: database,
         }
     }
 
@@ -112,7 +115,13 @@ impl Target {
 
     /// A well-behaved client ingesting into this server until stopped.
     pub fn good_client(&self) -> GoodClient {
-        GoodClient::start(self.server.address.clone())
+        GoodClient::start(self.server.address.clone(), false)
+    }
+
+    /// A well-behaved client that opens a fresh connection for every request (a new
+    /// process, a client without keep-alive), so it needs the server to accept it anew.
+    pub fn good_client_on_fresh_connections(&self) -> GoodClient {
+        GoodClient::start(self.server.address.clone(), true)
     }
 
     /// The checks every attack ends with (see the module comment), against `record`
@@ -208,12 +217,13 @@ pub struct GoodClient {
 }
 
 impl GoodClient {
-    fn start(address: String) -> GoodClient {
+    fn start(address: String, fresh_connections: bool) -> GoodClient {
         let stop = Arc::new(AtomicBool::new(false));
         let batches = Arc::new(AtomicUsize::new(0));
         let record = Arc::new(Mutex::new(Record::default()));
         let task = tokio::spawn(run_good_client(
             address,
+            fresh_connections,
             Arc::clone(&stop),
             Arc::clone(&batches),
             Arc::clone(&record),
@@ -251,14 +261,16 @@ impl GoodClient {
 
 async fn run_good_client(
     address: String,
+    fresh_connections: bool,
     stop: Arc<AtomicBool>,
     batches: Arc<AtomicUsize>,
     record: Arc<Mutex<Record>>,
 ) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if fresh_connections {
+        http = http.pool_max_idle_per_host(0);
+    }
+    let http = http.build().unwrap();
     let url = format!("{address}/api/v1/logs/batch");
     let mut number = 0usize;
     while !stop.load(Ordering::SeqCst) {
