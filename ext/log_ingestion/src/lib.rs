@@ -28,6 +28,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         function!(native_functions::encode_metadata, 1),
     )?;
     native.define_singleton_method("entry_json", function!(native_functions::entry_json, 2))?;
+    native.define_singleton_method("idle_stats", function!(native_functions::idle_stats, 0))?;
     #[cfg(feature = "test-hooks")]
     native.define_singleton_method(
         "panic_for_testing",

@@ -9,7 +9,7 @@
 use std::mem::ManuallyDrop;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use log_ingestion_engine::{DeliveryError, Engine, FlushOutcome, StatValue};
+use log_ingestion_engine::{DeliveryError, Engine, FlushOutcome, StatValue, Stats};
 use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
 
 use crate::boundary::{gem_error, guard};
@@ -133,16 +133,7 @@ impl NativeEngine {
     pub fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         guard(|| {
             let stats = rb_self.engine()?.stats();
-            let hash = ruby.hash_new();
-            for (name, value) in stats.fields() {
-                let value = match value {
-                    StatValue::Count(n) => n.into_value_with(ruby),
-                    StatValue::Time(time) => time.map(epoch_seconds).into_value_with(ruby),
-                    StatValue::Text(text) => text.into_value_with(ruby),
-                };
-                hash.aset(name, value)?;
-            }
-            Ok(hash)
+            stats_hash(ruby, &stats)
         })
     }
 
@@ -191,6 +182,20 @@ impl NativeEngine {
             )))
         }
     }
+}
+
+/// `stats` as the Hash Ruby sees (String keys, `Stats::fields`' names; times in epoch seconds).
+pub fn stats_hash(ruby: &Ruby, stats: &Stats) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    for (name, value) in stats.fields() {
+        let value = match value {
+            StatValue::Count(n) => n.into_value_with(ruby),
+            StatValue::Time(time) => time.map(epoch_seconds).into_value_with(ruby),
+            StatValue::Text(text) => text.into_value_with(ruby),
+        };
+        hash.aset(name, value)?;
+    }
+    Ok(hash)
 }
 
 /// Seconds from Ruby to a Duration: negative or NaN -> zero, huge -> a day.
