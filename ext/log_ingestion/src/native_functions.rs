@@ -13,8 +13,8 @@ use magnus::{Error, RHash, Ruby, Value};
 
 use crate::boundary::{gem_error, guard};
 use crate::entry;
-use crate::native_engine::stats_hash;
 use crate::metadata::MetadataConverter;
+use crate::native_engine::stats_hash;
 
 /// `LogIngestion::Native.encode_metadata(value)`: the JSON the binding would send as
 /// the metadata of a log call with `value`.
