@@ -184,57 +184,10 @@ pub(crate) async fn send_with_retries(
     loop {
         shared.pause.wait().await;
         attempts += 1;
-        let failed = match shared.transport.send(request).await {
-            Attempt::Answered {
-                status,
-                retry_after,
-                body,
-            } => match classify_status(status) {
-                Verdict::Delivered => {
-                    shared.resume_sending();
-                    shared.unauthorized_reported.store(false, Ordering::Relaxed);
-                    return Ok(Answer {
-                        status,
-                        body,
-                        attempts,
-                    });
-                }
-                Verdict::Unauthorized => {
-                    return Err(refused(
-                        ErrorKind::Unauthorized,
-                        request,
-                        status,
-                        &body,
-                        attempts,
-                    ))
-                }
-                Verdict::Invalid => {
-                    return Err(refused(
-                        ErrorKind::Invalid,
-                        request,
-                        status,
-                        &body,
-                        attempts,
-                    ))
-                }
-                Verdict::Retryable => FailedAttempt {
-                    status: Some(status),
-                    cause: cause_of_status(status),
-                    retry_after: retry_after
-                        .as_deref()
-                        .and_then(|v| parse_retry_after(v, SystemTime::now())),
-                    message: describe_answer(request, status, &body),
-                },
-            },
-            Attempt::Failed { kind, message } => FailedAttempt {
-                status: None,
-                cause: match kind {
-                    FailureKind::Connect => RetryCause::Unavailable,
-                    FailureKind::Timeout | FailureKind::Other => RetryCause::Failed,
-                },
-                retry_after: None,
-                message: format!("{} sending to {}: {message}", kind.as_str(), path(request)),
-            },
+        let attempt = shared.transport.send(request).await;
+        let failed = match judge(shared, request, attempt, attempts) {
+            Judged::Done(result) => return result,
+            Judged::Retryable(failed) => failed,
         };
         if failed.cause == RetryCause::Failed {
             failed_retries += 1;
@@ -251,13 +204,7 @@ pub(crate) async fn send_with_retries(
             rand::random(),
         );
         if failed.status == Some(429) {
-            // Every sender waits this out, even when this request is given up.
-            let pause = delay
-                .ok()
-                .or(failed.retry_after.map(|w| w.min(MAX_RETRY_AFTER)));
-            if let Some(pause) = pause {
-                shared.pause_sending(pause);
-            }
+            shared.pause_after_429(delay.ok(), failed.retry_after);
         }
         let refused = failed.is_refused();
         if refused && shared.is_shutting_down() {
@@ -277,20 +224,68 @@ pub(crate) async fn send_with_retries(
     }
 }
 
-/// A request the server refused for good (retrying cannot help).
-fn refused(
-    kind: ErrorKind,
+/// What one attempt came to: an end (a 2xx, or a refusal retrying cannot help), or a
+/// failure the retry policy decides about.
+enum Judged {
+    Done(Result<Answer, Failure>),
+    Retryable(FailedAttempt),
+}
+
+/// Judges one attempt by its HTTP status (or its transport failure). A 2xx also ends
+/// a 429 pause and re-arms the 401/403 report.
+fn judge(
+    shared: &EngineState,
     request: &PreparedRequest,
-    status: u16,
-    body: &[u8],
+    attempt: Attempt,
     attempts: u32,
-) -> Failure {
-    Failure {
+) -> Judged {
+    let (status, retry_after, body) = match attempt {
+        Attempt::Answered {
+            status,
+            retry_after,
+            body,
+        } => (status, retry_after, body),
+        Attempt::Failed { kind, message } => {
+            return Judged::Retryable(FailedAttempt {
+                status: None,
+                cause: match kind {
+                    FailureKind::Connect => RetryCause::Unavailable,
+                    FailureKind::Timeout | FailureKind::Other => RetryCause::Failed,
+                },
+                retry_after: None,
+                message: format!("{} sending to {}: {message}", kind.as_str(), path(request)),
+            })
+        }
+    };
+    let kind = match classify_status(status) {
+        Verdict::Delivered => {
+            shared.resume_sending();
+            shared.unauthorized_reported.store(false, Ordering::Relaxed);
+            return Judged::Done(Ok(Answer {
+                status,
+                body,
+                attempts,
+            }));
+        }
+        Verdict::Retryable => {
+            return Judged::Retryable(FailedAttempt {
+                status: Some(status),
+                cause: cause_of_status(status),
+                retry_after: retry_after
+                    .as_deref()
+                    .and_then(|v| parse_retry_after(v, SystemTime::now())),
+                message: describe_answer(request, status, &body),
+            })
+        }
+        Verdict::Unauthorized => ErrorKind::Unauthorized,
+        Verdict::Invalid => ErrorKind::Invalid,
+    };
+    Judged::Done(Err(Failure {
         kind,
         status: Some(status),
-        message: describe_answer(request, status, body),
+        message: describe_answer(request, status, &body),
         attempts,
-    }
+    }))
 }
 
 /// One attempt that may be retried: what the retry policy and the reports need of it.
@@ -389,6 +384,14 @@ impl EngineState {
             }
         } else {
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// A 429 answered: every sender waits out the retry's delay (or the server's
+    /// `Retry-After`, capped), even when this request is given up.
+    fn pause_after_429(&self, delay: Option<Duration>, retry_after: Option<Duration>) {
+        if let Some(pause) = delay.or(retry_after.map(|wait| wait.min(MAX_RETRY_AFTER))) {
+            self.pause_sending(pause);
         }
     }
 

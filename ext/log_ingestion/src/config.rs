@@ -76,9 +76,6 @@ pub fn settings(ruby: &Ruby, hash: RHash) -> Result<Settings, Error> {
     let service = reader
         .get::<String>("service")?
         .ok_or_else(|| configuration_error("log_ingestion: the settings Hash has no service"))?;
-    config
-        .validate()
-        .map_err(|e| configuration_error(format!("log_ingestion: {e}")))?;
     Ok(Settings {
         engine: config,
         service,

@@ -9,10 +9,10 @@
 use std::mem::ManuallyDrop;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use log_ingestion_engine::{DeliveryError, Engine, FlushOutcome, StatValue, Stats};
+use log_ingestion_engine::{DeliveryError, Engine, EngineError, FlushOutcome, StatValue, Stats};
 use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
 
-use crate::boundary::{gem_error, guard};
+use crate::boundary::{configuration_error, gem_error, guard};
 use crate::config;
 use crate::entry;
 use crate::nogvl::blocking;
@@ -41,8 +41,11 @@ impl NativeEngine {
     pub fn new(ruby: &Ruby, settings: RHash) -> Result<NativeEngine, Error> {
         guard(|| {
             let settings = config::settings(ruby, settings)?;
-            let engine = Engine::start(settings.engine)
-                .map_err(|e| gem_error(format!("log_ingestion: cannot start the engine: {e}")))?;
+            // Engine::start validates the values (the engine's rules, checked once).
+            let engine = Engine::start(settings.engine).map_err(|e| match e {
+                EngineError::Config(e) => configuration_error(format!("log_ingestion: {e}")),
+                e => gem_error(format!("log_ingestion: cannot start the engine: {e}")),
+            })?;
             Ok(NativeEngine {
                 engine: ManuallyDrop::new(engine),
                 service: settings.service,
