@@ -44,6 +44,10 @@ unless find_executable(cargo)
 end
 
 profile = ENV.fetch("LOG_INGESTION_CARGO_PROFILE", "release")
+# Cargo features of the build; only `rake compile:test` sets one (test-hooks: the specs'
+# LogIngestion::Native.panic_for_testing). Gems are built without.
+features = ENV.fetch("LOG_INGESTION_CARGO_FEATURES", "").strip
+feature_flags = features.empty? ? "" : " --features #{features}"
 own_target = !ENV.key?("CARGO_TARGET_DIR") && !in_workspace
 target_dir = ENV["CARGO_TARGET_DIR"] || (in_workspace ? File.join(gem_root, "target") : File.join(crate_dir, "target"))
 profile_dir = profile == "dev" ? "debug" : profile
@@ -65,7 +69,7 @@ makefile << <<~MAKE
   all: $(TARGET_SO)
 
   $(TARGET_SO): FORCE
-  \t$(CARGO) build --profile $(CARGO_PROFILE) --manifest-path "$(CARGO_MANIFEST)" --target-dir "$(CARGO_TARGET)" --lib
+  \t$(CARGO) build --profile $(CARGO_PROFILE) --manifest-path "$(CARGO_MANIFEST)" --target-dir "$(CARGO_TARGET)" --lib#{feature_flags}
   \t$(INSTALL_PROG) "$(CARGO_BUILT)" $(TARGET_SO)
 
   install: all

@@ -102,9 +102,11 @@ module LogIngestion
       enqueue(Levels.normalize(level), message, metadata)
     end
 
+    # Sends one entry now (see LogIngestionClient.send_log). Its defaults (timestamp,
+    # service, level, message) are filled by the native extension, as a log call's are.
     def send_log(entry, timeout: DEFAULT_SEND_TIMEOUT)
       delivery = current_delivery or return nil
-      entry = prepare_entry(entry)
+      entry = entry.to_h { |key, value| [key.to_sym, value] }
       entry[:metadata] = filter_metadata(Context.merge_into(entry[:metadata]))
       delivery.send_log(entry, timeout)
     rescue LogIngestion::Error => e
@@ -133,11 +135,12 @@ module LogIngestion
     # report_failure) are added to dropped_internal.
     def stats
       delivery = @delivery
-      stats = delivery && delivery.pid == Process.pid ? delivery.stats : NativeDelivery::EMPTY_STATS.dup
+      stats = delivery && delivery.pid == Process.pid ? delivery.stats : EngineDelivery.idle_stats
       lost = @entries_lost_to_failures
       return stats if lost.zero?
 
-      stats.merge(dropped_internal: stats[:dropped_internal] + lost, last_error: stats[:last_error] || @last_failure)
+      stats.merge(dropped_internal: stats.fetch(:dropped_internal, 0) + lost,
+                  last_error: stats[:last_error] || @last_failure)
     end
 
     # A failure of the gem's own code on a caller's thread (+source+ names where: a lazy
@@ -269,7 +272,7 @@ module LogIngestion
       @pid = Process.pid
       return TestDelivery.new(@configuration, @recorder) if @configuration.test_mode
 
-      delivery = NativeDelivery.new(@configuration)
+      delivery = EngineDelivery.new(@configuration)
       install_at_exit
       delivery
     end
@@ -333,19 +336,6 @@ module LogIngestion
                                   "#{METADATA_FILTER_ERROR} instead of their metadata")
       end
       { METADATA_FILTER_ERROR => description }
-    end
-
-    def prepare_entry(entry)
-      entry = entry.to_h { |key, value| [key.to_sym, value] }
-      timestamp = entry[:timestamp]
-      timestamp = timestamp.getutc.strftime("%Y-%m-%dT%H:%M:%S.%6NZ") if timestamp.is_a?(Time)
-      {
-        timestamp: timestamp.nil? ? Time.now.utc.strftime("%Y-%m-%dT%H:%M:%S.%6NZ") : timestamp.to_s,
-        service: (entry[:service] || @configuration.service).to_s,
-        level: Levels.normalize(entry[:level] || "INFO"),
-        message: entry[:message].to_s,
-        metadata: entry[:metadata]
-      }
     end
   end
 end

@@ -1,7 +1,6 @@
 # frozen_string_literal: true
 
 require "active_support/concern"
-require "log_ingestion/parameter_filter"
 require "log_ingestion/exception_details"
 require "log_ingestion/request_logging"
 require "log_ingestion/stopwatch"
@@ -19,10 +18,12 @@ module LogIngestion
   #
   # Owns: the around_action and its three entries ("HTTP Request", "HTTP Response",
   # "Request failed"). Uses Rails' request id (ActionDispatch::RequestId) and runs
-  # the action in that request's Context, so every entry of the action carries it. Never swallows an exception of
-  # the action, never logs params unfiltered, never raises one of its own (its entries
-  # are built in Failsafe; the IP comes from RequestIp). Override `should_log?` or `log_ingestion_params`
-  # in a controller to change what is logged.
+  # the action in that request's Context, so every entry of the action carries it.
+  # Never swallows an exception of the action, never raises one of its own (its
+  # entries are built in Failsafe; the IP comes from RequestIp), and never filters
+  # params itself: the client's metadata_filter (Rails: `config.filter_parameters`)
+  # masks every entry's metadata, once. Override `should_log?` or
+  # `log_ingestion_params` in a controller to change what is logged.
   module ControllerLogging
     extend ActiveSupport::Concern
 
@@ -48,10 +49,10 @@ module LogIngestion
         rescue StandardError => e
           status = Failsafe.run(:controller_logging, 500) { RequestLogging.status_for(e) }
           Failsafe.run(:controller_logging) do
-            ::LogIngestionClient.error("Request failed", ParameterFilter.current.filter_hash(
-                                                           request_id: request_id, controller: self.class.name,
-                                                           action: action_name, error: ExceptionDetails.call(e)
-                                                         ))
+            ::LogIngestionClient.error("Request failed", {
+                                         request_id: request_id, controller: self.class.name,
+                                         action: action_name, error: ExceptionDetails.call(e)
+                                       })
           end
           raise
         ensure
@@ -70,10 +71,10 @@ module LogIngestion
       !request.path.start_with?(*RequestLogging::DEFAULT_SKIP_PATHS)
     end
 
-    # The params logged with "HTTP Request": filtered by `config.filter_parameters`,
-    # without controller/action/format.
+    # The params logged with "HTTP Request", without controller/action/format (masked,
+    # like all metadata, by the client's metadata_filter: `config.filter_parameters`).
     def log_ingestion_params
-      ParameterFilter.current.filter_hash(request.parameters.except(*UNLOGGED_PARAMS))
+      request.parameters.except(*UNLOGGED_PARAMS)
     end
 
     def log_ingestion_request_id

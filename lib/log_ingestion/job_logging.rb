@@ -1,7 +1,6 @@
 # frozen_string_literal: true
 
 require "active_support/concern"
-require "log_ingestion/parameter_filter"
 require "log_ingestion/exception_details"
 require "log_ingestion/failsafe"
 
@@ -15,14 +14,15 @@ module LogIngestion
   #
   #     private
   #
-  #     def job_arguments # what "Job started" logs; default: all arguments, filtered
+  #     def job_arguments # what "Job started" logs; default: all arguments
   #       { user_id: arguments.first }
   #     end
   #   end
   #
   # Owns: the around_perform and its entries. Never swallows an exception of the job,
-  # never changes the job's arguments, never logs arguments unfiltered, never raises
-  # one of its own (its entries are built in Failsafe).
+  # never changes the job's arguments, never raises one of its own (its entries are
+  # built in Failsafe), and never filters arguments itself: the client's
+  # metadata_filter (Rails: `config.filter_parameters`) masks every entry's metadata.
   module JobLogging
     extend ActiveSupport::Concern
 
@@ -37,16 +37,14 @@ module LogIngestion
       identity = { job_class: self.class.name, job_id: job_id, queue_name: queue_name }
       Failsafe.run(:job_logging) do
         ::LogIngestionClient.info("Job started",
-                                  identity.merge(arguments: ParameterFilter.current.filter(job_arguments)))
+                                  identity.merge(arguments: job_arguments))
       end
       begin
         yield
       rescue StandardError => e
         Failsafe.run(:job_logging) do
-          ::LogIngestionClient.error("Job failed", ParameterFilter.current.filter_hash(
-                                                     identity.merge(duration_ms: Stopwatch.elapsed_ms(started),
-                                                                    error: ExceptionDetails.call(e))
-                                                   ))
+          ::LogIngestionClient.error("Job failed", identity.merge(duration_ms: Stopwatch.elapsed_ms(started),
+                                                                  error: ExceptionDetails.call(e)))
         end
         raise
       end
@@ -55,7 +53,8 @@ module LogIngestion
       end
     end
 
-    # What "Job started" logs as arguments. Override to choose; the result is filtered.
+    # What "Job started" logs as arguments. Override to choose; the client's
+    # metadata_filter masks it like all metadata.
     def job_arguments
       arguments
     end

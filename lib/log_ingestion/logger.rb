@@ -193,7 +193,7 @@ module LogIngestion
       tags = current_tags
       metadata[:tags] = tags unless tags.empty?
       metadata[:error] = ExceptionDetails.call(message) if message.is_a?(::Exception)
-      ParameterFilter.current.filter_hash(metadata)
+      metadata
     end
 
     def current_tags

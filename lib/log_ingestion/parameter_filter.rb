@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "json"
 require "strscan"
 require "uri"
 require "active_support/parameter_filter"
@@ -78,12 +79,12 @@ module LogIngestion
 
     # The client's metadata_filter interface (see Configuration#metadata_filter): a copy
     # of +metadata+ with matching keys masked at any depth. A Hash that contains
-    # itself (which ActiveSupport's filter cannot walk) is first cut at the cycle by
-    # MetadataSerializer, then filtered.
+    # itself (which ActiveSupport's filter cannot walk) is first converted by the native
+    # converter, which cuts it at the cycle, then filtered.
     def call(metadata)
       filter_hash(metadata)
     rescue SystemStackError
-      filter_hash(MetadataSerializer.call(metadata))
+      filter_hash(JSON.parse(Native.encode_metadata(metadata)))
     end
 
     # +value+ masked when +key+ matches (for SQL binds and single attributes).

@@ -38,11 +38,11 @@ module LogIngestion
   # initialisation, inserting the middlewares (RequestContext right after
   # ActionDispatch::RequestId, so Rails' own request lines carry the request id;
   # RequestLogging when asked), giving jobs their Context (JobContext), subscribing,
-  # the startup entry, the
-  # rake tasks and the generator. The flush at shutdown is the client's own at_exit
-  # handler (per process, so each Puma worker delivers its queue when it exits). When nothing says where to send
-  # (no URL/key anywhere, not test mode) it warns once and installs nothing. It
-  # never patches a Rails class and never configures the client twice.
+  # the startup entry, the rake tasks and the generator. The flush at shutdown is the
+  # client's own at_exit handler (per process, so each Puma worker delivers its queue
+  # when it exits). When nothing says where to send (no URL/key anywhere, not test
+  # mode) it warns once and installs nothing. It never patches a Rails class and never
+  # configures the client twice.
   class Railtie < ::Rails::Railtie
     # Settings of this Railtie (everything else under config.log_ingestion goes to the client).
     RAILS_SETTINGS = %i[enabled startup_entry request_logging request_logging_skip_paths subscribers

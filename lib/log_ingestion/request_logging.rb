@@ -88,11 +88,10 @@ module LogIngestion
         context.logged_exception = exception
         context.response_status = status
       end
-      client.log(status.to_i >= 500 ? "ERROR" : "WARN", "Request error", filter.filter_hash(
-                                      request_id: request_id, method: request.request_method, path: request.path,
-                                      status: status, duration_ms: Stopwatch.elapsed_ms(started),
-                                      error: ExceptionDetails.call(exception)
-                                    ))
+      client.log(status.to_i >= 500 ? "ERROR" : "WARN", "Request error", {
+                   request_id: request_id, method: request.request_method, path: request.path,
+                   status: status, duration_ms: Stopwatch.elapsed_ms(started), error: ExceptionDetails.call(exception)
+                 })
       client.info("HTTP Response", response_metadata(request, request_id, started, status, {}))
     end
 

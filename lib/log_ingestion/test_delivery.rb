@@ -1,10 +1,13 @@
 # frozen_string_literal: true
 
+require "json"
+
 module LogIngestion
   # Test mode's delivery: records entries in memory instead of sending them. No
-  # threads, no network, no native extension. Entries look exactly like what the
-  # native client sends (metadata serialised by MetadataSerializer), as Hashes with
-  # the Symbol keys :timestamp :service :level :message :metadata.
+  # threads, no network, no engine: each entry is built by the native extension's
+  # converter (LogIngestion::Native.entry_json) -- the one that builds what delivery
+  # sends, defaults, metadata conversion and message cut included -- and recorded as a
+  # Hash with the Symbol keys :timestamp :service :level :message :metadata.
   class TestDelivery
     # The in-memory list of recorded entries, shared by every TestDelivery of a client.
     class Recorder
@@ -27,6 +30,7 @@ module LogIngestion
     end
 
     def initialize(configuration, recorder)
+      Native.load!
       @service = configuration.service
       @recorder = recorder
       @enqueued = 0
@@ -36,20 +40,12 @@ module LogIngestion
     attr_reader :pid
 
     def enqueue(level, message, metadata)
-      @recorder.record(
-        timestamp: Time.now.utc.strftime("%Y-%m-%dT%H:%M:%S.%6NZ"),
-        service: @service,
-        level: level,
-        message: MetadataSerializer.message(message),
-        metadata: MetadataSerializer.call(metadata)
-      )
-      @enqueued += 1
+      record(level: level, message: message, metadata: metadata)
       true
     end
 
     def send_log(entry, _timeout)
-      @recorder.record(entry.merge(metadata: MetadataSerializer.call(entry[:metadata])))
-      @enqueued += 1
+      record(entry)
       { "accepted" => 1 }
     end
 
@@ -62,7 +58,15 @@ module LogIngestion
     end
 
     def stats
-      NativeDelivery::EMPTY_STATS.merge(enqueued: @enqueued, sent: @enqueued)
+      EngineDelivery.idle_stats.merge(enqueued: @enqueued, sent: @enqueued)
+    end
+
+    private
+
+    def record(entry)
+      sent = JSON.parse(Native.entry_json(entry, @service))
+      @recorder.record(sent.to_h { |key, value| [key.to_sym, value] })
+      @enqueued += 1
     end
   end
 end

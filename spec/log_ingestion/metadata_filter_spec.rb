@@ -97,7 +97,7 @@ RSpec.describe "metadata_filter" do
         p LogIngestionClient.recorded_entries.last[:metadata]
       RUBY
       expect(status).to be_success, err
-      expect(out.chomp).to eq('{"password"=>"[MASKED]", "id"=>1}')
+      expect(out.chomp).to eq('{"id"=>1, "password"=>"[MASKED]"}') # as sent: the converter's objects sort their keys
     end
   end
 

@@ -143,6 +143,7 @@ RSpec.describe "the installed gems" do
         require "log_ingestion"
         LogIngestion::Native.load!
         puts "loaded " + $LOADED_FEATURES.grep(/log_ingestion\\.so\\z/).join(",")
+        puts "test hook: #{LogIngestion::Native.respond_to?(:panic_for_testing)}"
         LogIngestionClient.configure do |c|
           c.api_url = ENV["URL"]
           c.api_key = ENV["KEY"]
@@ -154,6 +155,7 @@ RSpec.describe "the installed gems" do
       expect(status).to be_success, out
       installed = Gem::Package.new(platform_gem).spec.full_name
       expect(out).to include("loaded #{home}/gems/#{installed}/#{prebuilt}\n")
+      expect(out).to include("test hook: false\n") # the specs' panic_for_testing is not shipped
       expect(server.wait_for_count(service: "platform-gem", count: 50)).to eq(50)
     ensure
       server.stop
@@ -215,10 +217,11 @@ RSpec.describe "the installed gems" do
     out, status = ruby_with_gem(home, <<~RUBY)
       require "log_ingestion"
       LogIngestion::Native.load!
+      puts "test hook: #{LogIngestion::Native.respond_to?(:panic_for_testing)}"
       puts "loaded " + $LOADED_FEATURES.grep(/log_ingestion\\.so\\z/).join(",")
     RUBY
     expect(status).to be_success, out
-    expect(out).to start_with("loaded #{home}/")
+    expect(out).to start_with("test hook: false\nloaded #{home}/")
     expect(out).to end_with("/log_ingestion/log_ingestion.so\n")
   end
 end

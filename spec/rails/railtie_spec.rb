@@ -124,6 +124,29 @@ RSpec.describe LogIngestion::Railtie do
       expect(metadata_of_app_call).to include("password" => "x")
     end
 
+    # The glue filters no Hash itself: the client's metadata_filter is the one place.
+    describe "on a Rails request entry (ControllerLogging's params)" do
+      def params_of_request
+        LogIngestionClient.clear_recorded_entries
+        get "/concern", { "q" => "gears", "password" => "hunter2" }
+        entries.find { |e| e[:message] == "HTTP Request" && e[:metadata]["controller"] == "ConcernController" }
+          .fetch(:metadata).fetch("params")
+      end
+
+      it "masks them by default" do
+        described_class.configure_client(options)
+
+        expect(params_of_request).to eq("q" => "gears", "password" => "[FILTERED]")
+      end
+
+      it "leaves them unfiltered with config.log_ingestion.metadata_filter = false" do
+        options.metadata_filter = false
+        described_class.configure_client(options)
+
+        expect(params_of_request).to eq("q" => "gears", "password" => "hunter2")
+      end
+    end
+
     it "uses an explicit config.log_ingestion.metadata_filter instead of filter_parameters" do
       options.metadata_filter = ->(metadata) { metadata.except(:user_id) }
       described_class.configure_client(options)

@@ -3,9 +3,14 @@
 require "date"
 require "time"
 
-# Metadata inputs and the JSON data both converters (LogIngestion::MetadataSerializer
-# in Ruby, the binding's MetadataConverter in Rust) must turn them into.
+# Metadata inputs and the JSON data the converter (the binding's MetadataConverter,
+# ext/log_ingestion/src/metadata.rs) must turn them into.
 module MetadataCases
+  # The converter's cuts, as README states them.
+  MAX_DEPTH = 12
+  MAX_COLLECTION_SIZE = 1000
+  MAX_STRING_BYTES = 16 * 1024
+
   Opaque = Struct.new(:name) do
     def to_s
       "opaque #{name}"
@@ -26,6 +31,17 @@ module MetadataCases
   class Unprintable
     def to_s
       raise "no"
+    end
+  end
+
+  # Answers iso8601, but raises there: written with to_s instead.
+  class BrokenIso8601
+    def iso8601
+      raise "no"
+    end
+
+    def to_s
+      "broken iso8601"
     end
   end
 
@@ -59,6 +75,7 @@ module MetadataCases
      { at: TimeWithZoneLike.new(Time.utc(2024, 1, 2, 3, 4, 5, 678_901)) }, { "at" => "2024-01-02T03:04:05.678901Z" }],
     ["Date uses iso8601", { on: Date.new(2024, 2, 29) }, { "on" => "2024-02-29" }],
     ["other objects use to_s", { thing: Opaque.new("box") }, { "thing" => "opaque box" }],
+    ["an object whose iso8601 raises is written with to_s", { at: BrokenIso8601.new }, { "at" => "broken iso8601" }],
     ["an object whose to_s raises becomes a placeholder", { bad: Unprintable.new },
      { "bad" => "#<MetadataCases::Unprintable>" }],
     ["non-string keys use to_s", { 1 => "one", nil => "nil" }, { "1" => "one", "" => "nil" }],

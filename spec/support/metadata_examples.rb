@@ -11,12 +11,12 @@ RSpec.shared_examples "a metadata converter" do
     node = convert.call(MetadataCases.deep_input)
     node = node.values.first and depth += 1 while node.is_a?(Hash)
     expect(node).to eq("[depth limit]")
-    expect(depth).to eq(LogIngestion::MetadataSerializer::MAX_DEPTH)
+    expect(depth).to eq(MetadataCases::MAX_DEPTH)
   end
 
   it "cuts collections after MAX_COLLECTION_SIZE elements with a marker" do
     list = convert.call(MetadataCases.wide_input)["list"]
-    expect(list.size).to eq(LogIngestion::MetadataSerializer::MAX_COLLECTION_SIZE + 1)
+    expect(list.size).to eq(MetadataCases::MAX_COLLECTION_SIZE + 1)
     expect(list.last).to eq("[truncated]")
   end
 
@@ -24,7 +24,7 @@ RSpec.shared_examples "a metadata converter" do
     text = convert.call(MetadataCases.long_string_input)["text"]
     expect(text).to end_with("...[truncated]")
     expect(text).to be_valid_encoding
-    expect(text.bytesize).to be <= LogIngestion::MetadataSerializer::MAX_STRING_BYTES + 14
+    expect(text.bytesize).to be <= MetadataCases::MAX_STRING_BYTES + 14
   end
 
   it "keeps the whole metadata within the total budget" do

@@ -28,8 +28,9 @@ use crate::retry::{
 use crate::stats::Counters;
 use crate::transport::{Attempt, Endpoint, FailureKind, PreparedRequest, Transport};
 
-/// Everything the engine's threads and its callers share.
-pub(crate) struct Shared {
+/// The state of one engine that its delivery threads and its callers share: settings,
+/// queue, counters, reports, transport, retry policy, 429 pause and shutdown signal.
+pub(crate) struct EngineState {
     pub config: EngineConfig,
     pub queue: BatchQueue,
     pub counters: Counters,
@@ -71,7 +72,7 @@ pub(crate) static PANIC_ON_NEXT_BATCH: AtomicBool = AtomicBool::new(false);
 
 /// Runs the delivery loop until it is stopped; restarts it after a panic, counting the
 /// batch that was in flight as lost.
-pub(crate) async fn supervise(shared: Arc<Shared>) {
+pub(crate) async fn supervise(shared: Arc<EngineState>) {
     loop {
         let run = tokio::spawn(delivery_loop(Arc::clone(&shared)));
         match run.await {
@@ -102,7 +103,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-async fn delivery_loop(shared: Arc<Shared>) {
+async fn delivery_loop(shared: Arc<EngineState>) {
     let interval = shared.config.batch_interval;
     let mut tick = Instant::now() + interval;
     loop {
@@ -133,7 +134,7 @@ async fn delivery_loop(shared: Arc<Shared>) {
     }
 }
 
-async fn deliver_batch(shared: &Shared, batch: Batch) {
+async fn deliver_batch(shared: &EngineState, batch: Batch) {
     #[cfg(test)]
     if PANIC_ON_NEXT_BATCH.swap(false, Ordering::SeqCst) {
         panic!("injected delivery panic");
@@ -174,7 +175,7 @@ async fn deliver_batch(shared: &Shared, batch: Batch) {
 /// all). The body and idempotency key are the same on every attempt; each attempt
 /// first waits out a 429 pause, whoever's request caused it.
 pub(crate) async fn send_with_retries(
-    shared: &Shared,
+    shared: &EngineState,
     request: &PreparedRequest,
 ) -> Result<Answer, Failure> {
     let started = Instant::now();
@@ -184,120 +185,157 @@ pub(crate) async fn send_with_retries(
         shared.pause.wait().await;
         attempts += 1;
         let attempt = shared.transport.send(request).await;
-        let (verdict, status, cause, retry_after, message) = match attempt {
-            Attempt::Answered {
-                status,
-                retry_after,
-                body,
-            } => {
-                let verdict = classify_status(status);
-                if verdict == Verdict::Delivered {
-                    shared.resume_sending();
-                    shared.unauthorized_reported.store(false, Ordering::Relaxed);
-                    return Ok(Answer {
-                        status,
-                        body,
-                        attempts,
-                    });
-                }
-                let wait = retry_after
-                    .as_deref()
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                (
-                    verdict,
-                    Some(status),
-                    cause_of_status(status),
-                    wait,
-                    describe_answer(request, status, &body),
-                )
+        let failed = match judge(shared, request, attempt, attempts) {
+            Judged::Done(result) => return result,
+            Judged::Retryable(failed) => failed,
+        };
+        if failed.cause == RetryCause::Failed {
+            failed_retries += 1;
+        }
+        let retry = RetryState {
+            retry: attempts,
+            failed_retries,
+            elapsed: started.elapsed(),
+        };
+        let delay = shared.policy.delay_before_retry(
+            retry,
+            failed.cause,
+            failed.retry_after,
+            rand::random(),
+        );
+        if failed.status == Some(429) {
+            shared.pause_after_429(delay.ok(), failed.retry_after);
+        }
+        let refused = failed.is_refused();
+        if refused && shared.is_shutting_down() {
+            return Err(failed.given_up_at_shutdown(attempts));
+        }
+        match delay {
+            Ok(delay) => {
+                Counters::add(&shared.counters.retried, 1);
+                shared.counters.set_last_error(failed.message.clone());
+                tracing::debug!(attempts, ?delay, "{}; retrying", failed.message);
+                shared.wait_before_retry(delay, refused).await;
             }
-            Attempt::Failed { kind, message } => (
-                Verdict::Retryable,
-                None,
-                match kind {
+            Err(give_up) => {
+                return Err(failed.given_up(give_up, attempts, started, shared.policy.max_elapsed))
+            }
+        }
+    }
+}
+
+/// What one attempt came to: an end (a 2xx, or a refusal retrying cannot help), or a
+/// failure the retry policy decides about.
+enum Judged {
+    Done(Result<Answer, Failure>),
+    Retryable(FailedAttempt),
+}
+
+/// Judges one attempt by its HTTP status (or its transport failure). A 2xx also ends
+/// a 429 pause and re-arms the 401/403 report.
+fn judge(
+    shared: &EngineState,
+    request: &PreparedRequest,
+    attempt: Attempt,
+    attempts: u32,
+) -> Judged {
+    let (status, retry_after, body) = match attempt {
+        Attempt::Answered {
+            status,
+            retry_after,
+            body,
+        } => (status, retry_after, body),
+        Attempt::Failed { kind, message } => {
+            return Judged::Retryable(FailedAttempt {
+                status: None,
+                cause: match kind {
                     FailureKind::Connect => RetryCause::Unavailable,
                     FailureKind::Timeout | FailureKind::Other => RetryCause::Failed,
                 },
-                None,
-                format!("{} sending to {}: {message}", kind.as_str(), path(request)),
+                retry_after: None,
+                message: format!("{} sending to {}: {message}", kind.as_str(), path(request)),
+            })
+        }
+    };
+    let kind = match classify_status(status) {
+        Verdict::Delivered => {
+            shared.resume_sending();
+            shared.unauthorized_reported.store(false, Ordering::Relaxed);
+            return Judged::Done(Ok(Answer {
+                status,
+                body,
+                attempts,
+            }));
+        }
+        Verdict::Retryable => {
+            return Judged::Retryable(FailedAttempt {
+                status: Some(status),
+                cause: cause_of_status(status),
+                retry_after: retry_after
+                    .as_deref()
+                    .and_then(|v| parse_retry_after(v, SystemTime::now())),
+                message: describe_answer(request, status, &body),
+            })
+        }
+        Verdict::Unauthorized => ErrorKind::Unauthorized,
+        Verdict::Invalid => ErrorKind::Invalid,
+    };
+    Judged::Done(Err(Failure {
+        kind,
+        status: Some(status),
+        message: describe_answer(request, status, &body),
+        attempts,
+    }))
+}
+
+/// One attempt that may be retried: what the retry policy and the reports need of it.
+struct FailedAttempt {
+    status: Option<u16>,
+    cause: RetryCause,
+    retry_after: Option<Duration>,
+    message: String,
+}
+
+impl FailedAttempt {
+    /// No answer and unavailable: the connection was refused.
+    fn is_refused(&self) -> bool {
+        self.status.is_none() && self.cause == RetryCause::Unavailable
+    }
+
+    fn given_up_at_shutdown(self, attempts: u32) -> Failure {
+        Failure {
+            kind: ErrorKind::Shutdown,
+            status: self.status,
+            message: format!(
+                "{} (the service refused the connection while the process was shutting down: \
+                 given up at once instead of waiting out the shutdown timeout)",
+                self.message
+            ),
+            attempts,
+        }
+    }
+
+    fn given_up(
+        self,
+        give_up: GiveUp,
+        attempts: u32,
+        started: Instant,
+        max_elapsed: Duration,
+    ) -> Failure {
+        let message = match give_up {
+            GiveUp::Retries => self.message,
+            GiveUp::Elapsed => format!(
+                "{} (retried for {:.1}s; max_retry_elapsed is {max_elapsed:?})",
+                self.message,
+                started.elapsed().as_secs_f64(),
             ),
         };
-        let kind = match verdict {
-            Verdict::Unauthorized => ErrorKind::Unauthorized,
-            Verdict::Invalid => ErrorKind::Invalid,
-            Verdict::Delivered | Verdict::Retryable => {
-                if cause == RetryCause::Failed {
-                    failed_retries += 1;
-                }
-                let state = RetryState {
-                    retry: attempts,
-                    failed_retries,
-                    elapsed: started.elapsed(),
-                };
-                let jitter = rand::random::<f64>();
-                let delay = shared
-                    .policy
-                    .delay_before_retry(state, cause, retry_after, jitter);
-                if status == Some(429) {
-                    // Every sender waits this out, even when this request is given up.
-                    let pause = delay.ok().or(retry_after.map(|w| w.min(MAX_RETRY_AFTER)));
-                    if let Some(pause) = pause {
-                        shared.pause_sending(pause);
-                    }
-                }
-                // No answer and unavailable: the connection was refused.
-                let refused = status.is_none() && cause == RetryCause::Unavailable;
-                if refused && shared.is_shutting_down() {
-                    return Err(Failure {
-                        kind: ErrorKind::Shutdown,
-                        status,
-                        message: format!(
-                            "{message} (the service refused the connection while the process \
-                             was shutting down: given up at once instead of waiting out the \
-                             shutdown timeout)"
-                        ),
-                        attempts,
-                    });
-                }
-                match delay {
-                    Ok(delay) => {
-                        Counters::add(&shared.counters.retried, 1);
-                        shared.counters.set_last_error(message.clone());
-                        tracing::debug!(attempts, ?delay, "{message}; retrying");
-                        if refused {
-                            // Shutdown cuts the wait short: one more attempt, then the
-                            // rule above gives up if it is refused again.
-                            tokio::select! {
-                                _ = tokio::time::sleep(delay) => {}
-                                _ = shared.wait_for_shutdown() => {}
-                            }
-                        } else {
-                            tokio::time::sleep(delay).await;
-                        }
-                        continue;
-                    }
-                    Err(GiveUp::Retries) => ErrorKind::RetriesExhausted,
-                    Err(GiveUp::Elapsed) => {
-                        return Err(Failure {
-                            kind: ErrorKind::RetriesExhausted,
-                            status,
-                            message: format!(
-                                "{message} (retried for {:.1}s; max_retry_elapsed is {:?})",
-                                started.elapsed().as_secs_f64(),
-                                shared.policy.max_elapsed
-                            ),
-                            attempts,
-                        })
-                    }
-                }
-            }
-        };
-        return Err(Failure {
-            kind,
-            status,
+        Failure {
+            kind: ErrorKind::RetriesExhausted,
+            status: self.status,
             message,
             attempts,
-        });
+        }
     }
 }
 
@@ -314,7 +352,7 @@ fn describe_answer(request: &PreparedRequest, status: u16, body: &[u8]) -> Strin
     format!("HTTP {status} from {}: {}", path(request), text.trim())
 }
 
-impl Shared {
+impl EngineState {
     /// `shutdown` has begun: batches retrying a refused connection stop waiting.
     pub(crate) fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
@@ -334,6 +372,27 @@ impl Shared {
             return;
         }
         notified.await;
+    }
+
+    /// Sleeps `delay` before the next attempt. A refused connection's wait is cut short
+    /// by shutdown: one more attempt, then `send_with_retries` gives up if it is refused again.
+    async fn wait_before_retry(&self, delay: Duration, refused: bool) {
+        if refused {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.wait_for_shutdown() => {}
+            }
+        } else {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// A 429 answered: every sender waits out the retry's delay (or the server's
+    /// `Retry-After`, capped), even when this request is given up.
+    fn pause_after_429(&self, delay: Option<Duration>, retry_after: Option<Duration>) {
+        if let Some(pause) = delay.or(retry_after.map(|wait| wait.min(MAX_RETRY_AFTER))) {
+            self.pause_sending(pause);
+        }
     }
 
     /// A 429 asked for a pause: no sender sends before it ends; `Stats` shows until when.

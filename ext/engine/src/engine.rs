@@ -15,7 +15,7 @@ use tokio::runtime::{Handle, Runtime};
 
 use crate::cancel::Cancel;
 use crate::config::{ConfigError, EngineConfig};
-use crate::delivery::{self, Answer, Failure, Shared};
+use crate::delivery::{self, Answer, EngineState, Failure};
 use crate::entry::Entry;
 use crate::pause::SendPause;
 use crate::queue::{BatchQueue, FlushOutcome, Pushed};
@@ -81,13 +81,18 @@ pub struct SendOutcome {
     pub attempts: u32,
 }
 
-/// Why `send_now` did not deliver its entry.
+/// Why `send_now` did not deliver its entry. Each variant is one `ErrorKind` (`kind`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("the entry could not be encoded: {0}")]
-    Encode(String),
+    /// The entry could not be encoded (`status` None), or the server refused it (a 4xx
+    /// other than 401/403/408/429, or a 3xx).
+    #[error("the entry is invalid: {message}")]
+    Invalid {
+        status: Option<u16>,
+        message: String,
+    },
     #[error("the engine is shut down")]
-    Stopped,
+    Shutdown,
     #[error("the send did not finish within its timeout")]
     TimedOut,
     #[error("the send was cancelled")]
@@ -96,28 +101,39 @@ pub enum DeliveryError {
     RetriesExhausted { attempts: u32, message: String },
     #[error("the server refused the API key: {message}")]
     Unauthorized { status: u16, message: String },
-    #[error("the server refused the entry: {message}")]
-    Rejected { status: u16, message: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl DeliveryError {
+    /// The failure's name in the one vocabulary (what `on_error` receives as `kind`).
+    pub const fn kind(&self) -> ErrorKind {
+        match self {
+            DeliveryError::Invalid { .. } => ErrorKind::Invalid,
+            DeliveryError::Shutdown => ErrorKind::Shutdown,
+            DeliveryError::TimedOut => ErrorKind::TimedOut,
+            DeliveryError::Cancelled => ErrorKind::Cancelled,
+            DeliveryError::RetriesExhausted { .. } => ErrorKind::RetriesExhausted,
+            DeliveryError::Unauthorized { .. } => ErrorKind::Unauthorized,
+            DeliveryError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
     fn from_failure(failure: Failure) -> DeliveryError {
-        let status = failure.status.unwrap_or(0);
         match failure.kind {
             ErrorKind::Unauthorized => DeliveryError::Unauthorized {
-                status,
+                status: failure.status.unwrap_or(0),
                 message: failure.message,
             },
-            ErrorKind::Invalid => DeliveryError::Rejected {
-                status,
+            ErrorKind::Invalid => DeliveryError::Invalid {
+                status: failure.status,
                 message: failure.message,
             },
             ErrorKind::RetriesExhausted => DeliveryError::RetriesExhausted {
                 attempts: failure.attempts,
                 message: failure.message,
             },
+            ErrorKind::Shutdown => DeliveryError::Shutdown,
             _ => DeliveryError::Internal(failure.message),
         }
     }
@@ -134,7 +150,7 @@ pub struct ShutdownReport {
 
 /// The delivery engine. `Send + Sync`; every method takes `&self`.
 pub struct Engine {
-    shared: Arc<Shared>,
+    shared: Arc<EngineState>,
     handle: Handle,
     runtime: Mutex<Option<Runtime>>,
     stopped: AtomicBool,
@@ -174,7 +190,7 @@ impl Engine {
             .thread_name("log-ingestion")
             .enable_all()
             .build()?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(EngineState {
             policy: RetryPolicy::from_config(&config),
             pause: SendPause::default(),
             config,
@@ -254,14 +270,32 @@ impl Engine {
         cancel: &Cancel,
     ) -> Result<SendOutcome, DeliveryError> {
         if self.stopped.load(Ordering::SeqCst) {
-            return Err(DeliveryError::Stopped);
+            return Err(DeliveryError::Shutdown);
         }
-        let json = entry
-            .encode()
-            .map_err(|e| DeliveryError::Encode(e.to_string()))?;
+        let json = entry.encode().map_err(|e| DeliveryError::Invalid {
+            status: None,
+            message: e.to_string(),
+        })?;
         let request = PreparedRequest::single(&json, self.shared.config.gzip)
             .map_err(|e| DeliveryError::Internal(e.to_string()))?;
+        let (message, work) = self.run_send_now(request, timeout, cancel);
+        if matches!(
+            message,
+            SendNowMessage::Cancelled | SendNowMessage::TimedOut
+        ) {
+            work.abort();
+        }
+        self.settle_send_now(message)
+    }
 
+    /// Runs one `send_with_retries` on the engine's runtime and waits for what ends
+    /// the wait first: its answer, the task ending without one, `cancel`, or `timeout`.
+    fn run_send_now(
+        &self,
+        request: PreparedRequest,
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> (SendNowMessage, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel::<SendNowMessage>();
         let shared = Arc::clone(&self.shared);
         let reply = SendNowReply(Some(sender.clone()));
@@ -273,12 +307,16 @@ impl Engine {
             let _ = sender.send(SendNowMessage::Cancelled);
         });
         if cancel.is_cancelled() {
-            work.abort();
-            return Err(DeliveryError::Cancelled);
+            return (SendNowMessage::Cancelled, work);
         }
         let message = receiver
             .recv_timeout(timeout)
             .unwrap_or(SendNowMessage::TimedOut);
+        (message, work)
+    }
+
+    /// Counts a `send_now` and turns what ended its wait into its result.
+    fn settle_send_now(&self, message: SendNowMessage) -> Result<SendOutcome, DeliveryError> {
         match message {
             SendNowMessage::Answered(Ok(answer)) => {
                 Counters::add(&self.shared.counters.sent, 1);
@@ -293,18 +331,12 @@ impl Engine {
                 self.shared.counters.set_last_error(failure.message.clone());
                 Err(DeliveryError::from_failure(failure))
             }
-            SendNowMessage::Ended if self.shutting_down() => Err(DeliveryError::Stopped),
+            SendNowMessage::Ended if self.shutting_down() => Err(DeliveryError::Shutdown),
             SendNowMessage::Ended => Err(DeliveryError::Internal(
                 "send_now's task ended without an answer (it panicked)".to_owned(),
             )),
-            SendNowMessage::Cancelled => {
-                work.abort();
-                Err(DeliveryError::Cancelled)
-            }
-            SendNowMessage::TimedOut => {
-                work.abort();
-                Err(DeliveryError::TimedOut)
-            }
+            SendNowMessage::Cancelled => Err(DeliveryError::Cancelled),
+            SendNowMessage::TimedOut => Err(DeliveryError::TimedOut),
         }
     }
 
@@ -377,16 +409,6 @@ impl Engine {
     /// The id of the process that started this engine.
     pub fn pid(&self) -> u32 {
         self.pid
-    }
-
-    /// Whether the current process is not the one that started this engine (a fork child).
-    pub fn is_forked(&self) -> bool {
-        std::process::id() != self.pid
-    }
-
-    /// The configuration this engine runs with.
-    pub fn config(&self) -> &EngineConfig {
-        &self.shared.config
     }
 }
 

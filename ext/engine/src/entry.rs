@@ -4,7 +4,7 @@
 //! caller's thread so the queue can bound memory exactly and batches can be assembled
 //! without re-serialising. It never sees Ruby objects and never performs I/O.
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use log_ingestion_wire::{Level, WireEntry};
 use serde_json::{Map, Value};
 
@@ -48,9 +48,15 @@ impl Entry {
     }
 }
 
-/// Now as RFC 3339 UTC with microseconds, e.g. `2026-11-27T13:03:01.123456Z`.
+/// Now as an entry's timestamp (see `timestamp`).
 pub fn timestamp_now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+    timestamp(Utc::now())
+}
+
+/// The one timestamp format of the gem: RFC 3339 UTC with microseconds, e.g.
+/// `2026-11-27T13:03:01.123456Z` (entries' timestamps and Times in metadata).
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! The gem's delivery engine: a bounded queue of log entries, batching, gzip, a retry
 //! policy and HTTP delivery on its own native threads. Never touches Ruby.
 //!
-//! Public API (see the contract in the team's notes):
-//! `Engine::start(EngineConfig) -> Result<Engine, EngineError>`, `enqueue(Entry) -> Enqueued`,
-//! `flush(Duration, &Cancel) -> FlushOutcome`, `send_now(Entry, Duration, &Cancel) ->
-//! Result<SendOutcome, DeliveryError>`, `shutdown(Duration) -> ShutdownReport`,
-//! `stats() -> Stats`, `next_error(Duration, &Cancel) -> Option<ErrorReport>`, `pid() -> u32`.
+//! Public API: `Engine::start(EngineConfig) -> Result<Engine, EngineError>`,
+//! `enqueue(Entry) -> Enqueued`, `flush(Duration, &Cancel) -> FlushOutcome`,
+//! `send_now(Entry, Duration, &Cancel) -> Result<SendOutcome, DeliveryError>`,
+//! `shutdown(Duration) -> ShutdownReport`, `stats() -> Stats`,
+//! `next_error(Duration, &Cancel) -> Option<ErrorReport>`, `pid() -> u32`.
+//! Failures have one vocabulary, `ErrorKind` (what Ruby's `on_error` receives as `kind`,
+//! and which `Stats` field counts the entries each loses); `DeliveryError::kind` names
+//! a `send_now` failure in it.
 //!
 //! Modules: `config` (EngineConfig, DropPolicy, validation), `entry` (Entry and its JSON),
 //! `queue` (BatchQueue: byte bound, drop policy, flush sequence numbers), `retry`
@@ -20,13 +23,9 @@
 //! queue bookkeeping only. Fork: the engine records the pid it started in; a fork child
 //! must `std::mem::forget` (never drop) the parent's engine and start its own.
 //!
-//! Deviations from the contract, all additive:
-//! - `Stats` has two more counters: `dropped_internal` (entries lost to a delivery
-//!   panic) and `dropped_at_shutdown` (entries enqueued after shutdown, or still queued
-//!   when its timeout passed). Entries too large for a batch count as `dropped_invalid`.
-//! - `ErrorReport::kind` is an `ErrorKind` enum; `ErrorKind::as_str()` gives
-//!   `retries_exhausted | unauthorized | invalid | rejected | queue_full | internal | shutdown`.
-//! - `Engine::is_forked()`, `Engine::config()`, `Entry::now(..)`, `timestamp_now()`.
+//! Behaviour a caller relies on:
+//! - Entries too large for a batch, or that cannot be encoded, are counted as
+//!   `dropped_invalid` at `enqueue` and not reported (the caller's `false` says so).
 //! - `max_retries` counts retries after the first attempt for failures that may be the
 //!   batch's own (timeouts, 408, 500, 5xx other than 502/503/504). An unavailable server
 //!   (connection refused, 429, 502, 503, 504) is retried until `max_retry_elapsed`
@@ -59,7 +58,7 @@ pub use config::{ConfigError, DropPolicy, EngineConfig, MIN_BATCH_BYTES};
 pub use engine::{
     DeliveryError, DropReason, Engine, EngineError, Enqueued, SendOutcome, ShutdownReport,
 };
-pub use entry::{timestamp_now, Entry};
+pub use entry::{timestamp, timestamp_now, Entry};
 pub use log_ingestion_wire::Level;
 pub use queue::FlushOutcome;
 pub use reports::{ErrorKind, ErrorReport, MAX_PENDING_REPORTS};
@@ -67,5 +66,5 @@ pub use retry::{
     cause_of_status, classify_status, parse_retry_after, GiveUp, RetryCause, RetryPolicy,
     RetryState, Verdict, MAX_RETRY_AFTER,
 };
-pub use stats::Stats;
+pub use stats::{StatValue, Stats};
 pub use transport::{TransportError, GZIP_MIN_BYTES};

@@ -91,12 +91,13 @@ impl State {
     }
 }
 
-struct Shared {
+/// The queue's state under its lock, and the condition `flush` waits on for entries to settle.
+struct QueueMonitor {
     state: Mutex<State>,
     settled: Condvar,
 }
 
-impl Shared {
+impl QueueMonitor {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
@@ -111,7 +112,7 @@ impl Shared {
 
 /// The queue. Cheap to share by reference; all methods take `&self`.
 pub(crate) struct BatchQueue {
-    shared: Arc<Shared>,
+    monitor: Arc<QueueMonitor>,
     /// Wakes the delivery loop: a batch became full, a flush was requested, or stop.
     work: Arc<Notify>,
     max_queue_bytes: usize,
@@ -128,7 +129,7 @@ impl BatchQueue {
         max_batch_bytes: usize,
     ) -> BatchQueue {
         BatchQueue {
-            shared: Arc::new(Shared {
+            monitor: Arc::new(QueueMonitor {
                 state: Mutex::new(State {
                     entries: VecDeque::new(),
                     bytes: 0,
@@ -159,7 +160,7 @@ impl BatchQueue {
         if size + BATCH_ENVELOPE_BYTES > self.max_batch_bytes || size > self.max_queue_bytes {
             return Pushed::TooLarge;
         }
-        let mut state = self.shared.lock();
+        let mut state = self.monitor.lock();
         if state.closed {
             return Pushed::Closed;
         }
@@ -189,7 +190,7 @@ impl BatchQueue {
         drop(state);
         if evicted > 0 {
             // Evicting the oldest entries may have settled what a flush waits for.
-            self.shared.settled.notify_all();
+            self.monitor.settled.notify_all();
         }
         if became_full {
             self.work.notify_one();
@@ -198,7 +199,7 @@ impl BatchQueue {
     }
 
     pub fn readiness(&self) -> Readiness {
-        let state = self.shared.lock();
+        let state = self.monitor.lock();
         let len = state.entries.len();
         Readiness {
             len,
@@ -214,7 +215,7 @@ impl BatchQueue {
     /// Takes up to `batch_size` entries whose batch body fits `max_batch_bytes`, and
     /// marks them in flight until `finish_batch`. `None` when the queue is empty.
     pub fn take_batch(&self) -> Option<Batch> {
-        let mut state = self.shared.lock();
+        let mut state = self.monitor.lock();
         let first_seq = state.entries.front()?.seq;
         let mut entries = Vec::new();
         let mut body_bytes = BATCH_ENVELOPE_BYTES;
@@ -241,25 +242,25 @@ impl BatchQueue {
     /// The batch in flight has settled (delivered, rejected or dropped, or lost to a
     /// delivery panic). Count it first: this wakes flushes.
     pub fn finish_batch(&self) {
-        self.shared.lock().in_flight = None;
-        self.shared.settled.notify_all();
+        self.monitor.lock().in_flight = None;
+        self.monitor.settled.notify_all();
     }
 
     /// Entries of the batch in flight (0 when none is).
     pub fn in_flight_len(&self) -> u64 {
-        self.shared.lock().in_flight.map_or(0, |(_, n)| n as u64)
+        self.monitor.lock().in_flight.map_or(0, |(_, n)| n as u64)
     }
 
     /// Entries queued or in flight.
     pub fn pending_len(&self) -> u64 {
-        let state = self.shared.lock();
+        let state = self.monitor.lock();
         (state.entries.len() + state.in_flight.map_or(0, |(_, n)| n)) as u64
     }
 
     /// Asks for everything queued now to be sent without waiting for the interval;
     /// returns the sequence number a flush must wait for.
     pub fn request_flush(&self) -> u64 {
-        let mut state = self.shared.lock();
+        let mut state = self.monitor.lock();
         let target = state.next_seq - 1;
         let pending = state.settled_through() < target;
         state.urgent_through = state.urgent_through.max(target);
@@ -273,9 +274,9 @@ impl BatchQueue {
     /// Blocks until everything through `target` has settled, `timeout` passes, or `cancel` trips.
     pub fn wait_settled(&self, target: u64, timeout: Duration, cancel: &Cancel) -> FlushOutcome {
         let deadline = Instant::now().checked_add(timeout);
-        let shared = Arc::clone(&self.shared);
-        let _hook = cancel.on_cancel(move || shared.wake_waiters());
-        let mut state = self.shared.lock();
+        let monitor = Arc::clone(&self.monitor);
+        let _hook = cancel.on_cancel(move || monitor.wake_waiters());
+        let mut state = self.monitor.lock();
         loop {
             if state.settled_through() >= target {
                 return FlushOutcome::Flushed;
@@ -294,7 +295,7 @@ impl BatchQueue {
                 None => Duration::from_secs(3600),
             };
             state = self
-                .shared
+                .monitor
                 .settled
                 .wait_timeout(state, wait)
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -304,12 +305,12 @@ impl BatchQueue {
 
     /// Refuses further entries (shutdown has begun).
     pub fn close(&self) {
-        self.shared.lock().closed = true;
+        self.monitor.lock().closed = true;
     }
 
     /// Tells the delivery loop to end.
     pub fn stop(&self) {
-        let mut state = self.shared.lock();
+        let mut state = self.monitor.lock();
         state.closed = true;
         state.stopping = true;
         drop(state);
@@ -319,17 +320,17 @@ impl BatchQueue {
     /// Empties the queue and forgets the batch in flight (delivery has stopped).
     /// Count `pending_len` first: this wakes every flush.
     pub fn drain_undelivered(&self) {
-        let mut state = self.shared.lock();
+        let mut state = self.monitor.lock();
         state.in_flight = None;
         state.entries.clear();
         state.bytes = 0;
         drop(state);
-        self.shared.settled.notify_all();
+        self.monitor.settled.notify_all();
     }
 
     /// Bytes queued and batches in flight, for `Stats`.
     pub fn gauges(&self) -> (u64, u64) {
-        let state = self.shared.lock();
+        let state = self.monitor.lock();
         (state.bytes as u64, u64::from(state.in_flight.is_some()))
     }
 }

@@ -13,7 +13,9 @@ use crate::cancel::Cancel;
 /// Most reports kept waiting; beyond it the oldest are discarded (and counted in the next report's message).
 pub const MAX_PENDING_REPORTS: usize = 256;
 
-/// What kind of failure a report describes.
+/// What kind of failure a report describes: the one vocabulary of failures, from the
+/// engine to the binding's `send_log` answers, Ruby's `on_error` kinds and `stats`.
+/// Each kind that loses entries counts them in one `Stats` field (`stats_field`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// A batch was given up by the retry policy: `max_retries` retries of failures that may
@@ -21,20 +23,39 @@ pub enum ErrorKind {
     RetriesExhausted,
     /// The server answered 401 or 403 (reported on the first occurrence only).
     Unauthorized,
-    /// The server answered another 4xx (400, 413, 415...), or an entry was too large to send.
+    /// The server refused the request as a whole: another 4xx (400, 413, 415...) or a 3xx.
+    /// Entries refused before sending (too large, unencodable) are only counted, never reported.
     Invalid,
     /// A 2xx answer rejected some entries one by one.
     Rejected,
     /// Entries were dropped because the queue was full.
     QueueFull,
-    /// A delivery task panicked; its batch is lost.
+    /// A delivery task panicked, or the gem itself failed; its entries are lost.
     Internal,
-    /// Entries were still queued when shutdown's timeout passed.
+    /// Entries were lost to shutdown: still queued when its timeout passed, refused by a
+    /// service that is down while shutting down, or sent (`send_now`) after it.
     Shutdown,
+    /// `send_now` only: no answer within the caller's timeout (nothing counted).
+    TimedOut,
+    /// `send_now` only: the caller's wait was interrupted (nothing counted).
+    Cancelled,
 }
 
 impl ErrorKind {
-    /// Snake-case name, e.g. `"retries_exhausted"` (what the binding hands to Ruby).
+    /// Every kind, in the order README's table lists them.
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::RetriesExhausted,
+        ErrorKind::Unauthorized,
+        ErrorKind::Invalid,
+        ErrorKind::Rejected,
+        ErrorKind::QueueFull,
+        ErrorKind::Internal,
+        ErrorKind::Shutdown,
+        ErrorKind::TimedOut,
+        ErrorKind::Cancelled,
+    ];
+
+    /// Snake-case name, e.g. `"retries_exhausted"`: the `kind` Ruby's `on_error` receives.
     pub const fn as_str(self) -> &'static str {
         match self {
             ErrorKind::RetriesExhausted => "retries_exhausted",
@@ -44,6 +65,23 @@ impl ErrorKind {
             ErrorKind::QueueFull => "queue_full",
             ErrorKind::Internal => "internal",
             ErrorKind::Shutdown => "shutdown",
+            ErrorKind::TimedOut => "timed_out",
+            ErrorKind::Cancelled => "cancelled",
+        }
+    }
+
+    /// The `Stats` field that counts the entries this kind of failure loses (None for
+    /// `send_now`'s own outcomes, which the caller sees in its answer).
+    pub const fn stats_field(self) -> Option<&'static str> {
+        match self {
+            ErrorKind::RetriesExhausted => Some("dropped_retries_exhausted"),
+            ErrorKind::Unauthorized => Some("dropped_unauthorized"),
+            ErrorKind::Invalid => Some("dropped_invalid"),
+            ErrorKind::Rejected => Some("rejected_by_server"),
+            ErrorKind::QueueFull => Some("dropped_queue_full"),
+            ErrorKind::Internal => Some("dropped_internal"),
+            ErrorKind::Shutdown => Some("dropped_at_shutdown"),
+            ErrorKind::TimedOut | ErrorKind::Cancelled => None,
         }
     }
 }
@@ -70,13 +108,14 @@ struct Pending {
     closed: bool,
 }
 
+/// The pending reports under their lock, and the condition `next` waits on.
 #[derive(Default)]
-struct Shared {
+struct ReportMonitor {
     pending: Mutex<Pending>,
     ready: Condvar,
 }
 
-impl Shared {
+impl ReportMonitor {
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending
             .lock()
@@ -92,34 +131,34 @@ impl Shared {
 /// The bounded queue of reports.
 #[derive(Default)]
 pub(crate) struct ErrorReports {
-    shared: Arc<Shared>,
+    monitor: Arc<ReportMonitor>,
 }
 
 impl ErrorReports {
     pub fn push(&self, report: ErrorReport) {
         tracing::warn!(kind = %report.kind, entries_lost = report.entries_lost, "{}", report.message);
-        let mut pending = self.shared.lock();
+        let mut pending = self.monitor.lock();
         if pending.reports.len() >= MAX_PENDING_REPORTS {
             pending.reports.pop_front();
             pending.discarded += 1;
         }
         pending.reports.push_back(report);
         drop(pending);
-        self.shared.ready.notify_all();
+        self.monitor.ready.notify_all();
     }
 
     /// No more reports will come once the queue is empty: `next` stops waiting.
     pub fn close(&self) {
-        self.shared.lock().closed = true;
-        self.shared.ready.notify_all();
+        self.monitor.lock().closed = true;
+        self.monitor.ready.notify_all();
     }
 
     /// The oldest report, waiting up to `timeout` (or until cancelled or closed).
     pub fn next(&self, timeout: Duration, cancel: &Cancel) -> Option<ErrorReport> {
         let deadline = Instant::now().checked_add(timeout);
-        let shared = Arc::clone(&self.shared);
-        let _hook = cancel.on_cancel(move || shared.wake());
-        let mut pending = self.shared.lock();
+        let monitor = Arc::clone(&self.monitor);
+        let _hook = cancel.on_cancel(move || monitor.wake());
+        let mut pending = self.monitor.lock();
         loop {
             if let Some(mut report) = pending.reports.pop_front() {
                 if pending.discarded > 0 {
@@ -145,7 +184,7 @@ impl ErrorReports {
                 None => Duration::from_secs(3600),
             };
             pending = self
-                .shared
+                .monitor
                 .ready
                 .wait_timeout(pending, wait)
                 .unwrap_or_else(|poisoned| poisoned.into_inner())

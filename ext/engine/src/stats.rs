@@ -36,10 +36,47 @@ pub struct Stats {
     pub rate_limited_until: Option<SystemTime>,
     /// The last delivery failure, for humans.
     pub last_error: Option<String>,
-    /// Deviation from the contract (added): entries lost to a panic inside delivery.
+    /// Entries lost to a panic inside delivery (the binding adds the gem's own failures).
     pub dropped_internal: u64,
-    /// Deviation from the contract (added): entries enqueued after shutdown, or still queued when it ended.
+    /// Entries enqueued after shutdown, still queued when it ended, or refused by a
+    /// service that was down while shutting down.
     pub dropped_at_shutdown: u64,
+}
+
+/// One `Stats` value, as the binding hands it to Ruby.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatValue<'a> {
+    Count(u64),
+    Time(Option<SystemTime>),
+    Text(Option<&'a str>),
+}
+
+impl Stats {
+    /// Every field under its public name (the keys of Ruby's `LogIngestionClient.stats`,
+    /// in README's order): the one list of the stats keys.
+    pub fn fields(&self) -> [(&'static str, StatValue<'_>); 15] {
+        use StatValue::{Count, Text, Time};
+        [
+            ("enqueued", Count(self.enqueued)),
+            ("sent", Count(self.sent)),
+            ("dropped_queue_full", Count(self.dropped_queue_full)),
+            (
+                "dropped_retries_exhausted",
+                Count(self.dropped_retries_exhausted),
+            ),
+            ("dropped_unauthorized", Count(self.dropped_unauthorized)),
+            ("dropped_invalid", Count(self.dropped_invalid)),
+            ("dropped_internal", Count(self.dropped_internal)),
+            ("dropped_at_shutdown", Count(self.dropped_at_shutdown)),
+            ("retried", Count(self.retried)),
+            ("rejected_by_server", Count(self.rejected_by_server)),
+            ("failed_batches", Count(self.failed_batches)),
+            ("bytes_queued", Count(self.bytes_queued)),
+            ("batches_in_flight", Count(self.batches_in_flight)),
+            ("rate_limited_until", Time(self.rate_limited_until)),
+            ("last_error", Text(self.last_error.as_deref())),
+        ]
+    }
 }
 
 /// The live counters behind `Stats`.
@@ -125,6 +162,20 @@ mod tests {
         assert!(counters.snapshot(0, 0).rate_limited_until.is_some());
         counters.set_rate_limited_until(None);
         assert_eq!(counters.snapshot(0, 0).rate_limited_until, None);
+    }
+
+    #[test]
+    fn every_error_kind_that_loses_entries_names_a_stats_field() {
+        let stats = Stats::default();
+        let names: Vec<&str> = stats.fields().iter().map(|(name, _)| *name).collect();
+        for kind in crate::reports::ErrorKind::ALL {
+            if let Some(field) = kind.stats_field() {
+                assert!(
+                    names.contains(&field),
+                    "{kind}: {field} is not a stats field"
+                );
+            }
+        }
     }
 
     #[test]

@@ -296,7 +296,13 @@ fn send_now_returns_the_servers_refusal() {
         .send_now(entry("bad"), SOON, &Cancel::new())
         .unwrap_err();
     assert!(
-        matches!(error, DeliveryError::Rejected { status: 400, .. }),
+        matches!(
+            error,
+            DeliveryError::Invalid {
+                status: Some(400),
+                ..
+            }
+        ),
         "{error:?}"
     );
 }
@@ -335,7 +341,10 @@ fn send_now_in_flight_when_the_engine_shuts_down_returns_stopped_at_once() {
     });
     server.wait_for_requests(1, SOON);
     engine.shutdown(Duration::from_millis(10));
-    assert_eq!(finished.recv_timeout(SOON), Ok(Err(DeliveryError::Stopped)));
+    assert_eq!(
+        finished.recv_timeout(SOON),
+        Ok(Err(DeliveryError::Shutdown))
+    );
 }
 
 #[test]
@@ -345,7 +354,7 @@ fn send_now_after_shutdown_is_refused() {
     engine.shutdown(SOON);
     assert_eq!(
         engine.send_now(entry("late"), SOON, &Cancel::new()),
-        Err(DeliveryError::Stopped)
+        Err(DeliveryError::Shutdown)
     );
 }
 
@@ -364,7 +373,6 @@ fn start_refuses_an_invalid_config_with_a_clear_error() {
 fn the_engine_records_the_process_that_started_it() {
     let engine = start(test_config("http://127.0.0.1:9"));
     assert_eq!(engine.pid(), std::process::id());
-    assert!(!engine.is_forked());
 }
 
 #[test]

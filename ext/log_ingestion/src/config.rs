@@ -1,7 +1,9 @@
-//! `engine_config`: the settings Hash from Ruby to an `EngineConfig`.
+//! `config::settings`: the settings Hash from Ruby to an `EngineConfig`.
 //!
 //! Owns reading and type-checking each key of the Hash built by
-//! `LogIngestion::Configuration#to_engine_hash`. Bad values raise
+//! `LogIngestion::Configuration#to_engine_hash` (one row of `SETTINGS` per key); the
+//! values' ranges are the engine's to check (`EngineConfig::validate`), and the
+//! defaults are Ruby's (`Configuration::DEFAULTS`). Bad values raise
 //! `LogIngestion::ConfigurationError` naming the key; it never starts anything.
 
 use std::time::Duration;
@@ -17,65 +19,63 @@ pub struct Settings {
     pub service: String,
 }
 
+/// Reads one key of the Hash into the config; absent or nil keys keep the default.
+type Apply = fn(&Reader, &str, &mut EngineConfig) -> Result<(), Error>;
+
+/// Every engine setting the Hash may carry, by key.
+const SETTINGS: &[(&str, Apply)] = &[
+    ("api_url", |r, k, c| r.set(k, &mut c.api_url)),
+    ("api_key", |r, k, c| r.set(k, &mut c.api_key)),
+    ("enable_batching", |r, k, c| {
+        r.set(k, &mut c.enable_batching)
+    }),
+    ("batch_size", |r, k, c| r.set(k, &mut c.batch_size)),
+    ("batch_interval", |r, k, c| {
+        r.set_seconds(k, &mut c.batch_interval)
+    }),
+    ("max_batch_bytes", |r, k, c| {
+        r.set(k, &mut c.max_batch_bytes)
+    }),
+    ("max_retries", |r, k, c| r.set(k, &mut c.max_retries)),
+    ("max_retry_elapsed", |r, k, c| {
+        r.set_seconds(k, &mut c.max_retry_elapsed)
+    }),
+    ("retry_delay", |r, k, c| {
+        r.set_seconds(k, &mut c.retry_delay)
+    }),
+    ("max_retry_delay", |r, k, c| {
+        r.set_seconds(k, &mut c.max_retry_delay)
+    }),
+    ("max_queue_bytes", |r, k, c| {
+        r.set(k, &mut c.max_queue_bytes)
+    }),
+    ("drop_policy", |r, k, c| {
+        if let Some(policy) = r.get::<String>(k)? {
+            c.drop_policy = policy
+                .parse::<DropPolicy>()
+                .map_err(|e| configuration_error(format!("log_ingestion: {e}")))?;
+        }
+        Ok(())
+    }),
+    ("gzip", |r, k, c| r.set(k, &mut c.gzip)),
+    ("open_timeout", |r, k, c| {
+        r.set_seconds(k, &mut c.open_timeout)
+    }),
+    ("read_timeout", |r, k, c| {
+        r.set_seconds(k, &mut c.read_timeout)
+    }),
+    ("user_agent", |r, k, c| r.set(k, &mut c.user_agent)),
+];
+
 pub fn settings(ruby: &Ruby, hash: RHash) -> Result<Settings, Error> {
-    let mut config = EngineConfig::default();
     let reader = Reader { ruby, hash };
-    if let Some(url) = reader.get::<String>("api_url")? {
-        config.api_url = url;
-    }
-    if let Some(key) = reader.get::<String>("api_key")? {
-        config.api_key = key;
-    }
-    if let Some(n) = reader.get::<usize>("batch_size")? {
-        config.batch_size = n;
-    }
-    if let Some(d) = reader.seconds("batch_interval")? {
-        config.batch_interval = d;
-    }
-    if let Some(n) = reader.get::<usize>("max_batch_bytes")? {
-        config.max_batch_bytes = n;
-    }
-    if let Some(n) = reader.get::<u32>("max_retries")? {
-        config.max_retries = n;
-    }
-    if let Some(d) = reader.seconds("max_retry_elapsed")? {
-        config.max_retry_elapsed = d;
-    }
-    if let Some(d) = reader.seconds("retry_delay")? {
-        config.retry_delay = d;
-    }
-    if let Some(d) = reader.seconds("max_retry_delay")? {
-        config.max_retry_delay = d;
-    }
-    if let Some(n) = reader.get::<usize>("max_queue_bytes")? {
-        config.max_queue_bytes = n;
-    }
-    if let Some(policy) = reader.get::<String>("drop_policy")? {
-        config.drop_policy = policy
-            .parse::<DropPolicy>()
-            .map_err(|e| configuration_error(format!("log_ingestion: {e}")))?;
-    }
-    if let Some(gzip) = reader.get::<bool>("gzip")? {
-        config.gzip = gzip;
-    }
-    if let Some(d) = reader.seconds("open_timeout")? {
-        config.open_timeout = d;
-    }
-    if let Some(d) = reader.seconds("read_timeout")? {
-        config.read_timeout = d;
-    }
-    if let Some(batching) = reader.get::<bool>("enable_batching")? {
-        config.enable_batching = batching;
-    }
-    if let Some(agent) = reader.get::<String>("user_agent")? {
-        config.user_agent = agent;
+    let mut config = EngineConfig::default();
+    for (key, apply) in SETTINGS {
+        apply(&reader, key, &mut config)?;
     }
     let service = reader
         .get::<String>("service")?
-        .unwrap_or_else(|| "rails-app".to_owned());
-    config
-        .validate()
-        .map_err(|e| configuration_error(format!("log_ingestion: {e}")))?;
+        .ok_or_else(|| configuration_error("log_ingestion: the settings Hash has no service"))?;
     Ok(Settings {
         engine: config,
         service,
@@ -102,6 +102,22 @@ impl Reader<'_> {
                 configuration_error(format!("log_ingestion: {key} has the wrong type ({e})"))
             }),
         }
+    }
+
+    /// Sets `slot` to the key's value when it is present.
+    fn set<T: TryConvert>(&self, key: &str, slot: &mut T) -> Result<(), Error> {
+        if let Some(value) = self.get(key)? {
+            *slot = value;
+        }
+        Ok(())
+    }
+
+    /// Sets `slot` to the key's seconds when it is present.
+    fn set_seconds(&self, key: &str, slot: &mut Duration) -> Result<(), Error> {
+        if let Some(value) = self.seconds(key)? {
+            *slot = value;
+        }
+        Ok(())
     }
 
     fn seconds(&self, key: &str) -> Result<Option<Duration>, Error> {

@@ -1,14 +1,16 @@
 //! The magnus binding of the log_ingestion gem: `LogIngestion::Native::Engine`.
 //!
 //! Owns the Ruby-facing surface only: converting Ruby values to owned Rust data on the
-//! caller's thread (`metadata`), waiting without the GVL (`nogvl`), mapping panics and
+//! caller's thread (`entry`, `metadata`), waiting without the GVL (`nogvl`), mapping panics and
 //! errors to Ruby exceptions (`boundary`), and forwarding to the Ruby-free engine
 //! (`log_ingestion_engine`). No delivery logic lives here.
 
 mod boundary;
 mod config;
+mod entry;
 mod metadata;
 mod native_engine;
+mod native_functions;
 mod nogvl;
 
 use magnus::{function, method, prelude::*, Error, Ruby};
@@ -23,15 +25,14 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     let native = module.define_module("Native")?;
     native.define_singleton_method(
         "encode_metadata",
-        function!(native_engine::encode_metadata, 1),
+        function!(native_functions::encode_metadata, 1),
     )?;
-    native.define_singleton_method(
-        "encode_message",
-        function!(native_engine::encode_message, 1),
-    )?;
+    native.define_singleton_method("entry_json", function!(native_functions::entry_json, 2))?;
+    native.define_singleton_method("idle_stats", function!(native_functions::idle_stats, 0))?;
+    #[cfg(feature = "test-hooks")]
     native.define_singleton_method(
         "panic_for_testing",
-        function!(native_engine::panic_for_testing, 1),
+        function!(native_functions::panic_for_testing, 1),
     )?;
     let class = native.define_class("Engine", ruby.class_object())?;
     class.define_singleton_method("new", function!(NativeEngine::new, 1))?;

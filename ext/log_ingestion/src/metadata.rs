@@ -1,16 +1,17 @@
 //! `MetadataConverter`: any Ruby value to owned JSON data (`serde_json::Value`).
 //!
 //! Owns the rules for turning a metadata argument (and a message) into JSON, on the
-//! caller's thread, with the GVL held. It mirrors `LogIngestion::MetadataSerializer`
-//! (lib/log_ingestion/metadata_serializer.rb) rule for rule -- the specs check both
-//! give the same result: Time, and objects whose `getutc` is a Time (TimeWithZone) ->
-//! ISO 8601 UTC with microseconds, Symbol and unknown objects -> `to_s`, other objects
-//! answering `iso8601` -> `iso8601`, non-finite floats and
-//! integers beyond 64 bits -> `to_s`; cycles, depth, collection size and total text
-//! size are cut with visible markers. It never keeps a Ruby value after returning and
-//! never fails: a Ruby exception raised while converting becomes a placeholder string.
+//! caller's thread, with the GVL held. It is the gem's only converter: test mode records
+//! what it produces too (`LogIngestion::Native.entry_json`). The rules: Time, and objects
+//! whose `getutc` is a Time (TimeWithZone) -> the entry timestamp format
+//! (`log_ingestion_engine::timestamp`), Symbol and unknown objects -> `to_s`, other
+//! objects answering `iso8601` -> `iso8601` (or `to_s` when `iso8601` raises), non-finite
+//! floats and integers beyond 64 bits -> `to_s`; cycles, depth, collection size and
+//! total text size are cut with visible markers. It never keeps a Ruby value after
+//! returning and never fails: a Ruby exception raised while converting becomes a
+//! placeholder string naming the object's class.
 
-use chrono::{DateTime, SecondsFormat};
+use chrono::DateTime;
 use magnus::encoding::EncodingCapable;
 use magnus::r_hash::ForEach;
 use magnus::rb_sys::AsRawValue;
@@ -261,8 +262,15 @@ fn describe(value: Value) -> String {
     }
 }
 
-/// ISO 8601 UTC of a Time stand-in (ActiveSupport::TimeWithZone, what Rails'
-/// `Time.current` returns) whose `getutc` answers a Time; None for anything else.
+/// The timestamp text of a Time, or of a Time stand-in (ActiveSupport::TimeWithZone,
+/// what Rails' `Time.current` returns) whose `getutc` answers a Time; None for anything else.
+pub fn time_text(value: Value) -> Option<String> {
+    if let Some(time) = Time::from_value(value) {
+        return iso8601_utc(time);
+    }
+    time_like(value)
+}
+
 fn time_like(value: Value) -> Option<String> {
     let utc: Result<Value, magnus::Error> = value.check_funcall("getutc", ())?;
     iso8601_utc(Time::from_value(utc.ok()?)?)
@@ -272,7 +280,7 @@ fn iso8601_utc(time: Time) -> Option<String> {
     let spec = time.timespec().ok()?;
     let nanos = u32::try_from(spec.tv_nsec).ok()?;
     let utc = DateTime::from_timestamp(spec.tv_sec, nanos)?;
-    Some(utc.to_rfc3339_opts(SecondsFormat::Micros, true))
+    Some(log_ingestion_engine::timestamp(utc))
 }
 
 fn floor_char_boundary(text: &str, index: usize) -> usize {

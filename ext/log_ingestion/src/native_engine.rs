@@ -1,8 +1,7 @@
 //! `NativeEngine`: the Ruby class `LogIngestion::Native::Engine`.
 //!
 //! Owns one `log_ingestion_engine::Engine` and forwards to it. On the caller's thread
-//! it only converts Ruby values to owned Rust data (`MetadataConverter`) and
-//! enqueues; the blocking calls (flush, send_log, shutdown, next_error) wait without
+//! it only converts Ruby values to owned Rust data (`entry`) and enqueues; the blocking calls (flush, send_log, shutdown, next_error) wait without
 //! the GVL and are cancelled by Ruby's unblock function. It never keeps a Ruby object
 //! after a call returns. An engine that reaches a forked child (where its threads do
 //! not exist) refuses every call with `LogIngestion::Error` and is leaked, never dropped.
@@ -10,13 +9,12 @@
 use std::mem::ManuallyDrop;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use log_ingestion_engine::{DeliveryError, Engine, Entry, FlushOutcome};
-use log_ingestion_wire::Level;
-use magnus::{prelude::*, Error, RHash, RString, Ruby, Value};
+use log_ingestion_engine::{DeliveryError, Engine, EngineError, FlushOutcome, StatValue, Stats};
+use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
 
-use crate::boundary::{argument_error, gem_error, guard};
+use crate::boundary::{configuration_error, gem_error, guard};
 use crate::config;
-use crate::metadata::{self, MetadataConverter};
+use crate::entry;
 use crate::nogvl::blocking;
 
 #[magnus::wrap(class = "LogIngestion::Native::Engine", size)]
@@ -43,8 +41,11 @@ impl NativeEngine {
     pub fn new(ruby: &Ruby, settings: RHash) -> Result<NativeEngine, Error> {
         guard(|| {
             let settings = config::settings(ruby, settings)?;
-            let engine = Engine::start(settings.engine)
-                .map_err(|e| gem_error(format!("log_ingestion: cannot start the engine: {e}")))?;
+            // Engine::start validates the values (the engine's rules, checked once).
+            let engine = Engine::start(settings.engine).map_err(|e| match e {
+                EngineError::Config(e) => configuration_error(format!("log_ingestion: {e}")),
+                e => gem_error(format!("log_ingestion: cannot start the engine: {e}")),
+            })?;
             Ok(NativeEngine {
                 engine: ManuallyDrop::new(engine),
                 service: settings.service,
@@ -62,18 +63,8 @@ impl NativeEngine {
         metadata: Value,
     ) -> Result<bool, Error> {
         guard(|| {
-            let timestamp = log_ingestion_engine::timestamp_now();
             let engine = rb_self.engine()?;
-            let level = parse_level(ruby, level)?;
-            let message = metadata::message(ruby, message);
-            let metadata = MetadataConverter::new(ruby).metadata(metadata);
-            let entry = Entry {
-                timestamp,
-                service: rb_self.service.clone(),
-                level,
-                message,
-                metadata,
-            };
+            let entry = entry::from_call(ruby, &rb_self.service, level, message, metadata)?;
             Ok(engine.enqueue(entry).is_accepted())
         })
     }
@@ -91,8 +82,9 @@ impl NativeEngine {
         })
     }
 
-    /// `#send_log(entry_hash, timeout_seconds)`: `{"status", "attempts"}` when the server
-    /// took the entry, `{"error", "kind"}` when it was not delivered (never raises for that).
+    /// `#send_log(entry_hash, timeout_seconds)`: `{"accepted", "status", "attempts"}` when
+    /// the server took the entry, `{"error", "kind"}` when it was not delivered (never
+    /// raises for that; `kind` is an `ErrorKind` name, as `on_error` receives it).
     pub fn send_log(
         ruby: &Ruby,
         rb_self: &Self,
@@ -100,7 +92,7 @@ impl NativeEngine {
         timeout: f64,
     ) -> Result<RHash, Error> {
         guard(|| {
-            let entry = rb_self.entry_from_hash(ruby, entry)?;
+            let entry = entry::from_hash(ruby, &rb_self.service, entry)?;
             let engine = rb_self.engine()?;
             let sent = blocking(
                 seconds(timeout),
@@ -116,7 +108,7 @@ impl NativeEngine {
                 }
                 Err(error) => {
                     answer.aset("error", error.to_string())?;
-                    answer.aset("kind", delivery_error_kind(&error))?;
+                    answer.aset("kind", error.kind().as_str())?;
                 }
             }
             Ok(answer)
@@ -144,26 +136,7 @@ impl NativeEngine {
     pub fn stats(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         guard(|| {
             let stats = rb_self.engine()?.stats();
-            let hash = ruby.hash_new();
-            hash.aset("enqueued", stats.enqueued)?;
-            hash.aset("sent", stats.sent)?;
-            hash.aset("dropped_queue_full", stats.dropped_queue_full)?;
-            hash.aset("dropped_retries_exhausted", stats.dropped_retries_exhausted)?;
-            hash.aset("dropped_unauthorized", stats.dropped_unauthorized)?;
-            hash.aset("dropped_invalid", stats.dropped_invalid)?;
-            hash.aset("dropped_internal", stats.dropped_internal)?;
-            hash.aset("dropped_at_shutdown", stats.dropped_at_shutdown)?;
-            hash.aset("retried", stats.retried)?;
-            hash.aset("rejected_by_server", stats.rejected_by_server)?;
-            hash.aset("failed_batches", stats.failed_batches)?;
-            hash.aset("bytes_queued", stats.bytes_queued)?;
-            hash.aset("batches_in_flight", stats.batches_in_flight)?;
-            hash.aset(
-                "rate_limited_until",
-                stats.rate_limited_until.map(epoch_seconds),
-            )?;
-            hash.aset("last_error", stats.last_error)?;
-            Ok(hash)
+            stats_hash(ruby, &stats)
         })
     }
 
@@ -212,65 +185,20 @@ impl NativeEngine {
             )))
         }
     }
-
-    fn entry_from_hash(&self, ruby: &Ruby, hash: RHash) -> Result<Entry, Error> {
-        let field = |name: &str| -> Option<Value> {
-            let by_symbol: Option<Value> = hash.get(ruby.to_symbol(name));
-            by_symbol
-                .or_else(|| hash.get(name))
-                .filter(|value| !value.is_nil())
-        };
-        let text = |name: &str| -> Result<Option<RString>, Error> {
-            match field(name) {
-                None => Ok(None),
-                Some(value) => value.funcall::<_, _, RString>("to_s", ()).map(Some),
-            }
-        };
-        let level = match text("level")? {
-            Some(level) => parse_level(ruby, level)?,
-            None => Level::Info,
-        };
-        let timestamp = match text("timestamp")? {
-            Some(timestamp) => metadata::utf8(ruby, timestamp),
-            None => log_ingestion_engine::timestamp_now(),
-        };
-        let service = match text("service")? {
-            Some(service) => metadata::utf8(ruby, service),
-            None => self.service.clone(),
-        };
-        let message = match text("message")? {
-            Some(message) => metadata::message(ruby, message),
-            None => String::new(),
-        };
-        let metadata = MetadataConverter::new(ruby)
-            .metadata(field("metadata").unwrap_or_else(|| ruby.qnil().as_value()));
-        Ok(Entry {
-            timestamp,
-            service,
-            level,
-            message,
-            metadata,
-        })
-    }
 }
 
-fn delivery_error_kind(error: &DeliveryError) -> &'static str {
-    match error {
-        DeliveryError::Encode(_) => "invalid",
-        DeliveryError::Stopped => "stopped",
-        DeliveryError::TimedOut => "timed_out",
-        DeliveryError::Cancelled => "cancelled",
-        DeliveryError::RetriesExhausted { .. } => "retries_exhausted",
-        DeliveryError::Unauthorized { .. } => "unauthorized",
-        DeliveryError::Rejected { .. } => "invalid",
-        DeliveryError::Internal(_) => "internal",
+/// `stats` as the Hash Ruby sees (String keys, `Stats::fields`' names; times in epoch seconds).
+pub fn stats_hash(ruby: &Ruby, stats: &Stats) -> Result<RHash, Error> {
+    let hash = ruby.hash_new();
+    for (name, value) in stats.fields() {
+        let value = match value {
+            StatValue::Count(n) => n.into_value_with(ruby),
+            StatValue::Time(time) => time.map(epoch_seconds).into_value_with(ruby),
+            StatValue::Text(text) => text.into_value_with(ruby),
+        };
+        hash.aset(name, value)?;
     }
-}
-
-fn parse_level(ruby: &Ruby, level: RString) -> Result<Level, Error> {
-    metadata::utf8(ruby, level)
-        .parse::<Level>()
-        .map_err(|e| argument_error(ruby, format!("log_ingestion: {e}")))
+    Ok(hash)
 }
 
 /// Seconds from Ruby to a Duration: negative or NaN -> zero, huge -> a day.
@@ -285,24 +213,4 @@ fn epoch_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-/// `LogIngestion::Native.encode_metadata(value)`: the JSON the binding would send as
-/// the metadata of a log call with `value` (for diagnostics and the conversion specs).
-pub fn encode_metadata(ruby: &Ruby, value: Value) -> Result<String, Error> {
-    guard(|| {
-        let map = MetadataConverter::new(ruby).metadata(value);
-        serde_json::to_string(&map).map_err(|e| gem_error(format!("log_ingestion: {e}")))
-    })
-}
-
-/// `LogIngestion::Native.encode_message(string)`: the message the binding would send.
-pub fn encode_message(ruby: &Ruby, message: RString) -> Result<String, Error> {
-    guard(|| Ok(metadata::message(ruby, message)))
-}
-
-/// `LogIngestion::Native.panic_for_testing(message)`: panics, so the specs can prove
-/// a Rust panic reaches Ruby as `LogIngestion::Error` and the process lives on.
-pub fn panic_for_testing(message: String) -> Result<(), Error> {
-    guard(|| panic!("{message}"))
 }

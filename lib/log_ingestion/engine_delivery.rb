@@ -1,19 +1,20 @@
 # frozen_string_literal: true
 
 module LogIngestion
-  # One native engine of this process and its error reporter: forwards calls to
-  # LogIngestion::Native::Engine and turns its answers into the Ruby API's shapes.
-  # Owns the engine's lifetime; never sleeps or waits on the caller's thread except
-  # in the calls documented to block (flush, send_log, shutdown), and starts no Ruby
-  # thread until one of those or a failure needs the reporter's (ErrorReporter).
-  class NativeDelivery
-    EMPTY_STATS = {
-      enqueued: 0, sent: 0, dropped_queue_full: 0, dropped_retries_exhausted: 0,
-      dropped_unauthorized: 0, dropped_invalid: 0, retried: 0, rejected_by_server: 0,
-      failed_batches: 0, dropped_internal: 0, dropped_at_shutdown: 0, bytes_queued: 0,
-      batches_in_flight: 0, rate_limited_until: nil,
-      last_error: nil
-    }.freeze
+  # The delivery of this process outside test mode: one native engine
+  # (LogIngestion::Native::Engine, the binding of log_ingestion_engine::Engine) and its
+  # error reporter; turns the engine's answers into the Ruby API's shapes. Owns the
+  # engine's lifetime; never sleeps or waits on the caller's thread except in the calls
+  # documented to block (flush, send_log, shutdown), and starts no Ruby thread until one
+  # of those or a failure needs the reporter's (ErrorReporter).
+  class EngineDelivery
+    # The stats of a client with no running engine: the engine's own keys (one list, in
+    # the engine's Stats::fields), all zero; {} when the native extension cannot load.
+    def self.idle_stats
+      return {} unless Native.available?
+
+      Native.idle_stats.to_h { |key, value| [key.to_sym, value] }
+    end
 
     def initialize(configuration)
       Native.load!
@@ -34,7 +35,8 @@ module LogIngestion
     end
 
     # The server's answer ({"accepted" => 1, "status" => ..., "attempts" => ...}), or nil
-    # when the entry was not delivered (the failure goes to on_error).
+    # when the entry was not delivered (the failure goes to on_error, its kind one of the
+    # engine's ErrorKind names).
     def send_log(entry, timeout)
       @reporter.start # blocks: a Ruby thread must service signals meanwhile (see ErrorReporter)
       answer = @engine.send_log(entry, timeout.to_f)
@@ -68,10 +70,14 @@ module LogIngestion
     end
 
     def stats
-      stats = EMPTY_STATS.merge(@engine.stats.to_h { |key, value| [key.to_sym, value] })
+      stats = @engine.stats.to_h { |key, value| [key.to_sym, value] }
       until_epoch = stats[:rate_limited_until]
       stats[:rate_limited_until] = Time.at(until_epoch).utc if until_epoch.is_a?(Numeric)
       stats
     end
   end
+
+  # The former name of EngineDelivery ("Native" now names only the extension's layer).
+  NativeDelivery = EngineDelivery
+  deprecate_constant :NativeDelivery
 end

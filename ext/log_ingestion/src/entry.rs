@@ -1,0 +1,85 @@
+//! Ruby arguments to one engine `Entry`: the one place where a log call's and
+//! `send_log`'s fields are converted and their defaults filled.
+//!
+//! Owns those defaults (timestamp: now; service: the configured one; level: INFO;
+//! message: empty; metadata: `{}`) and reading the fields of a `send_log` Hash (Symbol
+//! or String keys). Both the engine (`LogIngestion::Native::Engine`) and test mode
+//! (`LogIngestion::Native.entry_json`) build entries here, so what test mode records
+//! is what delivery sends. It never enqueues, sends or keeps a Ruby value.
+
+use log_ingestion_engine::{timestamp_now, Entry};
+use log_ingestion_wire::Level;
+use magnus::{prelude::*, Error, RHash, RString, Ruby, Value};
+
+use crate::boundary::argument_error;
+use crate::metadata::{self, MetadataConverter};
+
+/// The entry of a log call: stamped now, with the configured service.
+pub fn from_call(
+    ruby: &Ruby,
+    service: &str,
+    level: RString,
+    message: RString,
+    metadata: Value,
+) -> Result<Entry, Error> {
+    let timestamp = timestamp_now();
+    Ok(Entry {
+        timestamp,
+        service: service.to_owned(),
+        level: parse_level(ruby, level)?,
+        message: metadata::message(ruby, message),
+        metadata: MetadataConverter::new(ruby).metadata(metadata),
+    })
+}
+
+/// The entry of a `send_log` Hash (`:timestamp`, `:service`, `:level`, `:message`,
+/// `:metadata`, each optional; a Time timestamp is written in the entry format).
+pub fn from_hash(ruby: &Ruby, service: &str, hash: RHash) -> Result<Entry, Error> {
+    let field = |name: &str| -> Option<Value> {
+        let by_symbol: Option<Value> = hash.get(ruby.to_symbol(name));
+        by_symbol
+            .or_else(|| hash.get(name))
+            .filter(|value| !value.is_nil())
+    };
+    let text = |name: &str| -> Result<Option<RString>, Error> {
+        match field(name) {
+            None => Ok(None),
+            Some(value) => value.funcall::<_, _, RString>("to_s", ()).map(Some),
+        }
+    };
+    let level = match text("level")? {
+        Some(level) => parse_level(ruby, level)?,
+        None => Level::Info,
+    };
+    let timestamp = match field("timestamp") {
+        None => timestamp_now(),
+        Some(value) => match metadata::time_text(value) {
+            Some(time) => time,
+            None => metadata::utf8(ruby, value.funcall::<_, _, RString>("to_s", ())?),
+        },
+    };
+    let service = match text("service")? {
+        Some(service) => metadata::utf8(ruby, service),
+        None => service.to_owned(),
+    };
+    let message = match text("message")? {
+        Some(message) => metadata::message(ruby, message),
+        None => String::new(),
+    };
+    let metadata = MetadataConverter::new(ruby)
+        .metadata(field("metadata").unwrap_or_else(|| ruby.qnil().as_value()));
+    Ok(Entry {
+        timestamp,
+        service,
+        level,
+        message,
+        metadata,
+    })
+}
+
+/// The level named by `level` (any case), or `ArgumentError`.
+fn parse_level(ruby: &Ruby, level: RString) -> Result<Level, Error> {
+    metadata::utf8(ruby, level)
+        .parse::<Level>()
+        .map_err(|e| argument_error(ruby, format!("log_ingestion: {e}")))
+}
