@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod idempotency;
 mod inflight;
+mod metrics_exposition;
 mod process;
 mod rate_limit;
 mod server_process;
