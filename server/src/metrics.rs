@@ -363,9 +363,7 @@ pub fn render_policy_jobs(out: &mut String, jobs: &[PolicyJobStatus]) {
             policy: job.policy,
             job_id: job.job_id,
         };
-        failing
-            .get_or_create(&labels)
-            .set(i64::from(job.failing()));
+        failing.get_or_create(&labels).set(i64::from(job.failing()));
         scheduler_failures
             .get_or_create(&labels)
             .set(job.scheduler_failures.max(0));
