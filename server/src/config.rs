@@ -1,8 +1,9 @@
 //! Typed settings, read once from the environment (and an optional `.env`, loaded by
-//! `main`). Owns parsing, defaults and the one error message for bad configuration.
-//! It never performs I/O beyond reading variables (and the hostname, for the default
-//! instance id) and never logs a secret: `Debug`
-//! of [`Settings`] redacts the API keys and the database password.
+//! `main`). Owns the variables' names, defaults and floors (each settings struct reads
+//! its own, next to its definition), their parsing (`humantime` for durations) and the
+//! one error message that lists every bad variable. It never performs I/O beyond
+//! reading variables (and the hostname, for the default instance id) and never logs a
+//! secret: `Debug` of [`Settings`] redacts the API keys and the database passwords.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -12,6 +13,10 @@ use sha2::{Digest, Sha256};
 
 use crate::instance::InstanceId;
 use crate::storage::StorageSetting;
+
+/// The shortest timeout or interval accepted: zero would refuse everything or spin,
+/// and PostgreSQL reads a zero `statement_timeout` as "none".
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// Everything the server needs to run.
 #[derive(Clone, Debug)]
@@ -82,6 +87,25 @@ pub struct ConnectionSettings {
     pub max_unauthenticated_connections: usize,
 }
 
+impl ConnectionSettings {
+    // Request-shape bounds (issue 8).
+    fn read(env: &mut Environment<'_>) -> Self {
+        ConnectionSettings {
+            header_read_timeout: env.at_least(
+                "LOG_INGESTION_HEADER_READ_TIMEOUT",
+                Duration::from_secs(10),
+                MIN_TIMEOUT,
+            ),
+            max_connections: env.at_least("LOG_INGESTION_MAX_CONNECTIONS", 4_096, 1),
+            max_unauthenticated_connections: env.at_least(
+                "LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS",
+                512,
+                1,
+            ),
+        }
+    }
+}
+
 /// Bounds on reading one request body, so a stalled upload frees its share of the
 /// in-flight budget.
 #[derive(Clone, Copy, Debug)]
@@ -97,6 +121,24 @@ impl Default for BodyReadSettings {
         BodyReadSettings {
             idle_timeout: Duration::from_secs(10),
             total_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl BodyReadSettings {
+    fn read(env: &mut Environment<'_>) -> Self {
+        let default = Self::default();
+        BodyReadSettings {
+            idle_timeout: env.at_least(
+                "LOG_INGESTION_BODY_IDLE_TIMEOUT",
+                default.idle_timeout,
+                MIN_TIMEOUT,
+            ),
+            total_timeout: env.at_least(
+                "LOG_INGESTION_BODY_READ_TIMEOUT",
+                default.total_timeout,
+                MIN_TIMEOUT,
+            ),
         }
     }
 }
@@ -182,6 +224,35 @@ impl Default for EntryLimits {
     }
 }
 
+impl EntryLimits {
+    fn read(env: &mut Environment<'_>) -> Self {
+        let default = Self::default();
+        EntryLimits {
+            max_message_bytes: env.at_least(
+                "LOG_INGESTION_MAX_MESSAGE_BYTES",
+                default.max_message_bytes,
+                1,
+            ),
+            max_metadata_bytes: env.at_least(
+                "LOG_INGESTION_MAX_METADATA_BYTES",
+                default.max_metadata_bytes,
+                2,
+            ),
+            max_metadata_depth: env.at_least(
+                "LOG_INGESTION_MAX_METADATA_DEPTH",
+                default.max_metadata_depth,
+                1,
+            ),
+            max_timestamp_age: env
+                .get("LOG_INGESTION_MAX_TIMESTAMP_AGE", default.max_timestamp_age),
+            max_timestamp_ahead: env.get(
+                "LOG_INGESTION_MAX_TIMESTAMP_AHEAD",
+                default.max_timestamp_ahead,
+            ),
+        }
+    }
+}
+
 /// How long the group committer waits for company and how big a group may grow.
 #[derive(Clone, Copy, Debug)]
 pub struct GroupCommitSettings {
@@ -190,6 +261,24 @@ pub struct GroupCommitSettings {
     pub writers: usize,
     pub max_rows: usize,
     pub max_bytes: usize,
+}
+
+impl GroupCommitSettings {
+    fn read(env: &mut Environment<'_>) -> Self {
+        GroupCommitSettings {
+            // Grouping comes from writers being busy: requests that arrive during a
+            // commit form the next group. A linger only delays a lone request (it
+            // cost ~30% of batch-100 throughput at 2ms in the load benchmark).
+            linger: env.get("LOG_INGESTION_GROUP_COMMIT_LINGER", Duration::ZERO),
+            writers: env.at_least("LOG_INGESTION_GROUP_COMMIT_WRITERS", 2, 1),
+            max_rows: env.at_least("LOG_INGESTION_GROUP_COMMIT_MAX_ROWS", 10_000, 1),
+            max_bytes: env.at_least(
+                "LOG_INGESTION_GROUP_COMMIT_MAX_BYTES",
+                16 * 1024 * 1024,
+                1024,
+            ),
+        }
+    }
 }
 
 /// The read side's own resources, so that reading never takes the writers'
@@ -209,6 +298,25 @@ impl Default for ReadSettings {
             max_connections: 4,
             queue_wait: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ReadSettings {
+    fn read(env: &mut Environment<'_>) -> Self {
+        let default = Self::default();
+        ReadSettings {
+            max_connections: env.at_least(
+                "LOG_INGESTION_READ_MAX_CONNECTIONS",
+                default.max_connections,
+                1,
+            ),
+            queue_wait: env.get("LOG_INGESTION_READ_QUEUE_WAIT", default.queue_wait),
+            statement_timeout: env.at_least(
+                "LOG_INGESTION_READ_STATEMENT_TIMEOUT",
+                default.statement_timeout,
+                MIN_TIMEOUT,
+            ),
         }
     }
 }
@@ -284,10 +392,6 @@ impl ConfigError {
     }
 }
 
-/// The shortest timeout or interval accepted: zero would refuse everything or spin,
-/// and PostgreSQL reads a zero `statement_timeout` as "none".
-const MIN_TIMEOUT: Duration = Duration::from_millis(1);
-
 impl Settings {
     /// Reads settings from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -303,13 +407,10 @@ impl Settings {
         env.finish(settings)
     }
 
-    /// The settings table: one line per variable with its default and its floor.
+    /// The settings table: each part reads its own variables, with defaults and floors.
     fn read(env: &mut Environment<'_>) -> Self {
-        let database = DatabaseSettings::read(env);
-        let entry = EntryLimits::default();
-        let read = ReadSettings::default();
-        let body = BodyReadSettings::default();
         const MIB: usize = 1024 * 1024;
+        let database = DatabaseSettings::read(env);
         Settings {
             api_keys: env.api_keys(),
             admin_api_keys: env
@@ -322,29 +423,7 @@ impl Settings {
                 rps: env.at_least("LOG_INGESTION_RATE_LIMIT_RPS", 100, 1),
                 burst: env.at_least("LOG_INGESTION_RATE_LIMIT_BURST", 200, 1),
             },
-            limits: EntryLimits {
-                max_message_bytes: env.at_least(
-                    "LOG_INGESTION_MAX_MESSAGE_BYTES",
-                    entry.max_message_bytes,
-                    1,
-                ),
-                max_metadata_bytes: env.at_least(
-                    "LOG_INGESTION_MAX_METADATA_BYTES",
-                    entry.max_metadata_bytes,
-                    2,
-                ),
-                max_metadata_depth: env.at_least(
-                    "LOG_INGESTION_MAX_METADATA_DEPTH",
-                    entry.max_metadata_depth,
-                    1,
-                ),
-                max_timestamp_age: env
-                    .get("LOG_INGESTION_MAX_TIMESTAMP_AGE", entry.max_timestamp_age),
-                max_timestamp_ahead: env.get(
-                    "LOG_INGESTION_MAX_TIMESTAMP_AHEAD",
-                    entry.max_timestamp_ahead,
-                ),
-            },
+            limits: EntryLimits::read(env),
             max_body_bytes: env.at_least("LOG_INGESTION_MAX_BODY_BYTES", 10 * MIB, 1024),
             max_batch_entries: env.at_least("LOG_INGESTION_MAX_BATCH_ENTRIES", 5_000, 1),
             // Parsing holds ~5 bytes of memory per body byte (~2 KB per realistic entry);
@@ -353,55 +432,11 @@ impl Settings {
             max_inflight_bytes: env.at_least("LOG_INGESTION_MAX_INFLIGHT_BYTES", 16 * MIB, 1024),
             inflight_wait: env.get("LOG_INGESTION_INFLIGHT_WAIT", Duration::from_millis(500)),
             retention_days: env.optional_at_least("LOG_INGESTION_RETENTION_DAYS", 1),
-            group_commit: GroupCommitSettings {
-                // Grouping comes from writers being busy: requests that arrive during a
-                // commit form the next group. A linger only delays a lone request (it
-                // cost ~30% of batch-100 throughput at 2ms in the load benchmark).
-                linger: env.get("LOG_INGESTION_GROUP_COMMIT_LINGER", Duration::ZERO),
-                writers: env.at_least("LOG_INGESTION_GROUP_COMMIT_WRITERS", 2, 1),
-                max_rows: env.at_least("LOG_INGESTION_GROUP_COMMIT_MAX_ROWS", 10_000, 1),
-                max_bytes: env.at_least("LOG_INGESTION_GROUP_COMMIT_MAX_BYTES", 16 * MIB, 1024),
-            },
+            group_commit: GroupCommitSettings::read(env),
             shutdown_deadline: env.get("LOG_INGESTION_SHUTDOWN_DEADLINE", Duration::from_secs(30)),
-            read: ReadSettings {
-                max_connections: env.at_least(
-                    "LOG_INGESTION_READ_MAX_CONNECTIONS",
-                    read.max_connections,
-                    1,
-                ),
-                queue_wait: env.get("LOG_INGESTION_READ_QUEUE_WAIT", read.queue_wait),
-                statement_timeout: env.at_least(
-                    "LOG_INGESTION_READ_STATEMENT_TIMEOUT",
-                    read.statement_timeout,
-                    MIN_TIMEOUT,
-                ),
-            },
-            // Request-shape bounds (issue 8): connections and body reads.
-            connections: ConnectionSettings {
-                header_read_timeout: env.at_least(
-                    "LOG_INGESTION_HEADER_READ_TIMEOUT",
-                    Duration::from_secs(10),
-                    MIN_TIMEOUT,
-                ),
-                max_connections: env.at_least("LOG_INGESTION_MAX_CONNECTIONS", 4_096, 1),
-                max_unauthenticated_connections: env.at_least(
-                    "LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS",
-                    512,
-                    1,
-                ),
-            },
-            body_read: BodyReadSettings {
-                idle_timeout: env.at_least(
-                    "LOG_INGESTION_BODY_IDLE_TIMEOUT",
-                    body.idle_timeout,
-                    MIN_TIMEOUT,
-                ),
-                total_timeout: env.at_least(
-                    "LOG_INGESTION_BODY_READ_TIMEOUT",
-                    body.total_timeout,
-                    MIN_TIMEOUT,
-                ),
-            },
+            read: ReadSettings::read(env),
+            connections: ConnectionSettings::read(env),
+            body_read: BodyReadSettings::read(env),
             // A floor, not a feature: a zero period would spin (and tokio refuses it).
             policy_check_interval: env.at_least(
                 "LOG_INGESTION_POLICY_CHECK_INTERVAL",
@@ -513,12 +548,15 @@ impl<'a> Environment<'a> {
         self.optional_at_least(name, min).unwrap_or(default)
     }
 
+    /// Required; a list of only blanks is its own problem (`ApiKeys::new`'s).
     fn api_keys(&mut self) -> ApiKeys {
         let keys = key_list(&self.required("LOG_INGESTION_API_KEYS"));
-        if keys.is_empty() && self.text("LOG_INGESTION_API_KEYS").is_some() {
-            self.problem("LOG_INGESTION_API_KEYS", "must name at least one API key");
-        }
-        ApiKeys(keys)
+        ApiKeys::new(keys).unwrap_or_else(|error| {
+            if self.text("LOG_INGESTION_API_KEYS").is_some() {
+                self.problems.extend(error.problems);
+            }
+            ApiKeys(Vec::new())
+        })
     }
 
     fn instance_id(&mut self) -> InstanceId {
@@ -552,19 +590,18 @@ impl<'a> Environment<'a> {
     }
 }
 
-/// How one kind of setting is written: its parser and, for problem messages, what a
-/// valid value looks like and how a value is shown.
+/// How one kind of setting is written: its parser, what "must be ..." says when the
+/// text does not parse, and how a value (or a floor) is shown in a problem.
 trait Setting: Sized {
-    /// Completes "must be ..." when the text does not parse.
     const EXPECTED: &'static str;
     fn parse(text: &str) -> Option<Self>;
     fn show(&self) -> String;
 }
 
-macro_rules! whole_number_setting {
-    ($($type:ty),*) => {$(
+macro_rules! from_str_settings {
+    ($($type:ty => $expected:expr),* $(,)?) => {$(
         impl Setting for $type {
-            const EXPECTED: &'static str = "a whole number";
+            const EXPECTED: &'static str = $expected;
             fn parse(text: &str) -> Option<Self> {
                 text.parse().ok()
             }
@@ -575,7 +612,13 @@ macro_rules! whole_number_setting {
     )*};
 }
 
-whole_number_setting!(u16, u32, usize);
+from_str_settings!(
+    u16 => "a whole number",
+    u32 => "a whole number",
+    usize => "a whole number",
+    IpAddr => "an IP address",
+    StorageSetting => StorageSetting::CHOICES,
+);
 
 /// `humantime`'s durations: `500ms`, `30s`, `10m`, `12h`, `30d`, `5y` (365.25 days) or
 /// combinations such as `1h 30m`; a unit is required.
@@ -586,26 +629,6 @@ impl Setting for Duration {
     }
     fn show(&self) -> String {
         humantime::format_duration(*self).to_string()
-    }
-}
-
-impl Setting for IpAddr {
-    const EXPECTED: &'static str = "an IP address";
-    fn parse(text: &str) -> Option<Self> {
-        text.parse().ok()
-    }
-    fn show(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl Setting for StorageSetting {
-    const EXPECTED: &'static str = StorageSetting::CHOICES;
-    fn parse(text: &str) -> Option<Self> {
-        text.parse().ok()
-    }
-    fn show(&self) -> String {
-        self.to_string()
     }
 }
 
