@@ -18,7 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::storage::policy_jobs::PolicyJobStatus;
 
@@ -94,91 +94,82 @@ struct FleetMetrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::default();
-        let entries_accepted = Counter::default();
-        registry.register(
-            "log_ingestion_entries_accepted",
-            "Entries committed to storage",
-            entries_accepted.clone(),
-        );
+        let mut r = Registry::default();
         let entries_rejected = Family::<Reason, Counter>::default();
         // Present (at 0) from the start, as dashboards expect.
         let _ = entries_rejected.get_or_create(&Reason {
             reason: "validation",
         });
-        registry.register(
-            "log_ingestion_entries_rejected",
-            "Entries refused, by reason",
-            entries_rejected.clone(),
-        );
-        let requests_rejected = Family::<Reason, Counter>::default();
-        registry.register(
-            "log_ingestion_requests_rejected",
-            "Requests refused as a whole, by reason",
-            requests_rejected.clone(),
-        );
-        let connections_closed = Family::<Reason, Counter>::default();
-        registry.register(
-            "log_ingestion_connections_closed",
-            "Connections the server closed on its own, by reason",
-            connections_closed.clone(),
-        );
-        let rate_limited = Counter::default();
-        registry.register(
-            "log_ingestion_rate_limited",
-            "Requests refused by the per-key rate limit",
-            rate_limited.clone(),
-        );
-        let server_busy = Counter::default();
-        registry.register(
-            "log_ingestion_server_busy",
-            "Requests refused with 503 because the in-flight body budget was spent",
-            server_busy.clone(),
-        );
-        let database_errors = Counter::default();
-        registry.register(
-            "log_ingestion_database_errors",
-            "Failed group commits and storage errors",
-            database_errors.clone(),
-        );
-        let read_queries_cancelled = Counter::default();
-        registry.register(
-            "log_ingestion_read_queries_cancelled",
-            "Read queries cancelled because their client went away",
-            read_queries_cancelled.clone(),
-        );
         let request_duration =
             Family::<Route, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
-        registry.register(
-            "log_ingestion_request_duration_seconds",
-            "Request latency by method and route",
-            request_duration.clone(),
-        );
-        let commit_rows = Histogram::new(BATCH_BUCKETS);
-        registry.register(
-            "log_ingestion_commit_batch_rows",
-            "Rows written per group commit (replayed requests write none)",
-            commit_rows.clone(),
-        );
-        let commit_duration = latency_histogram();
-        registry.register(
-            "log_ingestion_commit_duration_seconds",
-            "Duration of one group commit",
-            commit_duration.clone(),
-        );
         Metrics {
-            registry,
-            entries_accepted,
-            entries_rejected,
-            requests_rejected,
-            rate_limited,
-            server_busy,
-            database_errors,
-            read_queries_cancelled,
-            request_duration,
-            commit_rows,
-            commit_duration,
-            connections_closed,
+            entries_accepted: register(
+                &mut r,
+                "log_ingestion_entries_accepted",
+                "Entries committed to storage",
+                Counter::default(),
+            ),
+            entries_rejected: register(
+                &mut r,
+                "log_ingestion_entries_rejected",
+                "Entries refused, by reason",
+                entries_rejected,
+            ),
+            requests_rejected: register(
+                &mut r,
+                "log_ingestion_requests_rejected",
+                "Requests refused as a whole, by reason",
+                Family::default(),
+            ),
+            connections_closed: register(
+                &mut r,
+                "log_ingestion_connections_closed",
+                "Connections the server closed on its own, by reason",
+                Family::default(),
+            ),
+            rate_limited: register(
+                &mut r,
+                "log_ingestion_rate_limited",
+                "Requests refused by the per-key rate limit",
+                Counter::default(),
+            ),
+            server_busy: register(
+                &mut r,
+                "log_ingestion_server_busy",
+                "Requests refused with 503 because the in-flight body budget was spent",
+                Counter::default(),
+            ),
+            database_errors: register(
+                &mut r,
+                "log_ingestion_database_errors",
+                "Failed group commits and storage errors",
+                Counter::default(),
+            ),
+            read_queries_cancelled: register(
+                &mut r,
+                "log_ingestion_read_queries_cancelled",
+                "Read queries cancelled because their client went away",
+                Counter::default(),
+            ),
+            request_duration: register(
+                &mut r,
+                "log_ingestion_request_duration_seconds",
+                "Request latency by method and route",
+                request_duration,
+            ),
+            commit_rows: register(
+                &mut r,
+                "log_ingestion_commit_batch_rows",
+                "Rows written per group commit (replayed requests write none)",
+                Histogram::new(BATCH_BUCKETS),
+            ),
+            commit_duration: register(
+                &mut r,
+                "log_ingestion_commit_duration_seconds",
+                "Duration of one group commit",
+                latency_histogram(),
+            ),
+            registry: r,
             instance: OnceLock::new(),
             fleet: FleetMetrics::default(),
         }
@@ -187,40 +178,42 @@ impl Default for Metrics {
 
 impl Default for FleetMetrics {
     fn default() -> Self {
-        let mut registry = Registry::default();
-        let fallback = Gauge::default();
-        registry.register(
-            "log_ingestion_rate_limit_fallback",
-            "1 while the rate-limit store is unreachable and each key has this instance's own full limit",
-            fallback.clone(),
-        );
-        let sync_failures = Counter::default();
-        registry.register(
-            "log_ingestion_rate_limit_sync_failures",
-            "Syncs with the rate-limit store that failed or timed out",
-            sync_failures.clone(),
-        );
-        let peers = Gauge::default();
-        registry.register(
-            "log_ingestion_rate_limit_peers",
-            "Other live instances seen at the last successful sync",
-            peers.clone(),
-        );
-        let sync_duration = latency_histogram();
-        registry.register(
-            "log_ingestion_rate_limit_sync_duration_seconds",
-            "One round trip to the rate-limit store",
-            sync_duration.clone(),
-        );
+        let mut r = Registry::default();
         FleetMetrics {
-            registry,
+            fallback: register(
+                &mut r,
+                "log_ingestion_rate_limit_fallback",
+                "1 while the rate-limit store is unreachable and each key has this instance's own full limit",
+                Gauge::default(),
+            ),
+            sync_failures: register(
+                &mut r,
+                "log_ingestion_rate_limit_sync_failures",
+                "Syncs with the rate-limit store that failed or timed out",
+                Counter::default(),
+            ),
+            peers: register(
+                &mut r,
+                "log_ingestion_rate_limit_peers",
+                "Other live instances seen at the last successful sync",
+                Gauge::default(),
+            ),
+            sync_duration: register(
+                &mut r,
+                "log_ingestion_rate_limit_sync_duration_seconds",
+                "One round trip to the rate-limit store",
+                latency_histogram(),
+            ),
+            registry: r,
             enabled: OnceLock::new(),
-            fallback,
-            sync_failures,
-            peers,
-            sync_duration,
         }
     }
+}
+
+/// Registers `metric` (a handle sharing its value with the registry's copy) and returns it.
+fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 impl Metrics {
