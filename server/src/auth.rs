@@ -1,21 +1,17 @@
-//! API key authentication for every `/api` route: `X-API-Key` or `Authorization:
-//! Bearer`, compared in constant time against every configured key. It attaches the
-//! [`Caller`] to the request, marks the connection as authenticated (see
-//! `connections`), and never logs or echoes a presented key.
+//! API keys: which configured key a request carries (`X-API-Key` or `Authorization:
+//! Bearer`), compared in constant time against every configured key. `identify` is the
+//! pure check and answers with a [`KeyRefusal`]; the middleware that puts the
+//! [`Caller`] on a request lives with the routes (`routes::middleware`). It never logs
+//! or echoes a presented key and never knows about `AppState`.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
-use axum::middleware::Next;
-use axum::response::Response;
 use log_ingestion_wire::API_KEY_HEADER;
 use subtle::ConstantTimeEq;
 
 use crate::config::ApiKeys;
-use crate::connections::ConnectionTrust;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Who is calling: which configured key matched, by index and fingerprint.
 #[derive(Clone, Debug)]
@@ -24,22 +20,19 @@ pub struct Caller {
     pub fingerprint: Arc<str>,
 }
 
-/// Middleware: 401 unless the request carries a configured API key.
-pub async fn require_api_key(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let caller = authenticate(&state.settings.api_keys, request.headers())?;
-    ConnectionTrust::mark_request(request.extensions());
-    request.extensions_mut().insert(caller);
-    Ok(next.run(request).await)
+/// Why a request's key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// No key at all (neither header, or an empty one).
+    Missing,
+    /// A key that is not among the configured ones.
+    Invalid,
 }
 
 /// Finds the caller's key. Every configured key is compared, so the time taken does not
 /// depend on which one matched.
-pub fn authenticate(keys: &ApiKeys, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let presented = presented_key(headers).ok_or(ApiError::MissingApiKey)?;
+pub fn identify(keys: &ApiKeys, headers: &HeaderMap) -> Result<Caller, KeyRefusal> {
+    let presented = presented_key(headers).ok_or(KeyRefusal::Missing)?;
     let mut matched = None;
     for (index, key) in keys.iter().enumerate() {
         let equal: bool = key.secret_bytes().ct_eq(presented).into();
@@ -50,7 +43,14 @@ pub fn authenticate(keys: &ApiKeys, headers: &HeaderMap) -> Result<Caller, ApiEr
             });
         }
     }
-    matched.ok_or(ApiError::InvalidApiKey)
+    matched.ok_or(KeyRefusal::Invalid)
+}
+
+/// [`identify`] with its refusal as the 401 it is answered with (the mapping is
+/// `routes::middleware`'s `From<KeyRefusal>`). The read side's admin-key check calls
+/// it, so both sides answer 401 alike.
+pub fn authenticate(keys: &ApiKeys, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    identify(keys, headers).map_err(ApiError::from)
 }
 
 fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
@@ -83,20 +83,20 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer second"),
         );
-        assert_eq!(authenticate(&keys(), &headers).unwrap().key_index, 1);
+        assert_eq!(identify(&keys(), &headers).unwrap().key_index, 1);
     }
 
     #[test]
     fn a_missing_key_differs_from_a_wrong_one() {
         let mut headers = HeaderMap::new();
-        assert!(matches!(
-            authenticate(&keys(), &headers),
-            Err(ApiError::MissingApiKey)
-        ));
+        assert_eq!(
+            identify(&keys(), &headers).map(|caller| caller.key_index),
+            Err(KeyRefusal::Missing)
+        );
         headers.insert(API_KEY_HEADER, HeaderValue::from_static("firs"));
-        assert!(matches!(
-            authenticate(&keys(), &headers),
-            Err(ApiError::InvalidApiKey)
-        ));
+        assert_eq!(
+            identify(&keys(), &headers).map(|caller| caller.key_index),
+            Err(KeyRefusal::Invalid)
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! How much of a client's own input may appear in an answer or a log line, and how it is
 //! cut. Every error message that quotes a body, a header, a parameter or a decoder's
-//! description of them goes through here, so a message is built in time linear in its
-//! cap (never in the size of the input) and never echoes a body back.
-//! It never allocates more than its caps and never decides what is valid.
+//! description of them goes through here (serde_json's among them:
+//! [`describe_json_error`]), so a message is built in time linear in its cap (never in
+//! the size of the input) and never echoes a body back. It knows nothing of HTTP, so
+//! the domain may use it too. It never allocates more than its caps and never decides
+//! what is valid.
 
 use std::fmt::{self, Write as _};
 
@@ -71,6 +73,55 @@ pub fn capped_problems(problems: Vec<String>) -> Vec<String> {
     kept
 }
 
+/// How our internal structs are named to clients, when serde names them; any other
+/// struct is "an object".
+const CLIENT_TYPE_NAMES: &[(&str, &str)] = &[("WireEntry", "a log entry object")];
+/// How our internal enums are named to clients.
+const CLIENT_ENUM_NAMES: &[(&str, &str)] = &[("enum Level", "a log level")];
+
+/// A serde_json error's message for a client: without serde's position (callers add
+/// the real one), without internal type names ("expected struct WireEntry" reads
+/// "expected a log entry object"), and cut to [`MAX_MESSAGE_BYTES`]. serde
+/// quotes the offending text whole, so the message is formatted only up to the cap and
+/// rewritten in one pass: its cost never depends on the body's size.
+pub fn describe_json_error(error: &serde_json::Error) -> String {
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    let (message, complete) = bounded_display(error, MAX_MESSAGE_BYTES + position.len());
+    let message = match message.strip_suffix(&position) {
+        Some(head) if complete => head.to_owned(),
+        _ => truncated(&message, MAX_MESSAGE_BYTES),
+    };
+    name_types_for_clients(&message)
+}
+
+/// Replaces every `struct Name` serde wrote by what a client knows, in one pass.
+fn name_types_for_clients(message: &str) -> String {
+    const STRUCT: &str = "struct ";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(STRUCT) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + STRUCT.len()..];
+        let name_len = after
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let name = &after[..name_len];
+        let client_name = CLIENT_TYPE_NAMES
+            .iter()
+            .find(|(internal, _)| *internal == name)
+            .map_or("an object", |(_, client)| client);
+        out.push_str(client_name);
+        rest = &after[name_len..];
+    }
+    out.push_str(rest);
+    for (internal, client) in CLIENT_ENUM_NAMES {
+        if out.contains(internal) {
+            out = out.replace(internal, client);
+        }
+    }
+    out
+}
+
 /// A `fmt::Write` that keeps the first `max_bytes` and then refuses, which stops the
 /// formatting of the value behind it.
 struct BoundedWriter {
@@ -99,6 +150,7 @@ impl fmt::Write for BoundedWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use log_ingestion_wire::WireEntry;
 
     #[test]
     fn a_long_value_is_quoted_in_part_with_its_length() {
@@ -135,5 +187,43 @@ mod tests {
         assert_eq!(capped.len(), MAX_PROBLEMS + 1);
         assert!(capped[0].len() <= MAX_MESSAGE_BYTES + ELLIPSIS.len());
         assert_eq!(capped[MAX_PROBLEMS], "and 30 more problems");
+    }
+
+    #[test]
+    fn internal_type_names_never_reach_a_client() {
+        let error = serde_json::from_str::<WireEntry>("5").unwrap_err();
+        let message = describe_json_error(&error);
+        assert!(message.contains("expected a log entry object"), "{message}");
+        assert!(!message.contains("WireEntry"), "{message}");
+        assert!(!message.contains("line"), "{message}");
+    }
+
+    #[test]
+    fn a_message_quoting_a_long_string_is_cut_and_built_in_linear_time() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            logs: Vec<u8>,
+        }
+        let body = format!("{{\"logs\":\"{}\"}}", "struct ".repeat(300_000));
+        let error = serde_json::from_str::<Body>(&body).unwrap_err();
+        let started = std::time::Instant::now();
+        let message = describe_json_error(&error);
+        // Quadratic rewriting took seconds here; linear takes well under a millisecond.
+        assert!(started.elapsed() < std::time::Duration::from_millis(200));
+        assert!(
+            message.len() <= MAX_MESSAGE_BYTES + 4,
+            "{} bytes",
+            message.len()
+        );
+        assert!(message.starts_with("invalid type: string"), "{message}");
+    }
+
+    #[test]
+    fn every_struct_name_is_rewritten_and_enums_too() {
+        assert_eq!(
+            name_types_for_clients("expected struct WireEntry or struct Other_1, enum Level"),
+            "expected a log entry object or an object, a log level"
+        );
     }
 }

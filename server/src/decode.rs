@@ -3,7 +3,7 @@
 //! into one raw JSON value per entry, counting entries as it goes. Every byte it holds
 //! (the body as read, then as decompressed) is charged to the request's in-flight
 //! permit before it is allocated, and every wait for the client is bounded by the body
-//! read timeouts. It never validates an entry (that is `domain::LogEntry::parse`),
+//! read timeouts. It never validates an entry (that is `domain::LogEntry::from_json`),
 //! never holds more than the configured cap, and never builds more entries than the
 //! batch cap plus one.
 

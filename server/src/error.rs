@@ -192,7 +192,7 @@ impl ApiError {
         let column = error.column();
         let message = format!(
             "{} at line {line} column {column}",
-            describe_json_error(error)
+            client_text::describe_json_error(error)
         );
         if error.is_data() {
             ApiError::InvalidBody {
@@ -208,56 +208,6 @@ impl ApiError {
             }
         }
     }
-}
-
-/// How our internal structs are named to clients, when serde names them; any other
-/// struct is "an object".
-const CLIENT_TYPE_NAMES: &[(&str, &str)] = &[("WireEntry", "a log entry object")];
-/// How our internal enums are named to clients.
-const CLIENT_ENUM_NAMES: &[(&str, &str)] = &[("enum Level", "a log level")];
-
-/// A serde_json error's message for a client: without serde's position (callers add
-/// the real one), without internal type names ("expected struct WireEntry" reads
-/// "expected a log entry object"), and cut to `client_text::MAX_MESSAGE_BYTES`. serde
-/// quotes the offending text whole, so the message is formatted only up to the cap and
-/// rewritten in one pass: its cost never depends on the body's size.
-pub fn describe_json_error(error: &serde_json::Error) -> String {
-    let position = format!(" at line {} column {}", error.line(), error.column());
-    let (message, complete) =
-        client_text::bounded_display(error, client_text::MAX_MESSAGE_BYTES + position.len());
-    let message = match message.strip_suffix(&position) {
-        Some(head) if complete => head.to_owned(),
-        _ => client_text::truncated(&message, client_text::MAX_MESSAGE_BYTES),
-    };
-    name_types_for_clients(&message)
-}
-
-/// Replaces every `struct Name` serde wrote by what a client knows, in one pass.
-fn name_types_for_clients(message: &str) -> String {
-    const STRUCT: &str = "struct ";
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(start) = rest.find(STRUCT) {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + STRUCT.len()..];
-        let name_len = after
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        let name = &after[..name_len];
-        let client_name = CLIENT_TYPE_NAMES
-            .iter()
-            .find(|(internal, _)| *internal == name)
-            .map_or("an object", |(_, client)| client);
-        out.push_str(client_name);
-        rest = &after[name_len..];
-    }
-    out.push_str(rest);
-    for (internal, client) in CLIENT_ENUM_NAMES {
-        if out.contains(internal) {
-            out = out.replace(internal, client);
-        }
-    }
-    out
 }
 
 impl From<crate::inflight::BudgetExhausted> for ApiError {
@@ -297,45 +247,6 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use log_ingestion_wire::WireEntry;
-
-    #[test]
-    fn internal_type_names_never_reach_a_client() {
-        let error = serde_json::from_str::<WireEntry>("5").unwrap_err();
-        let message = describe_json_error(&error);
-        assert!(message.contains("expected a log entry object"), "{message}");
-        assert!(!message.contains("WireEntry"), "{message}");
-        assert!(!message.contains("line"), "{message}");
-    }
-
-    #[test]
-    fn a_message_quoting_a_long_string_is_cut_and_built_in_linear_time() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Body {
-            logs: Vec<u8>,
-        }
-        let body = format!("{{\"logs\":\"{}\"}}", "struct ".repeat(300_000));
-        let error = serde_json::from_str::<Body>(&body).unwrap_err();
-        let started = std::time::Instant::now();
-        let message = describe_json_error(&error);
-        // Quadratic rewriting took seconds here; linear takes well under a millisecond.
-        assert!(started.elapsed() < std::time::Duration::from_millis(200));
-        assert!(
-            message.len() <= client_text::MAX_MESSAGE_BYTES + 4,
-            "{} bytes",
-            message.len()
-        );
-        assert!(message.starts_with("invalid type: string"), "{message}");
-    }
-
-    #[test]
-    fn every_struct_name_is_rewritten_and_enums_too() {
-        assert_eq!(
-            name_types_for_clients("expected struct WireEntry or struct Other_1, enum Level"),
-            "expected a log entry object or an object, a log level"
-        );
-    }
 
     #[test]
     fn an_error_at_a_given_line_names_that_line_in_its_message() {

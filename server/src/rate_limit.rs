@@ -1,28 +1,31 @@
 //! Per-API-key rate limiting with governor (GCRA): `rps` sustained with a `burst`.
-//! Refusals carry a `Retry-After` computed from the limiter. It never blocks, sleeps or
-//! does I/O: in a fleet (`rate_limit_sharing`) each key's limit is split between the
-//! instances by a share that a background task sets; here a share only changes how
-//! many GCRA cells one request costs, so governor stays the one implementation of the
-//! rule and a single instance (share 1) behaves exactly as before.
+//! A refusal ([`RateLimited`]) says how long to wait; the middleware that answers it
+//! with a 429 and `Retry-After` lives with the routes (`routes::middleware`). It never
+//! knows about HTTP or `AppState`, and never blocks, sleeps or does I/O. In a fleet
+//! (`rate_limit_sharing`) each key's limit is split between the instances by a share
+//! that a background task sets; here a share only changes how many GCRA cells one
+//! request costs, so governor stays the one implementation of the rule and a single
+//! instance (share 1) behaves exactly as before.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::auth::Caller;
 use crate::config::RateLimitSettings;
-use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Cells per request at a full share: the resolution of a share (1/64).
 const CELLS_PER_REQUEST: u32 = 64;
 /// governor's replenish interval is whole nanoseconds: keep `rps × cells` ≤ 1e9/s.
 const MAX_CELLS_PER_SECOND: u64 = 1_000_000_000;
+
+/// A refused request: the key's budget is spent for `retry_after_secs` more seconds
+/// (whole seconds, at least 1, as `Retry-After` carries them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimited {
+    pub retry_after_secs: u64,
+}
 
 /// One GCRA bucket per configured API key, and per key this instance's share of it.
 #[derive(Debug)]
@@ -58,9 +61,9 @@ impl ApiRateLimiter {
         }
     }
 
-    /// Spends one request of `caller`'s budget, or says how long to wait.
-    pub fn check(&self, caller: &Caller) -> Result<(), ApiError> {
-        let key = caller.key_index;
+    /// Spends one request of key `key`'s budget (its index among the configured keys),
+    /// or says how long to wait.
+    pub fn check(&self, key: usize) -> Result<(), RateLimited> {
         if let Some(demand) = self.demand.get(key) {
             demand.fetch_add(1, Ordering::Relaxed);
         }
@@ -74,12 +77,12 @@ impl ApiRateLimiter {
             Ok(Err(not_until)) => {
                 let wait = not_until.wait_time_from(self.limiter.clock().now());
                 let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                Err(ApiError::RateLimited {
+                Err(RateLimited {
                     retry_after_secs: retry_after_secs.max(1),
                 })
             }
             // Unreachable: a cost never exceeds the burst capacity.
-            Err(_) => Err(ApiError::RateLimited {
+            Err(_) => Err(RateLimited {
                 retry_after_secs: 1,
             }),
         }
@@ -129,47 +132,25 @@ impl ApiRateLimiter {
     }
 }
 
-/// Middleware (after `auth::require_api_key`): 429 when the caller is over its rate.
-pub async fn enforce_rate_limit(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let caller = request
-        .extensions()
-        .get::<Caller>()
-        .ok_or_else(|| ApiError::Internal("rate limit ran before authentication".to_owned()))?;
-    state.limiter.check(caller)?;
-    Ok(next.run(request).await)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    fn caller(key_index: usize) -> Caller {
-        Caller {
-            key_index,
-            fingerprint: Arc::from("x"),
-        }
-    }
 
     #[test]
     fn the_request_after_the_burst_must_wait() {
         let limiter = ApiRateLimiter::new(RateLimitSettings { rps: 1, burst: 2 }, 2);
-        assert!(limiter.check(&caller(0)).is_ok());
-        assert!(limiter.check(&caller(0)).is_ok());
-        match limiter.check(&caller(0)) {
-            Err(ApiError::RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 1),
+        assert!(limiter.check(0).is_ok());
+        assert!(limiter.check(0).is_ok());
+        match limiter.check(0) {
+            Err(RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 1),
             other => panic!("expected a refusal, got {other:?}"),
         }
-        assert!(limiter.check(&caller(1)).is_ok());
+        assert!(limiter.check(1).is_ok());
     }
 
     fn admitted_at_once(limiter: &ApiRateLimiter, key: usize) -> usize {
         (0..10_000)
-            .take_while(|_| limiter.check(&caller(key)).is_ok())
+            .take_while(|_| limiter.check(key).is_ok())
             .count()
     }
 
@@ -210,8 +191,8 @@ mod tests {
             },
             1,
         );
-        assert!(limiter.check(&caller(0)).is_ok());
+        assert!(limiter.check(0).is_ok());
         limiter.set_share(0, 0.5);
-        assert!(limiter.check(&caller(0)).is_ok());
+        assert!(limiter.check(0).is_ok());
     }
 }

@@ -1,10 +1,10 @@
 //! Builds and runs the application: pool, migrations, storage mode, retention, the
-//! policy-job watcher (TimescaleDB), the
-//! group committer, the router, the listener and the connections it accepts (each
-//! with a bounded read buffer and a header read timeout, within the connection caps of
-//! `connections`). Tests call `Application::build` exactly as `main` does. It owns the
-//! shutdown sequence: stop accepting, let requests in flight finish (their groups
-//! commit), stop the writer, all within a deadline.
+//! policy-job watcher (TimescaleDB), the group committer, the router, the listener and
+//! the connections it accepts (each with a bounded read buffer and a header read
+//! timeout, within the connection caps of `connections`). Tests call
+//! `Application::build` exactly as `main` does. It owns the shutdown sequence: stop
+//! accepting, let requests in flight finish (their groups commit), stop the writer, all
+//! within a deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -127,7 +127,7 @@ impl Application {
         let read_context = read_context_for(&state)?;
         Ok(Application {
             listener,
-            router: build_router_with(state.clone(), read_context.clone()),
+            router: build_router(state.clone(), read_context.clone()),
             state,
             read_context,
             writer,
@@ -297,13 +297,6 @@ async fn serve_connections(
     Ok(())
 }
 
-/// The whole HTTP surface with a read side of its own (tests and tools that do not
-/// need to close live tails at shutdown).
-pub fn build_router(state: AppState) -> Result<Router, StorageError> {
-    let read_context = read_context_for(&state)?;
-    Ok(build_router_with(state, read_context))
-}
-
 /// With `LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`, the task that keeps this instance's
 /// shares of each key's limit (see `rate_limit_sharing`).
 fn spawn_rate_limit_sharing(
@@ -357,7 +350,7 @@ fn read_context_for(state: &AppState) -> Result<ReadContext, StorageError> {
 
 /// The whole HTTP surface: probes, ingest, and the read side (query API and explorer),
 /// which carries its own admin-key check and so sits outside the ingest auth layers.
-pub fn build_router_with(state: AppState, read_context: ReadContext) -> Router {
+fn build_router(state: AppState, read_context: ReadContext) -> Router {
     let admin_keys = AdminKeys::new(state.settings.admin_api_keys.clone())
         .with_ingest_keys(state.settings.api_keys.clone());
     Router::new()

@@ -1,5 +1,6 @@
-//! `AppState`: what every handler may use, shared by all routers (ingest today, the
-//! read side later). It holds handles only; it never owns background work.
+//! `AppState`: what the server's own handlers and middleware may use (probes, ingest,
+//! metrics; the read side has its own `read::ReadContext`). It holds handles only; it
+//! never owns background work.
 
 use std::sync::Arc;
 

@@ -17,10 +17,6 @@
 //! Case count: `PROPTEST_CASES` (default 256, for CI). Longer run:
 //! `PROPTEST_CASES=20000 cargo test --release -p log_ingestion_server --test fuzz_decode_validate`
 
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-
 use std::io::Write;
 
 use axum::body::{Body, Bytes};
@@ -813,7 +809,7 @@ fn fuzz_request() -> impl Strategy<Value = FuzzRequest> {
 #[test]
 fn no_request_body_gets_a_server_error_and_every_acknowledged_entry_is_stored() {
     let rt = runtime();
-    let mut app = rt.block_on(helpers::spawn_app());
+    let mut app = rt.block_on(log_ingestion_test_support::spawn_app());
     // Counted across every case run, shrinking included: each one really was sent.
     let acknowledged = std::cell::Cell::new(0i64);
     let mut runner = TestRunner::new(config());
@@ -866,7 +862,7 @@ fn no_request_body_gets_a_server_error_and_every_acknowledged_entry_is_stored() 
     let stored = rt.block_on(app.row_count());
     rt.block_on(async {
         app.stop().await;
-        helpers::drop_database(&app.database_name).await;
+        log_ingestion_test_support::drop_database(&app.database_name).await;
     });
     outcome.unwrap();
     eprintln!(
@@ -938,7 +934,7 @@ fn query_pairs() -> impl Strategy<Value = Vec<(String, String)>> {
 #[test]
 fn no_query_string_gets_a_server_error_or_a_long_answer() {
     let rt = runtime();
-    let mut app = rt.block_on(helpers::spawn_app_with(|settings| {
+    let mut app = rt.block_on(log_ingestion_test_support::spawn_app_with(|settings| {
         settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(FUZZ_ADMIN_KEY)];
     }));
     let routes = prop_oneof![
@@ -974,7 +970,7 @@ fn no_query_string_gets_a_server_error_or_a_long_answer() {
     });
     rt.block_on(async {
         app.stop().await;
-        helpers::drop_database(&app.database_name).await;
+        log_ingestion_test_support::drop_database(&app.database_name).await;
     });
     outcome.unwrap();
 }

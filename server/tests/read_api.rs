@@ -1,9 +1,9 @@
 //! The read API against a real database: auth, filters, cursors, histogram buckets,
 //! services, surrounding entries, and the explorer's assets.
 
-mod read_support;
-
-use read_support::{messages, row, spawn_read_app, ReadApp, Row, ADMIN_KEY, INGEST_KEY};
+use log_ingestion_test_support::{
+    messages, row, spawn_read_app, ReadApp, Row, ADMIN_KEY, INGEST_KEY,
+};
 use serde_json::{json, Value};
 
 const RANGE: &str = "since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00Z";

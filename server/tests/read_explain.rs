@@ -16,13 +16,11 @@
 //! (about a minute or more on a 2-core machine: generating rows, then autovacuum's
 //! naptime).
 
-mod read_support;
-
 use std::time::{Duration, Instant};
 
+use log_ingestion_server::read::explain_page_query;
 use log_ingestion_server::storage::StorageMode;
-use read_support::read::explain_page_query;
-use read_support::{spawn_read_app, ReadApp};
+use log_ingestion_test_support::{spawn_read_app, ReadApp};
 use serde_json::Value;
 
 const ROWS: i64 = 1_000_000;

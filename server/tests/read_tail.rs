@@ -2,12 +2,10 @@
 //! matching entries, resumption after a reconnect, and cutting off a reader that does
 //! not keep up.
 
-mod read_support;
-
 use std::time::{Duration, Instant};
 
-use read_support::read::TailSettings;
-use read_support::{row, spawn_read_app, spawn_read_app_with, ReadApp, SseReader};
+use log_ingestion_server::read::TailSettings;
+use log_ingestion_test_support::{row, spawn_read_app, spawn_read_app_with, ReadApp, SseReader};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(10);

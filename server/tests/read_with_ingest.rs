@@ -1,11 +1,9 @@
 //! The read side merged with the real ingest side: what a client ingests over HTTP is
 //! what an admin reads, and each side accepts only its own keys.
 
-mod read_support;
-
 use std::time::Duration;
 
-use read_support::{
+use log_ingestion_test_support::{
     spawn_app_with_vars, spawn_full_app, wait_until, SseReader, TestApp, ADMIN_KEY, INGEST_KEY,
 };
 use serde_json::{json, Value};
@@ -47,7 +45,7 @@ async fn an_entry_ingested_over_http_is_read_back_by_an_admin() {
     assert_eq!(logs[0]["message"], "card declined");
     assert_eq!(logs[0]["level"], "WARN");
     assert_eq!(logs[0]["metadata"]["password"], "[FILTERED]");
-    app.stop().await;
+    app.stop_and_drop_database().await;
 }
 
 #[tokio::test]
@@ -73,7 +71,7 @@ async fn each_side_refuses_the_other_sides_key() {
         .await
         .unwrap();
     assert_eq!(ingest_with_admin_key.status(), 401);
-    app.stop().await;
+    app.stop_and_drop_database().await;
 }
 
 #[tokio::test]
@@ -110,7 +108,7 @@ async fn a_live_tail_sees_an_entry_ingested_over_http() {
     }
     messages.sort();
     assert_eq!(messages, ["first", "second"]);
-    app.stop().await;
+    app.stop_and_drop_database().await;
 }
 
 // ---------------------------------------------------------------------------------

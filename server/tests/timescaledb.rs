@@ -7,18 +7,16 @@
 //! Runs only with `LOG_INGESTION_TEST_STORAGE=timescaledb` (`rake test:rust` sets it on
 //! its second pass when TimescaleDB is installed); otherwise every test returns at once.
 
-mod read_support;
-
 use std::process::Command;
 use std::time::Duration;
 
 use log_ingestion_server::config::ApiKey;
 use log_ingestion_server::startup::Application;
 use log_ingestion_server::storage::{self, ConvertRows, StorageMode, StorageSetting};
-use read_support::helpers::{
+use log_ingestion_test_support::{
     create_database, expected_mode, spawn_app_on, test_settings, wait_until, TestApp,
 };
-use read_support::{SseReader, ADMIN_KEY};
+use log_ingestion_test_support::{SseReader, ADMIN_KEY};
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -366,7 +364,7 @@ async fn a_failing_policy_job_makes_health_degraded_not_down_and_shows_in_metric
     assert!(!error.is_empty() && error.len() <= 300, "{body}");
     // Ingest keeps working while a policy fails.
     assert_eq!(
-        app.post_single(read_support::helpers::entry("still ingesting"))
+        app.post_single(log_ingestion_test_support::entry("still ingesting"))
             .await
             .status(),
         201

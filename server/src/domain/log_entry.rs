@@ -1,5 +1,6 @@
-//! `LogEntry`: one log entry that can only exist valid. `LogEntry::parse` is the single
-//! validation step of the ingest path (issue 2, item 6); it never touches storage.
+//! `LogEntry`: one log entry that can only exist valid. `LogEntry::from_json` (decode
+//! one entry's JSON, then `LogEntry::parse`) is the single validation step of the
+//! ingest path; it never touches storage and never knows about HTTP.
 
 use chrono::{DateTime, Utc};
 use log_ingestion_wire::{Level, UnknownLevel, WireEntry};
@@ -7,7 +8,7 @@ use serde_json::value::RawValue;
 
 use super::metadata::Metadata;
 use super::text::storable_text;
-use crate::client_text::{quoted, truncated, MAX_QUOTED_CHARS};
+use crate::client_text::{describe_json_error, quoted, truncated, MAX_QUOTED_CHARS};
 use crate::config::EntryLimits;
 
 const MAX_SERVICE_CHARS: usize = 255;
@@ -163,7 +164,7 @@ fn describe_shape_error(error: &serde_json::Error) -> String {
     // type: integer `5`, expected a string"); only the position is cut, because it
     // counts within the one entry and would mislead next to a batch index.
     // Internal type names become what a client knows ("a log entry object").
-    let head = crate::error::describe_json_error(error);
+    let head = describe_json_error(error);
     if head.contains("escape") || head.contains("surrogate") {
         // serde_json refuses lone UTF-16 surrogates, which no UTF-8 store can hold.
         format!("invalid \\u escape ({head}): text must be valid Unicode; lone UTF-16 surrogates cannot be stored")

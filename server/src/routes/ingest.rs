@@ -1,9 +1,10 @@
-//! The path both ingest handlers share: the `Idempotency-Key` header, admission under
-//! the in-flight budget, reading and decoding the body, running the route's validation
-//! (off the async workers when the body is large) and the body's digest for an
-//! idempotency key, group commit and acknowledgement.
-//! It never answers 2xx before the entries are committed, and never parses a body it
-//! has not admitted.
+//! The steps both ingest handlers share, which each handler calls in order:
+//! [`receive`] (the `Idempotency-Key` header, admission under the in-flight budget,
+//! reading and decoding the body), [`ReceivedRequest::validate`] (the route's own
+//! validation, off the async workers when the body is large, and the body's digest for
+//! an idempotency key), and [`acknowledge`] (group commit, then the answer or a
+//! replay). It never answers 2xx before the entries are committed, and never parses a
+//! body it has not admitted.
 
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -28,37 +29,44 @@ pub struct Validated<B> {
     pub answer: B,
 }
 
-/// How one ingest route reads its body and answers success.
-pub struct Route {
-    pub accepts: Accepts,
-    pub success: StatusCode,
-}
-
 /// Bodies larger than this are validated on the blocking pool, so parsing them never
 /// stalls other requests.
 const INLINE_PARSE_BYTES: usize = 256 * 1024;
 
-/// Runs one ingest request through every shared step, with `validate` in the middle.
-/// The body's share of the in-flight budget is held until the answer is ready.
-pub async fn ingest<B, V>(
+/// A request whose body was admitted, read and decoded. It holds the body's share of
+/// the in-flight budget until the answer is ready.
+pub struct ReceivedRequest {
+    caller: Caller,
+    idempotency_key: Option<String>,
+    payload: Payload,
+    permit: InflightPermit,
+}
+
+/// A validated request, ready to commit: the idempotency key comes with the body's
+/// SHA-256.
+pub struct ValidatedRequest<B> {
+    caller: Caller,
+    idempotency_key: Option<(String, String)>,
+    validated: Validated<B>,
+    permit: InflightPermit,
+}
+
+/// Reads and decodes an ingest request's body, in a format `accepts` allows, within
+/// the body cap and the in-flight budget.
+pub async fn receive(
     state: &AppState,
     request: Request,
-    route: Route,
-    validate: V,
-) -> Result<Response, ApiError>
-where
-    B: Serialize + Send + 'static,
-    V: FnOnce(&Payload) -> Result<Validated<B>, ApiError> + Send + 'static,
-{
+    accepts: Accepts,
+) -> Result<ReceivedRequest, ApiError> {
     let (parts, body) = request.into_parts();
-    let caller = parts.extensions.get::<Caller>().ok_or_else(|| {
+    let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
         ApiError::Internal("an ingest route is not behind require_api_key".to_owned())
     })?;
     let headers = &parts.headers;
-    let key = idempotency_key(headers)?;
+    let idempotency_key = idempotency_key(headers)?;
     let reader = BodyReader::new(
         headers,
-        route.accepts,
+        accepts,
         state.settings.max_body_bytes,
         state.settings.body_read,
     )?;
@@ -71,27 +79,73 @@ where
     }
     let raw = reader.read(body, &state.inflight, &mut permit).await?;
     let payload = raw.decode(&state.inflight, &mut permit).await?;
-    let wants_digest = key.is_some();
-    let validate_and_digest = move |payload: &Payload| {
-        let validated = validate(payload)?;
-        let digest = wants_digest.then(|| request_digest(&payload.bytes));
-        Ok::<_, ApiError>((validated, digest))
-    };
-    let (validated, digest) = if payload.bytes.len() > INLINE_PARSE_BYTES {
-        tokio::task::spawn_blocking(move || validate_and_digest(&payload))
-            .await
-            .map_err(|error| ApiError::Internal(format!("validation task failed: {error}")))??
-    } else {
-        validate_and_digest(&payload)?
-    };
-    let key = key.zip(digest);
-    state.metrics.entries_rejected(validated.rejected);
-    let answer = commit_and_acknowledge(
-        state,
+    Ok(ReceivedRequest {
         caller,
-        key,
+        idempotency_key,
+        payload,
+        permit,
+    })
+}
+
+impl ReceivedRequest {
+    /// Runs `validate` (the route's rules) on the payload, with the body's digest when
+    /// the request carries an idempotency key; a body over [`INLINE_PARSE_BYTES`] is
+    /// handled on the blocking pool.
+    pub async fn validate<B, V>(self, validate: V) -> Result<ValidatedRequest<B>, ApiError>
+    where
+        B: Send + 'static,
+        V: FnOnce(&Payload) -> Result<Validated<B>, ApiError> + Send + 'static,
+    {
+        let ReceivedRequest {
+            caller,
+            idempotency_key,
+            payload,
+            permit,
+        } = self;
+        let wants_digest = idempotency_key.is_some();
+        let validate_and_digest = move |payload: &Payload| {
+            let validated = validate(payload)?;
+            let digest = wants_digest.then(|| request_digest(&payload.bytes));
+            Ok::<_, ApiError>((validated, digest))
+        };
+        let (validated, digest) = if payload.bytes.len() > INLINE_PARSE_BYTES {
+            tokio::task::spawn_blocking(move || validate_and_digest(&payload))
+                .await
+                .map_err(|error| ApiError::Internal(format!("validation task failed: {error}")))??
+        } else {
+            validate_and_digest(&payload)?
+        };
+        Ok(ValidatedRequest {
+            caller,
+            idempotency_key: idempotency_key.zip(digest),
+            validated,
+            permit,
+        })
+    }
+}
+
+/// Commits the validated entries and answers `status` with the route's answer, or
+/// replays the answer an earlier request with the same idempotency key (and the same
+/// body digest) got, or refuses a reused key whose earlier request had another body.
+/// The request's share of the in-flight budget is released once the answer is ready.
+pub async fn acknowledge<B: Serialize>(
+    state: &AppState,
+    request: ValidatedRequest<B>,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let ValidatedRequest {
+        caller,
+        idempotency_key,
+        validated,
+        permit,
+    } = request;
+    state.metrics.entries_rejected(validated.rejected);
+    let answer = commit_and_answer(
+        state,
+        &caller,
+        idempotency_key,
         validated.entries,
-        route.success,
+        status,
         &validated.answer,
     )
     .await;
@@ -128,11 +182,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-/// Commits `entries` and answers `status` with `body`, or replays the answer an
-/// earlier request with the same idempotency key (and the same body digest) got, or
-/// refuses a reused key whose earlier request had another body. `key` is the
-/// idempotency key with the SHA-256 of the decoded body.
-async fn commit_and_acknowledge<B: Serialize>(
+/// The commit and the answer of [`acknowledge`]. `key` is the idempotency key with the
+/// SHA-256 of the decoded body.
+async fn commit_and_answer<B: Serialize>(
     state: &AppState,
     caller: &Caller,
     key: Option<(String, String)>,

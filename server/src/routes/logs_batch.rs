@@ -8,7 +8,7 @@ use axum::response::Response;
 use chrono::Utc;
 use log_ingestion_wire::{BatchResponse, EntryError};
 
-use super::ingest::{ingest, Route, Validated};
+use super::ingest::{acknowledge, receive, Validated};
 use crate::config::EntryLimits;
 use crate::decode::{batch_entries, Accepts, Payload};
 use crate::domain::LogEntry;
@@ -21,14 +21,11 @@ pub async fn ingest_batch(
 ) -> Result<Response, ApiError> {
     let limits = state.settings.limits;
     let max = state.settings.max_batch_entries;
-    let route = Route {
-        accepts: Accepts::JsonOrNdjson,
-        success: StatusCode::OK,
-    };
-    ingest(&state, request, route, move |payload| {
-        validate_batch(payload, &limits, max)
-    })
-    .await
+    let received = receive(&state, request, Accepts::JsonOrNdjson).await?;
+    let validated = received
+        .validate(move |payload| validate_batch(payload, &limits, max))
+        .await?;
+    acknowledge(&state, validated, StatusCode::OK).await
 }
 
 /// Splits the batch and validates every entry: the valid ones are stored, the others

@@ -6,8 +6,9 @@ use axum::response::Response;
 use chrono::Utc;
 use log_ingestion_wire::SingleResponse;
 
-use super::ingest::{ingest, Route, Validated};
-use crate::decode::{single_entry, Accepts};
+use super::ingest::{acknowledge, receive, Validated};
+use crate::config::EntryLimits;
+use crate::decode::{single_entry, Accepts, Payload};
 use crate::domain::LogEntry;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -17,18 +18,23 @@ pub async fn ingest_single(
     request: Request,
 ) -> Result<Response, ApiError> {
     let limits = state.settings.limits;
-    let route = Route {
-        accepts: Accepts::JsonOnly,
-        success: StatusCode::CREATED,
-    };
-    ingest(&state, request, route, move |payload| {
-        let raw = single_entry(payload)?;
-        let entry = LogEntry::from_json(raw, &limits, Utc::now()).map_err(ApiError::Validation)?;
-        Ok(Validated {
-            entries: vec![entry],
-            rejected: 0,
-            answer: SingleResponse { accepted: 1 },
-        })
+    let received = receive(&state, request, Accepts::JsonOnly).await?;
+    let validated = received
+        .validate(move |payload| validate_single(payload, &limits))
+        .await?;
+    acknowledge(&state, validated, StatusCode::CREATED).await
+}
+
+/// The one entry, valid, or a 400 listing its problems.
+fn validate_single(
+    payload: &Payload,
+    limits: &EntryLimits,
+) -> Result<Validated<SingleResponse>, ApiError> {
+    let raw = single_entry(payload)?;
+    let entry = LogEntry::from_json(raw, limits, Utc::now()).map_err(ApiError::Validation)?;
+    Ok(Validated {
+        entries: vec![entry],
+        rejected: 0,
+        answer: SingleResponse { accepted: 1 },
     })
-    .await
 }

@@ -5,22 +5,22 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 
-use crate::auth::authenticate;
+use crate::auth::{identify, KeyRefusal};
 use crate::config::ApiKeys;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// 401 without a key or with an unknown one; 404 with a valid ingestion or admin key.
 pub async fn unknown_api_path(State(state): State<AppState>, headers: HeaderMap) -> ApiError {
-    match authenticate(&state.settings.api_keys, &headers) {
+    match identify(&state.settings.api_keys, &headers) {
         Ok(_) => ApiError::UnknownRoute,
-        Err(ApiError::InvalidApiKey) => {
+        Err(KeyRefusal::Invalid) => {
             let admin = ApiKeys::new(state.settings.admin_api_keys.clone()).ok();
-            match admin.map(|keys| authenticate(&keys, &headers)) {
+            match admin.map(|keys| identify(&keys, &headers)) {
                 Some(Ok(_)) => ApiError::UnknownRoute,
                 _ => ApiError::InvalidApiKey,
             }
         }
-        Err(other) => other,
+        Err(refusal) => refusal.into(),
     }
 }

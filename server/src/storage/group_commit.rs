@@ -1,9 +1,11 @@
-//! `GroupCommitter`: concurrent requests' entries written in one transaction. A
-//! writer task (a few run, so one's commit overlaps another's COPY) takes every waiting submission (capped by rows and bytes); a lone one
-//! lingers a few milliseconds for company. It then writes the group with `COPY`,
-//! together with its idempotency records, and commits. Every submission of the group gets the same
-//! fate: all committed, or none (each then answers 503). It never acknowledges a
-//! submission before its transaction has committed.
+//! `GroupCommitter`: concurrent requests' entries written in one transaction. A writer
+//! task (a few run, so one's commit overlaps another's COPY) takes every waiting
+//! submission (capped by rows and bytes); a lone one lingers a few milliseconds for
+//! company. It then settles the group's idempotency keys (`idempotency::decide`),
+//! writes the rows of the submissions that are not replays with `COPY`, and commits.
+//! Every submission of the group gets the same fate: all committed, or none (each then
+//! answers 503). It never acknowledges a submission before its transaction has
+//! committed, and never decides a replay itself.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +35,17 @@ pub enum CommitOutcome {
     KeyReused,
 }
 
+impl From<Option<KeyDecision>> for CommitOutcome {
+    /// A submission's outcome from its idempotency decision (`None`: it had no key).
+    fn from(decision: Option<KeyDecision>) -> Self {
+        match decision {
+            None | Some(KeyDecision::Claimed) => CommitOutcome::Committed,
+            Some(KeyDecision::Replay(response)) => CommitOutcome::Replayed(response),
+            Some(KeyDecision::Reused) => CommitOutcome::KeyReused,
+        }
+    }
+}
+
 /// Why a submission was not committed. Nothing of it was stored.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -57,7 +70,8 @@ pub struct GroupCommitter {
 }
 
 impl GroupCommitter {
-    /// Starts the writer task.
+    /// Starts `settings.writers` writer tasks (at least one); the handle returned ends
+    /// once every writer has stopped.
     pub fn start(
         pool: PgPool,
         settings: GroupCommitSettings,
@@ -194,26 +208,16 @@ async fn write_group(
     pool: &PgPool,
     group: &[Submission],
 ) -> Result<Vec<CommitOutcome>, sqlx::Error> {
-    let mut outcomes = vec![CommitOutcome::Committed; group.len()];
     let mut tx = pool.begin().await?;
-
-    let claims: Vec<(usize, &IdempotencyClaim)> = group
+    let claims: Vec<Option<&IdempotencyClaim>> = group
         .iter()
-        .enumerate()
-        .filter_map(|(index, submission)| submission.claim.as_ref().map(|claim| (index, claim)))
+        .map(|submission| submission.claim.as_ref())
         .collect();
-    if !claims.is_empty() {
-        let only_claims: Vec<&IdempotencyClaim> = claims.iter().map(|(_, claim)| *claim).collect();
-        let decisions = idempotency::decide(&mut tx, &only_claims).await?;
-        for ((index, _), decision) in claims.iter().zip(decisions) {
-            outcomes[*index] = match decision {
-                KeyDecision::Claimed => CommitOutcome::Committed,
-                KeyDecision::Replay(response) => CommitOutcome::Replayed(response),
-                KeyDecision::Reused => CommitOutcome::KeyReused,
-            };
-        }
-    }
-
+    let outcomes: Vec<CommitOutcome> = idempotency::decide(&mut tx, &claims)
+        .await?
+        .into_iter()
+        .map(CommitOutcome::from)
+        .collect();
     let mut data = Vec::with_capacity(group.iter().map(|s| s.bytes).sum());
     for (submission, outcome) in group.iter().zip(&outcomes) {
         if *outcome == CommitOutcome::Committed {

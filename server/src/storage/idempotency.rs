@@ -1,10 +1,10 @@
 //! Idempotency records: the answer a request with an `Idempotency-Key` got and the
-//! SHA-256 of its decoded body, stored in the same transaction as its rows and kept
-//! for a day, scoped per API key. This module owns the records and the replay rule:
-//! a request is answered from a record only when that record is committed (before its
-//! transaction, or by it) and was made for the same body; a request whose key fails is
-//! never answered from another failed request. It never writes log rows and never
-//! knows about HTTP.
+//! SHA-256 of its decoded body, stored in the same transaction as its rows and kept for
+//! a day, scoped per API key. This module owns the records (their SQL) and the replay
+//! rule, applied to a whole group at once by [`decide`]: a request is answered from a
+//! record only when that record is committed (before its transaction, or by it) and
+//! was made for the same body; a request whose key fails is never answered from
+//! another failed request. It never writes log rows and never knows about HTTP.
 
 use std::collections::{HashMap, HashSet};
 
@@ -45,13 +45,8 @@ impl StoredRecord {
 /// The lowercase hex SHA-256 of `bytes`.
 pub fn request_digest(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut out, byte| {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
+    // The digest's own `LowerHex`: two digits per byte, no separators.
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// An answer as it was sent: status and JSON body.
@@ -74,25 +69,55 @@ pub enum KeyDecision {
     Reused,
 }
 
-/// Decides, inside the group's transaction `conn`, what each of `claims` (one per
-/// request, keys may repeat) gets, claiming every unused key on the way. For each key
-/// the record that will be committed is either the first claim of it in this group
-/// (when the key was unused) or the live record already stored; every request is then
-/// judged against that record alone: `Claimed` for the claim that wrote it, `Replay`
-/// for a request with the same body, `Reused` otherwise. A request is thus never
-/// replayed from a claim that was itself refused. Keys are locked in a fixed order, so
-/// two transactions cannot deadlock on them.
+/// Decides, inside a group's transaction `conn`, what each submission of the group
+/// gets: `claims` holds one element per submission (`None` for one without a key), and
+/// so does the answer (`None`: no key, its rows are written). Every unused key is
+/// claimed on the way.
 pub async fn decide(
+    conn: &mut PgConnection,
+    claims: &[Option<&IdempotencyClaim>],
+) -> Result<Vec<Option<KeyDecision>>, sqlx::Error> {
+    let keyed: Vec<&IdempotencyClaim> = claims.iter().flatten().copied().collect();
+    if keyed.is_empty() {
+        return Ok(vec![None; claims.len()]);
+    }
+    // One decision per keyed claim, in order: hand them back to their submissions.
+    let mut decisions = decide_keyed(conn, &keyed).await?.into_iter();
+    Ok(claims
+        .iter()
+        .map(|claim| claim.and_then(|_| decisions.next()))
+        .collect())
+}
+
+/// The rule for `claims` that all carry a key (keys may repeat). For each key the
+/// record that will be committed is either the first claim of it here (when the key
+/// was unused) or the live record already stored; every request is then judged against
+/// that record alone: `Claimed` for the claim that wrote it, `Replay` for a request
+/// with the same body, `Reused` otherwise. A request is thus never replayed from a
+/// claim that was itself refused. Keys are locked in a fixed order, so two
+/// transactions cannot deadlock on them.
+async fn decide_keyed(
     conn: &mut PgConnection,
     claims: &[&IdempotencyClaim],
 ) -> Result<Vec<KeyDecision>, sqlx::Error> {
-    let mut first_claims: HashMap<(&str, &str), &IdempotencyClaim> = HashMap::new();
-    for claim in claims {
-        first_claims
-            .entry((claim.scope.as_str(), claim.key.as_str()))
-            .or_insert(claim);
-    }
-    let mut unique: Vec<&IdempotencyClaim> = first_claims.values().copied().collect();
+    // Per claim, the index of the first claim of its key: a position, not equality,
+    // since two requests may carry identical claims and only the first is `Claimed`.
+    let mut first_index: HashMap<(&str, &str), usize> = HashMap::new();
+    let first_of: Vec<usize> = claims
+        .iter()
+        .enumerate()
+        .map(|(index, claim)| {
+            *first_index
+                .entry((claim.scope.as_str(), claim.key.as_str()))
+                .or_insert(index)
+        })
+        .collect();
+    let mut unique: Vec<&IdempotencyClaim> = first_of
+        .iter()
+        .enumerate()
+        .filter(|(index, first)| index == *first)
+        .map(|(index, _)| claims[index])
+        .collect();
     unique.sort_by(|a, b| (&a.scope, &a.key).cmp(&(&b.scope, &b.key)));
     let claimed = claim(conn, &unique).await?;
     let taken: Vec<&IdempotencyClaim> = unique
@@ -106,26 +131,21 @@ pub async fn decide(
     };
     claims
         .iter()
-        .map(|claim| {
-            let id = (claim.scope.as_str(), claim.key.as_str());
-            let first = first_claims.get(&id).copied();
-            if claimed.contains(&(claim.scope.clone(), claim.key.clone())) {
-                let Some(first) = first else {
-                    return Err(vanished());
-                };
-                // Identity, not equality: two requests may carry identical claims, and
-                // only the one that was inserted is `Claimed`.
-                return Ok(if std::ptr::eq(first, *claim) {
+        .zip(first_of)
+        .enumerate()
+        .map(|(index, (claim, first))| {
+            let id = (claim.scope.clone(), claim.key.clone());
+            if claimed.contains(&id) {
+                let first_claim = claims[first];
+                return Ok(if first == index {
                     KeyDecision::Claimed
-                } else if first.request_sha256 == claim.request_sha256 {
-                    KeyDecision::Replay(first.response.clone())
+                } else if first_claim.request_sha256 == claim.request_sha256 {
+                    KeyDecision::Replay(first_claim.response.clone())
                 } else {
                     KeyDecision::Reused
                 });
             }
-            let record = stored
-                .get(&(claim.scope.clone(), claim.key.clone()))
-                .ok_or_else(vanished)?;
+            let record = stored.get(&id).ok_or_else(vanished)?;
             Ok(if record.matches(claim) {
                 KeyDecision::Replay(record.response.clone())
             } else {
@@ -219,4 +239,22 @@ pub async fn delete_expired(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
     .execute(pool)
     .await?;
     Ok(result.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_is_lowercase_hex_sha256() {
+        // FIPS 180-2 test vectors.
+        assert_eq!(
+            request_digest(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            request_digest(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }

@@ -1,7 +1,8 @@
-//! Everything that talks to PostgreSQL: the pool, migrations, the storage mode
-//! (TimescaleDB or plain PostgreSQL), the group committer, idempotency records,
-//! retention and TimescaleDB's policy jobs. Nothing outside this module writes SQL for the ingest path; this module
-//! never knows about HTTP.
+//! The database the server writes: the pool, migrations, the storage mode (TimescaleDB
+//! or plain PostgreSQL), the group committer, idempotency records, retention and
+//! TimescaleDB's policy jobs. Nothing outside this module writes SQL for the ingest
+//! path (the read side's queries are `read`'s, the fleet's shared rate-limit state is
+//! `rate_limit_sharing`'s); this module never knows about HTTP.
 
 pub mod copy_text;
 pub mod group_commit;

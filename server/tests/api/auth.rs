@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{entry, spawn_app, OTHER_API_KEY};
+use log_ingestion_test_support::{entry, spawn_app, OTHER_API_KEY};
 
 #[tokio::test]
 async fn a_request_without_a_key_is_401_api_key_is_required() {
@@ -78,7 +78,7 @@ async fn an_unknown_api_path_without_a_key_is_401() {
 
 #[tokio::test]
 async fn an_unknown_api_path_with_a_valid_ingestion_or_admin_key_is_404() {
-    let app = crate::helpers::spawn_app_with(|settings| {
+    let app = log_ingestion_test_support::spawn_app_with(|settings| {
         settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(ADMIN_KEY)];
     })
     .await;

@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{entry, json_with_status, spawn_app, spawn_app_with};
+use log_ingestion_test_support::{entry, json_with_status, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_mixed_batch_stores_the_valid_entries_and_reports_the_rest_by_index() {

@@ -2,7 +2,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::helpers::{entry, spawn_app};
+use log_ingestion_test_support::{entry, spawn_app};
 
 #[tokio::test]
 async fn rows_stored_equal_entries_acknowledged_under_many_concurrent_clients() {

@@ -2,7 +2,7 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::helpers::{entry, json_with_status, spawn_app, spawn_app_with};
+use log_ingestion_test_support::{entry, json_with_status, spawn_app, spawn_app_with};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

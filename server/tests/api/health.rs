@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::helpers::{drop_database, entry, expected_mode, spawn_app};
+use log_ingestion_test_support::{drop_database, entry, expected_mode, spawn_app};
 
 #[tokio::test]
 async fn health_reports_healthy_and_the_storage_mode() {

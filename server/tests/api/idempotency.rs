@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{entry, spawn_app, spawn_app_with, OTHER_API_KEY};
+use log_ingestion_test_support::{entry, spawn_app, spawn_app_with, OTHER_API_KEY};
 
 fn batch_body() -> Value {
     let mut bad = entry("bad");

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{entry, json_with_status, spawn_app_with, wait_until, TestApp, API_KEY};
+use log_ingestion_test_support::{
+    entry, json_with_status, spawn_app_with, wait_until, TestApp, API_KEY,
+};
 
 const BUDGET_BYTES: usize = 64 * 1024;
 

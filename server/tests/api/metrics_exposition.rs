@@ -7,8 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::helpers::{create_database, drop_database, entry, API_KEY};
-use crate::server_process::ServerProcess;
+use log_ingestion_test_support::{create_database, drop_database, entry, ServerProcess, API_KEY};
 
 /// `promtool check metrics` over `text`: its exit status and what it printed.
 fn promtool_check(text: &str) -> (bool, String) {

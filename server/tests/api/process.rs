@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{create_database, entry, expected_mode, wait_until, API_KEY};
-use crate::server_process::{binary, ServerProcess};
+use log_ingestion_test_support::{binary, ServerProcess};
+use log_ingestion_test_support::{create_database, entry, expected_mode, wait_until, API_KEY};
 
 /// Clients that send batches of 10 until a request fails; returns every acknowledged message.
 fn start_load(

@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::helpers::{entry, spawn_app_with, OTHER_API_KEY};
+use log_ingestion_test_support::{entry, spawn_app_with, OTHER_API_KEY};
 
 #[tokio::test]
 async fn requests_past_the_burst_get_429_with_retry_after() {

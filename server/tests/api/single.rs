@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{entry, json_with_status, spawn_app, spawn_app_with, API_KEY};
+use log_ingestion_test_support::{entry, json_with_status, spawn_app, spawn_app_with, API_KEY};
 
 #[tokio::test]
 async fn the_guides_curl_command_is_accepted() {

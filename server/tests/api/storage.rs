@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use log_ingestion_server::storage::StorageMode;
 
-use crate::helpers::{
+use log_ingestion_test_support::{
     create_database, entry, expected_mode, migrate_test_database, spawn_app, spawn_app_on,
     wait_until,
 };

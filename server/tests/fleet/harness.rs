@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::server_process::binary;
+use log_ingestion_test_support::binary;
 
 pub const ADMIN_KEY: &str = "fleet-test-admin";
 

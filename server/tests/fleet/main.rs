@@ -5,9 +5,6 @@
 //! `LOG_INGESTION_LONG_TESTS=1`. Needs `haproxy` (bin/setup) and, for the Ruby client,
 //! the gem's native extension (`rake compile`).
 
-#[path = "../api/server_process.rs"]
-mod server_process;
-
 mod bench;
 mod harness;
 mod ingest;

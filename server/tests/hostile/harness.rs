@@ -21,8 +21,8 @@ use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::create_database;
-use crate::server_process::ServerProcess;
+use log_ingestion_test_support::create_database;
+use log_ingestion_test_support::ServerProcess;
 
 pub const API_KEY: &str = "hostile-suite-key";
 pub const ADMIN_KEY: &str = "hostile-suite-admin-key";

@@ -6,12 +6,6 @@
 //! is stored, peak RSS stayed bounded, and the attack got a clear 4xx/503 or a closed
 //! connection rather than a hang. Bigger variants run with `LOG_INGESTION_LONG_TESTS=1`.
 
-#[path = "../api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-#[path = "../api/server_process.rs"]
-mod server_process;
-
 mod bodies;
 mod connections;
 mod harness;

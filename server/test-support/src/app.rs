@@ -1,148 +1,22 @@
-//! The test harness: a real PostgreSQL (DATABASE_URL, or the private cluster of
-//! `bin/postgres-dev`), a fresh database per test, the real app on 127.0.0.1:0.
-//! Each test database is set up in the storage mode `LOG_INGESTION_TEST_STORAGE` names
-//! (`postgresql`, the default, or `timescaledb`): `rake test:rust` runs the suites once
-//! per mode.
+//! The real app in-process on 127.0.0.1:0 (`Application::build`, as `main` runs it) on
+//! a fresh test database, the test settings it runs with, and requests against it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use log_ingestion_server::config::Settings;
+use log_ingestion_server::config::{ApiKey, Settings};
 use log_ingestion_server::startup::Application;
-use log_ingestion_server::storage::{self, ConvertRows, StorageMode, StorageSetting};
-use reqwest::Url;
 use serde_json::{json, Value};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::database::{create_database, drop_database, test_storage};
+
 pub const API_KEY: &str = "test-key-primary";
 pub const OTHER_API_KEY: &str = "test-key-secondary";
-
-/// The URL of a database we may create databases from.
-pub fn maintenance_url() -> String {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            return url;
-        }
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bin/postgres-dev");
-        let output = Command::new(&script)
-            .arg("start")
-            .output()
-            .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
-        assert!(
-            output.status.success(),
-            "bin/postgres-dev start failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .find_map(|line| line.strip_prefix("DATABASE_URL="))
-            .expect("bin/postgres-dev printed no DATABASE_URL")
-            .trim()
-            .to_owned()
-    })
-    .clone()
-}
-
-/// The storage mode the tests run in: `LOG_INGESTION_TEST_STORAGE`, plain PostgreSQL
-/// when unset (never `auto`, so a run's mode never depends on the cluster's preload).
-pub fn test_storage() -> StorageSetting {
-    match std::env::var("LOG_INGESTION_TEST_STORAGE") {
-        Err(_) => StorageSetting::Postgres,
-        Ok(value) => {
-            match value.parse() {
-                Ok(StorageSetting::Auto) | Err(()) => {
-                    panic!("LOG_INGESTION_TEST_STORAGE must be postgresql or timescaledb, not {value:?}")
-                }
-                Ok(setting) => setting,
-            }
-        }
-    }
-}
-
-/// The mode a test database ends up in under [`test_storage`].
-pub fn expected_mode() -> StorageMode {
-    match test_storage() {
-        StorageSetting::Timescale => StorageMode::Timescale,
-        _ => StorageMode::Postgres,
-    }
-}
-
-/// Applies the migrations to a test database in the mode of [`test_storage`].
-pub async fn migrate_test_database(pool: &PgPool) -> StorageMode {
-    storage::migrate(pool, test_storage(), ConvertRows::Refuse)
-        .await
-        .expect("migrations apply in the test storage mode")
-}
-
-/// Test databases older than this are dropped by the next test process that starts.
-const STALE_AFTER_SECS: u64 = 3_600;
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
-/// Drops test databases left by runs more than an hour ago (names carry their creation
-/// time; names without one are from an older harness and dropped too), so the private
-/// cluster does not grow without bound (hundreds of databases also slow autovacuum's
-/// visits, which BRIN autosummarize waits for). Databases still in use are left alone.
-async fn drop_stale_databases(connection: &mut PgConnection) {
-    static CLEANED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if CLEANED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        return;
-    }
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'log_test_%'")
-            .fetch_all(&mut *connection)
-            .await
-            .unwrap_or_default();
-    let cutoff = unix_now().saturating_sub(STALE_AFTER_SECS);
-    for name in names {
-        let created = name
-            .split('_')
-            .nth(2)
-            .and_then(|secs| secs.parse::<u64>().ok());
-        // A name without a creation time is from an older harness: stale as well.
-        if created.is_none_or(|created| created < cutoff) {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-                .execute(&mut *connection)
-                .await;
-        }
-    }
-}
-
-/// A fresh, empty database; returns its name and URL.
-pub async fn create_database() -> (String, String) {
-    let maintenance = maintenance_url();
-    let name = format!("log_test_{}_{}", unix_now(), uuid::Uuid::new_v4().simple());
-    let mut connection = PgConnection::connect(&maintenance)
-        .await
-        .expect("cannot connect to the test cluster");
-    drop_stale_databases(&mut connection).await;
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut connection)
-        .await
-        .expect("cannot create a test database");
-    let mut url = Url::parse(&maintenance).expect("DATABASE_URL is not a URL");
-    url.set_path(&format!("/{name}"));
-    (name, url.to_string())
-}
-
-/// Drops a test database, disconnecting whoever uses it.
-pub async fn drop_database(name: &str) {
-    let mut connection = PgConnection::connect(&maintenance_url()).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-}
+/// The admin (read) key of [`spawn_full_app`].
+pub const ADMIN_KEY: &str = "test-admin-key";
 
 /// Settings for a test server on `database_url`, generous rate limits, port 0.
 pub fn test_settings(database_url: &str) -> Settings {
@@ -195,7 +69,6 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// The app on a fresh database, its settings read with `vars` set in the environment
 /// (the read tests use it; the ingest tests configure `Settings` directly).
-#[allow(dead_code)]
 pub async fn spawn_app_with_vars(vars: &[(&str, &str)]) -> TestApp {
     let (name, url) = create_database().await;
     let settings = test_settings_with(&url, vars);
@@ -241,6 +114,12 @@ async fn spawn_app_with_settings(
         shutdown: Some(shutdown),
         server: Some(server),
     }
+}
+
+/// The app on a fresh database with [`ADMIN_KEY`] as its admin key: ingest and the
+/// read side on one listener, as in production.
+pub async fn spawn_full_app() -> TestApp {
+    spawn_app_with(|settings| settings.admin_api_keys = vec![ApiKey::new(ADMIN_KEY)]).await
 }
 
 impl TestApp {
@@ -339,6 +218,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Stops the server, closes the pool and drops the database.
+    pub async fn stop_and_drop_database(mut self) {
+        self.stop().await;
+        self.pool.close().await;
+        drop_database(&self.database_name).await;
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
@@ -368,22 +254,4 @@ pub fn entry(message: &str) -> Value {
 pub async fn json_with_status(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
     response.json().await.unwrap()
-}
-
-/// Polls `condition` until it holds or `timeout` passes.
-pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if condition().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

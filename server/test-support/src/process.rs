@@ -1,8 +1,7 @@
 //! The built server binary as a real child process on a database of its own: start it
 //! with extra environment, wait until it listens, signal it, read its logs and its
-//! memory. Shared by the API tests (`tests/api/process.rs`) and the hostile-client
-//! suite (`tests/hostile/`), which include this file by path.
-#![allow(dead_code)]
+//! memory. Used by the API tests (`tests/api/process.rs`), the hostile-client suite and
+//! the fleet tests.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -12,11 +11,29 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The binary under test: `LOG_INGESTION_TESTED_BIN` when set (to try an older build),
-/// else the one cargo built for this test target. (Not `LOG_INGESTION_SERVER_BIN`, which
-/// the Ruby specs read: exported for them, it must not swap the binary these tests build.)
+/// else the one cargo built for the running test binary. (Not `LOG_INGESTION_SERVER_BIN`,
+/// which the Ruby specs read: exported for them, it must not swap the binary these tests
+/// build.)
 pub fn binary() -> String {
-    std::env::var("LOG_INGESTION_TESTED_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_log-ingestion-server").to_owned())
+    std::env::var("LOG_INGESTION_TESTED_BIN").unwrap_or_else(|_| built_binary())
+}
+
+/// Where cargo puts the server binary it builds for an integration test (the path
+/// `CARGO_BIN_EXE_log-ingestion-server` names there, which a library cannot read): the
+/// profile directory, one level above the test executable in `deps/`.
+fn built_binary() -> String {
+    let test_executable = std::env::current_exe().expect("the test executable's path");
+    let path = test_executable
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|profile| profile.join("log-ingestion-server"))
+        .expect("a test executable under target/<profile>/deps");
+    assert!(
+        path.is_file(),
+        "no server binary at {} (cargo builds it for integration tests)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
 }
 
 pub struct ServerProcess {

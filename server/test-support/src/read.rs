@@ -1,0 +1,157 @@
+//! The read side's own harness: the read router alone on 127.0.0.1:0 over a fresh,
+//! migrated test database, with rows inserted by plain SQL so each test controls
+//! timestamps exactly. (Ingest and reads together: [`crate::spawn_full_app`].)
+
+use chrono::{DateTime, Utc};
+use log_ingestion_server::config::ApiKey;
+use log_ingestion_server::read;
+use log_ingestion_server::storage::StorageMode;
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::app::{test_settings, ADMIN_KEY, API_KEY};
+use crate::database::{create_database, drop_database, migrate_test_database};
+
+/// An ingestion key of the test settings, which the read side refuses with 403.
+pub const INGEST_KEY: &str = API_KEY;
+
+pub struct ReadApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    pub mode: StorageMode,
+    pub context: read::ReadContext,
+    pub database_name: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// The read router alone, with default tail settings.
+pub async fn spawn_read_app() -> ReadApp {
+    spawn_read_app_with(read::TailSettings::default()).await
+}
+
+pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
+    let (database_name, url) = create_database().await;
+    let pool = PgPool::connect(&url)
+        .await
+        .expect("connect to the test database");
+    let mode = migrate_test_database(&pool).await;
+    let settings = test_settings(&url);
+    let reads = read::ReadPool::connect_lazy(
+        &url,
+        &settings.database,
+        &settings.read,
+        std::sync::Arc::new(log_ingestion_server::metrics::Metrics::default()),
+    )
+    .expect("a read pool");
+    let context = read::ReadContext::new(reads, mode, tail);
+    let router: axum::Router = read::router(
+        context.clone(),
+        read::AdminKeys::new(vec![ApiKey::new(ADMIN_KEY)])
+            .with_ingest_keys(settings.api_keys.clone()),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .await
+            .expect("the read server runs");
+    });
+    ReadApp {
+        address,
+        client: reqwest::Client::new(),
+        pool,
+        mode,
+        context,
+        database_name,
+        server,
+    }
+}
+
+/// One row to insert.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub timestamp: DateTime<Utc>,
+    pub service: &'static str,
+    pub level: &'static str,
+    pub message: String,
+    pub metadata: Value,
+}
+
+pub fn row(timestamp: &str, service: &'static str, level: &'static str, message: &str) -> Row {
+    Row {
+        timestamp: DateTime::parse_from_rfc3339(timestamp)
+            .unwrap()
+            .with_timezone(&Utc),
+        service,
+        level,
+        message: message.to_owned(),
+        metadata: serde_json::json!({}),
+    }
+}
+
+impl Row {
+    pub fn with_metadata(mut self, metadata: Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+impl ReadApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A GET with the admin key.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(self.url(path))
+            .header("X-API-Key", ADMIN_KEY)
+    }
+
+    /// GET `path` with the admin key; the status and the JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self.get(path).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Inserts rows in one statement; returns their ids in order.
+    pub async fn insert(&self, rows: &[Row]) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for row in rows {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO logs (timestamp, service, level, message, metadata) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(row.timestamp)
+            .bind(row.service)
+            .bind(row.level)
+            .bind(&row.message)
+            .bind(&row.metadata)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        ids
+    }
+
+    pub async fn stop(self) {
+        self.server.abort();
+        self.pool.close().await;
+        drop_database(&self.database_name).await;
+    }
+}
+
+/// The messages of a `{"logs": [...]}` page, in order.
+pub fn messages(page: &Value) -> Vec<String> {
+    page["logs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no logs in {page}"))
+        .iter()
+        .map(|log| log["message"].as_str().unwrap().to_owned())
+        .collect()
+}
