@@ -1,8 +1,9 @@
 //! Typed settings, read once from the environment (and an optional `.env`, loaded by
-//! `main`). Owns parsing, defaults and the one error message for bad configuration.
-//! It never performs I/O beyond reading variables (and the hostname, for the default
-//! instance id) and never logs a secret: `Debug`
-//! of [`Settings`] redacts the API keys and the database password.
+//! `main`). Owns the variables' names, defaults and floors (each settings struct reads
+//! its own, next to its definition), their parsing (`humantime` for durations) and the
+//! one error message that lists every bad variable. It never performs I/O beyond
+//! reading variables (and the hostname, for the default instance id) and never logs a
+//! secret: `Debug` of [`Settings`] redacts the API keys and the database passwords.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -12,6 +13,10 @@ use sha2::{Digest, Sha256};
 
 use crate::instance::InstanceId;
 use crate::storage::StorageSetting;
+
+/// The shortest timeout or interval accepted: zero would refuse everything or spin,
+/// and PostgreSQL reads a zero `statement_timeout` as "none".
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// Everything the server needs to run.
 #[derive(Clone, Debug)]
@@ -82,6 +87,25 @@ pub struct ConnectionSettings {
     pub max_unauthenticated_connections: usize,
 }
 
+impl ConnectionSettings {
+    // Request-shape bounds (issue 8).
+    fn read(env: &mut Environment<'_>) -> Self {
+        ConnectionSettings {
+            header_read_timeout: env.at_least(
+                "LOG_INGESTION_HEADER_READ_TIMEOUT",
+                Duration::from_secs(10),
+                MIN_TIMEOUT,
+            ),
+            max_connections: env.at_least("LOG_INGESTION_MAX_CONNECTIONS", 4_096, 1),
+            max_unauthenticated_connections: env.at_least(
+                "LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS",
+                512,
+                1,
+            ),
+        }
+    }
+}
+
 /// Bounds on reading one request body, so a stalled upload frees its share of the
 /// in-flight budget.
 #[derive(Clone, Copy, Debug)]
@@ -97,6 +121,24 @@ impl Default for BodyReadSettings {
         BodyReadSettings {
             idle_timeout: Duration::from_secs(10),
             total_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl BodyReadSettings {
+    fn read(env: &mut Environment<'_>) -> Self {
+        let default = Self::default();
+        BodyReadSettings {
+            idle_timeout: env.at_least(
+                "LOG_INGESTION_BODY_IDLE_TIMEOUT",
+                default.idle_timeout,
+                MIN_TIMEOUT,
+            ),
+            total_timeout: env.at_least(
+                "LOG_INGESTION_BODY_READ_TIMEOUT",
+                default.total_timeout,
+                MIN_TIMEOUT,
+            ),
         }
     }
 }
@@ -118,30 +160,22 @@ impl DatabaseSettings {
     /// Only what `migrate` needs: no API keys required.
     pub fn from_env() -> Result<Self, ConfigError> {
         let lookup = |name: &str| std::env::var(name).ok();
-        let mut reader = Reader {
-            lookup: &lookup,
-            problems: Vec::new(),
-        };
-        let settings = Self::read(&mut reader);
-        if reader.problems.is_empty() {
-            Ok(settings)
-        } else {
-            Err(ConfigError {
-                problems: reader.problems,
-            })
-        }
+        let mut env = Environment::new(&lookup);
+        let settings = Self::read(&mut env);
+        env.finish(settings)
     }
 
-    fn read(reader: &mut Reader<'_>) -> Self {
+    fn read(env: &mut Environment<'_>) -> Self {
         DatabaseSettings {
-            url: reader.required("DATABASE_URL"),
-            read_url: reader.raw("LOG_INGESTION_READ_DATABASE_URL"),
-            max_connections: reader.number("LOG_INGESTION_DATABASE_MAX_CONNECTIONS", 10, 1),
-            acquire_timeout: reader.duration(
+            url: env.required("DATABASE_URL"),
+            read_url: env.text("LOG_INGESTION_READ_DATABASE_URL"),
+            max_connections: env.at_least("LOG_INGESTION_DATABASE_MAX_CONNECTIONS", 10, 1),
+            acquire_timeout: env.at_least(
                 "LOG_INGESTION_DATABASE_ACQUIRE_TIMEOUT",
                 Duration::from_secs(5),
+                MIN_TIMEOUT,
             ),
-            storage: reader.storage_setting("LOG_INGESTION_STORAGE"),
+            storage: env.get("LOG_INGESTION_STORAGE", StorageSetting::default()),
         }
     }
 }
@@ -190,6 +224,35 @@ impl Default for EntryLimits {
     }
 }
 
+impl EntryLimits {
+    fn read(env: &mut Environment<'_>) -> Self {
+        let default = Self::default();
+        EntryLimits {
+            max_message_bytes: env.at_least(
+                "LOG_INGESTION_MAX_MESSAGE_BYTES",
+                default.max_message_bytes,
+                1,
+            ),
+            max_metadata_bytes: env.at_least(
+                "LOG_INGESTION_MAX_METADATA_BYTES",
+                default.max_metadata_bytes,
+                2,
+            ),
+            max_metadata_depth: env.at_least(
+                "LOG_INGESTION_MAX_METADATA_DEPTH",
+                default.max_metadata_depth,
+                1,
+            ),
+            max_timestamp_age: env
+                .get("LOG_INGESTION_MAX_TIMESTAMP_AGE", default.max_timestamp_age),
+            max_timestamp_ahead: env.get(
+                "LOG_INGESTION_MAX_TIMESTAMP_AHEAD",
+                default.max_timestamp_ahead,
+            ),
+        }
+    }
+}
+
 /// How long the group committer waits for company and how big a group may grow.
 #[derive(Clone, Copy, Debug)]
 pub struct GroupCommitSettings {
@@ -198,6 +261,24 @@ pub struct GroupCommitSettings {
     pub writers: usize,
     pub max_rows: usize,
     pub max_bytes: usize,
+}
+
+impl GroupCommitSettings {
+    fn read(env: &mut Environment<'_>) -> Self {
+        GroupCommitSettings {
+            // Grouping comes from writers being busy: requests that arrive during a
+            // commit form the next group. A linger only delays a lone request (it
+            // cost ~30% of batch-100 throughput at 2ms in the load benchmark).
+            linger: env.get("LOG_INGESTION_GROUP_COMMIT_LINGER", Duration::ZERO),
+            writers: env.at_least("LOG_INGESTION_GROUP_COMMIT_WRITERS", 2, 1),
+            max_rows: env.at_least("LOG_INGESTION_GROUP_COMMIT_MAX_ROWS", 10_000, 1),
+            max_bytes: env.at_least(
+                "LOG_INGESTION_GROUP_COMMIT_MAX_BYTES",
+                16 * 1024 * 1024,
+                1024,
+            ),
+        }
+    }
 }
 
 /// The read side's own resources, so that reading never takes the writers'
@@ -222,27 +303,21 @@ impl Default for ReadSettings {
 }
 
 impl ReadSettings {
-    fn read(reader: &mut Reader<'_>) -> Self {
-        let defaults = ReadSettings::default();
-        let settings = ReadSettings {
-            max_connections: reader.number(
+    fn read(env: &mut Environment<'_>) -> Self {
+        let default = Self::default();
+        ReadSettings {
+            max_connections: env.at_least(
                 "LOG_INGESTION_READ_MAX_CONNECTIONS",
-                defaults.max_connections,
+                default.max_connections,
                 1,
             ),
-            queue_wait: reader.duration("LOG_INGESTION_READ_QUEUE_WAIT", defaults.queue_wait),
-            statement_timeout: reader.duration(
+            queue_wait: env.get("LOG_INGESTION_READ_QUEUE_WAIT", default.queue_wait),
+            statement_timeout: env.at_least(
                 "LOG_INGESTION_READ_STATEMENT_TIMEOUT",
-                defaults.statement_timeout,
+                default.statement_timeout,
+                MIN_TIMEOUT,
             ),
-        };
-        // PostgreSQL reads 0 as "no timeout": refuse it rather than unbound reads.
-        if settings.statement_timeout < Duration::from_millis(1) {
-            reader
-                .problems
-                .push("  LOG_INGESTION_READ_STATEMENT_TIMEOUT: must be at least 1ms".to_owned());
         }
-        settings
     }
 }
 
@@ -324,146 +399,54 @@ impl Settings {
     }
 
     /// Reads settings through `lookup`, so tests can supply variables without touching
-    /// the process environment.
+    /// the process environment. Every variable is read and checked before any problem
+    /// is reported, so one message lists them all.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut reader = Reader {
-            lookup: &lookup,
-            problems: Vec::new(),
-        };
-        let database = DatabaseSettings::read(&mut reader);
-        // Fleet settings (issue 11): instance identity and shared rate limits.
-        let instance_id = reader.instance_id();
-        let rate_limit_sharing = reader.rate_limit_sharing(&database.url);
-        let keys: Vec<ApiKey> = reader
-            .required("LOG_INGESTION_API_KEYS")
-            .split(',')
-            .map(str::trim)
-            .filter(|key| !key.is_empty())
-            .map(ApiKey::new)
-            .collect();
-        let defaults = EntryLimits::default();
-        let settings = Settings {
-            database,
-            instance_id,
-            rate_limit_sharing,
-            api_keys: ApiKeys(Vec::new()),
-            host: reader.parsed("LOG_INGESTION_HOST", IpAddr::from([127, 0, 0, 1])),
-            port: reader.parsed("LOG_INGESTION_PORT", 8080),
+        let mut env = Environment::new(&lookup);
+        let settings = Self::read(&mut env);
+        env.finish(settings)
+    }
+
+    /// The settings table: each part reads its own variables, with defaults and floors.
+    fn read(env: &mut Environment<'_>) -> Self {
+        const MIB: usize = 1024 * 1024;
+        let database = DatabaseSettings::read(env);
+        Settings {
+            api_keys: env.api_keys(),
+            admin_api_keys: env
+                .text("LOG_INGESTION_ADMIN_API_KEYS")
+                .map(|list| key_list(&list))
+                .unwrap_or_default(),
+            host: env.get("LOG_INGESTION_HOST", IpAddr::from([127, 0, 0, 1])),
+            port: env.get("LOG_INGESTION_PORT", 8080),
             rate_limit: RateLimitSettings {
-                rps: reader.number("LOG_INGESTION_RATE_LIMIT_RPS", 100, 1),
-                burst: reader.number("LOG_INGESTION_RATE_LIMIT_BURST", 200, 1),
+                rps: env.at_least("LOG_INGESTION_RATE_LIMIT_RPS", 100, 1),
+                burst: env.at_least("LOG_INGESTION_RATE_LIMIT_BURST", 200, 1),
             },
-            limits: EntryLimits {
-                max_message_bytes: reader.number(
-                    "LOG_INGESTION_MAX_MESSAGE_BYTES",
-                    defaults.max_message_bytes,
-                    1,
-                ),
-                max_metadata_bytes: reader.number(
-                    "LOG_INGESTION_MAX_METADATA_BYTES",
-                    defaults.max_metadata_bytes,
-                    2,
-                ),
-                max_metadata_depth: reader.number(
-                    "LOG_INGESTION_MAX_METADATA_DEPTH",
-                    defaults.max_metadata_depth,
-                    1,
-                ),
-                max_timestamp_age: reader.duration(
-                    "LOG_INGESTION_MAX_TIMESTAMP_AGE",
-                    defaults.max_timestamp_age,
-                ),
-                max_timestamp_ahead: reader.duration(
-                    "LOG_INGESTION_MAX_TIMESTAMP_AHEAD",
-                    defaults.max_timestamp_ahead,
-                ),
-            },
-            max_body_bytes: reader.number("LOG_INGESTION_MAX_BODY_BYTES", 10 * 1024 * 1024, 1024),
-            max_batch_entries: reader.number("LOG_INGESTION_MAX_BATCH_ENTRIES", 5_000, 1),
+            limits: EntryLimits::read(env),
+            max_body_bytes: env.at_least("LOG_INGESTION_MAX_BODY_BYTES", 10 * MIB, 1024),
+            max_batch_entries: env.at_least("LOG_INGESTION_MAX_BATCH_ENTRIES", 5_000, 1),
             // Parsing holds ~5 bytes of memory per body byte (~2 KB per realistic entry);
             // at 16 MiB the load benchmark's 1000-entry batches peaked at 84 MiB with 64
             // connections and 124 MiB with 512, under its 150 MB target.
-            max_inflight_bytes: reader.number(
-                "LOG_INGESTION_MAX_INFLIGHT_BYTES",
-                16 * 1024 * 1024,
-                1024,
-            ),
-            inflight_wait: reader
-                .duration("LOG_INGESTION_INFLIGHT_WAIT", Duration::from_millis(500)),
-            retention_days: reader.optional_number("LOG_INGESTION_RETENTION_DAYS", 1),
-            group_commit: GroupCommitSettings {
-                // Grouping comes from writers being busy: requests that arrive during a
-                // commit form the next group. A linger only delays a lone request (it
-                // cost ~30% of batch-100 throughput at 2ms in the load benchmark).
-                linger: reader.duration("LOG_INGESTION_GROUP_COMMIT_LINGER", Duration::ZERO),
-                writers: reader.number("LOG_INGESTION_GROUP_COMMIT_WRITERS", 2, 1),
-                max_rows: reader.number("LOG_INGESTION_GROUP_COMMIT_MAX_ROWS", 10_000, 1),
-                max_bytes: reader.number(
-                    "LOG_INGESTION_GROUP_COMMIT_MAX_BYTES",
-                    16 * 1024 * 1024,
-                    1024,
-                ),
-            },
-            shutdown_deadline: reader
-                .duration("LOG_INGESTION_SHUTDOWN_DEADLINE", Duration::from_secs(30)),
-            admin_api_keys: reader
-                .raw("LOG_INGESTION_ADMIN_API_KEYS")
-                .map(|list| {
-                    list.split(',')
-                        .map(str::trim)
-                        .filter(|key| !key.is_empty())
-                        .map(ApiKey::new)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            read: ReadSettings::read(&mut reader),
-            // Request-shape bounds (issue 8): connections and body reads.
-            connections: ConnectionSettings {
-                header_read_timeout: reader.positive_duration(
-                    "LOG_INGESTION_HEADER_READ_TIMEOUT",
-                    Duration::from_secs(10),
-                ),
-                max_connections: reader.number("LOG_INGESTION_MAX_CONNECTIONS", 4_096, 1),
-                max_unauthenticated_connections: reader.number(
-                    "LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS",
-                    512,
-                    1,
-                ),
-            },
-            body_read: BodyReadSettings {
-                idle_timeout: reader.positive_duration(
-                    "LOG_INGESTION_BODY_IDLE_TIMEOUT",
-                    BodyReadSettings::default().idle_timeout,
-                ),
-                total_timeout: reader.positive_duration(
-                    "LOG_INGESTION_BODY_READ_TIMEOUT",
-                    BodyReadSettings::default().total_timeout,
-                ),
-            },
+            max_inflight_bytes: env.at_least("LOG_INGESTION_MAX_INFLIGHT_BYTES", 16 * MIB, 1024),
+            inflight_wait: env.get("LOG_INGESTION_INFLIGHT_WAIT", Duration::from_millis(500)),
+            retention_days: env.optional_at_least("LOG_INGESTION_RETENTION_DAYS", 1),
+            group_commit: GroupCommitSettings::read(env),
+            shutdown_deadline: env.get("LOG_INGESTION_SHUTDOWN_DEADLINE", Duration::from_secs(30)),
+            read: ReadSettings::read(env),
+            connections: ConnectionSettings::read(env),
+            body_read: BodyReadSettings::read(env),
             // A floor, not a feature: a zero period would spin (and tokio refuses it).
-            policy_check_interval: reader.duration_at_least(
+            policy_check_interval: env.at_least(
                 "LOG_INGESTION_POLICY_CHECK_INTERVAL",
                 Duration::from_secs(300),
                 Duration::from_millis(100),
             ),
-        };
-        let api_keys = match ApiKeys::new(keys) {
-            Ok(keys) => Some(keys),
-            Err(error) => {
-                if lookup("LOG_INGESTION_API_KEYS").is_some() {
-                    reader.problems.extend(error.problems);
-                }
-                None
-            }
-        };
-        match (reader.problems.is_empty(), api_keys) {
-            (true, Some(api_keys)) => Ok(Settings {
-                api_keys,
-                ..settings
-            }),
-            _ => Err(ConfigError {
-                problems: reader.problems,
-            }),
+            // Fleet settings (issue 11): instance identity and shared rate limits.
+            instance_id: env.instance_id(),
+            rate_limit_sharing: env.rate_limit_sharing(&database.url),
+            database,
         }
     }
 
@@ -473,183 +456,197 @@ impl Settings {
     }
 }
 
-struct Reader<'a> {
+/// `LOG_INGESTION_RATE_LIMIT_SCOPE`: whose limit a key's requests count against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RateLimitScope {
+    Instance,
+    Cluster,
+}
+
+/// A comma-separated list of keys; blanks between commas are skipped.
+fn key_list(list: &str) -> Vec<ApiKey> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(ApiKey::new)
+        .collect()
+}
+
+/// The variables as read through a lookup, and every problem found so far. A bad value
+/// is reported and replaced by its default so that reading goes on to the next one.
+struct Environment<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<String>,
 }
 
-impl Reader<'_> {
-    fn raw(&self, name: &str) -> Option<String> {
+impl<'a> Environment<'a> {
+    fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Environment {
+            lookup,
+            problems: Vec::new(),
+        }
+    }
+
+    /// `value` when nothing was wrong, else every problem in one error.
+    fn finish<T>(self, value: T) -> Result<T, ConfigError> {
+        if self.problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
+    }
+
+    fn problem(&mut self, name: &str, problem: impl fmt::Display) {
+        self.problems.push(format!("  {name}: {problem}"));
+    }
+
+    /// The variable's text, trimmed; blank counts as unset.
+    fn text(&self, name: &str) -> Option<String> {
         (self.lookup)(name)
             .map(|value| value.trim().to_owned())
             .filter(|value| !value.is_empty())
     }
 
     fn required(&mut self, name: &str) -> String {
-        match self.raw(name) {
-            Some(value) => value,
-            None => {
-                self.problems
-                    .push(format!("  {name}: is required but not set"));
-                String::new()
-            }
-        }
-    }
-
-    fn parsed<T: std::str::FromStr>(&mut self, name: &str, default: T) -> T {
-        match self.raw(name) {
-            None => default,
-            Some(value) => match value.parse() {
-                Ok(parsed) => parsed,
-                Err(_) => {
-                    self.problems
-                        .push(format!("  {name}: cannot parse {value:?}"));
-                    default
-                }
-            },
-        }
-    }
-
-    fn number<T>(&mut self, name: &str, default: T, min: T) -> T
-    where
-        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-    {
-        match self.optional_number(name, min) {
-            Some(value) => value,
-            None => default,
-        }
-    }
-
-    fn optional_number<T>(&mut self, name: &str, min: T) -> Option<T>
-    where
-        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-    {
-        let value = self.raw(name)?;
-        match value.parse::<T>() {
-            Ok(parsed) if parsed >= min => Some(parsed),
-            Ok(_) => {
-                self.problems
-                    .push(format!("  {name}: must be at least {min} (got {value})"));
-                None
-            }
-            Err(_) => {
-                self.problems
-                    .push(format!("  {name}: must be a whole number (got {value:?})"));
-                None
-            }
-        }
-    }
-
-    fn storage_setting(&mut self, name: &str) -> StorageSetting {
-        let Some(value) = self.raw(name) else {
-            return StorageSetting::default();
-        };
-        value.parse().unwrap_or_else(|()| {
-            self.problems.push(format!(
-                "  {name}: must be {} (got {value:?})",
-                StorageSetting::CHOICES
-            ));
-            StorageSetting::default()
+        self.text(name).unwrap_or_else(|| {
+            self.problem(name, "is required but not set");
+            String::new()
         })
     }
 
-    fn duration_at_least(&mut self, name: &str, default: Duration, min: Duration) -> Duration {
-        let value = self.duration(name, default);
+    /// The parsed variable, `None` when unset or bad (a bad one is a problem).
+    fn optional<T: Setting>(&mut self, name: &str) -> Option<T> {
+        let text = self.text(name)?;
+        match T::parse(&text) {
+            Some(value) => Some(value),
+            None => {
+                let quoted = crate::client_text::quoted(&text);
+                self.problem(name, format_args!("must be {} (got {quoted})", T::EXPECTED));
+                None
+            }
+        }
+    }
+
+    fn get<T: Setting>(&mut self, name: &str, default: T) -> T {
+        self.optional(name).unwrap_or(default)
+    }
+
+    /// The parsed variable when it is at least `min`; below it is a problem.
+    fn optional_at_least<T: Setting + PartialOrd>(&mut self, name: &str, min: T) -> Option<T> {
+        let value: T = self.optional(name)?;
         if value < min {
-            self.problems.push(format!(
-                "  {name}: must be at least {min:?} (got {value:?})"
-            ));
-            return default;
+            let (min, value) = (min.show(), value.show());
+            self.problem(name, format_args!("must be at least {min} (got {value})"));
+            return None;
         }
-        value
+        Some(value)
     }
 
-    fn duration(&mut self, name: &str, default: Duration) -> Duration {
-        match self.raw(name) {
-            None => default,
-            Some(value) => match parse_duration(&value) {
-                Some(parsed) => parsed,
-                None => {
-                    self.problems.push(format!(
-                        "  {name}: must be a duration like 500ms, 30s, 10m, 12h, 30d or 5y (got {value:?})"
-                    ));
-                    default
-                }
-            },
-        }
+    fn at_least<T: Setting + PartialOrd>(&mut self, name: &str, default: T, min: T) -> T {
+        self.optional_at_least(name, min).unwrap_or(default)
     }
-}
 
-impl Reader<'_> {
+    /// Required; a list of only blanks is its own problem (`ApiKeys::new`'s).
+    fn api_keys(&mut self) -> ApiKeys {
+        let keys = key_list(&self.required("LOG_INGESTION_API_KEYS"));
+        ApiKeys::new(keys).unwrap_or_else(|error| {
+            if self.text("LOG_INGESTION_API_KEYS").is_some() {
+                self.problems.extend(error.problems);
+            }
+            ApiKeys(Vec::new())
+        })
+    }
+
     fn instance_id(&mut self) -> InstanceId {
-        let configured = self.raw("LOG_INGESTION_INSTANCE_ID");
+        let configured = self.text("LOG_INGESTION_INSTANCE_ID");
         InstanceId::resolve(configured.as_deref()).unwrap_or_else(|problem| {
-            self.problems
-                .push(format!("  LOG_INGESTION_INSTANCE_ID: {problem}"));
+            self.problem("LOG_INGESTION_INSTANCE_ID", problem);
             InstanceId::for_this_process()
         })
     }
 
     fn rate_limit_sharing(&mut self, database_url: &str) -> Option<RateLimitSharing> {
-        let scope = self.raw("LOG_INGESTION_RATE_LIMIT_SCOPE");
         let sharing = RateLimitSharing {
             store_url: self
-                .raw("LOG_INGESTION_RATE_LIMIT_STORE_URL")
+                .text("LOG_INGESTION_RATE_LIMIT_STORE_URL")
                 .unwrap_or_else(|| database_url.to_owned()),
-            sync_interval: self.positive_duration(
+            sync_interval: self.at_least(
                 "LOG_INGESTION_RATE_LIMIT_SYNC_INTERVAL",
                 Duration::from_millis(100),
+                MIN_TIMEOUT,
             ),
-            store_timeout: self.positive_duration(
+            store_timeout: self.at_least(
                 "LOG_INGESTION_RATE_LIMIT_STORE_TIMEOUT",
                 Duration::from_millis(500),
+                MIN_TIMEOUT,
             ),
         };
-        match scope.as_deref() {
-            None | Some("instance") => None,
-            Some("cluster") => Some(sharing),
-            Some(other) => {
-                self.problems.push(format!(
-                    "  LOG_INGESTION_RATE_LIMIT_SCOPE: must be instance or cluster (got {})",
-                    crate::client_text::quoted(other)
-                ));
-                None
-            }
+        match self.get("LOG_INGESTION_RATE_LIMIT_SCOPE", RateLimitScope::Instance) {
+            RateLimitScope::Instance => None,
+            RateLimitScope::Cluster => Some(sharing),
         }
-    }
-
-    /// A duration that must not be zero (a zero timeout would refuse everything).
-    fn positive_duration(&mut self, name: &str, default: Duration) -> Duration {
-        let value = self.duration(name, default);
-        if value.is_zero() {
-            self.problems
-                .push(format!("  {name}: must be longer than zero"));
-            return default;
-        }
-        value
     }
 }
 
-/// Parses `500ms`, `30s`, `10m`, `12h`, `30d`, `5y` (365 days) or bare seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let amount: u64 = digits.parse().ok()?;
-    let seconds_per_unit: u64 = match unit.trim() {
-        "ms" => return Some(Duration::from_millis(amount)),
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "y" => 365 * 86_400,
-        _ => return None,
-    };
-    amount
-        .checked_mul(seconds_per_unit)
-        .map(Duration::from_secs)
+/// How one kind of setting is written: its parser, what "must be ..." says when the
+/// text does not parse, and how a value (or a floor) is shown in a problem.
+trait Setting: Sized {
+    const EXPECTED: &'static str;
+    fn parse(text: &str) -> Option<Self>;
+    fn show(&self) -> String;
+}
+
+macro_rules! from_str_settings {
+    ($($type:ty => $expected:expr),* $(,)?) => {$(
+        impl Setting for $type {
+            const EXPECTED: &'static str = $expected;
+            fn parse(text: &str) -> Option<Self> {
+                text.parse().ok()
+            }
+            fn show(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+
+from_str_settings!(
+    u16 => "a whole number",
+    u32 => "a whole number",
+    usize => "a whole number",
+    IpAddr => "an IP address",
+    StorageSetting => StorageSetting::CHOICES,
+);
+
+/// `humantime`'s durations: `500ms`, `30s`, `10m`, `12h`, `30d`, `5y` (365.25 days) or
+/// combinations such as `1h 30m`; a bare number is seconds, as it always was here.
+impl Setting for Duration {
+    const EXPECTED: &'static str = "a duration like 500ms, 30s, 10m, 12h, 30d or 5y";
+    fn parse(text: &str) -> Option<Self> {
+        if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) {
+            return text.parse().ok().map(Duration::from_secs);
+        }
+        humantime::parse_duration(text).ok()
+    }
+    fn show(&self) -> String {
+        humantime::format_duration(*self).to_string()
+    }
+}
+
+impl Setting for RateLimitScope {
+    const EXPECTED: &'static str = "instance or cluster";
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "instance" => Some(RateLimitScope::Instance),
+            "cluster" => Some(RateLimitScope::Cluster),
+            _ => None,
+        }
+    }
+    fn show(&self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
 }
 
 /// Masks the password of a database URL (`postgres://user:***@host/db`) so that
@@ -785,14 +782,70 @@ mod tests {
     }
 
     #[test]
-    fn durations_accept_units() {
+    fn durations_are_humantime_or_bare_seconds() {
+        let base = [
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+        ];
+        let settings = settings_from(&[
+            base[0],
+            base[1],
+            ("LOG_INGESTION_MAX_TIMESTAMP_AGE", "1d"),
+            ("LOG_INGESTION_INFLIGHT_WAIT", "250ms"),
+            ("LOG_INGESTION_SHUTDOWN_DEADLINE", "1m 30s"),
+            ("LOG_INGESTION_BODY_READ_TIMEOUT", "90"),
+        ])
+        .unwrap();
         assert_eq!(
-            parse_duration("5y"),
-            Some(Duration::from_secs(5 * 365 * 86_400))
+            settings.limits.max_timestamp_age,
+            Duration::from_secs(86_400)
         );
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1 fortnight"), None);
+        assert_eq!(settings.inflight_wait, Duration::from_millis(250));
+        assert_eq!(settings.shutdown_deadline, Duration::from_secs(90));
+        // A bare number is seconds (configurations written before humantime keep working).
+        assert_eq!(settings.body_read.total_timeout, Duration::from_secs(90));
+        let error = settings_from(&[
+            base[0],
+            base[1],
+            ("LOG_INGESTION_MAX_TIMESTAMP_AGE", "1 fortnight"),
+            ("LOG_INGESTION_INFLIGHT_WAIT", "90 parsecs"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "LOG_INGESTION_MAX_TIMESTAMP_AGE",
+            "LOG_INGESTION_INFLIGHT_WAIT",
+        ] {
+            assert!(
+                error.contains(&format!(
+                    "{name}: must be a duration like 500ms, 30s, 10m, 12h, 30d or 5y"
+                )),
+                "{name} missing from {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_problem_names_what_was_expected_and_what_was_given() {
+        let error = settings_from(&[
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+            ("LOG_INGESTION_MAX_BATCH_ENTRIES", "many"),
+            ("LOG_INGESTION_MAX_BODY_BYTES", "10"),
+            ("LOG_INGESTION_RETENTION_DAYS", "0"),
+            ("LOG_INGESTION_HOST", "localhost"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            error.problems,
+            [
+                "  LOG_INGESTION_HOST: must be an IP address (got \"localhost\")",
+                "  LOG_INGESTION_MAX_BODY_BYTES: must be at least 1024 (got 10)",
+                "  LOG_INGESTION_MAX_BATCH_ENTRIES: must be a whole number (got \"many\")",
+                "  LOG_INGESTION_RETENTION_DAYS: must be at least 1 (got 0)",
+            ]
+        );
+        assert!(error.to_string().starts_with("invalid configuration:\n  "));
     }
 
     #[test]

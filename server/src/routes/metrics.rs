@@ -13,11 +13,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         state.inflight.limit_bytes(),
     );
     crate::metrics::render_policy_jobs(&mut text, &state.policy_jobs.snapshot());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
 }

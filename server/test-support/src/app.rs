@@ -196,12 +196,14 @@ impl TestApp {
             .unwrap()
     }
 
-    /// The value of the unlabelled sample `name` on `/metrics`.
+    /// The value of the unlabelled sample `name` on `/metrics` (a histogram's `_sum` is
+    /// written as a float, `2.0`).
     pub async fn metric(&self, name: &str) -> u64 {
         let text = self.metrics_text().await;
         text.lines()
             .find_map(|line| line.strip_prefix(&format!("{name} ")))
-            .and_then(|value| value.parse().ok())
+            .and_then(|value| value.parse::<f64>().ok())
+            .map(|value| value as u64)
             .unwrap_or_else(|| panic!("no {name} in /metrics"))
     }
 

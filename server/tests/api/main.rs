@@ -8,6 +8,7 @@ mod encoding;
 mod health;
 mod idempotency;
 mod inflight;
+mod metrics_exposition;
 mod process;
 mod rate_limit;
 mod single;
