@@ -38,6 +38,13 @@ RSpec.configure do |config|
   config.disable_monkey_patching!
   config.order = :defined
 
+  # The Rails glue sets the default metadata_filter of every client; the specs
+  # outside spec/rails start without one (spec/rails sets its own before each; this
+  # file may load after spec/rails/support, so its hooks may run later).
+  config.before(:each) do |example|
+    LogIngestion::Client.default_metadata_filter = nil unless example.metadata[:rails_app]
+  end
+
   config.before(:each, :native) do
     skip "native extension not built (run `rake compile`)" unless LogIngestion::Native.available?
   end

@@ -21,6 +21,14 @@ module LogIngestion
   # Every entry gets the current request's/job's ids (LogIngestion::Context) added to
   # its metadata before the metadata_filter runs.
   class Client
+    class << self
+      # The metadata_filter of every client whose configuration sets none (nil). The
+      # Rails glue sets it (Railtie.configure_client: config.filter_parameters by
+      # default), so it survives an app's own LogIngestionClient.configure -- the
+      # guide's after_initialize block builds a fresh configuration after the glue ran.
+      attr_accessor :default_metadata_filter
+    end
+
     DEFAULT_FLUSH_TIMEOUT = 30.0
     DEFAULT_SEND_TIMEOUT = 30.0
     # Settings only this class reads: changing one does not restart the delivery.
@@ -312,13 +320,14 @@ module LogIngestion
       nil
     end
 
-    # +metadata+ through the configured metadata_filter (Hashes only; nil and other
+    # +metadata+ through the configured metadata_filter, else the default one (Hashes
+    # only; nil and other
     # values go on as they are). Never raises: when the filter raises or answers
     # something other than a Hash, the entry carries METADATA_FILTER_ERROR instead of
     # its metadata (so nothing unfiltered leaves), and the first such failure per
     # filter is reported through LogIngestion.logger.
     def filter_metadata(metadata)
-      filter = @configuration.metadata_filter
+      filter = @configuration.metadata_filter || Client.default_metadata_filter
       return metadata if filter.nil? || !metadata.is_a?(Hash)
 
       filtered = filter.call(metadata)

@@ -63,19 +63,14 @@ module LogIngestion
       # A client the app already configured itself (LogIngestionClient.configure in
       # an initializer) is kept as it is when config.log_ingestion sets nothing for it.
       #
-      # Unless config.log_ingestion.metadata_filter says otherwise (false: none) and
-      # the client has no metadata_filter of its own, the metadata of every entry --
-      # the app's own LogIngestionClient calls included -- goes through
-      # ParameterFilter.current (Rails' filter_parameters).
+      # Every client that sets no metadata_filter of its own -- the app's own
+      # LogIngestionClient.configure included, whenever it runs -- filters the
+      # metadata of every entry with default_metadata_filter(options.metadata_filter).
       def configure_client(options)
+        LogIngestion::Client.default_metadata_filter = default_metadata_filter(options.metadata_filter)
         settings = client_settings(options)
-        if settings.empty? && ::LogIngestionClient.configured?
-          default = default_metadata_filter
-          ::LogIngestionClient.metadata_filter = default if default && ::LogIngestionClient.metadata_filter.nil?
-          return true
-        end
+        return true if settings.empty? && ::LogIngestionClient.configured?
 
-        settings[:metadata_filter] = default_metadata_filter unless settings.key?(:metadata_filter)
         ::LogIngestionClient.configure do |client_config|
           settings.each { |name, value| client_config.public_send(:"#{name}=", value) }
         end
@@ -83,12 +78,12 @@ module LogIngestion
       end
 
       # The client settings present in +options+, in the client's own names
-      # (metadata_filter: false becomes nil, present: no filter at all).
+      # (metadata_filter is not one: it becomes the default of every client).
       def client_settings(options)
         known = LogIngestion::Configuration::DEFAULTS.keys
         options.to_h.each_with_object({}) do |(name, value), settings|
           name = name.to_sym
-          next settings[name] = nil if name == :metadata_filter && value == false # explicitly off
+          next if name == :metadata_filter
 
           next if RAILS_SETTINGS.include?(name) || value.nil?
           raise ConfigurationError, "config.log_ingestion.#{name} is not a setting" unless known.include?(name)
@@ -106,11 +101,16 @@ module LogIngestion
         end
       end
 
-      # The metadata_filter the client gets when the app sets none: the glue's
-      # ParameterFilter (nil when it filters nothing).
-      def default_metadata_filter
-        filter = ParameterFilter.current
-        filter.empty? ? nil : filter
+      # The metadata_filter of clients that set none, from config.log_ingestion.metadata_filter:
+      # false: none; an object with #call: it; nil: the glue's ParameterFilter (nil when
+      # it filters nothing).
+      def default_metadata_filter(setting = nil)
+        return nil if setting == false
+        return ParameterFilter.current.then { |filter| filter.empty? ? nil : filter } if setting.nil?
+        return setting if setting.respond_to?(:call)
+
+        raise ConfigurationError,
+              "config.log_ingestion.metadata_filter must be false or respond to #call, not #{setting.class}"
       end
 
       # Subscriber names from config.log_ingestion.subscribers (nil/true: all, false: none).

@@ -124,7 +124,31 @@ RSpec.describe LogIngestion::Railtie do
       expect(metadata_of_app_call).to include("password" => "x")
     end
 
-    # The glue filters no Hash itself: the client's metadata_filter is the one place.
+    # The guide's initializer calls LogIngestionClient.configure in its own
+    # after_initialize, which runs after the glue's and builds a fresh configuration.
+    it "keeps masking when the app configures the client again afterwards" do
+      described_class.configure_client(options)
+      LogIngestionClient.configure { |config| config.test_mode = true }
+
+      expect(metadata_of_app_call).to eq(filtered_metadata)
+    end
+
+    it "keeps metadata_filter = false when the app configures the client again afterwards" do
+      options.metadata_filter = false
+      described_class.configure_client(options)
+      LogIngestionClient.configure { |config| config.test_mode = true }
+
+      expect(metadata_of_app_call).to include("password" => "x")
+    end
+
+    it "refuses a config.log_ingestion.metadata_filter that is neither false nor callable" do
+      options.metadata_filter = "password"
+
+      expect { described_class.configure_client(options) }
+        .to raise_error(LogIngestion::ConfigurationError, /metadata_filter must be false or respond to #call/)
+    end
+
+
     describe "on a Rails request entry (ControllerLogging's params)" do
       def params_of_request
         LogIngestionClient.clear_recorded_entries

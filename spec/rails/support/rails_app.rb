@@ -48,6 +48,8 @@ RSpec.configure do |config|
     # Another spec file run in this process may have reconfigured the client.
     LogIngestion::Railtie.configure_client(Rails.application.config.log_ingestion) unless LogIngestionClient.test_mode
     LogIngestion::ParameterFilter.current = LogIngestion::Railtie.parameter_filter(Rails.application, nil)
+    LogIngestion::Client.default_metadata_filter =
+      LogIngestion::Railtie.default_metadata_filter(Rails.application.config.log_ingestion.metadata_filter)
     LogIngestionClient.clear_recorded_entries
   end
   config.after(:suite) do

@@ -32,14 +32,19 @@ Rails.application.configure do
   # runner, console or generators).
   # config.log_ingestion.startup_entry = true
 
-  # Values of keys matching config.filter_parameters are masked in params, query
-  # strings, SQL binds, job arguments and metadata. false switches that off; a list replaces it.
+  # Values of keys matching config.filter_parameters are masked in query strings, SQL
+  # text and binds, logger lines and (as the default metadata_filter below) in every
+  # entry's metadata. false switches that off; a list replaces it.
   # config.log_ingestion.filter_parameters = true
 
-  # The same filter also runs on the metadata your own code passes
-  # (LogIngestionClient.info("Signed in", { password: ... })). false switches that
-  # off; any object with #call(hash) -> hash replaces it.
-  # config.log_ingestion.metadata_filter = ->(metadata) { metadata.except(:card_number) }
+  # The one filter of every entry's metadata: params, job arguments, exceptions and what
+  # your own code passes (LogIngestionClient.info("Signed in", { password: ... })),
+  # also after LogIngestionClient.configure elsewhere. Default: the filter above. false
+  # sends metadata unfiltered; an object with #call(hash) -> hash REPLACES it, so keep
+  # the default masking inside yours:
+  # config.log_ingestion.metadata_filter = lambda { |metadata|
+  #   LogIngestion::ParameterFilter.current.call(metadata).except(:card_number, "card_number")
+  # }
 
   # Client settings (defaults shown).
   # config.log_ingestion.batch_size = 512
