@@ -2,8 +2,12 @@
 //! of them may be open without having shown a valid API key yet (a connection that
 //! only connects, or trickles a request head, holds one of those until the header read
 //! timeout closes it). When that second budget is full a newcomer is still admitted:
-//! the oldest connection without a key is told to close instead, so idle sockets can
-//! delay a valid client by one eviction but never lock it out. It owns the slots, the
+//! the oldest connection without a key is told to close instead, so idle sockets cannot
+//! hold valid clients out. (An attacker opening connections faster than a client sends
+//! its request head can still evict that client's fresh connection before its key
+//! arrives: the client sees a closed connection or a 503 and retries; a connection that
+//! has shown a key is never evicted.) A request whose connection was evicted is refused,
+//! never served, so nothing is stored without an answer. It owns the slots, the
 //! eviction order and the `ConnectionTrust` handle the auth layers use to move a
 //! connection out of the unauthenticated budget.
 //! It never reads from a socket, never closes one itself (the connection's task does,
@@ -93,15 +97,28 @@ impl ConnectionSlot {
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.trust.authenticated();
+        // Leaves the eviction order (whether it was still in it no longer matters).
+        let _ = self.trust.authenticated();
     }
 }
 
 /// Put in each request's extensions: the auth layers call
 /// [`ConnectionTrust::authenticated`] once a request shows a valid key, which frees the
-/// connection's unauthenticated slot for good (and so makes it unevictable).
+/// connection's unauthenticated slot for good (and so makes it unevictable) -- unless
+/// the connection was evicted first, which the request must then be refused for.
 #[derive(Clone, Debug, Default)]
-pub struct ConnectionTrust(Arc<Mutex<Option<Registration>>>);
+pub struct ConnectionTrust(Arc<Mutex<Trust>>);
+
+#[derive(Debug, Default)]
+enum Trust {
+    /// Waiting for a valid key, at this place in the eviction order.
+    Waiting(Registration),
+    /// Showed a valid key (or was never registered: requests built in tests).
+    #[default]
+    Trusted,
+    /// A newer connection took its place before it showed a key.
+    Evicted,
+}
 
 /// A connection's place in the eviction order.
 #[derive(Debug)]
@@ -111,21 +128,37 @@ struct Registration {
 }
 
 impl ConnectionTrust {
-    pub fn authenticated(&self) {
-        let registration = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(registration) = registration {
-            lock(&registration.unauthenticated)
-                .waiting
-                .remove(&registration.number);
-        }
+    /// Marks the connection as having shown a valid key; false when it was evicted
+    /// before (its request must not be served: the socket is being closed).
+    pub fn authenticated(&self) -> bool {
+        let mut trust = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let registration = match std::mem::take(&mut *trust) {
+            Trust::Waiting(registration) => registration,
+            Trust::Trusted => return true,
+            Trust::Evicted => {
+                *trust = Trust::Evicted;
+                return false;
+            }
+        };
+        let still_waiting = lock(&registration.unauthenticated)
+            .waiting
+            .remove(&registration.number)
+            .is_some();
+        *trust = if still_waiting {
+            Trust::Trusted
+        } else {
+            Trust::Evicted
+        };
+        still_waiting
     }
 
     /// Marks the connection a request arrived on as authenticated, if it has a handle
-    /// (requests built in tests without the server's connection loop have none).
-    pub fn mark_request(extensions: &axum::http::Extensions) {
-        if let Some(trust) = extensions.get::<ConnectionTrust>() {
-            trust.authenticated();
-        }
+    /// (requests built in tests without the server's connection loop have none); false
+    /// when that connection was evicted first.
+    pub fn mark_request(extensions: &axum::http::Extensions) -> bool {
+        extensions
+            .get::<ConnectionTrust>()
+            .is_none_or(ConnectionTrust::authenticated)
     }
 }
 
@@ -170,7 +203,7 @@ impl ConnectionBudget {
         };
         Ok(ConnectionSlot {
             _open: open,
-            trust: ConnectionTrust(Arc::new(Mutex::new(Some(Registration {
+            trust: ConnectionTrust(Arc::new(Mutex::new(Trust::Waiting(Registration {
                 unauthenticated: Arc::clone(&self.unauthenticated),
                 number,
             })))),
@@ -203,7 +236,8 @@ mod tests {
     fn an_authenticated_connection_is_never_evicted_and_frees_its_place() {
         let budget = ConnectionBudget::new(10, 1);
         let mut first = budget.admit().unwrap();
-        first.trust().authenticated();
+        assert!(first.trust().authenticated());
+        assert!(first.trust().authenticated(), "a later request on it too");
         let mut second = budget.admit().unwrap();
         assert!(!is_evicted(&mut first));
         assert_eq!(
@@ -214,6 +248,17 @@ mod tests {
         let _third = budget.admit().unwrap();
         // (`evicted` hands its signal out once, so each slot is asked once.)
         assert!(is_evicted(&mut second));
+    }
+
+    #[test]
+    fn a_request_on_an_evicted_connection_is_not_authenticated() {
+        let budget = ConnectionBudget::new(10, 1);
+        let first = budget.admit().unwrap();
+        let _second = budget.admit().unwrap();
+        // Its request shows a valid key after the eviction signal went out, before
+        // the connection was dropped: it must be refused, not served.
+        assert!(!first.trust().authenticated());
+        assert!(!first.trust().authenticated(), "and stays refused");
     }
 
     #[test]

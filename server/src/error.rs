@@ -67,6 +67,9 @@ pub enum ApiError {
     StorageUnavailable,
     #[error("Server busy")]
     ServerBusy,
+    /// The connection was closed for a newer one before its request showed a key.
+    #[error("Connection evicted")]
+    ConnectionEvicted,
     #[error("Internal server error")]
     Internal(String),
 }
@@ -91,7 +94,9 @@ impl ApiError {
             | ApiError::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnknownRoute => StatusCode::NOT_FOUND,
-            ApiError::StorageUnavailable | ApiError::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StorageUnavailable | ApiError::ServerBusy | ApiError::ConnectionEvicted => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -119,6 +124,7 @@ impl ApiError {
             ApiError::UnknownRoute => "unknown_route",
             ApiError::StorageUnavailable => "storage_unavailable",
             ApiError::ServerBusy => "server_busy",
+            ApiError::ConnectionEvicted => "connection_evicted",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -169,6 +175,9 @@ impl ApiError {
             ApiError::ServerBusy => Some(json!(
                 "too many request bytes are in flight; nothing was stored; retry later"
             )),
+            ApiError::ConnectionEvicted => Some(json!(
+                "too many connections without a valid key: this one was closed before its request was read; nothing was stored; retry on a new connection"
+            )),
             _ => None,
         }
     }
@@ -176,7 +185,9 @@ impl ApiError {
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            ApiError::StorageUnavailable | ApiError::ServerBusy => Some(1),
+            ApiError::StorageUnavailable | ApiError::ServerBusy | ApiError::ConnectionEvicted => {
+                Some(1)
+            }
             _ => None,
         }
     }
@@ -229,8 +240,9 @@ impl IntoResponse for ApiError {
         response
             .extensions_mut()
             .insert(RejectionReason(self.reason()));
-        if matches!(self, ApiError::BodyTimeout) {
-            // The rest of the body may still come: this connection cannot be reused.
+        if matches!(self, ApiError::BodyTimeout | ApiError::ConnectionEvicted) {
+            // The rest of the body may still come (or the connection is being closed
+            // for a newer one): this connection cannot be reused.
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -298,13 +298,16 @@ async fn serve_connections(
         let evicted = slot.evicted();
         tokio::spawn(async move {
             let ended = tokio::select! {
-                ended = connection => ended,
+                // Eviction first: a request that arrives in the same poll is then
+                // never served on a connection about to be dropped unanswered.
+                biased;
                 () = evicted => {
                     // A newer connection needed this one's unauthenticated slot:
                     // dropping the connection closes its socket.
                     metrics.connection_closed(UNAUTHENTICATED_EVICTED);
                     Ok(())
                 }
+                ended = connection => ended,
             };
             if let Err(error) = ended {
                 let timed_out = error

@@ -100,10 +100,10 @@ pub async fn require_admin_key(
         None => Err(ApiError::MissingApiKey),
     };
     match checked {
-        Ok(()) => {
-            ConnectionTrust::mark_request(request.extensions());
-            Ok(next.run(request).await)
+        Ok(()) if !ConnectionTrust::mark_request(request.extensions()) => {
+            Err(ApiError::ConnectionEvicted)
         }
+        Ok(()) => Ok(next.run(request).await),
         Err(refused) => Err(keys.refusal(headers, refused)),
     }
 }

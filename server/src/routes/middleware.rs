@@ -41,7 +41,9 @@ pub async fn require_api_key(
     next: Next,
 ) -> Result<Response, ApiError> {
     let caller = identify(&state.settings.api_keys, request.headers())?;
-    ConnectionTrust::mark_request(request.extensions());
+    if !ConnectionTrust::mark_request(request.extensions()) {
+        return Err(ApiError::ConnectionEvicted);
+    }
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
 }

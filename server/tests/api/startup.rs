@@ -21,9 +21,10 @@ async fn backends_on(watcher: &mut PgConnection, name: &str) -> i64 {
     .unwrap()
 }
 
-/// The listen port is taken, so the build fails at its last fallible step, after the
-/// migrations (which open the writers' pool) and with cluster-scoped rate limits (whose
-/// sync task would open a pool of its own). Nothing may stay connected afterwards.
+/// The listen port is taken, so the build fails late, after the migrations (which open
+/// the writers' pool). Every fallible step runs before any task is spawned (writers,
+/// policy jobs, the cluster rate-limit sync, set here so it would have a pool to leak),
+/// so nothing may stay connected afterwards.
 #[tokio::test]
 async fn a_build_that_fails_late_leaves_no_task_or_connection_behind() {
     let (database, url) = create_database().await;
