@@ -8,6 +8,7 @@
 //! `LOG_INGESTION_ADMIN_API_KEYS`.
 
 mod auth;
+mod counts;
 mod cursor;
 mod error;
 mod explorer;
@@ -32,8 +33,10 @@ use crate::storage::StorageMode;
 
 pub use auth::AdminKeys;
 pub use filters::QueryLimits;
+pub use histogram::explain_histogram_query;
 pub use pool::{ReadConnection, ReadPool, READ_APPLICATION_NAME};
 pub use search::explain_page_query;
+pub use services::explain_services_query;
 pub use tail::TailSettings;
 
 /// What every read handler needs. Cheap to clone.
@@ -141,5 +144,14 @@ fn params_from(query: QueryPairs) -> Result<filters::Params, error::ReadError> {
                 crate::client_text::MAX_MESSAGE_BYTES
             )
         ))),
+    }
+}
+
+/// `EXPLAIN (...) ` for the evidence functions the EXPLAIN tests call.
+fn explain_prefix(analyze: bool) -> &'static str {
+    if analyze {
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
+    } else {
+        "EXPLAIN (FORMAT JSON) "
     }
 }

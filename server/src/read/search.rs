@@ -106,12 +106,7 @@ pub async fn explain_page_query(
         .number("limit", 1, MAX_LIMIT)
         .unwrap_or(DEFAULT_LIMIT);
     params.finish().map_err(ReadError::InvalidQuery)?;
-    let options = if analyze {
-        "ANALYZE, BUFFERS, FORMAT JSON"
-    } else {
-        "FORMAT JSON"
-    };
-    let mut sql = QueryBuilder::<Postgres>::new(format!("EXPLAIN ({options}) "));
+    let mut sql = QueryBuilder::<Postgres>::new(super::explain_prefix(analyze));
     push_page_query(&mut sql, &filter, None, limit + 1);
     let (plan,): (serde_json::Value,) = sql.build_query_as().fetch_one(pool).await?;
     Ok(plan)

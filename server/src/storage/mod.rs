@@ -1,6 +1,6 @@
 //! Everything that talks to PostgreSQL: the pool, migrations, the storage mode
 //! (TimescaleDB or plain PostgreSQL), the group committer, idempotency records,
-//! retention and TimescaleDB's policy jobs. Nothing outside this module writes SQL for the ingest path; this module
+//! retention, the entry-count rollups and TimescaleDB's policy jobs. Nothing outside this module writes SQL for the ingest path; this module
 //! never knows about HTTP.
 
 pub mod copy_text;
@@ -8,6 +8,7 @@ pub mod group_commit;
 pub mod idempotency;
 pub mod policy_jobs;
 pub mod retention;
+pub mod rollup;
 pub mod timescale;
 
 use std::fmt;

@@ -1,0 +1,114 @@
+-- Entry counts per service and level per minute (`logs_per_minute`) and per hour
+-- (`logs_per_hour`), so the histogram over days and the service list read thousands of
+-- rollup rows instead of millions of entries (issue 15; server/src/storage/rollup.rs
+-- explains the design). Bucket starts are aligned to 2000-01-01T00:00:00Z, in UTC
+-- whatever the session's TimeZone (date_bin, not date_trunc).
+--
+-- Plain PostgreSQL: two tables kept by statement-level triggers on `logs`, so every
+-- writer -- the server's COPY, an operator's INSERT, retention's DELETE, a TRUNCATE --
+-- changes the counts in the same transaction as the rows: counts never disagree with
+-- rows. Rows are upserted in key order, so two concurrent writers lock the same keys
+-- in the same order and cannot deadlock (the second waits for the first's commit).
+--
+-- TimescaleDB: transition tables are not allowed on hypertables; there the rollups are
+-- continuous aggregates of the same names and columns, created by the server after
+-- the hypertable (storage/rollup.rs), which drops whatever this migration created.
+-- So nothing here runs when `logs` is already a hypertable.
+DO $migration$
+DECLARE
+    hypertable boolean := false;
+BEGIN
+    IF to_regclass('_timescaledb_catalog.hypertable') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM _timescaledb_catalog.hypertable
+                                WHERE table_name = ''logs'' AND schema_name = current_schema())'
+            INTO hypertable;
+    END IF;
+    IF hypertable THEN
+        RAISE NOTICE 'logs is a hypertable: its rollups are continuous aggregates (created by the server)';
+        RETURN;
+    END IF;
+
+    CREATE TABLE IF NOT EXISTS logs_per_minute (
+        bucket  timestamptz NOT NULL,
+        service text        NOT NULL,
+        level   text        NOT NULL,
+        entries bigint      NOT NULL,
+        PRIMARY KEY (bucket, service, level)
+    );
+    CREATE TABLE IF NOT EXISTS logs_per_hour (
+        bucket  timestamptz NOT NULL,
+        service text        NOT NULL,
+        level   text        NOT NULL,
+        entries bigint      NOT NULL,
+        PRIMARY KEY (bucket, service, level)
+    );
+
+    -- One function for every row-changing statement: an UPDATE (nothing in the server
+    -- updates rows, but an operator may) removes the old rows' counts and adds the new.
+    CREATE OR REPLACE FUNCTION logs_rollup_changed() RETURNS trigger
+    LANGUAGE plpgsql AS $fn$
+    BEGIN
+        IF TG_OP IN ('DELETE', 'UPDATE') THEN
+            UPDATE logs_per_minute AS r SET entries = r.entries - d.n
+            FROM (SELECT date_bin('1 minute', timestamp, timestamptz '2000-01-01 00:00:00+00') AS bucket,
+                         service, level, count(*) AS n
+                  FROM removed GROUP BY 1, 2, 3 ORDER BY 1, 2, 3) AS d
+            WHERE (r.bucket, r.service, r.level) = (d.bucket, d.service, d.level);
+            UPDATE logs_per_hour AS r SET entries = r.entries - d.n
+            FROM (SELECT date_bin('1 hour', timestamp, timestamptz '2000-01-01 00:00:00+00') AS bucket,
+                         service, level, count(*) AS n
+                  FROM removed GROUP BY 1, 2, 3 ORDER BY 1, 2, 3) AS d
+            WHERE (r.bucket, r.service, r.level) = (d.bucket, d.service, d.level);
+            DELETE FROM logs_per_minute WHERE entries <= 0;
+            DELETE FROM logs_per_hour WHERE entries <= 0;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            INSERT INTO logs_per_minute AS r (bucket, service, level, entries)
+            SELECT date_bin('1 minute', timestamp, timestamptz '2000-01-01 00:00:00+00'),
+                   service, level, count(*)
+            FROM added GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT (bucket, service, level) DO UPDATE SET entries = r.entries + EXCLUDED.entries;
+            INSERT INTO logs_per_hour AS r (bucket, service, level, entries)
+            SELECT date_bin('1 hour', timestamp, timestamptz '2000-01-01 00:00:00+00'),
+                   service, level, count(*)
+            FROM added GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT (bucket, service, level) DO UPDATE SET entries = r.entries + EXCLUDED.entries;
+        END IF;
+        RETURN NULL;
+    END
+    $fn$;
+
+    CREATE OR REPLACE FUNCTION logs_rollup_truncated() RETURNS trigger
+    LANGUAGE plpgsql AS $fn$
+    BEGIN
+        TRUNCATE logs_per_minute, logs_per_hour;
+        RETURN NULL;
+    END
+    $fn$;
+
+    DROP TRIGGER IF EXISTS logs_rollup_added ON logs;
+    CREATE TRIGGER logs_rollup_added AFTER INSERT ON logs
+        REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION logs_rollup_changed();
+    DROP TRIGGER IF EXISTS logs_rollup_updated ON logs;
+    CREATE TRIGGER logs_rollup_updated AFTER UPDATE ON logs
+        REFERENCING OLD TABLE AS removed NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION logs_rollup_changed();
+    DROP TRIGGER IF EXISTS logs_rollup_removed ON logs;
+    CREATE TRIGGER logs_rollup_removed AFTER DELETE ON logs
+        REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION logs_rollup_changed();
+    DROP TRIGGER IF EXISTS logs_rollup_truncated ON logs;
+    CREATE TRIGGER logs_rollup_truncated AFTER TRUNCATE ON logs
+        FOR EACH STATEMENT EXECUTE FUNCTION logs_rollup_truncated();
+
+    -- Rows written before this migration (one scan of `logs`, once).
+    TRUNCATE logs_per_minute, logs_per_hour;
+    INSERT INTO logs_per_minute (bucket, service, level, entries)
+    SELECT date_bin('1 minute', timestamp, timestamptz '2000-01-01 00:00:00+00'), service, level, count(*)
+    FROM logs GROUP BY 1, 2, 3;
+    INSERT INTO logs_per_hour (bucket, service, level, entries)
+    SELECT date_bin('1 hour', bucket, timestamptz '2000-01-01 00:00:00+00'), service, level, sum(entries)
+    FROM logs_per_minute GROUP BY 1, 2, 3;
+END
+$migration$;
