@@ -1,6 +1,7 @@
 //! `GET /api/v1/logs` (filtered, newest first, cursor-paginated by (timestamp, id)) and
 //! `GET /api/v1/logs/{id}/context` (the entries just before and after one entry).
-//! Owns the ordering and the page/cursor contract; filters come from `filters`.
+//! Owns the ordering, the page/cursor contract and the growing windows a page is read
+//! over; filters come from `filters`.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -13,7 +14,7 @@ use super::cursor::Cursor;
 use super::error::ReadError;
 use super::filters::LogFilter;
 use super::rows::{LogRow, COLUMNS};
-use super::{params_from, QueryPairs, ReadContext};
+use super::{params_from, QueryPairs, ReadConnection, ReadContext};
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1_000;
@@ -48,12 +49,8 @@ pub async fn list(
     });
     params.finish().map_err(ReadError::InvalidQuery)?;
 
-    let mut sql = QueryBuilder::<Postgres>::new("");
-    push_page_query(&mut sql, &filter, cursor, limit + 1);
     let mut connection = context.reads.acquire().await?;
-    let mut logs: Vec<LogRow> = connection
-        .run(|conn| sql.build_query_as().fetch_all(conn))
-        .await?;
+    let mut logs = newest_first(&mut connection, &filter, cursor, limit + 1, Utc::now()).await?;
     drop(connection);
 
     let next_cursor = if logs.len() as i64 > limit {
@@ -69,6 +66,61 @@ pub async fn list(
         None
     };
     Ok(Json(Page { logs, next_cursor }))
+}
+
+/// How far back a page looks first, then next, before it reads its whole range. Rows
+/// arrive in time order, so the newest page of a wide range is almost always within
+/// the last hour; the BRIN index (plain mode) and chunk exclusion (TimescaleDB) make
+/// a narrow window cheap, where the whole range would be sorted (2 s over 10M rows
+/// across 30 days). A filter that matches little reads each window again before the
+/// whole range: at most about 1.3 times the cost of the range alone.
+const WINDOWS: [Duration; 4] = [
+    Duration::hours(1),
+    Duration::hours(6),
+    Duration::days(1),
+    Duration::days(7),
+];
+
+/// Up to `limit` rows matching `filter`, older than `cursor`, newest first: read over
+/// growing windows ending at the cursor (or `until`, or `now`) until one holds `limit`
+/// rows -- every row outside a window is older than every row inside it, so those are
+/// the page -- and over the whole range otherwise.
+async fn newest_first(
+    connection: &mut ReadConnection,
+    filter: &LogFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<LogRow>, ReadError> {
+    let end = cursor.map(|c| c.timestamp).or(filter.until).unwrap_or(now);
+    for window in WINDOWS {
+        let since = end - window;
+        if filter.since.is_some_and(|whole| whole >= since) {
+            break;
+        }
+        let narrowed = LogFilter {
+            since: Some(since),
+            ..filter.clone()
+        };
+        let rows = page(connection, &narrowed, cursor, limit).await?;
+        if rows.len() as i64 >= limit {
+            return Ok(rows);
+        }
+    }
+    page(connection, filter, cursor, limit).await
+}
+
+async fn page(
+    connection: &mut ReadConnection,
+    filter: &LogFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<LogRow>, ReadError> {
+    let mut sql = QueryBuilder::<Postgres>::new("");
+    push_page_query(&mut sql, filter, cursor, limit);
+    connection
+        .run(|conn| sql.build_query_as().fetch_all(conn))
+        .await
 }
 
 /// Appends the statement behind one page: `limit` rows matching `filter`, older than
