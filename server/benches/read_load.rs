@@ -596,6 +596,31 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank - 1]
 }
 
+/// Materializes the rollups' continuous aggregates (when this server has them) up to
+/// now: the steady state of a server whose refresh policies have been running, where a
+/// fresh `migrate` leaves them empty (real-time aggregation would count every row).
+async fn materialize_rollups(db: &mut PgConnection) -> Result<()> {
+    let started = Instant::now();
+    for (view,) in sqlx::query_as::<_, (String,)>(
+        "SELECT view_name::text FROM timescaledb_information.continuous_aggregates \
+         WHERE hypertable_name = 'logs' OR view_name = 'logs_per_hour' ORDER BY view_name DESC",
+    )
+    .fetch_all(&mut *db)
+    .await?
+    {
+        sqlx::query(&format!(
+            "CALL refresh_continuous_aggregate('{view}', NULL, NULL)"
+        ))
+        .execute(&mut *db)
+        .await?;
+    }
+    println!(
+        "continuous aggregates refreshed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// Table and index sizes of `logs` (in TimescaleDB mode over all its chunks) and of
 /// every other table in the schema that is not the marker.
 async fn print_sizes(db: &mut PgConnection, storage: &str) -> Result<()> {
@@ -700,9 +725,12 @@ async fn run(config: &BenchConfig) -> Result<()> {
         std::env::temp_dir().join(format!("read_load_server_{}.log", std::process::id()));
     // `migrate` again: a reused data set gets the migrations this binary brings.
     run_migrate(config, &url, &log_path)?;
+    let mut db = PgConnection::connect(&url).await?;
+    if config.storage == "timescaledb" {
+        materialize_rollups(&mut db).await?;
+    }
     let mut server = ServerProcess::start(config, &url, &log_path).await?;
 
-    let mut db = PgConnection::connect(&url).await?;
     print_sizes(&mut db, &config.storage).await?;
     println!(
         "storage {}, {} rows over 30 days, {} timed calls per shape (after one warm-up), \

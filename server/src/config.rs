@@ -112,6 +112,9 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     /// `LOG_INGESTION_STORAGE`: the storage mode asked for (auto by default).
     pub storage: StorageSetting,
+    /// `LOG_INGESTION_INDEXED_METADATA_KEYS`: metadata keys with an expression index
+    /// (`storage::metadata_indexes`, which checks them at migrate).
+    pub indexed_metadata_keys: Vec<String>,
 }
 
 impl DatabaseSettings {
@@ -142,6 +145,16 @@ impl DatabaseSettings {
                 Duration::from_secs(5),
             ),
             storage: reader.storage_setting("LOG_INGESTION_STORAGE"),
+            indexed_metadata_keys: reader
+                .raw("LOG_INGESTION_INDEXED_METADATA_KEYS")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -157,6 +170,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("storage", &self.storage)
+            .field("indexed_metadata_keys", &self.indexed_metadata_keys)
             .finish()
     }
 }

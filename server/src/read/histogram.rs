@@ -54,7 +54,10 @@ pub async fn histogram(
     State(context): State<ReadContext>,
     query: QueryPairs,
 ) -> Result<Json<Histogram>, ReadError> {
-    let request = HistogramRequest::parse(params_from(query)?, Utc::now())?;
+    let mut params = params_from(query)?;
+    let now = Utc::now();
+    let filter = context.filter(&mut params, now);
+    let request = HistogramRequest::parse(filter, params, now)?;
     let mut sql = QueryBuilder::<Postgres>::new("");
     request.push_query(&mut sql, context.mode);
     let mut connection = context.reads.acquire().await?;
@@ -73,7 +76,10 @@ pub async fn explain_histogram_query(
     pairs: Vec<(String, String)>,
     analyze: bool,
 ) -> Result<serde_json::Value, ReadError> {
-    let request = HistogramRequest::parse(super::filters::Params::new(pairs), Utc::now())?;
+    let mut params = Params::new(pairs);
+    let now = Utc::now();
+    let filter = LogFilter::parse(&mut params, now);
+    let request = HistogramRequest::parse(filter, params, now)?;
     let mut sql = QueryBuilder::<Postgres>::new(super::explain_prefix(analyze));
     request.push_query(&mut sql, mode);
     let (plan,): (serde_json::Value,) = sql.build_query_as().fetch_one(pool).await?;
@@ -89,8 +95,12 @@ struct HistogramRequest {
 }
 
 impl HistogramRequest {
-    fn parse(mut params: Params, now: DateTime<Utc>) -> Result<Self, ReadError> {
-        let mut filter = LogFilter::parse(&mut params, now);
+    /// The rest of the request beside its `filter` (parsed from the same `params`).
+    fn parse(
+        mut filter: LogFilter,
+        mut params: Params,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ReadError> {
         let explicit = params
             .one("bucket")
             .and_then(|text| match parse_age(&text) {

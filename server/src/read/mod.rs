@@ -49,6 +49,8 @@ pub struct ReadContext {
     /// Set once the server shuts down; live tails end when it is.
     closing: Arc<watch::Sender<bool>>,
     query_limits: QueryLimits,
+    /// Metadata keys with an expression index (`storage::metadata_indexes`).
+    metadata_indexes: Arc<[String]>,
 }
 
 impl ReadContext {
@@ -60,6 +62,7 @@ impl ReadContext {
             tail_slots: Arc::new(Semaphore::new(tail.max_streams)),
             closing: Arc::new(watch::Sender::new(false)),
             query_limits: QueryLimits::default(),
+            metadata_indexes: Arc::from(Vec::new()),
         }
     }
 
@@ -69,6 +72,24 @@ impl ReadContext {
             query_limits: limits,
             ..self
         }
+    }
+
+    /// The same context, told which metadata keys have an expression index, so that
+    /// `meta.KEY=VALUE` filters on them are written for the index.
+    pub fn with_metadata_indexes(self, keys: &[String]) -> Self {
+        ReadContext {
+            metadata_indexes: Arc::from(keys.to_vec()),
+            ..self
+        }
+    }
+
+    /// The filter of a request's parameters, written for this server's indexes.
+    fn filter(
+        &self,
+        params: &mut filters::Params,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> filters::LogFilter {
+        filters::LogFilter::parse(params, now).with_metadata_indexes(&self.metadata_indexes)
     }
 
     /// Ends every live tail (now and from now on), so that a graceful shutdown is not

@@ -36,7 +36,7 @@ pub async fn list(
     query: QueryPairs,
 ) -> Result<Json<Page>, ReadError> {
     let mut params = params_from(query)?;
-    let filter = LogFilter::parse(&mut params, Utc::now());
+    let filter = context.filter(&mut params, Utc::now());
     let limit = params
         .number("limit", 1, MAX_LIMIT)
         .unwrap_or(DEFAULT_LIMIT);
@@ -150,10 +150,11 @@ fn push_page_query(
 pub async fn explain_page_query(
     pool: &sqlx::PgPool,
     pairs: Vec<(String, String)>,
+    metadata_indexes: &[String],
     analyze: bool,
 ) -> Result<serde_json::Value, ReadError> {
     let mut params = super::filters::Params::new(pairs);
-    let filter = LogFilter::parse(&mut params, Utc::now());
+    let filter = LogFilter::parse(&mut params, Utc::now()).with_metadata_indexes(metadata_indexes);
     let limit = params
         .number("limit", 1, MAX_LIMIT)
         .unwrap_or(DEFAULT_LIMIT);
@@ -184,7 +185,7 @@ pub async fn context(
 ) -> Result<Json<Surroundings>, ReadError> {
     let Path(id) = id.map_err(|_| ReadError::invalid("id: must be a whole number"))?;
     let mut params = params_from(query)?;
-    let filter = LogFilter::parse(&mut params, Utc::now());
+    let filter = context.filter(&mut params, Utc::now());
     let before = params
         .number("before", 0, MAX_CONTEXT)
         .unwrap_or(DEFAULT_CONTEXT);

@@ -30,7 +30,7 @@ pub async fn list(
     query: QueryPairs,
 ) -> Result<Json<Services>, ReadError> {
     let mut params = params_from(query)?;
-    let filter = LogFilter::parse(&mut params, Utc::now());
+    let filter = context.filter(&mut params, Utc::now());
     params.finish().map_err(ReadError::InvalidQuery)?;
 
     let mut sql = QueryBuilder::<Postgres>::new("");

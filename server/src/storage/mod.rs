@@ -6,6 +6,7 @@
 pub mod copy_text;
 pub mod group_commit;
 pub mod idempotency;
+pub mod metadata_indexes;
 pub mod policy_jobs;
 pub mod retention;
 pub mod rollup;
