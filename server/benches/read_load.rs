@@ -26,7 +26,7 @@
 //! - `BENCH_READ_REBUILD=1` drops and rebuilds the data set even when it could be reused;
 //!   `BENCH_READ_DROP=1` drops the database at the end (disk is shared).
 //! - `BENCH_SERVER_BIN` server binary (default: the one cargo built for this bench);
-//!   `BENCH_SERVER_ENV` extra `NAME=VALUE,NAME=VALUE` settings for the server.
+//!   `BENCH_SERVER_ENV` extra `NAME=VALUE;NAME=VALUE` settings for the server.
 //! - `DATABASE_URL` PostgreSQL to use (default: `bin/postgres-dev start`).
 
 use std::fs::File;
@@ -111,9 +111,10 @@ impl BenchConfig {
             )));
         }
         let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
+        // `;` between settings: values may hold commas (a list of keys).
         let server_env = std::env::var("BENCH_SERVER_ENV")
             .unwrap_or_default()
-            .split(',')
+            .split(';')
             .filter(|pair| !pair.trim().is_empty())
             .map(|pair| match pair.split_once('=') {
                 Some((name, value)) => Ok((name.trim().to_owned(), value.to_owned())),
