@@ -609,11 +609,26 @@ async fn materialize_rollups(db: &mut PgConnection) -> Result<()> {
     .fetch_all(&mut *db)
     .await?
     {
-        sqlx::query(&format!(
-            "CALL refresh_continuous_aggregate('{view}', NULL, NULL)"
-        ))
-        .execute(&mut *db)
-        .await?;
+        // TimescaleDB's scheduler may be running the new refresh policy right now: then
+        // this refresh is refused, and tried again once that one has had time to end.
+        let deadline = Instant::now() + Duration::from_secs(1_800);
+        loop {
+            let refreshed = sqlx::query(&format!(
+                "CALL refresh_continuous_aggregate('{view}', NULL, NULL)"
+            ))
+            .execute(&mut *db)
+            .await;
+            match refreshed {
+                Ok(_) => break,
+                Err(e)
+                    if e.to_string().contains("concurrent refresh")
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     println!(
         "continuous aggregates refreshed in {:.1} s",

@@ -113,8 +113,10 @@ pub struct DatabaseSettings {
     /// `LOG_INGESTION_STORAGE`: the storage mode asked for (auto by default).
     pub storage: StorageSetting,
     /// `LOG_INGESTION_INDEXED_METADATA_KEYS`: metadata keys with an expression index
-    /// (`storage::metadata_indexes`, which checks them at migrate).
+    /// (`storage::declared_indexes`, which checks them at migrate).
     pub indexed_metadata_keys: Vec<String>,
+    /// `LOG_INGESTION_MESSAGE_TRIGRAM_INDEX` (`on`/`off`): a trigram index for `q=`.
+    pub message_trigram_index: bool,
 }
 
 impl DatabaseSettings {
@@ -155,6 +157,7 @@ impl DatabaseSettings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            message_trigram_index: reader.on_off("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX"),
         }
     }
 }
@@ -171,6 +174,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("storage", &self.storage)
             .field("indexed_metadata_keys", &self.indexed_metadata_keys)
+            .field("message_trigram_index", &self.message_trigram_index)
             .finish()
     }
 }
@@ -550,6 +554,19 @@ impl Reader<'_> {
                 self.problems
                     .push(format!("  {name}: must be a whole number (got {value:?})"));
                 None
+            }
+        }
+    }
+
+    /// `on` or `off` (default off).
+    fn on_off(&mut self, name: &str) -> bool {
+        match self.raw(name).as_deref().map(str::trim) {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(other) => {
+                self.problems
+                    .push(format!("  {name}: must be on or off (got {other:?})"));
+                false
             }
         }
     }

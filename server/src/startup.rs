@@ -76,7 +76,7 @@ impl Application {
         // `serve` never converts a plain table holding rows: that is `migrate --storage`.
         let storage_mode =
             storage::migrate(&pool, settings.database.storage, ConvertRows::Refuse).await?;
-        storage::metadata_indexes::apply(&pool, &settings.database.indexed_metadata_keys).await?;
+        storage::declared_indexes::apply(&pool, &settings.database).await?;
         retention::apply_policy(&pool, storage_mode, settings.retention_days).await?;
         tracing::info!(
             storage = %storage_mode,

@@ -15,21 +15,6 @@ fn text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Materializes the continuous aggregates (TimescaleDB mode; nothing in plain mode), so
-/// a test covers both their materialized part and real-time aggregation.
-async fn materialize(app: &ReadApp) {
-    if app.mode == StorageMode::Timescale {
-        for view in ["logs_per_minute", "logs_per_hour"] {
-            sqlx::query(&format!(
-                "CALL refresh_continuous_aggregate('{view}', NULL, NULL)"
-            ))
-            .execute(&app.pool)
-            .await
-            .unwrap();
-        }
-    }
-}
-
 /// Rows every 7 minutes and 13 seconds over two days, cycling services and levels.
 fn spread_rows() -> Vec<Row> {
     let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:05Z")
@@ -77,7 +62,7 @@ async fn rollup_counts_agree_with_rows_over_ranges_with_second_precise_edges() {
     let app = spawn_read_app().await;
     let rows = spread_rows();
     app.insert(&rows[..250]).await;
-    materialize(&app).await;
+    app.materialize_rollups().await;
     // Not yet materialized in TimescaleDB mode: real-time aggregation must count these.
     app.insert(&rows[250..]).await;
 
@@ -135,7 +120,7 @@ async fn rollup_counts_agree_with_rows_over_ranges_with_second_precise_edges() {
 async fn histogram_buckets_from_rollups_match_buckets_counted_from_rows() {
     let app = spawn_read_app().await;
     app.insert(&spread_rows()).await;
-    materialize(&app).await;
+    app.materialize_rollups().await;
     let range = "since=2026-01-01T03:17:42Z&until=2026-01-02T21:03:05Z";
     // `q=entry` matches every row but no rollup can answer it: the rows are counted.
     let (_, from_rollups) = app
@@ -154,7 +139,7 @@ async fn histogram_buckets_from_rollups_match_buckets_counted_from_rows() {
 async fn services_last_seen_is_the_newest_entry_within_the_range() {
     let app = spawn_read_app().await;
     app.insert(&spread_rows()).await;
-    materialize(&app).await;
+    app.materialize_rollups().await;
     let until = "2026-01-02T05:00:07Z";
     let (_, body) = app
         .get_json(&format!(

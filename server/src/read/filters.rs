@@ -237,7 +237,7 @@ pub struct LogFilter {
     /// Entries of this request and of the jobs it enqueued.
     pub request_id: Option<String>,
     /// `(key, text)` of `meta.KEY=VALUE` filters on keys with an expression index
-    /// (`storage::metadata_indexes`): also written as `metadata->>'KEY' = text`, which
+    /// (`storage::declared_indexes`): also written as `metadata->>'KEY' = text`, which
     /// the index answers; the containment test above stays, so the result is the same.
     pub indexed_metadata: Vec<(String, String)>,
 }
@@ -306,7 +306,7 @@ impl LogFilter {
                 continue;
             };
             let declared =
-                keys.contains(key) && crate::storage::metadata_indexes::key_problem(key).is_none();
+                keys.contains(key) && crate::storage::declared_indexes::key_problem(key).is_none();
             if document.len() != 1 || !declared {
                 continue;
             }
@@ -373,7 +373,7 @@ impl LogFilter {
         }
         for (key, text) in &self.indexed_metadata {
             sql.push(" AND ")
-                .push(crate::storage::metadata_indexes::expression(key))
+                .push(crate::storage::declared_indexes::expression(key))
                 .push(" = ")
                 .push_bind(text.clone());
         }

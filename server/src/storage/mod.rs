@@ -4,9 +4,9 @@
 //! never knows about HTTP.
 
 pub mod copy_text;
+pub mod declared_indexes;
 pub mod group_commit;
 pub mod idempotency;
-pub mod metadata_indexes;
 pub mod policy_jobs;
 pub mod retention;
 pub mod rollup;

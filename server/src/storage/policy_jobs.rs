@@ -90,9 +90,9 @@ SELECT j.job_id, j.proc_name::text AS proc_name, j.scheduled, \
 FROM timescaledb_information.jobs j \
 LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id \
 WHERE j.hypertable_schema = current_schema() \
-  AND ((j.hypertable_name = 'logs' AND j.proc_name IN ('policy_compression', 'policy_retention')) \
-    OR (j.hypertable_name IN ('logs_per_minute', 'logs_per_hour') \
-        AND j.proc_name = 'policy_refresh_continuous_aggregate')) \
+  AND j.hypertable_name IN ('logs', 'logs_per_minute', 'logs_per_hour') \
+  AND j.proc_name IN ('policy_compression', 'policy_retention', \
+                      'policy_refresh_continuous_aggregate') \
 ORDER BY j.job_id";
 
 /// The server's own record of its runs of one job.

@@ -1,10 +1,12 @@
-//! Expression indexes on metadata keys the operator declares
-//! (`LOG_INGESTION_INDEXED_METADATA_KEYS=user_id,request_id`): one btree per key on
-//! `(metadata->>'KEY', timestamp DESC)`, partial on the key being present, so
-//! `meta.KEY=VALUE` finds its entries (newest first) without reading every row of the
-//! range. Created and dropped by `migrate` (and `serve`, which migrates) to match the
-//! setting exactly; every declared index is paid for by every insert that carries the
-//! key (README, "Performance").
+//! The optional indexes on `logs` an operator declares, created and dropped by
+//! `migrate` (and `serve`, which migrates) to match the settings exactly; each one is
+//! paid for by every insert (README, "Performance"), so none is on by default:
+//! - `LOG_INGESTION_INDEXED_METADATA_KEYS=user_id,request_id`: one btree per key on
+//!   `(metadata->>'KEY', timestamp DESC)`, partial on the key being present, so
+//!   `meta.KEY=VALUE` finds its entries (newest first) without reading every row of
+//!   the range;
+//! - `LOG_INGESTION_MESSAGE_TRIGRAM_INDEX=on`: a `pg_trgm` GIN index on `message`, so
+//!   `q=` (`ILIKE '%text%'`, three characters or more) is an index lookup over any range.
 //!
 //! Owns the key rule, the index names and the indexed expression (the read side's
 //! filters write the same expression through [`expression`], so the planner matches
@@ -13,6 +15,7 @@
 use sqlx::PgPool;
 
 use super::StorageError;
+use crate::config::DatabaseSettings;
 
 /// At most this many declared keys: each one costs every insert that carries it.
 pub const MAX_KEYS: usize = 16;
@@ -45,10 +48,50 @@ fn index_name(key: &str) -> String {
     format!("{INDEX_PREFIX}{}", key.to_ascii_lowercase())
 }
 
+const TRIGRAM_INDEX: &str = "logs_message_trgm";
+
+/// Makes the declared indexes match `settings` (see the module's top). A build locks
+/// out writes to `logs` for its duration: run `migrate` before rolling out a new
+/// declaration on a large table.
+pub async fn apply(pool: &PgPool, settings: &DatabaseSettings) -> Result<(), StorageError> {
+    apply_metadata_keys(pool, &settings.indexed_metadata_keys).await?;
+    apply_message_trigram(pool, settings.message_trigram_index).await
+}
+
+/// Creates (with the `pg_trgm` extension) or drops the trigram index on `message`.
+pub async fn apply_message_trigram(pool: &PgPool, wanted: bool) -> Result<(), StorageError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut *tx)
+        .await?;
+    if wanted {
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            .execute(&mut *tx)
+            .await
+            .map_err(|error| {
+                StorageError::Mode(format!(
+                    "LOG_INGESTION_MESSAGE_TRIGRAM_INDEX=on needs the pg_trgm extension \
+                     (PostgreSQL's contrib package): {error}"
+                ))
+            })?;
+        sqlx::query(&format!(
+            "CREATE INDEX IF NOT EXISTS {TRIGRAM_INDEX} ON logs USING gin (message gin_trgm_ops)"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query(&format!("DROP INDEX IF EXISTS {TRIGRAM_INDEX}"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Makes the `logs_meta_*` indexes on `logs` match `keys`: drops the others, creates
-/// the missing ones (a build locks out writes to `logs` for its duration: run
-/// `migrate` before rolling out a new key on a large table). Refuses invalid keys.
-pub async fn apply(pool: &PgPool, keys: &[String]) -> Result<(), StorageError> {
+/// the missing ones. Refuses invalid keys.
+pub async fn apply_metadata_keys(pool: &PgPool, keys: &[String]) -> Result<(), StorageError> {
     if keys.len() > MAX_KEYS {
         return Err(StorageError::Mode(format!(
             "LOG_INGESTION_INDEXED_METADATA_KEYS: at most {MAX_KEYS} keys"

@@ -3,7 +3,8 @@
 //! the rollups (`logs_per_hour`/`logs_per_minute`; in TimescaleDB mode their
 //! continuous aggregates, materialized first as the refresh policy would) and only the
 //! sub-minute edges of `logs`; `meta.KEY=VALUE` on a declared key
-//! (`LOG_INGESTION_INDEXED_METADATA_KEYS`) is served by its expression index.
+//! (`LOG_INGESTION_INDEXED_METADATA_KEYS`) is served by its expression index, and `q=`
+//! over 30 days by the trigram index when declared (`LOG_INGESTION_MESSAGE_TRIGRAM_INDEX`).
 //!
 //! "Reads `logs`" is measured as the rows the plan's scans of `logs` (or of its chunks)
 //! returned, from `EXPLAIN ANALYZE`: before the rollups, a 30-day histogram read all
@@ -13,7 +14,7 @@ mod read_support;
 
 use std::collections::BTreeSet;
 
-use log_ingestion_server::storage::{metadata_indexes, StorageMode};
+use log_ingestion_server::storage::{declared_indexes, StorageMode};
 use read_support::read::{explain_histogram_query, explain_page_query, explain_services_query};
 use read_support::{spawn_read_app, ReadApp};
 use serde_json::Value;
@@ -133,16 +134,7 @@ async fn app_with_rows() -> ReadApp {
     .execute(&app.pool)
     .await
     .unwrap();
-    if app.mode == StorageMode::Timescale {
-        for view in ["logs_per_minute", "logs_per_hour"] {
-            sqlx::query(&format!(
-                "CALL refresh_continuous_aggregate('{view}', NULL, NULL)"
-            ))
-            .execute(&app.pool)
-            .await
-            .unwrap();
-        }
-    }
+    app.materialize_rollups().await;
     sqlx::query("ANALYZE").execute(&app.pool).await.unwrap();
     app
 }
@@ -212,7 +204,9 @@ async fn histogram_and_services_over_30_days_read_the_rollups_not_the_rows() {
 async fn a_declared_metadata_key_is_found_through_its_expression_index() {
     let app = app_with_rows().await;
     let keys = vec!["user_id".to_owned()];
-    metadata_indexes::apply(&app.pool, &keys).await.unwrap();
+    declared_indexes::apply_metadata_keys(&app.pool, &keys)
+        .await
+        .unwrap();
     sqlx::query("ANALYZE logs")
         .execute(&app.pool)
         .await
@@ -239,7 +233,9 @@ async fn a_declared_metadata_key_is_found_through_its_expression_index() {
     assert!(read <= 100, "{read} rows read: {summary}");
 
     // Undeclared again: `migrate` drops the index, and the filter still answers.
-    metadata_indexes::apply(&app.pool, &[]).await.unwrap();
+    declared_indexes::apply_metadata_keys(&app.pool, &[])
+        .await
+        .unwrap();
     let left: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_indexes WHERE tablename = 'logs' AND indexname LIKE 'logs_meta_%'",
     )
@@ -252,5 +248,47 @@ async fn a_declared_metadata_key_is_found_through_its_expression_index() {
         .await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["logs"].as_array().map(Vec::len), Some(20));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn text_search_over_30_days_uses_the_trigram_index_when_declared() {
+    let app = app_with_rows().await;
+    declared_indexes::apply_message_trigram(&app.pool, true)
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE logs")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let query = pairs(&[THIRTY_DAYS.as_slice(), &[("q", "order 4242 ")]].concat());
+    let plan = explain_page_query(&app.pool, query, &[], true)
+        .await
+        .unwrap();
+    let (read, summary) = rows_read_from(&plan, &log_relations(&app).await);
+    let indexes: BTreeSet<&str> = nodes(&plan[0]["Plan"])
+        .iter()
+        .filter_map(|node| node["Index Name"].as_str())
+        .collect();
+    println!("q=order 4242 over 30 days: {read} rows read, indexes {indexes:?}: {summary}");
+    assert!(
+        indexes
+            .iter()
+            .any(|name| name.contains("logs_message_trgm")),
+        "{indexes:?}: {summary}"
+    );
+    assert!(read <= 100, "{read} rows read: {summary}");
+
+    // Off again: `migrate` drops it.
+    declared_indexes::apply_message_trigram(&app.pool, false)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'logs' AND indexname LIKE '%trgm%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
     app.stop().await;
 }
