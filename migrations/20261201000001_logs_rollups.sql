@@ -7,8 +7,13 @@
 -- Plain PostgreSQL: two tables kept by statement-level triggers on `logs`, so every
 -- writer -- the server's COPY, an operator's INSERT, retention's DELETE, a TRUNCATE --
 -- changes the counts in the same transaction as the rows: counts never disagree with
--- rows. Rows are upserted in key order, so two concurrent writers lock the same keys
--- in the same order and cannot deadlock (the second waits for the first's commit).
+-- rows. Readers sum `entries` over every row of a key. Each key has up to four rows,
+-- `shard` = the writing backend's pid mod 4: the group committer's concurrent
+-- transactions all count into the current minute, and with one row per key the
+-- second would wait on the first's row locks until it commits, serializing their
+-- commits (batch-100 ingest fell from 27.9k to 17.9k entries/s in the load benchmark);
+-- with four, two writers collide a quarter of the time. Rows are upserted in key order,
+-- so colliding writers lock in the same order and cannot deadlock.
 --
 -- TimescaleDB: transition tables are not allowed on hypertables; there the rollups are
 -- continuous aggregates of the same names and columns, created by the server after
@@ -32,15 +37,17 @@ BEGIN
         bucket  timestamptz NOT NULL,
         service text        NOT NULL,
         level   text        NOT NULL,
+        shard   smallint    NOT NULL DEFAULT 0,
         entries bigint      NOT NULL,
-        PRIMARY KEY (bucket, service, level)
+        PRIMARY KEY (bucket, service, level, shard)
     );
     CREATE TABLE IF NOT EXISTS logs_per_hour (
         bucket  timestamptz NOT NULL,
         service text        NOT NULL,
         level   text        NOT NULL,
+        shard   smallint    NOT NULL DEFAULT 0,
         entries bigint      NOT NULL,
-        PRIMARY KEY (bucket, service, level)
+        PRIMARY KEY (bucket, service, level, shard)
     );
 
     -- One function for every row-changing statement: an UPDATE (nothing in the server
@@ -49,30 +56,48 @@ BEGIN
     LANGUAGE plpgsql AS $fn$
     BEGIN
         IF TG_OP IN ('DELETE', 'UPDATE') THEN
-            UPDATE logs_per_minute AS r SET entries = r.entries - d.n
-            FROM (SELECT date_bin('1 minute', timestamp, timestamptz '2000-01-01 00:00:00+00') AS bucket,
-                         service, level, count(*) AS n
-                  FROM removed GROUP BY 1, 2, 3 ORDER BY 1, 2, 3) AS d
-            WHERE (r.bucket, r.service, r.level) = (d.bucket, d.service, d.level);
-            UPDATE logs_per_hour AS r SET entries = r.entries - d.n
-            FROM (SELECT date_bin('1 hour', timestamp, timestamptz '2000-01-01 00:00:00+00') AS bucket,
-                         service, level, count(*) AS n
-                  FROM removed GROUP BY 1, 2, 3 ORDER BY 1, 2, 3) AS d
-            WHERE (r.bucket, r.service, r.level) = (d.bucket, d.service, d.level);
-            DELETE FROM logs_per_minute WHERE entries <= 0;
-            DELETE FROM logs_per_hour WHERE entries <= 0;
+            -- A negative count in this backend's shard: the key's sum is what is left.
+            INSERT INTO logs_per_minute AS r (bucket, service, level, shard, entries)
+            SELECT date_bin('1 minute', timestamp, timestamptz '2000-01-01 00:00:00+00'),
+                   service, level, pg_backend_pid() % 4, -count(*)
+            FROM removed GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT (bucket, service, level, shard) DO UPDATE SET entries = r.entries + EXCLUDED.entries;
+            -- Keys left with no entries go.
+            DELETE FROM logs_per_minute AS r
+            USING (SELECT k.bucket, k.service, k.level FROM logs_per_minute AS k
+                   WHERE (k.bucket, k.service, k.level) IN (
+                       SELECT date_bin('1 minute', timestamp, timestamptz '2000-01-01 00:00:00+00'),
+                              service, level
+                       FROM removed)
+                   GROUP BY 1, 2, 3 HAVING sum(k.entries) = 0) AS emptied
+            WHERE (r.bucket, r.service, r.level) = (emptied.bucket, emptied.service, emptied.level);
+            -- A negative count in this backend's shard: the key's sum is what is left.
+            INSERT INTO logs_per_hour AS r (bucket, service, level, shard, entries)
+            SELECT date_bin('1 hour', timestamp, timestamptz '2000-01-01 00:00:00+00'),
+                   service, level, pg_backend_pid() % 4, -count(*)
+            FROM removed GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT (bucket, service, level, shard) DO UPDATE SET entries = r.entries + EXCLUDED.entries;
+            -- Keys left with no entries go.
+            DELETE FROM logs_per_hour AS r
+            USING (SELECT k.bucket, k.service, k.level FROM logs_per_hour AS k
+                   WHERE (k.bucket, k.service, k.level) IN (
+                       SELECT date_bin('1 hour', timestamp, timestamptz '2000-01-01 00:00:00+00'),
+                              service, level
+                       FROM removed)
+                   GROUP BY 1, 2, 3 HAVING sum(k.entries) = 0) AS emptied
+            WHERE (r.bucket, r.service, r.level) = (emptied.bucket, emptied.service, emptied.level);
         END IF;
         IF TG_OP IN ('INSERT', 'UPDATE') THEN
-            INSERT INTO logs_per_minute AS r (bucket, service, level, entries)
+            INSERT INTO logs_per_minute AS r (bucket, service, level, shard, entries)
             SELECT date_bin('1 minute', timestamp, timestamptz '2000-01-01 00:00:00+00'),
-                   service, level, count(*)
+                   service, level, pg_backend_pid() % 4, count(*)
             FROM added GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-            ON CONFLICT (bucket, service, level) DO UPDATE SET entries = r.entries + EXCLUDED.entries;
-            INSERT INTO logs_per_hour AS r (bucket, service, level, entries)
+            ON CONFLICT (bucket, service, level, shard) DO UPDATE SET entries = r.entries + EXCLUDED.entries;
+            INSERT INTO logs_per_hour AS r (bucket, service, level, shard, entries)
             SELECT date_bin('1 hour', timestamp, timestamptz '2000-01-01 00:00:00+00'),
-                   service, level, count(*)
+                   service, level, pg_backend_pid() % 4, count(*)
             FROM added GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-            ON CONFLICT (bucket, service, level) DO UPDATE SET entries = r.entries + EXCLUDED.entries;
+            ON CONFLICT (bucket, service, level, shard) DO UPDATE SET entries = r.entries + EXCLUDED.entries;
         END IF;
         RETURN NULL;
     END

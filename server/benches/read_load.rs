@@ -25,6 +25,9 @@
 //!   each mode lives in its own database `bench_read_<mode>_<rows>`.
 //! - `BENCH_READ_REBUILD=1` drops and rebuilds the data set even when it could be reused;
 //!   `BENCH_READ_DROP=1` drops the database at the end (disk is shared).
+//! - `BENCH_READ_COMPRESS=1` (TimescaleDB mode) compresses the chunks older than 7 days
+//!   before measuring, as the compression policy would, and prints the sizes before and
+//!   after (the data set stays compressed for later runs).
 //! - `BENCH_SERVER_BIN` server binary (default: the one cargo built for this bench);
 //!   `BENCH_SERVER_ENV` extra `NAME=VALUE;NAME=VALUE` settings for the server.
 //! - `DATABASE_URL` PostgreSQL to use (default: `bin/postgres-dev start`).
@@ -82,6 +85,7 @@ struct BenchConfig {
     measuring: bool,
     rebuild: bool,
     drop_at_end: bool,
+    compress: bool,
     server_bin: PathBuf,
     server_env: Vec<(String, String)>,
     database_url: Option<String>,
@@ -131,6 +135,7 @@ impl BenchConfig {
             // The smoke run never leaves a database behind.
             rebuild: flag("BENCH_READ_REBUILD") || !measuring,
             drop_at_end: flag("BENCH_READ_DROP") || !measuring,
+            compress: flag("BENCH_READ_COMPRESS"),
             server_bin: std::env::var_os("BENCH_SERVER_BIN")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_log-ingestion-server"))),
@@ -444,13 +449,28 @@ fn tail(path: &Path) -> String {
 }
 
 /// One query shape of the issue's table: a label, the path, and how far back it looks
-/// (`None`: no time bound, as the explorer's service list asks).
+/// (`None`: no time bound, as the explorer's service list asks); `until_age`: how far
+/// back it stops (`None`: at the anchor).
 struct Shape {
     label: &'static str,
     path: &'static str,
-    query: &'static [(&'static str, &'static str)],
+    query: Pairs,
     since: Option<chrono::Duration>,
+    until_age: Option<chrono::Duration>,
 }
+
+/// Ranges of two days, one in the last week (never compressed) and one 8-10 days back
+/// (compressed with `BENCH_READ_COMPRESS=1` in TimescaleDB mode), for each shape in
+/// [`RANGE_PAIR_SHAPES`]: the same question over uncompressed and compressed chunks.
+const RANGE_PAIRS: [(&str, i64, i64); 2] = [("4d..2d ago", 4, 2), ("10d..8d ago", 10, 8)];
+/// Query parameters, as pairs.
+type Pairs = &'static [(&'static str, &'static str)];
+const RANGE_PAIR_SHAPES: [(&str, &str, Pairs); 4] = [
+    ("limit=100", "/api/v1/logs", &[("limit", "100")]),
+    ("service=svc3", "/api/v1/logs", &[("service", "svc3")]),
+    ("q=order 123", "/api/v1/logs", &[("q", "order 123")]),
+    ("histogram", "/api/v1/logs/histogram", &[]),
+];
 
 fn shapes() -> Vec<Shape> {
     let hour = Some(chrono::Duration::hours(1));
@@ -459,86 +479,111 @@ fn shapes() -> Vec<Shape> {
     let month = Some(chrono::Duration::days(30));
     let logs = "/api/v1/logs";
     let histogram = "/api/v1/logs/histogram";
-    vec![
+    let mut shapes = vec![
         Shape {
             label: "since=1h&limit=100",
             path: logs,
             query: &[("limit", "100")],
             since: hour,
+            until_age: None,
         },
         Shape {
             label: "since=30d&limit=100",
             path: logs,
             query: &[("limit", "100")],
             since: month,
+            until_age: None,
         },
         Shape {
             label: "service=svc3&since=7d",
             path: logs,
             query: &[("service", "svc3")],
             since: week,
+            until_age: None,
         },
         Shape {
             label: "service=svc3&since=30d",
             path: logs,
             query: &[("service", "svc3")],
             since: month,
+            until_age: None,
         },
         Shape {
             label: "min_level=error&since=30d",
             path: logs,
             query: &[("min_level", "error")],
             since: month,
+            until_age: None,
         },
         Shape {
             label: "level=warn&service=svc3&since=30d",
             path: logs,
             query: &[("level", "warn"), ("service", "svc3")],
             since: month,
+            until_age: None,
         },
         Shape {
             label: "q=order 123&since=1d",
             path: logs,
             query: &[("q", "order 123")],
             since: day,
+            until_age: None,
         },
         Shape {
             label: "q=order 123&since=30d",
             path: logs,
             query: &[("q", "order 123")],
             since: month,
+            until_age: None,
         },
         Shape {
             label: "meta.user_id=42&since=30d",
             path: logs,
             query: &[("meta.user_id", "42")],
             since: month,
+            until_age: None,
         },
         Shape {
             label: "histogram?since=1h",
             path: histogram,
             query: &[],
             since: hour,
+            until_age: None,
         },
         Shape {
             label: "histogram?since=30d",
             path: histogram,
             query: &[],
             since: month,
+            until_age: None,
         },
         Shape {
             label: "histogram?service=svc3&since=30d",
             path: histogram,
             query: &[("service", "svc3")],
             since: month,
+            until_age: None,
         },
         Shape {
             label: "/api/v1/services",
             path: "/api/v1/services",
             query: &[],
             since: None,
+            until_age: None,
         },
-    ]
+    ];
+    for (name, path, query) in RANGE_PAIR_SHAPES {
+        for (range, from_days, to_days) in RANGE_PAIRS {
+            shapes.push(Shape {
+                label: Box::leak(format!("{name}, {range}").into_boxed_str()),
+                path,
+                query,
+                since: Some(chrono::Duration::days(from_days)),
+                until_age: Some(chrono::Duration::days(to_days)),
+            });
+        }
+    }
+    shapes
 }
 
 /// Milliseconds of each timed call, sorted.
@@ -558,7 +603,11 @@ async fn measure(
         // Absolute times: a reused data set answers the same question as a fresh one.
         let text = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
         query.push(("since", text(anchor - since)));
-        query.push(("until", text(anchor + chrono::Duration::minutes(1))));
+        let until = match shape.until_age {
+            Some(age) => anchor - age,
+            None => anchor + chrono::Duration::minutes(1),
+        };
+        query.push(("until", text(until)));
     }
     let mut times = Vec::with_capacity(calls);
     // One warm-up call, untimed: the first plan and cold caches are not the shape's cost.
@@ -637,6 +686,25 @@ async fn materialize_rollups(db: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
+/// Compresses every uncompressed chunk of `logs` older than 7 days (what the compression
+/// policy does), then `ANALYZE`s.
+async fn compress_old_chunks(db: &mut PgConnection) -> Result<()> {
+    let started = Instant::now();
+    let compressed: Vec<(String,)> = sqlx::query_as(
+        "SELECT compress_chunk(c, if_not_compressed => true)::text \
+         FROM show_chunks('logs', older_than => interval '7 days') AS c",
+    )
+    .fetch_all(&mut *db)
+    .await?;
+    sqlx::query("ANALYZE logs").execute(&mut *db).await?;
+    println!(
+        "compressed {} chunks older than 7 days in {:.0} s",
+        compressed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// Table and index sizes of `logs` (in TimescaleDB mode over all its chunks) and of
 /// every other table in the schema that is not the marker.
 async fn print_sizes(db: &mut PgConnection, storage: &str) -> Result<()> {
@@ -676,6 +744,16 @@ async fn print_sizes(db: &mut PgConnection, storage: &str) -> Result<()> {
                 .await
                 .unwrap_or(0);
             println!("  index {name}: {:.1} MiB", mb(size));
+        }
+        let aggregates: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT view_name::text, COALESCE(hypertable_size(format('%I.%I', \
+               materialization_hypertable_schema, materialization_hypertable_name)::regclass), 0) \
+             FROM timescaledb_information.continuous_aggregates ORDER BY 1",
+        )
+        .fetch_all(&mut *db)
+        .await?;
+        for (name, bytes) in aggregates {
+            println!("continuous aggregate {name}: {:.1} MiB", mb(bytes));
         }
     } else {
         let (table, index): (i64, i64) =
@@ -744,6 +822,10 @@ async fn run(config: &BenchConfig) -> Result<()> {
     let mut db = PgConnection::connect(&url).await?;
     if config.storage == "timescaledb" {
         materialize_rollups(&mut db).await?;
+        if config.compress {
+            print_sizes(&mut db, &config.storage).await?;
+            compress_old_chunks(&mut db).await?;
+        }
     }
     let mut server = ServerProcess::start(config, &url, &log_path).await?;
 

@@ -8,7 +8,9 @@
 //!   `20261201000001_logs_rollups.sql`). Every writer (the group committer's COPY, a
 //!   test's INSERT, retention's DELETE, a TRUNCATE) changes the counts in the same
 //!   transaction as the rows, so counts never disagree with committed rows, and the
-//!   ingest path needs no code of its own for it.
+//!   ingest path needs no code of its own for it. A key may have several rows (a
+//!   `shard` per writing backend, so concurrent writers do not wait on each other's
+//!   row locks): readers sum `entries`.
 //! - TimescaleDB: continuous aggregates (hour on top of minute) with real-time
 //!   aggregation (`materialized_only = false`: the part not yet materialized is counted
 //!   from `logs` at query time) and a refresh policy each, which `policy_jobs` watches
