@@ -145,7 +145,8 @@ fn push_page_query(
 }
 
 /// `EXPLAIN (FORMAT JSON)` of the statement `GET /api/v1/logs?{pairs}` runs for its
-/// first page, with `ANALYZE` when asked. Evidence that the indexes serve the
+/// first page over the whole range (the last of its windows: see [`WINDOWS`]), with
+/// `ANALYZE` when asked. Evidence that the indexes serve the
 /// endpoint; used by the EXPLAIN test.
 pub async fn explain_page_query(
     pool: &sqlx::PgPool,
@@ -203,59 +204,70 @@ pub async fn context(
     });
     params.finish().map_err(ReadError::InvalidQuery)?;
 
-    // The btree `logs_id` (migration ...000003) finds the row by id; the entry's
-    // timestamp, when given, also narrows the lookup (in TimescaleDB mode, to one
-    // chunk).
-    let mut lookup =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE id = "));
-    lookup.push_bind(id);
-    if let Some(at) = at {
-        lookup.push(" AND timestamp = ").push_bind(at);
-    }
     let mut connection = context.reads.acquire().await?;
-    let entry: Option<LogRow> = connection
-        .run(|conn| lookup.build_query_as().fetch_optional(conn))
-        .await?;
-    let entry = entry.ok_or(ReadError::NotFound)?;
-
-    let mut older = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE "));
-    older
-        .push("timestamp >= ")
-        .push_bind(entry.timestamp - CONTEXT_WINDOW)
-        .push(" AND (timestamp, id) < (")
-        .push_bind(entry.timestamp)
-        .push(", ")
-        .push_bind(entry.id)
-        .push(")");
-    filter.push_content_conditions(&mut older);
-    older
-        .push(" ORDER BY timestamp DESC, id DESC LIMIT ")
-        .push_bind(before);
-
-    let mut newer = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE "));
-    newer
-        .push("timestamp <= ")
-        .push_bind(entry.timestamp + CONTEXT_WINDOW)
-        .push(" AND (timestamp, id) > (")
-        .push_bind(entry.timestamp)
-        .push(", ")
-        .push_bind(entry.id)
-        .push(")");
-    filter.push_content_conditions(&mut newer);
-    newer
-        .push(" ORDER BY timestamp ASC, id ASC LIMIT ")
-        .push_bind(after);
-
-    let before = connection
-        .run(|conn| older.build_query_as().fetch_all(conn))
-        .await?;
-    let after = connection
-        .run(|conn| newer.build_query_as().fetch_all(conn))
-        .await?;
+    let entry = find_entry(&mut connection, id, at).await?;
+    let before = neighbours(&mut connection, &filter, &entry, Side::Older, before).await?;
+    let after = neighbours(&mut connection, &filter, &entry, Side::Newer, after).await?;
     drop(connection);
     Ok(Json(Surroundings {
         entry,
         before,
         after,
     }))
+}
+
+/// The entry `id`, or 404. The btree `logs_id` (migration ...000003) finds the row by
+/// id; the entry's timestamp, when given, also narrows the lookup (in TimescaleDB mode,
+/// to one chunk).
+async fn find_entry(
+    connection: &mut ReadConnection,
+    id: i64,
+    at: Option<DateTime<Utc>>,
+) -> Result<LogRow, ReadError> {
+    let mut lookup =
+        QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE id = "));
+    lookup.push_bind(id);
+    if let Some(at) = at {
+        lookup.push(" AND timestamp = ").push_bind(at);
+    }
+    let entry: Option<LogRow> = connection
+        .run(|conn| lookup.build_query_as().fetch_optional(conn))
+        .await?;
+    entry.ok_or(ReadError::NotFound)
+}
+
+/// Which neighbours of an entry: older (returned newest first) or newer (oldest first).
+#[derive(Clone, Copy)]
+enum Side {
+    Older,
+    Newer,
+}
+
+/// Up to `count` entries matching `filter`'s content conditions on `side` of `entry`
+/// in (timestamp, id) order, within CONTEXT_WINDOW of it, nearest first.
+async fn neighbours(
+    connection: &mut ReadConnection,
+    filter: &LogFilter,
+    entry: &LogRow,
+    side: Side,
+    count: i64,
+) -> Result<Vec<LogRow>, ReadError> {
+    let (bound, limit, beyond, order) = match side {
+        Side::Older => (">=", entry.timestamp - CONTEXT_WINDOW, "<", "DESC"),
+        Side::Newer => ("<=", entry.timestamp + CONTEXT_WINDOW, ">", "ASC"),
+    };
+    let mut sql = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE "));
+    sql.push(format!("timestamp {bound} "))
+        .push_bind(limit)
+        .push(format!(" AND (timestamp, id) {beyond} ("))
+        .push_bind(entry.timestamp)
+        .push(", ")
+        .push_bind(entry.id)
+        .push(")");
+    filter.push_content_conditions(&mut sql);
+    sql.push(format!(" ORDER BY timestamp {order}, id {order} LIMIT "))
+        .push_bind(count);
+    connection
+        .run(|conn| sql.build_query_as().fetch_all(conn))
+        .await
 }
