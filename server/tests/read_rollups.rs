@@ -288,3 +288,34 @@ async fn newest_first_pages_over_a_wide_range_reach_every_row_in_order() {
     assert_eq!(messages(&page), ["age 0", "age 1"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn timescaledb_rollup_refresh_policies_are_watched_like_the_other_policy_jobs() {
+    let app = spawn_read_app().await;
+    if app.mode != StorageMode::Timescale {
+        app.stop().await;
+        return;
+    }
+    let status = log_ingestion_server::storage::policy_jobs::PolicyJobs::default();
+    let watcher = log_ingestion_server::storage::policy_jobs::spawn_watcher(
+        app.pool.clone(),
+        status.clone(),
+        std::time::Duration::from_millis(100),
+    );
+    // Generous: the first check comes after one interval, on a shared 2-core machine.
+    let seen = read_support::wait_until(std::time::Duration::from_secs(30), || {
+        let status = status.clone();
+        async move {
+            status
+                .snapshot()
+                .iter()
+                .filter(|job| job.policy == "rollup_refresh")
+                .count()
+                == 2
+        }
+    })
+    .await;
+    watcher.abort();
+    assert!(seen, "{:?}", status.snapshot());
+    app.stop().await;
+}
