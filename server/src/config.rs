@@ -154,6 +154,11 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     /// `LOG_INGESTION_STORAGE`: the storage mode asked for (auto by default).
     pub storage: StorageSetting,
+    /// `LOG_INGESTION_INDEXED_METADATA_KEYS`: metadata keys with an expression index
+    /// (`storage::declared_indexes`, which checks them at migrate).
+    pub indexed_metadata_keys: Vec<String>,
+    /// `LOG_INGESTION_MESSAGE_TRIGRAM_INDEX` (`on`/`off`): a trigram index for `q=`.
+    pub message_trigram_index: bool,
 }
 
 impl DatabaseSettings {
@@ -176,6 +181,17 @@ impl DatabaseSettings {
                 MIN_TIMEOUT,
             ),
             storage: env.get("LOG_INGESTION_STORAGE", StorageSetting::default()),
+            indexed_metadata_keys: env
+                .text("LOG_INGESTION_INDEXED_METADATA_KEYS")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|key| !key.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            message_trigram_index: env.get("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", false),
         }
     }
 }
@@ -191,6 +207,8 @@ impl fmt::Debug for DatabaseSettings {
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("storage", &self.storage)
+            .field("indexed_metadata_keys", &self.indexed_metadata_keys)
+            .field("message_trigram_index", &self.message_trigram_index)
             .finish()
     }
 }
@@ -635,6 +653,21 @@ impl Setting for Duration {
     }
 }
 
+/// Switches: `on` or `off`.
+impl Setting for bool {
+    const EXPECTED: &'static str = "on or off";
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        }
+    }
+    fn show(&self) -> String {
+        if *self { "on" } else { "off" }.to_owned()
+    }
+}
+
 impl Setting for RateLimitScope {
     const EXPECTED: &'static str = "instance or cluster";
     fn parse(text: &str) -> Option<Self> {
@@ -779,6 +812,37 @@ mod tests {
         ] {
             assert!(error.contains(name), "{name} missing from {error}");
         }
+    }
+
+    #[test]
+    fn read_side_indexes_are_a_key_list_and_a_switch() {
+        let base = [
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+        ];
+        let settings = settings_from(&[
+            base[0],
+            base[1],
+            ("LOG_INGESTION_INDEXED_METADATA_KEYS", " user_id, ,request_id "),
+            ("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", "on"),
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.database.indexed_metadata_keys,
+            ["user_id", "request_id"]
+        );
+        assert!(settings.database.message_trigram_index);
+        let error = settings_from(&[
+            base[0],
+            base[1],
+            ("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", "yes"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX: must be on or off"),
+            "{error}"
+        );
     }
 
     #[test]

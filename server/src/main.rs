@@ -116,6 +116,9 @@ async fn migrate(storage_override: Option<StorageSetting>) -> Result<(), String>
     let mode = storage::migrate(&pool, setting, convert)
         .await
         .map_err(|error| error.to_string())?;
+    storage::declared_indexes::apply(&pool, &settings)
+        .await
+        .map_err(|error| error.to_string())?;
     tracing::info!(storage = %mode, %setting, "migrations applied");
     Ok(())
 }

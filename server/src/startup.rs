@@ -90,6 +90,7 @@ impl Application {
         // `serve` never converts a plain table holding rows: that is `migrate --storage`.
         let storage_mode =
             storage::migrate(&pool, settings.database.storage, ConvertRows::Refuse).await?;
+        storage::declared_indexes::apply(&pool, &settings.database).await?;
         retention::apply_policy(&pool, storage_mode, settings.retention_days).await?;
         tracing::info!(
             storage = %storage_mode,
@@ -372,11 +373,11 @@ fn read_context_for(
         Arc::clone(metrics),
     )?;
     Ok(
-        ReadContext::new(pool, storage_mode, TailSettings::default()).with_query_limits(
-            QueryLimits {
+        ReadContext::new(pool, storage_mode, TailSettings::default())
+            .with_query_limits(QueryLimits {
                 max_metadata_depth: settings.limits.max_metadata_depth,
-            },
-        ),
+            })
+            .with_metadata_indexes(&settings.database.indexed_metadata_keys),
     )
 }
 

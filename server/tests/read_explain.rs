@@ -112,7 +112,7 @@ async fn chunk_count(pool: &sqlx::PgPool) -> usize {
 /// index use without a sequential scan of `logs` (plain), or a scan of at most
 /// `max_chunks` of the hypertable's chunks (TimescaleDB). Returns a summary to print.
 async fn assert_bounded_plan(app: &ReadApp, query: &[(&str, &str)], max_chunks: usize) -> String {
-    let analyzed = explain_page_query(&app.pool, pairs(query), true)
+    let analyzed = explain_page_query(&app.pool, pairs(query), &[], true)
         .await
         .unwrap();
     match app.mode {
@@ -220,7 +220,7 @@ async fn a_request_view_over_100k_rows_is_served_by_the_request_index() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    let plan = explain_page_query(&app.pool, pairs(&[("request_id", &request_id)]), true)
+    let plan = explain_page_query(&app.pool, pairs(&[("request_id", &request_id)]), &[], true)
         .await
         .unwrap();
     let summary = assert_no_sequential_scan(&plan);
@@ -253,7 +253,7 @@ async fn service_and_time_range_queries_over_a_million_rows_use_the_indexes() {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut read = i64::MAX;
     while Instant::now() < deadline {
-        let analyzed = explain_page_query(&app.pool, one_hour.clone(), true)
+        let analyzed = explain_page_query(&app.pool, one_hour.clone(), &[], true)
             .await
             .unwrap();
         read = heap_blocks_read(&analyzed);
@@ -278,11 +278,11 @@ async fn service_and_time_range_queries_over_a_million_rows_use_the_indexes() {
         ("since", "2026-01-10T00:00:00Z"),
         ("until", "2026-01-11T00:00:00Z"),
     ]);
-    let plan = explain_page_query(&app.pool, service_and_range.clone(), false)
+    let plan = explain_page_query(&app.pool, service_and_range.clone(), &[], false)
         .await
         .unwrap();
     assert_no_sequential_scan(&plan);
-    let analyzed = explain_page_query(&app.pool, service_and_range, true)
+    let analyzed = explain_page_query(&app.pool, service_and_range, &[], true)
         .await
         .unwrap();
     eprintln!("service + 1 day: {}", assert_no_sequential_scan(&analyzed));
@@ -292,7 +292,7 @@ async fn service_and_time_range_queries_over_a_million_rows_use_the_indexes() {
         ("until", "2026-01-20T01:00:00Z"),
         ("min_level", "warn"),
     ]);
-    let analyzed = explain_page_query(&app.pool, range_only, true)
+    let analyzed = explain_page_query(&app.pool, range_only, &[], true)
         .await
         .unwrap();
     eprintln!(
@@ -306,7 +306,9 @@ async fn service_and_time_range_queries_over_a_million_rows_use_the_indexes() {
         ("until", "2026-01-06T00:00:00Z"),
         ("q", "handled in 5"),
     ]);
-    let analyzed = explain_page_query(&app.pool, services, true).await.unwrap();
+    let analyzed = explain_page_query(&app.pool, services, &[], true)
+        .await
+        .unwrap();
     eprintln!(
         "two services + 1 day + q: {}",
         assert_no_sequential_scan(&analyzed)

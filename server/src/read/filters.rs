@@ -236,6 +236,10 @@ pub struct LogFilter {
     pub metadata: Vec<Vec<Value>>,
     /// Entries of this request and of the jobs it enqueued.
     pub request_id: Option<String>,
+    /// `(key, text)` of `meta.KEY=VALUE` filters on keys with an expression index
+    /// (`storage::declared_indexes`): also written as `metadata->>'KEY' = text`, which
+    /// the index answers; the containment test above stays, so the result is the same.
+    pub indexed_metadata: Vec<(String, String)>,
 }
 
 impl LogFilter {
@@ -281,7 +285,40 @@ impl LogFilter {
             message_pattern,
             metadata,
             request_id,
+            indexed_metadata: Vec::new(),
         }
+    }
+
+    /// The same filter with its `meta.KEY=VALUE` filters on a key in `keys` also written
+    /// for that key's expression index. Only one-segment keys with a string, integer or
+    /// boolean value: their text (`->>`) is the value's own spelling. (A stored `42.0`
+    /// matches `meta.user_id=42` by containment but its text is `42.0`: declared keys
+    /// compare integers by their text.)
+    pub fn with_metadata_indexes(mut self, keys: &[String]) -> Self {
+        if keys.is_empty() {
+            return self;
+        }
+        for alternatives in &self.metadata {
+            let Some(Value::Object(document)) = alternatives.first() else {
+                continue;
+            };
+            let Some((key, value)) = document.iter().next() else {
+                continue;
+            };
+            let declared =
+                keys.contains(key) && crate::storage::declared_indexes::key_problem(key).is_none();
+            if document.len() != 1 || !declared {
+                continue;
+            }
+            let text = match value {
+                Value::String(text) => text.clone(),
+                Value::Bool(flag) => flag.to_string(),
+                Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+                _ => continue,
+            };
+            self.indexed_metadata.push((key.clone(), text));
+        }
+        self
     }
 
     /// Appends ` AND ...` for every filter, time bounds included.
@@ -333,6 +370,12 @@ impl LogFilter {
                 .push(REQUEST_EXPRESSION)
                 .push(" = ")
                 .push_bind(request_id.clone());
+        }
+        for (key, text) in &self.indexed_metadata {
+            sql.push(" AND ")
+                .push(crate::storage::declared_indexes::expression(key))
+                .push(" = ")
+                .push_bind(text.clone());
         }
         for alternatives in &self.metadata {
             sql.push(" AND (");

@@ -1,8 +1,9 @@
 //! `GET /api/v1/logs/histogram`: entry counts per time bucket per level for the usual
 //! filters. Buckets come from TimescaleDB's `time_bucket` in Timescale mode and from
 //! `date_bin` otherwise, both aligned to 2000-01-01T00:00:00Z, so a bucket's start is
-//! the same in both modes. Owns the bucket choice and the zero-filled answer; never
-//! reads individual rows.
+//! the same in both modes. Whole-minute buckets filtered by service/level at most are
+//! counted from the rollups (`counts`: a 30-day histogram reads hour rows, not
+//! entries). Owns the bucket choice and the zero-filled answer; never returns rows.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +13,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::Serialize;
 use sqlx::{Postgres, QueryBuilder};
 
+use super::counts;
 use super::error::ReadError;
-use super::filters::{parse_age, LogFilter};
+use super::filters::{parse_age, LogFilter, Params};
 use super::{params_from, QueryPairs, ReadContext};
 use crate::storage::StorageMode;
 
@@ -52,80 +54,144 @@ pub async fn histogram(
     State(context): State<ReadContext>,
     query: QueryPairs,
 ) -> Result<Json<Histogram>, ReadError> {
-    let now = Utc::now();
     let mut params = params_from(query)?;
-    let mut filter = LogFilter::parse(&mut params, now);
-    let explicit = params
-        .one("bucket")
-        .and_then(|text| match parse_age(&text) {
-            Some(width) if width.num_seconds() >= 1 => Some(width.num_seconds()),
-            _ => {
-                params.problem(format!(
-                    "bucket: must be a width like 10s, 5m, 1h or 1d (got {text:?})"
-                ));
-                None
-            }
-        });
-    let until = filter.until.unwrap_or(now);
-    let since = filter.since.unwrap_or(until - DEFAULT_RANGE);
-    if since >= until {
-        params.problem("since: must be earlier than until (until defaults to now)");
-    }
-    let span = (until - since).num_seconds().max(1);
-    if let Some(width) = explicit {
-        if span / width > MAX_BUCKETS {
-            params.problem(format!(
-                "bucket: {width}s over this range needs more than {MAX_BUCKETS} buckets; choose a wider bucket"
-            ));
-        }
-    }
-    params.finish().map_err(ReadError::InvalidQuery)?;
-    filter.since = Some(since);
-    filter.until = Some(until);
-    let width = explicit.unwrap_or_else(|| choose_width(span));
-
-    let function = match context.mode {
-        StorageMode::Timescale => "time_bucket",
-        StorageMode::Postgres => "date_bin",
-    };
-    let mut sql = QueryBuilder::<Postgres>::new(format!("SELECT {function}("));
-    sql.push_bind(width)
-        .push(" * interval '1 second', timestamp, timestamptz '2000-01-01 00:00:00+00') AS bucket, level, count(*) AS n FROM logs WHERE TRUE");
-    filter.push_conditions(&mut sql);
-    sql.push(" GROUP BY 1, 2");
+    let now = Utc::now();
+    let filter = context.filter(&mut params, now);
+    let request = HistogramRequest::parse(filter, params, now)?;
+    let mut sql = QueryBuilder::<Postgres>::new("");
+    request.push_query(&mut sql, context.mode);
     let mut connection = context.reads.acquire().await?;
     let rows: Vec<(DateTime<Utc>, String, i64)> = connection
         .run(|conn| sql.build_query_as().fetch_all(conn))
         .await?;
     drop(connection);
+    Ok(Json(request.zero_filled(rows)))
+}
 
-    let first = align(since, width);
-    let count = (until - first).num_seconds() / width + 1;
-    let mut buckets: Vec<Bucket> = (0..count)
-        .map(|i| Bucket {
-            start: first + Duration::seconds(i * width),
-            total: 0,
-            counts: BTreeMap::new(),
+/// `EXPLAIN (FORMAT JSON)` of the statement `GET /api/v1/logs/histogram?{pairs}` runs,
+/// with `ANALYZE` when asked: evidence for the EXPLAIN tests that it reads the rollups.
+pub async fn explain_histogram_query(
+    pool: &sqlx::PgPool,
+    mode: StorageMode,
+    pairs: Vec<(String, String)>,
+    analyze: bool,
+) -> Result<serde_json::Value, ReadError> {
+    let mut params = Params::new(pairs);
+    let now = Utc::now();
+    let filter = LogFilter::parse(&mut params, now);
+    let request = HistogramRequest::parse(filter, params, now)?;
+    let mut sql = QueryBuilder::<Postgres>::new(super::explain_prefix(analyze));
+    request.push_query(&mut sql, mode);
+    let (plan,): (serde_json::Value,) = sql.build_query_as().fetch_one(pool).await?;
+    Ok(plan)
+}
+
+/// A valid histogram request: the filter (with both time bounds set) and the width.
+struct HistogramRequest {
+    filter: LogFilter,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    width: i64,
+}
+
+impl HistogramRequest {
+    /// The rest of the request beside its `filter` (parsed from the same `params`).
+    fn parse(
+        mut filter: LogFilter,
+        mut params: Params,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ReadError> {
+        let explicit = params
+            .one("bucket")
+            .and_then(|text| match parse_age(&text) {
+                Some(width) if width.num_seconds() >= 1 => Some(width.num_seconds()),
+                _ => {
+                    params.problem(format!(
+                        "bucket: must be a width like 10s, 5m, 1h or 1d (got {text:?})"
+                    ));
+                    None
+                }
+            });
+        let until = filter.until.unwrap_or(now);
+        let since = filter.since.unwrap_or(until - DEFAULT_RANGE);
+        if since >= until {
+            params.problem("since: must be earlier than until (until defaults to now)");
+        }
+        let span = (until - since).num_seconds().max(1);
+        if let Some(width) = explicit {
+            if span / width > MAX_BUCKETS {
+                params.problem(format!(
+                    "bucket: {width}s over this range needs more than {MAX_BUCKETS} buckets; choose a wider bucket"
+                ));
+            }
+        }
+        params.finish().map_err(ReadError::InvalidQuery)?;
+        filter.since = Some(since);
+        filter.until = Some(until);
+        Ok(HistogramRequest {
+            filter,
+            since,
+            until,
+            width: explicit.unwrap_or_else(|| choose_width(span)),
         })
-        .collect();
-    for (start, level, n) in rows {
-        let index = (start - first).num_seconds() / width;
-        if let Some(bucket) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) {
-            bucket.total += n;
-            *bucket.counts.entry(level).or_default() += n;
+    }
+
+    /// The statement counting entries per bucket and level. Whole-minute widths with
+    /// service/level filters only are counted from the rollups (`counts`); anything else
+    /// (a `q`, `meta.*` or `request_id` filter, sub-minute widths) from `logs`.
+    fn push_query(&self, sql: &mut QueryBuilder<'_, Postgres>, mode: StorageMode) {
+        let width = self.width;
+        if width % 60 == 0 && counts::answerable(&self.filter) {
+            sql.push("SELECT date_bin(")
+                .push_bind(width)
+                .push(" * interval '1 second', t, timestamptz '2000-01-01 00:00:00+00') AS bucket, level, sum(n)::int8 AS n FROM ");
+            counts::push_counted(sql, &self.filter, Some(width));
+            sql.push(" AS counted GROUP BY 1, 2");
+            return;
+        }
+        let function = match mode {
+            StorageMode::Timescale => "time_bucket",
+            StorageMode::Postgres => "date_bin",
+        };
+        sql.push(format!("SELECT {function}("));
+        sql.push_bind(width)
+            .push(" * interval '1 second', timestamp, timestamptz '2000-01-01 00:00:00+00') AS bucket, level, count(*) AS n FROM logs WHERE TRUE");
+        self.filter.push_conditions(sql);
+        sql.push(" GROUP BY 1, 2");
+    }
+
+    /// Every bucket from the one holding `since` to the one holding `until`, with the
+    /// counted `rows` (bucket start, level, entries) filled in.
+    fn zero_filled(self, rows: Vec<(DateTime<Utc>, String, i64)>) -> Histogram {
+        let (since, until, width) = (self.since, self.until, self.width);
+        let first = align(since, width);
+        let count = (until - first).num_seconds() / width + 1;
+        let mut buckets: Vec<Bucket> = (0..count)
+            .map(|i| Bucket {
+                start: first + Duration::seconds(i * width),
+                total: 0,
+                counts: BTreeMap::new(),
+            })
+            .collect();
+        for (start, level, n) in rows {
+            let index = (start - first).num_seconds() / width;
+            if let Some(bucket) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) {
+                bucket.total += n;
+                *bucket.counts.entry(level).or_default() += n;
+            }
+        }
+        // `until` is exclusive: drop a last bucket that starts exactly there.
+        if buckets.last().is_some_and(|b| b.start >= until) && buckets.len() > 1 {
+            buckets.pop();
+        }
+        Histogram {
+            bucket: width_text(width),
+            bucket_seconds: width,
+            since,
+            until,
+            buckets,
         }
     }
-    // `until` is exclusive: drop a last bucket that starts exactly there.
-    if buckets.last().is_some_and(|b| b.start >= until) && buckets.len() > 1 {
-        buckets.pop();
-    }
-    Ok(Json(Histogram {
-        bucket: width_text(width),
-        bucket_seconds: width,
-        since,
-        until,
-        buckets,
-    }))
 }
 
 /// The smallest ladder width that covers `span_seconds` in at most TARGET_BUCKETS;

@@ -8,6 +8,7 @@
 //! `LOG_INGESTION_ADMIN_API_KEYS`.
 
 mod auth;
+mod counts;
 mod cursor;
 mod error;
 mod explorer;
@@ -32,8 +33,10 @@ use crate::storage::StorageMode;
 
 pub use auth::AdminKeys;
 pub use filters::QueryLimits;
+pub use histogram::explain_histogram_query;
 pub use pool::{ReadConnection, ReadPool, READ_APPLICATION_NAME};
 pub use search::explain_page_query;
+pub use services::explain_services_query;
 pub use tail::TailSettings;
 
 /// What every read handler needs. Cheap to clone.
@@ -46,6 +49,8 @@ pub struct ReadContext {
     /// Set once the server shuts down; live tails end when it is.
     closing: Arc<watch::Sender<bool>>,
     query_limits: QueryLimits,
+    /// Metadata keys with an expression index (`storage::metadata_indexes`).
+    metadata_indexes: Arc<[String]>,
 }
 
 impl ReadContext {
@@ -57,6 +62,7 @@ impl ReadContext {
             tail_slots: Arc::new(Semaphore::new(tail.max_streams)),
             closing: Arc::new(watch::Sender::new(false)),
             query_limits: QueryLimits::default(),
+            metadata_indexes: Arc::from(Vec::new()),
         }
     }
 
@@ -66,6 +72,24 @@ impl ReadContext {
             query_limits: limits,
             ..self
         }
+    }
+
+    /// The same context, told which metadata keys have an expression index, so that
+    /// `meta.KEY=VALUE` filters on them are written for the index.
+    pub fn with_metadata_indexes(self, keys: &[String]) -> Self {
+        ReadContext {
+            metadata_indexes: Arc::from(keys.to_vec()),
+            ..self
+        }
+    }
+
+    /// The filter of a request's parameters, written for this server's indexes.
+    fn filter(
+        &self,
+        params: &mut filters::Params,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> filters::LogFilter {
+        filters::LogFilter::parse(params, now).with_metadata_indexes(&self.metadata_indexes)
     }
 
     /// Ends every live tail (now and from now on), so that a graceful shutdown is not
@@ -141,5 +165,14 @@ fn params_from(query: QueryPairs) -> Result<filters::Params, error::ReadError> {
                 crate::client_text::MAX_MESSAGE_BYTES
             )
         ))),
+    }
+}
+
+/// `EXPLAIN (...) ` for the evidence functions the EXPLAIN tests call.
+fn explain_prefix(analyze: bool) -> &'static str {
+    if analyze {
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
+    } else {
+        "EXPLAIN (FORMAT JSON) "
     }
 }

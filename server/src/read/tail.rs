@@ -72,7 +72,7 @@ pub async fn tail(
     query: QueryPairs,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ReadError> {
     let mut params = params_from(query)?;
-    let filter = LogFilter::parse(&mut params, Utc::now());
+    let filter = context.filter(&mut params, Utc::now());
     let resume_from = params
         .number("after_id", 0, i64::MAX)
         .or_else(|| last_event_id(&headers));

@@ -1,14 +1,17 @@
 //! The database the server writes: the pool, migrations, the storage mode (TimescaleDB
-//! or plain PostgreSQL), the group committer, idempotency records, retention and
-//! TimescaleDB's policy jobs. Nothing outside this module writes SQL for the ingest
-//! path (the read side's queries are `read`'s, the fleet's shared rate-limit state is
-//! `rate_limit_sharing`'s); this module never knows about HTTP.
+//! or plain PostgreSQL), the group committer, idempotency records, retention, the
+//! entry-count rollups, the declared metadata indexes and TimescaleDB's policy jobs.
+//! Nothing outside this module writes SQL for the ingest path (the read side's queries
+//! are `read`'s, the fleet's shared rate-limit state is `rate_limit_sharing`'s); this
+//! module never knows about HTTP.
 
 pub mod copy_text;
+pub mod declared_indexes;
 pub mod group_commit;
 pub mod idempotency;
 pub mod policy_jobs;
 pub mod retention;
+pub mod rollup;
 pub mod timescale;
 
 use std::fmt;

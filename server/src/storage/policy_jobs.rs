@@ -1,4 +1,5 @@
-//! TimescaleDB's policy jobs on `logs` (compression and retention): watched every
+//! TimescaleDB's policy jobs on `logs` (compression and retention) and on its rollups
+//! (the continuous aggregates' refresh, see `rollup`): watched every
 //! `LOG_INGESTION_POLICY_CHECK_INTERVAL`, and run by the server itself (`CALL run_job`)
 //! when the background scheduler fails them or never runs them, so compression and
 //! retention happen anyway (on PostgreSQL 15.20 the scheduler fails every policy job
@@ -21,7 +22,7 @@ const MAX_ERROR_BYTES: usize = 300;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PolicyJobStatus {
     pub job_id: i32,
-    /// `compression` or `retention`.
+    /// `compression`, `retention` or `rollup_refresh`.
     pub policy: &'static str,
     /// The scheduler's last result (`Success`, `Failed`), `None` when it never ran it.
     pub scheduler_last_status: Option<String>,
@@ -88,8 +89,10 @@ SELECT j.job_id, j.proc_name::text AS proc_name, j.scheduled, \
          WHERE e.job_id = j.job_id ORDER BY e.finish_time DESC NULLS LAST LIMIT 1) AS last_error \
 FROM timescaledb_information.jobs j \
 LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id \
-WHERE j.hypertable_schema = current_schema() AND j.hypertable_name = 'logs' \
-  AND j.proc_name IN ('policy_compression', 'policy_retention') \
+WHERE j.hypertable_schema = current_schema() \
+  AND j.hypertable_name IN ('logs', 'logs_per_minute', 'logs_per_hour') \
+  AND j.proc_name IN ('policy_compression', 'policy_retention', \
+                      'policy_refresh_continuous_aggregate') \
 ORDER BY j.job_id";
 
 /// The server's own record of its runs of one job.
@@ -122,6 +125,7 @@ fn policy_name(proc_name: &str) -> &'static str {
     match proc_name {
         "policy_compression" => "compression",
         "policy_retention" => "retention",
+        "policy_refresh_continuous_aggregate" => "rollup_refresh",
         _ => "other",
     }
 }

@@ -1,6 +1,6 @@
 //! Retention: how long rows of `logs` are kept (`LOG_INGESTION_RETENTION_DAYS`) in both
 //! storage modes, plus expiry of idempotency records. TimescaleDB drops whole chunks
-//! through its own policy (run by `policy_jobs` when the scheduler fails it); plain
+//! (of `logs` and of its rollups' continuous aggregates) through its own policy (run by `policy_jobs` when the scheduler fails it); plain
 //! PostgreSQL gets a periodic delete in small batches.
 //! This module never deletes anything younger than the configured retention.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
-use super::{idempotency, StorageError, StorageMode};
+use super::{idempotency, rollup, StorageError, StorageMode};
 
 /// Rows deleted per statement by the plain-mode task, so no delete holds locks long.
 const DELETE_BATCH: i64 = 10_000;
@@ -24,14 +24,21 @@ pub async fn apply_policy(
     if mode != StorageMode::Timescale {
         return Ok(());
     }
-    sqlx::query("SELECT remove_retention_policy('logs', if_exists => true)")
-        .execute(pool)
-        .await?;
-    if let Some(days) = days {
-        sqlx::query("SELECT add_retention_policy('logs', make_interval(days => $1))")
-            .bind(i32::try_from(days).unwrap_or(i32::MAX))
+    // The rollups' continuous aggregates keep their counts when chunks of `logs` are
+    // dropped: they get the same retention, so counts of dropped rows go too.
+    let relations = std::iter::once("logs").chain(rollup::ROLLUPS.iter().map(|(name, _)| *name));
+    for relation in relations {
+        sqlx::query("SELECT remove_retention_policy($1::regclass, if_exists => true)")
+            .bind(relation)
             .execute(pool)
             .await?;
+        if let Some(days) = days {
+            sqlx::query("SELECT add_retention_policy($1::regclass, make_interval(days => $2))")
+                .bind(relation)
+                .bind(i32::try_from(days).unwrap_or(i32::MAX))
+                .execute(pool)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use sqlx::PgPool;
 
-use super::{StorageError, StorageMode};
+use super::{rollup, StorageError, StorageMode};
 
 /// The storage mode asked for (`LOG_INGESTION_STORAGE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -168,7 +168,8 @@ async fn logs_has_rows(pool: &PgPool) -> Result<bool, StorageError> {
 }
 
 /// Creates the extension and turns `logs` into a hypertable (1-day chunks, existing rows
-/// moved into chunks in the same statement) with compression after 7 days. Idempotent.
+/// moved into chunks in the same statement) with compression after 7 days, and its
+/// rollups into continuous aggregates (`rollup`). Idempotent.
 /// Errors propagate: a caller that chose TimescaleDB must not silently get less.
 /// Compression alone is guarded, because the Apache-licensed build has none.
 /// Call only when [`unavailable_reason`] is `None`.
@@ -176,6 +177,8 @@ async fn enable(pool: &PgPool) -> Result<(), StorageError> {
     sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
         .execute(pool)
         .await?;
+    // Hypertables refuse the plain rollups' triggers; the continuous aggregates replace them.
+    rollup::drop_plain_rollups(pool).await?;
     sqlx::query(
         "SELECT create_hypertable('logs', 'timestamp', \
                                   chunk_time_interval => interval '1 day', \
@@ -185,6 +188,7 @@ async fn enable(pool: &PgPool) -> Result<(), StorageError> {
     .execute(pool)
     .await?;
     sqlx::query(ENABLE_COMPRESSION).execute(pool).await?;
+    rollup::create_continuous_aggregates(pool).await?;
     Ok(())
 }
 

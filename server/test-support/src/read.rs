@@ -142,6 +142,27 @@ impl ReadApp {
         ids
     }
 
+    /// Materializes the rollups' continuous aggregates (TimescaleDB mode; nothing in
+    /// plain mode), as their refresh policies would. A refresh the scheduler is running
+    /// at that moment refuses this one: it is tried again until it succeeds (30 s at most).
+    pub async fn materialize_rollups(&self) {
+        if self.mode != StorageMode::Timescale {
+            return;
+        }
+        for view in ["logs_per_minute", "logs_per_hour"] {
+            let statement = format!("CALL refresh_continuous_aggregate('{view}', NULL, NULL)");
+            let refreshed = crate::wait_until(std::time::Duration::from_secs(30), || async {
+                match sqlx::query(&statement).execute(&self.pool).await {
+                    Ok(_) => true,
+                    Err(e) if e.to_string().contains("concurrent refresh") => false,
+                    Err(e) => panic!("refreshing {view}: {e}"),
+                }
+            })
+            .await;
+            assert!(refreshed, "{view} was never refreshed");
+        }
+    }
+
     pub async fn stop(self) {
         self.server.abort();
         self.pool.close().await;

@@ -1,0 +1,294 @@
+//! EXPLAIN evidence for issue 15 over 100k rows spread over 30 days, in the mode
+//! `LOG_INGESTION_TEST_STORAGE` chooses: the 30-day histogram and the service list read
+//! the rollups (`logs_per_hour`/`logs_per_minute`; in TimescaleDB mode their
+//! continuous aggregates, materialized first as the refresh policy would) and only the
+//! sub-minute edges of `logs`; `meta.KEY=VALUE` on a declared key
+//! (`LOG_INGESTION_INDEXED_METADATA_KEYS`) is served by its expression index, and `q=`
+//! over 30 days by the trigram index when declared (`LOG_INGESTION_MESSAGE_TRIGRAM_INDEX`).
+//!
+//! "Reads `logs`" is measured as the rows the plan's scans of `logs` (or of its chunks)
+//! returned, from `EXPLAIN ANALYZE`: before the rollups, a 30-day histogram read all
+//! 100,000.
+
+use std::collections::BTreeSet;
+
+use log_ingestion_server::read::{
+    explain_histogram_query, explain_page_query, explain_services_query,
+};
+use log_ingestion_server::storage::{declared_indexes, StorageMode};
+use log_ingestion_test_support::{spawn_read_app, ReadApp};
+use serde_json::Value;
+
+const ROWS: i64 = 100_000;
+/// Rows a plan may read from `logs` itself: the edges of a range (under a minute at each
+/// end: ~5 rows at this density) with a wide margin.
+const MAX_EDGE_ROWS: i64 = 500;
+
+fn nodes(plan: &Value) -> Vec<&Value> {
+    let mut all = vec![plan];
+    if let Some(children) = plan["Plans"].as_array() {
+        for child in children {
+            all.extend(nodes(child));
+        }
+    }
+    all
+}
+
+fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
+    query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The relations that hold rows of `logs`: the table, and its chunks in TimescaleDB mode.
+async fn log_relations(app: &ReadApp) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = BTreeSet::from(["logs".to_owned()]);
+    if app.mode == StorageMode::Timescale {
+        let chunks: Vec<String> = sqlx::query_scalar(
+            "SELECT chunk_name::text FROM timescaledb_information.chunks WHERE hypertable_name = 'logs'",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        names.extend(chunks);
+    }
+    names
+}
+
+/// Rows the plan's scans of `relations` returned, and a one-line summary of the plan.
+fn rows_read_from(explained: &Value, relations: &BTreeSet<String>) -> (i64, String) {
+    let all = nodes(&explained[0]["Plan"]);
+    let read = all
+        .iter()
+        .filter(|node| {
+            node["Relation Name"]
+                .as_str()
+                .is_some_and(|name| relations.contains(name))
+        })
+        .map(|node| {
+            node["Actual Rows"].as_i64().unwrap_or(0) * node["Actual Loops"].as_i64().unwrap_or(1)
+        })
+        .sum();
+    let summary: Vec<String> = all
+        .iter()
+        .filter_map(|node| {
+            let name = node["Relation Name"].as_str()?;
+            Some(format!(
+                "{} {name} ({} rows)",
+                node["Node Type"].as_str().unwrap_or("?"),
+                node["Actual Rows"]
+            ))
+        })
+        .collect();
+    (
+        read,
+        format!(
+            "{} | execution {} ms",
+            summary.join(", "),
+            explained[0]["Execution Time"]
+        ),
+    )
+}
+
+/// Whether the plan reads one of the rollups (their tables, or in TimescaleDB mode the
+/// materialization hypertables behind the continuous aggregates).
+async fn reads_a_rollup(app: &ReadApp, explained: &Value) -> bool {
+    let mut rollups: BTreeSet<String> =
+        BTreeSet::from(["logs_per_minute".to_owned(), "logs_per_hour".to_owned()]);
+    if app.mode == StorageMode::Timescale {
+        let materialized: Vec<String> = sqlx::query_scalar(
+            "SELECT c.chunk_name::text FROM timescaledb_information.continuous_aggregates a \
+             JOIN timescaledb_information.chunks c \
+               ON c.hypertable_schema = a.materialization_hypertable_schema \
+              AND c.hypertable_name = a.materialization_hypertable_name \
+             UNION SELECT materialization_hypertable_name::text \
+             FROM timescaledb_information.continuous_aggregates",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        rollups.extend(materialized);
+    }
+    nodes(&explained[0]["Plan"]).iter().any(|node| {
+        node["Relation Name"]
+            .as_str()
+            .is_some_and(|name| rollups.contains(name))
+    })
+}
+
+/// 100k rows over the 30 days before 2026-02-01, ten services, six levels, `user_id`
+/// metadata; then `ANALYZE`, and in TimescaleDB mode the aggregates materialized.
+async fn app_with_rows() -> ReadApp {
+    let app = spawn_read_app().await;
+    sqlx::query(
+        "INSERT INTO logs (timestamp, service, level, message, metadata) \
+         SELECT timestamptz '2026-01-02' + n * (interval '30 days' / $1), \
+                'svc' || (n % 10), \
+                (ARRAY['DEBUG','INFO','INFO','WARN','ERROR','FATAL'])[1 + n % 6], \
+                'order ' || n || ' shipped', \
+                jsonb_build_object('user_id', n % 5000) \
+         FROM generate_series(1, $1::bigint) AS n",
+    )
+    .bind(ROWS)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    app.materialize_rollups().await;
+    sqlx::query("ANALYZE").execute(&app.pool).await.unwrap();
+    app
+}
+
+const THIRTY_DAYS: [(&str, &str); 2] = [
+    ("since", "2026-01-02T00:00:17Z"),
+    ("until", "2026-02-01T00:00:43Z"),
+];
+
+#[tokio::test]
+async fn histogram_and_services_over_30_days_read_the_rollups_not_the_rows() {
+    let app = app_with_rows().await;
+    let relations = log_relations(&app).await;
+    let cases: [(&str, Vec<(&str, &str)>); 3] = [
+        ("30 days", THIRTY_DAYS.to_vec()),
+        (
+            "30 days, one service, min_level=warn",
+            [
+                THIRTY_DAYS.as_slice(),
+                &[("service", "svc3"), ("min_level", "warn")],
+            ]
+            .concat(),
+        ),
+        (
+            "1 hour (1-minute buckets)",
+            vec![
+                ("since", "2026-01-20T10:00:05Z"),
+                ("until", "2026-01-20T11:00:05Z"),
+            ],
+        ),
+    ];
+    for (name, query) in cases {
+        let plan = explain_histogram_query(&app.pool, app.mode, pairs(&query), true)
+            .await
+            .unwrap();
+        let (read, summary) = rows_read_from(&plan, &relations);
+        println!("histogram {name}: {read} rows of logs read: {summary}");
+        assert!(
+            read <= MAX_EDGE_ROWS,
+            "histogram {name} read {read} rows of logs: {summary}"
+        );
+        assert!(
+            reads_a_rollup(&app, &plan).await,
+            "histogram {name}: {summary}"
+        );
+    }
+    for (name, query) in [("all time", vec![]), ("30 days", THIRTY_DAYS.to_vec())] {
+        let plan = explain_services_query(&app.pool, pairs(&query), true)
+            .await
+            .unwrap();
+        let (read, summary) = rows_read_from(&plan, &relations);
+        println!("services {name}: {read} rows of logs read: {summary}");
+        // One newest-entry probe per service (ten services) besides the edges.
+        assert!(
+            read <= MAX_EDGE_ROWS,
+            "services {name} read {read} rows of logs: {summary}"
+        );
+        assert!(
+            reads_a_rollup(&app, &plan).await,
+            "services {name}: {summary}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_declared_metadata_key_is_found_through_its_expression_index() {
+    let app = app_with_rows().await;
+    let keys = vec!["user_id".to_owned()];
+    declared_indexes::apply_metadata_keys(&app.pool, &keys)
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE logs")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let query = pairs(&[THIRTY_DAYS.as_slice(), &[("meta.user_id", "42")]].concat());
+
+    let plan = explain_page_query(&app.pool, query.clone(), &keys, true)
+        .await
+        .unwrap();
+    let relations = log_relations(&app).await;
+    let (read, summary) = rows_read_from(&plan, &relations);
+    let indexes: BTreeSet<&str> = nodes(&plan[0]["Plan"])
+        .iter()
+        .filter_map(|node| node["Index Name"].as_str())
+        .collect();
+    println!("meta.user_id=42 over 30 days: {read} rows read, indexes {indexes:?}: {summary}");
+    assert!(
+        indexes
+            .iter()
+            .any(|name| name.contains("logs_meta_user_id")),
+        "{indexes:?}: {summary}"
+    );
+    // 100k rows / 5000 users: 20 entries carry user 42.
+    assert!(read <= 100, "{read} rows read: {summary}");
+
+    // Undeclared again: `migrate` drops the index, and the filter still answers.
+    declared_indexes::apply_metadata_keys(&app.pool, &[])
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'logs' AND indexname LIKE 'logs_meta_%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+    let (status, page) = app
+        .get_json("/api/v1/logs?since=2026-01-01T00:00:00Z&meta.user_id=42&limit=1000")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["logs"].as_array().map(Vec::len), Some(20));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn text_search_over_30_days_uses_the_trigram_index_when_declared() {
+    let app = app_with_rows().await;
+    declared_indexes::apply_message_trigram(&app.pool, true)
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE logs")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let query = pairs(&[THIRTY_DAYS.as_slice(), &[("q", "order 4242 ")]].concat());
+    let plan = explain_page_query(&app.pool, query, &[], true)
+        .await
+        .unwrap();
+    let (read, summary) = rows_read_from(&plan, &log_relations(&app).await);
+    let indexes: BTreeSet<&str> = nodes(&plan[0]["Plan"])
+        .iter()
+        .filter_map(|node| node["Index Name"].as_str())
+        .collect();
+    println!("q=order 4242 over 30 days: {read} rows read, indexes {indexes:?}: {summary}");
+    assert!(
+        indexes
+            .iter()
+            .any(|name| name.contains("logs_message_trgm")),
+        "{indexes:?}: {summary}"
+    );
+    assert!(read <= 100, "{read} rows read: {summary}");
+
+    // Off again: `migrate` drops it.
+    declared_indexes::apply_message_trigram(&app.pool, false)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'logs' AND indexname LIKE '%trgm%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+    app.stop().await;
+}
