@@ -72,11 +72,13 @@ RSpec.describe LogIngestion::ParameterFilter do
       expect(filter.filter_text(42)).to eq(42)
     end
 
-    # A benchmark figure asserted loosely: the old unanchored pattern took ~1.25 s at
-    # 20,000 characters on Ruby 3.1 and grew with the square of the length (about two
-    # minutes at 200 KB); the target is 50 ms for a 200 KB line on a quiet machine, and
-    # the bound here is 4x that for a 2-core machine shared with other builds.
-    it "filters a 200 KB Parameters line in linear time (target 50 ms; asserted < 200 ms)" do
+    # Guards against quadratic time, not a speed target: the old unanchored pattern took
+    # ~1.25 s at 20,000 characters on Ruby 3.1 and grew with the square of the length
+    # (about two minutes at 200 KB). The target, 50 ms for a 200 KB line on a quiet
+    # machine, is a benchmark figure (LOG_INGESTION_BENCH=1 prints the timings); the
+    # bound asserted here is 40x that, so a loaded CI machine never trips it while a
+    # quadratic pass (60x over it) always does.
+    it "filters a 200 KB Parameters line in linear time (target 50 ms; asserted < 2 s)" do
       pairs = Array.new(4_000) { |i| %("field_#{i}"=>"#{'v' * 30}") }
       shapes = {
         "a Parameters: {...} line" => "Parameters: {#{pairs.join(', ')}, \"password\"=>\"hunter2\"}",
@@ -94,7 +96,7 @@ RSpec.describe LogIngestion::ParameterFilter do
         [name, ((Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) * 1000).round(1)]
       end
       puts "\n      filter_text on ~200 KB (ms): #{timings}" if ENV["LOG_INGESTION_BENCH"]
-      expect(timings.values.max).to be < 200, "slowest shape: #{timings.max_by(&:last)}"
+      expect(timings.values.max).to be < 2_000, "slowest shape: #{timings.max_by(&:last)}"
       expect(filter.filter_text(shapes["a Parameters: {...} line"])).to end_with('"password"=>"[FILTERED]"}')
     end
   end
