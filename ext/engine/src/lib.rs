@@ -10,12 +10,13 @@
 //! and which `Stats` field counts the entries each loses); `DeliveryError::kind` names
 //! a `send_now` failure in it.
 //!
-//! Modules: `config` (EngineConfig, DropPolicy; values trusted, see its top comment), `entry` (Entry and its JSON),
-//! `queue` (BatchQueue: byte bound, drop policy, flush sequence numbers), `retry`
-//! (RetryPolicy, pure), `transport` (one reqwest Client, bodies, gzip, one attempt),
-//! `pause` (SendPause: the 429 pause every sender waits out), `delivery` (the loop,
-//! retries, outcome bookkeeping, panic supervision), `reports`
-//! (ErrorReports for `on_error`), `stats` (atomic counters), `cancel` (Cancel token),
+//! Modules: `config` (EngineConfig, DropPolicy; values trusted, see its top comment),
+//! `entry` (Entry and its JSON), `queue` (BatchQueue: byte bound, drop policy, flush
+//! sequence numbers), `retry` (RetryPolicy, pure), `transport` (one reqwest Client,
+//! bodies, gzip, one attempt), `pause` (SendPause: the 429 pause every sender waits
+//! out), `delivery` (the loop, retries, outcome bookkeeping, panic supervision),
+//! `reports` (ErrorReports for `on_error`), `stats` (atomic counters), `cancel` (Cancel
+//! token), `monitor` (the one lock-and-wait rule of `flush` and `next_error`),
 //! `engine` (the public handle and shutdown).
 //!
 //! Design: one batch is in flight at a time, which preserves order within a process;
@@ -46,6 +47,7 @@ mod config;
 mod delivery;
 mod engine;
 mod entry;
+mod monitor;
 mod pause;
 mod queue;
 mod reports;
