@@ -75,7 +75,8 @@ RSpec.describe LogIngestion::ParameterFilter do
     # A benchmark figure asserted loosely: the old unanchored pattern took ~1.25 s at
     # 20,000 characters on Ruby 3.1 and grew with the square of the length (about two
     # minutes at 200 KB); the target is 50 ms for a 200 KB line on a quiet machine, and
-    # the bound here is 4x that for a 2-core machine shared with other builds.
+    # the bound here is 4x that for a 2-core machine shared with other builds, on the
+    # best of three runs per shape (one run once took 219 ms there under load).
     it "filters a 200 KB Parameters line in linear time (target 50 ms; asserted < 200 ms)" do
       pairs = Array.new(4_000) { |i| %("field_#{i}"=>"#{'v' * 30}") }
       shapes = {
@@ -89,9 +90,13 @@ RSpec.describe LogIngestion::ParameterFilter do
       timings = shapes.to_h do |name, text|
         expect(text.bytesize).to be >= 150_000
         filter.filter_text(text) # warm up
-        started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-        filter.filter_text(text)
-        [name, ((Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) * 1000).round(1)]
+        # The best of three: a neighbour's build can stall one run, not a quadratic pass.
+        best = Array.new(3) do
+          started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+          filter.filter_text(text)
+          Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+        end.min
+        [name, (best * 1000).round(1)]
       end
       puts "\n      filter_text on ~200 KB (ms): #{timings}" if ENV["LOG_INGESTION_BENCH"]
       expect(timings.values.max).to be < 200, "slowest shape: #{timings.max_by(&:last)}"
