@@ -5,7 +5,9 @@ require "uri"
 module LogIngestion
   # The client's settings: defaults, loading from the environment and Rails
   # credentials, validation with clear errors, and the hash handed to the native
-  # engine. Owns values only; it never starts threads or touches the network.
+  # engine. The one home of the settings' defaults and rules: the engine has neither
+  # (it trusts what to_engine_hash gives it, every key present), so a new setting or
+  # bound is added here. Owns values only; it never starts threads or touches the network.
   class Configuration
     DEFAULTS = {
       api_url: nil,
@@ -87,7 +89,8 @@ module LogIngestion
       self
     end
 
-    # The settings the native engine takes (durations in seconds as Floats).
+    # The settings the native engine takes, every one of them (durations in seconds as
+    # Floats); call after validate!, whose rules the engine does not repeat.
     def to_engine_hash
       {
         "api_url" => api_url.to_s.chomp("/"), "api_key" => api_key.to_s, "service" => service,

@@ -11,7 +11,6 @@ use log_ingestion_wire::API_KEY_HEADER;
 use subtle::ConstantTimeEq;
 
 use crate::config::ApiKeys;
-use crate::error::ApiError;
 
 /// Who is calling: which configured key matched, by index and fingerprint.
 #[derive(Clone, Debug)]
@@ -44,13 +43,6 @@ pub fn identify(keys: &ApiKeys, headers: &HeaderMap) -> Result<Caller, KeyRefusa
         }
     }
     matched.ok_or(KeyRefusal::Invalid)
-}
-
-/// [`identify`] with its refusal as the 401 it is answered with (the mapping is
-/// `routes::middleware`'s `From<KeyRefusal>`). The read side's admin-key check calls
-/// it, so both sides answer 401 alike.
-pub fn authenticate(keys: &ApiKeys, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    identify(keys, headers).map_err(ApiError::from)
 }
 
 fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {

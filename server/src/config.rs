@@ -823,7 +823,10 @@ mod tests {
         let settings = settings_from(&[
             base[0],
             base[1],
-            ("LOG_INGESTION_INDEXED_METADATA_KEYS", " user_id, ,request_id "),
+            (
+                "LOG_INGESTION_INDEXED_METADATA_KEYS",
+                " user_id, ,request_id ",
+            ),
             ("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", "on"),
         ])
         .unwrap();

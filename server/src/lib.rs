@@ -23,8 +23,8 @@ pub mod storage;
 pub mod telemetry;
 
 /// The layering the module comments promise, checked on the sources: the pure checks
-/// (`auth`, `rate_limit`) never reach back into the state or the routes that call them,
-/// and `domain` never imports HTTP things.
+/// (`auth`, `rate_limit`) never reach back into the state, the routes that call them or
+/// the HTTP error, and `domain` never imports HTTP things.
 #[cfg(test)]
 mod layering {
     fn imports(source: &str) -> Vec<&str> {
@@ -53,6 +53,8 @@ mod layering {
             "axum::extract",
         ];
         assert_never_uses("auth.rs", include_str!("auth.rs"), &http_side);
+        // A refusal becomes an HTTP answer at the caller (`routes::middleware`, `read::auth`).
+        assert_never_uses("auth.rs", include_str!("auth.rs"), &["crate::error"]);
         assert_never_uses("rate_limit.rs", include_str!("rate_limit.rs"), &http_side);
         assert_never_uses(
             "rate_limit.rs",

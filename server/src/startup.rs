@@ -24,7 +24,7 @@ use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{ConnectionSettings, Settings};
-use crate::connections::{ConnectionBudget, UNAUTHENTICATED_EVICTED};
+use crate::connections::{ConnectionBudget, ConnectionSlot, UNAUTHENTICATED_EVICTED};
 use crate::inflight::InflightBudget;
 use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimiter;
@@ -247,15 +247,7 @@ async fn serve_connections(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    // HTTP/1.1 only (all the gem speaks): the automatic HTTP/2 detection reads the
-    // first bytes with no deadline, so a silent connection would never time out.
-    let mut builder = ConnectionBuilder::new(TokioExecutor::new()).http1_only();
-    builder
-        .http1()
-        .max_buf_size(CONNECTION_READ_BUFFER_BYTES)
-        // Without a timer hyper ignores the header read timeout altogether.
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+    let builder = http1_builder(limits.header_read_timeout);
     let budget = ConnectionBudget::new(
         limits.max_connections,
         limits.max_unauthenticated_connections,
@@ -275,7 +267,7 @@ async fn serve_connections(
             },
             () = &mut shutdown => break,
         };
-        let mut slot = match budget.admit() {
+        let slot = match budget.admit() {
             Ok(slot) => slot,
             Err(refusal) => {
                 metrics.connection_closed(refusal.reason());
@@ -295,36 +287,57 @@ async fn serve_connections(
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let connection = connections.watch(connection);
-        let metrics = Arc::clone(&metrics);
-        let evicted = slot.evicted();
-        tokio::spawn(async move {
-            let ended = tokio::select! {
-                // Eviction first: a request that arrives in the same poll is then
-                // never served on a connection about to be dropped unanswered.
-                biased;
-                () = evicted => {
-                    // A newer connection needed this one's unauthenticated slot:
-                    // dropping the connection closes its socket.
-                    metrics.connection_closed(UNAUTHENTICATED_EVICTED);
-                    Ok(())
-                }
-                ended = connection => ended,
-            };
-            if let Err(error) = ended {
-                let timed_out = error
-                    .downcast_ref::<hyper::Error>()
-                    .is_some_and(hyper::Error::is_timeout);
-                if timed_out {
-                    metrics.connection_closed("header_timeout");
-                }
-                tracing::debug!(%error, "connection ended with an error");
-            }
-            drop(slot);
-        });
+        tokio::spawn(serve_admitted(connection, slot, Arc::clone(&metrics)));
     }
     drop(listener);
     connections.shutdown().await;
     Ok(())
+}
+
+/// The connection settings: HTTP/1.1 only (all the gem speaks; the automatic HTTP/2
+/// detection reads the first bytes with no deadline, so a silent connection would never
+/// time out), a bounded read buffer, and the header read timeout.
+fn http1_builder(header_read_timeout: Duration) -> ConnectionBuilder<TokioExecutor> {
+    let mut builder = ConnectionBuilder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .max_buf_size(CONNECTION_READ_BUFFER_BYTES)
+        // Without a timer hyper ignores the header read timeout altogether.
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder
+}
+
+/// Serves one admitted connection until it ends or a newer connection evicts it from
+/// the unauthenticated budget, counting why it closed; its slot is freed on return.
+async fn serve_admitted(
+    connection: impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+    mut slot: ConnectionSlot,
+    metrics: Arc<Metrics>,
+) {
+    let evicted = slot.evicted();
+    let ended = tokio::select! {
+        // Eviction first: a request that arrives in the same poll is then never served
+        // on a connection about to be dropped unanswered.
+        biased;
+        () = evicted => {
+            // A newer connection needed this one's unauthenticated slot: dropping the
+            // connection closes its socket.
+            metrics.connection_closed(UNAUTHENTICATED_EVICTED);
+            Ok(())
+        }
+        ended = connection => ended,
+    };
+    if let Err(error) = ended {
+        let timed_out = error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_timeout);
+        if timed_out {
+            metrics.connection_closed("header_timeout");
+        }
+        tracing::debug!(%error, "connection ended with an error");
+    }
+    drop(slot);
 }
 
 /// With `LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`, the task that keeps this instance's

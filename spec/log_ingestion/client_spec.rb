@@ -591,15 +591,22 @@ RSpec.describe LogIngestion::Client, :native do
 end
 
 RSpec.describe "the native binding", :native, :gc_stress do
+  # The Hash the gem hands the binding: every setting, defaults from Configuration.
   def settings(url)
-    { "api_url" => url, "api_key" => "test-key", "service" => "binding", "batch_interval" => 0.05,
-      "retry_delay" => 0.01, "max_retry_delay" => 0.05 }
+    LogIngestion::Configuration.new(api_url: url, api_key: "test-key", service: "binding", batch_interval: 0.05,
+                                    retry_delay: 0.01, max_retry_delay: 0.05).to_engine_hash
   end
 
   it "raises LogIngestion::Error for a Rust panic, and the process lives on" do
     expect { native_call { LogIngestion::Native.panic_for_testing("boom") } }
       .to raise_error(LogIngestion::Error, /Rust panic: boom/)
     expect(native_call { LogIngestion::Native.encode_metadata({ "still" => "alive" }) }).to eq('{"still":"alive"}')
+  end
+
+  it "takes every setting from the Hash and raises ConfigurationError naming one that is missing" do
+    # The defaults live in Configuration only: a missing key is a bug in the caller, not a default.
+    expect { native_call { LogIngestion::Native::Engine.new(settings("http://127.0.0.1:9").except("max_queue_bytes")) } }
+      .to raise_error(LogIngestion::ConfigurationError, /max_queue_bytes/)
   end
 
   it "raises ConfigurationError for settings the engine refuses" do

@@ -91,9 +91,13 @@ RSpec.describe LogIngestion::ParameterFilter do
       timings = shapes.to_h do |name, text|
         expect(text.bytesize).to be >= 150_000
         filter.filter_text(text) # warm up
-        started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-        filter.filter_text(text)
-        [name, ((Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) * 1000).round(1)]
+        # The best of three: a neighbour's build can stall one run, not a quadratic pass.
+        best = Array.new(3) do
+          started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+          filter.filter_text(text)
+          Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+        end.min
+        [name, (best * 1000).round(1)]
       end
       puts "\n      filter_text on ~200 KB (ms): #{timings}" if ENV["LOG_INGESTION_BENCH"]
       expect(timings.values.max).to be < 2_000, "slowest shape: #{timings.max_by(&:last)}"

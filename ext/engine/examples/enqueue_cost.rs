@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
-use log_ingestion_engine::{Cancel, Engine, EngineConfig, Entry, Level};
+use log_ingestion_engine::{Cancel, DropPolicy, Engine, EngineConfig, Entry, Level};
 use serde_json::{json, Map};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,8 +33,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::start(EngineConfig {
         api_url: url,
         api_key: "bench".into(),
+        // The gem's defaults (LogIngestion::Configuration::DEFAULTS), but a queue large
+        // enough that no entry is dropped while enqueue's cost is measured.
+        batch_size: 512,
+        batch_interval: Duration::from_secs(1),
+        max_batch_bytes: 1024 * 1024,
+        max_retries: 5,
+        max_retry_elapsed: Duration::from_secs(300),
+        retry_delay: Duration::from_millis(500),
+        max_retry_delay: Duration::from_secs(30),
         max_queue_bytes: 512 * 1024 * 1024,
-        ..EngineConfig::default()
+        drop_policy: DropPolicy::Newest,
+        gzip: true,
+        open_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(10),
+        enable_batching: true,
+        user_agent: "enqueue_cost".into(),
     })?;
 
     let mut costs = Vec::with_capacity(entries);

@@ -1,16 +1,20 @@
-//! `EngineConfig`: every knob of the delivery engine, its defaults and its validation.
+//! `EngineConfig`: every knob of the delivery engine, as values the caller has checked.
 //!
-//! Owns the settings and the rules that make a set of settings usable. It never
-//! reads the environment or Ruby objects (the Ruby layer does) and never performs I/O.
+//! Owns the settings' shape and the two conversions the engine cannot do without (an
+//! http(s) URL it can append paths to, a drop policy's spelling). The settings' defaults
+//! and rules (ranges, `max_retry_delay >= retry_delay`) live in one place, the gem's
+//! `LogIngestion::Configuration` (`DEFAULTS`, `validate!`), which works without the
+//! native library (test mode) and whose messages README promises; the engine trusts the
+//! values it is given and must never grow a second copy of those defaults or rules.
+//! It never reads the environment or Ruby objects and never performs I/O.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 /// Which entry gives way when the queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropPolicy {
-    /// The entry being enqueued is dropped; what is queued stays (the default).
-    #[default]
+    /// The entry being enqueued is dropped; what is queued stays.
     Newest,
     /// The oldest queued entries are dropped to make room for the new one.
     Oldest,
@@ -38,34 +42,22 @@ impl FromStr for DropPolicy {
     }
 }
 
-/// A configuration the engine cannot run with, and why.
+/// A setting the engine cannot turn into what it needs, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("api_url must be an http:// or https:// URL (got {0:?})")]
     InvalidApiUrl(String),
     #[error("api_url is https:// but this build has no TLS support (cargo feature \"tls\")")]
     HttpsUnsupported,
-    #[error("api_key must not be empty")]
-    MissingApiKey,
     #[error("drop_policy must be \"newest\" or \"oldest\" (got {0:?})")]
     UnknownDropPolicy(String),
-    #[error("{name} must be at least {min} (got {got})")]
-    TooSmall {
-        name: &'static str,
-        min: u64,
-        got: u64,
-    },
-    #[error("{name} must be greater than zero")]
-    ZeroDuration { name: &'static str },
-    #[error("max_retry_delay ({max:?}) must not be shorter than retry_delay ({base:?})")]
-    RetryDelayAboveMax { base: Duration, max: Duration },
 }
 
-/// Smallest accepted `max_batch_bytes`: room for one reasonable entry.
-pub const MIN_BATCH_BYTES: usize = 1024;
-
-/// Settings of one engine. `Default` gives the documented defaults with an empty
-/// `api_url`/`api_key`, which `validate` rejects: callers must set both.
+/// Settings of one engine, every field given by the caller: there is no `Default`, so
+/// the gem's defaults have one home (`LogIngestion::Configuration::DEFAULTS`, handed over
+/// by `to_engine_hash`). Values are trusted, not re-checked: a zero `batch_size` or zero
+/// duration would stall delivery, which `Configuration#validate!` rules out. Rust callers
+/// (the engine's tests: `tests/support::test_config`) build the whole struct.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
     /// Base URL of the ingestion server, e.g. `http://127.0.0.1:8080` (paths are appended).
@@ -106,32 +98,10 @@ pub struct EngineConfig {
     pub user_agent: String,
 }
 
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            api_url: String::new(),
-            api_key: String::new(),
-            batch_size: 512,
-            batch_interval: Duration::from_secs(1),
-            max_batch_bytes: 1024 * 1024,
-            max_retries: 5,
-            max_retry_elapsed: Duration::from_secs(300),
-            retry_delay: Duration::from_millis(500),
-            max_retry_delay: Duration::from_secs(30),
-            max_queue_bytes: 16 * 1024 * 1024,
-            drop_policy: DropPolicy::Newest,
-            gzip: true,
-            open_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(10),
-            enable_batching: true,
-            user_agent: concat!("log_ingestion_engine/", env!("CARGO_PKG_VERSION")).to_owned(),
-        }
-    }
-}
-
 impl EngineConfig {
-    /// Checks every setting; the first problem found is returned.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks that the engine can send to `api_url`: an http(s) URL, https only in a
+    /// build with TLS. The settings' own rules are `Configuration#validate!`'s.
+    pub fn check_api_url(&self) -> Result<(), ConfigError> {
         let url = self.api_url.trim();
         let has_scheme = url.starts_with("http://") || url.starts_with("https://");
         if !has_scheme || reqwest::Url::parse(url).is_err() {
@@ -139,30 +109,6 @@ impl EngineConfig {
         }
         if url.starts_with("https://") && !cfg!(feature = "tls") {
             return Err(ConfigError::HttpsUnsupported);
-        }
-        if self.api_key.trim().is_empty() {
-            return Err(ConfigError::MissingApiKey);
-        }
-        too_small("batch_size", self.batch_size, 1)?;
-        too_small("max_batch_bytes", self.max_batch_bytes, MIN_BATCH_BYTES)?;
-        too_small("max_queue_bytes", self.max_queue_bytes, MIN_BATCH_BYTES)?;
-        for (name, value) in [
-            ("batch_interval", self.batch_interval),
-            ("retry_delay", self.retry_delay),
-            ("max_retry_delay", self.max_retry_delay),
-            ("max_retry_elapsed", self.max_retry_elapsed),
-            ("open_timeout", self.open_timeout),
-            ("read_timeout", self.read_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(ConfigError::ZeroDuration { name });
-            }
-        }
-        if self.max_retry_delay < self.retry_delay {
-            return Err(ConfigError::RetryDelayAboveMax {
-                base: self.retry_delay,
-                max: self.max_retry_delay,
-            });
         }
         Ok(())
     }
@@ -173,122 +119,56 @@ impl EngineConfig {
     }
 }
 
-fn too_small(name: &'static str, got: usize, min: usize) -> Result<(), ConfigError> {
-    if got < min {
-        return Err(ConfigError::TooSmall {
-            name,
-            min: min as u64,
-            got: got as u64,
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn valid() -> EngineConfig {
+    fn with_url(api_url: &str) -> EngineConfig {
         EngineConfig {
-            api_url: "http://127.0.0.1:9".into(),
+            api_url: api_url.into(),
             api_key: "key".into(),
-            ..EngineConfig::default()
+            batch_size: 1,
+            batch_interval: Duration::from_secs(1),
+            max_batch_bytes: 1024,
+            max_retries: 0,
+            max_retry_elapsed: Duration::from_secs(1),
+            retry_delay: Duration::from_secs(1),
+            max_retry_delay: Duration::from_secs(1),
+            max_queue_bytes: 1024,
+            drop_policy: DropPolicy::Newest,
+            gzip: false,
+            open_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            enable_batching: true,
+            user_agent: "test".into(),
         }
     }
 
     #[test]
-    fn defaults_are_the_documented_ones() {
-        let c = EngineConfig::default();
-        assert_eq!(c.batch_size, 512);
-        assert_eq!(c.batch_interval, Duration::from_secs(1));
-        assert_eq!(c.max_batch_bytes, 1 << 20);
-        assert_eq!(c.max_retries, 5);
-        assert_eq!(c.max_retry_elapsed, Duration::from_secs(300));
-        assert_eq!(c.retry_delay, Duration::from_millis(500));
-        assert_eq!(c.max_retry_delay, Duration::from_secs(30));
-        assert_eq!(c.max_queue_bytes, 16 << 20);
-        assert_eq!(c.drop_policy, DropPolicy::Newest);
-        assert!(c.gzip && c.enable_batching);
-        assert_eq!(c.open_timeout, Duration::from_secs(5));
-        assert_eq!(c.read_timeout, Duration::from_secs(10));
+    fn an_http_url_is_accepted() {
+        assert_eq!(with_url("http://127.0.0.1:9").check_api_url(), Ok(()));
     }
 
     #[test]
-    fn a_complete_config_validates() {
-        assert_eq!(valid().validate(), Ok(()));
-    }
-
-    #[test]
-    fn the_default_config_lacks_a_url() {
+    fn an_empty_url_is_rejected() {
         assert!(matches!(
-            EngineConfig::default().validate(),
+            with_url("").check_api_url(),
             Err(ConfigError::InvalidApiUrl(_))
         ));
     }
 
     #[test]
     fn a_url_without_http_scheme_is_rejected() {
-        let c = EngineConfig {
-            api_url: "ftp://example.com".into(),
-            ..valid()
-        };
-        assert!(matches!(c.validate(), Err(ConfigError::InvalidApiUrl(_))));
+        assert!(matches!(
+            with_url("ftp://example.com").check_api_url(),
+            Err(ConfigError::InvalidApiUrl(_))
+        ));
     }
 
     #[test]
     #[cfg(feature = "tls")]
     fn an_https_url_is_accepted_with_tls() {
-        let c = EngineConfig {
-            api_url: "https://logs.example.com".into(),
-            ..valid()
-        };
-        assert_eq!(c.validate(), Ok(()));
-    }
-
-    #[test]
-    fn an_empty_api_key_is_rejected() {
-        let c = EngineConfig {
-            api_key: " ".into(),
-            ..valid()
-        };
-        assert_eq!(c.validate(), Err(ConfigError::MissingApiKey));
-    }
-
-    #[test]
-    fn a_zero_batch_size_is_rejected_with_its_name() {
-        let c = EngineConfig {
-            batch_size: 0,
-            ..valid()
-        };
-        let err = c.validate().unwrap_err();
-        assert!(err.to_string().contains("batch_size"), "{err}");
-    }
-
-    #[test]
-    fn a_zero_interval_is_rejected() {
-        let c = EngineConfig {
-            batch_interval: Duration::ZERO,
-            ..valid()
-        };
-        assert_eq!(
-            c.validate(),
-            Err(ConfigError::ZeroDuration {
-                name: "batch_interval"
-            })
-        );
-    }
-
-    #[test]
-    fn a_backoff_cap_below_its_base_is_rejected() {
-        let c = EngineConfig {
-            retry_delay: Duration::from_secs(2),
-            max_retry_delay: Duration::from_secs(1),
-            ..valid()
-        };
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::RetryDelayAboveMax { .. })
-        ));
+        assert_eq!(with_url("https://logs.example.com").check_api_url(), Ok(()));
     }
 
     #[test]
@@ -303,10 +183,6 @@ mod tests {
 
     #[test]
     fn base_url_loses_trailing_slashes() {
-        let c = EngineConfig {
-            api_url: "http://h:1/".into(),
-            ..valid()
-        };
-        assert_eq!(c.base_url(), "http://h:1");
+        assert_eq!(with_url("http://h:1/").base_url(), "http://h:1");
     }
 }

@@ -168,9 +168,10 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Validates `config`, starts the delivery thread and returns the handle.
+    /// Starts the delivery thread and returns the handle. `config`'s values are trusted
+    /// (see [`EngineConfig`]); only a URL the engine cannot send to is refused here.
     pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
-        config.validate()?;
+        config.check_api_url()?;
         let transport = Transport::new(&config)?;
         // Without batching every entry is its own request: batches of one.
         let batch_size = if config.enable_batching {
@@ -484,11 +485,21 @@ mod tests {
         EngineConfig {
             api_url: format!("http://127.0.0.1:{port}"),
             api_key: "key".into(),
+            batch_size: 512,
+            batch_interval: Duration::from_secs(600),
+            max_batch_bytes: 1024 * 1024,
             max_retries: 0,
             // A refused connection is retried until this: keep it short.
             max_retry_elapsed: Duration::from_millis(200),
-            batch_interval: Duration::from_secs(600),
-            ..EngineConfig::default()
+            retry_delay: Duration::from_millis(1),
+            max_retry_delay: Duration::from_millis(5),
+            max_queue_bytes: 16 * 1024 * 1024,
+            drop_policy: crate::DropPolicy::Newest,
+            gzip: false,
+            open_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(5),
+            enable_batching: true,
+            user_agent: "log_ingestion_engine-tests".into(),
         }
     }
 

@@ -10,12 +10,13 @@
 //! and which `Stats` field counts the entries each loses); `DeliveryError::kind` names
 //! a `send_now` failure in it.
 //!
-//! Modules: `config` (EngineConfig, DropPolicy, validation), `entry` (Entry and its JSON),
-//! `queue` (BatchQueue: byte bound, drop policy, flush sequence numbers), `retry`
-//! (RetryPolicy, pure), `transport` (one reqwest Client, bodies, gzip, one attempt),
-//! `pause` (SendPause: the 429 pause every sender waits out), `delivery` (the loop,
-//! retries, outcome bookkeeping, panic supervision), `reports`
-//! (ErrorReports for `on_error`), `stats` (atomic counters), `cancel` (Cancel token),
+//! Modules: `config` (EngineConfig, DropPolicy; values trusted, see its top comment),
+//! `entry` (Entry and its JSON), `queue` (BatchQueue: byte bound, drop policy, flush
+//! sequence numbers), `retry` (RetryPolicy, pure), `transport` (one reqwest Client,
+//! bodies, gzip, one attempt), `pause` (SendPause: the 429 pause every sender waits
+//! out), `delivery` (the loop, retries, outcome bookkeeping, panic supervision),
+//! `reports` (ErrorReports for `on_error`), `stats` (atomic counters), `cancel` (Cancel
+//! token), `monitor` (the one lock-and-wait rule of `flush` and `next_error`),
 //! `engine` (the public handle and shutdown).
 //!
 //! Design: one batch is in flight at a time, which preserves order within a process;
@@ -29,7 +30,7 @@
 //! - `max_retries` counts retries after the first attempt for failures that may be the
 //!   batch's own (timeouts, 408, 500, 5xx other than 502/503/504). An unavailable server
 //!   (connection refused, 429, 502, 503, 504) is retried until `max_retry_elapsed`
-//!   (default 5 min) after the batch's first attempt; `Retry-After` is the earliest
+//!   (the gem's default: 5 min) after the batch's first attempt; `Retry-After` is the earliest
 //!   moment of the next attempt and the jittered backoff is added on top.
 //! - 401/403 is reported once per outage: after a 2xx it would be reported again.
 //! - `max_queue_bytes` bounds the encoded JSON bytes of queued entries (`bytes_queued`);
@@ -46,6 +47,7 @@ mod config;
 mod delivery;
 mod engine;
 mod entry;
+mod monitor;
 mod pause;
 mod queue;
 mod reports;
@@ -54,7 +56,7 @@ mod stats;
 mod transport;
 
 pub use cancel::Cancel;
-pub use config::{ConfigError, DropPolicy, EngineConfig, MIN_BATCH_BYTES};
+pub use config::{ConfigError, DropPolicy, EngineConfig};
 pub use engine::{
     DeliveryError, DropReason, Engine, EngineError, Enqueued, SendOutcome, ShutdownReport,
 };

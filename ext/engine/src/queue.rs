@@ -7,13 +7,14 @@
 //! which release it).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
 use crate::cancel::Cancel;
 use crate::config::DropPolicy;
+use crate::monitor::{Monitor, WaitEnd};
 
 /// Bytes of `{"logs":[` and `]}` around a batch's entries.
 pub(crate) const BATCH_ENVELOPE_BYTES: usize = r#"{"logs":[]}"#.len();
@@ -91,28 +92,9 @@ impl State {
     }
 }
 
-/// The queue's state under its lock, and the condition `flush` waits on for entries to settle.
-struct QueueMonitor {
-    state: Mutex<State>,
-    settled: Condvar,
-}
-
-impl QueueMonitor {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn wake_waiters(&self) {
-        drop(self.lock());
-        self.settled.notify_all();
-    }
-}
-
 /// The queue. Cheap to share by reference; all methods take `&self`.
 pub(crate) struct BatchQueue {
-    monitor: Arc<QueueMonitor>,
+    monitor: Arc<Monitor<State>>,
     /// Wakes the delivery loop: a batch became full, a flush was requested, or stop.
     work: Arc<Notify>,
     max_queue_bytes: usize,
@@ -129,18 +111,15 @@ impl BatchQueue {
         max_batch_bytes: usize,
     ) -> BatchQueue {
         BatchQueue {
-            monitor: Arc::new(QueueMonitor {
-                state: Mutex::new(State {
-                    entries: VecDeque::new(),
-                    bytes: 0,
-                    next_seq: 1,
-                    in_flight: None,
-                    urgent_through: 0,
-                    closed: false,
-                    stopping: false,
-                }),
-                settled: Condvar::new(),
-            }),
+            monitor: Arc::new(Monitor::new(State {
+                entries: VecDeque::new(),
+                bytes: 0,
+                next_seq: 1,
+                in_flight: None,
+                urgent_through: 0,
+                closed: false,
+                stopping: false,
+            })),
             work: Arc::new(Notify::new()),
             max_queue_bytes,
             drop_policy,
@@ -190,7 +169,7 @@ impl BatchQueue {
         drop(state);
         if evicted > 0 {
             // Evicting the oldest entries may have settled what a flush waits for.
-            self.monitor.settled.notify_all();
+            self.monitor.notify_all();
         }
         if became_full {
             self.work.notify_one();
@@ -243,7 +222,7 @@ impl BatchQueue {
     /// delivery panic). Count it first: this wakes flushes.
     pub fn finish_batch(&self) {
         self.monitor.lock().in_flight = None;
-        self.monitor.settled.notify_all();
+        self.monitor.notify_all();
     }
 
     /// Entries of the batch in flight (0 when none is).
@@ -273,33 +252,13 @@ impl BatchQueue {
 
     /// Blocks until everything through `target` has settled, `timeout` passes, or `cancel` trips.
     pub fn wait_settled(&self, target: u64, timeout: Duration, cancel: &Cancel) -> FlushOutcome {
-        let deadline = Instant::now().checked_add(timeout);
-        let monitor = Arc::clone(&self.monitor);
-        let _hook = cancel.on_cancel(move || monitor.wake_waiters());
-        let mut state = self.monitor.lock();
-        loop {
-            if state.settled_through() >= target {
-                return FlushOutcome::Flushed;
-            }
-            if cancel.is_cancelled() {
-                return FlushOutcome::Cancelled;
-            }
-            let wait = match deadline {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return FlushOutcome::TimedOut;
-                    }
-                    deadline - now
-                }
-                None => Duration::from_secs(3600),
-            };
-            state = self
-                .monitor
-                .settled
-                .wait_timeout(state, wait)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+        let settled = self.monitor.wait_for(timeout, cancel, |state| {
+            (state.settled_through() >= target).then_some(())
+        });
+        match settled {
+            Ok(()) => FlushOutcome::Flushed,
+            Err(WaitEnd::Cancelled) => FlushOutcome::Cancelled,
+            Err(WaitEnd::TimedOut) => FlushOutcome::TimedOut,
         }
     }
 
@@ -325,7 +284,7 @@ impl BatchQueue {
         state.entries.clear();
         state.bytes = 0;
         drop(state);
-        self.monitor.settled.notify_all();
+        self.monitor.notify_all();
     }
 
     /// Bytes queued and batches in flight, for `Stats`.

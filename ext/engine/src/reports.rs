@@ -5,10 +5,11 @@
 //! delivery thread (push is a short lock; when full the oldest report gives way).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cancel::Cancel;
+use crate::monitor::Monitor;
 
 /// Most reports kept waiting; beyond it the oldest are discarded (and counted in the next report's message).
 pub const MAX_PENDING_REPORTS: usize = 256;
@@ -108,30 +109,10 @@ struct Pending {
     closed: bool,
 }
 
-/// The pending reports under their lock, and the condition `next` waits on.
-#[derive(Default)]
-struct ReportMonitor {
-    pending: Mutex<Pending>,
-    ready: Condvar,
-}
-
-impl ReportMonitor {
-    fn lock(&self) -> MutexGuard<'_, Pending> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn wake(&self) {
-        drop(self.lock());
-        self.ready.notify_all();
-    }
-}
-
 /// The bounded queue of reports.
 #[derive(Default)]
 pub(crate) struct ErrorReports {
-    monitor: Arc<ReportMonitor>,
+    monitor: Arc<Monitor<Pending>>,
 }
 
 impl ErrorReports {
@@ -144,22 +125,18 @@ impl ErrorReports {
         }
         pending.reports.push_back(report);
         drop(pending);
-        self.monitor.ready.notify_all();
+        self.monitor.notify_all();
     }
 
     /// No more reports will come once the queue is empty: `next` stops waiting.
     pub fn close(&self) {
         self.monitor.lock().closed = true;
-        self.monitor.ready.notify_all();
+        self.monitor.notify_all();
     }
 
     /// The oldest report, waiting up to `timeout` (or until cancelled or closed).
     pub fn next(&self, timeout: Duration, cancel: &Cancel) -> Option<ErrorReport> {
-        let deadline = Instant::now().checked_add(timeout);
-        let monitor = Arc::clone(&self.monitor);
-        let _hook = cancel.on_cancel(move || monitor.wake());
-        let mut pending = self.monitor.lock();
-        loop {
+        let next = self.monitor.wait_for(timeout, cancel, |pending| {
             if let Some(mut report) = pending.reports.pop_front() {
                 if pending.discarded > 0 {
                     report.message = format!(
@@ -168,28 +145,12 @@ impl ErrorReports {
                     );
                     pending.discarded = 0;
                 }
-                return Some(report);
+                return Some(Some(report));
             }
-            if pending.closed || cancel.is_cancelled() {
-                return None;
-            }
-            let wait = match deadline {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return None;
-                    }
-                    deadline - now
-                }
-                None => Duration::from_secs(3600),
-            };
-            pending = self
-                .monitor
-                .ready
-                .wait_timeout(pending, wait)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-        }
+            // Closed: no report will come.
+            pending.closed.then_some(None)
+        });
+        next.ok().flatten()
     }
 }
 

@@ -359,14 +359,10 @@ fn send_now_after_shutdown_is_refused() {
 }
 
 #[test]
-fn start_refuses_an_invalid_config_with_a_clear_error() {
-    let error = Engine::start(EngineConfig {
-        batch_size: 0,
-        ..test_config("http://127.0.0.1:9")
-    })
-    .unwrap_err();
+fn start_refuses_a_url_it_cannot_send_to_with_a_clear_error() {
+    let error = Engine::start(test_config("ftp://127.0.0.1:9")).unwrap_err();
     assert!(matches!(error, EngineError::Config(_)));
-    assert!(error.to_string().contains("batch_size"), "{error}");
+    assert!(error.to_string().contains("api_url"), "{error}");
 }
 
 #[test]

@@ -37,11 +37,12 @@ impl Drop for NativeEngine {
 }
 
 impl NativeEngine {
-    /// `Engine.new(settings_hash)`: validates the settings and starts the engine's threads.
+    /// `Engine.new(settings_hash)`: converts the settings (`Configuration#to_engine_hash`,
+    /// already validated by `Configuration#validate!`) and starts the engine's threads.
     pub fn new(ruby: &Ruby, settings: RHash) -> Result<NativeEngine, Error> {
         guard(|| {
             let settings = config::settings(ruby, settings)?;
-            // Engine::start validates the values (the engine's rules, checked once).
+            // Only a URL the engine cannot send to is refused here; the ranges are Ruby's.
             let engine = Engine::start(settings.engine).map_err(|e| match e {
                 EngineError::Config(e) => configuration_error(format!("log_ingestion: {e}")),
                 e => gem_error(format!("log_ingestion: cannot start the engine: {e}")),

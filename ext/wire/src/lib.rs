@@ -19,8 +19,6 @@ pub const BATCH_PATH: &str = "/api/v1/logs/batch";
 pub const API_KEY_HEADER: &str = "x-api-key";
 /// Header that makes a batch retry safe: same key, same answer, stored once.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-/// Content type of newline-delimited JSON batches.
-pub const NDJSON_CONTENT_TYPE: &str = "application/x-ndjson";
 
 /// A log level. Parsing is case-insensitive; the canonical spelling is uppercase.
 ///
@@ -119,12 +117,6 @@ pub struct WireEntry {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
-}
-
-/// Body of `POST /api/v1/logs`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SingleRequest<E> {
-    pub log: E,
 }
 
 /// Body of `POST /api/v1/logs/batch` (JSON form).

@@ -1,9 +1,10 @@
 //! Admin keys: the keys that may read stored logs (`LOG_INGESTION_ADMIN_API_KEYS`), and
 //! the middleware that demands one on every read API route. Key extraction and the
-//! constant-time comparison are the server's own (`crate::auth::authenticate`), so both
-//! sides answer 401 alike. It never logs a key and never accepts an ingestion key
-//! (those live in another set): one is answered 403 with a message saying that key may
-//! only ingest, so an operator who pasted the wrong key learns why at once.
+//! constant-time comparison are the server's own (`crate::auth::identify`, its refusal
+//! mapped by the one `From<KeyRefusal> for ApiError`), so both sides answer 401 alike.
+//! It never logs a key and never accepts an ingestion key (those live in another set):
+//! one is answered 403 with a message saying that key may only ingest, so an operator
+//! who pasted the wrong key learns why at once.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use log_ingestion_wire::API_KEY_HEADER;
 
-use crate::auth::authenticate;
+use crate::auth::identify;
 use crate::config::{ApiKey, ApiKeys};
 use crate::connections::ConnectionTrust;
 use crate::error::ApiError;
@@ -45,17 +46,6 @@ impl AdminKeys {
         }
     }
 
-    /// Parses a comma-separated list, ignoring blanks (the variable's format).
-    pub fn parse(list: &str) -> Self {
-        AdminKeys::new(
-            list.split(',')
-                .map(str::trim)
-                .filter(|key| !key.is_empty())
-                .map(ApiKey::new)
-                .collect(),
-        )
-    }
-
     pub fn is_empty(&self) -> bool {
         self.admin.is_none()
     }
@@ -64,7 +54,7 @@ impl AdminKeys {
     /// key, else 401 (missing or invalid).
     fn refusal(&self, headers: &HeaderMap, refused: ApiError) -> ApiError {
         match (&refused, &self.ingest) {
-            (ApiError::InvalidApiKey, Some(ingest)) if authenticate(ingest, headers).is_ok() => {
+            (ApiError::InvalidApiKey, Some(ingest)) if identify(ingest, headers).is_ok() => {
                 ApiError::IngestOnlyKey
             }
             _ => refused,
@@ -91,7 +81,7 @@ pub async fn require_admin_key(
 ) -> Result<Response, ApiError> {
     let headers = request.headers();
     let checked = match &keys.admin {
-        Some(admin) => authenticate(admin, headers).map(|_| ()),
+        Some(admin) => identify(admin, headers).map(|_| ()).map_err(ApiError::from),
         None if headers.contains_key(API_KEY_HEADER)
             || headers.contains_key(header::AUTHORIZATION) =>
         {
@@ -113,14 +103,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blanks_in_the_list_are_ignored() {
-        assert!(AdminKeys::parse(" , ,").is_empty());
-        assert!(!AdminKeys::parse(" ,admin,").is_empty());
+    fn no_admin_keys_is_empty() {
+        assert!(AdminKeys::new(Vec::new()).is_empty());
+        assert!(!AdminKeys::new(vec![ApiKey::new("admin")]).is_empty());
     }
 
     #[test]
     fn debug_output_never_shows_a_key() {
-        let keys = AdminKeys::parse("super-secret-admin-key");
+        let keys = AdminKeys::new(vec![ApiKey::new("super-secret-admin-key")]);
         assert!(!format!("{keys:?}").contains("super-secret"));
     }
 }

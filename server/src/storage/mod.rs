@@ -96,15 +96,6 @@ pub async fn migrate(
     timescale::choose_and_prepare(pool, setting, convert).await
 }
 
-/// Asks the database which mode the migrations ended up in.
-pub async fn detect_mode(pool: &PgPool) -> Result<StorageMode, StorageError> {
-    Ok(if timescale::logs_is_hypertable(pool).await? {
-        StorageMode::Timescale
-    } else {
-        StorageMode::Postgres
-    })
-}
-
 /// How long a health probe waits for the database.
 const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 

@@ -22,7 +22,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::serve::{IncomingStream, Listener};
-use log_ingestion_engine::{Cancel, Engine, EngineConfig, Enqueued};
+use log_ingestion_engine::{Cancel, DropPolicy, Engine, EngineConfig, Enqueued};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -432,20 +432,27 @@ pub fn enqueue_until_paused(engine: &Engine, message: &str) -> Enqueued {
     enqueued
 }
 
-/// A config for tests: tiny retry delays, no interval sends unless a test asks.
+/// The engine's settings for tests, every field spelled out (`EngineConfig` has no
+/// defaults: the gem's are `LogIngestion::Configuration::DEFAULTS`): tiny retry delays,
+/// no interval sends unless a test asks. Tests change fields with `..test_config(url)`.
 pub fn test_config(url: &str) -> EngineConfig {
     EngineConfig {
         api_url: url.to_owned(),
         api_key: "test-key".to_owned(),
         batch_size: 100,
         batch_interval: Duration::from_secs(600),
+        max_batch_bytes: 1024 * 1024,
         max_retries: 3,
+        max_retry_elapsed: Duration::from_secs(300),
         retry_delay: Duration::from_millis(1),
         max_retry_delay: Duration::from_millis(5),
+        max_queue_bytes: 16 * 1024 * 1024,
+        drop_policy: DropPolicy::Newest,
+        gzip: false,
         open_timeout: Duration::from_secs(2),
         read_timeout: Duration::from_secs(5),
-        gzip: false,
-        ..EngineConfig::default()
+        enable_batching: true,
+        user_agent: "log_ingestion_engine-tests".to_owned(),
     }
 }
 
