@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use log_ingestion_test_support::{create_database, drop_database, entry, ServerProcess, API_KEY};
+use log_ingestion_test_support::{create_database, entry, ServerProcess, API_KEY};
 
 /// `promtool check metrics` over `text`: its exit status and what it printed.
 fn promtool_check(text: &str) -> (bool, String) {
@@ -34,7 +34,7 @@ fn promtool_check(text: &str) -> (bool, String) {
 
 #[tokio::test]
 async fn the_exposition_after_refusals_passes_promtool() {
-    let (name, url) = create_database().await;
+    let (_database, url) = create_database().await;
     // A burst of 2 so that the third request of the key is refused with 429.
     let server = ServerProcess::start_with(
         &url,
@@ -94,5 +94,4 @@ async fn the_exposition_after_refusals_passes_promtool() {
         "promtool check metrics: {printed}\n{text}"
     );
     drop(server);
-    drop_database(&name).await;
 }
