@@ -28,10 +28,10 @@ pub struct LogEntry<'a> {
     metadata: Option<Metadata>,
 }
 
-/// An entry's fields as the JSON holds them, borrowed: `WireEntry`'s shape (and name,
-/// so serde's messages read as before), with metadata left as its raw text.
+/// An entry's fields as the JSON holds them, borrowed: `WireEntry`'s shape, with
+/// metadata left as its raw text, and named to clients as `WireEntry` is.
 #[derive(Deserialize)]
-#[serde(rename = "WireEntry")]
+#[serde(expecting = "a log entry object")]
 struct EntryFields<'a> {
     #[serde(borrow)]
     timestamp: Cow<'a, str>,
