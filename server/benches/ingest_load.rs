@@ -41,8 +41,10 @@
 //!   `BENCH_FLEET_SECS` (20). It prints p50/p99 acknowledgement latency, entries/s,
 //!   server RSS and CPU, rows == acks and the count of 503 answers.
 //!
-//! Every phase's last column is the server's CPU per entry in µs (its utime + stime
-//! from /proc over the phase ÷ entries), which other load on the machine barely moves.
+//! Every phase's last columns are the server's CPU per entry in µs (its utime + stime
+//! from /proc over the phase ÷ entries), which other load on the machine barely moves,
+//! and the same for the bench database's PostgreSQL backends (`pg µs/e`: per row, with
+//! its share of its group's transaction; the raw COPY's is the floor).
 
 use std::fmt;
 use std::fs::File;
@@ -653,6 +655,15 @@ impl PhaseReport {
             .map(|cpu| cpu * 1e6 / self.entries as f64)
     }
 
+    /// PostgreSQL backends' CPU-seconds ÷ rows, in µs: what each row (and its share of
+    /// its group's transaction) costs the database, comparable with the raw COPY.
+    fn postgres_micros_per_entry(&self) -> Option<f64> {
+        self.cpu
+            .postgres
+            .filter(|_| self.entries > 0)
+            .map(|cpu| cpu * 1e6 / self.entries as f64)
+    }
+
     fn percentile(&self, p: f64) -> Option<Duration> {
         if self.latencies.is_empty() {
             return None;
@@ -679,7 +690,7 @@ impl fmt::Display for PhaseReport {
         };
         write!(
             f,
-            "{:<12} {:>9} {:>8} {:>8.2} {:>11.0} {:>9} {:>9} {:>10} {:>7} {:>7} {:>7} {:>7} {:>9}",
+            "{:<12} {:>9} {:>8} {:>8.2} {:>11.0} {:>9} {:>9} {:>10} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9}",
             self.label,
             self.entries,
             self.requests,
@@ -694,13 +705,15 @@ impl fmt::Display for PhaseReport {
             share(self.cpu.machine),
             self.server_micros_per_entry()
                 .map_or_else(|| "-".into(), |us| format!("{us:.2}")),
+            self.postgres_micros_per_entry()
+                .map_or_else(|| "-".into(), |us| format!("{us:.2}")),
         )
     }
 }
 
 fn table_header() -> String {
     format!(
-        "{:<12} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9} {:>10} {:>7} {:>7} {:>7} {:>7} {:>9}",
+        "{:<12} {:>9} {:>8} {:>8} {:>11} {:>9} {:>9} {:>10} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9}",
         "phase",
         "entries",
         "requests",
@@ -713,7 +726,8 @@ fn table_header() -> String {
         "pg",
         "client",
         "all",
-        "srv µs/e"
+        "srv µs/e",
+        "pg µs/e"
     )
 }
 

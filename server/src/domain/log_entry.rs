@@ -1,9 +1,13 @@
-//! `LogEntry`: one log entry that can only exist valid. `LogEntry::from_json` (decode
-//! one entry's JSON, then `LogEntry::parse`) is the single validation step of the
-//! ingest path; it never touches storage and never knows about HTTP.
+//! `LogEntry`: one log entry that can only exist valid. `LogEntry::from_json` is the
+//! single validation step of the ingest path: it reads the entry's JSON once, borrowing
+//! its text fields from the body (no owned `WireEntry`, no `serde_json::Value`), and
+//! checks every field. It never touches storage and never knows about HTTP.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use log_ingestion_wire::{Level, UnknownLevel, WireEntry};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::metadata::Metadata;
@@ -13,50 +17,102 @@ use crate::config::EntryLimits;
 
 const MAX_SERVICE_CHARS: usize = 255;
 
-/// A valid entry, ready to store.
+/// A valid entry, ready to store. Its text borrows from the request body where the
+/// JSON held it unescaped; the only way to build one is validation.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LogEntry {
+pub struct LogEntry<'a> {
     timestamp: DateTime<Utc>,
-    service: String,
+    service: Cow<'a, str>,
     level: Level,
-    message: String,
+    message: Cow<'a, str>,
     metadata: Option<Metadata>,
 }
 
-impl LogEntry {
+/// An entry's fields as the JSON holds them, borrowed: `WireEntry`'s shape, with
+/// metadata left as its raw text, and named to clients as `WireEntry` is.
+#[derive(Deserialize)]
+#[serde(expecting = "a log entry object")]
+struct EntryFields<'a> {
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    service: Cow<'a, str>,
+    #[serde(borrow)]
+    level: Cow<'a, str>,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(default, borrow)]
+    metadata: Option<&'a RawValue>,
+}
+
+impl<'a> LogEntry<'a> {
     /// Decodes one entry's JSON and validates it. Errors are human-readable problems,
     /// one per field, ready for `details` or a batch's `errors`.
     pub fn from_json(
-        raw: &RawValue,
+        raw: &'a RawValue,
         limits: &EntryLimits,
         now: DateTime<Utc>,
     ) -> Result<Self, Vec<String>> {
-        let wire: WireEntry =
+        let fields: EntryFields<'a> =
             serde_json::from_str(raw.get()).map_err(|error| vec![describe_shape_error(&error)])?;
-        Self::parse(wire, limits, now)
+        Self::validate(fields, limits, now)
     }
 
-    /// Validates a decoded entry against `limits`, with `now` as the reference time.
+    /// Validates an owned, decoded entry (the same rules as [`LogEntry::from_json`];
+    /// its metadata is encoded once to be read as `from_json` reads it).
     pub fn parse(
         wire: WireEntry,
         limits: &EntryLimits,
         now: DateTime<Utc>,
-    ) -> Result<Self, Vec<String>> {
+    ) -> Result<LogEntry<'static>, Vec<String>> {
+        let metadata = wire
+            .metadata
+            .as_ref()
+            .map(serde_json::value::to_raw_value)
+            .transpose()
+            .map_err(|_| vec!["metadata: cannot be encoded as JSON".to_owned()])?;
+        let fields = EntryFields {
+            timestamp: Cow::Borrowed(&wire.timestamp),
+            service: Cow::Owned(wire.service),
+            level: Cow::Borrowed(&wire.level),
+            message: Cow::Owned(wire.message),
+            metadata: metadata.as_deref(),
+        };
+        let entry = LogEntry::validate(fields, limits, now)?;
+        Ok(LogEntry {
+            timestamp: entry.timestamp,
+            service: Cow::Owned(entry.service.into_owned()),
+            level: entry.level,
+            message: Cow::Owned(entry.message.into_owned()),
+            metadata: entry.metadata,
+        })
+    }
+
+    /// Checks every field against `limits`, with `now` as the reference time.
+    fn validate<'f>(
+        fields: EntryFields<'f>,
+        limits: &EntryLimits,
+        now: DateTime<Utc>,
+    ) -> Result<LogEntry<'f>, Vec<String>> {
         let mut problems = Vec::new();
-        let timestamp = parse_timestamp(&wire.timestamp, limits, now)
+        let timestamp = parse_timestamp(&fields.timestamp, limits, now)
             .map_err(|problem| problems.push(problem))
             .ok();
 
-        let service_chars = wire.service.chars().count();
-        if wire.service.trim().is_empty() {
+        let service = fields.service;
+        if service.trim().is_empty() {
             problems.push("service: must not be empty".to_owned());
-        } else if service_chars > MAX_SERVICE_CHARS {
-            problems.push(format!(
-                "service: {service_chars} characters, at most {MAX_SERVICE_CHARS} allowed"
-            ));
+        } else if service.len() > MAX_SERVICE_CHARS {
+            // Counted only when the bytes could be too many: most names are short.
+            let service_chars = service.chars().count();
+            if service_chars > MAX_SERVICE_CHARS {
+                problems.push(format!(
+                    "service: {service_chars} characters, at most {MAX_SERVICE_CHARS} allowed"
+                ));
+            }
         }
 
-        let level = wire
+        let level = fields
             .level
             .parse::<Level>()
             .map_err(|UnknownLevel(got)| {
@@ -65,17 +121,18 @@ impl LogEntry {
             })
             .ok();
 
-        if wire.message.is_empty() {
+        let message = fields.message;
+        if message.is_empty() {
             problems.push("message: must not be empty".to_owned());
-        } else if wire.message.len() > limits.max_message_bytes {
+        } else if message.len() > limits.max_message_bytes {
             problems.push(format!(
                 "message: {} bytes, at most {} allowed",
-                wire.message.len(),
+                message.len(),
                 limits.max_message_bytes
             ));
         }
 
-        let metadata = Metadata::parse(wire.metadata, limits)
+        let metadata = Metadata::parse(fields.metadata, limits)
             .map_err(|problem| problems.push(problem))
             .ok()
             .flatten();
@@ -83,9 +140,9 @@ impl LogEntry {
         match (timestamp, level) {
             (Some(timestamp), Some(level)) if problems.is_empty() => Ok(LogEntry {
                 timestamp,
-                service: storable_text(wire.service),
+                service: storable_text(service),
                 level,
-                message: storable_text(wire.message),
+                message: storable_text(message),
                 metadata,
             }),
             _ => Err(problems),
@@ -110,13 +167,6 @@ impl LogEntry {
 
     pub fn metadata(&self) -> Option<&Metadata> {
         self.metadata.as_ref()
-    }
-
-    /// Approximate stored size, for the group committer's byte cap.
-    pub fn approximate_bytes(&self) -> usize {
-        64 + self.service.len()
-            + self.message.len()
-            + self.metadata.as_ref().map_or(0, |m| m.as_json().len())
     }
 }
 

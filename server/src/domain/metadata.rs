@@ -1,8 +1,15 @@
 //! An entry's metadata: a JSON object within the size and depth caps, with sensitive
 //! keys replaced by `"[FILTERED]"` at any depth and NUL made storable. Held as the JSON
-//! text that will be stored. It never stores a value it has not filtered.
+//! text that will be stored. It never stores a value it has not filtered, and never
+//! builds a `serde_json::Value`: the entry's raw JSON is read once and the stored text
+//! written as it is read (building the tree, freeing it and re-encoding it were among
+//! the top entries of the server's profile).
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::text::storable_text;
 use crate::config::EntryLimits;
@@ -54,26 +61,43 @@ const SENSITIVE_COMPOUNDS: &[&str] = &[
 pub struct Metadata(String);
 
 impl Metadata {
-    /// `null` or absent metadata is `None`; anything but an object is an error.
-    pub fn parse(value: Option<Value>, limits: &EntryLimits) -> Result<Option<Self>, String> {
-        let object = match value {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Object(object)) => object,
-            Some(_) => return Err("metadata: must be a JSON object".to_owned()),
+    /// `null` or absent metadata is `None`; anything but an object is an error. The
+    /// depth cap is checked while reading, before a level past it is entered (under a
+    /// sensitive key too, as the value is read before it is dropped); the size cap on
+    /// the text as it will be stored.
+    pub fn parse(raw: Option<&RawValue>, limits: &EntryLimits) -> Result<Option<Self>, String> {
+        let Some(raw) = raw else {
+            return Ok(None);
         };
-        // Checked before the recursive cleaning below, which it keeps shallow.
-        let depth = object_depth(&object, limits.max_metadata_depth);
-        if depth > limits.max_metadata_depth {
+        let text = raw.get().trim_start();
+        if text.starts_with("null") {
+            return Ok(None);
+        }
+        if !text.starts_with('{') {
+            return Err("metadata: must be a JSON object".to_owned());
+        }
+        let mut writer = FilteredJson {
+            out: Vec::with_capacity(text.len()),
+            limit: limits.max_metadata_depth,
+            too_deep: false,
+        };
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let written = FilteredValue {
+            writer: &mut writer,
+            depth: 0,
+        }
+        .deserialize(&mut deserializer);
+        if writer.too_deep {
             return Err(format!(
                 "metadata: nested more than {} levels deep, at most {} allowed",
                 limits.max_metadata_depth, limits.max_metadata_depth
             ));
         }
-        let cleaned = Value::Object(clean_object(object));
-        // `serde_json::to_string`, not `Display`: the formatter's per-write calls
-        // showed in the profile. Encoding a `Value` with string keys cannot fail.
-        let text = serde_json::to_string(&cleaned)
-            .map_err(|_| "metadata: cannot be encoded as JSON".to_owned())?;
+        // The raw value was valid JSON already; what is left is serde's own nesting
+        // limit, for a configured depth cap above it.
+        const CANNOT_ENCODE: &str = "metadata: cannot be encoded as JSON";
+        written.map_err(|_| CANNOT_ENCODE.to_owned())?;
+        let text = String::from_utf8(writer.out).map_err(|_| CANNOT_ENCODE.to_owned())?;
         if text.len() > limits.max_metadata_bytes {
             return Err(format!(
                 "metadata: {} bytes as JSON, at most {} allowed",
@@ -86,6 +110,169 @@ impl Metadata {
 
     pub fn as_json(&self) -> &str {
         &self.0
+    }
+}
+
+/// The stored text being written, and whether the depth cap stopped it.
+struct FilteredJson {
+    out: Vec<u8>,
+    limit: usize,
+    too_deep: bool,
+}
+
+impl FilteredJson {
+    /// Writes `text`, NUL made storable, as a JSON string (serde_json's escaping, so
+    /// the text is what encoding a `Value` wrote).
+    fn string(&mut self, text: Cow<'_, str>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(&mut self.out, storable_text(text).as_ref())
+    }
+
+    fn scalar<T: serde::Serialize>(&mut self, value: T) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(&mut self.out, &value)
+    }
+
+    /// The depth of a container entered from `parent_depth` (the top object is 1), or
+    /// an error once it passes the cap: nothing below it is read.
+    fn enter<E: de::Error>(&mut self, parent_depth: usize) -> Result<usize, E> {
+        let depth = parent_depth + 1;
+        if depth > self.limit {
+            self.too_deep = true;
+            return Err(E::custom("nested too deep"));
+        }
+        Ok(depth)
+    }
+}
+
+/// One JSON value, read and written filtered at `depth` (that of its container).
+struct FilteredValue<'w> {
+    writer: &'w mut FilteredJson,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for FilteredValue<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FilteredValue<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.writer.out.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<(), E> {
+        self.writer.scalar(value).map_err(E::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<(), E> {
+        self.writer.scalar(value).map_err(E::custom)
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<(), E> {
+        self.writer.scalar(value).map_err(E::custom)
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<(), E> {
+        self.writer.scalar(value).map_err(E::custom)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<(), E> {
+        self.writer.string(Cow::Borrowed(text)).map_err(E::custom)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
+        self.writer.string(Cow::Borrowed(text)).map_err(E::custom)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let depth = self.writer.enter(self.depth)?;
+        self.writer.out.push(b'[');
+        let mut first = true;
+        loop {
+            let comma_at = self.writer.out.len();
+            if !first {
+                self.writer.out.push(b',');
+            }
+            let item = FilteredValue {
+                writer: &mut *self.writer,
+                depth,
+            };
+            if items.next_element_seed(item)?.is_none() {
+                self.writer.out.truncate(comma_at);
+                break;
+            }
+            first = false;
+        }
+        self.writer.out.push(b']');
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<(), A::Error> {
+        let depth = self.writer.enter(self.depth)?;
+        self.writer.out.push(b'{');
+        let mut first = true;
+        while let Some(key) = entries.next_key_seed(BorrowedKey)? {
+            if !first {
+                self.writer.out.push(b',');
+            }
+            first = false;
+            let sensitive = is_sensitive_key(&key);
+            self.writer.string(key).map_err(de::Error::custom)?;
+            self.writer.out.push(b':');
+            let value_at = self.writer.out.len();
+            entries.next_value_seed(FilteredValue {
+                writer: &mut *self.writer,
+                depth,
+            })?;
+            if sensitive {
+                // Read like any value (so the depth cap holds under it), then dropped.
+                self.writer.out.truncate(value_at);
+                self.writer
+                    .string(Cow::Borrowed(FILTERED))
+                    .map_err(de::Error::custom)?;
+            }
+        }
+        self.writer.out.push(b'}');
+        Ok(())
+    }
+}
+
+/// An object key, borrowed from the body unless it holds an escape.
+struct BorrowedKey;
+
+impl<'de> DeserializeSeed<'de> for BorrowedKey {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BorrowedKey {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(text))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(text.to_owned()))
     }
 }
 
@@ -195,72 +382,18 @@ fn key_words(key: &str) -> Vec<String> {
     words
 }
 
-/// How deeply `object` nests (an object of scalars is 1), counted without recursion
-/// and only as far as `limit + 1`: past the cap the exact depth does not matter.
-fn object_depth(object: &Map<String, Value>, limit: usize) -> usize {
-    let mut deepest = 1;
-    let mut pending: Vec<(&Value, usize)> = object.values().map(|value| (value, 1)).collect();
-    while let Some((value, depth)) = pending.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Object(object) => Box::new(object.values()),
-            Value::Array(items) => Box::new(items.iter()),
-            _ => continue,
-        };
-        let depth = depth + 1;
-        deepest = deepest.max(depth);
-        if deepest > limit {
-            return deepest;
-        }
-        pending.extend(children.map(|child| (child, depth)));
-    }
-    deepest
-}
-
-/// Filters and makes storable in place: rebuilding every map cost an allocation per
-/// key. Only a map with a NUL in a key (rare) is rebuilt, under the keys' storable
-/// spelling. Recursion is safe: the depth was checked first.
-fn clean_object(mut object: Map<String, Value>) -> Map<String, Value> {
-    if object.keys().any(|key| key.contains('\0')) {
-        return object
-            .into_iter()
-            .map(|(key, mut value)| {
-                clean_entry(&key, &mut value);
-                (storable_text(key), value)
-            })
-            .collect();
-    }
-    for (key, value) in object.iter_mut() {
-        clean_entry(key, value);
-    }
-    object
-}
-
-fn clean_entry(key: &str, value: &mut Value) {
-    if is_sensitive_key(key) {
-        *value = Value::String(FILTERED.to_owned());
-    } else {
-        clean_value(value);
-    }
-}
-
-fn clean_value(value: &mut Value) {
-    match value {
-        Value::Object(object) => *object = clean_object(std::mem::take(object)),
-        Value::Array(items) => items.iter_mut().for_each(clean_value),
-        Value::String(text) if text.contains('\0') => {
-            *text = storable_text(std::mem::take(text));
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn parse_with(value: Value, limits: &EntryLimits) -> Result<Option<Metadata>, String> {
+        let raw = serde_json::value::to_raw_value(&value).unwrap();
+        Metadata::parse(Some(&raw), limits)
+    }
 
     fn parse(value: Value) -> Result<Option<Metadata>, String> {
-        Metadata::parse(Some(value), &EntryLimits::default())
+        parse_with(value, &EntryLimits::default())
     }
 
     #[test]
@@ -392,21 +525,43 @@ mod tests {
 
     #[test]
     fn depth_counts_objects_and_arrays_alike() {
-        let object = |value: Value| match value {
-            Value::Object(object) => object,
-            _ => unreachable!(),
+        let depth_allowed = |value: Value, depth: usize| {
+            let limits = EntryLimits {
+                max_metadata_depth: depth,
+                ..EntryLimits::default()
+            };
+            parse_with(value, &limits).is_ok()
         };
-        assert_eq!(object_depth(&object(json!({"a": 1})), 16), 1);
-        assert_eq!(
-            object_depth(&object(json!({"a": [{"b": 1}], "c": {}})), 16),
-            3
-        );
-        let mut deep = json!(1);
-        for _ in 0..100 {
-            deep = json!({ "k": [deep] });
-        }
-        // Counting stops just past the limit.
-        assert_eq!(object_depth(&object(deep), 5), 6);
+        assert!(depth_allowed(json!({"a": 1}), 1));
+        let three = json!({"a": [{"b": 1}], "c": {}});
+        assert!(depth_allowed(three.clone(), 3));
+        assert!(!depth_allowed(three, 2));
+        // Under a sensitive key too: the value is read before it is dropped.
+        assert!(!depth_allowed(json!({"password": {"a": {"b": 1}}}), 2));
+        // Far past serde's own nesting limit, stopped at the cap with the cap's text.
+        let deep = format!("{}1{}", r#"{"k":["#.repeat(5_000), "]}".repeat(5_000));
+        let raw = RawValue::from_string(deep).unwrap();
+        let problem = Metadata::parse(Some(&raw), &EntryLimits::default()).unwrap_err();
+        assert!(problem.contains("nested more than 16 levels"), "{problem}");
+    }
+
+    #[test]
+    fn the_stored_text_is_what_encoding_the_value_wrote() {
+        let value = json!({
+            "n": [1, -2, 1.5, 1e300, 18446744073709551615u64, null, true, false],
+            "s": "quote \" backslash \\ tab \t é 😀 \u{1}",
+            "o": {"e": {}, "a": []},
+        });
+        let stored = parse(value.clone()).unwrap().unwrap();
+        let reparsed: Value = serde_json::from_str(stored.as_json()).unwrap();
+        assert_eq!(reparsed, value);
+        // A value of sorted keys (as a `Value` holds them) is written byte for byte.
+        assert_eq!(stored.as_json(), serde_json::to_string(&value).unwrap());
+        let raw = RawValue::from_string(r#"{ "b" : 1.0e2 , "a" : "\u00e9" }"#.into()).unwrap();
+        let stored = Metadata::parse(Some(&raw), &EntryLimits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.as_json(), r#"{"b":100.0,"a":"é"}"#);
     }
 
     #[test]

@@ -14,17 +14,17 @@ use serde::Serialize;
 
 use crate::auth::Caller;
 use crate::decode::{Accepts, BodyReader, Payload};
-use crate::domain::LogEntry;
 use crate::error::ApiError;
 use crate::inflight::InflightPermit;
 use crate::state::AppState;
+use crate::storage::copy_text::CopyRows;
 use crate::storage::idempotency::{request_digest, IdempotencyClaim, StoredResponse};
 use crate::storage::CommitOutcome;
 
-/// What a route's validation makes of a payload: the entries to store, how many it
-/// refused, and the answer to send once they are committed.
+/// What a route's validation makes of a payload: the valid entries as `COPY` rows, how
+/// many it refused, and the answer to send once they are committed.
 pub struct Validated<B> {
-    pub entries: Vec<LogEntry>,
+    pub rows: CopyRows,
     pub rejected: u64,
     pub answer: B,
 }
@@ -144,7 +144,7 @@ pub async fn acknowledge<B: Serialize>(
         state,
         &caller,
         idempotency_key,
-        validated.entries,
+        validated.rows,
         status,
         &validated.answer,
     )
@@ -188,13 +188,13 @@ async fn commit_and_answer<B: Serialize>(
     state: &AppState,
     caller: &Caller,
     key: Option<(String, String)>,
-    entries: Vec<LogEntry>,
+    rows: CopyRows,
     status: StatusCode,
     body: &B,
 ) -> Result<Response, ApiError> {
     let body = serde_json::to_string(body)
         .map_err(|error| ApiError::Internal(format!("cannot encode an answer: {error}")))?;
-    let count = entries.len() as u64;
+    let count = rows.len() as u64;
     let claim = key.map(|(key, request_sha256)| IdempotencyClaim {
         scope: caller.fingerprint.to_string(),
         key,
@@ -204,17 +204,13 @@ async fn commit_and_answer<B: Serialize>(
             body: body.clone(),
         },
     });
-    if entries.is_empty() && claim.is_none() {
+    if rows.is_empty() && claim.is_none() {
         return Ok(json_response(status, body, false));
     }
-    let outcome = state
-        .committer
-        .commit(entries, claim)
-        .await
-        .map_err(|error| {
-            tracing::warn!(%error, "entries not committed; answering 503");
-            ApiError::StorageUnavailable
-        })?;
+    let outcome = state.committer.commit(rows, claim).await.map_err(|error| {
+        tracing::warn!(%error, "entries not committed; answering 503");
+        ApiError::StorageUnavailable
+    })?;
     match outcome {
         CommitOutcome::Committed => {
             state.metrics.entries_accepted(count);

@@ -14,6 +14,7 @@ use crate::decode::{batch_entries, Accepts, Payload};
 use crate::domain::LogEntry;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::storage::copy_text::CopyRows;
 
 pub async fn ingest_batch(
     State(state): State<AppState>,
@@ -40,11 +41,13 @@ fn validate_batch(
         return Err(ApiError::EmptyBatch);
     }
     let now = Utc::now();
-    let mut entries = Vec::with_capacity(raws.len());
+    // Each entry is written as its COPY row once valid, while its text is still
+    // borrowed from the body.
+    let mut rows = CopyRows::with_capacity(payload.bytes.len());
     let mut errors = Vec::new();
     for (index, raw) in raws.iter().enumerate() {
         match LogEntry::from_json(raw, limits, now) {
-            Ok(entry) => entries.push(entry),
+            Ok(entry) => rows.push(&entry),
             Err(problems) => errors.push(EntryError {
                 index,
                 error: problems.join("; "),
@@ -53,12 +56,12 @@ fn validate_batch(
     }
     let rejected = errors.len() as u64;
     let answer = BatchResponse {
-        accepted: entries.len() as u64,
+        accepted: rows.len() as u64,
         rejected,
         errors,
     };
     Ok(Validated {
-        entries,
+        rows,
         rejected,
         answer,
     })

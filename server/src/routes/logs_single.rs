@@ -12,6 +12,7 @@ use crate::decode::{single_entry, Accepts, Payload};
 use crate::domain::LogEntry;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::storage::copy_text::CopyRows;
 
 pub async fn ingest_single(
     State(state): State<AppState>,
@@ -32,8 +33,10 @@ fn validate_single(
 ) -> Result<Validated<SingleResponse>, ApiError> {
     let raw = single_entry(payload)?;
     let entry = LogEntry::from_json(raw, limits, Utc::now()).map_err(ApiError::Validation)?;
+    let mut rows = CopyRows::with_capacity(payload.bytes.len());
+    rows.push(&entry);
     Ok(Validated {
-        entries: vec![entry],
+        rows,
         rejected: 0,
         answer: SingleResponse { accepted: 1 },
     })

@@ -9,8 +9,46 @@ use crate::domain::LogEntry;
 pub const COPY_LOGS: &str =
     "COPY logs (timestamp, service, level, message, metadata) FROM STDIN (FORMAT text)";
 
+/// Rows of the text `COPY` format, one per valid entry: a request's entries are
+/// written here as soon as they are validated, straight from the borrowed body, and the
+/// group committer concatenates requests' rows. Only `push` adds to it.
+#[derive(Debug, Default)]
+pub struct CopyRows {
+    data: Vec<u8>,
+    count: usize,
+}
+
+impl CopyRows {
+    /// Room for about `bytes` of rows (a request's rows are about its body's size).
+    pub fn with_capacity(bytes: usize) -> Self {
+        CopyRows {
+            data: Vec::with_capacity(bytes),
+            count: 0,
+        }
+    }
+
+    pub fn push(&mut self, entry: &LogEntry<'_>) {
+        push_row(&mut self.data, entry);
+        self.count += 1;
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The rows as `COPY` data.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.data
+    }
+}
+
 /// Appends one row for `entry` to `out`.
-pub fn push_row(out: &mut Vec<u8>, entry: &LogEntry) {
+fn push_row(out: &mut Vec<u8>, entry: &LogEntry<'_>) {
     push_timestamp(out, entry.timestamp());
     out.push(b'\t');
     push_field(out, entry.service());

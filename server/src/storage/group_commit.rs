@@ -14,10 +14,9 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
-use super::copy_text::{push_row, COPY_LOGS};
+use super::copy_text::{CopyRows, COPY_LOGS};
 use super::idempotency::{self, IdempotencyClaim, KeyDecision, StoredResponse};
 use crate::config::GroupCommitSettings;
-use crate::domain::LogEntry;
 use crate::metrics::Metrics;
 
 /// Submissions that may wait for the writer before `commit` itself waits.
@@ -56,9 +55,8 @@ pub enum CommitError {
 }
 
 struct Submission {
-    entries: Vec<LogEntry>,
+    rows: CopyRows,
     claim: Option<IdempotencyClaim>,
-    bytes: usize,
     reply: oneshot::Sender<Result<CommitOutcome, CommitError>>,
 }
 
@@ -97,22 +95,16 @@ impl GroupCommitter {
         (GroupCommitter { sender }, all_stopped)
     }
 
-    /// Commits `entries` (and `claim`, if any) in the next group; resolves once the
+    /// Commits `rows` (and `claim`, if any) in the next group; resolves once the
     /// group's transaction has committed or failed.
     pub async fn commit(
         &self,
-        entries: Vec<LogEntry>,
+        rows: CopyRows,
         claim: Option<IdempotencyClaim>,
     ) -> Result<CommitOutcome, CommitError> {
-        let bytes = entries.iter().map(LogEntry::approximate_bytes).sum();
         let (reply, answer) = oneshot::channel();
         self.sender
-            .send(Submission {
-                entries,
-                claim,
-                bytes,
-                reply,
-            })
+            .send(Submission { rows, claim, reply })
             .await
             .map_err(|_| CommitError::Stopped)?;
         answer.await.map_err(|_| CommitError::Stopped)?
@@ -127,11 +119,16 @@ async fn run_writer(
     settings: GroupCommitSettings,
     metrics: Arc<Metrics>,
 ) {
+    // The group's COPY data, reused from group to group (one allocation per writer
+    // instead of one per group), trimmed back after an unusually large group.
+    let mut data = Vec::new();
     loop {
         let Some((group, rows)) = gather_group(&receiver, &settings).await else {
             break;
         };
-        commit_group(&pool, group, rows, &metrics).await;
+        commit_group(&pool, group, rows, &mut data, &metrics).await;
+        data.clear();
+        data.shrink_to(settings.max_bytes);
     }
     tracing::debug!("group committer writer stopped: every handle is gone");
 }
@@ -143,16 +140,16 @@ async fn gather_group(
 ) -> Option<(Vec<Submission>, usize)> {
     let mut receiver = receiver.lock().await;
     let first = receiver.recv().await?;
-    let mut rows = first.entries.len();
-    let mut bytes = first.bytes;
+    let mut rows = first.rows.len();
+    let mut bytes = first.rows.as_bytes().len();
     let mut group = vec![first];
     // Take everything already waiting. Under load that is the whole group: the
     // previous commit was the linger. Only a lone submission waits for company.
     while rows < settings.max_rows && bytes < settings.max_bytes {
         match receiver.try_recv() {
             Ok(next) => {
-                rows += next.entries.len();
-                bytes += next.bytes;
+                rows += next.rows.len();
+                bytes += next.rows.as_bytes().len();
                 group.push(next);
             }
             Err(_) => break,
@@ -163,8 +160,8 @@ async fn gather_group(
     while lone && rows < settings.max_rows && bytes < settings.max_bytes {
         match tokio::time::timeout_at(deadline, receiver.recv()).await {
             Ok(Some(next)) => {
-                rows += next.entries.len();
-                bytes += next.bytes;
+                rows += next.rows.len();
+                bytes += next.rows.as_bytes().len();
                 group.push(next);
             }
             Ok(None) | Err(_) => break,
@@ -173,16 +170,22 @@ async fn gather_group(
     Some((group, rows))
 }
 
-async fn commit_group(pool: &PgPool, group: Vec<Submission>, rows: usize, metrics: &Metrics) {
+async fn commit_group(
+    pool: &PgPool,
+    group: Vec<Submission>,
+    rows: usize,
+    data: &mut Vec<u8>,
+    metrics: &Metrics,
+) {
     let started = Instant::now();
-    match write_group(pool, &group).await {
+    match write_group(pool, &group, data).await {
         Ok(outcomes) => {
             // Only rows written count: a replayed submission wrote none.
             let written = group
                 .iter()
                 .zip(&outcomes)
                 .filter(|(_, outcome)| **outcome == CommitOutcome::Committed)
-                .map(|(submission, _)| submission.entries.len())
+                .map(|(submission, _)| submission.rows.len())
                 .sum();
             metrics.group_committed(written, started.elapsed());
             for (submission, outcome) in group.into_iter().zip(outcomes) {
@@ -203,10 +206,12 @@ async fn commit_group(pool: &PgPool, group: Vec<Submission>, rows: usize, metric
     }
 }
 
-/// Writes one group in one transaction and returns each submission's outcome.
+/// Writes one group in one transaction and returns each submission's outcome. `data`
+/// is an empty buffer to build the `COPY` data in.
 async fn write_group(
     pool: &PgPool,
     group: &[Submission],
+    data: &mut Vec<u8>,
 ) -> Result<Vec<CommitOutcome>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let claims: Vec<Option<&IdempotencyClaim>> = group
@@ -218,17 +223,14 @@ async fn write_group(
         .into_iter()
         .map(CommitOutcome::from)
         .collect();
-    let mut data = Vec::with_capacity(group.iter().map(|s| s.bytes).sum());
     for (submission, outcome) in group.iter().zip(&outcomes) {
         if *outcome == CommitOutcome::Committed {
-            for entry in &submission.entries {
-                push_row(&mut data, entry);
-            }
+            data.extend_from_slice(submission.rows.as_bytes());
         }
     }
     if !data.is_empty() {
         let mut copy = tx.copy_in_raw(COPY_LOGS).await?;
-        copy.send(data).await?;
+        copy.send(data.as_slice()).await?;
         copy.finish().await?;
     }
     tx.commit().await?;
