@@ -195,7 +195,9 @@ module LogIngestion
     # The delivery to use now, or nil (after one warning) when not configured.
     def current_delivery
       delivery = @delivery
-      return delivery if delivery && !@stale && @pid == Process.pid
+      # A delivery exists only once the native extension is loaded; its cached
+      # process id saves the getpid system call Process.pid makes on every call.
+      return delivery if delivery && !@stale && @pid == Native.process_id
       return nil if @start_failure && !@stale && @pid == Process.pid
 
       delivery = @lock.synchronize { refresh_delivery }
