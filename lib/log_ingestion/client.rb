@@ -220,7 +220,11 @@ module LogIngestion
 
     def enqueue(level, message, metadata)
       delivery = current_delivery or return not_taken
-      delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, filter_metadata(Context.merge_into(metadata)))
+      metadata = Context.merge_into(metadata)
+      # Skipped without a filter: a log call's Ruby layers cost it more than the native
+      # conversion, so each call saved here shows in its p50.
+      metadata = filter_metadata(metadata) unless @configuration.metadata_filter.nil?
+      delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, metadata)
     rescue StandardError => e
       raise if Failsafe.interrupt?(e)
 

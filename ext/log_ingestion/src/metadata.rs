@@ -72,10 +72,13 @@ impl<'r> MetadataConverter<'r> {
         if value.is_nil() {
             return J::Null;
         }
-        if value.is_kind_of(self.ruby.class_true_class()) {
+        // true and false are immediates: compared as such, not through is_kind_of's
+        // class walk, which every String, Symbol and number paid twice.
+        let raw = value.as_raw();
+        if raw == rb_sys::Qtrue as rb_sys::VALUE {
             return J::Bool(true);
         }
-        if value.is_kind_of(self.ruby.class_false_class()) {
+        if raw == rb_sys::Qfalse as rb_sys::VALUE {
             return J::Bool(false);
         }
         if let Some(integer) = Integer::from_value(value) {
