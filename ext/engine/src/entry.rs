@@ -168,22 +168,38 @@ mod tests {
     fn timestamps_are_written_as_chrono_writes_them() {
         // Seconds from year 1 to 9999 in strides that hit every field's carries, with
         // sub-microsecond nanoseconds (cut, not rounded), leap seconds and edge years.
-        let first = DateTime::parse_from_rfc3339("0001-01-01T00:00:00Z").unwrap().timestamp();
-        let last = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").unwrap().timestamp();
+        let first = DateTime::parse_from_rfc3339("0001-01-01T00:00:00Z")
+            .unwrap()
+            .timestamp();
+        let last = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+            .unwrap()
+            .timestamp();
         let mut checked = 0;
         let mut second = first;
         let mut nanos: u32 = 0;
         while second <= last {
             let at = DateTime::from_timestamp(second, nanos).unwrap();
-            assert_eq!(timestamp(at), at.to_rfc3339_opts(SecondsFormat::Micros, true));
+            assert_eq!(
+                timestamp(at),
+                at.to_rfc3339_opts(SecondsFormat::Micros, true)
+            );
             second += 86_399 * 7 + 3_607;
             nanos = (nanos + 123_456_789) % 1_000_000_000;
             checked += 1;
         }
         assert!(checked > 500_000, "{checked}");
-        for (second, nanos) in [(first, 0), (last, 999_999_999), (59, 1_500_000_000), (-62_198_755_200, 0), (-62_198_755_201, 0)] {
+        for (second, nanos) in [
+            (first, 0),
+            (last, 999_999_999),
+            (59, 1_500_000_000),
+            (-62_198_755_200, 0),
+            (-62_198_755_201, 0),
+        ] {
             let at = DateTime::from_timestamp(second, nanos).unwrap();
-            assert_eq!(timestamp(at), at.to_rfc3339_opts(SecondsFormat::Micros, true));
+            assert_eq!(
+                timestamp(at),
+                at.to_rfc3339_opts(SecondsFormat::Micros, true)
+            );
         }
     }
 
