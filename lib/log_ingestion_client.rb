@@ -48,10 +48,14 @@ class LogIngestionClient
       client.log(level, message, metadata)
     end
 
-    LOG_LEVELS.each do |level|
-      define_method(level.downcase) do |message, metadata = {}|
-        client.log(level, message, metadata)
-      end
+    # Plain methods rather than define_method blocks, whose calls cost more on every
+    # log call; each passes its level as the frozen String of LOG_LEVELS.
+    LOG_LEVELS.each_with_index do |level, index|
+      class_eval(<<~RUBY, __FILE__, __LINE__ + 1)
+        def #{level.downcase}(message, metadata = {})   # def info(message, metadata = {})
+          client.log(LOG_LEVELS[#{index}], message, metadata) #   client.log(LOG_LEVELS[1], message, metadata)
+        end                                               # end
+      RUBY
     end
 
     # Waits (without the GVL, interruptible) until everything logged before the call

@@ -59,7 +59,7 @@ module LogIngestion
       # The same object when there is no context, so a log call outside requests and
       # jobs pays one fiber-local lookup.
       def merge_into(metadata)
-        context = current or return metadata
+        context = storage[KEY] or return metadata
         fields = context.metadata
         return metadata if fields.empty?
         return fields.dup if metadata.nil?
@@ -84,12 +84,12 @@ module LogIngestion
 
       private
 
+      # Rails 7's IsolatedExecutionState once it is loaded (remembered: it never goes
+      # away, and every log call asks), else this fiber's Thread.current storage.
       def storage
-        if defined?(::ActiveSupport::IsolatedExecutionState)
-          ::ActiveSupport::IsolatedExecutionState
-        else
-          Thread.current
-        end
+        @isolated_execution_state ||=
+          (::ActiveSupport::IsolatedExecutionState if defined?(::ActiveSupport::IsolatedExecutionState))
+        @isolated_execution_state || Thread.current
       end
     end
 

@@ -22,6 +22,7 @@ module LogIngestion
       @on_error = configuration.on_error
       @reporter = ErrorReporter.new(@engine, @on_error)
       @closed = false
+      @reporter_started = false
     end
 
     def pid
@@ -30,7 +31,7 @@ module LogIngestion
 
     def enqueue(level, message, metadata)
       taken = @engine.enqueue(level, message, metadata)
-      LogIngestion.booting? ? @reporter.poll : @reporter.start
+      start_or_poll_reporter unless @reporter_started
       taken
     end
 
@@ -74,6 +75,19 @@ module LogIngestion
       until_epoch = stats[:rate_limited_until]
       stats[:rate_limited_until] = Time.at(until_epoch).utc if until_epoch.is_a?(Numeric)
       stats
+    end
+
+    private
+
+    # While the app boots only a poll (see ErrorReporter); afterwards the reporter's
+    # thread is started once and later log calls skip this call altogether.
+    def start_or_poll_reporter
+      if LogIngestion.booting?
+        @reporter.poll
+      else
+        @reporter.start
+        @reporter_started = true
+      end
     end
   end
 

@@ -64,6 +64,25 @@ RSpec.describe "LogIngestionClient across processes", :native do
                                         "from the child" => 1, "parent after fork" => 1)
   end
 
+  it "gives a forked child its own process id from the native cache (cleared by the fork handler)" do
+    LogIngestion::Native.load!
+    parent = LogIngestion::Native.process_id
+    reader, writer = IO.pipe
+    child = fork do
+      reader.close
+      writer.write(LogIngestion::Native.process_id.to_s)
+      writer.close
+      exit!(0)
+    end
+    writer.close
+    seen_in_child = reader.read
+    reader.close
+    Process.wait(child)
+    expect(parent).to eq(Process.pid)
+    expect(Integer(seen_in_child)).to eq(child)
+    expect(LogIngestion::Native.process_id).to eq(Process.pid)
+  end
+
   it "lets a forked child that exits normally flush its own entries at exit" do
     script = configure_script(server.url, "c.batch_interval = 60") + <<~RUBY
       LogIngestionClient.info("parent")

@@ -79,6 +79,15 @@ pub fn from_hash(ruby: &Ruby, service: &str, hash: RHash) -> Result<Entry, Error
 
 /// The level named by `level` (any case), or `ArgumentError`.
 fn parse_level(ruby: &Ruby, level: RString) -> Result<Level, Error> {
+    // The client passes its frozen canonical names: read the bytes in place (no copy)
+    // and keep the converting path for everything else, error message included.
+    // SAFETY: the bytes are read before any Ruby code can run.
+    if let Some(level) = std::str::from_utf8(unsafe { level.as_slice() })
+        .ok()
+        .and_then(|name| name.parse::<Level>().ok())
+    {
+        return Ok(level);
+    }
     metadata::utf8(ruby, level)
         .parse::<Level>()
         .map_err(|e| argument_error(ruby, format!("log_ingestion: {e}")))

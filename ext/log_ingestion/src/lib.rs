@@ -12,6 +12,7 @@ mod metadata;
 mod native_engine;
 mod native_functions;
 mod nogvl;
+mod process_id;
 
 use magnus::{function, method, prelude::*, Error, Ruby};
 
@@ -19,6 +20,7 @@ use native_engine::NativeEngine;
 
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {
+    process_id::install();
     let module = ruby.define_module("LogIngestion")?;
     module.define_error("Error", ruby.exception_standard_error())?;
     module.define_error("ConfigurationError", ruby.exception_arg_error())?;
@@ -29,6 +31,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     )?;
     native.define_singleton_method("entry_json", function!(native_functions::entry_json, 2))?;
     native.define_singleton_method("idle_stats", function!(native_functions::idle_stats, 0))?;
+    native.define_singleton_method("process_id", function!(process_id::current, 0))?;
     #[cfg(feature = "test-hooks")]
     native.define_singleton_method(
         "panic_for_testing",

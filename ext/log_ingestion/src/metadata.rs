@@ -36,8 +36,10 @@ pub const TRUNCATED_SUFFIX: &str = "...[truncated]";
 pub struct MetadataConverter<'r> {
     ruby: &'r Ruby,
     remaining: usize,
-    /// Raw VALUEs of the Hashes/Arrays being converted (the path from the root).
-    open_collections: Vec<usize>,
+    /// Raw VALUEs of the Hashes/Arrays being converted (the path from the root), in a
+    /// fixed array: depth is capped at MAX_DEPTH, and a Vec cost every call an allocation.
+    open_collections: [usize; MAX_DEPTH],
+    open_len: usize,
 }
 
 impl<'r> MetadataConverter<'r> {
@@ -45,7 +47,8 @@ impl<'r> MetadataConverter<'r> {
         MetadataConverter {
             ruby,
             remaining: MAX_TOTAL_BYTES,
-            open_collections: Vec::new(),
+            open_collections: [0; MAX_DEPTH],
+            open_len: 0,
         }
     }
 
@@ -72,10 +75,13 @@ impl<'r> MetadataConverter<'r> {
         if value.is_nil() {
             return J::Null;
         }
-        if value.is_kind_of(self.ruby.class_true_class()) {
+        // true and false are immediates: compared as such, not through is_kind_of's
+        // class walk, which every String, Symbol and number paid twice.
+        let raw = value.as_raw();
+        if raw == rb_sys::Qtrue as rb_sys::VALUE {
             return J::Bool(true);
         }
-        if value.is_kind_of(self.ruby.class_false_class()) {
+        if raw == rb_sys::Qfalse as rb_sys::VALUE {
             return J::Bool(false);
         }
         if let Some(integer) = Integer::from_value(value) {
@@ -126,12 +132,19 @@ impl<'r> MetadataConverter<'r> {
             return serde_json::Value::String(DEPTH_LIMIT.to_owned());
         }
         let id = value.as_raw() as usize;
-        if self.open_collections.contains(&id) {
+        let open = self.open_len;
+        if self.open_collections[..open].contains(&id) {
             return serde_json::Value::String(CYCLE.to_owned());
         }
-        self.open_collections.push(id);
+        // depth <= MAX_DEPTH here and each level opens at most one collection, so
+        // open < MAX_DEPTH; `get_mut` keeps an impossible overflow from panicking.
+        let Some(slot) = self.open_collections.get_mut(open) else {
+            return serde_json::Value::String(DEPTH_LIMIT.to_owned());
+        };
+        *slot = id;
+        self.open_len = open + 1;
         let converted = convert(self);
-        self.open_collections.pop();
+        self.open_len = open;
         converted
     }
 

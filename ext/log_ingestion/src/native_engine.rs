@@ -16,6 +16,7 @@ use crate::boundary::{configuration_error, gem_error, guard};
 use crate::config;
 use crate::entry;
 use crate::nogvl::blocking;
+use crate::process_id;
 
 #[magnus::wrap(class = "LogIngestion::Native::Engine", size)]
 pub struct NativeEngine {
@@ -26,7 +27,7 @@ pub struct NativeEngine {
 
 impl Drop for NativeEngine {
     fn drop(&mut self) {
-        if std::process::id() == self.pid {
+        if process_id::current() == self.pid {
             // SAFETY: dropped once, here, and never used again.
             unsafe { ManuallyDrop::drop(&mut self.engine) };
         }
@@ -50,7 +51,7 @@ impl NativeEngine {
             Ok(NativeEngine {
                 engine: ManuallyDrop::new(engine),
                 service: settings.service,
-                pid: std::process::id(),
+                pid: process_id::current(),
             })
         })
     }
@@ -175,7 +176,7 @@ impl NativeEngine {
     /// threads do not exist and a lock may be held forever by one of them, so every
     /// call there raises instead of touching it.
     fn engine(&self) -> Result<&Engine, Error> {
-        let current = std::process::id();
+        let current = process_id::current();
         if current == self.pid {
             Ok(&self.engine)
         } else {
