@@ -9,6 +9,8 @@ module LogIngestion
   # (it trusts what to_engine_hash gives it, every key present), so a new setting or
   # bound is added here. Owns values only; it never starts threads or touches the network.
   class Configuration
+    # The smallest positive duration setting (seconds).
+    MIN_POSITIVE_SECONDS = 0.001
     DEFAULTS = {
       api_url: nil,
       api_key: nil,
@@ -147,11 +149,13 @@ module LogIngestion
       check(name, value.is_a?(Integer) && range.cover?(value), "an Integer in #{range}")
     end
 
+    # A positive duration is at least a millisecond: the engine trusts these values, and
+    # one that rounds to nothing would make its delivery loop spin or every request time out.
     def check_seconds(name, positive:)
       value = public_send(name)
       valid = value.is_a?(Numeric) && value.real? && value.finite? && value <= 86_400 &&
-              (positive ? value.positive? : value >= 0)
-      check(name, valid, positive ? "a number of seconds > 0" : "a number of seconds >= 0")
+              value >= (positive ? MIN_POSITIVE_SECONDS : 0)
+      check(name, valid, positive ? "a number of seconds >= #{MIN_POSITIVE_SECONDS}" : "a number of seconds >= 0")
     end
 
     def check(name, condition, expectation)

@@ -18,7 +18,9 @@ module LogIngestion
 
     def initialize(configuration)
       Native.load!
-      @engine = Native::Engine.new(configuration.to_engine_hash)
+      # Checked again here: the engine trusts its settings, and the configuration object
+      # may have been changed since configure checked it (it is the caller's own).
+      @engine = Native::Engine.new(configuration.validate!.to_engine_hash)
       @on_error = configuration.on_error
       @reporter = ErrorReporter.new(@engine, @on_error)
       @closed = false

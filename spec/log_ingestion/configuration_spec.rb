@@ -38,7 +38,7 @@ RSpec.describe LogIngestion::Configuration do
     batch_size: 0, batch_interval: -1, max_retries: -1, retry_delay: 0, max_queue_bytes: 10,
     drop_policy: :random, api_url: "ftp://logs.test", on_error: 42, gzip: "yes", enable_batching: nil,
     shutdown_timeout: Float::NAN, service: "", max_retry_delay: 0.1, metadata_filter: "password",
-    max_retry_elapsed: 0
+    max_retry_elapsed: 0, open_timeout: 1e-12, read_timeout: 0.0005
   }.each do |setting, bad|
     it "rejects #{setting} = #{bad.inspect} with a ConfigurationError naming it" do
       config = described_class.new(setting => bad)
@@ -50,6 +50,15 @@ RSpec.describe LogIngestion::Configuration do
     [nil, ->(metadata) { metadata }, LogIngestion::Client.new.method(:configured?)].each do |filter|
       expect(described_class.new(metadata_filter: filter).validate!.metadata_filter).to eq(filter)
     end
+  end
+
+  # The engine trusts its settings: a configuration changed after configure checked it
+  # must not reach it unchecked (a batch_size of 0 would send empty batches forever).
+  it "is checked again when a delivery starts", :native do
+    config = described_class.new(api_url: "http://127.0.0.1:9", api_key: "k").validate!
+    config.batch_size = 0
+    expect { LogIngestion::EngineDelivery.new(config) }
+      .to raise_error(LogIngestion::ConfigurationError, /batch_size must be/)
   end
 
   it "makes ConfigurationError an ArgumentError" do

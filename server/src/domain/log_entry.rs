@@ -209,7 +209,7 @@ fn parse_timestamp(
     Ok(timestamp)
 }
 
-fn describe_shape_error(error: &serde_json::Error) -> String {
+pub(crate) fn describe_shape_error(error: &serde_json::Error) -> String {
     // serde's messages already name the field ("missing field `service`", "invalid
     // type: integer `5`, expected a string"); only the position is cut, because it
     // counts within the one entry and would mislead next to a batch index.

@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 
 use super::text::storable_text;
 use crate::config::EntryLimits;
+use crate::domain::log_entry::describe_shape_error;
 
 /// What a sensitive key's value is stored as.
 pub const FILTERED: &str = "[FILTERED]";
@@ -93,10 +94,11 @@ impl Metadata {
                 limits.max_metadata_depth, limits.max_metadata_depth
             ));
         }
-        // The raw value was valid JSON already; what is left is serde's own nesting
-        // limit, for a configured depth cap above it.
+        // The raw value was checked as JSON text only: what it holds is refused here with
+        // the decoder's own words (a lone UTF-16 surrogate, a number out of range, serde's
+        // nesting limit for a configured depth cap above it), as for the entry's fields.
+        written.map_err(|error| format!("metadata: {}", describe_shape_error(&error)))?;
         const CANNOT_ENCODE: &str = "metadata: cannot be encoded as JSON";
-        written.map_err(|_| CANNOT_ENCODE.to_owned())?;
         let text = String::from_utf8(writer.out).map_err(|_| CANNOT_ENCODE.to_owned())?;
         if text.len() > limits.max_metadata_bytes {
             return Err(format!(
@@ -394,6 +396,23 @@ mod tests {
 
     fn parse(value: Value) -> Result<Option<Metadata>, String> {
         parse_with(value, &EntryLimits::default())
+    }
+
+    fn parse_text(text: &str) -> Result<Option<Metadata>, String> {
+        let raw = RawValue::from_string(text.to_owned()).unwrap();
+        Metadata::parse(Some(&raw), &EntryLimits::default())
+    }
+
+    #[test]
+    fn values_json_text_cannot_hold_are_refused_in_the_decoders_words() {
+        let surrogate = parse_text(r#"{"a":"\ud800"}"#).unwrap_err();
+        assert!(
+            surrogate.starts_with("metadata: invalid \\u escape")
+                && surrogate.contains("valid Unicode"),
+            "{surrogate}"
+        );
+        let huge = parse_text(r#"{"n":1e400}"#).unwrap_err();
+        assert!(huge.starts_with("metadata: number out of range"), "{huge}");
     }
 
     #[test]
