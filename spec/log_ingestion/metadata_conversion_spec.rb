@@ -10,6 +10,30 @@ RSpec.describe "the native binding's metadata conversion", :native, :gc_stress d
 
   it_behaves_like "a metadata converter"
 
+  # The exact text, not just the data: keys sorted by their bytes at every level, the
+  # last of equal keys kept, strings escaped and numbers written as serde_json writes them.
+  it "writes sorted keys, the last of equal keys, and serde_json's escapes and numbers" do
+    input = { "b" => { z: 1, "y" => [2.5, 1e20, -0.0, 1.0] }, a: 1, "a" => "q\"\n\u0001\u007f/é",
+              "\u00e9" => nil, "B" => 2**64 - 1, "a\u0000" => :s, "" => -2**63 }
+    expect(native_call { LogIngestion::Native.encode_metadata(input) }).to eq(
+      "{\"\":-9223372036854775808,\"B\":18446744073709551615,\"a\":\"q\\\"\\n\\u0001\u007f/é\"," \
+      "\"a\\u0000\":\"s\",\"b\":{\"y\":[2.5,1e+20,-0.0,1.0],\"z\":1},\"é\":null}"
+    )
+  end
+
+  it "writes non-Hash metadata, truncation markers and cuts as exact text" do
+    expect(native_call { LogIngestion::Native.encode_metadata([nil, true, false]) })
+      .to eq('{"value":[null,true,false]}')
+    expect(native_call { LogIngestion::Native.encode_metadata("x") }).to eq('{"value":"x"}')
+    expect(native_call { LogIngestion::Native.encode_metadata({}) }).to eq("{}")
+    expect(native_call { LogIngestion::Native.encode_metadata({ l: [[], {}], c: MetadataCases.cyclic_array }) })
+      .to eq('{"c":[1,"[cycle]"],"l":[[],{}]}')
+    input = (1..1001).to_h { |i| ["k#{i}", i] } # built outside native_call: fast under GC.stress
+    wide = native_call { LogIngestion::Native.encode_metadata(input) }
+    expect(wide).to start_with('{"[truncated]":true,"k1":1,"k10":10,"k100":100,')
+    expect(JSON.parse(wide).size).to eq(1001)
+  end
+
   it "cuts messages longer than 64 KiB, suffix included, at a character boundary" do
     message = entry.call(message: "ü" * 40_000)["message"]
     expect(message.bytesize).to be <= 64 * 1024

@@ -3,6 +3,8 @@
 //! Owns the conversion from `Entry` to the bytes of one `WireEntry`, done once on the
 //! caller's thread so the queue can bound memory exactly and batches can be assembled
 //! without re-serialising. It never sees Ruby objects and never performs I/O.
+//! The metadata arrives already encoded (`MetadataJson`): the gem's converter writes
+//! it straight from Ruby values, and this module only splices it in.
 
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use log_ingestion_wire::Level;
@@ -15,7 +17,40 @@ pub struct Entry {
     pub service: String,
     pub level: Level,
     pub message: String,
-    pub metadata: Map<String, Value>,
+    pub metadata: MetadataJson,
+}
+
+/// The metadata of an entry: the JSON text of one object, ready to be spliced into the
+/// entry's encoding (no second serialisation on the caller's thread).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataJson(String);
+
+impl MetadataJson {
+    /// `{}`.
+    pub fn empty() -> MetadataJson {
+        MetadataJson("{}".to_owned())
+    }
+
+    /// Text its producer guarantees to be one JSON object with sorted, unique keys,
+    /// as `serde_json` writes a `Map` (the gem's converter, which writes every token
+    /// through `serde_json`). Not parsed again here: that is the cost this type saves.
+    pub fn from_object_text(text: String) -> MetadataJson {
+        MetadataJson(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl From<Map<String, Value>> for MetadataJson {
+    fn from(map: Map<String, Value>) -> MetadataJson {
+        MetadataJson(Value::Object(map).to_string())
+    }
 }
 
 impl Entry {
@@ -24,14 +59,14 @@ impl Entry {
         service: impl Into<String>,
         level: Level,
         message: impl Into<String>,
-        metadata: Map<String, Value>,
+        metadata: impl Into<MetadataJson>,
     ) -> Entry {
         Entry {
             timestamp: timestamp_now(),
             service: service.into(),
             level,
             message: message.into(),
-            metadata,
+            metadata: metadata.into(),
         }
     }
 
@@ -40,14 +75,14 @@ impl Entry {
     /// Written field by field into one buffer sized up front, byte for byte what
     /// `serde_json::to_vec` of the `WireEntry` gives (a test holds them equal), without
     /// building that `WireEntry` (it cost a level `String` and a metadata `Value` per
-    /// log call, on the caller's thread).
+    /// log call, on the caller's thread). The metadata is copied as it is.
     pub fn encode(self) -> Result<Vec<u8>, serde_json::Error> {
         let mut json = Vec::with_capacity(
             ENCODED_OVERHEAD
                 + self.timestamp.len()
                 + self.service.len()
                 + self.message.len()
-                + METADATA_BYTES_GUESS * self.metadata.len(),
+                + self.metadata.as_str().len(),
         );
         json.extend_from_slice(b"{\"timestamp\":");
         serde_json::to_writer(&mut json, &self.timestamp)?;
@@ -58,7 +93,7 @@ impl Entry {
         json.extend_from_slice(b",\"message\":");
         serde_json::to_writer(&mut json, &self.message)?;
         json.extend_from_slice(b",\"metadata\":");
-        serde_json::to_writer(&mut json, &self.metadata)?;
+        json.extend_from_slice(self.metadata.as_str().as_bytes());
         json.push(b'}');
         Ok(json)
     }
@@ -66,8 +101,6 @@ impl Entry {
 
 /// The field names, quotes and punctuation of an encoded entry, plus room for escapes.
 const ENCODED_OVERHEAD: usize = 96;
-/// A first guess of one metadata key and value's encoded size (the buffer grows past it).
-const METADATA_BYTES_GUESS: usize = 32;
 
 /// Now as an entry's timestamp (see `timestamp`).
 pub fn timestamp_now() -> String {
@@ -128,7 +161,7 @@ mod tests {
             service: "svc".into(),
             level: Level::Warning,
             message: "hello".into(),
-            metadata,
+            metadata: metadata.into(),
         };
         let bytes = entry.encode().unwrap();
         let decoded: WireEntry = serde_json::from_slice(&bytes).unwrap();
@@ -143,19 +176,20 @@ mod tests {
         metadata.insert("quote\"d\n".into(), Value::from("tab\t\u{1}é"));
         metadata.insert("n".into(), serde_json::json!({"a": [1, 2.5, null, true]}));
         for metadata in [Map::new(), metadata] {
+            let metadata_value = Value::Object(metadata.clone());
             let entry = Entry {
                 timestamp: "2026-01-01T00:00:00.000001Z".into(),
                 service: "svc \"x\"".into(),
                 level: Level::Critical,
                 message: "line\nbreak \\ \u{7f} 🎉".into(),
-                metadata,
+                metadata: metadata.into(),
             };
             let wire = WireEntry {
                 timestamp: entry.timestamp.clone(),
                 service: entry.service.clone(),
                 level: entry.level.as_str().to_owned(),
                 message: entry.message.clone(),
-                metadata: Some(Value::Object(entry.metadata.clone())),
+                metadata: Some(metadata_value),
             };
             assert_eq!(
                 String::from_utf8(entry.encode().unwrap()).unwrap(),

@@ -60,7 +60,7 @@ pub use config::{ConfigError, DropPolicy, EngineConfig};
 pub use engine::{
     DeliveryError, DropReason, Engine, EngineError, Enqueued, SendOutcome, ShutdownReport,
 };
-pub use entry::{timestamp, timestamp_now, Entry};
+pub use entry::{timestamp, timestamp_now, Entry, MetadataJson};
 pub use log_ingestion_wire::Level;
 pub use queue::FlushOutcome;
 pub use reports::{ErrorKind, ErrorReport, MAX_PENDING_REPORTS};

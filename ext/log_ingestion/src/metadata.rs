@@ -1,4 +1,4 @@
-//! `MetadataConverter`: any Ruby value to owned JSON data (`serde_json::Value`).
+//! `MetadataConverter`: any Ruby value to the JSON text of the metadata object.
 //!
 //! Owns the rules for turning a metadata argument (and a message) into JSON, on the
 //! caller's thread, with the GVL held. It is the gem's only converter: test mode records
@@ -7,17 +7,26 @@
 //! (`log_ingestion_engine::timestamp`), Symbol and unknown objects -> `to_s`, other
 //! objects answering `iso8601` -> `iso8601` (or `to_s` when `iso8601` raises), non-finite
 //! floats and integers beyond 64 bits -> `to_s`; cycles, depth, collection size and
-//! total text size are cut with visible markers. It never keeps a Ruby value after
-//! returning and never fails: a Ruby exception raised while converting becomes a
-//! placeholder string naming the object's class.
+//! total text size are cut with visible markers; an object's keys are written sorted,
+//! and a later key with the same text replaces an earlier one (what a `serde_json::Map`
+//! gave when the converter built one). It writes the JSON bytes straight from the Ruby
+//! values (every string and number through `serde_json`'s writer, so the text is what
+//! serialising a `Map` gave) instead of building a `Map` and serialising it: that was
+//! most of a log call's native cost. It never keeps a Ruby value after returning and
+//! never fails: a Ruby exception raised while converting becomes a placeholder string
+//! naming the object's class.
+
+use std::borrow::Cow;
+use std::ops::Range;
 
 use chrono::DateTime;
+use log_ingestion_engine::MetadataJson;
 use magnus::encoding::EncodingCapable;
 use magnus::r_hash::ForEach;
 use magnus::rb_sys::AsRawValue;
 use magnus::value::ReprValue;
 use magnus::{Float, Integer, RArray, RHash, RString, Ruby, Symbol, Time, Value};
-use serde_json::{Map, Number};
+use serde::Serialize;
 
 // Sized so the JSON stays within the server's default limits (metadata 64 KiB, depth
 // 16, message 64 KiB): text is budgeted, plus VALUE_OVERHEAD per key and value.
@@ -32,6 +41,19 @@ pub const DEPTH_LIMIT: &str = "[depth limit]";
 pub const TRUNCATED: &str = "[truncated]";
 pub const TRUNCATED_SUFFIX: &str = "...[truncated]";
 
+// First guesses that fit a typical call's metadata (a handful of short keys) with one
+// allocation each; the buffers grow past them.
+const JSON_CAPACITY_GUESS: usize = 192;
+const KEYS_CAPACITY_GUESS: usize = 96;
+const MEMBERS_CAPACITY_GUESS: usize = 8;
+
+/// One key and value of a Hash being written: the key's text in `keys`, the value's
+/// JSON in `json`.
+struct Member {
+    key: Range<usize>,
+    value: Range<usize>,
+}
+
 /// Converts one metadata argument; create one per call.
 pub struct MetadataConverter<'r> {
     ruby: &'r Ruby,
@@ -40,6 +62,13 @@ pub struct MetadataConverter<'r> {
     /// fixed array: depth is capped at MAX_DEPTH, and a Vec cost every call an allocation.
     open_collections: [usize; MAX_DEPTH],
     open_len: usize,
+    /// The JSON written so far. A Hash's values are written here as they come, then
+    /// replaced by the object (keys sorted) once the Hash is done.
+    json: Vec<u8>,
+    /// The (unescaped) key text of the Hashes being written, one stack for all levels.
+    keys: String,
+    /// The members of the Hashes being written, one stack for all levels.
+    members: Vec<Member>,
 }
 
 impl<'r> MetadataConverter<'r> {
@@ -49,176 +78,284 @@ impl<'r> MetadataConverter<'r> {
             remaining: MAX_TOTAL_BYTES,
             open_collections: [0; MAX_DEPTH],
             open_len: 0,
+            json: Vec::new(),
+            keys: String::new(),
+            members: Vec::new(),
         }
     }
 
     /// The metadata object for `metadata`: nil -> `{}`, a Hash -> its conversion,
     /// anything else -> `{"value": conversion}`.
-    pub fn metadata(mut self, metadata: Value) -> Map<String, serde_json::Value> {
+    pub fn metadata(mut self, metadata: Value) -> MetadataJson {
         if metadata.is_nil() {
-            return Map::new();
+            return MetadataJson::empty();
         }
-        let converted = self.convert(metadata, 1);
-        match converted {
-            serde_json::Value::Object(map) if RHash::from_value(metadata).is_some() => map,
-            other => {
-                let mut map = Map::new();
-                map.insert("value".to_owned(), other);
-                map
-            }
+        self.json.reserve(JSON_CAPACITY_GUESS);
+        self.keys.reserve(KEYS_CAPACITY_GUESS);
+        self.members.reserve(MEMBERS_CAPACITY_GUESS);
+        if RHash::from_value(metadata).is_some() {
+            // depth 1 is within MAX_DEPTH and nothing is open yet: always an object.
+            self.convert(metadata, 1);
+        } else {
+            self.json.extend_from_slice(b"{\"value\":");
+            self.convert(metadata, 1);
+            self.json.push(b'}');
         }
+        // Every byte came from a &str through serde_json or from ASCII punctuation, so
+        // this never fails; the fallback only keeps a broken invariant from panicking.
+        let text = String::from_utf8(self.json).unwrap_or_else(|_| "{}".to_owned());
+        MetadataJson::from_object_text(text)
     }
 
-    fn convert(&mut self, value: Value, depth: usize) -> serde_json::Value {
-        use serde_json::Value as J;
+    fn convert(&mut self, value: Value, depth: usize) {
         self.charge(VALUE_OVERHEAD);
         if value.is_nil() {
-            return J::Null;
+            self.json.extend_from_slice(b"null");
+            return;
         }
         // true and false are immediates: compared as such, not through is_kind_of's
         // class walk, which every String, Symbol and number paid twice.
         let raw = value.as_raw();
         if raw == rb_sys::Qtrue as rb_sys::VALUE {
-            return J::Bool(true);
+            self.json.extend_from_slice(b"true");
+            return;
         }
         if raw == rb_sys::Qfalse as rb_sys::VALUE {
-            return J::Bool(false);
+            self.json.extend_from_slice(b"false");
+            return;
         }
         if let Some(integer) = Integer::from_value(value) {
             if let Ok(n) = integer.to_i64() {
-                return J::from(n);
+                return write_json(&mut self.json, &n);
             }
             if let Ok(n) = integer.to_u64() {
-                return J::from(n);
+                return write_json(&mut self.json, &n);
             }
-            return J::String(self.text_of(describe(value)));
+            return self.write_text(&describe(value));
         }
         if let Some(float) = Float::from_value(value) {
             let f = float.to_f64();
-            return match Number::from_f64(f) {
-                Some(n) => J::Number(n),
-                None => J::String(self.text_of(describe(value))),
-            };
+            if f.is_finite() {
+                return write_json(&mut self.json, &f);
+            }
+            return self.write_text(&describe(value));
         }
         if let Some(string) = RString::from_value(value) {
-            return J::String(self.string(string));
+            return with_utf8(self.ruby, string, |text| self.write_text(text));
         }
         if let Some(symbol) = Symbol::from_value(value) {
-            let name = symbol.name().map(|n| n.into_owned()).unwrap_or_default();
-            return J::String(self.text_of(name));
+            return self.write_text(&symbol_name(symbol));
         }
         if let Some(time) = Time::from_value(value) {
-            return J::String(iso8601_utc(time).unwrap_or_else(|| describe(value)));
+            let text = iso8601_utc(time).unwrap_or_else(|| describe(value));
+            return write_json(&mut self.json, text.as_str());
         }
         if let Some(hash) = RHash::from_value(value) {
-            return self.collection(value, depth, |this| J::Object(this.hash(hash, depth)));
+            return self.collection(value, depth, |this| this.hash(hash, depth));
         }
         if let Some(array) = RArray::from_value(value) {
-            return self.collection(value, depth, |this| J::Array(this.array(array, depth)));
+            return self.collection(value, depth, |this| this.array(array, depth));
         }
         if let Some(text) = time_like(value) {
-            return J::String(text);
+            return write_json(&mut self.json, text.as_str());
         }
-        J::String(self.text_of(describe(value)))
+        self.write_text(&describe(value))
     }
 
-    fn collection(
-        &mut self,
-        value: Value,
-        depth: usize,
-        convert: impl FnOnce(&mut Self) -> serde_json::Value,
-    ) -> serde_json::Value {
+    fn collection(&mut self, value: Value, depth: usize, convert: impl FnOnce(&mut Self)) {
         if depth > MAX_DEPTH {
-            return serde_json::Value::String(DEPTH_LIMIT.to_owned());
+            return write_json(&mut self.json, DEPTH_LIMIT);
         }
         let id = value.as_raw() as usize;
         let open = self.open_len;
         if self.open_collections[..open].contains(&id) {
-            return serde_json::Value::String(CYCLE.to_owned());
+            return write_json(&mut self.json, CYCLE);
         }
         // depth <= MAX_DEPTH here and each level opens at most one collection, so
         // open < MAX_DEPTH; `get_mut` keeps an impossible overflow from panicking.
         let Some(slot) = self.open_collections.get_mut(open) else {
-            return serde_json::Value::String(DEPTH_LIMIT.to_owned());
+            return write_json(&mut self.json, DEPTH_LIMIT);
         };
         *slot = id;
         self.open_len = open + 1;
-        let converted = convert(self);
+        convert(self);
         self.open_len = open;
-        converted
     }
 
-    fn hash(&mut self, hash: RHash, depth: usize) -> Map<String, serde_json::Value> {
-        let mut map = Map::new();
+    fn hash(&mut self, hash: RHash, depth: usize) {
+        let first_member = self.members.len();
+        let keys_start = self.keys.len();
+        let values_start = self.json.len();
         let mut index = 0usize;
+        let mut truncated = false;
         // The closure never returns Err, so foreach only fails if Ruby itself raised
         // (e.g. the hash was changed by a to_s during iteration): keep what we have.
         let _ = hash.foreach(|key: Value, value: Value| {
             if index >= MAX_COLLECTION_SIZE || self.remaining == 0 {
-                map.insert(TRUNCATED.to_owned(), serde_json::Value::Bool(true));
+                truncated = true;
                 return Ok(ForEach::Stop);
             }
             index += 1;
             self.charge(VALUE_OVERHEAD);
             let key = self.key(key);
-            let value = self.convert(value, depth + 1);
-            map.insert(key, value);
+            let value_start = self.json.len();
+            self.convert(value, depth + 1);
+            self.members.push(Member {
+                key,
+                value: value_start..self.json.len(),
+            });
             Ok(ForEach::Continue)
         });
-        map
+        if truncated {
+            let key = push_key(&mut self.keys, TRUNCATED);
+            let value_start = self.json.len();
+            self.json.extend_from_slice(b"true");
+            self.members.push(Member {
+                key,
+                value: value_start..self.json.len(),
+            });
+        }
+        self.write_object(first_member, values_start);
+        self.members.truncate(first_member);
+        self.keys.truncate(keys_start);
     }
 
-    fn array(&mut self, array: RArray, depth: usize) -> Vec<serde_json::Value> {
-        let mut result = Vec::new();
+    /// Replaces the values written from `values_start` with the object of the members
+    /// from `first_member`: keys sorted by their text, the last of equal keys kept.
+    fn write_object(&mut self, first_member: usize, values_start: usize) {
+        let MetadataConverter {
+            json,
+            keys,
+            members,
+            ..
+        } = self;
+        let Some(members) = members.get_mut(first_member..) else {
+            return;
+        };
+        // A stable sort: members with equal keys stay in the order the Hash gave them.
+        members.sort_by(|a, b| key_text(keys, a).cmp(key_text(keys, b)));
+        // The object is written after the values, then moved over them.
+        let object_start = json.len();
+        json.push(b'{');
+        let mut written = 0usize;
+        for (i, member) in members.iter().enumerate() {
+            let key = key_text(keys, member);
+            if members
+                .get(i + 1)
+                .is_some_and(|next| key_text(keys, next) == key)
+            {
+                continue;
+            }
+            if written > 0 {
+                json.push(b',');
+            }
+            written += 1;
+            write_json(json, key);
+            json.push(b':');
+            json.extend_from_within(member.value.clone());
+        }
+        json.push(b'}');
+        json.copy_within(object_start.., values_start);
+        json.truncate(values_start + (json.len() - object_start));
+    }
+
+    fn array(&mut self, array: RArray, depth: usize) {
+        self.json.push(b'[');
         let mut index = 0usize;
         // Indexing each time (not a slice) because to_s on an element may change the array.
         while index < array.len() {
+            if index > 0 {
+                self.json.push(b',');
+            }
             if index >= MAX_COLLECTION_SIZE || self.remaining == 0 {
-                result.push(serde_json::Value::String(TRUNCATED.to_owned()));
+                write_json(&mut self.json, TRUNCATED);
                 break;
             }
             let element: Value = match array.entry(index as isize) {
                 Ok(element) => element,
-                Err(_) => break,
+                Err(_) => {
+                    // The comma just written has no element after it.
+                    if index > 0 {
+                        self.json.pop();
+                    }
+                    break;
+                }
             };
-            result.push(self.convert(element, depth + 1));
+            self.convert(element, depth + 1);
             index += 1;
         }
-        result
+        self.json.push(b']');
     }
 
     fn charge(&mut self, bytes: usize) {
         self.remaining = self.remaining.saturating_sub(bytes);
     }
 
-    fn key(&mut self, key: Value) -> String {
+    /// Pushes the key's text (budgeted like any text) onto `keys`.
+    fn key(&mut self, key: Value) -> Range<usize> {
         if let Some(string) = RString::from_value(key) {
-            return self.string(string);
+            return with_utf8(self.ruby, string, |text| self.push_key_text(text));
         }
         if let Some(symbol) = Symbol::from_value(key) {
-            let name = symbol.name().map(|n| n.into_owned()).unwrap_or_default();
-            return self.text_of(name);
+            return self.push_key_text(&symbol_name(symbol));
         }
-        self.text_of(describe(key))
+        self.push_key_text(&describe(key))
     }
 
-    fn string(&mut self, string: RString) -> String {
-        let text = utf8(self.ruby, string);
-        self.text_of(text)
+    fn push_key_text(&mut self, text: &str) -> Range<usize> {
+        let start = self.keys.len();
+        let (kept, cut) = self.budget(text);
+        self.keys.push_str(kept);
+        if cut {
+            self.keys.push_str(TRUNCATED_SUFFIX);
+        }
+        start..self.keys.len()
     }
 
-    /// `text` cut to the per-string and the remaining total budget.
-    fn text_of(&mut self, mut text: String) -> String {
+    /// Writes `text` as a JSON string, cut to the per-string and remaining total budget.
+    fn write_text(&mut self, text: &str) {
+        match self.budget(text) {
+            (kept, false) => write_json(&mut self.json, kept),
+            (kept, true) => {
+                let cut = [kept, TRUNCATED_SUFFIX].concat();
+                write_json(&mut self.json, cut.as_str());
+            }
+        }
+    }
+
+    /// The part of `text` within the per-string and the remaining total budget, charged
+    /// to it, and whether it was cut (then `TRUNCATED_SUFFIX` follows it).
+    fn budget<'t>(&mut self, text: &'t str) -> (&'t str, bool) {
         let limit = MAX_STRING_BYTES.min(self.remaining);
         if text.len() > limit {
-            text.truncate(floor_char_boundary(&text, limit));
-            text.push_str(TRUNCATED_SUFFIX);
             self.remaining -= limit;
+            (&text[..floor_char_boundary(text, limit)], true)
         } else {
             self.remaining -= text.len();
+            (text, false)
         }
-        text
     }
+}
+
+fn push_key(keys: &mut String, text: &str) -> Range<usize> {
+    let start = keys.len();
+    keys.push_str(text);
+    start..keys.len()
+}
+
+fn key_text<'k>(keys: &'k str, member: &Member) -> &'k str {
+    keys.get(member.key.clone()).unwrap_or_default()
+}
+
+/// Appends `value`'s JSON as `serde_json` writes it (the one JSON writer of the gem).
+fn write_json<T: Serialize + ?Sized>(json: &mut Vec<u8>, value: &T) {
+    // Only strings and numbers come here, and writing to a Vec cannot fail: the error
+    // is impossible, not ignored.
+    let _ = serde_json::to_writer(json, value);
+}
+
+fn symbol_name(symbol: Symbol) -> Cow<'static, str> {
+    symbol.name().unwrap_or_default()
 }
 
 /// The message to send: valid UTF-8, cut to `MAX_MESSAGE_BYTES` (suffix included).
@@ -237,6 +374,12 @@ pub fn message(ruby: &Ruby, message: RString) -> String {
 /// The string's text as UTF-8: bytes of UTF-8/US-ASCII/BINARY strings read as UTF-8
 /// (invalid sequences replaced), other encodings transcoded by Ruby.
 pub fn utf8(ruby: &Ruby, string: RString) -> String {
+    with_utf8(ruby, string, str::to_owned)
+}
+
+/// `read` applied to the string's text as UTF-8 (see `utf8`), borrowed from the Ruby
+/// string when it is valid UTF-8 already. `read` must not run Ruby code.
+fn with_utf8<T>(ruby: &Ruby, string: RString, read: impl FnOnce(&str) -> T) -> T {
     let encoding = string.enc_get();
     let pass_through = encoding == ruby.utf8_encindex()
         || encoding == ruby.usascii_encindex()
@@ -250,16 +393,17 @@ pub fn utf8(ruby: &Ruby, string: RString) -> String {
             ),
         );
         if let Ok(converted) = converted {
-            return bytes_to_string(converted);
+            return read_bytes(converted, read);
         }
     }
-    bytes_to_string(string)
+    read_bytes(string, read)
 }
 
-fn bytes_to_string(string: RString) -> String {
-    // SAFETY: the bytes are copied at once, before any Ruby code can run.
+fn read_bytes<T>(string: RString, read: impl FnOnce(&str) -> T) -> T {
+    // SAFETY: the bytes are read by `read`, which runs no Ruby code, so the string can
+    // be neither changed nor collected meanwhile (it is on this stack, too).
     let bytes = unsafe { string.as_slice() };
-    String::from_utf8_lossy(bytes).into_owned()
+    read(&String::from_utf8_lossy(bytes))
 }
 
 /// `iso8601` when the object answers it, else `to_s`, else a placeholder naming its class.

@@ -19,10 +19,7 @@ use crate::native_engine::stats_hash;
 /// `LogIngestion::Native.encode_metadata(value)`: the JSON the binding would send as
 /// the metadata of a log call with `value`.
 pub fn encode_metadata(ruby: &Ruby, value: Value) -> Result<String, Error> {
-    guard(|| {
-        let map = MetadataConverter::new(ruby).metadata(value);
-        serde_json::to_string(&map).map_err(|e| gem_error(format!("log_ingestion: {e}")))
-    })
+    guard(|| Ok(MetadataConverter::new(ruby).metadata(value).into_string()))
 }
 
 /// `LogIngestion::Native.entry_json(entry_hash, service)`: the JSON of the entry that
