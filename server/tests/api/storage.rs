@@ -84,18 +84,23 @@ async fn plain_mode_has_the_lean_indexes_and_no_gin_over_metadata() {
     assert!(!indexes.iter().any(|d| d.contains("gin")), "{indexes:?}");
 }
 
-/// Adds a column to `logs` whose default says, per stored row, whether the statement
-/// that wrote it was the first of its transaction (PostgreSQL documents that
+/// Adds a column to `logs` that a row trigger fills with whether the statement that
+/// wrote the row was the first of its transaction (PostgreSQL documents that
 /// `statement_timestamp()` equals `transaction_timestamp()` exactly then). A group
-/// written as one autocommit `COPY` has it true; one behind a `BEGIN` has it false.
+/// written as one autocommit `COPY` has it true; one behind a `BEGIN` has it false. A
+/// trigger rather than a column default: a hypertable with columnstore refuses a
+/// non-constant default.
 async fn mark_rows_with_first_statement_of_transaction(pool: &sqlx::PgPool) {
-    sqlx::query(
-        "ALTER TABLE logs ADD COLUMN first_statement_of_transaction boolean \
-         DEFAULT (statement_timestamp() = transaction_timestamp())",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
+    for statement in [
+        "ALTER TABLE logs ADD COLUMN first_statement_of_transaction boolean",
+        "CREATE FUNCTION mark_first_statement() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN NEW.first_statement_of_transaction := \
+         statement_timestamp() = transaction_timestamp(); RETURN NEW; END $$",
+        "CREATE TRIGGER mark_first_statement BEFORE INSERT ON logs \
+         FOR EACH ROW EXECUTE FUNCTION mark_first_statement()",
+    ] {
+        sqlx::query(statement).execute(pool).await.unwrap();
+    }
 }
 
 async fn first_statement_flags(pool: &sqlx::PgPool, message: &str) -> Vec<bool> {
