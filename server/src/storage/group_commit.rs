@@ -1,16 +1,20 @@
 //! `GroupCommitter`: concurrent requests' entries written in one transaction. A writer
 //! task (a few run, so one's commit overlaps another's COPY) takes every waiting
 //! submission (capped by rows and bytes); a lone one lingers a few milliseconds for
-//! company. It then settles the group's idempotency keys (`idempotency::decide`),
-//! writes the rows of the submissions that are not replays with `COPY`, and commits.
+//! company. A group without idempotency keys is one `COPY` in autocommit: a single
+//! statement is its own transaction (atomic, committed before PostgreSQL answers it),
+//! so BEGIN and COMMIT would only add two round trips and wake-ups per group; the
+//! plain-mode rollup triggers run inside that statement's transaction. A group with
+//! keys settles them (`idempotency::decide`), writes the rows of the submissions that
+//! are not replays with `COPY`, and commits, all in one transaction.
 //! Every submission of the group gets the same fate: all committed, or none (each then
-//! answers 503). It never acknowledges a submission before its transaction has
-//! committed, and never decides a replay itself.
+//! answers 503). It never acknowledges a submission before its rows have committed,
+//! and never decides a replay itself.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
@@ -206,13 +210,26 @@ async fn commit_group(
     }
 }
 
-/// Writes one group in one transaction and returns each submission's outcome. `data`
-/// is an empty buffer to build the `COPY` data in.
+/// Writes one group and returns each submission's outcome: in one autocommit `COPY`
+/// when no submission carries an idempotency key, else in one transaction. `data` is an
+/// empty buffer to build the `COPY` data in.
 async fn write_group(
     pool: &PgPool,
     group: &[Submission],
     data: &mut Vec<u8>,
 ) -> Result<Vec<CommitOutcome>, sqlx::Error> {
+    if group.iter().all(|submission| submission.claim.is_none()) {
+        for submission in group {
+            data.extend_from_slice(submission.rows.as_bytes());
+        }
+        if !data.is_empty() {
+            // No BEGIN: the COPY commits on its own before `finish` returns, and a
+            // failed COPY leaves nothing behind.
+            let mut conn = pool.acquire().await?;
+            copy_rows(&mut conn, data).await?;
+        }
+        return Ok(vec![CommitOutcome::Committed; group.len()]);
+    }
     let mut tx = pool.begin().await?;
     let claims: Vec<Option<&IdempotencyClaim>> = group
         .iter()
@@ -229,10 +246,17 @@ async fn write_group(
         }
     }
     if !data.is_empty() {
-        let mut copy = tx.copy_in_raw(COPY_LOGS).await?;
-        copy.send(data.as_slice()).await?;
-        copy.finish().await?;
+        copy_rows(&mut tx, data).await?;
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// Sends `data` (rows in `COPY` text format) as one `COPY` on `conn`; returns once
+/// PostgreSQL has answered the statement (and, outside a transaction, committed it).
+async fn copy_rows(conn: &mut PgConnection, data: &[u8]) -> Result<(), sqlx::Error> {
+    let mut copy = conn.copy_in_raw(COPY_LOGS).await?;
+    copy.send(data).await?;
+    copy.finish().await?;
+    Ok(())
 }

@@ -83,3 +83,102 @@ async fn plain_mode_has_the_lean_indexes_and_no_gin_over_metadata() {
     );
     assert!(!indexes.iter().any(|d| d.contains("gin")), "{indexes:?}");
 }
+
+/// Adds a column to `logs` that a row trigger fills with whether the statement that
+/// wrote the row was the first of its transaction (PostgreSQL documents that
+/// `statement_timestamp()` equals `transaction_timestamp()` exactly then). A group
+/// written as one autocommit `COPY` has it true; one behind a `BEGIN` has it false. A
+/// trigger rather than a column default: a hypertable with columnstore refuses a
+/// non-constant default.
+async fn mark_rows_with_first_statement_of_transaction(pool: &sqlx::PgPool) {
+    for statement in [
+        "ALTER TABLE logs ADD COLUMN first_statement_of_transaction boolean",
+        "CREATE FUNCTION mark_first_statement() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN NEW.first_statement_of_transaction := \
+         statement_timestamp() = transaction_timestamp(); RETURN NEW; END $$",
+        "CREATE TRIGGER mark_first_statement BEFORE INSERT ON logs \
+         FOR EACH ROW EXECUTE FUNCTION mark_first_statement()",
+    ] {
+        sqlx::query(statement).execute(pool).await.unwrap();
+    }
+}
+
+async fn first_statement_flags(pool: &sqlx::PgPool, message: &str) -> Vec<bool> {
+    sqlx::query_scalar(
+        "SELECT first_statement_of_transaction FROM logs WHERE message = $1 ORDER BY id",
+    )
+    .bind(message)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_group_without_idempotency_keys_is_one_autocommit_copy_and_keyed_groups_keep_their_transaction(
+) {
+    let app = spawn_app().await;
+    mark_rows_with_first_statement_of_transaction(&app.pool).await;
+
+    let plain = app
+        .post_batch(vec![entry("keyless"), entry("keyless")])
+        .await;
+    assert_eq!(plain.status(), 200);
+    assert_eq!(
+        first_statement_flags(&app.pool, "keyless").await,
+        [true, true],
+        "a keyless group's COPY should be its own transaction (no BEGIN/COMMIT round trips)"
+    );
+
+    let keyed = app
+        .post("/api/v1/logs/batch")
+        .header("Idempotency-Key", "storage-keyed-1")
+        .json(&serde_json::json!({"logs": [entry("keyed")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 200);
+    assert_eq!(
+        first_statement_flags(&app.pool, "keyed").await,
+        [false],
+        "a keyed group claims its key and writes its rows in one transaction"
+    );
+
+    if expected_mode() == StorageMode::Postgres {
+        // The statement-level rollup triggers ran inside the COPY's own transaction.
+        let counted: i64 =
+            sqlx::query_scalar("SELECT coalesce(sum(entries), 0)::bigint FROM logs_per_minute")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        assert_eq!(counted, app.row_count().await);
+        assert_eq!(counted, 3);
+    }
+}
+
+#[tokio::test]
+async fn a_keyless_group_whose_copy_fails_stores_nothing_and_answers_503() {
+    let app = spawn_app().await;
+    // PostgreSQL refuses the last row of the COPY: the rows before it must not stay.
+    sqlx::query("ALTER TABLE logs ADD CONSTRAINT refuses_poison CHECK (message <> 'poison')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let refused = app
+        .post_batch(vec![entry("fine-1"), entry("fine-2"), entry("poison")])
+        .await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(app.row_count().await, 0);
+    if expected_mode() == StorageMode::Postgres {
+        let counted: i64 =
+            sqlx::query_scalar("SELECT coalesce(sum(entries), 0)::bigint FROM logs_per_minute")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        assert_eq!(counted, 0, "the rollups roll back with the rows");
+    }
+
+    // The writer's connection is usable again for the next group.
+    assert_eq!(app.post_batch(vec![entry("after")]).await.status(), 200);
+    assert_eq!(app.stored_messages().await, ["after"]);
+}
