@@ -46,6 +46,10 @@
 //! and the same for the bench database's PostgreSQL backends (`pg µs/e`: per row, with
 //! its share of its group's transaction; the raw COPY's is the floor).
 
+mod support;
+
+use support::{start_private_postgres, tail, with_database, workspace_root};
+
 use std::fmt;
 use std::fs::File;
 use std::net::TcpListener;
@@ -203,13 +207,6 @@ fn env_usize(name: &str, default: usize) -> Result<usize> {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
 /// A fresh database of its own in a real PostgreSQL, dropped at the end of the run.
 struct BenchDatabase {
     admin_url: String,
@@ -221,7 +218,7 @@ impl BenchDatabase {
     async fn create(configured_url: Option<&str>) -> Result<Self> {
         let admin_url = match configured_url {
             Some(url) => url.to_owned(),
-            None => start_private_postgres()?,
+            None => start_private_postgres().map_err(BenchError::Setup)?,
         };
         let name = format!(
             "bench_ingest_{}_{}",
@@ -233,7 +230,7 @@ impl BenchDatabase {
             .execute(&mut admin)
             .await?;
         admin.close().await?;
-        let url = with_database(&admin_url, &name)?;
+        let url = with_database(&admin_url, &name).map_err(BenchError::Setup)?;
         Ok(Self {
             admin_url,
             name,
@@ -252,47 +249,6 @@ impl BenchDatabase {
         admin.close().await?;
         Ok(())
     }
-}
-
-fn start_private_postgres() -> Result<String> {
-    let script = workspace_root().join("bin/postgres-dev");
-    let output = Command::new(&script)
-        .arg("start")
-        .output()
-        .map_err(io_context(format!("running {}", script.display())))?;
-    if !output.status.success() {
-        return Err(BenchError::Setup(format!(
-            "{} start failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        )));
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find_map(|line| line.strip_prefix("DATABASE_URL=").map(str::to_owned))
-        .ok_or_else(|| BenchError::Setup("bin/postgres-dev start printed no DATABASE_URL".into()))
-}
-
-/// The same server and credentials, another database: replaces the URL's path.
-fn with_database(url: &str, database: &str) -> Result<String> {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base
-        .find("://")
-        .map(|i| i + 3)
-        .ok_or_else(|| BenchError::Setup(format!("DATABASE_URL is not a URL: {url}")))?;
-    let path_start = base[authority_start..]
-        .find('/')
-        .map(|i| authority_start + i)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{}", &base[..path_start], database);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    Ok(out)
 }
 
 /// The release server binary running as a child process on a free port.
@@ -458,12 +414,6 @@ fn free_port() -> Result<u16> {
         .local_addr()
         .map_err(io_context("reading the free port"))?
         .port())
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {

@@ -32,6 +32,10 @@
 //!   `BENCH_SERVER_ENV` extra `NAME=VALUE;NAME=VALUE` settings for the server.
 //! - `DATABASE_URL` PostgreSQL to use (default: `bin/postgres-dev start`).
 
+mod support;
+
+use support::{start_private_postgres, tail, with_database, workspace_root};
+
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -163,54 +167,6 @@ fn env_number(name: &str, default: i64) -> Result<i64> {
             .map_err(|e| BenchError::Setup(format!("{name}={v:?}: {e}"))),
         Err(_) => Ok(default),
     }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-fn start_private_postgres() -> Result<String> {
-    let script = workspace_root().join("bin/postgres-dev");
-    let output = Command::new(&script)
-        .arg("start")
-        .output()
-        .map_err(io_context(format!("running {}", script.display())))?;
-    if !output.status.success() {
-        return Err(BenchError::Setup(format!(
-            "{} start failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        )));
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find_map(|line| line.strip_prefix("DATABASE_URL=").map(str::to_owned))
-        .ok_or_else(|| BenchError::Setup("bin/postgres-dev start printed no DATABASE_URL".into()))
-}
-
-/// The same server and credentials, another database: replaces the URL's path.
-fn with_database(url: &str, database: &str) -> Result<String> {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base
-        .find("://")
-        .map(|i| i + 3)
-        .ok_or_else(|| BenchError::Setup(format!("DATABASE_URL is not a URL: {url}")))?;
-    let path_start = base[authority_start..]
-        .find('/')
-        .map(|i| authority_start + i)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{}", &base[..path_start], database);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    Ok(out)
 }
 
 /// The newest row's time of a data set that matches this run, if the database holds one.
@@ -440,12 +396,6 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 /// One query shape of the table: a label, the path, and how far back it looks
@@ -790,10 +740,10 @@ async fn print_sizes(db: &mut PgConnection, storage: &str) -> Result<()> {
 async fn run(config: &BenchConfig) -> Result<()> {
     let admin_url = match &config.database_url {
         Some(url) => url.clone(),
-        None => start_private_postgres()?,
+        None => start_private_postgres().map_err(BenchError::Setup)?,
     };
     let name = config.database_name();
-    let url = with_database(&admin_url, &name)?;
+    let url = with_database(&admin_url, &name).map_err(BenchError::Setup)?;
     let reuse = if config.rebuild {
         None
     } else {
