@@ -20,29 +20,11 @@ use std::time::{Duration, Instant};
 
 use log_ingestion_server::read::explain_page_query;
 use log_ingestion_server::storage::StorageMode;
-use log_ingestion_test_support::{spawn_read_app, ReadApp};
+use log_ingestion_test_support::{plan_nodes, query_pairs, spawn_read_app, ReadApp};
 use serde_json::Value;
 
 const ROWS: i64 = 1_000_000;
 const SMALL_ROWS: i64 = 100_000;
-
-/// Every node of a plan, depth first.
-fn nodes(plan: &Value) -> Vec<&Value> {
-    let mut all = vec![plan];
-    if let Some(children) = plan["Plans"].as_array() {
-        for child in children {
-            all.extend(nodes(child));
-        }
-    }
-    all
-}
-
-fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
-    query
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 /// Blocks a sequential scan may read and still count as a lookup of a tiny relation.
 const TINY_SCAN_BLOCKS: u64 = 8;
@@ -51,7 +33,7 @@ const TINY_SCAN_BLOCKS: u64 = 8;
 /// node types, the rows the scans touched and the execution time.
 fn assert_no_sequential_scan(explained: &Value) -> String {
     let root = &explained[0]["Plan"];
-    let all = nodes(root);
+    let all = plan_nodes(root);
     let summary: Vec<String> = all
         .iter()
         .map(|node| {
@@ -90,7 +72,7 @@ fn assert_no_sequential_scan(explained: &Value) -> String {
 
 /// The chunks of `logs` a plan scans (TimescaleDB mode), by relation name.
 fn scanned_chunks(explained: &Value) -> std::collections::BTreeSet<String> {
-    nodes(&explained[0]["Plan"])
+    plan_nodes(&explained[0]["Plan"])
         .iter()
         .filter_map(|node| node["Relation Name"].as_str())
         .filter(|name| name.contains("_chunk"))
@@ -112,7 +94,7 @@ async fn chunk_count(pool: &sqlx::PgPool) -> usize {
 /// index use without a sequential scan of `logs` (plain), or a scan of at most
 /// `max_chunks` of the hypertable's chunks (TimescaleDB). Returns a summary to print.
 async fn assert_bounded_plan(app: &ReadApp, query: &[(&str, &str)], max_chunks: usize) -> String {
-    let analyzed = explain_page_query(&app.pool, pairs(query), &[], true)
+    let analyzed = explain_page_query(&app.pool, query_pairs(query), &[], true)
         .await
         .unwrap();
     match app.mode {
@@ -159,7 +141,7 @@ async fn generate_rows(pool: &sqlx::PgPool, rows: i64) {
 
 /// Heap blocks the plan's bitmap heap scans read (exact plus lossy).
 fn heap_blocks_read(explained: &Value) -> i64 {
-    nodes(&explained[0]["Plan"])
+    plan_nodes(&explained[0]["Plan"])
         .iter()
         .filter(|node| node["Node Type"] == "Bitmap Heap Scan")
         .map(|node| {
@@ -220,9 +202,14 @@ async fn a_request_view_over_100k_rows_is_served_by_the_request_index() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    let plan = explain_page_query(&app.pool, pairs(&[("request_id", &request_id)]), &[], true)
-        .await
-        .unwrap();
+    let plan = explain_page_query(
+        &app.pool,
+        query_pairs(&[("request_id", &request_id)]),
+        &[],
+        true,
+    )
+    .await
+    .unwrap();
     let summary = assert_no_sequential_scan(&plan);
     assert!(summary.contains("logs_request"), "{summary}");
     println!("request view over {SMALL_ROWS} rows: {summary}");
@@ -245,7 +232,7 @@ async fn service_and_time_range_queries_over_a_million_rows_use_the_indexes() {
     // reads every block; afterwards only the matching ranges and the last, still
     // filling one. Waits for autovacuum's next visit of this database.
     let pages = table_pages(&app.pool).await;
-    let one_hour = pairs(&[
+    let one_hour = query_pairs(&[
         ("since", "2026-01-20T00:00:00Z"),
         ("until", "2026-01-20T01:00:00Z"),
     ]);
@@ -273,7 +260,7 @@ async fn service_and_time_range_queries_over_a_million_rows_use_the_indexes() {
         "the one-hour query still reads {read} of {pages} heap blocks: the BRIN ranges were never summarized"
     );
 
-    let service_and_range = pairs(&[
+    let service_and_range = query_pairs(&[
         ("service", "service-7"),
         ("since", "2026-01-10T00:00:00Z"),
         ("until", "2026-01-11T00:00:00Z"),
@@ -287,7 +274,7 @@ async fn service_and_time_range_queries_over_a_million_rows_use_the_indexes() {
         .unwrap();
     eprintln!("service + 1 day: {}", assert_no_sequential_scan(&analyzed));
 
-    let range_only = pairs(&[
+    let range_only = query_pairs(&[
         ("since", "2026-01-20T00:00:00Z"),
         ("until", "2026-01-20T01:00:00Z"),
         ("min_level", "warn"),
@@ -300,7 +287,7 @@ async fn service_and_time_range_queries_over_a_million_rows_use_the_indexes() {
         assert_no_sequential_scan(&analyzed)
     );
 
-    let services = pairs(&[
+    let services = query_pairs(&[
         ("service", "service-1,service-2"),
         ("since", "2026-01-05T00:00:00Z"),
         ("until", "2026-01-06T00:00:00Z"),

@@ -16,30 +16,13 @@ use log_ingestion_server::read::{
     explain_histogram_query, explain_page_query, explain_services_query,
 };
 use log_ingestion_server::storage::{declared_indexes, StorageMode};
-use log_ingestion_test_support::{spawn_read_app, ReadApp};
+use log_ingestion_test_support::{plan_nodes, query_pairs, spawn_read_app, ReadApp};
 use serde_json::Value;
 
 const ROWS: i64 = 100_000;
 /// Rows a plan may read from `logs` itself: the edges of a range (under a minute at each
 /// end: ~5 rows at this density) with a wide margin.
 const MAX_EDGE_ROWS: i64 = 500;
-
-fn nodes(plan: &Value) -> Vec<&Value> {
-    let mut all = vec![plan];
-    if let Some(children) = plan["Plans"].as_array() {
-        for child in children {
-            all.extend(nodes(child));
-        }
-    }
-    all
-}
-
-fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
-    query
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 /// The relations that hold rows of `logs`: the table, and its chunks in TimescaleDB mode.
 async fn log_relations(app: &ReadApp) -> BTreeSet<String> {
@@ -58,7 +41,7 @@ async fn log_relations(app: &ReadApp) -> BTreeSet<String> {
 
 /// Rows the plan's scans of `relations` returned, and a one-line summary of the plan.
 fn rows_read_from(explained: &Value, relations: &BTreeSet<String>) -> (i64, String) {
-    let all = nodes(&explained[0]["Plan"]);
+    let all = plan_nodes(&explained[0]["Plan"]);
     let read = all
         .iter()
         .filter(|node| {
@@ -110,7 +93,7 @@ async fn reads_a_rollup(app: &ReadApp, explained: &Value) -> bool {
         .unwrap();
         rollups.extend(materialized);
     }
-    nodes(&explained[0]["Plan"]).iter().any(|node| {
+    plan_nodes(&explained[0]["Plan"]).iter().any(|node| {
         node["Relation Name"]
             .as_str()
             .is_some_and(|name| rollups.contains(name))
@@ -167,7 +150,7 @@ async fn histogram_and_services_over_30_days_read_the_rollups_not_the_rows() {
         ),
     ];
     for (name, query) in cases {
-        let plan = explain_histogram_query(&app.pool, app.mode, pairs(&query), true)
+        let plan = explain_histogram_query(&app.pool, app.mode, query_pairs(&query), true)
             .await
             .unwrap();
         let (read, summary) = rows_read_from(&plan, &relations);
@@ -182,7 +165,7 @@ async fn histogram_and_services_over_30_days_read_the_rollups_not_the_rows() {
         );
     }
     for (name, query) in [("all time", vec![]), ("30 days", THIRTY_DAYS.to_vec())] {
-        let plan = explain_services_query(&app.pool, pairs(&query), true)
+        let plan = explain_services_query(&app.pool, query_pairs(&query), true)
             .await
             .unwrap();
         let (read, summary) = rows_read_from(&plan, &relations);
@@ -211,14 +194,14 @@ async fn a_declared_metadata_key_is_found_through_its_expression_index() {
         .execute(&app.pool)
         .await
         .unwrap();
-    let query = pairs(&[THIRTY_DAYS.as_slice(), &[("meta.user_id", "42")]].concat());
+    let query = query_pairs(&[THIRTY_DAYS.as_slice(), &[("meta.user_id", "42")]].concat());
 
     let plan = explain_page_query(&app.pool, query.clone(), &keys, true)
         .await
         .unwrap();
     let relations = log_relations(&app).await;
     let (read, summary) = rows_read_from(&plan, &relations);
-    let indexes: BTreeSet<&str> = nodes(&plan[0]["Plan"])
+    let indexes: BTreeSet<&str> = plan_nodes(&plan[0]["Plan"])
         .iter()
         .filter_map(|node| node["Index Name"].as_str())
         .collect();
@@ -261,12 +244,12 @@ async fn text_search_over_30_days_uses_the_trigram_index_when_declared() {
         .execute(&app.pool)
         .await
         .unwrap();
-    let query = pairs(&[THIRTY_DAYS.as_slice(), &[("q", "order 4242 ")]].concat());
+    let query = query_pairs(&[THIRTY_DAYS.as_slice(), &[("q", "order 4242 ")]].concat());
     let plan = explain_page_query(&app.pool, query, &[], true)
         .await
         .unwrap();
     let (read, summary) = rows_read_from(&plan, &log_relations(&app).await);
-    let indexes: BTreeSet<&str> = nodes(&plan[0]["Plan"])
+    let indexes: BTreeSet<&str> = plan_nodes(&plan[0]["Plan"])
         .iter()
         .filter_map(|node| node["Index Name"].as_str())
         .collect();

@@ -21,7 +21,10 @@ pub use database::{
     test_storage, TestDatabase,
 };
 pub use process::{binary, ServerProcess};
-pub use read::{messages, row, spawn_read_app, spawn_read_app_with, ReadApp, Row, INGEST_KEY};
+pub use read::{
+    messages, plan_nodes, query_pairs, row, spawn_read_app, spawn_read_app_with, ReadApp, Row,
+    INGEST_KEY,
+};
 pub use sse::{SseEvent, SseReader};
 
 /// Polls `condition` until it holds or `timeout` passes.

@@ -179,3 +179,22 @@ pub fn messages(page: &Value) -> Vec<String> {
         .map(|log| log["message"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// Every node of an `EXPLAIN (FORMAT JSON)` plan, depth first.
+pub fn plan_nodes(plan: &Value) -> Vec<&Value> {
+    let mut all = vec![plan];
+    if let Some(children) = plan["Plans"].as_array() {
+        for child in children {
+            all.extend(plan_nodes(child));
+        }
+    }
+    all
+}
+
+/// A read query's parameters as owned pairs (what the `explain_*_query` functions take).
+pub fn query_pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
+    query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
