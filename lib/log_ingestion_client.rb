@@ -53,7 +53,7 @@ class LogIngestionClient
     LOG_LEVELS.each_with_index do |level, index|
       class_eval(<<~RUBY, __FILE__, __LINE__ + 1)
         def #{level.downcase}(message, metadata = {})   # def info(message, metadata = {})
-          client.log(LOG_LEVELS[#{index}], message, metadata) #   client.log(LOG_LEVELS[1], message, metadata)
+          client.log_canonical(LOG_LEVELS[#{index}], message, metadata) #   client.log_canonical(LOG_LEVELS[1], ...)
         end                                               # end
       RUBY
     end

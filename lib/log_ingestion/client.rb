@@ -107,7 +107,32 @@ module LogIngestion
     # full, or a failure of the gem, reported through on_error). Raises only
     # ArgumentError for an unknown level.
     def log(level, message, metadata = nil)
-      enqueue(Levels.normalize(level), message, metadata)
+      log_canonical(Levels.normalize(level), message, metadata)
+    end
+
+    # #log for a +level+ already canonical (one of Levels::ALL, as it is): what
+    # LogIngestionClient's level methods call, sparing each log call the level lookup
+    # and a Ruby method call (each is a visible share of a log call's cost). A level
+    # that is not canonical is not taken (the failure is reported through on_error, as
+    # any failure of an enqueue), never raised.
+    def log_canonical(level, message, metadata = nil)
+      delivery = @delivery
+      # current_delivery's first check, inline: the common case costs no extra call
+      # (each Ruby call is a visible share of a log call's ~2 µs).
+      unless delivery && !@stale && @pid == Native.process_id
+        delivery = current_delivery or return not_taken
+      end
+      metadata = Context.merge_into(metadata)
+      # Skipped without a filter (the client's or the default one): a log call's Ruby
+      # layers cost it more than the native conversion, so each call saved here shows.
+      filter = @configuration.metadata_filter || Client.default_metadata_filter
+      metadata = filter_metadata(metadata, filter) if filter
+      delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, metadata)
+    rescue StandardError => e
+      raise if Failsafe.interrupt?(e)
+
+      report_failure(:enqueue, e)
+      false
     end
 
     # Sends one entry now (see LogIngestionClient.send_log). Its defaults (timestamp,
@@ -224,26 +249,6 @@ module LogIngestion
 
       @delivery ||= start_delivery_lazily if @configuration.deliverable?
       @delivery || warn_unconfigured
-    end
-
-    def enqueue(level, message, metadata)
-      delivery = @delivery
-      # current_delivery's first check, inline: the common case costs no extra call
-      # (each Ruby call is a visible share of a log call's ~2 µs).
-      unless delivery && !@stale && @pid == Native.process_id
-        delivery = current_delivery or return not_taken
-      end
-      metadata = Context.merge_into(metadata)
-      # Skipped without a filter (the client's or the default one): a log call's Ruby
-      # layers cost it more than the native conversion, so each call saved here shows.
-      filter = @configuration.metadata_filter || Client.default_metadata_filter
-      metadata = filter_metadata(metadata, filter) if filter
-      delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, metadata)
-    rescue StandardError => e
-      raise if Failsafe.interrupt?(e)
-
-      report_failure(:enqueue, e)
-      false
     end
 
     # An entry no delivery took: lost to a failed start (counted), or not configured.

@@ -85,11 +85,15 @@ module LogIngestion
       private
 
       # Rails 7's IsolatedExecutionState once it is loaded (remembered: it never goes
-      # away, and every log call asks), else this fiber's Thread.current storage.
+      # away, and every log call asks), else this fiber's Thread.current storage. Until
+      # it is loaded, a call costs one read of the remembered value and one `defined?`,
+      # with no write (a class's instance variables are not cached inline: each access
+      # is a table lookup, a visible share of a log call).
       def storage
-        @isolated_execution_state ||=
-          (::ActiveSupport::IsolatedExecutionState if defined?(::ActiveSupport::IsolatedExecutionState))
-        @isolated_execution_state || Thread.current
+        return @isolated_execution_state if @isolated_execution_state
+        return Thread.current unless defined?(::ActiveSupport::IsolatedExecutionState)
+
+        @isolated_execution_state = ::ActiveSupport::IsolatedExecutionState
       end
     end
 

@@ -2,7 +2,8 @@
 
 # Where a log call's time goes, layer by layer (issue 13): the p50 of the same call made
 # at each layer of the gem -- LogIngestion::Native::Engine#enqueue (with and without
-# metadata), EngineDelivery#enqueue, Client#log, LogIngestionClient.info -- over CALLS
+# metadata), EngineDelivery#enqueue, Client#log, Client#log_canonical (what the level methods
+# call), LogIngestionClient.info -- over CALLS
 # calls each, ROUNDS times, against the real server. A script, not a test. It reaches
 # into the client's instance variables to find the inner layers: a benchmark's licence,
 # never the gem's API.
@@ -51,6 +52,7 @@ begin
     "Native::Engine#enqueue" => -> { engine.enqueue("INFO", "Request handled", METADATA) },
     "EngineDelivery#enqueue" => -> { delivery.enqueue("INFO", "Request handled", METADATA) },
     "Client#log" => -> { client.log("INFO", "Request handled", METADATA) },
+    "Client#log_canonical" => -> { client.log_canonical("INFO", "Request handled", METADATA) },
     "LogIngestionClient.info" => -> { LogIngestionClient.info("Request handled", METADATA) }
   }
   results = Hash.new { |hash, key| hash[key] = [] }

@@ -112,6 +112,16 @@ RSpec.describe LogIngestion::Client, :native do
       expect { client_for.log("VERBOSE", "x") }.to raise_error(ArgumentError, /DEBUG, INFO/)
     end
 
+    it "take a canonical level as it is through log_canonical (the level methods' path); any other is not taken, reported, never raised" do
+      client = client_for
+      expect(client.log_canonical("WARNING", "canonical", { n: 1 })).to be(true)
+      expect(client.log_canonical("VERBOSE", "not a level")).to be(false)
+      expect(next_report).to include(kind: "internal", message: a_string_including("enqueue", "VERBOSE"))
+      client.flush(timeout: 5)
+      expect(server.entries.map { |e| [e["level"], e["message"], e["metadata"]] })
+        .to eq([["WARNING", "canonical", { "n" => 1 }]])
+    end
+
     it "accept levels as symbols in any case" do
       client = client_for
       client.log(:critical, "c")
