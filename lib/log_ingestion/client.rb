@@ -117,9 +117,9 @@ module LogIngestion
     # any failure of an enqueue), never raised.
     def log_canonical(level, message, metadata = nil)
       delivery = @delivery
-      # current_delivery's first check, inline: the common case costs no extra call
-      # (each Ruby call is a visible share of a log call's ~2 µs).
-      unless delivery && !@stale && @pid == Native.process_id
+      # current_delivery's checks, inline, but for the fork check: the common case
+      # costs no extra call (each Ruby call is a visible share of a log call's ~2 µs).
+      if delivery.nil? || @stale
         delivery = current_delivery or return not_taken
       end
       metadata = Context.merge_into(metadata)
@@ -127,7 +127,11 @@ module LogIngestion
       # layers cost it more than the native conversion, so each call saved here shows.
       filter = @configuration.metadata_filter || Client.default_metadata_filter
       metadata = filter_metadata(metadata, filter) if filter
-      delivery.enqueue(level, message.is_a?(String) ? message : message.to_s, metadata)
+      message = message.to_s unless message.is_a?(String)
+      taken = delivery.enqueue(level, message, metadata)
+      # nil: the delivery is the parent's and this is a forked child (the delivery's
+      # enqueue is the fork check); the child's own delivery takes the entry.
+      taken.nil? ? enqueue_in_forked_child(level, message, metadata) : taken
     rescue StandardError => e
       raise if Failsafe.interrupt?(e)
 
@@ -249,6 +253,13 @@ module LogIngestion
 
       @delivery ||= start_delivery_lazily if @configuration.deliverable?
       @delivery || warn_unconfigured
+    end
+
+    # The first log call of a forked child (its delivery answered nil): the child's own
+    # delivery, started now, takes the entry.
+    def enqueue_in_forked_child(level, message, metadata)
+      delivery = current_delivery or return not_taken
+      delivery.enqueue(level, message, metadata) || false
     end
 
     # An entry no delivery took: lost to a failed start (counted), or not configured.

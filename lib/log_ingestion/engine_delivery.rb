@@ -31,9 +31,11 @@ module LogIngestion
       @engine.pid
     end
 
+    # True when queued, false when dropped, nil when this engine belongs to the process
+    # this one was forked from (the engine's answer: a log call's fork check).
     def enqueue(level, message, metadata)
       taken = @engine.enqueue(level, message, metadata)
-      start_or_poll_reporter unless @reporter_started
+      start_or_poll_reporter unless @reporter_started || taken.nil?
       taken
     end
 

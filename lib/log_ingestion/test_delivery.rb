@@ -39,7 +39,11 @@ module LogIngestion
 
     attr_reader :pid
 
+    # True, or nil in a process forked from the one that made this delivery (the fork
+    # check of a log call, as the engine's enqueue answers it).
     def enqueue(level, message, metadata)
+      return nil unless @pid == Native.process_id
+
       record(level: level, message: message, metadata: metadata)
       true
     end

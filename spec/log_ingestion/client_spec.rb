@@ -122,6 +122,24 @@ RSpec.describe LogIngestion::Client, :native do
         .to eq([["WARNING", "canonical", { "n" => 1 }]])
     end
 
+    # A log call writes its entry in one buffer (ext/log_ingestion/src/entry.rs,
+    # encoded_call); test mode's entry_json goes through an owned Entry. The same bytes.
+    it "send each log call's entry byte for byte as test mode's converter writes it (every metadata case, a cut message)" do
+      client = client_for(gzip: false, batch_size: 1000, batch_interval: 30)
+      calls = MetadataCases::CASES.map { |description, input, _expected| ["INFO", description, input] }
+      calls << ["ERROR", "ü" * 40_000, { "n" => 1 }] << ["DEBUG", "no metadata", nil] << ["WARN", "", "not a Hash"]
+      calls.each { |level, message, metadata| expect(client.log_canonical(level, message, metadata)).to be(true) }
+      expect(client.flush(timeout: 10)).to be(true)
+      batches = server.requests.select { |request| request.path.end_with?("/batch") }
+      expect(batches.size).to eq(1)
+      timestamps = batches.first.entries.map { |entry| entry["timestamp"] }
+      expected = calls.zip(timestamps).map do |(level, message, metadata), timestamp|
+        LogIngestion::Native.entry_json({ timestamp: timestamp, level: level, message: message, metadata: metadata },
+                                        "client-spec")
+      end
+      expect(batches.first.body).to eq("{\"logs\":[#{expected.join(',')}]}")
+    end
+
     it "accept levels as symbols in any case" do
       client = client_for
       client.log(:critical, "c")
@@ -672,7 +690,7 @@ RSpec.describe "the native binding", :native, :gc_stress do
     expect(server.finish).to eq(["strings"])
   end
 
-  it "refuses every call in a forked child instead of touching the parent's engine" do
+  it "refuses every call in a forked child instead of touching the parent's engine (enqueue answers nil)" do
     server = ExternalFakeServer.start
     engine = native_call { LogIngestion::Native::Engine.new(settings(server.url)) }
     reader, writer = IO.pipe
@@ -680,8 +698,7 @@ RSpec.describe "the native binding", :native, :gc_stress do
       reader.close
       outcomes = [-> { engine.enqueue("INFO", "child", nil) }, -> { engine.flush(0.1) }, -> { engine.stats },
                   -> { engine.send_log({ message: "child" }, 0.1) }, -> { engine.shutdown(0.1) }].map do |call|
-        call.call
-        "returned"
+        "returned #{call.call.inspect}"
       rescue LogIngestion::Error => e
         e.message.include?("forked child") ? "refused" : e.message
       end
@@ -692,7 +709,7 @@ RSpec.describe "the native binding", :native, :gc_stress do
     writer.close
     outcomes = reader.read
     Process.wait(child)
-    expect(outcomes).to eq((["refused"] * 5).join(","))
+    expect(outcomes).to eq((["returned nil"] + (["refused"] * 4)).join(","))
     native_call do
       expect(engine.enqueue("INFO", "parent", nil)).to be(true)
       engine.shutdown(5.0)

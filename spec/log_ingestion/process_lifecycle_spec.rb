@@ -47,10 +47,10 @@ RSpec.describe "LogIngestionClient across processes", :native do
       LogIngestionClient.flush(timeout: 5)
       LogIngestionClient.info("parent queued at fork")
       child = fork do
-        LogIngestionClient.info("from the child")
+        taken = LogIngestionClient.info("from the child") # the parent's engine answers nil; the child's takes it
         GC.start # the parent's engine, now unreferenced here, is freed without touching its threads
         LogIngestionClient.flush(timeout: 5)
-        exit!(LogIngestionClient.stats[:sent] == 1 ? 0 : 3)
+        exit!(taken == true && LogIngestionClient.stats[:sent] == 1 ? 0 : 3)
       end
       _, status = Process.wait2(child)
       LogIngestionClient.info("parent after fork")
@@ -62,6 +62,31 @@ RSpec.describe "LogIngestionClient across processes", :native do
     expect(out.strip).to eq("0")
     expect(server.messages.tally).to eq("parent before fork" => 1, "parent queued at fork" => 1,
                                         "from the child" => 1, "parent after fork" => 1)
+  end
+
+  it "gives a forked child its own delivery in test mode too: the child's entries are recorded by it" do
+    script = <<~RUBY
+      require "log_ingestion"
+      LogIngestionClient.test_mode!
+      LogIngestionClient.info("parent")
+      parent_delivery = LogIngestionClient.client.instance_variable_get(:@delivery)
+      reader, writer = IO.pipe
+      child = fork do
+        reader.close
+        taken = LogIngestionClient.info("child", { n: 1 })
+        replaced = !LogIngestionClient.client.instance_variable_get(:@delivery).equal?(parent_delivery)
+        writer.write([taken, replaced, LogIngestionClient.recorded_entries.map { |e| e[:message] }].inspect)
+        writer.close
+        exit!(0)
+      end
+      writer.close
+      puts reader.read
+      Process.wait(child)
+      puts LogIngestionClient.recorded_entries.map { |e| e[:message] }.inspect
+    RUBY
+    out, err, status = run_ruby(script)
+    expect(status).to be_success, err
+    expect(out.lines.map(&:chomp)).to eq(['[true, true, ["parent", "child"]]', '["parent"]'])
   end
 
   it "gives a forked child its own process id from the native cache (cleared by the fork handler)" do

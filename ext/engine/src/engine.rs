@@ -16,7 +16,7 @@ use tokio::runtime::{Handle, Runtime};
 use crate::cancel::Cancel;
 use crate::config::{ConfigError, EngineConfig};
 use crate::delivery::{self, Answer, EngineState, Failure};
-use crate::entry::Entry;
+use crate::entry::{EncodedEntry, Entry};
 use crate::pause::SendPause;
 use crate::queue::{BatchQueue, FlushOutcome, Pushed};
 use crate::reports::{ErrorKind, ErrorReport, ErrorReports};
@@ -218,15 +218,21 @@ impl Engine {
     /// Queues `entry` for delivery. Encodes it on the calling thread, then takes the
     /// queue's lock only for bookkeeping: it never waits on the network.
     pub fn enqueue(&self, entry: Entry) -> Enqueued {
-        let counters = &self.shared.counters;
-        let json = match entry.encode() {
-            Ok(json) => json,
+        match entry.encode() {
+            Ok(json) => self.enqueue_encoded(EncodedEntry::from_encoded(json)),
             Err(_) => {
-                Counters::add(&counters.dropped_invalid, 1);
-                return Enqueued::Dropped(DropReason::Unencodable);
+                Counters::add(&self.shared.counters.dropped_invalid, 1);
+                Enqueued::Dropped(DropReason::Unencodable)
             }
-        };
-        match self.shared.queue.push(json) {
+        }
+    }
+
+    /// Queues an entry already encoded on the calling thread (`EntryWriter`: the gem's
+    /// log calls write their entry's JSON in one buffer, with no `Entry` in between).
+    /// Same bounds, drops and counters as `enqueue`.
+    pub fn enqueue_encoded(&self, entry: EncodedEntry) -> Enqueued {
+        let counters = &self.shared.counters;
+        match self.shared.queue.push(entry.into_bytes()) {
             Pushed::Accepted { evicted } => {
                 Counters::add(&counters.enqueued, 1);
                 if evicted > 0 {

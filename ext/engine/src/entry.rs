@@ -72,30 +72,101 @@ impl Entry {
 
     /// The JSON of this entry as a `WireEntry` (`metadata` is always an object, `{}` when empty).
     ///
-    /// Written field by field into one buffer sized up front, byte for byte what
-    /// `serde_json::to_vec` of the `WireEntry` gives (a test holds them equal), without
-    /// building that `WireEntry` (it cost a level `String` and a metadata `Value` per
-    /// log call, on the caller's thread). The metadata is copied as it is.
+    /// Written field by field into one buffer sized up front (`EntryWriter`), byte for
+    /// byte what `serde_json::to_vec` of the `WireEntry` gives (a test holds them equal),
+    /// without building that `WireEntry` (it cost a level `String` and a metadata `Value`
+    /// per log call, on the caller's thread). The metadata is copied as it is.
     pub fn encode(self) -> Result<Vec<u8>, serde_json::Error> {
+        let metadata = self.metadata.as_str();
+        let mut writer = EntryWriter::new(
+            &self.timestamp,
+            &self.service,
+            self.level,
+            &self.message,
+            metadata.len(),
+        )?;
+        writer
+            .metadata_buffer()
+            .extend_from_slice(metadata.as_bytes());
+        Ok(writer.finish().into_bytes())
+    }
+}
+
+/// One entry's JSON, encoded once on the caller's thread: what the queue holds and
+/// batches are assembled from. Only `EntryWriter` (or `Entry::encode`) makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEntry(Vec<u8>);
+
+impl EncodedEntry {
+    /// The bytes `Entry::encode` returned.
+    pub(crate) fn from_encoded(json: Vec<u8>) -> EncodedEntry {
+        EncodedEntry(json)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+/// Writes one entry's JSON straight into one buffer, in `WireEntry`'s field order: the
+/// fields before the metadata at `new`, then the metadata object's text appended by its
+/// producer to `metadata_buffer`, then `finish`. The one layout of an encoded entry:
+/// `Entry::encode` writes through it too, so a log call's bytes (the gem's binding
+/// writes its converter's metadata here, with no `Entry`, no `MetadataJson` and no
+/// second copy) are what `Entry::encode` gives for the same fields.
+pub struct EntryWriter {
+    json: Vec<u8>,
+    metadata_start: usize,
+}
+
+impl EntryWriter {
+    /// Writes `{"timestamp":..,"service":..,"level":..,"message":..,"metadata":` with
+    /// room for `metadata_guess` bytes of metadata.
+    pub fn new(
+        timestamp: &str,
+        service: &str,
+        level: Level,
+        message: &str,
+        metadata_guess: usize,
+    ) -> Result<EntryWriter, serde_json::Error> {
         let mut json = Vec::with_capacity(
-            ENCODED_OVERHEAD
-                + self.timestamp.len()
-                + self.service.len()
-                + self.message.len()
-                + self.metadata.as_str().len(),
+            ENCODED_OVERHEAD + timestamp.len() + service.len() + message.len() + metadata_guess,
         );
         json.extend_from_slice(b"{\"timestamp\":");
-        serde_json::to_writer(&mut json, &self.timestamp)?;
+        serde_json::to_writer(&mut json, timestamp)?;
         json.extend_from_slice(b",\"service\":");
-        serde_json::to_writer(&mut json, &self.service)?;
+        serde_json::to_writer(&mut json, service)?;
         json.extend_from_slice(b",\"level\":");
-        serde_json::to_writer(&mut json, self.level.as_str())?;
+        serde_json::to_writer(&mut json, level.as_str())?;
         json.extend_from_slice(b",\"message\":");
-        serde_json::to_writer(&mut json, &self.message)?;
+        serde_json::to_writer(&mut json, message)?;
         json.extend_from_slice(b",\"metadata\":");
-        json.extend_from_slice(self.metadata.as_str().as_bytes());
-        json.push(b'}');
-        Ok(json)
+        let metadata_start = json.len();
+        Ok(EntryWriter {
+            json,
+            metadata_start,
+        })
+    }
+
+    /// The buffer to append the metadata to: the text of exactly one JSON object with
+    /// sorted, unique keys (see `MetadataJson::from_object_text`). What is already in
+    /// it must be left as it is.
+    pub fn metadata_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.json
+    }
+
+    /// Closes the entry. Metadata left empty is written as `{}`.
+    pub fn finish(mut self) -> EncodedEntry {
+        if self.json.len() <= self.metadata_start {
+            self.json.truncate(self.metadata_start);
+            self.json.extend_from_slice(b"{}");
+        }
+        self.json.push(b'}');
+        EncodedEntry(self.json)
     }
 }
 
@@ -196,6 +267,35 @@ mod tests {
                 serde_json::to_string(&wire).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn the_writer_gives_what_encode_gives_and_empty_metadata_is_an_object() {
+        let fields = (
+            "2026-01-01T00:00:00.000001Z",
+            "svc \"x\"",
+            Level::Error,
+            "m\n é",
+        );
+        let metadata = r#"{"a":[1,{"b":null}],"c":"\u0001"}"#;
+        let mut writer = EntryWriter::new(fields.0, fields.1, fields.2, fields.3, 0).unwrap();
+        writer
+            .metadata_buffer()
+            .extend_from_slice(metadata.as_bytes());
+        let entry = Entry {
+            timestamp: fields.0.into(),
+            service: fields.1.into(),
+            level: fields.2,
+            message: fields.3.into(),
+            metadata: MetadataJson::from_object_text(metadata.into()),
+        };
+        assert_eq!(writer.finish().into_bytes(), entry.encode().unwrap());
+
+        let empty = EntryWriter::new(fields.0, fields.1, fields.2, fields.3, 0)
+            .unwrap()
+            .finish();
+        let decoded: WireEntry = serde_json::from_slice(empty.as_bytes()).unwrap();
+        assert_eq!(decoded.metadata, Some(serde_json::json!({})));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! policy and HTTP delivery on its own native threads. Never touches Ruby.
 //!
 //! Public API: `Engine::start(EngineConfig) -> Result<Engine, EngineError>`,
-//! `enqueue(Entry) -> Enqueued`, `flush(Duration, &Cancel) -> FlushOutcome`,
+//! `enqueue(Entry) -> Enqueued`, `enqueue_encoded(EncodedEntry) -> Enqueued` (an entry
+//! written by `EntryWriter`), `flush(Duration, &Cancel) -> FlushOutcome`,
 //! `send_now(Entry, Duration, &Cancel) -> Result<SendOutcome, DeliveryError>`,
 //! `shutdown(Duration) -> ShutdownReport`, `stats() -> Stats`,
 //! `next_error(Duration, &Cancel) -> Option<ErrorReport>`, `pid() -> u32`.
@@ -60,7 +61,7 @@ pub use config::{ConfigError, DropPolicy, EngineConfig};
 pub use engine::{
     DeliveryError, DropReason, Engine, EngineError, Enqueued, SendOutcome, ShutdownReport,
 };
-pub use entry::{timestamp, timestamp_now, Entry, MetadataJson};
+pub use entry::{timestamp, timestamp_now, EncodedEntry, Entry, EntryWriter, MetadataJson};
 pub use log_ingestion_wire::Level;
 pub use queue::FlushOutcome;
 pub use reports::{ErrorKind, ErrorReport, MAX_PENDING_REPORTS};

@@ -43,7 +43,7 @@ pub const TRUNCATED_SUFFIX: &str = "...[truncated]";
 
 // First guesses that fit a typical call's metadata (a handful of short keys) with one
 // allocation each; the buffers grow past them.
-const JSON_CAPACITY_GUESS: usize = 192;
+pub const JSON_CAPACITY_GUESS: usize = 192;
 const KEYS_CAPACITY_GUESS: usize = 96;
 const MEMBERS_CAPACITY_GUESS: usize = 8;
 
@@ -86,11 +86,27 @@ impl<'r> MetadataConverter<'r> {
 
     /// The metadata object for `metadata`: nil -> `{}`, a Hash -> its conversion,
     /// anything else -> `{"value": conversion}`.
-    pub fn metadata(mut self, metadata: Value) -> MetadataJson {
+    pub fn metadata(self, metadata: Value) -> MetadataJson {
         if metadata.is_nil() {
             return MetadataJson::empty();
         }
-        self.json.reserve(JSON_CAPACITY_GUESS);
+        let mut json = Vec::with_capacity(JSON_CAPACITY_GUESS);
+        self.write_metadata(metadata, &mut json);
+        // Every byte came from a &str through serde_json or from ASCII punctuation, so
+        // this never fails; the fallback only keeps a broken invariant from panicking.
+        let text = String::from_utf8(json).unwrap_or_else(|_| "{}".to_owned());
+        MetadataJson::from_object_text(text)
+    }
+
+    /// Appends the metadata object for `metadata` (as `metadata` gives it) to `out`,
+    /// leaving what `out` holds before it as it is: a log call writes it straight into
+    /// its entry's buffer (`EntryWriter`), with no buffer of its own and no copy.
+    pub fn write_metadata(mut self, metadata: Value, out: &mut Vec<u8>) {
+        if metadata.is_nil() {
+            out.extend_from_slice(b"{}");
+            return;
+        }
+        self.json = std::mem::take(out);
         self.keys.reserve(KEYS_CAPACITY_GUESS);
         self.members.reserve(MEMBERS_CAPACITY_GUESS);
         if RHash::from_value(metadata).is_some() {
@@ -101,10 +117,7 @@ impl<'r> MetadataConverter<'r> {
             self.convert(metadata, 1);
             self.json.push(b'}');
         }
-        // Every byte came from a &str through serde_json or from ASCII punctuation, so
-        // this never fails; the fallback only keeps a broken invariant from panicking.
-        let text = String::from_utf8(self.json).unwrap_or_else(|_| "{}".to_owned());
-        MetadataJson::from_object_text(text)
+        *out = std::mem::take(&mut self.json);
     }
 
     fn convert(&mut self, value: Value, depth: usize) {
@@ -360,15 +373,20 @@ fn symbol_name(symbol: Symbol) -> Cow<'static, str> {
 
 /// The message to send: valid UTF-8, cut to `MAX_MESSAGE_BYTES` (suffix included).
 pub fn message(ruby: &Ruby, message: RString) -> String {
-    let mut text = utf8(ruby, message);
-    if text.len() > MAX_MESSAGE_BYTES {
-        text.truncate(floor_char_boundary(
-            &text,
-            MAX_MESSAGE_BYTES - TRUNCATED_SUFFIX.len(),
-        ));
-        text.push_str(TRUNCATED_SUFFIX);
-    }
-    text
+    with_message(ruby, message, str::to_owned)
+}
+
+/// `read` applied to the message to send (see `message`), borrowed from the Ruby
+/// string when it is UTF-8 already and within `MAX_MESSAGE_BYTES`. `read` must not run
+/// Ruby code.
+pub fn with_message<T>(ruby: &Ruby, message: RString, read: impl FnOnce(&str) -> T) -> T {
+    with_utf8(ruby, message, |text| {
+        if text.len() <= MAX_MESSAGE_BYTES {
+            return read(text);
+        }
+        let kept = &text[..floor_char_boundary(text, MAX_MESSAGE_BYTES - TRUNCATED_SUFFIX.len())];
+        read(&[kept, TRUNCATED_SUFFIX].concat())
+    })
 }
 
 /// The string's text as UTF-8: bytes of UTF-8/US-ASCII/BINARY strings read as UTF-8

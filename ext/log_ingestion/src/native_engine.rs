@@ -56,18 +56,25 @@ impl NativeEngine {
         })
     }
 
-    /// `#enqueue(level, message, metadata)`: true when queued, false when dropped.
+    /// `#enqueue(level, message, metadata)`: true when queued, false when dropped, nil
+    /// (nothing converted, nothing touched) when the engine belongs to the process this
+    /// one was forked from. The only call that answers a forked child instead of
+    /// raising: it is the fork check of every log call (`Client#log_canonical` starts
+    /// the child's own delivery on nil), so the client need not ask for the process id
+    /// first -- a Ruby-to-native call saved per log call.
     pub fn enqueue(
         ruby: &Ruby,
         rb_self: &Self,
         level: RString,
         message: RString,
         metadata: Value,
-    ) -> Result<bool, Error> {
+    ) -> Result<Option<bool>, Error> {
         guard(|| {
-            let engine = rb_self.engine()?;
-            let entry = entry::from_call(ruby, &rb_self.service, level, message, metadata)?;
-            Ok(engine.enqueue(entry).is_accepted())
+            let Some(engine) = rb_self.own_engine() else {
+                return Ok(None);
+            };
+            let entry = entry::encoded_call(ruby, &rb_self.service, level, message, metadata)?;
+            Ok(Some(engine.enqueue_encoded(entry).is_accepted()))
         })
     }
 
@@ -176,16 +183,19 @@ impl NativeEngine {
     /// threads do not exist and a lock may be held forever by one of them, so every
     /// call there raises instead of touching it.
     fn engine(&self) -> Result<&Engine, Error> {
-        let current = process_id::current();
-        if current == self.pid {
-            Ok(&self.engine)
-        } else {
-            Err(gem_error(format!(
-                "log_ingestion: this engine belongs to process {}, not to this forked child ({current}); \
+        self.own_engine().ok_or_else(|| {
+            gem_error(format!(
+                "log_ingestion: this engine belongs to process {}, not to this forked child ({}); \
                  start a new one (LogIngestionClient does so by itself)",
-                self.pid
-            )))
-        }
+                self.pid,
+                process_id::current()
+            ))
+        })
+    }
+
+    /// The engine when this is the process that started it, else None (see `engine`).
+    fn own_engine(&self) -> Option<&Engine> {
+        (process_id::current() == self.pid).then_some(&*self.engine)
     }
 }
 
