@@ -3,7 +3,8 @@
 # Where a log call's time goes, layer by layer (issue 13): the p50 of the same call made
 # at each layer of the gem -- LogIngestion::Native::Engine#enqueue (with and without
 # metadata), EngineDelivery#enqueue, Client#log, Client#log_canonical (what the level methods
-# call), LogIngestionClient.info -- over CALLS
+# call), LogIngestionClient.info (also inside a request context, and outside one once
+# contexts are in use, as in a Rails app) -- over CALLS
 # calls each, ROUNDS times, against the real server. A script, not a test. It reaches
 # into the client's instance variables to find the inner layers: a benchmark's licence,
 # never the gem's API.
@@ -60,8 +61,19 @@ begin
     layers.each { |name, call| results[name] << p50(CALLS, &call) }
     LogIngestionClient.flush(timeout: 300)
   end
+  # Then as in a Rails app: once a request context was ever stored, every log call looks
+  # for one (LogIngestion::Context.current); inside a request it is merged in. These run
+  # after all the rows above, which measure a process that never stored a context.
+  info = -> { LogIngestionClient.info("Request handled", METADATA) }
+  ROUNDS.times do
+    LogIngestion::Context.with(request_id: "req-layers") do
+      results["LogIngestionClient.info in a request"] << p50(CALLS, &info)
+    end
+    results["LogIngestionClient.info, contexts in use"] << p50(CALLS, &info)
+    LogIngestionClient.flush(timeout: 300)
+  end
   puts "p50 per call (µs), #{CALLS} calls per round, five metadata keys unless said:"
-  results.each { |name, values| puts format("  %-38s %s", name, values.map { |v| format("%.2f", v) }.join(" / ")) }
+  results.each { |name, values| puts format("  %-42s %s", name, values.map { |v| format("%.2f", v) }.join(" / ")) }
   LogIngestionClient.shutdown(timeout: 60)
 ensure
   server.stop

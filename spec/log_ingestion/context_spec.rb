@@ -32,6 +32,38 @@ RSpec.describe LogIngestion::Context do
     expect(described_class.merge_into(metadata)).to be(metadata)
   end
 
+  # In a child: the stand-in for Rails 7's IsolatedExecutionState (thread isolation:
+  # one state for every fiber of a thread) must not outlive the example.
+  it "stores and reads in ActiveSupport::IsolatedExecutionState once it is loaded, also when it loads after a first context" do
+    out, err, status = run_ruby(<<~RUBY)
+      require "log_ingestion"
+      LogIngestion::Context.with(request_id: "before") { puts LogIngestion::Context.merge_into({})[:request_id] }
+      module ActiveSupport
+        module IsolatedExecutionState
+          @state = {}
+          class << self
+            attr_reader :state
+
+            def [](key) = @state[key]
+
+            def []=(key, value)
+              @state[key] = value
+            end
+          end
+        end
+      end
+      LogIngestion::Context.with(request_id: "after") do
+        puts LogIngestion::Context.merge_into({ a: 1 }).inspect
+        puts ActiveSupport::IsolatedExecutionState.state.values.map(&:request_id).inspect
+        puts Fiber.new { LogIngestion::Context.current.request_id }.resume
+        puts Thread.current[:log_ingestion_context].inspect
+      end
+      puts LogIngestion::Context.current.inspect
+    RUBY
+    expect(status).to be_success, err
+    expect(out.lines.map(&:chomp)).to eq(["before", '{:a=>1, :request_id=>"after"}', '["after"]', "after", "nil", "nil"])
+  end
+
   it "keeps at most MAX_ID_BYTES of an id from outside" do
     context = described_class.new(request_id: "é" * 300)
     expect(context.request_id.bytesize).to be <= described_class::MAX_ID_BYTES

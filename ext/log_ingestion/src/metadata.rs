@@ -17,6 +17,7 @@
 //! naming the object's class.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::ops::Range;
 
 use chrono::DateTime;
@@ -46,6 +47,43 @@ pub const TRUNCATED_SUFFIX: &str = "...[truncated]";
 pub const JSON_CAPACITY_GUESS: usize = 192;
 const KEYS_CAPACITY_GUESS: usize = 96;
 const MEMBERS_CAPACITY_GUESS: usize = 8;
+
+// The key and member stacks a thread's converter keeps for its next call (two
+// allocations and frees saved per log call), when they stayed within these bounds: a
+// huge metadata argument must not leave a thread holding its buffers for good.
+const SCRATCH_KEYS_MAX: usize = 4 * 1024;
+const SCRATCH_MEMBERS_MAX: usize = 256;
+
+/// The stacks a converter works in, lent by this thread's `SCRATCH` between calls.
+#[derive(Default)]
+struct Scratch {
+    keys: String,
+    members: Vec<Member>,
+}
+
+thread_local! {
+    /// Taken (left empty) by a converter when it starts and given back when it is done,
+    /// so a converter started meanwhile on this thread (Ruby code run by a conversion,
+    /// e.g. a `to_s` that logs) simply gets empty stacks: no borrow is held across Ruby.
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+}
+
+impl Scratch {
+    fn take() -> Scratch {
+        SCRATCH.try_with(Cell::take).unwrap_or_default()
+    }
+
+    fn give_back(mut self) {
+        if self.keys.capacity() > SCRATCH_KEYS_MAX || self.members.capacity() > SCRATCH_MEMBERS_MAX
+        {
+            return;
+        }
+        self.keys.clear();
+        self.members.clear();
+        // Fails only while the thread is exiting: the stacks are then just dropped.
+        let _ = SCRATCH.try_with(|scratch| scratch.set(self));
+    }
+}
 
 /// One key and value of a Hash being written: the key's text in `keys`, the value's
 /// JSON in `json`.
@@ -107,6 +145,9 @@ impl<'r> MetadataConverter<'r> {
             return;
         }
         self.json = std::mem::take(out);
+        let Scratch { keys, members } = Scratch::take();
+        self.keys = keys;
+        self.members = members;
         self.keys.reserve(KEYS_CAPACITY_GUESS);
         self.members.reserve(MEMBERS_CAPACITY_GUESS);
         if RHash::from_value(metadata).is_some() {
@@ -118,6 +159,11 @@ impl<'r> MetadataConverter<'r> {
             self.json.push(b'}');
         }
         *out = std::mem::take(&mut self.json);
+        Scratch {
+            keys: std::mem::take(&mut self.keys),
+            members: std::mem::take(&mut self.members),
+        }
+        .give_back();
     }
 
     fn convert(&mut self, value: Value, depth: usize) {
