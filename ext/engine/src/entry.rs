@@ -138,6 +138,33 @@ impl EntryWriter {
         );
         json.extend_from_slice(b"{\"timestamp\":");
         serde_json::to_writer(&mut json, timestamp)?;
+        Self::after_timestamp(json, service, level, message)
+    }
+
+    /// `new` stamped now (`timestamp_now`'s text), written in place: what a log call
+    /// writes, without a `String` for the timestamp.
+    pub fn stamped_now(
+        service: &str,
+        level: Level,
+        message: &str,
+        metadata_guess: usize,
+    ) -> Result<EntryWriter, serde_json::Error> {
+        let at = Utc::now();
+        let mut json = Vec::with_capacity(
+            ENCODED_OVERHEAD + TIMESTAMP_LEN + service.len() + message.len() + metadata_guess,
+        );
+        json.extend_from_slice(b"{\"timestamp\":\"");
+        write_timestamp(&mut json, at);
+        json.push(b'"');
+        Self::after_timestamp(json, service, level, message)
+    }
+
+    fn after_timestamp(
+        mut json: Vec<u8>,
+        service: &str,
+        level: Level,
+        message: &str,
+    ) -> Result<EntryWriter, serde_json::Error> {
         json.extend_from_slice(b",\"service\":");
         serde_json::to_writer(&mut json, service)?;
         json.extend_from_slice(b",\"level\":");
@@ -181,40 +208,49 @@ pub fn timestamp_now() -> String {
 /// The one timestamp format of the gem: RFC 3339 UTC with microseconds, e.g.
 /// `2026-11-27T13:03:01.123456Z` (entries' timestamps and Times in metadata).
 pub fn timestamp(at: DateTime<Utc>) -> String {
+    let mut text = Vec::with_capacity(TIMESTAMP_LEN);
+    write_timestamp(&mut text, at);
+    // Only ASCII was written, so this never fails; chrono's text keeps a broken
+    // invariant from panicking.
+    String::from_utf8(text).unwrap_or_else(|_| at.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+/// Appends `timestamp(at)`'s text to `out`: ASCII digits and `-:T.Z+` only, so it
+/// needs no escaping inside a JSON string (`EntryWriter::stamped_now` relies on it).
+fn write_timestamp(out: &mut Vec<u8>, at: DateTime<Utc>) {
     // Written digit by digit: chrono's formatter interprets its format items and cost
     // a log call about a tenth of a microsecond. Years chrono writes otherwise than as
     // four digits and leap seconds (nanoseconds >= 1e9) keep chrono's path.
     let nanos = at.nanosecond();
     let year = at.year();
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        return at.to_rfc3339_opts(SecondsFormat::Micros, true);
+        out.extend_from_slice(at.to_rfc3339_opts(SecondsFormat::Micros, true).as_bytes());
+        return;
     }
-    let mut text = String::with_capacity(TIMESTAMP_LEN);
-    push_digits(&mut text, year as u32, 4);
-    text.push('-');
-    push_digits(&mut text, at.month(), 2);
-    text.push('-');
-    push_digits(&mut text, at.day(), 2);
-    text.push('T');
-    push_digits(&mut text, at.hour(), 2);
-    text.push(':');
-    push_digits(&mut text, at.minute(), 2);
-    text.push(':');
-    push_digits(&mut text, at.second(), 2);
-    text.push('.');
-    push_digits(&mut text, nanos / 1000, 6);
-    text.push('Z');
-    text
+    push_digits(out, year as u32, 4);
+    out.push(b'-');
+    push_digits(out, at.month(), 2);
+    out.push(b'-');
+    push_digits(out, at.day(), 2);
+    out.push(b'T');
+    push_digits(out, at.hour(), 2);
+    out.push(b':');
+    push_digits(out, at.minute(), 2);
+    out.push(b':');
+    push_digits(out, at.second(), 2);
+    out.push(b'.');
+    push_digits(out, nanos / 1000, 6);
+    out.push(b'Z');
 }
 
 /// `2026-11-27T13:03:01.123456Z`
 const TIMESTAMP_LEN: usize = 27;
 
 /// `value`'s last `width` decimal digits, zero-padded.
-fn push_digits(text: &mut String, value: u32, width: u32) {
+fn push_digits(out: &mut Vec<u8>, value: u32, width: u32) {
     for place in (0..width).rev() {
         let digit = (value / 10u32.pow(place)) % 10;
-        text.push(char::from(b'0' + digit as u8));
+        out.push(b'0' + digit as u8);
     }
 }
 
@@ -296,6 +332,30 @@ mod tests {
             .finish();
         let decoded: WireEntry = serde_json::from_slice(empty.as_bytes()).unwrap();
         assert_eq!(decoded.metadata, Some(serde_json::json!({})));
+    }
+
+    #[test]
+    fn an_entry_stamped_now_carries_a_timestamp_taken_at_the_call() {
+        let before = Utc::now();
+        let entry = EntryWriter::stamped_now("svc", Level::Info, "m", 0)
+            .unwrap()
+            .finish();
+        let after = Utc::now();
+        let decoded: WireEntry = serde_json::from_slice(entry.as_bytes()).unwrap();
+        let stamped = DateTime::parse_from_rfc3339(&decoded.timestamp)
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            decoded.timestamp.len(),
+            TIMESTAMP_LEN,
+            "{}",
+            decoded.timestamp
+        );
+        assert!(before.timestamp_micros() <= stamped.timestamp_micros() && stamped <= after);
+        let same_fields = EntryWriter::new(&decoded.timestamp, "svc", Level::Info, "m", 0)
+            .unwrap()
+            .finish();
+        assert_eq!(entry, same_fields);
     }
 
     #[test]

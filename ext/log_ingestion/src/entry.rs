@@ -27,18 +27,12 @@ pub fn encoded_call(
     message: RString,
     metadata: Value,
 ) -> Result<EncodedEntry, Error> {
-    let timestamp = timestamp_now();
     let level = parse_level(ruby, level)?;
-    // The message is written (copied, escaped) before the metadata is converted: its
-    // conversion may run Ruby code (`to_s`), which must not see the message borrowed.
+    // Stamped, and the message written (copied, escaped), before the metadata is
+    // converted: its conversion may run Ruby code (`to_s`), which must not see the
+    // message borrowed.
     let mut writer = metadata::with_message(ruby, message, |message| {
-        EntryWriter::new(
-            &timestamp,
-            service,
-            level,
-            message,
-            metadata::JSON_CAPACITY_GUESS,
-        )
+        EntryWriter::stamped_now(service, level, message, metadata::JSON_CAPACITY_GUESS)
     })
     // Writing JSON to a Vec cannot fail; kept as an error rather than a panic.
     .map_err(|e| gem_error(format!("log_ingestion: cannot encode the entry: {e}")))?;
