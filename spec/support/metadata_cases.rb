@@ -93,7 +93,12 @@ module MetadataCases
     ["a repeated (not cyclic) Hash is written twice", { a: (shared = { "x" => 1 }), b: shared },
      { "a" => { "x" => 1 }, "b" => { "x" => 1 } }],
     ["Latin-1 text is transcoded to UTF-8", { name: "caf\xE9".dup.force_encoding("ISO-8859-1") }, { "name" => "café" }],
-    ["invalid UTF-8 bytes are replaced", { raw: "ok\xFF".dup.force_encoding("UTF-8") }, { "raw" => "ok\uFFFD" }]
+    ["invalid UTF-8 bytes are replaced", { raw: "ok\xFF".dup.force_encoding("UTF-8") }, { "raw" => "ok\uFFFD" }],
+    ["Symbol names in another encoding are transcoded as Strings are",
+     { "caf\xE9".dup.force_encoding("ISO-8859-1").to_sym => "k", v: "na\xEFve".dup.force_encoding("ISO-8859-1").to_sym },
+     { "café" => "k", "v" => "naïve" }],
+    ["Symbols made at run time (String#to_sym) are written by name", { "made-#{1}".to_sym => "made-#{2}".to_sym },
+     { "made-1" => "made-2" }]
   ].freeze
 
   # Inputs whose exact output is checked structurally (cuts).
