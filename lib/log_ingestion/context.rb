@@ -64,7 +64,7 @@ module LogIngestion
 
       # +metadata+ with the current context's fields added (the caller's own keys win).
       # The same object when there is no context, so a log call outside requests and
-      # jobs pays one fiber-local lookup.
+      # jobs pays one fiber-local lookup (none before any context was ever stored).
       def merge_into(metadata)
         context = current or return metadata
         fields = context.metadata

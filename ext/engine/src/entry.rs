@@ -4,7 +4,10 @@
 //! caller's thread so the queue can bound memory exactly and batches can be assembled
 //! without re-serialising. It never sees Ruby objects and never performs I/O.
 //! The metadata arrives already encoded (`MetadataJson`): the gem's converter writes
-//! it straight from Ruby values, and this module only splices it in.
+//! it straight from Ruby values, and this module only splices it in. `EntryWriter` is
+//! the one layout of an encoded entry: `Entry::encode` writes through it, and a log
+//! call writes its fields and then its converter's metadata straight into it, with no
+//! `Entry` at all.
 
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use log_ingestion_wire::Level;

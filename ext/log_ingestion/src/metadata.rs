@@ -12,7 +12,8 @@
 //! gave when the converter built one). It writes the JSON bytes straight from the Ruby
 //! values (every string and number through `serde_json`'s writer, so the text is what
 //! serialising a `Map` gave) instead of building a `Map` and serialising it: that was
-//! most of a log call's native cost. It never keeps a Ruby value after returning and
+//! most of a log call's native cost; a log call's metadata is written straight into its
+//! entry's buffer (`write_metadata`). It never keeps a Ruby value after returning and
 //! never fails: a Ruby exception raised while converting becomes a placeholder string
 //! naming the object's class.
 

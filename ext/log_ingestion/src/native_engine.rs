@@ -4,7 +4,8 @@
 //! it only converts Ruby values to owned Rust data (`entry`) and enqueues; the blocking calls (flush, send_log, shutdown, next_error) wait without
 //! the GVL and are cancelled by Ruby's unblock function. It never keeps a Ruby object
 //! after a call returns. An engine that reaches a forked child (where its threads do
-//! not exist) refuses every call with `LogIngestion::Error` and is leaked, never dropped.
+//! not exist) refuses every call with `LogIngestion::Error` (`enqueue`, the fork check
+//! of every log call, answers nil instead) and is leaked, never dropped.
 
 use std::mem::ManuallyDrop;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -181,7 +182,7 @@ impl NativeEngine {
 
     /// The engine, when this is the process that started it. In a forked child its
     /// threads do not exist and a lock may be held forever by one of them, so every
-    /// call there raises instead of touching it.
+    /// call there raises instead of touching it (`enqueue` answers nil: `own_engine`).
     fn engine(&self) -> Result<&Engine, Error> {
         self.own_engine().ok_or_else(|| {
             gem_error(format!(
