@@ -282,8 +282,10 @@ pub struct GroupCommitSettings {
 }
 
 impl GroupCommitSettings {
-    fn read(env: &mut Environment<'_>) -> Self {
-        GroupCommitSettings {
+    /// `pool_connections` is the write pool's size: each writer keeps one of its
+    /// connections, and at least one must stay for health checks and maintenance.
+    fn read(env: &mut Environment<'_>, pool_connections: u32) -> Self {
+        let settings = GroupCommitSettings {
             // Grouping comes from writers being busy: requests that arrive during a
             // commit form the next group. A linger only delays a lone request (it
             // cost ~30% of batch-100 throughput at 2ms in the load benchmark).
@@ -295,7 +297,17 @@ impl GroupCommitSettings {
                 16 * 1024 * 1024,
                 1024,
             ),
+        };
+        if settings.writers >= pool_connections as usize {
+            env.problem(
+                "LOG_INGESTION_GROUP_COMMIT_WRITERS",
+                format_args!(
+                    "must be below LOG_INGESTION_DATABASE_MAX_CONNECTIONS ({pool_connections}): each writer keeps one connection, and health checks and maintenance need one (got {})",
+                    settings.writers
+                ),
+            );
         }
+        settings
     }
 }
 
@@ -450,7 +462,7 @@ impl Settings {
             max_inflight_bytes: env.at_least("LOG_INGESTION_MAX_INFLIGHT_BYTES", 16 * MIB, 1024),
             inflight_wait: env.get("LOG_INGESTION_INFLIGHT_WAIT", Duration::from_millis(500)),
             retention_days: env.optional_at_least("LOG_INGESTION_RETENTION_DAYS", 1),
-            group_commit: GroupCommitSettings::read(env),
+            group_commit: GroupCommitSettings::read(env, database.max_connections),
             shutdown_deadline: env.get("LOG_INGESTION_SHUTDOWN_DEADLINE", Duration::from_secs(30)),
             read: ReadSettings::read(env),
             connections: ConnectionSettings::read(env),
@@ -781,6 +793,24 @@ mod tests {
         assert!(error.contains("LOG_INGESTION_API_KEYS"), "{error}");
         assert!(error.contains("LOG_INGESTION_PORT"), "{error}");
         assert!(error.contains("LOG_INGESTION_RATE_LIMIT_RPS"), "{error}");
+    }
+
+    #[test]
+    fn writers_must_leave_the_pool_a_connection() {
+        let with = |writers: &str, pool: &str| {
+            settings_from(&[
+                ("DATABASE_URL", "postgres://localhost/x"),
+                ("LOG_INGESTION_API_KEYS", "a"),
+                ("LOG_INGESTION_GROUP_COMMIT_WRITERS", writers),
+                ("LOG_INGESTION_DATABASE_MAX_CONNECTIONS", pool),
+            ])
+        };
+        let error = with("4", "4").unwrap_err().to_string();
+        assert!(
+            error.contains("LOG_INGESTION_GROUP_COMMIT_WRITERS: must be below"),
+            "{error}"
+        );
+        assert_eq!(with("3", "4").map(|s| s.group_commit.writers).ok(), Some(3));
     }
 
     #[test]
