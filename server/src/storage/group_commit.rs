@@ -347,7 +347,9 @@ async fn write_group(
     if !data.is_empty() {
         // Inside the transaction: a failure anywhere before COMMIT stores nothing, but
         // only the first exchange is retried, so it counts as a later failure here.
-        copy_rows(&mut tx, data).await.map_err(|failure| WriteFailure::later(failure.error))?;
+        copy_rows(&mut tx, data)
+            .await
+            .map_err(|failure| WriteFailure::later(failure.error))?;
     }
     tx.commit().await.map_err(WriteFailure::later)?;
     Ok(outcomes)

@@ -143,11 +143,18 @@ async fn terminate_other_backends(app: &TestApp) -> usize {
 async fn a_writer_whose_kept_connection_died_writes_the_next_group_on_a_fresh_one() {
     let app = spawn_app_with(|settings| settings.group_commit.writers = 1).await;
     assert_eq!(app.post_batch(vec![entry("before")]).await.status(), 200);
-    assert!(terminate_other_backends(&app).await >= 1, "no writer connection found");
+    assert!(
+        terminate_other_backends(&app).await >= 1,
+        "no writer connection found"
+    );
 
     for i in 0..3 {
         let response = app.post_batch(vec![entry(&format!("after-{i}"))]).await;
-        assert_eq!(response.status(), 200, "group {i} after the writer's backend died");
+        assert_eq!(
+            response.status(),
+            200,
+            "group {i} after the writer's backend died"
+        );
     }
     assert_eq!(app.metric("log_ingestion_writer_reconnects_total").await, 1);
     assert_eq!(app.metric("log_ingestion_database_errors_total").await, 0);
@@ -168,8 +175,9 @@ async fn writers_recover_when_their_backends_are_terminated_under_load() {
         async move {
             let (mut acknowledged, mut refused) = (Vec::new(), 0);
             for request in 0..30 {
-                let messages: Vec<String> =
-                    (0..10).map(|i| format!("c{client}-r{request}-e{i}")).collect();
+                let messages: Vec<String> = (0..10)
+                    .map(|i| format!("c{client}-r{request}-e{i}"))
+                    .collect();
                 let response = app
                     .post_batch(messages.iter().map(|m| entry(m)).collect())
                     .await;
@@ -205,7 +213,10 @@ async fn writers_recover_when_their_backends_are_terminated_under_load() {
     let distinct: HashSet<&String> = stored.iter().collect();
     assert_eq!(distinct.len(), stored.len(), "an entry was stored twice");
     for message in &acknowledged {
-        assert!(distinct.contains(message), "{message} acknowledged but not stored");
+        assert!(
+            distinct.contains(message),
+            "{message} acknowledged but not stored"
+        );
     }
     // Each termination can fail at most the group each of the 2 writers has in
     // flight, 8 requests at most: 3 x 2 x 8. Writers that did not recover would fail
