@@ -359,6 +359,9 @@ fn ascii_key_is_sensitive(key: &str) -> Option<bool> {
     if bytes.len() > MAX_ASCII_KEY_BYTES || !bytes.is_ascii() {
         return None;
     }
+    if !may_be_sensitive(bytes) {
+        return Some(false);
+    }
     let mut normalized = [0u8; MAX_ASCII_KEY_BYTES];
     let (mut len, mut word_start) = (0, 0);
     let mut sensitive_word = false;
@@ -397,6 +400,41 @@ fn ascii_key_is_sensitive(key: &str) -> Option<bool> {
                 .iter()
                 .any(|compound| normalized.ends_with(compound.as_bytes())),
     )
+}
+
+/// Fragments of which every sensitive word holds one (`password`, `passwd` and
+/// `passphrase` hold `pass`; `authorization` `auth`; `credential(s)` `cred`), as
+/// does every compound ending in `token` or `secret`.
+const SENSITIVE_FRAGMENTS: &[&[u8]] = &[
+    b"pass", b"pwd", b"secret", b"token", b"auth", b"cred", b"cvv", b"ssn", b"cookie",
+];
+
+/// Endings of which every other sensitive compound ends with one.
+const SENSITIVE_ENDINGS: &[&[u8]] = &[b"key", b"card", b"number", b"security", b"sessionid"];
+
+/// A quick necessary condition of the rule for an ASCII key: its letters and digits,
+/// lowercased, hold a [`SENSITIVE_FRAGMENTS`] entry or end with a
+/// [`SENSITIVE_ENDINGS`] one. Most keys (`request_id`, `user_id`, `path`) fail it in
+/// one pass, without the word splitting the profile showed at ~35 ns per key; a
+/// test checks every sensitive word and compound passes it.
+fn may_be_sensitive(key: &[u8]) -> bool {
+    let mut normalized = [0u8; MAX_ASCII_KEY_BYTES];
+    let mut len = 0;
+    for &c in key {
+        if c.is_ascii_alphanumeric() {
+            normalized[len] = c.to_ascii_lowercase();
+            len += 1;
+        }
+    }
+    let normalized = &normalized[..len];
+    (0..len).any(|start| {
+        let rest = &normalized[start..];
+        SENSITIVE_FRAGMENTS
+            .iter()
+            .any(|fragment| rest.starts_with(fragment))
+    }) || SENSITIVE_ENDINGS
+        .iter()
+        .any(|ending| normalized.ends_with(ending))
 }
 
 /// A key's words, lowercased: split at anything but letters and digits, at a
@@ -563,10 +601,21 @@ mod tests {
         assert_eq!(stored["nested"]["api_key"], FILTERED);
     }
 
+    #[test]
+    fn every_sensitive_word_and_compound_passes_the_quick_check() {
+        for word in SENSITIVE_WORDS.iter().chain(SENSITIVE_COMPOUNDS) {
+            assert!(may_be_sensitive(word.as_bytes()), "{word}");
+            assert!(is_sensitive_key(word), "{word}");
+        }
+        for key in ["request_id", "user_id", "path", "status", "duration_ms"] {
+            assert!(!may_be_sensitive(key.as_bytes()), "{key}");
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn the_ascii_path_agrees_with_the_word_rule(
-            key in "[a-zA-Z0-9_ .-]{0,70}|(api|API|Key|key|_|secret|Token|TOKEN|SSN|PWD|Id|ID|session|2|x|-|card|Number|my|My){0,8}",
+            key in "[a-zA-Z0-9_ .-]{0,70}|(api|API|Key|key|_|secret|Token|TOKEN|SSN|PWD|Id|ID|session|2|x|-|card|Number|my|My|pass|Pass|word|wd|phrase|auth|Auth|orization|cred|ential|s|cookie|Cookie|cvv|social|Security|access|refresh|client|private|credit){0,8}",
         ) {
             if let Some(fast) = ascii_key_is_sensitive(&key) {
                 proptest::prop_assert_eq!(fast, words_are_sensitive(&key), "{}", key);
