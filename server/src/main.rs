@@ -25,6 +25,13 @@ enum Command {
     Migrate(Option<StorageSetting>),
 }
 
+/// A command with what it needs before the runtime starts (`serve`'s settings size
+/// the runtime).
+enum Ready {
+    Serve(Box<Settings>),
+    Migrate(Option<StorageSetting>),
+}
+
 /// The command named by the arguments, or the message to print with exit status 2.
 fn parse_command(args: &[String]) -> Result<Option<Command>, String> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -67,19 +74,31 @@ fn main() -> ExitCode {
     let instance = InstanceId::resolve(configured_instance.as_deref().map(str::trim))
         .unwrap_or_else(|_| InstanceId::for_this_process());
     telemetry::init(&instance);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `serve` reads its settings before the runtime exists: they size it.
+    let ready = match command {
+        Command::Serve => match Settings::from_env() {
+            Ok(settings) => Ready::Serve(Box::new(settings)),
+            Err(error) => {
+                eprintln!("log-ingestion-server: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Command::Migrate(storage) => Ready::Migrate(storage),
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Ready::Serve(settings) = &ready {
+        builder.worker_threads(settings.worker_threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("log-ingestion-server: cannot start the runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    let result = match command {
-        Command::Serve => runtime.block_on(serve()),
-        Command::Migrate(storage) => runtime.block_on(migrate(storage)),
+    let result = match ready {
+        Ready::Serve(settings) => runtime.block_on(serve(*settings)),
+        Ready::Migrate(storage) => runtime.block_on(migrate(storage)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,8 +109,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve() -> Result<(), String> {
-    let settings = Settings::from_env().map_err(|error| error.to_string())?;
+async fn serve(settings: Settings) -> Result<(), String> {
     let application = Application::build(settings)
         .await
         .map_err(|error| error.to_string())?;

@@ -70,6 +70,7 @@ pub struct Metrics {
     rate_limited: Counter,
     server_busy: Counter,
     database_errors: Counter,
+    writer_reconnects: Counter,
     read_queries_cancelled: Counter,
     request_duration: Family<Route, Histogram>,
     commit_rows: Histogram,
@@ -143,6 +144,12 @@ impl Default for Metrics {
                 &mut r,
                 "log_ingestion_database_errors",
                 "Failed group commits and storage errors",
+                Counter::default(),
+            ),
+            writer_reconnects: register(
+                &mut r,
+                "log_ingestion_writer_reconnects",
+                "Groups written again on a fresh connection because a writer's kept connection failed before anything was sent",
                 Counter::default(),
             ),
             read_queries_cancelled: register(
@@ -252,6 +259,12 @@ impl Metrics {
 
     pub fn database_error(&self) {
         self.database_errors.inc();
+    }
+
+    /// A group commit writer replaced its kept connection, found dead at a group's
+    /// first exchange, and wrote the group on a fresh one.
+    pub fn writer_reconnected(&self) {
+        self.writer_reconnects.inc();
     }
 
     /// A read query cancelled because its request went away.
@@ -440,6 +453,7 @@ mod tests {
             ("log_ingestion_rate_limited_total", "counter"),
             ("log_ingestion_server_busy_total", "counter"),
             ("log_ingestion_database_errors_total", "counter"),
+            ("log_ingestion_writer_reconnects_total", "counter"),
             ("log_ingestion_read_queries_cancelled_total", "counter"),
             ("log_ingestion_request_duration_seconds", "histogram"),
             ("log_ingestion_commit_batch_rows", "histogram"),

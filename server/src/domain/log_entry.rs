@@ -11,14 +11,15 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::metadata::Metadata;
-use super::text::storable_text;
+use super::text::{is_plain, storable_json_text};
 use crate::client_text::{describe_json_error, quoted, truncated, MAX_QUOTED_CHARS};
 use crate::config::EntryLimits;
 
 const MAX_SERVICE_CHARS: usize = 255;
 
 /// A valid entry, ready to store. Its text borrows from the request body where the
-/// JSON held it unescaped; the only way to build one is validation.
+/// JSON held it unescaped (and is then plain, see `text::is_plain`); the only way to
+/// build one is validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogEntry<'a> {
     timestamp: DateTime<Utc>,
@@ -29,7 +30,10 @@ pub struct LogEntry<'a> {
 }
 
 /// An entry's fields as the JSON holds them, borrowed: `WireEntry`'s shape, with
-/// metadata left as its raw text, and named to clients as `WireEntry` is.
+/// metadata left as its raw text, and named to clients as `WireEntry` is. `service`
+/// and `message` are `Cow::Borrowed` only when serde borrowed them from JSON text
+/// without escapes (the rule of `text::storable_json_text`); anything else builds them
+/// owned.
 #[derive(Deserialize)]
 #[serde(expecting = "a log entry object")]
 struct EntryFields<'a> {
@@ -140,9 +144,9 @@ impl<'a> LogEntry<'a> {
         match (timestamp, level) {
             (Some(timestamp), Some(level)) if problems.is_empty() => Ok(LogEntry {
                 timestamp,
-                service: storable_text(service),
+                service: storable_json_text(service),
                 level,
-                message: storable_text(message),
+                message: storable_json_text(message),
                 metadata,
             }),
             _ => Err(problems),
@@ -163,6 +167,17 @@ impl<'a> LogEntry<'a> {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Whether the service name is plain text (no control character, quote or
+    /// backslash), so it can be copied into `COPY` text without a scan.
+    pub fn service_is_plain(&self) -> bool {
+        is_plain(&self.service)
+    }
+
+    /// Whether the message is plain text, as [`LogEntry::service_is_plain`].
+    pub fn message_is_plain(&self) -> bool {
+        is_plain(&self.message)
     }
 
     pub fn metadata(&self) -> Option<&Metadata> {

@@ -1,6 +1,10 @@
 //! Text PostgreSQL can store. PostgreSQL `text` and `jsonb` cannot hold NUL; JSON
 //! decoding already refuses lone surrogates (a clear 400 before we get here), so NUL
-//! is the one character left to make storable. It never rejects anything.
+//! is the one character left to make storable. It also owns the rule that makes text
+//! *plain*: a JSON string the decoder could borrow held no escape, and JSON text cannot
+//! hold a raw control character, a raw quote or a backslash that is not an escape, so
+//! such a string holds none of them (no NUL either): it is stored and copied as is,
+//! with no scan. It never rejects anything.
 
 use std::borrow::Cow;
 
@@ -15,6 +19,25 @@ pub fn storable_text(text: Cow<'_, str>) -> Cow<'_, str> {
     } else {
         text
     }
+}
+
+/// Text of a JSON string field, made storable: `Cow::Borrowed` only when the decoder
+/// borrowed it from the JSON text (it held no escape), and then it is plain and kept
+/// without a scan; a decoded (`Owned`) string goes through [`storable_text`] and stays
+/// owned. So the result is borrowed exactly when it is plain ([`is_plain`]).
+pub fn storable_json_text(text: Cow<'_, str>) -> Cow<'_, str> {
+    match text {
+        Cow::Borrowed(plain) => Cow::Borrowed(plain),
+        Cow::Owned(decoded) => Cow::Owned(storable_text(Cow::Owned(decoded)).into_owned()),
+    }
+}
+
+/// Whether `text`, as returned by [`storable_json_text`], is plain: no control
+/// character, no quote, no backslash; it may be written into JSON or `COPY` text as is.
+// The variant is the answer (a `&str` cannot tell), so it takes the `Cow` itself.
+#[allow(clippy::ptr_arg)]
+pub fn is_plain(text: &Cow<'_, str>) -> bool {
+    matches!(text, Cow::Borrowed(_))
 }
 
 #[cfg(test)]
