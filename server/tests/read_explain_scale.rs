@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use log_ingestion_server::read::{
-    explain_histogram_query, explain_page_query, explain_services_query,
+    explain_histogram_query, explain_page_query, explain_page_windows, explain_services_query,
 };
 use log_ingestion_server::storage::{declared_indexes, StorageMode};
 use log_ingestion_test_support::{plan_nodes, query_pairs, spawn_read_app, ReadApp};
@@ -273,5 +273,134 @@ async fn text_search_over_30_days_uses_the_trigram_index_when_declared() {
     .await
     .unwrap();
     assert_eq!(left, 0);
+    app.stop().await;
+}
+
+/// Rows a page's statements examined in `logs`: what each scan of `logs` (or of a chunk)
+/// returned plus what its filter removed -- the rows the filter (`q=`'s `ILIKE`) was
+/// evaluated on. Rows a lossy BRIN block range brought in and the time recheck dropped
+/// (`Rows Removed by Index Recheck`) are not counted: they measure the index's
+/// granularity, not the windows.
+fn rows_examined(plans: &[Value], relations: &BTreeSet<String>) -> i64 {
+    plans
+        .iter()
+        .flat_map(|plan| plan_nodes(&plan[0]["Plan"]))
+        .filter(|node| {
+            node["Relation Name"]
+                .as_str()
+                .is_some_and(|name| relations.contains(name))
+        })
+        .map(|node| {
+            let rows = node["Actual Rows"].as_i64().unwrap_or(0)
+                + node["Rows Removed by Filter"].as_i64().unwrap_or(0);
+            rows * node["Actual Loops"].as_i64().unwrap_or(1)
+        })
+        .sum()
+}
+
+/// One line per statement: the scans of `logs` and what each examined.
+fn windows_summary(plans: &[Value]) -> String {
+    plans
+        .iter()
+        .map(|plan| {
+            let scans: Vec<String> = plan_nodes(&plan[0]["Plan"])
+                .iter()
+                .filter_map(|node| {
+                    let name = node["Relation Name"].as_str()?;
+                    Some(format!(
+                        "{} {name} {}+{}",
+                        node["Node Type"].as_str().unwrap_or("?"),
+                        node["Actual Rows"],
+                        node["Rows Removed by Filter"].as_i64().unwrap_or(0)
+                    ))
+                })
+                .collect();
+            format!(
+                "{} rows: {}",
+                plan[0]["Plan"]["Actual Rows"],
+                scans.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+async fn rows_between(app: &ReadApp, from: &str, to: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM logs WHERE timestamp >= $1::timestamptz AND timestamp < $2::timestamptz",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+/// A page whose filter is rare reads about the span it needs, not windows that re-read
+/// each other: `q=000 shipped` matches every 1000th row (one every 7.2 hours), so a page
+/// of 8 (9 rows read, the last tells whether there is a next page) needs the newest ~58
+/// hours. Growing windows that each re-read the last (1h, 6h, 1d, 7d) read 199 hours;
+/// disjoint doubling ones (1h, 2h, ... 32h) read 63.
+#[tokio::test]
+async fn a_rare_filter_reads_about_the_span_its_page_needs() {
+    let app = app_with_rows().await;
+    let relations = log_relations(&app).await;
+    let until = THIRTY_DAYS[1].1;
+    let query = query_pairs(
+        &[
+            THIRTY_DAYS.as_slice(),
+            &[("q", "000 shipped"), ("limit", "8")],
+        ]
+        .concat(),
+    );
+    let now = chrono::DateTime::parse_from_rfc3339(until)
+        .unwrap()
+        .to_utc();
+    let plans = explain_page_windows(&app.pool, query, &[], now)
+        .await
+        .unwrap();
+    let examined = rows_examined(&plans, &relations);
+    // The 9th match, the oldest row the page needs, is row 92,000.
+    let oldest = "2026-01-29T14:24:00Z";
+    let needed = rows_between(&app, oldest, until).await;
+    println!(
+        "q=000 shipped, limit 8: {examined} rows examined for a span of {needed} rows, {} statements:\n  {}",
+        plans.len(),
+        windows_summary(&plans)
+    );
+    assert!(
+        examined <= 2 * needed,
+        "{examined} rows examined for a page spanning {needed} rows:\n  {}",
+        windows_summary(&plans)
+    );
+    app.stop().await;
+}
+
+/// A filter that matches nothing reads each row of the range once, not the newest
+/// windows again before the whole range (1h + 6h + 1d + 7d + 30d: 1.28 times).
+#[tokio::test]
+async fn a_filter_matching_nothing_reads_the_range_once() {
+    let app = app_with_rows().await;
+    let relations = log_relations(&app).await;
+    let (since, until) = (THIRTY_DAYS[0].1, THIRTY_DAYS[1].1);
+    let query = query_pairs(&[THIRTY_DAYS.as_slice(), &[("q", "no such text")]].concat());
+    let now = chrono::DateTime::parse_from_rfc3339(until)
+        .unwrap()
+        .to_utc();
+    let plans = explain_page_windows(&app.pool, query, &[], now)
+        .await
+        .unwrap();
+    let examined = rows_examined(&plans, &relations);
+    let in_range = rows_between(&app, since, until).await;
+    println!(
+        "q=no such text over 30 days: {examined} rows examined of {in_range} in range, {} statements:\n  {}",
+        plans.len(),
+        windows_summary(&plans)
+    );
+    assert!(
+        examined <= in_range + in_range / 20,
+        "{examined} rows examined of {in_range} in range:\n  {}",
+        windows_summary(&plans)
+    );
     app.stop().await;
 }
