@@ -4,7 +4,10 @@
 //! continuous aggregates, materialized first as the refresh policy would) and only the
 //! sub-minute edges of `logs`; `meta.KEY=VALUE` on a declared key
 //! (`LOG_INGESTION_INDEXED_METADATA_KEYS`) is served by its expression index, and `q=`
-//! over 30 days by the trigram index when declared (`LOG_INGESTION_MESSAGE_TRIGRAM_INDEX`).
+//! over 30 days by the trigram index when declared (`LOG_INGESTION_MESSAGE_TRIGRAM_INDEX`);
+//! and a newest-first page read over its windows (disjoint, doubling: `read/search.rs`)
+//! examines about the span it needs when its filter is rare, and each row of the range
+//! once when the filter matches nothing.
 //!
 //! "Reads `logs`" is measured as the rows the plan's scans of `logs` (or of its chunks)
 //! returned, from `EXPLAIN ANALYZE`: before the rollups, a 30-day histogram read all
