@@ -17,6 +17,7 @@ use std::collections::BTreeSet;
 
 use log_ingestion_server::read::{
     explain_histogram_query, explain_page_query, explain_page_windows, explain_services_query,
+    ExplainedWindow,
 };
 use log_ingestion_server::storage::{declared_indexes, StorageMode};
 use log_ingestion_test_support::{plan_nodes, query_pairs, spawn_read_app, ReadApp};
@@ -279,53 +280,67 @@ async fn text_search_over_30_days_uses_the_trigram_index_when_declared() {
     app.stop().await;
 }
 
-/// Rows a page's statements examined in `logs`: what each scan of `logs` (or of a chunk)
-/// returned plus what its filter removed -- the rows the filter (`q=`'s `ILIKE`) was
-/// evaluated on. Rows a lossy BRIN block range brought in and the time recheck dropped
-/// (`Rows Removed by Index Recheck`) are not counted: they measure the index's
-/// granularity, not the windows.
-fn rows_examined(plans: &[Value], relations: &BTreeSet<String>) -> i64 {
-    plans
-        .iter()
-        .flat_map(|plan| plan_nodes(&plan[0]["Plan"]))
-        .filter(|node| {
-            node["Relation Name"]
-                .as_str()
-                .is_some_and(|name| relations.contains(name))
-        })
-        .map(|node| {
-            let rows = node["Actual Rows"].as_i64().unwrap_or(0)
-                + node["Rows Removed by Filter"].as_i64().unwrap_or(0);
-            rows * node["Actual Loops"].as_i64().unwrap_or(1)
-        })
-        .sum()
+/// What a page's statements read, two ways.
+/// - `covered`: the rows of `logs` inside each statement's time bounds, summed: what the
+///   windows ask the database to look at (a row two windows both cover counts twice).
+/// - `examined`: from `EXPLAIN ANALYZE`, what each scan of `logs` (or of a chunk)
+///   returned plus what its filter removed: the rows the filter (`q=`'s `ILIKE`) was
+///   evaluated on. Rows a lossy BRIN block range brought in and the time recheck dropped
+///   (`Rows Removed by Index Recheck`) are not counted: they measure the index's
+///   granularity, not the windows. In plain mode that is the window (BRIN narrows the
+///   heap to it); in TimescaleDB mode at this size a chunk (one day, 3,333 rows) is
+///   scanned whole by any window inside it, so only `covered` is asserted there (over
+///   10M rows, a chunk's 333k rows are narrowed by its own BRIN index).
+struct PageCost {
+    covered: i64,
+    examined: i64,
+    summary: String,
 }
 
-/// One line per statement: the scans of `logs` and what each examined.
-fn windows_summary(plans: &[Value]) -> String {
-    plans
-        .iter()
-        .map(|plan| {
-            let scans: Vec<String> = plan_nodes(&plan[0]["Plan"])
-                .iter()
-                .filter_map(|node| {
-                    let name = node["Relation Name"].as_str()?;
-                    Some(format!(
-                        "{} {name} {}+{}",
-                        node["Node Type"].as_str().unwrap_or("?"),
-                        node["Actual Rows"],
-                        node["Rows Removed by Filter"].as_i64().unwrap_or(0)
-                    ))
-                })
-                .collect();
-            format!(
-                "{} rows: {}",
-                plan[0]["Plan"]["Actual Rows"],
-                scans.join(", ")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n  ")
+async fn page_cost(app: &ReadApp, windows: &[ExplainedWindow]) -> PageCost {
+    let relations = log_relations(app).await;
+    let mut cost = PageCost {
+        covered: 0,
+        examined: 0,
+        summary: String::new(),
+    };
+    for window in windows {
+        let covered: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM logs WHERE ($1::timestamptz IS NULL OR timestamp >= $1) \
+             AND ($2::timestamptz IS NULL OR timestamp < $2)",
+        )
+        .bind(window.since)
+        .bind(window.until)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        let scans: Vec<&Value> = plan_nodes(&window.plan[0]["Plan"])
+            .into_iter()
+            .filter(|node| {
+                node["Relation Name"]
+                    .as_str()
+                    .is_some_and(|name| relations.contains(name))
+            })
+            .collect();
+        let examined: i64 = scans
+            .iter()
+            .map(|node| {
+                let rows = node["Actual Rows"].as_i64().unwrap_or(0)
+                    + node["Rows Removed by Filter"].as_i64().unwrap_or(0);
+                rows * node["Actual Loops"].as_i64().unwrap_or(1)
+            })
+            .sum();
+        cost.covered += covered;
+        cost.examined += examined;
+        cost.summary.push_str(&format!(
+            "\n  [{:?}, {:?}): {} rows found, {covered} covered, {examined} examined in {} scans",
+            window.since.map(|t| t.to_rfc3339()),
+            window.until.map(|t| t.to_rfc3339()),
+            window.plan[0]["Plan"]["Actual Rows"],
+            scans.len()
+        ));
+    }
+    cost
 }
 
 async fn rows_between(app: &ReadApp, from: &str, to: &str) -> i64 {
@@ -342,12 +357,11 @@ async fn rows_between(app: &ReadApp, from: &str, to: &str) -> i64 {
 /// A page whose filter is rare reads about the span it needs, not windows that re-read
 /// each other: `q=000 shipped` matches every 1000th row (one every 7.2 hours), so a page
 /// of 8 (9 rows read, the last tells whether there is a next page) needs the newest ~58
-/// hours. Growing windows that each re-read the last (1h, 6h, 1d, 7d) read 199 hours;
-/// disjoint doubling ones (1h, 2h, ... 32h) read 63.
+/// hours. Growing windows that each re-read the last (1h, 6h, 1d, 7d) read 199 hours
+/// (27,634 rows examined, plain mode); disjoint doubling ones (1h, 2h, ... 32h) read 63.
 #[tokio::test]
 async fn a_rare_filter_reads_about_the_span_its_page_needs() {
     let app = app_with_rows().await;
-    let relations = log_relations(&app).await;
     let until = THIRTY_DAYS[1].1;
     let query = query_pairs(
         &[
@@ -359,23 +373,33 @@ async fn a_rare_filter_reads_about_the_span_its_page_needs() {
     let now = chrono::DateTime::parse_from_rfc3339(until)
         .unwrap()
         .to_utc();
-    let plans = explain_page_windows(&app.pool, query, &[], now)
+    let windows = explain_page_windows(&app.pool, query, &[], now)
         .await
         .unwrap();
-    let examined = rows_examined(&plans, &relations);
+    let cost = page_cost(&app, &windows).await;
     // The 9th match, the oldest row the page needs, is row 92,000.
-    let oldest = "2026-01-29T14:24:00Z";
-    let needed = rows_between(&app, oldest, until).await;
+    let needed = rows_between(&app, "2026-01-29T14:24:00Z", until).await;
     println!(
-        "q=000 shipped, limit 8: {examined} rows examined for a span of {needed} rows, {} statements:\n  {}",
-        plans.len(),
-        windows_summary(&plans)
+        "q=000 shipped, limit 8: {} covered, {} examined for a span of {needed} rows:{}",
+        cost.covered, cost.examined, cost.summary
     );
+    let found: i64 = windows
+        .iter()
+        .map(|w| w.plan[0]["Plan"]["Actual Rows"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(found, 9, "{}", cost.summary);
     assert!(
-        examined <= 2 * needed,
-        "{examined} rows examined for a page spanning {needed} rows:\n  {}",
-        windows_summary(&plans)
+        cost.covered <= 2 * needed,
+        "{needed} needed:{}",
+        cost.summary
     );
+    if app.mode == StorageMode::Postgres {
+        assert!(
+            cost.examined <= 2 * needed,
+            "{needed} needed:{}",
+            cost.summary
+        );
+    }
     app.stop().await;
 }
 
@@ -384,26 +408,27 @@ async fn a_rare_filter_reads_about_the_span_its_page_needs() {
 #[tokio::test]
 async fn a_filter_matching_nothing_reads_the_range_once() {
     let app = app_with_rows().await;
-    let relations = log_relations(&app).await;
     let (since, until) = (THIRTY_DAYS[0].1, THIRTY_DAYS[1].1);
     let query = query_pairs(&[THIRTY_DAYS.as_slice(), &[("q", "no such text")]].concat());
     let now = chrono::DateTime::parse_from_rfc3339(until)
         .unwrap()
         .to_utc();
-    let plans = explain_page_windows(&app.pool, query, &[], now)
+    let windows = explain_page_windows(&app.pool, query, &[], now)
         .await
         .unwrap();
-    let examined = rows_examined(&plans, &relations);
+    let cost = page_cost(&app, &windows).await;
     let in_range = rows_between(&app, since, until).await;
     println!(
-        "q=no such text over 30 days: {examined} rows examined of {in_range} in range, {} statements:\n  {}",
-        plans.len(),
-        windows_summary(&plans)
+        "q=no such text over 30 days: {} covered, {} examined of {in_range} in range:{}",
+        cost.covered, cost.examined, cost.summary
     );
-    assert!(
-        examined <= in_range + in_range / 20,
-        "{examined} rows examined of {in_range} in range:\n  {}",
-        windows_summary(&plans)
-    );
+    assert_eq!(cost.covered, in_range, "{}", cost.summary);
+    if app.mode == StorageMode::Postgres {
+        assert!(
+            cost.examined <= in_range + in_range / 20,
+            "{in_range} in range:{}",
+            cost.summary
+        );
+    }
     app.stop().await;
 }

@@ -242,15 +242,23 @@ pub async fn explain_page_query(
     Ok(plan)
 }
 
-/// `EXPLAIN (ANALYZE, FORMAT JSON)` of every statement `GET /api/v1/logs?{pairs}` runs
-/// for its first page (one per window read, in order; `now` stands in for the request's
-/// time): evidence for the tests of how many rows a page reads.
+/// One statement of a page, explained: the time bounds it read (`None`: unbounded on
+/// that side) and its `EXPLAIN (ANALYZE, FORMAT JSON)`.
+pub struct ExplainedWindow {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub plan: serde_json::Value,
+}
+
+/// Every statement `GET /api/v1/logs?{pairs}` runs for its first page (one per window
+/// read, in order; `now` stands in for the request's time), explained with `ANALYZE`:
+/// evidence for the tests of how many rows a page reads.
 pub async fn explain_page_windows(
     pool: &sqlx::PgPool,
     pairs: Vec<(String, String)>,
     metadata_indexes: &[String],
     now: DateTime<Utc>,
-) -> Result<Vec<serde_json::Value>, ReadError> {
+) -> Result<Vec<ExplainedWindow>, ReadError> {
     let mut params = super::filters::Params::new(pairs);
     let filter = LogFilter::parse(&mut params, now).with_metadata_indexes(metadata_indexes);
     let limit = params
@@ -258,7 +266,7 @@ pub async fn explain_page_windows(
         .unwrap_or(DEFAULT_LIMIT);
     params.finish().map_err(ReadError::InvalidQuery)?;
     let mut reads = PageReads::new(&filter, None, limit + 1, now);
-    let mut plans = Vec::new();
+    let mut explained = Vec::new();
     let mut found = 0;
     while let Some((window, cursor, wanted)) = reads.next(found) {
         let mut sql = QueryBuilder::<Postgres>::new(super::explain_prefix(true));
@@ -267,9 +275,13 @@ pub async fn explain_page_windows(
         found = plan[0]["Plan"]["Actual Rows"]
             .as_u64()
             .map_or(0, |rows| rows as usize);
-        plans.push(plan);
+        explained.push(ExplainedWindow {
+            since: window.since,
+            until: window.until,
+            plan,
+        });
     }
-    Ok(plans)
+    Ok(explained)
 }
 
 #[derive(Serialize)]
