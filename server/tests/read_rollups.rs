@@ -2,7 +2,8 @@
 //! chooses: the histogram and the service list counted from the rollups agree with the
 //! rows (ranges with second-precise edges, service/level filters, deletes and truncation
 //! in plain mode, materialized and not-yet-materialized parts in TimescaleDB mode), and
-//! newest-first pages read over growing windows still page through every row in order.
+//! newest-first pages read over windows still page through every row in order (ties on the
+//! windows' edges: `read_windows.rs`).
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use log_ingestion_server::storage::StorageMode;
@@ -235,7 +236,7 @@ async fn plain_rollups_follow_deletes_updates_and_truncation_in_the_same_transac
 async fn newest_first_pages_over_a_wide_range_reach_every_row_in_order() {
     let app = spawn_read_app().await;
     let now = Utc::now();
-    // Ages that fall into each growing window and beyond the last one.
+    // Ages that fall into several windows and beyond the first few.
     let ages = [
         Duration::minutes(5),
         Duration::minutes(50),

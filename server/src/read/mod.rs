@@ -35,7 +35,7 @@ pub use auth::AdminKeys;
 pub use filters::QueryLimits;
 pub use histogram::explain_histogram_query;
 pub use pool::{ReadConnection, ReadPool, READ_APPLICATION_NAME};
-pub use search::explain_page_query;
+pub use search::{explain_page_query, explain_page_windows, ExplainedWindow};
 pub use services::explain_services_query;
 pub use tail::TailSettings;
 

@@ -1,7 +1,7 @@
 //! `GET /api/v1/logs` (filtered, newest first, cursor-paginated by (timestamp, id)) and
 //! `GET /api/v1/logs/{id}/context` (the entries just before and after one entry).
-//! Owns the ordering, the page/cursor contract and the growing windows a page is read
-//! over; filters come from `filters`.
+//! Owns the ordering, the page/cursor contract and the disjoint, doubling windows a
+//! page is read over; filters come from `filters`.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -68,23 +68,105 @@ pub async fn list(
     Ok(Json(Page { logs, next_cursor }))
 }
 
-/// How far back a page looks first, then next, before it reads its whole range. Rows
-/// arrive in time order, so the newest page of a wide range is almost always within
-/// the last hour; the BRIN index (plain mode) and chunk exclusion (TimescaleDB) make
-/// a narrow window cheap, where the whole range would be sorted (2 s over 10M rows
-/// across 30 days). A filter that matches little reads each window again before the
-/// whole range: at most about 1.3 times the cost of the range alone.
-const WINDOWS: [Duration; 4] = [
-    Duration::hours(1),
-    Duration::hours(6),
-    Duration::days(1),
-    Duration::days(7),
-];
+/// The first window a page reads: rows arrive in time order, so the newest page of a
+/// wide range is almost always within the last hour; the BRIN index (plain mode) and
+/// chunk exclusion (TimescaleDB) make a narrow window cheap, where the whole range would
+/// be sorted (2 s over 10M rows across 30 days).
+const FIRST_WINDOW: Duration = Duration::hours(1);
+/// How many times a window doubles (1h, 2h, 4h, ... 256h: the newest ~21 days) before
+/// the rest of the range is read at once. Bounds the statements of a page (10 at most)
+/// when the range has no start.
+const DOUBLINGS: u32 = 8;
 
-/// Up to `limit` rows matching `filter`, older than `cursor`, newest first: read over
-/// growing windows ending at the cursor (or `until`, or `now`) until one holds `limit`
-/// rows -- every row outside a window is older than every row inside it, so those are
-/// the page -- and over the whole range otherwise.
+/// One window of a page's range, half-open on timestamp: `[from, to)`. `from: None`
+/// is the range's own start (`since`, or none); `to: None` is the page's own upper
+/// bound (the cursor, `until`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+/// The windows a page over `[since, end)` is read in, newest first: disjoint, each
+/// twice as wide as the one before and ending where it starts, the last one reaching
+/// `since` (or, past [`DOUBLINGS`], the range's start). Every row of a window sorts
+/// before every row of the next, so a page is the windows' rows concatenated; a page
+/// reads at most about twice the span it needs, and a filter that matches nothing
+/// reads the range once. Ties at an edge belong to the newer window (`from` is
+/// inclusive, the older window's `to` exclusive), so none is lost or read twice.
+fn windows(end: DateTime<Utc>, since: Option<DateTime<Utc>>) -> Vec<Window> {
+    let mut windows = Vec::new();
+    let mut to = None;
+    let mut width = FIRST_WINDOW;
+    for _ in 0..=DOUBLINGS {
+        let from = to.unwrap_or(end) - width;
+        if since.is_some_and(|since| since >= from) {
+            windows.push(Window { from: since, to });
+            return windows;
+        }
+        windows.push(Window {
+            from: Some(from),
+            to,
+        });
+        to = Some(from);
+        width = width * 2;
+    }
+    windows.push(Window { from: since, to });
+    windows
+}
+
+/// The statements of one page, in order: which window each reads and how many rows it
+/// may still add. Shared by the handler and the EXPLAIN evidence, so both read exactly
+/// the same windows.
+struct PageReads {
+    filter: LogFilter,
+    cursor: Option<Cursor>,
+    windows: std::vec::IntoIter<Window>,
+    first: bool,
+    wanted: i64,
+}
+
+impl PageReads {
+    fn new(filter: &LogFilter, cursor: Option<Cursor>, limit: i64, now: DateTime<Utc>) -> Self {
+        let end = match (cursor.map(|c| c.timestamp), filter.until) {
+            (Some(at), Some(until)) => at.min(until),
+            (at, until) => at.or(until).unwrap_or(now),
+        };
+        PageReads {
+            filter: filter.clone(),
+            cursor,
+            windows: windows(end, filter.since).into_iter(),
+            first: true,
+            wanted: limit,
+        }
+    }
+
+    /// The next statement's filter, cursor and limit; `None` once the page is full or
+    /// the range read. `found` is how many rows the previous statement returned.
+    fn next(&mut self, found: usize) -> Option<(LogFilter, Option<Cursor>, i64)> {
+        self.wanted -= found as i64;
+        if self.wanted <= 0 {
+            return None;
+        }
+        let window = self.windows.next()?;
+        // The page's own bounds hold for the first window; each later one ends where
+        // the one before it started, below the cursor and `until` already.
+        let cursor = if std::mem::take(&mut self.first) {
+            self.cursor
+        } else {
+            None
+        };
+        let filter = LogFilter {
+            since: window.from.or(self.filter.since),
+            until: window.to.or(self.filter.until),
+            ..self.filter.clone()
+        };
+        Some((filter, cursor, self.wanted))
+    }
+}
+
+/// Up to `limit` rows matching `filter`, older than `cursor`, newest first, read over
+/// the windows of [`windows`] ending at the cursor (or `until`, or `now`).
 async fn newest_first(
     connection: &mut ReadConnection,
     filter: &LogFilter,
@@ -92,22 +174,15 @@ async fn newest_first(
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<LogRow>, ReadError> {
-    let end = cursor.map(|c| c.timestamp).or(filter.until).unwrap_or(now);
-    for window in WINDOWS {
-        let since = end - window;
-        if filter.since.is_some_and(|whole| whole >= since) {
-            break;
-        }
-        let narrowed = LogFilter {
-            since: Some(since),
-            ..filter.clone()
-        };
-        let rows = page(connection, &narrowed, cursor, limit).await?;
-        if rows.len() as i64 >= limit {
-            return Ok(rows);
-        }
+    let mut reads = PageReads::new(filter, cursor, limit, now);
+    let mut logs = Vec::new();
+    let mut found = 0;
+    while let Some((window, cursor, wanted)) = reads.next(found) {
+        let rows = page(connection, &window, cursor, wanted).await?;
+        found = rows.len();
+        logs.extend(rows);
     }
-    page(connection, filter, cursor, limit).await
+    Ok(logs)
 }
 
 async fn page(
@@ -145,7 +220,8 @@ fn push_page_query(
 }
 
 /// `EXPLAIN (FORMAT JSON)` of the statement `GET /api/v1/logs?{pairs}` runs for its
-/// first page over the whole range (the last of its windows: see [`WINDOWS`]), with
+/// first page as one statement over the whole range (the page itself is read in
+/// windows: see [`windows`] and [`explain_page_windows`]), with
 /// `ANALYZE` when asked. Evidence that the indexes serve the
 /// endpoint; used by the EXPLAIN test.
 pub async fn explain_page_query(
@@ -164,6 +240,48 @@ pub async fn explain_page_query(
     push_page_query(&mut sql, &filter, None, limit + 1);
     let (plan,): (serde_json::Value,) = sql.build_query_as().fetch_one(pool).await?;
     Ok(plan)
+}
+
+/// One statement of a page, explained: the time bounds it read (`None`: unbounded on
+/// that side) and its `EXPLAIN (ANALYZE, FORMAT JSON)`.
+pub struct ExplainedWindow {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub plan: serde_json::Value,
+}
+
+/// Every statement `GET /api/v1/logs?{pairs}` runs for its first page (one per window
+/// read, in order; `now` stands in for the request's time), explained with `ANALYZE`:
+/// evidence for the tests of how many rows a page reads.
+pub async fn explain_page_windows(
+    pool: &sqlx::PgPool,
+    pairs: Vec<(String, String)>,
+    metadata_indexes: &[String],
+    now: DateTime<Utc>,
+) -> Result<Vec<ExplainedWindow>, ReadError> {
+    let mut params = super::filters::Params::new(pairs);
+    let filter = LogFilter::parse(&mut params, now).with_metadata_indexes(metadata_indexes);
+    let limit = params
+        .number("limit", 1, MAX_LIMIT)
+        .unwrap_or(DEFAULT_LIMIT);
+    params.finish().map_err(ReadError::InvalidQuery)?;
+    let mut reads = PageReads::new(&filter, None, limit + 1, now);
+    let mut explained = Vec::new();
+    let mut found = 0;
+    while let Some((window, cursor, wanted)) = reads.next(found) {
+        let mut sql = QueryBuilder::<Postgres>::new(super::explain_prefix(true));
+        push_page_query(&mut sql, &window, cursor, wanted);
+        let (plan,): (serde_json::Value,) = sql.build_query_as().fetch_one(pool).await?;
+        found = plan[0]["Plan"]["Actual Rows"]
+            .as_u64()
+            .map_or(0, |rows| rows as usize);
+        explained.push(ExplainedWindow {
+            since: window.since,
+            until: window.until,
+            plan,
+        });
+    }
+    Ok(explained)
 }
 
 #[derive(Serialize)]
@@ -270,4 +388,77 @@ async fn neighbours(
     connection
         .run(|conn| sql.build_query_as().fetch_all(conn))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    #[test]
+    fn windows_double_and_each_ends_where_the_newer_one_starts() {
+        let end = at("2026-02-01T00:00:00Z");
+        let since = at("2026-01-02T00:00:00Z");
+        let windows = windows(end, Some(since));
+        assert_eq!(windows[0].to, None);
+        assert_eq!(windows[0].from, Some(end - Duration::hours(1)));
+        for pair in windows.windows(2) {
+            assert_eq!(pair[1].to, pair[0].from, "{windows:?}");
+        }
+        let widths: Vec<i64> = windows[1..windows.len() - 1]
+            .iter()
+            .map(|w| (w.to.unwrap() - w.from.unwrap()).num_hours())
+            .collect();
+        assert_eq!(widths, [2, 4, 8, 16, 32, 64, 128, 256]);
+        // 1 + 2 + ... + 256 = 511 hours; the rest of the 720 is the last window.
+        assert_eq!(windows.last().unwrap().from, Some(since));
+        assert_eq!(windows.len(), 10);
+    }
+
+    #[test]
+    fn a_short_range_is_one_window_and_an_open_one_ends_in_the_rest() {
+        let end = at("2026-02-01T00:00:00Z");
+        let since = end - Duration::minutes(30);
+        assert_eq!(
+            windows(end, Some(since)),
+            [Window {
+                from: Some(since),
+                to: None
+            }]
+        );
+        // A `since` exactly on an edge ends the windows there, with no empty window after.
+        let on_edge = windows(end, Some(end - Duration::hours(3)));
+        assert_eq!(on_edge.len(), 2);
+        assert_eq!(on_edge[1].from, Some(end - Duration::hours(3)));
+        let open = windows(end, None);
+        assert_eq!(open.len(), DOUBLINGS as usize + 2);
+        assert_eq!(open.last().unwrap().from, None);
+    }
+
+    #[test]
+    fn a_page_reads_each_window_for_what_it_still_lacks_and_stops_when_full() {
+        let now = at("2026-02-01T00:00:00Z");
+        let filter = LogFilter {
+            since: Some(now - Duration::days(30)),
+            ..LogFilter::default()
+        };
+        let cursor = Cursor {
+            timestamp: now - Duration::hours(2),
+            id: 7,
+        };
+        let mut reads = PageReads::new(&filter, Some(cursor), 101, now);
+        let (first, first_cursor, wanted) = reads.next(0).unwrap();
+        assert_eq!(first_cursor, Some(cursor));
+        assert_eq!(wanted, 101);
+        assert_eq!(first.since, Some(cursor.timestamp - Duration::hours(1)));
+        assert_eq!(first.until, None);
+        let (second, second_cursor, wanted) = reads.next(40).unwrap();
+        assert_eq!(second_cursor, None);
+        assert_eq!(wanted, 61);
+        assert_eq!(second.until, first.since);
+        assert!(reads.next(61).is_none());
+    }
 }
