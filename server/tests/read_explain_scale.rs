@@ -113,14 +113,8 @@ async fn reads_a_rollup(app: &ReadApp, explained: &Value) -> bool {
 async fn app_with_rows() -> ReadApp {
     let app = spawn_read_app().await;
     if app.mode == StorageMode::Timescale {
-        let paused = sqlx::query(
-            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs \
-             WHERE proc_name = 'policy_compression' AND hypertable_name = 'logs'",
-        )
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
-        assert_eq!(paused.len(), 1, "the compression policy of logs");
+        let paused = app.pause_jobs("policy_compression").await;
+        assert_eq!(paused, 1, "the compression policy of logs");
     }
     sqlx::query(
         "INSERT INTO logs (timestamp, service, level, message, metadata) \

@@ -121,7 +121,7 @@ impl ReadApp {
         (status, body)
     }
 
-    /// Inserts rows in one statement; returns their ids in order.
+    /// Inserts rows, one statement each; returns their ids in order.
     pub async fn insert(&self, rows: &[Row]) -> Vec<i64> {
         let mut ids = Vec::new();
         for row in rows {
@@ -140,6 +140,24 @@ impl ReadApp {
             ids.push(id);
         }
         ids
+    }
+
+    /// Unschedules this database's TimescaleDB background jobs running `proc_name`
+    /// (e.g. `policy_compression`, `policy_refresh_continuous_aggregate`) so they cannot
+    /// run in the middle of a test; returns how many were paused. A test that asserts on
+    /// what a job would change (compressed chunks, materialized buckets) must pause it:
+    /// a refresh that runs while rows are being inserted below its window records them
+    /// for the next refresh only, so real-time aggregation would not count them yet.
+    pub async fn pause_jobs(&self, proc_name: &str) -> usize {
+        sqlx::query(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs \
+             WHERE proc_name = $1",
+        )
+        .bind(proc_name)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+        .len()
     }
 
     /// Materializes the rollups' continuous aggregates (TimescaleDB mode; nothing in
