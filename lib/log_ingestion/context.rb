@@ -38,7 +38,9 @@ module LogIngestion
       def current
         return nil unless @stored
 
-        (@isolated_execution_state || Thread.current)[KEY]
+        # Thread.current too while IsolatedExecutionState holds none: a block `with`
+        # opened before Rails loaded it stored its context there.
+        @isolated_execution_state&.[](KEY) || Thread.current[KEY]
       end
 
       # Runs the block with a new context of +fields+ (see FIELDS; nil values are

@@ -64,6 +64,31 @@ RSpec.describe LogIngestion::Context do
     expect(out.lines.map(&:chomp)).to eq(["before", '{:a=>1, :request_id=>"after"}', '["after"]', "after", "nil", "nil"])
   end
 
+  it "still sees a context opened before IsolatedExecutionState loaded, inside and after a context stored there" do
+    out, err, status = run_ruby(<<~RUBY)
+      require "log_ingestion"
+      LogIngestion::Context.with(request_id: "outer") do
+        module ActiveSupport
+          module IsolatedExecutionState
+            @state = {}
+            class << self
+              def [](key) = @state[key]
+
+              def []=(key, value)
+                @state[key] = value
+              end
+            end
+          end
+        end
+        LogIngestion::Context.with(request_id: "inner") { puts LogIngestion::Context.current.request_id }
+        puts LogIngestion::Context.current.request_id
+      end
+      puts LogIngestion::Context.current.inspect
+    RUBY
+    expect(status).to be_success, err
+    expect(out.lines.map(&:chomp)).to eq(%w[inner outer nil])
+  end
+
   it "keeps at most MAX_ID_BYTES of an id from outside" do
     context = described_class.new(request_id: "é" * 300)
     expect(context.request_id.bytesize).to be <= described_class::MAX_ID_BYTES

@@ -1,7 +1,10 @@
 //! The opaque pagination cursor: the (timestamp, id) of the last entry of a page,
 //! encoded as 32 hex digits. Owns encoding and decoding only; never touches SQL.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
+
+/// PostgreSQL's `timestamptz` starts in 4714 BC (year -4713 in chrono's numbering).
+const EARLIEST_STORABLE_YEAR: i32 = -4713;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
@@ -26,6 +29,12 @@ impl Cursor {
         let micros = u64::from_str_radix(&text[..16], 16).ok()? as i64;
         let id = u64::from_str_radix(&text[16..], 16).ok()? as i64;
         let timestamp = DateTime::<Utc>::from_timestamp_micros(micros)?;
+        // An issued cursor holds a stored time, which PostgreSQL keeps after 4714 BC;
+        // an earlier one is forged (and would take reads' time arithmetic past chrono's
+        // range).
+        if timestamp.year() < EARLIEST_STORABLE_YEAR {
+            return None;
+        }
         Some(Cursor { timestamp, id })
     }
 }
@@ -47,5 +56,10 @@ mod tests {
     fn rejects_text_it_did_not_issue() {
         assert_eq!(Cursor::decode("nope"), None);
         assert_eq!(Cursor::decode(&"z".repeat(32)), None);
+        let forged = Cursor {
+            timestamp: DateTime::<Utc>::MIN_UTC,
+            id: 1,
+        };
+        assert_eq!(Cursor::decode(&forged.encode()), None);
     }
 }

@@ -99,7 +99,10 @@ fn windows(end: DateTime<Utc>, since: Option<DateTime<Utc>>) -> Vec<Window> {
     let mut to = None;
     let mut width = FIRST_WINDOW;
     for _ in 0..=DOUBLINGS {
-        let from = to.unwrap_or(end) - width;
+        // None only past chrono's earliest time (a forged cursor): the rest is one window.
+        let Some(from) = to.unwrap_or(end).checked_sub_signed(width) else {
+            break;
+        };
         if since.is_some_and(|since| since >= from) {
             windows.push(Window { from: since, to });
             return windows;
@@ -396,6 +399,16 @@ mod tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    #[test]
+    fn windows_near_the_earliest_time_end_in_one_window_instead_of_overflowing() {
+        let end = DateTime::<Utc>::MIN_UTC + Duration::minutes(90);
+        let windows = windows(end, None);
+        assert_eq!(windows.len(), 2, "{windows:?}");
+        assert_eq!(windows[0].from, Some(end - Duration::hours(1)));
+        assert_eq!(windows[1].from, None);
+        assert_eq!(windows[1].to, windows[0].from);
     }
 
     #[test]

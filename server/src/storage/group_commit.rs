@@ -15,7 +15,7 @@
 //! nothing, and never decides a replay itself.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
@@ -223,10 +223,40 @@ async fn commit_group(
 /// stored anything, the group is written again once on a fresh connection from the
 /// pool (which is checked as it is handed out), so a dead connection costs what the
 /// ping cost, not a 503. After any failure the connection is closed, never reused: its
-/// state is unknown.
+/// state is unknown. A connection idle for [`KEPT_MAX_IDLE`] or kept for
+/// [`KEPT_MAX_AGE`] goes back to the pool before the next group: a flow a firewall or
+/// NAT dropped silently during a quiet spell would not fail at once but hang the group
+/// until TCP gave up, and the pool's own idle and lifetime limits only apply to
+/// connections it holds.
 struct WriterConnection {
     pool: PgPool,
-    kept: Option<PoolConnection<Postgres>>,
+    kept: Option<Kept>,
+}
+
+/// The writer's connection and when it was taken and last used.
+struct Kept {
+    connection: PoolConnection<Postgres>,
+    taken: Instant,
+    used: Instant,
+}
+
+/// Back to the pool (which checks it when it hands it out again) after this long
+/// without a group: under load groups follow each other within milliseconds, which is
+/// where the saved round trip matters.
+const KEPT_MAX_IDLE: Duration = Duration::from_secs(10);
+/// Back to the pool after this long even when busy: sqlx's default `max_lifetime`.
+const KEPT_MAX_AGE: Duration = Duration::from_secs(30 * 60);
+
+impl Kept {
+    fn reusable(&self, now: Instant) -> bool {
+        reusable(self.taken, self.used, now)
+    }
+}
+
+/// Whether a connection taken at `taken` and last used at `used` may write a group at
+/// `now` without going back to the pool first.
+fn reusable(taken: Instant, used: Instant, now: Instant) -> bool {
+    now.duration_since(used) < KEPT_MAX_IDLE && now.duration_since(taken) < KEPT_MAX_AGE
 }
 
 /// Why a group was not written, and whether PostgreSQL may have stored any of it.
@@ -266,6 +296,13 @@ impl WriterConnection {
         data: &mut Vec<u8>,
         metrics: &Metrics,
     ) -> Result<Vec<CommitOutcome>, sqlx::Error> {
+        if self
+            .kept
+            .as_ref()
+            .is_some_and(|kept| !kept.reusable(Instant::now()))
+        {
+            self.kept = None;
+        }
         let was_kept = self.kept.is_some();
         let failure = match self.write_once(group, data).await {
             Ok(outcomes) => return Ok(outcomes),
@@ -287,21 +324,30 @@ impl WriterConnection {
         group: &[Submission],
         data: &mut Vec<u8>,
     ) -> Result<Vec<CommitOutcome>, WriteFailure> {
-        let mut connection = match self.kept.take() {
-            Some(connection) => connection,
-            None => self
-                .pool
-                .acquire()
-                .await
-                .map_err(WriteFailure::at_first_exchange)?,
+        let mut kept = match self.kept.take() {
+            Some(kept) => kept,
+            None => {
+                let connection = self
+                    .pool
+                    .acquire()
+                    .await
+                    .map_err(WriteFailure::at_first_exchange)?;
+                let now = Instant::now();
+                Kept {
+                    connection,
+                    taken: now,
+                    used: now,
+                }
+            }
         };
-        let written = write_group(&mut connection, group, data).await;
+        let written = write_group(&mut kept.connection, group, data).await;
         if written.is_ok() {
-            self.kept = Some(connection);
+            kept.used = Instant::now();
+            self.kept = Some(kept);
         } else {
             // Closed when dropped, not returned to the pool: after a failure its state
             // (a transaction, a COPY, a dead socket) is unknown.
-            connection.close_on_drop();
+            kept.connection.close_on_drop();
         }
         written
     }
@@ -367,4 +413,21 @@ async fn copy_rows(conn: &mut PgConnection, data: &[u8]) -> Result<(), WriteFail
     copy.send(data).await.map_err(WriteFailure::later)?;
     copy.finish().await.map_err(WriteFailure::later)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_connection_goes_back_to_the_pool_after_a_quiet_spell_or_a_long_life() {
+        let taken = Instant::now();
+        let second = Duration::from_secs(1);
+        assert!(reusable(taken, taken, taken + second));
+        assert!(!reusable(taken, taken, taken + KEPT_MAX_IDLE));
+        // Busy all along, but kept too long.
+        let busy = taken + KEPT_MAX_AGE;
+        assert!(!reusable(taken, busy - second, busy));
+        assert!(reusable(taken, busy - 2 * second, busy - second));
+    }
 }

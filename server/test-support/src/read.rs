@@ -39,6 +39,9 @@ pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
         .await
         .expect("connect to the test database");
     let mode = migrate_test_database(&pool).await;
+    if mode == StorageMode::Timescale {
+        pause_policy_jobs(&pool).await;
+    }
     let settings = test_settings(&url);
     let reads = read::ReadPool::connect_lazy(
         &url,
@@ -70,6 +73,27 @@ pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
         server,
         _database: database,
     }
+}
+
+/// Unschedules the database's TimescaleDB policy jobs (compression, retention, the
+/// rollups' refreshes), so the tests of a read app decide when data is compressed or
+/// materialized (`materialize_rollups`). A refresh the scheduler ran while a test was
+/// inserting rows below its window would leave them to the next refresh -- real-time
+/// aggregation does not count them meanwhile -- and a compression run would drop the
+/// chunks' indexes under an EXPLAIN test: both made tests fail now and then.
+async fn pause_policy_jobs(pool: &PgPool) {
+    let paused = sqlx::query(
+        "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs \
+         WHERE hypertable_name IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("pause the policy jobs");
+    assert!(
+        paused.len() >= 3,
+        "compression and both rollups' refreshes: {}",
+        paused.len()
+    );
 }
 
 /// One row to insert.
@@ -140,24 +164,6 @@ impl ReadApp {
             ids.push(id);
         }
         ids
-    }
-
-    /// Unschedules this database's TimescaleDB background jobs running `proc_name`
-    /// (e.g. `policy_compression`, `policy_refresh_continuous_aggregate`) so they cannot
-    /// run in the middle of a test; returns how many were paused. A test that asserts on
-    /// what a job would change (compressed chunks, materialized buckets) must pause it:
-    /// a refresh that runs while rows are being inserted below its window records them
-    /// for the next refresh only, so real-time aggregation would not count them yet.
-    pub async fn pause_jobs(&self, proc_name: &str) -> usize {
-        sqlx::query(
-            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs \
-             WHERE proc_name = $1",
-        )
-        .bind(proc_name)
-        .fetch_all(&self.pool)
-        .await
-        .unwrap()
-        .len()
     }
 
     /// Materializes the rollups' continuous aggregates (TimescaleDB mode; nothing in
