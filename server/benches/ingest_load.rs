@@ -48,13 +48,12 @@
 
 mod support;
 
-use support::{start_private_postgres, tail, with_database, workspace_root};
+use support::{start_private_postgres, tail, with_database, workspace_root, ServerProcess};
 
 use std::fmt;
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,7 +83,6 @@ const TARGET_COPY_RATIO: f64 = 0.85;
 const TARGET_MICROS_PER_ENTRY: f64 = 2.5;
 const TARGET_RSS_KIB: u64 = 150 * 1024;
 const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
-const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 enum BenchError {
@@ -251,11 +249,22 @@ impl BenchDatabase {
     }
 }
 
-/// The release server binary running as a child process on a free port.
-struct ServerProcess {
-    child: Child,
-    base_url: String,
-    log_path: PathBuf,
+/// Starts the server (`support::ServerProcess`) with the benchmark's settings.
+async fn start_server(
+    bin: &Path,
+    database_url: &str,
+    storage: &str,
+    log_path: &Path,
+) -> Result<ServerProcess> {
+    let log = File::options()
+        .append(true)
+        .create(true)
+        .open(log_path)
+        .map_err(io_context(format!("{}", log_path.display())))?;
+    let command = ServerProcess::server_command(bin, database_url, storage, &log)?;
+    ServerProcess::start(command, log_path, STARTUP_DEADLINE)
+        .await
+        .map_err(BenchError::Setup)
 }
 
 impl ServerProcess {
@@ -298,57 +307,6 @@ impl ServerProcess {
         Ok(())
     }
 
-    async fn start(bin: &Path, database_url: &str, storage: &str, log_path: &Path) -> Result<Self> {
-        let port = free_port()?;
-        let log = File::options()
-            .append(true)
-            .create(true)
-            .open(log_path)
-            .map_err(io_context(format!("{}", log_path.display())))?;
-        let child = Self::server_command(bin, database_url, storage, &log)?
-            .arg("serve")
-            .env("LOG_INGESTION_HOST", "127.0.0.1")
-            .env("LOG_INGESTION_PORT", port.to_string())
-            .spawn()
-            .map_err(io_context(format!("starting {} serve", bin.display())))?;
-        let mut server = Self {
-            child,
-            base_url: format!("http://127.0.0.1:{port}"),
-            log_path: log_path.to_path_buf(),
-        };
-        server.await_healthy().await?;
-        Ok(server)
-    }
-
-    async fn await_healthy(&mut self) -> Result<()> {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + STARTUP_DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().map_err(io_context("server status"))? {
-                return Err(BenchError::Setup(format!(
-                    "server exited at start ({status}):\n{}",
-                    tail(&self.log_path)
-                )));
-            }
-            let healthy = client
-                .get(format!("{}{HEALTH_PATH}", self.base_url))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if healthy {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(BenchError::Setup(format!(
-                    "server not healthy within {STARTUP_DEADLINE:?}:\n{}",
-                    tail(&self.log_path)
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// The storage mode the server reports on `/health`.
     async fn storage_mode(&self) -> Result<String> {
         let health: serde_json::Value = reqwest::Client::new()
@@ -361,10 +319,6 @@ impl ServerProcess {
             .await
             .map_err(|e| BenchError::Setup(format!("GET /health body: {e}")))?;
         Ok(health["storage"].as_str().unwrap_or("unknown").to_owned())
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// Resets the kernel's peak-RSS mark (VmHWM) so the next reading covers one phase.
@@ -380,40 +334,6 @@ impl ServerProcess {
     fn cpu_seconds(&self) -> Option<f64> {
         proc_cpu_seconds(&format!("/proc/{}/stat", self.pid()))
     }
-
-    fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status();
-        let deadline = Instant::now() + SHUTDOWN_DEADLINE;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("server did not stop within {SHUTDOWN_DEADLINE:?} of SIGTERM; killing it");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(io_context("binding a free port"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(io_context("reading the free port"))?
-        .port())
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
@@ -919,7 +839,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
         &config.storage,
         &log_path,
     )?;
-    let server = ServerProcess::start(
+    let server = start_server(
         &config.server_bin,
         &database.url,
         &config.storage,

@@ -34,12 +34,11 @@
 
 mod support;
 
-use support::{start_private_postgres, tail, with_database, workspace_root};
+use support::{start_private_postgres, tail, with_database, workspace_root, ServerProcess};
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -56,7 +55,6 @@ const BUILD_STEP: i64 = 1_000_000;
 /// Bumped whenever the generated data changes shape: an older data set is rebuilt.
 const DATA_VERSION: i32 = 1;
 const STARTUP_DEADLINE: Duration = Duration::from_secs(120);
-const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
@@ -307,95 +305,17 @@ fn server_command(config: &BenchConfig, url: &str, log: &File) -> Result<Command
     Ok(cmd)
 }
 
-/// The server binary running as a child process on a free port; stopped on drop.
-struct ServerProcess {
-    child: Child,
-    base_url: String,
-    log_path: PathBuf,
-}
-
-impl ServerProcess {
-    async fn start(config: &BenchConfig, url: &str, log_path: &Path) -> Result<Self> {
-        let listener =
-            TcpListener::bind("127.0.0.1:0").map_err(io_context("binding a free port"))?;
-        let port = listener
-            .local_addr()
-            .map_err(io_context("reading the free port"))?
-            .port();
-        drop(listener);
-        let log = File::options()
-            .append(true)
-            .create(true)
-            .open(log_path)
-            .map_err(io_context(format!("{}", log_path.display())))?;
-        let child = server_command(config, url, &log)?
-            .arg("serve")
-            .env("LOG_INGESTION_HOST", "127.0.0.1")
-            .env("LOG_INGESTION_PORT", port.to_string())
-            .spawn()
-            .map_err(io_context("starting the server"))?;
-        let mut server = Self {
-            child,
-            base_url: format!("http://127.0.0.1:{port}"),
-            log_path: log_path.to_path_buf(),
-        };
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + STARTUP_DEADLINE;
-        loop {
-            if let Some(status) = server
-                .child
-                .try_wait()
-                .map_err(io_context("server status"))?
-            {
-                return Err(BenchError::Setup(format!(
-                    "server exited at start ({status}):\n{}",
-                    tail(&server.log_path)
-                )));
-            }
-            let healthy = client
-                .get(format!("{}/health", server.base_url))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if healthy {
-                return Ok(server);
-            }
-            if Instant::now() > deadline {
-                server.stop();
-                return Err(BenchError::Setup(format!(
-                    "server not healthy within {STARTUP_DEADLINE:?}:\n{}",
-                    tail(&server.log_path)
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + SHUTDOWN_DEADLINE;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// Starts the server (`support::ServerProcess`) with this run's settings.
+async fn start_server(config: &BenchConfig, url: &str, log_path: &Path) -> Result<ServerProcess> {
+    let log = File::options()
+        .append(true)
+        .create(true)
+        .open(log_path)
+        .map_err(io_context(format!("{}", log_path.display())))?;
+    let command = server_command(config, url, &log)?;
+    ServerProcess::start(command, log_path, STARTUP_DEADLINE)
+        .await
+        .map_err(BenchError::Setup)
 }
 
 /// One query shape of the table: a label, the path, and how far back it looks
@@ -777,7 +697,7 @@ async fn run(config: &BenchConfig) -> Result<()> {
             compress_old_chunks(&mut db).await?;
         }
     }
-    let mut server = ServerProcess::start(config, &url, &log_path).await?;
+    let mut server = start_server(config, &url, &log_path).await?;
 
     print_sizes(&mut db, &config.storage).await?;
     println!(
