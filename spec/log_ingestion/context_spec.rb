@@ -32,26 +32,30 @@ RSpec.describe LogIngestion::Context do
     expect(described_class.merge_into(metadata)).to be(metadata)
   end
 
-  # In a child: the stand-in for Rails 7's IsolatedExecutionState (thread isolation:
-  # one state for every fiber of a thread) must not outlive the example.
+  # Defines a stand-in for Rails 7's IsolatedExecutionState (thread isolation: one state
+  # for every fiber of a thread), in a child process: it must not outlive the example.
+  ISOLATED_EXECUTION_STATE = <<~RUBY
+    module ActiveSupport
+      module IsolatedExecutionState
+        @state = {}
+        class << self
+          attr_reader :state
+
+          def [](key) = @state[key]
+
+          def []=(key, value)
+            @state[key] = value
+          end
+        end
+      end
+    end
+  RUBY
+
   it "stores and reads in ActiveSupport::IsolatedExecutionState once it is loaded, also when it loads after a first context" do
     out, err, status = run_ruby(<<~RUBY)
       require "log_ingestion"
       LogIngestion::Context.with(request_id: "before") { puts LogIngestion::Context.merge_into({})[:request_id] }
-      module ActiveSupport
-        module IsolatedExecutionState
-          @state = {}
-          class << self
-            attr_reader :state
-
-            def [](key) = @state[key]
-
-            def []=(key, value)
-              @state[key] = value
-            end
-          end
-        end
-      end
+      #{ISOLATED_EXECUTION_STATE}
       LogIngestion::Context.with(request_id: "after") do
         puts LogIngestion::Context.merge_into({ a: 1 }).inspect
         puts ActiveSupport::IsolatedExecutionState.state.values.map(&:request_id).inspect
@@ -68,18 +72,7 @@ RSpec.describe LogIngestion::Context do
     out, err, status = run_ruby(<<~RUBY)
       require "log_ingestion"
       LogIngestion::Context.with(request_id: "outer") do
-        module ActiveSupport
-          module IsolatedExecutionState
-            @state = {}
-            class << self
-              def [](key) = @state[key]
-
-              def []=(key, value)
-                @state[key] = value
-              end
-            end
-          end
-        end
+        #{ISOLATED_EXECUTION_STATE}
         LogIngestion::Context.with(request_id: "inner") { puts LogIngestion::Context.current.request_id }
         puts LogIngestion::Context.current.request_id
       end
