@@ -741,6 +741,16 @@ mod tests {
         Settings::from_lookup(|name| map.get(name).cloned())
     }
 
+    /// The two required variables, then `extra`.
+    fn required_and(extra: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut pairs = vec![
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+        ];
+        pairs.extend_from_slice(extra);
+        settings_from(&pairs)
+    }
+
     #[test]
     fn defaults_apply_when_only_required_variables_are_set() {
         let settings = settings_from(&[
@@ -765,20 +775,11 @@ mod tests {
 
     #[test]
     fn the_storage_mode_is_one_of_three_names() {
-        let chosen = settings_from(&[
-            ("DATABASE_URL", "postgres://localhost/x"),
-            ("LOG_INGESTION_API_KEYS", "a"),
-            ("LOG_INGESTION_STORAGE", "timescaledb"),
-        ])
-        .unwrap();
+        let chosen = required_and(&[("LOG_INGESTION_STORAGE", "timescaledb")]).unwrap();
         assert_eq!(chosen.database.storage, StorageSetting::Timescale);
-        let error = settings_from(&[
-            ("DATABASE_URL", "postgres://localhost/x"),
-            ("LOG_INGESTION_API_KEYS", "a"),
-            ("LOG_INGESTION_STORAGE", "timescale"),
-        ])
-        .unwrap_err()
-        .to_string();
+        let error = required_and(&[("LOG_INGESTION_STORAGE", "timescale")])
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("LOG_INGESTION_STORAGE: must be auto, timescaledb or postgresql"),
             "{error}"
@@ -787,13 +788,9 @@ mod tests {
 
     #[test]
     fn the_policy_check_interval_has_a_floor() {
-        let error = settings_from(&[
-            ("DATABASE_URL", "postgres://localhost/x"),
-            ("LOG_INGESTION_API_KEYS", "a"),
-            ("LOG_INGESTION_POLICY_CHECK_INTERVAL", "0s"),
-        ])
-        .unwrap_err()
-        .to_string();
+        let error = required_and(&[("LOG_INGESTION_POLICY_CHECK_INTERVAL", "0s")])
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("LOG_INGESTION_POLICY_CHECK_INTERVAL: must be at least 100ms"),
             "{error}"
@@ -816,19 +813,14 @@ mod tests {
 
     #[test]
     fn worker_threads_default_to_half_the_cores_and_take_at_least_one() {
-        let with = |extra: &[(&str, &str)]| {
-            let mut pairs = vec![
-                ("DATABASE_URL", "postgres://localhost/x"),
-                ("LOG_INGESTION_API_KEYS", "a"),
-            ];
-            pairs.extend_from_slice(extra);
-            settings_from(&pairs)
-        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(with(&[]).unwrap().worker_threads, (cores / 2).max(1));
-        let three = with(&[("LOG_INGESTION_WORKER_THREADS", "3")]).unwrap();
+        assert_eq!(
+            required_and(&[]).unwrap().worker_threads,
+            (cores / 2).max(1)
+        );
+        let three = required_and(&[("LOG_INGESTION_WORKER_THREADS", "3")]).unwrap();
         assert_eq!(three.worker_threads, 3);
-        let error = with(&[("LOG_INGESTION_WORKER_THREADS", "0")])
+        let error = required_and(&[("LOG_INGESTION_WORKER_THREADS", "0")])
             .unwrap_err()
             .to_string();
         assert!(error.contains("LOG_INGESTION_WORKER_THREADS"), "{error}");
@@ -837,9 +829,7 @@ mod tests {
     #[test]
     fn writers_must_leave_the_pool_a_connection() {
         let with = |writers: &str, pool: &str| {
-            settings_from(&[
-                ("DATABASE_URL", "postgres://localhost/x"),
-                ("LOG_INGESTION_API_KEYS", "a"),
+            required_and(&[
                 ("LOG_INGESTION_GROUP_COMMIT_WRITERS", writers),
                 ("LOG_INGESTION_DATABASE_MAX_CONNECTIONS", pool),
             ])
@@ -865,9 +855,7 @@ mod tests {
 
     #[test]
     fn zero_timeouts_are_refused_by_name() {
-        let error = settings_from(&[
-            ("DATABASE_URL", "postgres://localhost/x"),
-            ("LOG_INGESTION_API_KEYS", "a"),
+        let error = required_and(&[
             ("LOG_INGESTION_HEADER_READ_TIMEOUT", "0s"),
             ("LOG_INGESTION_BODY_IDLE_TIMEOUT", "0ms"),
             ("LOG_INGESTION_MAX_UNAUTHENTICATED_CONNECTIONS", "0"),
@@ -885,13 +873,7 @@ mod tests {
 
     #[test]
     fn read_side_indexes_are_a_key_list_and_a_switch() {
-        let base = [
-            ("DATABASE_URL", "postgres://localhost/x"),
-            ("LOG_INGESTION_API_KEYS", "a"),
-        ];
-        let settings = settings_from(&[
-            base[0],
-            base[1],
+        let settings = required_and(&[
             (
                 "LOG_INGESTION_INDEXED_METADATA_KEYS",
                 " user_id, ,request_id ",
@@ -904,13 +886,9 @@ mod tests {
             ["user_id", "request_id"]
         );
         assert!(settings.database.message_trigram_index);
-        let error = settings_from(&[
-            base[0],
-            base[1],
-            ("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", "yes"),
-        ])
-        .unwrap_err()
-        .to_string();
+        let error = required_and(&[("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", "yes")])
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX: must be on or off"),
             "{error}"
@@ -919,13 +897,7 @@ mod tests {
 
     #[test]
     fn durations_are_humantime_or_bare_seconds() {
-        let base = [
-            ("DATABASE_URL", "postgres://localhost/x"),
-            ("LOG_INGESTION_API_KEYS", "a"),
-        ];
-        let settings = settings_from(&[
-            base[0],
-            base[1],
+        let settings = required_and(&[
             ("LOG_INGESTION_MAX_TIMESTAMP_AGE", "1d"),
             ("LOG_INGESTION_INFLIGHT_WAIT", "250ms"),
             ("LOG_INGESTION_SHUTDOWN_DEADLINE", "1m 30s"),
@@ -940,9 +912,7 @@ mod tests {
         assert_eq!(settings.shutdown_deadline, Duration::from_secs(90));
         // A bare number is seconds (configurations written before humantime keep working).
         assert_eq!(settings.body_read.total_timeout, Duration::from_secs(90));
-        let error = settings_from(&[
-            base[0],
-            base[1],
+        let error = required_and(&[
             ("LOG_INGESTION_MAX_TIMESTAMP_AGE", "1 fortnight"),
             ("LOG_INGESTION_INFLIGHT_WAIT", "90 parsecs"),
         ])
@@ -963,9 +933,7 @@ mod tests {
 
     #[test]
     fn each_problem_names_what_was_expected_and_what_was_given() {
-        let error = settings_from(&[
-            ("DATABASE_URL", "postgres://localhost/x"),
-            ("LOG_INGESTION_API_KEYS", "a"),
+        let error = required_and(&[
             ("LOG_INGESTION_MAX_BATCH_ENTRIES", "many"),
             ("LOG_INGESTION_MAX_BODY_BYTES", "10"),
             ("LOG_INGESTION_RETENTION_DAYS", "0"),
@@ -998,17 +966,11 @@ mod tests {
 
     #[test]
     fn the_read_side_has_small_bounded_defaults_and_refuses_an_unbounded_timeout() {
-        let base = [
-            ("DATABASE_URL", "postgres://localhost/x"),
-            ("LOG_INGESTION_API_KEYS", "a"),
-        ];
-        let settings = settings_from(&base).unwrap();
+        let settings = required_and(&[]).unwrap();
         assert_eq!(settings.read.max_connections, 4);
         assert_eq!(settings.read.queue_wait, Duration::from_secs(1));
         assert_eq!(settings.read.statement_timeout, Duration::from_secs(10));
-        let error = settings_from(&[
-            base[0],
-            base[1],
+        let error = required_and(&[
             ("LOG_INGESTION_READ_STATEMENT_TIMEOUT", "0s"),
             ("LOG_INGESTION_READ_MAX_CONNECTIONS", "0"),
         ])
