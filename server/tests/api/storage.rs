@@ -145,11 +145,7 @@ async fn a_group_without_idempotency_keys_is_one_autocommit_copy_and_keyed_group
 
     if expected_mode() == StorageMode::Postgres {
         // The statement-level rollup triggers ran inside the COPY's own transaction.
-        let counted: i64 =
-            sqlx::query_scalar("SELECT coalesce(sum(entries), 0)::bigint FROM logs_per_minute")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
+        let counted = minute_rollup_total(&app.pool).await;
         assert_eq!(counted, app.row_count().await);
         assert_eq!(counted, 3);
     }
@@ -170,15 +166,19 @@ async fn a_keyless_group_whose_copy_fails_stores_nothing_and_answers_503() {
     assert_eq!(refused.status(), 503);
     assert_eq!(app.row_count().await, 0);
     if expected_mode() == StorageMode::Postgres {
-        let counted: i64 =
-            sqlx::query_scalar("SELECT coalesce(sum(entries), 0)::bigint FROM logs_per_minute")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
+        let counted = minute_rollup_total(&app.pool).await;
         assert_eq!(counted, 0, "the rollups roll back with the rows");
     }
 
     // The writer's connection is usable again for the next group.
     assert_eq!(app.post_batch(vec![entry("after")]).await.status(), 200);
     assert_eq!(app.stored_messages().await, ["after"]);
+}
+
+/// The entries the plain-mode minute rollup counts, over all its rows.
+async fn minute_rollup_total(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(sum(entries), 0)::bigint FROM logs_per_minute")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
