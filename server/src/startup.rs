@@ -32,6 +32,7 @@ use crate::rate_limit_sharing;
 use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
 use crate::state::AppState;
+use crate::storage::declared_indexes::DeclaredKeys;
 use crate::storage::policy_jobs::{self, PolicyJobs};
 use crate::storage::{self, retention, ConvertRows, GroupCommitter, StorageError, StorageMode};
 
@@ -106,7 +107,9 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?;
         let metrics = Arc::new(Metrics::default());
         metrics.set_instance(settings.instance_id.as_str());
-        let read_context = read_context_for(&settings, storage_mode, &metrics)?;
+        let declared = Arc::new(DeclaredKeys::new(&settings.database.indexed_metadata_keys));
+        let read_context = read_context_for(&settings, storage_mode, &metrics)?
+            .with_metadata_indexes(declared.keys());
         let limiter = Arc::new(ApiRateLimiter::new(
             settings.rate_limit,
             settings.api_keys.iter().count(),
@@ -122,8 +125,12 @@ impl Application {
                 settings.policy_check_interval,
             )
         });
-        let (committer, writer) =
-            GroupCommitter::start(pool.clone(), settings.group_commit, Arc::clone(&metrics));
+        let (committer, writer) = GroupCommitter::start(
+            pool.clone(),
+            settings.group_commit,
+            Arc::clone(&metrics),
+            Arc::clone(&declared),
+        );
         let maintenance = retention::spawn_maintenance(
             pool.clone(),
             storage_mode,
@@ -140,6 +147,7 @@ impl Application {
             committer,
             metrics,
             policy_jobs,
+            declared,
         };
         Ok(Application {
             listener,
@@ -386,11 +394,11 @@ fn read_context_for(
         Arc::clone(metrics),
     )?;
     Ok(
-        ReadContext::new(pool, storage_mode, TailSettings::default())
-            .with_query_limits(QueryLimits {
+        ReadContext::new(pool, storage_mode, TailSettings::default()).with_query_limits(
+            QueryLimits {
                 max_metadata_depth: settings.limits.max_metadata_depth,
-            })
-            .with_metadata_indexes(&settings.database.indexed_metadata_keys),
+            },
+        ),
     )
 }
 

@@ -16,11 +16,15 @@
 //!   metadata `request_id` is it, or (jobs it enqueued) whose `parent_request_id` is it
 //!   -- the expression the `logs_request` index holds.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Duration, Utc};
 use log_ingestion_wire::Level;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
+
+use crate::storage::declared_indexes::{self, indexed_text, Scalar};
 
 const MAX_SERVICES: usize = 100;
 const MAX_SERVICE_CHARS: usize = 255;
@@ -236,9 +240,10 @@ pub struct LogFilter {
     pub metadata: Vec<Vec<Value>>,
     /// Entries of this request and of the jobs it enqueued.
     pub request_id: Option<String>,
-    /// `(key, text)` of `meta.KEY=VALUE` filters on keys with an expression index
-    /// (`storage::declared_indexes`): also written as `metadata->>'KEY' = text`, which
-    /// the index answers; the containment test above stays, so the result is the same.
+    /// `(key, text)` of `meta.KEY=VALUE` filters on declared keys
+    /// (`storage::declared_indexes`): also written as `meta_KEY = text` (the value's
+    /// indexed text), which the key's index and TimescaleDB's bloom filters answer; the
+    /// containment test above stays, so the result is the same.
     pub indexed_metadata: Vec<(String, String)>,
 }
 
@@ -290,10 +295,10 @@ impl LogFilter {
     }
 
     /// The same filter with its `meta.KEY=VALUE` filters on a key in `keys` also written
-    /// for that key's expression index. Only one-segment keys with a string, integer or
-    /// boolean value: their text (`->>`) is the value's own spelling. (A stored `42.0`
-    /// matches `meta.user_id=42` by containment but its text is `42.0`: declared keys
-    /// compare integers by their text.)
+    /// for that key's column. Only one-segment keys whose value has an indexed text (a
+    /// string of 1 to 200 bytes, a boolean, an integer). (A stored `42.0` matches
+    /// `meta.user_id=42` by containment but has no indexed text: declared keys find
+    /// integers stored as integers.)
     pub fn with_metadata_indexes(mut self, keys: &[String]) -> Self {
         if keys.is_empty() {
             return self;
@@ -305,18 +310,24 @@ impl LogFilter {
             let Some((key, value)) = document.iter().next() else {
                 continue;
             };
-            let declared =
-                keys.contains(key) && crate::storage::declared_indexes::key_problem(key).is_none();
+            let declared = keys.contains(key) && declared_indexes::key_problem(key).is_none();
             if document.len() != 1 || !declared {
                 continue;
             }
-            let text = match value {
-                Value::String(text) => text.clone(),
-                Value::Bool(flag) => flag.to_string(),
-                Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+            let number;
+            let scalar = match value {
+                Value::String(text) => Scalar::Text(Cow::Borrowed(text)),
+                Value::Bool(flag) => Scalar::Bool(*flag),
+                Value::Number(n) => {
+                    number = n.to_string();
+                    Scalar::Number(Cow::Borrowed(&number))
+                }
                 _ => continue,
             };
-            self.indexed_metadata.push((key.clone(), text));
+            let Some(text) = indexed_text(scalar) else {
+                continue;
+            };
+            self.indexed_metadata.push((key.clone(), text.into_owned()));
         }
         self
     }
@@ -373,7 +384,7 @@ impl LogFilter {
         }
         for (key, text) in &self.indexed_metadata {
             sql.push(" AND ")
-                .push(crate::storage::declared_indexes::expression(key))
+                .push(declared_indexes::column(key))
                 .push(" = ")
                 .push_bind(text.clone());
         }

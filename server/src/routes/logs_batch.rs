@@ -2,6 +2,8 @@
 //! `{"accepted":N,"rejected":M,"errors":[{"index":i,"error":"..."}]}`. Valid entries
 //! are stored, invalid ones reported by index; an empty or oversized batch is a 400.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -15,6 +17,7 @@ use crate::domain::LogEntry;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::copy_text::CopyRows;
+use crate::storage::declared_indexes::DeclaredKeys;
 
 pub async fn ingest_batch(
     State(state): State<AppState>,
@@ -22,9 +25,10 @@ pub async fn ingest_batch(
 ) -> Result<Response, ApiError> {
     let limits = state.settings.limits;
     let max = state.settings.max_batch_entries;
+    let declared = Arc::clone(&state.declared);
     let received = receive(&state, request, Accepts::JsonOrNdjson).await?;
     let validated = received
-        .validate(move |payload| validate_batch(payload, &limits, max))
+        .validate(move |payload| validate_batch(payload, &limits, max, declared))
         .await?;
     acknowledge(&state, validated, StatusCode::OK).await
 }
@@ -35,6 +39,7 @@ fn validate_batch(
     payload: &Payload,
     limits: &EntryLimits,
     max: usize,
+    declared: Arc<DeclaredKeys>,
 ) -> Result<Validated<BatchResponse>, ApiError> {
     let raws = batch_entries(payload, max)?;
     if raws.is_empty() {
@@ -43,7 +48,7 @@ fn validate_batch(
     let now = Utc::now();
     // Each entry is written as its COPY row once valid, while its text is still
     // borrowed from the body.
-    let mut rows = CopyRows::with_capacity(payload.bytes.len());
+    let mut rows = CopyRows::with_capacity(payload.bytes.len(), declared);
     let mut errors = Vec::new();
     for (index, raw) in raws.iter().enumerate() {
         match LogEntry::from_json(raw, limits, now) {

@@ -1,5 +1,7 @@
 //! `POST /api/v1/logs`: one entry, `{"log": {...}}` -> 201 `{"accepted":1}`.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -13,15 +15,17 @@ use crate::domain::LogEntry;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::copy_text::CopyRows;
+use crate::storage::declared_indexes::DeclaredKeys;
 
 pub async fn ingest_single(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let limits = state.settings.limits;
+    let declared = Arc::clone(&state.declared);
     let received = receive(&state, request, Accepts::JsonOnly).await?;
     let validated = received
-        .validate(move |payload| validate_single(payload, &limits))
+        .validate(move |payload| validate_single(payload, &limits, declared))
         .await?;
     acknowledge(&state, validated, StatusCode::CREATED).await
 }
@@ -30,10 +34,11 @@ pub async fn ingest_single(
 fn validate_single(
     payload: &Payload,
     limits: &EntryLimits,
+    declared: Arc<DeclaredKeys>,
 ) -> Result<Validated<SingleResponse>, ApiError> {
     let raw = single_entry(payload)?;
     let entry = LogEntry::from_json(raw, limits, Utc::now()).map_err(ApiError::Validation)?;
-    let mut rows = CopyRows::with_capacity(payload.bytes.len());
+    let mut rows = CopyRows::with_capacity(payload.bytes.len(), declared);
     rows.push(&entry);
     Ok(Validated {
         rows,

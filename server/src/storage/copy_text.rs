@@ -3,34 +3,36 @@
 //! text is plain (no backslash, no control character: nothing to escape), copied as it
 //! is without a scan.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
+use super::declared_indexes::DeclaredKeys;
 use crate::domain::LogEntry;
-
-/// The `COPY` statement whose column order `push_row` writes.
-pub const COPY_LOGS: &str =
-    "COPY logs (timestamp, service, level, message, metadata) FROM STDIN (FORMAT text)";
 
 /// Rows of the text `COPY` format, one per valid entry: a request's entries are
 /// written here as soon as they are validated, straight from the borrowed body, and the
-/// group committer concatenates requests' rows. Only `push` adds to it.
+/// group committer concatenates requests' rows. Only `push` adds to it. Its rows fill
+/// the columns of `declared`'s `COPY` statement.
 #[derive(Debug, Default)]
 pub struct CopyRows {
     data: Vec<u8>,
     count: usize,
+    declared: Arc<DeclaredKeys>,
 }
 
 impl CopyRows {
     /// Room for about `bytes` of rows (a request's rows are about its body's size).
-    pub fn with_capacity(bytes: usize) -> Self {
+    pub fn with_capacity(bytes: usize, declared: Arc<DeclaredKeys>) -> Self {
         CopyRows {
             data: Vec::with_capacity(bytes),
             count: 0,
+            declared,
         }
     }
 
     pub fn push(&mut self, entry: &LogEntry<'_>) {
-        push_row(&mut self.data, entry);
+        push_row(&mut self.data, entry, &self.declared);
         self.count += 1;
     }
 
@@ -49,8 +51,8 @@ impl CopyRows {
     }
 }
 
-/// Appends one row for `entry` to `out`.
-fn push_row(out: &mut Vec<u8>, entry: &LogEntry<'_>) {
+/// Appends one row for `entry` to `out`, with a field per key of `declared`.
+fn push_row(out: &mut Vec<u8>, entry: &LogEntry<'_>, declared: &DeclaredKeys) {
     push_timestamp(out, entry.timestamp());
     out.push(b'\t');
     push_text(out, entry.service(), entry.service_is_plain());
@@ -63,6 +65,7 @@ fn push_row(out: &mut Vec<u8>, entry: &LogEntry<'_>) {
         Some(metadata) => push_text(out, metadata.as_json(), metadata.is_plain()),
         None => out.extend_from_slice(b"\\N"),
     }
+    declared.push_fields(out, entry.metadata().map(|metadata| metadata.as_json()));
     out.push(b'\n');
 }
 

@@ -22,7 +22,8 @@ use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
-use super::copy_text::{CopyRows, COPY_LOGS};
+use super::copy_text::CopyRows;
+use super::declared_indexes::DeclaredKeys;
 use super::idempotency::{self, IdempotencyClaim, KeyDecision, StoredResponse};
 use crate::config::GroupCommitSettings;
 use crate::metrics::Metrics;
@@ -76,12 +77,13 @@ pub struct GroupCommitter {
 }
 
 impl GroupCommitter {
-    /// Starts `settings.writers` writer tasks (at least one); the handle returned ends
-    /// once every writer has stopped.
+    /// Starts `settings.writers` writer tasks (at least one), writing rows built for
+    /// `declared`; the handle returned ends once every writer has stopped.
     pub fn start(
         pool: PgPool,
         settings: GroupCommitSettings,
         metrics: Arc<Metrics>,
+        declared: Arc<DeclaredKeys>,
     ) -> (Self, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let receiver = Arc::new(Mutex::new(receiver));
@@ -89,7 +91,7 @@ impl GroupCommitter {
             .map(|_| {
                 tokio::spawn(run_writer(
                     Arc::clone(&receiver),
-                    pool.clone(),
+                    WriterConnection::new(pool.clone(), Arc::clone(&declared)),
                     settings,
                     Arc::clone(&metrics),
                 ))
@@ -123,14 +125,13 @@ impl GroupCommitter {
 /// other writers gather theirs, so one group's commit overlaps the next one's COPY.
 async fn run_writer(
     receiver: Arc<Mutex<mpsc::Receiver<Submission>>>,
-    pool: PgPool,
+    mut connection: WriterConnection,
     settings: GroupCommitSettings,
     metrics: Arc<Metrics>,
 ) {
     // The group's COPY data, reused from group to group (one allocation per writer
     // instead of one per group), trimmed back after an unusually large group.
     let mut data = Vec::new();
-    let mut connection = WriterConnection::new(pool);
     loop {
         let Some((group, rows)) = gather_group(&receiver, &settings).await else {
             break;
@@ -231,6 +232,8 @@ async fn commit_group(
 struct WriterConnection {
     pool: PgPool,
     kept: Option<Kept>,
+    /// Whose `COPY` statement the rows fill.
+    declared: Arc<DeclaredKeys>,
 }
 
 /// The writer's connection and when it was taken and last used.
@@ -284,8 +287,12 @@ impl WriteFailure {
 }
 
 impl WriterConnection {
-    fn new(pool: PgPool) -> Self {
-        WriterConnection { pool, kept: None }
+    fn new(pool: PgPool, declared: Arc<DeclaredKeys>) -> Self {
+        WriterConnection {
+            pool,
+            kept: None,
+            declared,
+        }
     }
 
     /// Writes `group` (see [`write_group`]) on the kept connection, or on a fresh one
@@ -340,7 +347,13 @@ impl WriterConnection {
                 }
             }
         };
-        let written = write_group(&mut kept.connection, group, data).await;
+        let written = write_group(
+            &mut kept.connection,
+            group,
+            data,
+            self.declared.copy_statement(),
+        )
+        .await;
         if written.is_ok() {
             kept.used = Instant::now();
             self.kept = Some(kept);
@@ -355,11 +368,12 @@ impl WriterConnection {
 
 /// Writes one group on `conn` and returns each submission's outcome: in one autocommit
 /// `COPY` when no submission carries an idempotency key, else in one transaction.
-/// `data` is an empty buffer to build the `COPY` data in.
+/// `data` is an empty buffer to build the `COPY` data in; `copy` the statement.
 async fn write_group(
     conn: &mut PgConnection,
     group: &[Submission],
     data: &mut Vec<u8>,
+    copy: &str,
 ) -> Result<Vec<CommitOutcome>, WriteFailure> {
     if group.iter().all(|submission| submission.claim.is_none()) {
         for submission in group {
@@ -368,7 +382,7 @@ async fn write_group(
         if !data.is_empty() {
             // No BEGIN: the COPY commits on its own before `finish` returns, and a
             // failed COPY leaves nothing behind.
-            copy_rows(conn, data).await?;
+            copy_rows(conn, copy, data).await?;
         }
         return Ok(vec![CommitOutcome::Committed; group.len()]);
     }
@@ -393,7 +407,7 @@ async fn write_group(
     if !data.is_empty() {
         // Inside the transaction: a failure anywhere before COMMIT stores nothing, but
         // only the first exchange is retried, so it counts as a later failure here.
-        copy_rows(&mut tx, data)
+        copy_rows(&mut tx, copy, data)
             .await
             .map_err(|failure| WriteFailure::later(failure.error))?;
     }
@@ -401,13 +415,17 @@ async fn write_group(
     Ok(outcomes)
 }
 
-/// Sends `data` (rows in `COPY` text format) as one `COPY` on `conn`; returns once
+/// Sends `data` (rows in `COPY` text format) as one `COPY` `statement` on `conn`; returns once
 /// PostgreSQL has answered the statement (and, outside a transaction, committed it).
 /// Only a failure to start the `COPY` is at the first exchange: once rows are sent
 /// and `finish` has begun, PostgreSQL may have committed them.
-async fn copy_rows(conn: &mut PgConnection, data: &[u8]) -> Result<(), WriteFailure> {
+async fn copy_rows(
+    conn: &mut PgConnection,
+    statement: &str,
+    data: &[u8],
+) -> Result<(), WriteFailure> {
     let mut copy = conn
-        .copy_in_raw(COPY_LOGS)
+        .copy_in_raw(statement)
         .await
         .map_err(WriteFailure::at_first_exchange)?;
     copy.send(data).await.map_err(WriteFailure::later)?;

@@ -4,6 +4,7 @@
 mod auth;
 mod batch;
 mod concurrency;
+mod declared_keys;
 mod encoding;
 mod health;
 mod idempotency;

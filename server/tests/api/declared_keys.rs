@@ -1,0 +1,301 @@
+//! Declared metadata keys (`LOG_INGESTION_INDEXED_METADATA_KEYS`): the column the server
+//! writes in its `COPY` holds what PostgreSQL's own reading of the stored metadata gives
+//! (`declared_indexes::indexed_text_sql`, which `migrate` fills stored rows with), for
+//! every kind of value; a server that does not write a declared column is refused
+//! rather than storing rows the key's index cannot find; declaring fills stored rows,
+//! undeclaring keeps the column.
+
+use log_ingestion_server::config::ApiKey;
+use log_ingestion_server::storage::declared_indexes::{self, MAX_INDEXED_BYTES};
+use log_ingestion_test_support::{
+    create_database, entry, json_with_status, spawn_app, spawn_app_on, spawn_app_with, TestApp,
+    ADMIN_KEY,
+};
+use serde_json::{json, Value};
+
+/// Values of every kind for a declared key, as JSON text (numbers as clients spell
+/// them: the server stores them as serde_json reads and writes them).
+fn corpus() -> Vec<String> {
+    let mut values: Vec<String> = [
+        r#""""#,
+        r#""a""#,
+        r#""42""#,
+        r#""ü ✓ 🎉""#,
+        r#""tab\there \"quoted\" back\\slash \u0000 nul""#,
+        "0",
+        "-0",
+        "42",
+        "-42",
+        "1e2",
+        "1.5e1",
+        "1.0",
+        "-0.0",
+        "1e16",
+        "1e-7",
+        "1e300",
+        "-9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "true",
+        "false",
+        "null",
+        "[]",
+        r#"[1,"a",{"k":2}]"#,
+        r#"{"k":{"k":1}}"#,
+    ]
+    .iter()
+    .map(|value| value.to_string())
+    .collect();
+    for length in [
+        MAX_INDEXED_BYTES - 1,
+        MAX_INDEXED_BYTES,
+        MAX_INDEXED_BYTES + 1,
+        10_000,
+    ] {
+        values.push(format!("\"{}\"", "x".repeat(length)));
+    }
+    // A two-byte character across the byte limit.
+    values.push(format!("\"{}é\"", "x".repeat(MAX_INDEXED_BYTES - 1)));
+    values
+}
+
+/// NDJSON lines, one entry per value of `k` (message `v<index>`), plus one entry
+/// without `k`, one with `k` twice (jsonb keeps the last) and one without metadata.
+fn corpus_body() -> String {
+    let now = chrono::Utc::now().to_rfc3339();
+    let line = |message: &str, metadata: &str| {
+        format!(
+            r#"{{"timestamp":"{now}","service":"svc","level":"INFO","message":"{message}"{metadata}}}"#
+        )
+    };
+    let mut lines: Vec<String> = corpus()
+        .iter()
+        .enumerate()
+        .map(|(index, value)| {
+            line(
+                &format!("v{index}"),
+                &format!(r#","metadata":{{"other":1,"k":{value},"z":[]}}"#),
+            )
+        })
+        .collect();
+    lines.push(line("absent", r#","metadata":{"kk":1}"#));
+    lines.push(line("twice", r#","metadata":{"k":"first","k":7}"#));
+    lines.push(line("none", ""));
+    lines.join("\n")
+}
+
+/// Rows whose `meta_k` differs from PostgreSQL's reading of their stored metadata, and
+/// how many rows have it set.
+async fn column_disagreements(app: &TestApp) -> (Vec<String>, i64) {
+    let wrong: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT message || ': ' || coalesce(meta_k, 'NULL') || ' vs ' || coalesce({}, 'NULL') \
+         FROM logs WHERE meta_k IS DISTINCT FROM {}",
+        declared_indexes::indexed_text_sql("k"),
+        declared_indexes::indexed_text_sql("k")
+    ))
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let set: i64 = sqlx::query_scalar("SELECT count(*) FROM logs WHERE meta_k IS NOT NULL")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    (wrong, set)
+}
+
+async fn post_corpus(app: &TestApp) {
+    let response = app
+        .post_body("/api/v1/logs/batch", "application/x-ndjson", corpus_body())
+        .await;
+    let body = json_with_status(response, 200).await;
+    assert_eq!(body["rejected"], 0, "{body}");
+}
+
+#[tokio::test]
+async fn the_server_writes_each_declared_column_as_postgresql_reads_the_stored_value() {
+    let app = spawn_app_with(|settings| {
+        settings.database.indexed_metadata_keys = vec!["k".into(), "password".into()];
+        settings.admin_api_keys = vec![ApiKey::new(ADMIN_KEY)];
+    })
+    .await;
+    post_corpus(&app).await;
+    let (wrong, set) = column_disagreements(&app).await;
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // Every entry with the key, the repeated one included; not the two without it.
+    assert_eq!(set, corpus().len() as i64 + 1);
+    let twice: String = sqlx::query_scalar("SELECT meta_k FROM logs WHERE message = 'twice'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(twice, "7");
+
+    // A declared sensitive key holds what is stored: the filtered value.
+    let mut secret = entry("secret");
+    secret["metadata"] = json!({"password": "hunter2"});
+    assert_eq!(app.post_single(secret).await.status(), 201);
+    let stored: String =
+        sqlx::query_scalar(r#"SELECT "meta_password" FROM logs WHERE message = 'secret'"#)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, "[FILTERED]");
+
+    // The read side finds values through the column, and values without an indexed
+    // text (a long string, a fraction) by containment alone.
+    let long = format!("\"{}\"", "x".repeat(MAX_INDEXED_BYTES + 1));
+    for (value, message) in [
+        ("42", "v7"),
+        ("true", "v19"),
+        ("\"42\"", "v2"),
+        (long.as_str(), "v27"),
+        ("1.0", "v11"),
+    ] {
+        let query: Vec<(&str, &str)> = vec![("meta.k", value), ("since", "1h")];
+        let page: Value = app
+            .client
+            .get(app.url("/api/v1/logs"))
+            .header("X-API-Key", ADMIN_KEY)
+            .query(&query)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let messages: Vec<&str> = page["logs"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{page}"))
+            .iter()
+            .filter_map(|log| log["message"].as_str())
+            .collect();
+        assert!(
+            messages.contains(&message),
+            "meta.k={value:.40}: {messages:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_write_a_declared_column_is_refused_and_stores_nothing() {
+    let mut stale = spawn_app().await;
+    // Another instance declares `k` (its `migrate`) while this one runs.
+    declared_indexes::apply_metadata_keys(&stale.pool, &["k".to_owned()])
+        .await
+        .unwrap();
+    let mut with_key = entry("with k");
+    with_key["metadata"] = json!({"k": "v"});
+    assert_eq!(stale.post_single(with_key.clone()).await.status(), 503);
+    // Entries without the key still go in.
+    assert_eq!(stale.post_single(entry("without k")).await.status(), 201);
+    assert_eq!(stale.stored_messages().await, ["without k"]);
+    stale.stop().await;
+
+    // Restarted with the declaration, it writes the column.
+    let (database, url) = (stale.database.clone(), stale.database_url.clone());
+    let current = spawn_app_on(database, url, |settings| {
+        settings.database.indexed_metadata_keys = vec!["k".into()];
+    })
+    .await;
+    assert_eq!(current.post_single(with_key).await.status(), 201);
+    let column: Option<String> =
+        sqlx::query_scalar("SELECT meta_k FROM logs WHERE message = 'with k'")
+            .fetch_one(&current.pool)
+            .await
+            .unwrap();
+    assert_eq!(column.as_deref(), Some("v"));
+}
+
+async fn declared_objects(app: &TestApp) -> (bool, i64, i64) {
+    let column: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'logs'::regclass \
+         AND attname = 'meta_k' AND NOT attisdropped)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let checks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_constraint WHERE conrelid = 'logs'::regclass AND conname = 'meta_k_set'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'logs' AND indexname = 'logs_meta_k'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    (column, checks, indexes)
+}
+
+#[tokio::test]
+async fn declaring_fills_stored_rows_and_undeclaring_keeps_the_column() {
+    let (database, url) = create_database().await;
+    let mut app = spawn_app_on(database.clone(), url.clone(), |_| {}).await;
+    post_corpus(&app).await;
+    let keys = vec!["k".to_owned()];
+    declared_indexes::apply_metadata_keys(&app.pool, &keys)
+        .await
+        .unwrap();
+    assert_eq!(declared_objects(&app).await, (true, 1, 1));
+    let (wrong, set) = column_disagreements(&app).await;
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(set, corpus().len() as i64 + 1);
+
+    // Undeclared: the check and the index go, the column stays.
+    declared_indexes::apply_metadata_keys(&app.pool, &[])
+        .await
+        .unwrap();
+    assert_eq!(declared_objects(&app).await, (true, 0, 0));
+    app.stop().await;
+    // A server without the declaration leaves it empty for new rows...
+    let mut undeclared = spawn_app_on(database.clone(), url.clone(), |_| {}).await;
+    let mut later = entry("later");
+    later["metadata"] = json!({"k": 5});
+    assert_eq!(undeclared.post_single(later).await.status(), 201);
+    let empty: Option<String> =
+        sqlx::query_scalar("SELECT meta_k FROM logs WHERE message = 'later'")
+            .fetch_one(&undeclared.pool)
+            .await
+            .unwrap();
+    assert_eq!(empty, None);
+    undeclared.stop().await;
+    // ...which declaring again fills.
+    let again = spawn_app_on(database, url, |settings| {
+        settings.database.indexed_metadata_keys = keys.clone();
+    })
+    .await;
+    assert_eq!(declared_objects(&again).await, (true, 1, 1));
+    let filled: Option<String> =
+        sqlx::query_scalar("SELECT meta_k FROM logs WHERE message = 'later'")
+            .fetch_one(&again.pool)
+            .await
+            .unwrap();
+    assert_eq!(filled.as_deref(), Some("5"));
+    assert!(column_disagreements(&again).await.0.is_empty());
+}
+
+#[tokio::test]
+async fn an_expression_index_of_an_earlier_version_is_replaced_by_the_column_index() {
+    let app = spawn_app().await;
+    sqlx::query(
+        "CREATE INDEX logs_meta_k ON logs ((metadata->>'k'), timestamp DESC) \
+         WHERE (metadata->>'k') IS NOT NULL",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    declared_indexes::apply_metadata_keys(&app.pool, &["k".to_owned()])
+        .await
+        .unwrap();
+    let definition: String = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'logs' AND indexname = 'logs_meta_k'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        definition.contains("(meta_k, \"timestamp\" DESC)"),
+        "{definition}"
+    );
+}
