@@ -61,6 +61,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use log_ingestion_server::storage::copy_text;
+use log_ingestion_server::storage::declared_indexes::DeclaredKeys;
 use log_ingestion_wire::{
     BatchRequest, BatchResponse, WireEntry, API_KEY_HEADER, BATCH_PATH, HEALTH_PATH,
 };
@@ -718,8 +719,22 @@ async fn send_batches(
 /// How long a worker waits before retrying a 503 "Server busy".
 const BUSY_PAUSE: Duration = Duration::from_millis(50);
 
-/// The same rows as PostgreSQL's text COPY format, in 1 MiB chunks.
-fn copy_text(entries: &[WireEntry]) -> Result<Vec<Vec<u8>>> {
+/// The metadata keys the server declares (`LOG_INGESTION_INDEXED_METADATA_KEYS`, which
+/// the server inherits from this process): the raw COPY writes their columns too, as
+/// the server does (the table's checks refuse rows without them).
+fn declared_keys() -> DeclaredKeys {
+    let keys: Vec<String> = std::env::var("LOG_INGESTION_INDEXED_METADATA_KEYS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|key| key.trim().to_owned())
+        .filter(|key| !key.is_empty())
+        .collect();
+    DeclaredKeys::new(&keys)
+}
+
+/// The same rows as PostgreSQL's text COPY format, in 1 MiB chunks, with the fields of
+/// `declared`'s columns.
+fn copy_text(entries: &[WireEntry], declared: &DeclaredKeys) -> Result<Vec<Vec<u8>>> {
     const CHUNK: usize = 1 << 20;
     let mut chunks = Vec::new();
     let mut buf = Vec::with_capacity(CHUNK + 4096);
@@ -743,6 +758,7 @@ fn copy_text(entries: &[WireEntry]) -> Result<Vec<Vec<u8>>> {
             }
             copy_text::push_field(&mut buf, field);
         }
+        declared.push_fields(&mut buf, Some(&metadata));
         buf.push(b'\n');
         if buf.len() >= CHUNK {
             chunks.push(std::mem::replace(
@@ -762,13 +778,12 @@ async fn raw_copy(
     entries: &[WireEntry],
     database: &str,
 ) -> Result<PhaseReport> {
-    let chunks = copy_text(entries)?;
+    let declared = declared_keys();
+    let chunks = copy_text(entries, &declared)?;
     truncate_logs(db).await?;
     let cpu_before = CpuSnapshot::take(None, database);
     let started = Instant::now();
-    let mut copy = db
-        .copy_in_raw("COPY logs (timestamp, service, level, message, metadata) FROM STDIN")
-        .await?;
+    let mut copy = db.copy_in_raw(declared.copy_statement()).await?;
     for chunk in chunks {
         copy.send(chunk).await?;
     }

@@ -56,6 +56,18 @@ fn corpus() -> Vec<String> {
     }
     // A two-byte character across the byte limit.
     values.push(format!("\"{}é\"", "x".repeat(MAX_INDEXED_BYTES - 1)));
+    // Text that does not compress, longer than a btree entry may be (~2.7 KB): an
+    // index on the value itself would fail the whole group's COPY.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: String = (0..6_000)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            char::from(b'a' + (state >> 59) as u8 % 26)
+        })
+        .collect();
+    values.push(format!("\"{noise}\""));
     values
 }
 
