@@ -71,6 +71,22 @@ pub fn indexed_text_sql(key: &str) -> String {
     )
 }
 
+/// In TimescaleDB mode, decompresses every compressed chunk of `logs`: a chunk
+/// compressed again keeps the sparse indexes it was first compressed with, so only a
+/// chunk compressed after the key's index exists gets the key's bloom filters. The
+/// compression policy compresses them again.
+const DECOMPRESS_CHUNKS: &str = r#"
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
+       AND EXISTS (SELECT 1 FROM timescaledb_information.hypertables
+                   WHERE hypertable_name = 'logs' AND compression_enabled) THEN
+        PERFORM decompress_chunk(c, if_compressed => true) FROM show_chunks('logs') AS c;
+    END IF;
+END
+$$
+"#;
+
 /// Why `key` cannot be declared, if it cannot: a key is written into DDL and into the
 /// read side's SQL as a literal, so only letters, digits and `_` are accepted.
 pub fn key_problem(key: &str) -> Option<String> {
@@ -397,12 +413,6 @@ pub async fn apply_metadata_keys(pool: &PgPool, keys: &[String]) -> Result<(), S
         .bind(LOCK_KEY)
         .execute(&mut *tx)
         .await?;
-    // Filling a column decompresses every compressed batch holding the key: TimescaleDB
-    // refuses more than 100,000 rows per transaction unless told otherwise. (A custom
-    // setting: harmless where TimescaleDB is not loaded.)
-    sqlx::query("SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0")
-        .execute(&mut *tx)
-        .await?;
     // (name, is an expression index): the expression ones are from before the columns.
     let indexes: Vec<(String, bool)> = sqlx::query_as(
         "SELECT c.relname::text, i.indexprs IS NOT NULL FROM pg_index i \
@@ -415,6 +425,12 @@ pub async fn apply_metadata_keys(pool: &PgPool, keys: &[String]) -> Result<(), S
     let checks: Vec<String> = sqlx::query_scalar(
         "SELECT conname::text FROM pg_constraint WHERE conrelid = 'logs'::regclass \
          AND contype = 'c' AND conname::text LIKE 'meta\\_%\\_set'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT attname::text FROM pg_attribute WHERE attrelid = 'logs'::regclass \
+         AND attnum > 0 AND NOT attisdropped AND starts_with(attname::text, 'meta_')",
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -438,20 +454,23 @@ pub async fn apply_metadata_keys(pool: &PgPool, keys: &[String]) -> Result<(), S
     }
     for key in keys {
         let column = column(key);
-        sqlx::query(&format!(
-            "ALTER TABLE logs ADD COLUMN IF NOT EXISTS {column} text"
-        ))
-        .execute(&mut *tx)
-        .await?;
+        // Only when missing: even `IF NOT EXISTS` locks the table, and `serve` runs this
+        // at every start.
+        if !columns.iter().any(|name| *name == format!("meta_{key}")) {
+            sqlx::query(&format!("ALTER TABLE logs ADD COLUMN {column} text"))
+                .execute(&mut *tx)
+                .await?;
+        }
         let check = check_name(key);
         if !checks.contains(&check) {
             tracing::info!(key = %key, "declaring a metadata key: filling its column for the stored rows");
-            sqlx::query(&format!(
-                "ALTER TABLE logs ADD CONSTRAINT \"{check}\" \
-                 CHECK (({column} IS NULL) = NOT (metadata ? '{key}')) NOT VALID"
-            ))
-            .execute(&mut *tx)
-            .await?;
+            // Writers wait (reads go on) from here to the commit: no row without the
+            // column can slip in between the filling and the check, which TimescaleDB
+            // validates on compressed chunks even when NOT VALID.
+            sqlx::query("LOCK TABLE logs IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(DECOMPRESS_CHUNKS).execute(&mut *tx).await?;
             let filled = sqlx::query(&format!(
                 "UPDATE logs SET {column} = {} WHERE metadata ? '{key}' AND {column} IS NULL",
                 indexed_text_sql(key)
@@ -459,6 +478,12 @@ pub async fn apply_metadata_keys(pool: &PgPool, keys: &[String]) -> Result<(), S
             .execute(&mut *tx)
             .await?;
             tracing::info!(key = %key, rows = filled.rows_affected(), "metadata key column filled");
+            sqlx::query(&format!(
+                "ALTER TABLE logs ADD CONSTRAINT \"{check}\" \
+                 CHECK (({column} IS NULL) = NOT (metadata ? '{key}')) NOT VALID"
+            ))
+            .execute(&mut *tx)
+            .await?;
         }
         let index = index_name(key);
         let current = indexes
