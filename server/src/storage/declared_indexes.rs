@@ -78,10 +78,13 @@ pub fn indexed_text_sql(key: &str) -> String {
 const DECOMPRESS_CHUNKS: &str = r#"
 DO $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
-       AND EXISTS (SELECT 1 FROM timescaledb_information.hypertables
+    -- Nested: PL/pgSQL plans a statement when it first runs it, and the catalog view
+    -- does not exist without the extension.
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
+        IF EXISTS (SELECT 1 FROM timescaledb_information.hypertables
                    WHERE hypertable_name = 'logs' AND compression_enabled) THEN
-        PERFORM decompress_chunk(c, if_compressed => true) FROM show_chunks('logs') AS c;
+            PERFORM decompress_chunk(c, if_compressed => true) FROM show_chunks('logs') AS c;
+        END IF;
     END IF;
 END
 $$
