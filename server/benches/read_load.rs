@@ -42,6 +42,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use log_ingestion_server::storage::declared_indexes::{self, DeclaredKeys};
 use sqlx::{Connection, PgConnection};
 
 const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
@@ -210,9 +211,10 @@ async fn build_data_set(
         .await?;
     let started = Instant::now();
     let mut first = 0i64;
+    let generate = generate_rows(config);
     while first < config.rows {
         let last = (first + BUILD_STEP).min(config.rows) - 1;
-        sqlx::query(GENERATE_ROWS)
+        sqlx::query(&generate)
             .bind(first)
             .bind(last)
             .bind(config.rows)
@@ -253,20 +255,50 @@ async fn build_data_set(
 /// Rows `$1..=$2` of `$3`, evenly spread over the 30 days before `$4` (row `$3 - 1` is
 /// at `$4`), oldest first as a live table receives them. Levels: 20% DEBUG, 62% INFO,
 /// 10% WARN, 6% ERROR, 1.5% FATAL, 0.5% CRITICAL. Messages like `order 123456 shipped
-/// in 87 ms` (so `q=order 123` matches about one message in 900).
+/// in 87 ms` (so `q=order 123` matches about one message in 900). The declared keys'
+/// columns are appended by [`generate_rows`].
 const GENERATE_ROWS: &str = "\
-INSERT INTO logs (timestamp, service, level, message, metadata, received_at)
-SELECT ts, 'svc' || (i % 10),
+SELECT ts AS timestamp, 'svc' || (i % 10) AS service,
        CASE WHEN i % 200 < 40 THEN 'DEBUG' WHEN i % 200 < 164 THEN 'INFO'
             WHEN i % 200 < 184 THEN 'WARN' WHEN i % 200 < 196 THEN 'ERROR'
-            WHEN i % 200 < 199 THEN 'FATAL' ELSE 'CRITICAL' END,
-       'order ' || ((i * 7919) % 1000000) || ' shipped in ' || (i % 997) || ' ms',
+            WHEN i % 200 < 199 THEN 'FATAL' ELSE 'CRITICAL' END AS level,
+       'order ' || ((i * 7919) % 1000000) || ' shipped in ' || (i % 997) || ' ms' AS message,
        jsonb_build_object('user_id', (i * 31) % 50000,
                           'request_id', md5((i / 5)::text),
-                          'path', '/orders/' || (i % 1000)),
-       ts
+                          'path', '/orders/' || (i % 1000)) AS metadata,
+       ts AS received_at
 FROM (SELECT i, $4::timestamptz - interval '30 days' * (($3 - 1 - i)::float8 / $3) AS ts
       FROM generate_series($1::int8, $2::int8) AS i) AS g";
+
+/// The statement generating the rows: [`GENERATE_ROWS`] with a column per metadata key
+/// the server declares (`LOG_INGESTION_INDEXED_METADATA_KEYS` in `BENCH_SERVER_ENV`),
+/// filled by the rule `migrate` fills stored rows with, as the server's `COPY` would.
+fn generate_rows(config: &BenchConfig) -> String {
+    let keys: Vec<String> = config
+        .server_env
+        .iter()
+        .filter(|(name, _)| name == "LOG_INGESTION_INDEXED_METADATA_KEYS")
+        .flat_map(|(_, keys)| keys.split(','))
+        .map(|key| key.trim().to_owned())
+        .filter(|key| !key.is_empty())
+        .collect();
+    let declared = DeclaredKeys::new(&keys);
+    let columns: String = declared
+        .keys()
+        .iter()
+        .map(|key| format!(", {}", declared_indexes::column(key)))
+        .collect();
+    let values: String = declared
+        .keys()
+        .iter()
+        .map(|key| format!(", {}", declared_indexes::indexed_text_sql(key)))
+        .collect();
+    format!(
+        "INSERT INTO logs (timestamp, service, level, message, metadata, received_at{columns}) \
+         SELECT timestamp, service, level, message, metadata, received_at{values} \
+         FROM ({GENERATE_ROWS}) AS generated"
+    )
+}
 
 fn run_migrate(config: &BenchConfig, url: &str, log_path: &Path) -> Result<()> {
     let log = File::create(log_path).map_err(io_context(format!("{}", log_path.display())))?;
