@@ -156,8 +156,8 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     /// `LOG_INGESTION_STORAGE`: the storage mode asked for (auto by default).
     pub storage: StorageSetting,
-    /// `LOG_INGESTION_INDEXED_METADATA_KEYS`: metadata keys with an expression index
-    /// (`storage::declared_indexes`, which checks them at migrate).
+    /// `LOG_INGESTION_INDEXED_METADATA_KEYS`: metadata keys to declare, each with a
+    /// column and its index (`storage::declared_indexes`, which checks them at migrate).
     pub indexed_metadata_keys: Vec<String>,
     /// `LOG_INGESTION_MESSAGE_TRIGRAM_INDEX` (`on`/`off`): a trigram index for `q=`.
     pub message_trigram_index: bool,

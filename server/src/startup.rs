@@ -32,7 +32,7 @@ use crate::rate_limit_sharing;
 use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
 use crate::state::AppState;
-use crate::storage::declared_indexes::DeclaredKeys;
+use crate::storage::declared_indexes::{self, LiveDeclaredKeys, Undeclared};
 use crate::storage::policy_jobs::{self, PolicyJobs};
 use crate::storage::{self, retention, ConvertRows, GroupCommitter, StorageError, StorageMode};
 
@@ -91,7 +91,10 @@ impl Application {
         // `serve` never converts a plain table holding rows: that is `migrate --storage`.
         let storage_mode =
             storage::migrate(&pool, settings.database.storage, ConvertRows::Refuse).await?;
-        storage::declared_indexes::apply(&pool, &settings.database).await?;
+        declared_indexes::apply(&pool, &settings.database, Undeclared::Keep).await?;
+        let declared = Arc::new(LiveDeclaredKeys::new(
+            declared_indexes::declared_in(&pool).await?,
+        ));
         retention::apply_policy(&pool, storage_mode, settings.retention_days).await?;
         tracing::info!(
             storage = %storage_mode,
@@ -107,9 +110,8 @@ impl Application {
             .map_err(|source| StartupError::Bind { address, source })?;
         let metrics = Arc::new(Metrics::default());
         metrics.set_instance(settings.instance_id.as_str());
-        let declared = Arc::new(DeclaredKeys::new(&settings.database.indexed_metadata_keys));
         let read_context = read_context_for(&settings, storage_mode, &metrics)?
-            .with_metadata_indexes(declared.keys());
+            .with_declared_keys(Arc::clone(&declared));
         let limiter = Arc::new(ApiRateLimiter::new(
             settings.rate_limit,
             settings.api_keys.iter().count(),

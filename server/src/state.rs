@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::inflight::InflightBudget;
 use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimiter;
-use crate::storage::declared_indexes::DeclaredKeys;
+use crate::storage::declared_indexes::LiveDeclaredKeys;
 use crate::storage::policy_jobs::PolicyJobs;
 use crate::storage::{GroupCommitter, StorageMode};
 
@@ -26,5 +26,5 @@ pub struct AppState {
     /// TimescaleDB policy jobs as last checked (empty in plain mode).
     pub policy_jobs: PolicyJobs,
     /// The declared metadata keys whose columns every row fills.
-    pub declared: Arc<DeclaredKeys>,
+    pub declared: Arc<LiveDeclaredKeys>,
 }

@@ -240,11 +240,14 @@ pub struct LogFilter {
     pub metadata: Vec<Vec<Value>>,
     /// Entries of this request and of the jobs it enqueued.
     pub request_id: Option<String>,
-    /// `(key, text)` of `meta.KEY=VALUE` filters on declared keys
-    /// (`storage::declared_indexes`): also written as `meta_KEY = text` (the value's
-    /// indexed text), which the key's index and TimescaleDB's bloom filters answer; the
-    /// containment test above stays, so the result is the same.
-    pub indexed_metadata: Vec<(String, String)>,
+    /// `(key, texts)` of `meta.KEY=VALUE` filters on declared keys
+    /// (`storage::declared_indexes`): also written as `meta_KEY = ANY(texts)` (the
+    /// indexed texts of the filter's alternatives), which the key's index and
+    /// TimescaleDB's bloom filters answer. The containment test above stays and decides;
+    /// the column only narrows, and a row an alternative contains has one of these texts
+    /// unless its value has no indexed text but equals an integer alternative as a
+    /// number (a stored `42.0` for `meta.k=42`, README).
+    pub indexed_metadata: Vec<(String, Vec<String>)>,
 }
 
 impl LogFilter {
@@ -304,30 +307,9 @@ impl LogFilter {
             return self;
         }
         for alternatives in &self.metadata {
-            let Some(Value::Object(document)) = alternatives.first() else {
-                continue;
-            };
-            let Some((key, value)) = document.iter().next() else {
-                continue;
-            };
-            let declared = keys.contains(key) && declared_indexes::key_problem(key).is_none();
-            if document.len() != 1 || !declared {
-                continue;
+            if let Some(indexed) = indexed_alternatives(alternatives, keys) {
+                self.indexed_metadata.push(indexed);
             }
-            let number;
-            let scalar = match value {
-                Value::String(text) => Scalar::Text(Cow::Borrowed(text)),
-                Value::Bool(flag) => Scalar::Bool(*flag),
-                Value::Number(n) => {
-                    number = n.to_string();
-                    Scalar::Number(Cow::Borrowed(&number))
-                }
-                _ => continue,
-            };
-            let Some(text) = indexed_text(scalar) else {
-                continue;
-            };
-            self.indexed_metadata.push((key.clone(), text.into_owned()));
         }
         self
     }
@@ -382,11 +364,12 @@ impl LogFilter {
                 .push(" = ")
                 .push_bind(request_id.clone());
         }
-        for (key, text) in &self.indexed_metadata {
-            sql.push(" AND ")
-                .push(declared_indexes::column(key))
-                .push(" = ")
-                .push_bind(text.clone());
+        for (key, texts) in &self.indexed_metadata {
+            sql.push(" AND ").push(declared_indexes::column(key));
+            match texts.as_slice() {
+                [one] => sql.push(" = ").push_bind(one.clone()),
+                many => sql.push(" = ANY(").push_bind(many.to_vec()).push(")"),
+            };
         }
         for alternatives in &self.metadata {
             sql.push(" AND (");
@@ -401,6 +384,44 @@ impl LogFilter {
             sql.push(")");
         }
     }
+}
+
+/// The declared key and the indexed texts of one `meta.KEY=VALUE` filter's
+/// alternatives (the value as JSON, and as text), or `None` when the key is not declared
+/// or one alternative has no indexed text: the column must not exclude a row any
+/// alternative would match.
+fn indexed_alternatives(alternatives: &[Value], keys: &[String]) -> Option<(String, Vec<String>)> {
+    let mut declared_key: Option<&String> = None;
+    let mut texts: Vec<String> = Vec::new();
+    for alternative in alternatives {
+        let Value::Object(document) = alternative else {
+            return None;
+        };
+        let (key, value) = document.iter().next()?;
+        if document.len() != 1
+            || !keys.contains(key)
+            || declared_indexes::key_problem(key).is_some()
+            || declared_key.is_some_and(|first| first != key)
+        {
+            return None;
+        }
+        declared_key = Some(key);
+        let number;
+        let scalar = match value {
+            Value::String(text) => Scalar::Text(Cow::Borrowed(text)),
+            Value::Bool(flag) => Scalar::Bool(*flag),
+            Value::Number(n) => {
+                number = n.to_string();
+                Scalar::Number(Cow::Borrowed(&number))
+            }
+            _ => return None,
+        };
+        let text = indexed_text(scalar)?.into_owned();
+        if !texts.contains(&text) {
+            texts.push(text);
+        }
+    }
+    Some((declared_key?.clone(), texts))
 }
 
 fn parse_services(params: &mut Params) -> Vec<String> {

@@ -29,6 +29,7 @@ use axum::routing::get;
 use axum::{middleware, Router};
 use tokio::sync::{watch, Semaphore};
 
+use crate::storage::declared_indexes::{DeclaredKeys, LiveDeclaredKeys};
 use crate::storage::StorageMode;
 
 pub use auth::AdminKeys;
@@ -49,8 +50,8 @@ pub struct ReadContext {
     /// Set once the server shuts down; live tails end when it is.
     closing: Arc<watch::Sender<bool>>,
     query_limits: QueryLimits,
-    /// Metadata keys with an expression index (`storage::metadata_indexes`).
-    metadata_indexes: Arc<[String]>,
+    /// The declared metadata keys (`storage::declared_indexes`), as last read.
+    declared: Arc<LiveDeclaredKeys>,
 }
 
 impl ReadContext {
@@ -62,7 +63,7 @@ impl ReadContext {
             tail_slots: Arc::new(Semaphore::new(tail.max_streams)),
             closing: Arc::new(watch::Sender::new(false)),
             query_limits: QueryLimits::default(),
-            metadata_indexes: Arc::from(Vec::new()),
+            declared: Arc::new(LiveDeclaredKeys::new(DeclaredKeys::default())),
         }
     }
 
@@ -74,13 +75,11 @@ impl ReadContext {
         }
     }
 
-    /// The same context, told which metadata keys have an expression index, so that
-    /// `meta.KEY=VALUE` filters on them are written for the index.
-    pub fn with_metadata_indexes(self, keys: &[String]) -> Self {
-        ReadContext {
-            metadata_indexes: Arc::from(keys.to_vec()),
-            ..self
-        }
+    /// The same context, told which metadata keys are declared (the ingest side's
+    /// view, refreshed with it), so that `meta.KEY=VALUE` filters on them are written
+    /// for their columns.
+    pub fn with_declared_keys(self, declared: Arc<LiveDeclaredKeys>) -> Self {
+        ReadContext { declared, ..self }
     }
 
     /// The filter of a request's parameters, written for this server's indexes.
@@ -89,7 +88,7 @@ impl ReadContext {
         params: &mut filters::Params,
         now: chrono::DateTime<chrono::Utc>,
     ) -> filters::LogFilter {
-        filters::LogFilter::parse(params, now).with_metadata_indexes(&self.metadata_indexes)
+        filters::LogFilter::parse(params, now).with_metadata_indexes(self.declared.current().keys())
     }
 
     /// Ends every live tail (now and from now on), so that a graceful shutdown is not

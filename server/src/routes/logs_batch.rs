@@ -25,7 +25,7 @@ pub async fn ingest_batch(
 ) -> Result<Response, ApiError> {
     let limits = state.settings.limits;
     let max = state.settings.max_batch_entries;
-    let declared = Arc::clone(&state.declared);
+    let declared = state.declared.current();
     let received = receive(&state, request, Accepts::JsonOrNdjson).await?;
     let validated = received
         .validate(move |payload| validate_batch(payload, &limits, max, declared))

@@ -22,7 +22,7 @@ pub async fn ingest_single(
     request: Request,
 ) -> Result<Response, ApiError> {
     let limits = state.settings.limits;
-    let declared = Arc::clone(&state.declared);
+    let declared = state.declared.current();
     let received = receive(&state, request, Accepts::JsonOnly).await?;
     let validated = received
         .validate(move |payload| validate_single(payload, &limits, declared))

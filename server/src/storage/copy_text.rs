@@ -14,7 +14,7 @@ use crate::domain::LogEntry;
 /// written here as soon as they are validated, straight from the borrowed body, and the
 /// group committer concatenates requests' rows. Only `push` adds to it. Its rows fill
 /// the columns of `declared`'s `COPY` statement.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CopyRows {
     data: Vec<u8>,
     count: usize,
@@ -29,6 +29,11 @@ impl CopyRows {
             count: 0,
             declared,
         }
+    }
+
+    /// The declared keys these rows have fields for.
+    pub fn declared(&self) -> &Arc<DeclaredKeys> {
+        &self.declared
     }
 
     pub fn push(&mut self, entry: &LogEntry<'_>) {
@@ -226,7 +231,7 @@ mod tests {
                 // Blank service names are refused; nothing to write.
                 Err(_) => return Ok(()),
             };
-            let mut rows = CopyRows::default();
+            let mut rows = CopyRows::with_capacity(0, Default::default());
             rows.push(&entry);
             let mut expected = Vec::new();
             push_timestamp(&mut expected, entry.timestamp());

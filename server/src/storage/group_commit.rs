@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use super::copy_text::CopyRows;
-use super::declared_indexes::DeclaredKeys;
+use super::declared_indexes::{is_declaration_change, DeclaredKeys, LiveDeclaredKeys};
 use super::idempotency::{self, IdempotencyClaim, KeyDecision, StoredResponse};
 use crate::config::GroupCommitSettings;
 use crate::metrics::Metrics;
@@ -83,7 +83,7 @@ impl GroupCommitter {
         pool: PgPool,
         settings: GroupCommitSettings,
         metrics: Arc<Metrics>,
-        declared: Arc<DeclaredKeys>,
+        declared: Arc<LiveDeclaredKeys>,
     ) -> (Self, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let receiver = Arc::new(Mutex::new(receiver));
@@ -188,7 +188,21 @@ async fn commit_group(
     metrics: &Metrics,
 ) {
     let started = Instant::now();
-    match connection.write(&group, data, metrics).await {
+    // Rows built for declared keys read before the last reload do not fit the current
+    // `COPY` statement: their requests answer 503 (nothing stored) and are retried.
+    let declared = connection.declared.current();
+    let (group, stale): (Vec<Submission>, Vec<Submission>) = group
+        .into_iter()
+        .partition(|submission| Arc::ptr_eq(submission.rows.declared(), &declared));
+    for submission in stale {
+        let _ = submission.reply.send(Err(CommitError::Storage(
+            "the declared metadata keys changed while the request waited".to_owned(),
+        )));
+    }
+    if group.is_empty() {
+        return;
+    }
+    match connection.write(&group, data, &declared, metrics).await {
         Ok(outcomes) => {
             // Only rows written count: a replayed submission wrote none.
             let written = group
@@ -206,6 +220,13 @@ async fn commit_group(
         Err(error) => {
             metrics.database_error();
             tracing::warn!(%error, requests = group.len(), rows, "group commit failed; every request of the group gets 503");
+            if is_declaration_change(&error) {
+                // Another instance declared a key (or a column went): the next
+                // requests are built for what the database declares now.
+                if let Err(reload) = connection.declared.reload(&connection.pool).await {
+                    tracing::warn!(error = %reload, "reading the declared metadata keys again failed");
+                }
+            }
             let message = error.to_string();
             for submission in group {
                 let _ = submission
@@ -232,8 +253,8 @@ async fn commit_group(
 struct WriterConnection {
     pool: PgPool,
     kept: Option<Kept>,
-    /// Whose `COPY` statement the rows fill.
-    declared: Arc<DeclaredKeys>,
+    /// The declared keys: whose `COPY` statement the rows fill.
+    declared: Arc<LiveDeclaredKeys>,
 }
 
 /// The writer's connection and when it was taken and last used.
@@ -287,7 +308,7 @@ impl WriteFailure {
 }
 
 impl WriterConnection {
-    fn new(pool: PgPool, declared: Arc<DeclaredKeys>) -> Self {
+    fn new(pool: PgPool, declared: Arc<LiveDeclaredKeys>) -> Self {
         WriterConnection {
             pool,
             kept: None,
@@ -301,6 +322,7 @@ impl WriterConnection {
         &mut self,
         group: &[Submission],
         data: &mut Vec<u8>,
+        declared: &DeclaredKeys,
         metrics: &Metrics,
     ) -> Result<Vec<CommitOutcome>, sqlx::Error> {
         if self
@@ -311,7 +333,7 @@ impl WriterConnection {
             self.kept = None;
         }
         let was_kept = self.kept.is_some();
-        let failure = match self.write_once(group, data).await {
+        let failure = match self.write_once(group, data, declared).await {
             Ok(outcomes) => return Ok(outcomes),
             Err(failure) => failure,
         };
@@ -321,7 +343,7 @@ impl WriterConnection {
         metrics.writer_reconnected();
         tracing::info!(error = %failure.error, "a writer's kept connection failed before its group was sent; writing the group on a fresh connection");
         data.clear();
-        self.write_once(group, data)
+        self.write_once(group, data, declared)
             .await
             .map_err(|failure| failure.error)
     }
@@ -330,6 +352,7 @@ impl WriterConnection {
         &mut self,
         group: &[Submission],
         data: &mut Vec<u8>,
+        declared: &DeclaredKeys,
     ) -> Result<Vec<CommitOutcome>, WriteFailure> {
         let mut kept = match self.kept.take() {
             Some(kept) => kept,
@@ -347,13 +370,8 @@ impl WriterConnection {
                 }
             }
         };
-        let written = write_group(
-            &mut kept.connection,
-            group,
-            data,
-            self.declared.copy_statement(),
-        )
-        .await;
+        let written =
+            write_group(&mut kept.connection, group, data, declared.copy_statement()).await;
         if written.is_ok() {
             kept.used = Instant::now();
             self.kept = Some(kept);

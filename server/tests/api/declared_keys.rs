@@ -6,7 +6,7 @@
 //! undeclaring keeps the column.
 
 use log_ingestion_server::config::ApiKey;
-use log_ingestion_server::storage::declared_indexes::{self, MAX_INDEXED_BYTES};
+use log_ingestion_server::storage::declared_indexes::{self, Undeclared, MAX_INDEXED_BYTES};
 use log_ingestion_test_support::{
     create_database, entry, json_with_status, spawn_app, spawn_app_on, spawn_app_with, TestApp,
     ADMIN_KEY,
@@ -21,6 +21,8 @@ fn corpus() -> Vec<String> {
         r#""a""#,
         r#""42""#,
         r#""ü ✓ 🎉""#,
+        r#""1e16""#,
+        r#"" 42""#,
         r#""tab\there \"quoted\" back\\slash \u0000 nul""#,
         "0",
         "-0",
@@ -153,14 +155,18 @@ async fn the_server_writes_each_declared_column_as_postgresql_reads_the_stored_v
     assert_eq!(stored, "[FILTERED]");
 
     // The read side finds values through the column, and values without an indexed
-    // text (a long string, a fraction) by containment alone.
+    // text (a long string, a fraction) by containment alone. A value is tried as JSON
+    // and as text: a row either one contains is found, also when their indexed texts
+    // differ (`1e16` the number and the string).
     let long = format!("\"{}\"", "x".repeat(MAX_INDEXED_BYTES + 1));
-    for (value, message) in [
-        ("42", "v7"),
-        ("true", "v19"),
-        ("\"42\"", "v2"),
-        (long.as_str(), "v27"),
-        ("1.0", "v11"),
+    for (value, expected) in [
+        ("42", &["v2", "v9"][..]),
+        (" 42", &["v5", "v9"][..]),
+        ("\"42\"", &["v2"][..]),
+        ("1e16", &["v15", "v4"][..]),
+        ("true", &["v21"][..]),
+        (long.as_str(), &["v29"][..]),
+        ("1.0", &["v13"][..]),
     ] {
         let query: Vec<(&str, &str)> = vec![("meta.k", value), ("since", "1h")];
         let page: Value = app
@@ -174,47 +180,57 @@ async fn the_server_writes_each_declared_column_as_postgresql_reads_the_stored_v
             .json()
             .await
             .unwrap();
-        let messages: Vec<&str> = page["logs"]
+        let mut messages: Vec<&str> = page["logs"]
             .as_array()
             .unwrap_or_else(|| panic!("{page}"))
             .iter()
             .filter_map(|log| log["message"].as_str())
             .collect();
-        assert!(
-            messages.contains(&message),
-            "meta.k={value:.40}: {messages:?}"
-        );
+        messages.sort();
+        assert_eq!(messages, expected, "meta.k={value:.40}");
     }
 }
 
 #[tokio::test]
-async fn a_server_that_does_not_write_a_declared_column_is_refused_and_stores_nothing() {
-    let mut stale = spawn_app().await;
-    // Another instance declares `k` (its `migrate`) while this one runs.
-    declared_indexes::apply_metadata_keys(&stale.pool, &["k".to_owned()])
+async fn an_instance_learns_a_key_another_declared_and_never_stores_a_row_without_its_column() {
+    let (database, url) = create_database().await;
+    let running = spawn_app_on(database.clone(), url.clone(), |_| {}).await;
+    // Another instance's `migrate` declares `k` while this one runs.
+    declared_indexes::apply_metadata_keys(&running.pool, &["k".to_owned()], Undeclared::Drop)
         .await
         .unwrap();
     let mut with_key = entry("with k");
     with_key["metadata"] = json!({"k": "v"});
-    assert_eq!(stale.post_single(with_key.clone()).await.status(), 503);
-    // Entries without the key still go in.
-    assert_eq!(stale.post_single(entry("without k")).await.status(), 201);
-    assert_eq!(stale.stored_messages().await, ["without k"]);
-    stale.stop().await;
+    // Its rows lack the column: refused (nothing stored), and it reads the keys again.
+    assert_eq!(running.post_single(with_key.clone()).await.status(), 503);
+    assert_eq!(running.row_count().await, 0);
+    // The client's retry is built for the key and stored with its column.
+    assert_eq!(running.post_single(with_key).await.status(), 201);
+    assert_eq!(running.post_single(entry("without k")).await.status(), 201);
 
-    // Restarted with the declaration, it writes the column.
-    let (database, url) = (stale.database.clone(), stale.database_url.clone());
-    let current = spawn_app_on(database, url, |settings| {
-        settings.database.indexed_metadata_keys = vec!["k".into()];
-    })
-    .await;
-    assert_eq!(current.post_single(with_key).await.status(), 201);
-    let column: Option<String> =
-        sqlx::query_scalar("SELECT meta_k FROM logs WHERE message = 'with k'")
-            .fetch_one(&current.pool)
+    // An instance started without the key in its settings writes what the database
+    // declares, and does not undeclare it (only the `migrate` command does).
+    let mut other = entry("from an instance without the setting");
+    other["metadata"] = json!({"k": 7});
+    let fewer = spawn_app_on(database, url, |_| {}).await;
+    assert_eq!(declared_objects(&fewer).await, (true, 1, 1));
+    assert_eq!(fewer.post_single(other).await.status(), 201);
+    let columns: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT message, meta_k FROM logs ORDER BY message")
+            .fetch_all(&fewer.pool)
             .await
             .unwrap();
-    assert_eq!(column.as_deref(), Some("v"));
+    assert_eq!(
+        columns,
+        [
+            (
+                "from an instance without the setting".to_owned(),
+                Some("7".to_owned())
+            ),
+            ("with k".to_owned(), Some("v".to_owned())),
+            ("without k".to_owned(), None),
+        ]
+    );
 }
 
 async fn declared_objects(app: &TestApp) -> (bool, i64, i64) {
@@ -246,7 +262,7 @@ async fn declaring_fills_stored_rows_and_undeclaring_keeps_the_column() {
     let mut app = spawn_app_on(database.clone(), url.clone(), |_| {}).await;
     post_corpus(&app).await;
     let keys = vec!["k".to_owned()];
-    declared_indexes::apply_metadata_keys(&app.pool, &keys)
+    declared_indexes::apply_metadata_keys(&app.pool, &keys, Undeclared::Drop)
         .await
         .unwrap();
     assert_eq!(declared_objects(&app).await, (true, 1, 1));
@@ -255,7 +271,7 @@ async fn declaring_fills_stored_rows_and_undeclaring_keeps_the_column() {
     assert_eq!(set, corpus().len() as i64 + 1);
 
     // Undeclared: the check and the index go, the column stays.
-    declared_indexes::apply_metadata_keys(&app.pool, &[])
+    declared_indexes::apply_metadata_keys(&app.pool, &[], Undeclared::Drop)
         .await
         .unwrap();
     assert_eq!(declared_objects(&app).await, (true, 0, 0));
@@ -297,7 +313,7 @@ async fn an_expression_index_of_an_earlier_version_is_replaced_by_the_column_ind
     .execute(&app.pool)
     .await
     .unwrap();
-    declared_indexes::apply_metadata_keys(&app.pool, &["k".to_owned()])
+    declared_indexes::apply_metadata_keys(&app.pool, &["k".to_owned()], Undeclared::Drop)
         .await
         .unwrap();
     let definition: String = sqlx::query_scalar(
