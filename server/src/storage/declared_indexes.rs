@@ -362,11 +362,14 @@ impl LiveDeclaredKeys {
 
     /// Reads the declared keys from the database again.
     pub async fn reload(&self, pool: &PgPool) -> Result<(), StorageError> {
-        let keys = Arc::new(declared_in(pool).await?);
+        let keys = declared_in(pool).await?;
         tracing::info!(keys = ?keys.keys(), "declared metadata keys read again");
-        match self.current.write() {
-            Ok(mut current) => *current = keys,
-            Err(poisoned) => *poisoned.into_inner() = keys,
+        let mut current = match self.current.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if **current != keys {
+            *current = Arc::new(keys);
         }
         Ok(())
     }

@@ -193,7 +193,7 @@ async fn commit_group(
     let declared = connection.declared.current();
     let (group, stale): (Vec<Submission>, Vec<Submission>) = group
         .into_iter()
-        .partition(|submission| Arc::ptr_eq(submission.rows.declared(), &declared));
+        .partition(|submission| submission.rows.declared().keys() == declared.keys());
     for submission in stale {
         let _ = submission.reply.send(Err(CommitError::Storage(
             "the declared metadata keys changed while the request waited".to_owned(),
