@@ -191,8 +191,8 @@ fn integer_text(number: &str) -> Option<String> {
         .then_some(text)
 }
 
-/// The keys this server writes columns for (fixed at startup, after `migrate` made the
-/// columns match the settings) and the `COPY` statement naming them.
+/// Declared keys (as the database declares them: [`declared_in`]) and the `COPY`
+/// statement naming their columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeclaredKeys {
     keys: Vec<String>,
@@ -206,8 +206,8 @@ impl Default for DeclaredKeys {
 }
 
 impl DeclaredKeys {
-    /// `keys` as declared (checked by `migrate` before any server starts), duplicates
-    /// dropped.
+    /// `keys` in the order given (checked by [`key_problem`] before they are written
+    /// into SQL), duplicates dropped.
     pub fn new(keys: &[String]) -> Self {
         let mut unique: Vec<String> = Vec::with_capacity(keys.len());
         for key in keys {
