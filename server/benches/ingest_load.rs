@@ -60,6 +60,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
+use log_ingestion_server::config::comma_list;
 use log_ingestion_server::storage::copy_text;
 use log_ingestion_server::storage::declared_indexes::DeclaredKeys;
 use log_ingestion_wire::{
@@ -723,12 +724,8 @@ const BUSY_PAUSE: Duration = Duration::from_millis(50);
 /// the server inherits from this process): the raw COPY writes their columns too, as
 /// the server does (the table's checks refuse rows without them).
 fn declared_keys() -> DeclaredKeys {
-    let keys: Vec<String> = std::env::var("LOG_INGESTION_INDEXED_METADATA_KEYS")
-        .unwrap_or_default()
-        .split(',')
-        .map(|key| key.trim().to_owned())
-        .filter(|key| !key.is_empty())
-        .collect();
+    let list = std::env::var("LOG_INGESTION_INDEXED_METADATA_KEYS").unwrap_or_default();
+    let keys: Vec<String> = comma_list(&list).map(str::to_owned).collect();
     DeclaredKeys::new(&keys)
 }
 

@@ -42,6 +42,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use log_ingestion_server::config::comma_list;
 use log_ingestion_server::storage::declared_indexes::{self, DeclaredKeys};
 use sqlx::{Connection, PgConnection};
 
@@ -278,16 +279,11 @@ fn generate_rows(config: &BenchConfig) -> String {
         .server_env
         .iter()
         .filter(|(name, _)| name == "LOG_INGESTION_INDEXED_METADATA_KEYS")
-        .flat_map(|(_, keys)| keys.split(','))
-        .map(|key| key.trim().to_owned())
-        .filter(|key| !key.is_empty())
+        .flat_map(|(_, list)| comma_list(list))
+        .map(str::to_owned)
         .collect();
     let declared = DeclaredKeys::new(&keys);
-    let columns: String = declared
-        .keys()
-        .iter()
-        .map(|key| format!(", {}", declared_indexes::column(key)))
-        .collect();
+    let columns = declared.column_list();
     let values: String = declared
         .keys()
         .iter()

@@ -185,13 +185,7 @@ impl DatabaseSettings {
             storage: env.get("LOG_INGESTION_STORAGE", StorageSetting::default()),
             indexed_metadata_keys: env
                 .text("LOG_INGESTION_INDEXED_METADATA_KEYS")
-                .map(|list| {
-                    list.split(',')
-                        .map(str::trim)
-                        .filter(|key| !key.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
+                .map(|list| comma_list(&list).map(str::to_owned).collect())
                 .unwrap_or_default(),
             message_trigram_index: env.get("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", false),
         }
@@ -512,13 +506,16 @@ enum RateLimitScope {
     Cluster,
 }
 
-/// A comma-separated list of keys; blanks between commas are skipped.
-fn key_list(list: &str) -> Vec<ApiKey> {
+/// The items of a comma-separated list, trimmed; blanks between commas are skipped.
+pub fn comma_list(list: &str) -> impl Iterator<Item = &str> {
     list.split(',')
         .map(str::trim)
-        .filter(|key| !key.is_empty())
-        .map(ApiKey::new)
-        .collect()
+        .filter(|item| !item.is_empty())
+}
+
+/// A comma-separated list of keys.
+fn key_list(list: &str) -> Vec<ApiKey> {
+    comma_list(list).map(ApiKey::new).collect()
 }
 
 /// The variables as read through a lookup, and every problem found so far. A bad value

@@ -45,16 +45,23 @@ async fn log_relations(app: &ReadApp) -> BTreeSet<String> {
     names
 }
 
-/// Rows the plan's scans of `relations` returned, and a one-line summary of the plan.
-fn rows_read_from(explained: &Value, relations: &BTreeSet<String>) -> (i64, String) {
-    let all = plan_nodes(&explained[0]["Plan"]);
-    let read = all
-        .iter()
+/// The plan's nodes that scan one of `relations`.
+fn scans_of<'p>(explained: &'p Value, relations: &BTreeSet<String>) -> Vec<&'p Value> {
+    plan_nodes(&explained[0]["Plan"])
+        .into_iter()
         .filter(|node| {
             node["Relation Name"]
                 .as_str()
                 .is_some_and(|name| relations.contains(name))
         })
+        .collect()
+}
+
+/// Rows the plan's scans of `relations` returned, and a one-line summary of the plan.
+fn rows_read_from(explained: &Value, relations: &BTreeSet<String>) -> (i64, String) {
+    let all = plan_nodes(&explained[0]["Plan"]);
+    let read = scans_of(explained, relations)
+        .iter()
         .map(|node| {
             node["Actual Rows"].as_i64().unwrap_or(0) * node["Actual Loops"].as_i64().unwrap_or(1)
         })
@@ -243,16 +250,12 @@ async fn a_declared_metadata_key_is_found_through_its_column_index() {
     app.stop().await;
 }
 
-/// The rows the scans of `relations` decompressed or read before their filters: what a
-/// compressed chunk without a usable sparse index costs (every row of the range).
+/// The rows the scans of `relations` examined: returned plus removed by their filters
+/// (the rows a page's window evaluated its filter on; in a compressed chunk, the rows
+/// decompressed, every row of the range without a usable sparse index).
 fn rows_examined_in(explained: &Value, relations: &BTreeSet<String>) -> i64 {
-    plan_nodes(&explained[0]["Plan"])
+    scans_of(explained, relations)
         .iter()
-        .filter(|node| {
-            node["Relation Name"]
-                .as_str()
-                .is_some_and(|name| relations.contains(name))
-        })
         .map(|node| {
             let loops = node["Actual Loops"].as_i64().unwrap_or(1);
             (node["Actual Rows"].as_i64().unwrap_or(0)
@@ -399,22 +402,8 @@ async fn page_cost(app: &ReadApp, windows: &[ExplainedWindow]) -> PageCost {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-        let scans: Vec<&Value> = plan_nodes(&window.plan[0]["Plan"])
-            .into_iter()
-            .filter(|node| {
-                node["Relation Name"]
-                    .as_str()
-                    .is_some_and(|name| relations.contains(name))
-            })
-            .collect();
-        let examined: i64 = scans
-            .iter()
-            .map(|node| {
-                let rows = node["Actual Rows"].as_i64().unwrap_or(0)
-                    + node["Rows Removed by Filter"].as_i64().unwrap_or(0);
-                rows * node["Actual Loops"].as_i64().unwrap_or(1)
-            })
-            .sum();
+        let scans = scans_of(&window.plan, &relations);
+        let examined = rows_examined_in(&window.plan, &relations);
         cost.covered += covered;
         cost.examined += examined;
         cost.summary.push_str(&format!(

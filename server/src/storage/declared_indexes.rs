@@ -196,6 +196,8 @@ fn integer_text(number: &str) -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeclaredKeys {
     keys: Vec<String>,
+    /// `, "meta_a", "meta_b"`: the columns after `logs`' own.
+    column_list: String,
     copy_statement: String,
 }
 
@@ -215,21 +217,28 @@ impl DeclaredKeys {
                 unique.push(key.clone());
             }
         }
-        let columns: String = unique
+        let column_list: String = unique
             .iter()
             .map(|key| format!(", {}", column(key)))
             .collect();
         DeclaredKeys {
             copy_statement: format!(
-                "COPY logs (timestamp, service, level, message, metadata{columns}) \
+                "COPY logs (timestamp, service, level, message, metadata{column_list}) \
                  FROM STDIN (FORMAT text)"
             ),
+            column_list,
             keys: unique,
         }
     }
 
     pub fn keys(&self) -> &[String] {
         &self.keys
+    }
+
+    /// The declared keys' columns as they follow `logs`' own in a column list
+    /// (`, "meta_a", "meta_b"`; empty without keys).
+    pub fn column_list(&self) -> &str {
+        &self.column_list
     }
 
     /// The `COPY` statement whose columns a row with [`push_fields`](Self::push_fields)
@@ -271,6 +280,16 @@ impl DeclaredKeys {
             }
         }
     }
+}
+
+/// The names of the declared keys' checks on `logs` (`meta_KEY_set`), in name order.
+async fn check_names<'e>(db: impl sqlx::PgExecutor<'e>) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT conname::text FROM pg_constraint WHERE conrelid = 'logs'::regclass \
+         AND contype = 'c' AND conname::text LIKE 'meta\\_%\\_set' ORDER BY conname",
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// Reads a stored metadata object's top level, keeping the declared keys' values as
@@ -322,12 +341,7 @@ fn scalar_of(raw: &RawValue) -> Scalar<'_> {
 /// some instance's settings), in name order. A key whose column has no check is not
 /// declared: nothing guarantees its column is filled.
 pub async fn declared_in(pool: &PgPool) -> Result<DeclaredKeys, StorageError> {
-    let checks: Vec<String> = sqlx::query_scalar(
-        "SELECT conname::text FROM pg_constraint WHERE conrelid = 'logs'::regclass \
-         AND contype = 'c' AND conname::text LIKE 'meta\\_%\\_set' ORDER BY conname",
-    )
-    .fetch_all(pool)
-    .await?;
+    let checks = check_names(pool).await?;
     let keys: Vec<String> = checks
         .iter()
         .filter_map(|name| name.strip_prefix("meta_")?.strip_suffix("_set"))
@@ -483,12 +497,7 @@ pub async fn apply_metadata_keys(
     .bind(INDEX_PREFIX)
     .fetch_all(&mut *tx)
     .await?;
-    let checks: Vec<String> = sqlx::query_scalar(
-        "SELECT conname::text FROM pg_constraint WHERE conrelid = 'logs'::regclass \
-         AND contype = 'c' AND conname::text LIKE 'meta\\_%\\_set'",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let checks = check_names(&mut *tx).await?;
     let columns: Vec<String> = sqlx::query_scalar(
         "SELECT attname::text FROM pg_attribute WHERE attrelid = 'logs'::regclass \
          AND attnum > 0 AND NOT attisdropped AND starts_with(attname::text, 'meta_')",
