@@ -1,6 +1,7 @@
 // The log explorer in headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core): load the page, enter the admin key, search, see an entry ingested a
-// moment earlier, open its metadata, and save screenshots for the README.
+// moment earlier, open its metadata, see a request's canonical fields in its rows and its
+// entries oldest first, and save screenshots for the README.
 //
 //   cargo build -p log_ingestion_server
 //   (cd server/tests/browser && npm ci && node explorer.test.mjs)
@@ -158,6 +159,51 @@ function entries() {
   return logs;
 }
 
+/** One request's canonical entries and its job, a second apart and posted newest first. */
+const REQUEST = `req-canon-${TOKEN}`;
+const HOSTILE_PATH = '/orders/<img src=x onerror="window.__pwned=1">';
+function requestEntries() {
+  const start = Date.now() - 10_000;
+  const at = (seconds) => new Date(start + seconds * 1000).toISOString();
+  return [
+    {
+      timestamp: at(4),
+      service: 'worker',
+      level: 'INFO',
+      message: 'ExportJob performed',
+      metadata: {
+        kind: 'job', job_class: 'ExportJob', job_id: 'job-canon', queue: 'default', outcome: 'performed',
+        duration_ms: 45.06, request_id: REQUEST, enqueued_by_request_id: REQUEST,
+      },
+    },
+    {
+      timestamp: at(3),
+      service: 'shop',
+      level: 'WARN',
+      message: 'Request error',
+      // An older entry: the exception under `error`, a hostile path.
+      metadata: { request_id: REQUEST, status: 404, method: 'GET', path: HOSTILE_PATH, duration_ms: 3,
+        error: { class: 'ActionController::RoutingError', message: 'No route' } },
+    },
+    {
+      timestamp: at(2),
+      service: 'shop',
+      level: 'ERROR',
+      message: 'Exception raised',
+      metadata: { request_id: REQUEST, exception: { class: 'NoMethodError', message: "undefined method 'total'",
+        backtrace: ['app/models/order.rb:12'] } },
+    },
+    {
+      timestamp: at(1),
+      service: 'shop',
+      level: 'INFO',
+      message: 'GET /orders',
+      metadata: { kind: 'request', request_id: REQUEST, status: 200, method: 'GET', path: '/orders',
+        duration_ms: 12.34, controller: 'OrdersController#index' },
+    },
+  ];
+}
+
 async function postLogs(base, logs) {
   const response = await fetch(`${base}/api/v1/logs/batch`, {
     method: 'POST',
@@ -176,6 +222,7 @@ async function main() {
   try {
     const base = await address;
     await postLogs(base, entries());
+    await postLogs(base, requestEntries());
 
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -270,8 +317,45 @@ async function main() {
       { timeout: TIMEOUT },
     );
     if (await page.locator('#request-filter').isHidden()) fail('the request view does not say which request');
+    const caused = await page.$$eval('#rows tr.log-row td.message .message-text', (cells) => cells.map((c) => c.textContent));
+    if (caused[0] !== `Order ${TOKEN} failed: card declined` || caused[1] !== 'Refund job started') {
+      fail(`the request view is not oldest first: ${JSON.stringify(caused)}`);
+    }
+    if (!(await page.locator('#rows tr.log-row.job-row', { hasText: 'Refund job started' }).count())) {
+      fail('the job entry of the request is not marked as a job');
+    }
     await page.click('#request-filter-clear');
     await page.waitForFunction(() => !location.search.includes('request_id='), null, { timeout: TIMEOUT });
+
+    // 5c. Canonical fields in the rows without expanding them, and a request's view
+    //     oldest first with its job marked.
+    await page.goto(`${base}/?range=1h&request_id=${encodeURIComponent(REQUEST)}`);
+    await page.waitForFunction(() => document.querySelectorAll('#rows tr.log-row').length === 4, null, { timeout: TIMEOUT });
+    const rows = await page.$$eval('#rows tr.log-row', (trs) => trs.map((tr) => ({
+      message: tr.querySelector('.message-text').textContent,
+      text: tr.querySelector('td.message').textContent,
+      job: tr.classList.contains('job-row'),
+      badge: tr.querySelector('.kind-badge') ? tr.querySelector('.kind-badge').textContent : null,
+    })));
+    const order = rows.map((r) => r.message);
+    const expectedOrder = ['GET /orders', 'Exception raised', 'Request error', 'ExportJob performed'];
+    if (JSON.stringify(order) !== JSON.stringify(expectedOrder)) fail(`request view order ${JSON.stringify(order)}`);
+    const expectText = (i, text) => {
+      if (!rows[i].text.includes(text)) fail(`row ${i} reads ${JSON.stringify(rows[i].text)}, expected ${JSON.stringify(text)}`);
+    };
+    expectText(0, '200 GET /orders 12.3 ms');
+    expectText(1, 'NoMethodError');
+    expectText(2, `404 GET ${HOSTILE_PATH} 3.0 ms ActionController::RoutingError`);
+    expectText(3, 'ExportJob queue default performed 45.1 ms');
+    if (rows[3].badge !== 'job' || !rows[3].job) fail('the job entry is not marked as a job');
+    if (rows.slice(0, 3).some((r) => r.job || r.badge)) fail('a request entry is marked as a job');
+    if (!(await page.textContent('#summary')).includes('oldest first')) fail('the summary does not say oldest first');
+    const injected = await page.evaluate(() => document.querySelectorAll('#rows img').length + (window.__pwned ? 1 : 0));
+    if (injected) fail('metadata was rendered as HTML');
+    const directory = process.env.SCREENSHOT_DIR || path.join(repo, 'server/assets/explorer');
+    await page.screenshot({ path: path.join(directory, 'screenshot-request.png') });
+    await page.goto(`${base}/?range=1h`);
+    await page.waitForSelector('#rows tr.log-row', { timeout: TIMEOUT });
 
     // 6. Live tail: an entry ingested while tailing appears at the top.
     await page.check('#live-toggle');
@@ -316,7 +400,6 @@ async function main() {
     await page.waitForSelector('#histogram .bar', { timeout: TIMEOUT });
     await newest.click();
     await page.locator('#rows tr.log-details pre').waitFor({ timeout: TIMEOUT });
-    const directory = process.env.SCREENSHOT_DIR || path.join(repo, 'server/assets/explorer');
     await page.screenshot({ path: path.join(directory, 'screenshot.png') });
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.screenshot({ path: path.join(directory, 'screenshot-dark.png') });
