@@ -297,7 +297,10 @@
     return `${ms >= 100 ? ms.toFixed(0) : ms.toFixed(1)} ms`;
   }
 
-  /** The class of an entry's exception: `exception.class`, or `error.class` of older entries. */
+  /**
+   * The class of an entry's exception: `exception.class`, `error.class` of older entries,
+   * or a job run's `exception_class`.
+   */
   function exceptionClass(metadata) {
     for (const key of ['exception', 'error']) {
       const value = metadata[key];
@@ -306,7 +309,7 @@
         if (name) return name;
       }
     }
-    return null;
+    return factText(metadata.exception_class);
   }
 
   /**
@@ -382,7 +385,8 @@
   /** The request ids an entry links to: its own request's, and the one that enqueued its job. */
   function requestIdsOf(log) {
     const metadata = log.metadata || {};
-    const ids = [metadata.request_id, metadata.parent_request_id].filter((id) => typeof id === 'string' && id);
+    const ids = [metadata.request_id, metadata.parent_request_id, metadata.enqueued_by_request_id]
+      .filter((id) => typeof id === 'string' && id);
     return [...new Set(ids)];
   }
 

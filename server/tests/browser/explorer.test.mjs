@@ -112,11 +112,14 @@ function startServer(databaseUrl) {
 function entries() {
   const now = Date.now();
   const templates = [
-    ['api-gateway', 'INFO', (i) => `GET /api/v1/cart 200 in ${20 + (i % 40)}ms`],
-    ['api-gateway', 'INFO', (i) => `POST /api/v1/orders 201 in ${80 + (i % 90)}ms`],
+    ['api-gateway', 'INFO', () => 'GET /api/v1/cart 200',
+      (i) => ({ kind: 'request', method: 'GET', path: '/api/v1/cart', status: 200, duration_ms: 20 + (i % 40) + 0.37 })],
+    ['api-gateway', 'INFO', () => 'POST /api/v1/orders 201',
+      (i) => ({ kind: 'request', method: 'POST', path: '/api/v1/orders', status: 201, duration_ms: 80 + (i % 90) + 0.5 })],
     ['checkout', 'INFO', (i) => `Order ord_${7000 + i} placed`],
     ['checkout', 'WARN', () => 'Payment provider timeout, retrying (attempt 2)'],
-    ['billing-worker', 'INFO', (i) => `Completed job ChargeCustomer in ${400 + (i % 600)}ms`],
+    ['billing-worker', 'INFO', () => 'ChargeCustomerJob performed',
+      (i) => ({ kind: 'job', job_class: 'ChargeCustomerJob', queue: 'billing', outcome: 'performed', duration_ms: 400 + (i % 600) })],
     ['billing-worker', 'ERROR', () => 'Job ChargeCustomer failed: card_declined'],
     ['search', 'DEBUG', (i) => `cache miss for product:${1000 + (i % 900)}`],
     ['search', 'WARN', (i) => `slow query: SELECT * FROM products WHERE ... (${1000 + (i % 800)}ms)`],
@@ -127,13 +130,13 @@ function entries() {
   for (let i = 0; i < 400; i += 1) {
     // More traffic in some minutes than in others, so the histogram has a shape.
     const minute = Math.floor(60 * Math.sqrt(((i * 7919) % 400) / 400));
-    const [service, level, message] = templates[(i * 7) % templates.length];
+    const [service, level, message, canonical] = templates[(i * 7) % templates.length];
     logs.push({
       timestamp: new Date(now - 60_000 - minute * 58_000 - ((i * 1237) % 50_000)).toISOString(),
       service,
       level,
       message: message(i),
-      metadata: { request_id: `req-${10000 + i}`, user_id: 40 + (i % 7), duration_ms: (i * 13) % 900 },
+      metadata: { request_id: `req-${10000 + i}`, user_id: 40 + (i % 7), ...(canonical ? canonical(i) : {}) },
     });
   }
   logs.push({
@@ -171,9 +174,10 @@ function requestEntries() {
       service: 'worker',
       level: 'INFO',
       message: 'ExportJob performed',
+      // As the gem sends a job run: in the job's context, linked by parent_request_id.
       metadata: {
         kind: 'job', job_class: 'ExportJob', job_id: 'job-canon', queue: 'default', outcome: 'performed',
-        duration_ms: 45.06, request_id: REQUEST, enqueued_by_request_id: REQUEST,
+        duration_ms: 45.06, parent_request_id: REQUEST, enqueued_by_request_id: REQUEST,
       },
     },
     {
@@ -189,15 +193,15 @@ function requestEntries() {
       timestamp: at(2),
       service: 'shop',
       level: 'ERROR',
-      message: 'Exception raised',
-      metadata: { request_id: REQUEST, exception: { class: 'NoMethodError', message: "undefined method 'total'",
+      message: "NoMethodError: undefined method 'total'",
+      metadata: { kind: 'exception', request_id: REQUEST, exception: { class: 'NoMethodError', message: "undefined method 'total'",
         backtrace: ['app/models/order.rb:12'] } },
     },
     {
       timestamp: at(1),
       service: 'shop',
       level: 'INFO',
-      message: 'GET /orders',
+      message: 'GET /orders 200',
       metadata: { kind: 'request', request_id: REQUEST, status: 200, method: 'GET', path: '/orders',
         duration_ms: 12.34, controller: 'OrdersController#index' },
     },
@@ -338,7 +342,7 @@ async function main() {
       badge: tr.querySelector('.kind-badge') ? tr.querySelector('.kind-badge').textContent : null,
     })));
     const order = rows.map((r) => r.message);
-    const expectedOrder = ['GET /orders', 'Exception raised', 'Request error', 'ExportJob performed'];
+    const expectedOrder = ['GET /orders 200', "NoMethodError: undefined method 'total'", 'Request error', 'ExportJob performed'];
     if (JSON.stringify(order) !== JSON.stringify(expectedOrder)) fail(`request view order ${JSON.stringify(order)}`);
     const expectText = (i, text) => {
       if (!rows[i].text.includes(text)) fail(`row ${i} reads ${JSON.stringify(rows[i].text)}, expected ${JSON.stringify(text)}`);
