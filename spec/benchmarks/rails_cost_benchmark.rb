@@ -19,7 +19,7 @@
 #   REQUESTS  requests per measured run (default 3000); WARMUP per variant and action
 #             before the first round (default 500); ROUNDS (default 3)
 #   VARIANTS  comma list, default rails,lograge,log_ingestion,log_ingestion_client
-#             (also: log_ingestion_test_mode); see spec/benchmarks/rails_app/config/
+#             (also: log_ingestion_test_mode, log_ingestion_verbose); see spec/benchmarks/rails_app/config/
 #             initializers/zz_bench_variant.rb
 #   ACTIONS   comma list, default trivial,five_info,five_logger (rails_app/app/
 #             controllers/bench_controller.rb)
@@ -55,7 +55,8 @@ module RailsCostBenchmark
     "lograge" => "lograge (JSON)",
     "log_ingestion" => "log_ingestion, README's setup",
     "log_ingestion_client" => "log_ingestion, Rails glue off",
-    "log_ingestion_test_mode" => "log_ingestion, README's setup, test_mode"
+    "log_ingestion_test_mode" => "log_ingestion, README's setup, test_mode",
+    "log_ingestion_verbose" => "log_ingestion, every entry (middleware, subscribers, logger from :info)"
   }.freeze
   ACTION_LABELS = {
     "trivial" => "trivial action (render plain)",
