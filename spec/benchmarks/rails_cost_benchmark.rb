@@ -2,26 +2,29 @@
 
 # What the gem costs a real Rails app, side by side with Rails' default logging and
 # with lograge, in one run: a `rails new` app (Debian's Rails 6.1, production
-# environment) under Puma with one worker process and one thread, driven by
-# `ab -k -c1 -n REQUESTS`, once per variant and action in each of ROUNDS interleaved
-# rounds. The figure is CPU per request: the Puma worker's utime + stime from
-# /proc/PID/stat over the run (delivery included: the run ends when the service has
-# stored everything it will get) divided by the requests; the delivery threads' share
-# (threads named log-ingestion* / log_ingestion* in /proc/PID/task) is printed beside
-# it. A script, not a test: it prints figures; the targets are judged by whoever reads
-# them.
+# environment) per variant, each under Puma with one worker process and one thread, all
+# running at once and driven by `ab -k -c1`, in ROUNDS rounds per action; a round sends
+# each variant REQUESTS requests in SLICES short runs interleaved with the other
+# variants' (so the machine's other load falls on all alike). The figure is CPU per
+# request: each Puma worker's utime + stime from /proc/PID/stat over the round (delivery
+# included: a round ends when the service has stored everything it will get) divided by
+# its requests; the delivery threads' share (threads named log-ingestion* /
+# log_ingestion* in /proc/PID/task) is printed beside it, and the entries the service
+# stored per request. A script, not a test: it prints figures; the targets are judged
+# by whoever reads them.
 #
 #   rake bench:rails
 #   REQUESTS=5000 ROUNDS=3 LOG_INGESTION_SERVER_BIN=target/release/log-ingestion-server \
 #     ruby spec/benchmarks/rails_cost_benchmark.rb
 #
 # Environment:
-#   REQUESTS  requests per measured run (default 3000); WARMUP per variant and action
-#             before the first round (default 500); ROUNDS (default 3)
+#   REQUESTS  requests per variant, action and round (default 3000), sent in SLICES
+#             (default 6) runs interleaved with the other variants'; WARMUP per variant
+#             and action before the first round (default 500); ROUNDS (default 3)
 #   VARIANTS  comma list, default rails,lograge,log_ingestion,log_ingestion_client
 #             (also: log_ingestion_test_mode, log_ingestion_verbose); see spec/benchmarks/rails_app/config/
 #             initializers/zz_bench_variant.rb
-#   ACTIONS   comma list, default trivial,five_info,five_logger (rails_app/app/
+#   ACTIONS   comma list, default trivial,five_info (also: five_logger; rails_app/app/
 #             controllers/bench_controller.rb)
 #   KEEP_APP=1  reuse the app generated under tmp/rails-cost-bench by an earlier run
 #   DATABASE_URL  the PostgreSQL server the ingestion server's database is created on
@@ -48,8 +51,9 @@ module RailsCostBenchmark
   REQUESTS = Integer(ENV.fetch("REQUESTS", "3000"))
   WARMUP = Integer(ENV.fetch("WARMUP", "500"))
   ROUNDS = Integer(ENV.fetch("ROUNDS", "3"))
+  SLICES = Integer(ENV.fetch("SLICES", "6"))
   VARIANTS = ENV.fetch("VARIANTS", "rails,lograge,log_ingestion,log_ingestion_client").split(",").map(&:strip)
-  ACTIONS = ENV.fetch("ACTIONS", "trivial,five_info,five_logger").split(",").map(&:strip)
+  ACTIONS = ENV.fetch("ACTIONS", "trivial,five_info").split(",").map(&:strip)
   LABELS = {
     "rails" => "Rails default logging",
     "lograge" => "lograge (JSON)",
@@ -219,37 +223,44 @@ module RailsCostBenchmark
       @variant.start_with?("log_ingestion") && @variant != "log_ingestion_test_mode"
     end
 
-    # Runs ab on +action+; returns { cpu:, delivery:, entries:, rps: } per request.
-    def measure(action, requests)
-      before_count = sends? ? stored : 0
-      before, before_threads = RailsCostBenchmark.cpu(@worker)
-      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      RailsCostBenchmark.ab("http://127.0.0.1:#{@port}/#{action}", requests)
-      elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
-      after_count = settle(before_count)
-      after, after_threads = RailsCostBenchmark.cpu(@worker)
-      delivery = after_threads.sum do |name, micros|
-        RailsCostBenchmark.delivery_thread?(name) ? micros - before_threads.fetch(name, 0) : 0
-      end
-      { cpu: (after - before).fdiv(requests), delivery: delivery.fdiv(requests),
-        entries: sends? ? (after_count - before_count).fdiv(requests) : nil, rps: requests / elapsed }
+    # { cpu: µs, threads: {name => µs}, count: entries stored } now.
+    def snapshot
+      total, threads = RailsCostBenchmark.cpu(@worker)
+      { cpu: total, threads: threads, count: sends? ? stored : nil }
     end
 
-    private
+    def drive(action, requests)
+      RailsCostBenchmark.ab("http://127.0.0.1:#{@port}/#{action}", requests)
+    end
 
-    # Waits until the service's count has not changed for SETTLE_SECONDS (every
-    # variant waits as long, so idle time weighs the same); returns the count.
-    def settle(count)
-      quiet_since = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      Polling.wait_until(timeout: 120, interval: 0.25, what: "#{@service}'s entries to arrive") do
-        now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-        if sends? && (latest = stored) != count
-          count = latest
-          quiet_since = now
-        end
-        now - quiet_since >= SETTLE_SECONDS
+    # Per request since +before+ (a snapshot): { cpu:, delivery:, entries: }.
+    def since(before, requests)
+      after = snapshot
+      delivery = after[:threads].sum do |name, micros|
+        RailsCostBenchmark.delivery_thread?(name) ? micros - before[:threads].fetch(name, 0) : 0
       end
-      count
+      { cpu: (after[:cpu] - before[:cpu]).fdiv(requests), delivery: delivery.fdiv(requests),
+        entries: sends? ? (after[:count] - before[:count]).fdiv(requests) : nil }
+    end
+  end
+
+  # Waits until no app's service count has changed for SETTLE_SECONDS: what the runs
+  # caused has been delivered (and its delivery CPU spent).
+  def settle(apps)
+    counts = apps.to_h { |app| [app, app.sends? ? app.stored : 0] }
+    quiet_since = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    Polling.wait_until(timeout: 300, interval: 0.25, what: "the entries to arrive") do
+      now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      apps.each do |app|
+        next unless app.sends?
+
+        latest = app.stored
+        next if latest == counts[app]
+
+        counts[app] = latest
+        quiet_since = now
+      end
+      now - quiet_since >= SETTLE_SECONDS
     end
   end
 
@@ -312,7 +323,8 @@ module RailsCostBenchmark
   def run
     abort_unless_ready
     puts "server: #{RealIngestionServer.binary}"
-    puts "requests per run: #{REQUESTS} (ab -k -c1), warm-up: #{WARMUP}, rounds: #{ROUNDS}, " \
+    puts "requests per variant and round: #{REQUESTS} in #{SLICES} interleaved runs of ab -k -c1, " \
+         "warm-up: #{WARMUP}, rounds: #{ROUNDS}, " \
          "variants: #{VARIANTS.join(', ')}, actions: #{ACTIONS.join(', ')}"
     generate_app
     server = RealIngestionServer::Instance.new.start
@@ -320,17 +332,24 @@ module RailsCostBenchmark
     begin
       apps = VARIANTS.map { |variant| App.new(variant, server).start }
       puts "load average at start: #{load_average}"
-      apps.each { |app| ACTIONS.each { |action| app.measure(action, WARMUP) } }
+      apps.each { |app| ACTIONS.each { |action| app.drive(action, WARMUP) } }
+      settle(apps)
       results = Hash.new { |hash, key| hash[key] = [] }
+      per_slice = (REQUESTS.to_f / SLICES).ceil
       ROUNDS.times do |round|
         ACTIONS.each do |action|
-          # Each round starts with another variant, so none is always first or last.
-          apps.rotate(round).each do |app|
-            result = app.measure(action, REQUESTS)
+          # Every variant's worker is read over the whole round, which interleaves
+          # SLICES short runs of each, starting with another variant each time: the
+          # machine's other load falls on all of them alike.
+          before = apps.to_h { |app| [app, app.snapshot] }
+          SLICES.times { |slice| apps.rotate(round + slice).each { |app| app.drive(action, per_slice) } }
+          settle(apps)
+          apps.each do |app|
+            result = app.since(before[app], per_slice * SLICES)
             results[[app.variant, action]] << result
-            puts format("round %d %-12s %-24s %7.0f µs CPU/request (delivery %5.1f), %s entries/request, %.0f req/s",
+            puts format("round %d %-12s %-24s %7.0f µs CPU/request (delivery threads %5.1f), %s entries/request",
                         round + 1, action, app.variant, result[:cpu], result[:delivery],
-                        result[:entries] ? format("%.2f", result[:entries]) : "-", result[:rps])
+                        result[:entries] ? format("%.2f", result[:entries]) : "-")
           end
         end
       end
