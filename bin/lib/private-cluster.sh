@@ -15,8 +15,14 @@
 # Root reads nothing under data/ or log/ except a process id it validates, and writes
 # there only as `postgres`.
 
+# The PostgreSQL binaries: POSTGRES_DEV_PGBIN, else the newest under /usr/lib/postgresql.
 pc_pgbin() {
   local candidate pgbin=""
+  if [ -n "${POSTGRES_DEV_PGBIN:-}" ]; then
+    [ -x "$POSTGRES_DEV_PGBIN/pg_ctl" ] || { echo "POSTGRES_DEV_PGBIN=$POSTGRES_DEV_PGBIN has no pg_ctl" >&2; return 1; }
+    echo "$POSTGRES_DEV_PGBIN"
+    return
+  fi
   for candidate in /usr/lib/postgresql/*/bin; do
     [ -x "$candidate/pg_ctl" ] && pgbin=$candidate
   done

@@ -141,6 +141,34 @@ as_user psql -X -w -At "postgres://postgres@127.0.0.1:$(port_of "$work/replica")
 "$root/bin/postgres-replica" stop "$work/replica"
 "$root/bin/postgres-dev" stop "$dir"
 
+echo "test_start_restarts_a_cluster_whose_binary_was_replaced_on_disk"
+# A copy of PostgreSQL's bin/ beside links to its lib/ and share/ (the server finds them
+# relative to itself), so the test can replace the binary as a package upgrade does.
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | tail -n 1)
+major=$(basename "$(dirname "$pgbin")")
+fake=$work/pg/usr
+mkdir -p "$fake/lib/postgresql/$major" "$fake/share/postgresql"
+cp -a "$pgbin" "$fake/lib/postgresql/$major/bin"
+ln -s "/usr/lib/postgresql/$major/lib" "$fake/lib/postgresql/$major/lib"
+ln -s "/usr/share/postgresql/$major" "$fake/share/postgresql/$major"
+export POSTGRES_DEV_PGBIN=$fake/lib/postgresql/$major/bin
+dir=$work/upgraded
+"$root/bin/postgres-dev" start "$dir" >/dev/null
+before=$(runuser -u postgres -- head -n 1 "$dir/data/postmaster.pid")
+again=$("$root/bin/postgres-dev" start "$dir" 2>&1 >/dev/null)
+[ -z "$again" ] && [ "$(runuser -u postgres -- head -n 1 "$dir/data/postmaster.pid")" = "$before" ] && ok \
+  || fail "an unchanged cluster was restarted: $again"
+cp "$POSTGRES_DEV_PGBIN/postgres" "$POSTGRES_DEV_PGBIN/postgres.new"
+mv -f "$POSTGRES_DEV_PGBIN/postgres.new" "$POSTGRES_DEV_PGBIN/postgres"
+said=$("$root/bin/postgres-dev" start "$dir" 2>&1 >/dev/null)
+after=$(runuser -u postgres -- head -n 1 "$dir/data/postmaster.pid")
+grep -q "restarting the cluster in $dir: its binary .* was replaced on disk" <<<"$said" && ok \
+  || fail "start did not say it restarts a cluster running a replaced binary: $said"
+[ "$after" != "$before" ] && [ "$(readlink "/proc/$after/exe")" = "$POSTGRES_DEV_PGBIN/postgres" ] && ok \
+  || fail "the cluster still runs the replaced binary ($(readlink "/proc/$after/exe"))"
+"$root/bin/postgres-dev" stop "$dir"
+unset POSTGRES_DEV_PGBIN
+
 echo "test_install_timescaledb_builds_only_the_pinned_tarball"
 vendor=$work/vendor
 mkdir -p "$vendor/timescaledb-9.9.9"
