@@ -176,6 +176,22 @@ pc_url() {
   echo "postgres://postgres:$password@127.0.0.1:$port/postgres"
 }
 
+# Runs psql against URL $1 (further arguments follow) with the password in the environment,
+# not on the command line, where every local user could read it in the process list.
+pc_psql() {
+  local url=$1 scheme rest userinfo password=""
+  shift
+  scheme=${url%%://*}
+  rest=${url#*://}
+  userinfo=${rest%%@*}
+  if [ "$rest" != "$userinfo" ] && [ "${userinfo#*:}" != "$userinfo" ]; then
+    password=$(printf '%b' "${userinfo#*:}" | sed 's/%\([0-9A-Fa-f][0-9A-Fa-f]\)/\\x\1/g')
+    password=$(printf '%b' "$password")
+    url=$scheme://${userinfo%%:*}@${rest#*@}
+  fi
+  PGPASSWORD=$password psql -X "$url" "$@"
+}
+
 # Who may connect: everyone with the password, over TCP on 127.0.0.1 (the server opens no
 # Unix socket), for queries and for streaming replication.
 pc_write_hba() {
