@@ -26,6 +26,7 @@ cleanup() {
   rm -rf -- "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 failed=0
 passed=0
