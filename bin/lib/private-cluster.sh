@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by bin/postgres-dev, bin/postgres-replica, bin/socket-dir and bin/fleet: the
 # layout of a private PostgreSQL cluster's directory and the rules that keep root safe
 # while managing it. Owns: checking and preparing state directories, writing root's files
