@@ -75,6 +75,22 @@ pc_check_chain() {
   done
 }
 
+# Stops unless every link along path $1 (absolute, as given) is root's and sits in a
+# directory only root can change: a link another user made is never followed.
+pc_check_links() {
+  local prefix="" part parts
+  IFS=/ read -ra parts <<<"$1"
+  for part in "${parts[@]}"; do
+    [ -n "$part" ] || continue
+    prefix=$prefix/$part
+    if [ -L "$prefix" ]; then
+      [ "$(stat -c %u -- "$prefix")" = 0 ] && pc_root_only "$(realpath -e -- "$(dirname -- "$prefix")")" \
+        || pc_die "refusing to follow $prefix: a link someone other than root made or can replace"
+    fi
+    [ -e "$prefix" ] || return 0
+  done
+}
+
 # Makes the state directory $1 and prints its real path. As root, refuses unless every
 # directory from / down to it is root's alone. A directory left by the old layout (owned by
 # `postgres`, with root's files inside) is taken back first (pc_adopt_old_layout).
@@ -85,6 +101,7 @@ pc_prepare_dir() {
     (cd -- "$1" && pwd -P)
     return
   fi
+  pc_check_links "$(realpath -m -s -- "$1")"
   dir=$(realpath -m -- "$1")
   existing=$dir
   while [ ! -e "$existing" ] && [ ! -L "$existing" ]; do existing=$(dirname -- "$existing"); done

@@ -120,6 +120,14 @@ as_user sh -c "ln -s '$secret' '$dir/port'; echo '$precious' > '$dir/socket-dir'
 "$root/bin/socket-dir" "$dir" >/dev/null 2>&1 && fail "socket-dir used a directory $user owns" || ok
 root_files_intact "a directory another user owns"
 
+echo "test_root_never_follows_a_link_another_user_made_to_a_cluster_directory"
+plant_targets link
+mkdir -m 1777 "$work/shared"
+as_user ln -s "$precious" "$work/shared/pg"
+"$root/bin/postgres-dev" start "$work/shared/pg" >/dev/null 2>&1 && fail "started through $user's link" || ok
+[ "$(ls -A "$precious")" = file ] && ok || fail "root wrote through $user's link: $(ls -A "$precious" | tr '\n' ' ')"
+root_files_intact "a link to root's directory"
+
 echo "test_socket_dir_removes_only_sockets_in_a_directory_it_made"
 plant_targets sockets
 dir=$work/sockets
