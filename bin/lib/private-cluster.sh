@@ -108,7 +108,11 @@ pc_prepare_dir() {
   real=$(realpath -e -- "$existing") || pc_die "cannot resolve $existing"
   if [ "$real" = "$dir" ] && [ -d "$real" ] && [ "$(stat -c %u -- "$real")" = "$(id -u postgres)" ]; then
     pc_check_chain "$(dirname -- "$real")"
-    pc_adopt_old_layout "$real"
+    # One taker at a time (a lock on the directory itself); the next finds it root's.
+    exec 8<"$real"
+    flock 8
+    [ "$(stat -c %u -- "$real")" = 0 ] || pc_adopt_old_layout "$real"
+    exec 8<&-
   fi
   pc_check_chain "$real"
   real=$real${dir#"$existing"}
