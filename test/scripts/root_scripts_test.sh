@@ -85,29 +85,36 @@ root_files_intact "links in data/ and log/"
 as_postgres rm -f "$dir/log/server.log" "$dir/data/pg_hba.conf"
 
 echo "test_a_directory_of_the_old_layout_is_taken_back_without_following_what_postgres_left"
-plant_targets old
 # The scripts as they were before the root-owned layout (a commit of this repository).
-old=$work/old-bin
-mkdir -p "$old"
-git -C "$root" archive 1d58a39685cc34197d67549e579a4d1dd9f74761 bin/postgres-dev bin/socket-dir | tar -x -C "$old" \
-  || fail "cannot get the old scripts from git"
-dir=$work/oldlayout
-olds_url=$("$old/bin/postgres-dev" start "$dir" | sed -n 's/^DATABASE_URL=//p')
-psql -X -q "$olds_url" -c 'create table kept (x int); insert into kept values (42)' || fail "the old script's cluster"
-as_postgres rm -f "$dir/port" "$dir/.lock"
-as_postgres ln -s "$secret" "$dir/port"
-as_postgres ln -s "$secret" "$dir/.lock"
-as_postgres sh -c "echo $precious > '$dir/socket-dir'"
-"$root/bin/postgres-dev" stop "$dir" 2>/dev/null
-root_files_intact "stop of an old-layout directory"
-url=$("$root/bin/postgres-dev" start "$dir" 2>/dev/null | sed -n 's/^DATABASE_URL=//p')
-root_files_intact "start of an old-layout directory"
-[ "$(stat -c '%U %a' "$dir")" = "root 755" ] && ok || fail "the directory is not root's: $(stat -c '%U %a' "$dir")"
-[ "$(psql -X -At "$url" -c 'select x from kept')" = 42 ] && ok || fail "the old cluster's data is not there"
-as_user psql -X -w "postgres://postgres@127.0.0.1:$(port_of "$dir")/postgres" -c 'select 1' >/dev/null 2>&1 \
-  && fail "the old trust cluster still lets anyone in" || ok
-"$root/bin/postgres-dev" stop "$dir"
-root_files_intact "stop after taking it back"
+old_scripts=1d58a39685cc34197d67549e579a4d1dd9f74761
+old_layout_test() {
+  plant_targets old
+  old=$work/old-bin
+  mkdir -p "$old"
+  git -C "$root" archive "$old_scripts" bin/postgres-dev bin/socket-dir | tar -x -C "$old"
+  dir=$work/oldlayout
+  olds_url=$("$old/bin/postgres-dev" start "$dir" | sed -n 's/^DATABASE_URL=//p')
+  psql -X -q "$olds_url" -c 'create table kept (x int); insert into kept values (42)' || fail "the old script's cluster"
+  as_postgres rm -f "$dir/port" "$dir/.lock"
+  as_postgres ln -s "$secret" "$dir/port"
+  as_postgres ln -s "$secret" "$dir/.lock"
+  as_postgres sh -c "echo $precious > '$dir/socket-dir'"
+  "$root/bin/postgres-dev" stop "$dir" 2>/dev/null
+  root_files_intact "stop of an old-layout directory"
+  url=$("$root/bin/postgres-dev" start "$dir" 2>/dev/null | sed -n 's/^DATABASE_URL=//p')
+  root_files_intact "start of an old-layout directory"
+  [ "$(stat -c '%U %a' "$dir")" = "root 755" ] && ok || fail "the directory is not root's: $(stat -c '%U %a' "$dir")"
+  [ "$(psql -X -At "$url" -c 'select x from kept')" = 42 ] && ok || fail "the old cluster's data is not there"
+  as_user psql -X -w "postgres://postgres@127.0.0.1:$(port_of "$dir")/postgres" -c 'select 1' >/dev/null 2>&1 \
+    && fail "the old trust cluster still lets anyone in" || ok
+  "$root/bin/postgres-dev" stop "$dir"
+  root_files_intact "stop after taking it back"
+}
+if git -C "$root" cat-file -e "$old_scripts^{commit}" 2>/dev/null; then
+  old_layout_test
+else
+  echo "*** SKIPPED: the scripts of commit $old_scripts are not in this clone (shallow?)"
+fi
 
 echo "test_root_refuses_a_directory_another_user_can_write"
 plant_targets writable
