@@ -1,10 +1,10 @@
 # shellcheck shell=bash
-# Sourced by bin/postgres-dev, bin/postgres-replica, bin/socket-dir and bin/fleet: the
-# layout of a private PostgreSQL cluster's directory and the rules that keep root safe
-# while managing it. Owns: checking and preparing state directories, writing root's files
-# there, the cluster's password, authentication file and server settings. Must never write
-# where another user can write, follow a link it did not create, or use as a path anything
-# read from a file the cluster's user can change.
+# Sourced by bin/postgres-dev, bin/postgres-replica, bin/socket-dir, bin/fleet, bin/dev-server
+# and bin/install-timescaledb: the layout of a private PostgreSQL cluster's directory and the
+# rules that keep root safe while managing it. Owns: checking and preparing state directories,
+# writing root's files there, the cluster's password, authentication file and server settings.
+# Must never write where another user can write, follow a link it did not create, or use as a
+# path anything read from a file the cluster's user can change.
 #
 # Layout of a cluster directory DIR (run as root; as another user everything is that user's):
 #   DIR/            root, 0755: only root creates entries in it
