@@ -6,7 +6,7 @@
 //!
 //! Counters are registered without the `_total` suffix and help texts without their
 //! final period: the crate appends both, so the exposed names
-//! (`log_ingestion_entries_accepted_total`, ...) are the ones README lists. A labelled
+//! (`log_ingestion_entries_accepted_total`, ...) are the ones docs/server.md lists. A labelled
 //! family appears once it has its first sample.
 
 use std::sync::OnceLock;

@@ -579,7 +579,7 @@ RSpec.describe LogIngestion::Client, :native do
       client = client_for
       client.log("INFO", "counted")
       client.flush(timeout: 5)
-      # README's list of stats keys, exactly (a key lost or added fails here).
+      # docs/gem.md's list of stats keys, exactly (a key lost or added fails here).
       expect(client.stats.keys).to match_array(%i[enqueued sent dropped_queue_full dropped_retries_exhausted
                                                    dropped_unauthorized dropped_invalid dropped_internal
                                                    dropped_at_shutdown retried rejected_by_server failed_batches

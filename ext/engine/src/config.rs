@@ -4,7 +4,7 @@
 //! http(s) URL it can append paths to, a drop policy's spelling). The settings' defaults
 //! and rules (ranges, `max_retry_delay >= retry_delay`) live in one place, the gem's
 //! `LogIngestion::Configuration` (`DEFAULTS`, `validate!`), which works without the
-//! native library (test mode) and whose messages README promises; the engine trusts the
+//! native library (test mode) and whose messages docs/gem.md promises; the engine trusts the
 //! values it is given and must never grow a second copy of those defaults or rules.
 //! It never reads the environment or Ruby objects and never performs I/O.
 

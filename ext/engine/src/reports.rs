@@ -43,7 +43,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Every kind, in the order README's table lists them.
+    /// Every kind, in the order docs/gem.md's table lists them.
     pub const ALL: [ErrorKind; 9] = [
         ErrorKind::RetriesExhausted,
         ErrorKind::Unauthorized,

@@ -53,7 +53,7 @@ pub enum StatValue<'a> {
 
 impl Stats {
     /// Every field under its public name (the keys of Ruby's `LogIngestionClient.stats`,
-    /// in README's order): the one list of the stats keys.
+    /// in docs/gem.md's order): the one list of the stats keys.
     pub fn fields(&self) -> [(&'static str, StatValue<'_>); 15] {
         use StatValue::{Count, Text, Time};
         [

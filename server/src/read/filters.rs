@@ -246,7 +246,7 @@ pub struct LogFilter {
     /// TimescaleDB's bloom filters answer. The containment test above stays and decides;
     /// the column only narrows, and a row an alternative contains has one of these texts
     /// unless its value has no indexed text but equals an integer alternative as a
-    /// number (a stored `42.0` for `meta.k=42`, README).
+    /// number (a stored `42.0` for `meta.k=42`, docs/server.md).
     pub indexed_metadata: Vec<(String, Vec<String>)>,
 }
 
