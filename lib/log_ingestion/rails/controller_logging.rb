@@ -1,10 +1,10 @@
 # frozen_string_literal: true
 
 require "active_support/concern"
-require "log_ingestion/exception_details"
-require "log_ingestion/request_logging"
+require "log_ingestion/rails/exception_details"
+require "log_ingestion/rails/request_logging"
 require "log_ingestion/stopwatch"
-require "log_ingestion/request_ip"
+require "log_ingestion/rails/request_ip"
 require "log_ingestion/failsafe"
 require "log_ingestion/context"
 

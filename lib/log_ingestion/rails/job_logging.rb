@@ -1,7 +1,8 @@
 # frozen_string_literal: true
 
 require "active_support/concern"
-require "log_ingestion/exception_details"
+require "log_ingestion/rails/exception_details"
+require "log_ingestion/stopwatch"
 require "log_ingestion/failsafe"
 
 module LogIngestion

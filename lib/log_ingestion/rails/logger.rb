@@ -2,8 +2,8 @@
 
 require "logger"
 require "active_support/logger"
-require "log_ingestion/parameter_filter"
-require "log_ingestion/exception_details"
+require "log_ingestion/rails/parameter_filter"
+require "log_ingestion/rails/exception_details"
 require "log_ingestion/failsafe"
 require "log_ingestion/context"
 

@@ -1,17 +1,17 @@
 # frozen_string_literal: true
 
 require "rails/railtie"
-require "log_ingestion/parameter_filter"
-require "log_ingestion/exception_details"
-require "log_ingestion/request_logging"
-require "log_ingestion/controller_logging"
-require "log_ingestion/job_logging"
-require "log_ingestion/subscribers"
-require "log_ingestion/logger"
+require "log_ingestion/rails/parameter_filter"
+require "log_ingestion/rails/exception_details"
+require "log_ingestion/rails/request_logging"
+require "log_ingestion/rails/controller_logging"
+require "log_ingestion/rails/job_logging"
+require "log_ingestion/rails/subscribers"
+require "log_ingestion/rails/logger"
 require "log_ingestion/context"
-require "log_ingestion/request_context"
-require "log_ingestion/job_context"
-require "log_ingestion/stats_endpoint"
+require "log_ingestion/rails/request_context"
+require "log_ingestion/rails/job_context"
+require "log_ingestion/rails/stats_endpoint"
 
 module LogIngestion
   # Wires the gem into a Rails application from `config.log_ingestion.*`:
@@ -221,7 +221,7 @@ module LogIngestion
     end
 
     rake_tasks do
-      load File.expand_path("../tasks/log_ingestion.rake", __dir__)
+      load File.expand_path("../../tasks/log_ingestion.rake", __dir__)
     end
 
     generators do

@@ -2,10 +2,10 @@
 
 require "securerandom"
 require "rack"
-require "log_ingestion/parameter_filter"
-require "log_ingestion/exception_details"
+require "log_ingestion/rails/parameter_filter"
+require "log_ingestion/rails/exception_details"
 require "log_ingestion/stopwatch"
-require "log_ingestion/request_ip"
+require "log_ingestion/rails/request_ip"
 require "log_ingestion/failsafe"
 require "log_ingestion/context"
 

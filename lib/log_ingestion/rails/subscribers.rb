@@ -1,9 +1,9 @@
 # frozen_string_literal: true
 
 require "active_support/notifications"
-require "log_ingestion/parameter_filter"
-require "log_ingestion/exception_details"
-require "log_ingestion/request_logging"
+require "log_ingestion/rails/parameter_filter"
+require "log_ingestion/rails/exception_details"
+require "log_ingestion/rails/request_logging"
 require "log_ingestion/failsafe"
 require "log_ingestion/context"
 
