@@ -4,6 +4,7 @@ require "logger"
 require "active_support/logger"
 require "log_ingestion/rails/parameter_filter"
 require "log_ingestion/rails/exception_details"
+require "log_ingestion/rails/exception_entry"
 require "log_ingestion/failsafe"
 require "log_ingestion/context"
 
@@ -37,6 +38,11 @@ module LogIngestion
     ANSI_ESCAPE = /\e\[[\d;]*m/.freeze
     # Records with this progname are the gem's own diagnostics: never forwarded.
     GEM_PROGNAME = "log_ingestion"
+    # What ActiveJob's lines print before a job's arguments.
+    JOB_ARGUMENTS = " with arguments: "
+    JOB_ARGUMENTS_TEXT = /#{JOB_ARGUMENTS}.*/m.freeze
+    # The tag ActiveJob's tagged lines start with.
+    ACTIVE_JOB_TAG = "ActiveJob"
     FORWARDING = :log_ingestion_logger_forwarding
     private_constant :FORWARDING
 
@@ -125,6 +131,9 @@ module LogIngestion
     def add(severity, message = nil, progname = nil, &block)
       severity ||= ::Logger::UNKNOWN
       return true if severity < level
+      # Beside another logger (broadcast) a record below forward_level costs one
+      # comparison: its block (Rails' "Completed ..." line) is not evaluated again here.
+      return true if @logdev.nil? && @forward_level && severity < @forward_level
 
       progname ||= @progname
       if message.nil?
@@ -145,9 +154,10 @@ module LogIngestion
     def forward(severity, message, progname)
       return if Logger.forwarding? || progname == GEM_PROGNAME || (@forward_level && severity < @forward_level)
 
-      level = forwarded_level(severity) or return
+      level = forwarded_level(severity, message) or return
       Logger.without_forwarding do
         text = ParameterFilter.current.filter_text(message_text(message))
+        text = mask_job_arguments(text) if text.include?(JOB_ARGUMENTS)
         next if text.empty?
 
         client.log(level, text, metadata(severity, message, progname))
@@ -162,20 +172,38 @@ module LogIngestion
       @client || ::LogIngestionClient
     end
 
-    # The level a record is forwarded at, or nil when it is not forwarded. Rails
-    # reports a request's exception at FATAL (ActionDispatch::DebugExceptions, outside
-    # RequestLogging): when RequestLogging already sent that exception as "Request
-    # error", those lines are not sent again; when the request was answered with a 4xx
-    # (a routing error, an invalid CSRF token), they are a WARN, not a FATAL.
-    def forwarded_level(severity)
+    # The level a record is forwarded at, or nil when it is not forwarded. Rails reports
+    # an exception itself (ActionDispatch::DebugExceptions' FATAL lines, ActiveJob's
+    # "Error performing ..." at ERROR); once the glue has taken that exception for an
+    # entry of its own (Context#logged_exception: the request's or job's exception
+    # entry, or RequestLogging's "Request error"), those records are not sent again.
+    # A FATAL record of a request answered with a 4xx (a routing error, an invalid CSRF
+    # token) that the glue did not take is a WARN, not a FATAL.
+    def forwarded_level(severity, message)
       level = LEVELS.fetch(severity, "INFO")
-      return level unless severity == ::Logger::FATAL
+      return level if severity < ::Logger::ERROR
+
+      return nil if repeats_last_exception_entry?(message)
 
       context = Context.current or return level
-      return nil if context.logged_exception
+      exception = context.logged_exception
+      return nil if exception && (severity == ::Logger::FATAL || repeats?(message, exception))
+      return level unless severity == ::Logger::FATAL
 
       status = context.response_status
       status && status >= 400 && status < 500 ? "WARN" : level
+    end
+
+    # True when +message+ is Rails' report of +exception+: it names its class.
+    def repeats?(message, exception)
+      return true if message.equal?(exception)
+
+      message.is_a?(::String) && message.include?(exception.class.name)
+    end
+
+    def repeats_last_exception_entry?(message)
+      text = ExceptionEntry.last_sent_text
+      text && message.is_a?(::String) && message.include?(text)
     end
 
     def message_text(message)
@@ -196,12 +224,29 @@ module LogIngestion
       metadata
     end
 
+    # The tags of the record, without those that repeat what the entry carries anyway:
+    # the request's or job's ids (config.log_tags = [:request_id], ActiveJob's
+    # "[ActiveJob] [ExportJob] [job id]").
     def current_tags
       tags = []
       tags.concat(formatter.current_tags) if formatter.respond_to?(:current_tags)
       source = @tag_source&.formatter
       tags.concat(source.current_tags) if source.respond_to?(:current_tags)
-      tags.map(&:to_s).uniq
+      return tags if tags.empty?
+
+      tags = tags.map(&:to_s).uniq
+      context = Context.current or return tags
+      known = context.metadata.values
+      known += [ACTIVE_JOB_TAG] if context.job_id
+      tags - known
+    end
+
+    # ActiveJob's own lines print positional arguments, which no key names:
+    # everything after "with arguments: " is masked (the job entry carries them filtered).
+    def mask_job_arguments(text)
+      return text if ParameterFilter.current.empty?
+
+      text.sub(JOB_ARGUMENTS_TEXT, "#{JOB_ARGUMENTS}#{ParameterFilter::MASK}")
     end
   end
 end

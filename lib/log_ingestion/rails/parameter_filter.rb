@@ -32,17 +32,26 @@ module LogIngestion
                   else
                     []
                   end
-        new(filters)
+        new(filters, rails: true)
       end
     end
 
     attr_reader :filters
 
     # +filters+: what `config.filter_parameters` takes (Strings, Symbols, Regexps, Procs).
-    def initialize(filters = [])
+    # rails: true when they are the application's own `config.filter_parameters` (what
+    # Rails already applied to the params it instruments).
+    def initialize(filters = [], rails: false)
       @filters = filters.dup.freeze
+      @rails = rails
       @filter = ActiveSupport::ParameterFilter.new(@filters)
       @key_names = build_key_names(@filters)
+      # Whether a Hash whose keys none of the filters matches can be passed on as it is:
+      # not when a filter is a Proc (it sees values too) or names a nested path
+      # (`user.password`, matched by ActiveSupport against the dotted path, not a key).
+      @keys_decide = @filters.all? do |filter|
+        (filter.is_a?(String) || filter.is_a?(Symbol) || filter.is_a?(Regexp)) && !filter_names_path?(filter)
+      end
     end
 
     # Text (a log line) with the values of matching keys masked where they appear
@@ -65,6 +74,11 @@ module LogIngestion
       mask_values(text)
     end
 
+    # True when these are the application's own filters, which Rails applies itself.
+    def rails_filters?
+      @rails
+    end
+
     # True when nothing is filtered.
     def empty?
       @filters.empty?
@@ -81,7 +95,12 @@ module LogIngestion
     # of +metadata+ with matching keys masked at any depth. A Hash that contains
     # itself (which ActiveSupport's filter cannot walk) is first converted by the native
     # converter, which cuts it at the cycle, then filtered.
+    #
+    # Fast path: a Hash none of whose keys (at any depth) a filter matches is returned as
+    # it is, without the copy ActiveSupport's filter makes -- the common case of an entry.
     def call(metadata)
+      return metadata if @keys_decide && !(@key_names && sensitive_keys?(metadata, 0))
+
       filter_hash(metadata)
     rescue SystemStackError
       filter_hash(JSON.parse(Native.encode_metadata(metadata)))
@@ -120,6 +139,8 @@ module LogIngestion
     # keys, order and the rest of the text are kept as sent.
     def filter_query_string(query_string)
       return query_string if empty? || query_string.nil? || query_string.empty?
+      # Fast path: no filter matches anywhere in the text and nothing in it is escaped.
+      return query_string if @keys_decide && !query_string.match?(@key_names) && !query_string.match?(/[%+]/)
 
       query_string.split(/([&;])/).map { |part| filter_query_pair(part) }.join
     end
@@ -139,13 +160,41 @@ module LogIngestion
     /x.freeze
     # The value after a separator: the mask itself (left as it is: Rails already
     # filtered it), a double- or single-quoted string, or a bare word up to a delimiter.
+    # A quote ends a bare word when a delimiter or the end of the text follows it (the
+    # closing quote of `"/orders?token=abc" for ...`); inside a word (`it's`) it is part
+    # of the value. The mask counts as the mask before such a quote too
+    # (`"...&token=[FILTERED]"`), so it is never masked again as `[FILTERED]]`.
     VALUE = /
-      #{Regexp.escape(MASK)}(?![^\s,;&}\])])
+      #{Regexp.escape(MASK)}(?=["']?(?:[\s,;&}\])]|\z))
       | "(?:[^"\\]++|\\.)*+"
       | '(?:[^'\\]++|\\.)*+'
-      | :?[^\s,;&}\])]++
+      | :?(?:[^\s,;&}\])"']++|["'](?![\s,;&}\])]|\z))++
     /x.freeze
     private_constant :KEY_CHARS, :KEY_SEPARATOR, :VALUE
+
+    # Deeper than this a Hash is handed to ActiveSupport's filter without looking.
+    MAX_SCAN_DEPTH = 8
+    private_constant :MAX_SCAN_DEPTH
+
+    # True when a key of +value+ (a Hash, or Hashes inside Arrays) matches a filter, or
+    # the structure is deeper than MAX_SCAN_DEPTH (then the full filter decides).
+    def sensitive_keys?(value, depth)
+      return true if depth > MAX_SCAN_DEPTH
+
+      case value
+      when Hash
+        value.any? do |key, inner|
+          (key.is_a?(Symbol) || key.is_a?(String) ? key.match?(@key_names) : key.to_s.match?(@key_names)) ||
+            ((inner.is_a?(Hash) || inner.is_a?(Array)) && sensitive_keys?(inner, depth + 1))
+        end
+      when Array then value.any? { |inner| (inner.is_a?(Hash) || inner.is_a?(Array)) && sensitive_keys?(inner, depth + 1) }
+      else false
+      end
+    end
+
+    def filter_names_path?(filter)
+      filter.is_a?(Regexp) ? filter.source.include?("\\.") : filter.to_s.include?(".")
+    end
 
     # One Regexp that matches inside a key name when a String/Symbol filter (any case,
     # as ActiveSupport::ParameterFilter does) or a Regexp filter (with its own flags)

@@ -10,6 +10,9 @@ require "log_ingestion/rails/subscribers"
 require "log_ingestion/rails/logger"
 require "log_ingestion/context"
 require "log_ingestion/rails/request_context"
+require "log_ingestion/rails/request_entries"
+require "log_ingestion/rails/job_entries"
+require "log_ingestion/rails/exception_entry"
 require "log_ingestion/rails/job_context"
 require "log_ingestion/rails/stats_endpoint"
 
@@ -20,11 +23,13 @@ module LogIngestion
   #   config.log_ingestion.api_key          = ...                        # > ENV > credentials
   #   config.log_ingestion.service          = "shop"                     # > ENV > credentials
   #   config.log_ingestion.test_mode        = Rails.env.test?            # record in memory
-  #   config.log_ingestion.request_logging  = true                       # insert RequestLogging
-  #   config.log_ingestion.subscribers      = %i[process_action sql enqueue perform] # or false
-  #   config.log_ingestion.slow_query_ms    = 100
+  #   config.log_ingestion.request_entries  = true                       # one entry per request (RequestEntries)
+  #   config.log_ingestion.job_entries      = true                       # one entry per job run (JobEntries)
   #   config.log_ingestion.broadcast_logger = true                       # Rails.logger -> service too
-  #   config.log_ingestion.logger_level     = :info                      # lowest level forwarded
+  #   config.log_ingestion.logger_level     = :warn                      # lowest level forwarded
+  #   config.log_ingestion.request_logging  = false                      # RequestLogging's HTTP Request/Response
+  #   config.log_ingestion.subscribers      = false                      # or %i[process_action sql enqueue perform]
+  #   config.log_ingestion.slow_query_ms    = 100
   #   config.log_ingestion.startup_entry    = true                       # "Rails application started"
   #                                                                      # (never from rake/runner/console/generators)
   #   config.log_ingestion.job_context      = true                       # jobs carry job_id/job_class/parent ids
@@ -36,20 +41,22 @@ module LogIngestion
   #
   # Owns: reading those settings, configuring LogIngestionClient once after
   # initialisation, inserting the middlewares (RequestContext right after
-  # ActionDispatch::RequestId, so Rails' own request lines carry the request id;
-  # RequestLogging when asked), giving jobs their Context (JobContext), subscribing,
-  # the startup entry, the rake tasks and the generator. The flush at shutdown is the
-  # client's own at_exit handler (per process, so each Puma worker delivers its queue
-  # when it exits). When nothing says where to send (no URL/key anywhere, not test
-  # mode) it warns once and installs nothing. It never patches a Rails class and never
-  # configures the client twice.
+  # ActionDispatch::RequestId; RequestLogging when asked), registering RequestContext's
+  # DebugExceptions interceptor, giving jobs their JobEntries and Context (JobContext),
+  # subscribing, the startup entry, the rake tasks and the generator. The flush at
+  # shutdown is the client's own at_exit handler (per process, so each Puma worker
+  # delivers its queue when it exits). When nothing says where to send (no URL/key
+  # anywhere, not test mode) it warns once and installs nothing. It never patches a
+  # Rails class and never configures the client twice.
   class Railtie < ::Rails::Railtie
     # Settings of this Railtie (everything else under config.log_ingestion goes to the client).
-    RAILS_SETTINGS = %i[enabled startup_entry request_logging request_logging_skip_paths subscribers
-                        slow_query_ms broadcast_logger logger_level job_context filter_parameters].freeze
-    # The lowest Rails.logger level forwarded when broadcast_logger is on (DEBUG lines
-    # -- every render and SQL statement -- stay in the log file).
-    DEFAULT_LOGGER_LEVEL = :info
+    RAILS_SETTINGS = %i[enabled startup_entry request_entries job_entries request_logging
+                        request_logging_skip_paths subscribers slow_query_ms broadcast_logger logger_level
+                        job_context filter_parameters].freeze
+    # The lowest Rails.logger level forwarded when broadcast_logger is on: what the app
+    # warns about. Rails' own INFO lines (Started, Processing, Completed, Rendered,
+    # Performing, Enqueued) stay in the log file; the request and job entries say it once.
+    DEFAULT_LOGGER_LEVEL = :warn
     # `bin/rails` commands that run once and exit: no "Rails application started" from them.
     ONE_OFF_COMMANDS = %i[RunnerCommand ConsoleCommand GenerateCommand DestroyCommand RakeCommand
                           DbconsoleCommand].freeze
@@ -96,7 +103,7 @@ module LogIngestion
       def parameter_filter(app, setting)
         case setting
         when false then ParameterFilter.new([])
-        when nil, true then ParameterFilter.new(Array(app.config.filter_parameters))
+        when nil, true then ParameterFilter.new(Array(app.config.filter_parameters), rails: true)
         else ParameterFilter.new(Array(setting))
         end
       end
@@ -113,11 +120,11 @@ module LogIngestion
               "config.log_ingestion.metadata_filter must be false or respond to #call, not #{setting.class}"
       end
 
-      # Subscriber names from config.log_ingestion.subscribers (nil/true: all, false: none).
+      # Subscriber names from config.log_ingestion.subscribers (true: all; nil, false: none).
       def subscriber_names(setting)
         case setting
-        when nil, true then Subscribers::ALL
-        when false then []
+        when true then Subscribers::ALL
+        when nil, false then []
         else Array(setting).map(&:to_sym)
         end
       end
@@ -145,6 +152,7 @@ module LogIngestion
           return
         end
 
+        options.request_entries == false ? RequestEntries.unsubscribe : RequestEntries.subscribe
         Subscribers.subscribe(only: subscriber_names(options.subscribers),
                               slow_query_ms: options.slow_query_ms || Subscribers::DEFAULT_SLOW_QUERY_MS)
         if options.broadcast_logger && ::Rails.logger
@@ -207,10 +215,29 @@ module LogIngestion
       end
     end
 
+    # JobEntries first: JobContext, included after it, runs outside it, so the job
+    # entry is sent in the job's Context.
     initializer "log_ingestion.job_context", after: :load_config_initializers do |app|
       options = app.config.log_ingestion
-      if options.enabled != false && options.job_context != false
-        ActiveSupport.on_load(:active_job) { include LogIngestion::JobContext }
+      if options.enabled != false
+        entries = options.job_entries != false
+        context = options.job_context != false
+        ActiveSupport.on_load(:active_job) do
+          include LogIngestion::JobEntries if entries
+          include LogIngestion::JobContext if context
+        end
+      end
+    end
+
+    # Rails reports an exception (DebugExceptions' FATAL lines) before the middleware
+    # outside it sees it: the interceptor notes it in the request's Context first.
+    initializer "log_ingestion.exception_interceptor", after: :load_config_initializers do |app|
+      options = app.config.log_ingestion
+      if options.enabled != false && options.request_entries != false &&
+         defined?(::ActionDispatch::DebugExceptions) &&
+         ::ActionDispatch::DebugExceptions.respond_to?(:register_interceptor) &&
+         !::ActionDispatch::DebugExceptions.interceptors.include?(RequestContext.method(:intercept))
+        ::ActionDispatch::DebugExceptions.register_interceptor(RequestContext.method(:intercept))
       end
     end
 

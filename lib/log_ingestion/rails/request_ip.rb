@@ -32,6 +32,15 @@ module LogIngestion
       metadata
     end
 
+    # [ip, note]: the same as +call+ without building a Hash (note nil unless spoofed).
+    def self.address(request)
+      return [fallback_ip(request), nil] unless request.respond_to?(:remote_ip)
+
+      [request.remote_ip, nil]
+    rescue StandardError => e
+      [fallback_ip(request), e.class.name == SPOOF_ERROR ? note(e) : nil]
+    end
+
     # `request.ip`, or nil when even that fails.
     def self.fallback_ip(request)
       request.ip
