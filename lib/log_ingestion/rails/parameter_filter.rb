@@ -46,6 +46,7 @@ module LogIngestion
       @rails = rails
       @filter = ActiveSupport::ParameterFilter.new(@filters)
       @key_names = build_key_names(@filters)
+      @key_cache = {}
       # Whether a Hash whose keys none of the filters matches can be passed on as it is:
       # not when a filter is a Proc (it sees values too) or names a nested path
       # (`user.password`, matched by ActiveSupport against the dotted path, not a key).
@@ -174,7 +175,8 @@ module LogIngestion
 
     # Deeper than this a Hash is handed to ActiveSupport's filter without looking.
     MAX_SCAN_DEPTH = 8
-    private_constant :MAX_SCAN_DEPTH
+    KEY_CACHE_LIMIT = 1024
+    private_constant :MAX_SCAN_DEPTH, :KEY_CACHE_LIMIT
 
     # True when a key of +value+ (a Hash, or Hashes inside Arrays) matches a filter, or
     # the structure is deeper than MAX_SCAN_DEPTH (then the full filter decides).
@@ -184,12 +186,24 @@ module LogIngestion
       case value
       when Hash
         value.any? do |key, inner|
-          (key.is_a?(Symbol) || key.is_a?(String) ? key.match?(@key_names) : key.to_s.match?(@key_names)) ||
-            ((inner.is_a?(Hash) || inner.is_a?(Array)) && sensitive_keys?(inner, depth + 1))
+          sensitive_key?(key) || ((inner.is_a?(Hash) || inner.is_a?(Array)) && sensitive_keys?(inner, depth + 1))
         end
       when Array then value.any? { |inner| (inner.is_a?(Hash) || inner.is_a?(Array)) && sensitive_keys?(inner, depth + 1) }
       else false
       end
+    end
+
+    # Whether a filter matches +key+; the answers for the first KEY_CACHE_LIMIT Symbol
+    # keys are kept (an app's metadata uses the same few keys on every entry).
+    def sensitive_key?(key)
+      return key.to_s.match?(@key_names) unless key.is_a?(Symbol)
+
+      known = @key_cache[key]
+      return known unless known.nil?
+
+      answer = key.match?(@key_names)
+      @key_cache[key] = answer if @key_cache.size < KEY_CACHE_LIMIT
+      answer
     end
 
     def filter_names_path?(filter)

@@ -37,6 +37,8 @@ module LogIngestion
     # ActionDispatch::DebugExceptions interceptor: notes +exception+ in the request's
     # Context before DebugExceptions logs it (so the Logger does not forward that report).
     def self.intercept(_request, exception)
+      return unless RequestEntries.subscribed?
+
       context = Context.current or return
       context.logged_exception ||= exception
     rescue StandardError

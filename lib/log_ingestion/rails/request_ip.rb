@@ -33,7 +33,14 @@ module LogIngestion
     end
 
     # [ip, note]: the same as +call+ without building a Hash (note nil unless spoofed).
+    # A request without proxy headers is answered from REMOTE_ADDR, which is what
+    # `remote_ip` would compute, without its parsing (tens of µs when Rails' own request
+    # line did not compute it first).
     def self.address(request)
+      env = request.env
+      if !env.key?("HTTP_X_FORWARDED_FOR") && !env.key?("HTTP_CLIENT_IP") && (addr = env["REMOTE_ADDR"])
+        return [addr, nil]
+      end
       return [fallback_ip(request), nil] unless request.respond_to?(:remote_ip)
 
       [request.remote_ip, nil]
