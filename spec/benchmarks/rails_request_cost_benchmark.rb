@@ -11,6 +11,10 @@
 #
 #   ruby spec/benchmarks/rails_request_cost_benchmark.rb
 #   REQUESTS=5000 ROUNDS=5 PATHS=/widgets/pid,/widgets ruby spec/benchmarks/rails_request_cost_benchmark.rb
+#   # before/after: BEFORE_ROOT is a checkout of an older commit (lib/ and spec/, its
+#   # native library built or copied in); its setups run interleaved with these:
+#   git archive OLD lib spec | tar -x -C /tmp/before && cp lib/log_ingestion/log_ingestion.so /tmp/before/lib/log_ingestion/
+#   BEFORE_ROOT=/tmp/before ruby spec/benchmarks/rails_request_cost_benchmark.rb
 #
 # Setups:
 #   no glue   config.log_ingestion.enabled = false (Rails' own logging only)
@@ -20,7 +24,8 @@ require "open3"
 require "rbconfig"
 require "tmpdir"
 
-ROOT = File.expand_path("../..", __dir__)
+TREES = { "" => File.expand_path("../..", __dir__) }
+TREES["before: "] = File.expand_path(ENV["BEFORE_ROOT"]) if ENV["BEFORE_ROOT"]
 REQUESTS = Integer(ENV.fetch("REQUESTS", "3000"))
 ROUNDS = Integer(ENV.fetch("ROUNDS", "3"))
 PATHS = ENV.fetch("PATHS", "/widgets/pid,/widgets").split(",")
@@ -56,29 +61,32 @@ RUBY
 Dir.mktmpdir("li-rails-bench") do |dir|
   results = Hash.new { |hash, key| hash[key] = [] }
   entries = {}
+  runs = PATHS.product(TREES.to_a, SETUPS.to_a)
   ROUNDS.times do
-    PATHS.each do |path|
-      SETUPS.each do |name, setup|
-        env = { "RAILS_ENV" => "test", "LOG_INGESTION_URL" => "http://127.0.0.1:9", "LOG_INGESTION_API_KEY" => "bench",
-                "LOG_INGESTION_TEST_MODE" => nil,
-                "LOG_INGESTION_TEST_LOG" => File::NULL, "LOG_INGESTION_TEST_DB" => File.join(dir, "bench.sqlite3"),
-                "BENCH_SETUP" => setup, "BENCH_PATH" => path, "BENCH_REQUESTS" => REQUESTS.to_s }
-        out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", CHILD, chdir: ROOT)
-        abort "#{name} #{path} failed:\n#{err}" unless status.success?
-        micros, count = out.split
-        results[[path, name]] << Float(micros)
-        entries[[path, name]] = Integer(count)
-      end
+    runs.each do |path, (tree, root), (setup_name, setup)|
+      name = "#{tree}#{setup_name}"
+      env = { "RAILS_ENV" => "test", "LOG_INGESTION_URL" => "http://127.0.0.1:9", "LOG_INGESTION_API_KEY" => "bench",
+              "LOG_INGESTION_TEST_MODE" => nil,
+              "LOG_INGESTION_TEST_LOG" => File::NULL, "LOG_INGESTION_TEST_DB" => File.join(dir, "bench.sqlite3"),
+              "BENCH_SETUP" => setup, "BENCH_PATH" => path, "BENCH_REQUESTS" => REQUESTS.to_s }
+      out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", CHILD, chdir: root)
+      abort "#{name} #{path} failed:\n#{err}" unless status.success?
+      micros, count = out.split
+      results[[path, name]] << Float(micros)
+      entries[[path, name]] = Integer(count)
     end
   end
   puts "request thread CPU per request (µs; median of #{ROUNDS} rounds of #{REQUESTS}), entries per request:"
   PATHS.each do |path|
-    base = results[[path, "no glue"]].sort[ROUNDS / 2]
-    SETUPS.each_key do |name|
-      values = results[[path, name]]
-      median = values.sort[ROUNDS / 2]
-      puts format("  GET %-14s %-8s %7.1f  (+%5.1f)  entries %d   rounds: %s", path, name, median, median - base,
-                  entries[[path, name]], values.map { |v| format("%.1f", v) }.join(" / "))
+    TREES.each_key do |tree|
+      base = results[[path, "#{tree}no glue"]].sort[ROUNDS / 2]
+      SETUPS.each_key do |setup_name|
+        name = "#{tree}#{setup_name}"
+        values = results[[path, name]]
+        median = values.sort[ROUNDS / 2]
+        puts format("  GET %-14s %-16s %7.1f  (%+6.1f)  entries %d   rounds: %s", path, name, median, median - base,
+                    entries[[path, name]], values.map { |v| format("%.1f", v) }.join(" / "))
+      end
     end
   end
 end
