@@ -20,6 +20,7 @@
 #   no glue   config.log_ingestion.enabled = false (Rails' own logging only)
 #   README    README's setup: request and job entries, broadcast_logger from :warn
 #   old       the previous README setup: request_logging, every subscriber, broadcast_logger from :info
+#   lograge   no glue, Debian's ruby-lograge with its JSON formatter (one line per request, to the log file)
 require "open3"
 require "rbconfig"
 require "tmpdir"
@@ -32,7 +33,9 @@ PATHS = ENV.fetch("PATHS", "/widgets/pid,/widgets").split(",")
 SETUPS = {
   "no glue" => "c.enabled = false",
   "README" => "",
-  "old" => "c.request_logging = true; c.subscribers = true; c.logger_level = :info"
+  "old" => "c.request_logging = true; c.subscribers = true; c.logger_level = :info",
+  "lograge" => 'c.enabled = false; require "lograge"; Rails.application.config.lograge.enabled = true; ' \
+               "Rails.application.config.lograge.formatter = Lograge::Formatters::Json.new"
 }.freeze
 
 CHILD = <<~'RUBY'

@@ -56,6 +56,19 @@ RSpec.describe LogIngestion::JobEntries do
     expect(entries.first[:metadata]).to include("outcome" => "discarded", "exception_class" => "ArgumentError")
   end
 
+  it "sends a run whose exception retry_on enqueued again as retried (WARN)" do
+    job_class = Class.new(ApplicationJob) do
+      def self.name = "RetriedJob"
+      self.queue_adapter = :test # the retry waits in the queue
+      retry_on ArgumentError, wait: 1, attempts: 3
+      def perform = raise(ArgumentError, "try again")
+    end
+    job_class.perform_now
+
+    expect(summary).to eq([["WARN", "RetriedJob retried"]])
+    expect(entries.first[:metadata]).to include("outcome" => "retried", "exception_class" => "ArgumentError")
+  end
+
   it "sends a run halted by a before_perform callback as aborted" do
     job_class = Class.new(ApplicationJob) do
       def self.name = "HaltedJob"
