@@ -49,7 +49,9 @@ module LogIngestion
         store = storage
         @stored = true
         previous = store[KEY]
-        store[KEY] = new(**fields)
+        context = new(**fields)
+        context.outer = previous
+        store[KEY] = context
         yield
       ensure
         store[KEY] = previous if store
@@ -110,6 +112,8 @@ module LogIngestion
     attr_accessor :logged_exception
     # The status RequestLogging saw the app answer with, or nil.
     attr_accessor :response_status
+    # The context this one was opened in (a request's, for a job run inline), or nil.
+    attr_accessor :outer
 
     def initialize(**fields)
       unknown = fields.keys - FIELDS
@@ -122,6 +126,7 @@ module LogIngestion
       end.freeze
       @logged_exception = nil
       @response_status = nil
+      @outer = nil
     end
 
     # The fields that are set, as entry metadata (frozen).
