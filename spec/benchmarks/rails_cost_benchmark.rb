@@ -284,10 +284,18 @@ module RailsCostBenchmark
     sorted.size.odd? ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2.0
   end
 
-  def percent(value, reference)
-    return "—" unless reference&.positive?
+  # "+12% (+8..+20)": +variant+'s CPU over +reference+'s, the median of the rounds'
+  # ratios (each round's variants ran under the same load) with their range; "" for the
+  # reference itself or one not measured.
+  def overhead(results, action, variant, reference)
+    return "" if variant == reference || !VARIANTS.include?(reference)
 
-    format("%+.0f%%", (value / reference - 1) * 100)
+    ratios = results[[variant, action]].zip(results[[reference, action]]).filter_map do |run, base|
+      run[:cpu] / base[:cpu] - 1 if base[:cpu].positive?
+    end
+    return "—" if ratios.empty?
+
+    format("%+.0f%% (%+.0f..%+.0f)", median(ratios) * 100, ratios.min * 100, ratios.max * 100)
   end
 
   def number(value, digits = 0)
@@ -301,7 +309,8 @@ module RailsCostBenchmark
   def print_table(action, results)
     medians = VARIANTS.to_h { |variant| [variant, median(results[[variant, action]].map { |r| r[:cpu] })] }
     puts
-    puts "#{ACTION_LABELS.fetch(action)}: CPU µs per request (median of #{ROUNDS} rounds, min–max)"
+    puts "#{ACTION_LABELS.fetch(action)}: CPU µs per request, median of #{ROUNDS} rounds (min–max); " \
+         "overheads: median of the rounds' ratios (min..max)"
     puts
     puts "| variant | µs CPU/request | min–max | of which delivery threads | entries sent/request | vs Rails default | vs lograge |"
     puts "| --- | --- | --- | --- | --- | --- | --- |"
@@ -311,8 +320,7 @@ module RailsCostBenchmark
       entries = runs.map { |r| r[:entries] }.compact
       puts "| #{LABELS.fetch(variant)} | #{number(medians[variant])} | #{number(cpus.min)}–#{number(cpus.max)} | " \
            "#{number(median(runs.map { |r| r[:delivery] }), 1)} | #{entries.empty? ? '—' : number(median(entries), 2)} | " \
-           "#{variant == 'rails' ? '' : percent(medians[variant], medians['rails'])} | " \
-           "#{variant == 'lograge' ? '' : percent(medians[variant], medians['lograge'])} |"
+           "#{overhead(results, action, variant, 'rails')} | #{overhead(results, action, variant, 'lograge')} |"
     end
   end
 

@@ -286,8 +286,9 @@
     if (typeof value === 'number') return Number.isFinite(value) ? String(value) : null;
     if (typeof value === 'boolean') return String(value);
     if (typeof value !== 'string' || !value) return null;
-    const chars = [...value];
-    return chars.length > maxChars ? `${chars.slice(0, maxChars - 1).join('')}…` : value;
+    // Two UTF-16 units per character at most: enough of a long value to cut it by characters.
+    const chars = [...value.slice(0, maxChars * 2)];
+    return chars.length > maxChars || value.length > maxChars * 2 ? `${chars.slice(0, maxChars - 1).join('')}…` : value;
   }
 
   /** `12.3 ms` for a finite number of milliseconds, else null. */

@@ -162,13 +162,20 @@ function entries() {
   return logs;
 }
 
-/** One request's canonical entries and its job, a second apart and posted newest first. */
+/** One request's canonical entries and its job, a second apart, posted newest first. */
 const REQUEST = `req-canon-${TOKEN}`;
 const HOSTILE_PATH = '/orders/<img src=x onerror="window.__pwned=1">';
 function requestEntries() {
   const start = Date.now() - 10_000;
   const at = (seconds) => new Date(start + seconds * 1000).toISOString();
   return [
+    {
+      timestamp: at(5),
+      service: 'shop',
+      level: 'INFO',
+      message: 'GET /long 200',
+      metadata: { kind: 'request', request_id: REQUEST, status: 200, method: 'GET', path: `/${'a'.repeat(10_000)}` },
+    },
     {
       timestamp: at(4),
       service: 'worker',
@@ -334,7 +341,7 @@ async function main() {
     // 5c. Canonical fields in the rows without expanding them, and a request's view
     //     oldest first with its job marked.
     await page.goto(`${base}/?range=1h&request_id=${encodeURIComponent(REQUEST)}`);
-    await page.waitForFunction(() => document.querySelectorAll('#rows tr.log-row').length === 4, null, { timeout: TIMEOUT });
+    await page.waitForFunction(() => document.querySelectorAll('#rows tr.log-row').length === 5, null, { timeout: TIMEOUT });
     const rows = await page.$$eval('#rows tr.log-row', (trs) => trs.map((tr) => ({
       message: tr.querySelector('.message-text').textContent,
       text: tr.querySelector('td.message').textContent,
@@ -342,7 +349,8 @@ async function main() {
       badge: tr.querySelector('.kind-badge') ? tr.querySelector('.kind-badge').textContent : null,
     })));
     const order = rows.map((r) => r.message);
-    const expectedOrder = ['GET /orders 200', "NoMethodError: undefined method 'total'", 'Request error', 'ExportJob performed'];
+    const expectedOrder = ['GET /orders 200', "NoMethodError: undefined method 'total'", 'Request error', 'ExportJob performed',
+      'GET /long 200'];
     if (JSON.stringify(order) !== JSON.stringify(expectedOrder)) fail(`request view order ${JSON.stringify(order)}`);
     const expectText = (i, text) => {
       if (!rows[i].text.includes(text)) fail(`row ${i} reads ${JSON.stringify(rows[i].text)}, expected ${JSON.stringify(text)}`);
@@ -352,7 +360,10 @@ async function main() {
     expectText(2, `404 GET ${HOSTILE_PATH} 3.0 ms ActionController::RoutingError`);
     expectText(3, 'ExportJob queue default performed 45.1 ms');
     if (rows[3].badge !== 'job' || !rows[3].job) fail('the job entry is not marked as a job');
-    if (rows.slice(0, 3).some((r) => r.job || r.badge)) fail('a request entry is marked as a job');
+    if ([0, 1, 2, 4].some((i) => rows[i].job || rows[i].badge)) fail('a request entry is marked as a job');
+    // A long value is cut to a short one in the row (the whole of it is in the expanded metadata).
+    expectText(4, `200 GET /${'a'.repeat(118)}…`);
+    if (rows[4].text.length > 200) fail(`a 10,000-character path made a row of ${rows[4].text.length} characters`);
     if (!(await page.textContent('#summary')).includes('oldest first')) fail('the summary does not say oldest first');
     const injected = await page.evaluate(() => document.querySelectorAll('#rows img').length + (window.__pwned ? 1 : 0));
     if (injected) fail('metadata was rendered as HTML');
