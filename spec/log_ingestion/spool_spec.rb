@@ -114,6 +114,35 @@ RSpec.describe "The spool", :native, :server do
       .to contain_exactly(include(kind: "internal", entries_lost: 0, message: /corrupt\.spool skipped \(truncated\)/))
   end
 
+  it "leaves the parent's claims alone in a forked child" do
+    spool(5)
+    script = <<~RUBY
+      require "log_ingestion"
+      dir = #{dir.inspect}
+      LogIngestionClient.configure do |c|
+        c.api_url = #{refused_url.inspect}
+        c.api_key = "key"
+        c.service = #{service.inspect}
+        c.spool_dir = dir
+      end
+      sleep 0.01 until Dir.children(dir).any? { |n| n.end_with?(".claimed-\#{Process.pid}") }
+      child = fork do
+        LogIngestionClient.info("from the child") # its own engine, on the same spool directory
+        LogIngestionClient.shutdown(timeout: 1)
+      end
+      Process.wait(child)
+      puts Dir.children(dir).sort
+    RUBY
+    out, err, status = run_ruby(script)
+
+    expect(status).to be_success, err
+    names = out.lines.map(&:chomp).grep(/\Alog_ingestion-/)
+    # The parent's claim is untouched, and the child spooled its own entry in a file of its own.
+    expect(names.grep(/\.claimed-/).size).to eq(1)
+    expect(names.grep(/\.spool\z/).size).to eq(1)
+    expect(err).to match(/1 entries spooled/)
+  end
+
   it "says in one line how many entries were lost and why when there is no spool" do
     script = <<~RUBY
       require "log_ingestion"

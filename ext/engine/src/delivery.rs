@@ -4,7 +4,8 @@
 //! Owns when a batch is sent (full, interval elapsed, flush, or one by one without
 //! batching), the retry/backoff/`Retry-After` waits (the policy's, timed from the
 //! batch's first attempt), and which counter and report each
-//! outcome produces, and how long a 429 pauses every sender (`send_now` included). One
+//! outcome produces, how long a 429 pauses every sender (`send_now` included), and
+//! what the service refused while shutting down (kept for `shutdown` to spool). One
 //! batch is in flight at a time, which preserves order. It never runs on a caller's
 //! thread and never calls into Ruby; a panic inside it is caught by `supervise`, counted
 //! and reported, and the loop restarts.

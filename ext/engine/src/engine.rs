@@ -2,7 +2,8 @@
 //! requests (enqueue, flush, send_now, shutdown, stats, error reports) to them.
 //!
 //! Owns the tokio runtime (one worker thread, named `log-ingestion`), the process id
-//! it was started in, and the shutdown sequence. It never blocks `enqueue` on I/O and
+//! it was started in, and the shutdown sequence (spooling what is left, handing back
+//! spool files it was recovering). It never blocks `enqueue` on I/O and
 //! never touches Ruby. After `fork` the child must `std::mem::forget` the parent's
 //! engine (its threads do not exist in the child) and start a new one.
 
