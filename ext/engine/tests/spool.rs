@@ -374,3 +374,30 @@ fn a_spool_still_being_recovered_at_shutdown_is_handed_back_whole() {
     assert_eq!(dir.ready(), vec![name]);
     assert_eq!(engine.stats().recovered, 0);
 }
+
+#[test]
+fn a_spool_dir_that_cannot_be_written_loses_the_entries_and_says_why() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let not_a_dir = dir.0.join("a-file");
+    std::fs::write(&not_a_dir, "in the way").unwrap();
+    let engine = start(spooling(&refused_url(), &not_a_dir));
+    for message in numbered("m", 12) {
+        assert!(engine.enqueue(entry(message)).is_accepted());
+    }
+
+    let report = engine.shutdown(SOON);
+
+    assert_eq!((report.spooled, report.undelivered), (0, 12));
+    assert_eq!(engine.stats().dropped_at_shutdown, 12);
+    let exit = reports(&engine)
+        .into_iter()
+        .find(|r| r.kind == ErrorKind::Shutdown)
+        .expect("the exit's report");
+    assert_eq!(exit.entries_lost, 12);
+    assert!(
+        exit.message.contains("could not write the spool"),
+        "{}",
+        exit.message
+    );
+}
