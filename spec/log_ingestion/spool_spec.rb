@@ -163,7 +163,13 @@ RSpec.describe "The spool", :native, :server do
 end
 
 RSpec.describe LogIngestion::Configuration, "spool settings" do
-  after { described_class.default_spool_dir = nil }
+  around do |example|
+    previous = described_class.default_spool_dir
+    described_class.default_spool_dir = nil
+    example.run
+  ensure
+    described_class.default_spool_dir = previous
+  end
 
   it "sends no spool_dir outside Rails unless one is set" do
     expect(described_class.new.to_engine_hash["spool_dir"]).to be_nil

@@ -102,11 +102,15 @@ end
 
 RSpec.describe "The Railtie's spool default" do
   it "is tmp/log_ingestion/spool under the app, and config.log_ingestion.spool_dir wins over it" do
-    expected = File.join(Rails.application.paths["tmp"].first, "log_ingestion", "spool")
-    expect(LogIngestion::Configuration.default_spool_dir).to eq(expected)
-    expect(LogIngestion::Configuration.new.effective_spool_dir).to eq(expected)
-    # The test app sets spool_dir = false (no spool) unless LOG_INGESTION_TEST_SPOOL_DIR says where.
-    expect(Rails.application.config.log_ingestion.spool_dir).to be(false)
-    expect(LogIngestionClient.client.configuration.effective_spool_dir).to be_nil
+    script = 'require "./spec/rails/app/config/environment"; require "json"; ' \
+             'puts JSON.generate([LogIngestion::Configuration.default_spool_dir, Rails.application.paths["tmp"].first, ' \
+             "LogIngestionClient.client.configuration.effective_spool_dir])"
+    env = { "RAILS_ENV" => "test", "LOG_INGESTION_TEST_DB" => File.join(Dir.tmpdir, "li-spool-default-#{Process.pid}.sqlite3") }
+    out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: RealIngestionServer::ROOT)
+
+    expect(status).to be_success, err
+    default, tmp, in_use = JSON.parse(out.lines.last)
+    expect(default).to eq(File.join(tmp, "log_ingestion", "spool"))
+    expect(in_use).to be_nil # the test app sets spool_dir = false unless LOG_INGESTION_TEST_SPOOL_DIR says where
   end
 end
