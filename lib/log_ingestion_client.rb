@@ -74,7 +74,7 @@ class LogIngestionClient
     end
 
     # Delivers what is queued within +timeout+ and stops the delivery threads.
-    # Returns { delivered:, undelivered: }.
+    # Returns { delivered:, undelivered:, spooled: } (spooled: kept in spool_dir for the next process).
     def shutdown(timeout: client.configuration.shutdown_timeout)
       client.shutdown(timeout: timeout)
     end

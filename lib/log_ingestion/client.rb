@@ -163,7 +163,7 @@ module LogIngestion
     # starts a new one. Other threads never wait for it.
     def shutdown(timeout: @configuration.shutdown_timeout)
       delivery = @lock.synchronize { take_own_delivery }
-      return { delivered: 0, undelivered: 0 } unless delivery
+      return { delivered: 0, undelivered: 0, spooled: 0 } unless delivery
 
       delivery.shutdown(timeout)
     end

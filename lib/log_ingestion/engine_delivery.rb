@@ -65,7 +65,7 @@ module LogIngestion
     # reporter hands the last reports (undelivered entries included) to on_error
     # before it stops. Idempotent.
     def shutdown(timeout)
-      return { delivered: 0, undelivered: 0 } if @closed
+      return { delivered: 0, undelivered: 0, spooled: 0 } if @closed
 
       @closed = true
       @reporter.start

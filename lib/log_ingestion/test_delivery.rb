@@ -58,7 +58,7 @@ module LogIngestion
     end
 
     def shutdown(_timeout)
-      { delivered: 0, undelivered: 0 }
+      { delivered: 0, undelivered: 0, spooled: 0 }
     end
 
     def stats

@@ -4,13 +4,14 @@
 //! Owns when a batch is sent (full, interval elapsed, flush, or one by one without
 //! batching), the retry/backoff/`Retry-After` waits (the policy's, timed from the
 //! batch's first attempt), and which counter and report each
-//! outcome produces, and how long a 429 pauses every sender (`send_now` included). One
+//! outcome produces, how long a 429 pauses every sender (`send_now` included), and
+//! what the service refused while shutting down (kept for `shutdown` to spool). One
 //! batch is in flight at a time, which preserves order. It never runs on a caller's
 //! thread and never calls into Ruby; a panic inside it is caught by `supervise`, counted
 //! and reported, and the loop restarts.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -25,6 +26,7 @@ use crate::retry::{
     cause_of_status, classify_status, parse_retry_after, GiveUp, RetryCause, RetryPolicy,
     RetryState, Verdict, MAX_RETRY_AFTER,
 };
+use crate::spool::Claims;
 use crate::stats::Counters;
 use crate::transport::{Attempt, Endpoint, FailureKind, PreparedRequest, Transport};
 
@@ -48,6 +50,29 @@ pub(crate) struct EngineState {
     /// that is known to be down.
     pub shutting_down: AtomicBool,
     pub shutdown_begun: tokio::sync::Notify,
+    /// The batch being sent until it is answered: what exit spools when it never was.
+    pub in_flight: Mutex<Option<PreparedRequest>>,
+    /// What the service could not take while shutting down, oldest first, for the spool.
+    pub left_at_exit: Mutex<LeftAtExit>,
+    /// Spool files this engine is recovering (handed back at shutdown).
+    pub claims: Claims,
+}
+
+/// Batches refused while shutting down, and the entries queued behind them (never sent:
+/// once the service refused one batch at exit, the rest are not tried).
+#[derive(Debug, Default)]
+pub(crate) struct LeftAtExit {
+    pub batches: Vec<LeftBatch>,
+    /// Why the service could not be reached, once a batch was refused.
+    pub refused: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) enum LeftBatch {
+    /// Prepared and sent at least once: spooled with its idempotency key.
+    Sent(PreparedRequest),
+    /// Never sent: prepared (with a new key) when spooled.
+    Unsent(Vec<Vec<u8>>),
 }
 
 /// A 2xx answer.
@@ -139,6 +164,10 @@ async fn deliver_batch(shared: &EngineState, batch: Batch) {
     if PANIC_ON_NEXT_BATCH.swap(false, Ordering::SeqCst) {
         panic!("injected delivery panic");
     }
+    if shared.refused_at_exit() {
+        shared.leave_at_exit(LeftBatch::Unsent(batch.entries), None);
+        return;
+    }
     let count = batch.entries.len() as u64;
     let prepared = if shared.config.enable_batching {
         PreparedRequest::batch(&batch.entries, shared.config.gzip)
@@ -164,8 +193,18 @@ async fn deliver_batch(shared: &EngineState, batch: Batch) {
         }
     };
     drop(batch);
-    match send_with_retries(shared, &prepared).await {
-        Ok(answer) => shared.record_answer(&prepared, &answer),
+    *shared.in_flight() = Some(prepared.clone());
+    let result = send_with_retries(shared, &prepared).await;
+    *shared.in_flight() = None;
+    match result {
+        Ok(answer) => {
+            shared.record_answer(&prepared, &answer);
+        }
+        // Refused while shutting down: kept for the spool, counted and reported by shutdown.
+        Err(failure) if failure.kind == ErrorKind::Shutdown => {
+            let why = format!("{} refused the connection", shared.config.base_url());
+            shared.leave_at_exit(LeftBatch::Sent(prepared), Some(why));
+        }
         Err(failure) => shared.record_failure(count, failure),
     }
 }
@@ -363,6 +402,31 @@ impl EngineState {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
+    pub(crate) fn in_flight(&self) -> MutexGuard<'_, Option<PreparedRequest>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn left_at_exit(&self) -> MutexGuard<'_, LeftAtExit> {
+        self.left_at_exit
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the service refused a batch while shutting down.
+    fn refused_at_exit(&self) -> bool {
+        self.is_shutting_down() && self.left_at_exit().refused.is_some()
+    }
+
+    fn leave_at_exit(&self, batch: LeftBatch, refused: Option<String>) {
+        let mut left = self.left_at_exit();
+        left.batches.push(batch);
+        if left.refused.is_none() {
+            left.refused = refused;
+        }
+    }
+
     /// Returns once `shutdown` has begun (at once if it has).
     async fn wait_for_shutdown(&self) {
         let notified = self.shutdown_begun.notified();
@@ -408,8 +472,9 @@ impl EngineState {
         self.counters.set_rate_limited_until(None);
     }
 
-    /// Counts a 2xx answer, including entries the server rejected one by one.
-    fn record_answer(&self, request: &PreparedRequest, answer: &Answer) {
+    /// Counts a 2xx answer, including entries the server rejected one by one; answers
+    /// how many entries the server took.
+    pub(crate) fn record_answer(&self, request: &PreparedRequest, answer: &Answer) -> u64 {
         let count = request.entries as u64;
         let rejected = match request.endpoint {
             Endpoint::Single => 0,
@@ -445,6 +510,7 @@ impl EngineState {
         };
         Counters::add(&self.counters.rejected_by_server, rejected);
         Counters::add(&self.counters.sent, count - rejected);
+        count - rejected
     }
 
     /// Counts and reports a batch that was given up.

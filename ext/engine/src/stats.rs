@@ -39,8 +39,15 @@ pub struct Stats {
     /// Entries lost to a panic inside delivery (the binding adds the gem's own failures).
     pub dropped_internal: u64,
     /// Entries enqueued after shutdown, still queued when it ended, or refused by a
-    /// service that was down while shutting down.
+    /// service that was down while shutting down, and not written to the spool.
     pub dropped_at_shutdown: u64,
+    /// Entries the service could not take at exit, written to the spool for the next process.
+    pub spooled: u64,
+    /// Entries read back from the spool (written by an earlier process) that the server accepted.
+    pub recovered: u64,
+    /// Spool files skipped because they could not be read (corrupt, truncated, foreign,
+    /// written by a newer version, or too large); moved aside, never delivered.
+    pub spool_skipped: u64,
 }
 
 /// One `Stats` value, as the binding hands it to Ruby.
@@ -54,7 +61,7 @@ pub enum StatValue<'a> {
 impl Stats {
     /// Every field under its public name (the keys of Ruby's `LogIngestionClient.stats`,
     /// in docs/gem.md's order): the one list of the stats keys.
-    pub fn fields(&self) -> [(&'static str, StatValue<'_>); 15] {
+    pub fn fields(&self) -> [(&'static str, StatValue<'_>); 18] {
         use StatValue::{Count, Text, Time};
         [
             ("enqueued", Count(self.enqueued)),
@@ -68,6 +75,9 @@ impl Stats {
             ("dropped_invalid", Count(self.dropped_invalid)),
             ("dropped_internal", Count(self.dropped_internal)),
             ("dropped_at_shutdown", Count(self.dropped_at_shutdown)),
+            ("spooled", Count(self.spooled)),
+            ("recovered", Count(self.recovered)),
+            ("spool_skipped", Count(self.spool_skipped)),
             ("retried", Count(self.retried)),
             ("rejected_by_server", Count(self.rejected_by_server)),
             ("failed_batches", Count(self.failed_batches)),
@@ -93,6 +103,9 @@ pub(crate) struct Counters {
     pub failed_batches: AtomicU64,
     pub dropped_internal: AtomicU64,
     pub dropped_at_shutdown: AtomicU64,
+    pub spooled: AtomicU64,
+    pub recovered: AtomicU64,
+    pub spool_skipped: AtomicU64,
     /// Milliseconds since the Unix epoch; 0 means not rate limited.
     rate_limited_until_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -145,6 +158,9 @@ impl Counters {
                 .clone(),
             dropped_internal: get(&self.dropped_internal),
             dropped_at_shutdown: get(&self.dropped_at_shutdown),
+            spooled: get(&self.spooled),
+            recovered: get(&self.recovered),
+            spool_skipped: get(&self.spool_skipped),
         }
     }
 }

@@ -183,7 +183,8 @@ fn shutdown_delivers_queued_entries_then_refuses_new_ones() {
         report,
         ShutdownReport {
             delivered: 5,
-            undelivered: 0
+            undelivered: 0,
+            spooled: 0
         }
     );
     assert_eq!(server.accepted_messages().len(), 5);

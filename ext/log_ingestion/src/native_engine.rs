@@ -125,7 +125,7 @@ impl NativeEngine {
         })
     }
 
-    /// `#shutdown(timeout_seconds)`: `{"delivered" => n, "undelivered" => n}`.
+    /// `#shutdown(timeout_seconds)`: `{"delivered" => n, "undelivered" => n, "spooled" => n}`.
     pub fn shutdown(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<RHash, Error> {
         guard(|| {
             let engine = rb_self.engine()?;
@@ -138,6 +138,7 @@ impl NativeEngine {
             let answer = ruby.hash_new();
             answer.aset("delivered", report.delivered)?;
             answer.aset("undelivered", report.undelivered)?;
+            answer.aset("spooled", report.spooled)?;
             Ok(answer)
         })
     }

@@ -453,6 +453,8 @@ pub fn test_config(url: &str) -> EngineConfig {
         read_timeout: Duration::from_secs(5),
         enable_batching: true,
         user_agent: "log_ingestion_engine-tests".to_owned(),
+        spool_dir: None,
+        max_spool_bytes: 0,
     }
 }
 
