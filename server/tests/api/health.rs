@@ -164,3 +164,35 @@ async fn an_idle_instance_probes_writes_and_health_follows_them_both_ways() {
     // The probes' rows were rolled back.
     assert_eq!(app.row_count().await, 0);
 }
+
+/// Ids handed out so far by `logs`' identity (a test write takes one even though it is
+/// rolled back).
+async fn ids_taken(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(last_value, 0) FROM pg_sequences WHERE sequencename = 'logs_id_seq'",
+    )
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+    .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn health_checks_probe_writes_at_most_once_per_interval() {
+    let app = spawn_app().await;
+    let started = std::time::Instant::now();
+    let before = ids_taken(&app.pool).await;
+    for _ in 0..50 {
+        assert_eq!(get(&app, "/health").await.0, 200);
+        assert_eq!(get(&app, "/readyz").await.0, 200);
+    }
+    let probes = ids_taken(&app.pool).await - before;
+    // One probe per started 5 s at most, whatever the number of checks.
+    let allowed = 1 + started.elapsed().as_secs() as i64 / 5;
+    assert!(
+        probes <= allowed,
+        "{probes} test writes for 100 checks in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.row_count().await, 0, "and none of them stayed");
+}
