@@ -90,6 +90,8 @@ pub struct Application {
     router: Router,
     state: AppState,
     read_context: ReadContext,
+    /// Ends when every writer has; the writers stop on their own once every committer
+    /// handle (router, state) is gone, after writing what was submitted.
     writer: OwnedTask,
     maintenance: OwnedTask,
     /// TimescaleDB's policy-job watcher; `None` in plain mode.
