@@ -49,6 +49,7 @@ mod delivery;
 mod engine;
 mod entry;
 mod monitor;
+mod outage;
 mod pause;
 mod queue;
 mod reports;
