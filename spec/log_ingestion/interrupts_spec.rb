@@ -112,20 +112,24 @@ RSpec.describe "a log call and the host's interrupts", :native, :gc_stress do
         LogIngestion::Client.new.configure(configuration).tap { |client| clients << client }
       end
 
-      # The messages that reached the recorder (test mode) or the server (engine).
-      define_method(:delivered_messages) do |client, expected|
-        return client.recorded_entries.map { |entry| entry[:message] } if mode == :test_mode
-
-        client.flush(timeout: 10)
-        server.wait_for_entries(expected)
-        server.messages
+      # [message, metadata] of what reached the recorder (test mode) or the server (engine).
+      define_method(:delivered) do |client, expected|
+        entries =
+          if mode == :test_mode
+            client.recorded_entries.map { |entry| entry.transform_keys(&:to_s) }
+          else
+            client.flush(timeout: 10)
+            server.wait_for_entries(expected)
+          end
+        entries.map { |entry| [entry["message"], entry["metadata"]] }
       end
 
-      # The client works on: the next entry is taken and delivered, and the interrupted
-      # one was neither sent nor counted as the gem's failure.
+      # The client works on: the next entry is taken and delivered with its own metadata
+      # only (nothing of the interrupted conversion left in this thread's buffers), and
+      # the interrupted one was neither sent nor counted as the gem's failure.
       define_method(:expect_client_works_on) do |client|
-        expect(native_call { client.log("INFO", "next entry", { n: 1 }) }).to be(true)
-        expect(delivered_messages(client, 1)).to eq(["next entry"])
+        expect(native_call { client.log("INFO", "next entry", { n: 1, list: [2] }) }).to be(true)
+        expect(delivered(client, 1)).to eq([["next entry", { "list" => [2], "n" => 1 }]])
         expect(client.stats).to include(enqueued: 1, dropped_internal: 0, dropped_invalid: 0)
       end
 
@@ -136,7 +140,7 @@ RSpec.describe "a log call and the host's interrupts", :native, :gc_stress do
         ran_on = false
         expect do
           Timeout.timeout(host_timeout) do
-            native_call { client.log("INFO", "timed out", { obj: slow }) }
+            native_call { client.log("INFO", "timed out", { before: "written", nested: { deeper: [1, slow] } }) }
             ran_on = true
           end
         end.to raise_error(Timeout::Error)
@@ -245,7 +249,7 @@ RSpec.describe "a log call and the host's interrupts", :native, :gc_stress do
         client = new_client
         broken = Class.new { def to_s = raise(KeyError, "broken") }.new
         expect(native_call { client.log("INFO", "placeholder", { obj: broken }) }).to be(true)
-        expect(delivered_messages(client, 1)).to eq(["placeholder"])
+        expect(delivered(client, 1)).to eq([["placeholder", { "obj" => "#<#{broken.class}>" }]])
       end
     end
   end
