@@ -7,6 +7,8 @@ require "timeout"
 RSpec.describe LogIngestion::Client, :native do
   let(:server) { FakeIngestionServer.start }
   let(:reports) { Queue.new }
+  # An outage's own two reports (kinds "outage" and "recovered"), apart from the failures.
+  let(:outage_reports) { Queue.new }
   let(:clients) { [] }
 
   after do
@@ -15,7 +17,10 @@ RSpec.describe LogIngestion::Client, :native do
   end
 
   def client_for(url = server.url, **settings)
-    handler = ->(report) { reports << report.merge(thread: Thread.current) }
+    handler = lambda do |report|
+      queue = %w[outage recovered].include?(report[:kind]) ? outage_reports : reports
+      queue << report.merge(thread: Thread.current)
+    end
     configuration = LogIngestion::Configuration.new(
       api_url: url, api_key: "test-key", service: "client-spec", batch_interval: 0.05,
       retry_delay: 0.01, max_retry_delay: 0.05, on_error: handler, **settings
@@ -584,7 +589,8 @@ RSpec.describe LogIngestion::Client, :native do
                                                    dropped_unauthorized dropped_invalid dropped_internal
                                                    dropped_at_shutdown spooled recovered spool_skipped
                                                    retried rejected_by_server failed_batches
-                                                   bytes_queued batches_in_flight rate_limited_until last_error])
+                                                   bytes_queued batches_in_flight rate_limited_until last_error
+                                                   last_error_at last_success_at])
       expect(LogIngestion::EngineDelivery.idle_stats.keys).to match_array(client.stats.keys)
       expect(client.stats).to include(enqueued: 1, sent: 1)
     end

@@ -19,6 +19,7 @@ use log_ingestion_wire::BatchResponse;
 use tokio::time::Instant;
 
 use crate::config::EngineConfig;
+use crate::outage::Outage;
 use crate::pause::SendPause;
 use crate::queue::{Batch, BatchQueue};
 use crate::reports::{ErrorKind, ErrorReport, ErrorReports};
@@ -43,6 +44,8 @@ pub(crate) struct EngineState {
     pub pause: SendPause,
     /// A 401/403 was reported and no success came since: further ones are only counted.
     pub unauthorized_reported: AtomicBool,
+    /// Whether delivery is failing now: one report when it starts, one when it recovers.
+    pub outage: Outage,
     /// Queue-full drops not yet reported (reported in bulk by the loop, never per entry).
     pub unreported_queue_full: AtomicU64,
     /// Set when `shutdown` begins; `shutdown_begun` wakes a batch waiting to retry a
@@ -194,7 +197,7 @@ async fn deliver_batch(shared: &EngineState, batch: Batch) {
     };
     drop(batch);
     *shared.in_flight() = Some(prepared.clone());
-    let result = send_with_retries(shared, &prepared).await;
+    let result = send_with_retries(shared, &prepared, Retries::ByPolicy).await;
     *shared.in_flight() = None;
     match result {
         Ok(answer) => {
@@ -209,13 +212,24 @@ async fn deliver_batch(shared: &EngineState, batch: Batch) {
     }
 }
 
+/// Whether a failed attempt is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retries {
+    /// As the retry policy says (every batch; `send_now`).
+    ByPolicy,
+    /// Never: one attempt, its failure is the answer (`send_once`, a reachability check).
+    Never,
+}
+
 /// Sends `request` until it is answered 2xx, refused for good, or the retry policy
 /// gives it up (by count for failures that may be its own, by `max_retry_elapsed` for
-/// all). The body and idempotency key are the same on every attempt; each attempt
-/// first waits out a 429 pause, whoever's request caused it.
+/// all) -- or after its first attempt with `Retries::Never`. The body and idempotency
+/// key are the same on every attempt; each attempt first waits out a 429 pause,
+/// whoever's request caused it.
 pub(crate) async fn send_with_retries(
     shared: &EngineState,
     request: &PreparedRequest,
+    retries: Retries,
 ) -> Result<Answer, Failure> {
     let started = Instant::now();
     let mut attempts = 0u32;
@@ -228,6 +242,14 @@ pub(crate) async fn send_with_retries(
             Judged::Done(result) => return result,
             Judged::Retryable(failed) => failed,
         };
+        // A 429 is the server asking for a pause, not an outage; a failure while
+        // shutting down belongs to shutdown's own report, a single attempt's to its caller.
+        if failed.status != Some(429) && !shared.is_shutting_down() && retries != Retries::Never {
+            shared.delivery_failing(&failed.message);
+        }
+        if retries == Retries::Never {
+            return Err(failed.not_retried(attempts));
+        }
         if failed.cause == RetryCause::Failed {
             failed_retries += 1;
         }
@@ -298,6 +320,7 @@ fn judge(
     };
     let kind = match classify_status(status) {
         Verdict::Delivered => {
+            shared.delivery_succeeded();
             shared.resume_sending();
             shared.unauthorized_reported.store(false, Ordering::Relaxed);
             return Judged::Done(Ok(Answer {
@@ -339,6 +362,15 @@ impl FailedAttempt {
     /// No answer and unavailable: the connection was refused.
     fn is_refused(&self) -> bool {
         self.status.is_none() && self.cause == RetryCause::Unavailable
+    }
+
+    fn not_retried(self, attempts: u32) -> Failure {
+        Failure {
+            kind: ErrorKind::RetriesExhausted,
+            status: self.status,
+            message: format!("{} (one attempt, not retried)", self.message),
+            attempts,
+        }
     }
 
     fn given_up_at_shutdown(self, attempts: u32) -> Failure {
@@ -464,6 +496,34 @@ impl EngineState {
         self.pause.pause_for(pause);
         self.counters
             .set_rate_limited_until(SystemTime::now().checked_add(pause));
+    }
+
+    /// An attempt failed in a way that may last (no answer, a 5xx): the first since the
+    /// last success reports that delivery is failing, with the error.
+    fn delivery_failing(&self, error: &str) {
+        let waiting = self.queue.pending_len();
+        if let Some(message) = self.outage.failed(&self.counters, error, waiting) {
+            self.notify(ErrorKind::Outage, message);
+        }
+    }
+
+    /// A 2xx: `last_success_at`, and the end of an outage is reported with its counts.
+    fn delivery_succeeded(&self) {
+        self.counters.set_last_success();
+        let waiting = self.queue.pending_len();
+        if let Some(message) = self.outage.succeeded(&self.counters, waiting) {
+            self.notify(ErrorKind::Recovered, message);
+        }
+    }
+
+    /// A report for `on_error` that loses no entry and is no error of its own
+    /// (`last_error` keeps the failure that caused it).
+    fn notify(&self, kind: ErrorKind, message: String) {
+        self.reports.push(ErrorReport {
+            kind,
+            message,
+            entries_lost: 0,
+        });
     }
 
     /// A 2xx: the server takes requests again.

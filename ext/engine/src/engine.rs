@@ -16,7 +16,7 @@ use tokio::runtime::{Handle, Runtime};
 
 use crate::cancel::Cancel;
 use crate::config::{ConfigError, EngineConfig};
-use crate::delivery::{self, Answer, EngineState, Failure, LeftAtExit, LeftBatch};
+use crate::delivery::{self, Answer, EngineState, Failure, LeftAtExit, LeftBatch, Retries};
 use crate::entry::{EncodedEntry, Entry};
 use crate::pause::SendPause;
 use crate::queue::{BatchQueue, FlushOutcome, Pushed, BATCH_ENVELOPE_BYTES};
@@ -206,6 +206,7 @@ impl Engine {
             reports: ErrorReports::default(),
             transport,
             unauthorized_reported: AtomicBool::new(false),
+            outage: Default::default(),
             unreported_queue_full: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             shutdown_begun: tokio::sync::Notify::new(),
@@ -288,6 +289,29 @@ impl Engine {
         timeout: Duration,
         cancel: &Cancel,
     ) -> Result<SendOutcome, DeliveryError> {
+        self.send_single(entry, timeout, cancel, Retries::ByPolicy)
+    }
+
+    /// `send_now` with one attempt and no retry: a refused connection answers at once, an
+    /// unreachable host within `open_timeout`, a silent server within `read_timeout`
+    /// (a reachability check such as `rails logs:test`). A retryable failure is
+    /// `DeliveryError::RetriesExhausted` with one attempt.
+    pub fn send_once(
+        &self,
+        entry: Entry,
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> Result<SendOutcome, DeliveryError> {
+        self.send_single(entry, timeout, cancel, Retries::Never)
+    }
+
+    fn send_single(
+        &self,
+        entry: Entry,
+        timeout: Duration,
+        cancel: &Cancel,
+        retries: Retries,
+    ) -> Result<SendOutcome, DeliveryError> {
         if self.stopped.load(Ordering::SeqCst) {
             return Err(DeliveryError::Shutdown);
         }
@@ -297,7 +321,7 @@ impl Engine {
         })?;
         let request = PreparedRequest::single(&json, self.shared.config.gzip)
             .map_err(|e| DeliveryError::Internal(e.to_string()))?;
-        let (message, work) = self.run_send_now(request, timeout, cancel);
+        let (message, work) = self.run_send_now(request, retries, timeout, cancel);
         if matches!(
             message,
             SendNowMessage::Cancelled | SendNowMessage::TimedOut
@@ -312,6 +336,7 @@ impl Engine {
     fn run_send_now(
         &self,
         request: PreparedRequest,
+        retries: Retries,
         timeout: Duration,
         cancel: &Cancel,
     ) -> (SendNowMessage, tokio::task::JoinHandle<()>) {
@@ -319,7 +344,7 @@ impl Engine {
         let shared = Arc::clone(&self.shared);
         let reply = SendNowReply(Some(sender.clone()));
         let work = self.handle.spawn(async move {
-            let result = delivery::send_with_retries(&shared, &request).await;
+            let result = delivery::send_with_retries(&shared, &request, retries).await;
             reply.answer(result);
         });
         let _hook = cancel.on_cancel(move || {

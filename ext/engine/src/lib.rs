@@ -56,6 +56,7 @@ mod delivery;
 mod engine;
 mod entry;
 mod monitor;
+mod outage;
 mod pause;
 mod queue;
 mod recovery;

@@ -231,7 +231,6 @@ impl BatchQueue {
     }
 
     /// Entries queued or in flight.
-    #[cfg(test)]
     pub fn pending_len(&self) -> u64 {
         let state = self.monitor.lock();
         (state.entries.len() + state.in_flight.map_or(0, |(_, n)| n)) as u64

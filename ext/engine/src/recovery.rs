@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crate::delivery::{send_with_retries, EngineState};
+use crate::delivery::{send_with_retries, EngineState, Retries};
 use crate::reports::ErrorKind;
 use crate::spool;
 use crate::stats::Counters;
@@ -70,7 +70,7 @@ pub(crate) async fn recover(shared: Arc<EngineState>) {
             Err(_) => return,
         };
         for batch in &batches {
-            match send_with_retries(&shared, batch).await {
+            match send_with_retries(&shared, batch, Retries::ByPolicy).await {
                 Ok(answer) => {
                     let accepted = shared.record_answer(batch, &answer);
                     Counters::add(&shared.counters.recovered, accepted);
