@@ -81,9 +81,10 @@ fn spooling(url: &str, dir: &Path) -> EngineConfig {
     }
 }
 
-/// Every report the engine has left (it is shut down: `next_error` ends when empty).
+/// Every failure report the engine has left, past an outage's own reports (it is shut
+/// down: `next_failure` ends when empty).
 fn reports(engine: &Engine) -> Vec<ErrorReport> {
-    std::iter::from_fn(|| engine.next_error(Duration::from_secs(1), &Cancel::new())).collect()
+    std::iter::from_fn(|| support::next_failure(engine, Duration::from_secs(1))).collect()
 }
 
 /// Runs an engine against a refusing URL that logs `messages` and exits: its spool.
@@ -266,7 +267,7 @@ fn unreadable_spool_files_are_skipped_counted_and_moved_aside() {
     assert!(dir.names().contains(&"notes.txt".to_owned()));
     let mut skipped = Vec::new();
     let four = wait_until(SOON, || {
-        while let Some(report) = engine.next_error(Duration::ZERO, &Cancel::new()) {
+        while let Some(report) = support::next_failure(&engine, Duration::ZERO) {
             skipped.push(report);
         }
         skipped.len() >= 4
