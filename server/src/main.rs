@@ -18,7 +18,7 @@ const USAGE: &str =
            With timescaledb it converts a plain logs table that already holds rows into
            a hypertable, keeping every row (serve and auto never convert one)
 
-Configuration comes from the environment and an optional .env file; see README.";
+Configuration comes from the environment and an optional .env file; see docs/server.md.";
 
 enum Command {
     Serve,

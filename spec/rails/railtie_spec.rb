@@ -327,20 +327,22 @@ RSpec.describe LogIngestion::Railtie do
       expect(settings - known).to eq([])
     end
 
-    # README's Rails section and the generated file say the same things.
-    it "writes the settings README documents, with README's few lines on" do
+    # docs/rails.md's settings table, README's few lines and the generated file say the same things.
+    it "writes the settings docs/rails.md documents, with README's few lines on" do
       Rails::Generators.invoke("log_ingestion:install", ["--quiet"], destination_root: @credentials_dir)
       text = File.read(File.join(@credentials_dir, "config/initializers/log_ingestion.rb"))
-      readme = File.read(File.expand_path("../../README.md", __dir__))
+      root = File.expand_path("../..", __dir__)
+      readme = File.read(File.join(root, "README.md"))
       rails_section = readme[/^## Rails\n.*?(?=^## )/m]
 
       generated = text.scan(/config\.log_ingestion\.(\w+)\s*=/).flatten.uniq.sort
-      table = rails_section.scan(/^\| `config\.log_ingestion\.(\w+)`((?:, `\w+`)*)/).flat_map do |first, more|
+      rails_doc = File.read(File.join(root, "docs/rails.md"))
+      table = rails_doc.scan(/^\| `config\.log_ingestion\.(\w+)`((?:, `\w+`)*)/).flat_map do |first, more|
         [first, *more.scan(/`(\w+)`/).flatten]
       end
-      client_table = readme.scan(/^\| `(\w+)`(?:, `(\w+)`)*/).flatten.compact
-      expect(table.sort - generated).to eq([]) # every Rails setting README documents is in the file
-      expect(generated - table - client_table).to eq([]) # and the file sets nothing README does not document
+      client_table = File.read(File.join(root, "docs/gem.md")).scan(/^\| `(\w+)`(?:, `(\w+)`)*/).flatten.compact
+      expect(table.sort - generated).to eq([]) # every Rails setting docs/rails.md documents is in the file
+      expect(generated - table - client_table).to eq([]) # and the file sets nothing the docs do not document
       expect((described_class::RAILS_SETTINGS.map(&:to_s) - table)).to eq([])
 
       on_in_file = text.lines.grep(/^\s*config\.log_ingestion\./).map { |l| l.strip.squeeze(" ") }

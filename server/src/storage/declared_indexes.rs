@@ -1,7 +1,7 @@
 //! The optional metadata keys and index an operator declares, created and dropped by
 //! the `migrate` command to match the settings (`serve`, which migrates too, only adds:
 //! an instance started with fewer keys than its fleet must not undeclare the others');
-//! each one is paid for by every insert (README, "Performance"), so none is on by
+//! each one is paid for by every insert (docs/performance.md), so none is on by
 //! default:
 //! - `LOG_INGESTION_INDEXED_METADATA_KEYS=user_id,request_id`: per key a column
 //!   `meta_KEY` holding the key's *indexed text* (below), a btree on
@@ -33,7 +33,7 @@
 //! or empty string, a fraction, `null`, an object, an array) is the empty string, which
 //! no query looks up: the read side uses the column only when every alternative of a
 //! filter's value has an indexed text, and keeps its containment test, so the column
-//! only narrows (one exception, in README: a stored `42.0` is not found by
+//! only narrows (one exception, in docs/server.md: a stored `42.0` is not found by
 //! `meta.KEY=42`).
 //!
 //! Owns the key rule, the column, check and index names and the indexed text. It never

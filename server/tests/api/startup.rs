@@ -65,3 +65,43 @@ async fn a_build_that_fails_late_leaves_no_task_or_connection_behind() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(backends_on(&mut watcher, database.name()).await, 0);
 }
+
+/// An application built but dropped without ever running (a caller that fails after
+/// the build) stops every task it started: the rate-limit sync would reconnect every
+/// 100 ms and the maintenance task would keep the writers' pool and its connections.
+#[tokio::test]
+async fn an_application_dropped_unrun_leaves_no_task_or_connection_behind() {
+    let (database, url) = create_database().await;
+    let settings = test_settings_with(
+        &url,
+        &[
+            ("LOG_INGESTION_RATE_LIMIT_SCOPE", "cluster"),
+            ("LOG_INGESTION_RATE_LIMIT_SYNC_INTERVAL", "100ms"),
+        ],
+    );
+    let mut watcher = PgConnection::connect(&maintenance_url()).await.unwrap();
+    let application = Application::build(settings).await.unwrap();
+    // The sync connects on its own: the tasks are running.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while backends_on(&mut watcher, database.name()).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(application);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let remaining = backends_on(&mut watcher, database.name()).await;
+        if remaining == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{remaining} connections to the test database are still open after the drop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And they stay closed: no task is left to reopen one (the sync would within 100 ms).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(backends_on(&mut watcher, database.name()).await, 0);
+}
