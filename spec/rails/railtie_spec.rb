@@ -239,8 +239,6 @@ RSpec.describe LogIngestion::Railtie do
   ensure
     Rails.application.config.log_ingestion.subscribers = nil
     Rails.application.config.log_ingestion.slow_query_ms = nil
-    LogIngestion::Subscribers.subscribe(only: LogIngestion::Subscribers::ALL,
-                                        slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
   end
 
   it "subscribes nothing with config.log_ingestion.subscribers = false" do
@@ -250,13 +248,13 @@ RSpec.describe LogIngestion::Railtie do
     expect(LogIngestion::Subscribers.subscribed).to eq([])
   ensure
     Rails.application.config.log_ingestion.subscribers = nil
-    LogIngestion::Subscribers.subscribe(only: LogIngestion::Subscribers::ALL,
-                                        slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
   end
 
-  it "skips the paths of config.log_ingestion.request_logging_skip_paths instead of the defaults" do
+  it "inserts RequestLogging inside DebugExceptions with config.log_ingestion.request_logging, " \
+     "skipping request_logging_skip_paths instead of the defaults" do
     script = <<~RUBY
       require "./spec/rails/app/config/application"
+      Rails.application.config.log_ingestion.request_logging = true
       Rails.application.config.log_ingestion.request_logging_skip_paths = %w[/widgets]
       require "./spec/rails/app/config/environment"
       require "rack/mock"
@@ -265,20 +263,36 @@ RSpec.describe LogIngestion::Railtie do
         Rack::MockRequest.new(Rails.application).get(path)
         LogIngestionClient.recorded_entries.count { |e| e[:message] == "HTTP Request" }
       end
-      print({ widgets: requests.call("/widgets"), assets: requests.call("/assets/app.css") }.inspect)
+      stack = Rails.application.middleware.map(&:klass)
+      inside = stack.index(LogIngestion::RequestLogging) == stack.index(ActionDispatch::DebugExceptions) + 1
+      print({ widgets: requests.call("/widgets"), assets: requests.call("/assets/app.css"), inside: inside }.inspect)
     RUBY
     env = { "LOG_INGESTION_URL" => nil, "LOG_INGESTION_API_KEY" => nil,
             "LOG_INGESTION_TEST_DB" => File.join(@credentials_dir, "skip.sqlite3") }
     out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: File.expand_path("../..", __dir__))
 
     expect(status).to be_success, err
-    expect(out).to eq({ widgets: 0, assets: 1 }.inspect)
+    expect(out).to eq({ widgets: 0, assets: 1, inside: true }.inspect)
   end
 
-  it "inserts RequestLogging inside DebugExceptions with config.log_ingestion.request_logging" do
+  it "inserts RequestContext right after RequestId and no RequestLogging by default" do
     stack = Rails.application.middleware.map(&:klass)
 
-    expect(stack.index(LogIngestion::RequestLogging)).to eq(stack.index(ActionDispatch::DebugExceptions) + 1)
+    expect(stack.index(LogIngestion::RequestContext)).to eq(stack.index(ActionDispatch::RequestId) + 1)
+    expect(stack).not_to include(LogIngestion::RequestLogging)
+  end
+
+  it "subscribes the request entries and no old subscriber by default" do
+    described_class.start(Rails.application)
+
+    expect(LogIngestion::RequestEntries.subscribed?).to be(true)
+    expect(LogIngestion::Subscribers.subscribed).to eq([])
+  end
+
+  it "registers RequestContext's interceptor with DebugExceptions once" do
+    interceptors = ActionDispatch::DebugExceptions.interceptors
+
+    expect(interceptors.count(LogIngestion::RequestContext.method(:intercept))).to eq(1)
   end
 
   it "warns once and installs nothing when no URL, key or test mode is set anywhere" do

@@ -79,7 +79,8 @@ module LogIngestionTestApp
         load File.join(GUIDE_DIR, "initializers", "active_support_notifications.rb")
       end
     else
-      config.log_ingestion.request_logging = true
+      # README's setup: the request and job entries (on by default) and what the app
+      # itself logs at WARN and above through Rails.logger.
       config.log_ingestion.broadcast_logger = true
     end
   end
