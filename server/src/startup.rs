@@ -1,4 +1,5 @@
-//! Builds and runs the application: pool, migrations, storage mode, retention, the
+//! Builds and runs the application: pool, schema checks (`storage::schema`: `serve`
+//! changes no existing schema), storage mode, the declared keys' refresh, retention, the
 //! policy-job watcher (TimescaleDB), the group committer, the router, the listener and
 //! the connections it accepts (each with a bounded read buffer and a header read
 //! timeout, within the connection caps of `connections`). Tests call
@@ -32,9 +33,9 @@ use crate::rate_limit_sharing;
 use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
 use crate::state::AppState;
-use crate::storage::declared_indexes::{self, LiveDeclaredKeys, Undeclared};
+use crate::storage::declared_indexes::{self, LiveDeclaredKeys};
 use crate::storage::policy_jobs::{self, PolicyJobs};
-use crate::storage::{self, retention, ConvertRows, GroupCommitter, StorageError, StorageMode};
+use crate::storage::{self, retention, GroupCommitter, StorageError, StorageMode};
 
 /// How often retention and idempotency expiry run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3_600);
@@ -68,11 +69,13 @@ pub struct Application {
     /// TimescaleDB's policy-job watcher; `None` in plain mode.
     policy_watcher: Option<JoinHandle<()>>,
     rate_limit_sync: Option<JoinHandle<()>>,
+    /// Reads the declared metadata keys again, now and then.
+    schema_refresh: JoinHandle<()>,
     shutdown_deadline: Duration,
 }
 
 impl Application {
-    /// Connects, migrates, detects the storage mode, binds, then starts the background
+    /// Connects, checks the schema and detects the storage mode, binds, then starts the background
     /// tasks (writer, maintenance, policy-job watcher, rate-limit sync). Every step that
     /// can fail runs before the first task is spawned, and a failure closes the pool, so
     /// a failed build leaves nothing running and no database connection open.
@@ -88,10 +91,8 @@ impl Application {
     }
 
     async fn build_on(pool: PgPool, settings: Settings) -> Result<Self, StartupError> {
-        // `serve` never converts a plain table holding rows: that is `migrate --storage`.
-        let storage_mode =
-            storage::migrate(&pool, settings.database.storage, ConvertRows::Refuse).await?;
-        declared_indexes::apply(&pool, &settings.database, Undeclared::Keep).await?;
+        // Schema changes on an existing database are `migrate`'s: this only checks.
+        let storage_mode = storage::schema::prepare_for_serve(&pool, &settings.database).await?;
         let declared = Arc::new(LiveDeclaredKeys::new(
             declared_indexes::declared_in(&pool).await?,
         ));
@@ -133,6 +134,11 @@ impl Application {
             Arc::clone(&metrics),
             Arc::clone(&declared),
         );
+        let schema_refresh = declared_indexes::spawn_refresh(
+            pool.clone(),
+            Arc::clone(&declared),
+            settings.database.schema_refresh_interval,
+        );
         let maintenance = retention::spawn_maintenance(
             pool.clone(),
             storage_mode,
@@ -160,6 +166,7 @@ impl Application {
             maintenance,
             policy_watcher,
             rate_limit_sync,
+            schema_refresh,
             shutdown_deadline,
         })
     }
@@ -188,6 +195,7 @@ impl Application {
             maintenance,
             policy_watcher,
             rate_limit_sync,
+            schema_refresh,
             shutdown_deadline,
         } = self;
         let connection_limits = state.settings.connections;
@@ -224,6 +232,7 @@ impl Application {
             }
         };
         maintenance.abort();
+        schema_refresh.abort();
         if let Some(watcher) = policy_watcher {
             watcher.abort();
         }
