@@ -485,6 +485,72 @@ async fn a_conversion_failing_at_any_step_leaves_the_plain_table_working_and_a_r
     assert!(before.iter().all(|message| stored.contains(message)));
 }
 
+/// The conversion's steps that run no DDL of their own (TimescaleDB's functions and
+/// statements it handles itself), failed by a lock they cannot get: the first lock on
+/// `logs` (a reader holds it), the compression policy after the hypertable exists (the
+/// job catalog is held) and the continuous aggregates (their catalog is held). Each failure leaves the plain table
+/// working, as above.
+#[tokio::test]
+async fn a_conversion_failing_in_timescaledbs_own_steps_leaves_the_plain_table_working() {
+    if !timescale_run() {
+        return;
+    }
+    let (database, url) = create_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    storage::migrate(&pool, StorageSetting::Postgres, ConvertRows::Refuse)
+        .await
+        .unwrap();
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        .execute(&pool)
+        .await
+        .unwrap();
+    insert_rows_aged(&pool, &[1, 60, 3 * DAY]).await;
+    let before = messages(&pool).await;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let impatient = PgPool::connect_with(options.options([("lock_timeout", "200ms")]))
+        .await
+        .unwrap();
+    for held in [
+        "logs IN ACCESS SHARE MODE",
+        "_timescaledb_config.bgw_job IN EXCLUSIVE MODE",
+        "_timescaledb_catalog.continuous_agg IN EXCLUSIVE MODE",
+    ] {
+        let mut holder = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *holder).await.unwrap();
+        sqlx::query(&format!("LOCK TABLE {held}"))
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let result =
+            storage::migrate(&impatient, StorageSetting::Timescale, ConvertRows::Allow).await;
+        sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+        drop(holder);
+        let error = result
+            .err()
+            .unwrap_or_else(|| panic!("converted while {held} was held"));
+        assert!(
+            error.to_string().contains("could not lock"),
+            "{held}: {error}"
+        );
+        assert!(!converted(&pool).await, "{held}: a half conversion");
+        assert_eq!(
+            auto_serve_answers(&database, &url).await,
+            StorageMode::Postgres,
+            "after a failure while {held} was held"
+        );
+    }
+    storage::migrate(&impatient, StorageSetting::Timescale, ConvertRows::Allow)
+        .await
+        .unwrap();
+    assert!(logs_is_hypertable(&pool).await);
+    assert_eq!(
+        auto_serve_answers(&database, &url).await,
+        StorageMode::Timescale
+    );
+    let stored = messages(&pool).await;
+    assert!(before.iter().all(|message| stored.contains(message)));
+}
+
 /// The reproduction: the conversion cannot get its lock (a long reader holds
 /// `logs`): it gives up within the lock timeout naming the reader's pid, and the plain
 /// table keeps its rollups, so `serve` in `auto` mode answers (before, the rollups were

@@ -71,7 +71,9 @@ pub enum StorageError {
     Mode(String),
     /// `migrate` gave up waiting for a lock (`locks`); nothing of that step was applied.
     #[error(
-        "could not lock {table} within LOG_INGESTION_MIGRATE_LOCK_TIMEOUT; nothing of this step          was applied; sessions with locks on {table}: {sessions}. Rerun `log-ingestion-server          migrate` when they are done (or end them: SELECT pg_terminate_backend(pid))"
+        "could not lock {table} within LOG_INGESTION_MIGRATE_LOCK_TIMEOUT; nothing of this step \
+         was applied; sessions with locks on {table}: {sessions}. Rerun `log-ingestion-server \
+         migrate` when they are done (or end them: SELECT pg_terminate_backend(pid))"
     )]
     Locked { table: String, sessions: String },
     /// The database is not in a state `serve` may run on; the message says which
