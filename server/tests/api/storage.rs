@@ -340,3 +340,42 @@ async fn migrate_gives_up_on_a_held_lock_naming_the_table_and_the_session() {
         String::from_utf8_lossy(&completed.stderr)
     );
 }
+
+/// An index an interrupted build left invalid (writes keep it up to date, reads ignore
+/// it): `serve` starts on it and leaves it alone, the next `migrate` drops it and builds
+/// it again.
+#[tokio::test]
+async fn an_index_left_invalid_is_built_again_by_the_next_migrate_not_by_serve() {
+    let (database, url) = create_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    migrate_test_database(&pool).await;
+    declared_indexes::apply_message_trigram(&pool, true)
+        .await
+        .unwrap();
+    let valid = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'logs_message_trgm'::regclass",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    // What an interrupted CREATE INDEX CONCURRENTLY leaves.
+    sqlx::query(
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'logs_message_trgm'::regclass",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut app = spawn_app_on(database, url.clone(), |settings| {
+        settings.database.message_trigram_index = true;
+    })
+    .await;
+    assert_eq!(app.post_single(entry("after")).await.status(), 201);
+    app.stop().await;
+    assert!(!valid().await, "serve touched the index");
+    declared_indexes::apply_message_trigram(&pool, true)
+        .await
+        .unwrap();
+    assert!(valid().await);
+}
