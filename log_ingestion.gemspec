@@ -19,7 +19,7 @@ Gem::Specification.new do |spec|
   crate_files = %w[ext/log_ingestion ext/engine ext/wire].flat_map do |crate|
     Dir["#{crate}/Cargo.toml", "#{crate}/src/**/*.rs"]
   end
-  docs = ["README.md", "CHANGELOG.md", "LICENSE"]
+  docs = ["README.md", "CHANGELOG.md", "LICENSE", "docs/gem.md", "docs/rails.md"]
   spec.files = Dir["lib/**/*.rb", "lib/**/*.rake", "lib/generators/**/*", "sig/**/*.rbs"] + docs +
                crate_files + ["ext/log_ingestion/extconf.rb", "Cargo.lock"]
   spec.files = spec.files.uniq.select { |path| File.file?(path) }

@@ -40,4 +40,4 @@ end
 
 require "log_ingestion_client" unless defined?(LogIngestionClient)
 # The Rails glue, when Rails is already loaded (otherwise: require "log_ingestion/rails").
-require "log_ingestion/railtie" if defined?(::Rails::Railtie)
+require "log_ingestion/rails/railtie" if defined?(::Rails::Railtie)

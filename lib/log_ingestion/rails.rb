@@ -5,4 +5,4 @@
 # loaded before Rails (e.g. `gem "log_ingestion", require: "log_ingestion/rails"`).
 require "rails"
 require "log_ingestion"
-require "log_ingestion/railtie"
+require "log_ingestion/rails/railtie"

@@ -1,50 +1,5 @@
 # frozen_string_literal: true
 
-module LogIngestion
-  # The client IP the request entries carry, computed so that it can never raise into
-  # the host app.
-  #
-  # Why: `ActionDispatch::Request#remote_ip` raises
-  # `ActionDispatch::RemoteIp::IpSpoofAttackError` when a request carries `Client-IP`
-  # and a different `X-Forwarded-For` -- headers any client can send. Reading it from
-  # the gem's middleware, before the app runs, would turn every such request into a
-  # 500 on every logged route, in apps that never read `remote_ip` themselves.
-  #
-  # Owns: that computation and the spoofing note. Never raises, never changes the
-  # request (Rails' memoised `remote_ip` stays unset, so the app sees what it would
-  # have seen without the gem), never copies more than NOTE_LIMIT bytes of the
-  # client's headers into an entry.
-  module RequestIp
-    # Longest spoofing note, in bytes (the headers it quotes are the client's).
-    NOTE_LIMIT = 256
-    SPOOF_ERROR = "ActionDispatch::RemoteIp::IpSpoofAttackError"
-
-    # { ip: } -- `remote_ip` where the request has one, else `ip` -- plus
-    # { ip_spoofing: note } when `remote_ip` refused a spoofing attempt (then ip is
-    # `request.ip`, the address Rack computes from REMOTE_ADDR and trusted proxies).
-    def self.call(request)
-      return { ip: fallback_ip(request) } unless request.respond_to?(:remote_ip)
-
-      { ip: request.remote_ip }
-    rescue StandardError => e
-      metadata = { ip: fallback_ip(request) }
-      metadata[:ip_spoofing] = note(e) if e.class.name == SPOOF_ERROR
-      metadata
-    end
-
-    # `request.ip`, or nil when even that fails.
-    def self.fallback_ip(request)
-      request.ip
-    rescue StandardError
-      nil
-    end
-
-    # Rails' message (it names both headers), cut to NOTE_LIMIT bytes.
-    def self.note(error)
-      text = error.message.to_s
-      text = "#{text.byteslice(0, NOTE_LIMIT - 3).scrub('')}..." if text.bytesize > NOTE_LIMIT
-      text
-    end
-    private_class_method :fallback_ip, :note
-  end
-end
+# Kept so that `require "log_ingestion/request_ip"` goes on working: the file lives under
+# log_ingestion/rails/ with the rest of the Rails glue.
+require "log_ingestion/rails/request_ip"

@@ -509,7 +509,7 @@ impl Settings {
 /// batch 100 (about 2.5 µs each), more than a PostgreSQL primary takes by `COPY`, while
 /// every extra idle worker is woken to look for work on each request: on a 2-core
 /// machine one worker instead of two cut the server's CPU per entry by ~0.4 µs
-/// (README, Performance). Decompression and bodies over 256 KiB run on the blocking
+/// (docs/performance.md). Decompression and bodies over 256 KiB run on the blocking
 /// pool, not on the workers.
 fn default_worker_threads() -> usize {
     std::thread::available_parallelism()

@@ -22,7 +22,7 @@ const USAGE: &str =
            keeping every row (serve and auto never convert one). Waits at most
            LOG_INGESTION_MIGRATE_LOCK_TIMEOUT (5s) for a lock writers hold
 
-Configuration comes from the environment and an optional .env file; see README.";
+Configuration comes from the environment and an optional .env file; see docs/server.md.";
 
 enum Command {
     Serve,

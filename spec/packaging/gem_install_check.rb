@@ -11,7 +11,7 @@
 #   LOG_INGESTION_SERVER_BIN    the server the installed gem delivers to (real PostgreSQL)
 #   LOG_INGESTION_SOURCE_GEM_TARGET_DIR  cargo's target directory for the source gem's build
 #   LOG_INGESTION_AARCH64_GEM, LOG_INGESTION_AARCH64_ROOT  optional: the aarch64-linux gem and a directory
-#     holding Debian's arm64 ruby3.1 and libraries (README, Installing); with both set, the aarch64 gem is
+#     holding Debian's arm64 ruby3.1 and libraries (docs/development.md, Building the gem packages); with both set, the aarch64 gem is
 #     installed and delivers under qemu-aarch64-static
 require "spec_helper"
 require "fileutils"
@@ -25,7 +25,7 @@ RSpec.describe "the installed gems" do
   source_gem = ENV.fetch("LOG_INGESTION_SOURCE_GEM")
   abi = LogIngestion::Native.ruby_abi
   prebuilt = "lib/log_ingestion/#{abi}/log_ingestion.so"
-  # Loose on purpose (a shared 2-core machine); the target, under 5 s, is what README reports as measured.
+  # Loose on purpose (a shared 2-core machine); the target, under 5 s, is what docs/gem.md reports as measured.
   install_bound_seconds = 30
   glibc_floor = Gem::Version.new("2.17")
   # ld-linux is needed for __tls_get_addr, which lives in the dynamic loader before glibc 2.34.

@@ -20,8 +20,8 @@ RSpec.describe LogIngestion::ControllerLogging do
     expect(failed[:metadata]["error"]).to include("class" => "ArgumentError", "message" => "concern boom")
   end
 
-  it "works alone: without the middleware, RequestId or the subscribers it logs request and response" do
-    LogIngestion::Subscribers.unsubscribe
+  it "works alone: without the middleware, RequestId or the request entries it logs request and response" do
+    LogIngestion::RequestEntries.unsubscribe
     status, = ConcernController.action(:show).call(Rack::MockRequest.env_for("/concern?q=gears"))
 
     expect(status).to eq(200)
@@ -30,9 +30,6 @@ RSpec.describe LogIngestion::ControllerLogging do
     ids = gem_entries.map { |e| e[:metadata]["request_id"] }.uniq
     expect(ids.size).to eq(1)
     expect(ids.first).to match(/\A\h{8}-\h{4}-\h{4}-\h{4}-\h{12}\z/)
-  ensure
-    LogIngestion::Subscribers.subscribe(only: LogIngestion::Subscribers::ALL,
-                                        slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
   end
 
   it "answers 200 and logs request.ip and a spoofing note when Client-IP and X-Forwarded-For differ" do

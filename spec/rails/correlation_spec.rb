@@ -19,25 +19,11 @@ RSpec.describe "Request and job context" do
       expect(metadata_of("User greeted")).to eq("user_id" => 99, "request_id" => request_id)
     end
 
-    it "tags Rails' own Started line with the request id" do
-      started = entries.find { |entry| entry[:message].start_with?("Started GET \"/widgets/greet\"") }
-      expect(started).not_to be_nil, entries.map { |e| e[:message] }.inspect
-      expect(started[:metadata]["request_id"]).to eq(request_id)
-    end
-
-    it "gives the job's entries its job id and class and the request's id as parent_request_id" do
-      job_entries = entries.select { |entry| entry[:metadata]["job_class"] == "ExportJob" || entry[:message] == "exporting user 99" }
-      expect(job_entries.map { |e| e[:message] }).to include("Job started", "exporting user 99", "Job completed",
-                                                               "Job performed")
-      # "Job enqueued" and "Job performed" are instrumented around the job (here, inline,
-      # inside the request); everything logged inside it is the job's.
-      performed = job_entries.reject { |e| ["Job enqueued", "Job performed"].include?(e[:message]) }
-      job_id = metadata_of("Job started")["job_id"]
-      expect(job_id).to match(/\A\h{8}-/)
-      expect(performed).to all(satisfy { |e|
-        e[:metadata].values_at("parent_request_id", "job_id", "job_class") == [request_id, job_id, "ExportJob"] &&
-          !e[:metadata].key?("request_id")
-      })
+    it "gives the job's entry its job id and class and the request's id as parent_request_id" do
+      job = metadata_of("ExportJob performed")
+      expect(job["job_id"]).to match(/\A\h{8}-/)
+      expect(job.values_at("parent_request_id", "job_class")).to eq([request_id, "ExportJob"])
+      expect(job).not_to include("request_id")
     end
 
     it "leaves no entry of the request without its id" do
@@ -72,16 +58,26 @@ RSpec.describe "Request and job context" do
     expect(restored.log_ingestion_context_fields).to include(parent_request_id: "req-payload", job_class: "ExportJob")
   end
 
+  it "gives Rails' own lines the request id when they are forwarded (logger_level :info)" do
+    RailsAppHelpers.forwarder.forward_level = :info
+    get "/widgets", {}, "HTTP_X_REQUEST_ID" => "req-started"
+
+    started = entries.find { |entry| entry[:message].start_with?("Started GET \"/widgets\"") }
+    expect(started).not_to be_nil, entries.map { |e| e[:message] }.inspect
+    expect(started[:metadata]["request_id"]).to eq("req-started")
+  end
+
   it "gives a job run with perform_now inside a request that request as its parent" do
+    RailsAppHelpers.forwarder.forward_level = :info
     LogIngestion::Context.with(request_id: "req-now") { ExportJob.perform_now(8) }
-    expect(metadata_of("Job started")).to include("parent_request_id" => "req-now", "job_class" => "ExportJob")
+    expect(metadata_of("ExportJob performed")).to include("parent_request_id" => "req-now", "job_class" => "ExportJob")
     expect(metadata_of("exporting user 8")).to include("parent_request_id" => "req-now")
   end
 
   it "runs a payload without the gem's key (enqueued before the gem) without parent ids" do
     payload = ExportJob.new(5).serialize.except("log_ingestion")
     ActiveJob::Base.execute(payload)
-    expect(metadata_of("Job started")).not_to include("parent_request_id")
+    expect(metadata_of("ExportJob performed")).not_to include("parent_request_id")
   end
 
   describe "noise" do
@@ -97,14 +93,15 @@ RSpec.describe "Request and job context" do
     end
 
     it "right-trims line ends of Rails.logger records" do
+      RailsAppHelpers.forwarder.forward_level = :info
       get "/widgets/chatty"
       expect(entries.map { |e| e[:message] }).to include("trailing line ends")
     end
 
-    it "sends an exception once, as the Request error, not again as Rails' FATAL lines" do
+    it "sends an exception once, as its exception entry, not again as Rails' FATAL lines" do
       get "/widgets/boom"
       expect(last_response.status).to eq(500)
-      expect(entries_with("Request error").map { |e| e[:level] }).to eq(["ERROR"])
+      expect(entries.select { |e| e[:metadata]["kind"] == "exception" }.map { |e| e[:level] }).to eq(["ERROR"])
       expect(entries.map { |e| e[:level] }).not_to include("FATAL")
     end
 
@@ -116,11 +113,12 @@ RSpec.describe "Request and job context" do
       expect(entries.map { |e| e[:level] }).not_to include("FATAL")
     end
 
-    it "sends an invalid CSRF token (422) as a WARN Request error and no FATAL" do
+    it "sends an invalid CSRF token (422) as a WARN request and exception entry and no FATAL" do
       ActionController::Base.allow_forgery_protection = true
       post "/forms"
       expect(last_response.status).to eq(422)
-      expect(entries_with("Request error").map { |e| e[:level] }).to eq(["WARN"])
+      expect(entries.select { |e| e[:metadata]["kind"] }.map { |e| [e[:level], e[:metadata]["kind"]] })
+        .to eq([%w[WARN request], %w[WARN exception]])
       expect(entries.map { |e| e[:level] }).not_to include("FATAL")
     ensure
       ActionController::Base.allow_forgery_protection = false

@@ -54,18 +54,18 @@ RSpec.describe "Rails integration end to end", :end_to_end do
     end
 
     after do
-      LogIngestion::Subscribers.subscribe(slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
+      RailsAppHelpers.reset_glue
       LogIngestion::Railtie.configure_client(Rails.application.config.log_ingestion) # back to test mode
     end
 
-    it "stores a request's request, response and action entries under one request id" do
+    it "stores a trivial GET as exactly one entry, the request entry, under its request id" do
       request_id = "e2e-#{SecureRandom.hex(8)}"
       get "/widgets", {}, "HTTP_X_REQUEST_ID" => request_id
       expect(LogIngestionClient.flush(timeout: 20)).to be(true)
 
-      messages = rows("SELECT message FROM logs WHERE service = #{quote(service)} " \
-                      "AND metadata->>'request_id' = #{quote(request_id)} ORDER BY message")
-      expect(messages).to include("Action processed", "HTTP Request", "HTTP Response")
+      stored = rows("SELECT level || ' ' || message || ' ' || (metadata->>'kind') FROM logs " \
+                    "WHERE service = #{quote(service)} AND metadata->>'request_id' = #{quote(request_id)}")
+      expect(stored).to eq(["INFO GET /widgets 200 request"])
     end
 
     def stored(message)
@@ -73,28 +73,31 @@ RSpec.describe "Rails integration end to end", :end_to_end do
            "AND message = #{quote(message)}")
     end
 
-    it "stores an exception's error entry and the exception still propagates" do
+    it "stores an exception's entry beside the request entry, and the exception still propagates" do
       expect { get "/widgets/boom" }.to raise_error(WidgetsController::Boom)
       expect(LogIngestionClient.flush(timeout: 20)).to be(true)
 
-      expect(stored("Request error")).to contain_exactly(a_string_matching(/\AERROR .*WidgetsController::Boom/))
+      expect(stored("WidgetsController::Boom: widget exploded"))
+        .to contain_exactly(a_string_matching(/\AERROR .*"kind": "exception"/))
+      expect(stored("GET /widgets/boom 500")).to contain_exactly(a_string_matching(/\AERROR .*"status": 500/))
     end
 
-    it "stores a slow query as a warning" do
+    it "stores a slow query as a warning (the sql subscriber)" do
+      LogIngestion::Subscribers.subscribe(only: %i[sql])
       get "/widgets/slow", ms: 150
       expect(LogIngestionClient.flush(timeout: 20)).to be(true)
 
       expect(stored("Slow SQL query")).to include(a_string_matching(/\AWARN .*sleep_ms/))
     end
 
-    it "stores a job's enqueue, run and failure" do
+    it "stores a job run, and a failed one with its exception" do
       ExportJob.perform_later(11)
       expect { FailingJob.perform_later(12) }.to raise_error(FailingJob::Failure)
       expect(LogIngestionClient.flush(timeout: 20)).to be(true)
 
-      expect(stored("Job enqueued").size).to eq(2)
-      expect(stored("Job performed").size).to eq(1)
-      expect(stored("Job failed")).to all(match(/\AERROR .*FailingJob::Failure/)).and(have_attributes(size: 2))
+      expect(stored("ExportJob performed")).to contain_exactly(a_string_matching(/\AINFO .*"outcome": "performed"/))
+      expect(stored("FailingJob failed")).to contain_exactly(a_string_matching(/\AERROR .*"outcome": "failed"/))
+      expect(stored("FailingJob::Failure: job for user 12 failed")).to contain_exactly(a_string_matching(/\AERROR /))
     end
 
     it "stores Rails.logger's tagged records with their tags" do
@@ -106,7 +109,8 @@ RSpec.describe "Rails integration end to end", :end_to_end do
 
     it "never lets a filtered parameter reach the database" do
       secret = "hunter2-#{SecureRandom.hex(8)}"
-      LogIngestion::Subscribers.subscribe(slow_query_ms: 0)
+      LogIngestion::Subscribers.subscribe(only: LogIngestion::Subscribers::ALL, slow_query_ms: 0)
+      RailsAppHelpers.forwarder.forward_level = :debug # every Rails line, SQL with its binds included
       post "/widgets?password=#{secret}", { name: "gear", password: secret }
       post "/jobs/export", { user_id: 4 }
       Rails.logger.info("login attempt password=#{secret}")
@@ -148,11 +152,11 @@ RSpec.describe "Rails integration end to end", :end_to_end do
 
     after { LogIngestion::Railtie.configure_client(Rails.application.config.log_ingestion) }
 
-    def configure(url, service)
+    def configure(url, service, **overrides)
       options = ActiveSupport::OrderedOptions.new
       options.merge!(api_url: url, api_key: @server.api_key, service: service, test_mode: false,
                      max_retries: 0, max_retry_elapsed: 1.0, open_timeout: 1.0, read_timeout: 2.0,
-                     batch_interval: 60) # queued entries go out only when flushed
+                     batch_interval: 60, **overrides) # queued entries go out only when flushed
       LogIngestion::Railtie.configure_client(options)
     end
 
@@ -190,6 +194,18 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       expect { Rake::Task["logs:test"].execute }
         .to raise_error(SystemExit).and output(/did NOT arrive/).to_stderr
     end
+
+    # Retried like a batch, a refused connection would be retried for send_log's whole
+    # timeout (30 s); one attempt answers at once.
+    it "answers a refused connection within the connect timeout, naming the refusal" do
+      configure("http://127.0.0.1:#{RealIngestionServer.free_port}", "rails-e2e-rake-refused", max_retry_elapsed: 300.0)
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+
+      expect { Rake::Task["logs:test"].execute }
+        .to raise_error(SystemExit)
+        .and output(/did NOT arrive \(last error: .*onnection refused.*one attempt, not retried/).to_stderr
+      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 1.0 + 2.0 # open + read timeout
+    end
   end
 
   describe "at exit" do
@@ -224,7 +240,9 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       expect(status).to be_success, err
       # Before: the whole 20 s shutdown_timeout. Boot takes 1-3 s here; 12 s is generous.
       expect(elapsed).to be < 12
-      expect(err).to match(/shutdown: .*refused.*given up at once/)
+      expect(err).to match(/shutdown: .*refused the connection.*no spool_dir is set \(1 entries lost\)/)
+      # One line per engine, never one per batch: the boot's engine (retired by the setting change) and the last one.
+      expect(err.scan(/log_ingestion: shutdown: .*\(1 entries lost\)$/).size).to eq(2)
     end
   end
 
@@ -264,27 +282,29 @@ RSpec.describe "Rails integration end to end", :end_to_end do
 
     # One thread per worker: concurrent slow requests spread over both workers.
     def spread_requests(base)
-      threads = Array.new(6) { Thread.new { Net::HTTP.get_response(URI("#{base}/widgets/slow?ms=300")).code } }
+      threads = Array.new(6) { Thread.new { Net::HTTP.get_response(URI("#{base}/widgets/served")).code } }
       threads.map(&:value)
     end
 
     def request_pids(service)
       rows("SELECT DISTINCT metadata->>'pid' FROM logs WHERE service = #{quote(service)} " \
-           "AND message = 'HTTP Request'").map(&:to_i)
+           "AND message = 'Served'").map(&:to_i)
     end
 
-    # Issue 14's walk-through: one request that logs through LogIngestionClient and
-    # enqueues a job that another process (a worker) runs from its payload.
-    it "ties every entry of the request and of its job in a worker process to one request id" do
+    # README's walk-through through Puma to the real server: a trivial GET, a request
+    # that logs through LogIngestionClient and enqueues a job that another process (a
+    # worker) runs from its payload, a 500, a routing error and the stats endpoint.
+    it "stores one entry per request, one per job run in a worker, and each exception once" do
       service = "rails-e2e-journey-#{SecureRandom.hex(6)}"
       job_dir = Dir.mktmpdir("li-jobs", @dir)
       extra = { "LOG_INGESTION_TEST_JOB_DIR" => job_dir, "LOG_INGESTION_TEST_SHOW_EXCEPTIONS" => "1" }
       puma, base, = start_puma(service, batch_interval: 0.1, **extra)
+      ids = %w[trivial greet boom nope stats].to_h { |name| [name, "#{name}-#{SecureRandom.hex(6)}"] }
       begin
-        request_id = "journey-#{SecureRandom.hex(8)}"
-        greet = Net::HTTP.get_response(URI("#{base}/widgets/greet?password=hunter2&name=x"),
-                                       { "X-Request-Id" => request_id })
-        boom = Net::HTTP.get_response(URI("#{base}/widgets/boom"))
+        get = ->(path, name) { Net::HTTP.get_response(URI("#{base}#{path}"), { "X-Request-Id" => ids.fetch(name) }).code }
+        codes = [get.call("/widgets", "trivial"), get.call("/widgets/greet?password=hunter2&name=x", "greet"),
+                 get.call("/widgets/boom", "boom"), get.call("/nope?token=abc", "nope"),
+                 get.call("/log_ingestion/stats", "stats")]
         # The job runs in a process of its own, from the payload the request wrote.
         worker = 'require "./spec/rails/app/config/environment"; ' \
                  "exit(FileQueueAdapter.work_off(ENV.fetch('LOG_INGESTION_TEST_JOB_DIR')) == 1)"
@@ -294,7 +314,7 @@ RSpec.describe "Rails integration end to end", :end_to_end do
         puma.stop
       end
 
-      expect([greet.code, boom.code]).to eq(%w[200 500])
+      expect(codes).to eq(%w[200 200 500 404 200])
       expect(status).to be_success, err
       # Puma lists the Ruby threads alive when it forks. `require "rails"` itself leaves
       # one with Debian's concurrent-ruby 1.1.6 (its thread-local-variable reaper); none
@@ -306,25 +326,21 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       entries = rows("SELECT json_build_array(level, message, coalesce(metadata->>'request_id', ''), " \
                      "coalesce(metadata->>'parent_request_id', ''))::text " \
                      "FROM logs WHERE service = #{quote(service)}").map { |row| JSON.parse(row) }
-      poll_ids = entries.select { |_, message| message == "HTTP Request" }.map { |e| e[2] }
-                        .reject { |id| id == request_id }
-      boom_id = rows("SELECT metadata->>'request_id' FROM logs WHERE service = #{quote(service)} " \
-                     "AND message = 'Request error'")
-      journey = entries.reject do |_, message, id|
-        message == "Rails application started" || poll_ids.include?(id) || boom_id.include?(id)
-      end
-      messages = journey.map { |e| e[1] }
-      expect(messages).to include("User greeted", "Job enqueued", "Job started", "exporting user 99",
-                                  "Job completed", a_string_starting_with("Started GET \"/widgets/greet"))
-      expect(journey.reject { |_, _, id, parent| id == request_id || parent == request_id }).to eq([])
-      job_entries = journey.select { |e| %w[Job\ started exporting\ user\ 99 Job\ completed].include?(e[1]) }
-      expect(job_entries.map { |e| [e[2], e[3]] }.uniq).to eq([["", request_id]])
+      of = ->(name) { entries.select { |_, _, id, parent| [id, parent].include?(ids.fetch(name)) }.map { |e| e[0, 2] } }
+      expect(of.call("trivial")).to eq([["INFO", "GET /widgets 200"]])
+      expect(of.call("greet")).to contain_exactly(["INFO", "User greeted"], ["INFO", "GET /widgets/greet 200"],
+                                                  ["INFO", "ExportJob performed"])
+      expect(of.call("boom")).to contain_exactly(["ERROR", "GET /widgets/boom 500"],
+                                                 ["ERROR", "WidgetsController::Boom: widget exploded"])
+      expect(of.call("nope")).to eq([["WARN", 'ActionController::RoutingError: No route matches [GET] "/nope"']])
+      expect(of.call("stats")).to eq([])
+      job = entries.find { |_, message| message == "ExportJob performed" }
+      expect(job[2, 2]).to eq(["", ids.fetch("greet")]) # the worker's entry: the request is its parent
 
       expect(rows("SELECT count(*) FROM logs WHERE service = #{quote(service)} " \
-                  "AND (message LIKE '%[FILTERED]]%' OR metadata::text LIKE '%[FILTERED]]%')").first.to_i).to eq(0)
-      expect(entries.map(&:first)).not_to include("DEBUG")
-      expect(boom_id.size).to eq(1)
-      expect(entries.select { |level, *| level == "FATAL" }).to eq([])
+                  "AND (message LIKE '%[FILTERED]]%' OR metadata::text LIKE '%[FILTERED]]%' " \
+                  "OR metadata::text LIKE '%hunter2%')").first.to_i).to eq(0)
+      expect(entries.map(&:first)).not_to include("DEBUG", "FATAL")
     end
 
     it "delivers each worker's queue when Puma shuts down" do
@@ -348,7 +364,7 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       begin
         expect(spread_requests(base)).to all(eq("200"))
 
-        pids = Polling.wait_until(timeout: 30, interval: 0.1, what: "HTTP Request entries from 2 workers") do
+        pids = Polling.wait_until(timeout: 30, interval: 0.1, what: "Served entries from 2 workers") do
           found = request_pids(service)
           found if found.size >= 2
         end

@@ -13,12 +13,38 @@ RSpec.describe LogIngestion::Logger do
     expect(LogIngestionTestApp.log_output.string).to include("disk almost full")
   end
 
-  it "puts the tags of Rails.logger.tagged and the request id into metadata" do
+  it "puts the tags of Rails.logger.tagged into metadata, without the request id tag that request_id says" do
     get "/widgets/tagged", {}, "HTTP_X_REQUEST_ID" => "tag-req-9"
 
     metadata = entry_with("tagged warning")[:metadata]
-    expect(metadata["tags"]).to eq(%w[tag-req-9 tenant-42])
+    expect(metadata["tags"]).to eq(%w[tenant-42])
     expect(metadata["request_id"]).to eq("tag-req-9")
+  end
+
+  it "forwards from WARN beside Rails.logger by default: the app's warnings, not Rails' INFO lines" do
+    Rails.logger.info("routine")
+    Rails.logger.warn("unusual")
+
+    expect(entries.map { |e| e[:message] }).to eq(["unusual"])
+  end
+
+  it "does not evaluate a record's block again for the service below its forward_level" do
+    calls = 0
+    Rails.logger.info { calls += 1; "formatted once, for the file" }
+
+    expect(calls).to eq(1)
+    expect(LogIngestionTestApp.log_output.string).to include("formatted once, for the file")
+  end
+
+  it "masks the positional arguments in ActiveJob's own lines (forwarded at logger_level :info)" do
+    RailsAppHelpers.forwarder.forward_level = :info
+    ExportJob.perform_later(9943, "ann@example.com", "tok_9943")
+
+    enqueued = entries.find { |e| e[:message].start_with?("Enqueued ExportJob") }
+    expect(enqueued[:message]).to end_with("with arguments: [FILTERED]")
+    text_lines = entries.select { |e| e[:metadata]["logger"] == "rails" }.map { |e| e[:message] }
+    expect(text_lines.size).to be >= 3 # Enqueued, Performing, Performed
+    expect(text_lines.join("\n")).not_to include("ann@example.com", "tok_9943")
   end
 
   it "maps each Logger severity to a service level" do
@@ -100,7 +126,7 @@ RSpec.describe LogIngestion::Logger do
 
   it "is not added twice by a second broadcast" do
     described_class.broadcast(Rails.logger)
-    Rails.logger.info("only once")
+    Rails.logger.warn("only once")
 
     expect(entries_with("only once").size).to eq(1)
   end
@@ -133,7 +159,7 @@ RSpec.describe LogIngestion::Logger do
       out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: File.expand_path("../..", __dir__))
 
       expect(status).to be_success, err
-      expect(out).to eq({ forwarded: 1, tags: [["cfg-req-1"]], written: true }.inspect)
+      expect(out).to eq({ forwarded: 1, tags: [nil], written: true }.inspect) # the request id is request_id, not a tag
     end
   end
 end

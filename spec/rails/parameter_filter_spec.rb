@@ -7,6 +7,7 @@ RSpec.describe LogIngestion::ParameterFilter do
 
   it "keeps a filtered parameter out of every entry a request, its SQL, a job and the logger make" do
     LogIngestion::Subscribers.subscribe(slow_query_ms: 0) # every query is "slow": binds are logged
+    RailsAppHelpers.forwarder.forward_level = :debug # every Rails line, SQL with its binds included
     post "/widgets?password=hunter2", { name: "gear", password: "hunter2" }
     post "/jobs/export", { user_id: 3 }
     Rails.logger.info("login with password=hunter2 and {:secret_token=>\"hunter2\"}")
@@ -16,6 +17,40 @@ RSpec.describe LogIngestion::ParameterFilter do
     expect(entries.size).to be > 10
     expect(recorded_json).to include("[FILTERED]")
     expect(recorded_json).not_to include("hunter2")
+  end
+
+  describe "#call (the default metadata_filter)" do
+    let(:filter) { described_class.new(%i[password token]) }
+
+    it "returns metadata none of whose keys matches as the same object, without a copy" do
+      metadata = { user_id: 1, nested: { path: "/x" }, list: [{ name: "n" }] }
+
+      expect(filter.call(metadata)).to equal(metadata)
+    end
+
+    it "masks a matching key at any depth" do
+      expect(filter.call({ list: [{ user: { password: "x" } }] })).to eq({ list: [{ user: { password: "[FILTERED]" } }] })
+    end
+
+    it "hands a nested-path filter (user.password) to ActiveSupport's filter" do
+      nested = described_class.new(["user.password"])
+
+      expect(nested.call({ user: { password: "x" }, password: "y" }))
+        .to eq({ user: { password: "[FILTERED]" }, password: "y" })
+    end
+
+    it "hands a Proc filter to ActiveSupport's filter" do
+      by_value = described_class.new([->(_key, value) { value.replace("[GONE]") if value.is_a?(String) && value.start_with?("sk_") }])
+
+      expect(by_value.call({ note: +"sk_live_1" })).to eq({ note: "[GONE]" })
+    end
+  end
+
+  it "leaves a query string none of whose keys matches as it is, and still decodes escaped keys" do
+    filter = described_class.new(%i[password])
+
+    expect(filter.filter_query_string("page=2&q=a")).to eq("page=2&q=a")
+    expect(filter.filter_query_string("pass%77ord=x&page=2")).to eq("pass%77ord=[FILTERED]&page=2")
   end
 
   it "uses the application's config.filter_parameters" do
@@ -65,6 +100,24 @@ RSpec.describe LogIngestion::ParameterFilter do
       text = 'password=[FILTERED]&token=[FILTERED] and {password: [FILTERED], "password"=>"[FILTERED]"}'
 
       expect(filter.filter_text(text)).to eq(text)
+    end
+
+    it "leaves a mask before a closing quote as it is instead of masking it again as [FILTERED]]" do
+      text = 'Started GET "/orders?page=1&password=[FILTERED]&token=[FILTERED]" for 127.0.0.1'
+
+      expect(described_class.new(%i[password token]).filter_text(text)).to eq(text)
+    end
+
+    it "keeps the closing quote after a bare value it masks" do
+      text = 'Started GET "/orders?page=1&token=abc" for 127.0.0.1'
+
+      expect(described_class.new(%i[token]).filter_text(text))
+        .to eq('Started GET "/orders?page=1&token=[FILTERED]" for 127.0.0.1')
+    end
+
+    it "masks a bare value with a quote inside it whole" do
+      expect(described_class.new(%i[password]).filter_text("password=it's-secret next"))
+        .to eq("password=[FILTERED] next")
     end
 
     it "returns what is not a String as it came" do

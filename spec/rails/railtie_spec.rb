@@ -239,8 +239,6 @@ RSpec.describe LogIngestion::Railtie do
   ensure
     Rails.application.config.log_ingestion.subscribers = nil
     Rails.application.config.log_ingestion.slow_query_ms = nil
-    LogIngestion::Subscribers.subscribe(only: LogIngestion::Subscribers::ALL,
-                                        slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
   end
 
   it "subscribes nothing with config.log_ingestion.subscribers = false" do
@@ -250,13 +248,13 @@ RSpec.describe LogIngestion::Railtie do
     expect(LogIngestion::Subscribers.subscribed).to eq([])
   ensure
     Rails.application.config.log_ingestion.subscribers = nil
-    LogIngestion::Subscribers.subscribe(only: LogIngestion::Subscribers::ALL,
-                                        slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
   end
 
-  it "skips the paths of config.log_ingestion.request_logging_skip_paths instead of the defaults" do
+  it "inserts RequestLogging inside DebugExceptions with config.log_ingestion.request_logging, " \
+     "skipping request_logging_skip_paths instead of the defaults" do
     script = <<~RUBY
       require "./spec/rails/app/config/application"
+      Rails.application.config.log_ingestion.request_logging = true
       Rails.application.config.log_ingestion.request_logging_skip_paths = %w[/widgets]
       require "./spec/rails/app/config/environment"
       require "rack/mock"
@@ -265,20 +263,36 @@ RSpec.describe LogIngestion::Railtie do
         Rack::MockRequest.new(Rails.application).get(path)
         LogIngestionClient.recorded_entries.count { |e| e[:message] == "HTTP Request" }
       end
-      print({ widgets: requests.call("/widgets"), assets: requests.call("/assets/app.css") }.inspect)
+      stack = Rails.application.middleware.map(&:klass)
+      inside = stack.index(LogIngestion::RequestLogging) == stack.index(ActionDispatch::DebugExceptions) + 1
+      print({ widgets: requests.call("/widgets"), assets: requests.call("/assets/app.css"), inside: inside }.inspect)
     RUBY
     env = { "LOG_INGESTION_URL" => nil, "LOG_INGESTION_API_KEY" => nil,
             "LOG_INGESTION_TEST_DB" => File.join(@credentials_dir, "skip.sqlite3") }
     out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: File.expand_path("../..", __dir__))
 
     expect(status).to be_success, err
-    expect(out).to eq({ widgets: 0, assets: 1 }.inspect)
+    expect(out).to eq({ widgets: 0, assets: 1, inside: true }.inspect)
   end
 
-  it "inserts RequestLogging inside DebugExceptions with config.log_ingestion.request_logging" do
+  it "inserts RequestContext right after RequestId and no RequestLogging by default" do
     stack = Rails.application.middleware.map(&:klass)
 
-    expect(stack.index(LogIngestion::RequestLogging)).to eq(stack.index(ActionDispatch::DebugExceptions) + 1)
+    expect(stack.index(LogIngestion::RequestContext)).to eq(stack.index(ActionDispatch::RequestId) + 1)
+    expect(stack).not_to include(LogIngestion::RequestLogging)
+  end
+
+  it "subscribes the request entries and no old subscriber by default" do
+    described_class.start(Rails.application)
+
+    expect(LogIngestion::RequestEntries.subscribed?).to be(true)
+    expect(LogIngestion::Subscribers.subscribed).to eq([])
+  end
+
+  it "registers RequestContext's interceptor with DebugExceptions once" do
+    interceptors = ActionDispatch::DebugExceptions.interceptors
+
+    expect(interceptors.count(LogIngestion::RequestContext.method(:intercept))).to eq(1)
   end
 
   it "warns once and installs nothing when no URL, key or test mode is set anywhere" do
@@ -313,20 +327,22 @@ RSpec.describe LogIngestion::Railtie do
       expect(settings - known).to eq([])
     end
 
-    # README's Rails section and the generated file say the same things.
-    it "writes the settings README documents, with README's few lines on" do
+    # docs/rails.md's settings table, README's few lines and the generated file say the same things.
+    it "writes the settings docs/rails.md documents, with README's few lines on" do
       Rails::Generators.invoke("log_ingestion:install", ["--quiet"], destination_root: @credentials_dir)
       text = File.read(File.join(@credentials_dir, "config/initializers/log_ingestion.rb"))
-      readme = File.read(File.expand_path("../../README.md", __dir__))
+      root = File.expand_path("../..", __dir__)
+      readme = File.read(File.join(root, "README.md"))
       rails_section = readme[/^## Rails\n.*?(?=^## )/m]
 
       generated = text.scan(/config\.log_ingestion\.(\w+)\s*=/).flatten.uniq.sort
-      table = rails_section.scan(/^\| `config\.log_ingestion\.(\w+)`((?:, `\w+`)*)/).flat_map do |first, more|
+      rails_doc = File.read(File.join(root, "docs/rails.md"))
+      table = rails_doc.scan(/^\| `config\.log_ingestion\.(\w+)`((?:, `\w+`)*)/).flat_map do |first, more|
         [first, *more.scan(/`(\w+)`/).flatten]
       end
-      client_table = readme.scan(/^\| `(\w+)`(?:, `(\w+)`)*/).flatten.compact
-      expect(table.sort - generated).to eq([]) # every Rails setting README documents is in the file
-      expect(generated - table - client_table).to eq([]) # and the file sets nothing README does not document
+      client_table = File.read(File.join(root, "docs/gem.md")).scan(/^\| `(\w+)`(?:, `(\w+)`)*/).flatten.compact
+      expect(table.sort - generated).to eq([]) # every Rails setting docs/rails.md documents is in the file
+      expect(generated - table - client_table).to eq([]) # and the file sets nothing the docs do not document
       expect((described_class::RAILS_SETTINGS.map(&:to_s) - table)).to eq([])
 
       on_in_file = text.lines.grep(/^\s*config\.log_ingestion\./).map { |l| l.strip.squeeze(" ") }

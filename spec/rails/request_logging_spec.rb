@@ -2,12 +2,18 @@
 
 require_relative "support/rails_app"
 
+# The old per-request entries, behind config.log_ingestion.request_logging = true: the
+# app here has the middleware where that setting inserts it.
 RSpec.describe LogIngestion::RequestLogging do
-  it "gives the request, response and action entries of one request the same Rails request id" do
+  def app
+    RailsAppHelpers.request_logging_app
+  end
+
+  it "gives the request, response and request entries of one request the same Rails request id" do
     get "/widgets", {}, "HTTP_X_REQUEST_ID" => "req-abc-123"
 
     expect(last_response.status).to eq(200)
-    ids = ["HTTP Request", "HTTP Response", "Action processed"].map { |m| entry_with(m)[:metadata]["request_id"] }
+    ids = ["HTTP Request", "HTTP Response", "GET /widgets 200"].map { |m| entry_with(m)[:metadata]["request_id"] }
     expect(ids).to eq(%w[req-abc-123 req-abc-123 req-abc-123])
     expect(last_response.headers["X-Request-Id"]).to eq("req-abc-123")
   end

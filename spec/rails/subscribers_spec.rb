@@ -2,8 +2,9 @@
 
 require_relative "support/rails_app"
 
+# The old Notifications entries, behind config.log_ingestion.subscribers = true (or a list).
 RSpec.describe LogIngestion::Subscribers do
-  after { described_class.subscribe(only: described_class::ALL, slow_query_ms: described_class::DEFAULT_SLOW_QUERY_MS) }
+  before { described_class.subscribe(only: described_class::ALL, slow_query_ms: described_class::DEFAULT_SLOW_QUERY_MS) }
 
   it "logs a query slower than the threshold as a Slow SQL query warning" do
     get "/widgets/slow", ms: 150
@@ -12,7 +13,7 @@ RSpec.describe LogIngestion::Subscribers do
     expect(slow[:level]).to eq("WARN")
     expect(slow[:metadata]["duration_ms"]).to be >= 150
     expect(slow[:metadata]["threshold_ms"]).to eq(100)
-    expect(slow[:metadata]["request_id"]).to eq(entry_with("HTTP Request")[:metadata]["request_id"])
+    expect(slow[:metadata]["request_id"]).to eq(entry_with("GET /widgets/slow 200")[:metadata]["request_id"])
   end
 
   it "never raises into the instrumented code when a subscriber fails: reported once through on_error" do
@@ -21,7 +22,7 @@ RSpec.describe LogIngestion::Subscribers do
     broken = Class.new(LogIngestion::ParameterFilter) { def filter_text(_text) = raise("sql filter broke") }.new
     LogIngestion::ParameterFilter.current = broken
     described_class.subscribe(slow_query_ms: 0)
-    forwarder = Rails.logger.instance_variable_get(:@log_ingestion_forwarder)
+    forwarder = RailsAppHelpers.forwarder
     forwarder.forward_level = :debug # Rails logs SQL at DEBUG, forwarded from this level
 
     2.times { expect(Widget.create!(name: "gear")).to be_persisted }
@@ -30,7 +31,6 @@ RSpec.describe LogIngestion::Subscribers do
     expect(reports).to all(include(kind: "internal", message: a_string_including("sql filter broke")))
   ensure
     LogIngestionClient.on_error = nil
-    forwarder&.forward_level = LogIngestion::Railtie::DEFAULT_LOGGER_LEVEL
   end
 
   it "does not log a query faster than the threshold" do

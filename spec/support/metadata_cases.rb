@@ -6,7 +6,7 @@ require "time"
 # Metadata inputs and the JSON data the converter (the binding's MetadataConverter,
 # ext/log_ingestion/src/metadata.rs) must turn them into.
 module MetadataCases
-  # The converter's cuts, as README states them.
+  # The converter's cuts, as docs/gem.md states them.
   MAX_DEPTH = 12
   MAX_COLLECTION_SIZE = 1000
   MAX_STRING_BYTES = 16 * 1024

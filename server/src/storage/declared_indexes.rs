@@ -2,7 +2,7 @@
 //! the `migrate` command to match the settings (`serve` applies them only to a fresh
 //! database, `storage::schema`; on any other it runs with what the database declares,
 //! read again every `LOG_INGESTION_SCHEMA_REFRESH_INTERVAL`, [`spawn_refresh`]);
-//! each one is paid for by every insert (README, "Performance"), so none is on by
+//! each one is paid for by every insert (docs/performance.md), so none is on by
 //! default:
 //! - `LOG_INGESTION_INDEXED_METADATA_KEYS=user_id,request_id`: per key a column
 //!   `meta_KEY` holding the key's *indexed text* (below), a btree on
@@ -34,7 +34,7 @@
 //! or empty string, a fraction, `null`, an object, an array) is the empty string, which
 //! no query looks up: the read side uses the column only when every alternative of a
 //! filter's value has an indexed text, and keeps its containment test, so the column
-//! only narrows (one exception, in README: a stored `42.0` is not found by
+//! only narrows (one exception, in docs/server.md: a stored `42.0` is not found by
 //! `meta.KEY=42`).
 //!
 //! Owns the key rule, the column, check and index names and the indexed text. It never

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use super::copy_text::CopyRows;
 use super::declared_indexes::{is_declaration_change, DeclaredKeys, LiveDeclaredKeys};
 use super::idempotency::{self, IdempotencyClaim, KeyDecision, StoredResponse};
+use super::write_health::WriteHealth;
 use crate::config::GroupCommitSettings;
 use crate::metrics::Metrics;
 
@@ -78,12 +79,14 @@ pub struct GroupCommitter {
 
 impl GroupCommitter {
     /// Starts `settings.writers` writer tasks (at least one), writing rows built for
-    /// `declared`; the handle returned ends once every writer has stopped.
+    /// `declared` and recording each group's outcome in `health`; the handle returned
+    /// ends once every writer has stopped.
     pub fn start(
         pool: PgPool,
         settings: GroupCommitSettings,
         metrics: Arc<Metrics>,
         declared: Arc<LiveDeclaredKeys>,
+        health: Arc<WriteHealth>,
     ) -> (Self, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let receiver = Arc::new(Mutex::new(receiver));
@@ -94,6 +97,7 @@ impl GroupCommitter {
                     WriterConnection::new(pool.clone(), Arc::clone(&declared)),
                     settings,
                     Arc::clone(&metrics),
+                    Arc::clone(&health),
                 ))
             })
             .collect();
@@ -128,6 +132,7 @@ async fn run_writer(
     mut connection: WriterConnection,
     settings: GroupCommitSettings,
     metrics: Arc<Metrics>,
+    health: Arc<WriteHealth>,
 ) {
     // The group's COPY data, reused from group to group (one allocation per writer
     // instead of one per group), trimmed back after an unusually large group.
@@ -136,7 +141,7 @@ async fn run_writer(
         let Some((group, rows)) = gather_group(&receiver, &settings).await else {
             break;
         };
-        commit_group(&mut connection, group, rows, &mut data, &metrics).await;
+        commit_group(&mut connection, group, rows, &mut data, &metrics, &health).await;
         data.clear();
         data.shrink_to(settings.max_bytes);
     }
@@ -186,6 +191,7 @@ async fn commit_group(
     rows: usize,
     data: &mut Vec<u8>,
     metrics: &Metrics,
+    health: &WriteHealth,
 ) {
     let started = Instant::now();
     // Rows built for declared keys read before the last reload are built again for the
@@ -222,6 +228,7 @@ async fn commit_group(
     }
     match written {
         Ok(outcomes) => {
+            health.record(Ok(()));
             // Only rows written count: a replayed submission wrote none.
             let written = group
                 .iter()
@@ -236,6 +243,7 @@ async fn commit_group(
             }
         }
         Err(error) => {
+            health.record(Err(&error));
             metrics.database_error();
             tracing::warn!(%error, requests = group.len(), rows, "group commit failed; every request of the group gets 503");
             let message = error.to_string();

@@ -1,6 +1,7 @@
 //! The database the server writes: the pool, migrations, the storage mode (TimescaleDB
 //! or plain PostgreSQL), the group committer, idempotency records, retention, the
-//! entry-count rollups, the declared metadata indexes and TimescaleDB's policy jobs.
+//! entry-count rollups, the declared metadata indexes, TimescaleDB's policy jobs and
+//! whether writes work (`write_health`).
 //! Nothing outside this module writes SQL for the ingest path (the read side's queries
 //! are `read`'s, the fleet's shared rate-limit state is `rate_limit_sharing`'s); this
 //! module never knows about HTTP.
@@ -15,6 +16,7 @@ pub mod retention;
 pub mod rollup;
 pub mod schema;
 pub mod timescale;
+pub mod write_health;
 
 use std::fmt;
 

@@ -80,13 +80,14 @@ fn with_lock_timeout(url: &str, timeout: &str) -> String {
 
 /// A database an earlier version migrated, with rows, and an instance started with
 /// settings that differ from it (a key and the trigram index the database does not
-/// declare). While another session holds `logs` (and the plain rollups, which writers
-/// also write) in EXCLUSIVE mode, which conflicts with every lock but ACCESS SHARE,
-/// and every DDL command in the database fails, the instance still starts (its
-/// session would time out on any stronger lock) and changes nothing.
+/// declare). While another session holds `logs` (and the plain rollups and the
+/// idempotency records, which writers also write) as a writer in the middle of its
+/// transaction does, in ROW EXCLUSIVE mode (which conflicts with every lock that would
+/// block writers: SHARE and stronger), and every DDL command in the database fails, the
+/// instance still starts (its session would time out on any such lock) and changes
+/// nothing. Its own write probe is a writer's insert.
 #[tokio::test]
-async fn starting_on_an_existing_database_takes_no_lock_stronger_than_access_share_and_changes_nothing(
-) {
+async fn starting_on_an_existing_database_takes_no_lock_that_blocks_writers_and_changes_nothing() {
     let (database, url) = create_database().await;
     let pool = PgPool::connect(&url).await.unwrap();
     migrate_test_database(&pool).await;
@@ -104,7 +105,7 @@ async fn starting_on_an_existing_database_takes_no_lock_stronger_than_access_sha
     } else {
         "logs, idempotency_keys"
     };
-    sqlx::query(&format!("LOCK TABLE {held} IN EXCLUSIVE MODE"))
+    sqlx::query(&format!("LOCK TABLE {held} IN ROW EXCLUSIVE MODE"))
         .execute(&mut holder)
         .await
         .unwrap();
@@ -161,4 +162,44 @@ async fn serve_refuses_a_database_that_lacks_a_migration_and_names_the_command()
         error.contains("lacks migrations") && error.contains("log-ingestion-server migrate"),
         "{error}"
     );
+}
+
+/// An application built but dropped without ever running (a caller that fails after
+/// the build) stops every task it started: the rate-limit sync would reconnect every
+/// 100 ms and the maintenance task would keep the writers' pool and its connections.
+#[tokio::test]
+async fn an_application_dropped_unrun_leaves_no_task_or_connection_behind() {
+    let (database, url) = create_database().await;
+    let settings = test_settings_with(
+        &url,
+        &[
+            ("LOG_INGESTION_RATE_LIMIT_SCOPE", "cluster"),
+            ("LOG_INGESTION_RATE_LIMIT_SYNC_INTERVAL", "100ms"),
+        ],
+    );
+    let mut watcher = PgConnection::connect(&maintenance_url()).await.unwrap();
+    let application = Application::build(settings).await.unwrap();
+    // The sync connects on its own: the tasks are running.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while backends_on(&mut watcher, database.name()).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(application);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let remaining = backends_on(&mut watcher, database.name()).await;
+        if remaining == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{remaining} connections to the test database are still open after the drop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And they stay closed: no task is left to reopen one (the sync would within 100 ms).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(backends_on(&mut watcher, database.name()).await, 0);
 }

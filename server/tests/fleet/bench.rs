@@ -3,10 +3,10 @@
 //! acknowledgement latency, and the CPU each part used (instances, HAProxy, the
 //! primary's and the replica's PostgreSQL processes, this load generator) as a share
 //! of the run's wall time × cores. Also the on-disk size of the rows and, when the
-//! primary has TimescaleDB, nothing more: compression is measured in docs/scaling.md's
+//! primary has TimescaleDB, nothing more: compression is measured in docs/operations.md's
 //! procedure, not here.
 //!
-//! Run (release server, as in docs/scaling.md):
+//! Run (release server, as in docs/operations.md, "Scaling"):
 //! `cargo build --release -p log_ingestion_server && LOG_INGESTION_TESTED_BIN=target/release/log-ingestion-server
 //!  cargo test -p log_ingestion_server --test fleet -- --ignored --nocapture fleet_throughput`
 //! Environment: `BENCH_ENTRIES` per run (default 200000), `BENCH_CONNECTIONS` (16),
@@ -123,7 +123,7 @@ fn batch_body(batch: usize, size: usize) -> Bytes {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run by hand, see docs/scaling.md"]
+#[ignore = "benchmark: run by hand, see docs/operations.md"]
 async fn fleet_throughput() {
     let entries = env_number("BENCH_ENTRIES", 200_000);
     let connections = env_number("BENCH_CONNECTIONS", 16);

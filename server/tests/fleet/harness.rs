@@ -43,8 +43,8 @@ impl Fleet {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         // Longer than a Unix socket path may be (107 bytes), as under a deeply nested
-        // checkout: every fleet test also checks that the scripts put their sockets in a
-        // short directory then (bin/socket-dir).
+        // checkout: every fleet test also checks that HAProxy's socket then goes in a
+        // short directory (bin/socket-dir; the clusters open no Unix socket).
         let base = repository().join("tmp/fleet-tests");
         let mut leaf = format!("{name}-{}", std::process::id());
         while base.join(&leaf).as_os_str().len() <= 110 {
@@ -99,6 +99,12 @@ impl Fleet {
             .filter_map(|line| line.split_once('='))
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect();
+        let socket = fleet.var("FLEET_HAPROXY_SOCKET");
+        assert!(
+            socket.len() <= 107,
+            "HAProxy's socket path is {} bytes, over a Unix socket's 107: {socket}",
+            socket.len()
+        );
         fleet
     }
 

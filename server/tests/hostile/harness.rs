@@ -31,7 +31,7 @@ pub const GOOD_CLIENT_P99: Duration = Duration::from_secs(3);
 pub const GOOD_BATCH_DEADLINE: Duration = Duration::from_secs(20);
 pub const PEAK_RSS_MIB: u64 = 160;
 
-/// The suite's timeouts, short so attacks end quickly (the defaults are in README).
+/// The suite's timeouts, short so attacks end quickly (the defaults are in docs/server.md).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(3);

@@ -38,6 +38,35 @@ module RailsAppHelpers
   def recorded_json
     JSON.generate(entries)
   end
+
+  # The app with LogIngestion::RequestLogging inside DebugExceptions, where
+  # `config.log_ingestion.request_logging = true` puts it (the spec app keeps README's
+  # setup, which leaves it out).
+  def self.request_logging_app
+    @request_logging_app ||= begin
+      stack = Rails.application.middleware.dup
+      stack.insert_after(ActionDispatch::DebugExceptions, LogIngestion::RequestLogging)
+      built = stack.build(Rails.application.routes)
+      lambda do |env|
+        Rails.application.send(:build_request, env) # what Rails.application.call does first
+        built.call(env)
+      end
+    end
+  end
+
+  # The Rails.logger forwarder broadcast_logger installed.
+  def self.forwarder
+    Rails.logger.instance_variable_get(:@log_ingestion_forwarder)
+  end
+
+  # Puts the glue back to the spec app's settings (a spec may have changed them).
+  def self.reset_glue
+    options = Rails.application.config.log_ingestion
+    LogIngestion::Subscribers.subscribe(only: LogIngestion::Railtie.subscriber_names(options.subscribers),
+                                        slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
+    LogIngestion::RequestEntries.subscribe
+    forwarder&.forward_level = LogIngestion::Railtie::DEFAULT_LOGGER_LEVEL
+  end
 end
 
 RSpec.configure do |config|
@@ -50,6 +79,7 @@ RSpec.configure do |config|
     LogIngestion::ParameterFilter.current = LogIngestion::Railtie.parameter_filter(Rails.application, nil)
     LogIngestion::Client.default_metadata_filter =
       LogIngestion::Railtie.default_metadata_filter(Rails.application.config.log_ingestion.metadata_filter)
+    RailsAppHelpers.reset_glue
     LogIngestionClient.clear_recorded_entries
   end
   config.after(:suite) do

@@ -6,6 +6,7 @@ Rails.application.routes.draw do
   get "/widgets/boom" => "widgets#boom"
   get "/widgets/slow" => "widgets#slow"
   get "/widgets/pid" => "widgets#pid"
+  get "/widgets/served" => "widgets#served"
   get "/widgets/tagged" => "widgets#tagged"
   get "/widgets/greet" => "widgets#greet"
   get "/widgets/chatty" => "widgets#chatty"
@@ -14,4 +15,7 @@ Rails.application.routes.draw do
   get "/assets/app.css" => "widgets#index"
   get "/concern" => "concern#show"
   get "/concern/boom" => "concern#boom"
+  get "/widgets/warning" => "widgets#warning"
+  get "/widgets/missing" => "widgets#missing"
+  mount LogIngestion::StatsEndpoint.new => "/log_ingestion/stats"
 end

@@ -10,19 +10,27 @@ Rails.application.configure do
   # config.log_ingestion.api_key = ENV.fetch("MY_LOG_KEY") # never commit a key
   # config.log_ingestion.service = "<%= Rails.application.class.module_parent_name.to_s.underscore.dasherize %>"
 
-  # The few lines most apps need (README, "Rails"):
+  # The few lines most apps need (README, "Rails"): one entry per request and per job
+  # run are on by default; these add what the app itself logs through Rails.logger.
   config.log_ingestion.test_mode        = Rails.env.test? # record in memory in tests
-  config.log_ingestion.request_logging  = true            # request/response/error entries
-  config.log_ingestion.broadcast_logger = true            # Rails.logger lines go to the service too
+  config.log_ingestion.broadcast_logger = true            # the app's Rails.logger warnings go to the service too
+
+  # One entry per request ("GET /orders 200": method, path, status, controller, action,
+  # durations, params...) and each exception escaping a request as its own entry.
+  # config.log_ingestion.request_entries = true
+  # One entry per job run ("ExportJob performed": queue, arguments, duration, outcome).
+  # config.log_ingestion.job_entries = true
 
   # The lowest Rails.logger level sent to the service (the log file keeps its own level).
-  # config.log_ingestion.logger_level = :info
+  # :info also sends Rails' own lines (Started, Processing, Completed, Enqueued, ...).
+  # config.log_ingestion.logger_level = :warn
 
-  # Paths the request entries skip (this list replaces the default).
+  # The old entries, off by default (each repeats what the request and job entries say):
+  # "HTTP Request"/"HTTP Response"/"Request error" from a middleware, and the paths it skips.
+  # config.log_ingestion.request_logging = true
   # config.log_ingestion.request_logging_skip_paths = %w[/assets /packs /rails /favicon.ico /health]
-
-  # Rails instrumentation to log; remove names to switch one off, or set false.
-  # config.log_ingestion.subscribers = %i[process_action sql enqueue perform]
+  # Rails instrumentation: "Action processed", "Slow SQL query", "Job enqueued", "Job performed".
+  # config.log_ingestion.subscribers = %i[process_action sql enqueue perform] # or true for all
   # config.log_ingestion.slow_query_ms = 100 # "Slow SQL query" at or above this duration
 
   # Jobs carry job_id, job_class and the id of the request (or job) that enqueued them.

@@ -3,6 +3,7 @@
 class JobsController < ApplicationController
   def create
     job = params[:kind] == "failing" ? FailingJob : ExportJob
+    LogIngestionClient.info("Export requested", { user_id: params[:user_id] })
     job.perform_later(Integer(params.fetch(:user_id, 1)), password: "hunter2")
     head :accepted
   end

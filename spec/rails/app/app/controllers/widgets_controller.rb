@@ -23,6 +23,13 @@ class WidgetsController < ApplicationController
     head :ok
   end
 
+  # Takes 300 ms and says which process served it (the Puma specs spread these over workers).
+  def served
+    sleep 0.3
+    LogIngestionClient.info("Served", { pid: Process.pid })
+    head :ok
+  end
+
   def pid
     render json: { pid: Process.pid }
   end
@@ -39,6 +46,17 @@ class WidgetsController < ApplicationController
     Rails.logger.debug("debug detail")
     Rails.logger.info("trailing line ends\n\r\n")
     head :ok
+  end
+
+  # A line the app warns about (forwarded at the default logger_level).
+  def warning
+    Rails.logger.warn("stock low")
+    head :ok
+  end
+
+  # ActiveRecord::RecordNotFound: Rails answers 404.
+  def missing
+    Widget.find(-1)
   end
 
   def tagged

@@ -1,10 +1,10 @@
 # frozen_string_literal: true
 
 class ExportJob < ApplicationJob
-  include(LogIngestionTestApp::GUIDE_DIR ? LoggableJob : LogIngestion::JobLogging)
+  include LoggableJob if LogIngestionTestApp::GUIDE_DIR
   queue_as :exports
 
-  def perform(user_id, _options = {})
+  def perform(user_id, *_details)
     Rails.logger.info("exporting user #{user_id}")
   end
 end
