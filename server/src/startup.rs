@@ -1,4 +1,5 @@
-//! Builds and runs the application: pool, migrations, storage mode, retention, the
+//! Builds and runs the application: pool, schema checks (`storage::schema`: `serve`
+//! changes no existing schema), storage mode, the declared keys' refresh, retention, the
 //! policy-job watcher (TimescaleDB), the group committer, the router, the listener and
 //! the connections it accepts (each with a bounded read buffer and a header read
 //! timeout, within the connection caps of `connections`). Tests call
@@ -34,10 +35,10 @@ use crate::rate_limit_sharing;
 use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
 use crate::state::AppState;
-use crate::storage::declared_indexes::{self, LiveDeclaredKeys, Undeclared};
+use crate::storage::declared_indexes::{self, LiveDeclaredKeys};
 use crate::storage::policy_jobs::{self, PolicyJobs};
 use crate::storage::write_health::WriteHealth;
-use crate::storage::{self, retention, ConvertRows, GroupCommitter, StorageError, StorageMode};
+use crate::storage::{self, retention, GroupCommitter, StorageError, StorageMode};
 
 /// How often retention and idempotency expiry run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3_600);
@@ -97,14 +98,18 @@ pub struct Application {
     /// TimescaleDB's policy-job watcher; `None` in plain mode.
     policy_watcher: Option<OwnedTask>,
     rate_limit_sync: Option<OwnedTask>,
+    /// Reads the declared metadata keys again, now and then.
+    schema_refresh: OwnedTask,
     shutdown_deadline: Duration,
 }
 
 impl Application {
-    /// Connects, migrates, detects the storage mode, probes a write, binds, then starts
-    /// the background tasks (writer, maintenance, policy-job watcher, rate-limit sync).
-    /// Each task is owned from its start ([`OwnedTask`]) and a failure closes the pool,
-    /// so a failed build leaves nothing running and no database connection open.
+    /// Connects, checks the schema (`storage::schema`: an existing one is never
+    /// changed) and detects the storage mode, probes a write, binds, then starts
+    /// the background tasks (writer, maintenance, policy-job watcher, rate-limit sync,
+    /// declared-keys refresh). Each task is owned from its start ([`OwnedTask`]) and a
+    /// failure closes the pool, so a failed build leaves nothing running and no database
+    /// connection open.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool = storage::pool(&settings.database)?;
         match Self::build_on(pool.clone(), settings).await {
@@ -117,10 +122,8 @@ impl Application {
     }
 
     async fn build_on(pool: PgPool, settings: Settings) -> Result<Self, StartupError> {
-        // `serve` never converts a plain table holding rows: that is `migrate --storage`.
-        let storage_mode =
-            storage::migrate(&pool, settings.database.storage, ConvertRows::Refuse).await?;
-        declared_indexes::apply(&pool, &settings.database, Undeclared::Keep).await?;
+        // Schema changes on an existing database are `migrate`'s: this only checks.
+        let storage_mode = storage::schema::prepare_for_serve(&pool, &settings.database).await?;
         let declared = Arc::new(LiveDeclaredKeys::new(
             declared_indexes::declared_in(&pool).await?,
         ));
@@ -172,6 +175,11 @@ impl Application {
             Arc::clone(&write_health),
         );
         let writer = OwnedTask::new(writer);
+        let schema_refresh = OwnedTask::new(declared_indexes::spawn_refresh(
+            pool.clone(),
+            Arc::clone(&declared),
+            settings.database.schema_refresh_interval,
+        ));
         let maintenance = OwnedTask::new(retention::spawn_maintenance(
             pool.clone(),
             storage_mode,
@@ -200,6 +208,7 @@ impl Application {
             maintenance,
             policy_watcher,
             rate_limit_sync,
+            schema_refresh,
             shutdown_deadline,
         })
     }
@@ -228,6 +237,7 @@ impl Application {
             maintenance,
             policy_watcher,
             rate_limit_sync,
+            schema_refresh,
             shutdown_deadline,
         } = self;
         let connection_limits = state.settings.connections;
@@ -263,7 +273,7 @@ impl Application {
                 }
             }
         };
-        drop((maintenance, policy_watcher, rate_limit_sync));
+        drop((maintenance, policy_watcher, rate_limit_sync, schema_refresh));
         // Every committer handle lives in the router; once it is gone the writer
         // finishes what was submitted and stops.
         let Some(writer) = writer.into_handle() else {

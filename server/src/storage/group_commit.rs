@@ -194,21 +194,39 @@ async fn commit_group(
     health: &WriteHealth,
 ) {
     let started = Instant::now();
-    // Rows built for declared keys read before the last reload do not fit the current
-    // `COPY` statement: their requests answer 503 (nothing stored) and are retried.
+    // Rows built for declared keys read before the last reload are built again for the
+    // current ones.
     let declared = connection.declared.current();
-    let (group, stale): (Vec<Submission>, Vec<Submission>) = group
+    let mut group: Vec<Submission> = group
         .into_iter()
-        .partition(|submission| submission.rows.declared().keys() == declared.keys());
-    for submission in stale {
-        let _ = submission.reply.send(Err(CommitError::Storage(
-            "the declared metadata keys changed while the request waited".to_owned(),
-        )));
+        .map(|mut submission| {
+            if submission.rows.declared().keys() != declared.keys() {
+                submission.rows = submission.rows.for_keys(Arc::clone(&declared));
+            }
+            submission
+        })
+        .collect();
+    let mut written = connection.write(&group, data, &declared, metrics).await;
+    if written.as_ref().is_err_and(is_declaration_change) {
+        // Another instance's `migrate` declared a key (its check refused a row without
+        // the column) or a column went: PostgreSQL stored nothing of the group. Read the
+        // keys again and, when they changed, write the group once more built for them.
+        match connection.declared.reload(&connection.pool).await {
+            Ok(true) => {
+                let declared = connection.declared.current();
+                for submission in &mut group {
+                    submission.rows = submission.rows.for_keys(Arc::clone(&declared));
+                }
+                data.clear();
+                written = connection.write(&group, data, &declared, metrics).await;
+            }
+            Ok(false) => {}
+            Err(reload) => {
+                tracing::warn!(error = %reload, "reading the declared metadata keys again failed");
+            }
+        }
     }
-    if group.is_empty() {
-        return;
-    }
-    match connection.write(&group, data, &declared, metrics).await {
+    match written {
         Ok(outcomes) => {
             health.record(Ok(()));
             // Only rows written count: a replayed submission wrote none.
@@ -228,13 +246,6 @@ async fn commit_group(
             health.record(Err(&error));
             metrics.database_error();
             tracing::warn!(%error, requests = group.len(), rows, "group commit failed; every request of the group gets 503");
-            if is_declaration_change(&error) {
-                // Another instance declared a key (or a column went): the next
-                // requests are built for what the database declares now.
-                if let Err(reload) = connection.declared.reload(&connection.pool).await {
-                    tracing::warn!(error = %reload, "reading the declared metadata keys again failed");
-                }
-            }
             let message = error.to_string();
             for submission in group {
                 let _ = submission
