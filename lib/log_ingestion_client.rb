@@ -68,13 +68,14 @@ class LogIngestionClient
 
     # Sends one prepared entry now, bypassing the queue (the guide's custom batchers
     # call this). Returns the server's answer as a Hash, or nil when delivery failed
-    # (the failure goes to on_error).
-    def send_log(entry, timeout: LogIngestion::Client::DEFAULT_SEND_TIMEOUT)
-      client.send_log(entry, timeout: timeout)
+    # (the failure goes to on_error). With retries: false it makes one attempt: a
+    # refused connection answers at once, an unreachable host within open_timeout.
+    def send_log(entry, timeout: LogIngestion::Client::DEFAULT_SEND_TIMEOUT, retries: true)
+      client.send_log(entry, timeout: timeout, retries: retries)
     end
 
     # Delivers what is queued within +timeout+ and stops the delivery threads.
-    # Returns { delivered:, undelivered: }.
+    # Returns { delivered:, undelivered:, spooled: } (spooled: kept in spool_dir for the next process).
     def shutdown(timeout: client.configuration.shutdown_timeout)
       client.shutdown(timeout: timeout)
     end

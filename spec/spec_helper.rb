@@ -45,6 +45,11 @@ RSpec.configure do |config|
     LogIngestion::Client.default_metadata_filter = nil unless example.metadata[:rails_app]
   end
 
+  # Booting the test Rails app sets the Railtie's default spool directory (its tmp/,
+  # Dir.tmpdir there): every spec runs without a spool unless it gives one, so no
+  # spec's undelivered entries reach another spec's server.
+  config.before(:each) { LogIngestion::Configuration.default_spool_dir = nil }
+
   config.before(:each, :native) do
     skip "native extension not built (run `rake compile`)" unless LogIngestion::Native.available?
   end

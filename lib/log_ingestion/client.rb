@@ -141,11 +141,12 @@ module LogIngestion
 
     # Sends one entry now (see LogIngestionClient.send_log). Its defaults (timestamp,
     # service, level, message) are filled by the native extension, as a log call's are.
-    def send_log(entry, timeout: DEFAULT_SEND_TIMEOUT)
+    # retries: false makes one attempt, whose failure is the answer.
+    def send_log(entry, timeout: DEFAULT_SEND_TIMEOUT, retries: true)
       delivery = current_delivery or return nil
       entry = entry.to_h { |key, value| [key.to_sym, value] }
       entry[:metadata] = filter_metadata(Context.merge_into(entry[:metadata]))
-      delivery.send_log(entry, timeout)
+      delivery.send_log(entry, timeout, retries: retries)
     rescue LogIngestion::Error => e
       report_failure(:send_log, e)
       nil
@@ -163,21 +164,24 @@ module LogIngestion
     # starts a new one. Other threads never wait for it.
     def shutdown(timeout: @configuration.shutdown_timeout)
       delivery = @lock.synchronize { take_own_delivery }
-      return { delivered: 0, undelivered: 0 } unless delivery
+      return { delivered: 0, undelivered: 0, spooled: 0 } unless delivery
 
       delivery.shutdown(timeout)
     end
 
     # The delivery's counters; entries lost to failures of the gem itself (see
-    # report_failure) are added to dropped_internal.
+    # report_failure) are added to dropped_internal, and last_error/last_error_at are
+    # the later of the delivery's last error and the gem's own last failure.
     def stats
       delivery = @delivery
       stats = delivery && delivery.pid == Process.pid ? delivery.stats : EngineDelivery.idle_stats
       lost = @entries_lost_to_failures
       return stats if lost.zero?
 
+      return stats.merge(dropped_internal: stats.fetch(:dropped_internal, 0) + lost) if later_error?(stats)
+
       stats.merge(dropped_internal: stats.fetch(:dropped_internal, 0) + lost,
-                  last_error: stats[:last_error] || @last_failure)
+                  last_error: @last_failure, last_error_at: @last_failure_at)
     end
 
     # A failure of the gem's own code on a caller's thread (+source+ names where: a lazy
@@ -193,6 +197,7 @@ module LogIngestion
       first = @lock.synchronize do
         @entries_lost_to_failures += entries_lost
         @last_failure = message
+        @last_failure_at = Time.now.utc
         !@failures_reported.key?(source) && (@failures_reported[source] = true)
       end
       return unless first
@@ -228,6 +233,12 @@ module LogIngestion
     end
 
     private
+
+    # Whether the delivery's last error (+stats+) is newer than the gem's own last failure.
+    def later_error?(stats)
+      error_at = stats[:last_error_at]
+      stats[:last_error] && error_at && (@last_failure_at.nil? || error_at >= @last_failure_at)
+    end
 
     # The delivery to use now, or nil (after one warning) when not configured.
     def current_delivery
@@ -349,10 +360,13 @@ module LogIngestion
     end
 
     # +metadata+ through +filter+ (the configured metadata_filter, else the default
-    # one; Hashes only, nil and other values go on as they are). Never raises: when the
-    # filter raises or answers something other than a Hash, the entry carries
+    # one; Hashes only, nil and other values go on as they are). When the filter raises
+    # a StandardError or answers something other than a Hash, the entry carries
     # METADATA_FILTER_ERROR instead of its metadata (so nothing unfiltered leaves), and
-    # the first such failure per filter is reported through LogIngestion.logger.
+    # the first such failure per filter is reported through LogIngestion.logger. What
+    # the host does to the thread meanwhile is not the filter's failure and passes on
+    # unchanged: a throw, Thread#kill, exit, Interrupt, a timeout (Failsafe.interrupt?),
+    # any exception that is not a StandardError.
     def filter_metadata(metadata, filter = @configuration.metadata_filter || Client.default_metadata_filter)
       return metadata if filter.nil? || !metadata.is_a?(Hash)
 
@@ -360,7 +374,9 @@ module LogIngestion
       return filtered if filtered.is_a?(Hash)
 
       metadata_filter_failed("TypeError: metadata_filter returned #{filtered.class}, not a Hash")
-    rescue StandardError, ScriptError, SystemStackError => e
+    rescue StandardError => e
+      raise if Failsafe.interrupt?(e)
+
       metadata_filter_failed("#{e.class}: #{e.message}")
     end
 

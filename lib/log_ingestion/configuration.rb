@@ -32,6 +32,12 @@ module LogIngestion
       open_timeout: 5.0,
       read_timeout: 10.0,
       shutdown_timeout: 5.0,
+      # Directory where what the service cannot take at exit is kept for the next
+      # process (nil: Configuration.default_spool_dir, which the Railtie sets to
+      # Rails.root/tmp/log_ingestion/spool; false or none: no spool).
+      spool_dir: nil,
+      # Bound of the spool directory's files together.
+      max_spool_bytes: 64 * 1024 * 1024,
       on_error: nil,
       metadata_filter: nil,
       test_mode: false
@@ -43,6 +49,12 @@ module LogIngestion
     CREDENTIAL_KEYS = { api_url: :url, api_key: :api_key, service: :service }.freeze
 
     attr_accessor(*DEFAULTS.keys)
+
+    class << self
+      # The spool directory of every configuration whose spool_dir is nil (the Railtie
+      # sets Rails.root/tmp/log_ingestion/spool). Outside Rails there is none: no spool.
+      attr_accessor :default_spool_dir
+    end
 
     def initialize(**settings)
       DEFAULTS.each { |name, value| public_send(:"#{name}=", value) }
@@ -76,6 +88,8 @@ module LogIngestion
       check_integer(:max_batch_bytes, 1024..(64 * 1024 * 1024))
       check_integer(:max_retries, 0..100)
       check_integer(:max_queue_bytes, 1024..(1024 * 1024 * 1024 * 16))
+      check_integer(:max_spool_bytes, 0..(1024 * 1024 * 1024 * 64))
+      check(:spool_dir, spool_dir_valid?, "nil, false or a directory path (String or Pathname)")
       check_seconds(:batch_interval, positive: true)
       check_seconds(:retry_delay, positive: true)
       check_seconds(:max_retry_delay, positive: true)
@@ -103,8 +117,17 @@ module LogIngestion
         "max_queue_bytes" => max_queue_bytes,
         "drop_policy" => drop_policy_name.to_s, "gzip" => gzip,
         "open_timeout" => open_timeout.to_f, "read_timeout" => read_timeout.to_f,
-        "user_agent" => "log_ingestion-ruby/#{LogIngestion::VERSION} (ruby #{RUBY_VERSION})"
+        "user_agent" => "log_ingestion-ruby/#{LogIngestion::VERSION} (ruby #{RUBY_VERSION})",
+        "spool_dir" => effective_spool_dir, "max_spool_bytes" => max_spool_bytes
       }
+    end
+
+    # The spool directory in use (an absolute path), or nil when there is no spool.
+    def effective_spool_dir
+      dir = spool_dir.nil? ? self.class.default_spool_dir : spool_dir
+      return nil if dir.nil? || dir == false
+
+      File.expand_path(dir.respond_to?(:to_path) ? dir.to_path : dir.to_s)
     end
 
     def to_h
@@ -142,6 +165,13 @@ module LogIngestion
       uri.is_a?(URI::HTTP) && !blank?(uri.host)
     rescue URI::Error
       false
+    end
+
+    def spool_dir_valid?
+      return true if spool_dir.nil? || spool_dir == false
+
+      path = spool_dir.respond_to?(:to_path) ? spool_dir.to_path : spool_dir
+      path.is_a?(String) && !path.strip.empty? && !path.include?("\0")
     end
 
     def check_integer(name, range)

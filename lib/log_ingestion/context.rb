@@ -23,6 +23,8 @@ module LogIngestion
   # FATAL lines are forwarded at WARN).
   class Context
     FIELDS = %i[request_id job_id job_class parent_request_id parent_job_id].freeze
+    IVARS = FIELDS.to_h { |field| [field, :"@#{field}"] }.freeze
+    private_constant :IVARS
     KEY = :log_ingestion_context
     # Where the request id is kept in the Rack env, so the middlewares agree on one.
     REQUEST_ID_ENV = "log_ingestion.request_id"
@@ -116,14 +118,17 @@ module LogIngestion
     attr_accessor :outer
 
     def initialize(**fields)
-      unknown = fields.keys - FIELDS
-      raise ArgumentError, "unknown context field(s) #{unknown.inspect}" unless unknown.empty?
+      unless fields.each_key.all? { |key| FIELDS.include?(key) }
+        raise ArgumentError, "unknown context field(s) #{(fields.keys - FIELDS).inspect}"
+      end
 
-      FIELDS.each { |field| instance_variable_set(:"@#{field}", self.class.clean_id(fields[field])) }
-      @metadata = FIELDS.each_with_object({}) do |field, metadata|
-        value = instance_variable_get(:"@#{field}")
+      metadata = {}
+      FIELDS.each do |field| # one context per request: no per-field text or arrays
+        value = self.class.clean_id(fields[field])
+        instance_variable_set(IVARS.fetch(field), value)
         metadata[field] = value if value
-      end.freeze
+      end
+      @metadata = metadata.freeze
       @logged_exception = nil
       @response_status = nil
       @outer = nil

@@ -41,10 +41,10 @@ module LogIngestion
 
     # The server's answer ({"accepted" => 1, "status" => ..., "attempts" => ...}), or nil
     # when the entry was not delivered (the failure goes to on_error, its kind one of the
-    # engine's ErrorKind names).
-    def send_log(entry, timeout)
+    # engine's ErrorKind names). retries: false makes one attempt (Engine#send_once).
+    def send_log(entry, timeout, retries: true)
       @reporter.start # blocks: a Ruby thread must service signals meanwhile (see ErrorReporter)
-      answer = @engine.send_log(entry, timeout.to_f)
+      answer = retries ? @engine.send_log(entry, timeout.to_f) : @engine.send_once(entry, timeout.to_f)
       return answer unless answer.key?("error")
 
       @reporter.report(kind: answer["kind"], message: answer["error"], entries_lost: 1)
@@ -65,7 +65,7 @@ module LogIngestion
     # reporter hands the last reports (undelivered entries included) to on_error
     # before it stops. Idempotent.
     def shutdown(timeout)
-      return { delivered: 0, undelivered: 0 } if @closed
+      return { delivered: 0, undelivered: 0, spooled: 0 } if @closed
 
       @closed = true
       @reporter.start
@@ -74,10 +74,15 @@ module LogIngestion
       report
     end
 
+    # The stats whose values are times (epoch seconds from the engine, Time here).
+    TIME_STATS = %i[rate_limited_until last_error_at last_success_at].freeze
+
     def stats
       stats = @engine.stats.to_h { |key, value| [key.to_sym, value] }
-      until_epoch = stats[:rate_limited_until]
-      stats[:rate_limited_until] = Time.at(until_epoch).utc if until_epoch.is_a?(Numeric)
+      TIME_STATS.each do |key|
+        epoch = stats[key]
+        stats[key] = Time.at(epoch).utc if epoch.is_a?(Numeric)
+      end
       stats
     end
 

@@ -24,10 +24,13 @@ module LogIngestion
     POLL_SECONDS = 0.2
 
     # The handler used when `on_error` is not set: a warning on the gem's own logger
-    # (never Rails.logger, so nothing can recurse into the client).
+    # (never Rails.logger, so nothing can recurse into the client). An outage is two
+    # such lines: kind "outage" when delivery starts failing, "recovered" when it
+    # recovers (neither loses entries, so neither names a count of lost entries).
     DEFAULT_HANDLER = lambda do |report|
+      lost = report[:entries_lost].to_i
       LogIngestion.logger.warn(
-        "log_ingestion: #{report[:kind]}: #{report[:message]} (#{report[:entries_lost]} entries lost)"
+        "log_ingestion: #{report[:kind]}: #{report[:message]}#{" (#{lost} entries lost)" if lost.positive?}"
       )
     end
 

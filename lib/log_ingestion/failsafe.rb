@@ -28,7 +28,8 @@ module LogIngestion
     # rack-timeout's): such classes derive from RuntimeError, so a `rescue
     # StandardError` would otherwise swallow them and let a timed-out request run on.
     # Recognised by a class (or ancestor) whose name contains "Timeout"; only looked at
-    # on the failure path, so it costs a log call nothing.
+    # on the failure path, so it costs a log call nothing. The native metadata converter
+    # asks it too, before it turns a value's StandardError into a placeholder.
     def self.interrupt?(error)
       error.class.ancestors.any? { |ancestor| ancestor.is_a?(Class) && ancestor.name.to_s.include?("Timeout") }
     end

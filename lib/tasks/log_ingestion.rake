@@ -16,11 +16,14 @@ namespace :logs do
 
     puts "log_ingestion: sending a test entry to #{LogIngestionClient.api_url.inspect} " \
          "as service #{LogIngestionClient.service.inspect}"
+    # One attempt, not retried: a refused connection answers at once, an unreachable
+    # host within open_timeout, a server that does not answer within read_timeout.
+    settings = LogIngestionClient.client.configuration
     answer = LogIngestionClient.send_log({
                                            level: "INFO", message: "Test log from Rails (rails logs:test)",
                                            metadata: { test: true, environment: Rails.env.to_s,
                                                        pid: Process.pid, host: Socket.gethostname }
-                                         })
+                                         }, retries: false, timeout: settings.open_timeout + settings.read_timeout + 1)
     if answer
       puts "log_ingestion: the service accepted it: #{answer.inspect}"
       # Deliver what this process queued before (e.g. the startup entry) now too.

@@ -161,6 +161,12 @@ pub struct DatabaseSettings {
     pub indexed_metadata_keys: Vec<String>,
     /// `LOG_INGESTION_MESSAGE_TRIGRAM_INDEX` (`on`/`off`): a trigram index for `q=`.
     pub message_trigram_index: bool,
+    /// `LOG_INGESTION_SCHEMA_REFRESH_INTERVAL`: how often `serve` reads the declared
+    /// metadata keys again from the database (`storage::schema`).
+    pub schema_refresh_interval: Duration,
+    /// `LOG_INGESTION_MIGRATE_LOCK_TIMEOUT`: how long a `migrate` statement waits for a
+    /// lock that writers hold before it gives up, naming who holds it.
+    pub migrate_lock_timeout: Duration,
 }
 
 impl DatabaseSettings {
@@ -188,6 +194,16 @@ impl DatabaseSettings {
                 .map(|list| comma_list(&list).map(str::to_owned).collect())
                 .unwrap_or_default(),
             message_trigram_index: env.get("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", false),
+            schema_refresh_interval: env.at_least(
+                "LOG_INGESTION_SCHEMA_REFRESH_INTERVAL",
+                Duration::from_secs(2),
+                Duration::from_millis(100),
+            ),
+            migrate_lock_timeout: env.at_least(
+                "LOG_INGESTION_MIGRATE_LOCK_TIMEOUT",
+                Duration::from_secs(5),
+                Duration::from_millis(10),
+            ),
         }
     }
 }
@@ -205,6 +221,8 @@ impl fmt::Debug for DatabaseSettings {
             .field("storage", &self.storage)
             .field("indexed_metadata_keys", &self.indexed_metadata_keys)
             .field("message_trigram_index", &self.message_trigram_index)
+            .field("schema_refresh_interval", &self.schema_refresh_interval)
+            .field("migrate_lock_timeout", &self.migrate_lock_timeout)
             .finish()
     }
 }

@@ -1,5 +1,6 @@
 //! `InstanceId`: the name one server process goes by in a fleet, carried by its logs,
-//! `/metrics` and `/health`, and used as its row in the shared rate-limit store. It owns
+//! `/metrics` and `/health`, and (with a suffix drawn per start, so two processes
+//! given one id stay apart) as its row in the shared rate-limit store. It owns
 //! the rule for what an id may contain (so it is safe in a Prometheus label, a JSON
 //! string and a log line without escaping) and the default (hostname and pid). It never
 //! changes after start-up.

@@ -13,10 +13,14 @@ use log_ingestion_server::{storage, telemetry};
 const USAGE: &str =
     "usage: log-ingestion-server [serve | migrate [--storage auto|timescaledb|postgresql]]
 
-  serve    run the HTTP service (default); applies migrations first
-  migrate  apply database migrations and exit; --storage overrides LOG_INGESTION_STORAGE.
-           With timescaledb it converts a plain logs table that already holds rows into
-           a hypertable, keeping every row (serve and auto never convert one)
+  serve    run the HTTP service (default). Creates the schema in a database without
+           one; never changes an existing one: it refuses to start when migrations are
+           missing and warns when its settings differ from the database's
+  migrate  apply database migrations, the declared metadata keys and the trigram
+           index, and exit; --storage overrides LOG_INGESTION_STORAGE. With timescaledb
+           it converts a plain logs table that already holds rows into a hypertable,
+           keeping every row (serve and auto never convert one). Waits at most
+           LOG_INGESTION_MIGRATE_LOCK_TIMEOUT (5s) for a lock writers hold
 
 Configuration comes from the environment and an optional .env file; see docs/server.md.";
 
@@ -131,7 +135,7 @@ async fn migrate(storage_override: Option<StorageSetting>) -> Result<(), String>
     } else {
         ConvertRows::Refuse
     };
-    let pool = storage::pool(&settings).map_err(|error| error.to_string())?;
+    let pool = storage::migration_pool(&settings).map_err(|error| error.to_string())?;
     let mode = storage::migrate(&pool, setting, convert)
         .await
         .map_err(|error| error.to_string())?;

@@ -81,7 +81,7 @@ pub struct Metrics {
     fleet: FleetMetrics,
 }
 
-/// Issue 11: how this instance's shared rate limits fare. Rendered only once sharing
+/// How this instance's shared rate limits fare. Rendered only once sharing
 /// is enabled, so a single server's `/metrics` does not list a store it has not got.
 #[derive(Debug)]
 struct FleetMetrics {
@@ -90,6 +90,7 @@ struct FleetMetrics {
     fallback: Gauge,
     sync_failures: Counter,
     peers: Gauge,
+    same_id: Gauge,
     sync_duration: Histogram,
 }
 
@@ -205,6 +206,12 @@ impl Default for FleetMetrics {
                 "Other live instances seen at the last successful sync",
                 Gauge::default(),
             ),
+            same_id: register(
+                &mut r,
+                "log_ingestion_instance_id_shared",
+                "Other live processes seen with this instance's LOG_INGESTION_INSTANCE_ID (each still counts as an instance of its own)",
+                Gauge::default(),
+            ),
             sync_duration: register(
                 &mut r,
                 "log_ingestion_rate_limit_sync_duration_seconds",
@@ -282,12 +289,16 @@ impl Metrics {
         let _ = self.fleet.enabled.set(());
     }
 
-    /// A sync with the rate-limit store succeeded in `elapsed`, seeing `peers` others.
-    pub fn rate_limit_synced(&self, elapsed: Duration, peers: u64) {
+    /// A sync with the rate-limit store succeeded in `elapsed`, seeing `peers` others,
+    /// `same_id` of them with this instance's id.
+    pub fn rate_limit_synced(&self, elapsed: Duration, peers: u64, same_id: u64) {
         self.fleet.fallback.set(0);
         self.fleet
             .peers
             .set(i64::try_from(peers).unwrap_or(i64::MAX));
+        self.fleet
+            .same_id
+            .set(i64::try_from(same_id).unwrap_or(i64::MAX));
         self.fleet.sync_duration.observe(elapsed.as_secs_f64());
     }
 
@@ -539,7 +550,7 @@ mod tests {
         assert!(!metrics.render(0, 0).contains("rate_limit_fallback"));
         metrics.set_instance("web-1");
         metrics.rate_limit_sharing_enabled();
-        metrics.rate_limit_synced(Duration::from_millis(1), 2);
+        metrics.rate_limit_synced(Duration::from_millis(1), 2, 1);
         let text = metrics.render(0, 0);
         assert!(
             text.contains("log_ingestion_instance_info{instance=\"web-1\"} 1"),
@@ -550,6 +561,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("log_ingestion_rate_limit_peers 2"), "{text}");
+        assert!(
+            text.contains("log_ingestion_instance_id_shared 1"),
+            "{text}"
+        );
         metrics.rate_limit_sync_failed();
         let text = metrics.render(0, 0);
         assert!(

@@ -12,6 +12,12 @@
 //! add up to one, a client pinned to one instance gets almost the whole limit there,
 //! and a client spread over three gets a third on each.
 //!
+//! Each instance's rows are keyed by its id plus a random suffix drawn when the sync
+//! starts ([`row_key`]), so two processes started with the same
+//! `LOG_INGESTION_INSTANCE_ID` (one env file for a whole fleet) still count as two
+//! instances and share the limit instead of each taking all of it; each says so in its
+//! log and in `/metrics` (`log_ingestion_instance_id_shared`).
+//!
 //! When a sync fails or takes longer than `store_timeout`, every key goes back to the
 //! instance's own full limit (never refuse everything, never unbounded: at most
 //! instances × limit), `/metrics` says so (`log_ingestion_rate_limit_fallback 1`), and
@@ -61,7 +67,10 @@ COMMIT;";
 
 /// One statement: heartbeat, this instance's rates, old rows out, the others' rates in
 /// (a data-modifying CTE's rows are not visible to the outer query, which is why the
-/// outer query reads only the other instances).
+/// outer query reads only the other instances). `$1` is this process's row key, `$5`
+/// its instance id: rows of other processes whose key starts with `$5/` share the id.
+/// Each row says what it counts: `live` instances, `same_id` processes, or a key's
+/// `demand`.
 const SYNC: &str = "\
 WITH beat AS (
     INSERT INTO rate_limit_instances (instance_id, seen_at) VALUES ($1, now())
@@ -74,15 +83,26 @@ WITH beat AS (
 ), gone AS (
     DELETE FROM rate_limit_demand WHERE seen_at < now() - interval '1 hour'
 ), gone_instances AS (
-    -- Every restart adds an instance (hostname-pid): keep the table to the living.
+    -- Every start adds a row (a fresh suffix): keep the table to the living.
     DELETE FROM rate_limit_instances WHERE seen_at < now() - interval '1 hour'
 )
-SELECT NULL::text, count(*)::float8 FROM rate_limit_instances
+SELECT 'live', NULL::text, count(*)::float8 FROM rate_limit_instances
     WHERE instance_id <> $1 AND seen_at > now() - $4 * interval '1 millisecond'
 UNION ALL
-SELECT key_fingerprint, sum(requests_per_second) FROM rate_limit_demand
+SELECT 'same_id', NULL::text, count(*)::float8 FROM rate_limit_instances
+    WHERE instance_id <> $1 AND starts_with(instance_id, $5 || '/')
+        AND seen_at > now() - $4 * interval '1 millisecond'
+UNION ALL
+SELECT 'demand', key_fingerprint, sum(requests_per_second) FROM rate_limit_demand
     WHERE instance_id <> $1 AND seen_at > now() - $4 * interval '1 millisecond'
     GROUP BY key_fingerprint";
+
+/// This process's row key in the store: its instance id, a slash, and 16 random hex
+/// digits drawn once per start. Unique by construction, whatever the id: the id is
+/// configured (and may be shared by mistake), the suffix is not.
+pub fn row_key(instance: &InstanceId) -> String {
+    format!("{instance}/{:016x}", rand::random::<u64>())
+}
 
 /// This instance's share of a key's limit, from its own request rate for the key, the
 /// other live instances' summed rate, and how many other instances are live: each
@@ -95,6 +115,8 @@ pub fn share_of(mine: f64, theirs: f64, other_instances: f64) -> f64 {
 /// What the other live instances reported.
 struct Others {
     live: f64,
+    /// Live processes other than this one that use this instance's id.
+    same_id: f64,
     /// Requests per second, by key index.
     demand: Vec<f64>,
 }
@@ -116,6 +138,7 @@ pub fn spawn(
     metrics.rate_limit_sharing_enabled();
     let syncer = Syncer {
         store,
+        row_key: row_key(&instance),
         instance,
         fingerprints,
         limiter,
@@ -124,6 +147,7 @@ pub fn spawn(
         schema_ready: false,
         reported: Vec::new(),
         failing: false,
+        sharing_id: false,
     };
     Ok(tokio::spawn(syncer.run()))
 }
@@ -131,6 +155,8 @@ pub fn spawn(
 struct Syncer {
     store: PgPool,
     instance: InstanceId,
+    /// This process's rows' key (see [`row_key`]).
+    row_key: String,
     fingerprints: Vec<String>,
     limiter: Arc<ApiRateLimiter>,
     metrics: Arc<Metrics>,
@@ -139,6 +165,8 @@ struct Syncer {
     /// Keys whose last reported rate was not zero (so a zero is written once).
     reported: Vec<bool>,
     failing: bool,
+    /// Whether another live process was last seen with this instance's id.
+    sharing_id: bool,
 }
 
 impl Syncer {
@@ -158,8 +186,12 @@ impl Syncer {
             let outcome = tokio::time::timeout(self.settings.store_timeout, self.sync(&mine)).await;
             match outcome {
                 Ok(Ok(others)) => {
-                    self.metrics
-                        .rate_limit_synced(started.elapsed(), others.live as u64);
+                    self.metrics.rate_limit_synced(
+                        started.elapsed(),
+                        others.live as u64,
+                        others.same_id as u64,
+                    );
+                    self.warn_of_a_shared_id(others.same_id);
                     for (key, rate) in mine.iter().enumerate() {
                         let theirs = others.demand.get(key).copied().unwrap_or(0.0);
                         self.limiter
@@ -190,6 +222,21 @@ impl Syncer {
         }
     }
 
+    /// Says once (and again after it stopped) that another live process uses this
+    /// instance's id: limits stay right, but logs and `/metrics` of both carry one name.
+    fn warn_of_a_shared_id(&mut self, same_id: f64) {
+        let sharing = same_id > 0.0;
+        if sharing && !self.sharing_id {
+            tracing::warn!(
+                instance = %self.instance,
+                others = same_id,
+                "another live process uses this LOG_INGESTION_INSTANCE_ID: each still gets its own share of the limits, \
+                 but logs and /metrics of both carry the same name; give each instance its own id"
+            );
+        }
+        self.sharing_id = sharing;
+    }
+
     async fn sync(&mut self, mine: &[f64]) -> Result<Others, sqlx::Error> {
         if !self.schema_ready {
             sqlx::raw_sql(CREATE_TABLES).execute(&self.store).await?;
@@ -209,15 +256,17 @@ impl Syncer {
                 *flag = nonzero;
             }
         }
-        let rows: Vec<(Option<String>, f64)> = sqlx::query_as(SYNC)
-            .bind(self.instance.as_str())
+        let rows: Vec<(String, Option<String>, f64)> = sqlx::query_as(SYNC)
+            .bind(&self.row_key)
             .bind(&keys)
             .bind(&rates)
             .bind(live_window(&self.settings).as_secs_f64() * 1000.0)
+            .bind(self.instance.as_str())
             .fetch_all(&self.store)
             .await?;
         let mut others = Others {
             live: 0.0,
+            same_id: 0.0,
             demand: vec![0.0; self.fingerprints.len()],
         };
         let index_of: HashMap<&str, usize> = self
@@ -226,14 +275,16 @@ impl Syncer {
             .enumerate()
             .map(|(index, fingerprint)| (fingerprint.as_str(), index))
             .collect();
-        for (key, value) in rows {
-            match key {
-                None => others.live = value,
-                Some(fingerprint) => {
+        for (kind, key, value) in rows {
+            match (kind.as_str(), key) {
+                ("live", _) => others.live = value,
+                ("same_id", _) => others.same_id = value,
+                (_, Some(fingerprint)) => {
                     if let Some(&index) = index_of.get(fingerprint.as_str()) {
                         others.demand[index] = value;
                     }
                 }
+                _ => {}
             }
         }
         Ok(others)
@@ -242,7 +293,17 @@ impl Syncer {
 
 #[cfg(test)]
 mod tests {
-    use super::share_of;
+    use super::{row_key, share_of};
+    use crate::instance::InstanceId;
+
+    #[test]
+    fn two_starts_with_one_id_get_two_row_keys() {
+        let id = InstanceId::parse("web-1").unwrap();
+        let (first, second) = (row_key(&id), row_key(&id));
+        assert_ne!(first, second);
+        assert!(first.starts_with("web-1/"), "{first}");
+        assert_eq!(first.len(), "web-1/".len() + 16);
+    }
 
     #[test]
     fn a_lone_instance_has_the_whole_limit() {

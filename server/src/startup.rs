@@ -1,8 +1,11 @@
-//! Builds and runs the application: pool, migrations, storage mode, retention, the
+//! Builds and runs the application: pool, schema checks (`storage::schema`: `serve`
+//! changes no existing schema), storage mode, the declared keys' refresh, retention, the
 //! policy-job watcher (TimescaleDB), the group committer, the router, the listener and
 //! the connections it accepts (each with a bounded read buffer and a header read
 //! timeout, within the connection caps of `connections`). Tests call
-//! `Application::build` exactly as `main` does. It owns the shutdown sequence: stop
+//! `Application::build` exactly as `main` does. It owns the background tasks it starts
+//! ([`OwnedTask`]: aborted when the application is dropped, so a build that fails, or
+//! an application never run, leaves none behind) and the shutdown sequence: stop
 //! accepting, let requests in flight finish (their groups commit), stop the writer, all
 //! within a deadline.
 
@@ -32,9 +35,10 @@ use crate::rate_limit_sharing;
 use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
 use crate::state::AppState;
-use crate::storage::declared_indexes::{self, LiveDeclaredKeys, Undeclared};
+use crate::storage::declared_indexes::{self, LiveDeclaredKeys};
 use crate::storage::policy_jobs::{self, PolicyJobs};
-use crate::storage::{self, retention, ConvertRows, GroupCommitter, StorageError, StorageMode};
+use crate::storage::write_health::WriteHealth;
+use crate::storage::{self, retention, GroupCommitter, StorageError, StorageMode};
 
 /// How often retention and idempotency expiry run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3_600);
@@ -57,25 +61,55 @@ pub enum StartupError {
     Serve(#[source] std::io::Error),
 }
 
-/// A server ready to run.
+/// A background task the application started: aborted when dropped, unless
+/// [`OwnedTask::into_handle`] handed it over first.
+#[derive(Debug)]
+pub struct OwnedTask(Option<JoinHandle<()>>);
+
+impl OwnedTask {
+    pub fn new(handle: JoinHandle<()>) -> Self {
+        OwnedTask(Some(handle))
+    }
+
+    /// The task, no longer aborted on drop.
+    pub fn into_handle(mut self) -> Option<JoinHandle<()>> {
+        self.0.take()
+    }
+}
+
+impl Drop for OwnedTask {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
+        }
+    }
+}
+
+/// A server ready to run. Dropping it without running it stops what it started.
 pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
     read_context: ReadContext,
-    writer: JoinHandle<()>,
-    maintenance: JoinHandle<()>,
+    /// Ends when every writer has; the writers stop on their own once every committer
+    /// handle (router, state) is gone, after writing what was submitted.
+    writer: OwnedTask,
+    maintenance: OwnedTask,
     /// TimescaleDB's policy-job watcher; `None` in plain mode.
-    policy_watcher: Option<JoinHandle<()>>,
-    rate_limit_sync: Option<JoinHandle<()>>,
+    policy_watcher: Option<OwnedTask>,
+    rate_limit_sync: Option<OwnedTask>,
+    /// Reads the declared metadata keys again, now and then.
+    schema_refresh: OwnedTask,
     shutdown_deadline: Duration,
 }
 
 impl Application {
-    /// Connects, migrates, detects the storage mode, binds, then starts the background
-    /// tasks (writer, maintenance, policy-job watcher, rate-limit sync). Every step that
-    /// can fail runs before the first task is spawned, and a failure closes the pool, so
-    /// a failed build leaves nothing running and no database connection open.
+    /// Connects, checks the schema (`storage::schema`: an existing one is never
+    /// changed) and detects the storage mode, probes a write, binds, then starts
+    /// the background tasks (writer, maintenance, policy-job watcher, rate-limit sync,
+    /// declared-keys refresh). Each task is owned from its start ([`OwnedTask`]) and a
+    /// failure closes the pool, so a failed build leaves nothing running and no database
+    /// connection open.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool = storage::pool(&settings.database)?;
         match Self::build_on(pool.clone(), settings).await {
@@ -88,10 +122,8 @@ impl Application {
     }
 
     async fn build_on(pool: PgPool, settings: Settings) -> Result<Self, StartupError> {
-        // `serve` never converts a plain table holding rows: that is `migrate --storage`.
-        let storage_mode =
-            storage::migrate(&pool, settings.database.storage, ConvertRows::Refuse).await?;
-        declared_indexes::apply(&pool, &settings.database, Undeclared::Keep).await?;
+        // Schema changes on an existing database are `migrate`'s: this only checks.
+        let storage_mode = storage::schema::prepare_for_serve(&pool, &settings.database).await?;
         let declared = Arc::new(LiveDeclaredKeys::new(
             declared_indexes::declared_in(&pool).await?,
         ));
@@ -104,6 +136,15 @@ impl Application {
             rate_limit_scope = if settings.rate_limit_sharing.is_some() { "cluster" } else { "instance" },
             "storage ready"
         );
+        // Migrations can succeed where writes fail (no privilege to insert, a database
+        // read-only, a server that can no longer load its libraries): name the error now.
+        let write_health = Arc::new(WriteHealth::default());
+        if let Err(error) = write_health.check(&pool).await {
+            tracing::error!(
+                %error,
+                "a test write into logs failed: /health and /readyz answer 503 until writes work"
+            );
+        }
         let address = settings.listen_address();
         let listener = TcpListener::bind(address)
             .await
@@ -116,29 +157,35 @@ impl Application {
             settings.rate_limit,
             settings.api_keys.iter().count(),
         ));
-        // The last fallible step (it checks the store's URL before spawning): from here
-        // on nothing fails, so no spawned task can outlive a failed build.
-        let rate_limit_sync = spawn_rate_limit_sharing(&settings, &limiter, &metrics)?;
+        let rate_limit_sync =
+            spawn_rate_limit_sharing(&settings, &limiter, &metrics)?.map(OwnedTask::new);
         let policy_jobs = PolicyJobs::default();
         let policy_watcher = (storage_mode == StorageMode::Timescale).then(|| {
-            policy_jobs::spawn_watcher(
+            OwnedTask::new(policy_jobs::spawn_watcher(
                 pool.clone(),
                 policy_jobs.clone(),
                 settings.policy_check_interval,
-            )
+            ))
         });
         let (committer, writer) = GroupCommitter::start(
             pool.clone(),
             settings.group_commit,
             Arc::clone(&metrics),
             Arc::clone(&declared),
+            Arc::clone(&write_health),
         );
-        let maintenance = retention::spawn_maintenance(
+        let writer = OwnedTask::new(writer);
+        let schema_refresh = OwnedTask::new(declared_indexes::spawn_refresh(
+            pool.clone(),
+            Arc::clone(&declared),
+            settings.database.schema_refresh_interval,
+        ));
+        let maintenance = OwnedTask::new(retention::spawn_maintenance(
             pool.clone(),
             storage_mode,
             settings.retention_days,
             MAINTENANCE_INTERVAL,
-        );
+        ));
         let shutdown_deadline = settings.shutdown_deadline;
         let state = AppState {
             pool,
@@ -150,6 +197,7 @@ impl Application {
             metrics,
             policy_jobs,
             declared,
+            write_health,
         };
         Ok(Application {
             listener,
@@ -160,6 +208,7 @@ impl Application {
             maintenance,
             policy_watcher,
             rate_limit_sync,
+            schema_refresh,
             shutdown_deadline,
         })
     }
@@ -188,6 +237,7 @@ impl Application {
             maintenance,
             policy_watcher,
             rate_limit_sync,
+            schema_refresh,
             shutdown_deadline,
         } = self;
         let connection_limits = state.settings.connections;
@@ -223,15 +273,12 @@ impl Application {
                 }
             }
         };
-        maintenance.abort();
-        if let Some(watcher) = policy_watcher {
-            watcher.abort();
-        }
-        if let Some(sync) = rate_limit_sync {
-            sync.abort();
-        }
+        drop((maintenance, policy_watcher, rate_limit_sync, schema_refresh));
         // Every committer handle lives in the router; once it is gone the writer
         // finishes what was submitted and stops.
+        let Some(writer) = writer.into_handle() else {
+            return served;
+        };
         match tokio::time::timeout(WRITER_GRACE, writer).await {
             Ok(_) => tracing::info!("all groups committed; stopped"),
             Err(_) => tracing::warn!("writer still busy after the grace period; stopping anyway"),

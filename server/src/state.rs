@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::rate_limit::ApiRateLimiter;
 use crate::storage::declared_indexes::LiveDeclaredKeys;
 use crate::storage::policy_jobs::PolicyJobs;
+use crate::storage::write_health::WriteHealth;
 use crate::storage::{GroupCommitter, StorageMode};
 
 #[derive(Clone)]
@@ -27,4 +28,6 @@ pub struct AppState {
     pub policy_jobs: PolicyJobs,
     /// The declared metadata keys whose columns every row fills.
     pub declared: Arc<LiveDeclaredKeys>,
+    /// Whether writes work: the last group commit's or write probe's outcome.
+    pub write_health: Arc<WriteHealth>,
 }

@@ -590,3 +590,74 @@ async fn a_read_that_deadlocks_gets_503_with_retry_after() {
     assert_eq!(body["error"], "Storage unavailable", "{body}");
     app.stop().await;
 }
+
+/// PostgreSQL's earliest `timestamptz` (4714-11-24 BC), in microseconds since 1970.
+const POSTGRESQL_EARLIEST_MICROS: i64 = -210_866_803_200_000_000;
+/// chrono's (and so the server's) latest time, 262142-12-31T23:59:59.999999Z.
+const LATEST_MICROS: i64 = 8_210_266_876_799_999_999;
+
+/// A cursor as the server encodes one: the time in microseconds, then the id.
+fn forged_cursor(micros: i64, id: i64) -> String {
+    format!("{:016x}{:016x}", micros as u64, id as u64)
+}
+
+#[tokio::test]
+async fn cursors_before_postgresqls_earliest_time_are_refused_with_400() {
+    let (app, _) = app_with(&sample()).await;
+    let day = 86_400_000_000;
+    for micros in [
+        POSTGRESQL_EARLIEST_MICROS - 1,
+        POSTGRESQL_EARLIEST_MICROS - 21 * day,
+        // 4714-01-01 BC: chrono's year check alone let this one through.
+        POSTGRESQL_EARLIEST_MICROS - 327 * day,
+        i64::MIN,
+        LATEST_MICROS + 1,
+        i64::MAX,
+    ] {
+        let path = format!("/api/v1/logs?cursor={}", forged_cursor(micros, 5));
+        let (status, body) = app.get_json(&path).await;
+        assert_eq!(status, 400, "{micros}: {body}");
+        assert_eq!(body["error"], json!("Invalid query"), "{micros}");
+        assert!(body["details"][0].as_str().unwrap().starts_with("cursor:"));
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cursors_at_the_edges_of_the_time_range_read_pages() {
+    let (app, _) = app_with(&sample()).await;
+    for micros in [
+        POSTGRESQL_EARLIEST_MICROS,
+        POSTGRESQL_EARLIEST_MICROS + 3_600_000_000,
+        POSTGRESQL_EARLIEST_MICROS + 30 * 86_400_000_000,
+    ] {
+        let path = format!("/api/v1/logs?cursor={}", forged_cursor(micros, 5));
+        let (status, body) = app.get_json(&path).await;
+        assert_eq!(status, 200, "{micros}: {body}");
+        assert_eq!(body["logs"], json!([]), "nothing is older than {micros}");
+    }
+    // From the far end every stored entry is older.
+    let path = format!("/api/v1/logs?cursor={}", forged_cursor(LATEST_MICROS, 5));
+    let (status, body) = app.get_json(&path).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["logs"].as_array().unwrap().len(), sample().len());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_widest_time_parameters_answer_without_a_server_error() {
+    let (app, _) = app_with(&sample()).await;
+    let widest = "since=0000-01-01T00:00:00Z&until=9999-12-31T23:59:59Z";
+    let (status, body) = app.get_json(&format!("/api/v1/logs?{widest}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["logs"].as_array().unwrap().len(), sample().len());
+    for path in [
+        format!("/api/v1/logs/histogram?{widest}"),
+        "/api/v1/logs/histogram?until=0000-01-01T00:00:01Z".to_owned(),
+        format!("/api/v1/services?{widest}"),
+    ] {
+        let (status, body) = app.get_json(&path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    app.stop().await;
+}

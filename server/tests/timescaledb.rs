@@ -14,7 +14,8 @@ use log_ingestion_server::config::ApiKey;
 use log_ingestion_server::startup::Application;
 use log_ingestion_server::storage::{self, ConvertRows, StorageMode, StorageSetting};
 use log_ingestion_test_support::{
-    create_database, expected_mode, spawn_app_on, test_settings, wait_until, TestApp, TestDatabase,
+    create_database, expected_mode, fail_ddl_at_step, spawn_app_on, test_settings, wait_until,
+    TestApp, TestDatabase,
 };
 use log_ingestion_test_support::{SseReader, ADMIN_KEY};
 use serde_json::Value;
@@ -387,4 +388,212 @@ async fn a_failing_policy_job_makes_health_degraded_not_down_and_shows_in_metric
         201
     );
     holder.rollback().await.unwrap();
+}
+
+/// Whether `logs` is a hypertable, also where the extension does not exist (yet).
+async fn converted(pool: &PgPool) -> bool {
+    sqlx::query_scalar(
+        "SELECT to_regclass('_timescaledb_catalog.hypertable') IS NOT NULL \
+         AND EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = 'logs'::regclass) \
+         OR EXISTS (SELECT 1 FROM pg_class WHERE relname = 'logs_per_minute' AND relkind = 'v')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Starts `serve` in `auto` mode on the database, checks that ingest, the service list
+/// and the histogram over a week (the rollups) answer, and returns its mode.
+async fn auto_serve_answers(database: &TestDatabase, url: &str) -> StorageMode {
+    let mut app = spawn_app_on(database.clone(), url.to_owned(), |settings| {
+        settings.database.storage = StorageSetting::Auto;
+        settings.admin_api_keys = vec![ApiKey::new(ADMIN_KEY)];
+    })
+    .await;
+    assert_eq!(
+        app.post_batch(vec![log_ingestion_test_support::entry("during")])
+            .await
+            .status(),
+        200
+    );
+    for path in [
+        "/api/v1/services?since=7d",
+        "/api/v1/logs/histogram?since=7d",
+    ] {
+        get_json(&app, path).await;
+    }
+    let mode = app.storage_mode;
+    app.stop().await;
+    mode
+}
+
+/// `migrate --storage timescaledb` on a plain table with rows, failed at its first DDL
+/// step, then its second, and so on: each failure leaves the plain table with its
+/// rollups and every row (one transaction), `serve` in `auto` mode starts on it in
+/// plain mode and answers (no 500, no silent mode change), and the run that gets past
+/// every step converts it.
+#[tokio::test]
+async fn a_conversion_failing_at_any_step_leaves_the_plain_table_working_and_a_rerun_converts_it() {
+    if !timescale_run() {
+        return;
+    }
+    let (database, url) = create_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    storage::migrate(&pool, StorageSetting::Postgres, ConvertRows::Refuse)
+        .await
+        .unwrap();
+    // The extension's own script is hundreds of DDL commands: an operator's database
+    // that has the extension already, as after any earlier attempt.
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        .execute(&pool)
+        .await
+        .unwrap();
+    insert_rows_aged(&pool, &[1, 60, 3 * DAY]).await;
+    let before = messages(&pool).await;
+    let mut steps = 0;
+    for step in 1.. {
+        assert!(step < 100, "the conversion never completed");
+        fail_ddl_at_step(&pool, Some(step)).await;
+        let result = storage::migrate(&pool, StorageSetting::Timescale, ConvertRows::Allow).await;
+        fail_ddl_at_step(&pool, None).await;
+        if result.is_ok() {
+            steps = step - 1;
+            break;
+        }
+        assert!(
+            !converted(&pool).await,
+            "a failure at step {step} left a half conversion"
+        );
+        let stored = messages(&pool).await;
+        assert!(
+            before.iter().all(|message| stored.contains(message)),
+            "rows lost at step {step}"
+        );
+        assert_eq!(
+            auto_serve_answers(&database, &url).await,
+            StorageMode::Postgres,
+            "after a failure at step {step}"
+        );
+    }
+    assert!(steps >= 3, "only {steps} DDL steps were failed");
+    assert!(logs_is_hypertable(&pool).await);
+    assert_eq!(
+        auto_serve_answers(&database, &url).await,
+        StorageMode::Timescale
+    );
+    let stored = messages(&pool).await;
+    assert!(before.iter().all(|message| stored.contains(message)));
+}
+
+/// The conversion's steps that run no DDL of their own (TimescaleDB's functions and
+/// statements it handles itself), failed by a lock they cannot get: the first lock on
+/// `logs` (a reader holds it), the compression policy after the hypertable exists (the
+/// job catalog is held) and the continuous aggregates (their catalog is held). Each failure leaves the plain table
+/// working, as above.
+#[tokio::test]
+async fn a_conversion_failing_in_timescaledbs_own_steps_leaves_the_plain_table_working() {
+    if !timescale_run() {
+        return;
+    }
+    let (database, url) = create_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    storage::migrate(&pool, StorageSetting::Postgres, ConvertRows::Refuse)
+        .await
+        .unwrap();
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        .execute(&pool)
+        .await
+        .unwrap();
+    insert_rows_aged(&pool, &[1, 60, 3 * DAY]).await;
+    let before = messages(&pool).await;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let impatient = PgPool::connect_with(options.options([("lock_timeout", "200ms")]))
+        .await
+        .unwrap();
+    for held in [
+        "logs IN ACCESS SHARE MODE",
+        "_timescaledb_config.bgw_job IN EXCLUSIVE MODE",
+        "_timescaledb_catalog.continuous_agg IN EXCLUSIVE MODE",
+    ] {
+        let mut holder = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *holder).await.unwrap();
+        sqlx::query(&format!("LOCK TABLE {held}"))
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let result =
+            storage::migrate(&impatient, StorageSetting::Timescale, ConvertRows::Allow).await;
+        sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+        drop(holder);
+        let error = result
+            .err()
+            .unwrap_or_else(|| panic!("converted while {held} was held"));
+        assert!(
+            error.to_string().contains("could not lock"),
+            "{held}: {error}"
+        );
+        assert!(!converted(&pool).await, "{held}: a half conversion");
+        assert_eq!(
+            auto_serve_answers(&database, &url).await,
+            StorageMode::Postgres,
+            "after a failure while {held} was held"
+        );
+    }
+    storage::migrate(&impatient, StorageSetting::Timescale, ConvertRows::Allow)
+        .await
+        .unwrap();
+    assert!(logs_is_hypertable(&pool).await);
+    assert_eq!(
+        auto_serve_answers(&database, &url).await,
+        StorageMode::Timescale
+    );
+    let stored = messages(&pool).await;
+    assert!(before.iter().all(|message| stored.contains(message)));
+}
+
+/// The issue's reproduction: the conversion cannot get its lock (a long reader holds
+/// `logs`): it gives up within the lock timeout naming the reader's pid, and the plain
+/// table keeps its rollups, so `serve` in `auto` mode answers (before, the rollups were
+/// dropped first and every histogram answered 500).
+#[tokio::test]
+async fn a_conversion_that_cannot_lock_the_table_names_the_session_and_changes_nothing() {
+    if !timescale_run() {
+        return;
+    }
+    let (database, url) = create_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    storage::migrate(&pool, StorageSetting::Postgres, ConvertRows::Refuse)
+        .await
+        .unwrap();
+    insert_rows_aged(&pool, &[1, 3 * DAY]).await;
+    let mut reader = pool.acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+    sqlx::query("SELECT count(*) FROM logs")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *reader)
+        .await
+        .unwrap();
+    let output = Command::new(BINARY)
+        .args(["migrate", "--storage", "timescaledb"])
+        .env("DATABASE_URL", &url)
+        .env("LOG_INGESTION_MIGRATE_LOCK_TIMEOUT", "300ms")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("could not lock logs") && stderr.contains(&format!("pid {pid} ")),
+        "{stderr}"
+    );
+    sqlx::query("COMMIT").execute(&mut *reader).await.unwrap();
+    drop(reader);
+    assert!(!converted(&pool).await);
+    assert_eq!(
+        auto_serve_answers(&database, &url).await,
+        StorageMode::Postgres
+    );
 }

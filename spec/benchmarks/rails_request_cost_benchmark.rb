@@ -1,95 +1,113 @@
 # frozen_string_literal: true
 
-# What the Rails glue costs a request, on the request thread: the spec app
-# (spec/rails/app, Rails 6.1, its log written to /dev/null at :debug) serves REQUESTS
-# requests in-process through its whole middleware stack (Rack::MockRequest, no
-# server), and the thread's CPU time (CLOCK_THREAD_CPUTIME_ID) is divided by the count.
-# One process per setup and round, setups interleaved, ROUNDS rounds; the median of the
-# rounds is printed. Entries are enqueued into the real native engine, as in an app; it
-# sends them to a closed local port (refused, dropped, not retried), so no server's
-# CPU shares the machine. A script, not a test.
+# What the Rails glue costs a request on the request thread, measured A/B in one
+# process so that the machine's load cancels out: the spec app (spec/rails/app, Rails
+# 6.1, its log written to /dev/null at :debug) serves requests in-process through its
+# whole middleware stack (Rack::MockRequest with REMOTE_ADDR, as Puma sets it), in
+# alternating batches of BATCH requests:
+#
+#   no glue  the same app without the gem's middlewares, subscriptions and logger
+#            forwarder (Rails.logger swapped for a plain tagged logger on the same device)
+#   glue     the app as the checkout's spec app configures it: README's setup
+#
+# for ROUNDS rounds (the order swapped every round); the thread's CPU time
+# (CLOCK_THREAD_CPUTIME_ID) per request is taken per batch and the medians printed, with
+# the Ruby objects allocated and the entries one request sends. On a loaded machine the
+# CPU medians still move by tens of µs between runs: run it twice, and trust the
+# allocations, which do not move. Entries
+# go into the real native engine, which sends them to a closed local port (refused,
+# dropped, not retried), so no server's CPU shares the machine. A script, not a test.
 #
 #   ruby spec/benchmarks/rails_request_cost_benchmark.rb
-#   REQUESTS=5000 ROUNDS=5 PATHS=/widgets/pid,/widgets ruby spec/benchmarks/rails_request_cost_benchmark.rb
-#   # before/after: BEFORE_ROOT is a checkout of an older commit (lib/ and spec/, its
-#   # native library built or copied in); its setups run interleaved with these:
+#   ROUNDS=30 BATCH=200 PATHS=/widgets/pid,/widgets ruby spec/benchmarks/rails_request_cost_benchmark.rb
+#   # another commit's glue (its README setup), for before/after:
 #   git archive OLD lib spec | tar -x -C /tmp/before && cp lib/log_ingestion/log_ingestion.so /tmp/before/lib/log_ingestion/
-#   BEFORE_ROOT=/tmp/before ruby spec/benchmarks/rails_request_cost_benchmark.rb
+#   (cd /tmp/before && ruby $OLDPWD/spec/benchmarks/rails_request_cost_benchmark.rb)
 #
-# Setups:
-#   no glue   config.log_ingestion.enabled = false (Rails' own logging only)
-#   README    README's setup: request and job entries, broadcast_logger from :warn
-#   old       the previous README setup: request_logging, every subscriber, broadcast_logger from :info
-#   lograge   no glue, Debian's ruby-lograge with its JSON formatter (one line per request, to the log file)
-require "open3"
-require "rbconfig"
+# It runs the spec app of the current directory's checkout (lib/ and spec/rails/app).
+ENV["RAILS_ENV"] = "test"
+ENV["LOG_INGESTION_URL"] = "http://127.0.0.1:9"
+ENV["LOG_INGESTION_API_KEY"] = "bench"
+ENV.delete("LOG_INGESTION_TEST_MODE")
+ENV["LOG_INGESTION_TEST_LOG"] = File::NULL
 require "tmpdir"
+ENV["LOG_INGESTION_TEST_DB"] = File.join(Dir.tmpdir, "li-rails-cost-#{Process.pid}.sqlite3")
+$LOAD_PATH.unshift(File.expand_path("lib"))
 
-TREES = { "" => File.expand_path("../..", __dir__) }
-TREES["before: "] = File.expand_path(ENV["BEFORE_ROOT"]) if ENV["BEFORE_ROOT"]
-REQUESTS = Integer(ENV.fetch("REQUESTS", "3000"))
-ROUNDS = Integer(ENV.fetch("ROUNDS", "3"))
+require File.expand_path("spec/rails/app/config/application")
+options = Rails.application.config.log_ingestion
+options.max_retries = 0
+options.on_error = ->(_report) {}
+require File.expand_path("spec/rails/app/config/environment")
+require "rack/mock"
+
+ROUNDS = Integer(ENV.fetch("ROUNDS", "20"))
+BATCH = Integer(ENV.fetch("BATCH", "200"))
 PATHS = ENV.fetch("PATHS", "/widgets/pid,/widgets").split(",")
-SETUPS = {
-  "no glue" => "c.enabled = false",
-  "README" => "",
-  "old" => "c.request_logging = true; c.subscribers = true; c.logger_level = :info",
-  "lograge" => 'c.enabled = false; require "lograge"; Rails.application.config.lograge.enabled = true; ' \
-               "Rails.application.config.lograge.formatter = Lograge::Formatters::Json.new"
-}.freeze
+GLUE_MIDDLEWARES = %w[LogIngestion::RequestContext LogIngestion::RequestLogging].freeze
 
-CHILD = <<~'RUBY'
-  require "./spec/rails/app/config/application"
-  c = Rails.application.config.log_ingestion
-  c.max_retries = 0
-  c.on_error = ->(_report) {}
-  eval(ENV.fetch("BENCH_SETUP"))
-  require "./spec/rails/app/config/environment"
-  require "rack/mock"
-  session = Rack::MockRequest.new(Rails.application)
-  path = ENV.fetch("BENCH_PATH")
-  count = Integer(ENV.fetch("BENCH_REQUESTS"))
-  run = ->(n) { n.times { session.get(path, "REMOTE_ADDR" => "127.0.0.1") } } # as Puma sets it
-  run.call(500) # warm-up
-  GC.start
-  before = Process.clock_gettime(Process::CLOCK_THREAD_CPUTIME_ID)
-  run.call(count)
-  elapsed = Process.clock_gettime(Process::CLOCK_THREAD_CPUTIME_ID) - before
-  enqueued = LogIngestionClient.stats[:enqueued]
-  session.get(path, "REMOTE_ADDR" => "127.0.0.1")
-  entries = LogIngestionClient.stats[:enqueued] - enqueued
-  print "#{(elapsed / count * 1_000_000).round(1)} #{entries}"
-RUBY
+stack = Rails.application.middleware.dup
+GLUE_MIDDLEWARES.each { |name| stack.delete(Object.const_get(name)) if stack.map(&:name).include?(name) }
+bare_stack = stack.build(Rails.application.routes)
+bare_app = lambda do |env|
+  Rails.application.send(:build_request, env) # what Rails.application.call does first
+  bare_stack.call(env)
+end
+glue_logger = Rails.logger
+plain_logger = ActiveSupport::TaggedLogging.new(ActiveSupport::Logger.new(LogIngestionTestApp.log_output)) # the same device
+plain_logger.level = glue_logger.level
+logged_classes = [ActionController::Base, ActiveRecord::Base, ActionView::Base, ActiveJob::Base]
+subscribed = LogIngestion::Subscribers.subscribed
+entries_on = defined?(LogIngestion::RequestEntries) && LogIngestion::RequestEntries.subscribed?
 
-Dir.mktmpdir("li-rails-bench") do |dir|
-  results = Hash.new { |hash, key| hash[key] = [] }
-  entries = {}
-  runs = PATHS.product(TREES.to_a, SETUPS.to_a)
-  ROUNDS.times do
-    runs.each do |path, (tree, root), (setup_name, setup)|
-      name = "#{tree}#{setup_name}"
-      env = { "RAILS_ENV" => "test", "LOG_INGESTION_URL" => "http://127.0.0.1:9", "LOG_INGESTION_API_KEY" => "bench",
-              "LOG_INGESTION_TEST_MODE" => nil,
-              "LOG_INGESTION_TEST_LOG" => File::NULL, "LOG_INGESTION_TEST_DB" => File.join(dir, "bench.sqlite3"),
-              "BENCH_SETUP" => setup, "BENCH_PATH" => path, "BENCH_REQUESTS" => REQUESTS.to_s }
-      out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", CHILD, chdir: root)
-      abort "#{name} #{path} failed:\n#{err}" unless status.success?
-      micros, count = out.split
-      results[[path, name]] << Float(micros)
-      entries[[path, name]] = Integer(count)
+use_logger = lambda do |logger|
+  Rails.logger = logger
+  logged_classes.each { |klass| klass.logger = logger }
+end
+modes = {
+  "no glue" => lambda do
+    use_logger.call(plain_logger)
+    LogIngestion::Subscribers.unsubscribe
+    LogIngestion::RequestEntries.unsubscribe if entries_on
+    Rack::MockRequest.new(bare_app)
+  end,
+  "glue" => lambda do
+    use_logger.call(glue_logger)
+    LogIngestion::Subscribers.subscribe(only: subscribed) unless subscribed.empty?
+    LogIngestion::RequestEntries.subscribe if entries_on
+    Rack::MockRequest.new(Rails.application)
+  end
+}
+
+def cpu_now
+  Process.clock_gettime(Process::CLOCK_THREAD_CPUTIME_ID)
+end
+
+puts "#{Dir.pwd}: request thread CPU per request (µs), median of #{ROUNDS} alternating batches of #{BATCH}"
+PATHS.each do |path|
+  samples = Hash.new { |hash, key| hash[key] = [] }
+  sent = {}
+  modes.each_value { |mode| session = mode.call; 300.times { session.get(path, "REMOTE_ADDR" => "127.0.0.1") } }
+  allocated = Hash.new(0)
+  ROUNDS.times do |round|
+    (round.even? ? modes.to_a : modes.to_a.reverse).each do |name, mode| # neither always runs first
+      session = mode.call
+      objects = GC.stat(:total_allocated_objects)
+      before = cpu_now
+      BATCH.times { session.get(path, "REMOTE_ADDR" => "127.0.0.1") }
+      samples[name] << (cpu_now - before) / BATCH * 1_000_000
+      allocated[name] += GC.stat(:total_allocated_objects) - objects
+      enqueued = LogIngestionClient.stats[:enqueued]
+      session.get(path, "REMOTE_ADDR" => "127.0.0.1")
+      sent[name] = LogIngestionClient.stats[:enqueued] - enqueued
     end
   end
-  puts "request thread CPU per request (µs; median of #{ROUNDS} rounds of #{REQUESTS}), entries per request:"
-  PATHS.each do |path|
-    TREES.each_key do |tree|
-      base = results[[path, "#{tree}no glue"]].sort[ROUNDS / 2]
-      SETUPS.each_key do |setup_name|
-        name = "#{tree}#{setup_name}"
-        values = results[[path, name]]
-        median = values.sort[ROUNDS / 2]
-        puts format("  GET %-14s %-16s %7.1f  (%+6.1f)  entries %d   rounds: %s", path, name, median, median - base,
-                    entries[[path, name]], values.map { |v| format("%.1f", v) }.join(" / "))
-      end
-    end
+  medians = samples.transform_values { |values| values.sort[values.size / 2] }
+  per_request = allocated.transform_values { |count| count.fdiv(ROUNDS * BATCH) }
+  medians.each do |name, median|
+    puts format("  GET %-14s %-8s %7.1f µs (%+6.1f)  %6.0f objects (%+4.0f)  entries per request: %d", path, name,
+                median, median - medians["no glue"], per_request[name], per_request[name] - per_request["no glue"],
+                sent[name])
   end
 end
+File.delete(ENV["LOG_INGESTION_TEST_DB"]) if File.exist?(ENV["LOG_INGESTION_TEST_DB"])

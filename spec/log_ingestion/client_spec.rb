@@ -7,6 +7,8 @@ require "timeout"
 RSpec.describe LogIngestion::Client, :native do
   let(:server) { FakeIngestionServer.start }
   let(:reports) { Queue.new }
+  # An outage's own two reports (kinds "outage" and "recovered"), apart from the failures.
+  let(:outage_reports) { Queue.new }
   let(:clients) { [] }
 
   after do
@@ -15,7 +17,10 @@ RSpec.describe LogIngestion::Client, :native do
   end
 
   def client_for(url = server.url, **settings)
-    handler = ->(report) { reports << report.merge(thread: Thread.current) }
+    handler = lambda do |report|
+      queue = %w[outage recovered].include?(report[:kind]) ? outage_reports : reports
+      queue << report.merge(thread: Thread.current)
+    end
     configuration = LogIngestion::Configuration.new(
       api_url: url, api_key: "test-key", service: "client-spec", batch_interval: 0.05,
       retry_delay: 0.01, max_retry_delay: 0.05, on_error: handler, **settings
@@ -561,7 +566,7 @@ RSpec.describe LogIngestion::Client, :native do
     it "delivers what is queued and reports the counts" do
       client = client_for(batch_interval: 30)
       3.times { |i| client.log("INFO", "last #{i}") }
-      expect(client.shutdown(timeout: 5)).to eq(delivered: 3, undelivered: 0)
+      expect(client.shutdown(timeout: 5)).to eq(delivered: 3, undelivered: 0, spooled: 0)
       expect(server.entries.size).to eq(3)
     end
 
@@ -582,8 +587,10 @@ RSpec.describe LogIngestion::Client, :native do
       # docs/gem.md's list of stats keys, exactly (a key lost or added fails here).
       expect(client.stats.keys).to match_array(%i[enqueued sent dropped_queue_full dropped_retries_exhausted
                                                    dropped_unauthorized dropped_invalid dropped_internal
-                                                   dropped_at_shutdown retried rejected_by_server failed_batches
-                                                   bytes_queued batches_in_flight rate_limited_until last_error])
+                                                   dropped_at_shutdown spooled recovered spool_skipped
+                                                   retried rejected_by_server failed_batches
+                                                   bytes_queued batches_in_flight rate_limited_until last_error
+                                                   last_error_at last_success_at])
       expect(LogIngestion::EngineDelivery.idle_stats.keys).to match_array(client.stats.keys)
       expect(client.stats).to include(enqueued: 1, sent: 1)
     end
@@ -651,7 +658,7 @@ RSpec.describe "the native binding", :native, :gc_stress do
       expect(engine.flush(10.0)).to be(true)
       expect(engine.stats).to include("enqueued" => 2, "sent" => 2)
       expect(engine.next_error(0.0)).to be_nil
-      expect(engine.shutdown(1.0)).to eq("delivered" => 0, "undelivered" => 0)
+      expect(engine.shutdown(1.0)).to eq("delivered" => 0, "undelivered" => 0, "spooled" => 0)
     end
     expect(engine.pid).to eq(Process.pid)
     expect(server.finish).to eq(%w[one two])

@@ -152,11 +152,11 @@ RSpec.describe "Rails integration end to end", :end_to_end do
 
     after { LogIngestion::Railtie.configure_client(Rails.application.config.log_ingestion) }
 
-    def configure(url, service)
+    def configure(url, service, **overrides)
       options = ActiveSupport::OrderedOptions.new
       options.merge!(api_url: url, api_key: @server.api_key, service: service, test_mode: false,
                      max_retries: 0, max_retry_elapsed: 1.0, open_timeout: 1.0, read_timeout: 2.0,
-                     batch_interval: 60) # queued entries go out only when flushed
+                     batch_interval: 60, **overrides) # queued entries go out only when flushed
       LogIngestion::Railtie.configure_client(options)
     end
 
@@ -194,6 +194,18 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       expect { Rake::Task["logs:test"].execute }
         .to raise_error(SystemExit).and output(/did NOT arrive/).to_stderr
     end
+
+    # Retried like a batch, a refused connection would be retried for send_log's whole
+    # timeout (30 s); one attempt answers at once.
+    it "answers a refused connection within the connect timeout, naming the refusal" do
+      configure("http://127.0.0.1:#{RealIngestionServer.free_port}", "rails-e2e-rake-refused", max_retry_elapsed: 300.0)
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+
+      expect { Rake::Task["logs:test"].execute }
+        .to raise_error(SystemExit)
+        .and output(/did NOT arrive \(last error: .*onnection refused.*one attempt, not retried/).to_stderr
+      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 1.0 + 2.0 # open + read timeout
+    end
   end
 
   describe "at exit" do
@@ -228,7 +240,9 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       expect(status).to be_success, err
       # Before: the whole 20 s shutdown_timeout. Boot takes 1-3 s here; 12 s is generous.
       expect(elapsed).to be < 12
-      expect(err).to match(/shutdown: .*refused.*given up at once/)
+      expect(err).to match(/shutdown: .*refused the connection.*no spool_dir is set \(1 entries lost\)/)
+      # One line per engine, never one per batch: the boot's engine (retired by the setting change) and the last one.
+      expect(err.scan(/log_ingestion: shutdown: .*\(1 entries lost\)$/).size).to eq(2)
     end
   end
 

@@ -133,19 +133,24 @@ module RealIngestionServer
     def start
       @database_url = create_database
       migrate
-      port = RealIngestionServer.free_port
-      @url = "http://127.0.0.1:#{port}"
       @dir = Dir.mktmpdir("log-ingestion-spec-server")
-      @process = ChildProcess.new(server_env(port), [RealIngestionServer.binary, "serve"], File.join(@dir, "server.log"))
-      Polling.wait_until(timeout: 60, what: "the ingestion server at #{@url}") do
-        raise "the ingestion server exited:\n#{@process.log}" unless @process.alive?
-
-        RealIngestionServer.http_ok?("#{@url}/health")
-      end
+      serve(RealIngestionServer.free_port)
       self
     rescue StandardError
       stop
       raise
+    end
+
+    # Stops serving (connections to #url are refused) and keeps the database.
+    def stop_serving
+      @process&.stop
+      @process = nil
+    end
+
+    # Serves again on the same port and database, after #stop_serving.
+    def serve_again
+      serve(Integer(URI(@url).port))
+      self
     end
 
     def stop
@@ -193,6 +198,16 @@ module RealIngestionServer
     end
 
     private
+
+    def serve(port)
+      @url = "http://127.0.0.1:#{port}"
+      @process = ChildProcess.new(server_env(port), [RealIngestionServer.binary, "serve"], File.join(@dir, "server.log"))
+      Polling.wait_until(timeout: 60, what: "the ingestion server at #{@url}") do
+        raise "the ingestion server exited:\n#{@process.log}" unless @process.alive?
+
+        RealIngestionServer.http_ok?("#{@url}/health")
+      end
+    end
 
     def server_env(port)
       {

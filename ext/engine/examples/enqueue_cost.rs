@@ -49,6 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         read_timeout: Duration::from_secs(10),
         enable_batching: true,
         user_agent: "enqueue_cost".into(),
+        spool_dir: None,
+        max_spool_bytes: 0,
     })?;
 
     let mut costs = Vec::with_capacity(entries);

@@ -8,6 +8,7 @@
 //! values it is given and must never grow a second copy of those defaults or rules.
 //! It never reads the environment or Ruby objects and never performs I/O.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -96,6 +97,11 @@ pub struct EngineConfig {
     pub enable_batching: bool,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// Where batches the service could not take at exit are written, and read back by
+    /// the next engine started on the same directory (`None`: no spool; they are lost).
+    pub spool_dir: Option<PathBuf>,
+    /// Bound of the spool directory's files together, in bytes.
+    pub max_spool_bytes: u64,
 }
 
 impl EngineConfig {
@@ -141,6 +147,8 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             enable_batching: true,
             user_agent: "test".into(),
+            spool_dir: None,
+            max_spool_bytes: 0,
         }
     }
 

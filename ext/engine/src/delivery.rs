@@ -4,13 +4,14 @@
 //! Owns when a batch is sent (full, interval elapsed, flush, or one by one without
 //! batching), the retry/backoff/`Retry-After` waits (the policy's, timed from the
 //! batch's first attempt), and which counter and report each
-//! outcome produces, and how long a 429 pauses every sender (`send_now` included). One
+//! outcome produces, how long a 429 pauses every sender (`send_now` included), and
+//! what the service refused while shutting down (kept for `shutdown` to spool). One
 //! batch is in flight at a time, which preserves order. It never runs on a caller's
 //! thread and never calls into Ruby; a panic inside it is caught by `supervise`, counted
 //! and reported, and the loop restarts.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use log_ingestion_wire::BatchResponse;
 use tokio::time::Instant;
 
 use crate::config::EngineConfig;
+use crate::outage::Outage;
 use crate::pause::SendPause;
 use crate::queue::{Batch, BatchQueue};
 use crate::reports::{ErrorKind, ErrorReport, ErrorReports};
@@ -25,6 +27,7 @@ use crate::retry::{
     cause_of_status, classify_status, parse_retry_after, GiveUp, RetryCause, RetryPolicy,
     RetryState, Verdict, MAX_RETRY_AFTER,
 };
+use crate::spool::Claims;
 use crate::stats::Counters;
 use crate::transport::{Attempt, Endpoint, FailureKind, PreparedRequest, Transport};
 
@@ -41,6 +44,8 @@ pub(crate) struct EngineState {
     pub pause: SendPause,
     /// A 401/403 was reported and no success came since: further ones are only counted.
     pub unauthorized_reported: AtomicBool,
+    /// Whether delivery is failing now: one report when it starts, one when it recovers.
+    pub outage: Outage,
     /// Queue-full drops not yet reported (reported in bulk by the loop, never per entry).
     pub unreported_queue_full: AtomicU64,
     /// Set when `shutdown` begins; `shutdown_begun` wakes a batch waiting to retry a
@@ -48,6 +53,29 @@ pub(crate) struct EngineState {
     /// that is known to be down.
     pub shutting_down: AtomicBool,
     pub shutdown_begun: tokio::sync::Notify,
+    /// The batch being sent until it is answered: what exit spools when it never was.
+    pub in_flight: Mutex<Option<PreparedRequest>>,
+    /// What the service could not take while shutting down, oldest first, for the spool.
+    pub left_at_exit: Mutex<LeftAtExit>,
+    /// Spool files this engine is recovering (handed back at shutdown).
+    pub claims: Claims,
+}
+
+/// Batches refused while shutting down, and the entries queued behind them (never sent:
+/// once the service refused one batch at exit, the rest are not tried).
+#[derive(Debug, Default)]
+pub(crate) struct LeftAtExit {
+    pub batches: Vec<LeftBatch>,
+    /// Why the service could not be reached, once a batch was refused.
+    pub refused: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) enum LeftBatch {
+    /// Prepared and sent at least once: spooled with its idempotency key.
+    Sent(PreparedRequest),
+    /// Never sent: prepared (with a new key) when spooled.
+    Unsent(Vec<Vec<u8>>),
 }
 
 /// A 2xx answer.
@@ -139,6 +167,10 @@ async fn deliver_batch(shared: &EngineState, batch: Batch) {
     if PANIC_ON_NEXT_BATCH.swap(false, Ordering::SeqCst) {
         panic!("injected delivery panic");
     }
+    if shared.refused_at_exit() {
+        shared.leave_at_exit(LeftBatch::Unsent(batch.entries), None);
+        return;
+    }
     let count = batch.entries.len() as u64;
     let prepared = if shared.config.enable_batching {
         PreparedRequest::batch(&batch.entries, shared.config.gzip)
@@ -164,19 +196,40 @@ async fn deliver_batch(shared: &EngineState, batch: Batch) {
         }
     };
     drop(batch);
-    match send_with_retries(shared, &prepared).await {
-        Ok(answer) => shared.record_answer(&prepared, &answer),
+    *shared.in_flight() = Some(prepared.clone());
+    let result = send_with_retries(shared, &prepared, Retries::ByPolicy).await;
+    *shared.in_flight() = None;
+    match result {
+        Ok(answer) => {
+            shared.record_answer(&prepared, &answer);
+        }
+        // Refused while shutting down: kept for the spool, counted and reported by shutdown.
+        Err(failure) if failure.kind == ErrorKind::Shutdown => {
+            let why = format!("{} refused the connection", shared.config.base_url());
+            shared.leave_at_exit(LeftBatch::Sent(prepared), Some(why));
+        }
         Err(failure) => shared.record_failure(count, failure),
     }
 }
 
+/// Whether a failed attempt is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retries {
+    /// As the retry policy says (every batch; `send_now`).
+    ByPolicy,
+    /// Never: one attempt, its failure is the answer (`send_once`, a reachability check).
+    Never,
+}
+
 /// Sends `request` until it is answered 2xx, refused for good, or the retry policy
 /// gives it up (by count for failures that may be its own, by `max_retry_elapsed` for
-/// all). The body and idempotency key are the same on every attempt; each attempt
-/// first waits out a 429 pause, whoever's request caused it.
+/// all) -- or after its first attempt with `Retries::Never`. The body and idempotency
+/// key are the same on every attempt; each attempt first waits out a 429 pause,
+/// whoever's request caused it.
 pub(crate) async fn send_with_retries(
     shared: &EngineState,
     request: &PreparedRequest,
+    retries: Retries,
 ) -> Result<Answer, Failure> {
     let started = Instant::now();
     let mut attempts = 0u32;
@@ -189,6 +242,14 @@ pub(crate) async fn send_with_retries(
             Judged::Done(result) => return result,
             Judged::Retryable(failed) => failed,
         };
+        // A 429 is the server asking for a pause, not an outage; a failure while
+        // shutting down belongs to shutdown's own report, a single attempt's to its caller.
+        if failed.status != Some(429) && !shared.is_shutting_down() && retries != Retries::Never {
+            shared.delivery_failing(&failed.message);
+        }
+        if retries == Retries::Never {
+            return Err(failed.not_retried(attempts));
+        }
         if failed.cause == RetryCause::Failed {
             failed_retries += 1;
         }
@@ -259,6 +320,7 @@ fn judge(
     };
     let kind = match classify_status(status) {
         Verdict::Delivered => {
+            shared.delivery_succeeded();
             shared.resume_sending();
             shared.unauthorized_reported.store(false, Ordering::Relaxed);
             return Judged::Done(Ok(Answer {
@@ -300,6 +362,15 @@ impl FailedAttempt {
     /// No answer and unavailable: the connection was refused.
     fn is_refused(&self) -> bool {
         self.status.is_none() && self.cause == RetryCause::Unavailable
+    }
+
+    fn not_retried(self, attempts: u32) -> Failure {
+        Failure {
+            kind: ErrorKind::RetriesExhausted,
+            status: self.status,
+            message: format!("{} (one attempt, not retried)", self.message),
+            attempts,
+        }
     }
 
     fn given_up_at_shutdown(self, attempts: u32) -> Failure {
@@ -363,6 +434,31 @@ impl EngineState {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
+    pub(crate) fn in_flight(&self) -> MutexGuard<'_, Option<PreparedRequest>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn left_at_exit(&self) -> MutexGuard<'_, LeftAtExit> {
+        self.left_at_exit
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the service refused a batch while shutting down.
+    fn refused_at_exit(&self) -> bool {
+        self.is_shutting_down() && self.left_at_exit().refused.is_some()
+    }
+
+    fn leave_at_exit(&self, batch: LeftBatch, refused: Option<String>) {
+        let mut left = self.left_at_exit();
+        left.batches.push(batch);
+        if left.refused.is_none() {
+            left.refused = refused;
+        }
+    }
+
     /// Returns once `shutdown` has begun (at once if it has).
     async fn wait_for_shutdown(&self) {
         let notified = self.shutdown_begun.notified();
@@ -402,14 +498,43 @@ impl EngineState {
             .set_rate_limited_until(SystemTime::now().checked_add(pause));
     }
 
+    /// An attempt failed in a way that may last (no answer, a 5xx): the first since the
+    /// last success reports that delivery is failing, with the error.
+    fn delivery_failing(&self, error: &str) {
+        let waiting = self.queue.pending_len();
+        if let Some(message) = self.outage.failed(&self.counters, error, waiting) {
+            self.notify(ErrorKind::Outage, message);
+        }
+    }
+
+    /// A 2xx: `last_success_at`, and the end of an outage is reported with its counts.
+    fn delivery_succeeded(&self) {
+        self.counters.set_last_success();
+        let waiting = self.queue.pending_len();
+        if let Some(message) = self.outage.succeeded(&self.counters, waiting) {
+            self.notify(ErrorKind::Recovered, message);
+        }
+    }
+
+    /// A report for `on_error` that loses no entry and is no error of its own
+    /// (`last_error` keeps the failure that caused it).
+    fn notify(&self, kind: ErrorKind, message: String) {
+        self.reports.push(ErrorReport {
+            kind,
+            message,
+            entries_lost: 0,
+        });
+    }
+
     /// A 2xx: the server takes requests again.
     fn resume_sending(&self) {
         self.pause.clear();
         self.counters.set_rate_limited_until(None);
     }
 
-    /// Counts a 2xx answer, including entries the server rejected one by one.
-    fn record_answer(&self, request: &PreparedRequest, answer: &Answer) {
+    /// Counts a 2xx answer, including entries the server rejected one by one; answers
+    /// how many entries the server took.
+    pub(crate) fn record_answer(&self, request: &PreparedRequest, answer: &Answer) -> u64 {
         let count = request.entries as u64;
         let rejected = match request.endpoint {
             Endpoint::Single => 0,
@@ -445,6 +570,7 @@ impl EngineState {
         };
         Counters::add(&self.counters.rejected_by_server, rejected);
         Counters::add(&self.counters.sent, count - rejected);
+        count - rejected
     }
 
     /// Counts and reports a batch that was given up.

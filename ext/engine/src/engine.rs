@@ -2,7 +2,8 @@
 //! requests (enqueue, flush, send_now, shutdown, stats, error reports) to them.
 //!
 //! Owns the tokio runtime (one worker thread, named `log-ingestion`), the process id
-//! it was started in, and the shutdown sequence. It never blocks `enqueue` on I/O and
+//! it was started in, and the shutdown sequence (spooling what is left, handing back
+//! spool files it was recovering). It never blocks `enqueue` on I/O and
 //! never touches Ruby. After `fork` the child must `std::mem::forget` the parent's
 //! engine (its threads do not exist in the child) and start a new one.
 
@@ -15,12 +16,14 @@ use tokio::runtime::{Handle, Runtime};
 
 use crate::cancel::Cancel;
 use crate::config::{ConfigError, EngineConfig};
-use crate::delivery::{self, Answer, EngineState, Failure};
+use crate::delivery::{self, Answer, EngineState, Failure, LeftAtExit, LeftBatch, Retries};
 use crate::entry::{EncodedEntry, Entry};
 use crate::pause::SendPause;
-use crate::queue::{BatchQueue, FlushOutcome, Pushed};
+use crate::queue::{BatchQueue, FlushOutcome, Pushed, BATCH_ENVELOPE_BYTES};
+use crate::recovery;
 use crate::reports::{ErrorKind, ErrorReport, ErrorReports};
 use crate::retry::RetryPolicy;
+use crate::spool::{self, Claims};
 use crate::stats::{Counters, Stats};
 use crate::transport::{PreparedRequest, Transport, TransportError};
 
@@ -144,8 +147,11 @@ impl DeliveryError {
 pub struct ShutdownReport {
     /// Entries the server accepted while shutdown waited.
     pub delivered: u64,
-    /// Entries still queued or in flight when the timeout passed (lost, counted, reported).
+    /// Entries lost: still queued or in flight when the timeout passed, or refused by
+    /// a service that was down, and not spooled (counted in `dropped_at_shutdown`).
     pub undelivered: u64,
+    /// Entries written to the spool for the next process (`spooled`).
+    pub spooled: u64,
 }
 
 /// The delivery engine. `Send + Sync`; every method takes `&self`.
@@ -200,12 +206,19 @@ impl Engine {
             reports: ErrorReports::default(),
             transport,
             unauthorized_reported: AtomicBool::new(false),
+            outage: Default::default(),
             unreported_queue_full: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             shutdown_begun: tokio::sync::Notify::new(),
+            in_flight: Mutex::new(None),
+            left_at_exit: Mutex::new(LeftAtExit::default()),
+            claims: Claims::default(),
         });
         let handle = runtime.handle().clone();
         handle.spawn(delivery::supervise(Arc::clone(&shared)));
+        if shared.config.spool_dir.is_some() {
+            handle.spawn(recovery::recover(Arc::clone(&shared)));
+        }
         Ok(Engine {
             shared,
             handle,
@@ -276,6 +289,29 @@ impl Engine {
         timeout: Duration,
         cancel: &Cancel,
     ) -> Result<SendOutcome, DeliveryError> {
+        self.send_single(entry, timeout, cancel, Retries::ByPolicy)
+    }
+
+    /// `send_now` with one attempt and no retry: a refused connection answers at once, an
+    /// unreachable host within `open_timeout`, a silent server within `read_timeout`
+    /// (a reachability check such as `rails logs:test`). A retryable failure is
+    /// `DeliveryError::RetriesExhausted` with one attempt.
+    pub fn send_once(
+        &self,
+        entry: Entry,
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> Result<SendOutcome, DeliveryError> {
+        self.send_single(entry, timeout, cancel, Retries::Never)
+    }
+
+    fn send_single(
+        &self,
+        entry: Entry,
+        timeout: Duration,
+        cancel: &Cancel,
+        retries: Retries,
+    ) -> Result<SendOutcome, DeliveryError> {
         if self.stopped.load(Ordering::SeqCst) {
             return Err(DeliveryError::Shutdown);
         }
@@ -285,7 +321,7 @@ impl Engine {
         })?;
         let request = PreparedRequest::single(&json, self.shared.config.gzip)
             .map_err(|e| DeliveryError::Internal(e.to_string()))?;
-        let (message, work) = self.run_send_now(request, timeout, cancel);
+        let (message, work) = self.run_send_now(request, retries, timeout, cancel);
         if matches!(
             message,
             SendNowMessage::Cancelled | SendNowMessage::TimedOut
@@ -300,6 +336,7 @@ impl Engine {
     fn run_send_now(
         &self,
         request: PreparedRequest,
+        retries: Retries,
         timeout: Duration,
         cancel: &Cancel,
     ) -> (SendNowMessage, tokio::task::JoinHandle<()>) {
@@ -307,7 +344,7 @@ impl Engine {
         let shared = Arc::clone(&self.shared);
         let reply = SendNowReply(Some(sender.clone()));
         let work = self.handle.spawn(async move {
-            let result = delivery::send_with_retries(&shared, &request).await;
+            let result = delivery::send_with_retries(&shared, &request, retries).await;
             reply.answer(result);
         });
         let _hook = cancel.on_cancel(move || {
@@ -348,8 +385,12 @@ impl Engine {
     }
 
     /// Refuses new entries, delivers what is queued within `timeout`, then stops the
-    /// delivery threads. Whatever is still queued is counted (`dropped_at_shutdown`)
-    /// and reported. A second call returns an empty report.
+    /// delivery threads. What the service did not take -- batches it refused while
+    /// shutting down, the batch still retrying and the entries still queued when the
+    /// timeout passed -- is written to the spool when `spool_dir` is set (`spooled`),
+    /// else lost (`dropped_at_shutdown`); one report says which and why. Spool files
+    /// being recovered are handed back for the next process. A second call returns an
+    /// empty report.
     pub fn shutdown(&self, timeout: Duration) -> ShutdownReport {
         let runtime = self
             .runtime
@@ -371,24 +412,121 @@ impl Engine {
         self.shared.queue.stop();
         stop_runtime(runtime);
         self.shared.report_queue_drops();
-        let undelivered = self.shared.queue.pending_len();
-        if undelivered > 0 {
-            Counters::add(&self.shared.counters.dropped_at_shutdown, undelivered);
-            self.shared.report(
-                ErrorKind::Shutdown,
-                format!(
-                    "{undelivered} log entries were not delivered before shutdown ({outcome:?} after {timeout:?})"
-                ),
-                undelivered,
-            );
+        self.shared.claims.release_all();
+        if outcome != FlushOutcome::Flushed {
+            tracing::debug!(?outcome, ?timeout, "shutdown did not deliver everything");
         }
-        self.shared.queue.drain_undelivered();
+        let (spooled, undelivered) = self.spool_what_is_left(timeout);
         self.shared.reports.close();
         let sent_after = self.shared.counters.sent.load(Ordering::SeqCst);
         ShutdownReport {
             delivered: sent_after - sent_before,
             undelivered,
+            spooled,
         }
+    }
+
+    /// After the delivery threads stopped: spools (or counts as lost) every entry not
+    /// delivered, with one report; answers (spooled, lost).
+    fn spool_what_is_left(&self, timeout: Duration) -> (u64, u64) {
+        let shared = &self.shared;
+        let left = std::mem::take(&mut *shared.left_at_exit());
+        let in_flight = shared.in_flight().take();
+        let (queued, in_flight_len) = shared.queue.drain_undelivered();
+        let mut batches = Vec::new();
+        let mut lost = 0;
+        for batch in left.batches {
+            match batch {
+                LeftBatch::Sent(prepared) => batches.push(prepared),
+                LeftBatch::Unsent(entries) => batches.extend(self.prepare(&entries, &mut lost)),
+            }
+        }
+        match in_flight {
+            Some(prepared) => batches.push(prepared),
+            // Taken out of the queue but stopped before it was sent: gone with the task.
+            None => lost += in_flight_len,
+        }
+        batches.extend(self.prepare(&queued, &mut lost));
+        let total = batches.iter().map(|b| b.entries as u64).sum::<u64>() + lost;
+        if total == 0 {
+            return (0, 0);
+        }
+        let why = match left.refused {
+            Some(refused) => format!("the service was unreachable at exit ({refused})"),
+            None => format!(
+                "the service did not take everything within shutdown_timeout ({:.1}s)",
+                timeout.as_secs_f64()
+            ),
+        };
+        let config = &shared.config;
+        let (spooled, message) = match &config.spool_dir {
+            None => (0, format!("{why}; no spool_dir is set")),
+            Some(dir) => {
+                let written = spool::write(dir, config.max_spool_bytes, &batches);
+                let message = match (&written.path, &written.error) {
+                    (_, Some(error)) => format!("{why}; {error}"),
+                    (Some(path), None) if written.over_bound_entries == 0 => format!(
+                        "{why}: {} entries spooled to {} for the next process to deliver",
+                        written.spooled_entries,
+                        path.display()
+                    ),
+                    (Some(path), None) => format!(
+                        "{why}: {} entries spooled to {}; the rest did not fit max_spool_bytes ({} bytes)",
+                        written.spooled_entries,
+                        path.display(),
+                        config.max_spool_bytes
+                    ),
+                    (None, None) => format!(
+                        "{why}; the spool in {} is full (max_spool_bytes {} bytes)",
+                        dir.display(),
+                        config.max_spool_bytes
+                    ),
+                };
+                (written.spooled_entries, message)
+            }
+        };
+        let lost = total - spooled;
+        Counters::add(&shared.counters.spooled, spooled);
+        Counters::add(&shared.counters.dropped_at_shutdown, lost);
+        shared.report(ErrorKind::Shutdown, message, lost);
+        (spooled, lost)
+    }
+
+    /// Never-sent entries as requests the way delivery would have sent them (batches
+    /// within `batch_size` and `max_batch_bytes`, or one by one), each with a new key.
+    /// Entries whose request cannot be built are added to `lost`.
+    fn prepare(&self, entries: &[Vec<u8>], lost: &mut u64) -> Vec<PreparedRequest> {
+        let config = &self.shared.config;
+        let mut requests = Vec::new();
+        let mut push = |request: std::io::Result<PreparedRequest>, count: usize| match request {
+            Ok(request) => requests.push(request),
+            Err(_) => *lost += count as u64,
+        };
+        if !config.enable_batching {
+            for entry in entries {
+                push(PreparedRequest::single(entry, config.gzip), 1);
+            }
+            return requests;
+        }
+        let mut start = 0;
+        while start < entries.len() {
+            let mut end = start;
+            let mut bytes = BATCH_ENVELOPE_BYTES;
+            while end < entries.len() && end - start < config.batch_size {
+                let add = entries[end].len() + usize::from(end > start);
+                if end > start && bytes + add > config.max_batch_bytes {
+                    break;
+                }
+                bytes += add;
+                end += 1;
+            }
+            push(
+                PreparedRequest::batch(&entries[start..end], config.gzip),
+                end - start,
+            );
+            start = end;
+        }
+        requests
     }
 
     /// Whether `shutdown` has begun (it takes the runtime first).
@@ -431,6 +569,7 @@ impl Drop for Engine {
         if let Some(runtime) = runtime {
             self.shared.queue.stop();
             runtime.shutdown_background();
+            self.shared.claims.release_all();
             self.shared.reports.close();
         }
     }
@@ -506,6 +645,8 @@ mod tests {
             read_timeout: Duration::from_secs(5),
             enable_batching: true,
             user_agent: "log_ingestion_engine-tests".into(),
+            spool_dir: None,
+            max_spool_bytes: 0,
         }
     }
 

@@ -18,7 +18,8 @@
 //! out), `delivery` (the loop, retries, outcome bookkeeping, panic supervision),
 //! `reports` (ErrorReports for `on_error`), `stats` (atomic counters), `cancel` (Cancel
 //! token), `monitor` (the one lock-and-wait rule of `flush` and `next_error`),
-//! `engine` (the public handle and shutdown).
+//! `spool` (the spool directory: file format, bound, claims), `recovery` (delivering
+//! spool files left by earlier processes), `engine` (the public handle and shutdown).
 //!
 //! Design: one batch is in flight at a time, which preserves order within a process;
 //! `enqueue` encodes on the caller's thread and takes a short `std::sync::Mutex` for
@@ -40,6 +41,12 @@
 //!   own timeout), and the pause holds even when that 429 used up the batch's retries.
 //! - Redirects are never followed (the API key must not travel elsewhere); a 3xx drops
 //!   the batch as invalid.
+//! - With `spool_dir` set, what the service cannot take at exit (it refuses the
+//!   connection while shutting down, or `shutdown`'s timeout passes with batches still
+//!   retrying or queued) is written to one spool file per process, within
+//!   `max_spool_bytes` for the directory, and reported in one report; every engine
+//!   started on the directory claims the files no live process holds and delivers them
+//!   with their original idempotency keys, off the caller's thread.
 //! - Cargo feature `tls` (default): https through rustls; without it https URLs are a
 //!   `ConfigError::HttpsUnsupported`.
 
@@ -49,10 +56,13 @@ mod delivery;
 mod engine;
 mod entry;
 mod monitor;
+mod outage;
 mod pause;
 mod queue;
+mod recovery;
 mod reports;
 mod retry;
+mod spool;
 mod stats;
 mod transport;
 
@@ -69,5 +79,6 @@ pub use retry::{
     cause_of_status, classify_status, parse_retry_after, GiveUp, RetryCause, RetryPolicy,
     RetryState, Verdict, MAX_RETRY_AFTER,
 };
+pub use spool::MAX_SKIPPED_FILES;
 pub use stats::{StatValue, Stats};
 pub use transport::{TransportError, GZIP_MIN_BYTES};

@@ -276,15 +276,17 @@ impl BatchQueue {
         self.work.notify_one();
     }
 
-    /// Empties the queue and forgets the batch in flight (delivery has stopped).
-    /// Count `pending_len` first: this wakes every flush.
-    pub fn drain_undelivered(&self) {
+    /// Empties the queue and forgets the batch in flight (delivery has stopped);
+    /// answers the queued entries, oldest first, and the size of the batch that was in
+    /// flight. This wakes every flush.
+    pub fn drain_undelivered(&self) -> (Vec<Vec<u8>>, u64) {
         let mut state = self.monitor.lock();
-        state.in_flight = None;
-        state.entries.clear();
+        let in_flight = state.in_flight.take().map_or(0, |(_, n)| n as u64);
+        let entries = state.entries.drain(..).map(|q| q.json).collect();
         state.bytes = 0;
         drop(state);
         self.monitor.notify_all();
+        (entries, in_flight)
     }
 
     /// Bytes queued and batches in flight, for `Stats`.
@@ -408,7 +410,8 @@ mod tests {
         }
         let _batch = q.take_batch();
         assert_eq!(q.pending_len(), 5);
-        q.drain_undelivered();
+        let (queued, in_flight) = q.drain_undelivered();
+        assert_eq!((queued.len(), in_flight), (2, 3));
         assert_eq!(q.pending_len(), 0);
         assert_eq!(q.gauges(), (0, 0));
     }

@@ -40,11 +40,16 @@ pub enum ErrorKind {
     TimedOut,
     /// `send_now` only: the caller's wait was interrupted (nothing counted).
     Cancelled,
+    /// Delivery started failing (connection refused, a timeout, a 5xx): once per
+    /// outage, not per batch; its entries stay queued and retried (nothing lost by it).
+    Outage,
+    /// Delivery recovered after an `Outage`: how long it lasted and what it cost.
+    Recovered,
 }
 
 impl ErrorKind {
     /// Every kind, in the order docs/gem.md's table lists them.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::RetriesExhausted,
         ErrorKind::Unauthorized,
         ErrorKind::Invalid,
@@ -54,6 +59,8 @@ impl ErrorKind {
         ErrorKind::Shutdown,
         ErrorKind::TimedOut,
         ErrorKind::Cancelled,
+        ErrorKind::Outage,
+        ErrorKind::Recovered,
     ];
 
     /// Snake-case name, e.g. `"retries_exhausted"`: the `kind` Ruby's `on_error` receives.
@@ -68,11 +75,14 @@ impl ErrorKind {
             ErrorKind::Shutdown => "shutdown",
             ErrorKind::TimedOut => "timed_out",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Outage => "outage",
+            ErrorKind::Recovered => "recovered",
         }
     }
 
     /// The `Stats` field that counts the entries this kind of failure loses (None for
-    /// `send_now`'s own outcomes, which the caller sees in its answer).
+    /// `send_now`'s own outcomes, which the caller sees in its answer, and for an
+    /// outage's two reports, which lose nothing themselves).
     pub const fn stats_field(self) -> Option<&'static str> {
         match self {
             ErrorKind::RetriesExhausted => Some("dropped_retries_exhausted"),
@@ -82,7 +92,10 @@ impl ErrorKind {
             ErrorKind::QueueFull => Some("dropped_queue_full"),
             ErrorKind::Internal => Some("dropped_internal"),
             ErrorKind::Shutdown => Some("dropped_at_shutdown"),
-            ErrorKind::TimedOut | ErrorKind::Cancelled => None,
+            ErrorKind::TimedOut
+            | ErrorKind::Cancelled
+            | ErrorKind::Outage
+            | ErrorKind::Recovered => None,
         }
     }
 }
@@ -116,6 +129,7 @@ pub(crate) struct ErrorReports {
 }
 
 impl ErrorReports {
+    /// Queues `report` for `on_error` (it does not touch `Stats`).
     pub fn push(&self, report: ErrorReport) {
         tracing::warn!(kind = %report.kind, entries_lost = report.entries_lost, "{}", report.message);
         let mut pending = self.monitor.lock();

@@ -1,7 +1,7 @@
 //! `Counters` (the engine's live atomics) and `Stats` (a snapshot of them).
 //!
 //! Owns every number the engine reports. Updates are lock-free atomics except
-//! `last_error` (a short `Mutex<Option<String>>`). It never decides anything.
+//! `last_error` and its time (one short `Mutex`). It never decides anything.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -34,13 +34,25 @@ pub struct Stats {
     pub batches_in_flight: u64,
     /// Sending is paused until then because the server answered 429.
     pub rate_limited_until: Option<SystemTime>,
-    /// The last delivery failure, for humans.
+    /// The last delivery failure, for humans: kept after delivery recovered (compare
+    /// `last_error_at` with `last_success_at`).
     pub last_error: Option<String>,
+    /// When `last_error` happened.
+    pub last_error_at: Option<SystemTime>,
+    /// When the server last accepted a request (batch, single or `send_now`).
+    pub last_success_at: Option<SystemTime>,
     /// Entries lost to a panic inside delivery (the binding adds the gem's own failures).
     pub dropped_internal: u64,
     /// Entries enqueued after shutdown, still queued when it ended, or refused by a
-    /// service that was down while shutting down.
+    /// service that was down while shutting down, and not written to the spool.
     pub dropped_at_shutdown: u64,
+    /// Entries the service could not take at exit, written to the spool for the next process.
+    pub spooled: u64,
+    /// Entries read back from the spool (written by an earlier process) that the server accepted.
+    pub recovered: u64,
+    /// Spool files skipped because they could not be read (corrupt, truncated, foreign,
+    /// written by a newer version, or too large); moved aside, never delivered.
+    pub spool_skipped: u64,
 }
 
 /// One `Stats` value, as the binding hands it to Ruby.
@@ -54,7 +66,7 @@ pub enum StatValue<'a> {
 impl Stats {
     /// Every field under its public name (the keys of Ruby's `LogIngestionClient.stats`,
     /// in docs/gem.md's order): the one list of the stats keys.
-    pub fn fields(&self) -> [(&'static str, StatValue<'_>); 15] {
+    pub fn fields(&self) -> [(&'static str, StatValue<'_>); 20] {
         use StatValue::{Count, Text, Time};
         [
             ("enqueued", Count(self.enqueued)),
@@ -68,6 +80,9 @@ impl Stats {
             ("dropped_invalid", Count(self.dropped_invalid)),
             ("dropped_internal", Count(self.dropped_internal)),
             ("dropped_at_shutdown", Count(self.dropped_at_shutdown)),
+            ("spooled", Count(self.spooled)),
+            ("recovered", Count(self.recovered)),
+            ("spool_skipped", Count(self.spool_skipped)),
             ("retried", Count(self.retried)),
             ("rejected_by_server", Count(self.rejected_by_server)),
             ("failed_batches", Count(self.failed_batches)),
@@ -75,6 +90,8 @@ impl Stats {
             ("batches_in_flight", Count(self.batches_in_flight)),
             ("rate_limited_until", Time(self.rate_limited_until)),
             ("last_error", Text(self.last_error.as_deref())),
+            ("last_error_at", Time(self.last_error_at)),
+            ("last_success_at", Time(self.last_success_at)),
         ]
     }
 }
@@ -93,9 +110,24 @@ pub(crate) struct Counters {
     pub failed_batches: AtomicU64,
     pub dropped_internal: AtomicU64,
     pub dropped_at_shutdown: AtomicU64,
+    pub spooled: AtomicU64,
+    pub recovered: AtomicU64,
+    pub spool_skipped: AtomicU64,
     /// Milliseconds since the Unix epoch; 0 means not rate limited.
     rate_limited_until_ms: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    /// Milliseconds since the Unix epoch; 0 means never.
+    last_success_at_ms: AtomicU64,
+    last_error: Mutex<Option<(String, SystemTime)>>,
+}
+
+fn epoch_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1))
+        .unwrap_or(0)
+}
+
+fn from_epoch_ms(ms: u64) -> Option<SystemTime> {
+    (ms != 0).then(|| UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 impl Counters {
@@ -104,27 +136,50 @@ impl Counters {
     }
 
     pub fn set_rate_limited_until(&self, until: Option<SystemTime>) {
-        let ms = until
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1))
-            .unwrap_or(0);
+        let ms = until.map(epoch_ms).unwrap_or(0);
         self.rate_limited_until_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// A delivery failure now (`last_error`, `last_error_at`).
     pub fn set_last_error(&self, message: impl Into<String>) {
         let mut slot = self
             .last_error
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *slot = Some(message.into());
+        *slot = Some((message.into(), SystemTime::now()));
+    }
+
+    /// The server accepted a request now (`last_success_at`).
+    pub fn set_last_success(&self) {
+        self.last_success_at_ms
+            .store(epoch_ms(SystemTime::now()), Ordering::Relaxed);
+    }
+
+    /// Entries dropped for any reason so far (every `dropped_*` counter).
+    pub fn dropped_total(&self) -> u64 {
+        [
+            &self.dropped_queue_full,
+            &self.dropped_retries_exhausted,
+            &self.dropped_unauthorized,
+            &self.dropped_invalid,
+            &self.dropped_internal,
+            &self.dropped_at_shutdown,
+        ]
+        .iter()
+        .map(|counter| counter.load(Ordering::Relaxed))
+        .fold(0, u64::saturating_add)
     }
 
     pub fn snapshot(&self, bytes_queued: u64, batches_in_flight: u64) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let until_ms = get(&self.rate_limited_until_ms);
-        let rate_limited_until = (until_ms != 0)
-            .then(|| UNIX_EPOCH + Duration::from_millis(until_ms))
+        let rate_limited_until = from_epoch_ms(get(&self.rate_limited_until_ms))
             .filter(|until| *until > SystemTime::now());
+        let (last_error, last_error_at) = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .unzip();
         Stats {
             enqueued: get(&self.enqueued),
             sent: get(&self.sent),
@@ -138,13 +193,14 @@ impl Counters {
             bytes_queued,
             batches_in_flight,
             rate_limited_until,
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clone(),
+            last_error,
+            last_error_at,
+            last_success_at: from_epoch_ms(get(&self.last_success_at_ms)),
             dropped_internal: get(&self.dropped_internal),
             dropped_at_shutdown: get(&self.dropped_at_shutdown),
+            spooled: get(&self.spooled),
+            recovered: get(&self.recovered),
+            spool_skipped: get(&self.spool_skipped),
         }
     }
 }
@@ -188,5 +244,21 @@ mod tests {
         assert_eq!(stats.bytes_queued, 10);
         assert_eq!(stats.batches_in_flight, 1);
         assert_eq!(stats.last_error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn last_error_carries_its_time_and_stays_after_a_success() {
+        let counters = Counters::default();
+        assert_eq!(counters.snapshot(0, 0).last_error_at, None);
+        assert_eq!(counters.snapshot(0, 0).last_success_at, None);
+        let before = SystemTime::now() - Duration::from_millis(1);
+        counters.set_last_error("connection refused");
+        counters.set_last_success();
+        let stats = counters.snapshot(0, 0);
+        assert_eq!(stats.last_error.as_deref(), Some("connection refused"));
+        for at in [stats.last_error_at, stats.last_success_at] {
+            let at = at.unwrap();
+            assert!(at >= before && at <= SystemTime::now(), "{at:?}");
+        }
     }
 }

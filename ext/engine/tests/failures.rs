@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use log_ingestion_engine::{Cancel, DeliveryError, Engine, EngineConfig, ErrorKind, FlushOutcome};
 use support::{
-    enqueue_until_paused, entry, http_date_in, start, start_behind_429, test_config,
+    enqueue_until_paused, entry, http_date_in, next_failure, start, start_behind_429, test_config,
     wait_for_rate_limit, FaultServer, Received, Reply, SOON,
 };
 
@@ -49,9 +49,7 @@ fn assert_one_entry_retried_once_then_delivered(fault: Reply) {
 }
 
 fn no_more_reports(engine: &Engine) -> bool {
-    engine
-        .next_error(Duration::from_millis(20), &Cancel::new())
-        .is_none()
+    next_failure(engine, Duration::from_millis(20)).is_none()
 }
 
 #[test]
@@ -98,7 +96,7 @@ fn a_batch_is_dropped_counted_and_reported_when_retries_run_out() {
     assert_eq!(stats.retried, 3);
     assert_eq!(stats.sent, 0);
     assert!(stats.last_error.unwrap().contains("HTTP 500"));
-    let report = engine.next_error(SOON, &Cancel::new()).unwrap();
+    let report = next_failure(&engine, SOON).unwrap();
     assert_eq!(report.kind, ErrorKind::RetriesExhausted);
     assert_eq!(report.entries_lost, 3);
     assert!(report.message.contains("4 attempts"), "{}", report.message);
@@ -257,7 +255,7 @@ fn unauthorized_is_reported_once_and_every_batch_is_counted() {
     let stats = engine.stats();
     assert_eq!(stats.dropped_unauthorized, 3);
     assert_eq!(stats.failed_batches, 2);
-    let report = engine.next_error(SOON, &Cancel::new()).unwrap();
+    let report = next_failure(&engine, SOON).unwrap();
     assert_eq!(report.kind, ErrorKind::Unauthorized);
     assert_eq!(report.entries_lost, 2);
     assert!(no_more_reports(&engine));
@@ -275,7 +273,7 @@ fn entries_rejected_one_by_one_are_counted_and_never_resent() {
     let stats = engine.stats();
     assert_eq!(stats.rejected_by_server, 2);
     assert_eq!(stats.sent, 4);
-    let report = engine.next_error(SOON, &Cancel::new()).unwrap();
+    let report = next_failure(&engine, SOON).unwrap();
     assert_eq!(report.kind, ErrorKind::Rejected);
     assert_eq!(report.entries_lost, 2);
     assert!(report.message.contains("scripted rejection"));
@@ -292,7 +290,7 @@ fn a_400_drops_the_batch_as_invalid_without_retrying() {
         (stats.dropped_invalid, stats.failed_batches, stats.retried),
         (2, 1, 0)
     );
-    let report = engine.next_error(SOON, &Cancel::new()).unwrap();
+    let report = next_failure(&engine, SOON).unwrap();
     assert_eq!(report.kind, ErrorKind::Invalid);
     assert!(report.message.contains("HTTP 400"), "{}", report.message);
 }

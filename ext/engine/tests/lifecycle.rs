@@ -11,7 +11,7 @@ use log_ingestion_engine::{
     Cancel, DeliveryError, DropPolicy, DropReason, Engine, EngineConfig, EngineError, Enqueued,
     ErrorKind, FlushOutcome, ShutdownReport,
 };
-use support::{entry, start, test_config, FaultServer, Reply, SOON};
+use support::{entry, next_failure, start, test_config, FaultServer, Reply, SOON};
 
 /// Entries of about 300 encoded bytes: six fit in a 2 KiB queue.
 fn sized_entry(i: usize) -> log_ingestion_engine::Entry {
@@ -102,7 +102,7 @@ fn queue_full_drops_are_reported_in_bulk() {
     engine.flush(SOON, &Cancel::new());
     // The delivery loop reports what it has seen at each turn: one or two reports, not one per entry.
     let mut reports = Vec::new();
-    while let Some(report) = engine.next_error(Duration::from_millis(50), &Cancel::new()) {
+    while let Some(report) = next_failure(&engine, Duration::from_millis(50)) {
         reports.push(report);
     }
     assert!(reports.iter().all(|r| r.kind == ErrorKind::QueueFull));
@@ -183,7 +183,8 @@ fn shutdown_delivers_queued_entries_then_refuses_new_ones() {
         report,
         ShutdownReport {
             delivered: 5,
-            undelivered: 0
+            undelivered: 0,
+            spooled: 0
         }
     );
     assert_eq!(server.accepted_messages().len(), 5);
@@ -209,14 +210,10 @@ fn shutdown_counts_and_reports_what_it_could_not_deliver() {
     let report = engine.shutdown(Duration::from_millis(100));
     assert_eq!(report.undelivered, 5);
     assert_eq!(engine.stats().dropped_at_shutdown, 5);
-    let error = engine.next_error(SOON, &Cancel::new()).unwrap();
+    let error = next_failure(&engine, SOON).unwrap();
     assert_eq!(error.kind, ErrorKind::Shutdown);
     assert_eq!(error.entries_lost, 5);
-    assert_eq!(
-        engine.next_error(SOON, &Cancel::new()),
-        None,
-        "closed after shutdown"
-    );
+    assert_eq!(next_failure(&engine, SOON), None, "closed after shutdown");
 }
 
 #[test]

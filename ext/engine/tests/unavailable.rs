@@ -12,7 +12,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use log_ingestion_engine::{Cancel, Engine, EngineConfig, ErrorKind, FlushOutcome};
-use support::{entry, start, test_config, FaultServer, Received, Reply, SOON};
+use support::{entry, next_failure, start, test_config, FaultServer, Received, Reply, SOON};
 
 fn enqueue_and_flush(engine: &Engine, messages: &[&str], timeout: Duration) {
     for message in messages {
@@ -75,7 +75,7 @@ fn a_refused_connection_is_retried_until_max_retry_elapsed_then_dropped_and_repo
     let stats = engine.stats();
     assert_eq!(stats.dropped_retries_exhausted, 1);
     assert!(stats.retried > 1, "retried {} times", stats.retried);
-    let report = engine.next_error(SOON, &Cancel::new()).unwrap();
+    let report = next_failure(&engine, SOON).unwrap();
     assert_eq!(report.kind, ErrorKind::RetriesExhausted);
     assert!(
         report.message.contains("max_retry_elapsed") && report.message.contains("connect"),
@@ -197,9 +197,7 @@ fn shutdown_gives_up_at_once_on_a_service_that_refuses_connections_and_says_why(
     );
     assert_eq!(report.delivered, 0);
     assert_eq!(engine.stats().dropped_at_shutdown, 2);
-    let loss = engine
-        .next_error(Duration::from_secs(1), &Cancel::new())
-        .expect("the loss is reported");
+    let loss = next_failure(&engine, Duration::from_secs(1)).expect("the loss is reported");
     assert_eq!((loss.kind, loss.entries_lost), (ErrorKind::Shutdown, 2));
     assert!(loss.message.contains("refused"), "{}", loss.message);
 }

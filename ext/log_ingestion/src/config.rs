@@ -1,12 +1,14 @@
 //! `config::settings`: the settings Hash from Ruby to an `EngineConfig`.
 //!
 //! Owns reading and type-checking each key of the Hash built by
-//! `LogIngestion::Configuration#to_engine_hash`. Every key must be there: the defaults
+//! `LogIngestion::Configuration#to_engine_hash`. Every key must be there (`spool_dir` may be
+//! nil: no spool): the defaults
 //! and the rules (ranges, messages) are `Configuration`'s alone (`DEFAULTS`,
 //! `validate!`), so this module never fills a default nor re-checks a range. A missing
 //! key or a wrong type raises `LogIngestion::ConfigurationError` naming the key; it never
 //! starts anything.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use log_ingestion_engine::{DropPolicy, EngineConfig};
@@ -42,6 +44,9 @@ pub fn settings(ruby: &Ruby, hash: RHash) -> Result<Settings, Error> {
         open_timeout: r.seconds("open_timeout")?,
         read_timeout: r.seconds("read_timeout")?,
         user_agent: r.require("user_agent")?,
+        // nil: no spool (the one setting whose absence means "off").
+        spool_dir: r.optional::<String>("spool_dir")?.map(PathBuf::from),
+        max_spool_bytes: r.require("max_spool_bytes")?,
     };
     Ok(Settings {
         engine,
@@ -71,6 +76,17 @@ impl Reader<'_> {
         T::try_convert(value).map_err(|e| {
             configuration_error(format!("log_ingestion: {key} has the wrong type ({e})"))
         })
+    }
+
+    /// The key's value converted to `T`, or None when it is nil or missing.
+    fn optional<T: TryConvert>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.value(key)
+            .map(|value| {
+                T::try_convert(value).map_err(|e| {
+                    configuration_error(format!("log_ingestion: {key} has the wrong type ({e})"))
+                })
+            })
+            .transpose()
     }
 
     /// The key's number of seconds as a Duration.

@@ -33,10 +33,12 @@ pub fn encoded_call(
     // message borrowed.
     let mut writer = metadata::with_message(ruby, message, |message| {
         EntryWriter::stamped_now(service, level, message, metadata::JSON_CAPACITY_GUESS)
-    })
+    })?
     // Writing JSON to a Vec cannot fail; kept as an error rather than a panic.
     .map_err(|e| gem_error(format!("log_ingestion: cannot encode the entry: {e}")))?;
-    MetadataConverter::new(ruby).write_metadata(metadata, writer.metadata_buffer());
+    // A host's interrupt in a value's `to_s` returns here: the writer (the entry's one
+    // buffer) is dropped, nothing was enqueued or counted.
+    MetadataConverter::new(ruby).write_metadata(metadata, writer.metadata_buffer())?;
     Ok(writer.finish())
 }
 
@@ -61,21 +63,21 @@ pub fn from_hash(ruby: &Ruby, service: &str, hash: RHash) -> Result<Entry, Error
     };
     let timestamp = match field("timestamp") {
         None => timestamp_now(),
-        Some(value) => match metadata::time_text(value) {
+        Some(value) => match metadata::time_text(ruby, value)? {
             Some(time) => time,
-            None => metadata::utf8(ruby, value.funcall::<_, _, RString>("to_s", ())?),
+            None => metadata::utf8(ruby, value.funcall::<_, _, RString>("to_s", ())?)?,
         },
     };
     let service = match text("service")? {
-        Some(service) => metadata::utf8(ruby, service),
+        Some(service) => metadata::utf8(ruby, service)?,
         None => service.to_owned(),
     };
     let message = match text("message")? {
-        Some(message) => metadata::message(ruby, message),
+        Some(message) => metadata::message(ruby, message)?,
         None => String::new(),
     };
     let metadata = MetadataConverter::new(ruby)
-        .metadata(field("metadata").unwrap_or_else(|| ruby.qnil().as_value()));
+        .metadata(field("metadata").unwrap_or_else(|| ruby.qnil().as_value()))?;
     Ok(Entry {
         timestamp,
         service,
@@ -96,7 +98,7 @@ fn parse_level(ruby: &Ruby, level: RString) -> Result<Level, Error> {
     {
         return Ok(level);
     }
-    metadata::utf8(ruby, level)
+    metadata::utf8(ruby, level)?
         .parse::<Level>()
         .map_err(|e| argument_error(ruby, format!("log_ingestion: {e}")))
 }

@@ -42,6 +42,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     class.define_method("enqueue", method!(NativeEngine::enqueue, 3))?;
     class.define_method("flush", method!(NativeEngine::flush, 1))?;
     class.define_method("send_log", method!(NativeEngine::send_log, 2))?;
+    class.define_method("send_once", method!(NativeEngine::send_once, 2))?;
     class.define_method("shutdown", method!(NativeEngine::shutdown, 1))?;
     class.define_method("stats", method!(NativeEngine::stats, 0))?;
     class.define_method("next_error", method!(NativeEngine::next_error, 1))?;

@@ -13,9 +13,14 @@
 //! values (every string and number through `serde_json`'s writer, so the text is what
 //! serialising a `Map` gave) instead of building a `Map` and serialising it: that was
 //! most of a log call's native cost; a log call's metadata is written straight into its
-//! entry's buffer (`write_metadata`). It never keeps a Ruby value after returning and
-//! never fails: a Ruby exception raised while converting becomes a placeholder string
-//! naming the object's class.
+//! entry's buffer (`write_metadata`). It never keeps a Ruby value after returning. A
+//! `StandardError` raised by a value's own method (`to_s`, `iso8601`, `getutc`) becomes a
+//! placeholder string naming the object's class; anything else that stops that method --
+//! the host's `throw`, `Thread#kill`, `exit`, `Interrupt`, a timeout (`Timeout`'s, or a
+//! rack-timeout-style exception raised into the thread), any exception that is not a
+//! `StandardError` -- is not the converter's to handle: it stops the conversion and is
+//! returned unchanged (its thread-local stacks given back cleared), for the binding to
+//! hand back to Ruby.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -24,10 +29,13 @@ use std::ops::Range;
 use chrono::DateTime;
 use log_ingestion_engine::MetadataJson;
 use magnus::encoding::EncodingCapable;
+use magnus::error::ErrorType;
 use magnus::r_hash::ForEach;
 use magnus::rb_sys::AsRawValue;
 use magnus::value::ReprValue;
-use magnus::{Float, Integer, RArray, RHash, RString, Ruby, Symbol, Time, Value};
+use magnus::{
+    Error, Float, Integer, Module, RArray, RHash, RModule, RString, Ruby, Symbol, Time, Value,
+};
 use serde::Serialize;
 
 // Sized so the JSON stays within the server's default limits (metadata 64 KiB, depth
@@ -124,91 +132,111 @@ impl<'r> MetadataConverter<'r> {
     }
 
     /// The metadata object for `metadata`: nil -> `{}`, a Hash -> its conversion,
-    /// anything else -> `{"value": conversion}`.
-    pub fn metadata(self, metadata: Value) -> MetadataJson {
+    /// anything else -> `{"value": conversion}`; or the host's interrupt that stopped it.
+    pub fn metadata(self, metadata: Value) -> Result<MetadataJson, Error> {
         if metadata.is_nil() {
-            return MetadataJson::empty();
+            return Ok(MetadataJson::empty());
         }
         let mut json = Vec::with_capacity(JSON_CAPACITY_GUESS);
-        self.write_metadata(metadata, &mut json);
+        self.write_metadata(metadata, &mut json)?;
         // Every byte came from a &str through serde_json or from ASCII punctuation, so
         // this never fails; the fallback only keeps a broken invariant from panicking.
         let text = String::from_utf8(json).unwrap_or_else(|_| "{}".to_owned());
-        MetadataJson::from_object_text(text)
+        Ok(MetadataJson::from_object_text(text))
     }
 
     /// Appends the metadata object for `metadata` (as `metadata` gives it) to `out`,
     /// leaving what `out` holds before it as it is: a log call writes it straight into
-    /// its entry's buffer (`EntryWriter`), with no buffer of its own and no copy.
-    pub fn write_metadata(mut self, metadata: Value, out: &mut Vec<u8>) {
+    /// its entry's buffer (`EntryWriter`), with no buffer of its own and no copy. When a
+    /// host's interrupt stops the conversion, `out` is given back as it was and the
+    /// interrupt returned.
+    pub fn write_metadata(mut self, metadata: Value, out: &mut Vec<u8>) -> Result<(), Error> {
         if metadata.is_nil() {
             out.extend_from_slice(b"{}");
-            return;
+            return Ok(());
         }
+        let start = out.len();
         self.json = std::mem::take(out);
         let Scratch { keys, members } = Scratch::take();
         self.keys = keys;
         self.members = members;
         self.keys.reserve(KEYS_CAPACITY_GUESS);
         self.members.reserve(MEMBERS_CAPACITY_GUESS);
-        if RHash::from_value(metadata).is_some() {
+        let converted = if RHash::from_value(metadata).is_some() {
             // depth 1 is within MAX_DEPTH and nothing is open yet: always an object.
-            self.convert(metadata, 1);
+            self.convert(metadata, 1)
         } else {
             self.json.extend_from_slice(b"{\"value\":");
-            self.convert(metadata, 1);
+            let converted = self.convert(metadata, 1);
             self.json.push(b'}');
-        }
+            converted
+        };
         *out = std::mem::take(&mut self.json);
+        // Given back cleared on both ends: an interrupted conversion leaves no member,
+        // key or half-written value behind for the next call on this thread.
         Scratch {
             keys: std::mem::take(&mut self.keys),
             members: std::mem::take(&mut self.members),
         }
         .give_back();
+        if converted.is_err() {
+            out.truncate(start);
+        }
+        converted
     }
 
-    fn convert(&mut self, value: Value, depth: usize) {
+    fn convert(&mut self, value: Value, depth: usize) -> Result<(), Error> {
         self.charge(VALUE_OVERHEAD);
         if value.is_nil() {
             self.json.extend_from_slice(b"null");
-            return;
+            return Ok(());
         }
         // true and false are immediates: compared as such, not through is_kind_of's
         // class walk, which every String, Symbol and number paid twice.
         let raw = value.as_raw();
         if raw == rb_sys::Qtrue as rb_sys::VALUE {
             self.json.extend_from_slice(b"true");
-            return;
+            return Ok(());
         }
         if raw == rb_sys::Qfalse as rb_sys::VALUE {
             self.json.extend_from_slice(b"false");
-            return;
+            return Ok(());
         }
         if let Some(integer) = Integer::from_value(value) {
             if let Ok(n) = integer.to_i64() {
-                return write_json(&mut self.json, &n);
+                write_json(&mut self.json, &n);
+                return Ok(());
             }
             if let Ok(n) = integer.to_u64() {
-                return write_json(&mut self.json, &n);
+                write_json(&mut self.json, &n);
+                return Ok(());
             }
-            return self.write_text(&describe(value));
+            self.write_text(&describe(self.ruby, value)?);
+            return Ok(());
         }
         if let Some(float) = Float::from_value(value) {
             let f = float.to_f64();
             if f.is_finite() {
-                return write_json(&mut self.json, &f);
+                write_json(&mut self.json, &f);
+                return Ok(());
             }
-            return self.write_text(&describe(value));
+            self.write_text(&describe(self.ruby, value)?);
+            return Ok(());
         }
         if let Some(string) = RString::from_value(value) {
             return with_utf8(self.ruby, string, |text| self.write_text(text));
         }
         if let Some(symbol) = Symbol::from_value(value) {
-            return self.write_text(&symbol_name(symbol));
+            self.write_text(&symbol_name(symbol));
+            return Ok(());
         }
         if let Some(time) = Time::from_value(value) {
-            let text = iso8601_utc(time).unwrap_or_else(|| describe(value));
-            return write_json(&mut self.json, text.as_str());
+            let text = match iso8601_utc(time) {
+                Some(text) => text,
+                None => describe(self.ruby, value)?,
+            };
+            write_json(&mut self.json, text.as_str());
+            return Ok(());
         }
         if let Some(hash) = RHash::from_value(value) {
             return self.collection(value, depth, |this| this.hash(hash, depth));
@@ -216,56 +244,87 @@ impl<'r> MetadataConverter<'r> {
         if let Some(array) = RArray::from_value(value) {
             return self.collection(value, depth, |this| this.array(array, depth));
         }
-        if let Some(text) = time_like(value) {
-            return write_json(&mut self.json, text.as_str());
+        if let Some(text) = time_like(self.ruby, value)? {
+            write_json(&mut self.json, text.as_str());
+            return Ok(());
         }
-        self.write_text(&describe(value))
+        self.write_text(&describe(self.ruby, value)?);
+        Ok(())
     }
 
-    fn collection(&mut self, value: Value, depth: usize, convert: impl FnOnce(&mut Self)) {
+    fn collection(
+        &mut self,
+        value: Value,
+        depth: usize,
+        convert: impl FnOnce(&mut Self) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         if depth > MAX_DEPTH {
-            return write_json(&mut self.json, DEPTH_LIMIT);
+            write_json(&mut self.json, DEPTH_LIMIT);
+            return Ok(());
         }
         let id = value.as_raw() as usize;
         let open = self.open_len;
         if self.open_collections[..open].contains(&id) {
-            return write_json(&mut self.json, CYCLE);
+            write_json(&mut self.json, CYCLE);
+            return Ok(());
         }
         // depth <= MAX_DEPTH here and each level opens at most one collection, so
         // open < MAX_DEPTH; `get_mut` keeps an impossible overflow from panicking.
         let Some(slot) = self.open_collections.get_mut(open) else {
-            return write_json(&mut self.json, DEPTH_LIMIT);
+            write_json(&mut self.json, DEPTH_LIMIT);
+            return Ok(());
         };
         *slot = id;
         self.open_len = open + 1;
-        convert(self);
+        let converted = convert(self);
         self.open_len = open;
+        converted
     }
 
-    fn hash(&mut self, hash: RHash, depth: usize) {
+    fn hash(&mut self, hash: RHash, depth: usize) -> Result<(), Error> {
         let first_member = self.members.len();
         let keys_start = self.keys.len();
         let values_start = self.json.len();
         let mut index = 0usize;
         let mut truncated = false;
-        // The closure never returns Err, so foreach only fails if Ruby itself raised
-        // (e.g. the hash was changed by a to_s during iteration): keep what we have.
-        let _ = hash.foreach(|key: Value, value: Value| {
+        // A host's interrupt inside a key's or value's conversion stops the iteration
+        // (the closure answers Stop, never Err: nothing is raised through Ruby's frames)
+        // and is returned once foreach is done.
+        let mut interrupted = None;
+        let iterated = hash.foreach(|key: Value, value: Value| {
             if index >= MAX_COLLECTION_SIZE || self.remaining == 0 {
                 truncated = true;
                 return Ok(ForEach::Stop);
             }
             index += 1;
             self.charge(VALUE_OVERHEAD);
-            let key = self.key(key);
-            let value_start = self.json.len();
-            self.convert(value, depth + 1);
-            self.members.push(Member {
-                key,
-                value: value_start..self.json.len(),
+            let member = self.key(key).and_then(|key| {
+                let value_start = self.json.len();
+                self.convert(value, depth + 1)?;
+                Ok(Member {
+                    key,
+                    value: value_start..self.json.len(),
+                })
             });
-            Ok(ForEach::Continue)
+            match member {
+                Ok(member) => {
+                    self.members.push(member);
+                    Ok(ForEach::Continue)
+                }
+                Err(error) => {
+                    interrupted = Some(error);
+                    Ok(ForEach::Stop)
+                }
+            }
         });
+        if let Some(error) = interrupted {
+            return Err(error);
+        }
+        // foreach itself fails when Ruby raised in it (e.g. the hash was changed by a
+        // to_s during iteration): keep what we have, unless it is the host's interrupt.
+        if let Err(error) = iterated {
+            own_failure(self.ruby, error)?;
+        }
         if truncated {
             let key = push_key(&mut self.keys, TRUNCATED);
             let value_start = self.json.len();
@@ -278,6 +337,7 @@ impl<'r> MetadataConverter<'r> {
         self.write_object(first_member, values_start);
         self.members.truncate(first_member);
         self.keys.truncate(keys_start);
+        Ok(())
     }
 
     /// Replaces the values written from `values_start` with the object of the members
@@ -319,7 +379,7 @@ impl<'r> MetadataConverter<'r> {
         json.truncate(values_start + (json.len() - object_start));
     }
 
-    fn array(&mut self, array: RArray, depth: usize) {
+    fn array(&mut self, array: RArray, depth: usize) -> Result<(), Error> {
         self.json.push(b'[');
         let mut index = 0usize;
         // Indexing each time (not a slice) because to_s on an element may change the array.
@@ -333,7 +393,8 @@ impl<'r> MetadataConverter<'r> {
             }
             let element: Value = match array.entry(index as isize) {
                 Ok(element) => element,
-                Err(_) => {
+                Err(error) => {
+                    own_failure(self.ruby, error)?;
                     // The comma just written has no element after it.
                     if index > 0 {
                         self.json.pop();
@@ -341,10 +402,11 @@ impl<'r> MetadataConverter<'r> {
                     break;
                 }
             };
-            self.convert(element, depth + 1);
+            self.convert(element, depth + 1)?;
             index += 1;
         }
         self.json.push(b']');
+        Ok(())
     }
 
     fn charge(&mut self, bytes: usize) {
@@ -352,14 +414,14 @@ impl<'r> MetadataConverter<'r> {
     }
 
     /// Pushes the key's text (budgeted like any text) onto `keys`.
-    fn key(&mut self, key: Value) -> Range<usize> {
+    fn key(&mut self, key: Value) -> Result<Range<usize>, Error> {
         if let Some(string) = RString::from_value(key) {
             return with_utf8(self.ruby, string, |text| self.push_key_text(text));
         }
         if let Some(symbol) = Symbol::from_value(key) {
-            return self.push_key_text(&symbol_name(symbol));
+            return Ok(self.push_key_text(&symbol_name(symbol)));
         }
-        self.push_key_text(&describe(key))
+        Ok(self.push_key_text(&describe(self.ruby, key)?))
     }
 
     fn push_key_text(&mut self, text: &str) -> Range<usize> {
@@ -419,14 +481,18 @@ fn symbol_name(symbol: Symbol) -> Cow<'static, str> {
 }
 
 /// The message to send: valid UTF-8, cut to `MAX_MESSAGE_BYTES` (suffix included).
-pub fn message(ruby: &Ruby, message: RString) -> String {
+pub fn message(ruby: &Ruby, message: RString) -> Result<String, Error> {
     with_message(ruby, message, str::to_owned)
 }
 
 /// `read` applied to the message to send (see `message`), borrowed from the Ruby
 /// string when it is UTF-8 already and within `MAX_MESSAGE_BYTES`. `read` must not run
 /// Ruby code.
-pub fn with_message<T>(ruby: &Ruby, message: RString, read: impl FnOnce(&str) -> T) -> T {
+pub fn with_message<T>(
+    ruby: &Ruby,
+    message: RString,
+    read: impl FnOnce(&str) -> T,
+) -> Result<T, Error> {
     with_utf8(ruby, message, |text| {
         if text.len() <= MAX_MESSAGE_BYTES {
             return read(text);
@@ -438,13 +504,15 @@ pub fn with_message<T>(ruby: &Ruby, message: RString, read: impl FnOnce(&str) ->
 
 /// The string's text as UTF-8: bytes of UTF-8/US-ASCII/BINARY strings read as UTF-8
 /// (invalid sequences replaced), other encodings transcoded by Ruby.
-pub fn utf8(ruby: &Ruby, string: RString) -> String {
+pub fn utf8(ruby: &Ruby, string: RString) -> Result<String, Error> {
     with_utf8(ruby, string, str::to_owned)
 }
 
 /// `read` applied to the string's text as UTF-8 (see `utf8`), borrowed from the Ruby
-/// string when it is valid UTF-8 already. `read` must not run Ruby code.
-fn with_utf8<T>(ruby: &Ruby, string: RString, read: impl FnOnce(&str) -> T) -> T {
+/// string when it is valid UTF-8 already. `read` must not run Ruby code. Transcoding
+/// runs Ruby's `encode`: a host's interrupt there is returned, anything else falls back
+/// to reading the bytes.
+fn with_utf8<T>(ruby: &Ruby, string: RString, read: impl FnOnce(&str) -> T) -> Result<T, Error> {
     let encoding = string.enc_get();
     let pass_through = encoding == ruby.utf8_encindex()
         || encoding == ruby.usascii_encindex()
@@ -457,11 +525,12 @@ fn with_utf8<T>(ruby: &Ruby, string: RString, read: impl FnOnce(&str) -> T) -> T
                 magnus::kwargs!(ruby, "invalid" => ruby.to_symbol("replace"), "undef" => ruby.to_symbol("replace")),
             ),
         );
-        if let Ok(converted) = converted {
-            return read_bytes(converted, read);
+        match converted {
+            Ok(converted) => return Ok(read_bytes(converted, read)),
+            Err(error) => own_failure(ruby, error)?,
         }
     }
-    read_bytes(string, read)
+    Ok(read_bytes(string, read))
 }
 
 fn read_bytes<T>(string: RString, read: impl FnOnce(&str) -> T) -> T {
@@ -471,31 +540,76 @@ fn read_bytes<T>(string: RString, read: impl FnOnce(&str) -> T) -> T {
     read(&String::from_utf8_lossy(bytes))
 }
 
-/// `iso8601` when the object answers it, else `to_s`, else a placeholder naming its class.
-fn describe(value: Value) -> String {
-    let described: Option<Result<RString, magnus::Error>> = value.check_funcall("iso8601", ());
+/// `iso8601` when the object answers it, else `to_s`, else (when they fail with a
+/// `StandardError`) a placeholder naming its class. A host's interrupt is returned.
+fn describe(ruby: &Ruby, value: Value) -> Result<String, Error> {
+    let described: Option<Result<RString, Error>> = value.check_funcall("iso8601", ());
     let described = match described {
         Some(Ok(text)) => Ok(text),
-        _ => value.funcall::<_, _, RString>("to_s", ()),
+        Some(Err(error)) => {
+            own_failure(ruby, error)?;
+            value.funcall::<_, _, RString>("to_s", ())
+        }
+        None => value.funcall::<_, _, RString>("to_s", ()),
     };
     match described {
-        Ok(text) => utf8(&Ruby::get_with(value), text),
-        Err(_) => format!("#<{}>", unsafe { value.classname() }),
+        Ok(text) => utf8(ruby, text),
+        Err(error) => {
+            own_failure(ruby, error)?;
+            Ok(format!("#<{}>", unsafe { value.classname() }))
+        }
+    }
+}
+
+/// Ok when `error` is the failure of a value's own method, which a placeholder stands
+/// for: a `StandardError` that is not a host's timeout (the gem's one rule of those is
+/// `LogIngestion::Failsafe.interrupt?`: Timeout's and rack-timeout's classes derive from
+/// `RuntimeError`). Otherwise the error itself, to be handed back to Ruby unchanged: a
+/// `throw` or `Thread#kill` (a jump, not an exception), `exit`, `Interrupt`, any
+/// exception that is not a `StandardError`.
+fn own_failure(ruby: &Ruby, error: Error) -> Result<(), Error> {
+    if !error.is_kind_of(ruby.exception_standard_error()) {
+        return Err(error);
+    }
+    let exception = match error.error_type() {
+        // Made by magnus on the Rust side (e.g. a `to_s` that answered no String).
+        ErrorType::Error(..) => return Ok(()),
+        ErrorType::Exception(exception) => *exception,
+        ErrorType::Jump(_) => return Err(error),
+    };
+    let interrupt: Result<bool, Error> = ruby
+        .class_object()
+        .const_get::<_, RModule>("LogIngestion")
+        .and_then(|module| module.const_get::<_, RModule>("Failsafe"))
+        .and_then(|failsafe| failsafe.funcall("interrupt?", (exception,)));
+    // When the rule cannot be asked, the error is not taken for the value's own.
+    match interrupt {
+        Ok(false) => Ok(()),
+        _ => Err(error),
     }
 }
 
 /// The timestamp text of a Time, or of a Time stand-in (ActiveSupport::TimeWithZone,
-/// what Rails' `Time.current` returns) whose `getutc` answers a Time; None for anything else.
-pub fn time_text(value: Value) -> Option<String> {
+/// what Rails' `Time.current` returns) whose `getutc` answers a Time; None for anything
+/// else. A host's interrupt inside `getutc` is returned.
+pub fn time_text(ruby: &Ruby, value: Value) -> Result<Option<String>, Error> {
     if let Some(time) = Time::from_value(value) {
-        return iso8601_utc(time);
+        return Ok(iso8601_utc(time));
     }
-    time_like(value)
+    time_like(ruby, value)
 }
 
-fn time_like(value: Value) -> Option<String> {
-    let utc: Result<Value, magnus::Error> = value.check_funcall("getutc", ())?;
-    iso8601_utc(Time::from_value(utc.ok()?)?)
+fn time_like(ruby: &Ruby, value: Value) -> Result<Option<String>, Error> {
+    let utc: Option<Result<Value, Error>> = value.check_funcall("getutc", ());
+    let utc = match utc {
+        None => return Ok(None),
+        Some(Ok(utc)) => utc,
+        Some(Err(error)) => {
+            own_failure(ruby, error)?;
+            return Ok(None);
+        }
+    };
+    Ok(Time::from_value(utc).and_then(iso8601_utc))
 }
 
 fn iso8601_utc(time: Time) -> Option<String> {

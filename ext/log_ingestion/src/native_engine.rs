@@ -10,7 +10,9 @@
 use std::mem::ManuallyDrop;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use log_ingestion_engine::{DeliveryError, Engine, EngineError, FlushOutcome, StatValue, Stats};
+use log_ingestion_engine::{
+    DeliveryError, Engine, EngineError, Entry, FlushOutcome, StatValue, Stats,
+};
 use magnus::{Error, IntoValue, RHash, RString, Ruby, Value};
 
 use crate::boundary::{configuration_error, gem_error, guard};
@@ -101,12 +103,38 @@ impl NativeEngine {
         entry: RHash,
         timeout: f64,
     ) -> Result<RHash, Error> {
+        rb_self.send_single(ruby, entry, timeout, Engine::send_now)
+    }
+
+    /// `#send_once(entry_hash, timeout_seconds)`: `#send_log` with one attempt and no
+    /// retry (`Engine::send_once`): answers within the connect or read timeout.
+    pub fn send_once(
+        ruby: &Ruby,
+        rb_self: &Self,
+        entry: RHash,
+        timeout: f64,
+    ) -> Result<RHash, Error> {
+        rb_self.send_single(ruby, entry, timeout, Engine::send_once)
+    }
+
+    fn send_single(
+        &self,
+        ruby: &Ruby,
+        entry: RHash,
+        timeout: f64,
+        send: fn(
+            &Engine,
+            Entry,
+            Duration,
+            &log_ingestion_engine::Cancel,
+        ) -> Result<log_ingestion_engine::SendOutcome, DeliveryError>,
+    ) -> Result<RHash, Error> {
         guard(|| {
-            let entry = entry::from_hash(ruby, &rb_self.service, entry)?;
-            let engine = rb_self.engine()?;
+            let entry = entry::from_hash(ruby, &self.service, entry)?;
+            let engine = self.engine()?;
             let sent = blocking(
                 seconds(timeout),
-                |remaining, cancel| engine.send_now(entry.clone(), remaining, cancel),
+                |remaining, cancel| send(engine, entry.clone(), remaining, cancel),
                 |sent| matches!(sent, Err(DeliveryError::Cancelled)),
             )?;
             let answer = ruby.hash_new();
@@ -125,7 +153,7 @@ impl NativeEngine {
         })
     }
 
-    /// `#shutdown(timeout_seconds)`: `{"delivered" => n, "undelivered" => n}`.
+    /// `#shutdown(timeout_seconds)`: `{"delivered" => n, "undelivered" => n, "spooled" => n}`.
     pub fn shutdown(ruby: &Ruby, rb_self: &Self, timeout: f64) -> Result<RHash, Error> {
         guard(|| {
             let engine = rb_self.engine()?;
@@ -138,6 +166,7 @@ impl NativeEngine {
             let answer = ruby.hash_new();
             answer.aset("delivered", report.delivered)?;
             answer.aset("undelivered", report.undelivered)?;
+            answer.aset("spooled", report.spooled)?;
             Ok(answer)
         })
     }

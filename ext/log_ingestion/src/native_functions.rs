@@ -19,7 +19,7 @@ use crate::native_engine::stats_hash;
 /// `LogIngestion::Native.encode_metadata(value)`: the JSON the binding would send as
 /// the metadata of a log call with `value`.
 pub fn encode_metadata(ruby: &Ruby, value: Value) -> Result<String, Error> {
-    guard(|| Ok(MetadataConverter::new(ruby).metadata(value).into_string()))
+    guard(|| Ok(MetadataConverter::new(ruby).metadata(value)?.into_string()))
 }
 
 /// `LogIngestion::Native.entry_json(entry_hash, service)`: the JSON of the entry that

@@ -36,6 +36,7 @@ module LogIngestion
   #   config.log_ingestion.filter_parameters = true                      # or false, or a list
   #   config.log_ingestion.metadata_filter  = nil                        # default: that filter on all
   #                                                                      # metadata; false: off; or #call(hash)
+  #   config.log_ingestion.spool_dir        = nil                        # default: tmp/log_ingestion/spool
   #   config.log_ingestion.enabled          = false                      # do nothing at all
   #   # any other client setting (batch_size, gzip, on_error, ...) is passed to LogIngestionClient.
   #
@@ -194,6 +195,12 @@ module LogIngestion
     # (LogIngestion.booting?, cleared after LogIngestion::Railtie.start).
     initializer "log_ingestion.booting", before: :initialize_logger do
       LogIngestion.booting = true
+    end
+
+    # The spool's default directory, the app's tmp/ (before config/initializers, so an
+    # engine an initializer starts has it too; config.log_ingestion.spool_dir wins).
+    initializer "log_ingestion.spool_dir", before: :load_config_initializers do |app|
+      LogIngestion::Configuration.default_spool_dir = File.join(app.paths["tmp"].first, "log_ingestion", "spool")
     end
 
     # After config/initializers so settings made there count; before the

@@ -1,10 +1,9 @@
 //! The opaque pagination cursor: the (timestamp, id) of the last entry of a page,
 //! encoded as 32 hex digits. Owns encoding and decoding only; never touches SQL.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 
-/// PostgreSQL's `timestamptz` starts in 4714 BC (year -4713 in chrono's numbering).
-const EARLIEST_STORABLE_YEAR: i32 = -4713;
+use super::time_bounds;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
@@ -29,10 +28,9 @@ impl Cursor {
         let micros = u64::from_str_radix(&text[..16], 16).ok()? as i64;
         let id = u64::from_str_radix(&text[16..], 16).ok()? as i64;
         let timestamp = DateTime::<Utc>::from_timestamp_micros(micros)?;
-        // An issued cursor holds a stored time, which PostgreSQL keeps after 4714 BC;
-        // an earlier one is forged (and would take reads' time arithmetic past chrono's
-        // range).
-        if timestamp.year() < EARLIEST_STORABLE_YEAR {
+        // An issued cursor holds a stored time, which PostgreSQL keeps within its
+        // range; a time outside is forged (and PostgreSQL would refuse it as a bound).
+        if !time_bounds::contains(timestamp) {
             return None;
         }
         Some(Cursor { timestamp, id })
@@ -61,5 +59,15 @@ mod tests {
             id: 1,
         };
         assert_eq!(Cursor::decode(&forged.encode()), None);
+        let before_postgresql = Cursor {
+            timestamp: time_bounds::earliest() - chrono::Duration::microseconds(1),
+            id: 1,
+        };
+        assert_eq!(Cursor::decode(&before_postgresql.encode()), None);
+        let at_the_start = Cursor {
+            timestamp: time_bounds::earliest(),
+            id: 1,
+        };
+        assert_eq!(Cursor::decode(&at_the_start.encode()), Some(at_the_start));
     }
 }

@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 
+use super::time_bounds;
 use crate::storage::declared_indexes::{self, indexed_text, Scalar};
 
 const MAX_SERVICES: usize = 100;
@@ -494,11 +495,19 @@ fn parse_time(
     if text.eq_ignore_ascii_case("now") {
         return Some(now);
     }
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Some(time.with_timezone(&Utc));
-    }
-    match parse_age(text) {
-        Some(age) => Some(now - age),
+    let time = DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|time| time.with_timezone(&Utc))
+        .or_else(|| parse_age(text).and_then(|age| now.checked_sub_signed(age)));
+    match time {
+        Some(time) if time_bounds::contains(time) => Some(time),
+        Some(_) => {
+            params.problem(format!(
+                "{name}: must be {} (got {text:?})",
+                time_bounds::RANGE_TEXT
+            ));
+            None
+        }
         None => {
             params.problem(format!(
                 "{name}: must be RFC 3339 (2024-01-01T12:00:00Z), now, or an age like 30s, 15m, 2h, 7d, 1w up to 3650d (got {text:?})"

@@ -16,6 +16,7 @@ use sqlx::{Postgres, QueryBuilder};
 use super::counts;
 use super::error::ReadError;
 use super::filters::{parse_age, LogFilter, Params};
+use super::time_bounds;
 use super::{params_from, QueryPairs, ReadContext};
 use crate::storage::StorageMode;
 
@@ -113,7 +114,9 @@ impl HistogramRequest {
                 }
             });
         let until = filter.until.unwrap_or(now);
-        let since = filter.since.unwrap_or(until - DEFAULT_RANGE);
+        let since = filter
+            .since
+            .unwrap_or_else(|| time_bounds::earlier_by(until, DEFAULT_RANGE));
         if since >= until {
             params.problem("since: must be earlier than until (until defaults to now)");
         }

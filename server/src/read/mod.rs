@@ -19,6 +19,7 @@ mod rows;
 mod search;
 mod services;
 mod tail;
+mod time_bounds;
 
 use std::sync::Arc;
 

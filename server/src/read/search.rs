@@ -14,6 +14,7 @@ use super::cursor::Cursor;
 use super::error::ReadError;
 use super::filters::LogFilter;
 use super::rows::{LogRow, COLUMNS};
+use super::time_bounds;
 use super::{params_from, QueryPairs, ReadConnection, ReadContext};
 
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -99,13 +100,15 @@ fn windows(end: DateTime<Utc>, since: Option<DateTime<Utc>>) -> Vec<Window> {
     let mut to = None;
     let mut width = FIRST_WINDOW;
     for _ in 0..=DOUBLINGS {
-        // None only past chrono's earliest time (a forged cursor): the rest is one window.
-        let Some(from) = to.unwrap_or(end).checked_sub_signed(width) else {
-            break;
-        };
+        let from = time_bounds::earlier_by(to.unwrap_or(end), width);
         if since.is_some_and(|since| since >= from) {
             windows.push(Window { from: since, to });
             return windows;
+        }
+        // At PostgreSQL's earliest time: the rest of the range is the last window (a
+        // bound below it would be refused as out of range).
+        if from <= time_bounds::earliest() {
+            break;
         }
         windows.push(Window {
             from: Some(from),
@@ -374,8 +377,18 @@ async fn neighbours(
     count: i64,
 ) -> Result<Vec<LogRow>, ReadError> {
     let (bound, limit, beyond, order) = match side {
-        Side::Older => (">=", entry.timestamp - CONTEXT_WINDOW, "<", "DESC"),
-        Side::Newer => ("<=", entry.timestamp + CONTEXT_WINDOW, ">", "ASC"),
+        Side::Older => (
+            ">=",
+            time_bounds::earlier_by(entry.timestamp, CONTEXT_WINDOW),
+            "<",
+            "DESC",
+        ),
+        Side::Newer => (
+            "<=",
+            time_bounds::later_by(entry.timestamp, CONTEXT_WINDOW),
+            ">",
+            "ASC",
+        ),
     };
     let mut sql = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM logs WHERE "));
     sql.push(format!("timestamp {bound} "))
@@ -402,13 +415,22 @@ mod tests {
     }
 
     #[test]
-    fn windows_near_the_earliest_time_end_in_one_window_instead_of_overflowing() {
-        let end = DateTime::<Utc>::MIN_UTC + Duration::minutes(90);
+    fn windows_never_reach_before_postgresqls_earliest_time() {
+        let end = time_bounds::earliest() + Duration::minutes(90);
         let windows = windows(end, None);
         assert_eq!(windows.len(), 2, "{windows:?}");
         assert_eq!(windows[0].from, Some(end - Duration::hours(1)));
         assert_eq!(windows[1].from, None);
         assert_eq!(windows[1].to, windows[0].from);
+        // A page ending exactly there is one window bounded by its end alone.
+        let at_the_start = super::windows(time_bounds::earliest(), None);
+        assert_eq!(
+            at_the_start,
+            [Window {
+                from: None,
+                to: None
+            }]
+        );
     }
 
     #[test]

@@ -54,6 +54,57 @@ impl CopyRows {
     pub fn as_bytes(&self) -> &[u8] {
         &self.data
     }
+
+    /// The same rows with a field per key of `declared` instead of the keys they were
+    /// built for (the declared keys changed while they waited): each row's own five
+    /// fields are kept as they are, the declared keys' fields are made again from its
+    /// stored metadata.
+    pub fn for_keys(&self, declared: Arc<DeclaredKeys>) -> CopyRows {
+        let mut data = Vec::with_capacity(self.data.len());
+        for row in self.data.split(|&byte| byte == b'\n') {
+            if row.is_empty() {
+                continue;
+            }
+            // Tabs and newlines inside a field are escaped: a raw one separates.
+            let own: Vec<&[u8]> = row.split(|&byte| byte == b'\t').take(OWN_FIELDS).collect();
+            data.extend_from_slice(&own.join(&b'\t'));
+            let metadata = own
+                .get(OWN_FIELDS - 1)
+                .filter(|field| **field != b"\\N")
+                .map(|field| unescape_field(field));
+            declared.push_fields(&mut data, metadata.as_deref());
+            data.push(b'\n');
+        }
+        CopyRows {
+            data,
+            count: self.count,
+            declared,
+        }
+    }
+}
+
+/// The fields of a row before the declared keys': timestamp, service, level, message,
+/// metadata.
+const OWN_FIELDS: usize = 5;
+
+/// The text of one field as [`push_field`] escaped it.
+fn unescape_field(field: &[u8]) -> String {
+    let mut out = Vec::with_capacity(field.len());
+    let mut bytes = field.iter();
+    while let Some(&byte) = bytes.next() {
+        if byte != b'\\' {
+            out.push(byte);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'n') => out.push(b'\n'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b't') => out.push(b'\t'),
+            Some(&other) => out.push(other),
+            None => {}
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Appends one row for `entry` to `out`, with a field per key of `declared`.
@@ -165,6 +216,47 @@ fn may_need_escape(word: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_rebuilt_for_other_keys_keep_their_own_fields_and_fill_the_new_ones() {
+        let keys = |names: &[&str]| {
+            Arc::new(DeclaredKeys::new(
+                &names
+                    .iter()
+                    .map(|name| name.to_string())
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        let metadata = r#"{"k":"a\tb","j":7}"#;
+        let mut escaped = Vec::new();
+        push_field(&mut escaped, metadata);
+        let mut rows = CopyRows::with_capacity(0, keys(&["j"]));
+        for message in ["one\\ttab", "two"] {
+            rows.data
+                .extend_from_slice(b"2026-01-01 00:00:00.000000+00\tsvc\tINFO\t");
+            rows.data.extend_from_slice(message.as_bytes());
+            rows.data.push(b'\t');
+            rows.data.extend_from_slice(&escaped);
+            rows.data.extend_from_slice(b"\t7\n");
+            rows.count += 1;
+        }
+        rows.data
+            .extend_from_slice(b"2026-01-01 00:00:00.000000+00\tsvc\tINFO\tnone\t\\N\t\\N\n");
+        rows.count += 1;
+
+        let rebuilt = rows.for_keys(keys(&["k"]));
+        let expected = format!(
+            "2026-01-01 00:00:00.000000+00\tsvc\tINFO\tone\\ttab\t{escaped}\ta\\tb\n\
+             2026-01-01 00:00:00.000000+00\tsvc\tINFO\ttwo\t{escaped}\ta\\tb\n\
+             2026-01-01 00:00:00.000000+00\tsvc\tINFO\tnone\t\\N\t\\N\n",
+            escaped = String::from_utf8(escaped.clone()).unwrap()
+        );
+        assert_eq!(String::from_utf8_lossy(rebuilt.as_bytes()), expected);
+        assert_eq!(rebuilt.len(), 3);
+        assert_eq!(rebuilt.declared().keys(), ["k"]);
+        let without = rows.for_keys(keys(&[]));
+        assert!(!String::from_utf8_lossy(without.as_bytes()).contains("\t7\n"));
+    }
 
     #[test]
     fn special_characters_are_escaped() {

@@ -1,6 +1,7 @@
 //! The optional metadata keys and index an operator declares, created and dropped by
-//! the `migrate` command to match the settings (`serve`, which migrates too, only adds:
-//! an instance started with fewer keys than its fleet must not undeclare the others');
+//! the `migrate` command to match the settings (`serve` applies them only to a fresh
+//! database, `storage::schema`; on any other it runs with what the database declares,
+//! read again every `LOG_INGESTION_SCHEMA_REFRESH_INTERVAL`, [`spawn_refresh`]);
 //! each one is paid for by every insert (docs/performance.md), so none is on by
 //! default:
 //! - `LOG_INGESTION_INDEXED_METADATA_KEYS=user_id,request_id`: per key a column
@@ -14,10 +15,10 @@
 //!   The server writes the column in its `COPY` ([`DeclaredKeys`]), which costs
 //!   nothing PostgreSQL must compute, for the keys the *database* declares (those with
 //!   a check), whatever its own settings say ([`LiveDeclaredKeys`]). The check refuses
-//!   a row from a writer that does not know the column (an instance running since
-//!   before the key was declared), so no row is ever stored unfindable: that writer's
-//!   group answers 503 (nothing stored, clients retry) and it reads the declared keys
-//!   again. Declaring keys locks `logs` (reads and writes wait) while it fills their
+//!   a row from a writer that does not know the column yet (an instance that has not
+//!   read the keys since the key was declared), so no row is ever stored unfindable:
+//!   that writer reads the declared keys again and writes the group once more with
+//!   the column (`group_commit`). Declaring keys locks `logs` (reads and writes wait) while it fills their
 //!   columns for the rows already stored, in one pass (compressed chunks are
 //!   decompressed for it, so the compression policy compresses them again with the
 //!   key's bloom filters); undeclaring drops the index and the check and keeps the
@@ -352,8 +353,9 @@ pub async fn declared_in(pool: &PgPool) -> Result<DeclaredKeys, StorageError> {
 }
 
 /// The declared keys this server writes and reads with, as last read from the
-/// database: at startup, and again when a group's `COPY` is refused because another
-/// instance declared a key since ([`is_declaration_change`]). Rows are built with the
+/// database: at startup, every `LOG_INGESTION_SCHEMA_REFRESH_INTERVAL`
+/// ([`spawn_refresh`]), and when a group's `COPY` is refused because another instance
+/// declared a key since ([`is_declaration_change`]). Rows are built with the
 /// keys current when their request arrived and carry them ([`super::copy_text::CopyRows`]).
 #[derive(Debug)]
 pub struct LiveDeclaredKeys {
@@ -374,19 +376,52 @@ impl LiveDeclaredKeys {
         }
     }
 
-    /// Reads the declared keys from the database again.
-    pub async fn reload(&self, pool: &PgPool) -> Result<(), StorageError> {
+    /// Reads the declared keys from the database again; whether they changed.
+    pub async fn reload(&self, pool: &PgPool) -> Result<bool, StorageError> {
         let keys = declared_in(pool).await?;
-        tracing::info!(keys = ?keys.keys(), "declared metadata keys read again");
         let mut current = match self.current.write() {
             Ok(current) => current,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if **current != keys {
-            *current = Arc::new(keys);
+        if **current == keys {
+            return Ok(false);
         }
-        Ok(())
+        tracing::info!(before = ?current.keys(), now = ?keys.keys(), "the declared metadata keys changed");
+        *current = Arc::new(keys);
+        Ok(true)
     }
+}
+
+/// Reads the declared keys into `live` every `every` (one catalog query, no lock), so
+/// an instance follows a `migrate` that another instance ran: reads stop using a
+/// column within `every` of its key being undeclared, and writes fill a newly declared
+/// key's column within `every` (a write in between is refused by the key's check and
+/// reloads the keys at once, see `group_commit`).
+pub fn spawn_refresh(
+    pool: PgPool,
+    live: Arc<LiveDeclaredKeys>,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            ticker.tick().await;
+            match live.reload(&pool).await {
+                Ok(_) if failing => {
+                    failing = false;
+                    tracing::info!("reading the declared metadata keys works again");
+                }
+                Ok(_) => {}
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(%error, "cannot read the declared metadata keys; keeping the last ones read");
+                }
+                Err(_) => {}
+            }
+        }
+    })
 }
 
 /// Whether `error` says the declared keys changed under this server: a row lacked a
@@ -404,13 +439,15 @@ pub fn is_declaration_change(error: &sqlx::Error) -> bool {
     }
 }
 
-const TRIGRAM_INDEX: &str = "logs_message_trgm";
+/// The trigram index on `message`.
+pub const TRIGRAM_INDEX: &str = "logs_message_trgm";
 
 /// What `migrate` does with the declarations the settings no longer hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Undeclared {
-    /// Left declared: what `serve` does, so that an instance started with fewer keys
-    /// than its fleet never undeclares a key the others write and read.
+    /// Left declared: what `serve` does when it creates the schema of a fresh
+    /// database (a second instance starting at the same moment never undeclares the
+    /// first one's keys).
     Keep,
     /// Undeclared (index and check dropped, column kept): what the `migrate` command does.
     Drop,
@@ -418,8 +455,7 @@ pub enum Undeclared {
 
 /// Makes the declared keys and index match `settings` (see the module's top); with
 /// [`Undeclared::Keep`] only adds. Declaring keys locks `logs` (reads and writes wait)
-/// while it fills their columns for every stored row: on a large table run `migrate`
-/// before rolling out a new declaration.
+/// while it fills their columns for every stored row (docs/operations.md).
 pub async fn apply(
     pool: &PgPool,
     settings: &DatabaseSettings,
@@ -429,34 +465,102 @@ pub async fn apply(
     apply_message_trigram(pool, settings.message_trigram_index).await
 }
 
-/// Creates (with the `pg_trgm` extension) or drops the trigram index on `message`.
+/// Creates (with the `pg_trgm` extension) or drops the trigram index on `message`,
+/// without blocking writers where PostgreSQL allows it ([`build_index`],
+/// [`drop_index`]); an index left invalid by an interrupted build is built again.
 pub async fn apply_message_trigram(pool: &PgPool, wanted: bool) -> Result<(), StorageError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .execute(&mut *tx)
-        .await?;
-    if wanted {
-        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-            .execute(&mut *tx)
-            .await
-            .map_err(|error| {
-                StorageError::Mode(format!(
-                    "LOG_INGESTION_MESSAGE_TRIGRAM_INDEX=on needs the pg_trgm extension \
-                     (PostgreSQL's contrib package): {error}"
-                ))
-            })?;
-        sqlx::query(&format!(
-            "CREATE INDEX IF NOT EXISTS {TRIGRAM_INDEX} ON logs USING gin (message gin_trgm_ops)"
-        ))
-        .execute(&mut *tx)
-        .await?;
+    let state: Option<bool> =
+        sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)")
+            .bind(TRIGRAM_INDEX)
+            .fetch_optional(pool)
+            .await?;
+    if state == Some(false) || (!wanted && state.is_some()) {
+        drop_index(pool, TRIGRAM_INDEX).await?;
+    }
+    if !wanted || state == Some(true) {
+        return Ok(());
+    }
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        .execute(pool)
+        .await
+        .map_err(|error| {
+            StorageError::Mode(format!(
+                "LOG_INGESTION_MESSAGE_TRIGRAM_INDEX=on needs the pg_trgm extension \
+                 (PostgreSQL's contrib package): {error}"
+            ))
+        })?;
+    build_index(
+        pool,
+        TRIGRAM_INDEX,
+        "USING gin (message gin_trgm_ops)",
+        None,
+    )
+    .await
+}
+
+/// Builds the index `name` on `logs` without taking
+/// writers' locks where PostgreSQL allows it: `CREATE INDEX CONCURRENTLY` on a plain
+/// table (it waits for transactions already running, never blocks a write; an
+/// interrupted build leaves an invalid index, which the next run drops and builds
+/// again), and one transaction per chunk on a hypertable (TimescaleDB has no
+/// concurrent build: each chunk's writes wait while that chunk is indexed).
+/// `columns` follows `ON logs` (with its access method), `predicate` makes it partial.
+async fn build_index(
+    pool: &PgPool,
+    name: &str,
+    columns: &str,
+    predicate: Option<&str>,
+) -> Result<(), StorageError> {
+    let hypertable = super::timescale::logs_is_hypertable(pool).await?;
+    tracing::info!(index = %name, hypertable, "building an index on logs");
+    let started = std::time::Instant::now();
+    let predicate = predicate
+        .map(|predicate| format!(" WHERE {predicate}"))
+        .unwrap_or_default();
+    let statement = if hypertable {
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON logs {columns} \
+             WITH (timescaledb.transaction_per_chunk){predicate}",
+            quoted(name)
+        )
     } else {
-        sqlx::query(&format!("DROP INDEX IF EXISTS {TRIGRAM_INDEX}"))
-            .execute(&mut *tx)
+        format!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON logs {columns}{predicate}",
+            quoted(name)
+        )
+    };
+    let mut conn = pool.acquire().await?;
+    if !hypertable {
+        // A concurrent build's waits block no writer: it may wait as long as it takes.
+        sqlx::query("SET lock_timeout = 0")
+            .execute(&mut *conn)
             .await?;
     }
-    tx.commit().await?;
+    let built = sqlx::query(&statement).execute(&mut *conn).await;
+    let _ = sqlx::query("RESET lock_timeout").execute(&mut *conn).await;
+    drop(conn);
+    if let Err(error) = built {
+        return Err(super::locks::explain(pool, "logs", error).await);
+    }
+    tracing::info!(index = %name, seconds = started.elapsed().as_secs_f64(), "index built");
+    Ok(())
+}
+
+/// Drops the index `name` of `logs`: `CONCURRENTLY` on a plain table (no writer
+/// waits), within the lock timeout on a hypertable.
+async fn drop_index(pool: &PgPool, name: &str) -> Result<(), StorageError> {
+    let hypertable = super::timescale::logs_is_hypertable(pool).await?;
+    tracing::info!(index = %name, "dropping an index of logs");
+    let concurrently = if hypertable { "" } else { "CONCURRENTLY " };
+    if let Err(error) = sqlx::query(&format!(
+        "DROP INDEX {concurrently}IF EXISTS {}",
+        quoted(name)
+    ))
+    .execute(pool)
+    .await
+    {
+        return Err(super::locks::explain(pool, "logs", error).await);
+    }
     Ok(())
 }
 
@@ -464,8 +568,12 @@ pub async fn apply_message_trigram(pool: &PgPool, wanted: bool) -> Result<(), St
 /// (added, or kept from an earlier declaration), its check and its index; with
 /// [`Undeclared::Drop`] the checks and indexes of keys no longer declared dropped. The
 /// expression indexes of versions before the columns are dropped. The columns of newly
-/// declared keys are filled for the rows already stored, in one pass. Refuses invalid
-/// keys.
+/// declared keys are filled for the rows already stored, in one pass. The declarations
+/// change in one transaction (all or nothing, within the lock timeout); the indexes are
+/// built or dropped after it, one by one, without blocking writers where PostgreSQL
+/// allows it ([`build_index`]), so a run interrupted there leaves declared keys whose
+/// index is missing or invalid (reads stay correct, only slower) and the next run
+/// finishes them. Refuses invalid keys.
 pub async fn apply_metadata_keys(
     pool: &PgPool,
     keys: &[String],
@@ -484,71 +592,93 @@ pub async fn apply_metadata_keys(
         )));
     }
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .execute(&mut *tx)
-        .await?;
-    // (name, is an expression index): the expression ones are from before the columns.
-    let indexes: Vec<(String, bool)> = sqlx::query_as(
-        "SELECT c.relname::text, i.indexprs IS NOT NULL FROM pg_index i \
+    if let Err(error) = change_declarations(&mut tx, keys, undeclared).await {
+        let _ = tx.rollback().await;
+        return Err(match error {
+            StorageError::Query(error) => super::locks::explain(pool, "logs", error).await,
+            other => other,
+        });
+    }
+    tx.commit().await?;
+    // The indexes after the declarations, each on its own (a build may take long, and
+    // must not hold the declarations' lock): (name, is an expression index, valid).
+    let indexes: Vec<(String, bool, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, i.indexprs IS NOT NULL, i.indisvalid FROM pg_index i \
          JOIN pg_class c ON c.oid = i.indexrelid \
          WHERE i.indrelid = 'logs'::regclass AND starts_with(c.relname, $1)",
     )
     .bind(INDEX_PREFIX)
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
-    let checks = check_names(&mut *tx).await?;
+    let declared = declared_in(pool).await?;
+    let mut current: Vec<String> = Vec::new();
+    for (name, expression, valid) in indexes {
+        // Expression indexes are from before the columns; invalid ones from an
+        // interrupted build.
+        let wanted = declared.keys().iter().any(|key| index_name(key) == name);
+        if expression || !valid || !wanted {
+            tracing::info!(index = %name, "dropping a metadata index (not declared, invalid or of an earlier version)");
+            drop_index(pool, &name).await?;
+        } else {
+            current.push(name);
+        }
+    }
+    for key in declared.keys() {
+        let index = index_name(key);
+        if !current.contains(&index) {
+            let column = column(key);
+            build_index(
+                pool,
+                &index,
+                &format!("({column}, timestamp DESC)"),
+                Some(&format!("{column} IS NOT NULL")),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// In `tx`: declares the keys of `keys` not declared yet ([`declare`]) and, with
+/// [`Undeclared::Drop`], undeclares the others (drops their checks; their index goes
+/// after the transaction). Serialised between instances by an advisory lock.
+async fn change_declarations(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    keys: &[String],
+    undeclared: Undeclared,
+) -> Result<(), StorageError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut **tx)
+        .await?;
+    let checks = check_names(&mut **tx).await?;
     let columns: Vec<String> = sqlx::query_scalar(
         "SELECT attname::text FROM pg_attribute WHERE attrelid = 'logs'::regclass \
          AND attnum > 0 AND NOT attisdropped AND starts_with(attname::text, 'meta_')",
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     let new_keys: Vec<&String> = keys
         .iter()
         .filter(|key| !checks.contains(&check_name(key)))
         .collect();
     if !new_keys.is_empty() {
-        declare(&mut tx, &new_keys, &columns).await?;
+        declare(tx, &new_keys, &columns).await?;
     }
-    let kept = |name: &String, named: fn(&str) -> String| {
-        undeclared == Undeclared::Keep || keys.iter().any(|key| named(key) == *name)
-    };
-    for (name, expression) in &indexes {
-        if *expression || !kept(name, index_name) {
-            tracing::info!(index = %name, "dropping a metadata index no longer declared");
-            sqlx::query(&format!("DROP INDEX IF EXISTS {}", quoted(name)))
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    for name in checks.iter().filter(|name| !kept(name, check_name)) {
-        tracing::info!(check = %name, "undeclaring a metadata key: dropping its check");
-        sqlx::query(&format!(
-            "ALTER TABLE logs DROP CONSTRAINT IF EXISTS {}",
-            quoted(name)
-        ))
-        .execute(&mut *tx)
-        .await?;
-    }
-    for key in keys {
-        let index = index_name(key);
-        let current = indexes
+    if undeclared == Undeclared::Drop {
+        for name in checks
             .iter()
-            .any(|(name, expression)| *name == index && !expression);
-        if !current {
-            tracing::info!(index = %index, "creating the index of a declared metadata key");
-            let column = column(key);
+            .filter(|name| !keys.iter().any(|key| check_name(key) == **name))
+        {
+            tracing::info!(check = %name, "undeclaring a metadata key: dropping its check");
             sqlx::query(&format!(
-                "CREATE INDEX IF NOT EXISTS {} ON logs ({column}, timestamp DESC) \
-                 WHERE {column} IS NOT NULL",
-                quoted(&index)
+                "ALTER TABLE logs DROP CONSTRAINT IF EXISTS {}",
+                quoted(name)
             ))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
     }
-    tx.commit().await?;
     Ok(())
 }
 

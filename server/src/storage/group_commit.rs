@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use super::copy_text::CopyRows;
 use super::declared_indexes::{is_declaration_change, DeclaredKeys, LiveDeclaredKeys};
 use super::idempotency::{self, IdempotencyClaim, KeyDecision, StoredResponse};
+use super::write_health::WriteHealth;
 use crate::config::GroupCommitSettings;
 use crate::metrics::Metrics;
 
@@ -78,12 +79,14 @@ pub struct GroupCommitter {
 
 impl GroupCommitter {
     /// Starts `settings.writers` writer tasks (at least one), writing rows built for
-    /// `declared`; the handle returned ends once every writer has stopped.
+    /// `declared` and recording each group's outcome in `health`; the handle returned
+    /// ends once every writer has stopped.
     pub fn start(
         pool: PgPool,
         settings: GroupCommitSettings,
         metrics: Arc<Metrics>,
         declared: Arc<LiveDeclaredKeys>,
+        health: Arc<WriteHealth>,
     ) -> (Self, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let receiver = Arc::new(Mutex::new(receiver));
@@ -94,6 +97,7 @@ impl GroupCommitter {
                     WriterConnection::new(pool.clone(), Arc::clone(&declared)),
                     settings,
                     Arc::clone(&metrics),
+                    Arc::clone(&health),
                 ))
             })
             .collect();
@@ -128,6 +132,7 @@ async fn run_writer(
     mut connection: WriterConnection,
     settings: GroupCommitSettings,
     metrics: Arc<Metrics>,
+    health: Arc<WriteHealth>,
 ) {
     // The group's COPY data, reused from group to group (one allocation per writer
     // instead of one per group), trimmed back after an unusually large group.
@@ -136,7 +141,7 @@ async fn run_writer(
         let Some((group, rows)) = gather_group(&receiver, &settings).await else {
             break;
         };
-        commit_group(&mut connection, group, rows, &mut data, &metrics).await;
+        commit_group(&mut connection, group, rows, &mut data, &metrics, &health).await;
         data.clear();
         data.shrink_to(settings.max_bytes);
     }
@@ -186,24 +191,44 @@ async fn commit_group(
     rows: usize,
     data: &mut Vec<u8>,
     metrics: &Metrics,
+    health: &WriteHealth,
 ) {
     let started = Instant::now();
-    // Rows built for declared keys read before the last reload do not fit the current
-    // `COPY` statement: their requests answer 503 (nothing stored) and are retried.
+    // Rows built for declared keys read before the last reload are built again for the
+    // current ones.
     let declared = connection.declared.current();
-    let (group, stale): (Vec<Submission>, Vec<Submission>) = group
+    let mut group: Vec<Submission> = group
         .into_iter()
-        .partition(|submission| submission.rows.declared().keys() == declared.keys());
-    for submission in stale {
-        let _ = submission.reply.send(Err(CommitError::Storage(
-            "the declared metadata keys changed while the request waited".to_owned(),
-        )));
+        .map(|mut submission| {
+            if submission.rows.declared().keys() != declared.keys() {
+                submission.rows = submission.rows.for_keys(Arc::clone(&declared));
+            }
+            submission
+        })
+        .collect();
+    let mut written = connection.write(&group, data, &declared, metrics).await;
+    if written.as_ref().is_err_and(is_declaration_change) {
+        // Another instance's `migrate` declared a key (its check refused a row without
+        // the column) or a column went: PostgreSQL stored nothing of the group. Read the
+        // keys again and, when they changed, write the group once more built for them.
+        match connection.declared.reload(&connection.pool).await {
+            Ok(true) => {
+                let declared = connection.declared.current();
+                for submission in &mut group {
+                    submission.rows = submission.rows.for_keys(Arc::clone(&declared));
+                }
+                data.clear();
+                written = connection.write(&group, data, &declared, metrics).await;
+            }
+            Ok(false) => {}
+            Err(reload) => {
+                tracing::warn!(error = %reload, "reading the declared metadata keys again failed");
+            }
+        }
     }
-    if group.is_empty() {
-        return;
-    }
-    match connection.write(&group, data, &declared, metrics).await {
+    match written {
         Ok(outcomes) => {
+            health.record(Ok(()));
             // Only rows written count: a replayed submission wrote none.
             let written = group
                 .iter()
@@ -218,15 +243,9 @@ async fn commit_group(
             }
         }
         Err(error) => {
+            health.record(Err(&error));
             metrics.database_error();
             tracing::warn!(%error, requests = group.len(), rows, "group commit failed; every request of the group gets 503");
-            if is_declaration_change(&error) {
-                // Another instance declared a key (or a column went): the next
-                // requests are built for what the database declares now.
-                if let Err(reload) = connection.declared.reload(&connection.pool).await {
-                    tracing::warn!(error = %reload, "reading the declared metadata keys again failed");
-                }
-            }
             let message = error.to_string();
             for submission in group {
                 let _ = submission

@@ -1,6 +1,7 @@
 //! The database the server writes: the pool, migrations, the storage mode (TimescaleDB
 //! or plain PostgreSQL), the group committer, idempotency records, retention, the
-//! entry-count rollups, the declared metadata indexes and TimescaleDB's policy jobs.
+//! entry-count rollups, the declared metadata indexes, TimescaleDB's policy jobs and
+//! whether writes work (`write_health`).
 //! Nothing outside this module writes SQL for the ingest path (the read side's queries
 //! are `read`'s, the fleet's shared rate-limit state is `rate_limit_sharing`'s); this
 //! module never knows about HTTP.
@@ -9,10 +10,13 @@ pub mod copy_text;
 pub mod declared_indexes;
 pub mod group_commit;
 pub mod idempotency;
+pub mod locks;
 pub mod policy_jobs;
 pub mod retention;
 pub mod rollup;
+pub mod schema;
 pub mod timescale;
+pub mod write_health;
 
 use std::fmt;
 
@@ -67,6 +71,17 @@ pub enum StorageError {
     /// The storage mode asked for (`LOG_INGESTION_STORAGE`) cannot be had.
     #[error("storage mode: {0}")]
     Mode(String),
+    /// `migrate` gave up waiting for a lock (`locks`); nothing of that step was applied.
+    #[error(
+        "could not lock {table} within LOG_INGESTION_MIGRATE_LOCK_TIMEOUT; nothing of this step \
+         was applied; sessions with locks on {table}: {sessions}. Rerun `log-ingestion-server \
+         migrate` when they are done (or end them: SELECT pg_terminate_backend(pid))"
+    )]
+    Locked { table: String, sessions: String },
+    /// The database is not in a state `serve` may run on; the message says which
+    /// command puts it right (`schema`).
+    #[error("{0}")]
+    NeedsMigrate(String),
 }
 
 /// A lazily connecting pool: the server starts answering /livez even while the
@@ -79,20 +94,57 @@ pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, StorageError> {
         .connect_lazy_with(options))
 }
 
-/// Applies every migration in `migrations/`, then chooses the storage mode from
-/// `setting` and the extension's state (see `timescale`): TimescaleDB is set up when
-/// chosen; `auto` without it warns once, saying why, and stays plain PostgreSQL.
-/// Re-running is a no-op. A migration that databases may already have applied was
-/// removed (the old in-SQL TimescaleDB step, now `timescale`): its record is ignored
-/// rather than refused.
+/// The `migrate` command's pool: like [`pool`], but every session waits at most
+/// `migrate_lock_timeout` for a lock (`locks`).
+pub fn migration_pool(settings: &DatabaseSettings) -> Result<PgPool, StorageError> {
+    let options: PgConnectOptions = settings.url.parse().map_err(StorageError::InvalidUrl)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections.max(2))
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_lazy_with(locks::with_lock_timeout(
+            options,
+            settings.migrate_lock_timeout,
+        )))
+}
+
+/// The SQL migrations in `migrations/`. A migration that databases may already have
+/// applied was removed (the old in-SQL TimescaleDB step, now `timescale`): its record
+/// is ignored rather than refused.
+pub(crate) fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("../migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+/// Applies every migration in `migrations/` (each in its own transaction: all of it or
+/// none), then chooses the storage mode from `setting` and the extension's state (see
+/// `timescale`): TimescaleDB is set up when chosen (in one transaction); `auto`
+/// without it warns once, saying why, and stays plain PostgreSQL. Re-running is a
+/// no-op, and so is re-running after a failure at any step. A lock not granted within
+/// the pool's `lock_timeout` fails with [`StorageError::Locked`].
 pub async fn migrate(
     pool: &PgPool,
     setting: StorageSetting,
     convert: ConvertRows,
 ) -> Result<StorageMode, StorageError> {
-    let mut migrator = sqlx::migrate!("../migrations");
-    migrator.set_ignore_missing(true);
-    migrator.run(pool).await?;
+    // On one connection, closed after a failure: sqlx's migrator takes a session-level
+    // advisory lock and may fail without releasing it, which would make the next
+    // migration on that pooled connection's pool wait for ever.
+    let mut conn = pool.acquire().await?;
+    let ran = migrator().run(&mut *conn).await;
+    if ran.is_err() {
+        let _ = conn.close().await;
+    } else {
+        drop(conn);
+    }
+    match ran {
+        Ok(()) => {}
+        Err(
+            sqlx::migrate::MigrateError::Execute(error)
+            | sqlx::migrate::MigrateError::ExecuteMigration(error, _),
+        ) => return Err(locks::explain(pool, "logs", error).await),
+        Err(error) => return Err(error.into()),
+    }
     timescale::choose_and_prepare(pool, setting, convert).await
 }
 

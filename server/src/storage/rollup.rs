@@ -22,9 +22,7 @@
 //! This module owns that DDL only; it never reads counts (that is `read::counts`) and
 //! never writes log rows.
 
-use sqlx::PgPool;
-
-use super::StorageError;
+use sqlx::PgConnection;
 
 /// The rollups, finest first, with their bucket width in seconds.
 pub const ROLLUPS: [(&str, i64); 2] = [("logs_per_minute", 60), ("logs_per_hour", 3_600)];
@@ -54,7 +52,7 @@ const CREATE_CONTINUOUS_AGGREGATES: [&str; 4] = [
 
 /// Drops the plain-mode rollup tables and their triggers (if `logs` has them), before
 /// `logs` becomes a hypertable. Leaves continuous aggregates of the same names alone.
-pub(super) async fn drop_plain_rollups(pool: &PgPool) -> Result<(), StorageError> {
+pub(super) async fn drop_plain_rollups(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     // Only the triggers that exist: DROP TRIGGER locks `logs` even when there is none,
     // and this runs at every start in TimescaleDB mode.
     let triggers: Vec<String> = sqlx::query_scalar(
@@ -62,11 +60,11 @@ pub(super) async fn drop_plain_rollups(pool: &PgPool) -> Result<(), StorageError
          AND tgname IN ('logs_rollup_added', 'logs_rollup_updated', 'logs_rollup_removed', \
                         'logs_rollup_truncated')",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     for trigger in triggers {
         sqlx::query(&format!("DROP TRIGGER IF EXISTS {trigger} ON logs"))
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
     }
     for (name, _) in ROLLUPS {
@@ -75,11 +73,11 @@ pub(super) async fn drop_plain_rollups(pool: &PgPool) -> Result<(), StorageError
              AND relnamespace = current_schema()::regnamespace)",
         )
         .bind(name)
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
         if plain_table {
             sqlx::query(&format!("DROP TABLE {name}"))
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?;
         }
     }
@@ -89,9 +87,48 @@ pub(super) async fn drop_plain_rollups(pool: &PgPool) -> Result<(), StorageError
 /// Creates the continuous aggregates and their refresh policies (idempotent). Without
 /// data: a serve that upgrades a large hypertable starts at once; until the policy
 /// has materialized the history, real-time aggregation counts it from `logs`.
-pub(super) async fn create_continuous_aggregates(pool: &PgPool) -> Result<(), StorageError> {
+pub(super) async fn create_continuous_aggregates(
+    conn: &mut PgConnection,
+) -> Result<(), sqlx::Error> {
     for statement in CREATE_CONTINUOUS_AGGREGATES {
-        sqlx::query(statement).execute(pool).await?;
+        sqlx::query(statement).execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// The plain-mode rollups' migration: run again by [`repair_plain_rollups`].
+const PLAIN_ROLLUPS_MIGRATION: i64 = 20261201000001;
+
+/// What the rollups are in the database: `(plain tables and their insert trigger,
+/// continuous aggregates)`, read from the catalog alone (no lock on any table).
+pub async fn rollups_present(pool: &sqlx::PgPool) -> Result<(bool, bool), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT \
+           (SELECT count(*) FROM pg_class WHERE relname IN ('logs_per_minute', 'logs_per_hour') \
+              AND relkind = 'r' AND relnamespace = current_schema()::regnamespace) = 2 \
+           AND EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'logs_rollup_added' \
+              AND tgrelid = to_regclass('logs')), \
+           (SELECT count(*) FROM pg_class WHERE relname IN ('logs_per_minute', 'logs_per_hour') \
+              AND relkind = 'v' AND relnamespace = current_schema()::regnamespace) = 2",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// Creates the plain-mode rollups again (tables, triggers, counts of the stored rows)
+/// from their migration, in one transaction, for a plain table that lost them (a
+/// conversion to TimescaleDB interrupted by a version that did not run it in one
+/// transaction). Locks `logs` against writes while it counts the stored rows.
+pub(super) async fn repair_plain_rollups(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let Some(migration) = super::migrator()
+        .iter()
+        .find(|migration| migration.version == PLAIN_ROLLUPS_MIGRATION)
+        .map(|migration| migration.sql.clone())
+    else {
+        return Ok(());
+    };
+    tracing::warn!("logs has no rollups: creating them again and counting the stored rows");
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    sqlx::raw_sql(&migration).execute(&mut *tx).await?;
+    tx.commit().await
 }

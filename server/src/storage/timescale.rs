@@ -13,9 +13,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
-use super::{rollup, StorageError, StorageMode};
+use super::{locks, rollup, StorageError, StorageMode};
 
 /// The storage mode asked for (`LOG_INGESTION_STORAGE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,7 +67,7 @@ pub enum ConvertRows {
 }
 
 /// What the command that converts a plain table says to run.
-const CONVERT_HINT: &str =
+pub(super) const CONVERT_HINT: &str =
     "run `log-ingestion-server migrate --storage timescaledb` to convert it \
                             (rows are kept; the table is locked while they move into chunks)";
 
@@ -98,6 +98,7 @@ pub async fn choose_and_prepare(
         return Ok(StorageMode::Timescale);
     }
     if setting == StorageSetting::Postgres {
+        ensure_plain_rollups(pool).await?;
         return Ok(StorageMode::Postgres);
     }
     let refusal = match unavailable {
@@ -117,6 +118,7 @@ pub async fn choose_and_prepare(
         ))),
         (Some(reason), _) => {
             tracing::warn!("plain PostgreSQL mode (LOG_INGESTION_STORAGE=auto): {reason}");
+            ensure_plain_rollups(pool).await?;
             Ok(StorageMode::Postgres)
         }
     }
@@ -159,6 +161,21 @@ pub(super) async fn logs_is_hypertable(pool: &PgPool) -> Result<bool, StorageErr
     .await?)
 }
 
+/// Creates the plain-mode rollups again when the plain table lost them.
+async fn ensure_plain_rollups(pool: &PgPool) -> Result<(), StorageError> {
+    if rollup::rollups_present(pool).await?.0 {
+        return Ok(());
+    }
+    let mut conn = pool.acquire().await?;
+    match rollup::repair_plain_rollups(&mut conn).await {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            drop(conn);
+            Err(locks::explain(pool, "logs", error).await)
+        }
+    }
+}
+
 async fn logs_has_rows(pool: &PgPool) -> Result<bool, StorageError> {
     Ok(
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM logs LIMIT 1)")
@@ -169,26 +186,40 @@ async fn logs_has_rows(pool: &PgPool) -> Result<bool, StorageError> {
 
 /// Creates the extension and turns `logs` into a hypertable (1-day chunks, existing rows
 /// moved into chunks in the same statement) with compression after 7 days, and its
-/// rollups into continuous aggregates (`rollup`). Idempotent.
+/// rollups into continuous aggregates (`rollup`), all in one transaction: a failure at
+/// any step (a cancel, a timeout, a full disk) leaves the plain table with its rollups
+/// as it was, and running it again starts over. Idempotent.
 /// Errors propagate: a caller that chose TimescaleDB must not silently get less.
 /// Compression alone is guarded, because the Apache-licensed build has none.
 /// Call only when [`unavailable_reason`] is `None`.
 async fn enable(pool: &PgPool) -> Result<(), StorageError> {
+    let mut tx = pool.begin().await?;
+    match enable_in(&mut tx).await {
+        Ok(()) => tx.commit().await.map_err(StorageError::Query),
+        Err(error) => {
+            // Rolled back before the holders are listed: this session's own locks go.
+            let _ = tx.rollback().await;
+            Err(locks::explain(pool, "logs", error).await)
+        }
+    }
+}
+
+async fn enable_in(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
     // Hypertables refuse the plain rollups' triggers; the continuous aggregates replace them.
-    rollup::drop_plain_rollups(pool).await?;
+    rollup::drop_plain_rollups(tx).await?;
     sqlx::query(
         "SELECT create_hypertable('logs', 'timestamp', \
                                   chunk_time_interval => interval '1 day', \
                                   if_not_exists => true, \
                                   migrate_data => true)",
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    sqlx::query(ENABLE_COMPRESSION).execute(pool).await?;
-    rollup::create_continuous_aggregates(pool).await?;
+    sqlx::query(ENABLE_COMPRESSION).execute(&mut *tx).await?;
+    rollup::create_continuous_aggregates(tx).await?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use log_ingestion_server::config::{ApiKey, Settings};
 use log_ingestion_server::startup::Application;
+use log_ingestion_server::storage::StorageMode;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
@@ -54,6 +55,8 @@ pub struct TestApp {
     pub database_url: String,
     /// Keeps the database until the app (and every other holder) is gone.
     pub database: TestDatabase,
+    /// The storage mode the app runs in.
+    pub storage_mode: StorageMode,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -97,6 +100,7 @@ async fn spawn_app_with_settings(
         .await
         .expect("the application starts");
     let address = format!("http://{}", application.local_addr().unwrap());
+    let storage_mode = application.storage_mode();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         application
@@ -114,6 +118,7 @@ async fn spawn_app_with_settings(
         database_name: database.name().to_owned(),
         database_url,
         database,
+        storage_mode,
         shutdown: Some(shutdown),
         server: Some(server),
     }

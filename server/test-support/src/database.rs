@@ -179,3 +179,60 @@ pub async fn drop_database(name: &str) {
         .await
         .unwrap();
 }
+
+/// Makes the `step`th DDL command run in the database of `pool` from now on (counted
+/// from 1 by an event trigger on `ddl_command_start`) fail, as a cancel, a timeout or
+/// a full disk would fail it there; `None` removes the failure. A step of a
+/// transaction that fails takes the whole transaction with it, as a real failure would.
+/// Needs a superuser (event triggers), which the test clusters' users are.
+pub async fn fail_ddl_at_step(pool: &PgPool, step: Option<i64>) {
+    let Some(step) = step else {
+        sqlx::query("DROP EVENT TRIGGER IF EXISTS test_fail_ddl")
+            .execute(pool)
+            .await
+            .unwrap();
+        return;
+    };
+    sqlx::raw_sql(
+        "DROP EVENT TRIGGER IF EXISTS test_fail_ddl; \
+         CREATE TABLE IF NOT EXISTS test_fail_ddl_at (step bigint NOT NULL); \
+         CREATE SEQUENCE IF NOT EXISTS test_ddl_steps; \
+         CREATE OR REPLACE FUNCTION test_fail_ddl() RETURNS event_trigger \
+         LANGUAGE plpgsql AS $$ \
+         BEGIN \
+             IF nextval('public.test_ddl_steps') = (SELECT max(step) FROM public.test_fail_ddl_at) THEN \
+                 RAISE EXCEPTION 'injected failure at DDL step % (%)', \
+                     currval('public.test_ddl_steps'), tg_tag; \
+             END IF; \
+         END $$; \
+         CREATE EVENT TRIGGER test_fail_ddl ON ddl_command_start \
+             EXECUTE FUNCTION test_fail_ddl();",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM test_fail_ddl_at")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO test_fail_ddl_at VALUES ($1)")
+        .bind(step)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("SELECT setval('test_ddl_steps', 1, false)")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// How many DDL commands ran since the last [`fail_ddl_at_step`] (the failing one
+/// included).
+pub async fn ddl_steps_run(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM test_ddl_steps",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}

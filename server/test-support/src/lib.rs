@@ -17,8 +17,8 @@ pub use app::{
     spawn_full_app, test_settings, test_settings_with, TestApp, ADMIN_KEY, API_KEY, OTHER_API_KEY,
 };
 pub use database::{
-    create_database, drop_database, expected_mode, maintenance_url, migrate_test_database,
-    test_storage, TestDatabase,
+    create_database, ddl_steps_run, drop_database, expected_mode, fail_ddl_at_step,
+    maintenance_url, migrate_test_database, test_storage, TestDatabase,
 };
 pub use process::{binary, ServerProcess};
 pub use read::{

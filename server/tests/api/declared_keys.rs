@@ -1,15 +1,17 @@
 //! Declared metadata keys (`LOG_INGESTION_INDEXED_METADATA_KEYS`): the column the server
 //! writes in its `COPY` holds what PostgreSQL's own reading of the stored metadata gives
 //! (`declared_indexes::indexed_text_sql`, which `migrate` fills stored rows with), for
-//! every kind of value; a server that does not write a declared column is refused
-//! rather than storing rows the key's index cannot find; declaring fills stored rows,
-//! undeclaring keeps the column.
+//! every kind of value; a server that does not write a declared column yet never stores
+//! rows the key's index cannot find; every instance follows what `migrate` declares;
+//! declaring fills stored rows, undeclaring keeps the column.
 
 use log_ingestion_server::config::ApiKey;
 use log_ingestion_server::storage::declared_indexes::{self, Undeclared, MAX_INDEXED_BYTES};
+use std::time::Duration;
+
 use log_ingestion_test_support::{
-    create_database, entry, json_with_status, spawn_app, spawn_app_on, spawn_app_with, TestApp,
-    ADMIN_KEY,
+    create_database, entry, json_with_status, spawn_app, spawn_app_on, spawn_app_with, wait_until,
+    TestApp, ADMIN_KEY,
 };
 use serde_json::{json, Value};
 
@@ -192,19 +194,21 @@ async fn the_server_writes_each_declared_column_as_postgresql_reads_the_stored_v
 }
 
 #[tokio::test]
-async fn an_instance_learns_a_key_another_declared_and_never_stores_a_row_without_its_column() {
+async fn a_write_racing_a_declaration_is_stored_with_the_column_not_refused() {
     let (database, url) = create_database().await;
-    let running = spawn_app_on(database.clone(), url.clone(), |_| {}).await;
+    // Never refreshed on its own during the test: only the check can tell it.
+    let running = spawn_app_on(database.clone(), url.clone(), |settings| {
+        settings.database.schema_refresh_interval = Duration::from_secs(3_600);
+    })
+    .await;
     // Another instance's `migrate` declares `k` while this one runs.
     declared_indexes::apply_metadata_keys(&running.pool, &["k".to_owned()], Undeclared::Drop)
         .await
         .unwrap();
     let mut with_key = entry("with k");
     with_key["metadata"] = json!({"k": "v"});
-    // Its rows lack the column: refused (nothing stored), and it reads the keys again.
-    assert_eq!(running.post_single(with_key.clone()).await.status(), 503);
-    assert_eq!(running.row_count().await, 0);
-    // The client's retry is built for the key and stored with its column.
+    // Its rows lack the column: the check refuses them (nothing stored), it reads the
+    // keys again and writes the group once more, with the column.
     assert_eq!(running.post_single(with_key).await.status(), 201);
     assert_eq!(running.post_single(entry("without k")).await.status(), 201);
 
@@ -230,6 +234,102 @@ async fn an_instance_learns_a_key_another_declared_and_never_stores_a_row_withou
             ("with k".to_owned(), Some("v".to_owned())),
             ("without k".to_owned(), None),
         ]
+    );
+}
+
+/// The messages `app`'s query API answers for `meta.KEY=VALUE` over the last hour.
+async fn found(app: &TestApp, key: &str, value: &str) -> Vec<String> {
+    let page: Value = app
+        .client
+        .get(app.url("/api/v1/logs"))
+        .header("X-API-Key", ADMIN_KEY)
+        .query(&[(format!("meta.{key}"), value), ("since".to_owned(), "1h")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut messages: Vec<String> = page["logs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{page}"))
+        .iter()
+        .filter_map(|log| log["message"].as_str().map(str::to_owned))
+        .collect();
+    messages.sort();
+    messages
+}
+
+/// Two instances on one database: A started while `k` was declared, `migrate`
+/// undeclares it, B (started after) writes rows whose `meta_k` is empty: A's reads stop
+/// using the column and find them. Then `migrate` declares `j`: B, which has not read
+/// the keys since, fills `j`'s column at once (its first group is refused by the
+/// check, not its request), and A finds the row.
+#[tokio::test]
+async fn every_instance_follows_the_keys_migrate_declares_and_undeclares() {
+    let (database, url) = create_database().await;
+    let refresh = |settings: &mut log_ingestion_server::config::Settings| {
+        settings.admin_api_keys = vec![ApiKey::new(ADMIN_KEY)];
+        settings.database.schema_refresh_interval = Duration::from_millis(200);
+    };
+    let a = spawn_app_on(database.clone(), url.clone(), |settings| {
+        settings.database.indexed_metadata_keys = vec!["k".into()];
+        refresh(settings);
+    })
+    .await;
+    assert_eq!(declared_objects(&a).await, (true, 1, 1));
+    // `migrate` without the key.
+    declared_indexes::apply_metadata_keys(&a.pool, &[], Undeclared::Drop)
+        .await
+        .unwrap();
+    let b = spawn_app_on(database, url, |settings| {
+        settings.database.indexed_metadata_keys = vec!["k".into()]; // a stale setting
+        refresh(settings);
+    })
+    .await;
+    let mut from_b = entry("from b");
+    from_b["metadata"] = json!({"k": "X"});
+    assert_eq!(b.post_single(from_b).await.status(), 201);
+    let empty: Option<String> =
+        sqlx::query_scalar("SELECT meta_k FROM logs WHERE message = 'from b'")
+            .fetch_one(&b.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        empty, None,
+        "B filled a column the database no longer declares"
+    );
+    let seen = wait_until(Duration::from_secs(20), || async {
+        found(&a, "k", "X").await == ["from b"]
+    })
+    .await;
+    assert!(
+        seen,
+        "A never found B's row: {:?}",
+        found(&a, "k", "X").await
+    );
+
+    // `migrate` declares `j`.
+    declared_indexes::apply_metadata_keys(&a.pool, &["j".to_owned()], Undeclared::Drop)
+        .await
+        .unwrap();
+    let mut declared_since = entry("j from b");
+    declared_since["metadata"] = json!({"j": "Y"});
+    assert_eq!(b.post_single(declared_since).await.status(), 201);
+    let filled: Option<String> =
+        sqlx::query_scalar("SELECT meta_j FROM logs WHERE message = 'j from b'")
+            .fetch_one(&b.pool)
+            .await
+            .unwrap();
+    assert_eq!(filled.as_deref(), Some("Y"));
+    let seen = wait_until(Duration::from_secs(20), || async {
+        found(&a, "j", "Y").await == ["j from b"]
+    })
+    .await;
+    assert!(
+        seen,
+        "A never found B's row: {:?}",
+        found(&a, "j", "Y").await
     );
 }
 
@@ -288,11 +388,11 @@ async fn declaring_fills_stored_rows_and_undeclaring_keeps_the_column() {
             .unwrap();
     assert_eq!(empty, None);
     undeclared.stop().await;
-    // ...which declaring again fills.
-    let again = spawn_app_on(database, url, |settings| {
-        settings.database.indexed_metadata_keys = keys.clone();
-    })
-    .await;
+    // ...which declaring again (`migrate`) fills.
+    declared_indexes::apply_metadata_keys(&undeclared.pool, &keys, Undeclared::Drop)
+        .await
+        .unwrap();
+    let again = spawn_app_on(database, url, |_| {}).await;
     assert_eq!(declared_objects(&again).await, (true, 1, 1));
     let filled: Option<String> =
         sqlx::query_scalar("SELECT meta_k FROM logs WHERE message = 'later'")

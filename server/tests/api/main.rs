@@ -9,6 +9,7 @@ mod encoding;
 mod health;
 mod idempotency;
 mod inflight;
+mod instance_id;
 mod metrics_exposition;
 mod process;
 mod rate_limit;

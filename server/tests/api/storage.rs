@@ -1,10 +1,14 @@
+use std::process::Command;
 use std::time::Duration;
 
-use log_ingestion_server::storage::StorageMode;
+use log_ingestion_server::config::ApiKey;
+use log_ingestion_server::storage::declared_indexes::{self, Undeclared};
+use log_ingestion_server::storage::{StorageMode, StorageSetting};
+use sqlx::{Connection, PgConnection};
 
 use log_ingestion_test_support::{
-    create_database, entry, expected_mode, migrate_test_database, spawn_app, spawn_app_on,
-    wait_until,
+    binary, create_database, entry, expected_mode, fail_ddl_at_step, migrate_test_database,
+    spawn_app, spawn_app_on, test_settings, test_storage, wait_until, TestDatabase, ADMIN_KEY,
 };
 
 #[tokio::test]
@@ -181,4 +185,197 @@ async fn minute_rollup_total(pool: &sqlx::PgPool) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+/// Starts `serve` in `auto` mode on the database (with the fleet's settings for the
+/// declared key `k` and the trigram index), checks that ingest, the service list, the
+/// histogram over a week (the rollups) and `meta.k=v` answer, and returns its mode.
+async fn serve_answers(database: &TestDatabase, url: &str) -> StorageMode {
+    let mut app = spawn_app_on(database.clone(), url.to_owned(), |settings| {
+        settings.database.storage = StorageSetting::Auto;
+        settings.database.indexed_metadata_keys = vec!["k".into()];
+        settings.database.message_trigram_index = true;
+        settings.admin_api_keys = vec![ApiKey::new(ADMIN_KEY)];
+    })
+    .await;
+    let mode = app.storage_mode;
+    let mut with_key = entry("with k");
+    with_key["metadata"] = serde_json::json!({"k": "v"});
+    assert_eq!(app.post_single(with_key).await.status(), 201);
+    for path in [
+        "/api/v1/services?since=7d",
+        "/api/v1/logs/histogram?since=7d",
+        "/api/v1/logs?since=7d&meta.k=v",
+    ] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .header("X-API-Key", ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        if path.contains("meta.k") {
+            // The row stored before the migration and the one just written.
+            assert_eq!(body.matches("\"with k\"").count(), 2, "{body}");
+        }
+    }
+    app.stop().await;
+    mode
+}
+
+/// `migrate` declaring a key and building the trigram index, failed at its first DDL
+/// step, then at its second, and so on (each time from the same start): `serve` then
+/// starts and answers (no 500, the same mode), and a rerun completes.
+#[tokio::test]
+async fn a_declaration_failing_at_any_step_leaves_a_database_serve_runs_on_and_a_rerun_completes() {
+    let (database, url) = create_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    migrate_test_database(&pool).await;
+    sqlx::query(
+        "INSERT INTO logs (timestamp, service, level, message, metadata) \
+         VALUES (now() - interval '1 hour', 's', 'INFO', 'with k', '{\"k\": \"v\"}')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut wanted = test_settings(&url).database;
+    wanted.indexed_metadata_keys = vec!["k".into()];
+    wanted.message_trigram_index = true;
+    let mut initial = wanted.clone();
+    initial.indexed_metadata_keys = Vec::new();
+    initial.message_trigram_index = false;
+    for step in 1.. {
+        assert!(step < 50, "the migration never completed");
+        fail_ddl_at_step(&pool, Some(step)).await;
+        let result = declared_indexes::apply(&pool, &wanted, Undeclared::Drop).await;
+        fail_ddl_at_step(&pool, None).await;
+        assert_eq!(serve_answers(&database, &url).await, expected_mode());
+        // The rerun completes.
+        declared_indexes::apply(&pool, &wanted, Undeclared::Drop)
+            .await
+            .unwrap_or_else(|error| panic!("the rerun after a failure at step {step}: {error}"));
+        let (declared, valid_indexes): (bool, i64) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'meta_k_set'), \
+             (SELECT count(*) FROM pg_index WHERE indisvalid AND indexrelid IN \
+              (to_regclass('logs_meta_k'), to_regclass('logs_message_trgm')))",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert!(
+            declared && valid_indexes == 2,
+            "after a rerun: {declared} {valid_indexes}"
+        );
+        if result.is_ok() {
+            assert!(step > 3, "the migration had only {step} steps");
+            break;
+        }
+        // Back to where the migration starts.
+        declared_indexes::apply(&pool, &initial, Undeclared::Drop)
+            .await
+            .unwrap();
+        sqlx::query("ALTER TABLE logs DROP COLUMN meta_k")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM logs WHERE message = 'with k' AND timestamp > now() - interval '30 minutes'")
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+}
+
+/// `migrate` waits at most `LOG_INGESTION_MIGRATE_LOCK_TIMEOUT` for a lock writers
+/// (here: a long reader) hold, then fails naming the table and the session, and has
+/// applied nothing; run again once the session is gone, it completes.
+#[tokio::test]
+async fn migrate_gives_up_on_a_held_lock_naming_the_table_and_the_session() {
+    let (_database, url) = create_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    migrate_test_database(&pool).await;
+    let mut reader = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+    sqlx::query("SELECT count(*) FROM logs")
+        .execute(&mut reader)
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    let migrate = || {
+        Command::new(binary())
+            .arg("migrate")
+            .env("DATABASE_URL", &url)
+            .env("LOG_INGESTION_STORAGE", test_storage().to_string())
+            .env("LOG_INGESTION_INDEXED_METADATA_KEYS", "k")
+            .env("LOG_INGESTION_MIGRATE_LOCK_TIMEOUT", "200ms")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    };
+    let refused = migrate();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("could not lock logs") && stderr.contains(&format!("pid {pid} ")),
+        "{stderr}"
+    );
+    let declared: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'meta_k_set')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(!declared, "a failed declaration left its check");
+
+    sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+    let completed = migrate();
+    assert!(
+        completed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&completed.stderr)
+    );
+}
+
+/// An index an interrupted build left invalid (writes keep it up to date, reads ignore
+/// it): `serve` starts on it and leaves it alone, the next `migrate` drops it and builds
+/// it again.
+#[tokio::test]
+async fn an_index_left_invalid_is_built_again_by_the_next_migrate_not_by_serve() {
+    let (database, url) = create_database().await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    migrate_test_database(&pool).await;
+    declared_indexes::apply_message_trigram(&pool, true)
+        .await
+        .unwrap();
+    let valid = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'logs_message_trgm'::regclass",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    // What an interrupted CREATE INDEX CONCURRENTLY leaves.
+    sqlx::query(
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'logs_message_trgm'::regclass",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut app = spawn_app_on(database, url.clone(), |settings| {
+        settings.database.message_trigram_index = true;
+    })
+    .await;
+    assert_eq!(app.post_single(entry("after")).await.status(), 201);
+    app.stop().await;
+    assert!(!valid().await, "serve touched the index");
+    declared_indexes::apply_message_trigram(&pool, true)
+        .await
+        .unwrap();
+    assert!(valid().await);
 }

@@ -9,4 +9,5 @@ mod bench;
 mod harness;
 mod ingest;
 mod rate_limits;
+mod replica_conflicts;
 mod replica_reads;

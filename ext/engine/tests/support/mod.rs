@@ -22,7 +22,9 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::serve::{IncomingStream, Listener};
-use log_ingestion_engine::{Cancel, DropPolicy, Engine, EngineConfig, Enqueued};
+use log_ingestion_engine::{
+    Cancel, DropPolicy, Engine, EngineConfig, Enqueued, ErrorKind, ErrorReport,
+};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -403,6 +405,19 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 }
 
 /// Starts an engine, failing the test if it cannot.
+/// The next failure report within `timeout`, past an outage's own two reports
+/// (`Outage`, `Recovered`), which tests of failures are not about (tests/outage.rs is).
+pub fn next_failure(engine: &Engine, timeout: Duration) -> Option<ErrorReport> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let report = engine.next_error(left, &Cancel::new())?;
+        if !matches!(report.kind, ErrorKind::Outage | ErrorKind::Recovered) {
+            return Some(report);
+        }
+    }
+}
+
 pub fn start(config: EngineConfig) -> Engine {
     Engine::start(config).unwrap()
 }
@@ -453,6 +468,8 @@ pub fn test_config(url: &str) -> EngineConfig {
         read_timeout: Duration::from_secs(5),
         enable_batching: true,
         user_agent: "log_ingestion_engine-tests".to_owned(),
+        spool_dir: None,
+        max_spool_bytes: 0,
     }
 }
 

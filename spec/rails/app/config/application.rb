@@ -6,6 +6,7 @@
 #   LOG_INGESTION_TEST_UNCONFIGURED=1  neither test mode nor a URL: the unconfigured case
 #   LOG_INGESTION_TEST_DB       path of the sqlite3 file (default: a file in Dir.tmpdir)
 #   LOG_INGESTION_TEST_LOG      path of the Rails log (default: an in-memory StringIO)
+#   LOG_INGESTION_TEST_SPOOL_DIR  spool_dir (default: no spool)
 #   LOG_INGESTION_TEST_JOB_DIR  jobs go to this directory (FileQueueAdapter) instead of
 #                               running inline; another process runs them
 #   LOG_INGESTION_GUIDE_DIR     a directory of the guide's hand-written files to load
@@ -58,6 +59,9 @@ module LogIngestionTestApp
       config.log_ingestion.test_mode = true if ENV["LOG_INGESTION_URL"].to_s.empty? || ENV["LOG_INGESTION_TEST_MODE"] == "1"
     end
     config.log_ingestion.batch_interval = Float(ENV.fetch("LOG_INGESTION_TEST_BATCH_INTERVAL", "0.2"))
+    # No spool unless a spec gives one: a spool in the shared tmp/ would carry one
+    # spec's undelivered entries into the next spec's server.
+    config.log_ingestion.spool_dir = ENV.fetch("LOG_INGESTION_TEST_SPOOL_DIR", false)
 
     if GUIDE_DIR
       # The guide's hand-written integration instead of the gem's glue, placed as
