@@ -10,6 +10,8 @@
   const DEFAULT_RANGE = '1h';
   const PAGE_SIZE = 100;
   const MAX_LIVE_ROWS = 2000;
+  /** The request view reads at most this many entries of one request. */
+  const MAX_REQUEST_ENTRIES = 5000;
   // Severity groups, lowest first; each lists the stored spellings it covers.
   const SEVERITIES = [
     { name: 'DEBUG', css: 'debug', spellings: ['DEBUG'] },
@@ -38,6 +40,7 @@
   let live = null; // { controller, lastEventId }
   let searchGeneration = 0;
   let lastHistogram = null;
+  let requestTruncated = false;
 
   // ---------------------------------------------------------------- the key
 
@@ -252,10 +255,95 @@
     level.append(el('span', `level level-${severityOf(log.level).css}`, log.level));
     const service = el('td', 'service', log.service);
     service.title = log.service;
-    const message = el('td', 'message', log.message);
+    const message = el('td', 'message');
+    const facts = canonicalFacts(log.metadata);
+    if (facts.job) {
+      row.classList.add('job-row');
+      message.append(el('span', 'kind-badge', 'job'), ' ');
+    }
+    message.append(el('span', 'message-text', log.message));
+    if (facts.parts.length) {
+      const line = el('span', 'facts');
+      facts.parts.forEach(([className, text, title], i) => {
+        if (i > 0) line.append(' ');
+        const part = el('span', `fact ${className}`, text);
+        if (title) part.title = title;
+        line.append(part);
+      });
+      message.append(' ', line);
+    }
     row.append(time, level, service, message);
     row.addEventListener('click', () => toggleDetails(row, log, options));
     return row;
+  }
+
+  // ---------------------------------------------------------------- canonical fields
+
+  const MAX_FACT_CHARS = 120;
+
+  /** A metadata value as short display text: strings, numbers and booleans only. */
+  function factText(value, maxChars = MAX_FACT_CHARS) {
+    if (typeof value === 'number') return Number.isFinite(value) ? String(value) : null;
+    if (typeof value === 'boolean') return String(value);
+    if (typeof value !== 'string' || !value) return null;
+    // Two UTF-16 units per character at most: enough of a long value to cut it by characters.
+    const chars = [...value.slice(0, maxChars * 2)];
+    return chars.length > maxChars || value.length > maxChars * 2 ? `${chars.slice(0, maxChars - 1).join('')}…` : value;
+  }
+
+  /** `12.3 ms` for a finite number of milliseconds, else null. */
+  function durationText(value) {
+    const ms = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+    if (typeof ms !== 'number' || !Number.isFinite(ms)) return null;
+    return `${ms >= 100 ? ms.toFixed(0) : ms.toFixed(1)} ms`;
+  }
+
+  /**
+   * The class of an entry's exception: `exception.class`, `error.class` of older entries,
+   * or a job run's `exception_class`.
+   */
+  function exceptionClass(metadata) {
+    for (const key of ['exception', 'error']) {
+      const value = metadata[key];
+      if (value && typeof value === 'object' && !Array.isArray(value)) {
+        const name = factText(value.class);
+        if (name) return name;
+      }
+    }
+    return factText(metadata.exception_class);
+  }
+
+  /**
+   * The canonical fields an entry carries, as [cssClass, text, title] parts shown in its
+   * row: a request's status, method and path, duration and exception class; a job's
+   * class, queue, outcome and duration. `job` says whether the entry is a job's.
+   */
+  function canonicalFacts(metadata) {
+    const parts = [];
+    if (!metadata || typeof metadata !== 'object' || Array.isArray(metadata)) return { job: false, parts };
+    // A job's canonical entry says so; older entries logged while a job ran carry its ids.
+    const job = metadata.kind === 'job'
+      || (metadata.kind === undefined && (typeof metadata.job_id === 'string' || typeof metadata.job_class === 'string'));
+    const add = (className, text, title) => {
+      if (text) parts.push([className, text, title]);
+    };
+    if (job) {
+      add('fact-job-class', factText(metadata.job_class), 'job class');
+      const queue = factText(metadata.queue) || factText(metadata.queue_name);
+      add('fact-queue', queue && `queue ${queue}`, 'queue');
+      add('fact-outcome', factText(metadata.outcome, 40), 'outcome');
+    } else {
+      const status = factText(metadata.status, 3);
+      if (status) {
+        const group = /^[1-5]\d\d$/.test(status) ? `status-${status[0]}xx` : 'status-other';
+        add(`fact-status ${group}`, status, 'status');
+      }
+      const request = [factText(metadata.method, 10), factText(metadata.path)].filter(Boolean).join(' ');
+      add('fact-request', request, 'method and path');
+    }
+    add('fact-duration', durationText(metadata.duration_ms), 'duration');
+    add('fact-exception', exceptionClass(metadata), 'exception');
+    return { job, parts };
   }
 
   function toggleDetails(row, log, options) {
@@ -298,7 +386,8 @@
   /** The request ids an entry links to: its own request's, and the one that enqueued its job. */
   function requestIdsOf(log) {
     const metadata = log.metadata || {};
-    const ids = [metadata.request_id, metadata.parent_request_id].filter((id) => typeof id === 'string' && id);
+    const ids = [metadata.request_id, metadata.parent_request_id, metadata.enqueued_by_request_id]
+      .filter((id) => typeof id === 'string' && id);
     return [...new Set(ids)];
   }
 
@@ -391,7 +480,7 @@
     $('summary').textContent = 'Searching…';
     try {
       const [page, histogram] = await Promise.all([
-        api('/api/v1/logs', pageParams),
+        view.request ? requestEntries(params) : api('/api/v1/logs', pageParams),
         api('/api/v1/logs/histogram', params),
       ]);
       if (generation !== searchGeneration) return;
@@ -410,11 +499,36 @@
     loadServices();
   }
 
+  /**
+   * One request's entries, oldest first (the order it happened in): every page of
+   * `request_id=` up to MAX_REQUEST_ENTRIES, reversed. `next_cursor` is null: what a
+   * request caused is read whole, or its newest MAX_REQUEST_ENTRIES (`truncated`).
+   */
+  async function requestEntries(params) {
+    const logs = [];
+    let cursor = null;
+    do {
+      const pageParams = new URLSearchParams(params);
+      pageParams.set('limit', String(Math.min(1000, MAX_REQUEST_ENTRIES - logs.length)));
+      if (cursor) pageParams.set('cursor', cursor);
+      const page = await api('/api/v1/logs', pageParams);
+      logs.push(...page.logs);
+      cursor = page.next_cursor;
+    } while (cursor && logs.length < MAX_REQUEST_ENTRIES);
+    requestTruncated = Boolean(cursor);
+    return { logs: logs.reverse(), next_cursor: null };
+  }
+
   function summarize() {
     const shown = $('rows').querySelectorAll('tr.log-row').length;
-    $('summary').textContent = shown
-      ? `${shown.toLocaleString()} ${shown === 1 ? 'entry' : 'entries'} shown, newest first${nextCursor ? ' · older entries available' : ''}`
-      : 'No entries match these filters.';
+    const entries = `${shown.toLocaleString()} ${shown === 1 ? 'entry' : 'entries'}`;
+    if (!shown) $('summary').textContent = 'No entries match these filters.';
+    else if (view && view.request) {
+      $('summary').textContent = `${entries} of this request, oldest first`
+        + (requestTruncated ? ` (its newest ${MAX_REQUEST_ENTRIES.toLocaleString()} only)` : '');
+    } else {
+      $('summary').textContent = `${entries} shown, newest first${nextCursor ? ' · older entries available' : ''}`;
+    }
   }
 
   async function loadMore() {
@@ -566,12 +680,16 @@
     } else if (event.type === 'log') {
       const log = JSON.parse(event.data.join('\n'));
       const rows = $('rows');
-      rows.prepend(logRow(log, { fresh: true }));
-      const all = rows.querySelectorAll('tr.log-row');
-      for (let i = MAX_LIVE_ROWS; i < all.length; i += 1) {
-        const details = all[i].nextElementSibling;
+      // A request's view reads oldest first: its new entries go below, the oldest leave.
+      const oldestFirst = Boolean(session.tailView.request);
+      if (oldestFirst) rows.append(logRow(log, { fresh: true }));
+      else rows.prepend(logRow(log, { fresh: true }));
+      const all = [...rows.querySelectorAll('tr.log-row')];
+      const excess = oldestFirst ? all.slice(0, Math.max(0, all.length - MAX_LIVE_ROWS)) : all.slice(MAX_LIVE_ROWS);
+      for (const row of excess) {
+        const details = row.nextElementSibling;
         if (details && details.classList.contains('log-details')) details.remove();
-        all[i].remove();
+        row.remove();
       }
       summarize();
     } else if (event.type === 'cutoff' || event.type === 'error') {

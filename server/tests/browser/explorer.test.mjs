@@ -1,6 +1,7 @@
 // The log explorer in headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core): load the page, enter the admin key, search, see an entry ingested a
-// moment earlier, open its metadata, and save screenshots for the README.
+// moment earlier, open its metadata, see a request's canonical fields in its rows and its
+// entries oldest first, and save screenshots for the README.
 //
 //   cargo build -p log_ingestion_server
 //   (cd server/tests/browser && npm ci && node explorer.test.mjs)
@@ -111,11 +112,14 @@ function startServer(databaseUrl) {
 function entries() {
   const now = Date.now();
   const templates = [
-    ['api-gateway', 'INFO', (i) => `GET /api/v1/cart 200 in ${20 + (i % 40)}ms`],
-    ['api-gateway', 'INFO', (i) => `POST /api/v1/orders 201 in ${80 + (i % 90)}ms`],
+    ['api-gateway', 'INFO', () => 'GET /api/v1/cart 200',
+      (i) => ({ kind: 'request', method: 'GET', path: '/api/v1/cart', status: 200, duration_ms: 20 + (i % 40) + 0.37 })],
+    ['api-gateway', 'INFO', () => 'POST /api/v1/orders 201',
+      (i) => ({ kind: 'request', method: 'POST', path: '/api/v1/orders', status: 201, duration_ms: 80 + (i % 90) + 0.5 })],
     ['checkout', 'INFO', (i) => `Order ord_${7000 + i} placed`],
     ['checkout', 'WARN', () => 'Payment provider timeout, retrying (attempt 2)'],
-    ['billing-worker', 'INFO', (i) => `Completed job ChargeCustomer in ${400 + (i % 600)}ms`],
+    ['billing-worker', 'INFO', () => 'ChargeCustomerJob performed',
+      (i) => ({ kind: 'job', job_class: 'ChargeCustomerJob', queue: 'billing', outcome: 'performed', duration_ms: 400 + (i % 600) })],
     ['billing-worker', 'ERROR', () => 'Job ChargeCustomer failed: card_declined'],
     ['search', 'DEBUG', (i) => `cache miss for product:${1000 + (i % 900)}`],
     ['search', 'WARN', (i) => `slow query: SELECT * FROM products WHERE ... (${1000 + (i % 800)}ms)`],
@@ -126,13 +130,13 @@ function entries() {
   for (let i = 0; i < 400; i += 1) {
     // More traffic in some minutes than in others, so the histogram has a shape.
     const minute = Math.floor(60 * Math.sqrt(((i * 7919) % 400) / 400));
-    const [service, level, message] = templates[(i * 7) % templates.length];
+    const [service, level, message, canonical] = templates[(i * 7) % templates.length];
     logs.push({
       timestamp: new Date(now - 60_000 - minute * 58_000 - ((i * 1237) % 50_000)).toISOString(),
       service,
       level,
       message: message(i),
-      metadata: { request_id: `req-${10000 + i}`, user_id: 40 + (i % 7), duration_ms: (i * 13) % 900 },
+      metadata: { request_id: `req-${10000 + i}`, user_id: 40 + (i % 7), ...(canonical ? canonical(i) : {}) },
     });
   }
   logs.push({
@@ -158,6 +162,59 @@ function entries() {
   return logs;
 }
 
+/** One request's canonical entries and its job, a second apart, posted newest first. */
+const REQUEST = `req-canon-${TOKEN}`;
+const HOSTILE_PATH = '/orders/<img src=x onerror="window.__pwned=1">';
+function requestEntries() {
+  const start = Date.now() - 10_000;
+  const at = (seconds) => new Date(start + seconds * 1000).toISOString();
+  return [
+    {
+      timestamp: at(5),
+      service: 'shop',
+      level: 'INFO',
+      message: 'GET /long 200',
+      metadata: { kind: 'request', request_id: REQUEST, status: 200, method: 'GET', path: `/${'a'.repeat(10_000)}` },
+    },
+    {
+      timestamp: at(4),
+      service: 'worker',
+      level: 'INFO',
+      message: 'ExportJob performed',
+      // As the gem sends a job run: in the job's context, linked by parent_request_id.
+      metadata: {
+        kind: 'job', job_class: 'ExportJob', job_id: 'job-canon', queue: 'default', outcome: 'performed',
+        duration_ms: 45.06, parent_request_id: REQUEST, enqueued_by_request_id: REQUEST,
+      },
+    },
+    {
+      timestamp: at(3),
+      service: 'shop',
+      level: 'WARN',
+      message: 'Request error',
+      // An older entry: the exception under `error`, a hostile path.
+      metadata: { request_id: REQUEST, status: 404, method: 'GET', path: HOSTILE_PATH, duration_ms: 3,
+        error: { class: 'ActionController::RoutingError', message: 'No route' } },
+    },
+    {
+      timestamp: at(2),
+      service: 'shop',
+      level: 'ERROR',
+      message: "NoMethodError: undefined method 'total'",
+      metadata: { kind: 'exception', request_id: REQUEST, exception: { class: 'NoMethodError', message: "undefined method 'total'",
+        backtrace: ['app/models/order.rb:12'] } },
+    },
+    {
+      timestamp: at(1),
+      service: 'shop',
+      level: 'INFO',
+      message: 'GET /orders 200',
+      metadata: { kind: 'request', request_id: REQUEST, status: 200, method: 'GET', path: '/orders',
+        duration_ms: 12.34, controller: 'OrdersController#index' },
+    },
+  ];
+}
+
 async function postLogs(base, logs) {
   const response = await fetch(`${base}/api/v1/logs/batch`, {
     method: 'POST',
@@ -176,6 +233,7 @@ async function main() {
   try {
     const base = await address;
     await postLogs(base, entries());
+    await postLogs(base, requestEntries());
 
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -270,8 +328,49 @@ async function main() {
       { timeout: TIMEOUT },
     );
     if (await page.locator('#request-filter').isHidden()) fail('the request view does not say which request');
+    const caused = await page.$$eval('#rows tr.log-row td.message .message-text', (cells) => cells.map((c) => c.textContent));
+    if (caused[0] !== `Order ${TOKEN} failed: card declined` || caused[1] !== 'Refund job started') {
+      fail(`the request view is not oldest first: ${JSON.stringify(caused)}`);
+    }
+    if (!(await page.locator('#rows tr.log-row.job-row', { hasText: 'Refund job started' }).count())) {
+      fail('the job entry of the request is not marked as a job');
+    }
     await page.click('#request-filter-clear');
     await page.waitForFunction(() => !location.search.includes('request_id='), null, { timeout: TIMEOUT });
+
+    // 5c. Canonical fields in the rows without expanding them, and a request's view
+    //     oldest first with its job marked.
+    await page.goto(`${base}/?range=1h&request_id=${encodeURIComponent(REQUEST)}`);
+    await page.waitForFunction(() => document.querySelectorAll('#rows tr.log-row').length === 5, null, { timeout: TIMEOUT });
+    const rows = await page.$$eval('#rows tr.log-row', (trs) => trs.map((tr) => ({
+      message: tr.querySelector('.message-text').textContent,
+      text: tr.querySelector('td.message').textContent,
+      job: tr.classList.contains('job-row'),
+      badge: tr.querySelector('.kind-badge') ? tr.querySelector('.kind-badge').textContent : null,
+    })));
+    const order = rows.map((r) => r.message);
+    const expectedOrder = ['GET /orders 200', "NoMethodError: undefined method 'total'", 'Request error', 'ExportJob performed',
+      'GET /long 200'];
+    if (JSON.stringify(order) !== JSON.stringify(expectedOrder)) fail(`request view order ${JSON.stringify(order)}`);
+    const expectText = (i, text) => {
+      if (!rows[i].text.includes(text)) fail(`row ${i} reads ${JSON.stringify(rows[i].text)}, expected ${JSON.stringify(text)}`);
+    };
+    expectText(0, '200 GET /orders 12.3 ms');
+    expectText(1, 'NoMethodError');
+    expectText(2, `404 GET ${HOSTILE_PATH} 3.0 ms ActionController::RoutingError`);
+    expectText(3, 'ExportJob queue default performed 45.1 ms');
+    if (rows[3].badge !== 'job' || !rows[3].job) fail('the job entry is not marked as a job');
+    if ([0, 1, 2, 4].some((i) => rows[i].job || rows[i].badge)) fail('a request entry is marked as a job');
+    // A long value is cut to a short one in the row (the whole of it is in the expanded metadata).
+    expectText(4, `200 GET /${'a'.repeat(118)}…`);
+    if (rows[4].text.length > 200) fail(`a 10,000-character path made a row of ${rows[4].text.length} characters`);
+    if (!(await page.textContent('#summary')).includes('oldest first')) fail('the summary does not say oldest first');
+    const injected = await page.evaluate(() => document.querySelectorAll('#rows img').length + (window.__pwned ? 1 : 0));
+    if (injected) fail('metadata was rendered as HTML');
+    const directory = process.env.SCREENSHOT_DIR || path.join(repo, 'server/assets/explorer');
+    await page.screenshot({ path: path.join(directory, 'screenshot-request.png') });
+    await page.goto(`${base}/?range=1h`);
+    await page.waitForSelector('#rows tr.log-row', { timeout: TIMEOUT });
 
     // 6. Live tail: an entry ingested while tailing appears at the top.
     await page.check('#live-toggle');
@@ -316,7 +415,6 @@ async function main() {
     await page.waitForSelector('#histogram .bar', { timeout: TIMEOUT });
     await newest.click();
     await page.locator('#rows tr.log-details pre').waitFor({ timeout: TIMEOUT });
-    const directory = process.env.SCREENSHOT_DIR || path.join(repo, 'server/assets/explorer');
     await page.screenshot({ path: path.join(directory, 'screenshot.png') });
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.screenshot({ path: path.join(directory, 'screenshot-dark.png') });
