@@ -96,7 +96,8 @@ module LogIngestion
         level = level_for(status)
         context = Context.current
         context.response_status = status if context
-        ::LogIngestionClient.log(level, "#{method} #{base_path} #{status}", metadata.compact)
+        metadata.compact!
+        ::LogIngestionClient.log(level, "#{method} #{base_path} #{status}", metadata)
         if RequestLines.replacing?
           RequestLines.write(method, metadata[:path], status, metadata[:duration_ms], metadata[:controller],
                              metadata[:action], metadata[:request_id], exception)

@@ -38,6 +38,14 @@ module LogIngestion
     class RackLogger < ::Rails::Rack::Logger
       private
 
+      def other_line(method, path, status, duration, controller, action, request_id, exception)
+        line = +"#{method} #{path} #{status} #{duration}ms"
+        line << " controller=#{controller}##{action}" if controller
+        line << " error=#{exception.class.name}" if exception
+        line << " request_id=#{request_id}" if request_id
+        line
+      end
+
       def call_app(request, env)
         return super unless RequestLines.replacing?
 
@@ -99,14 +107,23 @@ module LogIngestion
         logger = ::Rails.logger
         return unless logger&.info?
 
-        line = +"#{method} #{path} #{status} #{duration}ms"
-        line << " controller=#{controller}##{action}" if controller
-        line << " error=#{exception.class.name}" if exception
-        line << " request_id=#{request_id}" if request_id
+        line = if controller && request_id && !exception # the usual request: one string built
+                 "#{method} #{path} #{status} #{duration}ms controller=#{controller}##{action} request_id=#{request_id}"
+               else
+                 other_line(method, path, status, duration, controller, action, request_id, exception)
+               end
         Logger.without_forwarding { logger.info(line) }
       end
 
       private
+
+      def other_line(method, path, status, duration, controller, action, request_id, exception)
+        line = +"#{method} #{path} #{status} #{duration}ms"
+        line << " controller=#{controller}##{action}" if controller
+        line << " error=#{exception.class.name}" if exception
+        line << " request_id=#{request_id}" if request_id
+        line
+      end
 
       # The attached ActiveSupport::LogSubscriber of class +name+, nil when none is.
       def attached(name)
