@@ -7,8 +7,10 @@
 # alternating batches of BATCH requests:
 #
 #   no glue  the same app without the gem's middlewares, subscriptions and logger
-#            forwarder (Rails.logger swapped for a plain tagged logger on the same device)
-#   glue     the app as the checkout's spec app configures it: README's setup
+#            forwarder (Rails.logger swapped for a plain tagged logger on the same device),
+#            with Rails' own request lines (Started, Processing, Completed, ...)
+#   glue     the app as the checkout's spec app configures it: README's setup (the
+#            Rails log's one line per request instead of Rails' request lines)
 #
 # for ROUNDS rounds (the order swapped every round); the thread's CPU time
 # (CLOCK_THREAD_CPUTIME_ID) per request is taken per batch and the medians printed, with
@@ -59,6 +61,7 @@ plain_logger.level = glue_logger.level
 logged_classes = [ActionController::Base, ActiveRecord::Base, ActionView::Base, ActiveJob::Base]
 subscribed = LogIngestion::Subscribers.subscribed
 entries_on = defined?(LogIngestion::RequestEntries) && LogIngestion::RequestEntries.subscribed?
+lines_replaced = defined?(LogIngestion::RequestLines) && LogIngestion::RequestLines.replacing?
 
 use_logger = lambda do |logger|
   Rails.logger = logger
@@ -69,12 +72,14 @@ modes = {
     use_logger.call(plain_logger)
     LogIngestion::Subscribers.unsubscribe
     LogIngestion::RequestEntries.unsubscribe if entries_on
+    LogIngestion::RequestLines.keep if lines_replaced # its RackLogger is Rails::Rack::Logger then
     Rack::MockRequest.new(bare_app)
   end,
   "glue" => lambda do
     use_logger.call(glue_logger)
     LogIngestion::Subscribers.subscribe(only: subscribed) unless subscribed.empty?
     LogIngestion::RequestEntries.subscribe if entries_on
+    LogIngestion::RequestLines.replace if lines_replaced
     Rack::MockRequest.new(Rails.application)
   end
 }

@@ -58,13 +58,16 @@ RSpec.describe "Request and job context" do
     expect(restored.log_ingestion_context_fields).to include(parent_request_id: "req-payload", job_class: "ExportJob")
   end
 
-  it "gives Rails' own lines the request id when they are forwarded (logger_level :info)" do
+  it "gives Rails' own lines the request id when they are forwarded (logger_level :info, rails_request_lines :keep)" do
     RailsAppHelpers.forwarder.forward_level = :info
+    LogIngestion::RequestLines.keep
     get "/widgets", {}, "HTTP_X_REQUEST_ID" => "req-started"
 
     started = entries.find { |entry| entry[:message].start_with?("Started GET \"/widgets\"") }
     expect(started).not_to be_nil, entries.map { |e| e[:message] }.inspect
     expect(started[:metadata]["request_id"]).to eq("req-started")
+  ensure
+    LogIngestion::RequestLines.replace
   end
 
   it "gives a job run with perform_now inside a request that request as its parent" do

@@ -124,4 +124,34 @@ RSpec.describe "A `rails new` app following README", :end_to_end do
     expect(entries.map { |_, message| message }.grep(/\A(Started|Processing|Completed) /)).to eq([])
     expect(entries.count { |_, message| message == "Rails application started" }).to eq(1)
   end
+
+  it "writes one line per request to the app's log, instead of Rails' own request lines" do
+    service = "rails-new-lines-#{SecureRandom.hex(4)}"
+    port = RealIngestionServer.free_port
+    log_file = File.join(@app, "log/development.log")
+    File.write(log_file, "")
+    puma = ChildProcess.new(app_env(service), ["sh", "-c", "cd '#{@app}' && exec '#{RbConfig.ruby}' bin/rails server -p #{port} -b 127.0.0.1"],
+                            File.join(@dir, "#{service}.log"))
+    begin
+      Polling.wait_until(timeout: 60, interval: 0.2, what: "the rails new app on #{port}") do
+        raise "rails server exited:\n#{puma.log}" unless puma.alive?
+
+        RealIngestionServer.http_ok?("http://127.0.0.1:#{port}/")
+      end
+      response = Net::HTTP.get_response(URI("http://127.0.0.1:#{port}/?page=2"))
+      Polling.wait_until(timeout: 30, interval: 0.2, what: "the request entry of GET /?page=2") do
+        rows("SELECT message FROM logs WHERE service = #{quote(service)} AND metadata->>'path' = '/?page=2'").any?
+      end
+    ensure
+      puma.stop
+    end
+
+    expect(response.code).to eq("200")
+    lines = File.readlines(log_file).grep(%r{GET /\?page=2})
+    expect(lines.size).to eq(1), File.read(log_file)
+    expect(lines.first).to match(%r{\AGET /\?page=2 200 \d+\.\d+ms controller=Rails::WelcomeController#index request_id=\S+\n\z})
+    expect(File.readlines(log_file).grep(/\A(Started|Processing by|Completed|  Rendered|  Parameters)/)).to eq([])
+    requests = rows("SELECT message FROM logs WHERE service = #{quote(service)} AND metadata->>'path' = '/?page=2'")
+    expect(requests).to eq(["GET / 200"])
+  end
 end

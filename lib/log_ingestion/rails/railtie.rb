@@ -11,6 +11,7 @@ require "log_ingestion/rails/logger"
 require "log_ingestion/context"
 require "log_ingestion/rails/request_context"
 require "log_ingestion/rails/request_entries"
+require "log_ingestion/rails/request_lines"
 require "log_ingestion/rails/job_entries"
 require "log_ingestion/rails/exception_entry"
 require "log_ingestion/rails/job_context"
@@ -24,6 +25,8 @@ module LogIngestion
   #   config.log_ingestion.service          = "shop"                     # > ENV > credentials
   #   config.log_ingestion.test_mode        = Rails.env.test?            # record in memory
   #   config.log_ingestion.request_entries  = true                       # one entry per request (RequestEntries)
+  #   config.log_ingestion.rails_request_lines = :replace                # one line per request in the Rails
+  #                                                                      # log (RequestLines); :keep: Rails' own
   #   config.log_ingestion.job_entries      = true                       # one entry per job run (JobEntries)
   #   config.log_ingestion.broadcast_logger = true                       # Rails.logger -> service too
   #   config.log_ingestion.logger_level     = :warn                      # lowest level forwarded
@@ -51,12 +54,12 @@ module LogIngestion
   # Rails class and never configures the client twice.
   class Railtie < ::Rails::Railtie
     # Settings of this Railtie (everything else under config.log_ingestion goes to the client).
-    RAILS_SETTINGS = %i[enabled startup_entry request_entries job_entries request_logging
+    RAILS_SETTINGS = %i[enabled startup_entry request_entries rails_request_lines job_entries request_logging
                         request_logging_skip_paths subscribers slow_query_ms broadcast_logger logger_level
                         job_context filter_parameters].freeze
     # The lowest Rails.logger level forwarded when broadcast_logger is on: what the app
-    # warns about. Rails' own INFO lines (Started, Processing, Completed, Rendered,
-    # Performing, Enqueued) stay in the log file; the request and job entries say it once.
+    # warns about. The Rails log's INFO lines (the request's one line, Performing,
+    # Enqueued) stay in the log file; the request and job entries say it once.
     DEFAULT_LOGGER_LEVEL = :warn
     # `bin/rails` commands that run once and exit: no "Rails application started" from them.
     ONE_OFF_COMMANDS = %i[RunnerCommand ConsoleCommand GenerateCommand DestroyCommand RakeCommand
@@ -154,12 +157,20 @@ module LogIngestion
         end
 
         options.request_entries == false ? RequestEntries.unsubscribe : RequestEntries.subscribe
+        replace_request_lines?(options) ? RequestLines.replace : RequestLines.keep
         Subscribers.subscribe(only: subscriber_names(options.subscribers),
                               slow_query_ms: options.slow_query_ms || Subscribers::DEFAULT_SLOW_QUERY_MS)
         if options.broadcast_logger && ::Rails.logger
           ::Rails.logger = Logger.broadcast(::Rails.logger, level: options.logger_level || DEFAULT_LOGGER_LEVEL)
         end
         log_startup if options.startup_entry != false && !one_off_command?
+      end
+
+      # True when the request's one line replaces Rails' own request lines: the
+      # request entries are on and rails_request_lines is not :keep.
+      def replace_request_lines?(options)
+        options.enabled != false && options.request_entries != false &&
+          RequestLines.setting(options.rails_request_lines) == :replace
       end
 
       # True in a process that runs a command rather than serving the app: a rake
@@ -209,6 +220,10 @@ module LogIngestion
       options = app.config.log_ingestion
       if options.enabled != false && defined?(::ActionDispatch::RequestId)
         app.config.middleware.insert_after(::ActionDispatch::RequestId, RequestContext)
+      end
+      # Rails::Rack::Logger without its Started line (written only while RequestLines replaces Rails' lines).
+      if LogIngestion::Railtie.replace_request_lines?(options)
+        app.config.middleware.swap(::Rails::Rack::Logger, RequestLines::RackLogger, app.config.log_tags)
       end
       if options.request_logging && options.enabled != false
         skip_paths = options.request_logging_skip_paths || RequestLogging::DEFAULT_SKIP_PATHS

@@ -6,6 +6,7 @@ require "log_ingestion/failsafe"
 require "log_ingestion/rails/parameter_filter"
 require "log_ingestion/rails/request_ip"
 require "log_ingestion/rails/exception_entry"
+require "log_ingestion/rails/request_lines"
 
 module LogIngestion
   # One entry per request that reaches a controller, built once from Rails'
@@ -24,7 +25,8 @@ module LogIngestion
   #
   # Owns: that subscription and the request entry's shape. Never raises into the
   # request (its work runs in Failsafe), never formats text nobody reads (one message,
-  # one Hash per request), never logs params or a query string unfiltered.
+  # one Hash per request; the Rails log's one line only when INFO is written there:
+  # RequestLines), never logs params or a query string unfiltered.
   module RequestEntries
     EVENT = "process_action.action_controller"
     KIND = "request"
@@ -94,7 +96,12 @@ module LogIngestion
         level = level_for(status)
         context = Context.current
         context.response_status = status if context
-        ::LogIngestionClient.log(level, "#{method} #{base_path} #{status}", metadata.compact)
+        metadata.compact!
+        ::LogIngestionClient.log(level, "#{method} #{base_path} #{status}", metadata)
+        if RequestLines.replacing?
+          RequestLines.write(method, metadata[:path], status, metadata[:duration_ms], metadata[:controller],
+                             metadata[:action], metadata[:request_id], exception)
+        end
         log_exception(exception, metadata, context) if exception
       end
 

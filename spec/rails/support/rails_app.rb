@@ -65,6 +65,7 @@ module RailsAppHelpers
     LogIngestion::Subscribers.subscribe(only: LogIngestion::Railtie.subscriber_names(options.subscribers),
                                         slow_query_ms: LogIngestion::Subscribers::DEFAULT_SLOW_QUERY_MS)
     LogIngestion::RequestEntries.subscribe
+    LogIngestion::RequestLines.replace
     forwarder&.forward_level = LogIngestion::Railtie::DEFAULT_LOGGER_LEVEL
   end
 end

@@ -7,6 +7,7 @@
 #   LOG_INGESTION_TEST_DB       path of the sqlite3 file (default: a file in Dir.tmpdir)
 #   LOG_INGESTION_TEST_LOG      path of the Rails log (default: an in-memory StringIO)
 #   LOG_INGESTION_TEST_SPOOL_DIR  spool_dir (default: no spool)
+#   LOG_INGESTION_TEST_RAILS_REQUEST_LINES  rails_request_lines (default: the gem's, :replace)
 #   LOG_INGESTION_TEST_JOB_DIR  jobs go to this directory (FileQueueAdapter) instead of
 #                               running inline; another process runs them
 #   LOG_INGESTION_GUIDE_DIR     a directory of the guide's hand-written files to load
@@ -62,6 +63,7 @@ module LogIngestionTestApp
     # No spool unless a spec gives one: a spool in the shared tmp/ would carry one
     # spec's undelivered entries into the next spec's server.
     config.log_ingestion.spool_dir = ENV.fetch("LOG_INGESTION_TEST_SPOOL_DIR", false)
+    config.log_ingestion.rails_request_lines = ENV["LOG_INGESTION_TEST_RAILS_REQUEST_LINES"]&.to_sym
 
     if GUIDE_DIR
       # The guide's hand-written integration instead of the gem's glue, placed as

@@ -18,11 +18,16 @@ Rails.application.configure do
   # One entry per request ("GET /orders 200": method, path, status, controller, action,
   # durations, params...) and each exception escaping a request as its own entry.
   # config.log_ingestion.request_entries = true
+  # While they are on, the log file shows one line per request ("GET /orders 200 12.3ms
+  # controller=OrdersController#index request_id=...") instead of Rails' Started,
+  # Processing by, Parameters, Rendered and Completed lines; :keep keeps Rails' lines.
+  # config.log_ingestion.rails_request_lines = :replace
   # One entry per job run ("ExportJob performed": queue, arguments, duration, outcome).
   # config.log_ingestion.job_entries = true
 
   # The lowest Rails.logger level sent to the service (the log file keeps its own level).
-  # :info also sends Rails' own lines (Started, Processing, Completed, Enqueued, ...).
+  # :info also sends Rails' own lines (Enqueued, Performing, ...; Started, Processing and
+  # Completed with rails_request_lines = :keep).
   # config.log_ingestion.logger_level = :warn
 
   # The old entries, off by default (each repeats what the request and job entries say):
