@@ -48,6 +48,7 @@ module LogIngestion
       @pid = Process.pid
       @warned_unconfigured = false
       @at_exit_installed = false
+      @retiring = []
       @stale = false
       @recorder = TestDelivery::Recorder.new
       @filter_failure_reported = false
@@ -228,6 +229,7 @@ module LogIngestion
     def shutdown_at_exit
       @at_exit_installed = false
       shutdown if @delivery && @pid == Process.pid
+      finish_retiring
     rescue StandardError => e
       LogIngestion.logger.error("log_ingestion: shutdown at exit failed: #{e.class}: #{e.message}")
     end
@@ -337,7 +339,19 @@ module LogIngestion
     def retire_delivery_in_background
       delivery = take_own_delivery or return
       timeout = @configuration.shutdown_timeout
-      Thread.new { delivery.shutdown(timeout) }
+      @retiring.select!(&:alive?)
+      @retiring << Thread.new { delivery.shutdown(timeout) }
+      install_at_exit
+    end
+
+    # At exit: waits for the deliveries still being retired (each bounded by its own
+    # shutdown_timeout), so their last entries are spooled and their one line is
+    # written before Ruby ends the process and its threads.
+    def finish_retiring
+      return unless @pid == Process.pid
+
+      @retiring.each(&:join)
+      @retiring.clear
     end
 
     def install_at_exit
