@@ -90,7 +90,7 @@ pub struct ConnectionSettings {
 }
 
 impl ConnectionSettings {
-    // Request-shape bounds (issue 8).
+    // Request-shape bounds.
     fn read(env: &mut Environment<'_>) -> Self {
         ConnectionSettings {
             header_read_timeout: env.at_least(
@@ -492,7 +492,7 @@ impl Settings {
                 Duration::from_secs(300),
                 Duration::from_millis(100),
             ),
-            // Fleet settings (issue 11): instance identity and shared rate limits.
+            // Fleet settings: instance identity and shared rate limits.
             instance_id: env.instance_id(),
             rate_limit_sharing: env.rate_limit_sharing(&database.url),
             database,

@@ -1,7 +1,7 @@
 //! The entry-count rollups `logs_per_minute` and `logs_per_hour`: entries per service
 //! and level per minute and per hour (columns `bucket`, `service`, `level`, `entries`;
 //! buckets aligned to 2000-01-01T00:00:00Z), which the histogram over days and the
-//! service list read instead of millions of rows (issue 15).
+//! service list read instead of millions of rows.
 //!
 //! Two implementations with the same names and columns, so the read side has one query:
 //! - plain PostgreSQL: tables kept by statement-level triggers on `logs` (migration
