@@ -38,14 +38,6 @@ module LogIngestion
     class RackLogger < ::Rails::Rack::Logger
       private
 
-      def other_line(method, path, status, duration, controller, action, request_id, exception)
-        line = +"#{method} #{path} #{status} #{duration}ms"
-        line << " controller=#{controller}##{action}" if controller
-        line << " error=#{exception.class.name}" if exception
-        line << " request_id=#{request_id}" if request_id
-        line
-      end
-
       def call_app(request, env)
         return super unless RequestLines.replacing?
 
