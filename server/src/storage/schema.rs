@@ -80,18 +80,7 @@ async fn refuse_pending_migrations(pool: &PgPool) -> Result<(), StorageError> {
 async fn storage_mode(pool: &PgPool, setting: StorageSetting) -> Result<StorageMode, StorageError> {
     let (plain_rollups, continuous_aggregates) = rollup::rollups_present(pool).await?;
     if timescale::logs_is_hypertable(pool).await? {
-        if let Some(reason) = timescale::unavailable_reason(pool).await? {
-            return Err(StorageError::Mode(format!(
-                "logs is a TimescaleDB hypertable but TimescaleDB cannot be used: {reason}"
-            )));
-        }
-        if setting == StorageSetting::Postgres {
-            return Err(StorageError::Mode(
-                "LOG_INGESTION_STORAGE=postgresql, but logs is already a TimescaleDB hypertable \
-                 (a hypertable cannot be turned back into a plain table here; use auto or timescaledb)"
-                    .to_owned(),
-            ));
-        }
+        timescale::hypertable_usable(setting, timescale::unavailable_reason(pool).await?)?;
         if !continuous_aggregates {
             return Err(StorageError::NeedsMigrate(format!(
                 "logs is a TimescaleDB hypertable without its rollups (the continuous aggregates \

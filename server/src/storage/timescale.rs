@@ -82,18 +82,7 @@ pub async fn choose_and_prepare(
     let hypertable = logs_is_hypertable(pool).await?;
     let unavailable = unavailable_reason(pool).await?;
     if hypertable {
-        if let Some(reason) = unavailable {
-            return Err(StorageError::Mode(format!(
-                "logs is a TimescaleDB hypertable but TimescaleDB cannot be used: {reason}"
-            )));
-        }
-        if setting == StorageSetting::Postgres {
-            return Err(StorageError::Mode(
-                "LOG_INGESTION_STORAGE=postgresql, but logs is already a TimescaleDB hypertable \
-                 (a hypertable cannot be turned back into a plain table here; use auto or timescaledb)"
-                    .to_owned(),
-            ));
-        }
+        hypertable_usable(setting, unavailable)?;
         enable(pool).await?;
         return Ok(StorageMode::Timescale);
     }
@@ -122,6 +111,28 @@ pub async fn choose_and_prepare(
             Ok(StorageMode::Postgres)
         }
     }
+}
+
+/// Whether a `logs` that is already a hypertable can be used under `setting`: TimescaleDB
+/// must load (`unavailable` is why it cannot) and the setting must not ask for plain
+/// PostgreSQL, which a hypertable cannot be turned back into.
+pub(super) fn hypertable_usable(
+    setting: StorageSetting,
+    unavailable: Option<&str>,
+) -> Result<(), StorageError> {
+    if let Some(reason) = unavailable {
+        return Err(StorageError::Mode(format!(
+            "logs is a TimescaleDB hypertable but TimescaleDB cannot be used: {reason}"
+        )));
+    }
+    if setting == StorageSetting::Postgres {
+        return Err(StorageError::Mode(
+            "LOG_INGESTION_STORAGE=postgresql, but logs is already a TimescaleDB hypertable \
+             (a hypertable cannot be turned back into a plain table here; use auto or timescaledb)"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Why TimescaleDB cannot be used on this server, or `None` when it can.
