@@ -48,7 +48,7 @@ mod layering {
             "axum::extract",
         ];
         assert_never_uses("auth/mod.rs", include_str!("auth/mod.rs"), &http_side);
-        // A refusal becomes an HTTP answer at the caller (`routes::middleware`, `read::auth`).
+        // A refusal becomes an HTTP answer at the caller (`ingest::admission`, `read::auth`).
         assert_never_uses(
             "auth/mod.rs",
             include_str!("auth/mod.rs"),

@@ -30,7 +30,7 @@ use crate::config::{ConnectionSettings, Settings};
 use crate::ingest::connections::{ConnectionBudget, ConnectionSlot, UNAUTHENTICATED_EVICTED};
 use crate::ingest::inflight::InflightBudget;
 use crate::ingest::rate_limit::ApiRateLimiter;
-use crate::ingest::rate_limit_sharing;
+use crate::ingest::{self, rate_limit_sharing};
 use crate::metrics::Metrics;
 use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
@@ -458,7 +458,7 @@ fn build_router(state: AppState, read_context: ReadContext) -> Router {
         .with_ingest_keys(state.settings.api_keys.clone());
     Router::new()
         .merge(routes::probes_router())
-        .merge(routes::ingest_router(state.clone()))
+        .merge(ingest::router(state.clone()))
         .merge(read::router(read_context, admin_keys))
         .merge(routes::unknown_api_router())
         .layer(axum::middleware::from_fn_with_state(

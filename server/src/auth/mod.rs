@@ -1,7 +1,7 @@
 //! API keys: which configured key a request carries (`X-API-Key` or `Authorization:
 //! Bearer`), compared in constant time against every configured key. `identify` is the
 //! pure check and answers with a [`KeyRefusal`]; the middleware that puts the
-//! [`Caller`] on a request lives with the routes (`routes::middleware`). It never logs
+//! [`Caller`] on a request lives with the routes (`ingest::admission`). It never logs
 //! or echoes a presented key and never knows about `AppState`.
 
 use std::sync::Arc;

@@ -1,17 +1,44 @@
 //! The ingest side: `POST /api/v1/logs` and `POST /api/v1/logs/batch` from the socket to
-//! the acknowledgement. It owns the connection caps (`connections`), the in-flight body
-//! budget (`inflight`), per-key rate limits and their fleet split (`rate_limit`,
-//! `rate_limit_sharing`), body reading, decompression and framing (`decode`), the text
-//! of client-facing errors (`client_text`), the steps both handlers share (`pipeline`)
-//! and the handlers themselves (`logs_single`, `logs_batch`). It never reads stored
-//! logs back: that is `read`.
+//! the acknowledgement. A request's hops, in order: the connection caps
+//! (`connections`), the key check and the rate limit (`admission`, running `auth` and
+//! `rate_limit`, whose fleet split is `rate_limit_sharing`), the body read within the
+//! in-flight budget (`inflight`) and decoded (`decode`), its entries validated
+//! (`domain::LogEntry`) and written as rows (`rows`), then group commit and the answer
+//! (`pipeline`, which the handlers `logs_single` and `logs_batch` call in order). The
+//! text of client-facing errors is `client_text`'s. It never reads stored logs back:
+//! that is `read`.
 
+mod admission;
 pub mod client_text;
 pub mod connections;
 pub mod decode;
 pub mod inflight;
-pub(crate) mod logs_batch;
-pub(crate) mod logs_single;
+mod logs_batch;
+mod logs_single;
 mod pipeline;
 pub mod rate_limit;
 pub mod rate_limit_sharing;
+mod rows;
+
+use axum::routing::post;
+use axum::Router;
+use log_ingestion_wire::{BATCH_PATH, SINGLE_PATH};
+
+use crate::state::AppState;
+
+/// The ingest API. Order of a request: auth -> rate limit -> handler (body -> entries
+/// -> rows -> group commit -> ack). Layers run outermost-last-added, so the rate limit
+/// is added before auth to run after it.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route(SINGLE_PATH, post(logs_single::ingest_single))
+        .route(BATCH_PATH, post(logs_batch::ingest_batch))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::enforce_rate_limit,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            admission::require_api_key,
+        ))
+}

@@ -1,9 +1,9 @@
 //! The steps both ingest handlers share, which each handler calls in order:
 //! [`receive`] (the `Idempotency-Key` header, admission under the in-flight budget,
 //! reading and decoding the body), [`ReceivedRequest::validate`] (the route's own
-//! validation, off the async workers when the body is large, and the body's digest for
-//! an idempotency key), and [`acknowledge`] (group commit, then the answer or a
-//! replay). It never answers 2xx before the entries are committed, and never parses a
+//! validation of the entries, written to [`Rows`] as they pass, off the async workers
+//! when the body is large, and the body's digest for an idempotency key), and
+//! [`acknowledge`] (group commit, then the answer or a replay). It never answers 2xx before the entries are committed, and never parses a
 //! body it has not admitted.
 
 use axum::extract::Request;
@@ -12,19 +12,18 @@ use axum::response::{IntoResponse, Response};
 use log_ingestion_wire::IDEMPOTENCY_KEY_HEADER;
 use serde::Serialize;
 
+use super::decode::{Accepts, BodyReader, Payload};
+use super::inflight::InflightPermit;
+use super::rows::{RowShape, Rows};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::ingest::decode::{Accepts, BodyReader, Payload};
-use crate::ingest::inflight::InflightPermit;
 use crate::state::AppState;
-use crate::storage::copy_text::CopyRows;
 use crate::storage::idempotency::{request_digest, IdempotencyClaim, StoredResponse};
 use crate::storage::CommitOutcome;
 
-/// What a route's validation makes of a payload: the valid entries as `COPY` rows, how
-/// many it refused, and the answer to send once they are committed.
+/// What a route's validation makes of a payload besides its rows: how many entries it
+/// refused, and the answer to send once the rows are committed.
 pub struct Validated<B> {
-    pub rows: CopyRows,
     pub rejected: u64,
     pub answer: B,
 }
@@ -39,6 +38,7 @@ pub struct ReceivedRequest {
     caller: Caller,
     idempotency_key: Option<String>,
     payload: Payload,
+    shape: RowShape,
     permit: InflightPermit,
 }
 
@@ -48,6 +48,7 @@ pub struct ValidatedRequest<B> {
     caller: Caller,
     idempotency_key: Option<(String, String)>,
     validated: Validated<B>,
+    rows: Rows,
     permit: InflightPermit,
 }
 
@@ -58,6 +59,7 @@ pub async fn receive(
     request: Request,
     accepts: Accepts,
 ) -> Result<ReceivedRequest, ApiError> {
+    let shape = RowShape::current(state);
     let (parts, body) = request.into_parts();
     let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
         ApiError::Internal("an ingest route is not behind require_api_key".to_owned())
@@ -83,32 +85,36 @@ pub async fn receive(
         caller,
         idempotency_key,
         payload,
+        shape,
         permit,
     })
 }
 
 impl ReceivedRequest {
-    /// Runs `validate` (the route's rules) on the payload, with the body's digest when
+    /// Runs `validate` (the route's rules) on the payload, which pushes each valid entry
+    /// to the request's [`Rows`], with the body's digest when
     /// the request carries an idempotency key; a body over [`INLINE_PARSE_BYTES`] is
     /// handled on the blocking pool.
     pub async fn validate<B, V>(self, validate: V) -> Result<ValidatedRequest<B>, ApiError>
     where
         B: Send + 'static,
-        V: FnOnce(&Payload) -> Result<Validated<B>, ApiError> + Send + 'static,
+        V: FnOnce(&Payload, &mut Rows) -> Result<Validated<B>, ApiError> + Send + 'static,
     {
         let ReceivedRequest {
             caller,
             idempotency_key,
             payload,
+            shape,
             permit,
         } = self;
         let wants_digest = idempotency_key.is_some();
         let validate_and_digest = move |payload: &Payload| {
-            let validated = validate(payload)?;
+            let mut rows = shape.rows_for(payload.bytes.len());
+            let validated = validate(payload, &mut rows)?;
             let digest = wants_digest.then(|| request_digest(&payload.bytes));
-            Ok::<_, ApiError>((validated, digest))
+            Ok::<_, ApiError>((validated, rows, digest))
         };
-        let (validated, digest) = if payload.bytes.len() > INLINE_PARSE_BYTES {
+        let (validated, rows, digest) = if payload.bytes.len() > INLINE_PARSE_BYTES {
             tokio::task::spawn_blocking(move || validate_and_digest(&payload))
                 .await
                 .map_err(|error| ApiError::Internal(format!("validation task failed: {error}")))??
@@ -119,6 +125,7 @@ impl ReceivedRequest {
             caller,
             idempotency_key: idempotency_key.zip(digest),
             validated,
+            rows,
             permit,
         })
     }
@@ -137,6 +144,7 @@ pub async fn acknowledge<B: Serialize>(
         caller,
         idempotency_key,
         validated,
+        rows,
         permit,
     } = request;
     state.metrics.entries_rejected(validated.rejected);
@@ -144,7 +152,7 @@ pub async fn acknowledge<B: Serialize>(
         state,
         &caller,
         idempotency_key,
-        validated.rows,
+        rows,
         status,
         &validated.answer,
     )
@@ -188,7 +196,7 @@ async fn commit_and_answer<B: Serialize>(
     state: &AppState,
     caller: &Caller,
     key: Option<(String, String)>,
-    rows: CopyRows,
+    rows: Rows,
     status: StatusCode,
     body: &B,
 ) -> Result<Response, ApiError> {
@@ -207,10 +215,14 @@ async fn commit_and_answer<B: Serialize>(
     if rows.is_empty() && claim.is_none() {
         return Ok(json_response(status, body, false));
     }
-    let outcome = state.committer.commit(rows, claim).await.map_err(|error| {
-        tracing::warn!(%error, "entries not committed; answering 503");
-        ApiError::StorageUnavailable
-    })?;
+    let outcome = state
+        .committer
+        .commit(rows.into_copy_rows(), claim)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "entries not committed; answering 503");
+            ApiError::StorageUnavailable
+        })?;
     match outcome {
         CommitOutcome::Committed => {
             state.metrics.entries_accepted(count);

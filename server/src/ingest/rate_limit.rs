@@ -1,6 +1,6 @@
 //! Per-API-key rate limiting with governor (GCRA): `rps` sustained with a `burst`.
 //! A refusal ([`RateLimited`]) says how long to wait; the middleware that answers it
-//! with a 429 and `Retry-After` lives with the routes (`routes::middleware`). It never
+//! with a 429 and `Retry-After` lives with the routes (`ingest::admission`). It never
 //! knows about HTTP or `AppState`, and never blocks, sleeps or does I/O. In a fleet
 //! (`rate_limit_sharing`) each key's limit is split between the instances by a share
 //! that a background task sets; here a share only changes how many GCRA cells one

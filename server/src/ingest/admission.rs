@@ -1,0 +1,59 @@
+//! The ingest routes' admission, which needs `AppState`: the key check
+//! (`require_api_key`) and then the rate limit (`enforce_rate_limit`). The checks
+//! themselves are `auth` and `rate_limit`; this module only runs them on a request and
+//! turns their refusals into the `ApiError` answered (the one place those refusals
+//! become HTTP). It never decides whether a key is valid or a request within its rate.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::connections::ConnectionTrust;
+use super::rate_limit::RateLimited;
+use crate::auth::{identify, Caller, KeyRefusal};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+impl From<KeyRefusal> for ApiError {
+    fn from(refusal: KeyRefusal) -> Self {
+        match refusal {
+            KeyRefusal::Missing => ApiError::MissingApiKey,
+            KeyRefusal::Invalid => ApiError::InvalidApiKey,
+        }
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(RateLimited { retry_after_secs }: RateLimited) -> Self {
+        ApiError::RateLimited { retry_after_secs }
+    }
+}
+
+/// 401 unless the request carries a configured API key; otherwise attaches the
+/// [`Caller`] and marks the connection as authenticated (see `ingest::connections`).
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let caller = identify(&state.settings.api_keys, request.headers())?;
+    if !ConnectionTrust::mark_request(request.extensions()) {
+        return Err(ApiError::ConnectionEvicted);
+    }
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+/// (After [`require_api_key`].) 429 with `Retry-After` when the caller is over its rate.
+pub async fn enforce_rate_limit(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .ok_or_else(|| ApiError::Internal("rate limit ran before authentication".to_owned()))?;
+    state.limiter.check(caller.key_index)?;
+    Ok(next.run(request).await)
+}
