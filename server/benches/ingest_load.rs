@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use log_ingestion_server::config::comma_list;
-use log_ingestion_server::storage::copy_text;
+use log_ingestion_server::storage::copy_field;
 use log_ingestion_server::storage::declared_indexes::DeclaredKeys;
 use log_ingestion_wire::{
     BatchRequest, BatchResponse, WireEntry, API_KEY_HEADER, BATCH_PATH, HEALTH_PATH,
@@ -753,7 +753,7 @@ fn copy_text(entries: &[WireEntry], declared: &DeclaredKeys) -> Result<Vec<Vec<u
             if i > 0 {
                 buf.push(b'\t');
             }
-            copy_text::push_field(&mut buf, field);
+            copy_field::push_field(&mut buf, field);
         }
         declared.push_fields(&mut buf, Some(&metadata));
         buf.push(b'\n');

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::instance::InstanceId;
-use crate::storage::StorageSetting;
+use crate::storage::setting::StorageSetting;
 
 /// The shortest timeout or interval accepted: zero would refuse everything or spin,
 /// and PostgreSQL reads a zero `statement_timeout` as "none".

@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::metadata::Metadata;
+use super::shape_error::describe_shape_error;
 use super::text::{is_plain, storable_json_text};
 use crate::config::EntryLimits;
-use crate::ingest::client_text::{describe_json_error, quoted, truncated, MAX_QUOTED_CHARS};
+use crate::ingest::client_text::{quoted, truncated, MAX_QUOTED_CHARS};
 
 const MAX_SERVICE_CHARS: usize = 255;
 
@@ -222,20 +223,6 @@ fn parse_timestamp(
         ));
     }
     Ok(timestamp)
-}
-
-pub(crate) fn describe_shape_error(error: &serde_json::Error) -> String {
-    // serde's messages already name the field ("missing field `service`", "invalid
-    // type: integer `5`, expected a string"); only the position is cut, because it
-    // counts within the one entry and would mislead next to a batch index.
-    // Internal type names become what a client knows ("a log entry object").
-    let head = describe_json_error(error);
-    if head.contains("escape") || head.contains("surrogate") {
-        // serde_json refuses lone UTF-16 surrogates, which no UTF-8 store can hold.
-        format!("invalid \\u escape ({head}): text must be valid Unicode; lone UTF-16 surrogates cannot be stored")
-    } else {
-        head
-    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::shape_error::describe_shape_error;
 use super::text::{is_plain, storable_json_text};
 use crate::config::EntryLimits;
-use crate::domain::log_entry::describe_shape_error;
 
 /// What a sensitive key's value is stored as.
 pub const FILTERED: &str = "[FILTERED]";

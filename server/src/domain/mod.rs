@@ -3,6 +3,7 @@
 
 mod log_entry;
 mod metadata;
+mod shape_error;
 mod text;
 
 pub use log_entry::LogEntry;

@@ -1,12 +1,11 @@
 //! Encodes entries as rows of PostgreSQL's text `COPY` format. It never decides what
 //! is valid: entries arrive valid and NUL-free from `domain`, which also says which
 //! text is plain (no backslash, no control character: nothing to escape), copied as it
-//! is without a scan.
+//! is without a scan. Each field is written by `copy_field`.
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
-
+use super::copy_field::{push_field, push_timestamp, unescape_field};
 use super::declared_indexes::DeclaredKeys;
 use crate::domain::LogEntry;
 
@@ -87,26 +86,6 @@ impl CopyRows {
 /// metadata.
 const OWN_FIELDS: usize = 5;
 
-/// The text of one field as [`push_field`] escaped it.
-fn unescape_field(field: &[u8]) -> String {
-    let mut out = Vec::with_capacity(field.len());
-    let mut bytes = field.iter();
-    while let Some(&byte) = bytes.next() {
-        if byte != b'\\' {
-            out.push(byte);
-            continue;
-        }
-        match bytes.next() {
-            Some(b'n') => out.push(b'\n'),
-            Some(b'r') => out.push(b'\r'),
-            Some(b't') => out.push(b'\t'),
-            Some(&other) => out.push(other),
-            None => {}
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Appends one row for `entry` to `out`, with a field per key of `declared`.
 fn push_row(out: &mut Vec<u8>, entry: &LogEntry<'_>, declared: &DeclaredKeys) {
     push_timestamp(out, entry.timestamp());
@@ -133,84 +112,6 @@ fn push_text(out: &mut Vec<u8>, text: &str, plain: bool) {
     } else {
         push_field(out, text);
     }
-}
-
-/// How `push_timestamp` writes a time: UTC with microseconds, as PostgreSQL reads it.
-const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f+00";
-
-/// Appends `time` as `YYYY-MM-DD HH:MM:SS.ffffff+00`. Written digit by digit because
-/// chrono's `format` interprets its format string and allocates for every row (the
-/// largest single cost of a row in the profile); years outside 1..=9999 and leap
-/// seconds, which no default timestamp window lets through, take chrono's path.
-pub fn push_timestamp(out: &mut Vec<u8>, time: DateTime<Utc>) {
-    let year = time.year();
-    let nanos = time.nanosecond();
-    if !(1..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        out.extend_from_slice(time.format(TIMESTAMP_FORMAT).to_string().as_bytes());
-        return;
-    }
-    let digits = |out: &mut Vec<u8>, value: u32, width: u32| {
-        for place in (0..width).rev() {
-            out.push(b'0' + (value / 10u32.pow(place) % 10) as u8);
-        }
-    };
-    digits(out, year as u32, 4);
-    out.push(b'-');
-    digits(out, time.month(), 2);
-    out.push(b'-');
-    digits(out, time.day(), 2);
-    out.push(b' ');
-    digits(out, time.hour(), 2);
-    out.push(b':');
-    digits(out, time.minute(), 2);
-    out.push(b':');
-    digits(out, time.second(), 2);
-    out.push(b'.');
-    digits(out, nanos / 1_000, 6);
-    out.extend_from_slice(b"+00");
-}
-
-/// Appends `text` as one field, escaped for the text `COPY` format. Runs between
-/// special bytes are copied whole, and eight bytes at a time are cleared by one test
-/// (`may_need_escape`): most fields have nothing to escape, and the byte-by-byte
-/// loop this replaces was the server's top user-space entry in the profile.
-pub fn push_field(out: &mut Vec<u8>, text: &str) {
-    let bytes = text.as_bytes();
-    let (mut run_start, mut index) = (0, 0);
-    while index < bytes.len() {
-        if let Some(Ok(word)) = bytes.get(index..index + 8).map(<[u8; 8]>::try_from) {
-            if !may_need_escape(u64::from_le_bytes(word)) {
-                index += 8;
-                continue;
-            }
-        }
-        let escaped: &[u8] = match bytes[index] {
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            _ => {
-                index += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&bytes[run_start..index]);
-        out.extend_from_slice(escaped);
-        index += 1;
-        run_start = index;
-    }
-    out.extend_from_slice(&bytes[run_start..]);
-}
-
-/// Whether any of the eight bytes of `word` is a backslash or below 0x20 (which
-/// covers tab, newline and carriage return). Never a false negative; a false
-/// positive only sends the bytes through the exact byte-by-byte match.
-fn may_need_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_byte_below = |value: u64, limit: u64| value.wrapping_sub(ONES * limit) & !value & HIGHS;
-    let backslashes = word ^ (ONES * u64::from(b'\\'));
-    (has_byte_below(word, 0x20) | has_byte_below(backslashes, 1)) != 0
 }
 
 #[cfg(test)]
@@ -256,31 +157,6 @@ mod tests {
         assert_eq!(rebuilt.declared().keys(), ["k"]);
         let without = rows.for_keys(keys(&[]));
         assert!(!String::from_utf8_lossy(without.as_bytes()).contains("\t7\n"));
-    }
-
-    #[test]
-    fn special_characters_are_escaped() {
-        let mut out = Vec::new();
-        push_field(&mut out, "a\\b\tc\nd\re");
-        assert_eq!(out, b"a\\\\b\\tc\\nd\\re");
-        out.clear();
-        push_field(&mut out, "\\plain\n");
-        assert_eq!(out, b"\\\\plain\\n");
-    }
-
-    /// The plain definition `push_field` must agree with.
-    fn reference_field(text: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        for byte in text.bytes() {
-            match byte {
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                other => out.push(other),
-            }
-        }
-        out
     }
 
     /// `text` as a JSON string literal, with every `escape_every`th plain ASCII
@@ -344,36 +220,5 @@ mod tests {
             // The stored metadata is still JSON text.
             proptest::prop_assert!(serde_json::from_str::<serde_json::Value>(metadata).is_ok());
         }
-
-        #[test]
-        fn fields_are_escaped_as_the_plain_definition_says(
-            text in r"([a-z \t\n\r\\\x01\x1f]|\x{80}|\x{5c5c}|é|\x{1F600}){0,40}",
-        ) {
-            let mut out = Vec::new();
-            push_field(&mut out, &text);
-            proptest::prop_assert_eq!(out, reference_field(&text));
-        }
-
-        #[test]
-        fn timestamps_are_written_as_chrono_formats_them(
-            seconds in -70_000_000_000i64..300_000_000_000i64,
-            nanos in 0u32..1_000_000_000,
-        ) {
-            let Some(time) = DateTime::from_timestamp(seconds, nanos) else {
-                return Ok(());
-            };
-            let mut out = Vec::new();
-            push_timestamp(&mut out, time);
-            let expected = time.format(TIMESTAMP_FORMAT).to_string();
-            proptest::prop_assert_eq!(String::from_utf8_lossy(&out), expected);
-        }
-    }
-
-    #[test]
-    fn a_timestamp_is_padded_and_truncated_to_microseconds() {
-        let time = DateTime::from_timestamp(946_684_800 + 3_661, 7_999).unwrap();
-        let mut out = Vec::new();
-        push_timestamp(&mut out, time);
-        assert_eq!(out, b"2000-01-01 01:01:01.000007+00");
     }
 }

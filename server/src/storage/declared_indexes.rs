@@ -49,7 +49,7 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use sqlx::PgPool;
 
-use super::copy_text::push_field;
+use super::copy_field::push_field;
 use super::StorageError;
 use crate::config::DatabaseSettings;
 

@@ -6,6 +6,7 @@
 //! are `read`'s, the fleet's shared rate-limit state is `ingest::rate_limit_sharing`'s); this
 //! module never knows about HTTP.
 
+pub mod copy_field;
 pub mod copy_text;
 pub mod declared_indexes;
 pub mod group_commit;
@@ -15,6 +16,7 @@ pub mod policy_jobs;
 pub mod retention;
 pub mod rollup;
 pub mod schema;
+pub mod setting;
 pub mod timescale;
 pub mod write_health;
 
@@ -27,7 +29,8 @@ use sqlx::PgPool;
 use crate::config::DatabaseSettings;
 
 pub use group_commit::{CommitError, CommitOutcome, GroupCommitter};
-pub use timescale::{ConvertRows, StorageSetting};
+pub use setting::StorageSetting;
+pub use timescale::ConvertRows;
 
 /// How the `logs` table is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -19,7 +19,8 @@
 use sqlx::PgPool;
 
 use super::declared_indexes::{self, TRIGRAM_INDEX};
-use super::timescale::{self, ConvertRows, StorageSetting, CONVERT_HINT};
+use super::setting::StorageSetting;
+use super::timescale::{self, ConvertRows, CONVERT_HINT};
 use super::{rollup, StorageError, StorageMode};
 use crate::config::DatabaseSettings;
 
