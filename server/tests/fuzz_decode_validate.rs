@@ -935,7 +935,7 @@ fn query_pairs() -> impl Strategy<Value = Vec<(String, String)>> {
 fn no_query_string_gets_a_server_error_or_a_long_answer() {
     let rt = runtime();
     let mut app = rt.block_on(log_ingestion_test_support::spawn_app_with(|settings| {
-        settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(FUZZ_ADMIN_KEY)];
+        settings.admin_api_keys = vec![log_ingestion_server::auth::ApiKey::new(FUZZ_ADMIN_KEY)];
     }));
     let routes = prop_oneof![
         Just("/api/v1/logs"),

@@ -10,7 +10,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use log_ingestion_server::config::ApiKey;
+use log_ingestion_server::auth::ApiKey;
 use log_ingestion_server::startup::Application;
 use log_ingestion_server::storage::{self, ConvertRows, StorageMode, StorageSetting};
 use log_ingestion_test_support::{

@@ -1,4 +1,5 @@
-//! API keys: which configured key a request carries (`X-API-Key` or `Authorization:
+//! API keys: the configured keys (`api_key`, whose secret never leaves it), and which
+//! of them a request carries (`X-API-Key` or `Authorization:
 //! Bearer`), compared in constant time against every configured key. `identify` is the
 //! pure check and answers with a [`KeyRefusal`]; the middleware that puts the
 //! [`Caller`] on a request lives with the routes (`ingest::admission`). It never logs
@@ -10,7 +11,9 @@ use axum::http::{header, HeaderMap};
 use log_ingestion_wire::API_KEY_HEADER;
 use subtle::ConstantTimeEq;
 
-use crate::config::ApiKeys;
+mod api_key;
+
+pub use api_key::{ApiKey, ApiKeys, NoKeys};
 
 /// Who is calling: which configured key matched, by index and fingerprint.
 #[derive(Clone, Debug)]
@@ -61,7 +64,6 @@ fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ApiKey;
     use axum::http::HeaderValue;
 
     fn keys() -> ApiKeys {

@@ -16,7 +16,7 @@ use axum::response::Response;
 use log_ingestion_wire::API_KEY_HEADER;
 
 use crate::auth::identify;
-use crate::config::{ApiKey, ApiKeys};
+use crate::auth::{ApiKey, ApiKeys};
 use crate::error::ApiError;
 use crate::ingest::connections::ConnectionTrust;
 

@@ -5,8 +5,8 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 
+use crate::auth::ApiKeys;
 use crate::auth::{identify, KeyRefusal};
-use crate::config::ApiKeys;
 use crate::error::ApiError;
 use crate::state::AppState;
 

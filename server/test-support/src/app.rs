@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use log_ingestion_server::config::{ApiKey, Settings};
+use log_ingestion_server::auth::ApiKey;
+use log_ingestion_server::config::Settings;
 use log_ingestion_server::startup::Application;
 use log_ingestion_server::storage::StorageMode;
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! timestamps exactly. (Ingest and reads together: [`crate::spawn_full_app`].)
 
 use chrono::{DateTime, Utc};
-use log_ingestion_server::config::ApiKey;
+use log_ingestion_server::auth::ApiKey;
 use log_ingestion_server::read;
 use log_ingestion_server::storage::StorageMode;
 use serde_json::Value;

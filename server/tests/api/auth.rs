@@ -79,7 +79,7 @@ async fn an_unknown_api_path_without_a_key_is_401() {
 #[tokio::test]
 async fn an_unknown_api_path_with_a_valid_ingestion_or_admin_key_is_404() {
     let app = log_ingestion_test_support::spawn_app_with(|settings| {
-        settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(ADMIN_KEY)];
+        settings.admin_api_keys = vec![log_ingestion_server::auth::ApiKey::new(ADMIN_KEY)];
     })
     .await;
     for key in [OTHER_API_KEY, ADMIN_KEY] {

@@ -5,7 +5,7 @@
 //! rows the key's index cannot find; every instance follows what `migrate` declares;
 //! declaring fills stored rows, undeclaring keeps the column.
 
-use log_ingestion_server::config::ApiKey;
+use log_ingestion_server::auth::ApiKey;
 use log_ingestion_server::storage::declared_indexes::{self, Undeclared, MAX_INDEXED_BYTES};
 use std::time::Duration;
 

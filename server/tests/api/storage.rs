@@ -1,7 +1,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use log_ingestion_server::config::ApiKey;
+use log_ingestion_server::auth::ApiKey;
 use log_ingestion_server::storage::declared_indexes::{self, Undeclared};
 use log_ingestion_server::storage::{StorageMode, StorageSetting};
 use sqlx::{Connection, PgConnection};
