@@ -62,7 +62,7 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use log_ingestion_server::config::comma_list;
 use log_ingestion_server::storage::copy_field;
-use log_ingestion_server::storage::declared_indexes::DeclaredKeys;
+use log_ingestion_server::storage::declared_keys::DeclaredKeys;
 use log_ingestion_wire::{
     BatchRequest, BatchResponse, WireEntry, API_KEY_HEADER, BATCH_PATH, HEALTH_PATH,
 };
@@ -720,11 +720,13 @@ async fn send_batches(
 /// How long a worker waits before retrying a 503 "Server busy".
 const BUSY_PAUSE: Duration = Duration::from_millis(50);
 
-/// The metadata keys the server declares (`LOG_INGESTION_INDEXED_METADATA_KEYS`, which
+/// The metadata keys the server declares (`LOG_INGESTION_DECLARED_KEYS` or its older name, which
 /// the server inherits from this process): the raw COPY writes their columns too, as
 /// the server does (the table's checks refuse rows without them).
 fn declared_keys() -> DeclaredKeys {
-    let list = std::env::var("LOG_INGESTION_INDEXED_METADATA_KEYS").unwrap_or_default();
+    let list = std::env::var("LOG_INGESTION_DECLARED_KEYS")
+        .or_else(|_| std::env::var("LOG_INGESTION_INDEXED_METADATA_KEYS"))
+        .unwrap_or_default();
     let keys: Vec<String> = comma_list(&list).map(str::to_owned).collect();
     DeclaredKeys::new(&keys)
 }

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use log_ingestion_server::config::comma_list;
-use log_ingestion_server::storage::declared_indexes::{self, DeclaredKeys};
+use log_ingestion_server::storage::declared_keys::{self, DeclaredKeys};
 use sqlx::{Connection, PgConnection};
 
 const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
@@ -272,13 +272,15 @@ FROM (SELECT i, $4::timestamptz - interval '30 days' * (($3 - 1 - i)::float8 / $
       FROM generate_series($1::int8, $2::int8) AS i) AS g";
 
 /// The statement generating the rows: [`GENERATE_ROWS`] with a column per metadata key
-/// the server declares (`LOG_INGESTION_INDEXED_METADATA_KEYS` in `BENCH_SERVER_ENV`),
+/// the server declares (`LOG_INGESTION_DECLARED_KEYS`, or its older name, in `BENCH_SERVER_ENV`),
 /// filled by the rule `migrate` fills stored rows with, as the server's `COPY` would.
 fn generate_rows(config: &BenchConfig) -> String {
     let keys: Vec<String> = config
         .server_env
         .iter()
-        .filter(|(name, _)| name == "LOG_INGESTION_INDEXED_METADATA_KEYS")
+        .filter(|(name, _)| {
+            name == "LOG_INGESTION_DECLARED_KEYS" || name == "LOG_INGESTION_INDEXED_METADATA_KEYS"
+        })
         .flat_map(|(_, list)| comma_list(list))
         .map(str::to_owned)
         .collect();
@@ -287,7 +289,7 @@ fn generate_rows(config: &BenchConfig) -> String {
     let values: String = declared
         .keys()
         .iter()
-        .map(|key| format!(", {}", declared_indexes::indexed_text_sql(key)))
+        .map(|key| format!(", {}", declared_keys::indexed_text_sql(key)))
         .collect();
     format!(
         "INSERT INTO logs (timestamp, service, level, message, metadata, received_at{columns}) \

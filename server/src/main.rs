@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use log_ingestion_server::config::{DatabaseSettings, Settings};
 use log_ingestion_server::instance::InstanceId;
 use log_ingestion_server::startup::Application;
-use log_ingestion_server::storage::declared_indexes::Undeclared;
+use log_ingestion_server::storage::declared_keys::Undeclared;
 use log_ingestion_server::storage::{ConvertRows, StorageSetting};
 use log_ingestion_server::{storage, telemetry};
 
@@ -139,7 +139,7 @@ async fn migrate(storage_override: Option<StorageSetting>) -> Result<(), String>
     let mode = storage::migrate(&pool, setting, convert)
         .await
         .map_err(|error| error.to_string())?;
-    storage::declared_indexes::apply(&pool, &settings, Undeclared::Drop)
+    storage::declared_keys::apply(&pool, &settings, Undeclared::Drop)
         .await
         .map_err(|error| error.to_string())?;
     tracing::info!(storage = %mode, %setting, "migrations applied");

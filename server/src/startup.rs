@@ -35,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
 use crate::state::AppState;
-use crate::storage::declared_indexes::{self, LiveDeclaredKeys};
+use crate::storage::declared_keys::{self, LiveDeclaredKeys};
 use crate::storage::policy_jobs::{self, PolicyJobs};
 use crate::storage::write_health::WriteHealth;
 use crate::storage::{self, retention, GroupCommitter, StorageError, StorageMode};
@@ -125,7 +125,7 @@ impl Application {
         // Schema changes on an existing database are `migrate`'s: this only checks.
         let storage_mode = storage::schema::prepare_for_serve(&pool, &settings.database).await?;
         let declared = Arc::new(LiveDeclaredKeys::new(
-            declared_indexes::declared_in(&pool).await?,
+            declared_keys::declared_in(&pool).await?,
         ));
         retention::apply_policy(&pool, storage_mode, settings.retention_days).await?;
         tracing::info!(
@@ -175,7 +175,7 @@ impl Application {
             Arc::clone(&write_health),
         );
         let writer = OwnedTask::new(writer);
-        let schema_refresh = OwnedTask::new(declared_indexes::spawn_refresh(
+        let schema_refresh = OwnedTask::new(declared_keys::spawn_refresh(
             pool.clone(),
             Arc::clone(&declared),
             settings.database.schema_refresh_interval,

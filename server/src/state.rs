@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::ingest::inflight::InflightBudget;
 use crate::ingest::rate_limit::ApiRateLimiter;
 use crate::metrics::Metrics;
-use crate::storage::declared_indexes::LiveDeclaredKeys;
+use crate::storage::declared_keys::LiveDeclaredKeys;
 use crate::storage::policy_jobs::PolicyJobs;
 use crate::storage::write_health::WriteHealth;
 use crate::storage::{GroupCommitter, StorageMode};

@@ -20,7 +20,7 @@ use log_ingestion_server::read::{
     explain_histogram_query, explain_page_query, explain_page_windows, explain_services_query,
     ExplainedWindow,
 };
-use log_ingestion_server::storage::declared_indexes::{self, Undeclared};
+use log_ingestion_server::storage::declared_keys::{self, Undeclared};
 use log_ingestion_server::storage::StorageMode;
 use log_ingestion_test_support::{plan_nodes, query_pairs, spawn_read_app, ReadApp};
 use serde_json::Value;
@@ -203,7 +203,7 @@ async fn histogram_and_services_over_30_days_read_the_rollups_not_the_rows() {
 async fn a_declared_metadata_key_is_found_through_its_column_index() {
     let app = app_with_rows().await;
     let keys = vec!["user_id".to_owned()];
-    declared_indexes::apply_metadata_keys(&app.pool, &keys, Undeclared::Drop)
+    declared_keys::apply_metadata_keys(&app.pool, &keys, Undeclared::Drop)
         .await
         .unwrap();
     sqlx::query("ANALYZE logs")
@@ -232,7 +232,7 @@ async fn a_declared_metadata_key_is_found_through_its_column_index() {
     assert!(read <= 100, "{read} rows read: {summary}");
 
     // Undeclared again: `migrate` drops the index, and the filter still answers.
-    declared_indexes::apply_metadata_keys(&app.pool, &[], Undeclared::Drop)
+    declared_keys::apply_metadata_keys(&app.pool, &[], Undeclared::Drop)
         .await
         .unwrap();
     let left: i64 = sqlx::query_scalar(
@@ -282,7 +282,7 @@ async fn a_declared_metadata_key_over_compressed_chunks_reads_only_the_batches_i
     // Declared once compressed, as an operator would: `migrate` fills the column of
     // every stored row (decompressing them), the compression policy compresses again.
     let keys = vec!["user_id".to_owned()];
-    declared_indexes::apply_metadata_keys(&app.pool, &keys, Undeclared::Drop)
+    declared_keys::apply_metadata_keys(&app.pool, &keys, Undeclared::Drop)
         .await
         .unwrap();
     let unfilled: i64 = sqlx::query_scalar("SELECT count(*) FROM logs WHERE meta_user_id IS NULL")
@@ -329,7 +329,7 @@ async fn a_declared_metadata_key_over_compressed_chunks_reads_only_the_batches_i
 #[tokio::test]
 async fn text_search_over_30_days_uses_the_trigram_index_when_declared() {
     let app = app_with_rows().await;
-    declared_indexes::apply_message_trigram(&app.pool, true)
+    declared_keys::apply_message_trigram(&app.pool, true)
         .await
         .unwrap();
     sqlx::query("ANALYZE logs")
@@ -355,7 +355,7 @@ async fn text_search_over_30_days_uses_the_trigram_index_when_declared() {
     assert!(read <= 100, "{read} rows read: {summary}");
 
     // Off again: `migrate` drops it.
-    declared_indexes::apply_message_trigram(&app.pool, false)
+    declared_keys::apply_message_trigram(&app.pool, false)
         .await
         .unwrap();
     let left: i64 = sqlx::query_scalar(

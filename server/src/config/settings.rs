@@ -157,9 +157,10 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     /// `LOG_INGESTION_STORAGE`: the storage mode asked for (auto by default).
     pub storage: StorageSetting,
-    /// `LOG_INGESTION_INDEXED_METADATA_KEYS`: metadata keys to declare, each with a
-    /// column and its index (`storage::declared_indexes`, which checks them at migrate).
-    pub indexed_metadata_keys: Vec<String>,
+    /// `LOG_INGESTION_DECLARED_KEYS` (or its older name
+    /// `LOG_INGESTION_INDEXED_METADATA_KEYS`): metadata keys to declare, each with a
+    /// column and its index (`storage::declared_keys`, which checks them at migrate).
+    pub declared_keys: Vec<String>,
     /// `LOG_INGESTION_MESSAGE_TRIGRAM_INDEX` (`on`/`off`): a trigram index for `q=`.
     pub message_trigram_index: bool,
     /// `LOG_INGESTION_SCHEMA_REFRESH_INTERVAL`: how often `serve` reads the declared
@@ -190,8 +191,9 @@ impl DatabaseSettings {
                 MIN_TIMEOUT,
             ),
             storage: env.get("LOG_INGESTION_STORAGE", StorageSetting::default()),
-            indexed_metadata_keys: env
-                .text("LOG_INGESTION_INDEXED_METADATA_KEYS")
+            declared_keys: env
+                .text("LOG_INGESTION_DECLARED_KEYS")
+                .or_else(|| env.text("LOG_INGESTION_INDEXED_METADATA_KEYS"))
                 .map(|list| comma_list(&list).map(str::to_owned).collect())
                 .unwrap_or_default(),
             message_trigram_index: env.get("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", false),
@@ -220,7 +222,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("storage", &self.storage)
-            .field("indexed_metadata_keys", &self.indexed_metadata_keys)
+            .field("declared_keys", &self.declared_keys)
             .field("message_trigram_index", &self.message_trigram_index)
             .field("schema_refresh_interval", &self.schema_refresh_interval)
             .field("migrate_lock_timeout", &self.migrate_lock_timeout)

@@ -143,19 +143,28 @@ fn zero_timeouts_are_refused_by_name() {
 }
 
 #[test]
+fn declared_keys_are_read_under_their_older_name_too_and_the_new_one_wins() {
+    let keys = |pairs: &[(&str, &str)]| required_and(pairs).unwrap().database.declared_keys;
+    assert_eq!(keys(&[("LOG_INGESTION_DECLARED_KEYS", "a,b")]), ["a", "b"]);
+    assert_eq!(keys(&[("LOG_INGESTION_INDEXED_METADATA_KEYS", "c")]), ["c"]);
+    assert_eq!(
+        keys(&[
+            ("LOG_INGESTION_INDEXED_METADATA_KEYS", "c"),
+            ("LOG_INGESTION_DECLARED_KEYS", "a"),
+        ]),
+        ["a"]
+    );
+    assert!(keys(&[]).is_empty());
+}
+
+#[test]
 fn read_side_indexes_are_a_key_list_and_a_switch() {
     let settings = required_and(&[
-        (
-            "LOG_INGESTION_INDEXED_METADATA_KEYS",
-            " user_id, ,request_id ",
-        ),
+        ("LOG_INGESTION_DECLARED_KEYS", " user_id, ,request_id "),
         ("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", "on"),
     ])
     .unwrap();
-    assert_eq!(
-        settings.database.indexed_metadata_keys,
-        ["user_id", "request_id"]
-    );
+    assert_eq!(settings.database.declared_keys, ["user_id", "request_id"]);
     assert!(settings.database.message_trigram_index);
     let error = required_and(&[("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", "yes")])
         .unwrap_err()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::domain::LogEntry;
 use crate::state::AppState;
 use crate::storage::copy_text::CopyRows;
-use crate::storage::declared_indexes::DeclaredKeys;
+use crate::storage::declared_keys::DeclaredKeys;
 
 /// The shape of a request's rows: a field per metadata key declared when the request
 /// arrived. Taken before the body is read, so the rows match what the group committer

@@ -25,7 +25,7 @@ use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder};
 
 use super::time_bounds;
-use crate::storage::declared_indexes::{self, indexed_text, Scalar};
+use crate::storage::declared_keys::{self, indexed_text, Scalar};
 
 const MAX_SERVICES: usize = 100;
 const MAX_SERVICE_CHARS: usize = 255;
@@ -245,7 +245,7 @@ pub struct LogFilter {
     /// Entries of this request and of the jobs it enqueued.
     pub request_id: Option<String>,
     /// `(key, texts)` of `meta.KEY=VALUE` filters on declared keys
-    /// (`storage::declared_indexes`): also written as `meta_KEY = ANY(texts)` (the
+    /// (`storage::declared_keys`): also written as `meta_KEY = ANY(texts)` (the
     /// indexed texts of the filter's alternatives), which the key's index and
     /// TimescaleDB's bloom filters answer. The containment test above stays and decides;
     /// the column only narrows, and a row an alternative contains has one of these texts
@@ -369,7 +369,7 @@ impl LogFilter {
                 .push_bind(request_id.clone());
         }
         for (key, texts) in &self.indexed_metadata {
-            sql.push(" AND ").push(declared_indexes::column(key));
+            sql.push(" AND ").push(declared_keys::column(key));
             match texts.as_slice() {
                 [one] => sql.push(" = ").push_bind(one.clone()),
                 many => sql.push(" = ANY(").push_bind(many.to_vec()).push(")"),
@@ -404,7 +404,7 @@ fn indexed_alternatives(alternatives: &[Value], keys: &[String]) -> Option<(Stri
         let (key, value) = document.iter().next()?;
         if document.len() != 1
             || !keys.contains(key)
-            || declared_indexes::key_problem(key).is_some()
+            || declared_keys::key_problem(key).is_some()
             || declared_key.is_some_and(|first| first != key)
         {
             return None;

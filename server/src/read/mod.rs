@@ -30,7 +30,7 @@ use axum::routing::get;
 use axum::{middleware, Router};
 use tokio::sync::{watch, Semaphore};
 
-use crate::storage::declared_indexes::{DeclaredKeys, LiveDeclaredKeys};
+use crate::storage::declared_keys::{DeclaredKeys, LiveDeclaredKeys};
 use crate::storage::StorageMode;
 
 pub use auth::AdminKeys;
@@ -51,7 +51,7 @@ pub struct ReadContext {
     /// Set once the server shuts down; live tails end when it is.
     closing: Arc<watch::Sender<bool>>,
     query_limits: QueryLimits,
-    /// The declared metadata keys (`storage::declared_indexes`), as last read.
+    /// The declared metadata keys (`storage::declared_keys`), as last read.
     declared: Arc<LiveDeclaredKeys>,
 }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::copy_field::{push_field, push_timestamp, unescape_field};
-use super::declared_indexes::DeclaredKeys;
+use super::declared_keys::DeclaredKeys;
 use crate::domain::LogEntry;
 
 /// Rows of the text `COPY` format, one per valid entry: a request's entries are

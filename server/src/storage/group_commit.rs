@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use super::copy_text::CopyRows;
-use super::declared_indexes::{is_declaration_change, DeclaredKeys, LiveDeclaredKeys};
+use super::declared_keys::{is_declaration_change, DeclaredKeys, LiveDeclaredKeys};
 use super::idempotency::{self, IdempotencyClaim, KeyDecision, StoredResponse};
 use super::write_health::WriteHealth;
 use crate::config::GroupCommitSettings;

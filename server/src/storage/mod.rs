@@ -8,7 +8,7 @@
 
 pub mod copy_field;
 pub mod copy_text;
-pub mod declared_indexes;
+pub mod declared_keys;
 pub mod group_commit;
 pub mod idempotency;
 pub mod locks;

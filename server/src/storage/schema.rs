@@ -18,7 +18,7 @@
 
 use sqlx::PgPool;
 
-use super::declared_indexes::{self, TRIGRAM_INDEX};
+use super::declared_keys::{self, TRIGRAM_INDEX};
 use super::setting::StorageSetting;
 use super::timescale::{self, ConvertRows, CONVERT_HINT};
 use super::{rollup, StorageError, StorageMode};
@@ -39,7 +39,7 @@ pub async fn prepare_for_serve(
     if fresh {
         tracing::info!("a database without a logs table: creating the schema");
         let mode = super::migrate(pool, settings.storage, ConvertRows::Refuse).await?;
-        declared_indexes::apply(pool, settings, declared_indexes::Undeclared::Keep).await?;
+        declared_keys::apply(pool, settings, declared_keys::Undeclared::Keep).await?;
         return Ok(mode);
     }
     refuse_pending_migrations(pool).await?;
@@ -131,8 +131,8 @@ async fn warn_about_differences(
     pool: &PgPool,
     settings: &DatabaseSettings,
 ) -> Result<(), StorageError> {
-    let declared = declared_indexes::declared_in(pool).await?;
-    let configured = &settings.indexed_metadata_keys;
+    let declared = declared_keys::declared_in(pool).await?;
+    let configured = &settings.declared_keys;
     let missing: Vec<&String> = configured
         .iter()
         .filter(|key| !declared.keys().contains(key))
@@ -146,7 +146,7 @@ async fn warn_about_differences(
         tracing::warn!(
             configured = ?configured,
             declared = ?declared.keys(),
-            "LOG_INGESTION_INDEXED_METADATA_KEYS differs from the keys the database declares; \
+            "LOG_INGESTION_DECLARED_KEYS differs from the keys the database declares; \
              this instance writes and reads the declared ones. Run `{MIGRATE}` with the \
              setting the fleet should have to change them"
         );

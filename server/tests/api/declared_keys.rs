@@ -1,12 +1,12 @@
 //! Declared metadata keys (`LOG_INGESTION_INDEXED_METADATA_KEYS`): the column the server
 //! writes in its `COPY` holds what PostgreSQL's own reading of the stored metadata gives
-//! (`declared_indexes::indexed_text_sql`, which `migrate` fills stored rows with), for
+//! (`declared_keys::indexed_text_sql`, which `migrate` fills stored rows with), for
 //! every kind of value; a server that does not write a declared column yet never stores
 //! rows the key's index cannot find; every instance follows what `migrate` declares;
 //! declaring fills stored rows, undeclaring keeps the column.
 
 use log_ingestion_server::auth::ApiKey;
-use log_ingestion_server::storage::declared_indexes::{self, Undeclared, MAX_INDEXED_BYTES};
+use log_ingestion_server::storage::declared_keys::{self, Undeclared, MAX_INDEXED_BYTES};
 use std::time::Duration;
 
 use log_ingestion_test_support::{
@@ -106,8 +106,8 @@ async fn column_disagreements(app: &TestApp) -> (Vec<String>, i64) {
     let wrong: Vec<String> = sqlx::query_scalar(&format!(
         "SELECT message || ': ' || coalesce(meta_k, 'NULL') || ' vs ' || coalesce({}, 'NULL') \
          FROM logs WHERE meta_k IS DISTINCT FROM {}",
-        declared_indexes::indexed_text_sql("k"),
-        declared_indexes::indexed_text_sql("k")
+        declared_keys::indexed_text_sql("k"),
+        declared_keys::indexed_text_sql("k")
     ))
     .fetch_all(&app.pool)
     .await
@@ -130,7 +130,7 @@ async fn post_corpus(app: &TestApp) {
 #[tokio::test]
 async fn the_server_writes_each_declared_column_as_postgresql_reads_the_stored_value() {
     let app = spawn_app_with(|settings| {
-        settings.database.indexed_metadata_keys = vec!["k".into(), "password".into()];
+        settings.database.declared_keys = vec!["k".into(), "password".into()];
         settings.admin_api_keys = vec![ApiKey::new(ADMIN_KEY)];
     })
     .await;
@@ -202,7 +202,7 @@ async fn a_write_racing_a_declaration_is_stored_with_the_column_not_refused() {
     })
     .await;
     // Another instance's `migrate` declares `k` while this one runs.
-    declared_indexes::apply_metadata_keys(&running.pool, &["k".to_owned()], Undeclared::Drop)
+    declared_keys::apply_metadata_keys(&running.pool, &["k".to_owned()], Undeclared::Drop)
         .await
         .unwrap();
     let mut with_key = entry("with k");
@@ -273,17 +273,17 @@ async fn every_instance_follows_the_keys_migrate_declares_and_undeclares() {
         settings.database.schema_refresh_interval = Duration::from_millis(200);
     };
     let a = spawn_app_on(database.clone(), url.clone(), |settings| {
-        settings.database.indexed_metadata_keys = vec!["k".into()];
+        settings.database.declared_keys = vec!["k".into()];
         refresh(settings);
     })
     .await;
     assert_eq!(declared_objects(&a).await, (true, 1, 1));
     // `migrate` without the key.
-    declared_indexes::apply_metadata_keys(&a.pool, &[], Undeclared::Drop)
+    declared_keys::apply_metadata_keys(&a.pool, &[], Undeclared::Drop)
         .await
         .unwrap();
     let b = spawn_app_on(database, url, |settings| {
-        settings.database.indexed_metadata_keys = vec!["k".into()]; // a stale setting
+        settings.database.declared_keys = vec!["k".into()]; // a stale setting
         refresh(settings);
     })
     .await;
@@ -310,7 +310,7 @@ async fn every_instance_follows_the_keys_migrate_declares_and_undeclares() {
     );
 
     // `migrate` declares `j`.
-    declared_indexes::apply_metadata_keys(&a.pool, &["j".to_owned()], Undeclared::Drop)
+    declared_keys::apply_metadata_keys(&a.pool, &["j".to_owned()], Undeclared::Drop)
         .await
         .unwrap();
     let mut declared_since = entry("j from b");
@@ -362,7 +362,7 @@ async fn declaring_fills_stored_rows_and_undeclaring_keeps_the_column() {
     let mut app = spawn_app_on(database.clone(), url.clone(), |_| {}).await;
     post_corpus(&app).await;
     let keys = vec!["k".to_owned()];
-    declared_indexes::apply_metadata_keys(&app.pool, &keys, Undeclared::Drop)
+    declared_keys::apply_metadata_keys(&app.pool, &keys, Undeclared::Drop)
         .await
         .unwrap();
     assert_eq!(declared_objects(&app).await, (true, 1, 1));
@@ -371,7 +371,7 @@ async fn declaring_fills_stored_rows_and_undeclaring_keeps_the_column() {
     assert_eq!(set, corpus().len() as i64 + 1);
 
     // Undeclared: the check and the index go, the column stays.
-    declared_indexes::apply_metadata_keys(&app.pool, &[], Undeclared::Drop)
+    declared_keys::apply_metadata_keys(&app.pool, &[], Undeclared::Drop)
         .await
         .unwrap();
     assert_eq!(declared_objects(&app).await, (true, 0, 0));
@@ -389,7 +389,7 @@ async fn declaring_fills_stored_rows_and_undeclaring_keeps_the_column() {
     assert_eq!(empty, None);
     undeclared.stop().await;
     // ...which declaring again (`migrate`) fills.
-    declared_indexes::apply_metadata_keys(&undeclared.pool, &keys, Undeclared::Drop)
+    declared_keys::apply_metadata_keys(&undeclared.pool, &keys, Undeclared::Drop)
         .await
         .unwrap();
     let again = spawn_app_on(database, url, |_| {}).await;
@@ -413,7 +413,7 @@ async fn an_expression_index_of_an_earlier_version_is_replaced_by_the_column_ind
     .execute(&app.pool)
     .await
     .unwrap();
-    declared_indexes::apply_metadata_keys(&app.pool, &["k".to_owned()], Undeclared::Drop)
+    declared_keys::apply_metadata_keys(&app.pool, &["k".to_owned()], Undeclared::Drop)
         .await
         .unwrap();
     let definition: String = sqlx::query_scalar(

@@ -2,7 +2,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use log_ingestion_server::auth::ApiKey;
-use log_ingestion_server::storage::declared_indexes::{self, Undeclared};
+use log_ingestion_server::storage::declared_keys::{self, Undeclared};
 use log_ingestion_server::storage::{StorageMode, StorageSetting};
 use sqlx::{Connection, PgConnection};
 
@@ -193,7 +193,7 @@ async fn minute_rollup_total(pool: &sqlx::PgPool) -> i64 {
 async fn serve_answers(database: &TestDatabase, url: &str) -> StorageMode {
     let mut app = spawn_app_on(database.clone(), url.to_owned(), |settings| {
         settings.database.storage = StorageSetting::Auto;
-        settings.database.indexed_metadata_keys = vec!["k".into()];
+        settings.database.declared_keys = vec!["k".into()];
         settings.database.message_trigram_index = true;
         settings.admin_api_keys = vec![ApiKey::new(ADMIN_KEY)];
     })
@@ -242,19 +242,19 @@ async fn a_declaration_failing_at_any_step_leaves_a_database_serve_runs_on_and_a
     .await
     .unwrap();
     let mut wanted = test_settings(&url).database;
-    wanted.indexed_metadata_keys = vec!["k".into()];
+    wanted.declared_keys = vec!["k".into()];
     wanted.message_trigram_index = true;
     let mut initial = wanted.clone();
-    initial.indexed_metadata_keys = Vec::new();
+    initial.declared_keys = Vec::new();
     initial.message_trigram_index = false;
     for step in 1.. {
         assert!(step < 50, "the migration never completed");
         fail_ddl_at_step(&pool, Some(step)).await;
-        let result = declared_indexes::apply(&pool, &wanted, Undeclared::Drop).await;
+        let result = declared_keys::apply(&pool, &wanted, Undeclared::Drop).await;
         fail_ddl_at_step(&pool, None).await;
         assert_eq!(serve_answers(&database, &url).await, expected_mode());
         // The rerun completes.
-        declared_indexes::apply(&pool, &wanted, Undeclared::Drop)
+        declared_keys::apply(&pool, &wanted, Undeclared::Drop)
             .await
             .unwrap_or_else(|error| panic!("the rerun after a failure at step {step}: {error}"));
         let (declared, valid_indexes): (bool, i64) = sqlx::query_as(
@@ -274,7 +274,7 @@ async fn a_declaration_failing_at_any_step_leaves_a_database_serve_runs_on_and_a
             break;
         }
         // Back to where the migration starts.
-        declared_indexes::apply(&pool, &initial, Undeclared::Drop)
+        declared_keys::apply(&pool, &initial, Undeclared::Drop)
             .await
             .unwrap();
         sqlx::query("ALTER TABLE logs DROP COLUMN meta_k")
@@ -349,7 +349,7 @@ async fn an_index_left_invalid_is_built_again_by_the_next_migrate_not_by_serve()
     let (database, url) = create_database().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     migrate_test_database(&pool).await;
-    declared_indexes::apply_message_trigram(&pool, true)
+    declared_keys::apply_message_trigram(&pool, true)
         .await
         .unwrap();
     let valid = || async {
@@ -374,7 +374,7 @@ async fn an_index_left_invalid_is_built_again_by_the_next_migrate_not_by_serve()
     assert_eq!(app.post_single(entry("after")).await.status(), 201);
     app.stop().await;
     assert!(!valid().await, "serve touched the index");
-    declared_indexes::apply_message_trigram(&pool, true)
+    declared_keys::apply_message_trigram(&pool, true)
         .await
         .unwrap();
     assert!(valid().await);

@@ -4,7 +4,7 @@
 //! read again every `LOG_INGESTION_SCHEMA_REFRESH_INTERVAL`, [`spawn_refresh`]);
 //! each one is paid for by every insert (docs/performance.md), so none is on by
 //! default:
-//! - `LOG_INGESTION_INDEXED_METADATA_KEYS=user_id,request_id`: per key a column
+//! - `LOG_INGESTION_DECLARED_KEYS=user_id,request_id`: per key a column
 //!   `meta_KEY` holding the key's *indexed text* (below), a btree on
 //!   `(meta_KEY, timestamp DESC)` so `meta.KEY=VALUE` finds its entries newest first
 //!   without reading the range, and a check `meta_KEY_set` that the column is set
@@ -464,7 +464,7 @@ pub async fn apply(
     settings: &DatabaseSettings,
     undeclared: Undeclared,
 ) -> Result<(), StorageError> {
-    apply_metadata_keys(pool, &settings.indexed_metadata_keys, undeclared).await?;
+    apply_metadata_keys(pool, &settings.declared_keys, undeclared).await?;
     apply_message_trigram(pool, settings.message_trigram_index).await
 }
 
@@ -586,12 +586,12 @@ pub async fn apply_metadata_keys(
     let keys = declared.keys();
     if keys.len() > MAX_KEYS {
         return Err(StorageError::Mode(format!(
-            "LOG_INGESTION_INDEXED_METADATA_KEYS: at most {MAX_KEYS} keys"
+            "LOG_INGESTION_DECLARED_KEYS: at most {MAX_KEYS} keys"
         )));
     }
     if let Some(problem) = keys.iter().find_map(|key| key_problem(key)) {
         return Err(StorageError::Mode(format!(
-            "LOG_INGESTION_INDEXED_METADATA_KEYS: {problem}"
+            "LOG_INGESTION_DECLARED_KEYS: {problem}"
         )));
     }
     let mut tx = pool.begin().await?;
