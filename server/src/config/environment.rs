@@ -171,7 +171,7 @@ from_str_settings!(
 );
 
 /// `humantime`'s durations: `500ms`, `30s`, `10m`, `12h`, `30d`, `5y` (365.25 days) or
-/// combinations such as `1h 30m`; a bare number is seconds, as it always was here.
+/// combinations such as `1h 30m`; a bare number is seconds.
 impl Setting for Duration {
     const EXPECTED: &'static str = "a duration like 500ms, 30s, 10m, 12h, 30d or 5y";
     fn parse(text: &str) -> Option<Self> {

@@ -110,9 +110,9 @@ pub fn migration_pool(settings: &DatabaseSettings) -> Result<PgPool, StorageErro
         )))
 }
 
-/// The SQL migrations in `migrations/`. A migration that databases may already have
-/// applied was removed (the old in-SQL TimescaleDB step, now `timescale`): its record
-/// is ignored rather than refused.
+/// The SQL migrations in `migrations/`. A database may hold the record of a migration
+/// that is not in `migrations/` (a TimescaleDB step, which `timescale` does in Rust):
+/// such a record is ignored rather than refused.
 pub(crate) fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("../migrations");
     migrator.set_ignore_missing(true);
