@@ -32,9 +32,10 @@
 //!   `BENCH_SERVER_ENV` extra `NAME=VALUE;NAME=VALUE` settings for the server.
 //! - `DATABASE_URL` PostgreSQL to use (default: `bin/postgres-dev start`).
 
-mod support;
-
-use support::{start_private_postgres, tail, with_database, workspace_root, ServerProcess};
+use log_ingestion_test_support::process::tail;
+use log_ingestion_test_support::{
+    proc_stats, start_private_postgres, with_database, workspace_root, Latencies, ServerProcess,
+};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -305,7 +306,7 @@ fn run_migrate(config: &BenchConfig, url: &str, log_path: &Path) -> Result<()> {
     if !status.success() {
         return Err(BenchError::Setup(format!(
             "migrate failed ({status}):\n{}",
-            tail(log_path)
+            tail(&std::fs::read_to_string(log_path).unwrap_or_default())
         )));
     }
     Ok(())
@@ -333,7 +334,7 @@ fn server_command(config: &BenchConfig, url: &str, log: &File) -> Result<Command
     Ok(cmd)
 }
 
-/// Starts the server (`support::ServerProcess`) with this run's settings.
+/// Starts the server with this run's settings, its log appended to `log_path`.
 async fn start_server(config: &BenchConfig, url: &str, log_path: &Path) -> Result<ServerProcess> {
     let log = File::options()
         .append(true)
@@ -341,7 +342,7 @@ async fn start_server(config: &BenchConfig, url: &str, log_path: &Path) -> Resul
         .open(log_path)
         .map_err(io_context(format!("{}", log_path.display())))?;
     let command = server_command(config, url, &log)?;
-    ServerProcess::start(command, log_path, STARTUP_DEADLINE)
+    ServerProcess::start_logging_to(command, log_path, STARTUP_DEADLINE)
         .await
         .map_err(BenchError::Setup)
 }
@@ -484,14 +485,14 @@ fn shapes() -> Vec<Shape> {
     shapes
 }
 
-/// Milliseconds of each timed call, sorted.
+/// How long each timed call took.
 async fn measure(
     client: &reqwest::Client,
     base_url: &str,
     shape: &Shape,
     anchor: DateTime<Utc>,
     calls: usize,
-) -> Result<Vec<f64>> {
+) -> Result<Latencies> {
     let mut query: Vec<(&str, String)> = shape
         .query
         .iter()
@@ -507,7 +508,7 @@ async fn measure(
         };
         query.push(("until", text(until)));
     }
-    let mut times = Vec::with_capacity(calls);
+    let mut times = Latencies::new();
     // One warm-up call, untimed: the first plan and cold caches are not the shape's cost.
     for call in 0..=calls {
         let started = Instant::now();
@@ -520,7 +521,7 @@ async fn measure(
             .await?;
         let status = response.status();
         let body = response.bytes().await?;
-        let elapsed = started.elapsed().as_secs_f64() * 1_000.0;
+        let elapsed = started.elapsed();
         if !status.is_success() {
             return Err(BenchError::Setup(format!(
                 "{}: answered {status}: {}",
@@ -529,19 +530,15 @@ async fn measure(
             )));
         }
         if call > 0 {
-            times.push(elapsed);
+            times.record(elapsed);
         }
     }
-    times.sort_by(f64::total_cmp);
     Ok(times)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+/// Milliseconds, `NaN` when nothing was measured.
+fn millis(latency: Option<Duration>) -> f64 {
+    latency.map_or(f64::NAN, |latency| latency.as_secs_f64() * 1_000.0)
 }
 
 /// Materializes the rollups' continuous aggregates (when this server has them) up to
@@ -734,12 +731,7 @@ async fn run(config: &BenchConfig) -> Result<()> {
         config.storage,
         config.rows,
         config.calls,
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        proc_stats::load_average()
     );
     println!(
         "{:<38} {:>10} {:>10} {:>10}",
@@ -747,13 +739,13 @@ async fn run(config: &BenchConfig) -> Result<()> {
     );
     let client = reqwest::Client::new();
     for shape in shapes() {
-        let times = measure(&client, &server.base_url, &shape, anchor, config.calls).await?;
+        let times = measure(&client, &server.address, &shape, anchor, config.calls).await?;
         println!(
             "{:<38} {:>10.1} {:>10.1} {:>10.1}",
             shape.label,
-            percentile(&times, 0.50),
-            percentile(&times, 0.95),
-            times.last().copied().unwrap_or(f64::NAN)
+            millis(times.percentile(50.0)),
+            millis(times.percentile(95.0)),
+            millis(times.max())
         );
     }
     server.stop();

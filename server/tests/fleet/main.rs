@@ -5,8 +5,6 @@
 //! `LOG_INGESTION_LONG_TESTS=1`. Needs `haproxy` (bin/setup) and, for the Ruby client,
 //! the gem's native extension (`rake compile`).
 
-mod bench;
-mod harness;
 mod ingest;
 mod rate_limits;
 mod replica_conflicts;

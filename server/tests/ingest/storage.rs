@@ -33,7 +33,7 @@ async fn stored_entries_survive_a_restart_and_migrations_rerun_harmlessly() {
 #[tokio::test]
 async fn plain_mode_retention_deletes_rows_older_than_the_retention_days() {
     if expected_mode() != StorageMode::Postgres {
-        return; // TimescaleDB mode: tests/timescaledb.rs covers its retention policy
+        return; // TimescaleDB mode: tests/timescaledb/ covers its retention policy
     }
     let (name, url) = create_database().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
