@@ -27,7 +27,10 @@ impl Latencies {
 
     pub fn record(&mut self, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.histogram.saturating_record(micros.max(1));
+        // `record` grows the histogram to fit; `saturating_record` never does.
+        if self.histogram.record(micros.max(1)).is_err() {
+            self.histogram.saturating_record(micros.max(1));
+        }
     }
 
     /// Adds everything `other` recorded.

@@ -139,8 +139,13 @@ mod tests {
 
     #[test]
     fn reads_this_process_and_the_machine() {
-        let spin = std::time::Instant::now();
-        while spin.elapsed() < std::time::Duration::from_millis(30) {}
+        // Busy until the kernel has counted a tick of CPU (bounded: 10 s of wall time).
+        let started = std::time::Instant::now();
+        while own_cpu_seconds().is_some_and(|seconds| seconds == 0.0)
+            && started.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::hint::black_box((0..10_000u64).sum::<u64>());
+        }
         assert!(own_cpu_seconds().is_some_and(|seconds| seconds > 0.0));
         assert!(peak_rss_kib(std::process::id()).is_some_and(|kib| kib > 0));
         assert!(machine_busy_seconds().is_some_and(|seconds| seconds > 0.0));
