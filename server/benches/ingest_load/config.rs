@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::fleet_shape::FleetShape;
-use crate::{BenchError, Result};
+use log_ingestion_test_support::bench::{BenchError, Result};
 
 const DEFAULT_ENTRIES: usize = 200_000;
 const DEFAULT_CONNECTIONS: usize = 8;

@@ -7,7 +7,7 @@ use log_ingestion_wire::{BatchRequest, WireEntry};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::{io_context, Result};
+use log_ingestion_test_support::bench::{io_context, Result};
 
 /// Realistic entries: a ~100-byte message and five metadata keys, deterministic.
 pub(crate) fn generate_entries(count: usize) -> Vec<WireEntry> {

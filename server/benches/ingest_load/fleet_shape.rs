@@ -13,7 +13,9 @@ use crate::config::env_usize;
 use crate::entries::gzip_batches;
 use crate::raw_copy::{count_logs, truncate_logs};
 use crate::report::{verdict, CpuSnapshot, PhaseReport};
-use crate::{BenchError, Result, API_KEY};
+use log_ingestion_test_support::bench::{BenchError, Result};
+
+use crate::API_KEY;
 
 /// The fleet shape (issue 13): many keep-alive connections, each sending one small
 /// gzip batch on a fixed period, as ~256 Puma workers with the gem's defaults do.

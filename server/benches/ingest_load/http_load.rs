@@ -13,7 +13,9 @@ use sqlx::PgConnection;
 use crate::entries::encode_batches;
 use crate::raw_copy::{count_logs, truncate_logs};
 use crate::report::{CpuSnapshot, PhaseReport};
-use crate::{BenchError, Result, API_KEY};
+use log_ingestion_test_support::bench::{BenchError, Result};
+
+use crate::API_KEY;
 
 /// Sends the batches over `connections` keep-alive connections; every answer must be 2xx
 /// and acknowledge every entry of its batch (a 503 is retried after a short pause).

@@ -59,11 +59,12 @@ use std::time::Duration;
 use config::BenchConfig;
 use entries::{encode_batches, generate_entries};
 use http_load::{drive_http, http_phase};
+use log_ingestion_test_support::bench::{io_context, BenchError, Result};
 use log_ingestion_test_support::{proc_stats, workspace_root};
 use log_ingestion_wire::BatchRequest;
 use raw_copy::raw_copy;
 use report::{table_header, verdict};
-use setup::{start_server, BenchDatabase};
+use setup::BenchDatabase;
 use sqlx::{Connection, PgConnection};
 
 const API_KEY: &str = "bench-api-key-0123456789abcdef";
@@ -76,50 +77,14 @@ const TARGET_MICROS_PER_ENTRY: f64 = 2.5;
 const TARGET_RSS_KIB: u64 = 150 * 1024;
 const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
 
-#[derive(Debug, thiserror::Error)]
-enum BenchError {
-    #[error("{0}")]
-    Setup(String),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("http: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("encoding: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("load task: {0}")]
-    Join(#[from] tokio::task::JoinError),
-}
-
-type Result<T> = std::result::Result<T, BenchError>;
-
-fn io_context(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
-    let context = context.into();
-    move |source| BenchError::Io { context, source }
-}
-
 async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
     let work_dir = workspace_root().join("tmp/bench");
     std::fs::create_dir_all(&work_dir).map_err(io_context(format!("{}", work_dir.display())))?;
     let log_path = work_dir.join(format!("server-{}.log", std::process::id()));
 
-    setup::migrate(
-        &config.server_bin,
-        &database.url,
-        &config.storage,
-        &log_path,
-    )?;
-    let server = start_server(
-        &config.server_bin,
-        &database.url,
-        &config.storage,
-        &log_path,
-    )
-    .await?;
+    let server = setup::server(config, &database.url, &log_path);
+    server.migrate()?;
+    let server = server.serve(STARTUP_DEADLINE).await?;
     println!(
         "storage: {} (BENCH_STORAGE={}); the raw COPY loads the same table",
         setup::storage_mode(&server).await?,

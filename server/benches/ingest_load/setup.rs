@@ -1,21 +1,19 @@
 //! The run's database and server: a fresh database in a real PostgreSQL, dropped at the
-//! end, and the release server (`log_ingestion_test_support::ServerProcess`) with the
-//! benchmark's settings, its log in a file.
+//! end, and the release server (`log_ingestion_test_support::bench::LoggedServer`) with
+//! the benchmark's settings, its log in a file.
 
-use std::fs::File;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::Utc;
-use log_ingestion_test_support::process::tail;
-use log_ingestion_test_support::{
-    start_private_postgres, with_database, workspace_root, ServerProcess,
-};
+use log_ingestion_test_support::{start_private_postgres, with_database, ServerProcess};
 use log_ingestion_wire::HEALTH_PATH;
 use sqlx::{Connection, PgConnection};
 
-use crate::{io_context, BenchError, Result, API_KEY, STARTUP_DEADLINE};
+use log_ingestion_test_support::bench::{BenchError, LoggedServer, Result};
+
+use crate::config::BenchConfig;
+use crate::API_KEY;
 
 /// A fresh database of its own in a real PostgreSQL, dropped at the end of the run.
 pub(crate) struct BenchDatabase {
@@ -61,63 +59,15 @@ impl BenchDatabase {
     }
 }
 
-/// Starts the server with the benchmark's settings, its log appended to `log_path`.
-pub(crate) async fn start_server(
-    bin: &Path,
-    database_url: &str,
-    storage: &str,
-    log_path: &Path,
-) -> Result<ServerProcess> {
-    let log = File::options()
-        .append(true)
-        .create(true)
-        .open(log_path)
-        .map_err(io_context(format!("{}", log_path.display())))?;
-    let command = server_command(bin, database_url, storage, &log)?;
-    ServerProcess::start_logging_to(command, log_path, STARTUP_DEADLINE)
-        .await
-        .map_err(BenchError::Setup)
-}
-
-/// The server binary with the benchmark's settings, its output going to `log`.
-fn server_command(bin: &Path, database_url: &str, storage: &str, log: &File) -> Result<Command> {
-    let mut cmd = Command::new(bin);
-    cmd.current_dir(workspace_root())
+/// The server binary with the benchmark's settings on `database_url`, its log in
+/// `log_path`.
+pub(crate) fn server(config: &BenchConfig, database_url: &str, log_path: &Path) -> LoggedServer {
+    LoggedServer::new(&config.server_bin, log_path)
         .env("DATABASE_URL", database_url)
-        .env("LOG_INGESTION_STORAGE", storage)
+        .env("LOG_INGESTION_STORAGE", &config.storage)
         .env("LOG_INGESTION_API_KEYS", API_KEY)
         .env("LOG_INGESTION_RATE_LIMIT_RPS", "10000000")
         .env("LOG_INGESTION_RATE_LIMIT_BURST", "10000000")
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(io_context("server log"))?)
-        .stderr(log.try_clone().map_err(io_context("server log"))?);
-    Ok(cmd)
-}
-
-/// `migrate` in `storage` mode, its log in `log_path`.
-pub(crate) fn migrate(
-    bin: &Path,
-    database_url: &str,
-    storage: &str,
-    log_path: &Path,
-) -> Result<()> {
-    let log = File::create(log_path).map_err(io_context(format!("{}", log_path.display())))?;
-    let status = server_command(bin, database_url, storage, &log)?
-        .arg("migrate")
-        .status()
-        .map_err(io_context(format!("running {} migrate", bin.display())))?;
-    if !status.success() {
-        return Err(BenchError::Setup(format!(
-            "{} migrate failed ({status}):\n{}",
-            bin.display(),
-            tail(&std::fs::read_to_string(log_path).unwrap_or_default())
-        )));
-    }
-    Ok(())
 }
 
 /// The storage mode the server reports on `/health`.

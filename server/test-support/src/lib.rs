@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod bench;
 pub mod database;
 pub mod fleet;
 pub mod latency;
