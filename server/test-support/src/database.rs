@@ -23,9 +23,14 @@ pub fn maintenance_url() -> String {
     .clone()
 }
 
-/// The repository's root (two levels above this crate).
+/// The repository's root (two levels above this crate), as a path without `..` (the
+/// fleet tests size socket paths by it).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .map_or_else(|| manifest.join("../.."), PathBuf::from)
 }
 
 /// Starts (or finds running) the private cluster of `bin/postgres-dev`; its URL.
