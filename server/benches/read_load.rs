@@ -32,18 +32,14 @@
 //!   `BENCH_SERVER_ENV` extra `NAME=VALUE;NAME=VALUE` settings for the server.
 //! - `DATABASE_URL` PostgreSQL to use (default: `bin/postgres-dev start`).
 
-mod support;
-
-use support::{start_private_postgres, tail, with_database, workspace_root, ServerProcess};
-
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use log_ingestion_server::config::comma_list;
 use log_ingestion_server::storage::declared_keys::{self, DeclaredKeys};
+use log_ingestion_test_support::bench::{BenchError, LoggedServer, Result};
+use log_ingestion_test_support::{proc_stats, start_private_postgres, with_database, Latencies};
 use sqlx::{Connection, PgConnection};
 
 const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
@@ -58,28 +54,6 @@ const BUILD_STEP: i64 = 1_000_000;
 const DATA_VERSION: i32 = 1;
 const STARTUP_DEADLINE: Duration = Duration::from_secs(120);
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
-
-#[derive(Debug, thiserror::Error)]
-enum BenchError {
-    #[error("{0}")]
-    Setup(String),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("http: {0}")]
-    Http(#[from] reqwest::Error),
-}
-
-type Result<T> = std::result::Result<T, BenchError>;
-
-fn io_context(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
-    let context = context.into();
-    move |source| BenchError::Io { context, source }
-}
 
 /// Settings of one run, read once from the environment.
 struct BenchConfig {
@@ -204,7 +178,7 @@ async fn build_data_set(
     admin.close().await?;
     let log_path =
         std::env::temp_dir().join(format!("read_load_migrate_{}.log", std::process::id()));
-    run_migrate(config, url, &log_path)?;
+    server(config, url, &log_path).migrate()?;
 
     let mut db = PgConnection::connect(url).await?;
     let anchor: DateTime<Utc> = sqlx::query_scalar("SELECT date_trunc('minute', now())")
@@ -298,54 +272,20 @@ fn generate_rows(config: &BenchConfig) -> String {
     )
 }
 
-fn run_migrate(config: &BenchConfig, url: &str, log_path: &Path) -> Result<()> {
-    let log = File::create(log_path).map_err(io_context(format!("{}", log_path.display())))?;
-    let status = server_command(config, url, &log)?
-        .arg("migrate")
-        .status()
-        .map_err(io_context("running migrate"))?;
-    if !status.success() {
-        return Err(BenchError::Setup(format!(
-            "migrate failed ({status}):\n{}",
-            tail(log_path)
-        )));
-    }
-    Ok(())
-}
-
-fn server_command(config: &BenchConfig, url: &str, log: &File) -> Result<Command> {
-    let mut cmd = Command::new(&config.server_bin);
-    cmd.current_dir(workspace_root())
-        .env("DATABASE_URL", url)
-        .env("LOG_INGESTION_STORAGE", &config.storage)
-        .env("LOG_INGESTION_API_KEYS", INGEST_KEY)
-        .env("LOG_INGESTION_ADMIN_API_KEYS", ADMIN_KEY)
-        // Slow "before" shapes must be measured, not cut off.
-        .env("LOG_INGESTION_READ_STATEMENT_TIMEOUT", "120s")
-        // The compression policy must not start compressing the data set mid-run.
-        .env("LOG_INGESTION_POLICY_CHECK_INTERVAL", "30d")
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .envs(config.server_env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(io_context("server log"))?)
-        .stderr(log.try_clone().map_err(io_context("server log"))?);
-    Ok(cmd)
-}
-
-/// Starts the server (`support::ServerProcess`) with this run's settings.
-async fn start_server(config: &BenchConfig, url: &str, log_path: &Path) -> Result<ServerProcess> {
-    let log = File::options()
-        .append(true)
-        .create(true)
-        .open(log_path)
-        .map_err(io_context(format!("{}", log_path.display())))?;
-    let command = server_command(config, url, &log)?;
-    ServerProcess::start(command, log_path, STARTUP_DEADLINE)
-        .await
-        .map_err(BenchError::Setup)
+/// The server binary with this run's settings on `url`, its log in `log_path`.
+fn server(config: &BenchConfig, url: &str, log_path: &Path) -> LoggedServer {
+    config.server_env.iter().fold(
+        LoggedServer::new(&config.server_bin, log_path)
+            .env("DATABASE_URL", url)
+            .env("LOG_INGESTION_STORAGE", &config.storage)
+            .env("LOG_INGESTION_API_KEYS", INGEST_KEY)
+            .env("LOG_INGESTION_ADMIN_API_KEYS", ADMIN_KEY)
+            // Slow "before" shapes must be measured, not cut off.
+            .env("LOG_INGESTION_READ_STATEMENT_TIMEOUT", "120s")
+            // The compression policy must not start compressing the data set mid-run.
+            .env("LOG_INGESTION_POLICY_CHECK_INTERVAL", "30d"),
+        |server, (name, value)| server.env(name, value),
+    )
 }
 
 /// One query shape of the table: a label, the path, and how far back it looks
@@ -486,14 +426,14 @@ fn shapes() -> Vec<Shape> {
     shapes
 }
 
-/// Milliseconds of each timed call, sorted.
+/// How long each timed call took.
 async fn measure(
     client: &reqwest::Client,
     base_url: &str,
     shape: &Shape,
     anchor: DateTime<Utc>,
     calls: usize,
-) -> Result<Vec<f64>> {
+) -> Result<Latencies> {
     let mut query: Vec<(&str, String)> = shape
         .query
         .iter()
@@ -509,7 +449,7 @@ async fn measure(
         };
         query.push(("until", text(until)));
     }
-    let mut times = Vec::with_capacity(calls);
+    let mut times = Latencies::new();
     // One warm-up call, untimed: the first plan and cold caches are not the shape's cost.
     for call in 0..=calls {
         let started = Instant::now();
@@ -522,7 +462,7 @@ async fn measure(
             .await?;
         let status = response.status();
         let body = response.bytes().await?;
-        let elapsed = started.elapsed().as_secs_f64() * 1_000.0;
+        let elapsed = started.elapsed();
         if !status.is_success() {
             return Err(BenchError::Setup(format!(
                 "{}: answered {status}: {}",
@@ -531,19 +471,15 @@ async fn measure(
             )));
         }
         if call > 0 {
-            times.push(elapsed);
+            times.record(elapsed);
         }
     }
-    times.sort_by(f64::total_cmp);
     Ok(times)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+/// Milliseconds, `NaN` when nothing was measured.
+fn millis(latency: Option<Duration>) -> f64 {
+    latency.map_or(f64::NAN, |latency| latency.as_secs_f64() * 1_000.0)
 }
 
 /// Materializes the rollups' continuous aggregates (when this server has them) up to
@@ -718,7 +654,8 @@ async fn run(config: &BenchConfig) -> Result<()> {
     let log_path =
         std::env::temp_dir().join(format!("read_load_server_{}.log", std::process::id()));
     // `migrate` again: a reused data set gets the migrations this binary brings.
-    run_migrate(config, &url, &log_path)?;
+    let server = server(config, &url, &log_path);
+    server.migrate()?;
     let mut db = PgConnection::connect(&url).await?;
     if config.storage == "timescaledb" {
         materialize_rollups(&mut db).await?;
@@ -727,7 +664,7 @@ async fn run(config: &BenchConfig) -> Result<()> {
             compress_old_chunks(&mut db).await?;
         }
     }
-    let mut server = start_server(config, &url, &log_path).await?;
+    let mut server = server.serve(STARTUP_DEADLINE).await?;
 
     print_sizes(&mut db, &config.storage).await?;
     println!(
@@ -736,12 +673,7 @@ async fn run(config: &BenchConfig) -> Result<()> {
         config.storage,
         config.rows,
         config.calls,
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        proc_stats::load_average()
     );
     println!(
         "{:<38} {:>10} {:>10} {:>10}",
@@ -749,13 +681,13 @@ async fn run(config: &BenchConfig) -> Result<()> {
     );
     let client = reqwest::Client::new();
     for shape in shapes() {
-        let times = measure(&client, &server.base_url, &shape, anchor, config.calls).await?;
+        let times = measure(&client, &server.address, &shape, anchor, config.calls).await?;
         println!(
             "{:<38} {:>10.1} {:>10.1} {:>10.1}",
             shape.label,
-            percentile(&times, 0.50),
-            percentile(&times, 0.95),
-            times.last().copied().unwrap_or(f64::NAN)
+            millis(times.percentile(50.0)),
+            millis(times.percentile(95.0)),
+            millis(times.max())
         );
     }
     server.stop();

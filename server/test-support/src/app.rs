@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::admin::AdminReader;
 use crate::database::{create_database, drop_database, test_storage, TestDatabase};
 
 pub const API_KEY: &str = "test-key-primary";
@@ -192,25 +193,22 @@ impl TestApp {
 
     /// The text `/metrics` answers.
     pub async fn metrics_text(&self) -> String {
-        self.client
-            .get(self.url("/metrics"))
-            .send()
+        crate::metrics::scrape(&self.client, &self.address)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+            .expect("/metrics answers")
     }
 
-    /// The value of the unlabelled sample `name` on `/metrics` (a histogram's `_sum` is
-    /// written as a float, `2.0`).
+    /// The value of the sample `name` on `/metrics` (labels included when it has them).
     pub async fn metric(&self, name: &str) -> u64 {
         let text = self.metrics_text().await;
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("{name} ")))
-            .and_then(|value| value.parse::<f64>().ok())
+        crate::metrics::sample(&text, name)
             .map(|value| value as u64)
             .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    }
+
+    /// The read API with the admin key ([`ADMIN_KEY`]).
+    pub fn admin(&self) -> AdminReader<'_> {
+        AdminReader::new(&self.client, self.address.clone(), ADMIN_KEY)
     }
 
     pub async fn row_count(&self) -> i64 {

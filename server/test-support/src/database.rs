@@ -16,27 +16,48 @@ use sqlx::{Connection, PgConnection, PgPool};
 pub fn maintenance_url() -> String {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            return url;
-        }
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bin/postgres-dev");
-        let output = Command::new(&script)
-            .arg("start")
-            .output()
-            .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
-        assert!(
-            output.status.success(),
-            "bin/postgres-dev start failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .find_map(|line| line.strip_prefix("DATABASE_URL="))
-            .expect("bin/postgres-dev printed no DATABASE_URL")
-            .trim()
-            .to_owned()
+        std::env::var("DATABASE_URL")
+            .or_else(|_| start_private_postgres())
+            .unwrap_or_else(|error| panic!("{error}"))
     })
     .clone()
+}
+
+/// The repository's root (two levels above this crate), as a path without `..` (the
+/// fleet tests size socket paths by it).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .map_or_else(|| manifest.join("../.."), PathBuf::from)
+}
+
+/// Starts (or finds running) the private cluster of `bin/postgres-dev`; its URL.
+pub fn start_private_postgres() -> Result<String, String> {
+    let script = workspace_root().join("bin/postgres-dev");
+    let output = Command::new(&script)
+        .arg("start")
+        .output()
+        .map_err(|error| format!("cannot run {}: {error}", script.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "bin/postgres-dev start failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("DATABASE_URL="))
+        .map(|url| url.trim().to_owned())
+        .ok_or_else(|| "bin/postgres-dev printed no DATABASE_URL".to_owned())
+}
+
+/// The same server and credentials as `url`, database `database`.
+pub fn with_database(url: &str, database: &str) -> Result<String, String> {
+    let mut parsed = Url::parse(url).map_err(|error| format!("DATABASE_URL {url:?}: {error}"))?;
+    parsed.set_path(&format!("/{database}"));
+    Ok(parsed.to_string())
 }
 
 /// The storage mode the tests run in: `LOG_INGESTION_TEST_STORAGE`, plain PostgreSQL

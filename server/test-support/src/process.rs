@@ -1,14 +1,23 @@
-//! The built server binary as a real child process on a database of its own: start it
-//! with extra environment, wait until it listens, signal it, read its logs and its
-//! memory. Used by the API tests (`tests/api/process.rs`), the hostile-client suite and
-//! the fleet tests.
+//! The built server binary as a real child process, for tests and benchmarks alike:
+//! started either with the tests' environment on a database of its own (its log kept in
+//! memory, its address read from its "listening" line) or from a benchmark's own
+//! command (its log in a file, ready once `/health` answers); then signalled, stopped,
+//! and asked for its memory and CPU (`proc_stats`).
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use log_ingestion_wire::HEALTH_PATH;
 use serde_json::Value;
+
+use crate::proc_stats;
+
+/// How long a server stopped with [`ServerProcess::stop`] gets after SIGTERM before it
+/// is killed.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 /// The binary under test: `LOG_INGESTION_TESTED_BIN` when set (to try an older build),
 /// else the one cargo built for the running test binary. (Not `LOG_INGESTION_SERVER_BIN`,
@@ -36,14 +45,28 @@ fn built_binary() -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// What dropping a [`ServerProcess`] does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnDrop {
+    /// Kill at once: a test is over, nothing is measured any more.
+    Kill,
+    /// SIGTERM, then kill after [`SHUTDOWN_DEADLINE`]: [`ServerProcess::stop`].
+    Stop,
+}
+
 pub struct ServerProcess {
     pub child: Child,
     /// `http://127.0.0.1:PORT`.
     pub address: String,
     /// `127.0.0.1:PORT`.
     pub socket_address: String,
+    /// What the server logged on stderr, one line each (empty when its log goes to
+    /// [`ServerProcess::log_path`]).
     pub lines: Arc<Mutex<Vec<String>>>,
-    _cwd: tempfile::TempDir,
+    /// The file the server logs to, when started by [`ServerProcess::start_logging_to`].
+    pub log_path: Option<PathBuf>,
+    on_drop: OnDrop,
+    _cwd: Option<tempfile::TempDir>,
 }
 
 impl ServerProcess {
@@ -110,17 +133,102 @@ impl ServerProcess {
             address: format!("http://{address}"),
             socket_address: address,
             lines,
-            _cwd: cwd,
+            log_path: None,
+            on_drop: OnDrop::Kill,
+            _cwd: Some(cwd),
         }
     }
 
+    /// Runs `command serve` -- a command of the server binary whose output already goes
+    /// to `log_path` -- on a free loopback port, and waits until its health path
+    /// answers 2xx, the process exits, or `startup` passes. Dropped, it is stopped
+    /// gracefully ([`ServerProcess::stop`]).
+    pub async fn start_logging_to(
+        mut command: Command,
+        log_path: &Path,
+        startup: Duration,
+    ) -> Result<Self, String> {
+        let port = free_port()?;
+        let child = command
+            .arg("serve")
+            .env("LOG_INGESTION_HOST", "127.0.0.1")
+            .env("LOG_INGESTION_PORT", port.to_string())
+            .spawn()
+            .map_err(|error| format!("starting the server: {error}"))?;
+        let mut server = ServerProcess {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            socket_address: format!("127.0.0.1:{port}"),
+            lines: Arc::default(),
+            log_path: Some(log_path.to_path_buf()),
+            on_drop: OnDrop::Stop,
+            _cwd: None,
+        };
+        server.await_healthy(startup).await?;
+        Ok(server)
+    }
+
+    async fn await_healthy(&mut self, startup: Duration) -> Result<(), String> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + startup;
+        loop {
+            let exited = self
+                .child
+                .try_wait()
+                .map_err(|error| format!("server status: {error}"))?;
+            if let Some(status) = exited {
+                return Err(format!(
+                    "server exited at start ({status}):\n{}",
+                    self.log_tail()
+                ));
+            }
+            let healthy = client
+                .get(format!("{}{HEALTH_PATH}", self.address))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success());
+            if healthy {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "server not healthy within {startup:?}:\n{}",
+                    self.log_tail()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then a kill when it has not exited within [`SHUTDOWN_DEADLINE`].
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        if self.wait_for_exit(SHUTDOWN_DEADLINE).is_none() {
+            eprintln!("server did not stop within {SHUTDOWN_DEADLINE:?} of SIGTERM; killing it");
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Sends signal `name` (`TERM`, `HUP`, ...); panics when `kill` fails.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status()
             .unwrap();
-        assert!(status.success());
+        assert!(status.success(), "kill -{name} {}", self.child.id());
     }
 
     pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
@@ -139,26 +247,58 @@ impl ServerProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// The process's peak resident memory so far (`VmHWM`), in KiB.
+    /// The process's peak resident memory so far (`VmHWM`), in KiB (0 when unknown).
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        proc_stats::peak_rss_kib(self.pid()).unwrap_or(0)
+    }
+
+    /// Resets the peak-RSS mark so the next reading covers what follows; false when
+    /// the kernel refuses (then readings are cumulative).
+    pub fn reset_peak_rss(&self) -> bool {
+        proc_stats::reset_peak_rss(self.pid())
+    }
+
+    /// CPU seconds the process used so far.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        proc_stats::cpu_seconds(self.pid())
     }
 
     /// Everything the server logged so far, one line each.
     pub fn log_text(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
+        match &self.log_path {
+            Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+            None => self.lines.lock().unwrap().join("\n"),
+        }
+    }
+
+    /// The last 30 lines of [`ServerProcess::log_text`].
+    pub fn log_tail(&self) -> String {
+        tail(&self.log_text())
     }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match self.on_drop {
+            OnDrop::Stop => self.stop(),
+            OnDrop::Kill => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
     }
+}
+
+/// The last 30 lines of `text`.
+pub fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|error| format!("binding a free port: {error}"))
 }

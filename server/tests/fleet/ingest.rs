@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{long_tests, Fleet, ADMIN_KEY};
+use log_ingestion_test_support::fleet::{Fleet, ADMIN_KEY};
+use log_ingestion_test_support::{long_tests, metrics, AdminReader};
 
 const HTTP_CLIENTS: usize = 15;
 /// How long one batch is retried before the test gives up on it (loose: a debug or
@@ -291,27 +292,15 @@ async fn a_retry_on_another_instance_and_a_read_from_the_replica() {
     assert_eq!(stored, 1, "stored once across instances");
 
     // The query API reads from the replica: found there within the replica's lag.
-    let committed = Instant::now();
-    let found_after = loop {
-        let page: Value = http
-            .get(format!("{}/api/v1/logs", fleet.url()))
-            .query(&[("q", marker.as_str()), ("since", "1h")])
-            .header("X-API-Key", ADMIN_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if page["logs"].as_array().is_some_and(|logs| !logs.is_empty()) {
-            break committed.elapsed();
-        }
-        assert!(
-            committed.elapsed() < Duration::from_secs(10),
-            "not visible through the replica within 10 s: {page}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let (_, found_after) = AdminReader::new(&http, fleet.url(), ADMIN_KEY)
+        .poll(
+            "/api/v1/logs",
+            &[("q", marker.as_str()), ("since", "1h")],
+            Duration::from_secs(10),
+            |page| page["logs"].as_array().is_some_and(|logs| !logs.is_empty()),
+        )
+        .await
+        .unwrap_or_else(|page| panic!("not visible through the replica within 10 s: {page}"));
     let replica = fleet.replica().await;
     let read_sessions_on_replica: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'log-ingestion-read'",
@@ -380,15 +369,15 @@ async fn a_retry_on_another_instance_and_a_read_from_the_replica() {
         .await
         .unwrap();
     assert_eq!(health["instance"], "fleet-2");
-    let metrics = http
-        .get(format!("{}/metrics", fleet.instance_url(3)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(metrics.contains("log_ingestion_instance_info{instance=\"fleet-3\"} 1"));
+    assert_eq!(
+        metrics::scrape_sample(
+            &http,
+            &fleet.instance_url(3),
+            "log_ingestion_instance_info{instance=\"fleet-3\"}"
+        )
+        .await,
+        Some(1.0)
+    );
     let log = std::fs::read_to_string(fleet.dir.join("instance-1.log")).unwrap();
     assert!(
         log.lines()

@@ -1,12 +1,11 @@
-//! Fleet tests (issue 11): `bin/fleet` (a PostgreSQL primary, a streaming replica made
-//! with `pg_basebackup -R`, three instances of the server binary under test with shared
-//! rate limits, HAProxy in front), all on loopback. Run with the release binary by
-//! `rake test:fleet` (`LOG_INGESTION_TESTED_BIN`); the bigger variants with
-//! `LOG_INGESTION_LONG_TESTS=1`. Needs `haproxy` (bin/setup) and, for the Ruby client,
-//! the gem's native extension (`rake compile`).
+//! Fleet tests: `bin/fleet` (a PostgreSQL primary, a streaming replica made with
+//! `pg_basebackup -R`, three instances of the server binary under test with shared
+//! rate limits, HAProxy in front), all on loopback, started by
+//! `log_ingestion_test_support::fleet`. Another build of the server with
+//! `LOG_INGESTION_TESTED_BIN`; the bigger variants with `LOG_INGESTION_LONG_TESTS=1`.
+//! Needs `haproxy` (bin/setup) and, for the Ruby client, the gem's native extension
+//! (`rake compile`). The fleet benchmark is `benches/fleet_throughput.rs`.
 
-mod bench;
-mod harness;
 mod ingest;
 mod rate_limits;
 mod replica_conflicts;

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{long_tests, metric, Fleet};
+use log_ingestion_test_support::fleet::{metric, Fleet};
+use log_ingestion_test_support::long_tests;
 
 const RPS: f64 = 100.0;
 const BURST: f64 = 200.0;

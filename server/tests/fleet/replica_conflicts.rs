@@ -18,7 +18,7 @@ use std::time::Duration;
 use log_ingestion_test_support::wait_until;
 use sqlx::PgPool;
 
-use crate::harness::{Fleet, ADMIN_KEY};
+use log_ingestion_test_support::fleet::{Fleet, ADMIN_KEY};
 
 /// Queries the replica cancelled because they held a lock recovery needed.
 async fn lock_conflicts(replica: &PgPool) -> i64 {

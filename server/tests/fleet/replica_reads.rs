@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{long_tests, Fleet, ADMIN_KEY};
+use log_ingestion_test_support::fleet::{Fleet, ADMIN_KEY};
+use log_ingestion_test_support::{long_tests, Latencies};
 
 const INGEST_CLIENTS: usize = 8;
 const READERS: usize = 8;
@@ -34,7 +35,7 @@ fn batch(client: usize, n: usize) -> Value {
 }
 
 /// Ingest for `duration` from [`INGEST_CLIENTS`] clients; returns each batch's latency.
-async fn ingest_for(fleet: &Fleet, duration: Duration) -> Vec<Duration> {
+async fn ingest_for(fleet: &Fleet, duration: Duration) -> Latencies {
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let until = Instant::now() + duration;
     let mut tasks = Vec::new();
@@ -67,16 +68,12 @@ async fn ingest_for(fleet: &Fleet, duration: Duration) -> Vec<Duration> {
     for task in tasks {
         task.await.unwrap();
     }
-    let mut all = latencies.lock().unwrap().clone();
-    all.sort();
+    let all = latencies.lock().unwrap().iter().collect();
     all
 }
 
-fn p99(sorted: &[Duration]) -> Duration {
-    sorted
-        .get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or_default()
+fn p99(latencies: &Latencies) -> Duration {
+    latencies.percentile(99.0).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

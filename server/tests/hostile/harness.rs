@@ -21,8 +21,8 @@ use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use log_ingestion_test_support::ServerProcess;
 use log_ingestion_test_support::{create_database, TestDatabase};
+use log_ingestion_test_support::{metrics, Latencies, ServerProcess};
 
 pub const API_KEY: &str = "hostile-suite-key";
 pub const ADMIN_KEY: &str = "hostile-suite-admin-key";
@@ -37,9 +37,7 @@ pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Whether the bigger variants run (`LOG_INGESTION_LONG_TESTS=1`).
-pub fn long_tests() -> bool {
-    std::env::var("LOG_INGESTION_LONG_TESTS").is_ok_and(|value| value == "1")
-}
+pub use log_ingestion_test_support::long_tests;
 
 /// A server under attack and the database it writes to.
 pub struct Target {
@@ -98,19 +96,10 @@ impl Target {
     /// The value of the sample `name` (with its labels, e.g. `x{reason="y"}`) on
     /// `/metrics`, 0 when absent.
     pub async fn metric(&self, sample: &str) -> u64 {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
+        let text = metrics::scrape(&self.http, &self.server.address)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("{sample} ")))
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0)
+            .expect("/metrics answers");
+        metrics::sample(&text, sample).map_or(0, |value| value as u64)
     }
 
     /// A well-behaved client ingesting into this server until stopped.
@@ -197,13 +186,11 @@ pub struct Record {
 
 impl Record {
     pub fn p99(&self) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        if sorted.is_empty() {
-            return Duration::MAX;
-        }
-        let index = (sorted.len() * 99).div_ceil(100).saturating_sub(1);
-        sorted[index.min(sorted.len() - 1)]
+        self.latencies
+            .iter()
+            .collect::<Latencies>()
+            .percentile(99.0)
+            .unwrap_or(Duration::MAX)
     }
 }
 

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use log_ingestion_test_support::{
-    spawn_app_with_vars, spawn_full_app, wait_until, SseReader, TestApp, ADMIN_KEY, INGEST_KEY,
+    metrics, spawn_app_with_vars, spawn_full_app, wait_until, AdminReader, SseReader, TestApp,
+    ADMIN_KEY, INGEST_KEY,
 };
 use serde_json::{json, Value};
 
@@ -31,15 +32,12 @@ async fn an_entry_ingested_over_http_is_read_back_by_an_admin() {
         .unwrap();
     assert_eq!(accepted.status(), 201);
     let page: Value = app
-        .client
-        .get(app.url("/api/v1/logs?service=checkout&level=warn&meta.order_id=ord_1&since=5m"))
-        .header("X-API-Key", ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .admin()
+        .json(
+            "/api/v1/logs?service=checkout&level=warn&meta.order_id=ord_1&since=5m",
+            &[] as &[(&str, &str)],
+        )
+        .await;
     let logs = page["logs"].as_array().unwrap();
     assert_eq!(logs.len(), 1, "{page}");
     assert_eq!(logs[0]["message"], "card declined");
@@ -154,17 +152,14 @@ async fn lock_logs(app: &TestApp) -> sqlx::Transaction<'static, sqlx::Postgres> 
 }
 
 fn admin_get(app: &TestApp, client: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
-    client.get(app.url(path)).header("X-API-Key", ADMIN_KEY)
+    AdminReader::new(client, app.address.clone(), ADMIN_KEY).get(path)
 }
 
 /// How often `/metrics` counts a refusal for `reason`.
 async fn refusals(app: &TestApp, reason: &str) -> u64 {
     let text = app.metrics_text().await;
-    let prefix = format!("log_ingestion_requests_rejected_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0)
+    let sample = format!("log_ingestion_requests_rejected_total{{reason=\"{reason}\"}}");
+    metrics::sample(&text, &sample).map_or(0, |value| value as u64)
 }
 
 /// A search whose client hangs up must not keep running on the server: dropping the

@@ -3,7 +3,7 @@
 //! rows (ranges with second-precise edges, service/level filters, deletes and truncation
 //! in plain mode, materialized and not-yet-materialized parts in TimescaleDB mode), and
 //! newest-first pages read over windows still page through every row in order (ties on the
-//! windows' edges: `read_windows.rs`).
+//! windows' edges: `windows.rs`).
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use log_ingestion_server::storage::StorageMode;

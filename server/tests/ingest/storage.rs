@@ -33,7 +33,7 @@ async fn stored_entries_survive_a_restart_and_migrations_rerun_harmlessly() {
 #[tokio::test]
 async fn plain_mode_retention_deletes_rows_older_than_the_retention_days() {
     if expected_mode() != StorageMode::Postgres {
-        return; // TimescaleDB mode: tests/timescaledb.rs covers its retention policy
+        return; // TimescaleDB mode: tests/timescaledb/ covers its retention policy
     }
     let (name, url) = create_database().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
@@ -311,7 +311,7 @@ async fn migrate_gives_up_on_a_held_lock_naming_the_table_and_the_session() {
             .arg("migrate")
             .env("DATABASE_URL", &url)
             .env("LOG_INGESTION_STORAGE", test_storage().to_string())
-            .env("LOG_INGESTION_INDEXED_METADATA_KEYS", "k")
+            .env("LOG_INGESTION_DECLARED_KEYS", "k")
             .env("LOG_INGESTION_MIGRATE_LOCK_TIMEOUT", "200ms")
             .current_dir(std::env::temp_dir())
             .output()

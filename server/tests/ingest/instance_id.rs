@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sqlx::PgPool;
 
-use log_ingestion_test_support::{create_database, wait_until, ServerProcess, API_KEY};
+use log_ingestion_test_support::{create_database, metrics, wait_until, ServerProcess, API_KEY};
 
 const RPS: u64 = 5;
 const BURST: u64 = 20;
@@ -26,17 +26,7 @@ fn start_as_web(url: &str) -> ServerProcess {
 }
 
 async fn metric(http: &reqwest::Client, server: &ServerProcess, name: &str) -> Option<f64> {
-    let text = http
-        .get(format!("{}/metrics", server.address))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.parse().ok())
+    metrics::scrape_sample(http, &server.address, name).await
 }
 
 /// An empty batch: answered 400 once the rate limiter admitted it, 429 otherwise.

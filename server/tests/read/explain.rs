@@ -12,7 +12,7 @@
 //! The 100k-row test runs by default. The million-row test also proves that the
 //! index's `autosummarize` covers fresh rows without a VACUUM (it waits for autovacuum
 //! to summarize the filled ranges, then bounds the heap blocks a one-hour query reads):
-//! `cargo test -p log_ingestion_server --test read_explain -- --ignored --nocapture`
+//! `cargo test -p log_ingestion_server --test read explain:: -- --ignored --nocapture`
 //! (about a minute or more on a 2-core machine: generating rows, then autovacuum's
 //! naptime).
 

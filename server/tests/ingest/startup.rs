@@ -113,7 +113,7 @@ async fn starting_on_an_existing_database_takes_no_lock_that_blocks_writers_and_
     let mut settings = test_settings_with(
         &with_lock_timeout(&url, "3s"),
         &[
-            ("LOG_INGESTION_INDEXED_METADATA_KEYS", "k"),
+            ("LOG_INGESTION_DECLARED_KEYS", "k"),
             ("LOG_INGESTION_MESSAGE_TRIGRAM_INDEX", "on"),
         ],
     );

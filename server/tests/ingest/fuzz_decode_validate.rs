@@ -9,13 +9,13 @@
 //! Three layers, each with its own properties: the entry validator
 //! (`domain::LogEntry::{from_json, parse}`), the body decoder (`decode::BodyReader`,
 //! `decode::batch_entries`, `decode::single_entry`), and the whole app over real HTTP
-//! against a real PostgreSQL (the `tests/api` harness), where no input may ever get a
+//! against a real PostgreSQL (the `log_ingestion_test_support` harness), where no input may ever get a
 //! 5xx and every acknowledged entry must be in the table: ingest bodies (JSON, NDJSON,
 //! single) and the read API's query strings (`meta.*` keys deep, long and odd
 //! included).
 //!
 //! Case count: `PROPTEST_CASES` (default 256, for CI). Longer run:
-//! `PROPTEST_CASES=20000 cargo test --release -p log_ingestion_server --test fuzz_decode_validate`
+//! `PROPTEST_CASES=20000 cargo test --release -p log_ingestion_server --test ingest fuzz_decode_validate::`
 
 use std::io::Write;
 

@@ -3,7 +3,8 @@
 //! server binary under test and HAProxy, in a directory of its own under `tmp/`.
 //! [`Fleet`] starts it, reads `fleet.env`, and stops everything when dropped. Fleets
 //! are started one at a time ([`Fleet::start`] holds a lock), so the tests of this
-//! binary never run two fleets at once on a 2-core machine.
+//! binary never run two fleets at once on a 2-core machine. Used by the fleet tests
+//! (`tests/fleet/`) and the fleet benchmark (`benches/fleet_throughput.rs`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -12,7 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use log_ingestion_test_support::binary;
+use crate::database::workspace_root;
+use crate::metrics;
+use crate::proc_stats::local_tcp_ports;
+use crate::process::{binary, free_port as try_free_port};
 
 pub const ADMIN_KEY: &str = "fleet-test-admin";
 
@@ -26,14 +30,11 @@ pub struct Fleet {
 }
 
 fn repository() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    workspace_root()
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
+    try_free_port().expect("a free port")
 }
 
 impl Fleet {
@@ -203,55 +204,9 @@ impl Drop for Fleet {
     }
 }
 
-/// Local ports of process `pid`'s TCP sockets (from `/proc/PID/fd` and `/proc/net/tcp`).
-fn local_tcp_ports(pid: u32) -> Vec<u16> {
-    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|entry| std::fs::read_link(entry.path()).ok())
-                .filter_map(|target| {
-                    let target = target.to_string_lossy().into_owned();
-                    target
-                        .strip_prefix("socket:[")
-                        .and_then(|rest| rest.strip_suffix(']'))
-                        .map(str::to_owned)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let inode = fields.get(9)?;
-            if !inodes.iter().any(|known| known == inode) {
-                return None;
-            }
-            let port = fields.get(1)?.split(':').nth(1)?;
-            u16::from_str_radix(port, 16).ok()
-        })
-        .collect()
-}
-
 /// Reads one number from an instance's `/metrics` (0 when absent or unreachable).
 pub async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
-    let Ok(response) = http.get(format!("{base}/metrics")).send().await else {
-        return 0.0;
-    };
-    let text = response.text().await.unwrap_or_default();
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .and_then(|value| value.trim().parse().ok())
-        })
+    metrics::scrape_sample(http, base, name)
+        .await
         .unwrap_or(0.0)
-}
-
-/// Whether the bigger variants run (`LOG_INGESTION_LONG_TESTS=1`).
-pub fn long_tests() -> bool {
-    std::env::var("LOG_INGESTION_LONG_TESTS").is_ok_and(|value| value == "1")
 }

@@ -190,15 +190,7 @@ async fn chunk_states(pool: &PgPool) -> Vec<(String, bool)> {
 }
 
 async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app
-        .client
-        .get(app.url(path))
-        .header("X-API-Key", ADMIN_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    response.json().await.unwrap()
+    app.admin().json(path, &[] as &[(&str, &str)]).await
 }
 
 #[tokio::test]

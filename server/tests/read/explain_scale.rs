@@ -3,7 +3,7 @@
 //! the rollups (`logs_per_hour`/`logs_per_minute`; in TimescaleDB mode their
 //! continuous aggregates, materialized first as the refresh policy would) and only the
 //! sub-minute edges of `logs`; `meta.KEY=VALUE` on a declared key
-//! (`LOG_INGESTION_INDEXED_METADATA_KEYS`) is served by its column's index (and, in
+//! (`LOG_INGESTION_DECLARED_KEYS`) is served by its column's index (and, in
 //! TimescaleDB mode once chunks are compressed, by their bloom filters), and `q=`
 //! over 30 days by the trigram index when declared (`LOG_INGESTION_MESSAGE_TRIGRAM_INDEX`);
 //! and a newest-first page read over its windows (disjoint, doubling: `read/search.rs`)

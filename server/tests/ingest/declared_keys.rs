@@ -1,4 +1,4 @@
-//! Declared metadata keys (`LOG_INGESTION_INDEXED_METADATA_KEYS`): the column the server
+//! Declared metadata keys (`LOG_INGESTION_DECLARED_KEYS`): the column the server
 //! writes in its `COPY` holds what PostgreSQL's own reading of the stored metadata gives
 //! (`declared_keys::indexed_text_sql`, which `migrate` fills stored rows with), for
 //! every kind of value; a server that does not write a declared column yet never stores
@@ -13,7 +13,7 @@ use log_ingestion_test_support::{
     create_database, entry, json_with_status, spawn_app, spawn_app_on, spawn_app_with, wait_until,
     TestApp, ADMIN_KEY,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Values of every kind for a declared key, as JSON text (numbers as clients spell
 /// them: the server stores them as serde_json reads and writes them).
@@ -171,24 +171,7 @@ async fn the_server_writes_each_declared_column_as_postgresql_reads_the_stored_v
         ("1.0", &["v13"][..]),
     ] {
         let query: Vec<(&str, &str)> = vec![("meta.k", value), ("since", "1h")];
-        let page: Value = app
-            .client
-            .get(app.url("/api/v1/logs"))
-            .header("X-API-Key", ADMIN_KEY)
-            .query(&query)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mut messages: Vec<&str> = page["logs"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{page}"))
-            .iter()
-            .filter_map(|log| log["message"].as_str())
-            .collect();
-        messages.sort();
+        let messages = app.admin().messages(&query).await;
         assert_eq!(messages, expected, "meta.k={value:.40}");
     }
 }
@@ -239,25 +222,8 @@ async fn a_write_racing_a_declaration_is_stored_with_the_column_not_refused() {
 
 /// The messages `app`'s query API answers for `meta.KEY=VALUE` over the last hour.
 async fn found(app: &TestApp, key: &str, value: &str) -> Vec<String> {
-    let page: Value = app
-        .client
-        .get(app.url("/api/v1/logs"))
-        .header("X-API-Key", ADMIN_KEY)
-        .query(&[(format!("meta.{key}"), value), ("since".to_owned(), "1h")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut messages: Vec<String> = page["logs"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{page}"))
-        .iter()
-        .filter_map(|log| log["message"].as_str().map(str::to_owned))
-        .collect();
-    messages.sort();
-    messages
+    let query = [(format!("meta.{key}"), value), ("since".to_owned(), "1h")];
+    app.admin().messages(&query).await
 }
 
 /// Two instances on one database: A started while `k` was declared, `migrate`

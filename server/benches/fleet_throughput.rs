@@ -1,4 +1,4 @@
-//! The fleet benchmark (ignored by default; it judges nothing): the same load through
+//! The fleet benchmark (it judges nothing): the same load through
 //! HAProxy to 1, 2 and 3 instances (`FLEET_INSTANCES`), printing entries/s, p50/p99
 //! acknowledgement latency, and the CPU each part used (instances, HAProxy, the
 //! primary's and the replica's PostgreSQL processes, this load generator) as a share
@@ -7,12 +7,13 @@
 //! procedure, not here.
 //!
 //! Run (release server, as in docs/operations.md, "Scaling"):
-//! `cargo build --release -p log_ingestion_server && LOG_INGESTION_TESTED_BIN=target/release/log-ingestion-server
-//!  cargo test -p log_ingestion_server --test fleet -- --ignored --nocapture fleet_throughput`
+//! `cargo bench -p log_ingestion_server --bench fleet_throughput` (cargo builds the
+//! server with the bench profile; `LOG_INGESTION_TESTED_BIN` runs another build).
+//! Without `--bench` (`cargo test --benches`) it only says it is skipped: a fleet takes
+//! minutes to start and needs haproxy.
 //! Environment: `BENCH_ENTRIES` per run (default 200000), `BENCH_CONNECTIONS` (16),
 //! `BENCH_BATCH` entries per request (100), `BENCH_INSTANCES` (1,2,3).
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +21,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::harness::Fleet;
+use log_ingestion_test_support::fleet::Fleet;
+use log_ingestion_test_support::{proc_stats, Latencies};
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -29,78 +31,28 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Clock ticks of CPU used by `pid` (and, with `children`, its reaped children).
-fn cpu_ticks(pid: u32, children: bool) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // Fields after the command name (which may contain spaces) start at ") ".
-    let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) else {
-        return 0;
-    };
-    let fields: Vec<u64> = rest
-        .split_whitespace()
-        .map(|field| field.parse().unwrap_or(0))
-        .collect();
-    // state is field 3 (index 0 here); utime 14, stime 15, cutime 16, cstime 17.
-    let own = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    let reaped = fields.get(13).copied().unwrap_or(0) + fields.get(14).copied().unwrap_or(0);
-    own + if children { reaped } else { 0 }
-}
-
-/// A PostgreSQL cluster's CPU: the postmaster with its reaped children, plus live ones.
-fn postgres_ticks(data_dir: &Path) -> u64 {
-    let Some(postmaster) = std::fs::read_to_string(data_dir.join("postmaster.pid"))
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .next()
-                .and_then(|line| line.trim().parse::<u32>().ok())
-        })
-    else {
-        return 0;
-    };
-    let mut total = cpu_ticks(postmaster, true);
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let parent = stat
-                .rsplit_once(") ")
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|ppid| ppid.parse::<u32>().ok());
-            if parent == Some(postmaster) {
-                total += cpu_ticks(pid, false);
-            }
-        }
-    }
-    total
-}
-
-fn self_ticks() -> u64 {
-    cpu_ticks(std::process::id(), false)
-}
-
+/// CPU seconds each part of the fleet used so far.
 struct Parts {
-    instances: u64,
-    haproxy: u64,
-    primary: u64,
-    replica: u64,
-    generator: u64,
+    instances: f64,
+    haproxy: f64,
+    primary: f64,
+    replica: f64,
+    generator: f64,
 }
 
 fn sample(fleet: &Fleet, count: usize) -> Parts {
     let pid = |name: &str| fleet.var(name).parse::<u32>().unwrap_or(0);
+    let cpu = |pid: u32| proc_stats::cpu_seconds(pid).unwrap_or(0.0);
     Parts {
         instances: (1..=count)
-            .map(|n| cpu_ticks(pid(&format!("FLEET_INSTANCE_{n}_PID")), false))
+            .map(|n| cpu(pid(&format!("FLEET_INSTANCE_{n}_PID"))))
             .sum(),
-        haproxy: cpu_ticks(pid("FLEET_HAPROXY_PID"), false),
-        primary: postgres_ticks(&fleet.dir.join("primary/data")),
-        replica: postgres_ticks(&fleet.dir.join("replica/data")),
-        generator: self_ticks(),
+        haproxy: cpu(pid("FLEET_HAPROXY_PID")),
+        primary: proc_stats::postgres_cluster_cpu_seconds(&fleet.dir.join("primary/data"))
+            .unwrap_or(0.0),
+        replica: proc_stats::postgres_cluster_cpu_seconds(&fleet.dir.join("replica/data"))
+            .unwrap_or(0.0),
+        generator: proc_stats::own_cpu_seconds().unwrap_or(0.0),
     }
 }
 
@@ -122,8 +74,20 @@ fn batch_body(batch: usize, size: usize) -> Bytes {
     Bytes::from(serde_json::to_vec(&json!({ "logs": logs })).unwrap_or_default())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run by hand, see docs/operations.md"]
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("fleet_throughput: skipped without --bench (cargo bench -p log_ingestion_server --bench fleet_throughput)");
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(fleet_throughput());
+}
+
 async fn fleet_throughput() {
     let entries = env_number("BENCH_ENTRIES", 200_000);
     let connections = env_number("BENCH_CONNECTIONS", 16);
@@ -135,7 +99,6 @@ async fn fleet_throughput() {
         .collect();
     let batches = entries / batch;
     let bodies: Arc<Vec<Bytes>> = Arc::new((0..256).map(|b| batch_body(b, batch)).collect());
-    let ticks_per_second = 100.0; // USER_HZ on Linux
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     println!(
         "fleet benchmark: {entries} entries in batches of {batch} over {connections} connections, {cores} cores"
@@ -154,7 +117,7 @@ async fn fleet_throughput() {
         );
         let http = reqwest::Client::new();
         let next = Arc::new(AtomicUsize::new(0));
-        let latencies = Arc::new(Mutex::new(Vec::with_capacity(batches)));
+        let latencies = Arc::new(Mutex::new(Latencies::new()));
         let before = sample(&fleet, count);
         let started = Instant::now();
         let mut tasks = Vec::new();
@@ -190,7 +153,7 @@ async fn fleet_throughput() {
                         }
                     }
                     if let Ok(mut all) = latencies.lock() {
-                        all.push(sent.elapsed());
+                        all.record(sent.elapsed());
                     }
                 }
             }));
@@ -200,15 +163,12 @@ async fn fleet_throughput() {
         }
         let elapsed = started.elapsed().as_secs_f64();
         let after = sample(&fleet, count);
-        let mut all = latencies.lock().map(|all| all.clone()).unwrap_or_default();
-        all.sort();
-        let at = |q: f64| {
-            all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+        let all = latencies.lock().map(|all| all.clone()).unwrap_or_default();
+        let at = |percentile: f64| {
+            all.percentile(percentile)
                 .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         };
-        let share = |b: u64, a: u64| {
-            100.0 * a.saturating_sub(b) as f64 / ticks_per_second / (elapsed * cores)
-        };
+        let share = |b: f64, a: f64| 100.0 * (a - b).max(0.0) / (elapsed * cores);
         let primary = fleet.primary().await;
         let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM logs")
             .fetch_one(&primary)
@@ -226,8 +186,8 @@ async fn fleet_throughput() {
         println!(
             "{count} | {:.0} | {:.1} | {:.1} | {:.0}% / {:.0}% / {:.0}% / {:.0}% / {:.0}% | {:.0} bytes/row on disk (heap + indexes)",
             (batches * batch) as f64 / elapsed,
-            at(0.50),
-            at(0.99),
+            at(50.0),
+            at(99.0),
             share(before.instances, after.instances),
             share(before.haproxy, after.haproxy),
             share(before.primary, after.primary),

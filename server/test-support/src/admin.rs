@@ -1,0 +1,95 @@
+//! Reading a server as an admin: the read API's requests with an admin key, one JSON
+//! page, and polling a page until it shows what a test waits for (a row that reaches
+//! a replica, a job the server ran) instead of sleeping.
+
+use std::time::{Duration, Instant};
+
+use std::fmt::Debug;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// How often [`AdminReader::poll`] asks again.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+/// The read API of the server at `base` (`http://host:port`), with admin key `key`.
+pub struct AdminReader<'a> {
+    http: &'a reqwest::Client,
+    base: String,
+    key: &'a str,
+}
+
+impl<'a> AdminReader<'a> {
+    pub fn new(http: &'a reqwest::Client, base: impl Into<String>, key: &'a str) -> Self {
+        AdminReader {
+            http,
+            base: base.into(),
+            key,
+        }
+    }
+
+    /// `GET path` (query string included or not) with the admin key, not yet sent.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("X-API-Key", self.key)
+    }
+
+    /// `GET path?query` as JSON; panics unless it answers 200.
+    pub async fn json<Q: Serialize + Debug + ?Sized>(&self, path: &str, query: &Q) -> Value {
+        let response = self
+            .get(path)
+            .query(query)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "GET {path} {query:?}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|error| panic!("GET {path}: {error}: {body}"))
+    }
+
+    /// The messages of `GET /api/v1/logs?query`, sorted.
+    pub async fn messages<Q: Serialize + Debug + ?Sized>(&self, query: &Q) -> Vec<String> {
+        page_messages(&self.json("/api/v1/logs", query).await)
+    }
+
+    /// Asks `GET path?query` until `until` holds for its JSON answer (a non-JSON or
+    /// failed answer counts as not yet): the page and how long it took, or the last
+    /// answer when `timeout` passed first.
+    pub async fn poll<Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: &Q,
+        timeout: Duration,
+        mut until: impl FnMut(&Value) -> bool,
+    ) -> Result<(Value, Duration), Value> {
+        let started = Instant::now();
+        loop {
+            let answer = match self.get(path).query(query).send().await {
+                Ok(response) => response.json::<Value>().await.unwrap_or(Value::Null),
+                Err(error) => Value::String(error.to_string()),
+            };
+            if until(&answer) {
+                return Ok((answer, started.elapsed()));
+            }
+            if started.elapsed() >= timeout {
+                return Err(answer);
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+}
+
+/// The `message` of each entry of a `GET /api/v1/logs` page, sorted (panics when the
+/// answer is not a page).
+pub fn page_messages(page: &Value) -> Vec<String> {
+    let mut messages: Vec<String> = page["logs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a page of logs: {page}"))
+        .iter()
+        .filter_map(|log| log["message"].as_str().map(str::to_owned))
+        .collect();
+    messages.sort();
+    messages
+}
