@@ -8,9 +8,10 @@ module LogIngestion
   # The client behind LogIngestionClient: holds the configuration and this process's
   # delivery (native engine, or the in-memory recorder in test mode), and owns the
   # delivery's lifecycle -- start at configure, a fresh one after fork (told by
-  # LogIngestion::ForkHook), restart after a setting changes, flush at exit. Log calls never wait on the network and never
-  # raise because delivery failed; only bad arguments raise. The metadata_filter
-  # setting runs here, on the caller's thread, before an entry is converted.
+  # LogIngestion::ForkHook), restart after a setting changes, flush at exit. Log calls
+  # never wait on the network and never raise because delivery failed; only bad
+  # arguments raise. The metadata_filter setting runs here, on the caller's thread,
+  # before an entry is converted.
   #
   # A delivery started lazily by a log call (first call, after fork, after a setting
   # changed) that fails to start (native extension missing, engine refused) does not
@@ -120,8 +121,9 @@ module LogIngestion
     # any failure of an enqueue), never raised.
     def log_canonical(level, message, metadata = nil)
       delivery = @delivery
-      # current_delivery's checks, inline, but for the fork check: the common case
-      # costs no extra call (each Ruby call is a visible share of a log call's ~2 µs).
+      # current_delivery's checks, inline, but for the process check (ForkHook makes it
+      # needless here): the common case costs no extra call (each Ruby call is a
+      # visible share of a log call's ~2 µs).
       if delivery.nil? || @stale
         delivery = current_delivery or return not_taken
       end

@@ -117,7 +117,9 @@ fn large_bodies_are_sent_uncompressed_when_gzip_is_off() {
     let requests = server.received();
     assert!(requests.iter().map(|r| r.raw_len).sum::<usize>() > 5_000);
     assert!(requests.iter().all(|r| !r.gzipped));
-    assert!(requests.iter().all(|r| r.header("content-encoding").is_none()));
+    assert!(requests
+        .iter()
+        .all(|r| r.header("content-encoding").is_none()));
     assert_eq!(server.accepted_messages().len(), 50);
 }
 
