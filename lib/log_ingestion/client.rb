@@ -2,14 +2,16 @@
 
 require "monitor"
 require "log_ingestion/failsafe"
+require "log_ingestion/fork_hook"
 
 module LogIngestion
   # The client behind LogIngestionClient: holds the configuration and this process's
   # delivery (native engine, or the in-memory recorder in test mode), and owns the
-  # delivery's lifecycle -- start at configure, a fresh one after fork, restart after
-  # a setting changes, flush at exit. Log calls never wait on the network and never
-  # raise because delivery failed; only bad arguments raise. The metadata_filter
-  # setting runs here, on the caller's thread, before an entry is converted.
+  # delivery's lifecycle -- start at configure, a fresh one after fork (told by
+  # LogIngestion::ForkHook), restart after a setting changes, flush at exit. Log calls
+  # never wait on the network and never raise because delivery failed; only bad
+  # arguments raise. The metadata_filter setting runs here, on the caller's thread,
+  # before an entry is converted.
   #
   # A delivery started lazily by a log call (first call, after fork, after a setting
   # changed) that fails to start (native extension missing, engine refused) does not
@@ -56,6 +58,7 @@ module LogIngestion
       @entries_lost_to_failures = 0
       @start_failure = nil
       @unreported_start_failure = nil
+      ForkHook.register(self)
     end
 
     # Replaces the configuration and starts its delivery; the previous delivery is
@@ -118,8 +121,9 @@ module LogIngestion
     # any failure of an enqueue), never raised.
     def log_canonical(level, message, metadata = nil)
       delivery = @delivery
-      # current_delivery's checks, inline, but for the fork check: the common case
-      # costs no extra call (each Ruby call is a visible share of a log call's ~2 µs).
+      # current_delivery's checks, inline, but for the process check (ForkHook makes it
+      # needless here): the common case costs no extra call (each Ruby call is a
+      # visible share of a log call's ~2 µs).
       if delivery.nil? || @stale
         delivery = current_delivery or return not_taken
       end
@@ -130,8 +134,8 @@ module LogIngestion
       metadata = filter_metadata(metadata, filter) if filter
       message = message.to_s unless message.is_a?(String)
       taken = delivery.enqueue(level, message, metadata)
-      # nil: the delivery is the parent's and this is a forked child (the delivery's
-      # enqueue is the fork check); the child's own delivery takes the entry.
+      # nil: the delivery is the parent's, in a child forked without Process._fork
+      # (Process.daemon; ForkHook saw every other fork); the child's own delivery takes it.
       taken.nil? ? enqueue_in_forked_child(level, message, metadata) : taken
     rescue StandardError => e
       raise if Failsafe.interrupt?(e)
@@ -215,6 +219,14 @@ module LogIngestion
       nil
     end
 
+    # In a forked child (called by LogIngestion::ForkHook): the delivery, and the threads
+    # retiring earlier ones, belong to the parent; this process's next call starts its own.
+    def forked
+      forget_parent_delivery
+      @retiring = []
+      nil
+    end
+
     def recorded_entries
       @recorder.entries
     end
@@ -268,8 +280,8 @@ module LogIngestion
       @delivery || warn_unconfigured
     end
 
-    # The first log call of a forked child (its delivery answered nil): the child's own
-    # delivery, started now, takes the entry.
+    # The first log call of a child forked without Process._fork (its delivery answered
+    # nil): the child's own delivery, started now, takes the entry.
     def enqueue_in_forked_child(level, message, metadata)
       delivery = current_delivery or return not_taken
       delivery.enqueue(level, message, metadata) || false

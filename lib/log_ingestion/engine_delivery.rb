@@ -32,7 +32,7 @@ module LogIngestion
     end
 
     # True when queued, false when dropped, nil when this engine belongs to the process
-    # this one was forked from (the engine's answer: a log call's fork check).
+    # this one was forked from without Process._fork (the engine's answer; see ForkHook).
     def enqueue(level, message, metadata)
       taken = @engine.enqueue(level, message, metadata)
       start_or_poll_reporter unless @reporter_started || taken.nil?

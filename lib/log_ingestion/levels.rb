@@ -3,6 +3,12 @@
 module LogIngestion
   # The seven log levels the service accepts and their lookup from any spelling
   # (String or Symbol, any case). Owns names only; never touches delivery.
+  #
+  # The one definition is the wire crate's Level, which the extension exposes as
+  # LogIngestion::Native::LEVELS. ALL is written out here because LogIngestionClient
+  # defines its level methods from it when the gem is required, before the extension
+  # loads (a log call loads it); spec/log_ingestion/native_constants_spec.rb fails
+  # when the two differ.
   module Levels
     ALL = %w[DEBUG INFO WARN WARNING ERROR FATAL CRITICAL].freeze
 

@@ -39,11 +39,9 @@ module LogIngestion
 
     attr_reader :pid
 
-    # True, or nil in a process forked from the one that made this delivery (the fork
-    # check of a log call, as the engine's enqueue answers it).
+    # True. A forked child gets its own delivery from LogIngestion::ForkHook; a child
+    # forked without it (Process.daemon) records here, in its own copy of the recorder.
     def enqueue(level, message, metadata)
-      return nil unless @pid == Native.process_id
-
       record(level: level, message: message, metadata: metadata)
       true
     end

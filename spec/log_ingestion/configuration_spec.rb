@@ -28,6 +28,17 @@ RSpec.describe LogIngestion::Configuration do
     expect(config.validate!.to_engine_hash).to include("max_retry_elapsed" => 90.0)
   end
 
+  # What the engine's tests (ext/engine/tests) exercise is reached through these names.
+  it "hands the delivery policy's settings to the engine under the engine's names and types" do
+    config = described_class.new(api_url: "http://x.test/", api_key: "k", drop_policy: :oldest, gzip: false,
+                                 enable_batching: false, max_batch_bytes: 4096, max_queue_bytes: 8192,
+                                 read_timeout: 2, open_timeout: 1)
+    expect(config.validate!.to_engine_hash).to include(
+      "api_url" => "http://x.test", "drop_policy" => "oldest", "gzip" => false, "enable_batching" => false,
+      "max_batch_bytes" => 4096, "max_queue_bytes" => 8192, "read_timeout" => 2.0, "open_timeout" => 1.0
+    )
+  end
+
   it "is deliverable only with both a URL and a key, or in test mode" do
     expect(described_class.new(api_url: "http://x.test").deliverable?).to be(false)
     expect(described_class.new(api_url: "http://x.test", api_key: "k").deliverable?).to be(true)

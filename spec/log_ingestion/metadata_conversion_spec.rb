@@ -36,7 +36,7 @@ RSpec.describe "the native binding's metadata conversion", :native, :gc_stress d
 
   it "cuts messages longer than 64 KiB, suffix included, at a character boundary" do
     message = entry.call(message: "ü" * 40_000)["message"]
-    expect(message.bytesize).to be <= 64 * 1024
+    expect(message.bytesize).to be <= LogIngestion::Native::SERVER_DEFAULT_MAX_MESSAGE_BYTES
     expect(message).to end_with("...[truncated]").and be_valid_encoding
   end
 

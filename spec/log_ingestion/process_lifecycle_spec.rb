@@ -47,7 +47,7 @@ RSpec.describe "LogIngestionClient across processes", :native do
       LogIngestionClient.flush(timeout: 5)
       LogIngestionClient.info("parent queued at fork")
       child = fork do
-        taken = LogIngestionClient.info("from the child") # the parent's engine answers nil; the child's takes it
+        taken = LogIngestionClient.info("from the child") # Process._fork's hook dropped the parent's engine: the child starts its own
         GC.start # the parent's engine, now unreferenced here, is freed without touching its threads
         LogIngestionClient.flush(timeout: 5)
         exit!(taken == true && LogIngestionClient.stats[:sent] == 1 ? 0 : 3)
@@ -62,6 +62,54 @@ RSpec.describe "LogIngestionClient across processes", :native do
     expect(out.strip).to eq("0")
     expect(server.messages.tally).to eq("parent before fork" => 1, "parent queued at fork" => 1,
                                         "from the child" => 1, "parent after fork" => 1)
+  end
+
+  it "tells a client in a forked child through Process._fork, before its first call, to start its own delivery; the parent's is untouched" do
+    client = LogIngestion::Client.new.configure(
+      LogIngestion::Configuration.new(api_url: server.url, api_key: "test-key", service: "process-spec",
+                                      batch_interval: 0.05, retry_delay: 0.01, max_retry_delay: 0.05)
+    )
+    expect(client.log("INFO", "parent before fork")).to be(true)
+    expect(client.flush(timeout: 5)).to be(true)
+    parent_delivery = client.instance_variable_get(:@delivery)
+    reader, writer = IO.pipe
+    child = fork do
+      reader.close
+      dropped = client.instance_variable_get(:@delivery).nil? # no call made yet: the hook did it
+      taken = client.log("INFO", "from the child")
+      flushed = client.flush(timeout: 5)
+      writer.write([dropped, taken, flushed, client.stats[:sent]].inspect)
+      writer.close
+      exit!(0)
+    end
+    writer.close
+    from_child = reader.read
+    reader.close
+    Process.wait(child)
+    expect(from_child).to eq("[true, true, true, 1]")
+    expect(client.instance_variable_get(:@delivery)).to equal(parent_delivery)
+    expect(client.log("INFO", "parent after fork")).to be(true)
+    expect(client.flush(timeout: 5)).to be(true)
+    expect(client.stats[:sent]).to eq(2)
+    expect(server.messages.tally).to eq("parent before fork" => 1, "from the child" => 1, "parent after fork" => 1)
+  ensure
+    client&.shutdown(timeout: 1)
+  end
+
+  # Process.daemon forks without Process._fork: the native engine's own check is the net.
+  it "catches a fork the hook does not see (Process.daemon) at the first log call: the parent's engine answers nil" do
+    script = configure_script(server.url, "c.batch_interval = 0.05") + <<~RUBY
+      LogIngestionClient.info("before daemon")
+      LogIngestionClient.flush(timeout: 5)
+      Process.daemon(true, true)
+      taken = LogIngestionClient.info("from the daemon")
+      flushed = LogIngestionClient.flush(timeout: 5)
+      puts [taken, flushed, LogIngestionClient.stats[:sent]].inspect
+    RUBY
+    out, err, status = run_ruby(script)
+    expect(status).to be_success, err
+    expect(out.strip).to eq("[true, true, 1]")
+    expect(server.messages.tally).to eq("before daemon" => 1, "from the daemon" => 1)
   end
 
   it "gives a forked child its own delivery in test mode too: the child's entries are recorded by it" do

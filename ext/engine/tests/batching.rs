@@ -104,6 +104,26 @@ fn small_bodies_are_sent_uncompressed() {
 }
 
 #[test]
+fn large_bodies_are_sent_uncompressed_when_gzip_is_off() {
+    let server = FaultServer::start(vec![]);
+    let engine = start(EngineConfig {
+        gzip: false,
+        ..test_config(&server.url)
+    });
+    for i in 0..50 {
+        engine.enqueue(entry(format!("entry {i} {}", "x".repeat(100))));
+    }
+    assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
+    let requests = server.received();
+    assert!(requests.iter().map(|r| r.raw_len).sum::<usize>() > 5_000);
+    assert!(requests.iter().all(|r| !r.gzipped));
+    assert!(requests
+        .iter()
+        .all(|r| r.header("content-encoding").is_none()));
+    assert_eq!(server.accepted_messages().len(), 50);
+}
+
+#[test]
 fn requests_carry_the_api_key_json_type_and_an_idempotency_key() {
     let server = FaultServer::start(vec![]);
     let engine = start(test_config(&server.url));

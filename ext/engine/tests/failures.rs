@@ -167,7 +167,8 @@ fn a_429_without_retry_after_backs_off_and_retries() {
 fn entries_enqueued_during_a_429_pause_stay_queued_and_are_delivered_after_it() {
     let (server, engine) = start_behind_429("1");
     enqueue_until_paused(&engine, "first");
-    engine.enqueue(entry("second"));
+    // Taken at once while paused: the caller never waits for the pause.
+    assert!(engine.enqueue(entry("second")).is_accepted());
     assert!(engine.stats().bytes_queued > 0);
     assert_eq!(engine.flush(SOON, &Cancel::new()), FlushOutcome::Flushed);
     assert_eq!(server.accepted_messages(), vec!["first", "second"]);

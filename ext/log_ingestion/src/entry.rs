@@ -13,6 +13,7 @@ use magnus::{prelude::*, Error, RHash, RString, Ruby, Value};
 
 use crate::boundary::{argument_error, gem_error};
 use crate::metadata::{self, MetadataConverter};
+use crate::ruby_text;
 
 /// The encoded entry of a log call (stamped now, with the configured service), written
 /// in one buffer: the fields, then the converter's metadata straight after them. It is
@@ -31,7 +32,7 @@ pub fn encoded_call(
     // Stamped, and the message written (copied, escaped), before the metadata is
     // converted: its conversion may run Ruby code (`to_s`), which must not see the
     // message borrowed.
-    let mut writer = metadata::with_message(ruby, message, |message| {
+    let mut writer = ruby_text::with_message(ruby, message, |message| {
         EntryWriter::stamped_now(service, level, message, metadata::JSON_CAPACITY_GUESS)
     })?
     // Writing JSON to a Vec cannot fail; kept as an error rather than a panic.
@@ -63,17 +64,17 @@ pub fn from_hash(ruby: &Ruby, service: &str, hash: RHash) -> Result<Entry, Error
     };
     let timestamp = match field("timestamp") {
         None => timestamp_now(),
-        Some(value) => match metadata::time_text(ruby, value)? {
+        Some(value) => match ruby_text::time_text(ruby, value)? {
             Some(time) => time,
-            None => metadata::utf8(ruby, value.funcall::<_, _, RString>("to_s", ())?)?,
+            None => ruby_text::utf8(ruby, value.funcall::<_, _, RString>("to_s", ())?)?,
         },
     };
     let service = match text("service")? {
-        Some(service) => metadata::utf8(ruby, service)?,
+        Some(service) => ruby_text::utf8(ruby, service)?,
         None => service.to_owned(),
     };
     let message = match text("message")? {
-        Some(message) => metadata::message(ruby, message)?,
+        Some(message) => ruby_text::message(ruby, message)?,
         None => String::new(),
     };
     let metadata = MetadataConverter::new(ruby)
@@ -98,7 +99,7 @@ fn parse_level(ruby: &Ruby, level: RString) -> Result<Level, Error> {
     {
         return Ok(level);
     }
-    metadata::utf8(ruby, level)?
+    ruby_text::utf8(ruby, level)?
         .parse::<Level>()
         .map_err(|e| argument_error(ruby, format!("log_ingestion: {e}")))
 }

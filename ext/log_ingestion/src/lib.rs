@@ -9,10 +9,12 @@ mod boundary;
 mod config;
 mod entry;
 mod metadata;
+mod native_constants;
 mod native_engine;
 mod native_functions;
 mod nogvl;
 mod process_id;
+mod ruby_text;
 
 use magnus::{function, method, prelude::*, Error, Ruby};
 
@@ -25,6 +27,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     module.define_error("Error", ruby.exception_standard_error())?;
     module.define_error("ConfigurationError", ruby.exception_arg_error())?;
     let native = module.define_module("Native")?;
+    native_constants::define(ruby, native)?;
     native.define_singleton_method(
         "encode_metadata",
         function!(native_functions::encode_metadata, 1),

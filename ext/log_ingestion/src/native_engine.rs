@@ -4,8 +4,8 @@
 //! it only converts Ruby values to owned Rust data (`entry`) and enqueues; the blocking calls (flush, send_log, shutdown, next_error) wait without
 //! the GVL and are cancelled by Ruby's unblock function. It never keeps a Ruby object
 //! after a call returns. An engine that reaches a forked child (where its threads do
-//! not exist) refuses every call with `LogIngestion::Error` (`enqueue`, the fork check
-//! of every log call, answers nil instead) and is leaked, never dropped.
+//! not exist) refuses every call with `LogIngestion::Error` (`enqueue` answers nil
+//! instead: the net under Ruby's `Process._fork` hook) and is leaked, never dropped.
 
 use std::mem::ManuallyDrop;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -62,9 +62,10 @@ impl NativeEngine {
     /// `#enqueue(level, message, metadata)`: true when queued, false when dropped, nil
     /// (nothing converted, nothing touched) when the engine belongs to the process this
     /// one was forked from. The only call that answers a forked child instead of
-    /// raising: it is the fork check of every log call (`Client#log_canonical` starts
-    /// the child's own delivery on nil), so the client need not ask for the process id
-    /// first -- a Ruby-to-native call saved per log call.
+    /// raising: Ruby's `Process._fork` hook (`LogIngestion::ForkHook`) drops a parent's
+    /// delivery in a child before its first call, and this answer is the net for a fork
+    /// the hook does not see (`Process.daemon`): `Client#log_canonical` then starts the
+    /// child's own delivery.
     pub fn enqueue(
         ruby: &Ruby,
         rb_self: &Self,

@@ -1,8 +1,8 @@
 //! `current`: the id of this process, without a system call per log call.
 //!
-//! Owns the cached process id the per-call fork checks compare with (the engine's
-//! `NativeEngine::engine` and, through `LogIngestion::Native.process_id`, the Ruby
-//! client's). `getpid` is a system call (glibc stopped caching it), about 0.3 µs on
+//! Owns the cached process id the engine's fork guard compares with on every call
+//! (`NativeEngine::engine`, the net under Ruby's `Process._fork` hook) and that the
+//! Ruby client reads through `LogIngestion::Native.process_id` on its slower paths. `getpid` is a system call (glibc stopped caching it), about 0.3 µs on
 //! this machine -- a sixth of a log call's budget -- and a log call asked twice. The
 //! cache is cleared in a fork's child by a `pthread_atfork` handler (Ruby's `fork`,
 //! `Process.fork` and `Process.daemon` go through glibc's `fork`, which runs it) and

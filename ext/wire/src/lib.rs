@@ -1,13 +1,30 @@
-//! The wire format of the log ingestion HTTP API and the set of log levels.
+//! The wire format of the log ingestion HTTP API, the set of log levels, the server's
+//! default limits on one entry and the timestamp texts.
 //!
-//! This crate is the single definition both sides use: the gem's engine serialises
-//! these types, the server deserialises them. It owns shapes and names only; it
-//! never validates limits (the server's `domain` does) and never performs I/O.
+//! This crate is the single definition both sides use: the gem's engine writes entries
+//! in this shape (and its binding hands the levels and limits to Ruby), the server
+//! deserialises them. It owns shapes, names and numbers only; it never validates
+//! limits (the server's `domain` does) and never performs I/O.
+
+mod timestamp;
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+pub use timestamp::{push_timestamp, TimestampStyle, POSTGRES_FORMAT, TIMESTAMP_LEN};
+
+/// The server's default limits on one entry (each can be changed by a setting of the
+/// server); the gem cuts what it sends to fit within them.
+pub mod limits {
+    /// Bytes of an entry's message (`LOG_INGESTION_MAX_MESSAGE_BYTES`).
+    pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 65_536;
+    /// Bytes of an entry's metadata as JSON (`LOG_INGESTION_MAX_METADATA_BYTES`).
+    pub const DEFAULT_MAX_METADATA_BYTES: usize = 65_536;
+    /// Nesting of an entry's metadata (`LOG_INGESTION_MAX_METADATA_DEPTH`).
+    pub const DEFAULT_MAX_METADATA_DEPTH: usize = 16;
+}
 
 /// Path of the health check.
 pub const HEALTH_PATH: &str = "/health";

@@ -250,9 +250,9 @@ pub struct EntryLimits {
 impl Default for EntryLimits {
     fn default() -> Self {
         EntryLimits {
-            max_message_bytes: 65_536,
-            max_metadata_bytes: 65_536,
-            max_metadata_depth: 16,
+            max_message_bytes: log_ingestion_wire::limits::DEFAULT_MAX_MESSAGE_BYTES,
+            max_metadata_bytes: log_ingestion_wire::limits::DEFAULT_MAX_METADATA_BYTES,
+            max_metadata_depth: log_ingestion_wire::limits::DEFAULT_MAX_METADATA_DEPTH,
             max_timestamp_age: Duration::from_secs(5 * 365 * 86_400 + 2 * 86_400),
             max_timestamp_ahead: Duration::from_secs(3_600),
         }

@@ -2,41 +2,12 @@
 //! read back ([`unescape_field`]), and a timestamp ([`push_timestamp`]). It knows
 //! nothing of rows, entries or columns.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 
-/// How `push_timestamp` writes a time: UTC with microseconds, as PostgreSQL reads it.
-const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f+00";
-
-/// Appends `time` as `YYYY-MM-DD HH:MM:SS.ffffff+00`. Written digit by digit because
-/// chrono's `format` interprets its format string and allocates for every row (the
-/// largest single cost of a row in the profile); years outside 1..=9999 and leap
-/// seconds, which no default timestamp window lets through, take chrono's path.
+/// Appends `time` as `YYYY-MM-DD HH:MM:SS.ffffff+00`, as PostgreSQL reads it (the
+/// wire crate's digit-by-digit writer, shared with the gem's engine).
 pub fn push_timestamp(out: &mut Vec<u8>, time: DateTime<Utc>) {
-    let year = time.year();
-    let nanos = time.nanosecond();
-    if !(1..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        out.extend_from_slice(time.format(TIMESTAMP_FORMAT).to_string().as_bytes());
-        return;
-    }
-    let digits = |out: &mut Vec<u8>, value: u32, width: u32| {
-        for place in (0..width).rev() {
-            out.push(b'0' + (value / 10u32.pow(place) % 10) as u8);
-        }
-    };
-    digits(out, year as u32, 4);
-    out.push(b'-');
-    digits(out, time.month(), 2);
-    out.push(b'-');
-    digits(out, time.day(), 2);
-    out.push(b' ');
-    digits(out, time.hour(), 2);
-    out.push(b':');
-    digits(out, time.minute(), 2);
-    out.push(b':');
-    digits(out, time.second(), 2);
-    out.push(b'.');
-    digits(out, nanos / 1_000, 6);
-    out.extend_from_slice(b"+00");
+    log_ingestion_wire::push_timestamp(out, time, log_ingestion_wire::TimestampStyle::Postgres);
 }
 
 /// Appends `text` as one field, escaped for the text `COPY` format. Runs between
@@ -150,7 +121,7 @@ mod tests {
             };
             let mut out = Vec::new();
             push_timestamp(&mut out, time);
-            let expected = time.format(TIMESTAMP_FORMAT).to_string();
+            let expected = time.format(log_ingestion_wire::POSTGRES_FORMAT).to_string();
             proptest::prop_assert_eq!(String::from_utf8_lossy(&out), expected);
         }
     }
