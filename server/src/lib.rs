@@ -10,6 +10,7 @@ pub mod connections;
 pub mod decode;
 pub mod domain;
 pub mod error;
+pub mod errors;
 pub mod inflight;
 pub mod instance;
 pub mod metrics;
