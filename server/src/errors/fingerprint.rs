@@ -5,6 +5,9 @@
 //!    metadata carries exception details: `exception: {class, message, backtrace}`
 //!    (what the gem sends; the backtrace an array of frames or one string of lines), or
 //!    the flat OTLP keys `exception.type`, `exception.message`, `exception.stacktrace`.
+//!    Not the gem's summary lines: an entry whose metadata `kind` is `request` or `job`
+//!    and that carries no exception details sums up a request or a job that failed (at
+//!    ERROR, beside the exception's own entry, which is the occurrence).
 //! 2. An explicit metadata `fingerprint` (a string, or an array of strings, numbers and
 //!    booleans) is the key, whatever else the entry holds.
 //! 3. Else, with a backtrace: the exception class and the first in-app frame's file and
@@ -72,6 +75,8 @@ struct ErrorKeys<'a> {
     flat_stacktrace: Option<&'a RawValue>,
     #[serde(borrow, default)]
     fingerprint: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    kind: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +96,8 @@ struct Details<'a> {
     message: Option<Cow<'a, str>>,
     backtrace: Vec<String>,
     explicit: Option<Vec<String>>,
+    /// The entry is one of the gem's request or job summary lines.
+    summary: bool,
 }
 
 impl Details<'_> {
@@ -105,7 +112,7 @@ pub fn fingerprint(entry: &LogEntry<'_>) -> Option<ErrorFingerprint> {
         .metadata()
         .map(|metadata| details(metadata.as_json()))
         .unwrap_or_default();
-    if entry.level().severity() < ERROR_SEVERITY && !details.any_exception() {
+    if !details.any_exception() && (entry.level().severity() < ERROR_SEVERITY || details.summary) {
         return None;
     }
     let class = details
@@ -178,7 +185,10 @@ fn hash<'a>(step: &str, parts: impl Iterator<Item = &'a str>) -> String {
 /// The exception details in `metadata` (stored JSON text of an object). Text that
 /// cannot hold any is not parsed.
 fn details(metadata: &str) -> Details<'_> {
-    if !metadata.contains("exception") && !metadata.contains("fingerprint") {
+    if !metadata.contains("exception")
+        && !metadata.contains("fingerprint")
+        && !metadata.contains("kind")
+    {
         return Details::default();
     }
     let Ok(keys) = serde_json::from_str::<ErrorKeys<'_>>(metadata) else {
@@ -186,6 +196,10 @@ fn details(metadata: &str) -> Details<'_> {
     };
     let mut details = Details {
         explicit: keys.fingerprint.and_then(explicit_parts),
+        summary: keys
+            .kind
+            .and_then(text)
+            .is_some_and(|kind| kind == "request" || kind == "job"),
         ..Details::default()
     };
     if let Some(exception) = keys
@@ -500,6 +514,33 @@ mod tests {
                    "backtrace": ["app/controllers/users_controller.rb:12:in `show'"]}}),
         );
         assert_eq!(key(&otlp), key(&gem_shape));
+    }
+
+    #[test]
+    fn the_gems_request_and_job_summary_lines_are_not_occurrences() {
+        let request = entry(
+            "ERROR",
+            "GET /widgets/boom 500",
+            json!({"kind": "request", "status": 500, "request_id": "r1"}),
+        );
+        assert_eq!(fingerprint(&request), None);
+        let job = entry(
+            "ERROR",
+            "Job failed",
+            json!({"kind": "job", "outcome": "failed", "exception_class": "KeyError"}),
+        );
+        assert_eq!(fingerprint(&job), None);
+        let exception = entry(
+            "ERROR",
+            "boom",
+            json!({"kind": "exception", "exception": {"class": "KeyError", "message": "key not found: :a"}}),
+        );
+        assert!(fingerprint(&exception).is_some());
+        let other = entry("ERROR", "boom", json!({"kind": "payment"}));
+        assert!(fingerprint(&other).is_some());
+        // A fingerprint key alone does not make an entry an error.
+        let tagged = entry("INFO", "ok", json!({"fingerprint": "abc"}));
+        assert_eq!(fingerprint(&tagged), None);
     }
 
     #[test]
