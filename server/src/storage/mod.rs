@@ -8,6 +8,7 @@
 
 pub mod copy_text;
 pub mod declared_indexes;
+pub mod error_groups;
 pub mod group_commit;
 pub mod idempotency;
 pub mod locks;
