@@ -83,4 +83,27 @@ mod layering {
         );
         assert_never_uses("domain/text.rs", include_str!("domain/text.rs"), &http);
     }
+
+    #[test]
+    fn the_fingerprint_rule_is_pure() {
+        let outside = [
+            "crate::error",
+            "crate::routes",
+            "crate::state",
+            "crate::storage",
+            "crate::read",
+            "axum",
+            "sqlx",
+        ];
+        for (file, source) in [
+            (
+                "errors/fingerprint.rs",
+                include_str!("errors/fingerprint.rs"),
+            ),
+            ("errors/frames.rs", include_str!("errors/frames.rs")),
+            ("errors/template.rs", include_str!("errors/template.rs")),
+        ] {
+            assert_never_uses(file, source, &outside);
+        }
+    }
 }
