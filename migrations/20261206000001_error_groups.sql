@@ -14,7 +14,8 @@ CREATE INDEX IF NOT EXISTS logs_fingerprint ON logs (fingerprint, timestamp DESC
 -- One row per (service, fingerprint). first_seen/last_seen are entry timestamps;
 -- count is every stored occurrence. A group merged into another keeps its row (new
 -- occurrences of its fingerprint still count here) and points at the target with
--- merged_into; readers add it to the target's.
+-- merged_into; readers add it to the target's. No index on the columns ingest updates
+-- (count, last_seen, status): with fillfactor 70 those updates stay HOT.
 CREATE TABLE IF NOT EXISTS error_groups (
     id                 bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     service            text        NOT NULL,
@@ -37,7 +38,6 @@ CREATE TABLE IF NOT EXISTS error_groups (
     merged_into        bigint      REFERENCES error_groups (id),
     UNIQUE (service, fingerprint)
 ) WITH (fillfactor = 70);
-CREATE INDEX IF NOT EXISTS error_groups_last_seen ON error_groups (last_seen DESC);
 CREATE INDEX IF NOT EXISTS error_groups_merged_into ON error_groups (merged_into)
     WHERE merged_into IS NOT NULL;
 
