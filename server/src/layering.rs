@@ -368,3 +368,24 @@ fn the_domain_never_imports_http() {
     let http = ["crate::error", "crate::routes", "crate::state", "axum"];
     assert_never_imports(&files_under(&sources, "domain/"), &http);
 }
+
+#[test]
+fn the_fingerprint_rule_is_pure() {
+    let sources = sources();
+    let outside = [
+        "crate::error",
+        "crate::routes",
+        "crate::state",
+        "crate::storage",
+        "crate::read",
+        "axum",
+        "sqlx",
+    ];
+    for file in [
+        "errors/fingerprint.rs",
+        "errors/frames.rs",
+        "errors/template.rs",
+    ] {
+        assert_never_imports(&files_under(&sources, file), &outside);
+    }
+}

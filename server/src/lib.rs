@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod errors;
 pub mod ingest;
 pub mod instance;
 pub mod metrics;

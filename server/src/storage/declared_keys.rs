@@ -227,8 +227,8 @@ impl DeclaredKeys {
             .collect();
         DeclaredKeys {
             copy_statement: format!(
-                "COPY logs (timestamp, service, level, message, metadata{column_list}) \
-                 FROM STDIN (FORMAT text)"
+                "COPY logs (timestamp, service, level, message, metadata, fingerprint\
+                 {column_list}) FROM STDIN (FORMAT text)"
             ),
             column_list,
             keys: unique,
@@ -852,8 +852,8 @@ mod tests {
         assert_eq!(declared.keys(), ["user_id", "Req"]);
         assert_eq!(
             declared.copy_statement(),
-            "COPY logs (timestamp, service, level, message, metadata, \"meta_user_id\", \
-             \"meta_Req\") FROM STDIN (FORMAT text)"
+            "COPY logs (timestamp, service, level, message, metadata, fingerprint, \
+             \"meta_user_id\", \"meta_Req\") FROM STDIN (FORMAT text)"
         );
     }
 }

@@ -11,6 +11,7 @@ mod batch;
 mod concurrency;
 mod declared_keys;
 mod encoding;
+mod errors;
 mod fuzz_decode_validate;
 mod health;
 mod idempotency;
