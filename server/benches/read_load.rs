@@ -1,4 +1,4 @@
-//! Read benchmark of the ingestion server (issue 15): the explorer's query shapes over a
+//! Read benchmark of the ingestion server: the explorer's query shapes over a
 //! large `logs` table, through the real server binary, in one storage mode per run.
 //!
 //! Owns one measurement run: a database of its own holding `BENCH_READ_ROWS` rows

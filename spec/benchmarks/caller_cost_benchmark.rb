@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-# The gem alone (issue 13): the caller's cost of `LogIngestionClient.info` with five
+# The gem alone: the caller's cost of `LogIngestionClient.info` with five
 # metadata keys, and the entries per second one Ruby process delivers through the gem
 # to the real server (until the server has committed them). A script, not a test: it
 # prints figures; the targets are judged by whoever reads them.

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-# Where a log call's time goes, layer by layer (issue 13): the p50 of the same call made
+# Where a log call's time goes, layer by layer: the p50 of the same call made
 # at each layer of the gem -- LogIngestion::Native::Engine#enqueue (with and without
 # metadata), EngineDelivery#enqueue, Client#log, Client#log_canonical (what the level methods
 # call), LogIngestionClient.info (also inside a request context, and outside one once

@@ -2,7 +2,7 @@
 
 require_relative "support/rails_app"
 
-# Issue 14's correlation and noise rules, in this process (test mode records what
+# The correlation and noise rules, in this process (test mode records what
 # would be sent): one request's entries -- Rails' own lines, the app's
 # LogIngestionClient calls and the job it enqueues -- share its request id.
 RSpec.describe "Request and job context" do

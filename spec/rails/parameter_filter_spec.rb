@@ -96,7 +96,7 @@ RSpec.describe LogIngestion::ParameterFilter do
       end
     end
 
-    it "leaves Rails' own [FILTERED] as it is instead of masking it again as [FILTERED]] (issue 14)" do
+    it "leaves Rails' own [FILTERED] as it is instead of masking it again as [FILTERED]]" do
       text = 'password=[FILTERED]&token=[FILTERED] and {password: [FILTERED], "password"=>"[FILTERED]"}'
 
       expect(filter.filter_text(text)).to eq(text)

@@ -26,6 +26,10 @@ pub(crate) struct BenchConfig {
     /// phases, `only` runs it alone, `off` skips it.
     pub(crate) fleet: Option<FleetShape>,
     pub(crate) fleet_only: bool,
+    /// `BENCH_ERRORS`: `on` (default) runs the error-grouping pairs after the batch-size
+    /// phases, `only` runs them alone (no fleet phase either), `off` skips them.
+    pub(crate) errors: bool,
+    pub(crate) errors_only: bool,
 }
 
 impl BenchConfig {
@@ -73,9 +77,21 @@ impl BenchConfig {
                 )))
             }
         };
+        let (errors, errors_only) = match std::env::var("BENCH_ERRORS").as_deref() {
+            Ok("on") | Ok("") | Err(_) => (true, false),
+            Ok("only") => (true, true),
+            Ok("off") => (false, false),
+            Ok(other) => {
+                return Err(BenchError::Setup(format!(
+                    "BENCH_ERRORS={other:?}: must be on, only or off"
+                )))
+            }
+        };
         Ok(Self {
-            fleet,
+            fleet: if errors_only { None } else { fleet },
             fleet_only,
+            errors,
+            errors_only,
             entries,
             connections,
             batch_sizes,

@@ -17,7 +17,7 @@ use log_ingestion_test_support::bench::{BenchError, Result};
 
 use crate::API_KEY;
 
-/// The fleet shape (issue 13): many keep-alive connections, each sending one small
+/// The fleet shape: many keep-alive connections, each sending one small
 /// gzip batch on a fixed period, as ~256 Puma workers with the gem's defaults do.
 /// Answers are never retried: a 503 is counted, and only acknowledged entries must be
 /// stored (rows == acks).

@@ -40,6 +40,10 @@
 //!   `BENCH_FLEET_BATCH` (50 entries, gzip), `BENCH_FLEET_PERIOD_MS` (100) and
 //!   `BENCH_FLEET_SECS` (20). It prints p50/p99 acknowledgement latency, entries/s,
 //!   server RSS and CPU, rows == acks and the count of 503 answers.
+//! - `BENCH_ERRORS` the price of error grouping: `on` (default: after the batch-size
+//!   phases), `only` (alone, no fleet phase either), `off`. Batch 100 without any error
+//!   entry beside batch 100 with every tenth entry an exception (gem shape, 12-frame
+//!   backtrace, 8 groups), `BENCH_PAIRS` times each, and the median ratio.
 //!
 //! Every phase's last columns are the server's CPU per entry in µs (its utime + stime
 //! from /proc over the phase ÷ entries), which other load on the machine barely moves,
@@ -48,6 +52,7 @@
 
 mod config;
 mod entries;
+mod error_price;
 mod fleet_shape;
 mod http_load;
 mod raw_copy;
@@ -70,9 +75,9 @@ use sqlx::{Connection, PgConnection};
 const API_KEY: &str = "bench-api-key-0123456789abcdef";
 /// The batch size whose throughput is compared with raw COPY.
 const COMPARED_BATCH_SIZE: usize = 100;
-/// Issue 13: batch 100 at >= 85% of raw COPY, median of the pairs (was 50%).
+/// Batch 100 at >= 85% of raw COPY, median of the pairs.
 const TARGET_COPY_RATIO: f64 = 0.85;
-/// Issue 13: server CPU-seconds ÷ entries at batch 100, in µs.
+/// Server CPU-seconds ÷ entries at batch 100, in µs.
 const TARGET_MICROS_PER_ENTRY: f64 = 2.5;
 const TARGET_RSS_KIB: u64 = 150 * 1024;
 const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
@@ -145,7 +150,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
     let mut reports = Vec::new();
     let mut ratios = Vec::new();
     let mut micros = Vec::new();
-    let batch_sizes: &[usize] = if config.fleet_only {
+    let batch_sizes: &[usize] = if config.fleet_only || config.errors_only {
         &[]
     } else {
         &config.batch_sizes
@@ -189,6 +194,20 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
             micros.extend(report.server_micros_per_entry());
             reports.push(report);
         }
+    }
+    if config.errors && !config.fleet_only {
+        let pairs = error_price::run(
+            &server,
+            &mut db,
+            copy_rows,
+            COMPARED_BATCH_SIZE,
+            config.connections,
+            config.pairs,
+            &database.name,
+            config.measuring,
+        )
+        .await?;
+        reports.extend(pairs);
     }
     if let Some(fleet) = &config.fleet {
         let report = fleet

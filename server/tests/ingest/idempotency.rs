@@ -205,7 +205,7 @@ async fn a_retry_compressed_differently_is_the_same_request() {
     assert_eq!(app.row_count().await, 1);
 }
 
-/// Issue 8, item 6: many requests with one key, all carrying a body other than the
+/// Many requests with one key, all carrying a body other than the
 /// one the key was first used with, arrive together and land in one commit group.
 /// The first of them gets 422; the others used to be "replayed" from that 422-bound
 /// claim and answered 200 `accepted` while nothing was stored. A request whose key

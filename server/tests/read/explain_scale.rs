@@ -1,4 +1,4 @@
-//! EXPLAIN evidence for issue 15 over 100k rows spread over 30 days, in the mode
+//! EXPLAIN evidence over 100k rows spread over 30 days, in the mode
 //! `LOG_INGESTION_TEST_STORAGE` chooses: the 30-day histogram and the service list read
 //! the rollups (`logs_per_hour`/`logs_per_minute`; in TimescaleDB mode their
 //! continuous aggregates, materialized first as the refresh policy would) and only the

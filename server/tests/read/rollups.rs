@@ -1,4 +1,4 @@
-//! Issue 15's read paths against a real database, in the mode `LOG_INGESTION_TEST_STORAGE`
+//! The read paths against a real database, in the mode `LOG_INGESTION_TEST_STORAGE`
 //! chooses: the histogram and the service list counted from the rollups agree with the
 //! rows (ranges with second-precise edges, service/level filters, deletes and truncation
 //! in plain mode, materialized and not-yet-materialized parts in TimescaleDB mode), and

@@ -110,7 +110,7 @@ async fn a_live_tail_sees_an_entry_ingested_over_http() {
 }
 
 // ---------------------------------------------------------------------------------
-// Reads never starve writes (issue 8, item 5). These run the whole application
+// Reads never starve writes. These run the whole application
 // (`Application::build`, as `main` does) with settings read from variables, and make
 // reads slow for real: a table lock the test holds (every SELECT on `logs` waits for
 // it), or a text search over rows whose large messages PostgreSQL must decompress.
@@ -312,7 +312,7 @@ async fn get_json(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, 
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// The attack of issue 8 item 5, while a well-behaved client ingests: 64 concurrent
+/// The read flood attack, while a well-behaved client ingests: 64 concurrent
 /// slow searches (a text search over 3,000 rows of 60 KB messages, about 3 s of CPU
 /// each on this machine) and 100 live tails opened and abandoned. Asserted:
 /// - ingest keeps its connections: every ingest request is 2xx and its p99 stays
