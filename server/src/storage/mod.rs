@@ -11,6 +11,7 @@ pub mod copy_text;
 pub mod declared_keys;
 pub mod group_commit;
 pub mod idempotency;
+mod index_build;
 pub mod locks;
 pub mod policy_jobs;
 pub mod retention;
@@ -18,6 +19,7 @@ pub mod rollup;
 pub mod schema;
 pub mod setting;
 pub mod timescale;
+pub mod trigram_index;
 pub mod write_health;
 
 use std::fmt;
