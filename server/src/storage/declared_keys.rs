@@ -24,7 +24,8 @@
 //!   key's bloom filters); undeclaring drops the index and the check and keeps the
 //!   column (declaring again fills it anew).
 //! - `LOG_INGESTION_MESSAGE_TRIGRAM_INDEX=on`: a `pg_trgm` GIN index on `message`, so
-//!   `q=` (`ILIKE '%text%'`, three characters or more) is an index lookup over any range.
+//!   `q=` (`ILIKE '%text%'`, three characters or more) is an index lookup over any range
+//!   (`trigram_index`, applied with the keys by [`apply`]).
 //!
 //! The indexed text of a value (one rule, written twice and tested equal against
 //! PostgreSQL: [`indexed_text`] for the server, [`indexed_text_sql`] for the rows filled
@@ -50,6 +51,7 @@ use serde_json::value::RawValue;
 use sqlx::PgPool;
 
 use super::copy_field::push_field;
+use super::index_build::{build_index, drop_index, quoted};
 use super::StorageError;
 use crate::config::DatabaseSettings;
 
@@ -442,9 +444,6 @@ pub fn is_declaration_change(error: &sqlx::Error) -> bool {
     }
 }
 
-/// The trigram index on `message`.
-pub const TRIGRAM_INDEX: &str = "logs_message_trgm";
-
 /// What `migrate` does with the declarations the settings no longer hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Undeclared {
@@ -465,106 +464,7 @@ pub async fn apply(
     undeclared: Undeclared,
 ) -> Result<(), StorageError> {
     apply_metadata_keys(pool, &settings.declared_keys, undeclared).await?;
-    apply_message_trigram(pool, settings.message_trigram_index).await
-}
-
-/// Creates (with the `pg_trgm` extension) or drops the trigram index on `message`,
-/// without blocking writers where PostgreSQL allows it ([`build_index`],
-/// [`drop_index`]); an index left invalid by an interrupted build is built again.
-pub async fn apply_message_trigram(pool: &PgPool, wanted: bool) -> Result<(), StorageError> {
-    let state: Option<bool> =
-        sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)")
-            .bind(TRIGRAM_INDEX)
-            .fetch_optional(pool)
-            .await?;
-    if state == Some(false) || (!wanted && state.is_some()) {
-        drop_index(pool, TRIGRAM_INDEX).await?;
-    }
-    if !wanted || state == Some(true) {
-        return Ok(());
-    }
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        .execute(pool)
-        .await
-        .map_err(|error| {
-            StorageError::Mode(format!(
-                "LOG_INGESTION_MESSAGE_TRIGRAM_INDEX=on needs the pg_trgm extension \
-                 (PostgreSQL's contrib package): {error}"
-            ))
-        })?;
-    build_index(
-        pool,
-        TRIGRAM_INDEX,
-        "USING gin (message gin_trgm_ops)",
-        None,
-    )
-    .await
-}
-
-/// Builds the index `name` on `logs` without taking
-/// writers' locks where PostgreSQL allows it: `CREATE INDEX CONCURRENTLY` on a plain
-/// table (it waits for transactions already running, never blocks a write; an
-/// interrupted build leaves an invalid index, which the next run drops and builds
-/// again), and one transaction per chunk on a hypertable (TimescaleDB has no
-/// concurrent build: each chunk's writes wait while that chunk is indexed).
-/// `columns` follows `ON logs` (with its access method), `predicate` makes it partial.
-async fn build_index(
-    pool: &PgPool,
-    name: &str,
-    columns: &str,
-    predicate: Option<&str>,
-) -> Result<(), StorageError> {
-    let hypertable = super::timescale::logs_is_hypertable(pool).await?;
-    tracing::info!(index = %name, hypertable, "building an index on logs");
-    let started = std::time::Instant::now();
-    let predicate = predicate
-        .map(|predicate| format!(" WHERE {predicate}"))
-        .unwrap_or_default();
-    let statement = if hypertable {
-        format!(
-            "CREATE INDEX IF NOT EXISTS {} ON logs {columns} \
-             WITH (timescaledb.transaction_per_chunk){predicate}",
-            quoted(name)
-        )
-    } else {
-        format!(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON logs {columns}{predicate}",
-            quoted(name)
-        )
-    };
-    let mut conn = pool.acquire().await?;
-    if !hypertable {
-        // A concurrent build's waits block no writer: it may wait as long as it takes.
-        sqlx::query("SET lock_timeout = 0")
-            .execute(&mut *conn)
-            .await?;
-    }
-    let built = sqlx::query(&statement).execute(&mut *conn).await;
-    let _ = sqlx::query("RESET lock_timeout").execute(&mut *conn).await;
-    drop(conn);
-    if let Err(error) = built {
-        return Err(super::locks::explain(pool, "logs", error).await);
-    }
-    tracing::info!(index = %name, seconds = started.elapsed().as_secs_f64(), "index built");
-    Ok(())
-}
-
-/// Drops the index `name` of `logs`: `CONCURRENTLY` on a plain table (no writer
-/// waits), within the lock timeout on a hypertable.
-async fn drop_index(pool: &PgPool, name: &str) -> Result<(), StorageError> {
-    let hypertable = super::timescale::logs_is_hypertable(pool).await?;
-    tracing::info!(index = %name, "dropping an index of logs");
-    let concurrently = if hypertable { "" } else { "CONCURRENTLY " };
-    if let Err(error) = sqlx::query(&format!(
-        "DROP INDEX {concurrently}IF EXISTS {}",
-        quoted(name)
-    ))
-    .execute(pool)
-    .await
-    {
-        return Err(super::locks::explain(pool, "logs", error).await);
-    }
-    Ok(())
+    super::trigram_index::apply_message_trigram(pool, settings.message_trigram_index).await
 }
 
 /// Makes the declared metadata keys of `logs` match `keys`: for each key its column
@@ -739,11 +639,6 @@ async fn declare(
         .await?;
     }
     Ok(())
-}
-
-/// `name` as a quoted identifier.
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod declared_keys;
 pub mod error_groups;
 pub mod group_commit;
 pub mod idempotency;
+mod index_build;
 pub mod locks;
 pub mod policy_jobs;
 pub mod retention;
@@ -19,6 +20,7 @@ pub mod rollup;
 pub mod schema;
 pub mod setting;
 pub mod timescale;
+pub mod trigram_index;
 pub mod write_health;
 
 use std::fmt;

@@ -18,9 +18,10 @@
 
 use sqlx::PgPool;
 
-use super::declared_keys::{self, TRIGRAM_INDEX};
+use super::declared_keys;
 use super::setting::StorageSetting;
 use super::timescale::{self, ConvertRows, CONVERT_HINT};
+use super::trigram_index::TRIGRAM_INDEX;
 use super::{rollup, StorageError, StorageMode};
 use crate::config::DatabaseSettings;
 

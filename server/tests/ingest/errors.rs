@@ -346,7 +346,7 @@ async fn two_instances_ingesting_the_same_new_fingerprint_at_once_make_one_group
         first.database.clone(),
         first.database_url.clone(),
         |settings| {
-            settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(ADMIN_KEY)]
+            settings.admin_api_keys = vec![log_ingestion_server::auth::ApiKey::new(ADMIN_KEY)]
         },
     )
     .await;

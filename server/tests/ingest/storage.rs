@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use log_ingestion_server::auth::ApiKey;
 use log_ingestion_server::storage::declared_keys::{self, Undeclared};
+use log_ingestion_server::storage::trigram_index;
 use log_ingestion_server::storage::{StorageMode, StorageSetting};
 use sqlx::{Connection, PgConnection};
 
@@ -349,7 +350,7 @@ async fn an_index_left_invalid_is_built_again_by_the_next_migrate_not_by_serve()
     let (database, url) = create_database().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     migrate_test_database(&pool).await;
-    declared_keys::apply_message_trigram(&pool, true)
+    trigram_index::apply_message_trigram(&pool, true)
         .await
         .unwrap();
     let valid = || async {
@@ -374,7 +375,7 @@ async fn an_index_left_invalid_is_built_again_by_the_next_migrate_not_by_serve()
     assert_eq!(app.post_single(entry("after")).await.status(), 201);
     app.stop().await;
     assert!(!valid().await, "serve touched the index");
-    declared_keys::apply_message_trigram(&pool, true)
+    trigram_index::apply_message_trigram(&pool, true)
         .await
         .unwrap();
     assert!(valid().await);

@@ -21,6 +21,7 @@ use log_ingestion_server::read::{
     ExplainedWindow,
 };
 use log_ingestion_server::storage::declared_keys::{self, Undeclared};
+use log_ingestion_server::storage::trigram_index;
 use log_ingestion_server::storage::StorageMode;
 use log_ingestion_test_support::{plan_nodes, query_pairs, spawn_read_app, ReadApp};
 use serde_json::Value;
@@ -329,7 +330,7 @@ async fn a_declared_metadata_key_over_compressed_chunks_reads_only_the_batches_i
 #[tokio::test]
 async fn text_search_over_30_days_uses_the_trigram_index_when_declared() {
     let app = app_with_rows().await;
-    declared_keys::apply_message_trigram(&app.pool, true)
+    trigram_index::apply_message_trigram(&app.pool, true)
         .await
         .unwrap();
     sqlx::query("ANALYZE logs")
@@ -355,7 +356,7 @@ async fn text_search_over_30_days_uses_the_trigram_index_when_declared() {
     assert!(read <= 100, "{read} rows read: {summary}");
 
     // Off again: `migrate` drops it.
-    declared_keys::apply_message_trigram(&app.pool, false)
+    trigram_index::apply_message_trigram(&app.pool, false)
         .await
         .unwrap();
     let left: i64 = sqlx::query_scalar(
