@@ -15,6 +15,8 @@
 //! - `request_id`: everything one request caused, in every process: entries whose
 //!   metadata `request_id` is it, or (jobs it enqueued) whose `parent_request_id` is it
 //!   -- the expression the `logs_request` index holds.
+//! - `trace_id` / `span_id`: the entries of one trace or span (32 or 16 hex digits, any
+//!   case), by their columns' indexes (`storage::trace_fields`).
 
 use std::borrow::Cow;
 
@@ -26,6 +28,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::time_bounds;
 use crate::storage::declared_indexes::{self, indexed_text, Scalar};
+use crate::storage::trace_fields::{self, SPAN_ID_DIGITS, TRACE_ID_DIGITS};
 
 const MAX_SERVICES: usize = 100;
 const MAX_SERVICE_CHARS: usize = 255;
@@ -227,6 +230,17 @@ impl Params {
     }
 }
 
+/// The id `name` names, lowercased: `digits` hex digits, or a problem.
+fn parse_id(params: &mut Params, name: &str, digits: usize) -> Option<String> {
+    let id = params.one(name)?.to_ascii_lowercase();
+    if trace_fields::is_id(&id, digits) {
+        Some(id)
+    } else {
+        params.problem(format!("{name}: must be {digits} hexadecimal digits"));
+        None
+    }
+}
+
 /// What to select, valid by construction.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogFilter {
@@ -241,6 +255,9 @@ pub struct LogFilter {
     pub metadata: Vec<Vec<Value>>,
     /// Entries of this request and of the jobs it enqueued.
     pub request_id: Option<String>,
+    /// Entries of this trace, and of this span (lowercase hex).
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
     /// `(key, texts)` of `meta.KEY=VALUE` filters on declared keys
     /// (`storage::declared_indexes`): also written as `meta_KEY = ANY(texts)` (the
     /// indexed texts of the filter's alternatives), which the key's index and
@@ -286,6 +303,8 @@ impl LogFilter {
                 Some(id)
             }
         });
+        let trace_id = parse_id(params, "trace_id", TRACE_ID_DIGITS);
+        let span_id = parse_id(params, "span_id", SPAN_ID_DIGITS);
         LogFilter {
             services,
             levels,
@@ -294,6 +313,8 @@ impl LogFilter {
             message_pattern,
             metadata,
             request_id,
+            trace_id,
+            span_id,
             indexed_metadata: Vec::new(),
         }
     }
@@ -364,6 +385,12 @@ impl LogFilter {
                 .push(REQUEST_EXPRESSION)
                 .push(" = ")
                 .push_bind(request_id.clone());
+        }
+        if let Some(trace_id) = &self.trace_id {
+            sql.push(" AND trace_id = ").push_bind(trace_id.clone());
+        }
+        if let Some(span_id) = &self.span_id {
+            sql.push(" AND span_id = ").push_bind(span_id.clone());
         }
         for (key, texts) in &self.indexed_metadata {
             sql.push(" AND ").push(declared_indexes::column(key));

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use super::declared_indexes::DeclaredKeys;
+use super::trace_fields;
 use crate::domain::LogEntry;
 
 /// Rows of the text `COPY` format, one per valid entry: a request's entries are
@@ -56,7 +57,7 @@ impl CopyRows {
     }
 
     /// The same rows with a field per key of `declared` instead of the keys they were
-    /// built for (the declared keys changed while they waited): each row's own five
+    /// built for (the declared keys changed while they waited): each row's own
     /// fields are kept as they are, the declared keys' fields are made again from its
     /// stored metadata.
     pub fn for_keys(&self, declared: Arc<DeclaredKeys>) -> CopyRows {
@@ -69,7 +70,7 @@ impl CopyRows {
             let own: Vec<&[u8]> = row.split(|&byte| byte == b'\t').take(OWN_FIELDS).collect();
             data.extend_from_slice(&own.join(&b'\t'));
             let metadata = own
-                .get(OWN_FIELDS - 1)
+                .get(METADATA_FIELD)
                 .filter(|field| **field != b"\\N")
                 .map(|field| unescape_field(field));
             declared.push_fields(&mut data, metadata.as_deref());
@@ -84,8 +85,10 @@ impl CopyRows {
 }
 
 /// The fields of a row before the declared keys': timestamp, service, level, message,
-/// metadata.
-const OWN_FIELDS: usize = 5;
+/// metadata, and the trace context's.
+const OWN_FIELDS: usize = 5 + trace_fields::FIELDS;
+/// Where the metadata is among them.
+const METADATA_FIELD: usize = 4;
 
 /// The text of one field as [`push_field`] escaped it.
 fn unescape_field(field: &[u8]) -> String {
@@ -121,7 +124,9 @@ fn push_row(out: &mut Vec<u8>, entry: &LogEntry<'_>, declared: &DeclaredKeys) {
         Some(metadata) => push_text(out, metadata.as_json(), metadata.is_plain()),
         None => out.extend_from_slice(b"\\N"),
     }
-    declared.push_fields(out, entry.metadata().map(|metadata| metadata.as_json()));
+    let metadata = entry.metadata().map(|metadata| metadata.as_json());
+    trace_fields::push_fields(out, metadata);
+    declared.push_fields(out, metadata);
     out.push(b'\n');
 }
 
@@ -237,18 +242,18 @@ mod tests {
             rows.data.extend_from_slice(message.as_bytes());
             rows.data.push(b'\t');
             rows.data.extend_from_slice(&escaped);
-            rows.data.extend_from_slice(b"\t7\n");
+            rows.data.extend_from_slice(b"\t\\N\t\\N\t\\N\t7\n");
             rows.count += 1;
         }
         rows.data
-            .extend_from_slice(b"2026-01-01 00:00:00.000000+00\tsvc\tINFO\tnone\t\\N\t\\N\n");
+            .extend_from_slice(b"2026-01-01 00:00:00.000000+00\tsvc\tINFO\tnone\t\\N\t\\N\t\\N\t\\N\t\\N\n");
         rows.count += 1;
 
         let rebuilt = rows.for_keys(keys(&["k"]));
         let expected = format!(
-            "2026-01-01 00:00:00.000000+00\tsvc\tINFO\tone\\ttab\t{escaped}\ta\\tb\n\
-             2026-01-01 00:00:00.000000+00\tsvc\tINFO\ttwo\t{escaped}\ta\\tb\n\
-             2026-01-01 00:00:00.000000+00\tsvc\tINFO\tnone\t\\N\t\\N\n",
+            "2026-01-01 00:00:00.000000+00\tsvc\tINFO\tone\\ttab\t{escaped}\t\\N\t\\N\t\\N\ta\\tb\n\
+             2026-01-01 00:00:00.000000+00\tsvc\tINFO\ttwo\t{escaped}\t\\N\t\\N\t\\N\ta\\tb\n\
+             2026-01-01 00:00:00.000000+00\tsvc\tINFO\tnone\t\\N\t\\N\t\\N\t\\N\t\\N\n",
             escaped = String::from_utf8(escaped.clone()).unwrap()
         );
         assert_eq!(String::from_utf8_lossy(rebuilt.as_bytes()), expected);
@@ -336,7 +341,7 @@ mod tests {
             expected.push(b'\t');
             let metadata = entry.metadata().map(|m| m.as_json()).unwrap_or_default();
             push_field(&mut expected, metadata);
-            expected.push(b'\n');
+            expected.extend_from_slice(b"\t\\N\t\\N\t\\N\n");
             proptest::prop_assert_eq!(
                 String::from_utf8_lossy(rows.as_bytes()),
                 String::from_utf8_lossy(&expected)

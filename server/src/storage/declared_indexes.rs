@@ -224,8 +224,9 @@ impl DeclaredKeys {
             .collect();
         DeclaredKeys {
             copy_statement: format!(
-                "COPY logs (timestamp, service, level, message, metadata{column_list}) \
-                 FROM STDIN (FORMAT text)"
+                "COPY logs (timestamp, service, level, message, metadata, {}{column_list}) \
+                 FROM STDIN (FORMAT text)",
+                super::trace_fields::COLUMNS
             ),
             column_list,
             keys: unique,
@@ -849,8 +850,8 @@ mod tests {
         assert_eq!(declared.keys(), ["user_id", "Req"]);
         assert_eq!(
             declared.copy_statement(),
-            "COPY logs (timestamp, service, level, message, metadata, \"meta_user_id\", \
-             \"meta_Req\") FROM STDIN (FORMAT text)"
+            "COPY logs (timestamp, service, level, message, metadata, trace_id, span_id, \
+             trace_flags, \"meta_user_id\", \"meta_Req\") FROM STDIN (FORMAT text)"
         );
     }
 }

@@ -16,6 +16,7 @@ pub mod retention;
 pub mod rollup;
 pub mod schema;
 pub mod timescale;
+pub mod trace_fields;
 pub mod write_health;
 
 use std::fmt;
