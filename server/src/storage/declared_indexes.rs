@@ -110,7 +110,10 @@ pub fn key_problem(key: &str) -> Option<String> {
     (!valid).then(|| {
         format!(
             "{}: a metadata key to index is 1 to {MAX_KEY_BYTES} letters, digits or _",
-            crate::client_text::truncated(key, crate::client_text::MAX_QUOTED_CHARS)
+            crate::ingest::client_text::truncated(
+                key,
+                crate::ingest::client_text::MAX_QUOTED_CHARS
+            )
         )
     })
 }
