@@ -459,6 +459,7 @@ fn build_router(state: AppState, read_context: ReadContext) -> Router {
     Router::new()
         .merge(routes::probes_router())
         .merge(routes::ingest_router(state.clone()))
+        .merge(routes::otlp_router(state.clone()))
         .merge(read::router(read_context, admin_keys))
         .merge(routes::unknown_api_router())
         .layer(axum::middleware::from_fn_with_state(

@@ -10,7 +10,7 @@ use axum::response::Response;
 use chrono::Utc;
 use log_ingestion_wire::{BatchResponse, EntryError};
 
-use super::pipeline::{acknowledge, receive, Validated};
+use super::pipeline::{acknowledge, receive, Validated, REPLAYED_HEADER};
 use crate::config::EntryLimits;
 use crate::domain::LogEntry;
 use crate::error::ApiError;
@@ -18,6 +18,9 @@ use crate::ingest::decode::{batch_entries, Accepts, Payload};
 use crate::state::AppState;
 use crate::storage::copy_text::CopyRows;
 use crate::storage::declared_indexes::DeclaredKeys;
+
+/// The protocol label of the JSON API's entries in `/metrics`.
+const PROTOCOL: &str = "json";
 
 pub async fn ingest_batch(
     State(state): State<AppState>,
@@ -30,7 +33,12 @@ pub async fn ingest_batch(
     let validated = received
         .validate(move |payload| validate_batch(payload, &limits, max, declared))
         .await?;
-    acknowledge(&state, validated, StatusCode::OK).await
+    let stored = validated.entry_count() as u64;
+    let response = acknowledge(&state, validated, StatusCode::OK).await?;
+    if !response.headers().contains_key(REPLAYED_HEADER) {
+        state.metrics.entries_by_protocol(PROTOCOL, stored);
+    }
+    Ok(response)
 }
 
 /// Splits the batch and validates every entry: the valid ones are stored, the others

@@ -8,7 +8,7 @@ use axum::response::Response;
 use chrono::Utc;
 use log_ingestion_wire::SingleResponse;
 
-use super::pipeline::{acknowledge, receive, Validated};
+use super::pipeline::{acknowledge, receive, Validated, REPLAYED_HEADER};
 use crate::config::EntryLimits;
 use crate::domain::LogEntry;
 use crate::error::ApiError;
@@ -16,6 +16,9 @@ use crate::ingest::decode::{single_entry, Accepts, Payload};
 use crate::state::AppState;
 use crate::storage::copy_text::CopyRows;
 use crate::storage::declared_indexes::DeclaredKeys;
+
+/// The protocol label of the JSON API's entries in `/metrics`.
+const PROTOCOL: &str = "json";
 
 pub async fn ingest_single(
     State(state): State<AppState>,
@@ -27,7 +30,12 @@ pub async fn ingest_single(
     let validated = received
         .validate(move |payload| validate_single(payload, &limits, declared))
         .await?;
-    acknowledge(&state, validated, StatusCode::CREATED).await
+    let stored = validated.entry_count() as u64;
+    let response = acknowledge(&state, validated, StatusCode::CREATED).await?;
+    if !response.headers().contains_key(REPLAYED_HEADER) {
+        state.metrics.entries_by_protocol(PROTOCOL, stored);
+    }
+    Ok(response)
 }
 
 /// The one entry, valid, or a 400 listing its problems.

@@ -3,8 +3,8 @@
 //! budget (`inflight`), per-key rate limits and their fleet split (`rate_limit`,
 //! `rate_limit_sharing`), body reading, decompression and framing (`decode`), the text
 //! of client-facing errors (`client_text`), the steps both handlers share (`pipeline`)
-//! and the handlers themselves (`logs_single`, `logs_batch`). It never reads stored
-//! logs back: that is `read`.
+//! and the handlers themselves (`logs_single`, `logs_batch`; OpenTelemetry's OTLP/HTTP
+//! logs in `otlp`). It never reads stored logs back: that is `read`.
 
 pub mod client_text;
 pub mod connections;
@@ -12,6 +12,7 @@ pub mod decode;
 pub mod inflight;
 pub(crate) mod logs_batch;
 pub(crate) mod logs_single;
+pub mod otlp;
 mod pipeline;
 pub mod rate_limit;
 pub mod rate_limit_sharing;

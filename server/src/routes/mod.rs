@@ -12,7 +12,7 @@ use axum::routing::{any, get, post};
 use axum::Router;
 use log_ingestion_wire::{BATCH_PATH, HEALTH_PATH, SINGLE_PATH};
 
-use crate::ingest::{logs_batch, logs_single};
+use crate::ingest::{logs_batch, logs_single, otlp};
 use crate::state::AppState;
 
 pub use middleware::record_request_metrics;
@@ -41,6 +41,23 @@ pub fn ingest_router(state: AppState) -> Router<AppState> {
             state,
             middleware::require_api_key,
         ))
+}
+
+/// OpenTelemetry's OTLP/HTTP logs (`ingest::otlp`): the ingest API's key check and rate
+/// limit, with every refusal put in OTLP's contract by the outermost layer.
+pub fn otlp_router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route(otlp::LOGS_PATH, post(otlp::export_logs))
+        .route(otlp::PREFIXED_LOGS_PATH, post(otlp::export_logs))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::enforce_rate_limit,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            middleware::require_api_key,
+        ))
+        .route_layer(axum::middleware::from_fn(otlp::otlp_refusals))
 }
 
 /// Every `/api` path no other router serves: 401 without a valid key, 404 with one.

@@ -245,8 +245,9 @@ mod tests {
             rows.data.extend_from_slice(b"\t\\N\t\\N\t\\N\t7\n");
             rows.count += 1;
         }
-        rows.data
-            .extend_from_slice(b"2026-01-01 00:00:00.000000+00\tsvc\tINFO\tnone\t\\N\t\\N\t\\N\t\\N\t\\N\n");
+        rows.data.extend_from_slice(
+            b"2026-01-01 00:00:00.000000+00\tsvc\tINFO\tnone\t\\N\t\\N\t\\N\t\\N\t\\N\n",
+        );
         rows.count += 1;
 
         let rebuilt = rows.for_keys(keys(&["k"]));

@@ -57,14 +57,19 @@ pub fn push_fields(out: &mut Vec<u8>, metadata: Option<&str>) {
 fn id_text(raw: &RawValue, digits: usize) -> Option<&str> {
     let text = raw.get().strip_prefix('"')?.strip_suffix('"')?;
     let valid = text.len() == digits
-        && text.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+        && text
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
         && text.bytes().any(|byte| byte != b'0');
     valid.then_some(text)
 }
 
 /// Whether `text` is an id as the columns hold it (`digits` lowercase hex digits).
 pub fn is_id(text: &str, digits: usize) -> bool {
-    text.len() == digits && text.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    text.len() == digits
+        && text
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
@@ -90,7 +95,12 @@ mod tests {
         assert_eq!(fields(None), "\t\\N\t\\N\t\\N");
         assert_eq!(fields(Some(r#"{"user":"x"}"#)), "\t\\N\t\\N\t\\N");
         // Not hex, upper case, wrong length, zeros, not a string: metadata only.
-        for id in [r#""xyz""#, r#""5B8EFFF798038103D269B633813FC60C""#, r#""abcd""#, "7"] {
+        for id in [
+            r#""xyz""#,
+            r#""5B8EFFF798038103D269B633813FC60C""#,
+            r#""abcd""#,
+            "7",
+        ] {
             assert_eq!(
                 fields(Some(&format!(r#"{{"trace_id":{id},"trace_flags":1}}"#))),
                 "\t\\N\t\\N\t\\N"
