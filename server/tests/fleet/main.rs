@@ -8,6 +8,7 @@
 mod bench;
 mod harness;
 mod ingest;
+mod otlp;
 mod rate_limits;
 mod replica_conflicts;
 mod replica_reads;
