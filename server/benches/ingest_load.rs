@@ -41,6 +41,10 @@
 //!   `BENCH_FLEET_SECS` (20). It prints p50/p99 acknowledgement latency, entries/s,
 //!   server RSS and CPU, rows == acks and the count of 503 answers.
 //!
+//! At batch 100 each pair also sends the same entries as OTLP/HTTP protobuf
+//! (`otlp b=100`, `POST /v1/logs`, one resource per service), and the server's CPU per
+//! entry of both protocols is printed side by side.
+//!
 //! Every phase's last columns are the server's CPU per entry in µs (its utime + stime
 //! from /proc over the phase ÷ entries), which other load on the machine barely moves,
 //! and the same for the bench database's PostgreSQL backends (`pg µs/e`: per row, with
@@ -63,6 +67,7 @@ use chrono::{SecondsFormat, Utc};
 use log_ingestion_server::config::comma_list;
 use log_ingestion_server::storage::copy_text;
 use log_ingestion_server::storage::declared_indexes::DeclaredKeys;
+use log_ingestion_server::storage::trace_fields;
 use log_ingestion_wire::{
     BatchRequest, BatchResponse, WireEntry, API_KEY_HEADER, BATCH_PATH, HEALTH_PATH,
 };
@@ -502,6 +507,125 @@ fn encode_batches(entries: &[WireEntry], batch_size: usize) -> Result<Vec<(usize
         .collect()
 }
 
+/// The protocol a phase speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// `POST /api/v1/logs/batch` with `{"logs": [...]}`.
+    Json,
+    /// `POST /v1/logs` with an OTLP `ExportLogsServiceRequest` in protobuf.
+    OtlpProtobuf,
+}
+
+impl Wire {
+    fn path(self) -> &'static str {
+        match self {
+            Wire::Json => BATCH_PATH,
+            Wire::OtlpProtobuf => "/v1/logs",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Wire::Json => "application/json",
+            Wire::OtlpProtobuf => "application/x-protobuf",
+        }
+    }
+}
+
+/// The same entries as OTLP protobuf bodies: one resource per service in a batch,
+/// the severity number for the level, the metadata as typed attributes.
+fn encode_otlp_batches(entries: &[WireEntry], batch_size: usize) -> Result<Vec<(usize, Bytes)>> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+
+    let string = |text: &str| AnyValue {
+        value: Some(any_value::Value::StringValue(text.to_owned())),
+    };
+    let any = |value: &serde_json::Value| AnyValue {
+        value: Some(match value {
+            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => {
+                any_value::Value::IntValue(n.as_i64().unwrap_or(i64::MAX))
+            }
+            serde_json::Value::Number(n) => {
+                any_value::Value::DoubleValue(n.as_f64().unwrap_or(0.0))
+            }
+            serde_json::Value::String(text) => any_value::Value::StringValue(text.clone()),
+            other => any_value::Value::StringValue(other.to_string()),
+        }),
+    };
+    entries
+        .chunks(batch_size)
+        .map(|chunk| {
+            let mut by_service: Vec<(String, Vec<LogRecord>)> = Vec::new();
+            for entry in chunk {
+                let nanos = chrono::DateTime::parse_from_rfc3339(&entry.timestamp)
+                    .map_err(|error| BenchError::Setup(format!("timestamp: {error}")))?
+                    .timestamp_nanos_opt()
+                    .unwrap_or_default() as u64;
+                let severity_number = match entry.level.as_str() {
+                    "DEBUG" => 5,
+                    "WARN" => 13,
+                    "ERROR" => 17,
+                    _ => 9,
+                };
+                let attributes = entry
+                    .metadata
+                    .as_ref()
+                    .and_then(|metadata| metadata.as_object())
+                    .map(|object| {
+                        object
+                            .iter()
+                            .map(|(key, value)| KeyValue {
+                                key: key.clone(),
+                                value: Some(any(value)),
+                                ..Default::default()
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let record = LogRecord {
+                    time_unix_nano: nanos,
+                    severity_number,
+                    body: Some(string(&entry.message)),
+                    attributes,
+                    ..Default::default()
+                };
+                match by_service
+                    .iter_mut()
+                    .find(|(service, _)| *service == entry.service)
+                {
+                    Some((_, records)) => records.push(record),
+                    None => by_service.push((entry.service.clone(), vec![record])),
+                }
+            }
+            let request = ExportLogsServiceRequest {
+                resource_logs: by_service
+                    .into_iter()
+                    .map(|(service, log_records)| ResourceLogs {
+                        resource: Some(Resource {
+                            attributes: vec![KeyValue {
+                                key: "service.name".into(),
+                                value: Some(string(&service)),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }),
+                        scope_logs: vec![ScopeLogs {
+                            log_records,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    })
+                    .collect(),
+            };
+            Ok((chunk.len(), Bytes::from(request.encode_to_vec())))
+        })
+        .collect()
+}
+
 /// What one phase measured.
 struct PhaseReport {
     label: String,
@@ -611,13 +735,14 @@ async fn drive_http(
     connections: usize,
     batch_size: usize,
     database: &str,
+    wire: Wire,
 ) -> Result<PhaseReport> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let url = format!("{}{BATCH_PATH}", server.base_url);
+    let url = format!("{}{}", server.base_url, wire.path());
     let batches = Arc::new(batches);
     let next = Arc::new(AtomicUsize::new(0));
     let busy = Arc::new(AtomicUsize::new(0));
@@ -633,7 +758,7 @@ async fn drive_http(
                 next.clone(),
                 busy.clone(),
             );
-            tokio::spawn(async move { send_batches(client, url, batches, next, busy).await })
+            tokio::spawn(async move { send_batches(client, url, batches, next, busy, wire).await })
         })
         .collect();
     let mut latencies = Vec::with_capacity(batches.len());
@@ -654,7 +779,10 @@ async fn drive_http(
         eprintln!("note: b={batch_size}: {busy} answers were 503 Server busy and were retried");
     }
     Ok(PhaseReport {
-        label: format!("http b={batch_size}"),
+        label: match wire {
+            Wire::Json => format!("http b={batch_size}"),
+            Wire::OtlpProtobuf => format!("otlp b={batch_size}"),
+        },
         entries,
         requests,
         elapsed,
@@ -670,6 +798,7 @@ async fn send_batches(
     batches: Arc<Vec<(usize, Bytes)>>,
     next: Arc<AtomicUsize>,
     busy: Arc<AtomicUsize>,
+    wire: Wire,
 ) -> Result<(u64, Vec<Duration>)> {
     let mut acked = 0u64;
     let mut latencies = Vec::new();
@@ -683,7 +812,7 @@ async fn send_batches(
             let response = client
                 .post(&url)
                 .header(API_KEY_HEADER, API_KEY)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, wire.content_type())
                 .body(body.clone())
                 .send()
                 .await?;
@@ -705,6 +834,19 @@ async fn send_batches(
                 "batch {i}: HTTP {status}: {}",
                 String::from_utf8_lossy(&answer)
             )));
+        }
+        if wire == Wire::OtlpProtobuf {
+            use prost::Message;
+            let parsed =
+                opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(
+                    answer.clone(),
+                )
+                .map_err(|error| BenchError::Setup(format!("batch {i}: OTLP answer: {error}")))?;
+            if parsed.partial_success.is_some() {
+                return Err(BenchError::Setup(format!("batch {i}: {parsed:?}")));
+            }
+            acked += *len as u64;
+            continue;
         }
         let parsed: BatchResponse = serde_json::from_slice(&answer)?;
         if parsed.accepted != *len as u64 || parsed.rejected != 0 {
@@ -755,6 +897,7 @@ fn copy_text(entries: &[WireEntry], declared: &DeclaredKeys) -> Result<Vec<Vec<u
             }
             copy_text::push_field(&mut buf, field);
         }
+        trace_fields::push_fields(&mut buf, Some(&metadata));
         declared.push_fields(&mut buf, Some(&metadata));
         buf.push(b'\n');
         if buf.len() >= CHUNK {
@@ -826,10 +969,14 @@ async fn http_phase(
     batch_size: usize,
     connections: usize,
     database: &str,
+    wire: Wire,
 ) -> Result<PhaseReport> {
-    let batches = encode_batches(entries, batch_size)?;
+    let batches = match wire {
+        Wire::Json => encode_batches(entries, batch_size)?,
+        Wire::OtlpProtobuf => encode_otlp_batches(entries, batch_size)?,
+    };
     truncate_logs(db).await?;
-    let report = drive_http(server, batches, connections, batch_size, database).await?;
+    let report = drive_http(server, batches, connections, batch_size, database, wire).await?;
     let stored = count_logs(db).await?;
     if stored != report.entries as i64 {
         return Err(BenchError::Setup(format!(
@@ -911,6 +1058,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
         config.connections,
         100,
         &database.name,
+        Wire::Json,
     )
     .await?;
 
@@ -918,6 +1066,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
     let mut reports = Vec::new();
     let mut ratios = Vec::new();
     let mut micros = Vec::new();
+    let mut otlp_micros = Vec::new();
     let batch_sizes: &[usize] = if config.fleet_only {
         &[]
     } else {
@@ -932,6 +1081,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
                 batch_size,
                 config.connections,
                 &database.name,
+                Wire::Json,
             )
             .await?;
             println!("{report}");
@@ -955,12 +1105,26 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
                 batch_size,
                 config.connections,
                 &database.name,
+                Wire::Json,
             )
             .await?;
             println!("{report}");
             ratios.push(report.entries_per_second() / copy.entries_per_second());
             micros.extend(report.server_micros_per_entry());
             reports.push(report);
+            let otlp = http_phase(
+                &server,
+                &mut db,
+                copy_rows,
+                batch_size,
+                config.connections,
+                &database.name,
+                Wire::OtlpProtobuf,
+            )
+            .await?;
+            println!("{otlp}");
+            otlp_micros.extend(otlp.server_micros_per_entry());
+            reports.push(otlp);
         }
     }
     if let Some(fleet) = &config.fleet {
@@ -992,6 +1156,17 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
         println!(
             "server CPU per entry at batch {COMPARED_BATCH_SIZE}: median {median:.2} µs  (target <= {TARGET_MICROS_PER_ENTRY} µs: {})",
             verdict(config.measuring, median <= TARGET_MICROS_PER_ENTRY)
+        );
+    }
+    otlp_micros.sort_by(f64::total_cmp);
+    if let (Some(&otlp), Some(&json)) = (
+        otlp_micros.get(otlp_micros.len() / 2),
+        micros.get(micros.len() / 2),
+    ) {
+        println!(
+            "server CPU per entry at batch {COMPARED_BATCH_SIZE}, OTLP protobuf: median {otlp:.2} µs \
+             beside JSON's {json:.2} µs (no worse: {})",
+            verdict(config.measuring, otlp <= json)
         );
     }
     let peaks = reports.iter().filter_map(|r| r.peak_rss_kib);
