@@ -8,13 +8,14 @@
 //! (`LogEntry::parse`: sizes, timestamp window, metadata depth, sensitive keys). It
 //! never touches storage or HTTP.
 
+use std::io::Write as _;
+
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
-use log_ingestion_wire::WireEntry;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use serde_json::{Map, Number, Value};
+use serde_json::value::RawValue;
 
 use crate::config::EntryLimits;
 use crate::domain::LogEntry;
@@ -43,46 +44,87 @@ pub fn entries(
             .map(|resource| resource.attributes)
             .unwrap_or_default();
         let service = service_name(&resource_attributes);
-        let resource = attributes_object(&resource_attributes);
+        // Written once per resource and scope, copied into each record's metadata.
+        let resource = (!resource_attributes.is_empty()).then(|| {
+            let mut text = Vec::new();
+            write_attributes(&mut text, &resource_attributes);
+            text
+        });
         for scope_logs in resource_logs.scope_logs {
-            let scope = scope_logs.scope.map(|scope| {
-                let mut object = Map::new();
+            let scope = scope_logs.scope.and_then(|scope| {
+                let mut object = JsonObject::new();
                 if !scope.name.is_empty() {
-                    object.insert("name".to_owned(), Value::String(scope.name));
+                    write_string(object.key("name"), &scope.name);
                 }
                 if !scope.version.is_empty() {
-                    object.insert("version".to_owned(), Value::String(scope.version));
+                    write_string(object.key("version"), &scope.version);
                 }
-                object
+                object.finish_unless_empty()
             });
+            let context = RecordContext {
+                service: &service,
+                resource: resource.as_deref(),
+                scope: scope.as_deref(),
+            };
             for record in scope_logs.log_records {
-                let context = RecordContext {
-                    service: &service,
-                    resource: &resource,
-                    scope: scope.as_ref(),
-                };
-                let entry = wire_entry(record, &context, now)
-                    .and_then(|wire| LogEntry::parse(wire, limits, now));
-                out.push(entry);
+                out.push(entry(record, &context, limits, now));
             }
         }
     }
     out
 }
 
-/// What a record takes from its resource and scope.
+/// What a record takes from its resource and scope: the service, and the resource's
+/// attributes and the scope as JSON objects.
 struct RecordContext<'a> {
     service: &'a str,
-    resource: &'a Map<String, Value>,
-    scope: Option<&'a Map<String, Value>>,
+    resource: Option<&'a [u8]>,
+    scope: Option<&'a [u8]>,
 }
 
-/// One record as the entry a client of the JSON API would have sent.
-fn wire_entry(
+/// A JSON object written key by key.
+struct JsonObject {
+    out: Vec<u8>,
+    empty: bool,
+}
+
+impl JsonObject {
+    fn new() -> Self {
+        JsonObject {
+            out: b"{".to_vec(),
+            empty: true,
+        }
+    }
+
+    /// Writes `"key":` and returns the buffer for its value.
+    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        write_string(&mut self.out, key);
+        self.out.push(b':');
+        &mut self.out
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.out.push(b'}');
+        self.out
+    }
+
+    fn finish_unless_empty(self) -> Option<Vec<u8>> {
+        (!self.empty).then(|| self.finish())
+    }
+}
+
+/// One record as a validated entry, its metadata written as JSON text and read by the
+/// same validation as every entry's.
+fn entry(
     record: LogRecord,
     context: &RecordContext<'_>,
+    limits: &EntryLimits,
     now: DateTime<Utc>,
-) -> Result<WireEntry, Vec<String>> {
+) -> Result<LogEntry<'static>, Vec<String>> {
     let mut problems = Vec::new();
     let trace_id = id_hex(&record.trace_id, TRACE_ID_BYTES)
         .map_err(|problem| problems.push(format!("trace_id: {problem}")))
@@ -100,77 +142,92 @@ fn wire_entry(
     let message = match record.body.and_then(|body| body.value) {
         Some(any_value::Value::StringValue(text)) if !text.is_empty() => text,
         Some(value) if !matches!(value, any_value::Value::StringValue(_)) => {
-            any_value_json(Some(value)).to_string()
+            let mut text = Vec::new();
+            write_any(&mut text, Some(&value));
+            String::from_utf8_lossy(&text).into_owned()
         }
         _ if !record.event_name.is_empty() => record.event_name.clone(),
         _ => NO_BODY.to_owned(),
     };
 
-    let mut metadata = Map::new();
-    let mut exception = Map::new();
-    for KeyValue { key, value, .. } in record.attributes {
-        let value = any_value_json(value.and_then(|value| value.value));
-        match key.as_str() {
-            "exception.type" => {
-                exception.insert("class".to_owned(), value);
-            }
-            "exception.message" => {
-                exception.insert("message".to_owned(), value);
-            }
-            "exception.stacktrace" => {
-                exception.insert("backtrace".to_owned(), backtrace(value));
-            }
+    let mut metadata = JsonObject::new();
+    let mut exception: [Option<&any_value::Value>; 3] = [None; 3];
+    let mut exception_set = false;
+    for KeyValue { key, value, .. } in &record.attributes {
+        let value = value.as_ref().and_then(|value| value.value.as_ref());
+        let slot = match key.as_str() {
+            "exception.type" => 0,
+            "exception.message" => 1,
+            "exception.stacktrace" => 2,
             _ => {
-                metadata.insert(key, value);
+                write_any(metadata.key(key), value);
+                continue;
+            }
+        };
+        exception[slot] = value;
+        exception_set = true;
+    }
+    if exception_set {
+        let mut details = JsonObject::new();
+        for (slot, name) in ["class", "message", "backtrace"].into_iter().enumerate() {
+            let value = exception[slot];
+            match (slot, value) {
+                (2, Some(any_value::Value::StringValue(text))) => {
+                    write_backtrace(details.key(name), text)
+                }
+                (_, Some(value)) => write_any(details.key(name), Some(value)),
+                (_, None) => {}
             }
         }
+        metadata
+            .key("exception")
+            .extend_from_slice(&details.finish());
     }
-    if !exception.is_empty() {
-        metadata.insert("exception".to_owned(), Value::Object(exception));
+    if let Some(resource) = context.resource {
+        metadata.key("resource").extend_from_slice(resource);
     }
-    if !context.resource.is_empty() {
-        metadata.insert(
-            "resource".to_owned(),
-            Value::Object(context.resource.clone()),
-        );
-    }
-    let mut otel = Map::new();
+    let mut otel = JsonObject::new();
     if record.severity_number != 0 {
-        otel.insert(
-            "severity_number".to_owned(),
-            Value::from(record.severity_number),
-        );
+        let _ = write!(otel.key("severity_number"), "{}", record.severity_number);
     }
     if !record.severity_text.is_empty() {
-        otel.insert(
-            "severity_text".to_owned(),
-            Value::String(record.severity_text),
-        );
+        write_string(otel.key("severity_text"), &record.severity_text);
     }
     if !record.event_name.is_empty() {
-        otel.insert("event_name".to_owned(), Value::String(record.event_name));
+        write_string(otel.key("event_name"), &record.event_name);
     }
-    if let Some(scope) = context.scope.filter(|scope| !scope.is_empty()) {
-        otel.insert("scope".to_owned(), Value::Object(scope.clone()));
+    if let Some(scope) = context.scope {
+        otel.key("scope").extend_from_slice(scope);
     }
-    if !otel.is_empty() {
-        metadata.insert("otel".to_owned(), Value::Object(otel));
+    if let Some(otel) = otel.finish_unless_empty() {
+        metadata.key("otel").extend_from_slice(&otel);
     }
-    if let Some(trace_id) = trace_id {
-        metadata.insert("trace_id".to_owned(), Value::String(trace_id));
-        metadata.insert("trace_flags".to_owned(), Value::from(record.flags & 0xff));
+    if let Some(trace_id) = &trace_id {
+        write_string(metadata.key("trace_id"), trace_id);
+        let _ = write!(metadata.key("trace_flags"), "{}", record.flags & 0xff);
     }
-    if let Some(span_id) = span_id {
-        metadata.insert("span_id".to_owned(), Value::String(span_id));
+    if let Some(span_id) = &span_id {
+        write_string(metadata.key("span_id"), span_id);
     }
-
-    Ok(WireEntry {
-        timestamp,
-        service: context.service.to_owned(),
-        level: level.to_owned(),
+    let metadata = metadata
+        .finish_unless_empty()
+        .map(|text| {
+            // The writer's own JSON: valid UTF-8, since every string went through serde_json.
+            String::from_utf8(text)
+                .ok()
+                .and_then(|text| RawValue::from_string(text).ok())
+                .ok_or_else(|| vec!["metadata: could not be written as JSON".to_owned()])
+        })
+        .transpose()?;
+    LogEntry::from_decoded(
+        &timestamp,
+        context.service.to_owned(),
+        level,
         message,
-        metadata: (!metadata.is_empty()).then_some(Value::Object(metadata)),
-    })
+        metadata.as_deref(),
+        limits,
+        now,
+    )
 }
 
 /// The resource's `service.name`, or OTLP's fallback.
@@ -243,66 +300,74 @@ fn id_hex(bytes: &[u8], length: usize) -> Result<Option<String>, String> {
     ))
 }
 
-/// Attributes as one JSON object (a repeated key keeps its last value).
-fn attributes_object(attributes: &[KeyValue]) -> Map<String, Value> {
-    attributes
-        .iter()
-        .map(|pair| {
-            (
-                pair.key.clone(),
-                any_value_json(pair.value.clone().and_then(|value| value.value)),
-            )
-        })
-        .collect()
+/// Attributes as one JSON object (a repeated key is written twice; the stored `jsonb`
+/// keeps the last).
+fn write_attributes(out: &mut Vec<u8>, attributes: &[KeyValue]) {
+    let mut object = JsonObject::new();
+    for pair in attributes {
+        write_any(
+            object.key(&pair.key),
+            pair.value.as_ref().and_then(|value| value.value.as_ref()),
+        );
+    }
+    out.extend_from_slice(&object.finish());
+}
+
+/// `text` as a JSON string.
+fn write_string(out: &mut Vec<u8>, text: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
 }
 
 /// An `AnyValue` as the JSON type it holds: bytes as base64, a double that JSON cannot
 /// hold as its name, an unset value as `null`.
-fn any_value_json(value: Option<any_value::Value>) -> Value {
+fn write_any(out: &mut Vec<u8>, value: Option<&any_value::Value>) {
     match value {
-        None | Some(any_value::Value::StringValueStrindex(_)) => Value::Null,
-        Some(any_value::Value::StringValue(text)) => Value::String(text),
-        Some(any_value::Value::BoolValue(flag)) => Value::Bool(flag),
-        Some(any_value::Value::IntValue(number)) => Value::from(number),
-        Some(any_value::Value::DoubleValue(number)) => Number::from_f64(number)
-            .map(Value::Number)
-            .unwrap_or_else(|| Value::String(number.to_string())),
-        Some(any_value::Value::BytesValue(bytes)) => {
-            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        None | Some(any_value::Value::StringValueStrindex(_)) => out.extend_from_slice(b"null"),
+        Some(any_value::Value::StringValue(text)) => write_string(out, text),
+        Some(any_value::Value::BoolValue(flag)) => {
+            out.extend_from_slice(if *flag { b"true" } else { b"false" })
         }
-        Some(any_value::Value::ArrayValue(array)) => Value::Array(
-            array
-                .values
-                .into_iter()
-                .map(|AnyValue { value }| any_value_json(value))
-                .collect(),
+        Some(any_value::Value::IntValue(number)) => {
+            let _ = write!(out, "{number}");
+        }
+        Some(any_value::Value::DoubleValue(number)) if number.is_finite() => {
+            let _ = serde_json::to_writer(&mut *out, number);
+        }
+        Some(any_value::Value::DoubleValue(number)) => write_string(out, &number.to_string()),
+        Some(any_value::Value::BytesValue(bytes)) => write_string(
+            out,
+            &base64::engine::general_purpose::STANDARD.encode(bytes),
         ),
-        Some(any_value::Value::KvlistValue(list)) => Value::Object(
-            list.values
-                .into_iter()
-                .map(|pair| (pair.key, any_value_json(pair.value.and_then(|v| v.value))))
-                .collect(),
-        ),
+        Some(any_value::Value::ArrayValue(array)) => {
+            out.push(b'[');
+            for (index, item) in array.values.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_any(out, item.value.as_ref());
+            }
+            out.push(b']');
+        }
+        Some(any_value::Value::KvlistValue(list)) => write_attributes(out, &list.values),
     }
 }
 
 /// `exception.stacktrace` as the gem's backtrace: its first lines.
-fn backtrace(value: Value) -> Value {
-    match value {
-        Value::String(text) => Value::Array(
-            text.lines()
-                .map(str::trim_end)
-                .filter(|line| !line.is_empty())
-                .take(BACKTRACE_LINES)
-                .map(|line| Value::String(line.to_owned()))
-                .collect(),
-        ),
-        Value::Array(mut lines) => {
-            lines.truncate(BACKTRACE_LINES);
-            Value::Array(lines)
+fn write_backtrace(out: &mut Vec<u8>, text: &str) {
+    out.push(b'[');
+    let lines = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|line| !line.is_empty())
+        .take(BACKTRACE_LINES);
+    for (index, line) in lines.enumerate() {
+        if index > 0 {
+            out.push(b',');
         }
-        other => other,
+        write_string(out, line);
     }
+    out.push(b']');
 }
 
 #[cfg(test)]
