@@ -79,12 +79,12 @@ RSpec.describe LogIngestion::TraceContext do
         client.log(:info, "inside", { user_id: 7 })
       end
       client.log(:info, "outside")
-      client.recorded_entries.each { |entry| puts entry[:metadata].inspect }
+      client.recorded_entries.each { |entry| puts entry[:metadata].sort.to_h.inspect }
     RUBY
     expect(status).to be_success, err
     expect(out.lines.map(&:chomp)).to eq(
-      ['{"user_id"=>7, "trace_id"=>"5b8efff798038103d269b633813fc60c", "span_id"=>"eee19b7ec3c1b174", "trace_flags"=>1}',
-       "nil"]
+      ['{"span_id"=>"eee19b7ec3c1b174", "trace_flags"=>1, "trace_id"=>"5b8efff798038103d269b633813fc60c", "user_id"=>7}',
+       "{}"]
     )
   end
 end
