@@ -20,8 +20,9 @@ module LogIngestion
   # the client is configured again or the process forks -- so a broken setup costs a
   # log call one Hash lookup, not a failed start each time.
   #
-  # Every entry gets the current request's/job's ids (LogIngestion::Context) added to
-  # its metadata before the metadata_filter runs.
+  # Every entry gets the current request's/job's ids (LogIngestion::Context) and the
+  # current OpenTelemetry span's trace context (LogIngestion::TraceContext, when the app
+  # loaded opentelemetry-api) added to its metadata before the metadata_filter runs.
   class Client
     class << self
       # The metadata_filter of every client whose configuration sets none (nil). The
@@ -127,7 +128,7 @@ module LogIngestion
       if delivery.nil? || @stale
         delivery = current_delivery or return not_taken
       end
-      metadata = Context.merge_into(metadata)
+      metadata = TraceContext.merge_into(Context.merge_into(metadata))
       # Skipped without a filter (the client's or the default one): a log call's Ruby
       # layers cost it more than the native conversion, so each call saved here shows.
       filter = @configuration.metadata_filter || Client.default_metadata_filter
@@ -150,7 +151,7 @@ module LogIngestion
     def send_log(entry, timeout: DEFAULT_SEND_TIMEOUT, retries: true)
       delivery = current_delivery or return nil
       entry = entry.to_h { |key, value| [key.to_sym, value] }
-      entry[:metadata] = filter_metadata(Context.merge_into(entry[:metadata]))
+      entry[:metadata] = filter_metadata(TraceContext.merge_into(Context.merge_into(entry[:metadata])))
       delivery.send_log(entry, timeout, retries: retries)
     rescue LogIngestion::Error => e
       report_failure(:send_log, e)

@@ -41,6 +41,12 @@ struct Reason {
     reason: &'static str,
 }
 
+/// The protocol entries arrived by: `json` (the JSON API) or `otlp` (OTLP/HTTP).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Protocol {
+    protocol: &'static str,
+}
+
 /// A request's method and matched route (a route pattern, never the raw path).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Route {
@@ -66,6 +72,7 @@ pub struct Metrics {
     registry: Registry,
     entries_accepted: Counter,
     entries_rejected: Family<Reason, Counter>,
+    entries_by_protocol: Family<Protocol, Counter>,
     requests_rejected: Family<Reason, Counter>,
     rate_limited: Counter,
     server_busy: Counter,
@@ -116,6 +123,12 @@ impl Default for Metrics {
                 "log_ingestion_entries_rejected",
                 "Entries refused, by reason",
                 entries_rejected,
+            ),
+            entries_by_protocol: register(
+                &mut r,
+                "log_ingestion_entries_by_protocol",
+                "Entries committed to storage, by the protocol they arrived by",
+                Family::default(),
             ),
             requests_rejected: register(
                 &mut r,
@@ -233,6 +246,13 @@ fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, 
 impl Metrics {
     pub fn entries_accepted(&self, count: u64) {
         self.entries_accepted.inc_by(count);
+    }
+
+    /// Entries committed that arrived by `protocol` (`json` or `otlp`).
+    pub fn entries_by_protocol(&self, protocol: &'static str, count: u64) {
+        self.entries_by_protocol
+            .get_or_create(&Protocol { protocol })
+            .inc_by(count);
     }
 
     /// Entries of an otherwise accepted batch that failed validation.

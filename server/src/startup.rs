@@ -459,6 +459,7 @@ fn build_router(state: AppState, read_context: ReadContext) -> Router {
     Router::new()
         .merge(routes::probes_router())
         .merge(ingest::router(state.clone()))
+        .merge(ingest::otlp_router(state.clone()))
         .merge(crate::errors::api::router(
             read_context.clone(),
             state.pool.clone(),

@@ -142,6 +142,7 @@
       q: params.get('q') || '',
       meta: [...params.entries()].filter(([k]) => k.startsWith('meta.')).map(([k, v]) => [k.slice(5), v]),
       request: params.get('request_id') || '',
+      trace: params.get('trace_id') || '',
       live: params.get('live') === '1',
     };
   }
@@ -153,6 +154,7 @@
     if (v.q) params.set('q', v.q);
     for (const [key, value] of v.meta) params.append(`meta.${key}`, value);
     if (v.request) params.set('request_id', v.request);
+    if (v.trace) params.set('trace_id', v.trace);
   }
 
   /** Sets `since`/`until` for a custom range, or the preset under `presetKey`. */
@@ -207,6 +209,8 @@
     $('meta').value = formatMeta(v.meta);
     $('request-filter').hidden = !v.request;
     $('request-filter-id').textContent = v.request;
+    $('trace-filter').hidden = !v.trace;
+    $('trace-filter-id').textContent = v.trace;
     $('live-toggle').checked = v.live;
   }
 
@@ -221,6 +225,7 @@
       q: $('q').value.trim(),
       meta: parseMeta($('meta').value),
       request: view ? view.request : '',
+      trace: view ? view.trace : '',
       live: $('live-toggle').checked,
     };
   }
@@ -378,6 +383,16 @@
       });
       actions.append(caused);
     }
+    const traceId = traceIdOf(log);
+    if (traceId) {
+      const traced = el('button', 'link-button trace-button', `Everything of trace ${traceId}`);
+      traced.type = 'button';
+      traced.addEventListener('click', (event) => {
+        event.stopPropagation();
+        showTrace(traceId);
+      });
+      actions.append(traced);
+    }
     cell.append(actions);
     details.append(cell);
     row.after(details);
@@ -391,10 +406,23 @@
     return [...new Set(ids)];
   }
 
+  /** The entry's OpenTelemetry trace id (32 hex digits, as OTLP senders and the gem set it), or null. */
+  function traceIdOf(log) {
+    const id = (log.metadata || {}).trace_id;
+    return typeof id === 'string' && /^[0-9a-f]{32}$/.test(id) ? id : null;
+  }
+
+  /** Everything of one trace, from every service: `trace_id=` on the query API. */
+  function showTrace(id) {
+    const current = view || readUrl();
+    navigate({ ...current, services: [], levels: [], q: '', meta: [], request: '', trace: id, live: false,
+      range: current.range === 'custom' ? current.range : '30d' });
+  }
+
   /** Everything one request caused, in every process: `request_id=` on the query API. */
   function showRequest(id) {
     const current = view || readUrl();
-    navigate({ ...current, services: [], levels: [], q: '', meta: [], request: id, live: false,
+    navigate({ ...current, services: [], levels: [], q: '', meta: [], request: id, trace: '', live: false,
       range: current.range === 'custom' ? current.range : '30d' });
   }
 
@@ -707,6 +735,7 @@
     });
     $('forget-key').addEventListener('click', () => forgetKey());
     $('request-filter-clear').addEventListener('click', () => navigate({ ...(view || readUrl()), request: '' }));
+    $('trace-filter-clear').addEventListener('click', () => navigate({ ...(view || readUrl()), trace: '' }));
     $('range').addEventListener('change', () => {
       const custom = $('range').value === 'custom';
       showCustomRange(custom);

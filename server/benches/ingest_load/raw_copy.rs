@@ -4,14 +4,18 @@
 use std::time::Instant;
 
 use log_ingestion_server::config::comma_list;
+use log_ingestion_server::config::EntryLimits;
+use log_ingestion_server::domain::LogEntry;
+use log_ingestion_server::errors::fingerprint::fingerprint;
 use log_ingestion_server::storage::copy_field;
+use log_ingestion_server::storage::trace_fields;
 use log_ingestion_server::storage::declared_keys::DeclaredKeys;
 use log_ingestion_test_support::Latencies;
 use log_ingestion_wire::WireEntry;
 use sqlx::PgConnection;
 
 use crate::report::{CpuSnapshot, PhaseReport};
-use crate::Result;
+use crate::{BenchError, Result};
 
 /// The metadata keys the server declares (`LOG_INGESTION_DECLARED_KEYS` or its older name, which
 /// the server inherits from this process): the raw COPY writes their columns too, as
@@ -30,6 +34,7 @@ pub(crate) fn copy_text(entries: &[WireEntry], declared: &DeclaredKeys) -> Resul
     pub(crate) const CHUNK: usize = 1 << 20;
     let mut chunks = Vec::new();
     let mut buf = Vec::with_capacity(CHUNK + 4096);
+    let now = chrono::Utc::now();
     for entry in entries {
         let metadata = match &entry.metadata {
             Some(m) => serde_json::to_string(m)?,
@@ -50,6 +55,15 @@ pub(crate) fn copy_text(entries: &[WireEntry], declared: &DeclaredKeys) -> Resul
             }
             copy_field::push_field(&mut buf, field);
         }
+        // The error fingerprint the server writes with the row (the same rule).
+        buf.push(b'\t');
+        let parsed = LogEntry::parse(entry.clone(), &EntryLimits::default(), now)
+            .map_err(|problems| BenchError::Setup(format!("entry: {}", problems.join("; "))))?;
+        match fingerprint(&parsed) {
+            Some(error) => copy_field::push_field(&mut buf, &error.fingerprint),
+            None => buf.extend_from_slice(b"\\N"),
+        }
+        trace_fields::push_fields(&mut buf, Some(&metadata));
         declared.push_fields(&mut buf, Some(&metadata));
         buf.push(b'\n');
         if buf.len() >= CHUNK {

@@ -63,6 +63,35 @@ impl<'a> LogEntry<'a> {
         Self::validate(fields, limits, now)
     }
 
+    /// Validates an entry another protocol decoded (OTLP): the same rules as
+    /// [`LogEntry::from_json`], with the metadata as the JSON text it wrote. Service and
+    /// message are decoded text, never taken as plain.
+    pub fn from_decoded(
+        timestamp: &str,
+        service: String,
+        level: &str,
+        message: String,
+        metadata: Option<&RawValue>,
+        limits: &EntryLimits,
+        now: DateTime<Utc>,
+    ) -> Result<LogEntry<'static>, Vec<String>> {
+        let fields = EntryFields {
+            timestamp: Cow::Borrowed(timestamp),
+            service: Cow::Owned(service),
+            level: Cow::Borrowed(level),
+            message: Cow::Owned(message),
+            metadata,
+        };
+        let entry = LogEntry::validate(fields, limits, now)?;
+        Ok(LogEntry {
+            timestamp: entry.timestamp,
+            service: Cow::Owned(entry.service.into_owned()),
+            level: entry.level,
+            message: Cow::Owned(entry.message.into_owned()),
+            metadata: entry.metadata,
+        })
+    }
+
     /// Validates an owned, decoded entry (the same rules as [`LogEntry::from_json`];
     /// its metadata is encoded once to be read as `from_json` reads it).
     pub fn parse(

@@ -38,6 +38,8 @@ const GZIP_DECODER_BYTES: usize = 64 * 1024;
 pub enum BodyFormat {
     Json,
     Ndjson,
+    /// OTLP's protobuf (`application/x-protobuf`), read by `otlp`.
+    Protobuf,
 }
 
 /// Which formats a route takes.
@@ -45,6 +47,8 @@ pub enum BodyFormat {
 pub enum Accepts {
     JsonOnly,
     JsonOrNdjson,
+    /// OTLP/HTTP: protobuf or JSON.
+    Otlp,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -262,6 +266,7 @@ fn body_format(headers: &HeaderMap, accepts: Accepts) -> Result<BodyFormat, ApiE
     let expected = match accepts {
         Accepts::JsonOnly => "application/json",
         Accepts::JsonOrNdjson => "application/json or application/x-ndjson",
+        Accepts::Otlp => "application/x-protobuf or application/json",
     };
     let raw = headers
         .get(header::CONTENT_TYPE)
@@ -277,6 +282,9 @@ fn body_format(headers: &HeaderMap, accepts: Accepts) -> Result<BodyFormat, ApiE
         ("application/json", _) => Ok(BodyFormat::Json),
         ("application/x-ndjson" | "application/ndjson", Accepts::JsonOrNdjson) => {
             Ok(BodyFormat::Ndjson)
+        }
+        ("application/x-protobuf" | "application/protobuf", Accepts::Otlp) => {
+            Ok(BodyFormat::Protobuf)
         }
         _ => Err(ApiError::UnsupportedContentType { got: raw, expected }),
     }
@@ -444,6 +452,10 @@ pub fn batch_entries(payload: &Payload, max: usize) -> Result<Vec<&RawValue>, Ap
                 Err(error) => Err(ApiError::from_json(&error)),
             }
         }
+        BodyFormat::Protobuf => Err(ApiError::UnsupportedContentType {
+            got: "application/x-protobuf".to_owned(),
+            expected: "application/json or application/x-ndjson",
+        }),
         BodyFormat::Ndjson => {
             let lines = || {
                 payload

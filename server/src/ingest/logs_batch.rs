@@ -9,12 +9,15 @@ use chrono::Utc;
 use log_ingestion_wire::{BatchResponse, EntryError};
 
 use super::decode::{batch_entries, Accepts, Payload};
-use super::pipeline::{acknowledge, receive, Validated};
+use super::pipeline::{acknowledge, receive, Validated, REPLAYED_HEADER};
 use super::rows::Rows;
 use crate::config::EntryLimits;
 use crate::domain::LogEntry;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The protocol label of the JSON API's entries in `/metrics`.
+const PROTOCOL: &str = "json";
 
 /// Body -> entries -> rows -> group commit -> ack (auth and the rate limit ran before).
 pub async fn ingest_batch(
@@ -27,7 +30,12 @@ pub async fn ingest_batch(
     let validated = received
         .validate(move |payload, rows| validate_batch(payload, &limits, max, rows))
         .await?;
-    acknowledge(&state, validated, StatusCode::OK).await
+    let stored = validated.entry_count() as u64;
+    let response = acknowledge(&state, validated, StatusCode::OK).await?;
+    if !response.headers().contains_key(REPLAYED_HEADER) {
+        state.metrics.entries_by_protocol(PROTOCOL, stored);
+    }
+    Ok(response)
 }
 
 /// Splits the batch and validates every entry: each valid one is written to `rows`

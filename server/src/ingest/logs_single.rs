@@ -7,12 +7,15 @@ use chrono::Utc;
 use log_ingestion_wire::SingleResponse;
 
 use super::decode::{single_entry, Accepts, Payload};
-use super::pipeline::{acknowledge, receive, Validated};
+use super::pipeline::{acknowledge, receive, Validated, REPLAYED_HEADER};
 use super::rows::Rows;
 use crate::config::EntryLimits;
 use crate::domain::LogEntry;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The protocol label of the JSON API's entries in `/metrics`.
+const PROTOCOL: &str = "json";
 
 /// Body -> entry -> row -> group commit -> ack (auth and the rate limit ran before).
 pub async fn ingest_single(
@@ -24,7 +27,12 @@ pub async fn ingest_single(
     let validated = received
         .validate(move |payload, rows| validate_single(payload, &limits, rows))
         .await?;
-    acknowledge(&state, validated, StatusCode::CREATED).await
+    let stored = validated.entry_count() as u64;
+    let response = acknowledge(&state, validated, StatusCode::CREATED).await?;
+    if !response.headers().contains_key(REPLAYED_HEADER) {
+        state.metrics.entries_by_protocol(PROTOCOL, stored);
+    }
+    Ok(response)
 }
 
 /// The one entry, valid and written to `rows`, or a 400 listing its problems.

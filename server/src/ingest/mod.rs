@@ -4,9 +4,9 @@
 //! `rate_limit`, whose fleet split is `rate_limit_sharing`), the body read within the
 //! in-flight budget (`inflight`) and decoded (`decode`), its entries validated
 //! (`domain::LogEntry`) and written as rows (`rows`), then group commit and the answer
-//! (`pipeline`, which the handlers `logs_single` and `logs_batch` call in order). The
-//! text of client-facing errors is `client_text`'s. It never reads stored logs back:
-//! that is `read`.
+//! (`pipeline`, which the handlers `logs_single` and `logs_batch` call in order;
+//! OpenTelemetry's OTLP/HTTP logs are `otlp`'s). The text of client-facing errors is
+//! `client_text`'s. It never reads stored logs back: that is `read`.
 
 mod admission;
 pub mod client_text;
@@ -15,6 +15,7 @@ pub mod decode;
 pub mod inflight;
 mod logs_batch;
 mod logs_single;
+pub mod otlp;
 mod pipeline;
 pub mod rate_limit;
 pub mod rate_limit_sharing;
@@ -41,4 +42,21 @@ pub fn router(state: AppState) -> Router<AppState> {
             state,
             admission::require_api_key,
         ))
+}
+
+/// OpenTelemetry's OTLP/HTTP logs (`otlp`): the same key check and rate limit, with
+/// every refusal put in OTLP's contract by the outermost layer.
+pub fn otlp_router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route(otlp::LOGS_PATH, post(otlp::export_logs))
+        .route(otlp::PREFIXED_LOGS_PATH, post(otlp::export_logs))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::enforce_rate_limit,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            admission::require_api_key,
+        ))
+        .route_layer(axum::middleware::from_fn(otlp::otlp_refusals))
 }

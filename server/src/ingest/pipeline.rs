@@ -52,6 +52,18 @@ pub struct ValidatedRequest<B> {
     permit: InflightPermit,
 }
 
+impl<B> ValidatedRequest<B> {
+    /// The route's answer, to send once the entries are committed.
+    pub fn answer(&self) -> &B {
+        &self.validated.answer
+    }
+
+    /// How many entries are to be stored.
+    pub fn entry_count(&self) -> usize {
+        self.rows.len()
+    }
+}
+
 /// Reads and decodes an ingest request's body, in a format `accepts` allows, within
 /// the body cap and the in-flight budget.
 pub async fn receive(

@@ -17,6 +17,8 @@
 //!   -- the expression the `logs_request` index holds.
 //! - `fingerprint`: one or several error fingerprints (entries of those error groups;
 //!   the `logs_fingerprint` index).
+//! - `trace_id` / `span_id`: the entries of one trace or span (32 or 16 hex digits, any
+//!   case), by their columns' indexes (`storage::trace_fields`).
 
 use std::borrow::Cow;
 
@@ -28,6 +30,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::time_bounds;
 use crate::storage::declared_keys::{self, indexed_text, Scalar};
+use crate::storage::trace_fields::{self, SPAN_ID_DIGITS, TRACE_ID_DIGITS};
 
 const MAX_SERVICES: usize = 100;
 const MAX_FINGERPRINTS: usize = 100;
@@ -234,6 +237,17 @@ impl Params {
     }
 }
 
+/// The id `name` names, lowercased: `digits` hex digits, or a problem.
+fn parse_id(params: &mut Params, name: &str, digits: usize) -> Option<String> {
+    let id = params.one(name)?.to_ascii_lowercase();
+    if trace_fields::is_id(&id, digits) {
+        Some(id)
+    } else {
+        params.problem(format!("{name}: must be {digits} hexadecimal digits"));
+        None
+    }
+}
+
 /// What to select, valid by construction.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogFilter {
@@ -250,6 +264,9 @@ pub struct LogFilter {
     pub request_id: Option<String>,
     /// Error entries with one of these fingerprints.
     pub fingerprints: Vec<String>,
+    /// Entries of this trace, and of this span (lowercase hex).
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
     /// `(key, texts)` of `meta.KEY=VALUE` filters on declared keys
     /// (`storage::declared_keys`): also written as `meta_KEY = ANY(texts)` (the
     /// indexed texts of the filter's alternatives), which the key's index and
@@ -296,6 +313,8 @@ impl LogFilter {
             }
         });
         let fingerprints = parse_fingerprints(params);
+        let trace_id = parse_id(params, "trace_id", TRACE_ID_DIGITS);
+        let span_id = parse_id(params, "span_id", SPAN_ID_DIGITS);
         LogFilter {
             services,
             levels,
@@ -305,6 +324,8 @@ impl LogFilter {
             metadata,
             request_id,
             fingerprints,
+            trace_id,
+            span_id,
             indexed_metadata: Vec::new(),
         }
     }
@@ -386,6 +407,12 @@ impl LogFilter {
                     .push_bind(many.to_vec())
                     .push(")");
             }
+        }
+        if let Some(trace_id) = &self.trace_id {
+            sql.push(" AND trace_id = ").push_bind(trace_id.clone());
+        }
+        if let Some(span_id) = &self.span_id {
+            sql.push(" AND span_id = ").push_bind(span_id.clone());
         }
         for (key, texts) in &self.indexed_metadata {
             sql.push(" AND ").push(declared_keys::column(key));

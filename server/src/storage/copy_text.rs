@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::copy_field::{push_field, push_timestamp, unescape_field};
 use super::declared_keys::DeclaredKeys;
 use super::error_groups::ErrorTally;
+use super::trace_fields;
 use crate::domain::LogEntry;
 use crate::errors::fingerprint::fingerprint;
 
@@ -75,7 +76,7 @@ impl CopyRows {
     }
 
     /// The same rows with a field per key of `declared` instead of the keys they were
-    /// built for (the declared keys changed while they waited): each row's own five
+    /// built for (the declared keys changed while they waited): each row's own
     /// fields are kept as they are, the declared keys' fields are made again from its
     /// stored metadata.
     pub fn for_keys(&self, declared: Arc<DeclaredKeys>) -> CopyRows {
@@ -104,9 +105,9 @@ impl CopyRows {
 }
 
 /// The fields of a row before the declared keys': timestamp, service, level, message,
-/// metadata, fingerprint.
-const OWN_FIELDS: usize = 6;
-/// Which of them is the metadata.
+/// metadata, fingerprint, and the trace context's.
+const OWN_FIELDS: usize = 6 + trace_fields::FIELDS;
+/// Where the metadata is among them.
 const METADATA_FIELD: usize = 4;
 
 /// Appends one row for `entry` to `out`, with its error `fingerprint` (hex digits: nothing
@@ -134,7 +135,9 @@ fn push_row(
         Some(fingerprint) => push_field(out, fingerprint),
         None => out.extend_from_slice(b"\\N"),
     }
-    declared.push_fields(out, entry.metadata().map(|metadata| metadata.as_json()));
+    let metadata = entry.metadata().map(|metadata| metadata.as_json());
+    trace_fields::push_fields(out, metadata);
+    declared.push_fields(out, metadata);
     out.push(b'\n');
 }
 
@@ -172,19 +175,19 @@ mod tests {
             rows.data.extend_from_slice(message.as_bytes());
             rows.data.push(b'\t');
             rows.data.extend_from_slice(&escaped);
-            rows.data.extend_from_slice(b"\t\\N\t7\n");
+            rows.data.extend_from_slice(b"\t\\N\t\\N\t\\N\t\\N\t7\n");
             rows.count += 1;
         }
         rows.data.extend_from_slice(
-            b"2026-01-01 00:00:00.000000+00\tsvc\tERROR\tnone\t\\N\tf00d\t\\N\n",
+            b"2026-01-01 00:00:00.000000+00\tsvc\tERROR\tnone\t\\N\tf00d\t\\N\t\\N\t\\N\t\\N\n",
         );
         rows.count += 1;
 
         let rebuilt = rows.for_keys(keys(&["k"]));
         let expected = format!(
-            "2026-01-01 00:00:00.000000+00\tsvc\tINFO\tone\\ttab\t{escaped}\t\\N\ta\\tb\n\
-             2026-01-01 00:00:00.000000+00\tsvc\tINFO\ttwo\t{escaped}\t\\N\ta\\tb\n\
-             2026-01-01 00:00:00.000000+00\tsvc\tERROR\tnone\t\\N\tf00d\t\\N\n",
+            "2026-01-01 00:00:00.000000+00\tsvc\tINFO\tone\\ttab\t{escaped}\t\\N\t\\N\t\\N\t\\N\ta\\tb\n\
+             2026-01-01 00:00:00.000000+00\tsvc\tINFO\ttwo\t{escaped}\t\\N\t\\N\t\\N\t\\N\ta\\tb\n\
+             2026-01-01 00:00:00.000000+00\tsvc\tERROR\tnone\t\\N\tf00d\t\\N\t\\N\t\\N\t\\N\n",
             escaped = String::from_utf8(escaped.clone()).unwrap()
         );
         assert_eq!(String::from_utf8_lossy(rebuilt.as_bytes()), expected);
@@ -247,8 +250,7 @@ mod tests {
             expected.push(b'\t');
             let metadata = entry.metadata().map(|m| m.as_json()).unwrap_or_default();
             push_field(&mut expected, metadata);
-            expected.extend_from_slice(b"\t\\N");
-            expected.push(b'\n');
+            expected.extend_from_slice(b"\t\\N\t\\N\t\\N\t\\N\n");
             proptest::prop_assert_eq!(
                 String::from_utf8_lossy(rows.as_bytes()),
                 String::from_utf8_lossy(&expected)

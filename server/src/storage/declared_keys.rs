@@ -229,8 +229,9 @@ impl DeclaredKeys {
             .collect();
         DeclaredKeys {
             copy_statement: format!(
-                "COPY logs (timestamp, service, level, message, metadata, fingerprint\
-                 {column_list}) FROM STDIN (FORMAT text)"
+                "COPY logs (timestamp, service, level, message, metadata, fingerprint, {}\
+                 {column_list}) FROM STDIN (FORMAT text)",
+                super::trace_fields::COLUMNS
             ),
             column_list,
             keys: unique,
@@ -747,8 +748,8 @@ mod tests {
         assert_eq!(declared.keys(), ["user_id", "Req"]);
         assert_eq!(
             declared.copy_statement(),
-            "COPY logs (timestamp, service, level, message, metadata, fingerprint, \
-             \"meta_user_id\", \"meta_Req\") FROM STDIN (FORMAT text)"
+            "COPY logs (timestamp, service, level, message, metadata, fingerprint, trace_id, \
+             span_id, trace_flags, \"meta_user_id\", \"meta_Req\") FROM STDIN (FORMAT text)"
         );
     }
 }

@@ -21,6 +21,7 @@ pub mod schema;
 pub mod setting;
 pub mod timescale;
 pub mod trigram_index;
+pub mod trace_fields;
 pub mod write_health;
 
 use std::fmt;

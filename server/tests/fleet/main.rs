@@ -7,6 +7,7 @@
 //! (`rake compile`). The fleet benchmark is `benches/fleet_throughput.rs`.
 
 mod ingest;
+mod otlp;
 mod rate_limits;
 mod replica_conflicts;
 mod replica_reads;

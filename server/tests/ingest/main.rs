@@ -18,6 +18,7 @@ mod idempotency;
 mod inflight;
 mod instance_id;
 mod metrics_exposition;
+mod otlp;
 mod process;
 mod rate_limit;
 mod single;
