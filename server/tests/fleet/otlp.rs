@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use crate::harness::Fleet;
+use log_ingestion_test_support::fleet::Fleet;
 
 const CLIENTS: usize = 6;
 const BATCHES: usize = 20;
