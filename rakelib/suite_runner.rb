@@ -4,8 +4,8 @@
 # (suites of one lane in order, lanes at the same time: PostgreSQL-bound suites beside
 # CPU-bound ones), after the builds they need ran once; each suite's output goes to
 # tmp/test-logs/NAME.log and is printed when the suite fails; a table of wall and CPU time per
-# suite ends every run, a failed one too. `SERIAL=1` runs everything in this process, one
-# suite after another, output on the terminal.
+# suite ends every run, a failed one too. `LANES=N` runs at most N lanes at a time; `SERIAL=1`
+# runs everything in this process, one suite after another, output on the terminal.
 #
 # Owns: the suite registry (`SuiteRunner.suite`, which the Rakefile calls), the lanes, the
 # logs and the table. What a suite runs is the Rakefile's.
@@ -142,8 +142,16 @@ module SuiteRunner
     end
     lanes = selected.group_by(&:lane).sort_by(&:first)
     say "#{lanes.size} lanes: #{lanes.map { |lane, suites| "#{lane}: #{suites.map(&:name).join(' → ')}" }.join('; ')}"
+    # LANES=N: at most N lanes at a time (a busy machine), the next lane starting when one ends.
+    slots = Queue.new
+    Integer(ENV.fetch("LANES", lanes.size.to_s)).clamp(1, lanes.size).times { slots << true }
     done = lanes.map do |lane, suites|
-      Thread.new { suites.map { |suite| child("test:#{suite.name}", suite.name, lane) } }
+      Thread.new do
+        slot = slots.pop
+        suites.map { |suite| child("test:#{suite.name}", suite.name, lane) }
+      ensure
+        slots << slot
+      end
     end.flat_map(&:value)
     rows.concat(done)
     print_failed_logs(done)
