@@ -57,7 +57,7 @@ pub struct Settings {
 }
 
 /// How instances of a fleet agree on each key's shares of its rate (see
-/// `rate_limit_sharing`): which PostgreSQL holds the shared state, how often each
+/// `ingest::rate_limit_sharing`): which PostgreSQL holds the shared state, how often each
 /// instance syncs, and how long one sync may take before the instance falls back to
 /// its own local limit.
 #[derive(Clone)]
@@ -586,7 +586,7 @@ impl<'a> Environment<'a> {
         match T::parse(&text) {
             Some(value) => Some(value),
             None => {
-                let quoted = crate::client_text::quoted(&text);
+                let quoted = crate::ingest::client_text::quoted(&text);
                 self.problem(name, format_args!("must be {} (got {quoted})", T::EXPECTED));
                 None
             }

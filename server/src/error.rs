@@ -8,7 +8,7 @@ use axum::Json;
 use log_ingestion_wire::ErrorBody;
 use serde_json::{json, Value};
 
-use crate::client_text;
+use crate::ingest::client_text;
 
 /// Put on every error response so the request metrics can count it by reason.
 #[derive(Debug, Clone, Copy)]
@@ -221,8 +221,8 @@ impl ApiError {
     }
 }
 
-impl From<crate::inflight::BudgetExhausted> for ApiError {
-    fn from(_: crate::inflight::BudgetExhausted) -> Self {
+impl From<crate::ingest::inflight::BudgetExhausted> for ApiError {
+    fn from(_: crate::ingest::inflight::BudgetExhausted) -> Self {
         ApiError::ServerBusy
     }
 }

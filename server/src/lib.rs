@@ -4,17 +4,13 @@
 //! only reads configuration and runs it.
 
 pub mod auth;
-pub mod client_text;
 pub mod config;
-pub mod connections;
-pub mod decode;
 pub mod domain;
 pub mod error;
-pub mod inflight;
+pub mod errors;
+pub mod ingest;
 pub mod instance;
 pub mod metrics;
-pub mod rate_limit;
-pub mod rate_limit_sharing;
 pub mod read;
 pub mod routes;
 pub mod startup;
@@ -52,13 +48,21 @@ mod layering {
             "axum::middleware",
             "axum::extract",
         ];
-        assert_never_uses("auth.rs", include_str!("auth.rs"), &http_side);
+        assert_never_uses("auth/mod.rs", include_str!("auth/mod.rs"), &http_side);
         // A refusal becomes an HTTP answer at the caller (`routes::middleware`, `read::auth`).
-        assert_never_uses("auth.rs", include_str!("auth.rs"), &["crate::error"]);
-        assert_never_uses("rate_limit.rs", include_str!("rate_limit.rs"), &http_side);
         assert_never_uses(
-            "rate_limit.rs",
-            include_str!("rate_limit.rs"),
+            "auth/mod.rs",
+            include_str!("auth/mod.rs"),
+            &["crate::error"],
+        );
+        assert_never_uses(
+            "ingest/rate_limit.rs",
+            include_str!("ingest/rate_limit.rs"),
+            &http_side,
+        );
+        assert_never_uses(
+            "ingest/rate_limit.rs",
+            include_str!("ingest/rate_limit.rs"),
             &["crate::error", "crate::auth"],
         );
     }

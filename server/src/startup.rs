@@ -2,7 +2,7 @@
 //! changes no existing schema), storage mode, the declared keys' refresh, retention, the
 //! policy-job watcher (TimescaleDB), the group committer, the router, the listener and
 //! the connections it accepts (each with a bounded read buffer and a header read
-//! timeout, within the connection caps of `connections`). Tests call
+//! timeout, within the connection caps of `ingest::connections`). Tests call
 //! `Application::build` exactly as `main` does. It owns the background tasks it starts
 //! ([`OwnedTask`]: aborted when the application is dropped, so a build that fails, or
 //! an application never run, leaves none behind) and the shutdown sequence: stop
@@ -27,11 +27,11 @@ use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{ConnectionSettings, Settings};
-use crate::connections::{ConnectionBudget, ConnectionSlot, UNAUTHENTICATED_EVICTED};
-use crate::inflight::InflightBudget;
+use crate::ingest::connections::{ConnectionBudget, ConnectionSlot, UNAUTHENTICATED_EVICTED};
+use crate::ingest::inflight::InflightBudget;
+use crate::ingest::rate_limit::ApiRateLimiter;
+use crate::ingest::rate_limit_sharing;
 use crate::metrics::Metrics;
-use crate::rate_limit::ApiRateLimiter;
-use crate::rate_limit_sharing;
 use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
 use crate::state::AppState;
@@ -398,7 +398,7 @@ async fn serve_admitted(
 }
 
 /// With `LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`, the task that keeps this instance's
-/// shares of each key's limit (see `rate_limit_sharing`).
+/// shares of each key's limit (see `ingest::rate_limit_sharing`).
 fn spawn_rate_limit_sharing(
     settings: &Settings,
     limiter: &Arc<ApiRateLimiter>,

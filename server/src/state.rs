@@ -7,9 +7,9 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::config::Settings;
-use crate::inflight::InflightBudget;
+use crate::ingest::inflight::InflightBudget;
+use crate::ingest::rate_limit::ApiRateLimiter;
 use crate::metrics::Metrics;
-use crate::rate_limit::ApiRateLimiter;
 use crate::storage::declared_indexes::LiveDeclaredKeys;
 use crate::storage::policy_jobs::PolicyJobs;
 use crate::storage::write_health::WriteHealth;

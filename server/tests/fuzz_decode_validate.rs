@@ -23,12 +23,12 @@ use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
 use log_ingestion_server::config::{BodyReadSettings, EntryLimits};
-use log_ingestion_server::decode::{
-    batch_entries, single_entry, Accepts, BodyFormat, BodyReader, Payload,
-};
 use log_ingestion_server::domain::{LogEntry, FILTERED};
 use log_ingestion_server::error::ApiError;
-use log_ingestion_server::inflight::InflightBudget;
+use log_ingestion_server::ingest::decode::{
+    batch_entries, single_entry, Accepts, BodyFormat, BodyReader, Payload,
+};
+use log_ingestion_server::ingest::inflight::InflightBudget;
 use log_ingestion_wire::{BatchResponse, ErrorBody, Level, SingleResponse, WireEntry};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -12,8 +12,8 @@ use serde_json::value::RawValue;
 
 use super::metadata::Metadata;
 use super::text::{is_plain, storable_json_text};
-use crate::client_text::{describe_json_error, quoted, truncated, MAX_QUOTED_CHARS};
 use crate::config::EntryLimits;
+use crate::ingest::client_text::{describe_json_error, quoted, truncated, MAX_QUOTED_CHARS};
 
 const MAX_SERVICE_CHARS: usize = 255;
 

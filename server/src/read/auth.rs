@@ -17,8 +17,8 @@ use log_ingestion_wire::API_KEY_HEADER;
 
 use crate::auth::identify;
 use crate::config::{ApiKey, ApiKeys};
-use crate::connections::ConnectionTrust;
 use crate::error::ApiError;
+use crate::ingest::connections::ConnectionTrust;
 
 /// The admin keys. May be empty: then every read request is refused, the safe default
 /// for a server configured for ingestion only. The ingestion keys are known too, only

@@ -10,8 +10,8 @@ use axum::Json;
 use log_ingestion_wire::ErrorBody;
 use serde_json::json;
 
-use crate::client_text;
 use crate::error::{ApiError, RejectionReason};
+use crate::ingest::client_text;
 
 /// PostgreSQL's `query_canceled`: a `statement_timeout` (or a cancel) ended the query.
 const QUERY_CANCELED: &str = "57014";

@@ -86,7 +86,10 @@ fn metadata_nesting_problem(path: &str, value: &str, max: usize) -> Option<Strin
     (depth > max).then(|| {
         format!(
             "meta.{}: nested {depth} levels deep (path and value), at most {max} allowed",
-            crate::client_text::truncated(path, crate::client_text::MAX_QUOTED_CHARS)
+            crate::ingest::client_text::truncated(
+                path,
+                crate::ingest::client_text::MAX_QUOTED_CHARS
+            )
         )
     })
 }

@@ -160,9 +160,9 @@ fn params_from(query: QueryPairs) -> Result<filters::Params, error::ReadError> {
         Ok(axum::extract::Query(pairs)) => Ok(filters::Params::new(pairs)),
         Err(rejection) => Err(error::ReadError::invalid(format!(
             "the query string cannot be decoded: {}",
-            crate::client_text::truncated(
+            crate::ingest::client_text::truncated(
                 &rejection.body_text(),
-                crate::client_text::MAX_MESSAGE_BYTES
+                crate::ingest::client_text::MAX_MESSAGE_BYTES
             )
         ))),
     }

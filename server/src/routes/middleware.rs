@@ -13,9 +13,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::auth::{identify, Caller, KeyRefusal};
-use crate::connections::ConnectionTrust;
 use crate::error::{ApiError, RejectionReason};
-use crate::rate_limit::RateLimited;
+use crate::ingest::connections::ConnectionTrust;
+use crate::ingest::rate_limit::RateLimited;
 use crate::state::AppState;
 
 impl From<KeyRefusal> for ApiError {
@@ -34,7 +34,7 @@ impl From<RateLimited> for ApiError {
 }
 
 /// 401 unless the request carries a configured API key; otherwise attaches the
-/// [`Caller`] and marks the connection as authenticated (see `connections`).
+/// [`Caller`] and marks the connection as authenticated (see `ingest::connections`).
 pub async fn require_api_key(
     State(state): State<AppState>,
     mut request: Request,

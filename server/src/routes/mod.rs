@@ -4,9 +4,6 @@
 //! never start background work.
 
 mod health;
-mod ingest;
-mod logs_batch;
-mod logs_single;
 mod metrics;
 mod middleware;
 mod unknown_api;
@@ -15,6 +12,7 @@ use axum::routing::{any, get, post};
 use axum::Router;
 use log_ingestion_wire::{BATCH_PATH, HEALTH_PATH, SINGLE_PATH};
 
+use crate::ingest::{logs_batch, logs_single};
 use crate::state::AppState;
 
 pub use middleware::record_request_metrics;

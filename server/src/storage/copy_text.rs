@@ -1,14 +1,17 @@
 //! Encodes entries as rows of PostgreSQL's text `COPY` format. It never decides what
 //! is valid: entries arrive valid and NUL-free from `domain`, which also says which
 //! text is plain (no backslash, no control character: nothing to escape), copied as it
-//! is without a scan.
+//! is without a scan. Each error entry's fingerprint (`errors::fingerprint`) is written
+//! with its row and tallied for its group (`error_groups`).
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use super::declared_indexes::DeclaredKeys;
+use super::error_groups::ErrorTally;
 use crate::domain::LogEntry;
+use crate::errors::fingerprint::fingerprint;
 
 /// Rows of the text `COPY` format, one per valid entry: a request's entries are
 /// written here as soon as they are validated, straight from the borrowed body, and the
@@ -19,6 +22,7 @@ pub struct CopyRows {
     data: Vec<u8>,
     count: usize,
     declared: Arc<DeclaredKeys>,
+    errors: ErrorTally,
 }
 
 impl CopyRows {
@@ -28,7 +32,13 @@ impl CopyRows {
             data: Vec::with_capacity(bytes),
             count: 0,
             declared,
+            errors: ErrorTally::default(),
         }
+    }
+
+    /// The error occurrences among these rows, by group.
+    pub fn errors(&self) -> &ErrorTally {
+        &self.errors
     }
 
     /// The declared keys these rows have fields for.
@@ -37,7 +47,16 @@ impl CopyRows {
     }
 
     pub fn push(&mut self, entry: &LogEntry<'_>) {
-        push_row(&mut self.data, entry, &self.declared);
+        let error = fingerprint(entry);
+        push_row(
+            &mut self.data,
+            entry,
+            error.as_ref().map(|error| error.fingerprint.as_str()),
+            &self.declared,
+        );
+        if let Some(error) = error {
+            self.errors.add(entry.service(), error, entry.timestamp());
+        }
         self.count += 1;
     }
 
@@ -69,7 +88,7 @@ impl CopyRows {
             let own: Vec<&[u8]> = row.split(|&byte| byte == b'\t').take(OWN_FIELDS).collect();
             data.extend_from_slice(&own.join(&b'\t'));
             let metadata = own
-                .get(OWN_FIELDS - 1)
+                .get(METADATA_FIELD)
                 .filter(|field| **field != b"\\N")
                 .map(|field| unescape_field(field));
             declared.push_fields(&mut data, metadata.as_deref());
@@ -79,13 +98,16 @@ impl CopyRows {
             data,
             count: self.count,
             declared,
+            errors: self.errors.clone(),
         }
     }
 }
 
 /// The fields of a row before the declared keys': timestamp, service, level, message,
-/// metadata.
-const OWN_FIELDS: usize = 5;
+/// metadata, fingerprint.
+const OWN_FIELDS: usize = 6;
+/// Which of them is the metadata.
+const METADATA_FIELD: usize = 4;
 
 /// The text of one field as [`push_field`] escaped it.
 fn unescape_field(field: &[u8]) -> String {
@@ -107,8 +129,14 @@ fn unescape_field(field: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Appends one row for `entry` to `out`, with a field per key of `declared`.
-fn push_row(out: &mut Vec<u8>, entry: &LogEntry<'_>, declared: &DeclaredKeys) {
+/// Appends one row for `entry` to `out`, with its error `fingerprint` (hex digits: nothing
+/// to escape) and a field per key of `declared`.
+fn push_row(
+    out: &mut Vec<u8>,
+    entry: &LogEntry<'_>,
+    fingerprint: Option<&str>,
+    declared: &DeclaredKeys,
+) {
     push_timestamp(out, entry.timestamp());
     out.push(b'\t');
     push_text(out, entry.service(), entry.service_is_plain());
@@ -119,6 +147,11 @@ fn push_row(out: &mut Vec<u8>, entry: &LogEntry<'_>, declared: &DeclaredKeys) {
     out.push(b'\t');
     match entry.metadata() {
         Some(metadata) => push_text(out, metadata.as_json(), metadata.is_plain()),
+        None => out.extend_from_slice(b"\\N"),
+    }
+    out.push(b'\t');
+    match fingerprint {
+        Some(fingerprint) => push_field(out, fingerprint),
         None => out.extend_from_slice(b"\\N"),
     }
     declared.push_fields(out, entry.metadata().map(|metadata| metadata.as_json()));
@@ -237,18 +270,19 @@ mod tests {
             rows.data.extend_from_slice(message.as_bytes());
             rows.data.push(b'\t');
             rows.data.extend_from_slice(&escaped);
-            rows.data.extend_from_slice(b"\t7\n");
+            rows.data.extend_from_slice(b"\t\\N\t7\n");
             rows.count += 1;
         }
-        rows.data
-            .extend_from_slice(b"2026-01-01 00:00:00.000000+00\tsvc\tINFO\tnone\t\\N\t\\N\n");
+        rows.data.extend_from_slice(
+            b"2026-01-01 00:00:00.000000+00\tsvc\tERROR\tnone\t\\N\tf00d\t\\N\n",
+        );
         rows.count += 1;
 
         let rebuilt = rows.for_keys(keys(&["k"]));
         let expected = format!(
-            "2026-01-01 00:00:00.000000+00\tsvc\tINFO\tone\\ttab\t{escaped}\ta\\tb\n\
-             2026-01-01 00:00:00.000000+00\tsvc\tINFO\ttwo\t{escaped}\ta\\tb\n\
-             2026-01-01 00:00:00.000000+00\tsvc\tINFO\tnone\t\\N\t\\N\n",
+            "2026-01-01 00:00:00.000000+00\tsvc\tINFO\tone\\ttab\t{escaped}\t\\N\ta\\tb\n\
+             2026-01-01 00:00:00.000000+00\tsvc\tINFO\ttwo\t{escaped}\t\\N\ta\\tb\n\
+             2026-01-01 00:00:00.000000+00\tsvc\tERROR\tnone\t\\N\tf00d\t\\N\n",
             escaped = String::from_utf8(escaped.clone()).unwrap()
         );
         assert_eq!(String::from_utf8_lossy(rebuilt.as_bytes()), expected);
@@ -336,6 +370,7 @@ mod tests {
             expected.push(b'\t');
             let metadata = entry.metadata().map(|m| m.as_json()).unwrap_or_default();
             push_field(&mut expected, metadata);
+            expected.extend_from_slice(b"\t\\N");
             expected.push(b'\n');
             proptest::prop_assert_eq!(
                 String::from_utf8_lossy(rows.as_bytes()),

@@ -110,7 +110,10 @@ pub fn key_problem(key: &str) -> Option<String> {
     (!valid).then(|| {
         format!(
             "{}: a metadata key to index is 1 to {MAX_KEY_BYTES} letters, digits or _",
-            crate::client_text::truncated(key, crate::client_text::MAX_QUOTED_CHARS)
+            crate::ingest::client_text::truncated(
+                key,
+                crate::ingest::client_text::MAX_QUOTED_CHARS
+            )
         )
     })
 }
@@ -224,8 +227,8 @@ impl DeclaredKeys {
             .collect();
         DeclaredKeys {
             copy_statement: format!(
-                "COPY logs (timestamp, service, level, message, metadata{column_list}) \
-                 FROM STDIN (FORMAT text)"
+                "COPY logs (timestamp, service, level, message, metadata, fingerprint\
+                 {column_list}) FROM STDIN (FORMAT text)"
             ),
             column_list,
             keys: unique,
@@ -849,8 +852,8 @@ mod tests {
         assert_eq!(declared.keys(), ["user_id", "Req"]);
         assert_eq!(
             declared.copy_statement(),
-            "COPY logs (timestamp, service, level, message, metadata, \"meta_user_id\", \
-             \"meta_Req\") FROM STDIN (FORMAT text)"
+            "COPY logs (timestamp, service, level, message, metadata, fingerprint, \
+             \"meta_user_id\", \"meta_Req\") FROM STDIN (FORMAT text)"
         );
     }
 }

@@ -6,7 +6,9 @@
 //! so BEGIN and COMMIT would only add two round trips and wake-ups per group; the
 //! plain-mode rollup triggers run inside that statement's transaction. A group with
 //! keys settles them (`idempotency::decide`), writes the rows of the submissions that
-//! are not replays with `COPY`, and commits, all in one transaction.
+//! are not replays with `COPY`, and commits, all in one transaction. So does a group
+//! with error entries: their groups are upserted (`error_groups::record`) after the
+//! rows, before the commit.
 //! Every submission of the group gets the same fate: all committed, or none (each then
 //! answers 503). Each writer keeps its own connection from group to group
 //! ([`WriterConnection`]): the pool's liveness round trip before every group was a
@@ -24,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::copy_text::CopyRows;
 use super::declared_indexes::{is_declaration_change, DeclaredKeys, LiveDeclaredKeys};
+use super::error_groups::{self, ErrorTally};
 use super::idempotency::{self, IdempotencyClaim, KeyDecision, StoredResponse};
 use super::write_health::WriteHealth;
 use crate::config::GroupCommitSettings;
@@ -404,7 +407,8 @@ impl WriterConnection {
 }
 
 /// Writes one group on `conn` and returns each submission's outcome: in one autocommit
-/// `COPY` when no submission carries an idempotency key, else in one transaction.
+/// `COPY` when no submission carries an idempotency key or error entries, else in one
+/// transaction.
 /// `data` is an empty buffer to build the `COPY` data in; `copy` the statement.
 async fn write_group(
     conn: &mut PgConnection,
@@ -412,7 +416,10 @@ async fn write_group(
     data: &mut Vec<u8>,
     copy: &str,
 ) -> Result<Vec<CommitOutcome>, WriteFailure> {
-    if group.iter().all(|submission| submission.claim.is_none()) {
+    let has_errors = group
+        .iter()
+        .any(|submission| !submission.rows.errors().is_empty());
+    if !has_errors && group.iter().all(|submission| submission.claim.is_none()) {
         for submission in group {
             data.extend_from_slice(submission.rows.as_bytes());
         }
@@ -436,9 +443,11 @@ async fn write_group(
         .into_iter()
         .map(CommitOutcome::from)
         .collect();
+    let mut errors = ErrorTally::default();
     for (submission, outcome) in group.iter().zip(&outcomes) {
         if *outcome == CommitOutcome::Committed {
             data.extend_from_slice(submission.rows.as_bytes());
+            errors.merge(submission.rows.errors());
         }
     }
     if !data.is_empty() {
@@ -447,6 +456,11 @@ async fn write_group(
         copy_rows(&mut tx, copy, data)
             .await
             .map_err(|failure| WriteFailure::later(failure.error))?;
+    }
+    if !errors.is_empty() {
+        error_groups::record(&mut tx, &errors)
+            .await
+            .map_err(WriteFailure::later)?;
     }
     tx.commit().await.map_err(WriteFailure::later)?;
     Ok(outcomes)

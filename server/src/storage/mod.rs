@@ -3,11 +3,12 @@
 //! entry-count rollups, the declared metadata indexes, TimescaleDB's policy jobs and
 //! whether writes work (`write_health`).
 //! Nothing outside this module writes SQL for the ingest path (the read side's queries
-//! are `read`'s, the fleet's shared rate-limit state is `rate_limit_sharing`'s); this
+//! are `read`'s, the fleet's shared rate-limit state is `ingest::rate_limit_sharing`'s); this
 //! module never knows about HTTP.
 
 pub mod copy_text;
 pub mod declared_indexes;
+pub mod error_groups;
 pub mod group_commit;
 pub mod idempotency;
 pub mod locks;

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::config::BodyReadSettings;
 use crate::error::ApiError;
-use crate::inflight::{InflightBudget, InflightPermit};
+use crate::ingest::inflight::{InflightBudget, InflightPermit};
 
 /// Buffers grow by at least this much, so small bodies are charged in few steps.
 const MIN_GROWTH_BYTES: usize = 64 * 1024;

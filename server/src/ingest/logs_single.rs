@@ -8,11 +8,11 @@ use axum::response::Response;
 use chrono::Utc;
 use log_ingestion_wire::SingleResponse;
 
-use super::ingest::{acknowledge, receive, Validated};
+use super::pipeline::{acknowledge, receive, Validated};
 use crate::config::EntryLimits;
-use crate::decode::{single_entry, Accepts, Payload};
 use crate::domain::LogEntry;
 use crate::error::ApiError;
+use crate::ingest::decode::{single_entry, Accepts, Payload};
 use crate::state::AppState;
 use crate::storage::copy_text::CopyRows;
 use crate::storage::declared_indexes::DeclaredKeys;

@@ -13,9 +13,9 @@ use log_ingestion_wire::IDEMPOTENCY_KEY_HEADER;
 use serde::Serialize;
 
 use crate::auth::Caller;
-use crate::decode::{Accepts, BodyReader, Payload};
 use crate::error::ApiError;
-use crate::inflight::InflightPermit;
+use crate::ingest::decode::{Accepts, BodyReader, Payload};
+use crate::ingest::inflight::InflightPermit;
 use crate::state::AppState;
 use crate::storage::copy_text::CopyRows;
 use crate::storage::idempotency::{request_digest, IdempotencyClaim, StoredResponse};

@@ -10,11 +10,11 @@ use axum::response::Response;
 use chrono::Utc;
 use log_ingestion_wire::{BatchResponse, EntryError};
 
-use super::ingest::{acknowledge, receive, Validated};
+use super::pipeline::{acknowledge, receive, Validated};
 use crate::config::EntryLimits;
-use crate::decode::{batch_entries, Accepts, Payload};
 use crate::domain::LogEntry;
 use crate::error::ApiError;
+use crate::ingest::decode::{batch_entries, Accepts, Payload};
 use crate::state::AppState;
 use crate::storage::copy_text::CopyRows;
 use crate::storage::declared_indexes::DeclaredKeys;

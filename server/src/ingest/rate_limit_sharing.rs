@@ -34,9 +34,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::RateLimitSharing;
+use crate::ingest::rate_limit::ApiRateLimiter;
 use crate::instance::InstanceId;
 use crate::metrics::Metrics;
-use crate::rate_limit::ApiRateLimiter;
 
 /// Requests per second an instance is credited with on top of what it saw: the sliver
 /// that keeps an idle instance able to admit its first request.
