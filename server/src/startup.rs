@@ -459,6 +459,11 @@ fn build_router(state: AppState, read_context: ReadContext) -> Router {
     Router::new()
         .merge(routes::probes_router())
         .merge(routes::ingest_router(state.clone()))
+        .merge(crate::errors::api::router(
+            read_context.clone(),
+            state.pool.clone(),
+            admin_keys.clone(),
+        ))
         .merge(read::router(read_context, admin_keys))
         .merge(routes::unknown_api_router())
         .layer(axum::middleware::from_fn_with_state(

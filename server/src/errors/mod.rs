@@ -4,6 +4,9 @@
 //! `storage::error_groups`, in the same transaction as the entries. This wing never
 //! writes entries.
 
+pub mod api;
+pub mod changes;
 pub mod fingerprint;
 pub mod frames;
+pub mod groups;
 pub mod template;

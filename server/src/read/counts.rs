@@ -34,7 +34,10 @@ struct Piece {
 
 /// Whether the rollups can answer `filter`: they hold service and level, nothing else.
 pub fn answerable(filter: &LogFilter) -> bool {
-    filter.message_pattern.is_none() && filter.metadata.is_empty() && filter.request_id.is_none()
+    filter.message_pattern.is_none()
+        && filter.metadata.is_empty()
+        && filter.request_id.is_none()
+        && filter.fingerprints.is_empty()
 }
 
 /// Splits `[from, to)` into pieces, coarsest rollup first. Only rollups whose width

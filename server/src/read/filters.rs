@@ -15,6 +15,8 @@
 //! - `request_id`: everything one request caused, in every process: entries whose
 //!   metadata `request_id` is it, or (jobs it enqueued) whose `parent_request_id` is it
 //!   -- the expression the `logs_request` index holds.
+//! - `fingerprint`: one or several error fingerprints (entries of those error groups;
+//!   the `logs_fingerprint` index).
 
 use std::borrow::Cow;
 
@@ -28,6 +30,8 @@ use super::time_bounds;
 use crate::storage::declared_indexes::{self, indexed_text, Scalar};
 
 const MAX_SERVICES: usize = 100;
+const MAX_FINGERPRINTS: usize = 100;
+const MAX_FINGERPRINT_CHARS: usize = 64;
 const MAX_SERVICE_CHARS: usize = 255;
 const MAX_TEXT_CHARS: usize = 1_000;
 const MAX_METADATA_FILTERS: usize = 20;
@@ -244,6 +248,8 @@ pub struct LogFilter {
     pub metadata: Vec<Vec<Value>>,
     /// Entries of this request and of the jobs it enqueued.
     pub request_id: Option<String>,
+    /// Error entries with one of these fingerprints.
+    pub fingerprints: Vec<String>,
     /// `(key, texts)` of `meta.KEY=VALUE` filters on declared keys
     /// (`storage::declared_indexes`): also written as `meta_KEY = ANY(texts)` (the
     /// indexed texts of the filter's alternatives), which the key's index and
@@ -289,6 +295,7 @@ impl LogFilter {
                 Some(id)
             }
         });
+        let fingerprints = parse_fingerprints(params);
         LogFilter {
             services,
             levels,
@@ -297,6 +304,7 @@ impl LogFilter {
             message_pattern,
             metadata,
             request_id,
+            fingerprints,
             indexed_metadata: Vec::new(),
         }
     }
@@ -368,6 +376,17 @@ impl LogFilter {
                 .push(" = ")
                 .push_bind(request_id.clone());
         }
+        match self.fingerprints.as_slice() {
+            [] => {}
+            [one] => {
+                sql.push(" AND fingerprint = ").push_bind(one.clone());
+            }
+            many => {
+                sql.push(" AND fingerprint = ANY(")
+                    .push_bind(many.to_vec())
+                    .push(")");
+            }
+        }
         for (key, texts) in &self.indexed_metadata {
             sql.push(" AND ").push(declared_indexes::column(key));
             match texts.as_slice() {
@@ -428,7 +447,7 @@ fn indexed_alternatives(alternatives: &[Value], keys: &[String]) -> Option<(Stri
     Some((declared_key?.clone(), texts))
 }
 
-fn parse_services(params: &mut Params) -> Vec<String> {
+pub(crate) fn parse_services(params: &mut Params) -> Vec<String> {
     let mut services = params.many("service");
     services.sort();
     services.dedup();
@@ -445,6 +464,28 @@ fn parse_services(params: &mut Params) -> Vec<String> {
         ));
     }
     services
+}
+
+fn parse_fingerprints(params: &mut Params) -> Vec<String> {
+    let mut fingerprints = params.many("fingerprint");
+    fingerprints.sort();
+    fingerprints.dedup();
+    if fingerprints.len() > MAX_FINGERPRINTS {
+        params.problem(format!(
+            "fingerprint: at most {MAX_FINGERPRINTS} fingerprints"
+        ));
+        fingerprints.truncate(MAX_FINGERPRINTS);
+    }
+    if fingerprints
+        .iter()
+        .any(|f| f.chars().count() > MAX_FINGERPRINT_CHARS)
+    {
+        params.problem(format!(
+            "fingerprint: a fingerprint has at most {MAX_FINGERPRINT_CHARS} characters"
+        ));
+        fingerprints.clear();
+    }
+    fingerprints
 }
 
 fn parse_levels(params: &mut Params) -> Option<Vec<&'static str>> {
@@ -489,7 +530,7 @@ fn parse_levels(params: &mut Params) -> Option<Vec<&'static str>> {
 }
 
 /// RFC 3339, `now`, or an age before `now` like `15m`.
-fn parse_time(
+pub(crate) fn parse_time(
     name: &str,
     text: &str,
     now: DateTime<Utc>,

@@ -141,7 +141,7 @@ impl HistogramRequest {
 
     /// The statement counting entries per bucket and level. Whole-minute widths with
     /// service/level filters only are counted from the rollups (`counts`); anything else
-    /// (a `q`, `meta.*` or `request_id` filter, sub-minute widths) from `logs`.
+    /// (a `q`, `meta.*`, `request_id` or `fingerprint` filter, sub-minute widths) from `logs`.
     fn push_query(&self, sql: &mut QueryBuilder<'_, Postgres>, mode: StorageMode) {
         let width = self.width;
         if width % 60 == 0 && counts::answerable(&self.filter) {

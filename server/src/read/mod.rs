@@ -7,19 +7,19 @@
 //! writes to the database and never accepts ingestion keys: reading needs a key from
 //! `LOG_INGESTION_ADMIN_API_KEYS`.
 
-mod auth;
+pub(crate) mod auth;
 mod counts;
-mod cursor;
-mod error;
+pub(crate) mod cursor;
+pub(crate) mod error;
 mod explorer;
-mod filters;
+pub(crate) mod filters;
 mod histogram;
 mod pool;
-mod rows;
-mod search;
+pub(crate) mod rows;
+pub(crate) mod search;
 mod services;
 mod tail;
-mod time_bounds;
+pub(crate) mod time_bounds;
 
 use std::sync::Arc;
 
@@ -84,7 +84,7 @@ impl ReadContext {
     }
 
     /// The filter of a request's parameters, written for this server's indexes.
-    fn filter(
+    pub(crate) fn filter(
         &self,
         params: &mut filters::Params,
         now: chrono::DateTime<chrono::Utc>,
@@ -102,6 +102,11 @@ impl ReadContext {
     /// The read side's connections.
     pub fn reads(&self) -> &ReadPool {
         &self.reads
+    }
+
+    /// The bounds on a query's user-controlled nesting.
+    pub(crate) fn query_limits(&self) -> QueryLimits {
+        self.query_limits
     }
 }
 
@@ -136,7 +141,7 @@ where
 
 /// Middleware: refuses a query whose user-controlled nesting (`meta.*` paths and their
 /// JSON values) passes `limits`, before any handler builds anything from it.
-async fn bound_query_shape(
+pub(crate) async fn bound_query_shape(
     State(limits): State<QueryLimits>,
     request: Request,
     next: Next,
@@ -152,10 +157,10 @@ async fn bound_query_shape(
 }
 
 /// The query string as pairs, in order, or a 400 saying why it cannot be read.
-type QueryPairs =
+pub(crate) type QueryPairs =
     Result<axum::extract::Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 
-fn params_from(query: QueryPairs) -> Result<filters::Params, error::ReadError> {
+pub(crate) fn params_from(query: QueryPairs) -> Result<filters::Params, error::ReadError> {
     match query {
         Ok(axum::extract::Query(pairs)) => Ok(filters::Params::new(pairs)),
         Err(rejection) => Err(error::ReadError::invalid(format!(

@@ -6,7 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The columns of [`LogRow`], in order, for `SELECT {COLUMNS} FROM logs`.
-pub const COLUMNS: &str = "id, timestamp, service, level, message, metadata, received_at";
+pub const COLUMNS: &str =
+    "id, timestamp, service, level, message, metadata, received_at, fingerprint";
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct LogRow {
@@ -18,6 +19,8 @@ pub struct LogRow {
     #[serde(serialize_with = "metadata_or_empty_object")]
     pub metadata: Option<Value>,
     pub received_at: DateTime<Utc>,
+    /// The error group key of an error entry (`errors::fingerprint`), else `null`.
+    pub fingerprint: Option<String>,
 }
 
 fn metadata_or_empty_object<S: serde::Serializer>(

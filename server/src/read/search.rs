@@ -173,7 +173,7 @@ impl PageReads {
 
 /// Up to `limit` rows matching `filter`, older than `cursor`, newest first, read over
 /// the windows of [`windows`] ending at the cursor (or `until`, or `now`).
-async fn newest_first(
+pub(crate) async fn newest_first(
     connection: &mut ReadConnection,
     filter: &LogFilter,
     cursor: Option<Cursor>,

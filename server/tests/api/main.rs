@@ -6,6 +6,7 @@ mod batch;
 mod concurrency;
 mod declared_keys;
 mod encoding;
+mod errors;
 mod health;
 mod idempotency;
 mod inflight;

@@ -1,0 +1,571 @@
+//! The errors API, behind admin keys like the rest of `/api/v1`:
+//! `GET /api/v1/errors` (groups, filtered and sorted, cursor-paginated),
+//! `GET /api/v1/errors/{id}` (one group, its latest backtrace, buckets and who it
+//! affected), `GET /api/v1/errors/{id}/occurrences` (its entries, as `/api/v1/logs`
+//! pages them), `POST /api/v1/errors/{id}/status` and `POST /api/v1/errors/{id}/merge`.
+//! Owns the parameters and bodies (each bounded, refused with a 400 naming the
+//! problem) and the JSON shapes; reads run on the read side's connections, changes on
+//! the writers' pool (read connections are read-only), and a change answers with the
+//! group as read back on the same pool.
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use log_ingestion_wire::ErrorBody;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::changes::{self, Change, ChangeError};
+use super::fingerprint::{backtrace_of, exception_message_of};
+use super::groups::{self, Bucket, Group, ListFilter, Range, Sort};
+use crate::read::cursor::Cursor;
+use crate::read::error::ReadError;
+use crate::read::filters::{parse_services, parse_time, Params};
+use crate::read::rows::LogRow;
+use crate::read::search::{newest_first, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::read::{self, params_from, AdminKeys, QueryPairs, ReadContext};
+
+const DEFAULT_GROUPS: i64 = 50;
+const MAX_GROUPS: i64 = 200;
+const TREND_BUCKETS: i64 = 24;
+const DEFAULT_BUCKETS: i64 = 60;
+const MAX_BUCKETS: i64 = 200;
+const MAX_TEXT_CHARS: usize = 1_000;
+/// The range counts are taken over when `since` is not given.
+const DEFAULT_RANGE: Duration = Duration::hours(24);
+/// A status or merge body is a few dozen bytes.
+const MAX_BODY_BYTES: usize = 4_096;
+const MAX_IGNORE_COUNT: i64 = 1_000_000_000;
+const STATUSES: [&str; 3] = ["unresolved", "resolved", "ignored"];
+
+/// What the errors handlers need.
+#[derive(Clone)]
+pub struct ErrorsContext {
+    read: ReadContext,
+    /// The writers' pool: status changes and merges, and the answers to them.
+    writes: PgPool,
+}
+
+/// The errors API's routes, behind `admin_keys`.
+pub fn router<S>(read: ReadContext, writes: PgPool, admin_keys: AdminKeys) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let limits = read.query_limits();
+    let changes = Router::new()
+        .route("/api/v1/errors/{id}/status", post(set_status))
+        .route("/api/v1/errors/{id}/merge", post(merge))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    Router::new()
+        .route("/api/v1/errors", get(list))
+        .route("/api/v1/errors/{id}", get(show))
+        .route("/api/v1/errors/{id}/occurrences", get(occurrences))
+        .merge(changes)
+        .route_layer(middleware::from_fn_with_state(
+            limits,
+            read::bound_query_shape,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            std::sync::Arc::new(admin_keys),
+            read::auth::require_admin_key,
+        ))
+        .with_state(ErrorsContext { read, writes })
+}
+
+/// A refusal of the errors API.
+#[derive(Debug)]
+pub enum ErrorsApiError {
+    Read(ReadError),
+    NotFound,
+    /// A body that does not make a change; one line per problem.
+    InvalidBody(Vec<String>),
+}
+
+impl From<ReadError> for ErrorsApiError {
+    fn from(error: ReadError) -> Self {
+        ErrorsApiError::Read(error)
+    }
+}
+
+impl From<sqlx::Error> for ErrorsApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ErrorsApiError::Read(ReadError::from(error))
+    }
+}
+
+impl From<ChangeError> for ErrorsApiError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::NotFound => ErrorsApiError::NotFound,
+            ChangeError::Refused(problem) => ErrorsApiError::InvalidBody(vec![problem]),
+            ChangeError::Database(error) => error.into(),
+        }
+    }
+}
+
+impl IntoResponse for ErrorsApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ErrorsApiError::Read(error) => error.into_response(),
+            ErrorsApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                Json(ErrorBody {
+                    error: "Error group not found".to_owned(),
+                    details: None,
+                }),
+            )
+                .into_response(),
+            ErrorsApiError::InvalidBody(problems) => (
+                StatusCode::BAD_REQUEST,
+                Json(ErrorBody {
+                    error: "Invalid request".to_owned(),
+                    details: Some(json!(problems)),
+                }),
+            )
+                .into_response(),
+        }
+    }
+}
+
+type Answer<T> = Result<Json<T>, ErrorsApiError>;
+
+fn group_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, ErrorsApiError> {
+    id.map(|Path(id)| id)
+        .map_err(|_| ReadError::invalid("id: must be a whole number").into())
+}
+
+/// `since`/`until` (as `/api/v1/logs` reads them), by default the last 24 hours.
+fn range(params: &mut Params, now: DateTime<Utc>) -> Range {
+    let since = params
+        .one("since")
+        .and_then(|text| parse_time("since", &text, now, params));
+    let until = params
+        .one("until")
+        .and_then(|text| parse_time("until", &text, now, params))
+        .unwrap_or(now);
+    let since = since.unwrap_or(until - DEFAULT_RANGE);
+    if since >= until {
+        params.problem("since: must be earlier than until");
+    }
+    Range { since, until }
+}
+
+/// The list's cursor: the sort's code, then the last row's sort key and id in hex.
+fn encode_cursor(sort: Sort, (key, id): (i64, i64)) -> String {
+    format!("{}{:016x}{:016x}", sort.code(), key as u64, id as u64)
+}
+
+fn decode_cursor(sort: Sort, text: &str) -> Option<(i64, i64)> {
+    let rest = text.strip_prefix(sort.code())?;
+    if rest.len() != 32 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let key = u64::from_str_radix(&rest[..16], 16).ok()? as i64;
+    let id = u64::from_str_radix(&rest[16..], 16).ok()? as i64;
+    Some((key, id))
+}
+
+/// `%text%` for ILIKE, with its wildcards matching themselves.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[derive(Serialize)]
+struct GroupPage {
+    groups: Vec<Group>,
+    next_cursor: Option<String>,
+}
+
+async fn list(State(context): State<ErrorsContext>, query: QueryPairs) -> Answer<GroupPage> {
+    let mut params = params_from(query)?;
+    let now = Utc::now();
+    let services = parse_services(&mut params);
+    let range = range(&mut params, now);
+    let mut statuses = params.many("status");
+    statuses.sort();
+    statuses.dedup();
+    if let Some(bad) = statuses.iter().find(|s| !STATUSES.contains(&s.as_str())) {
+        params.problem(format!(
+            "status: must be unresolved, resolved or ignored (got {:?})",
+            crate::ingest::client_text::truncated(
+                bad,
+                crate::ingest::client_text::MAX_QUOTED_CHARS
+            )
+        ));
+    }
+    let text = params.one("q").and_then(|text| {
+        if text.chars().count() > MAX_TEXT_CHARS {
+            params.problem(format!("q: at most {MAX_TEXT_CHARS} characters"));
+            None
+        } else {
+            Some((contains_pattern(&text), text))
+        }
+    });
+    let sort = match params.one("sort") {
+        None => Sort::LastSeen,
+        Some(text) => Sort::parse(&text).unwrap_or_else(|| {
+            params.problem("sort: must be last_seen, count or first_seen");
+            Sort::LastSeen
+        }),
+    };
+    let limit = params
+        .number("limit", 1, MAX_GROUPS)
+        .unwrap_or(DEFAULT_GROUPS);
+    let after = params.one("cursor").and_then(|text| {
+        let after = decode_cursor(sort, &text);
+        if after.is_none() {
+            params.problem(
+                "cursor: not a cursor this server issued for this sort (pass next_cursor as is)",
+            );
+        }
+        after
+    });
+    params.finish().map_err(ReadError::InvalidQuery)?;
+    let filter = ListFilter {
+        services,
+        statuses,
+        text,
+        sort,
+        after,
+        limit: limit + 1,
+    };
+
+    let mut connection = context.read.reads().acquire().await?;
+    let mut found = connection
+        .run(|conn| groups::list(conn, &filter, range))
+        .await?;
+    let next_cursor = if found.len() as i64 > limit {
+        found.truncate(limit as usize);
+        found
+            .last()
+            .map(|last| encode_cursor(sort, last.position()))
+    } else {
+        None
+    };
+    let shown: Vec<&Group> = found.iter().collect();
+    let trends = connection
+        .run(|conn| groups::buckets(conn, &shown, range, TREND_BUCKETS))
+        .await?;
+    drop(connection);
+    for (group, trend) in found.iter_mut().zip(trends) {
+        group.trend = Some(trend);
+    }
+    Ok(Json(GroupPage {
+        groups: found,
+        next_cursor,
+    }))
+}
+
+#[derive(Serialize)]
+struct Frame {
+    frame: String,
+    in_app: bool,
+}
+
+#[derive(Serialize)]
+struct Affected {
+    request_ids: i64,
+    user_ids: i64,
+}
+
+#[derive(Serialize)]
+struct GroupDetail {
+    #[serde(flatten)]
+    group: Group,
+    backtrace: Vec<Frame>,
+    latest_log_id: Option<i64>,
+    exception_message: Option<String>,
+    buckets: Vec<Bucket>,
+    affected: Affected,
+}
+
+async fn show(
+    State(context): State<ErrorsContext>,
+    id: Result<Path<i64>, PathRejection>,
+    query: QueryPairs,
+) -> Answer<GroupDetail> {
+    let id = group_id(id)?;
+    let mut params = params_from(query)?;
+    let range = range(&mut params, Utc::now());
+    let slots = params
+        .number("buckets", 1, MAX_BUCKETS)
+        .unwrap_or(DEFAULT_BUCKETS);
+    params.finish().map_err(ReadError::InvalidQuery)?;
+
+    let mut connection = context.read.reads().acquire().await?;
+    let group = connection
+        .run(|conn| groups::one(conn, id, range))
+        .await?
+        .ok_or(ErrorsApiError::NotFound)?;
+    let latest = connection
+        .run(|conn| groups::latest_occurrence(conn, &group))
+        .await?;
+    let this = [&group];
+    let buckets = connection
+        .run(|conn| groups::buckets(conn, &this, range, slots))
+        .await?
+        .pop()
+        .unwrap_or_default();
+    let (request_ids, user_ids) = connection
+        .run(|conn| groups::affected(conn, &group, range))
+        .await?;
+    drop(connection);
+    let metadata = latest
+        .as_ref()
+        .and_then(|(_, metadata)| metadata.as_deref());
+    Ok(Json(GroupDetail {
+        backtrace: metadata
+            .map(backtrace_of)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(frame, in_app)| Frame { frame, in_app })
+            .collect(),
+        exception_message: metadata.and_then(exception_message_of),
+        latest_log_id: latest.map(|(id, _)| id),
+        buckets,
+        affected: Affected {
+            request_ids,
+            user_ids,
+        },
+        group,
+    }))
+}
+
+#[derive(Serialize)]
+struct OccurrencePage {
+    logs: Vec<LogRow>,
+    next_cursor: Option<String>,
+}
+
+async fn occurrences(
+    State(context): State<ErrorsContext>,
+    id: Result<Path<i64>, PathRejection>,
+    query: QueryPairs,
+) -> Answer<OccurrencePage> {
+    let id = group_id(id)?;
+    let mut params = params_from(query)?;
+    for owned in ["service", "fingerprint"] {
+        if !params.many(owned).is_empty() {
+            params.problem(format!("{owned}: the group decides it here"));
+        }
+    }
+    let now = Utc::now();
+    let mut filter = context.read.filter(&mut params, now);
+    let limit = params
+        .number("limit", 1, MAX_LIMIT)
+        .unwrap_or(DEFAULT_LIMIT);
+    let cursor = params.one("cursor").and_then(|text| {
+        let cursor = Cursor::decode(&text);
+        if cursor.is_none() {
+            params.problem("cursor: not a cursor this server issued (pass next_cursor as is)");
+        }
+        cursor
+    });
+    params.finish().map_err(ReadError::InvalidQuery)?;
+
+    let mut connection = context.read.reads().acquire().await?;
+    let all_time = Range {
+        since: now - DEFAULT_RANGE,
+        until: now,
+    };
+    let group = connection
+        .run(|conn| groups::one(conn, id, all_time))
+        .await?
+        .ok_or(ErrorsApiError::NotFound)?;
+    let mut services = group.member_services.clone();
+    services.sort();
+    services.dedup();
+    let mut fingerprints = group.member_fingerprints.clone();
+    fingerprints.sort();
+    fingerprints.dedup();
+    filter.services = services;
+    filter.fingerprints = fingerprints;
+    let mut logs = newest_first(&mut connection, &filter, cursor, limit + 1, now).await?;
+    drop(connection);
+    let next_cursor = if logs.len() as i64 > limit {
+        logs.truncate(limit as usize);
+        logs.last().map(|last| {
+            Cursor {
+                timestamp: last.timestamp,
+                id: last.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(Json(OccurrencePage { logs, next_cursor }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    status: String,
+    #[serde(default)]
+    ignore_until: Option<IgnoreBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IgnoreBody {
+    #[serde(default)]
+    count: Option<i64>,
+    #[serde(default)]
+    time: Option<String>,
+}
+
+/// The body as `T`, or a 400 saying why not.
+fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ErrorsApiError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        ErrorsApiError::InvalidBody(vec![format!(
+            "the body must be JSON of the documented shape: {}",
+            crate::ingest::client_text::describe_json_error(&error)
+        )])
+    })
+}
+
+/// The change a status body asks for, or every problem with it.
+fn change_of(body: StatusBody, now: DateTime<Utc>) -> Result<Change, Vec<String>> {
+    let mut problems = Vec::new();
+    let change = match (body.status.as_str(), body.ignore_until) {
+        ("resolved", None) => Change::Resolve,
+        ("unresolved", None) => Change::Reopen,
+        ("ignored", None) => Change::Ignore {
+            count: None,
+            time: None,
+        },
+        ("ignored", Some(IgnoreBody { count, time })) => {
+            if count.is_some() == time.is_some() {
+                problems.push("ignore_until: give either count or time".to_owned());
+            }
+            if let Some(count) = count {
+                if !(1..=MAX_IGNORE_COUNT).contains(&count) {
+                    problems.push(format!(
+                        "ignore_until.count: must be from 1 to {MAX_IGNORE_COUNT}"
+                    ));
+                }
+            }
+            let time = time.and_then(|text| {
+                match DateTime::parse_from_rfc3339(&text).map(|t| t.to_utc()) {
+                    Ok(time) if time > now && crate::read::time_bounds::contains(time) => {
+                        Some(time)
+                    }
+                    _ => {
+                        problems
+                            .push("ignore_until.time: must be a future RFC 3339 time".to_owned());
+                        None
+                    }
+                }
+            });
+            Change::Ignore { count, time }
+        }
+        ("resolved" | "unresolved", Some(_)) => {
+            problems.push("ignore_until: only with status ignored".to_owned());
+            Change::Reopen
+        }
+        _ => {
+            problems.push("status: must be unresolved, resolved or ignored".to_owned());
+            Change::Reopen
+        }
+    };
+    if problems.is_empty() {
+        Ok(change)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The group `id` as the writers' pool reads it just after a change.
+async fn changed_group(context: &ErrorsContext, id: i64) -> Answer<Group> {
+    let now = Utc::now();
+    let mut conn = context.writes.acquire().await?;
+    let group = groups::one(
+        &mut conn,
+        id,
+        Range {
+            since: now - DEFAULT_RANGE,
+            until: now,
+        },
+    )
+    .await?
+    .ok_or(ErrorsApiError::NotFound)?;
+    Ok(Json(group))
+}
+
+async fn set_status(
+    State(context): State<ErrorsContext>,
+    id: Result<Path<i64>, PathRejection>,
+    bytes: Bytes,
+) -> Answer<Group> {
+    let id = group_id(id)?;
+    let change = change_of(body(&bytes)?, Utc::now()).map_err(ErrorsApiError::InvalidBody)?;
+    let root = changes::set_status(&context.writes, id, &change).await?;
+    changed_group(&context, root).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeBody {
+    into: i64,
+}
+
+async fn merge(
+    State(context): State<ErrorsContext>,
+    id: Result<Path<i64>, PathRejection>,
+    bytes: Bytes,
+) -> Answer<Group> {
+    let id = group_id(id)?;
+    let MergeBody { into } = body(&bytes)?;
+    let target = changes::merge(&context.writes, id, into).await?;
+    changed_group(&context, target).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_belong_to_their_sort() {
+        let cursor = encode_cursor(Sort::Count, (-5, 42));
+        assert_eq!(decode_cursor(Sort::Count, &cursor), Some((-5, 42)));
+        assert_eq!(decode_cursor(Sort::LastSeen, &cursor), None);
+        assert_eq!(decode_cursor(Sort::Count, "c123"), None);
+    }
+
+    #[test]
+    fn status_bodies_are_checked() {
+        let now = Utc::now();
+        let parse = |text: &str| change_of(serde_json::from_str(text).unwrap(), now);
+        assert_eq!(parse(r#"{"status":"resolved"}"#), Ok(Change::Resolve));
+        assert_eq!(
+            parse(r#"{"status":"ignored","ignore_until":{"count":10}}"#),
+            Ok(Change::Ignore {
+                count: Some(10),
+                time: None
+            })
+        );
+        assert!(parse(r#"{"status":"ignored","ignore_until":{"count":0}}"#).is_err());
+        assert!(parse(r#"{"status":"ignored","ignore_until":{}}"#).is_err());
+        assert!(
+            parse(r#"{"status":"ignored","ignore_until":{"time":"2000-01-01T00:00:00Z"}}"#)
+                .is_err()
+        );
+        assert!(parse(r#"{"status":"resolved","ignore_until":{"count":3}}"#).is_err());
+        assert!(parse(r#"{"status":"gone"}"#).is_err());
+    }
+}
