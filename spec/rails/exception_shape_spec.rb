@@ -37,8 +37,12 @@ RSpec.describe "the exception metadata of every path" do
   it "is the same from the middleware's exception entry" do
     show_exceptions { get "/widgets/boom" }
 
-    expect_shape(exception_of("WidgetsController::Boom: widget exploded"), "WidgetsController::Boom", "widget exploded",
-                 controller_frame)
+    exception = exception_of("WidgetsController::Boom: widget exploded")
+    expect_shape(exception, "WidgetsController::Boom", "widget exploded", controller_frame)
+    # The gem's own frames (here a checkout, not an installed gem) read like a gem's.
+    own = "log_ingestion (#{LogIngestion::VERSION}) lib/log_ingestion/rails/request_context.rb:"
+    expect(exception["backtrace"]).to include(a_string_starting_with(own))
+    expect(exception["backtrace"].join("\n")).not_to include(File.expand_path("../../lib", __dir__))
   end
 
   it "is the same from RequestLogging's Request error" do

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "log_ingestion/rails/parameter_filter"
+require "log_ingestion/version"
 
 module LogIngestion
   # The metadata every entry that reports an exception carries under `exception`, the same
@@ -8,7 +9,9 @@ module LogIngestion
   # backtrace}`. The message is masked like logged text (it can quote input) and cut; the
   # backtrace is cleaned by `Rails.backtrace_cleaner` when there is one -- its filters only,
   # so every frame stays but app frames read `app/models/order.rb:12:in 'total'` and gem
-  # frames `activerecord (6.1.7) lib/...` -- and bounded in frames and bytes.
+  # frames `activerecord (6.1.7) lib/...` -- and bounded in frames and bytes. The gem's own
+  # frames read `log_ingestion (VERSION) lib/...` however it is installed (a gem, a `path:`
+  # checkout), so they are never taken for the app's.
   #
   # Owns that shape only; never logs, never raises. Costs nothing until an exception is
   # reported.
@@ -20,6 +23,9 @@ module LogIngestion
     BACKTRACE_BYTES = 16 * 1024
     # Longest message text (an exception message can quote input).
     MESSAGE_BYTES = 1024
+    # This gem's lib/ directory, and how its frames are named instead.
+    GEM_LIB = "#{File.expand_path('../..', __dir__)}/"
+    GEM_FRAME_PREFIX = "log_ingestion (#{VERSION}) lib/"
 
     class << self
       # { class:, message:, backtrace: } for +exception+.
@@ -38,11 +44,15 @@ module LogIngestion
         raw = exception.backtrace
         return [] unless raw.is_a?(Array)
 
-        frames = clean(raw.first(BACKTRACE_LINES))
-        bounded(frames)
+        frames = raw.first(BACKTRACE_LINES).map { |frame| own_frame(frame.to_s) }
+        bounded(clean(frames))
       end
 
       private
+
+      def own_frame(frame)
+        frame.start_with?(GEM_LIB) ? "#{GEM_FRAME_PREFIX}#{frame.delete_prefix(GEM_LIB)}" : frame
+      end
 
       def clean(frames)
         cleaner = rails_cleaner or return frames
