@@ -168,6 +168,16 @@ async function main() {
       { timeout: TIMEOUT },
     );
     if ((await page.textContent('#request-filter-id')) !== booms[0]) fail('the request view shows another request');
+    // ... and the exception's entry there links back to its group.
+    await page.locator('#rows tr.log-row', { hasText: 'WidgetsController::Boom: widget exploded' }).click();
+    await page.locator('#rows tr.log-details a.group-link').click();
+    await page.waitForURL(/\/errors\?/, { timeout: TIMEOUT });
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('#group-rows tr.group-row')].map((r) => r.textContent).join('|').includes('WidgetsController::Boom'),
+      null,
+      { timeout: TIMEOUT },
+    );
+    if ((await page.locator('#group-rows tr.group-row').count()) !== 1) fail('the entry\'s group link lists more than its group');
 
     // 5. Merge the hostile group into the gem's; nothing of it became HTML.
     await page.goto(`${base}/errors?range=1h&service=${SERVICE}`);
