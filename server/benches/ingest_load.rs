@@ -40,6 +40,10 @@
 //!   `BENCH_FLEET_BATCH` (50 entries, gzip), `BENCH_FLEET_PERIOD_MS` (100) and
 //!   `BENCH_FLEET_SECS` (20). It prints p50/p99 acknowledgement latency, entries/s,
 //!   server RSS and CPU, rows == acks and the count of 503 answers.
+//! - `BENCH_ERRORS` the price of error grouping: `on` (default: after the batch-size
+//!   phases), `only` (alone, no fleet phase either), `off`. Batch 100 without any error
+//!   entry beside batch 100 with every tenth entry an exception (gem shape, 12-frame
+//!   backtrace, 8 groups), `BENCH_PAIRS` times each, and the median ratio.
 //!
 //! Every phase's last columns are the server's CPU per entry in µs (its utime + stime
 //! from /proc over the phase ÷ entries), which other load on the machine barely moves,
@@ -126,6 +130,9 @@ struct BenchConfig {
     /// phases, `only` runs it alone, `off` skips it.
     fleet: Option<FleetShape>,
     fleet_only: bool,
+    /// `BENCH_ERRORS`: whether the error-grouping phases run, and whether alone.
+    errors: bool,
+    errors_only: bool,
 }
 
 impl BenchConfig {
@@ -173,9 +180,21 @@ impl BenchConfig {
                 )))
             }
         };
+        let (errors, errors_only) = match std::env::var("BENCH_ERRORS").as_deref() {
+            Ok("on") | Ok("") | Err(_) => (true, false),
+            Ok("only") => (true, true),
+            Ok("off") => (false, false),
+            Ok(other) => {
+                return Err(BenchError::Setup(format!(
+                    "BENCH_ERRORS={other:?}: must be on, only or off"
+                )))
+            }
+        };
         Ok(Self {
-            fleet,
+            fleet: if errors_only { None } else { fleet },
             fleet_only,
+            errors,
+            errors_only,
             entries,
             connections,
             batch_sizes,
@@ -485,6 +504,68 @@ fn generate_entries(count: usize) -> Vec<WireEntry> {
                     "duration_ms": duration_ms,
                 })),
             }
+        })
+        .collect()
+}
+
+/// The entries with no error among them (ERROR entries become WARN): the baseline of
+/// the price of grouping.
+fn without_errors(entries: &[WireEntry]) -> Vec<WireEntry> {
+    entries
+        .iter()
+        .map(|entry| {
+            let mut entry = entry.clone();
+            if entry.level == "ERROR" {
+                entry.level = "WARN".to_owned();
+            }
+            entry
+        })
+        .collect()
+}
+
+/// The entries with every tenth one an exception as the gem sends it (metadata
+/// `exception` with class, message and a 12-frame backtrace), of 8 kinds.
+fn with_exceptions(entries: &[WireEntry]) -> Vec<WireEntry> {
+    const CLASSES: [&str; 4] = [
+        "NoMethodError",
+        "ActiveRecord::RecordNotFound",
+        "Stripe::CardError",
+        "Redis::TimeoutError",
+    ];
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let mut entry = entry.clone();
+            if i % 10 != 0 {
+                return entry;
+            }
+            let kind = (i / 10) % 8;
+            let mut backtrace: Vec<String> = (0..8)
+                .map(|frame| {
+                    format!(
+                        "actionpack (7.1.2) lib/action_controller/metal/frame_{frame}.rb:{}:in `call'",
+                        10 + frame
+                    )
+                })
+                .collect();
+            backtrace.insert(
+                3,
+                format!("app/controllers/orders_controller.rb:{}:in `action_{kind}'", 20 + i % 7),
+            );
+            backtrace.extend((0..3).map(|frame| format!("app/models/order.rb:{frame}:in `save'")));
+            entry.level = "ERROR".to_owned();
+            if let Some(serde_json::Value::Object(metadata)) = entry.metadata.as_mut() {
+                metadata.insert(
+                    "exception".to_owned(),
+                    serde_json::json!({
+                        "class": CLASSES[kind % CLASSES.len()],
+                        "message": format!("undefined method `total' for nil (order {i})"),
+                        "backtrace": backtrace,
+                    }),
+                );
+            }
+            entry
         })
         .collect()
 }
@@ -918,7 +999,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
     let mut reports = Vec::new();
     let mut ratios = Vec::new();
     let mut micros = Vec::new();
-    let batch_sizes: &[usize] = if config.fleet_only {
+    let batch_sizes: &[usize] = if config.fleet_only || config.errors_only {
         &[]
     } else {
         &config.batch_sizes
@@ -963,6 +1044,38 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
             reports.push(report);
         }
     }
+    let mut error_prices = Vec::new();
+    if config.errors && !config.fleet_only {
+        let clean = without_errors(copy_rows);
+        let failing = with_exceptions(&clean);
+        for _ in 0..config.pairs {
+            let mut without = http_phase(
+                &server,
+                &mut db,
+                &clean,
+                COMPARED_BATCH_SIZE,
+                config.connections,
+                &database.name,
+            )
+            .await?;
+            without.label = format!("b={COMPARED_BATCH_SIZE} no errors");
+            println!("{without}");
+            let mut with = http_phase(
+                &server,
+                &mut db,
+                &failing,
+                COMPARED_BATCH_SIZE,
+                config.connections,
+                &database.name,
+            )
+            .await?;
+            with.label = format!("b={COMPARED_BATCH_SIZE} 10% errors");
+            println!("{with}");
+            error_prices.push(with.entries_per_second() / without.entries_per_second());
+            reports.push(without);
+            reports.push(with);
+        }
+    }
     if let Some(fleet) = &config.fleet {
         let report = fleet
             .run(&server, &mut db, &entries, &database.name, config.measuring)
@@ -985,6 +1098,20 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
             each.join(" "),
             TARGET_COPY_RATIO * 100.0,
             verdict(config.measuring, median >= TARGET_COPY_RATIO)
+        );
+    }
+    error_prices.sort_by(f64::total_cmp);
+    if let Some(&median) = error_prices.get(error_prices.len() / 2) {
+        let each: Vec<String> = error_prices
+            .iter()
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .collect();
+        println!(
+            "batch-{COMPARED_BATCH_SIZE} with 10% error entries / without: median {:.1}% of {} pairs [{}]  (target >= 95%: {})",
+            median * 100.0,
+            error_prices.len(),
+            each.join(" "),
+            verdict(config.measuring, median >= 0.95)
         );
     }
     micros.sort_by(f64::total_cmp);

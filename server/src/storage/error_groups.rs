@@ -157,6 +157,18 @@ pub async fn record(conn: &mut PgConnection, tally: &ErrorTally) -> Result<(), s
     Ok(())
 }
 
+/// Deletes per-minute counts older than `days` (entry time, as retention deletes
+/// entries); the groups and their all-time counts stay. Returns how many.
+pub async fn delete_expired_minutes(pool: &sqlx::PgPool, days: u32) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM error_group_minutes WHERE bucket < now() - make_interval(days => $1)",
+    )
+    .bind(i32::try_from(days).unwrap_or(i32::MAX))
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// `$1..$9`: per (group, minute) rows of service, fingerprint, title, class, template,
 /// bucket, count, first and last occurrence.
 const RECORD: &str = "

@@ -65,7 +65,8 @@ pub async fn delete_expired_logs(pool: &PgPool, days: u32) -> Result<u64, sqlx::
     }
 }
 
-/// Runs retention (plain mode) and idempotency expiry now and then every `every`.
+/// Runs retention (plain mode), the expiry of error groups' per-minute counts (both
+/// modes) and idempotency expiry now and then every `every`.
 pub fn spawn_maintenance(
     pool: PgPool,
     mode: StorageMode,
@@ -82,6 +83,11 @@ pub fn spawn_maintenance(
                     Ok(0) => {}
                     Ok(deleted) => tracing::info!(deleted, days, "retention removed old log rows"),
                     Err(error) => tracing::warn!(%error, "retention delete failed; will retry"),
+                }
+            }
+            if let Some(days) = days {
+                if let Err(error) = super::error_groups::delete_expired_minutes(&pool, days).await {
+                    tracing::warn!(%error, "error group minutes expiry failed; will retry");
                 }
             }
             if let Err(error) = idempotency::delete_expired(&pool).await {

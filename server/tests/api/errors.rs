@@ -334,3 +334,81 @@ async fn hostile_parameters_and_bodies_are_refused_and_reads_need_an_admin_key()
     );
     app.stop_and_drop_database().await;
 }
+
+/// Two server instances on one database, each with its own group committer, ingesting
+/// the same brand-new fingerprints at once: one group per fingerprint, and its count
+/// is exactly the occurrences acknowledged and stored (so are its per-minute counts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_ingesting_the_same_new_fingerprint_at_once_make_one_group_with_exact_counts()
+{
+    let first = spawn_full_app().await;
+    let second = log_ingestion_test_support::spawn_app_on(
+        first.database.clone(),
+        first.database_url.clone(),
+        |settings| {
+            settings.admin_api_keys = vec![log_ingestion_server::config::ApiKey::new(ADMIN_KEY)]
+        },
+    )
+    .await;
+    const BATCHES: usize = 24;
+    const PER_BATCH: usize = 10;
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(BATCHES));
+    let mut sends = Vec::new();
+    for batch in 0..BATCHES {
+        let app = if batch % 2 == 0 { &first } else { &second };
+        let (client, url) = (app.client.clone(), app.url("/api/v1/logs/batch"));
+        let start = std::sync::Arc::clone(&start);
+        sends.push(tokio::spawn(async move {
+            let entries: Vec<Value> = (0..PER_BATCH)
+                .map(|i| {
+                    // Three methods: three groups, each new to every writer at first.
+                    let method = ["charge", "refund", "capture"][(batch + i) % 3];
+                    error_entry("shop", method, i as u32, &format!("r{batch}-{i}"), 1)
+                })
+                .collect();
+            start.wait().await;
+            let response = client
+                .post(url)
+                .header("X-API-Key", log_ingestion_test_support::API_KEY)
+                .json(&json!({ "logs": entries }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let answer: Value = response.json().await.unwrap();
+            answer["accepted"].as_u64().unwrap()
+        }));
+    }
+    let mut acknowledged = 0;
+    for send in sends {
+        acknowledged += send.await.unwrap();
+    }
+    assert_eq!(acknowledged, (BATCHES * PER_BATCH) as u64);
+
+    let groups: Vec<(String, i64)> =
+        sqlx::query_as("SELECT fingerprint, count FROM error_groups ORDER BY fingerprint")
+            .fetch_all(&first.pool)
+            .await
+            .unwrap();
+    let stored: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT fingerprint, count(*) FROM logs WHERE fingerprint IS NOT NULL \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&first.pool)
+    .await
+    .unwrap();
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    assert_eq!(groups, stored);
+    assert_eq!(
+        groups.iter().map(|(_, count)| count).sum::<i64>(),
+        acknowledged as i64
+    );
+    let minutes: i64 = sqlx::query_scalar("SELECT sum(count)::bigint FROM error_group_minutes")
+        .fetch_one(&first.pool)
+        .await
+        .unwrap();
+    assert_eq!(minutes, acknowledged as i64);
+    let mut second = second;
+    second.stop().await;
+    first.stop_and_drop_database().await;
+}
