@@ -102,6 +102,21 @@ RSpec.describe "the exception metadata of every path" do
     expect(JSON.generate(details).bytesize).to be < 20_000
   end
 
+  it "cleans each frame as Rails' cleaner does, remembering at most CLEANED_FRAMES of them" do
+    details = LogIngestion::ExceptionDetails
+    frames = Array.new(3_000) { |i| "#{Rails.root}/app/models/order_#{i}.rb:#{i}:in `total'" }
+    frames.each_slice(details::BACKTRACE_LINES) do |slice|
+      error = RuntimeError.new("x")
+      error.set_backtrace(slice)
+      expect(details.backtrace(error)).to eq(Rails.backtrace_cleaner.clean(slice, :all))
+    end
+    expect(details.instance_variable_get(:@cleaned).size).to be <= details::CLEANED_FRAMES
+
+    error = RuntimeError.new("again")
+    error.set_backtrace(frames.last(2))
+    expect(details.backtrace(error)).to eq(%W[app/models/order_2998.rb:2998:in\ `total' app/models/order_2999.rb:2999:in\ `total'])
+  end
+
   it "keeps a message of at most MESSAGE_BYTES and an exception without a backtrace" do
     details = LogIngestion::ExceptionDetails.call(ArgumentError.new("é" * 5_000))
 

@@ -26,6 +26,11 @@ module LogIngestion
     # This gem's lib/ directory, and how its frames are named instead.
     GEM_LIB = "#{File.expand_path('../..', __dir__)}/"
     GEM_FRAME_PREFIX = "log_ingestion (#{VERSION}) lib/"
+    # Most cleaned frames remembered (see clean).
+    CLEANED_FRAMES = 2048
+
+    @cleaned = {}
+    @clean_lock = Mutex.new
 
     class << self
       # { class:, message:, backtrace: } for +exception+.
@@ -44,7 +49,7 @@ module LogIngestion
         raw = exception.backtrace
         return [] unless raw.is_a?(Array)
 
-        frames = raw.first(BACKTRACE_LINES).map { |frame| own_frame(frame.to_s) }
+        frames = raw.first(BACKTRACE_LINES).map { |frame| own_frame(cut(frame.to_s, FRAME_BYTES)) }
         bounded(clean(frames))
       end
 
@@ -54,11 +59,23 @@ module LogIngestion
         frame.start_with?(GEM_LIB) ? "#{GEM_FRAME_PREFIX}#{frame.delete_prefix(GEM_LIB)}" : frame
       end
 
+      # Rails' cleaner runs its filters on each frame (a regexp over every gem path): the
+      # frames Rails and gems contribute repeat from one exception to the next, so each
+      # frame is cleaned once and remembered (at most CLEANED_FRAMES of them).
       def clean(frames)
         cleaner = rails_cleaner or return frames
-        # Any kind but :silent/:noise runs the filters only: no frame is dropped.
-        cleaned = cleaner.clean(frames, :all)
-        cleaned.is_a?(Array) && cleaned.size == frames.size ? cleaned : frames
+        @clean_lock.synchronize do
+          @cleaned.clear if @cleaned.size > CLEANED_FRAMES - BACKTRACE_LINES
+          misses = frames.reject { |frame| @cleaned.key?(frame) }.uniq
+          unless misses.empty?
+            # Any kind but :silent/:noise runs the filters only: no frame is dropped.
+            cleaned = cleaner.clean(misses, :all)
+            return frames unless cleaned.is_a?(Array) && cleaned.size == misses.size
+
+            misses.zip(cleaned) { |raw, done| @cleaned[raw] = done.to_s }
+          end
+          frames.map { |frame| @cleaned.fetch(frame, frame) }
+        end
       rescue StandardError
         frames
       end
@@ -86,6 +103,8 @@ module LogIngestion
       end
 
       def utf8(text)
+        return text if text.encoding == Encoding::UTF_8 ? text.valid_encoding? : text.ascii_only?
+
         text = text.dup.force_encoding(Encoding::UTF_8) if text.encoding == Encoding::BINARY
         unless text.encoding == Encoding::UTF_8
           text = text.encode(Encoding::UTF_8, invalid: :replace, undef: :replace, replace: "?")
