@@ -114,7 +114,8 @@ RSpec.describe "the exception metadata of every path" do
 
     error = RuntimeError.new("again")
     error.set_backtrace(frames.last(2))
-    expect(details.backtrace(error)).to eq(%W[app/models/order_2998.rb:2998:in\ `total' app/models/order_2999.rb:2999:in\ `total'])
+    expect(details.backtrace(error))
+      .to eq(["app/models/order_2998.rb:2998:in `total'", "app/models/order_2999.rb:2999:in `total'"])
   end
 
   it "keeps a message of at most MESSAGE_BYTES and an exception without a backtrace" do
