@@ -192,6 +192,26 @@ async function main() {
     await page.waitForURL(new RegExp(`group=${boom.id}(&|$)`), { timeout: TIMEOUT });
     await page.waitForFunction((n) => document.querySelectorAll('#occurrence-rows tr.occurrence-row').length === n, BOOMS + 2, { timeout: TIMEOUT });
 
+    // 6. Occurrences page newest first: 50 more make two pages.
+    const more = 50;
+    const start = Date.now() - 5_000;
+    await postLogs(base, Array.from({ length: more }, (_, i) => ({
+      timestamp: new Date(start + i).toISOString(),
+      service: SERVICE,
+      level: 'ERROR',
+      message: 'WidgetsController::Boom: widget exploded',
+      metadata: { kind: 'exception', request_id: `req-${TOKEN}-page-${i}`,
+        exception: { class: 'WidgetsController::Boom', message: 'widget exploded', backtrace: [appFrame.text] } },
+    })));
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('#occurrence-rows tr.occurrence-row').length === 50, null, { timeout: TIMEOUT });
+    await page.click('#more-occurrences');
+    const total = BOOMS + 2 + more;
+    await page.waitForFunction((n) => document.querySelectorAll('#occurrence-rows tr.occurrence-row').length === n, total, { timeout: TIMEOUT });
+    const times = await page.$$eval('#occurrence-rows tr.occurrence-row td.time', (cells) => cells.map((c) => Date.parse(c.title)));
+    if (times.some((t, i) => i > 0 && t > times[i - 1])) fail('the occurrences are not newest first across pages');
+    if (!(await page.isHidden('#more-occurrences'))) fail('"Load older occurrences" is offered after the last page');
+
     if (problems.length) fail(problems.join('\n'));
     console.log(`errors browser test passed; screenshots in ${directory}`);
   } catch (error) {
