@@ -17,7 +17,7 @@ RSpec.describe LogIngestion::ControllerLogging do
     expect { get "/concern/boom" }.to raise_error(ArgumentError, "concern boom")
 
     failed = entry_with("Request failed")
-    expect(failed[:metadata]["error"]).to include("class" => "ArgumentError", "message" => "concern boom")
+    expect(failed[:metadata]["exception"]).to include("class" => "ArgumentError", "message" => "concern boom")
   end
 
   it "works alone: without the middleware, RequestId or the request entries it logs request and response" do

@@ -30,7 +30,7 @@ RSpec.describe "job logging" do
     failures = entries_with("Job failed")
     expect(failures.size).to eq(2) # the JobLogging concern and the perform.active_job subscriber
     expect(failures.map { |e| e[:level] }.uniq).to eq(["ERROR"])
-    expect(failures.map { |e| e[:metadata]["error"]["class"] }.uniq).to eq(["FailingJob::Failure"])
+    expect(failures.map { |e| e[:metadata]["exception"]["class"] }.uniq).to eq(["FailingJob::Failure"])
   end
 
   it "lets a job choose what is logged through job_arguments" do

@@ -37,13 +37,13 @@ RSpec.describe LogIngestion::RequestLogging do
     expect(metadata["duration_ms"]).to be_a(Numeric).and(be >= 0)
   end
 
-  it "logs an exception as an error entry with class, message and 10 backtrace lines and lets it propagate" do
+  it "logs an exception as an error entry with class, message and its cleaned backtrace and lets it propagate" do
     expect { get "/widgets/boom" }.to raise_error(WidgetsController::Boom, "widget exploded")
 
     error = entry_with("Request error")
     expect(error[:level]).to eq("ERROR")
-    expect(error[:metadata]["error"]).to include("class" => "WidgetsController::Boom", "message" => "widget exploded")
-    expect(error[:metadata]["error"]["backtrace"].size).to eq(10)
+    expect(error[:metadata]["exception"]).to include("class" => "WidgetsController::Boom", "message" => "widget exploded")
+    expect(error[:metadata]["exception"]["backtrace"].size).to eq(LogIngestion::ExceptionDetails::BACKTRACE_LINES)
     expect(error[:metadata]["status"]).to eq(500)
     expect(entry_with("HTTP Response")[:metadata]["status"]).to eq(500)
   end
@@ -53,7 +53,7 @@ RSpec.describe LogIngestion::RequestLogging do
     get "/widgets/boom"
 
     expect(last_response.status).to eq(500)
-    expect(entry_with("Request error")[:metadata]["error"]["class"]).to eq("WidgetsController::Boom")
+    expect(entry_with("Request error")[:metadata]["exception"]["class"]).to eq("WidgetsController::Boom")
   ensure
     Rails.application.env_config["action_dispatch.show_exceptions"] = false
   end

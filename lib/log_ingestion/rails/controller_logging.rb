@@ -51,7 +51,7 @@ module LogIngestion
           Failsafe.run(:controller_logging) do
             ::LogIngestionClient.error("Request failed", {
                                          request_id: request_id, controller: self.class.name,
-                                         action: action_name, error: ExceptionDetails.call(e)
+                                         action: action_name, exception: ExceptionDetails.call(e)
                                        })
           end
           raise

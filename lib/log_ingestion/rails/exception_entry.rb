@@ -1,7 +1,6 @@
 # frozen_string_literal: true
 
 require "log_ingestion/rails/exception_details"
-require "log_ingestion/rails/parameter_filter"
 
 module LogIngestion
   # The entry of an exception that escaped a request or a job: its own entry (ERROR for
@@ -16,7 +15,7 @@ module LogIngestion
   module ExceptionEntry
     KIND = "exception"
     # Longest message text (an exception message can quote input).
-    MESSAGE_LIMIT = 1024
+    MESSAGE_LIMIT = ExceptionDetails::MESSAGE_BYTES
 
     @sent = ObjectSpace::WeakMap.new
     LAST_SENT = :log_ingestion_last_exception_text
@@ -42,9 +41,7 @@ module LogIngestion
 
         @sent[exception] = true
         details = ExceptionDetails.call(exception)
-        filter = ParameterFilter.current
-        Thread.current[LAST_SENT] = "#{details[:class]} (#{details[:message]})"
-        details[:message] = filter.filter_text(cut(details[:message]))
+        Thread.current[LAST_SENT] = "#{details[:class]} (#{raw_message(exception)})"
         metadata[:kind] = KIND
         metadata[:exception] = details
         ::LogIngestionClient.log(level, "#{details[:class]}: #{details[:message]}", metadata)
@@ -58,8 +55,11 @@ module LogIngestion
 
       private
 
-      def cut(text)
-        text.bytesize > MESSAGE_LIMIT ? "#{text.byteslice(0, MESSAGE_LIMIT).scrub('')}..." : text
+      # The message as Rails' own lines quote it (ExceptionDetails masks and cuts the sent one).
+      def raw_message(exception)
+        exception.message.to_s
+      rescue StandardError
+        nil
       end
     end
   end

@@ -45,7 +45,7 @@ module LogIngestion
       rescue StandardError => e
         Failsafe.run(:job_logging) do
           ::LogIngestionClient.error("Job failed", identity.merge(duration_ms: Stopwatch.elapsed_ms(started),
-                                                                  error: ExceptionDetails.call(e)))
+                                                                  exception: ExceptionDetails.call(e)))
         end
         raise
       end

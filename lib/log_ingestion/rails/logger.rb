@@ -220,7 +220,7 @@ module LogIngestion
       metadata[:progname] = progname.to_s if progname
       tags = current_tags
       metadata[:tags] = tags unless tags.empty?
-      metadata[:error] = ExceptionDetails.call(message) if message.is_a?(::Exception)
+      metadata[:exception] = ExceptionDetails.call(message) if message.is_a?(::Exception)
       metadata
     end
 

@@ -11,6 +11,7 @@ require "log_ingestion/rails/logger"
 require "log_ingestion/context"
 require "log_ingestion/rails/request_context"
 require "log_ingestion/rails/request_entries"
+require "log_ingestion/rails/error_subscriber"
 require "log_ingestion/rails/request_lines"
 require "log_ingestion/rails/job_entries"
 require "log_ingestion/rails/exception_entry"
@@ -157,6 +158,7 @@ module LogIngestion
         end
 
         options.request_entries == false ? RequestEntries.unsubscribe : RequestEntries.subscribe
+        ErrorSubscriber.subscribe unless options.request_entries == false
         replace_request_lines?(options) ? RequestLines.replace : RequestLines.keep
         Subscribers.subscribe(only: subscriber_names(options.subscribers),
                               slow_query_ms: options.slow_query_ms || Subscribers::DEFAULT_SLOW_QUERY_MS)

@@ -90,7 +90,8 @@ module LogIngestion
       end
       client.log(status.to_i >= 500 ? "ERROR" : "WARN", "Request error", {
                    request_id: request_id, method: request.request_method, path: request.path,
-                   status: status, duration_ms: Stopwatch.elapsed_ms(started), error: ExceptionDetails.call(exception)
+                   status: status, duration_ms: Stopwatch.elapsed_ms(started),
+                   exception: ExceptionDetails.call(exception)
                  })
       client.info("HTTP Response", response_metadata(request, request_id, started, status, {}))
     end

@@ -137,7 +137,7 @@ module LogIngestion
         metadata = job_identity(job).merge(duration_ms: event.duration.round(2))
         exception = event.payload[:exception_object]
         if exception
-          ::LogIngestionClient.error("Job failed", metadata.merge(error: ExceptionDetails.call(exception)))
+          ::LogIngestionClient.error("Job failed", metadata.merge(exception: ExceptionDetails.call(exception)))
         else
           ::LogIngestionClient.info("Job performed", metadata)
         end

@@ -374,6 +374,13 @@
       });
       actions.append(around);
     }
+    if (typeof log.fingerprint === 'string' && log.fingerprint) {
+      // An error entry: its group on the Errors page (found by its exact fingerprint).
+      const group = el('a', 'group-link', 'Its error group');
+      group.href = `/errors?${new URLSearchParams({ range: '30d', service: log.service, q: log.fingerprint })}`;
+      group.addEventListener('click', (event) => event.stopPropagation());
+      actions.append(group);
+    }
     for (const id of requestIdsOf(log)) {
       const caused = el('button', 'link-button request-button', `Everything request ${id} caused`);
       caused.type = 'button';

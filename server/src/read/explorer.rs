@@ -1,5 +1,5 @@
-//! The log explorer page: `/` and its script and style sheet, embedded in the binary at
-//! build time from `server/assets/explorer/`. Owns serving those bytes with their
+//! The log explorer's pages: `/` (logs) and `/errors` (error groups) with their scripts and
+//! style sheets, embedded in the binary at build time from `server/assets/explorer/`. Owns serving those bytes with their
 //! content types and a Content-Security-Policy that forbids loading anything from
 //! elsewhere; it never reads files at run time and holds no secrets (the page asks for
 //! the admin key and keeps it in the browser session).
@@ -12,6 +12,9 @@ use axum::Router;
 const INDEX_HTML: &str = include_str!("../../assets/explorer/index.html");
 const APP_JS: &str = include_str!("../../assets/explorer/app.js");
 const STYLE_CSS: &str = include_str!("../../assets/explorer/style.css");
+const ERRORS_HTML: &str = include_str!("../../assets/explorer/errors.html");
+const ERRORS_JS: &str = include_str!("../../assets/explorer/errors.js");
+const ERRORS_CSS: &str = include_str!("../../assets/explorer/errors.css");
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -32,6 +35,18 @@ where
         .route(
             "/explorer/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
+        )
+        .route(
+            "/errors",
+            get(|| async { asset("text/html; charset=utf-8", ERRORS_HTML) }),
+        )
+        .route(
+            "/explorer/errors.js",
+            get(|| async { asset("text/javascript; charset=utf-8", ERRORS_JS) }),
+        )
+        .route(
+            "/explorer/errors.css",
+            get(|| async { asset("text/css; charset=utf-8", ERRORS_CSS) }),
         )
 }
 
