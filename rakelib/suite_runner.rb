@@ -1,11 +1,10 @@
 # frozen_string_literal: true
 
-# The runner of `rake test`: the suites, each a task test:NAME, run side by side in lanes
-# (suites of one lane in order, lanes at the same time: PostgreSQL-bound suites beside
-# CPU-bound ones), after the builds they need ran once; each suite's output goes to
-# tmp/test-logs/NAME.log and is printed when the suite fails; a table of wall and CPU time per
-# suite ends every run, a failed one too. `LANES=N` runs at most N lanes at a time; `SERIAL=1`
-# runs everything in this process, one suite after another, output on the terminal.
+# The runner of `rake test`: the suites, each a task test:NAME, after the builds they need ran
+# once, one after another in this process (output on the terminal), or with `PARALLEL=1` side
+# by side in lanes (suites of one lane in order, lanes at the same time: PostgreSQL-bound
+# suites beside CPU-bound ones), each suite's output in tmp/test-logs/NAME.log, printed when
+# the suite fails. A table of wall and CPU time per suite ends every run, a failed one too.
 #
 # Owns: the suite registry (`SuiteRunner.suite`, which the Rakefile calls), the lanes, the
 # logs and the table. What a suite runs is the Rakefile's.
@@ -95,7 +94,7 @@ module SuiteRunner
     @started = now
     rows = []
     begin
-      if ENV["SERIAL"] == "1"
+      unless ENV["PARALLEL"] == "1"
         run_serially(needs, selected, rows)
       else
         run_in_lanes(needs, selected, rows)

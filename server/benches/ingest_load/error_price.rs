@@ -103,7 +103,10 @@ pub(crate) async fn run(
     }
     prices.sort_by(f64::total_cmp);
     if let Some(&median) = prices.get(prices.len() / 2) {
-        let each: Vec<String> = prices.iter().map(|r| format!("{:.0}%", r * 100.0)).collect();
+        let each: Vec<String> = prices
+            .iter()
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .collect();
         println!(
             "batch-{batch_size} with 10% error entries / without: median {:.1}% of {} pairs [{}]  (target >= {:.0}%: {})",
             median * 100.0,

@@ -158,7 +158,7 @@ mod tests {
 
     /// A database error carrying only a SQLSTATE, as PostgreSQL's would: `PgDatabaseError`
     /// cannot be built outside sqlx, and 40001 (a replica's recovery conflict) cannot be
-    /// provoked reliably on one cluster (40P01 is, in `tests/read_api.rs`).
+    /// provoked reliably on one cluster (40P01 is, in `tests/read/api.rs`).
     #[derive(Debug, thiserror::Error)]
     #[error("code {0}")]
     struct Coded(&'static str);

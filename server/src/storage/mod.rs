@@ -20,8 +20,8 @@ pub mod rollup;
 pub mod schema;
 pub mod setting;
 pub mod timescale;
-pub mod trigram_index;
 pub mod trace_fields;
+pub mod trigram_index;
 pub mod write_health;
 
 use std::fmt;
