@@ -8,6 +8,7 @@ use log_ingestion_wire::WireEntry;
 use sqlx::PgConnection;
 
 use crate::http_load::http_phase;
+use crate::otlp_wire::Wire;
 use crate::report::{verdict, PhaseReport};
 
 /// Throughput with 10% error entries at least this share of throughput without.
@@ -91,10 +92,28 @@ pub(crate) async fn run(
     let mut reports = Vec::new();
     let mut prices = Vec::new();
     for _ in 0..pairs {
-        let mut without = http_phase(server, db, &clean, batch_size, connections, database).await?;
+        let mut without = http_phase(
+            server,
+            db,
+            &clean,
+            batch_size,
+            connections,
+            database,
+            Wire::Json,
+        )
+        .await?;
         without.label = format!("b={batch_size} no errors");
         println!("{without}");
-        let mut with = http_phase(server, db, &failing, batch_size, connections, database).await?;
+        let mut with = http_phase(
+            server,
+            db,
+            &failing,
+            batch_size,
+            connections,
+            database,
+            Wire::Json,
+        )
+        .await?;
         with.label = format!("b={batch_size} 10% errors");
         println!("{with}");
         prices.push(with.entries_per_second() / without.entries_per_second());

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use log_ingestion_test_support::{Latencies, ServerProcess};
-use log_ingestion_wire::{BatchResponse, WireEntry, API_KEY_HEADER, BATCH_PATH};
+use log_ingestion_wire::{BatchResponse, WireEntry, API_KEY_HEADER};
 use sqlx::PgConnection;
 
 use crate::entries::encode_batches;
+use crate::otlp_wire::{encode_otlp_batches, Wire};
 use crate::raw_copy::{count_logs, truncate_logs};
 use crate::report::{CpuSnapshot, PhaseReport};
 use log_ingestion_test_support::bench::{BenchError, Result};
@@ -25,13 +26,14 @@ pub(crate) async fn drive_http(
     connections: usize,
     batch_size: usize,
     database: &str,
+    wire: Wire,
 ) -> Result<PhaseReport> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let url = format!("{}{BATCH_PATH}", server.address);
+    let url = format!("{}{}", server.address, wire.path());
     let batches = Arc::new(batches);
     let next = Arc::new(AtomicUsize::new(0));
     let busy = Arc::new(AtomicUsize::new(0));
@@ -47,7 +49,7 @@ pub(crate) async fn drive_http(
                 next.clone(),
                 busy.clone(),
             );
-            tokio::spawn(async move { send_batches(client, url, batches, next, busy).await })
+            tokio::spawn(async move { send_batches(client, url, batches, next, busy, wire).await })
         })
         .collect();
     let mut latencies = Latencies::new();
@@ -67,7 +69,10 @@ pub(crate) async fn drive_http(
         eprintln!("note: b={batch_size}: {busy} answers were 503 Server busy and were retried");
     }
     Ok(PhaseReport {
-        label: format!("http b={batch_size}"),
+        label: match wire {
+            Wire::Json => format!("http b={batch_size}"),
+            Wire::OtlpProtobuf => format!("otlp b={batch_size}"),
+        },
         entries,
         requests,
         elapsed,
@@ -83,6 +88,7 @@ pub(crate) async fn send_batches(
     batches: Arc<Vec<(usize, Bytes)>>,
     next: Arc<AtomicUsize>,
     busy: Arc<AtomicUsize>,
+    wire: Wire,
 ) -> Result<(u64, Latencies)> {
     let mut acked = 0u64;
     let mut latencies = Latencies::new();
@@ -96,7 +102,7 @@ pub(crate) async fn send_batches(
             let response = client
                 .post(&url)
                 .header(API_KEY_HEADER, API_KEY)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, wire.content_type())
                 .body(body.clone())
                 .send()
                 .await?;
@@ -118,6 +124,19 @@ pub(crate) async fn send_batches(
                 "batch {i}: HTTP {status}: {}",
                 String::from_utf8_lossy(&answer)
             )));
+        }
+        if wire == Wire::OtlpProtobuf {
+            use prost::Message;
+            let parsed =
+                opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(
+                    answer.clone(),
+                )
+                .map_err(|error| BenchError::Setup(format!("batch {i}: OTLP answer: {error}")))?;
+            if parsed.partial_success.is_some() {
+                return Err(BenchError::Setup(format!("batch {i}: {parsed:?}")));
+            }
+            acked += *len as u64;
+            continue;
         }
         let parsed: BatchResponse = serde_json::from_slice(&answer)?;
         if parsed.accepted != *len as u64 || parsed.rejected != 0 {
@@ -142,10 +161,14 @@ pub(crate) async fn http_phase(
     batch_size: usize,
     connections: usize,
     database: &str,
+    wire: Wire,
 ) -> Result<PhaseReport> {
-    let batches = encode_batches(entries, batch_size)?;
+    let batches = match wire {
+        Wire::Json => encode_batches(entries, batch_size)?,
+        Wire::OtlpProtobuf => encode_otlp_batches(entries, batch_size)?,
+    };
     truncate_logs(db).await?;
-    let report = drive_http(server, batches, connections, batch_size, database).await?;
+    let report = drive_http(server, batches, connections, batch_size, database, wire).await?;
     let stored = count_logs(db).await?;
     if stored != report.entries as i64 {
         return Err(BenchError::Setup(format!(

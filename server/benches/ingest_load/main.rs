@@ -45,6 +45,10 @@
 //!   entry beside batch 100 with every tenth entry an exception (gem shape, 12-frame
 //!   backtrace, 8 groups), `BENCH_PAIRS` times each, and the median ratio.
 //!
+//! At batch 100 each pair also sends the same entries as OTLP/HTTP protobuf
+//! (`otlp b=100`, `POST /v1/logs`, one resource per service), and the server's CPU per
+//! entry of both protocols is printed side by side.
+//!
 //! Every phase's last columns are the server's CPU per entry in µs (its utime + stime
 //! from /proc over the phase ÷ entries), which other load on the machine barely moves,
 //! and the same for the bench database's PostgreSQL backends (`pg µs/e`: per row, with
@@ -55,6 +59,7 @@ mod entries;
 mod error_price;
 mod fleet_shape;
 mod http_load;
+mod otlp_wire;
 mod raw_copy;
 mod report;
 mod setup;
@@ -67,6 +72,7 @@ use http_load::{drive_http, http_phase};
 use log_ingestion_test_support::bench::{io_context, BenchError, Result};
 use log_ingestion_test_support::{proc_stats, workspace_root};
 use log_ingestion_wire::BatchRequest;
+use otlp_wire::Wire;
 use raw_copy::raw_copy;
 use report::{table_header, verdict};
 use setup::BenchDatabase;
@@ -143,6 +149,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
         config.connections,
         100,
         &database.name,
+        Wire::Json,
     )
     .await?;
 
@@ -150,6 +157,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
     let mut reports = Vec::new();
     let mut ratios = Vec::new();
     let mut micros = Vec::new();
+    let mut otlp_micros = Vec::new();
     let batch_sizes: &[usize] = if config.fleet_only || config.errors_only {
         &[]
     } else {
@@ -164,6 +172,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
                 batch_size,
                 config.connections,
                 &database.name,
+                Wire::Json,
             )
             .await?;
             println!("{report}");
@@ -187,12 +196,26 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
                 batch_size,
                 config.connections,
                 &database.name,
+                Wire::Json,
             )
             .await?;
             println!("{report}");
             ratios.push(report.entries_per_second() / copy.entries_per_second());
             micros.extend(report.server_micros_per_entry());
             reports.push(report);
+            let otlp = http_phase(
+                &server,
+                &mut db,
+                copy_rows,
+                batch_size,
+                config.connections,
+                &database.name,
+                Wire::OtlpProtobuf,
+            )
+            .await?;
+            println!("{otlp}");
+            otlp_micros.extend(otlp.server_micros_per_entry());
+            reports.push(otlp);
         }
     }
     if config.errors && !config.fleet_only {
@@ -238,6 +261,17 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
         println!(
             "server CPU per entry at batch {COMPARED_BATCH_SIZE}: median {median:.2} µs  (target <= {TARGET_MICROS_PER_ENTRY} µs: {})",
             verdict(config.measuring, median <= TARGET_MICROS_PER_ENTRY)
+        );
+    }
+    otlp_micros.sort_by(f64::total_cmp);
+    if let (Some(&otlp), Some(&json)) = (
+        otlp_micros.get(otlp_micros.len() / 2),
+        micros.get(micros.len() / 2),
+    ) {
+        println!(
+            "server CPU per entry at batch {COMPARED_BATCH_SIZE}, OTLP protobuf: median {otlp:.2} µs \
+             beside JSON's {json:.2} µs (no worse: {})",
+            verdict(config.measuring, otlp <= json)
         );
     }
     let peaks = reports.iter().filter_map(|r| r.peak_rss_kib);
