@@ -108,11 +108,12 @@ impl Details<'_> {
 
 /// The entry's fingerprint, or `None` when it is not an error (see the module's top).
 pub fn fingerprint(entry: &LogEntry<'_>) -> Option<ErrorFingerprint> {
+    let at_error = entry.level().severity() >= ERROR_SEVERITY;
     let details = entry
         .metadata()
-        .map(|metadata| details(metadata.as_json()))
+        .map(|metadata| details(metadata.as_json(), at_error))
         .unwrap_or_default();
-    if !details.any_exception() && (entry.level().severity() < ERROR_SEVERITY || details.summary) {
+    if !details.any_exception() && (!at_error || details.summary) {
         return None;
     }
     let class = details
@@ -184,11 +185,13 @@ fn hash<'a>(step: &str, parts: impl Iterator<Item = &'a str>) -> String {
 
 /// The exception details in `metadata` (stored JSON text of an object). Text that
 /// cannot hold any is not parsed.
-fn details(metadata: &str) -> Details<'_> {
-    if !metadata.contains("exception")
-        && !metadata.contains("fingerprint")
-        && !metadata.contains("kind")
-    {
+fn details(metadata: &str, at_error: bool) -> Details<'_> {
+    // Below ERROR only exception details make an entry an error: `kind` and an explicit
+    // `fingerprint` matter for entries at ERROR and above (the gem's every request entry
+    // has a `kind`).
+    let may_matter = metadata.contains("exception")
+        || (at_error && (metadata.contains("fingerprint") || metadata.contains("kind")));
+    if !may_matter {
         return Details::default();
     }
     let Ok(keys) = serde_json::from_str::<ErrorKeys<'_>>(metadata) else {
@@ -354,7 +357,7 @@ impl<'de> Deserialize<'de> for FrameItem {
 /// The frames of the latest occurrence's backtrace as the group page shows them
 /// (each with whether it is in-app), from the entry's stored metadata.
 pub fn backtrace_of(metadata: &str) -> Vec<(String, bool)> {
-    details(metadata)
+    details(metadata, true)
         .backtrace
         .into_iter()
         .map(|frame| {
@@ -366,7 +369,7 @@ pub fn backtrace_of(metadata: &str) -> Vec<(String, bool)> {
 
 /// The latest occurrence's own exception message (not a template), if it has one.
 pub fn exception_message_of(metadata: &str) -> Option<String> {
-    details(metadata)
+    details(metadata, true)
         .message
         .map(|message| cut(&message, MAX_TEMPLATE_INPUT).to_owned())
 }
