@@ -3,6 +3,7 @@
 //! that read them back (`read`). `startup::Application` is the whole server; `main.rs`
 //! only reads configuration and runs it.
 
+pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod domain;

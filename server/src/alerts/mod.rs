@@ -1,0 +1,5 @@
+//! Alerts: rules evaluated over the stored entries and error groups, the state of each
+//! (rule, series) kept in PostgreSQL, and the notifications every state transition
+//! writes to the outbox (`alert_notifications`) in the same transaction, which the
+//! delivery worker sends to the rule's channels (webhook, Slack). docs/alerts.md is
+//! the user's reference.
