@@ -146,6 +146,11 @@ long=$work/$(printf 'l%.0s' {1..110})
 short=$("$root/bin/socket-dir" "$long")
 [ "${#short}" -le 40 ] && [ "$(stat -c '%U %a' "$short")" = "root 700" ] && ok || fail "short socket directory $short"
 "$root/bin/socket-dir" --remove "$long" && [ ! -e "$short" ] && ok || fail "the short socket directory was not removed"
+# HAProxy refuses a stats socket path over 97 bytes (it binds NAME.PID.tmp first).
+mid=$work/$(printf 'm%.0s' $(seq 1 $((85 - ${#work} - 1))))
+sock=$("$root/bin/socket-dir" "$mid")/haproxy.sock
+[ "${#sock}" -le 97 ] && ok || fail "HAProxy's socket path $sock is ${#sock} bytes"
+"$root/bin/socket-dir" --remove "$mid" || fail "socket-dir --remove $mid"
 
 echo "test_the_replica_streams_with_the_primarys_password"
 dir=$work/auth

@@ -102,8 +102,8 @@ impl Fleet {
             .collect();
         let socket = fleet.var("FLEET_HAPROXY_SOCKET");
         assert!(
-            socket.len() <= 107,
-            "HAProxy's socket path is {} bytes, over a Unix socket's 107: {socket}",
+            socket.len() <= 97,
+            "HAProxy's socket path is {} bytes, over the 97 HAProxy accepts: {socket}",
             socket.len()
         );
         fleet
