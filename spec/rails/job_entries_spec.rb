@@ -81,6 +81,15 @@ RSpec.describe LogIngestion::JobEntries do
       .to eq([["INFO", "HaltedJob aborted"]])
   end
 
+  it "sends no arguments for a job that turns off Rails' argument logging" do
+    stub_const("QuietExportJob", Class.new(ExportJob) { self.log_arguments = false })
+    QuietExportJob.perform_now(7, "reset-token-abc123")
+
+    expect(entries.first[:metadata]).to include("job_class" => "QuietExportJob", "outcome" => "performed")
+    expect(entries.first[:metadata]).not_to have_key("arguments")
+    expect(JSON.generate(entries)).not_to include("reset-token-abc123")
+  end
+
   it "sends a record argument as its GlobalID, never its attributes" do
     widget = Widget.create!(name: "gear", password: "hunter2")
     ExportJob.perform_now(widget)

@@ -55,6 +55,24 @@ RSpec.describe "job logging" do
     expect(JSON.generate(entry_with("Job started"))).not_to include("big secret blob")
   end
 
+  it "logs no arguments for a job that turns off Rails' argument logging" do
+    job_class = Class.new(ApplicationJob) do
+      include LogIngestion::JobLogging
+
+      self.log_arguments = false
+
+      def self.name
+        "QuietJob"
+      end
+
+      def perform(_token); end
+    end
+    job_class.perform_now("reset-token-abc123")
+
+    expect(entry_with("Job started")[:metadata]).not_to have_key("arguments")
+    expect(JSON.generate(entries)).not_to include("reset-token-abc123")
+  end
+
   it "works alone: without the subscribers JobLogging logs start and completion" do
     LoggedExportJob.perform_now(8)
 

@@ -84,8 +84,12 @@ module LogIngestion
     end
 
     # The job's arguments, masked by key (config.filter_parameters); a record (or any
-    # GlobalID object) as its GlobalID, never its attributes.
+    # GlobalID object) as its GlobalID, never its attributes. None for a job that turns
+    # off Rails' own argument logging (`self.log_arguments = false`): positional values
+    # have no key to be masked by.
     def log_ingestion_arguments
+      return nil unless self.class.log_arguments?
+
       values = arguments.map { |value| value.respond_to?(:to_global_id) ? value.to_global_id.to_s : value }
       ParameterFilter.current.filter(values)
     end

@@ -38,7 +38,7 @@ module LogIngestion
       identity = { job_class: self.class.name, job_id: job_id, queue_name: queue_name }
       Failsafe.run(:job_logging) do
         ::LogIngestionClient.info("Job started",
-                                  identity.merge(arguments: job_arguments))
+                                  identity.merge(arguments: job_arguments).compact)
       end
       begin
         yield
@@ -55,9 +55,10 @@ module LogIngestion
     end
 
     # What "Job started" logs as arguments. Override to choose; the client's
-    # metadata_filter masks it like all metadata.
+    # metadata_filter masks it like all metadata. By default all arguments, or none
+    # when the job turns off Rails' argument logging (`self.log_arguments = false`).
     def job_arguments
-      arguments
+      arguments if self.class.log_arguments?
     end
   end
 end
