@@ -142,6 +142,9 @@ async fn migrate(storage_override: Option<StorageSetting>) -> Result<(), String>
     storage::declared_keys::apply(&pool, &settings, Undeclared::Drop)
         .await
         .map_err(|error| error.to_string())?;
+    storage::retention::declare(&pool, mode, settings.retention_days)
+        .await
+        .map_err(|error| error.to_string())?;
     tracing::info!(storage = %mode, %setting, "migrations applied");
     Ok(())
 }

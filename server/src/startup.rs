@@ -127,11 +127,13 @@ impl Application {
         let declared = Arc::new(LiveDeclaredKeys::new(
             declared_keys::declared_in(&pool).await?,
         ));
-        retention::apply_policy(&pool, storage_mode, settings.retention_days).await?;
+        let retention_days = retention::declared_days(&pool)
+            .await
+            .map_err(StorageError::from)?;
         tracing::info!(
             storage = %storage_mode,
             setting = %settings.database.storage,
-            retention_days = ?settings.retention_days,
+            retention_days = ?retention_days,
             reads = if settings.database.read_url.is_some() { "read database" } else { "primary" },
             rate_limit_scope = if settings.rate_limit_sharing.is_some() { "cluster" } else { "instance" },
             "storage ready"
@@ -183,7 +185,6 @@ impl Application {
         let maintenance = OwnedTask::new(retention::spawn_maintenance(
             pool.clone(),
             storage_mode,
-            settings.retention_days,
             MAINTENANCE_INTERVAL,
         ));
         let shutdown_deadline = settings.shutdown_deadline;

@@ -40,7 +40,6 @@ pub struct Settings {
     pub max_inflight_bytes: usize,
     /// How long a request may wait for room under `max_inflight_bytes` before a 503.
     pub inflight_wait: Duration,
-    pub retention_days: Option<u32>,
     pub group_commit: GroupCommitSettings,
     /// `LOG_INGESTION_WORKER_THREADS`: the async runtime's worker threads.
     pub worker_threads: usize,
@@ -102,7 +101,6 @@ impl Settings {
             // connections and 124 MiB with 512, under its 150 MB target.
             max_inflight_bytes: env.at_least("LOG_INGESTION_MAX_INFLIGHT_BYTES", 16 * MIB, 1024),
             inflight_wait: env.get("LOG_INGESTION_INFLIGHT_WAIT", Duration::from_millis(500)),
-            retention_days: env.optional_at_least("LOG_INGESTION_RETENTION_DAYS", 1),
             group_commit: GroupCommitSettings::read(env, database.max_connections),
             worker_threads: env.at_least(
                 "LOG_INGESTION_WORKER_THREADS",

@@ -169,6 +169,9 @@ pub struct DatabaseSettings {
     /// `LOG_INGESTION_MIGRATE_LOCK_TIMEOUT`: how long a `migrate` statement waits for a
     /// lock that writers hold before it gives up, naming who holds it.
     pub migrate_lock_timeout: Duration,
+    /// `LOG_INGESTION_RETENTION_DAYS`: how long rows are kept, as `migrate` declares it
+    /// (`storage::retention`); `serve` follows what the database declares.
+    pub retention_days: Option<u32>,
 }
 
 impl DatabaseSettings {
@@ -207,6 +210,7 @@ impl DatabaseSettings {
                 Duration::from_secs(5),
                 Duration::from_millis(10),
             ),
+            retention_days: env.optional_at_least("LOG_INGESTION_RETENTION_DAYS", 1),
         }
     }
 }
@@ -226,6 +230,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("message_trigram_index", &self.message_trigram_index)
             .field("schema_refresh_interval", &self.schema_refresh_interval)
             .field("migrate_lock_timeout", &self.migrate_lock_timeout)
+            .field("retention_days", &self.retention_days)
             .finish()
     }
 }

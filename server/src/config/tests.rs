@@ -34,7 +34,7 @@ fn defaults_apply_when_only_required_variables_are_set() {
     assert_eq!(settings.rate_limit.burst, 200);
     assert_eq!(settings.limits.max_message_bytes, 65_536);
     assert_eq!(settings.api_keys.iter().count(), 2);
-    assert!(settings.retention_days.is_none());
+    assert!(settings.database.retention_days.is_none());
     assert_eq!(
         settings.connections.header_read_timeout,
         Duration::from_secs(10)
@@ -223,10 +223,10 @@ fn each_problem_names_what_was_expected_and_what_was_given() {
     assert_eq!(
         error.problems,
         [
+            "  LOG_INGESTION_RETENTION_DAYS: must be at least 1 (got 0)",
             "  LOG_INGESTION_HOST: must be an IP address (got \"localhost\")",
             "  LOG_INGESTION_MAX_BODY_BYTES: must be at least 1024 (got 10)",
             "  LOG_INGESTION_MAX_BATCH_ENTRIES: must be a whole number (got \"many\")",
-            "  LOG_INGESTION_RETENTION_DAYS: must be at least 1 (got 0)",
         ]
     );
     assert!(error.to_string().starts_with("invalid configuration:\n  "));

@@ -18,10 +18,10 @@
 
 use sqlx::PgPool;
 
-use super::declared_keys;
 use super::setting::StorageSetting;
 use super::timescale::{self, ConvertRows, CONVERT_HINT};
 use super::trigram_index::TRIGRAM_INDEX;
+use super::{declared_keys, retention};
 use super::{rollup, StorageError, StorageMode};
 use crate::config::DatabaseSettings;
 
@@ -41,6 +41,7 @@ pub async fn prepare_for_serve(
         tracing::info!("a database without a logs table: creating the schema");
         let mode = super::migrate(pool, settings.storage, ConvertRows::Refuse).await?;
         declared_keys::apply(pool, settings, declared_keys::Undeclared::Keep).await?;
+        retention::declare(pool, mode, settings.retention_days).await?;
         return Ok(mode);
     }
     refuse_pending_migrations(pool).await?;
@@ -132,6 +133,10 @@ async fn warn_about_differences(
     pool: &PgPool,
     settings: &DatabaseSettings,
 ) -> Result<(), StorageError> {
+    retention::warn_if_setting_differs(
+        settings.retention_days,
+        retention::declared_days(pool).await?,
+    );
     let declared = declared_keys::declared_in(pool).await?;
     let configured = &settings.declared_keys;
     let missing: Vec<&String> = configured

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use log_ingestion_server::auth::ApiKey;
 use log_ingestion_server::storage::declared_keys::{self, Undeclared};
-use log_ingestion_server::storage::trigram_index;
+use log_ingestion_server::storage::{retention, trigram_index};
 use log_ingestion_server::storage::{StorageMode, StorageSetting};
 use sqlx::{Connection, PgConnection};
 
@@ -32,13 +32,12 @@ async fn stored_entries_survive_a_restart_and_migrations_rerun_harmlessly() {
 }
 
 #[tokio::test]
-async fn plain_mode_retention_deletes_rows_older_than_the_retention_days() {
-    if expected_mode() != StorageMode::Postgres {
-        return; // TimescaleDB mode: tests/timescaledb/ covers its retention policy
-    }
+async fn serve_follows_the_declared_retention_and_never_changes_it() {
     let (name, url) = create_database().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    migrate_test_database(&pool).await;
+    let mode = migrate_test_database(&pool).await;
+    // What `migrate` does with LOG_INGESTION_RETENTION_DAYS=30.
+    retention::declare(&pool, mode, Some(30)).await.unwrap();
     sqlx::query(
         "INSERT INTO logs (timestamp, service, level, message) VALUES \
          (now() - interval '40 days', 's', 'INFO', 'old'), \
@@ -48,12 +47,30 @@ async fn plain_mode_retention_deletes_rows_older_than_the_retention_days() {
     .await
     .unwrap();
 
-    let app = spawn_app_on(name, url, |settings| settings.retention_days = Some(30)).await;
-    let old_gone = wait_until(Duration::from_secs(10), || async {
-        app.stored_messages().await == ["recent"]
+    // An instance whose own setting differs: it follows the database, and changes it not.
+    let app = spawn_app_on(name, url, |settings| {
+        settings.database.retention_days = Some(1);
     })
     .await;
-    assert!(old_gone, "rows: {:?}", app.stored_messages().await);
+    if mode == StorageMode::Postgres {
+        // One delete statement removes every expired row: by 1 day "recent" would go too.
+        let old_gone = wait_until(Duration::from_secs(10), || async {
+            !app.stored_messages().await.contains(&"old".to_owned())
+        })
+        .await;
+        assert!(old_gone, "rows: {:?}", app.stored_messages().await);
+        assert_eq!(app.stored_messages().await, ["recent"]);
+    } else {
+        let policy: Vec<String> = sqlx::query_scalar(
+            "SELECT config->>'drop_after' FROM timescaledb_information.jobs \
+             WHERE proc_name = 'policy_retention' AND hypertable_name = 'logs'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(policy, ["30 days"]);
+    }
+    assert_eq!(retention::declared_days(&pool).await.unwrap(), Some(30));
 }
 
 #[tokio::test]

@@ -171,8 +171,13 @@ async fn spawn_timescale_app(
     name: TestDatabase,
     retention_days: Option<u32>,
 ) -> TestApp {
+    // What `migrate` does with LOG_INGESTION_RETENTION_DAYS: the server follows it.
+    let pool = PgPool::connect(&url).await.unwrap();
+    storage::retention::declare(&pool, StorageMode::Timescale, retention_days)
+        .await
+        .unwrap();
+    pool.close().await;
     spawn_app_on(name, url, |settings| {
-        settings.retention_days = retention_days;
         settings.policy_check_interval = POLICY_CHECK;
         settings.admin_api_keys = vec![ApiKey::new(ADMIN_KEY)];
     })
