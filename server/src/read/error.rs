@@ -28,6 +28,8 @@ pub enum ReadError {
     NotFound,
     #[error("Too many live tails")]
     TooManyTails,
+    #[error("Too many exports")]
+    TooManyExports,
     #[error("Server is shutting down")]
     ShuttingDown,
     /// Every read connection stayed busy for the whole queue wait.
@@ -101,6 +103,12 @@ impl IntoResponse for ReadError {
                 "Too many live tails",
                 "close another tail or retry later",
                 "too_many_tails",
+                5,
+            ),
+            ReadError::TooManyExports => unavailable(
+                "Too many exports",
+                "other exports are running on this server; retry when one has finished",
+                "too_many_exports",
                 5,
             ),
             ReadError::ShuttingDown => unavailable(

@@ -1,5 +1,5 @@
-//! The read side: the query API (`/api/v1/logs`, `/api/v1/logs/{id}/context`,
-//! `/api/v1/logs/histogram`, `/api/v1/logs/tail`, `/api/v1/services`) behind admin keys,
+//! The read side: the query API (`/api/v1/logs`, `/api/v1/logs/export`,
+//! `/api/v1/logs/{id}/context`, `/api/v1/logs/histogram`, `/api/v1/logs/tail`, `/api/v1/services`) behind admin keys,
 //! and the log explorer page at `/`.
 //!
 //! It owns read-only SQL over the `logs` table and the explorer's embedded assets. Its
@@ -12,6 +12,7 @@ mod counts;
 pub(crate) mod cursor;
 pub(crate) mod error;
 mod explorer;
+mod export;
 pub(crate) mod filters;
 mod histogram;
 mod pool;
@@ -48,6 +49,8 @@ pub struct ReadContext {
     mode: StorageMode,
     tail: TailSettings,
     tail_slots: Arc<Semaphore>,
+    /// One permit per export running (`export::MAX_STREAMS`).
+    export_slots: Arc<Semaphore>,
     /// Set once the server shuts down; live tails end when it is.
     closing: Arc<watch::Sender<bool>>,
     query_limits: QueryLimits,
@@ -62,6 +65,7 @@ impl ReadContext {
             mode,
             tail,
             tail_slots: Arc::new(Semaphore::new(tail.max_streams)),
+            export_slots: Arc::new(Semaphore::new(export::MAX_STREAMS)),
             closing: Arc::new(watch::Sender::new(false)),
             query_limits: QueryLimits::default(),
             declared: Arc::new(LiveDeclaredKeys::new(DeclaredKeys::default())),
@@ -99,6 +103,11 @@ impl ReadContext {
         self.closing.send_replace(true);
     }
 
+    /// Whether shutdown has begun ([`Self::close_tails`]).
+    pub(crate) fn is_closing(&self) -> bool {
+        *self.closing.borrow()
+    }
+
     /// The read side's connections.
     pub fn reads(&self) -> &ReadPool {
         &self.reads
@@ -121,6 +130,7 @@ where
     let admin_keys = Arc::new(admin_keys);
     let api = Router::new()
         .route("/api/v1/logs", get(search::list))
+        .route("/api/v1/logs/export", get(export::export))
         .route("/api/v1/logs/histogram", get(histogram::histogram))
         .route("/api/v1/logs/tail", get(tail::tail))
         .route("/api/v1/logs/{id}/context", get(search::context))

@@ -7,6 +7,7 @@
 mod api;
 mod explain;
 mod explain_scale;
+mod export;
 mod rollups;
 mod tail;
 mod windows;
