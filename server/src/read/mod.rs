@@ -1,5 +1,6 @@
 //! The read side: the query API (`/api/v1/logs`, `/api/v1/logs/export`,
-//! `/api/v1/logs/{id}/context`, `/api/v1/logs/histogram`, `/api/v1/logs/tail`, `/api/v1/services`) behind admin keys,
+//! `/api/v1/logs/fields`, `/api/v1/logs/{id}/context`, `/api/v1/logs/histogram`,
+//! `/api/v1/logs/tail`, `/api/v1/services`) behind admin keys,
 //! and the log explorer page at `/`.
 //!
 //! It owns read-only SQL over the `logs` table and the explorer's embedded assets. Its
@@ -13,6 +14,7 @@ pub(crate) mod cursor;
 pub(crate) mod error;
 mod explorer;
 mod export;
+mod fields;
 pub(crate) mod filters;
 mod histogram;
 mod pool;
@@ -131,6 +133,7 @@ where
     let api = Router::new()
         .route("/api/v1/logs", get(search::list))
         .route("/api/v1/logs/export", get(export::export))
+        .route("/api/v1/logs/fields", get(fields::fields))
         .route("/api/v1/logs/histogram", get(histogram::histogram))
         .route("/api/v1/logs/tail", get(tail::tail))
         .route("/api/v1/logs/{id}/context", get(search::context))

@@ -191,6 +191,34 @@ pub(crate) async fn newest_first(
     Ok(logs)
 }
 
+/// The value `push_value` selects (a text expression over `logs`) of up to `limit`
+/// rows matching `filter`, newest first, read over the same windows as a page.
+pub(crate) async fn newest_values(
+    connection: &mut ReadConnection,
+    filter: &LogFilter,
+    push_value: &(dyn Fn(&mut QueryBuilder<'_, Postgres>) + Sync),
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<String>>, ReadError> {
+    let mut reads = PageReads::new(filter, None, limit, now);
+    let mut values = Vec::new();
+    let mut found = 0;
+    while let Some((window, _, wanted)) = reads.next(found) {
+        let mut sql = QueryBuilder::<Postgres>::new("SELECT ");
+        push_value(&mut sql);
+        sql.push(" FROM logs WHERE TRUE");
+        window.push_conditions(&mut sql);
+        sql.push(" ORDER BY timestamp DESC, id DESC LIMIT ")
+            .push_bind(wanted);
+        let rows: Vec<(Option<String>,)> = connection
+            .run(|conn| sql.build_query_as().fetch_all(conn))
+            .await?;
+        found = rows.len();
+        values.extend(rows.into_iter().map(|(value,)| value));
+    }
+    Ok(values)
+}
+
 async fn page(
     connection: &mut ReadConnection,
     filter: &LogFilter,

@@ -8,6 +8,7 @@ mod api;
 mod explain;
 mod explain_scale;
 mod export;
+mod fields;
 mod rollups;
 mod tail;
 mod windows;
