@@ -395,7 +395,15 @@ async fn occurrences(
     fingerprints.dedup();
     filter.services = services;
     filter.fingerprints = fingerprints;
-    let mut logs = newest_first(&mut connection, &filter, cursor, limit + 1, now).await?;
+    let mut logs = newest_first(
+        &mut connection,
+        context.read.mode(),
+        &filter,
+        cursor,
+        limit + 1,
+        now,
+    )
+    .await?;
     drop(connection);
     let next_cursor = if logs.len() as i64 > limit {
         logs.truncate(limit as usize);

@@ -168,6 +168,7 @@ async fn read_page(export: &Export, wanted: i64) -> Result<Vec<LogRow>, ReadErro
     let mut connection = export.context.reads().acquire().await?;
     newest_first(
         &mut connection,
+        export.context.mode,
         &export.filter,
         export.cursor,
         wanted,

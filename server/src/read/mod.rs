@@ -21,6 +21,7 @@ mod pool;
 pub(crate) mod rows;
 pub(crate) mod search;
 mod services;
+mod sparse;
 mod tail;
 pub(crate) mod time_bounds;
 
@@ -108,6 +109,11 @@ impl ReadContext {
     /// Whether shutdown has begun ([`Self::close_tails`]).
     pub(crate) fn is_closing(&self) -> bool {
         *self.closing.borrow()
+    }
+
+    /// The storage mode the server runs in.
+    pub(crate) fn mode(&self) -> StorageMode {
+        self.mode
     }
 
     /// The read side's connections.

@@ -14,8 +14,10 @@ use super::cursor::Cursor;
 use super::error::ReadError;
 use super::filters::LogFilter;
 use super::rows::{LogRow, COLUMNS};
+use super::sparse::{self, Guide};
 use super::time_bounds;
 use super::{params_from, QueryPairs, ReadConnection, ReadContext};
+use crate::storage::StorageMode;
 
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1_000;
@@ -51,7 +53,15 @@ pub async fn list(
     params.finish().map_err(ReadError::InvalidQuery)?;
 
     let mut connection = context.reads.acquire().await?;
-    let mut logs = newest_first(&mut connection, &filter, cursor, limit + 1, Utc::now()).await?;
+    let mut logs = newest_first(
+        &mut connection,
+        context.mode,
+        &filter,
+        cursor,
+        limit + 1,
+        Utc::now(),
+    )
+    .await?;
     drop(connection);
 
     let next_cursor = if logs.len() as i64 > limit {
@@ -171,9 +181,63 @@ impl PageReads {
     }
 }
 
-/// Up to `limit` rows matching `filter`, older than `cursor`, newest first, read over
-/// the windows of [`windows`] ending at the cursor (or `until`, or `now`).
+/// Up to `limit` rows matching `filter`, older than `cursor`, newest first. In plain
+/// mode a service/level search reads only the stretch the hour rollup points at
+/// (`sparse`; its trigger-kept counts are exact in the rows' own transaction); otherwise,
+/// and in TimescaleDB mode (whose continuous aggregates see late rows of an already
+/// materialized hour only at their next refresh), over the windows of [`windows`]
+/// ending at the cursor (or `until`, or `now`).
 pub(crate) async fn newest_first(
+    connection: &mut ReadConnection,
+    mode: StorageMode,
+    filter: &LogFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<LogRow>, ReadError> {
+    if mode != StorageMode::Postgres || !sparse::applies(filter) {
+        return in_windows(connection, filter, cursor, limit, now).await;
+    }
+    let end = match (cursor.map(|c| c.timestamp), filter.until) {
+        (Some(at), Some(until)) => Some(at.min(until)),
+        (at, until) => at.or(until),
+    };
+    let (from, to, rest_empty) = match sparse::guide(connection, filter, end, limit).await? {
+        Guide::Nothing => return Ok(Vec::new()),
+        Guide::Window {
+            from,
+            to,
+            rest_empty,
+        } => (from, to, rest_empty),
+    };
+    // The stretch the rollup points at, with the page's own bound (and cursor) when it
+    // reaches it; then, if its hours counted entries outside the range, the plain
+    // windows below it.
+    let window = LogFilter {
+        since: from.or(filter.since),
+        until: to.or(filter.until),
+        ..filter.clone()
+    };
+    let mut logs = page(
+        connection,
+        &window,
+        if to.is_none() { cursor } else { None },
+        limit,
+    )
+    .await?;
+    let missing = limit - logs.len() as i64;
+    if let (false, Some(from), true) = (rest_empty, from, missing > 0) {
+        let below = LogFilter {
+            until: Some(from),
+            ..filter.clone()
+        };
+        logs.extend(in_windows(connection, &below, None, missing, now).await?);
+    }
+    Ok(logs)
+}
+
+/// [`newest_first`] over the doubling windows of [`windows`] alone.
+async fn in_windows(
     connection: &mut ReadConnection,
     filter: &LogFilter,
     cursor: Option<Cursor>,

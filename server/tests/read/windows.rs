@@ -139,3 +139,79 @@ async fn pages_reach_every_row_once_in_order_with_ties_on_window_edges() {
     assert!(at_end.iter().all(|id| !listed.contains(id)));
     app.stop().await;
 }
+
+/// Rare WARN rows of `svc1` (two at each of a few ages, one at 63h exactly) among INFO
+/// rows of every hour: a service/level search that matches few of a wide range.
+fn rare_rows() -> Vec<Row> {
+    let mut rows = Vec::new();
+    for h in 0..=80 {
+        let mut info = row(
+            "2026-01-01T00:00:00Z",
+            "svc1",
+            "INFO",
+            &format!("info {h}h"),
+        );
+        info.timestamp = end() - Duration::hours(h) + Duration::minutes(7);
+        rows.push(info);
+    }
+    for (h, minutes) in [(1, 5), (30, 0), (63, 0), (63, 0), (200, 59), (2_000, 1)] {
+        let mut warn = row(
+            "2026-01-01T00:00:00Z",
+            "svc1",
+            "WARN",
+            &format!("warn {h}h"),
+        );
+        warn.timestamp = end() - Duration::hours(h) + Duration::minutes(minutes);
+        rows.push(warn);
+    }
+    rows
+}
+
+#[tokio::test]
+async fn a_rare_service_and_level_pages_every_match_once_in_order() {
+    let app = spawn_read_app().await;
+    app.insert(&rare_rows()).await;
+    app.materialize_rollups().await;
+    let until = text(end());
+    let at = |hours: i64| text(end() - Duration::hours(hours));
+    // 62.5h back: inside the hour of the 63h rows, which it excludes (the hour's count
+    // includes them: the page must look below it and find the older ones).
+    let inside_an_hour = text(end() - Duration::minutes(63 * 60 - 30));
+    let cases: Vec<(String, String)> = vec![
+        (
+            format!("until={until}&service=svc1&level=warn"),
+            format!("timestamp < '{until}' AND service = 'svc1' AND level = 'WARN'"),
+        ),
+        (
+            "service=svc1&level=warn".to_owned(),
+            "service = 'svc1' AND level = 'WARN'".to_owned(),
+        ),
+        (
+            format!("since={inside_an_hour}&level=warn"),
+            format!("timestamp >= '{inside_an_hour}' AND level = 'WARN'"),
+        ),
+        (
+            format!("since={}&until={}&min_level=warn", at(250), at(20)),
+            format!(
+                "timestamp >= '{}' AND timestamp < '{}' AND level IN ('WARN', 'ERROR', 'FATAL')",
+                at(250),
+                at(20)
+            ),
+        ),
+    ];
+    for (query, condition) in &cases {
+        let want = expected(&app, condition).await;
+        assert!(!want.is_empty(), "{query} selects nothing");
+        for limit in [1, 2, 3, 100] {
+            let got = page_through(&app, query, limit).await;
+            assert_eq!(got, want, "{query}, limit {limit}");
+        }
+    }
+    // Matching nothing at all: an empty page.
+    let (status, page) = app
+        .get_json("/api/v1/logs?service=svc1&level=error&since=30d")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["logs"], serde_json::json!([]));
+    app.stop().await;
+}
