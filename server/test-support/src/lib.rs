@@ -18,6 +18,7 @@ pub mod proc_stats;
 pub mod process;
 pub mod read;
 pub mod sse;
+pub mod template;
 
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub use read::{
     INGEST_KEY,
 };
 pub use sse::{SseEvent, SseReader};
+pub use template::create_migrated_database;
 
 /// Polls `condition` until it holds or `timeout` passes.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> bool

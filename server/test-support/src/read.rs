@@ -11,7 +11,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::app::{test_settings, ADMIN_KEY, API_KEY};
-use crate::database::{create_database, drop_database, migrate_test_database, TestDatabase};
+use crate::database::{drop_database, migrate_test_database, TestDatabase};
+use crate::template::create_migrated_database;
 
 /// An ingestion key of the test settings, which the read side refuses with 403.
 pub const INGEST_KEY: &str = API_KEY;
@@ -33,7 +34,8 @@ pub async fn spawn_read_app() -> ReadApp {
 }
 
 pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
-    let (database, url) = create_database().await;
+    let (database, url) =
+        create_migrated_database(&test_settings(&crate::maintenance_url()).database).await;
     let database_name = database.name().to_owned();
     let pool = PgPool::connect(&url)
         .await
