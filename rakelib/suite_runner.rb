@@ -1,10 +1,12 @@
 # frozen_string_literal: true
 
-# The runner of `rake test`: the suites, each a task test:NAME, after the builds they need ran
-# once, one after another in this process (output on the terminal), or with `PARALLEL=1` side
-# by side in lanes (suites of one lane in order, lanes at the same time: PostgreSQL-bound
-# suites beside CPU-bound ones), each suite's output in tmp/test-logs/NAME.log, printed when
-# the suite fails. A table of wall and CPU time per suite ends every run, a failed one too.
+# The runner of `rake test`: the suites, each a task test:NAME, side by side in lanes (suites
+# of one lane in order, lanes at the same time: the suites that wait on PostgreSQL and timers
+# beside the CPU-bound ones; a suite starts once the builds it needs are done, the builds
+# themselves side by side with the suites that need none), each suite's output in
+# tmp/test-logs/NAME.log, printed when the suite fails; or, with `PARALLEL=0`, after the
+# builds, one after another in this process (output on the terminal). A table of wall and
+# CPU time per suite ends every run, a failed one too.
 #
 # Owns: the suite registry (`SuiteRunner.suite`, which the Rakefile calls), the lanes, the
 # logs and the table. What a suite runs is the Rakefile's.
@@ -94,7 +96,7 @@ module SuiteRunner
     @started = now
     rows = []
     begin
-      unless ENV["PARALLEL"] == "1"
+      if ENV["PARALLEL"] == "0"
         run_serially(needs, selected, rows)
       else
         run_in_lanes(needs, selected, rows)
@@ -131,14 +133,10 @@ module SuiteRunner
     FileUtils.mkdir_p(LOG_DIR)
     @children = {}
     trap_interrupts
-    say "logs in #{LOG_DIR.delete_prefix("#{ROOT}/")}/#{needs.empty? ? "" : "; builds first: #{needs.join(", ")}"}"
-    # The builds are independent of each other (debug and release profiles lock apart).
-    builds = needs.map { |name| Thread.new { child(name, name, "-") } }.map(&:value)
-    rows.concat(builds)
-    if builds.any? { |row| row.status != "ok" }
-      print_failed_logs(builds)
-      return
-    end
+    say "logs in #{LOG_DIR.delete_prefix("#{ROOT}/")}/#{needs.empty? ? "" : "; builds: #{needs.join(", ")}"}"
+    # The builds are independent of each other (debug and release profiles lock apart), and
+    # start at once, beside the suites that need none of them.
+    builds = needs.to_h { |name| [name, Thread.new { child(name, name, "-") }] }
     lanes = selected.group_by(&:lane).sort_by(&:first)
     say "#{lanes.size} lanes: #{lanes.map { |lane, suites| "#{lane}: #{suites.map(&:name).join(' → ')}" }.join('; ')}"
     # LANES=N: at most N lanes at a time (a busy machine), the next lane starting when one ends.
@@ -147,13 +145,20 @@ module SuiteRunner
     done = lanes.map do |lane, suites|
       Thread.new do
         slot = slots.pop
-        suites.map { |suite| child("test:#{suite.name}", suite.name, lane) }
+        suites.map do |suite|
+          failed = suite.needs.map { |name| builds.fetch(name).value }.reject { |row| row.status == "ok" }
+          next child("test:#{suite.name}", suite.name, lane) if failed.empty?
+
+          Row.new(name: suite.name, lane: lane, status: "not run", note: "#{failed.map(&:name).join(', ')} failed",
+                  details: [])
+        end
       ensure
         slots << slot
       end
     end.flat_map(&:value)
-    rows.concat(done)
-    print_failed_logs(done)
+    built = builds.values.map(&:value)
+    rows.concat(built + done)
+    print_failed_logs(built + done)
   ensure
     stop_children
   end

@@ -196,7 +196,7 @@ RSpec.describe "Rails integration end to end", :end_to_end do
     end
 
     # Retried like a batch, a refused connection would be retried for send_log's whole
-    # timeout (30 s); one attempt answers at once.
+    # timeout (30 s); one attempt answers at once (the bound leaves room for a busy machine).
     it "answers a refused connection within the connect timeout, naming the refusal" do
       configure("http://127.0.0.1:#{RealIngestionServer.free_port}", "rails-e2e-rake-refused", max_retry_elapsed: 300.0)
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -204,7 +204,7 @@ RSpec.describe "Rails integration end to end", :end_to_end do
       expect { Rake::Task["logs:test"].execute }
         .to raise_error(SystemExit)
         .and output(/did NOT arrive \(last error: .*onnection refused.*one attempt, not retried/).to_stderr
-      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 1.0 + 2.0 # open + read timeout
+      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 15.0 # half of send_log's timeout
     end
   end
 
@@ -231,15 +231,16 @@ RSpec.describe "Rails integration end to end", :end_to_end do
               "LOG_INGESTION_TEST_MODE" => nil, "LOG_INGESTION_TEST_BATCH_INTERVAL" => "0.05",
               "LOG_INGESTION_TEST_DB" => File.join(@dir, "refused.sqlite3") }
       script = 'require "./spec/rails/app/config/environment"; ' \
-               "LogIngestionClient.shutdown_timeout = 20.0; " \
+               "LogIngestionClient.shutdown_timeout = 120.0; " \
                'LogIngestionClient.info("lost")' # first attempted at exit, refused
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       _out, err, status = Open3.capture3(env, RbConfig.ruby, "-Ilib", "-e", script, chdir: RealIngestionServer::ROOT)
       elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
 
       expect(status).to be_success, err
-      # Before: the whole 20 s shutdown_timeout. Boot takes 1-3 s here; 12 s is generous.
-      expect(elapsed).to be < 12
+      # Waiting out shutdown_timeout would take 120 s; boot takes 1-3 s on a quiet machine, and
+      # the bound leaves room for a busy one (other suites beside this one).
+      expect(elapsed).to be < 60
       expect(err).to match(/shutdown: .*refused the connection.*no spool_dir is set \(1 entries lost\)/)
       # One line per engine, never one per batch: the boot's engine (retired by the setting change in a thread of
       # its own, which the exit waits for) and the last one.

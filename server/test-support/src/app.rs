@@ -14,7 +14,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::admin::AdminReader;
-use crate::database::{create_database, drop_database, test_storage, TestDatabase};
+use crate::database::{drop_database, maintenance_url, test_storage, TestDatabase};
+use crate::template::create_migrated_database;
 
 pub const API_KEY: &str = "test-key-primary";
 pub const OTHER_API_KEY: &str = "test-key-secondary";
@@ -68,16 +69,23 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// The app on a fresh database, with `configure` applied to the test settings.
+/// The app on a fresh database, with `configure` applied to the test settings. The
+/// database holds the schema the app would create with those settings (a copy of a
+/// template, `template`); `configure` sees the cluster's maintenance URL, not the
+/// database's.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let (database, url) = create_database().await;
-    spawn_app_on(database, url, configure).await
+    let mut settings = test_settings(&maintenance_url());
+    configure(&mut settings);
+    let (database, url) = create_migrated_database(&settings.database).await;
+    settings.database.url = url.clone();
+    spawn_app_with_settings(database, url, settings).await
 }
 
 /// The app on a fresh database, its settings read with `vars` set in the environment
 /// (the read tests use it; the ingest tests configure `Settings` directly).
 pub async fn spawn_app_with_vars(vars: &[(&str, &str)]) -> TestApp {
-    let (database, url) = create_database().await;
+    let settings = test_settings_with(&maintenance_url(), vars);
+    let (database, url) = create_migrated_database(&settings.database).await;
     let settings = test_settings_with(&url, vars);
     spawn_app_with_settings(database, url, settings).await
 }

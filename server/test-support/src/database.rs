@@ -145,37 +145,139 @@ impl TestDatabase {
 }
 
 impl Drop for DatabaseName {
+    /// Drops the database in a thread of its own, which the test does not wait for: a
+    /// `DROP DATABASE` waits until every backend of the cluster has released the
+    /// database's files (a `ProcSignalBarrier`), up to a minute on a cluster with
+    /// TimescaleDB's launcher, and many such waits overlap where one after another
+    /// would add up. The process waits at exit until each one is running in the server
+    /// ([`finish_drops_at_exit`]).
     fn drop(&mut self) {
         let name = std::mem::take(&mut self.0);
-        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of
-        // its own with a runtime of its own does the dropping.
-        let dropped = std::thread::spawn(move || -> Result<(), String> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|error| error.to_string())?;
-            runtime.block_on(async {
-                let mut connection = PgConnection::connect(&maintenance_url())
-                    .await
-                    .map_err(|error| error.to_string())?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .execute(&mut connection)
-                    .await
-                    .map_err(|error| format!("{name}: {error}"))?;
-                Ok(())
-            })
-        })
-        .join();
-        if let Ok(Err(error)) = dropped {
-            eprintln!("cannot drop the test database {error}");
+        register_at_exit();
+        {
+            // At most MAX_PENDING_DROPS connections wait on drops (the cluster's
+            // connections are shared by every test process).
+            let mut pending = lock(&PENDING_DROPS);
+            while pending.len() >= MAX_PENDING_DROPS {
+                pending = DROP_RETURNED
+                    .wait(pending)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            pending.push(name.clone());
         }
+        std::thread::spawn(move || {
+            if let Err(error) = drop_now(&name) {
+                eprintln!("cannot drop the test database {name}: {error}");
+            }
+            lock(&PENDING_DROPS).retain(|pending| pending != &name);
+            DROP_RETURNED.notify_all();
+        });
     }
 }
 
+const MAX_PENDING_DROPS: usize = 16;
+/// Names of the databases whose drop has not returned yet.
+static PENDING_DROPS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static DROP_RETURNED: std::sync::Condvar = std::sync::Condvar::new();
+/// Databases kept until the process exits (the templates).
+static KEPT: std::sync::Mutex<Vec<TestDatabase>> = std::sync::Mutex::new(Vec::new());
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())
+}
+
+/// Drops `name` now, disconnecting whoever uses it (outside any runtime).
+fn drop_now(name: &str) -> Result<(), String> {
+    runtime()?.block_on(async {
+        let mut connection = PgConnection::connect(&maintenance_url())
+            .await
+            .map_err(|error| error.to_string())?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&mut connection)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(())
+    })
+}
+
+fn register_at_exit() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    extern "C" {
+        fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
+    }
+    REGISTERED.call_once(|| {
+        // SAFETY: registers a function without arguments that never unwinds past this
+        // frame (it catches panics and reports errors on stderr).
+        unsafe {
+            atexit(finish_drops_at_exit);
+        }
+    });
+}
+
+/// At exit: drops the kept databases, then waits (10 s at most) until every drop still
+/// pending is running in the server, which finishes it after this process is gone (a
+/// statement runs to its end when its client leaves). What is left is dropped by the
+/// next run's stale-database cleanup.
+extern "C" fn finish_drops_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        drop(std::mem::take(&mut *lock(&KEPT)));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let Ok(runtime) = runtime() else { return };
+        loop {
+            let pending = lock(&PENDING_DROPS).clone();
+            if pending.is_empty() {
+                return;
+            }
+            let running: Vec<String> = runtime.block_on(async {
+                let Ok(mut connection) = PgConnection::connect(&maintenance_url()).await else {
+                    return Vec::new();
+                };
+                sqlx::query_scalar(
+                    "SELECT query FROM pg_stat_activity \
+                     WHERE state = 'active' AND query LIKE 'DROP DATABASE IF EXISTS %'",
+                )
+                .fetch_all(&mut connection)
+                .await
+                .unwrap_or_default()
+            });
+            if pending
+                .iter()
+                .all(|name| running.iter().any(|query| query.contains(name.as_str())))
+            {
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                eprintln!(
+                    "test databases left for the stale-database cleanup: {}",
+                    pending.join(", ")
+                );
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+}
+
+/// A new test database's name (it carries its creation time, see [`drop_stale_databases`]).
+pub(crate) fn new_name() -> String {
+    format!("log_test_{}_{}", unix_now(), uuid::Uuid::new_v4().simple())
+}
+
 /// A fresh, empty database, dropped when the returned handle goes; returns it and its URL.
+/// A test that lets the app create the schema with the test settings is quicker on
+/// [`crate::create_migrated_database`].
 pub async fn create_database() -> (TestDatabase, String) {
     let maintenance = maintenance_url();
-    let name = format!("log_test_{}_{}", unix_now(), uuid::Uuid::new_v4().simple());
+    let name = new_name();
     let mut connection = PgConnection::connect(&maintenance)
         .await
         .expect("cannot connect to the test cluster");
@@ -184,12 +286,24 @@ pub async fn create_database() -> (TestDatabase, String) {
         .execute(&mut connection)
         .await
         .expect("cannot create a test database");
-    let mut url = Url::parse(&maintenance).expect("DATABASE_URL is not a URL");
+    let _ = connection.close().await;
+    register_database(name)
+}
+
+/// The handle and URL of the database `name`, just created: dropped when the handle goes.
+pub(crate) fn register_database(name: String) -> (TestDatabase, String) {
+    let mut url = Url::parse(&maintenance_url()).expect("DATABASE_URL is not a URL");
     url.set_path(&format!("/{name}"));
     (
         TestDatabase(std::sync::Arc::new(DatabaseName(name))),
         url.to_string(),
     )
+}
+
+/// Keeps `database` until the test process exits, then drops it (the template databases).
+pub(crate) fn keep_until_exit(database: TestDatabase) {
+    register_at_exit();
+    lock(&KEPT).push(database);
 }
 
 /// Drops a test database, disconnecting whoever uses it.

@@ -2,8 +2,10 @@
 //! tests exercise): a private primary, a streaming replica, three instances of the
 //! server binary under test and HAProxy, in a directory of its own under `tmp/`.
 //! [`Fleet`] starts it, reads `fleet.env`, and stops everything when dropped. Fleets
-//! are started one at a time ([`Fleet::start`] holds a lock), so the tests of this
-//! binary never run two fleets at once on a 2-core machine. Used by the fleet tests
+//! are started one at a time ([`Fleet::start`] holds a lock, and a file lock on
+//! `tmp/fleet-tests/.lock`), so neither the tests of this binary nor the two storage
+//! modes' passes running side by side (`rake test`) ever run two fleets at once on a
+//! 2-core machine. Used by the fleet tests
 //! (`tests/fleet/`) and the fleet benchmark (`benches/fleet_throughput.rs`).
 
 use std::collections::HashMap;
@@ -27,6 +29,8 @@ pub struct Fleet {
     pub env: HashMap<String, String>,
     pub dir: PathBuf,
     _turn: MutexGuard<'static, ()>,
+    /// Held (locked) while this fleet runs: the other test processes' fleets wait.
+    _machine_turn: std::fs::File,
 }
 
 fn repository() -> PathBuf {
@@ -47,6 +51,14 @@ impl Fleet {
         // checkout: every fleet test also checks that HAProxy's socket then goes in a
         // short directory (bin/socket-dir; the clusters open no Unix socket).
         let base = repository().join("tmp/fleet-tests");
+        std::fs::create_dir_all(&base).expect("tmp/fleet-tests");
+        let machine_turn = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(base.join(".lock"))
+            .expect("tmp/fleet-tests/.lock");
+        machine_turn.lock().expect("lock tmp/fleet-tests/.lock");
         let mut leaf = format!("{name}-{}", std::process::id());
         while base.join(&leaf).as_os_str().len() <= 110 {
             leaf.push_str("-long-checkout-path");
@@ -87,6 +99,7 @@ impl Fleet {
             env: HashMap::new(),
             dir: dir.clone(),
             _turn: turn,
+            _machine_turn: machine_turn,
         };
         if ready_rx.recv_timeout(Duration::from_secs(120)).is_err() {
             panic!(

@@ -18,6 +18,7 @@ pub mod proc_stats;
 pub mod process;
 pub mod read;
 pub mod sse;
+pub mod template;
 
 use std::time::Duration;
 
@@ -34,10 +35,11 @@ pub use database::{
 pub use latency::Latencies;
 pub use process::{binary, ServerProcess};
 pub use read::{
-    messages, plan_nodes, query_pairs, row, spawn_read_app, spawn_read_app_with, ReadApp, Row,
-    INGEST_KEY,
+    messages, plan_nodes, query_pairs, row, spawn_read_app, spawn_read_app_seeded,
+    spawn_read_app_with, ReadApp, Row, INGEST_KEY,
 };
 pub use sse::{SseEvent, SseReader};
+pub use template::{create_migrated_database, create_seeded_database};
 
 /// Polls `condition` until it holds or `timeout` passes.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> bool

@@ -11,7 +11,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::app::{test_settings, ADMIN_KEY, API_KEY};
-use crate::database::{create_database, drop_database, migrate_test_database, TestDatabase};
+use crate::database::{drop_database, migrate_test_database, TestDatabase};
+use crate::template::{create_migrated_database, create_seeded_database};
 
 /// An ingestion key of the test settings, which the read side refuses with 403.
 pub const INGEST_KEY: &str = API_KEY;
@@ -33,7 +34,33 @@ pub async fn spawn_read_app() -> ReadApp {
 }
 
 pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
-    let (database, url) = create_database().await;
+    let (database, url) =
+        create_migrated_database(&test_settings(&crate::maintenance_url()).database).await;
+    spawn_read_app_on(database, url, tail).await
+}
+
+/// The read router, default tail settings, on a copy of the data set `seed` made once
+/// per test process under `key` (`create_seeded_database`): `seed` gets a read app on a
+/// fresh migrated database, fills it, and hands it back.
+pub async fn spawn_read_app_seeded<F, Fut>(key: &str, seed: F) -> ReadApp
+where
+    F: FnOnce(ReadApp) -> Fut,
+    Fut: std::future::Future<Output = ReadApp>,
+{
+    let (database, url) = create_seeded_database(key, |database, url| async move {
+        let app = seed(spawn_read_app_on(database, url, read::TailSettings::default()).await).await;
+        app.server.abort();
+        app.pool.close().await;
+    })
+    .await;
+    spawn_read_app_on(database, url, read::TailSettings::default()).await
+}
+
+async fn spawn_read_app_on(
+    database: TestDatabase,
+    url: String,
+    tail: read::TailSettings,
+) -> ReadApp {
     let database_name = database.name().to_owned();
     let pool = PgPool::connect(&url)
         .await

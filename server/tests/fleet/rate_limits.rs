@@ -1,7 +1,8 @@
 //! A key's rate limit holds across the fleet: at 100 rps with a burst of 200, a client
 //! hammering through one pinned keep-alive connection and one spread over fresh
 //! connections (HAProxy round robin over three instances) each get the limit's
-//! allowance (`burst + rps × seconds`) within ±15%. Then the same with the shared
+//! allowance (`burst + rps × seconds`) within ±15% (or, when a busy machine lets a
+//! client offer fewer requests than that, at least 85% of what it offered). Then the same with the shared
 //! store stopped mid-run: every instance says so in `/metrics`, nothing answers 5xx,
 //! and each key is held to at most the instances' local limits.
 //!
@@ -145,6 +146,13 @@ async fn a_key_limit_holds_across_instances_and_falls_back_when_the_store_stops(
             ("FLEET_SEPARATE_RATE_LIMIT_STORE", "1"),
             ("LOG_INGESTION_RATE_LIMIT_RPS", "100"),
             ("LOG_INGESTION_RATE_LIMIT_BURST", "200"),
+            // A sync slowed by a busy machine (other suites beside this one) must not
+            // count as a store failure: only the stopped store below falls back.
+            ("LOG_INGESTION_RATE_LIMIT_STORE_TIMEOUT", "3s"),
+            // An instance's share is (mine + 1) / (all + live) per sync interval: at the
+            // ~120 requests/s one keep-alive connection manages on a busy machine, 100 ms
+            // holds ~12 requests, a share of 0.87 for the pinned client; 300 ms, 0.95.
+            ("LOG_INGESTION_RATE_LIMIT_SYNC_INTERVAL", "300ms"),
         ],
     );
     let http = reqwest::Client::new();
@@ -175,9 +183,14 @@ async fn a_key_limit_holds_across_instances_and_falls_back_when_the_store_stops(
         ("spread over fresh connections", &spread),
     ] {
         let accepted = report(label, tally) as f64;
+        // A client slowed by a busy machine may offer fewer requests than the allowance:
+        // then every one of them is due (a share too small would still refuse some).
+        let offered = accepted + tally.limited.load(Ordering::Relaxed) as f64;
+        let due = allowance.min(offered);
         assert!(
-            (accepted - allowance).abs() <= 0.15 * allowance,
-            "{label}: accepted {accepted}, allowance {allowance} ± 15%"
+            accepted >= 0.85 * due && accepted <= 1.15 * allowance,
+            "{label}: accepted {accepted} of {offered} offered, allowance {allowance}: \
+             expected at least 85% of min(allowance, offered), at most allowance + 15%"
         );
     }
 
@@ -214,8 +227,9 @@ async fn a_key_limit_holds_across_instances_and_falls_back_when_the_store_stops(
         ("spread, store stopped", &spread),
     ] {
         let accepted = report(label, tally) as f64;
+        let offered = accepted + tally.limited.load(Ordering::Relaxed) as f64;
         assert!(
-            accepted >= 0.85 * allowance && accepted <= local_bound,
+            accepted >= 0.85 * allowance.min(offered) && accepted <= local_bound,
             "{label}: accepted {accepted}, expected between the allowance ({allowance}) and \
              the instances' local limits ({local_bound})"
         );

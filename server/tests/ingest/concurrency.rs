@@ -163,15 +163,19 @@ async fn a_writer_whose_kept_connection_died_writes_the_next_group_on_a_fresh_on
     assert_eq!(stored, ["after-0", "after-1", "after-2", "before"]);
 }
 
-/// The writers' backends are terminated three times while clients keep sending: every
-/// acknowledged entry is stored exactly once, nothing is stored twice, and the clients
-/// keep being served (a 503 is only allowed for a group caught mid-write).
+/// The writers' backends are terminated three times while clients keep sending (after a
+/// quarter, half and three quarters of the requests were answered, however fast the
+/// machine is): every acknowledged entry is stored exactly once, nothing is stored twice,
+/// and the clients keep being served (a 503 is only allowed for a group caught
+/// mid-write).
 #[tokio::test]
 async fn writers_recover_when_their_backends_are_terminated_under_load() {
     let app = spawn_app().await;
     let done = std::sync::atomic::AtomicBool::new(false);
+    let answered = std::sync::atomic::AtomicUsize::new(0);
     let clients = (0..8).map(|client| {
         let app = &app;
+        let answered = &answered;
         async move {
             let (mut acknowledged, mut refused) = (Vec::new(), 0);
             for request in 0..30 {
@@ -186,20 +190,28 @@ async fn writers_recover_when_their_backends_are_terminated_under_load() {
                     503 => refused += 1,
                     other => panic!("unexpected status {other}"),
                 }
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             (acknowledged, refused)
         }
     });
     let killer = async {
-        for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
+        let mut terminations = 0;
+        for quarter in 1..=3 {
+            wait_until(Duration::from_secs(60), || async {
+                answered.load(std::sync::atomic::Ordering::Relaxed) >= quarter * 240 / 4
+                    || done.load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .await;
             if done.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
             terminate_other_backends(&app).await;
+            terminations += 1;
         }
+        terminations
     };
-    let (outcomes, ()) = tokio::join!(
+    let (outcomes, terminations) = tokio::join!(
         async {
             let outcomes = futures::future::join_all(clients).await;
             done.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -224,6 +236,10 @@ async fn writers_recover_when_their_backends_are_terminated_under_load() {
     assert!(
         refused <= 48,
         "{refused} of 240 requests refused: the writers did not recover"
+    );
+    assert!(
+        terminations >= 1,
+        "the clients finished before a termination"
     );
     assert!(app.metric("log_ingestion_writer_reconnects_total").await >= 1);
 }

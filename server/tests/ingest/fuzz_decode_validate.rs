@@ -14,7 +14,10 @@
 //! single) and the read API's query strings (`meta.*` keys deep, long and odd
 //! included).
 //!
-//! Case count: `PROPTEST_CASES` (default 256, for CI). Longer run:
+//! Case count: `PROPTEST_CASES` (default 256, for CI). The layers before storage (the
+//! validator, the decoder, the body reader) do not depend on the storage mode, so the
+//! TimescaleDB pass, which runs this binary again for storage's sake, runs them with 32
+//! cases (`storage_free_config`); the PostgreSQL pass runs all 256. Longer run:
 //! `PROPTEST_CASES=20000 cargo test --release -p log_ingestion_server --test ingest fuzz_decode_validate::`
 
 use std::io::Write;
@@ -48,6 +51,22 @@ fn config() -> Config {
         failure_persistence: None,
         ..Config::default()
     }
+}
+
+/// Cases of the properties that never reach storage on the TimescaleDB pass (the
+/// PostgreSQL pass runs them in full), unless `PROPTEST_CASES` says otherwise.
+const STORAGE_FREE_CASES_ON_TIMESCALEDB: u32 = 32;
+
+/// [`config`] for the properties before storage: fewer cases on the TimescaleDB pass.
+fn storage_free_config() -> Config {
+    let mut config = config();
+    if std::env::var_os("PROPTEST_CASES").is_none()
+        && log_ingestion_test_support::expected_mode()
+            == log_ingestion_server::storage::StorageMode::Timescale
+    {
+        config.cases = STORAGE_FREE_CASES_ON_TIMESCALEDB;
+    }
+    config
 }
 
 fn now() -> DateTime<Utc> {
@@ -355,7 +374,7 @@ fn assert_valid_entry_or_clear_errors(text: String, limits: &EntryLimits) {
 // ---------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(storage_free_config())]
 
     /// Any syntactically valid JSON entry decodes to a valid entry or named problems.
     #[test]
@@ -634,7 +653,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(storage_free_config())]
 
     /// Arbitrary bytes split into entries or refused with a 4xx, in both formats.
     #[test]
@@ -656,7 +675,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(storage_free_config())]
 
     /// NDJSON bodies of entries, blank lines and garbage: split into at most `max`
     /// entries (more is a 400 naming the count), each one validated or refused.
@@ -704,7 +723,7 @@ fn any_headers_and_body_read_within_the_cap_or_a_client_error() {
         64usize..8192,
         any::<bool>(),
     );
-    let mut runner = TestRunner::new(config());
+    let mut runner = TestRunner::new(storage_free_config());
     runner
         .run(
             &strategy,

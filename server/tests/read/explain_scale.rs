@@ -23,7 +23,7 @@ use log_ingestion_server::read::{
 use log_ingestion_server::storage::declared_keys::{self, Undeclared};
 use log_ingestion_server::storage::trigram_index;
 use log_ingestion_server::storage::StorageMode;
-use log_ingestion_test_support::{plan_nodes, query_pairs, spawn_read_app, ReadApp};
+use log_ingestion_test_support::{plan_nodes, query_pairs, spawn_read_app_seeded, ReadApp};
 use serde_json::Value;
 
 const ROWS: i64 = 100_000;
@@ -120,7 +120,12 @@ async fn reads_a_rollup(app: &ReadApp, explained: &Value) -> bool {
 /// compression policy's 7 days, and a compressed chunk has none of the indexes the
 /// plans here are about.
 async fn app_with_rows() -> ReadApp {
-    let app = spawn_read_app().await;
+    // Made once per test process and copied for each test (a file copy, where inserting,
+    // materializing and analyzing take most of a minute on a busy machine).
+    spawn_read_app_seeded("explain_scale: 100k rows over 30 days", seed_rows).await
+}
+
+async fn seed_rows(app: ReadApp) -> ReadApp {
     sqlx::query(
         "INSERT INTO logs (timestamp, service, level, message, metadata) \
          SELECT timestamptz '2026-01-02' + n * (interval '30 days' / $1), \
