@@ -26,6 +26,8 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
+use crate::alerts::delivery_status::DeliveryStatus;
+use crate::alerts::{delivery, sender::Sender};
 use crate::config::{ConnectionSettings, Settings};
 use crate::ingest::connections::{ConnectionBudget, ConnectionSlot, UNAUTHENTICATED_EVICTED};
 use crate::ingest::inflight::InflightBudget;
@@ -57,6 +59,8 @@ pub enum StartupError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start alert delivery: {0}")]
+    AlertDelivery(String),
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -100,6 +104,8 @@ pub struct Application {
     rate_limit_sync: Option<OwnedTask>,
     /// Reads the declared metadata keys again, now and then.
     schema_refresh: OwnedTask,
+    /// Sends the alert notifications (`alerts::delivery`).
+    alert_delivery: OwnedTask,
     shutdown_deadline: Duration,
 }
 
@@ -186,6 +192,15 @@ impl Application {
             settings.retention_days,
             MAINTENANCE_INTERVAL,
         ));
+        let alert_sender = Sender::new(settings.alert_delivery.request_timeout)
+            .map_err(|error| StartupError::AlertDelivery(error.to_string()))?;
+        let alert_delivery_status = Arc::new(DeliveryStatus::default());
+        let alert_delivery = OwnedTask::new(delivery::spawn(
+            pool.clone(),
+            settings.alert_delivery,
+            alert_sender.clone(),
+            Arc::clone(&alert_delivery_status),
+        ));
         let shutdown_deadline = settings.shutdown_deadline;
         let state = AppState {
             pool,
@@ -198,10 +213,11 @@ impl Application {
             policy_jobs,
             declared,
             write_health,
+            alert_delivery: alert_delivery_status,
         };
         Ok(Application {
             listener,
-            router: build_router(state.clone(), read_context.clone()),
+            router: build_router(state.clone(), read_context.clone(), alert_sender),
             state,
             read_context,
             writer,
@@ -209,6 +225,7 @@ impl Application {
             policy_watcher,
             rate_limit_sync,
             schema_refresh,
+            alert_delivery,
             shutdown_deadline,
         })
     }
@@ -238,6 +255,7 @@ impl Application {
             policy_watcher,
             rate_limit_sync,
             schema_refresh,
+            alert_delivery,
             shutdown_deadline,
         } = self;
         let connection_limits = state.settings.connections;
@@ -273,7 +291,13 @@ impl Application {
                 }
             }
         };
-        drop((maintenance, policy_watcher, rate_limit_sync, schema_refresh));
+        drop((
+            maintenance,
+            policy_watcher,
+            rate_limit_sync,
+            schema_refresh,
+            alert_delivery,
+        ));
         // Every committer handle lives in the router; once it is gone the writer
         // finishes what was submitted and stops.
         let Some(writer) = writer.into_handle() else {
@@ -453,7 +477,7 @@ fn read_context_for(
 
 /// The whole HTTP surface: probes, ingest, and the read side (query API and explorer),
 /// which carries its own admin-key check and so sits outside the ingest auth layers.
-fn build_router(state: AppState, read_context: ReadContext) -> Router {
+fn build_router(state: AppState, read_context: ReadContext, alert_sender: Sender) -> Router {
     let admin_keys = AdminKeys::new(state.settings.admin_api_keys.clone())
         .with_ingest_keys(state.settings.api_keys.clone());
     Router::new()
@@ -463,6 +487,11 @@ fn build_router(state: AppState, read_context: ReadContext) -> Router {
         .merge(crate::errors::api::router(
             read_context.clone(),
             state.pool.clone(),
+            admin_keys.clone(),
+        ))
+        .merge(crate::alerts::routes::router(
+            state.pool.clone(),
+            alert_sender,
             admin_keys.clone(),
         ))
         .merge(read::router(read_context, admin_keys))
