@@ -1,7 +1,8 @@
 //! A real HTTP receiver for alert notifications: it records every request (headers and
-//! exact body bytes) and answers as told: 200, 500, or nothing at all (down: its port
-//! refuses connections until it comes back on the same port). Every answer closes the
-//! connection, so "down" is never masked by a kept-alive one.
+//! exact body bytes) and answers as told: 200, 500, a hostile answer (a huge body, a
+//! redirect elsewhere), late, or not at all (down: its port refuses connections until it
+//! comes back on the same port). Every answer closes the connection, so "down" is never
+//! masked by a kept-alive one.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,10 +19,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// How the receiver answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     Ok,
     ServerError,
+    /// 500 with a body of this many bytes.
+    HugeError(usize),
+    /// 307 to this URL.
+    RedirectTo(String),
 }
 
 /// One request as received.
@@ -142,10 +147,16 @@ async fn receive(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let answer = shared.answer.lock().unwrap().unwrap_or(Answer::Ok);
-    let status = match answer {
-        Answer::Ok => StatusCode::OK,
-        Answer::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+    let answer = shared.answer.lock().unwrap().clone().unwrap_or(Answer::Ok);
+    let (status, location, text) = match answer {
+        Answer::Ok => (StatusCode::OK, None, "ok".to_owned()),
+        Answer::ServerError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "receiver says no".to_owned(),
+        ),
+        Answer::HugeError(bytes) => (StatusCode::INTERNAL_SERVER_ERROR, None, "x".repeat(bytes)),
+        Answer::RedirectTo(url) => (StatusCode::TEMPORARY_REDIRECT, Some(url), String::new()),
     };
     shared.received.lock().unwrap().push(Received {
         headers: headers
@@ -160,5 +171,9 @@ async fn receive(
         body,
         answered: status.as_u16(),
     });
-    (status, [("connection", "close")], "receiver says so")
+    let mut response = (status, [("connection", "close")], text).into_response();
+    if let Some(location) = location.and_then(|url| url.parse().ok()) {
+        response.headers_mut().insert("location", location);
+    }
+    response
 }

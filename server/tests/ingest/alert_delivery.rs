@@ -572,3 +572,96 @@ async fn the_channels_api_never_returns_the_url_or_secret_and_names_bad_fields()
     assert_eq!(gone.status(), 404);
     app.stop_and_drop_database().await;
 }
+
+#[tokio::test]
+async fn hostile_receivers_neither_stall_delivery_nor_redirect_it_elsewhere() {
+    let app = spawn(|settings| {
+        settings.alert_delivery.request_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let good = RecordingReceiver::start(Answer::Ok).await;
+    let elsewhere = RecordingReceiver::start(Answer::Ok).await;
+    let huge = RecordingReceiver::start(Answer::HugeError(8 * 1024 * 1024)).await;
+    let redirect = RecordingReceiver::start(Answer::RedirectTo(elsewhere.url("/stolen"))).await;
+    let slow = RecordingReceiver::start(Answer::Ok).await;
+    slow.delay(Duration::from_secs(5));
+    for (name, receiver) in [("huge", &huge), ("redirect", &redirect), ("slow", &slow)] {
+        webhook(&app, name, &receiver.url("/hook")).await;
+        notify(&app.pool, "checkout", "firing", name).await;
+    }
+    webhook(&app, "good", &good.url("/hook")).await;
+    let delivered = notify(&app.pool, "checkout", "firing", "good").await;
+    let errors = || async {
+        let rows: Vec<(String, String, Option<String>, i32)> = sqlx::query_as(
+            "SELECT channel, status, last_error, attempts FROM alert_notifications ORDER BY id",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        rows
+    };
+    let settled = wait_until(WAIT, || async {
+        let rows = errors().await;
+        rows.iter().all(
+            |(channel, status, error, attempts)| match channel.as_str() {
+                "good" => status == "delivered",
+                _ => error.is_some() && *attempts >= 2,
+            },
+        )
+    })
+    .await;
+    let rows = errors().await;
+    let shown: Vec<String> = rows
+        .iter()
+        .map(|row| format!("{row:?}").chars().take(300).collect())
+        .collect();
+    assert!(settled, "{shown:?}");
+    let error_of = |name: &str| {
+        rows.iter()
+            .find(|(channel, ..)| channel == name)
+            .and_then(|(_, _, error, _)| error.clone())
+            .unwrap()
+    };
+    let huge_error = error_of("huge");
+    assert!(huge_error.starts_with("HTTP 500"), "{huge_error}");
+    assert!(
+        huge_error.len() < 400,
+        "a bounded error: {} bytes",
+        huge_error.len()
+    );
+    assert!(
+        error_of("redirect").starts_with("HTTP 307"),
+        "{}",
+        error_of("redirect")
+    );
+    assert!(
+        elsewhere.received().is_empty(),
+        "a redirect is never followed"
+    );
+    assert!(
+        error_of("slow").starts_with("timed out"),
+        "{}",
+        error_of("slow")
+    );
+    assert_eq!(notification_ids(&good.received()), [delivered]);
+
+    let oversized = add_channel(
+        &app,
+        json!({"name": "big", "kind": "webhook", "url": good.url("/hook"), "x": "y".repeat(20_000)}),
+    )
+    .await;
+    assert_eq!(oversized.status(), 413);
+    let too_many = app
+        .admin()
+        .get("/api/v1/alerts/notifications?limit=100000&status=lost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_many.status(), 400);
+    let details = too_many.json::<Value>().await.unwrap()["details"].to_string();
+    assert!(
+        details.contains("limit:") && details.contains("status:"),
+        "{details}"
+    );
+    app.stop_and_drop_database().await;
+}
