@@ -6,8 +6,8 @@
 //! `Application::build` exactly as `main` does. It owns the background tasks it starts
 //! ([`OwnedTask`]: aborted when the application is dropped, so a build that fails, or
 //! an application never run, leaves none behind) and the shutdown sequence: stop
-//! accepting, let requests in flight finish (their groups commit), stop the writer, all
-//! within a deadline.
+//! accepting, let requests in flight finish (their groups commit), let the alert
+//! notifications being sent finish, stop the writer, all within a deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -104,8 +104,10 @@ pub struct Application {
     rate_limit_sync: Option<OwnedTask>,
     /// Reads the declared metadata keys again, now and then.
     schema_refresh: OwnedTask,
-    /// Sends the alert notifications (`alerts::delivery`).
+    /// Sends the alert notifications (`alerts::delivery`); stopped after the requests.
     alert_delivery: OwnedTask,
+    alert_delivery_stop: delivery::DeliveryStop,
+    alert_delivery_grace: Duration,
     shutdown_deadline: Duration,
 }
 
@@ -195,12 +197,14 @@ impl Application {
         let alert_sender = Sender::new(settings.alert_delivery.request_timeout)
             .map_err(|error| StartupError::AlertDelivery(error.to_string()))?;
         let alert_delivery_status = Arc::new(DeliveryStatus::default());
-        let alert_delivery = OwnedTask::new(delivery::spawn(
+        let (alert_delivery, alert_delivery_stop) = delivery::spawn(
             pool.clone(),
             settings.alert_delivery,
             alert_sender.clone(),
             Arc::clone(&alert_delivery_status),
-        ));
+        );
+        let alert_delivery = OwnedTask::new(alert_delivery);
+        let alert_delivery_grace = settings.alert_delivery.request_timeout + WRITER_GRACE;
         let shutdown_deadline = settings.shutdown_deadline;
         let state = AppState {
             pool,
@@ -226,6 +230,8 @@ impl Application {
             rate_limit_sync,
             schema_refresh,
             alert_delivery,
+            alert_delivery_stop,
+            alert_delivery_grace,
             shutdown_deadline,
         })
     }
@@ -256,6 +262,8 @@ impl Application {
             rate_limit_sync,
             schema_refresh,
             alert_delivery,
+            alert_delivery_stop,
+            alert_delivery_grace,
             shutdown_deadline,
         } = self;
         let connection_limits = state.settings.connections;
@@ -291,13 +299,18 @@ impl Application {
                 }
             }
         };
-        drop((
-            maintenance,
-            policy_watcher,
-            rate_limit_sync,
-            schema_refresh,
-            alert_delivery,
-        ));
+        drop((maintenance, policy_watcher, rate_limit_sync, schema_refresh));
+        // Alert requests in flight finish and are recorded (else they would be sent
+        // again once their claims expire); past the grace the worker is aborted.
+        alert_delivery_stop.stop();
+        if let Some(mut delivery) = alert_delivery.into_handle() {
+            if tokio::time::timeout(alert_delivery_grace, &mut delivery)
+                .await
+                .is_err()
+            {
+                delivery.abort();
+            }
+        }
         // Every committer handle lives in the router; once it is gone the writer
         // finishes what was submitted and stops.
         let Some(writer) = writer.into_handle() else {

@@ -376,20 +376,36 @@ async fn a_restart_mid_retry_loses_nothing_and_sends_nothing_delivered_again() {
     let mut app = spawn(|_| {}).await;
     let good = RecordingReceiver::start(Answer::Ok).await;
     let flaky = RecordingReceiver::start(Answer::ServerError).await;
+    // Slow refusals: the restart comes while one is in flight.
+    flaky.delay(Duration::from_millis(500));
     webhook(&app, "good", &good.url("/hook")).await;
     webhook(&app, "flaky", &flaky.url("/hook")).await;
     let delivered = notify(&app.pool, "checkout", "firing", "good").await;
     let retried = notify(&app.pool, "checkout", "firing", "flaky").await;
     let pool = app.pool.clone();
+    let claimed = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM alert_notifications WHERE claimed_until IS NOT NULL",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
     assert!(
         wait_until(WAIT, || async {
             let rows = statuses(&pool).await;
-            rows[0].1 == "delivered" && rows[1].2 >= 2
+            rows[0].1 == "delivered" && rows[1].2 >= 2 && claimed().await == 1
         })
         .await
     );
     app.stop().await;
+    assert_eq!(
+        claimed().await,
+        0,
+        "a graceful stop finishes and records its requests"
+    );
     flaky.answer(Answer::Ok);
+    flaky.delay(Duration::ZERO);
     let restarted = spawn_app_on(
         app.database.clone(),
         app.database_url.clone(),
