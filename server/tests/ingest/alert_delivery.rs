@@ -681,3 +681,31 @@ async fn hostile_receivers_neither_stall_delivery_nor_redirect_it_elsewhere() {
     );
     app.stop_and_drop_database().await;
 }
+
+#[tokio::test]
+async fn a_claim_left_by_a_killed_instance_is_taken_over_when_its_lease_ends() {
+    let app = spawn(|_| {}).await;
+    let receiver = RecordingReceiver::start(Answer::Ok).await;
+    webhook(&app, "ops", &receiver.url("/hook")).await;
+    // As a process killed mid-request leaves it: claimed, its lease running.
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO alert_notifications \
+             (rule_id, rule_name, series_key, transition, channel, alert, attempts, claimed_until) \
+         VALUES (1, 'CheckoutErrors', 'checkout', 'firing', 'ops', $1, 1, now() + interval '1.5 seconds') \
+         RETURNING id",
+    )
+    .bind(alert("checkout", "firing"))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(wait_until(WAIT, || all_have_status(&app.pool, "delivered")).await);
+    let waited: bool = sqlx::query_scalar(
+        "SELECT delivered_at >= created_at + interval '1.5 seconds' FROM alert_notifications",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(waited, "not sent while another instance's lease ran");
+    assert_eq!(notification_ids(&receiver.received()), [id]);
+    app.stop_and_drop_database().await;
+}
