@@ -72,3 +72,51 @@ impl AlertDeliverySettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use crate::config::Settings;
+
+    fn read(extra: &[(&str, &str)]) -> Result<Settings, crate::config::ConfigError> {
+        let mut vars: HashMap<&str, &str> = HashMap::from([
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+        ]);
+        vars.extend(extra.iter().copied());
+        Settings::from_lookup(|name| vars.get(name).map(|value| (*value).to_owned()))
+    }
+
+    #[test]
+    fn delivery_is_on_with_an_hour_deadline_by_default() {
+        let delivery = read(&[]).unwrap().alert_delivery;
+        assert!(delivery.enabled);
+        assert_eq!(delivery.concurrency, 8);
+        assert_eq!(delivery.request_timeout, Duration::from_secs(10));
+        assert_eq!(delivery.backoff_base, Duration::from_secs(2));
+        assert_eq!(delivery.backoff_max, Duration::from_secs(300));
+        assert_eq!(delivery.deadline, Duration::from_secs(3_600));
+    }
+
+    #[test]
+    fn bad_delivery_settings_are_each_named() {
+        let error = read(&[
+            ("LOG_INGESTION_ALERT_DELIVERY", "maybe"),
+            ("LOG_INGESTION_ALERT_DELIVERY_CONCURRENCY", "0"),
+            ("LOG_INGESTION_ALERT_DELIVERY_DEADLINE", "soon"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "LOG_INGESTION_ALERT_DELIVERY:",
+            "LOG_INGESTION_ALERT_DELIVERY_CONCURRENCY:",
+            "LOG_INGESTION_ALERT_DELIVERY_DEADLINE:",
+        ] {
+            assert!(error.contains(name), "{name} in {error}");
+        }
+        let off = read(&[("LOG_INGESTION_ALERT_DELIVERY", "off")]).unwrap();
+        assert!(!off.alert_delivery.enabled);
+    }
+}
