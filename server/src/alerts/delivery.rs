@@ -133,20 +133,23 @@ struct ClaimRow {
     channel_updated_at: Option<DateTime<Utc>>,
 }
 
+/// The claim: the oldest pending row of each (rule, series, channel) is its head (read
+/// from the partial index of pending rows, so rows waiting behind a head that is being
+/// retried cost an index entry each, not a probe), and a head is due when its next
+/// attempt has come and no live lease holds it.
 const CLAIM: &str = "
-WITH due AS (
-    SELECT n.id FROM alert_notifications n
+WITH heads AS (
+    SELECT DISTINCT ON (rule_id, series_key, channel) id
+    FROM alert_notifications WHERE status = 'pending'
+    ORDER BY rule_id, series_key, channel, id
+), due AS (
+    SELECT n.id FROM alert_notifications n JOIN heads ON heads.id = n.id
     WHERE n.status = 'pending'
       AND n.next_attempt_at <= now()
       AND (n.claimed_until IS NULL OR n.claimed_until <= now())
-      AND NOT EXISTS (
-          SELECT 1 FROM alert_notifications earlier
-          WHERE earlier.rule_id = n.rule_id AND earlier.series_key = n.series_key
-            AND earlier.channel = n.channel AND earlier.id < n.id
-            AND earlier.status = 'pending')
     ORDER BY n.next_attempt_at, n.id
     LIMIT $1
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF n SKIP LOCKED
 ), claimed AS (
     UPDATE alert_notifications n
     SET claimed_until = now() + make_interval(secs => $2), attempts = n.attempts + 1
