@@ -709,3 +709,44 @@ async fn a_claim_left_by_a_killed_instance_is_taken_over_when_its_lease_ends() {
     assert_eq!(notification_ids(&receiver.received()), [id]);
     app.stop_and_drop_database().await;
 }
+
+#[tokio::test]
+async fn an_instance_with_delivery_off_sends_nothing_and_still_reports_the_backlog() {
+    let off = spawn(|settings| settings.alert_delivery.enabled = false).await;
+    let receiver = RecordingReceiver::start(Answer::Ok).await;
+    webhook(&off, "ops", &receiver.url("/hook")).await;
+    for series in ["checkout", "billing", "search"] {
+        notify(&off.pool, series, "firing", "ops").await;
+    }
+    assert!(
+        wait_until(WAIT, || async {
+            off.metric("log_ingestion_alert_notifications_pending")
+                .await
+                == 3
+        })
+        .await
+    );
+    // An instance that sends: it starts long after the first one would have sent them.
+    let on = spawn_app_on(
+        off.database.clone(),
+        off.database_url.clone(),
+        fast_delivery,
+    )
+    .await;
+    assert!(wait_until(WAIT, || all_have_status(&off.pool, "delivered")).await);
+    assert_eq!(
+        off.metric("log_ingestion_alert_notifications_delivered_total")
+            .await,
+        0
+    );
+    assert_eq!(
+        on.metric("log_ingestion_alert_notifications_delivered_total")
+            .await,
+        3
+    );
+    assert_eq!(receiver.received().len(), 3);
+    let mut on = on;
+    on.stop().await;
+    on.pool.close().await;
+    off.stop_and_drop_database().await;
+}
