@@ -6,8 +6,8 @@
 //! `Application::build` exactly as `main` does. It owns the background tasks it starts
 //! ([`OwnedTask`]: aborted when the application is dropped, so a build that fails, or
 //! an application never run, leaves none behind) and the shutdown sequence: stop
-//! accepting, let requests in flight finish (their groups commit), stop the writer, all
-//! within a deadline.
+//! accepting, let requests in flight finish (their groups commit), let the alert
+//! notifications being sent finish, stop the writer, all within a deadline.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +26,8 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
+use crate::alerts::delivery_status::DeliveryStatus;
+use crate::alerts::{delivery, sender::Sender};
 use crate::config::{ConnectionSettings, Settings};
 use crate::ingest::connections::{ConnectionBudget, ConnectionSlot, UNAUTHENTICATED_EVICTED};
 use crate::ingest::inflight::InflightBudget;
@@ -57,6 +59,8 @@ pub enum StartupError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start alert delivery: {0}")]
+    AlertDelivery(String),
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -100,6 +104,10 @@ pub struct Application {
     rate_limit_sync: Option<OwnedTask>,
     /// Reads the declared metadata keys again, now and then.
     schema_refresh: OwnedTask,
+    /// Sends the alert notifications (`alerts::delivery`); stopped after the requests.
+    alert_delivery: OwnedTask,
+    alert_delivery_stop: delivery::DeliveryStop,
+    alert_delivery_grace: Duration,
     shutdown_deadline: Duration,
 }
 
@@ -187,6 +195,17 @@ impl Application {
             storage_mode,
             MAINTENANCE_INTERVAL,
         ));
+        let alert_sender = Sender::new(settings.alert_delivery.request_timeout)
+            .map_err(|error| StartupError::AlertDelivery(error.to_string()))?;
+        let alert_delivery_status = Arc::new(DeliveryStatus::default());
+        let (alert_delivery, alert_delivery_stop) = delivery::spawn(
+            pool.clone(),
+            settings.alert_delivery,
+            alert_sender.clone(),
+            Arc::clone(&alert_delivery_status),
+        );
+        let alert_delivery = OwnedTask::new(alert_delivery);
+        let alert_delivery_grace = settings.alert_delivery.request_timeout + WRITER_GRACE;
         let shutdown_deadline = settings.shutdown_deadline;
         let state = AppState {
             pool,
@@ -199,10 +218,11 @@ impl Application {
             policy_jobs,
             declared,
             write_health,
+            alert_delivery: alert_delivery_status,
         };
         Ok(Application {
             listener,
-            router: build_router(state.clone(), read_context.clone()),
+            router: build_router(state.clone(), read_context.clone(), alert_sender),
             state,
             read_context,
             writer,
@@ -210,6 +230,9 @@ impl Application {
             policy_watcher,
             rate_limit_sync,
             schema_refresh,
+            alert_delivery,
+            alert_delivery_stop,
+            alert_delivery_grace,
             shutdown_deadline,
         })
     }
@@ -239,6 +262,9 @@ impl Application {
             policy_watcher,
             rate_limit_sync,
             schema_refresh,
+            alert_delivery,
+            alert_delivery_stop,
+            alert_delivery_grace,
             shutdown_deadline,
         } = self;
         let connection_limits = state.settings.connections;
@@ -275,6 +301,17 @@ impl Application {
             }
         };
         drop((maintenance, policy_watcher, rate_limit_sync, schema_refresh));
+        // Alert requests in flight finish and are recorded (else they would be sent
+        // again once their claims expire); past the grace the worker is aborted.
+        alert_delivery_stop.stop();
+        if let Some(mut delivery) = alert_delivery.into_handle() {
+            if tokio::time::timeout(alert_delivery_grace, &mut delivery)
+                .await
+                .is_err()
+            {
+                delivery.abort();
+            }
+        }
         // Every committer handle lives in the router; once it is gone the writer
         // finishes what was submitted and stops.
         let Some(writer) = writer.into_handle() else {
@@ -454,7 +491,7 @@ fn read_context_for(
 
 /// The whole HTTP surface: probes, ingest, and the read side (query API and explorer),
 /// which carries its own admin-key check and so sits outside the ingest auth layers.
-fn build_router(state: AppState, read_context: ReadContext) -> Router {
+fn build_router(state: AppState, read_context: ReadContext, alert_sender: Sender) -> Router {
     let admin_keys = AdminKeys::new(state.settings.admin_api_keys.clone())
         .with_ingest_keys(state.settings.api_keys.clone());
     Router::new()
@@ -464,6 +501,11 @@ fn build_router(state: AppState, read_context: ReadContext) -> Router {
         .merge(crate::errors::api::router(
             read_context.clone(),
             state.pool.clone(),
+            admin_keys.clone(),
+        ))
+        .merge(crate::alerts::routes::router(
+            state.pool.clone(),
+            alert_sender,
             admin_keys.clone(),
         ))
         .merge(read::router(read_context, admin_keys))

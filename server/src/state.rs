@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::alerts::delivery_status::DeliveryStatus;
 use crate::config::Settings;
 use crate::ingest::inflight::InflightBudget;
 use crate::ingest::rate_limit::ApiRateLimiter;
@@ -30,4 +31,6 @@ pub struct AppState {
     pub declared: Arc<LiveDeclaredKeys>,
     /// Whether writes work: the last group commit's or write probe's outcome.
     pub write_health: Arc<WriteHealth>,
+    /// How alert delivery fares (`alerts::delivery_status`).
+    pub alert_delivery: Arc<DeliveryStatus>,
 }

@@ -3,3 +3,12 @@
 //! writes to the outbox (`alert_notifications`) in the same transaction, which the
 //! delivery worker sends to the rule's channels (webhook, Slack). docs/alerts.md is
 //! the user's reference.
+
+pub mod backoff;
+pub mod channels;
+pub mod delivery;
+pub mod delivery_status;
+pub mod payload;
+pub mod routes;
+pub mod sender;
+pub mod signature;

@@ -6,6 +6,7 @@
 //! instance id) and never logs a secret: `Debug` of [`Settings`] redacts the API keys
 //! (`auth::ApiKey`) and the database passwords (`redact`).
 
+mod alert_delivery;
 mod environment;
 mod redact;
 mod settings;
@@ -19,6 +20,7 @@ use crate::auth::{ApiKey, ApiKeys};
 use crate::instance::InstanceId;
 use environment::{key_list, Environment};
 
+pub use alert_delivery::AlertDeliverySettings;
 pub use environment::{comma_list, ConfigError};
 pub use settings::{
     BodyReadSettings, ConnectionSettings, DatabaseSettings, EntryLimits, GroupCommitSettings,
@@ -60,6 +62,8 @@ pub struct Settings {
     /// Per-key limits shared by a fleet (`LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`);
     /// `None` keeps each process's own limit.
     pub rate_limit_sharing: Option<RateLimitSharing>,
+    /// The alert delivery worker (`alerts::delivery`).
+    pub alert_delivery: AlertDeliverySettings,
 }
 
 impl Settings {
@@ -120,6 +124,7 @@ impl Settings {
             // Fleet settings: instance identity and shared rate limits.
             instance_id: env.instance_id(),
             rate_limit_sharing: RateLimitSharing::read(env, &database.url),
+            alert_delivery: AlertDeliverySettings::read(env),
             database,
         }
     }

@@ -23,12 +23,17 @@ async fn writes_work(state: &AppState) -> Result<(), String> {
 
 /// 200 `{"status":"healthy","storage":...,"instance":...}` when writes work, else 503
 /// `"unhealthy"` with the `error`. A failing policy job makes it 200 `"degraded"`
-/// (ingest and reads still work), with the jobs in `policy_jobs`.
+/// (ingest and reads still work), with the jobs in `policy_jobs`; so do alert
+/// notifications failed recently or pending too long (`alerts::delivery_status`), with
+/// the backlog in `alert_delivery`.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match writes_work(&state).await {
         Ok(()) => {
             let jobs = state.policy_jobs.snapshot();
-            let status = if jobs.iter().any(|job| job.failing()) {
+            let delivery = state
+                .alert_delivery
+                .degraded(&state.settings.alert_delivery);
+            let status = if jobs.iter().any(|job| job.failing()) || delivery.is_some() {
                 "degraded"
             } else {
                 "healthy"
@@ -40,6 +45,9 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             });
             if !jobs.is_empty() {
                 body["policy_jobs"] = json!(jobs);
+            }
+            if let Some(delivery) = delivery {
+                body["alert_delivery"] = delivery;
             }
             (StatusCode::OK, Json(body))
         }

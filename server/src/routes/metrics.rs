@@ -13,5 +13,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         state.inflight.limit_bytes(),
     );
     crate::metrics::render_policy_jobs(&mut text, &state.policy_jobs.snapshot());
+    state.alert_delivery.render(&mut text);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
 }

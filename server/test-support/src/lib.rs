@@ -5,7 +5,8 @@
 //! in-process (`app`) or the built binary as a child process (`process`), the fleet of
 //! `bin/fleet` (`fleet`), the read side's fixtures (`read`, `sse`), reading as an admin
 //! (`admin`), and the figures: latency percentiles (`latency`), `/proc` (`proc_stats`)
-//! and `/metrics` (`metrics`). It never mocks the server or the database.
+//! and `/metrics` (`metrics`); a recording HTTP receiver of alert notifications
+//! (`recording_receiver`). It never mocks the server or the database.
 
 pub mod admin;
 pub mod app;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod proc_stats;
 pub mod process;
 pub mod read;
+pub mod recording_receiver;
 pub mod sse;
 pub mod template;
 

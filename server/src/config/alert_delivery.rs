@@ -1,0 +1,122 @@
+//! The alert delivery worker's settings (`LOG_INGESTION_ALERT_DELIVERY_*`): whether this
+//! instance sends notifications, how often it looks for due ones, how many requests it
+//! has in flight, each request's timeout, the retry backoff and the deadline after which
+//! a notification is marked failed, and when `/health` calls delivery degraded.
+
+use std::time::Duration;
+
+use super::environment::{Environment, MIN_TIMEOUT};
+
+#[derive(Clone, Copy, Debug)]
+pub struct AlertDeliverySettings {
+    /// `LOG_INGESTION_ALERT_DELIVERY`: `off` stops this instance from sending (another
+    /// instance of the fleet sends); its `/health` and `/metrics` still report the backlog.
+    pub enabled: bool,
+    /// How often the worker looks for due notifications when idle.
+    pub poll_interval: Duration,
+    /// Requests to receivers in flight at once.
+    pub concurrency: usize,
+    /// One request's whole time: connect, send, answer.
+    pub request_timeout: Duration,
+    /// The first retry's ceiling; each further retry doubles it, up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How long after its creation a notification is still retried; then it is failed.
+    pub deadline: Duration,
+    /// `/health` is degraded while a notification failed within this window...
+    pub failed_window: Duration,
+    /// ... or while the oldest pending one is older than this.
+    pub max_pending_age: Duration,
+}
+
+impl AlertDeliverySettings {
+    pub(super) fn read(env: &mut Environment<'_>) -> Self {
+        AlertDeliverySettings {
+            enabled: env.get("LOG_INGESTION_ALERT_DELIVERY", true),
+            poll_interval: env.at_least(
+                "LOG_INGESTION_ALERT_DELIVERY_POLL_INTERVAL",
+                Duration::from_secs(1),
+                Duration::from_millis(10),
+            ),
+            concurrency: env.at_least("LOG_INGESTION_ALERT_DELIVERY_CONCURRENCY", 8, 1),
+            request_timeout: env.at_least(
+                "LOG_INGESTION_ALERT_DELIVERY_TIMEOUT",
+                Duration::from_secs(10),
+                MIN_TIMEOUT,
+            ),
+            backoff_base: env.at_least(
+                "LOG_INGESTION_ALERT_DELIVERY_BACKOFF_BASE",
+                Duration::from_secs(2),
+                MIN_TIMEOUT,
+            ),
+            backoff_max: env.at_least(
+                "LOG_INGESTION_ALERT_DELIVERY_BACKOFF_MAX",
+                Duration::from_secs(300),
+                MIN_TIMEOUT,
+            ),
+            deadline: env.at_least(
+                "LOG_INGESTION_ALERT_DELIVERY_DEADLINE",
+                Duration::from_secs(3_600),
+                MIN_TIMEOUT,
+            ),
+            failed_window: env.at_least(
+                "LOG_INGESTION_ALERT_DELIVERY_FAILED_WINDOW",
+                Duration::from_secs(3_600),
+                MIN_TIMEOUT,
+            ),
+            max_pending_age: env.at_least(
+                "LOG_INGESTION_ALERT_DELIVERY_MAX_PENDING_AGE",
+                Duration::from_secs(600),
+                MIN_TIMEOUT,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use crate::config::Settings;
+
+    fn read(extra: &[(&str, &str)]) -> Result<Settings, crate::config::ConfigError> {
+        let mut vars: HashMap<&str, &str> = HashMap::from([
+            ("DATABASE_URL", "postgres://localhost/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+        ]);
+        vars.extend(extra.iter().copied());
+        Settings::from_lookup(|name| vars.get(name).map(|value| (*value).to_owned()))
+    }
+
+    #[test]
+    fn delivery_is_on_with_an_hour_deadline_by_default() {
+        let delivery = read(&[]).unwrap().alert_delivery;
+        assert!(delivery.enabled);
+        assert_eq!(delivery.concurrency, 8);
+        assert_eq!(delivery.request_timeout, Duration::from_secs(10));
+        assert_eq!(delivery.backoff_base, Duration::from_secs(2));
+        assert_eq!(delivery.backoff_max, Duration::from_secs(300));
+        assert_eq!(delivery.deadline, Duration::from_secs(3_600));
+    }
+
+    #[test]
+    fn bad_delivery_settings_are_each_named() {
+        let error = read(&[
+            ("LOG_INGESTION_ALERT_DELIVERY", "maybe"),
+            ("LOG_INGESTION_ALERT_DELIVERY_CONCURRENCY", "0"),
+            ("LOG_INGESTION_ALERT_DELIVERY_DEADLINE", "soon"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for name in [
+            "LOG_INGESTION_ALERT_DELIVERY:",
+            "LOG_INGESTION_ALERT_DELIVERY_CONCURRENCY:",
+            "LOG_INGESTION_ALERT_DELIVERY_DEADLINE:",
+        ] {
+            assert!(error.contains(name), "{name} in {error}");
+        }
+        let off = read(&[("LOG_INGESTION_ALERT_DELIVERY", "off")]).unwrap();
+        assert!(!off.alert_delivery.enabled);
+    }
+}
