@@ -215,9 +215,7 @@ fn parse_timestamp(
             )
         })?
         .with_timezone(&Utc);
-    check_window(timestamp, limits, now, || {
-        truncated(text, MAX_QUOTED_CHARS)
-    })?;
+    check_window(timestamp, limits, now, || truncated(text, MAX_QUOTED_CHARS))?;
     Ok(timestamp)
 }
 

@@ -171,7 +171,10 @@ impl FilteredJson {
         serde_json::to_writer(StringWriter(&mut self.out), text.as_ref())
     }
 
-    pub(super) fn scalar<T: serde::Serialize>(&mut self, value: T) -> Result<(), serde_json::Error> {
+    pub(super) fn scalar<T: serde::Serialize>(
+        &mut self,
+        value: T,
+    ) -> Result<(), serde_json::Error> {
         serde_json::to_writer(StringWriter(&mut self.out), &value)
     }
 

@@ -111,7 +111,10 @@ impl MetadataWriter {
     }
 
     fn separate(&mut self) {
-        if !matches!(self.json.out.as_bytes().last(), None | Some(b'{' | b'[' | b':')) {
+        if !matches!(
+            self.json.out.as_bytes().last(),
+            None | Some(b'{' | b'[' | b':')
+        ) {
             self.json.out.push(',');
         }
     }

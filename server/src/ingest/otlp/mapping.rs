@@ -69,8 +69,7 @@ pub fn for_each_entry<'r>(
                 .map(|scope| {
                     let mut writer = MetadataWriter::fragment_in(limits, OTEL_DEPTH, 0);
                     let _ = write_object(&mut writer, |writer| {
-                        for (name, value) in [("name", &scope.name), ("version", &scope.version)]
-                        {
+                        for (name, value) in [("name", &scope.name), ("version", &scope.version)] {
                             if !value.is_empty() {
                                 let key = writer.key(name);
                                 writer.string(value);
@@ -123,7 +122,9 @@ fn entry<'r>(
         return Err(problems);
     }
     let message = match record.body.as_ref().and_then(|body| body.value.as_ref()) {
-        Some(any_value::Value::StringValue(text)) if !text.is_empty() => Cow::Borrowed(text.as_str()),
+        Some(any_value::Value::StringValue(text)) if !text.is_empty() => {
+            Cow::Borrowed(text.as_str())
+        }
         Some(value) if !matches!(value, any_value::Value::StringValue(_)) => {
             Cow::Owned(body_json(value, limits).map_err(|problem| vec![problem])?)
         }
@@ -258,12 +259,16 @@ fn write_object(
 fn body_json(value: &any_value::Value, limits: &EntryLimits) -> Result<String, String> {
     let mut writer = MetadataWriter::fragment_in(limits, 0, 0);
     let written = write_any(&mut writer, Some(value));
-    writer.into_fragment().into_json().filter(|_| written.is_ok()).ok_or_else(|| {
-        format!(
-            "body: nested more than {} levels deep, at most {} allowed",
-            limits.max_metadata_depth, limits.max_metadata_depth
-        )
-    })
+    writer
+        .into_fragment()
+        .into_json()
+        .filter(|_| written.is_ok())
+        .ok_or_else(|| {
+            format!(
+                "body: nested more than {} levels deep, at most {} allowed",
+                limits.max_metadata_depth, limits.max_metadata_depth
+            )
+        })
 }
 
 /// The resource's `service.name`, or OTLP's fallback.
@@ -288,9 +293,7 @@ pub fn level(number: i32, text: &str) -> Level {
         17..=20 => Level::Error,
         21..=24 => Level::Fatal,
         _ => {
-            let word = text
-                .trim()
-                .trim_end_matches(|c: char| c.is_ascii_digit());
+            let word = text.trim().trim_end_matches(|c: char| c.is_ascii_digit());
             let is = |name: &str| word.eq_ignore_ascii_case(name);
             if is("TRACE") || is("DEBUG") {
                 Level::Debug
