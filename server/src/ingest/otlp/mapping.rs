@@ -407,6 +407,132 @@ fn write_backtrace(writer: &mut MetadataWriter, text: &str) -> Result<(), TooDee
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValueList};
+    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    /// A kvlist nested `levels` deep around a string.
+    fn nested(levels: usize) -> any_value::Value {
+        let mut value = any_value::Value::StringValue("leaf".into());
+        for _ in 0..levels {
+            value = any_value::Value::KvlistValue(KeyValueList {
+                values: vec![KeyValue {
+                    key: "k".into(),
+                    value: Some(AnyValue { value: Some(value) }),
+                    ..Default::default()
+                }],
+            });
+        }
+        value
+    }
+
+    fn mapped(records: Vec<LogRecord>, resource: Vec<KeyValue>) -> Vec<Result<String, String>> {
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: resource,
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let now = Utc::now();
+        let mut out = Vec::new();
+        for_each_entry(&request, &EntryLimits::default(), now, |entry| {
+            out.push(
+                entry
+                    .map(|entry| {
+                        let metadata = entry.metadata().map_or("", |m| m.as_json());
+                        format!("{}|{}", entry.message(), metadata)
+                    })
+                    .map_err(|problems| problems.join("; ")),
+            )
+        });
+        out
+    }
+
+    #[test]
+    fn attributes_and_bodies_nested_past_the_cap_refuse_their_record_only() {
+        let depth = EntryLimits::default().max_metadata_depth;
+        let record = |attribute: Option<any_value::Value>, body: any_value::Value| LogRecord {
+            body: Some(AnyValue { value: Some(body) }),
+            attributes: attribute
+                .map(|value| KeyValue {
+                    key: "a".into(),
+                    value: Some(AnyValue { value: Some(value) }),
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let text = |t: &str| any_value::Value::StringValue(t.into());
+        let results = mapped(
+            vec![
+                // The top object is one level, the attribute's kvlists the rest.
+                record(Some(nested(depth - 1)), text("fits")),
+                record(Some(nested(depth)), text("too deep")),
+                record(None, nested(depth)),
+                record(None, nested(depth + 1)),
+            ],
+            vec![],
+        );
+        assert!(
+            results[0]
+                .as_ref()
+                .is_ok_and(|row| row.starts_with("fits|")),
+            "{results:?}"
+        );
+        assert!(
+            results[1]
+                .as_ref()
+                .is_err_and(|problem| problem.starts_with("metadata: nested more than")),
+            "{results:?}"
+        );
+        assert!(results[2].is_ok(), "{results:?}");
+        assert!(
+            results[3]
+                .as_ref()
+                .is_err_and(|problem| problem.starts_with("body: nested more than")),
+            "{results:?}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_filtered_in_attributes_resources_and_bodies() {
+        let secret = |key: &str| KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("s3cret".into())),
+            }),
+            ..Default::default()
+        };
+        let record = LogRecord {
+            body: Some(AnyValue {
+                value: Some(any_value::Value::KvlistValue(KeyValueList {
+                    values: vec![secret("password")],
+                })),
+            }),
+            attributes: vec![
+                secret("db.password"),
+                secret("http.request.header.authorization"),
+            ],
+            ..Default::default()
+        };
+        let results = mapped(
+            vec![record],
+            vec![secret("service.name"), secret("api_key")],
+        );
+        let row = results[0].as_ref().unwrap();
+        // Once, as the resource's service name (which is not a secret's key).
+        assert_eq!(row.matches("s3cret").count(), 1, "{row}");
+        assert!(row.contains(r#""service.name":"s3cret""#), "{row}");
+        assert_eq!(row.matches("[FILTERED]").count(), 4, "{row}");
+    }
 
     #[test]
     fn severity_numbers_map_to_levels_and_text_is_the_fallback() {
