@@ -300,6 +300,39 @@ async fn protobuf_gzip_and_both_key_headers_are_accepted_on_both_paths() {
             .collect();
         assert_eq!(found, ["gzip two", "gzip one", "by bearer"], "{query}");
     }
+    // Counts of one trace come from `logs`, never the rollups (they have no trace
+    // columns): the histogram counts the three, the service list names their service.
+    for (path, expected) in [
+        (
+            format!("/api/v1/logs/histogram?since=1h&bucket=1h&trace_id={TRACE_ID}"),
+            "3",
+        ),
+        (
+            format!("/api/v1/services?since=1h&span_id={SPAN_ID}"),
+            "checkout",
+        ),
+    ] {
+        let response = app
+            .client
+            .get(app.url(&path))
+            .header("X-API-Key", ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body: Value = response.json().await.unwrap();
+        let found = match path.contains("histogram") {
+            true => body["buckets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|bucket| bucket["total"].as_i64().unwrap())
+                .sum::<i64>()
+                .to_string(),
+            false => body.to_string(),
+        };
+        assert!(found.contains(expected), "{path}: {body}");
+    }
     let refused = app
         .client
         .get(app.url("/api/v1/logs?trace_id=nothex"))
