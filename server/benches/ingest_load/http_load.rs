@@ -69,10 +69,7 @@ pub(crate) async fn drive_http(
         eprintln!("note: b={batch_size}: {busy} answers were 503 Server busy and were retried");
     }
     Ok(PhaseReport {
-        label: match wire {
-            Wire::Json => format!("http b={batch_size}"),
-            Wire::OtlpProtobuf => format!("otlp b={batch_size}"),
-        },
+        label: wire.label(batch_size),
         entries,
         requests,
         elapsed,
@@ -138,6 +135,17 @@ pub(crate) async fn send_batches(
             acked += *len as u64;
             continue;
         }
+        if wire == Wire::OtlpJson {
+            // Full success is an empty `ExportLogsServiceResponse`.
+            let parsed: serde_json::Value = serde_json::from_slice(&answer)?;
+            if parsed != serde_json::json!({}) {
+                return Err(BenchError::Setup(format!(
+                    "batch {i}: OTLP answer {parsed}"
+                )));
+            }
+            acked += *len as u64;
+            continue;
+        }
         let parsed: BatchResponse = serde_json::from_slice(&answer)?;
         if parsed.accepted != *len as u64 || parsed.rejected != 0 {
             return Err(BenchError::Setup(format!(
@@ -165,7 +173,7 @@ pub(crate) async fn http_phase(
 ) -> Result<PhaseReport> {
     let batches = match wire {
         Wire::Json => encode_batches(entries, batch_size)?,
-        Wire::OtlpProtobuf => encode_otlp_batches(entries, batch_size)?,
+        Wire::OtlpProtobuf | Wire::OtlpJson => encode_otlp_batches(entries, batch_size, wire)?,
     };
     truncate_logs(db).await?;
     let report = drive_http(server, batches, connections, batch_size, database, wire).await?;

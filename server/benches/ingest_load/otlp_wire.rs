@@ -1,5 +1,5 @@
-//! The protocol an HTTP phase speaks, and the entries encoded as OTLP/HTTP protobuf
-//! bodies for the `otlp` phases.
+//! The protocol an HTTP phase speaks, and the entries encoded as OTLP/HTTP bodies
+//! (protobuf, and OTLP's JSON mapping) for the `otlp` phases.
 
 use bytes::Bytes;
 use log_ingestion_test_support::bench::{BenchError, Result};
@@ -12,29 +12,42 @@ pub(crate) enum Wire {
     Json,
     /// `POST /v1/logs` with an OTLP `ExportLogsServiceRequest` in protobuf.
     OtlpProtobuf,
+    /// The same request in OTLP/JSON.
+    OtlpJson,
 }
 
 impl Wire {
     pub(crate) fn path(self) -> &'static str {
         match self {
             Wire::Json => BATCH_PATH,
-            Wire::OtlpProtobuf => "/v1/logs",
+            Wire::OtlpProtobuf | Wire::OtlpJson => "/v1/logs",
         }
     }
 
     pub(crate) fn content_type(self) -> &'static str {
         match self {
-            Wire::Json => "application/json",
+            Wire::Json | Wire::OtlpJson => "application/json",
             Wire::OtlpProtobuf => "application/x-protobuf",
+        }
+    }
+
+    /// The phase's label in the table.
+    pub(crate) fn label(self, batch_size: usize) -> String {
+        match self {
+            Wire::Json => format!("http b={batch_size}"),
+            Wire::OtlpProtobuf => format!("otlp b={batch_size}"),
+            Wire::OtlpJson => format!("otlpjson b={batch_size}"),
         }
     }
 }
 
-/// The same entries as OTLP protobuf bodies: one resource per service in a batch,
-/// the severity number for the level, the metadata as typed attributes.
+/// The same entries as OTLP bodies (`wire` says protobuf or JSON): one resource per
+/// service in a batch, the severity number for the level, the metadata as typed
+/// attributes.
 pub(crate) fn encode_otlp_batches(
     entries: &[WireEntry],
     batch_size: usize,
+    wire: Wire,
 ) -> Result<Vec<(usize, Bytes)>> {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -122,7 +135,73 @@ pub(crate) fn encode_otlp_batches(
                     })
                     .collect(),
             };
-            Ok((chunk.len(), Bytes::from(request.encode_to_vec())))
+            let body = match wire {
+                Wire::OtlpJson => serde_json::to_vec(&otlp_json(&request))?,
+                _ => request.encode_to_vec(),
+            };
+            Ok((chunk.len(), Bytes::from(body)))
         })
         .collect()
+}
+
+/// A request in OTLP/JSON (lowerCamelCase keys, 64-bit integers as strings), for the
+/// fields the bench's requests use.
+fn otlp_json(
+    request: &opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+) -> serde_json::Value {
+    use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+    use serde_json::json;
+
+    let attributes = |pairs: &[KeyValue]| -> Vec<serde_json::Value> {
+        pairs
+            .iter()
+            .map(|pair| {
+                let value = match pair.value.as_ref().and_then(|value| value.value.as_ref()) {
+                    Some(any_value::Value::IntValue(n)) => json!({"intValue": n.to_string()}),
+                    Some(any_value::Value::DoubleValue(n)) => json!({"doubleValue": n}),
+                    Some(any_value::Value::StringValue(text)) => json!({"stringValue": text}),
+                    _ => json!({}),
+                };
+                json!({"key": pair.key, "value": value})
+            })
+            .collect()
+    };
+    let resource_logs: Vec<serde_json::Value> = request
+        .resource_logs
+        .iter()
+        .map(|resource_logs| {
+            let scope_logs: Vec<serde_json::Value> = resource_logs
+                .scope_logs
+                .iter()
+                .map(|scope_logs| {
+                    let records: Vec<serde_json::Value> = scope_logs
+                        .log_records
+                        .iter()
+                        .map(|record| {
+                            let body = match record.body.as_ref().and_then(|b| b.value.as_ref()) {
+                                Some(any_value::Value::StringValue(text)) => {
+                                    json!({"stringValue": text})
+                                }
+                                _ => json!({}),
+                            };
+                            json!({
+                                "timeUnixNano": record.time_unix_nano.to_string(),
+                                "severityNumber": record.severity_number,
+                                "body": body,
+                                "attributes": attributes(&record.attributes),
+                            })
+                        })
+                        .collect();
+                    json!({"logRecords": records})
+                })
+                .collect();
+            let resource = resource_logs
+                .resource
+                .as_ref()
+                .map(|resource| attributes(&resource.attributes))
+                .unwrap_or_default();
+            json!({"resource": {"attributes": resource}, "scopeLogs": scope_logs})
+        })
+        .collect();
+    json!({ "resourceLogs": resource_logs })
 }

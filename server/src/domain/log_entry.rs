@@ -5,14 +5,14 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use log_ingestion_wire::{Level, UnknownLevel, WireEntry};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::metadata::Metadata;
 use super::shape_error::describe_shape_error;
-use super::text::{is_plain, storable_json_text};
+use super::text::{decoded_text, is_plain, storable_json_text};
 use crate::config::EntryLimits;
 use crate::ingest::client_text::{quoted, truncated, MAX_QUOTED_CHARS};
 
@@ -63,33 +63,38 @@ impl<'a> LogEntry<'a> {
         Self::validate(fields, limits, now)
     }
 
-    /// Validates an entry another protocol decoded (OTLP): the same rules as
-    /// [`LogEntry::from_json`], with the metadata as the JSON text it wrote. Service and
-    /// message are decoded text, never taken as plain.
+    /// Validates an entry another protocol decoded into typed values (OTLP): the same
+    /// rules as [`LogEntry::from_json`] (the timestamp window, service, message), with
+    /// the metadata as `metadata::MetadataWriter` wrote it (or its problem). Text is
+    /// borrowed where it is plain (`text::decoded_text`), else made storable.
     pub fn from_decoded(
-        timestamp: &str,
-        service: String,
-        level: &str,
-        message: String,
-        metadata: Option<&RawValue>,
+        timestamp: DateTime<Utc>,
+        service: &'a str,
+        level: Level,
+        message: Cow<'a, str>,
+        metadata: Result<Option<Metadata>, String>,
         limits: &EntryLimits,
         now: DateTime<Utc>,
-    ) -> Result<LogEntry<'static>, Vec<String>> {
-        let fields = EntryFields {
-            timestamp: Cow::Borrowed(timestamp),
-            service: Cow::Owned(service),
-            level: Cow::Borrowed(level),
-            message: Cow::Owned(message),
-            metadata,
-        };
-        let entry = LogEntry::validate(fields, limits, now)?;
-        Ok(LogEntry {
-            timestamp: entry.timestamp,
-            service: Cow::Owned(entry.service.into_owned()),
-            level: entry.level,
-            message: Cow::Owned(entry.message.into_owned()),
-            metadata: entry.metadata,
-        })
+    ) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        if let Err(problem) = check_window(timestamp, limits, now, || {
+            timestamp.to_rfc3339_opts(SecondsFormat::Nanos, true)
+        }) {
+            problems.push(problem);
+        }
+        problems.extend(service_problem(service));
+        problems.extend(message_problem(&message, limits));
+        let metadata = metadata.map_err(|problem| problems.push(problem)).ok();
+        match metadata {
+            Some(metadata) if problems.is_empty() => Ok(LogEntry {
+                timestamp,
+                service: decoded_text(Cow::Borrowed(service)),
+                level,
+                message: decoded_text(message),
+                metadata,
+            }),
+            _ => Err(problems),
+        }
     }
 
     /// Validates an owned, decoded entry (the same rules as [`LogEntry::from_json`];
@@ -134,17 +139,7 @@ impl<'a> LogEntry<'a> {
             .ok();
 
         let service = fields.service;
-        if service.trim().is_empty() {
-            problems.push("service: must not be empty".to_owned());
-        } else if service.len() > MAX_SERVICE_CHARS {
-            // Counted only when the bytes could be too many: most names are short.
-            let service_chars = service.chars().count();
-            if service_chars > MAX_SERVICE_CHARS {
-                problems.push(format!(
-                    "service: {service_chars} characters, at most {MAX_SERVICE_CHARS} allowed"
-                ));
-            }
-        }
+        problems.extend(service_problem(&service));
 
         let level = fields
             .level
@@ -156,15 +151,7 @@ impl<'a> LogEntry<'a> {
             .ok();
 
         let message = fields.message;
-        if message.is_empty() {
-            problems.push("message: must not be empty".to_owned());
-        } else if message.len() > limits.max_message_bytes {
-            problems.push(format!(
-                "message: {} bytes, at most {} allowed",
-                message.len(),
-                limits.max_message_bytes
-            ));
-        }
+        problems.extend(message_problem(&message, limits));
 
         let metadata = Metadata::parse(fields.metadata, limits)
             .map_err(|problem| problems.push(problem))
@@ -228,6 +215,18 @@ fn parse_timestamp(
             )
         })?
         .with_timezone(&Utc);
+    check_window(timestamp, limits, now, || truncated(text, MAX_QUOTED_CHARS))?;
+    Ok(timestamp)
+}
+
+/// Whether `timestamp` is within the accepted window around `now`; `shown` is how a
+/// refusal quotes it.
+fn check_window(
+    timestamp: DateTime<Utc>,
+    limits: &EntryLimits,
+    now: DateTime<Utc>,
+    shown: impl FnOnce() -> String,
+) -> Result<(), String> {
     let ahead =
         chrono::Duration::from_std(limits.max_timestamp_ahead).unwrap_or(chrono::Duration::MAX);
     let age = chrono::Duration::from_std(limits.max_timestamp_age).unwrap_or(chrono::Duration::MAX);
@@ -237,7 +236,7 @@ fn parse_timestamp(
     {
         return Err(format!(
             "timestamp: {} is more than {}s in the future",
-            truncated(text, MAX_QUOTED_CHARS),
+            shown(),
             limits.max_timestamp_ahead.as_secs()
         ));
     }
@@ -247,11 +246,42 @@ fn parse_timestamp(
     {
         return Err(format!(
             "timestamp: {} is older than the accepted window of {} days",
-            truncated(text, MAX_QUOTED_CHARS),
+            shown(),
             limits.max_timestamp_age.as_secs() / 86_400
         ));
     }
-    Ok(timestamp)
+    Ok(())
+}
+
+/// The problem of a service name, if any: empty, or longer than the column holds.
+fn service_problem(service: &str) -> Option<String> {
+    if service.trim().is_empty() {
+        return Some("service: must not be empty".to_owned());
+    }
+    if service.len() > MAX_SERVICE_CHARS {
+        // Counted only when the bytes could be too many: most names are short.
+        let service_chars = service.chars().count();
+        if service_chars > MAX_SERVICE_CHARS {
+            return Some(format!(
+                "service: {service_chars} characters, at most {MAX_SERVICE_CHARS} allowed"
+            ));
+        }
+    }
+    None
+}
+
+/// The problem of a message, if any: empty, or past the size cap.
+fn message_problem(message: &str, limits: &EntryLimits) -> Option<String> {
+    if message.is_empty() {
+        return Some("message: must not be empty".to_owned());
+    }
+    (message.len() > limits.max_message_bytes).then(|| {
+        format!(
+            "message: {} bytes, at most {} allowed",
+            message.len(),
+            limits.max_message_bytes
+        )
+    })
 }
 
 #[cfg(test)]

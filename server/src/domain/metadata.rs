@@ -82,12 +82,7 @@ impl Metadata {
         if !text.starts_with('{') {
             return Err("metadata: must be a JSON object".to_owned());
         }
-        let mut writer = FilteredJson {
-            out: String::with_capacity(text.len()),
-            limit: limits.max_metadata_depth,
-            too_deep: false,
-            plain: true,
-        };
+        let mut writer = FilteredJson::new(text.len(), limits);
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let written = FilteredValue {
             writer: &mut writer,
@@ -95,27 +90,13 @@ impl Metadata {
         }
         .deserialize(&mut deserializer);
         if writer.too_deep {
-            return Err(format!(
-                "metadata: nested more than {} levels deep, at most {} allowed",
-                limits.max_metadata_depth, limits.max_metadata_depth
-            ));
+            return Err(too_deep_problem(limits));
         }
         // The raw value was checked as JSON text only: what it holds is refused here with
         // the decoder's own words (a lone UTF-16 surrogate, a number out of range, serde's
         // nesting limit for a configured depth cap above it), as for the entry's fields.
         written.map_err(|error| format!("metadata: {}", describe_shape_error(&error)))?;
-        let text = writer.out;
-        if text.len() > limits.max_metadata_bytes {
-            return Err(format!(
-                "metadata: {} bytes as JSON, at most {} allowed",
-                text.len(),
-                limits.max_metadata_bytes
-            ));
-        }
-        Ok(Some(Metadata {
-            json: text,
-            plain: writer.plain,
-        }))
+        writer.finish(limits).map(Some)
     }
 
     pub fn as_json(&self) -> &str {
@@ -131,19 +112,54 @@ impl Metadata {
 /// The stored text being written (a `String` from the start: every piece written is
 /// text, so the whole never needs a UTF-8 check), whether the depth cap stopped it, and
 /// whether every string so far was plain.
-struct FilteredJson {
-    out: String,
-    limit: usize,
-    too_deep: bool,
-    plain: bool,
+/// Shared with `metadata_writer`, which writes decoded values (OTLP's) by the same rules.
+pub(super) struct FilteredJson {
+    pub(super) out: String,
+    pub(super) limit: usize,
+    pub(super) too_deep: bool,
+    pub(super) plain: bool,
+}
+
+/// The problem of metadata nested past the depth cap.
+pub(super) fn too_deep_problem(limits: &EntryLimits) -> String {
+    format!(
+        "metadata: nested more than {} levels deep, at most {} allowed",
+        limits.max_metadata_depth, limits.max_metadata_depth
+    )
 }
 
 impl FilteredJson {
+    /// An empty writer with room for `capacity` bytes.
+    pub(super) fn new(capacity: usize, limits: &EntryLimits) -> Self {
+        FilteredJson {
+            out: String::with_capacity(capacity),
+            limit: limits.max_metadata_depth,
+            too_deep: false,
+            plain: true,
+        }
+    }
+
+    /// The written text as metadata, within the size cap (on the text as it will be
+    /// stored).
+    pub(super) fn finish(self, limits: &EntryLimits) -> Result<Metadata, String> {
+        if self.out.len() > limits.max_metadata_bytes {
+            return Err(format!(
+                "metadata: {} bytes as JSON, at most {} allowed",
+                self.out.len(),
+                limits.max_metadata_bytes
+            ));
+        }
+        Ok(Metadata {
+            json: self.out,
+            plain: self.plain,
+        })
+    }
+
     /// Writes `text` as a JSON string, as serde_json encodes it (so the text is what
     /// encoding a `Value` wrote). Plain text (borrowed from the JSON, see
     /// `text::storable_json_text`) needs no escape and goes in as it is; decoded text
     /// has NUL made storable and goes through serde_json's escaping.
-    fn string(&mut self, text: Cow<'_, str>) -> Result<(), serde_json::Error> {
+    pub(super) fn string(&mut self, text: Cow<'_, str>) -> Result<(), serde_json::Error> {
         let text = storable_json_text(text);
         if is_plain(&text) {
             self.out.push('"');
@@ -155,13 +171,16 @@ impl FilteredJson {
         serde_json::to_writer(StringWriter(&mut self.out), text.as_ref())
     }
 
-    fn scalar<T: serde::Serialize>(&mut self, value: T) -> Result<(), serde_json::Error> {
+    pub(super) fn scalar<T: serde::Serialize>(
+        &mut self,
+        value: T,
+    ) -> Result<(), serde_json::Error> {
         serde_json::to_writer(StringWriter(&mut self.out), &value)
     }
 
     /// The depth of a container entered from `parent_depth` (the top object is 1), or
     /// an error once it passes the cap: nothing below it is read.
-    fn enter<E: de::Error>(&mut self, parent_depth: usize) -> Result<usize, E> {
+    pub(super) fn enter<E: de::Error>(&mut self, parent_depth: usize) -> Result<usize, E> {
         let depth = parent_depth + 1;
         if depth > self.limit {
             self.too_deep = true;

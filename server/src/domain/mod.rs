@@ -3,9 +3,11 @@
 
 mod log_entry;
 mod metadata;
+mod metadata_writer;
 mod shape_error;
 mod text;
 
 pub use log_entry::LogEntry;
 pub use metadata::{Metadata, FILTERED};
+pub use metadata_writer::{KeyWritten, MetadataFragment, MetadataWriter, TooDeep};
 pub use text::storable_text;

@@ -32,6 +32,20 @@ pub fn storable_json_text(text: Cow<'_, str>) -> Cow<'_, str> {
     }
 }
 
+/// Text another protocol decoded (OTLP's protobuf strings), made storable by the same
+/// rule: `Cow::Borrowed` exactly when it is plain (no control character, no quote, no
+/// backslash: what a JSON string without escapes holds), found by one scan; else owned,
+/// with NUL made storable.
+pub fn decoded_text(text: Cow<'_, str>) -> Cow<'_, str> {
+    let plain = !text
+        .bytes()
+        .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\');
+    match text {
+        Cow::Borrowed(text) if plain => Cow::Borrowed(text),
+        text => Cow::Owned(storable_text(text).into_owned()),
+    }
+}
+
 /// Whether `text`, as returned by [`storable_json_text`], is plain: no control
 /// character, no quote, no backslash; it may be written into JSON or `COPY` text as is.
 // The variant is the answer (a `&str` cannot tell), so it takes the `Cow` itself.
@@ -43,6 +57,19 @@ pub fn is_plain(text: &Cow<'_, str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoded_text_is_borrowed_exactly_when_plain() {
+        assert!(matches!(
+            decoded_text("plain é \u{7f}".into()),
+            Cow::Borrowed(_)
+        ));
+        for special in ["tab\t", "quote\"", "back\\slash", "nul\0", "bell\u{7}"] {
+            let text = decoded_text(special.into());
+            assert!(matches!(text, Cow::Owned(_)), "{special:?}");
+            assert!(!text.contains('\0'));
+        }
+    }
 
     #[test]
     fn nul_becomes_the_replacement_character() {

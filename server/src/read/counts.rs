@@ -38,6 +38,8 @@ pub fn answerable(filter: &LogFilter) -> bool {
         && filter.metadata.is_empty()
         && filter.request_id.is_none()
         && filter.fingerprints.is_empty()
+        && filter.trace_id.is_none()
+        && filter.span_id.is_none()
 }
 
 /// Splits `[from, to)` into pieces, coarsest rollup first. Only rollups whose width
@@ -227,6 +229,32 @@ mod tests {
         assert!(split(from, to, Some(1_800))
             .iter()
             .all(|p| p.source == Source::Rollup("logs_per_minute")));
+    }
+
+    #[test]
+    fn only_service_and_level_filters_are_answered_by_the_rollups() {
+        let by_service = LogFilter {
+            services: vec!["web".into()],
+            levels: Some(vec!["ERROR"]),
+            ..LogFilter::default()
+        };
+        assert!(answerable(&by_service));
+        for filter in [
+            LogFilter {
+                trace_id: Some("5b8efff798038103d269b633813fc60c".into()),
+                ..by_service.clone()
+            },
+            LogFilter {
+                span_id: Some("eee19b7ec3c1b174".into()),
+                ..by_service.clone()
+            },
+            LogFilter {
+                request_id: Some("req-1".into()),
+                ..by_service.clone()
+            },
+        ] {
+            assert!(!answerable(&filter), "{filter:?}");
+        }
     }
 
     #[test]

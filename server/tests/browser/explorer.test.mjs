@@ -225,6 +225,38 @@ async function postLogs(base, logs) {
   if (!response.ok || body.rejected !== 0) fail(`ingest answered ${response.status} ${JSON.stringify(body)}`);
 }
 
+/** One trace across two services (one sent as the JSON API's metadata, two as OTLP/JSON
+ *  records), and an entry of another trace that the trace view must leave out. */
+const TRACE_TOKEN = `trace-${randomUUID().slice(0, 8)}`;
+const TRACE_ID = randomUUID().replace(/-/g, '');
+const OTHER_TRACE_ID = randomUUID().replace(/-/g, '');
+async function postTraceEntries(base) {
+  const now = Date.now();
+  await postLogs(base, [
+    { timestamp: new Date(now - 3_000).toISOString(), service: 'storefront', level: 'INFO',
+      message: `Trace ${TRACE_TOKEN} page rendered`, metadata: { trace_id: TRACE_ID, span_id: '00f067aa0ba902b7' } },
+    { timestamp: new Date(now - 2_500).toISOString(), service: 'storefront', level: 'INFO',
+      message: `Trace ${TRACE_TOKEN} of another trace`, metadata: { trace_id: OTHER_TRACE_ID } },
+  ]);
+  const nanos = (ms) => `${BigInt(ms) * 1_000_000n}`;
+  const record = (ms, severityNumber, text) => ({
+    timeUnixNano: nanos(ms), severityNumber, body: { stringValue: text }, traceId: TRACE_ID, spanId: '53995c3f42cd8ad8',
+  });
+  const response = await fetch(`${base}/v1/logs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': INGEST_KEY },
+    body: JSON.stringify({ resourceLogs: [{
+      resource: { attributes: [{ key: 'service.name', value: { stringValue: 'payments' } }] },
+      scopeLogs: [{ logRecords: [
+        record(now - 2_000, 9, `Trace ${TRACE_TOKEN} charge started`),
+        record(now - 1_500, 17, `Trace ${TRACE_TOKEN} charge failed`),
+      ] }],
+    }] }),
+  });
+  const answer = await response.text();
+  if (response.status !== 200 || answer !== '{}') fail(`OTLP ingest answered ${response.status} ${answer}`);
+}
+
 async function main() {
   const database = prepareDatabase();
   const { child, address } = startServer(database.url);
@@ -234,6 +266,7 @@ async function main() {
     const base = await address;
     await postLogs(base, entries());
     await postLogs(base, requestEntries());
+    await postTraceEntries(base);
 
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -371,6 +404,41 @@ async function main() {
     await page.screenshot({ path: path.join(directory, 'screenshot-request.png') });
     await page.goto(`${base}/?range=1h`);
     await page.waitForSelector('#rows tr.log-row', { timeout: TIMEOUT });
+
+    // 5d. Everything of one trace, from both services, from an entry's button; not the
+    //     entry of another trace that the search found beside them.
+    await page.goto(`${base}/?range=1h&q=${TRACE_TOKEN}`);
+    await page.waitForFunction(() => document.querySelectorAll('#rows tr.log-row').length === 4, null, { timeout: TIMEOUT });
+    await page.locator('#rows tr.log-row', { hasText: 'page rendered' }).click();
+    const traceButton = page.locator('#rows tr.log-details .trace-button');
+    if ((await traceButton.textContent()) !== `Everything of trace ${TRACE_ID}`) fail('the trace button does not name the trace');
+    await traceButton.click();
+    await page.waitForURL((url) => url.searchParams.get('trace_id') === TRACE_ID, { timeout: TIMEOUT });
+    await page.waitForFunction(
+      (token) => {
+        const rows = [...document.querySelectorAll('#rows tr.log-row')];
+        return rows.length === 3 && rows.every((r) => r.textContent.includes(token));
+      },
+      TRACE_TOKEN,
+      { timeout: TIMEOUT },
+    );
+    const traced = await page.$$eval('#rows tr.log-row', (trs) => trs.map((tr) => [
+      tr.querySelector('td.service') ? tr.querySelector('td.service').textContent : tr.textContent,
+      tr.querySelector('.message-text').textContent,
+    ]));
+    const tracedMessages = traced.map(([, message]) => message).sort();
+    const expectedTrace = ['charge failed', 'charge started', 'page rendered'].map((m) => `Trace ${TRACE_TOKEN} ${m}`);
+    if (JSON.stringify(tracedMessages) !== JSON.stringify(expectedTrace)) fail(`the trace view shows ${JSON.stringify(traced)}`);
+    if (!traced.some(([service]) => service.includes('payments')) || !traced.some(([service]) => service.includes('storefront'))) {
+      fail(`the trace view is not from both services: ${JSON.stringify(traced)}`);
+    }
+    const traceUrl = new URL(page.url());
+    if (traceUrl.searchParams.get('q')) fail(`the trace view kept the search: ${page.url()}`);
+    if ((await page.textContent('#trace-filter-id')) !== TRACE_ID || await page.locator('#trace-filter').isHidden()) {
+      fail('the trace view does not say which trace');
+    }
+    await page.click('#trace-filter-clear');
+    await page.waitForFunction(() => !location.search.includes('trace_id='), null, { timeout: TIMEOUT });
 
     // 6. Live tail: an entry ingested while tailing appears at the top.
     await page.check('#live-toggle');

@@ -300,6 +300,39 @@ async fn protobuf_gzip_and_both_key_headers_are_accepted_on_both_paths() {
             .collect();
         assert_eq!(found, ["gzip two", "gzip one", "by bearer"], "{query}");
     }
+    // Counts of one trace come from `logs`, never the rollups (they have no trace
+    // columns): the histogram counts the three, the service list names their service.
+    for (path, expected) in [
+        (
+            format!("/api/v1/logs/histogram?since=1h&bucket=1h&trace_id={TRACE_ID}"),
+            "3",
+        ),
+        (
+            format!("/api/v1/services?since=1h&span_id={SPAN_ID}"),
+            "checkout",
+        ),
+    ] {
+        let response = app
+            .client
+            .get(app.url(&path))
+            .header("X-API-Key", ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body: Value = response.json().await.unwrap();
+        let found = match path.contains("histogram") {
+            true => body["buckets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|bucket| bucket["total"].as_i64().unwrap())
+                .sum::<i64>()
+                .to_string(),
+            false => body.to_string(),
+        };
+        assert!(found.contains(expected), "{path}: {body}");
+    }
     let refused = app
         .client
         .get(app.url("/api/v1/logs?trace_id=nothex"))
@@ -535,4 +568,179 @@ fn hex(text: &str) -> Vec<u8> {
         .step_by(2)
         .map(|index| u8::from_str_radix(&text[index..index + 2], 16).unwrap())
         .collect()
+}
+
+/// Every column of every row, as text, in a stable order.
+async fn rows_as_text(app: &TestApp) -> Vec<Vec<Option<String>>> {
+    sqlx::query_as::<
+        _,
+        (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ),
+    >(
+        "SELECT timestamp::text, service, level, message, metadata::text, fingerprint, \
+         trace_id, span_id, trace_flags::text FROM logs ORDER BY message",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(a, b, c, d, e, f, g, h, i)| vec![a, b, c, d, e, f, g, h, i])
+    .collect()
+}
+
+#[tokio::test]
+async fn the_same_records_through_protobuf_and_the_json_api_are_the_same_rows() {
+    let nanos = now_nanos();
+    let at = |offset: u64| nanos - offset * 1_000_003;
+    let timestamp = |offset: u64| {
+        chrono::DateTime::from_timestamp_nanos(at(offset) as i64)
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    };
+    let tricky = "tab\t newline\n quote\" backslash\\ nul\0 é 😀";
+    let kvlist = |pairs: Vec<KeyValue>| {
+        any_value::Value::KvlistValue(opentelemetry_proto::tonic::common::v1::KeyValueList {
+            values: pairs,
+        })
+    };
+    let records = vec![
+        LogRecord {
+            time_unix_nano: at(1),
+            severity_number: 9,
+            severity_text: "Information".into(),
+            body: string_value(tricky),
+            trace_id: hex(TRACE_ID),
+            span_id: hex(SPAN_ID),
+            flags: 1,
+            attributes: vec![
+                attribute("text", any_value::Value::StringValue(tricky.into())),
+                attribute("count", any_value::Value::IntValue(-42)),
+                attribute("ratio", any_value::Value::DoubleValue(637.704)),
+                attribute("whole", any_value::Value::DoubleValue(100.0)),
+                attribute("flag", any_value::Value::BoolValue(true)),
+                attribute("raw", any_value::Value::BytesValue(vec![0, 1, 254, 255])),
+                attribute(
+                    "user.password",
+                    any_value::Value::StringValue("hunter2".into()),
+                ),
+                attribute(
+                    "nested",
+                    kvlist(vec![
+                        attribute("apiKey", any_value::Value::IntValue(1)),
+                        attribute(
+                            "list",
+                            any_value::Value::ArrayValue(
+                                opentelemetry_proto::tonic::common::v1::ArrayValue {
+                                    values: vec![
+                                        AnyValue {
+                                            value: Some(any_value::Value::StringValue("a".into())),
+                                        },
+                                        AnyValue { value: None },
+                                    ],
+                                },
+                            ),
+                        ),
+                    ]),
+                ),
+            ],
+            ..Default::default()
+        },
+        LogRecord {
+            time_unix_nano: at(2),
+            severity_number: 17,
+            body: string_value("payment failed"),
+            attributes: vec![
+                attribute(
+                    "exception.type",
+                    any_value::Value::StringValue("PaymentError".into()),
+                ),
+                attribute(
+                    "exception.message",
+                    any_value::Value::StringValue("card 42 declined".into()),
+                ),
+                attribute(
+                    "exception.stacktrace",
+                    any_value::Value::StringValue(
+                        "app/pay.rb:10:in `charge'\n  \napp/pay.rb:2:in `call'".into(),
+                    ),
+                ),
+            ],
+            ..Default::default()
+        },
+        LogRecord {
+            observed_time_unix_nano: at(3),
+            severity_text: "warning".into(),
+            body: Some(AnyValue {
+                value: Some(kvlist(vec![attribute(
+                    "k",
+                    any_value::Value::StringValue("v".into()),
+                )])),
+            }),
+            event_name: "an.event".into(),
+            span_id: hex(SPAN_ID),
+            ..Default::default()
+        },
+    ];
+    // The same entries as a JSON API client sends them, with the mapping's metadata.
+    let resource = json!({"service.name": "checkout", "auth_token": "[FILTERED]"});
+    let scope = json!({"name": "my.library", "version": "1.0.0"});
+    let entries = vec![
+        json!({"timestamp": timestamp(1), "service": "checkout", "level": "INFO", "message": tricky,
+               "metadata": {"text": tricky, "count": -42, "ratio": 637.704, "whole": 100.0,
+                            "flag": true, "raw": "AAH+/w==", "user.password": "x",
+                            "nested": {"apiKey": 1, "list": ["a", null]},
+                            "resource": resource, "otel": {"severity_number": 9,
+                            "severity_text": "Information", "scope": scope},
+                            "trace_id": TRACE_ID, "trace_flags": 1, "span_id": SPAN_ID}}),
+        json!({"timestamp": timestamp(2), "service": "checkout", "level": "ERROR",
+               "message": "payment failed",
+               "metadata": {"exception": {"class": "PaymentError", "message": "card 42 declined",
+                                          "backtrace": ["app/pay.rb:10:in `charge'", "app/pay.rb:2:in `call'"]},
+                            "resource": resource, "otel": {"severity_number": 17, "scope": scope}}}),
+        json!({"timestamp": timestamp(3), "service": "checkout", "level": "WARNING",
+               "message": r#"{"k":"v"}"#,
+               "metadata": {"resource": resource, "otel": {"severity_text": "warning",
+                            "event_name": "an.event", "scope": scope}, "span_id": SPAN_ID}}),
+    ];
+    let mut request = ExportLogsServiceRequest::decode(&protobuf_request(records)[..]).unwrap();
+    let attributes = &mut request.resource_logs[0]
+        .resource
+        .as_mut()
+        .unwrap()
+        .attributes;
+    attributes.push(attribute(
+        "auth_token",
+        any_value::Value::StringValue("s3cret".into()),
+    ));
+
+    let otlp = spawn_app().await;
+    let response = otlp
+        .post_body("/v1/logs", PROTOBUF, request.encode_to_vec())
+        .await;
+    assert_eq!(response.status(), 200);
+    let api = spawn_app().await;
+    let response = api.post_batch(entries).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+
+    let (through_otlp, through_api) = (rows_as_text(&otlp).await, rows_as_text(&api).await);
+    assert_eq!(through_otlp.len(), 3);
+    assert_eq!(through_otlp, through_api);
+    // What the comparison covers: filtered secrets, the fingerprint, the trace columns.
+    let all = format!("{through_otlp:?}");
+    assert!(!all.contains("hunter2") && !all.contains("s3cret"), "{all}");
+    assert!(through_otlp.iter().any(|row| row[5].is_some()), "{all}");
+    assert!(
+        through_otlp
+            .iter()
+            .any(|row| row[6].as_deref() == Some(TRACE_ID)),
+        "{all}"
+    );
 }

@@ -4,21 +4,26 @@
 //! the body (a string as it is, any other value as JSON) -> message; log attributes,
 //! resource attributes, scope name and version, severity, trace and span ids ->
 //! metadata, with `exception.type/message/stacktrace` as the `exception` details the
-//! gem sends. Each entry then goes through the one validation every entry gets
-//! (`LogEntry::parse`: sizes, timestamp window, metadata depth, sensitive keys). It
+//! gem sends. Records are mapped straight into the validated form, in one pass: the
+//! metadata is written value by value by `domain::MetadataWriter` (the writer, rules
+//! and caps of every entry's metadata: sensitive keys, depth, size) and the entry
+//! checked by `LogEntry::from_decoded` (the timestamp window, service, message), with
+//! text borrowed from the decoded request. A non-string body is written by the same
+//! writer (so a structured body is filtered and its depth capped too). A resource's
+//! attributes and a scope are written once and put into each record's metadata. It
 //! never touches storage or HTTP.
 
-use std::io::Write as _;
+use std::borrow::Cow;
 
 use base64::Engine;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use log_ingestion_wire::Level;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use serde_json::value::RawValue;
 
 use crate::config::EntryLimits;
-use crate::domain::LogEntry;
+use crate::domain::{LogEntry, MetadataFragment, MetadataWriter, TooDeep};
 
 /// OTLP's service name when a resource has none.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -29,128 +34,128 @@ const BACKTRACE_LINES: usize = 10;
 /// Trace ids are 16 bytes, span ids 8 (OTLP); empty means none.
 const TRACE_ID_BYTES: usize = 16;
 const SPAN_ID_BYTES: usize = 8;
+/// The depth of the top metadata object, and of the `otel` object in it: the
+/// containers the resource and scope fragments are written for.
+const TOP_DEPTH: usize = 1;
+const OTEL_DEPTH: usize = 2;
+/// Bytes reserved for a record's metadata besides the resource's.
+const METADATA_CAPACITY: usize = 256;
 
-/// Every record of `request` as a valid entry, or the problems that refuse it, in
-/// the request's order.
-pub fn entries(
-    request: ExportLogsServiceRequest,
+/// Maps every record of `request`, in the request's order, handing `each` the valid
+/// entry (its text borrowed from the request) or the problems that refuse it.
+pub fn for_each_entry<'r>(
+    request: &'r ExportLogsServiceRequest,
     limits: &EntryLimits,
     now: DateTime<Utc>,
-) -> Vec<Result<LogEntry<'static>, Vec<String>>> {
-    let mut out = Vec::new();
-    for resource_logs in request.resource_logs {
+    mut each: impl FnMut(Result<LogEntry<'r>, Vec<String>>),
+) {
+    for resource_logs in &request.resource_logs {
         let resource_attributes = resource_logs
             .resource
-            .map(|resource| resource.attributes)
+            .as_ref()
+            .map(|resource| resource.attributes.as_slice())
             .unwrap_or_default();
-        let service = service_name(&resource_attributes);
-        // Written once per resource and scope, copied into each record's metadata.
+        let service = service_name(resource_attributes);
         let resource = (!resource_attributes.is_empty()).then(|| {
-            let mut text = Vec::new();
-            write_attributes(&mut text, &resource_attributes);
-            text
+            let mut writer = MetadataWriter::fragment_in(limits, TOP_DEPTH, 0);
+            let _ = write_attributes(&mut writer, resource_attributes);
+            writer.into_fragment()
         });
-        for scope_logs in resource_logs.scope_logs {
-            let scope = scope_logs.scope.and_then(|scope| {
-                let mut object = JsonObject::new();
-                if !scope.name.is_empty() {
-                    write_string(object.key("name"), &scope.name);
-                }
-                if !scope.version.is_empty() {
-                    write_string(object.key("version"), &scope.version);
-                }
-                object.finish_unless_empty()
-            });
+        for scope_logs in &resource_logs.scope_logs {
+            let scope = scope_logs
+                .scope
+                .as_ref()
+                .filter(|scope| !scope.name.is_empty() || !scope.version.is_empty())
+                .map(|scope| {
+                    let mut writer = MetadataWriter::fragment_in(limits, OTEL_DEPTH, 0);
+                    let _ = write_object(&mut writer, |writer| {
+                        for (name, value) in [("name", &scope.name), ("version", &scope.version)] {
+                            if !value.is_empty() {
+                                let key = writer.key(name);
+                                writer.string(value);
+                                writer.end_key(key);
+                            }
+                        }
+                        Ok(())
+                    });
+                    writer.into_fragment()
+                });
             let context = RecordContext {
-                service: &service,
-                resource: resource.as_deref(),
-                scope: scope.as_deref(),
+                service,
+                resource: resource.as_ref(),
+                scope: scope.as_ref(),
             };
-            for record in scope_logs.log_records {
-                out.push(entry(record, &context, limits, now));
+            for record in &scope_logs.log_records {
+                each(entry(record, &context, limits, now));
             }
         }
     }
-    out
 }
 
 /// What a record takes from its resource and scope: the service, and the resource's
-/// attributes and the scope as JSON objects.
-struct RecordContext<'a> {
-    service: &'a str,
-    resource: Option<&'a [u8]>,
-    scope: Option<&'a [u8]>,
+/// attributes and the scope written ahead.
+struct RecordContext<'r, 'c> {
+    service: &'r str,
+    resource: Option<&'c MetadataFragment>,
+    scope: Option<&'c MetadataFragment>,
 }
 
-/// A JSON object written key by key.
-struct JsonObject {
-    out: Vec<u8>,
-    empty: bool,
-}
-
-impl JsonObject {
-    fn new() -> Self {
-        JsonObject {
-            out: b"{".to_vec(),
-            empty: true,
-        }
-    }
-
-    /// Writes `"key":` and returns the buffer for its value.
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
-        write_string(&mut self.out, key);
-        self.out.push(b':');
-        &mut self.out
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.out.push(b'}');
-        self.out
-    }
-
-    fn finish_unless_empty(self) -> Option<Vec<u8>> {
-        (!self.empty).then(|| self.finish())
-    }
-}
-
-/// One record as a validated entry, its metadata written as JSON text and read by the
-/// same validation as every entry's.
-fn entry(
-    record: LogRecord,
-    context: &RecordContext<'_>,
+/// One record as a validated entry.
+fn entry<'r>(
+    record: &'r LogRecord,
+    context: &RecordContext<'r, '_>,
     limits: &EntryLimits,
     now: DateTime<Utc>,
-) -> Result<LogEntry<'static>, Vec<String>> {
+) -> Result<LogEntry<'r>, Vec<String>> {
     let mut problems = Vec::new();
-    let trace_id = id_hex(&record.trace_id, TRACE_ID_BYTES)
+    let mut trace_id = [0u8; 2 * TRACE_ID_BYTES];
+    let trace_id = id_hex(&record.trace_id, &mut trace_id)
         .map_err(|problem| problems.push(format!("trace_id: {problem}")))
         .ok()
         .flatten();
-    let span_id = id_hex(&record.span_id, SPAN_ID_BYTES)
+    let mut span_id = [0u8; 2 * SPAN_ID_BYTES];
+    let span_id = id_hex(&record.span_id, &mut span_id)
         .map_err(|problem| problems.push(format!("span_id: {problem}")))
         .ok()
         .flatten();
     if !problems.is_empty() {
         return Err(problems);
     }
-    let timestamp = timestamp(&record, now);
-    let level = level(record.severity_number, &record.severity_text);
-    let message = match record.body.and_then(|body| body.value) {
-        Some(any_value::Value::StringValue(text)) if !text.is_empty() => text,
-        Some(value) if !matches!(value, any_value::Value::StringValue(_)) => {
-            let mut text = Vec::new();
-            write_any(&mut text, Some(&value));
-            String::from_utf8_lossy(&text).into_owned()
+    let message = match record.body.as_ref().and_then(|body| body.value.as_ref()) {
+        Some(any_value::Value::StringValue(text)) if !text.is_empty() => {
+            Cow::Borrowed(text.as_str())
         }
-        _ if !record.event_name.is_empty() => record.event_name.clone(),
-        _ => NO_BODY.to_owned(),
+        Some(value) if !matches!(value, any_value::Value::StringValue(_)) => {
+            Cow::Owned(body_json(value, limits).map_err(|problem| vec![problem])?)
+        }
+        _ if !record.event_name.is_empty() => Cow::Borrowed(record.event_name.as_str()),
+        _ => Cow::Borrowed(NO_BODY),
     };
+    let mut writer = MetadataWriter::new(
+        limits,
+        METADATA_CAPACITY + context.resource.map_or(0, MetadataFragment::len),
+    );
+    let _ = write_metadata(&mut writer, record, context, trace_id, span_id);
+    LogEntry::from_decoded(
+        timestamp(record, now),
+        context.service,
+        level(record.severity_number, &record.severity_text),
+        message,
+        writer.finish(),
+        limits,
+        now,
+    )
+}
 
-    let mut metadata = JsonObject::new();
+/// The record's metadata into the open top object; stops at a container past the depth
+/// cap (the writer's `finish` refuses it).
+fn write_metadata(
+    writer: &mut MetadataWriter,
+    record: &LogRecord,
+    context: &RecordContext<'_, '_>,
+    trace_id: Option<&str>,
+    span_id: Option<&str>,
+) -> Result<(), TooDeep> {
     let mut exception: [Option<&any_value::Value>; 3] = [None; 3];
     let mut exception_set = false;
     for KeyValue { key, value, .. } in &record.attributes {
@@ -160,7 +165,9 @@ fn entry(
             "exception.message" => 1,
             "exception.stacktrace" => 2,
             _ => {
-                write_any(metadata.key(key), value);
+                let key = writer.key(key);
+                write_any(writer, value)?;
+                writer.end_key(key);
                 continue;
             }
         };
@@ -168,123 +175,161 @@ fn entry(
         exception_set = true;
     }
     if exception_set {
-        let mut details = JsonObject::new();
-        for (slot, name) in ["class", "message", "backtrace"].into_iter().enumerate() {
-            let value = exception[slot];
-            match (slot, value) {
-                (2, Some(any_value::Value::StringValue(text))) => {
-                    write_backtrace(details.key(name), text)
+        let key = writer.key("exception");
+        write_object(writer, |writer| {
+            for (slot, name) in ["class", "message", "backtrace"].into_iter().enumerate() {
+                let Some(value) = exception[slot] else {
+                    continue;
+                };
+                let key = writer.key(name);
+                match (slot, value) {
+                    (2, any_value::Value::StringValue(text)) => write_backtrace(writer, text)?,
+                    (_, value) => write_any(writer, Some(value))?,
                 }
-                (_, Some(value)) => write_any(details.key(name), Some(value)),
-                (_, None) => {}
+                writer.end_key(key);
             }
-        }
-        metadata
-            .key("exception")
-            .extend_from_slice(&details.finish());
+            Ok(())
+        })?;
+        writer.end_key(key);
     }
     if let Some(resource) = context.resource {
-        metadata.key("resource").extend_from_slice(resource);
+        let key = writer.key("resource");
+        writer.fragment(resource)?;
+        writer.end_key(key);
     }
-    let mut otel = JsonObject::new();
-    if record.severity_number != 0 {
-        let _ = write!(otel.key("severity_number"), "{}", record.severity_number);
+    let has_otel = record.severity_number != 0
+        || !record.severity_text.is_empty()
+        || !record.event_name.is_empty()
+        || context.scope.is_some();
+    if has_otel {
+        let key = writer.key("otel");
+        write_object(writer, |writer| {
+            if record.severity_number != 0 {
+                let key = writer.key("severity_number");
+                writer.i64(record.severity_number.into());
+                writer.end_key(key);
+            }
+            for (name, text) in [
+                ("severity_text", &record.severity_text),
+                ("event_name", &record.event_name),
+            ] {
+                if !text.is_empty() {
+                    let key = writer.key(name);
+                    writer.string(text);
+                    writer.end_key(key);
+                }
+            }
+            if let Some(scope) = context.scope {
+                let key = writer.key("scope");
+                writer.fragment(scope)?;
+                writer.end_key(key);
+            }
+            Ok(())
+        })?;
+        writer.end_key(key);
     }
-    if !record.severity_text.is_empty() {
-        write_string(otel.key("severity_text"), &record.severity_text);
+    if let Some(trace_id) = trace_id {
+        let key = writer.key("trace_id");
+        writer.string(trace_id);
+        writer.end_key(key);
+        let key = writer.key("trace_flags");
+        writer.u64(u64::from(record.flags & 0xff));
+        writer.end_key(key);
     }
-    if !record.event_name.is_empty() {
-        write_string(otel.key("event_name"), &record.event_name);
+    if let Some(span_id) = span_id {
+        let key = writer.key("span_id");
+        writer.string(span_id);
+        writer.end_key(key);
     }
-    if let Some(scope) = context.scope {
-        otel.key("scope").extend_from_slice(scope);
-    }
-    if let Some(otel) = otel.finish_unless_empty() {
-        metadata.key("otel").extend_from_slice(&otel);
-    }
-    if let Some(trace_id) = &trace_id {
-        write_string(metadata.key("trace_id"), trace_id);
-        let _ = write!(metadata.key("trace_flags"), "{}", record.flags & 0xff);
-    }
-    if let Some(span_id) = &span_id {
-        write_string(metadata.key("span_id"), span_id);
-    }
-    let metadata = metadata
-        .finish_unless_empty()
-        .map(|text| {
-            // The writer's own JSON: valid UTF-8, since every string went through serde_json.
-            String::from_utf8(text)
-                .ok()
-                .and_then(|text| RawValue::from_string(text).ok())
-                .ok_or_else(|| vec!["metadata: could not be written as JSON".to_owned()])
+    Ok(())
+}
+
+/// An object one level down, its members written by `members`.
+fn write_object(
+    writer: &mut MetadataWriter,
+    members: impl FnOnce(&mut MetadataWriter) -> Result<(), TooDeep>,
+) -> Result<(), TooDeep> {
+    writer.begin_object()?;
+    members(writer)?;
+    writer.end_object();
+    Ok(())
+}
+
+/// A non-string body as JSON text, written as metadata values are.
+fn body_json(value: &any_value::Value, limits: &EntryLimits) -> Result<String, String> {
+    let mut writer = MetadataWriter::fragment_in(limits, 0, 0);
+    let written = write_any(&mut writer, Some(value));
+    writer
+        .into_fragment()
+        .into_json()
+        .filter(|_| written.is_ok())
+        .ok_or_else(|| {
+            format!(
+                "body: nested more than {} levels deep, at most {} allowed",
+                limits.max_metadata_depth, limits.max_metadata_depth
+            )
         })
-        .transpose()?;
-    LogEntry::from_decoded(
-        &timestamp,
-        context.service.to_owned(),
-        level,
-        message,
-        metadata.as_deref(),
-        limits,
-        now,
-    )
 }
 
 /// The resource's `service.name`, or OTLP's fallback.
-fn service_name(attributes: &[KeyValue]) -> String {
+fn service_name(attributes: &[KeyValue]) -> &str {
     attributes
         .iter()
         .find(|pair| pair.key == "service.name")
         .and_then(|pair| match pair.value.as_ref()?.value.as_ref()? {
-            any_value::Value::StringValue(name) if !name.trim().is_empty() => Some(name.clone()),
+            any_value::Value::StringValue(name) if !name.trim().is_empty() => Some(name.as_str()),
             _ => None,
         })
-        .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned())
+        .unwrap_or(UNKNOWN_SERVICE)
 }
 
 /// The level for an OTLP severity: by number (1-8 DEBUG, TRACE included; 9-12 INFO;
 /// 13-16 WARN; 17-20 ERROR; 21-24 FATAL), else by text, else INFO.
-pub fn level(number: i32, text: &str) -> &'static str {
+pub fn level(number: i32, text: &str) -> Level {
     match number {
-        1..=8 => "DEBUG",
-        9..=12 => "INFO",
-        13..=16 => "WARN",
-        17..=20 => "ERROR",
-        21..=24 => "FATAL",
+        1..=8 => Level::Debug,
+        9..=12 => Level::Info,
+        13..=16 => Level::Warn,
+        17..=20 => Level::Error,
+        21..=24 => Level::Fatal,
         _ => {
-            let word = text
-                .trim()
-                .trim_end_matches(|c: char| c.is_ascii_digit())
-                .to_ascii_uppercase();
-            match word.as_str() {
-                "TRACE" | "DEBUG" => "DEBUG",
-                "WARN" => "WARN",
-                "WARNING" => "WARNING",
-                "ERROR" => "ERROR",
-                "FATAL" => "FATAL",
-                "CRITICAL" => "CRITICAL",
-                _ => "INFO",
+            let word = text.trim().trim_end_matches(|c: char| c.is_ascii_digit());
+            let is = |name: &str| word.eq_ignore_ascii_case(name);
+            if is("TRACE") || is("DEBUG") {
+                Level::Debug
+            } else if is("WARN") {
+                Level::Warn
+            } else if is("WARNING") {
+                Level::Warning
+            } else if is("ERROR") {
+                Level::Error
+            } else if is("FATAL") {
+                Level::Fatal
+            } else if is("CRITICAL") {
+                Level::Critical
+            } else {
+                Level::Info
             }
         }
     }
 }
 
-/// `time_unix_nano`, else `observed_time_unix_nano`, else `now`, as RFC 3339.
-fn timestamp(record: &LogRecord, now: DateTime<Utc>) -> String {
-    let nanos = [record.time_unix_nano, record.observed_time_unix_nano]
+/// `time_unix_nano`, else `observed_time_unix_nano`, else `now`.
+fn timestamp(record: &LogRecord, now: DateTime<Utc>) -> DateTime<Utc> {
+    [record.time_unix_nano, record.observed_time_unix_nano]
         .into_iter()
-        .find(|&nanos| nanos != 0);
-    let time = nanos
+        .find(|&nanos| nanos != 0)
         .and_then(|nanos| {
             let secs = i64::try_from(nanos / 1_000_000_000).ok()?;
             DateTime::from_timestamp(secs, (nanos % 1_000_000_000) as u32)
         })
-        .unwrap_or(now);
-    time.to_rfc3339_opts(SecondsFormat::Nanos, true)
+        .unwrap_or(now)
 }
 
-/// An id as lowercase hex; empty or all zeros is no id (OTLP's "unset").
-fn id_hex(bytes: &[u8], length: usize) -> Result<Option<String>, String> {
+/// An id as lowercase hex written into `out` (twice its length); empty or all zeros is
+/// no id (OTLP's "unset").
+fn id_hex<'o>(bytes: &[u8], out: &'o mut [u8]) -> Result<Option<&'o str>, String> {
+    let length = out.len() / 2;
     if bytes.is_empty() || bytes.iter().all(|&byte| byte == 0) && bytes.len() == length {
         return Ok(None);
     }
@@ -295,110 +340,224 @@ fn id_hex(bytes: &[u8], length: usize) -> Result<Option<String>, String> {
             bytes.len()
         ));
     }
-    Ok(Some(
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect(),
-    ))
-}
-
-/// Attributes as one JSON object (a repeated key is written twice; the stored `jsonb`
-/// keeps the last).
-fn write_attributes(out: &mut Vec<u8>, attributes: &[KeyValue]) {
-    let mut object = JsonObject::new();
-    for pair in attributes {
-        write_any(
-            object.key(&pair.key),
-            pair.value.as_ref().and_then(|value| value.value.as_ref()),
-        );
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
-    out.extend_from_slice(&object.finish());
+    Ok(std::str::from_utf8(out).ok())
 }
 
-/// `text` as a JSON string.
-fn write_string(out: &mut Vec<u8>, text: &str) {
-    // Writing a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
+/// Attributes as one object (a repeated key is written twice; the stored `jsonb` keeps
+/// the last).
+fn write_attributes(writer: &mut MetadataWriter, attributes: &[KeyValue]) -> Result<(), TooDeep> {
+    write_object(writer, |writer| {
+        for pair in attributes {
+            let key = writer.key(&pair.key);
+            write_any(
+                writer,
+                pair.value.as_ref().and_then(|value| value.value.as_ref()),
+            )?;
+            writer.end_key(key);
+        }
+        Ok(())
+    })
 }
 
 /// An `AnyValue` as the JSON type it holds: bytes as base64, a double that JSON cannot
 /// hold as its name, an unset value as `null`.
-fn write_any(out: &mut Vec<u8>, value: Option<&any_value::Value>) {
+fn write_any(writer: &mut MetadataWriter, value: Option<&any_value::Value>) -> Result<(), TooDeep> {
     match value {
-        None | Some(any_value::Value::StringValueStrindex(_)) => out.extend_from_slice(b"null"),
-        Some(any_value::Value::StringValue(text)) => write_string(out, text),
-        Some(any_value::Value::BoolValue(flag)) => {
-            out.extend_from_slice(if *flag { b"true" } else { b"false" })
+        None | Some(any_value::Value::StringValueStrindex(_)) => writer.null(),
+        Some(any_value::Value::StringValue(text)) => writer.string(text),
+        Some(any_value::Value::BoolValue(flag)) => writer.bool(*flag),
+        Some(any_value::Value::IntValue(number)) => writer.i64(*number),
+        Some(any_value::Value::DoubleValue(number)) if number.is_finite() => writer.f64(*number),
+        Some(any_value::Value::DoubleValue(number)) => writer.string(&number.to_string()),
+        Some(any_value::Value::BytesValue(bytes)) => {
+            writer.string(&base64::engine::general_purpose::STANDARD.encode(bytes))
         }
-        Some(any_value::Value::IntValue(number)) => {
-            let _ = write!(out, "{number}");
-        }
-        Some(any_value::Value::DoubleValue(number)) if number.is_finite() => {
-            let _ = serde_json::to_writer(&mut *out, number);
-        }
-        Some(any_value::Value::DoubleValue(number)) => write_string(out, &number.to_string()),
-        Some(any_value::Value::BytesValue(bytes)) => write_string(
-            out,
-            &base64::engine::general_purpose::STANDARD.encode(bytes),
-        ),
         Some(any_value::Value::ArrayValue(array)) => {
-            out.push(b'[');
-            for (index, item) in array.values.iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
-                }
-                write_any(out, item.value.as_ref());
+            writer.begin_array()?;
+            for item in &array.values {
+                write_any(writer, item.value.as_ref())?;
             }
-            out.push(b']');
+            writer.end_array();
         }
-        Some(any_value::Value::KvlistValue(list)) => write_attributes(out, &list.values),
+        Some(any_value::Value::KvlistValue(list)) => write_attributes(writer, &list.values)?,
     }
+    Ok(())
 }
 
 /// `exception.stacktrace` as the gem's backtrace: its first lines.
-fn write_backtrace(out: &mut Vec<u8>, text: &str) {
-    out.push(b'[');
+fn write_backtrace(writer: &mut MetadataWriter, text: &str) -> Result<(), TooDeep> {
+    writer.begin_array()?;
     let lines = text
         .lines()
         .map(str::trim_end)
         .filter(|line| !line.is_empty())
         .take(BACKTRACE_LINES);
-    for (index, line) in lines.enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        write_string(out, line);
+    for line in lines {
+        writer.string(line);
     }
-    out.push(b']');
+    writer.end_array();
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValueList};
+    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    /// A kvlist nested `levels` deep around a string.
+    fn nested(levels: usize) -> any_value::Value {
+        let mut value = any_value::Value::StringValue("leaf".into());
+        for _ in 0..levels {
+            value = any_value::Value::KvlistValue(KeyValueList {
+                values: vec![KeyValue {
+                    key: "k".into(),
+                    value: Some(AnyValue { value: Some(value) }),
+                    ..Default::default()
+                }],
+            });
+        }
+        value
+    }
+
+    fn mapped(records: Vec<LogRecord>, resource: Vec<KeyValue>) -> Vec<Result<String, String>> {
+        let request = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: resource,
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let now = Utc::now();
+        let mut out = Vec::new();
+        for_each_entry(&request, &EntryLimits::default(), now, |entry| {
+            out.push(
+                entry
+                    .map(|entry| {
+                        let metadata = entry.metadata().map_or("", |m| m.as_json());
+                        format!("{}|{}", entry.message(), metadata)
+                    })
+                    .map_err(|problems| problems.join("; ")),
+            )
+        });
+        out
+    }
+
+    #[test]
+    fn attributes_and_bodies_nested_past_the_cap_refuse_their_record_only() {
+        let depth = EntryLimits::default().max_metadata_depth;
+        let record = |attribute: Option<any_value::Value>, body: any_value::Value| LogRecord {
+            body: Some(AnyValue { value: Some(body) }),
+            attributes: attribute
+                .map(|value| KeyValue {
+                    key: "a".into(),
+                    value: Some(AnyValue { value: Some(value) }),
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let text = |t: &str| any_value::Value::StringValue(t.into());
+        let results = mapped(
+            vec![
+                // The top object is one level, the attribute's kvlists the rest.
+                record(Some(nested(depth - 1)), text("fits")),
+                record(Some(nested(depth)), text("too deep")),
+                record(None, nested(depth)),
+                record(None, nested(depth + 1)),
+            ],
+            vec![],
+        );
+        assert!(
+            results[0]
+                .as_ref()
+                .is_ok_and(|row| row.starts_with("fits|")),
+            "{results:?}"
+        );
+        assert!(
+            results[1]
+                .as_ref()
+                .is_err_and(|problem| problem.starts_with("metadata: nested more than")),
+            "{results:?}"
+        );
+        assert!(results[2].is_ok(), "{results:?}");
+        assert!(
+            results[3]
+                .as_ref()
+                .is_err_and(|problem| problem.starts_with("body: nested more than")),
+            "{results:?}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_filtered_in_attributes_resources_and_bodies() {
+        let secret = |key: &str| KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("s3cret".into())),
+            }),
+            ..Default::default()
+        };
+        let record = LogRecord {
+            body: Some(AnyValue {
+                value: Some(any_value::Value::KvlistValue(KeyValueList {
+                    values: vec![secret("password")],
+                })),
+            }),
+            attributes: vec![
+                secret("db.password"),
+                secret("http.request.header.authorization"),
+            ],
+            ..Default::default()
+        };
+        let results = mapped(
+            vec![record],
+            vec![secret("service.name"), secret("api_key")],
+        );
+        let row = results[0].as_ref().unwrap();
+        // Once, as the resource's service name (which is not a secret's key).
+        assert_eq!(row.matches("s3cret").count(), 1, "{row}");
+        assert!(row.contains(r#""service.name":"s3cret""#), "{row}");
+        assert_eq!(row.matches("[FILTERED]").count(), 4, "{row}");
+    }
 
     #[test]
     fn severity_numbers_map_to_levels_and_text_is_the_fallback() {
-        let by_number: Vec<&str> = (1..=24).map(|number| level(number, "")).collect();
+        let by_number: Vec<&str> = (1..=24).map(|number| level(number, "").as_str()).collect();
         assert_eq!(&by_number[..8], ["DEBUG"; 8]);
         assert_eq!(&by_number[8..12], ["INFO"; 4]);
         assert_eq!(&by_number[12..16], ["WARN"; 4]);
         assert_eq!(&by_number[16..20], ["ERROR"; 4]);
         assert_eq!(&by_number[20..24], ["FATAL"; 4]);
-        assert_eq!(level(0, "warning"), "WARNING");
-        assert_eq!(level(0, "Trace2"), "DEBUG");
-        assert_eq!(level(0, "something"), "INFO");
-        assert_eq!(level(0, ""), "INFO");
-        assert_eq!(level(9, "ERROR"), "INFO");
+        assert_eq!(level(0, "warning").as_str(), "WARNING");
+        assert_eq!(level(0, "Trace2").as_str(), "DEBUG");
+        assert_eq!(level(0, "something").as_str(), "INFO");
+        assert_eq!(level(0, "").as_str(), "INFO");
+        assert_eq!(level(9, "ERROR").as_str(), "INFO");
     }
 
     #[test]
     fn ids_are_hex_of_their_length_and_zeros_are_none() {
-        assert_eq!(id_hex(&[], 8).unwrap(), None);
-        assert_eq!(id_hex(&[0; 8], 8).unwrap(), None);
+        let mut out = [0u8; 16];
+        assert_eq!(id_hex(&[], &mut out).unwrap(), None);
+        assert_eq!(id_hex(&[0; 8], &mut out).unwrap(), None);
         assert_eq!(
-            id_hex(&[0xab, 1, 2, 3, 4, 5, 6, 0xff], 8)
-                .unwrap()
-                .as_deref(),
+            id_hex(&[0xab, 1, 2, 3, 4, 5, 6, 0xff], &mut out).unwrap(),
             Some("ab010203040506ff")
         );
-        assert!(id_hex(&[1, 2, 3], 8).is_err());
+        assert!(id_hex(&[1, 2, 3], &mut out).is_err());
     }
 }

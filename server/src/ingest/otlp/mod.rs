@@ -103,10 +103,8 @@ fn validate_export(
     let now = Utc::now();
     let mut rejected = 0u64;
     let mut first_problem = None;
-    for (index, entry) in mapping::entries(request, limits, now)
-        .into_iter()
-        .enumerate()
-    {
+    let mut index = 0usize;
+    mapping::for_each_entry(&request, limits, now, |entry| {
         match entry {
             Ok(entry) => rows.push(&entry),
             Err(problems) => {
@@ -115,7 +113,8 @@ fn validate_export(
                     .get_or_insert_with(|| format!("log record {index}: {}", problems.join("; ")));
             }
         }
-    }
+        index += 1;
+    });
     let error_message = first_problem
         .map(|problem| {
             client_text::truncated(
