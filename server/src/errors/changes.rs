@@ -54,9 +54,9 @@ async fn root_of(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<i
         "SELECT coalesce(merged_into, id) FROM error_groups \
          WHERE id = $1 AND first_seen IS NOT NULL",
     )
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 /// Locks the groups `ids` and the groups merged into them.
@@ -104,11 +104,12 @@ pub async fn set_status(pool: &PgPool, id: i64, change: &Change) -> Result<i64, 
 /// merged into, if it is); returns the group merged into.
 pub async fn merge(pool: &PgPool, id: i64, into: i64) -> Result<i64, ChangeError> {
     let mut tx = begin(pool).await?;
-    let source: Option<(Option<i64>,)> =
-        sqlx::query_as("SELECT merged_into FROM error_groups WHERE id = $1 AND first_seen IS NOT NULL")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let source: Option<(Option<i64>,)> = sqlx::query_as(
+        "SELECT merged_into FROM error_groups WHERE id = $1 AND first_seen IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some((source_root,)) = source else {
         return Err(ChangeError::NotFound);
     };

@@ -127,7 +127,9 @@ const MAX_KNOWN_GROUPS: usize = 10_000;
 
 impl GroupIds {
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), i64>> {
-        self.known.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The deltas of `tally`: one per (group, minute). Groups not known yet are created
@@ -142,7 +144,11 @@ impl GroupIds {
     ) -> Result<Vec<Delta>, sqlx::Error> {
         let mut ids: Vec<Option<i64>> = {
             let known = self.known();
-            tally.groups.keys().map(|key| known.get(key).copied()).collect()
+            tally
+                .groups
+                .keys()
+                .map(|key| known.get(key).copied())
+                .collect()
         };
         if ids.iter().any(Option::is_none) {
             let missing: Vec<(&(String, String), &GroupTally)> = tally
@@ -160,7 +166,11 @@ impl GroupIds {
             for (key, id) in found {
                 known.insert(key, id);
             }
-            ids = tally.groups.keys().map(|key| known.get(key).copied()).collect();
+            ids = tally
+                .groups
+                .keys()
+                .map(|key| known.get(key).copied())
+                .collect();
         }
         let mut deltas = Vec::new();
         for (group, id) in tally.groups.values().zip(ids) {
@@ -345,5 +355,32 @@ mod tests {
         old.add("web", error("b"), at("1969-12-31T23:59:30Z"));
         let key = ("web".to_owned(), "b".to_owned());
         assert_eq!(old.groups[&key].minutes.keys().next(), Some(&-60));
+    }
+
+    #[test]
+    fn deltas_begin_a_transaction_in_one_text_of_numbers_and_timestamps() {
+        let delta = |group_id, at: &str| Delta {
+            group_id,
+            bucket: at.parse().unwrap(),
+            count: 3,
+            first: at.parse().unwrap(),
+            last: "2026-01-01T00:00:59.123456Z".parse().unwrap(),
+        };
+        let sql = begin_with_deltas(&[
+            delta(7, "2026-01-01T00:00:00Z"),
+            delta(9, "2026-01-01T00:01:00Z"),
+        ]);
+        assert!(
+            sql.starts_with("BEGIN; INSERT INTO error_group_deltas "),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with(
+                "VALUES (7,'2026-01-01 00:00:00.000000+00',3,'2026-01-01 00:00:00.000000+00',\
+                 '2026-01-01 00:00:59.123456+00'),(9,'2026-01-01 00:01:00.000000+00',3,\
+                 '2026-01-01 00:01:00.000000+00','2026-01-01 00:00:59.123456+00')"
+            ),
+            "{sql}"
+        );
     }
 }
