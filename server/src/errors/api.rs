@@ -30,6 +30,7 @@ use crate::read::filters::{parse_services, parse_time, Params};
 use crate::read::rows::LogRow;
 use crate::read::search::{newest_first, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::read::{self, params_from, AdminKeys, QueryPairs, ReadContext};
+use crate::storage::error_fold;
 
 const DEFAULT_GROUPS: i64 = 50;
 const MAX_GROUPS: i64 = 200;
@@ -245,6 +246,8 @@ async fn list(State(context): State<ErrorsContext>, query: QueryPairs) -> Answer
         limit: limit + 1,
     };
 
+    // The occurrences committed so far into their groups: counts read are exact.
+    error_fold::fold(&context.writes).await?;
     let mut connection = context.read.reads().acquire().await?;
     let mut found = connection
         .run(|conn| groups::list(conn, &filter, range))
@@ -307,6 +310,7 @@ async fn show(
         .unwrap_or(DEFAULT_BUCKETS);
     params.finish().map_err(ReadError::InvalidQuery)?;
 
+    error_fold::fold(&context.writes).await?;
     let mut connection = context.read.reads().acquire().await?;
     let group = connection
         .run(|conn| groups::one(conn, id, range))

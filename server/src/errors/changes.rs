@@ -1,7 +1,9 @@
 //! Changing error groups: a status (resolve, ignore — optionally until a count or a
 //! time —, reopen) and merging one group into another. Owns these writes; each runs in
-//! one transaction that first locks the rows it changes in the order ingest locks them
-//! (by service and fingerprint), so a change and a group commit never deadlock.
+//! one transaction that first takes the lock of every writer of group rows and folds the
+//! occurrences committed so far (`storage::error_fold`: a change applies to the counts
+//! as they are, and occurrences stored before a resolve do not regress it), then locks
+//! the rows it changes. Group commits never lock group rows, so they never wait for it.
 //!
 //! A status is set on the group and on every group merged into it (ingest moves each
 //! row on its own: a merged group seen again regresses the group it is part of). A
@@ -9,6 +11,8 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::storage::error_fold;
 
 /// The status asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,15 +39,27 @@ pub enum ChangeError {
     Database(#[from] sqlx::Error),
 }
 
-/// The root of `id`: the group it is merged into, or itself; `None` if unknown.
-async fn root_of(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT coalesce(merged_into, id) FROM error_groups WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
+/// A transaction holding the group writers' lock, with every committed occurrence folded.
+async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    error_fold::lock_groups(&mut tx).await?;
+    error_fold::fold_locked(&mut tx).await?;
+    Ok(tx)
 }
 
-/// Locks the groups `ids` and the groups merged into them, in ingest's order.
+/// The root of `id`: the group it is merged into, or itself; `None` if unknown (or
+/// without an occurrence yet).
+async fn root_of(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(merged_into, id) FROM error_groups \
+         WHERE id = $1 AND first_seen IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// Locks the groups `ids` and the groups merged into them.
 async fn lock(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Result<(), sqlx::Error> {
     sqlx::query(
         "SELECT id FROM error_groups WHERE id = ANY($1) OR merged_into = ANY($1) \
@@ -58,7 +74,7 @@ async fn lock(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Result<(), sql
 /// Sets the status of group `id` (of the group it is merged into, if it is) and of
 /// its members; returns the group whose status changed.
 pub async fn set_status(pool: &PgPool, id: i64, change: &Change) -> Result<i64, ChangeError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin(pool).await?;
     let root = root_of(&mut tx, id).await?.ok_or(ChangeError::NotFound)?;
     lock(&mut tx, &[root]).await?;
     let (status, count, time) = match change {
@@ -87,12 +103,13 @@ pub async fn set_status(pool: &PgPool, id: i64, change: &Change) -> Result<i64, 
 /// Merges group `id` (and the groups merged into it) into `into` (the group `into` is
 /// merged into, if it is); returns the group merged into.
 pub async fn merge(pool: &PgPool, id: i64, into: i64) -> Result<i64, ChangeError> {
-    let mut tx = pool.begin().await?;
-    let source: Option<(Option<i64>,)> =
-        sqlx::query_as("SELECT merged_into FROM error_groups WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let mut tx = begin(pool).await?;
+    let source: Option<(Option<i64>,)> = sqlx::query_as(
+        "SELECT merged_into FROM error_groups WHERE id = $1 AND first_seen IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some((source_root,)) = source else {
         return Err(ChangeError::NotFound);
     };

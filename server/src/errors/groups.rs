@@ -1,7 +1,10 @@
 //! Reading error groups: the group as the API shows it (a group merged into it counts
 //! as part of it), a page of groups, a group's counts per bucket, its latest
 //! occurrence and how many requests and users it affected. Owns these read-only
-//! statements over `error_groups`, `error_group_minutes` and `logs`; never writes.
+//! statements over `error_groups`, `error_group_minutes` and `logs`; never writes. Their
+//! callers fold first (`storage::error_fold`), so the counts read are exact. A group
+//! without an occurrence yet (created by a commit still in flight, or one that failed)
+//! is left out.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Serialize;
@@ -161,7 +164,7 @@ fn push_groups(
         .push(sort.key())
         .push(
             " AS sort_key FROM (\
-             WITH roots AS (SELECT g.* FROM error_groups g WHERE ",
+             WITH roots AS (SELECT g.* FROM error_groups g WHERE g.first_seen IS NOT NULL AND ",
         );
     push_roots(sql);
     sql.push(

@@ -1,20 +1,18 @@
 //! Error groups kept at ingest: the occurrences of a group commit's rows tallied per
-//! group and per minute ([`ErrorTally`]), and the one statement ([`record`]) that
-//! upserts them into `error_groups` and `error_group_minutes` inside the transaction
-//! that stores the rows, so an acknowledged error is counted and nothing is counted that
-//! was not stored.
+//! group and per minute ([`ErrorTally`]), and turned into deltas ([`Delta`]: rows of
+//! `error_group_deltas`) that the group commit appends inside the transaction that
+//! stores the rows, so an acknowledged error is recorded and nothing is recorded that
+//! was not stored. `error_fold` adds the deltas to the groups' counts and statuses.
 //!
-//! Two writers (of this instance or another) adding the same new fingerprint at once
-//! get one group: the second's insert waits for the first's and then updates the row
-//! the first created (`ON CONFLICT … DO UPDATE`), so counts add up exactly. Rows are
-//! locked in one order (groups by service and fingerprint, then minutes by group and
-//! bucket, each minute row only under its group's lock), so writers cannot deadlock.
-//! The same statement moves a group's status: a resolved group seen again is
-//! `unresolved` with `regressed_at`; an ignored one stays ignored until its
-//! `ignore_until_count` is reached or an occurrence arrives at or after
-//! `ignore_until_time`.
+//! A delta names its group by id ([`GroupIds`]: known ids are kept; a group seen for
+//! the first time is created, with no occurrence, just before the commit). Two writers
+//! (of this instance or another) creating the same group at once get one row: the
+//! second's insert waits for the first's and then does nothing. Appending deltas locks
+//! no existing row, so concurrent commits never wait for one another.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -116,108 +114,207 @@ impl ErrorTally {
     }
 }
 
-/// Upserts `tally` into the groups and their minutes, on `conn` (inside the
-/// transaction that stored the rows, after them: a new group's sample is one of them).
-pub async fn record(conn: &mut PgConnection, tally: &ErrorTally) -> Result<(), sqlx::Error> {
-    let rows = tally.groups.values().map(|group| group.minutes.len()).sum();
-    let mut services = Vec::with_capacity(rows);
-    let mut fingerprints = Vec::with_capacity(rows);
-    let mut titles = Vec::with_capacity(rows);
-    let mut classes = Vec::with_capacity(rows);
-    let mut templates = Vec::with_capacity(rows);
-    let mut buckets = Vec::with_capacity(rows);
-    let mut counts = Vec::with_capacity(rows);
-    let mut firsts = Vec::with_capacity(rows);
-    let mut lasts = Vec::with_capacity(rows);
-    for ((service, fingerprint), group) in &tally.groups {
-        for (bucket, occurrences) in &group.minutes {
-            services.push(service.as_str());
-            fingerprints.push(fingerprint.as_str());
-            titles.push(group.title.as_str());
-            classes.push(group.exception_class.as_deref());
-            templates.push(group.message_template.as_str());
-            buckets.push(DateTime::<Utc>::from_timestamp(*bucket, 0).unwrap_or(occurrences.first));
-            counts.push(occurrences.count);
-            firsts.push(occurrences.first);
-            lasts.push(occurrences.last);
-        }
+/// Groups' ids by (service, fingerprint), shared by an instance's writers: a known
+/// group costs a commit nothing before its delta. Bounded: when full it starts over
+/// (fingerprints are a client's to choose).
+#[derive(Debug, Default)]
+pub struct GroupIds {
+    known: Mutex<HashMap<(String, String), i64>>,
+}
+
+/// Groups whose ids are kept at most.
+const MAX_KNOWN_GROUPS: usize = 10_000;
+
+impl GroupIds {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), i64>> {
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-    sqlx::query(RECORD)
-        .bind(services)
-        .bind(fingerprints)
-        .bind(titles)
-        .bind(classes)
-        .bind(templates)
-        .bind(buckets)
-        .bind(counts)
-        .bind(firsts)
-        .bind(lasts)
-        .execute(conn)
-        .await?;
+
+    /// The deltas of `tally`: one per (group, minute). Groups not known yet are created
+    /// first (count 0, no occurrence: readers leave them out until the fold counts
+    /// some), in their own statement on `conn` outside any transaction, so the commit
+    /// that follows only appends. Two writers creating the same group get one row: the
+    /// second insert waits for the first (autocommit, short) and does nothing.
+    pub async fn deltas(
+        &self,
+        conn: &mut PgConnection,
+        tally: &ErrorTally,
+    ) -> Result<Vec<Delta>, sqlx::Error> {
+        let mut ids: Vec<Option<i64>> = {
+            let known = self.known();
+            tally
+                .groups
+                .keys()
+                .map(|key| known.get(key).copied())
+                .collect()
+        };
+        if ids.iter().any(Option::is_none) {
+            let missing: Vec<(&(String, String), &GroupTally)> = tally
+                .groups
+                .iter()
+                .zip(&ids)
+                .filter(|(_, id)| id.is_none())
+                .map(|(group, _)| group)
+                .collect();
+            let found = create_groups(conn, &missing).await?;
+            let mut known = self.known();
+            if known.len() + found.len() > MAX_KNOWN_GROUPS {
+                known.clear();
+            }
+            for (key, id) in found {
+                known.insert(key, id);
+            }
+            ids = tally
+                .groups
+                .keys()
+                .map(|key| known.get(key).copied())
+                .collect();
+        }
+        let mut deltas = Vec::new();
+        for (group, id) in tally.groups.values().zip(ids) {
+            let Some(group_id) = id else {
+                // Created above and read back: only a row deleted in between is missing.
+                return Err(sqlx::Error::RowNotFound);
+            };
+            for (bucket, occurrences) in &group.minutes {
+                deltas.push(Delta {
+                    group_id,
+                    bucket: DateTime::<Utc>::from_timestamp(*bucket, 0)
+                        .unwrap_or(occurrences.first),
+                    count: occurrences.count,
+                    first: occurrences.first,
+                    last: occurrences.last,
+                });
+            }
+        }
+        Ok(deltas)
+    }
+}
+
+/// Creates the groups `missing` that do not exist yet (in key order, so concurrent
+/// creators wait for each other in one order) and returns every one's id.
+async fn create_groups(
+    conn: &mut PgConnection,
+    missing: &[(&(String, String), &GroupTally)],
+) -> Result<Vec<((String, String), i64)>, sqlx::Error> {
+    let services: Vec<&str> = missing.iter().map(|((s, _), _)| s.as_str()).collect();
+    let fingerprints: Vec<&str> = missing.iter().map(|((_, f), _)| f.as_str()).collect();
+    let titles: Vec<&str> = missing.iter().map(|(_, g)| g.title.as_str()).collect();
+    let classes: Vec<Option<&str>> = missing
+        .iter()
+        .map(|(_, g)| g.exception_class.as_deref())
+        .collect();
+    let templates: Vec<&str> = missing
+        .iter()
+        .map(|(_, g)| g.message_template.as_str())
+        .collect();
+    sqlx::query(
+        "INSERT INTO error_groups (service, fingerprint, title, exception_class, \
+                                   message_template, count) \
+         SELECT service, fingerprint, title, exception_class, message_template, 0 \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+              AS w(service, fingerprint, title, exception_class, message_template) \
+         ORDER BY service, fingerprint \
+         ON CONFLICT (service, fingerprint) DO NOTHING",
+    )
+    .bind(&services)
+    .bind(&fingerprints)
+    .bind(titles)
+    .bind(classes)
+    .bind(templates)
+    .execute(&mut *conn)
+    .await?;
+    let found: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT g.service, g.fingerprint, g.id \
+         FROM unnest($1::text[], $2::text[]) AS w(service, fingerprint) \
+         JOIN error_groups g USING (service, fingerprint)",
+    )
+    .bind(&services)
+    .bind(&fingerprints)
+    .fetch_all(conn)
+    .await?;
+    Ok(found
+        .into_iter()
+        .map(|(service, fingerprint, id)| ((service, fingerprint), id))
+        .collect())
+}
+
+/// A group's occurrences in one minute of one commit: a row of `error_group_deltas`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delta {
+    group_id: i64,
+    bucket: DateTime<Utc>,
+    count: i64,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+}
+
+/// `BEGIN` and the insert of `deltas`, as one simple-query text (one round trip): the
+/// values are numbers and timestamps this server formats, no client text.
+pub fn begin_with_deltas(deltas: &[Delta]) -> String {
+    let mut sql = String::with_capacity(120 + deltas.len() * 120);
+    sql.push_str(
+        "BEGIN; INSERT INTO error_group_deltas (group_id, bucket, count, first_seen, last_seen) VALUES ",
+    );
+    for (index, delta) in deltas.iter().enumerate() {
+        if index > 0 {
+            sql.push(',');
+        }
+        let _ = write!(
+            sql,
+            "({},'{}',{},'{}','{}')",
+            delta.group_id,
+            timestamp(delta.bucket),
+            delta.count,
+            timestamp(delta.first),
+            timestamp(delta.last)
+        );
+    }
+    sql
+}
+
+/// `at` as the `COPY` rows write it (what PostgreSQL already reads for any entry).
+fn timestamp(at: DateTime<Utc>) -> String {
+    let mut out = Vec::with_capacity(40);
+    super::copy_field::push_timestamp(&mut out, at);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Appends `deltas` on `conn` (inside the transaction that stores their rows).
+pub async fn insert_deltas(conn: &mut PgConnection, deltas: &[Delta]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO error_group_deltas (group_id, bucket, count, first_seen, last_seen) \
+         SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], \
+                              $4::timestamptz[], $5::timestamptz[])",
+    )
+    .bind(deltas.iter().map(|d| d.group_id).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.bucket).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.count).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.first).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|d| d.last).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Deletes per-minute counts older than `days` (entry time, as retention deletes
 /// entries); the groups and their all-time counts stay. Returns how many.
+/// Under the group writers' lock, so it never deadlocks with a fold.
 pub async fn delete_expired_minutes(pool: &sqlx::PgPool, days: u32) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+    let mut tx = pool.begin().await?;
+    super::error_fold::lock_groups(&mut tx).await?;
+    let deleted = sqlx::query(
         "DELETE FROM error_group_minutes WHERE bucket < now() - make_interval(days => $1)",
     )
     .bind(i32::try_from(days).unwrap_or(i32::MAX))
-    .execute(pool)
+    .execute(&mut *tx)
     .await?
-    .rows_affected())
+    .rows_affected();
+    tx.commit().await?;
+    Ok(deleted)
 }
-
-/// `$1..$9`: per (group, minute) rows of service, fingerprint, title, class, template,
-/// bucket, count, first and last occurrence.
-const RECORD: &str = "
-WITH batch AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::timestamptz[], $7::bigint[], $8::timestamptz[], $9::timestamptz[])
-        AS b(service, fingerprint, title, exception_class, message_template, bucket, n,
-             first_seen, last_seen)
-), seen AS (
-    SELECT service, fingerprint, min(title) AS title, min(exception_class) AS exception_class,
-           min(message_template) AS message_template, sum(n)::bigint AS n,
-           min(first_seen) AS first_seen, max(last_seen) AS last_seen
-    FROM batch GROUP BY service, fingerprint
-), upserted AS (
-    INSERT INTO error_groups AS g (service, fingerprint, title, exception_class,
-                                   message_template, first_seen, last_seen, count, sample_log_id)
-    SELECT s.service, s.fingerprint, s.title, s.exception_class, s.message_template,
-           s.first_seen, s.last_seen, s.n,
-           (SELECT max(l.id) FROM logs l
-            WHERE l.fingerprint = s.fingerprint AND l.timestamp = s.last_seen
-              AND l.service = s.service)
-    FROM seen s
-    ORDER BY s.service, s.fingerprint
-    ON CONFLICT (service, fingerprint) DO UPDATE SET
-        count = g.count + EXCLUDED.count,
-        first_seen = least(g.first_seen, EXCLUDED.first_seen),
-        last_seen = greatest(g.last_seen, EXCLUDED.last_seen),
-        regressed_at = CASE WHEN g.status = 'resolved' THEN now() ELSE g.regressed_at END,
-        status = CASE
-            WHEN g.status = 'resolved' THEN 'unresolved'
-            WHEN g.status = 'ignored'
-                 AND (g.ignore_until_count <= g.count + EXCLUDED.count
-                      OR g.ignore_until_time <= now()) THEN 'unresolved'
-            ELSE g.status END,
-        ignore_until_count = CASE WHEN g.status = 'ignored'
-                 AND (g.ignore_until_count <= g.count + EXCLUDED.count
-                      OR g.ignore_until_time <= now()) THEN NULL
-            ELSE g.ignore_until_count END,
-        ignore_until_time = CASE WHEN g.status = 'ignored'
-                 AND (g.ignore_until_count <= g.count + EXCLUDED.count
-                      OR g.ignore_until_time <= now()) THEN NULL
-            ELSE g.ignore_until_time END
-    RETURNING g.id, g.service, g.fingerprint
-)
-INSERT INTO error_group_minutes AS m (group_id, bucket, count)
-SELECT u.id, b.bucket, b.n
-FROM batch b JOIN upserted u ON u.service = b.service AND u.fingerprint = b.fingerprint
-ORDER BY u.id, b.bucket
-ON CONFLICT (group_id, bucket) DO UPDATE SET count = m.count + EXCLUDED.count";
 
 #[cfg(test)]
 mod tests {
@@ -258,5 +355,32 @@ mod tests {
         old.add("web", error("b"), at("1969-12-31T23:59:30Z"));
         let key = ("web".to_owned(), "b".to_owned());
         assert_eq!(old.groups[&key].minutes.keys().next(), Some(&-60));
+    }
+
+    #[test]
+    fn deltas_begin_a_transaction_in_one_text_of_numbers_and_timestamps() {
+        let delta = |group_id, at: &str| Delta {
+            group_id,
+            bucket: at.parse().unwrap(),
+            count: 3,
+            first: at.parse().unwrap(),
+            last: "2026-01-01T00:00:59.123456Z".parse().unwrap(),
+        };
+        let sql = begin_with_deltas(&[
+            delta(7, "2026-01-01T00:00:00Z"),
+            delta(9, "2026-01-01T00:01:00Z"),
+        ]);
+        assert!(
+            sql.starts_with("BEGIN; INSERT INTO error_group_deltas "),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with(
+                "VALUES (7,'2026-01-01 00:00:00.000000+00',3,'2026-01-01 00:00:00.000000+00',\
+                 '2026-01-01 00:00:59.123456+00'),(9,'2026-01-01 00:01:00.000000+00',3,\
+                 '2026-01-01 00:01:00.000000+00','2026-01-01 00:00:59.123456+00')"
+            ),
+            "{sql}"
+        );
     }
 }

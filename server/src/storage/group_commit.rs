@@ -6,9 +6,12 @@
 //! so BEGIN and COMMIT would only add two round trips and wake-ups per group; the
 //! plain-mode rollup triggers run inside that statement's transaction. A group with
 //! keys settles them (`idempotency::decide`), writes the rows of the submissions that
-//! are not replays with `COPY`, and commits, all in one transaction. So does a group
-//! with error entries: their groups are upserted (`error_groups::record`) after the
-//! rows, before the commit.
+//! are not replays with `COPY`, and commits, all in one transaction. A group with error
+//! entries appends its occurrences per group and minute (`error_groups`: an insert, no
+//! lock shared with other writers) in the transaction of its rows: `BEGIN` and that
+//! insert in one round trip, the `COPY`, `COMMIT`; new groups are created before it, in
+//! autocommit. The fold (`error_fold`), woken after such a commit, adds them to the
+//! groups.
 //! Every submission of the group gets the same fate: all committed, or none (each then
 //! answers 503). Each writer keeps its own connection from group to group
 //! ([`WriterConnection`]): the pool's liveness round trip before every group was a
@@ -21,12 +24,13 @@ use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tokio::task::JoinHandle;
 
 use super::copy_text::CopyRows;
 use super::declared_keys::{is_declaration_change, DeclaredKeys, LiveDeclaredKeys};
-use super::error_groups::{self, ErrorTally};
+use super::error_fold;
+use super::error_groups::{self, ErrorTally, GroupIds};
 use super::idempotency::{self, IdempotencyClaim, KeyDecision, StoredResponse};
 use super::write_health::WriteHealth;
 use crate::config::GroupCommitSettings;
@@ -93,11 +97,13 @@ impl GroupCommitter {
     ) -> (Self, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let receiver = Arc::new(Mutex::new(receiver));
+        let errors = ErrorWriting::default();
+        let folder = error_fold::spawn(pool.clone(), Arc::clone(&errors.committed));
         let writers: Vec<JoinHandle<()>> = (0..settings.writers.max(1))
             .map(|_| {
                 tokio::spawn(run_writer(
                     Arc::clone(&receiver),
-                    WriterConnection::new(pool.clone(), Arc::clone(&declared)),
+                    WriterConnection::new(pool.clone(), Arc::clone(&declared), errors.clone()),
                     settings,
                     Arc::clone(&metrics),
                     Arc::clone(&health),
@@ -108,6 +114,8 @@ impl GroupCommitter {
             for writer in writers {
                 let _ = writer.await;
             }
+            // Deltas left unfolded are folded by the next read or instance.
+            folder.abort();
         });
         (GroupCommitter { sender }, all_stopped)
     }
@@ -277,6 +285,15 @@ struct WriterConnection {
     kept: Option<Kept>,
     /// The declared keys: whose `COPY` statement the rows fill.
     declared: Arc<LiveDeclaredKeys>,
+    errors: ErrorWriting,
+}
+
+/// What the writers share to record error occurrences: the groups' ids, and the fold
+/// task's wake-up, notified after a commit that appended deltas.
+#[derive(Clone, Default)]
+struct ErrorWriting {
+    ids: Arc<GroupIds>,
+    committed: Arc<Notify>,
 }
 
 /// The writer's connection and when it was taken and last used.
@@ -330,11 +347,12 @@ impl WriteFailure {
 }
 
 impl WriterConnection {
-    fn new(pool: PgPool, declared: Arc<LiveDeclaredKeys>) -> Self {
+    fn new(pool: PgPool, declared: Arc<LiveDeclaredKeys>, errors: ErrorWriting) -> Self {
         WriterConnection {
             pool,
             kept: None,
             declared,
+            errors,
         }
     }
 
@@ -392,8 +410,14 @@ impl WriterConnection {
                 }
             }
         };
-        let written =
-            write_group(&mut kept.connection, group, data, declared.copy_statement()).await;
+        let written = write_group(
+            &mut kept.connection,
+            group,
+            data,
+            declared.copy_statement(),
+            &self.errors,
+        )
+        .await;
         if written.is_ok() {
             kept.used = Instant::now();
             self.kept = Some(kept);
@@ -415,11 +439,14 @@ async fn write_group(
     group: &[Submission],
     data: &mut Vec<u8>,
     copy: &str,
+    errors: &ErrorWriting,
 ) -> Result<Vec<CommitOutcome>, WriteFailure> {
-    let has_errors = group
-        .iter()
-        .any(|submission| !submission.rows.errors().is_empty());
-    if !has_errors && group.iter().all(|submission| submission.claim.is_none()) {
+    let mut tally = ErrorTally::default();
+    for submission in group {
+        tally.merge(submission.rows.errors());
+    }
+    let keyless = group.iter().all(|submission| submission.claim.is_none());
+    if tally.is_empty() && keyless {
         for submission in group {
             data.extend_from_slice(submission.rows.as_bytes());
         }
@@ -428,6 +455,36 @@ async fn write_group(
             // failed COPY leaves nothing behind.
             copy_rows(conn, copy, data).await?;
         }
+        return Ok(vec![CommitOutcome::Committed; group.len()]);
+    }
+    // The groups' ids (new groups created) before anything of the group is stored.
+    let deltas = if tally.is_empty() {
+        Vec::new()
+    } else {
+        errors
+            .ids
+            .deltas(conn, &tally)
+            .await
+            .map_err(WriteFailure::at_first_exchange)?
+    };
+    if keyless {
+        for submission in group {
+            data.extend_from_slice(submission.rows.as_bytes());
+        }
+        // BEGIN and the deltas in one round trip; a failure before COMMIT stores nothing
+        // (the connection is closed after it, which ends the transaction).
+        // Without arguments: the simple protocol, which runs both statements.
+        let begin = error_groups::begin_with_deltas(&deltas);
+        sqlx::Executor::execute(&mut *conn, begin.as_str())
+            .await
+            .map_err(WriteFailure::at_first_exchange)?;
+        copy_rows(conn, copy, data)
+            .await
+            .map_err(|failure| WriteFailure::later(failure.error))?;
+        sqlx::Executor::execute(&mut *conn, "COMMIT")
+            .await
+            .map_err(WriteFailure::later)?;
+        errors.committed.notify_one();
         return Ok(vec![CommitOutcome::Committed; group.len()]);
     }
     let mut tx = sqlx::Connection::begin(conn)
@@ -443,11 +500,11 @@ async fn write_group(
         .into_iter()
         .map(CommitOutcome::from)
         .collect();
-    let mut errors = ErrorTally::default();
+    let mut stored = ErrorTally::default();
     for (submission, outcome) in group.iter().zip(&outcomes) {
         if *outcome == CommitOutcome::Committed {
             data.extend_from_slice(submission.rows.as_bytes());
-            errors.merge(submission.rows.errors());
+            stored.merge(submission.rows.errors());
         }
     }
     if !data.is_empty() {
@@ -457,12 +514,28 @@ async fn write_group(
             .await
             .map_err(|failure| WriteFailure::later(failure.error))?;
     }
-    if !errors.is_empty() {
-        error_groups::record(&mut tx, &errors)
+    // Only the occurrences of submissions that are not replays (their ids are known
+    // from above, unless the cache started over in between).
+    let stored = if stored == tally {
+        deltas
+    } else if stored.is_empty() {
+        Vec::new()
+    } else {
+        errors
+            .ids
+            .deltas(&mut tx, &stored)
+            .await
+            .map_err(WriteFailure::later)?
+    };
+    if !stored.is_empty() {
+        error_groups::insert_deltas(&mut tx, &stored)
             .await
             .map_err(WriteFailure::later)?;
     }
     tx.commit().await.map_err(WriteFailure::later)?;
+    if !stored.is_empty() {
+        errors.committed.notify_one();
+    }
     Ok(outcomes)
 }
 

@@ -9,6 +9,7 @@
 pub mod copy_field;
 pub mod copy_text;
 pub mod declared_keys;
+pub mod error_fold;
 pub mod error_groups;
 pub mod group_commit;
 pub mod idempotency;

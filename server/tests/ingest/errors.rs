@@ -385,6 +385,10 @@ async fn two_instances_ingesting_the_same_new_fingerprint_at_once_make_one_group
     }
     assert_eq!(acknowledged, (BATCHES * PER_BATCH) as u64);
 
+    // The occurrences recorded by both instances, folded into their groups.
+    log_ingestion_server::storage::error_fold::fold(&first.pool)
+        .await
+        .unwrap();
     let groups: Vec<(String, i64)> =
         sqlx::query_as("SELECT fingerprint, count FROM error_groups ORDER BY fingerprint")
             .fetch_all(&first.pool)
@@ -411,4 +415,100 @@ async fn two_instances_ingesting_the_same_new_fingerprint_at_once_make_one_group
     let mut second = second;
     second.stop().await;
     first.stop_and_drop_database().await;
+}
+
+/// Writers committing error entries while folds run (the server's own, and more from
+/// here): every read of the API counts at least every occurrence acknowledged before it
+/// and never more than are stored, and at the end the groups and their minutes hold
+/// exactly the stored occurrences, with nothing left unfolded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counts_are_exact_at_every_read_while_writers_and_folds_race() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+
+    let app = spawn_full_app().await;
+    const WRITERS: usize = 4;
+    const BATCHES: usize = 15;
+    const PER_BATCH: usize = 8;
+    let acknowledged = Arc::new(AtomicI64::new(0));
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let (client, url) = (app.client.clone(), app.url("/api/v1/logs/batch"));
+        let acknowledged = Arc::clone(&acknowledged);
+        writers.push(tokio::spawn(async move {
+            for batch in 0..BATCHES {
+                let entries: Vec<Value> = (0..PER_BATCH)
+                    .map(|i| {
+                        let method = ["charge", "refund", "capture"][(writer + batch + i) % 3];
+                        error_entry("shop", method, i as u32, &format!("r{writer}-{batch}"), 1)
+                    })
+                    .collect();
+                let response = client
+                    .post(&url)
+                    .header("X-API-Key", log_ingestion_test_support::API_KEY)
+                    .json(&json!({ "logs": entries }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                acknowledged.fetch_add(PER_BATCH as i64, Ordering::SeqCst);
+            }
+        }));
+    }
+    let folds = {
+        let pool = app.pool.clone();
+        tokio::spawn(async move {
+            let mut folded = 0;
+            for _ in 0..40 {
+                folded += log_ingestion_server::storage::error_fold::fold(&pool)
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+            folded
+        })
+    };
+    let total = (WRITERS * BATCHES * PER_BATCH) as i64;
+    let mut reads = 0;
+    loop {
+        let before = acknowledged.load(Ordering::SeqCst);
+        let counted: i64 = groups(&app, "service=shop")
+            .await
+            .iter()
+            .map(|group| group["count"].as_i64().unwrap())
+            .sum();
+        let stored: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM logs WHERE fingerprint IS NOT NULL")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        assert!(
+            counted >= before,
+            "read {reads}: {counted} counted, {before} acknowledged before the read"
+        );
+        assert!(
+            counted <= stored,
+            "read {reads}: {counted} counted, only {stored} stored"
+        );
+        reads += 1;
+        if before == total {
+            assert_eq!(counted, total);
+            break;
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    folds.await.unwrap();
+    let minutes: i64 = sqlx::query_scalar("SELECT sum(count)::bigint FROM error_group_minutes")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(minutes, total);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM error_group_deltas")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    app.stop_and_drop_database().await;
 }
