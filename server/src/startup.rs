@@ -100,6 +100,8 @@ pub struct Application {
     rate_limit_sync: Option<OwnedTask>,
     /// Reads the declared metadata keys again, now and then.
     schema_refresh: OwnedTask,
+    /// Evaluates due alert rules (`alerts::scheduler`).
+    alert_evaluator: OwnedTask,
     shutdown_deadline: Duration,
 }
 
@@ -186,6 +188,17 @@ impl Application {
             settings.retention_days,
             MAINTENANCE_INTERVAL,
         ));
+        let alerts = alerts_context(&settings, &listener, &read_context, &pool);
+        let alert_evaluator = OwnedTask::new(crate::alerts::scheduler::spawn(
+            crate::alerts::scheduler::Evaluator {
+                writes: pool.clone(),
+                read: read_context.clone(),
+                settle_delay: chrono::Duration::from_std(settings.alert_rules.settle_delay)
+                    .unwrap_or_else(|_| chrono::Duration::seconds(30)),
+                poll_interval: settings.alert_rules.poll_interval,
+                external_url: alerts.external_url.clone(),
+            },
+        ));
         let shutdown_deadline = settings.shutdown_deadline;
         let state = AppState {
             pool,
@@ -201,7 +214,7 @@ impl Application {
         };
         Ok(Application {
             listener,
-            router: build_router(state.clone(), read_context.clone()),
+            router: build_router(state.clone(), read_context.clone(), alerts),
             state,
             read_context,
             writer,
@@ -209,6 +222,7 @@ impl Application {
             policy_watcher,
             rate_limit_sync,
             schema_refresh,
+            alert_evaluator,
             shutdown_deadline,
         })
     }
@@ -238,6 +252,7 @@ impl Application {
             policy_watcher,
             rate_limit_sync,
             schema_refresh,
+            alert_evaluator,
             shutdown_deadline,
         } = self;
         let connection_limits = state.settings.connections;
@@ -273,7 +288,13 @@ impl Application {
                 }
             }
         };
-        drop((maintenance, policy_watcher, rate_limit_sync, schema_refresh));
+        drop((
+            maintenance,
+            policy_watcher,
+            rate_limit_sync,
+            schema_refresh,
+            alert_evaluator,
+        ));
         // Every committer handle lives in the router; once it is gone the writer
         // finishes what was submitted and stops.
         let Some(writer) = writer.into_handle() else {
@@ -453,7 +474,36 @@ fn read_context_for(
 
 /// The whole HTTP surface: probes, ingest, and the read side (query API and explorer),
 /// which carries its own admin-key check and so sits outside the ingest auth layers.
-fn build_router(state: AppState, read_context: ReadContext) -> Router {
+/// The alerts API's context; alerts link to the explorer under
+/// `LOG_INGESTION_EXTERNAL_URL`, by default this server's own address.
+fn alerts_context(
+    settings: &Settings,
+    listener: &TcpListener,
+    read_context: &ReadContext,
+    pool: &PgPool,
+) -> crate::alerts::api::AlertsContext {
+    let external_url = settings
+        .alert_rules
+        .external_url
+        .clone()
+        .unwrap_or_else(|| {
+            let address = listener
+                .local_addr()
+                .unwrap_or_else(|_| settings.listen_address());
+            format!("http://{address}")
+        });
+    crate::alerts::api::AlertsContext {
+        read: read_context.clone(),
+        writes: pool.clone(),
+        external_url,
+    }
+}
+
+fn build_router(
+    state: AppState,
+    read_context: ReadContext,
+    alerts: crate::alerts::api::AlertsContext,
+) -> Router {
     let admin_keys = AdminKeys::new(state.settings.admin_api_keys.clone())
         .with_ingest_keys(state.settings.api_keys.clone());
     Router::new()
@@ -465,6 +515,7 @@ fn build_router(state: AppState, read_context: ReadContext) -> Router {
             state.pool.clone(),
             admin_keys.clone(),
         ))
+        .merge(crate::alerts::api::router(alerts, admin_keys.clone()))
         .merge(read::router(read_context, admin_keys))
         .merge(routes::unknown_api_router())
         .layer(axum::middleware::from_fn_with_state(

@@ -3,3 +3,20 @@
 //! writes to the outbox (`alert_notifications`) in the same transaction, which the
 //! delivery worker sends to the rule's channels (webhook, Slack). docs/alerts.md is
 //! the user's reference.
+//!
+//! Rules (`rules`) are kept by the API (`api`) and the rules file (`file`); every
+//! instance runs the evaluator (`scheduler`), which claims due rules, measures them
+//! (`evaluate`), steps each series' state machine (`state`) and writes the outcome
+//! with the alert (`alert`) in one transaction (`transitions`).
+
+pub mod alert;
+pub mod api;
+pub mod evaluate;
+pub mod rules;
+pub mod scheduler;
+pub mod state;
+pub mod transitions;
+
+/// The advisory lock (transaction-scoped) held while rules are added, so that the
+/// bound on their number holds under concurrent requests and file loads.
+pub(crate) const RULES_CREATE_LOCK: i64 = 0x616c_6572_7472;

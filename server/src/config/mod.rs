@@ -21,8 +21,8 @@ use environment::{key_list, Environment};
 
 pub use environment::{comma_list, ConfigError};
 pub use settings::{
-    BodyReadSettings, ConnectionSettings, DatabaseSettings, EntryLimits, GroupCommitSettings,
-    RateLimitSettings, RateLimitSharing, ReadSettings,
+    AlertRuleSettings, BodyReadSettings, ConnectionSettings, DatabaseSettings, EntryLimits,
+    GroupCommitSettings, RateLimitSettings, RateLimitSharing, ReadSettings,
 };
 
 /// Everything the server needs to run.
@@ -61,6 +61,8 @@ pub struct Settings {
     /// Per-key limits shared by a fleet (`LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`);
     /// `None` keeps each process's own limit.
     pub rate_limit_sharing: Option<RateLimitSharing>,
+    /// Alert rules: settle delay, polling, the rules file, links.
+    pub alert_rules: AlertRuleSettings,
 }
 
 impl Settings {
@@ -122,6 +124,7 @@ impl Settings {
             // Fleet settings: instance identity and shared rate limits.
             instance_id: env.instance_id(),
             rate_limit_sharing: RateLimitSharing::read(env, &database.url),
+            alert_rules: AlertRuleSettings::read(env),
             database,
         }
     }
