@@ -59,6 +59,8 @@ pub enum StartupError {
     },
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("{0}")]
+    AlertRules(String),
 }
 
 /// A background task the application started: aborted when dropped, unless
@@ -100,8 +102,8 @@ pub struct Application {
     rate_limit_sync: Option<OwnedTask>,
     /// Reads the declared metadata keys again, now and then.
     schema_refresh: OwnedTask,
-    /// Evaluates due alert rules (`alerts::scheduler`).
-    alert_evaluator: OwnedTask,
+    /// The alert rules' evaluator and the rules file's reloader (`alerts::start`).
+    alert_tasks: Vec<OwnedTask>,
     shutdown_deadline: Duration,
 }
 
@@ -189,16 +191,17 @@ impl Application {
             MAINTENANCE_INTERVAL,
         ));
         let alerts = alerts_context(&settings, &listener, &read_context, &pool);
-        let alert_evaluator = OwnedTask::new(crate::alerts::scheduler::spawn(
-            crate::alerts::scheduler::Evaluator {
-                writes: pool.clone(),
-                read: read_context.clone(),
-                settle_delay: chrono::Duration::from_std(settings.alert_rules.settle_delay)
-                    .unwrap_or_else(|_| chrono::Duration::seconds(30)),
-                poll_interval: settings.alert_rules.poll_interval,
-                external_url: alerts.external_url.clone(),
-            },
-        ));
+        let alert_tasks: Vec<OwnedTask> = crate::alerts::start(
+            &settings.alert_rules,
+            &pool,
+            &read_context,
+            &alerts.external_url,
+        )
+        .await
+        .map_err(|error| StartupError::AlertRules(error.to_string()))?
+        .into_iter()
+        .map(OwnedTask::new)
+        .collect();
         let shutdown_deadline = settings.shutdown_deadline;
         let state = AppState {
             pool,
@@ -222,7 +225,7 @@ impl Application {
             policy_watcher,
             rate_limit_sync,
             schema_refresh,
-            alert_evaluator,
+            alert_tasks,
             shutdown_deadline,
         })
     }
@@ -252,7 +255,7 @@ impl Application {
             policy_watcher,
             rate_limit_sync,
             schema_refresh,
-            alert_evaluator,
+            alert_tasks,
             shutdown_deadline,
         } = self;
         let connection_limits = state.settings.connections;
@@ -293,7 +296,7 @@ impl Application {
             policy_watcher,
             rate_limit_sync,
             schema_refresh,
-            alert_evaluator,
+            alert_tasks,
         ));
         // Every committer handle lives in the router; once it is gone the writer
         // finishes what was submitted and stops.

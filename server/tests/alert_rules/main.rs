@@ -8,6 +8,7 @@
 
 mod api;
 mod evaluation;
+mod file;
 mod fleet;
 
 use std::future::Future;
