@@ -178,12 +178,14 @@ impl Evaluator {
             transitions::write(
                 &mut *tx,
                 &context,
-                &observation.key,
-                labels,
-                previous,
-                &step,
-                observation.value,
-                silenced,
+                &transitions::SeriesStep {
+                    key: &observation.key,
+                    labels,
+                    previous,
+                    step: &step,
+                    value: observation.value,
+                    silenced,
+                },
             )
             .await?;
         }

@@ -74,17 +74,32 @@ pub struct Context<'a> {
     pub external_url: &'a str,
 }
 
-/// Writes `step` for the series `key` (its state before: `previous`).
+/// One series' step, to write.
+pub struct SeriesStep<'a> {
+    pub key: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    /// Its state before the step.
+    pub previous: Option<&'a Series>,
+    pub step: &'a Step,
+    /// The value measured at this evaluation.
+    pub value: f64,
+    pub silenced: bool,
+}
+
+/// Writes one series' step.
 pub async fn write(
     conn: &mut PgConnection,
     context: &Context<'_>,
-    key: &str,
-    labels: &BTreeMap<String, String>,
-    previous: Option<&Series>,
-    step: &Step,
-    value: f64,
-    silenced: bool,
+    series_step: &SeriesStep<'_>,
 ) -> Result<(), sqlx::Error> {
+    let SeriesStep {
+        key,
+        labels,
+        previous,
+        step,
+        value,
+        silenced,
+    } = *series_step;
     match &step.next {
         Some(series) => {
             sqlx::query(
@@ -197,12 +212,14 @@ pub async fn resolve_all(
         write(
             conn,
             context,
-            &stored.key,
-            &stored.labels,
-            Some(&stored.series),
-            &step,
-            stored.series.value,
-            false,
+            &SeriesStep {
+                key: &stored.key,
+                labels: &stored.labels,
+                previous: Some(&stored.series),
+                step: &step,
+                value: stored.series.value,
+                silenced: false,
+            },
         )
         .await?;
     }
