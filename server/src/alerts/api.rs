@@ -1,16 +1,18 @@
 //! The alerts API behind admin keys: rules (`/api/v1/alerts/rules`: list, create,
-//! show, replace, delete; rules from the rules file are read-only), silences
-//! (`/api/v1/alerts/silences`), the series pending or firing now (`/api/v1/alerts`)
-//! and the history of transitions (`/api/v1/alerts/history`). Owns the bodies (bounded,
-//! refused with a 400 naming each bad field) and the JSON shapes. It runs on the
-//! writers' pool: these tables are small, and an answer shows what was just written.
+//! show, replace, delete; rules from the rules file are read-only), the preview of a
+//! rule over the last 24 hours (`POST /api/v1/alerts/rules/preview`, see `preview`),
+//! silences (`/api/v1/alerts/silences`), the series pending or firing now
+//! (`/api/v1/alerts`) and the history of transitions (`/api/v1/alerts/history`). Owns
+//! the bodies (bounded, refused with a 400 naming each bad field) and the JSON shapes.
+//! It runs on the writers' pool (these tables are small, and an answer shows what was
+//! just written); the preview reads through the read side.
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{middleware, Json, Router};
 use chrono::{DateTime, Utc};
 use log_ingestion_wire::ErrorBody;
@@ -51,6 +53,7 @@ where
         .route("/api/v1/alerts", get(firing))
         .route("/api/v1/alerts/history", get(history))
         .route("/api/v1/alerts/rules", get(list_rules).post(create_rule))
+        .route("/api/v1/alerts/rules/preview", post(preview_rule))
         .route(
             "/api/v1/alerts/rules/{id}",
             get(show_rule).put(replace_rule).delete(delete_rule),
@@ -180,6 +183,20 @@ async fn list_rules(
     .await?;
     let rules = rows.iter().map(rule_json).collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({ "rules": rules })))
+}
+
+/// When the rule in the body would have fired over the last 24 hours.
+async fn preview_rule(State(context): State<AlertsContext>, body: Bytes) -> Answer<Json<Value>> {
+    let body = json_body(&body)?;
+    let declared = context.read.declared_keys();
+    let rule = Rule::parse(&body, Some(&declared)).map_err(AlertsApiError::InvalidBody)?;
+    match super::preview::preview(&context.read, &rule, Utc::now()).await {
+        Ok(answer) => Ok(Json(answer)),
+        Err(super::preview::PreviewError::NotPreviewable(problem)) => {
+            Err(AlertsApiError::InvalidBody(vec![problem]))
+        }
+        Err(super::preview::PreviewError::Read(error)) => Err(error.into()),
+    }
 }
 
 async fn show_rule(

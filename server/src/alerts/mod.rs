@@ -13,6 +13,7 @@ pub mod alert;
 pub mod api;
 pub mod evaluate;
 pub mod file;
+pub mod preview;
 pub mod rules;
 pub mod scheduler;
 pub mod state;

@@ -188,3 +188,61 @@ async fn a_rule_whose_evaluation_fails_shows_why_and_the_others_are_still_evalua
     assert_eq!(alerts["alerts"][0]["state"], "firing", "{alerts}");
     app.stop_and_drop_database().await;
 }
+
+#[tokio::test]
+async fn a_preview_shows_when_a_rule_would_have_fired_from_the_rollups() {
+    let app = spawn_alerting_app().await;
+    let burst_at = chrono::Utc::now() - chrono::Duration::hours(3);
+    let burst: Vec<serde_json::Value> = (0..12)
+        .map(|_| {
+            // One timestamp: the burst is in one minute.
+            json!({"timestamp": burst_at.to_rfc3339(),
+                   "service": "checkout", "level": "ERROR", "message": "payment failed"})
+        })
+        .collect();
+    assert!(app.post_batch(burst).await.status().is_success());
+    let rule = json!({"name": "checkout errors", "kind": "count", "threshold": 10,
+                      "window": "5m", "interval": "1m", "search": {"service": "checkout", "level": "error"}});
+    let (status, preview) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules/preview",
+        Some(rule.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    let periods = preview["series"][0]["firing"].as_array().unwrap();
+    assert_eq!(periods.len(), 1, "{preview}");
+    let from: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(periods[0]["firing_from"].clone()).unwrap();
+    let resolved: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(periods[0]["resolved_at"].clone()).unwrap();
+    assert!(
+        from > burst_at && from <= burst_at + chrono::Duration::minutes(2),
+        "{preview}"
+    );
+    assert_eq!(resolved - from, chrono::Duration::minutes(5), "{preview}");
+    // A higher threshold never fires.
+    let mut quiet = rule.clone();
+    quiet["threshold"] = json!(12);
+    let (_, preview) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules/preview",
+        Some(quiet),
+    )
+    .await;
+    assert_eq!(preview["series"][0]["firing"], json!([]), "{preview}");
+    // A text search needs the rows: refused.
+    let mut text = rule;
+    text["search"]["q"] = json!("payment");
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules/preview",
+        Some(text),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    app.stop_and_drop_database().await;
+}
