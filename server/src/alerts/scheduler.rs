@@ -32,9 +32,16 @@ pub struct Evaluator {
     pub external_url: String,
 }
 
-/// Starts the evaluation loop.
+/// Rules one instance evaluates at once (each with its own claim, transaction and read
+/// connection): half the default read pool, so searches on the explorer keep theirs.
+const CONCURRENT_EVALUATIONS: usize = 2;
+
+/// Starts the evaluation loops; aborting the task stops them all.
 pub fn spawn(evaluator: Evaluator) -> JoinHandle<()> {
-    tokio::spawn(async move { evaluator.run().await })
+    tokio::spawn(async move {
+        let loops = (0..CONCURRENT_EVALUATIONS).map(|_| evaluator.clone().run());
+        futures::future::join_all(loops).await;
+    })
 }
 
 impl Evaluator {
