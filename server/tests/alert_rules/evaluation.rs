@@ -391,3 +391,52 @@ async fn a_silenced_rule_records_its_transitions_without_notifying() {
     .await;
     app.stop_and_drop_database().await;
 }
+
+#[tokio::test]
+async fn regressed_error_fires_when_a_resolved_group_comes_back() {
+    let app = spawn_alerting_app().await;
+    add_channel(&app, "ops").await;
+    let response = app.post_batch(vec![error_entry("name", 1)]).await;
+    assert!(response.status().is_success());
+    let group: i64 = sqlx::query_scalar("SELECT id FROM error_groups")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let rule = create_rule(
+        &app,
+        json!({"name": "regressions", "kind": "regressed_error", "window": "30s",
+               "interval": "1s", "channels": ["ops"]}),
+    )
+    .await;
+    evaluations_pass(&app, rule, 2).await;
+    assert!(
+        outbox(&app, rule).await.is_empty(),
+        "a new group is not a regression"
+    );
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        &format!("/api/v1/errors/{group}/status"),
+        Some(json!({"status": "resolved"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let response = app.post_batch(vec![error_entry("name", 2)]).await;
+    assert!(response.status().is_success());
+    wait_for(20, "the regression's firing row", || async {
+        notified(&app, rule).await == ["firing"]
+    })
+    .await;
+    let alert: Value =
+        sqlx::query_scalar("SELECT alert FROM alert_notifications WHERE rule_id = $1")
+            .bind(rule)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(alert["labels"]["error_group"], group.to_string());
+    assert!(
+        alert["generatorURL"].as_str().unwrap().contains("/errors?"),
+        "{alert}"
+    );
+    app.stop_and_drop_database().await;
+}
