@@ -246,3 +246,34 @@ async fn a_preview_shows_when_a_rule_would_have_fired_from_the_rollups() {
     assert_eq!(status, 400, "{body}");
     app.stop_and_drop_database().await;
 }
+
+#[tokio::test]
+async fn the_number_of_rules_is_bounded() {
+    let app = spawn_alerting_app().await;
+    // 9,999 stored (disabled) rules, then the 10,000th through the API, then one too many.
+    sqlx::query(
+        "INSERT INTO alert_rules (name, definition, enabled, interval_seconds) \
+         SELECT 'stored ' || i, '{}'::jsonb, false, 60 FROM generate_series(1, 9999) AS i",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let rule = |name: &str| json!({"name": name, "kind": "count", "threshold": 1, "window": "5m", "search": {}});
+    create_rule(&app, rule("the last one")).await;
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules",
+        Some(rule("one too many")),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 10000 rules"),
+        "{body}"
+    );
+    app.stop_and_drop_database().await;
+}
