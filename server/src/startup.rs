@@ -63,6 +63,8 @@ pub enum StartupError {
     AlertDelivery(String),
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("{0}")]
+    AlertRules(String),
 }
 
 /// A background task the application started: aborted when dropped, unless
@@ -108,6 +110,8 @@ pub struct Application {
     alert_delivery: OwnedTask,
     alert_delivery_stop: delivery::DeliveryStop,
     alert_delivery_grace: Duration,
+    /// The alert rules' evaluator and the rules file's reloader (`alerts::start`).
+    alert_tasks: Vec<OwnedTask>,
     shutdown_deadline: Duration,
 }
 
@@ -206,6 +210,18 @@ impl Application {
         );
         let alert_delivery = OwnedTask::new(alert_delivery);
         let alert_delivery_grace = settings.alert_delivery.request_timeout + WRITER_GRACE;
+        let alerts = alerts_context(&settings, &listener, &read_context, &pool);
+        let alert_tasks: Vec<OwnedTask> = crate::alerts::start(
+            &settings.alert_rules,
+            &pool,
+            &read_context,
+            &alerts.external_url,
+        )
+        .await
+        .map_err(|error| StartupError::AlertRules(error.to_string()))?
+        .into_iter()
+        .map(OwnedTask::new)
+        .collect();
         let shutdown_deadline = settings.shutdown_deadline;
         let state = AppState {
             pool,
@@ -222,7 +238,7 @@ impl Application {
         };
         Ok(Application {
             listener,
-            router: build_router(state.clone(), read_context.clone(), alert_sender),
+            router: build_router(state.clone(), read_context.clone(), alert_sender, alerts),
             state,
             read_context,
             writer,
@@ -233,6 +249,7 @@ impl Application {
             alert_delivery,
             alert_delivery_stop,
             alert_delivery_grace,
+            alert_tasks,
             shutdown_deadline,
         })
     }
@@ -265,6 +282,7 @@ impl Application {
             alert_delivery,
             alert_delivery_stop,
             alert_delivery_grace,
+            alert_tasks,
             shutdown_deadline,
         } = self;
         let connection_limits = state.settings.connections;
@@ -300,7 +318,13 @@ impl Application {
                 }
             }
         };
-        drop((maintenance, policy_watcher, rate_limit_sync, schema_refresh));
+        drop((
+            maintenance,
+            policy_watcher,
+            rate_limit_sync,
+            schema_refresh,
+            alert_tasks,
+        ));
         // Alert requests in flight finish and are recorded (else they would be sent
         // again once their claims expire); past the grace the worker is aborted.
         alert_delivery_stop.stop();
@@ -491,7 +515,37 @@ fn read_context_for(
 
 /// The whole HTTP surface: probes, ingest, and the read side (query API and explorer),
 /// which carries its own admin-key check and so sits outside the ingest auth layers.
-fn build_router(state: AppState, read_context: ReadContext, alert_sender: Sender) -> Router {
+/// The alerts API's context; alerts link to the explorer under
+/// `LOG_INGESTION_EXTERNAL_URL`, by default this server's own address.
+fn alerts_context(
+    settings: &Settings,
+    listener: &TcpListener,
+    read_context: &ReadContext,
+    pool: &PgPool,
+) -> crate::alerts::api::AlertsContext {
+    let external_url = settings
+        .alert_rules
+        .external_url
+        .clone()
+        .unwrap_or_else(|| {
+            let address = listener
+                .local_addr()
+                .unwrap_or_else(|_| settings.listen_address());
+            format!("http://{address}")
+        });
+    crate::alerts::api::AlertsContext {
+        read: read_context.clone(),
+        writes: pool.clone(),
+        external_url,
+    }
+}
+
+fn build_router(
+    state: AppState,
+    read_context: ReadContext,
+    alert_sender: Sender,
+    alerts: crate::alerts::api::AlertsContext,
+) -> Router {
     let admin_keys = AdminKeys::new(state.settings.admin_api_keys.clone())
         .with_ingest_keys(state.settings.api_keys.clone());
     Router::new()
@@ -508,6 +562,7 @@ fn build_router(state: AppState, read_context: ReadContext, alert_sender: Sender
             alert_sender,
             admin_keys.clone(),
         ))
+        .merge(crate::alerts::api::router(alerts, admin_keys.clone()))
         .merge(read::router(read_context, admin_keys))
         .merge(routes::unknown_api_router())
         .layer(axum::middleware::from_fn_with_state(

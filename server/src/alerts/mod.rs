@@ -3,12 +3,63 @@
 //! writes to the outbox (`alert_notifications`) in the same transaction, which the
 //! delivery worker sends to the rule's channels (webhook, Slack). docs/alerts.md is
 //! the user's reference.
+//!
+//! Rules (`rules`) are kept by the API (`api`) and the rules file (`file`); every
+//! instance runs the evaluator (`scheduler`), which claims due rules, measures them
+//! (`evaluate`), steps each series' state machine (`state`) and writes the outcome
+//! with the alert (`alert`) in one transaction (`transitions`).
+//! Delivery: the worker (`delivery`) claims outbox rows, sends them (`sender`) in the
+//! channel's format (`payload`, signed by `signature`) to the channels (`channels`), and
+//! retries with `backoff`; `delivery_status` feeds `/health` and `/metrics`.
 
+pub mod alert;
+pub mod api;
 pub mod backoff;
 pub mod channels;
 pub mod delivery;
 pub mod delivery_status;
+pub mod evaluate;
+pub mod file;
 pub mod payload;
+pub mod preview;
 pub mod routes;
+pub mod rules;
+pub mod scheduler;
 pub mod sender;
 pub mod signature;
+pub mod state;
+pub mod transitions;
+
+/// The advisory lock (transaction-scoped) held while rules are added, so that the
+/// bound on their number holds under concurrent requests and file loads.
+pub(crate) const RULES_CREATE_LOCK: i64 = 0x616c_6572_7472;
+
+/// Starts the alerts wing of one instance: loads the rules file when one is set (a bad
+/// file stops the start), then the evaluator and the file's SIGHUP reloader.
+pub async fn start(
+    settings: &crate::config::AlertRuleSettings,
+    writes: &sqlx::PgPool,
+    read: &crate::read::ReadContext,
+    external_url: &str,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, file::RulesFileError> {
+    if let Some(path) = &settings.rules_file {
+        file::load(writes, read, path, external_url).await?;
+    }
+    let mut tasks = vec![scheduler::spawn(scheduler::Evaluator {
+        writes: writes.clone(),
+        read: read.clone(),
+        settle_delay: chrono::Duration::from_std(settings.settle_delay)
+            .unwrap_or_else(|_| chrono::Duration::seconds(30)),
+        poll_interval: settings.poll_interval,
+        external_url: external_url.to_owned(),
+    })];
+    if let Some(path) = &settings.rules_file {
+        tasks.push(file::spawn_reloader(
+            writes.clone(),
+            read.clone(),
+            path.clone(),
+            external_url.to_owned(),
+        ));
+    }
+    Ok(tasks)
+}

@@ -23,8 +23,8 @@ use environment::{key_list, Environment};
 pub use alert_delivery::AlertDeliverySettings;
 pub use environment::{comma_list, ConfigError};
 pub use settings::{
-    BodyReadSettings, ConnectionSettings, DatabaseSettings, EntryLimits, GroupCommitSettings,
-    RateLimitSettings, RateLimitSharing, ReadSettings,
+    AlertRuleSettings, BodyReadSettings, ConnectionSettings, DatabaseSettings, EntryLimits,
+    GroupCommitSettings, RateLimitSettings, RateLimitSharing, ReadSettings,
 };
 
 /// Everything the server needs to run.
@@ -64,6 +64,8 @@ pub struct Settings {
     pub rate_limit_sharing: Option<RateLimitSharing>,
     /// The alert delivery worker (`alerts::delivery`).
     pub alert_delivery: AlertDeliverySettings,
+    /// Alert rules: settle delay, polling, the rules file, links.
+    pub alert_rules: AlertRuleSettings,
 }
 
 impl Settings {
@@ -125,6 +127,7 @@ impl Settings {
             instance_id: env.instance_id(),
             rate_limit_sharing: RateLimitSharing::read(env, &database.url),
             alert_delivery: AlertDeliverySettings::read(env),
+            alert_rules: AlertRuleSettings::read(env),
             database,
         }
     }

@@ -372,3 +372,57 @@ impl ReadSettings {
         }
     }
 }
+
+/// Alert rules and their evaluation (docs/alerts.md): how long late entries may take to
+/// arrive before a window is read, how often an instance looks for due rules, the rules
+/// file, and the base of the explorer links in alerts.
+#[derive(Clone, Debug)]
+pub struct AlertRuleSettings {
+    /// Windows end this long before now (`LOG_INGESTION_ALERT_SETTLE_DELAY`).
+    pub settle_delay: Duration,
+    /// How often an instance looks for due rules (`LOG_INGESTION_ALERT_POLL_INTERVAL`).
+    pub poll_interval: Duration,
+    /// `LOG_INGESTION_ALERT_RULES_FILE`: rules and channels loaded at start and on SIGHUP.
+    pub rules_file: Option<std::path::PathBuf>,
+    /// `LOG_INGESTION_EXTERNAL_URL`: how users reach this server (alerts link to the
+    /// explorer under it); `None`: `http://` and the listen address.
+    pub external_url: Option<String>,
+}
+
+impl Default for AlertRuleSettings {
+    fn default() -> Self {
+        AlertRuleSettings {
+            settle_delay: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            rules_file: None,
+            external_url: None,
+        }
+    }
+}
+
+impl AlertRuleSettings {
+    pub(super) fn read(env: &mut Environment<'_>) -> Self {
+        let default = Self::default();
+        let external_url = env.text("LOG_INGESTION_EXTERNAL_URL");
+        if let Some(url) = &external_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                env.problem(
+                    "LOG_INGESTION_EXTERNAL_URL",
+                    "must start with http:// or https://",
+                );
+            }
+        }
+        AlertRuleSettings {
+            settle_delay: env.get("LOG_INGESTION_ALERT_SETTLE_DELAY", default.settle_delay),
+            poll_interval: env.at_least(
+                "LOG_INGESTION_ALERT_POLL_INTERVAL",
+                default.poll_interval,
+                Duration::from_millis(50),
+            ),
+            rules_file: env
+                .text("LOG_INGESTION_ALERT_RULES_FILE")
+                .map(std::path::PathBuf::from),
+            external_url: external_url.map(|url| url.trim_end_matches('/').to_owned()),
+        }
+    }
+}

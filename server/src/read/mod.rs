@@ -9,7 +9,7 @@
 //! `LOG_INGESTION_ADMIN_API_KEYS`.
 
 pub(crate) mod auth;
-mod counts;
+pub(crate) mod counts;
 pub(crate) mod cursor;
 pub(crate) mod error;
 mod explorer;
@@ -97,6 +97,16 @@ impl ReadContext {
         now: chrono::DateTime<chrono::Utc>,
     ) -> filters::LogFilter {
         filters::LogFilter::parse(params, now).with_metadata_indexes(self.declared.current().keys())
+    }
+
+    /// `filter` written for this server's indexes (the declared keys' columns).
+    pub(crate) fn indexed(&self, filter: filters::LogFilter) -> filters::LogFilter {
+        filter.with_metadata_indexes(self.declared.current().keys())
+    }
+
+    /// The declared metadata keys, as last read.
+    pub(crate) fn declared_keys(&self) -> Vec<String> {
+        self.declared.current().keys().to_vec()
     }
 
     /// Ends every live tail (now and from now on), so that a graceful shutdown is not

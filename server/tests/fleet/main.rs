@@ -6,6 +6,7 @@
 //! Needs `haproxy` (bin/setup) and, for the Ruby client, the gem's native extension
 //! (`rake compile`). The fleet benchmark is `benches/fleet_throughput.rs`.
 
+mod alerts;
 mod ingest;
 mod otlp;
 mod rate_limits;

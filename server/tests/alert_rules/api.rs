@@ -1,0 +1,279 @@
+//! The rules API: a rule round-trips with its defaults; bad bodies are refused with a
+//! 400 naming each bad field (unknown channels included) while good ones keep working;
+//! names are unique; a rule whose evaluation fails shows why and holds up no other.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::{add_channel, create_rule, request, send_errors, spawn_alerting_app, wait_for};
+
+#[tokio::test]
+async fn a_rule_round_trips_with_its_defaults_and_can_be_replaced_and_deleted() {
+    let app = spawn_alerting_app().await;
+    add_channel(&app, "ops").await;
+    let id = create_rule(
+        &app,
+        json!({"name": "checkout errors", "kind": "count", "threshold": 10, "window": "5m",
+               "for": "2m", "search": {"service": "checkout", "min_level": "error"},
+               "channels": ["ops"], "annotations": {"summary": "checkout fails"}}),
+    )
+    .await;
+    let (status, rule) = request(
+        &app,
+        Method::GET,
+        &format!("/api/v1/alerts/rules/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(rule["interval"], "1m");
+    assert_eq!(rule["op"], ">");
+    assert_eq!(rule["repeat_interval"], "4h");
+    assert_eq!(rule["source"], "api");
+    assert_eq!(rule["search"]["service"], "checkout");
+
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules",
+        Some(json!({"name": "checkout errors", "kind": "absence", "window": "1h", "search": {}})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+
+    let (status, rule) = request(
+        &app,
+        Method::PUT,
+        &format!("/api/v1/alerts/rules/{id}"),
+        Some(
+            json!({"name": "checkout errors", "kind": "count", "threshold": 20, "window": "10m",
+                    "search": {"service": "checkout"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{rule}");
+    assert_eq!(rule["threshold"], 20.0);
+    let (status, list) = request(&app, Method::GET, "/api/v1/alerts/rules", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["rules"].as_array().unwrap().len(), 1);
+    let (status, _) = request(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/alerts/rules/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = request(
+        &app,
+        Method::GET,
+        &format!("/api/v1/alerts/rules/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    app.stop_and_drop_database().await;
+}
+
+#[tokio::test]
+async fn a_bad_rule_is_refused_naming_each_bad_field_and_a_good_one_still_goes_in() {
+    let app = spawn_alerting_app().await;
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules",
+        Some(
+            json!({"name": "x", "kind": "count", "threshold": "many", "window": "forever",
+                    "search": {"level": "loud", "since": "1h"}, "channels": ["nowhere"],
+                    "group_by": "meta.tenant", "labels": {"alertname": "y"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let details: Vec<String> = serde_json::from_value(body["details"].clone()).unwrap();
+    for field in [
+        "threshold:",
+        "window:",
+        "search: level:",
+        "search.since:",
+        "group_by:",
+        "labels.alertname:",
+    ] {
+        assert!(
+            details.iter().any(|d| d.starts_with(field)),
+            "{field} in {details:?}"
+        );
+    }
+    // Channels are checked once the rule itself is valid.
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules",
+        Some(
+            json!({"name": "x", "kind": "count", "threshold": 1, "window": "5m",
+                    "search": {}, "channels": ["nowhere"]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("unknown channel \"nowhere\""),
+        "{body}"
+    );
+    let (status, body) = request(&app, Method::POST, "/api/v1/alerts/rules", None).await;
+    assert_eq!(status, 400, "{body}");
+    let huge = "a".repeat(100 * 1024);
+    let (status, _) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules",
+        Some(
+            json!({"name": "x", "kind": "count", "threshold": 1, "window": "5m",
+                    "search": {}, "annotations": {"summary": huge}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 413);
+    create_rule(
+        &app,
+        json!({"name": "x", "kind": "count", "threshold": 1, "window": "5m", "search": {}}),
+    )
+    .await;
+    app.stop_and_drop_database().await;
+}
+
+#[tokio::test]
+async fn a_rule_whose_evaluation_fails_shows_why_and_the_others_are_still_evaluated() {
+    let app = spawn_alerting_app().await;
+    add_channel(&app, "ops").await;
+    let broken = create_rule(
+        &app,
+        json!({"name": "broken", "kind": "absence", "window": "2s",
+                                          "interval": "1s", "search": {}}),
+    )
+    .await;
+    sqlx::query("UPDATE alert_rules SET definition = '{\"kind\": \"mystery\"}' WHERE id = $1")
+        .bind(broken)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let good = create_rule(
+        &app,
+        json!({"name": "good", "kind": "count", "threshold": 0, "window": "5s",
+                                        "interval": "1s", "search": {"service": "checkout"},
+                                        "channels": ["ops"]}),
+    )
+    .await;
+    send_errors(&app, "checkout", 1).await;
+    wait_for(20, "the good rule to fire", || async {
+        crate::notified(&app, good).await == ["firing"]
+    })
+    .await;
+    let (_, rule) = request(
+        &app,
+        Method::GET,
+        &format!("/api/v1/alerts/rules/{broken}"),
+        None,
+    )
+    .await;
+    let error = rule["evaluation"]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("kind:"), "{rule}");
+    let (_, alerts) = request(&app, Method::GET, "/api/v1/alerts", None).await;
+    assert_eq!(alerts["alerts"][0]["rule_name"], "good", "{alerts}");
+    assert_eq!(alerts["alerts"][0]["state"], "firing", "{alerts}");
+    app.stop_and_drop_database().await;
+}
+
+#[tokio::test]
+async fn a_preview_shows_when_a_rule_would_have_fired_from_the_rollups() {
+    let app = spawn_alerting_app().await;
+    let burst_at = chrono::Utc::now() - chrono::Duration::hours(3);
+    let burst: Vec<serde_json::Value> = (0..12)
+        .map(|_| {
+            // One timestamp: the burst is in one minute.
+            json!({"timestamp": burst_at.to_rfc3339(),
+                   "service": "checkout", "level": "ERROR", "message": "payment failed"})
+        })
+        .collect();
+    assert!(app.post_batch(burst).await.status().is_success());
+    let rule = json!({"name": "checkout errors", "kind": "count", "threshold": 10,
+                      "window": "5m", "interval": "1m", "search": {"service": "checkout", "level": "error"}});
+    let (status, preview) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules/preview",
+        Some(rule.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    let periods = preview["series"][0]["firing"].as_array().unwrap();
+    assert_eq!(periods.len(), 1, "{preview}");
+    let from: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(periods[0]["firing_from"].clone()).unwrap();
+    let resolved: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(periods[0]["resolved_at"].clone()).unwrap();
+    assert!(
+        from > burst_at && from <= burst_at + chrono::Duration::minutes(2),
+        "{preview}"
+    );
+    assert_eq!(resolved - from, chrono::Duration::minutes(5), "{preview}");
+    // A higher threshold never fires.
+    let mut quiet = rule.clone();
+    quiet["threshold"] = json!(12);
+    let (_, preview) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules/preview",
+        Some(quiet),
+    )
+    .await;
+    assert_eq!(preview["series"][0]["firing"], json!([]), "{preview}");
+    // A text search needs the rows: refused.
+    let mut text = rule;
+    text["search"]["q"] = json!("payment");
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules/preview",
+        Some(text),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    app.stop_and_drop_database().await;
+}
+
+#[tokio::test]
+async fn the_number_of_rules_is_bounded() {
+    let app = spawn_alerting_app().await;
+    // 9,999 stored (disabled) rules, then the 10,000th through the API, then one too many.
+    sqlx::query(
+        "INSERT INTO alert_rules (name, definition, enabled, interval_seconds) \
+         SELECT 'stored ' || i, '{}'::jsonb, false, 60 FROM generate_series(1, 9999) AS i",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let rule = |name: &str| json!({"name": name, "kind": "count", "threshold": 1, "window": "5m", "search": {}});
+    create_rule(&app, rule("the last one")).await;
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules",
+        Some(rule("one too many")),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 10000 rules"),
+        "{body}"
+    );
+    app.stop_and_drop_database().await;
+}
