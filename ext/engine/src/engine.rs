@@ -51,17 +51,6 @@ pub enum DropReason {
     Unencodable,
 }
 
-impl DropReason {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            DropReason::QueueFull => "queue_full",
-            DropReason::TooLarge => "too_large",
-            DropReason::Stopped => "stopped",
-            DropReason::Unencodable => "unencodable",
-        }
-    }
-}
-
 /// What `enqueue` did with an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {

@@ -6,6 +6,8 @@
 //! instance id) and never logs a secret: `Debug` of [`Settings`] redacts the API keys
 //! (`auth::ApiKey`) and the database passwords (`redact`).
 
+#[cfg(test)]
+mod documented;
 mod environment;
 mod redact;
 mod settings;
@@ -22,7 +24,7 @@ use environment::{key_list, Environment};
 pub use environment::{comma_list, ConfigError};
 pub use settings::{
     BodyReadSettings, ConnectionSettings, DatabaseSettings, EntryLimits, GroupCommitSettings,
-    RateLimitSettings, RateLimitSharing, ReadSettings,
+    RateLimitSettings, ReadSettings, SharedRateLimits,
 };
 
 /// Everything the server needs to run.
@@ -58,9 +60,9 @@ pub struct Settings {
     pub policy_check_interval: Duration,
     /// This process's name in logs, `/metrics`, `/health` and the rate-limit store.
     pub instance_id: InstanceId,
-    /// Per-key limits shared by a fleet (`LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`);
+    /// Per-key limits shared by the instances (`LOG_INGESTION_SHARED_RATE_LIMITS=on`);
     /// `None` keeps each process's own limit.
-    pub rate_limit_sharing: Option<RateLimitSharing>,
+    pub shared_rate_limits: Option<SharedRateLimits>,
 }
 
 impl Settings {
@@ -119,9 +121,9 @@ impl Settings {
                 Duration::from_secs(300),
                 Duration::from_millis(100),
             ),
-            // Fleet settings: instance identity and shared rate limits.
+            // Instance identity and shared rate limits.
             instance_id: env.instance_id(),
-            rate_limit_sharing: RateLimitSharing::read(env, &database.url),
+            shared_rate_limits: SharedRateLimits::read(env, &database.url),
             database,
         }
     }

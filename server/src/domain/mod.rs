@@ -3,9 +3,11 @@
 
 mod log_entry;
 mod metadata;
+mod sensitive_key;
 mod shape_error;
 mod text;
 
 pub use log_entry::LogEntry;
 pub use metadata::{Metadata, FILTERED};
+pub use sensitive_key::is_sensitive_key;
 pub use text::storable_text;

@@ -71,6 +71,7 @@ pub async fn histogram(
 
 /// `EXPLAIN (FORMAT JSON)` of the statement `GET /api/v1/logs/histogram?{pairs}` runs,
 /// with `ANALYZE` when asked: evidence for the EXPLAIN tests that it reads the rollups.
+#[cfg(any(test, feature = "test-support"))]
 pub async fn explain_histogram_query(
     pool: &sqlx::PgPool,
     mode: StorageMode,

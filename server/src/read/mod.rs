@@ -35,9 +35,12 @@ use crate::storage::StorageMode;
 
 pub use auth::AdminKeys;
 pub use filters::QueryLimits;
+#[cfg(any(test, feature = "test-support"))]
 pub use histogram::explain_histogram_query;
 pub use pool::{ReadConnection, ReadPool, READ_APPLICATION_NAME};
+#[cfg(any(test, feature = "test-support"))]
 pub use search::{explain_page_query, explain_page_windows, ExplainedWindow};
+#[cfg(any(test, feature = "test-support"))]
 pub use services::explain_services_query;
 pub use tail::TailSettings;
 
@@ -174,6 +177,7 @@ pub(crate) fn params_from(query: QueryPairs) -> Result<filters::Params, error::R
 }
 
 /// `EXPLAIN (...) ` for the evidence functions the EXPLAIN tests call.
+#[cfg(any(test, feature = "test-support"))]
 fn explain_prefix(analyze: bool) -> &'static str {
     if analyze {
         "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "

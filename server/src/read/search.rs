@@ -230,6 +230,7 @@ fn push_page_query(
 /// windows: see [`windows`] and [`explain_page_windows`]), with
 /// `ANALYZE` when asked. Evidence that the indexes serve the
 /// endpoint; used by the EXPLAIN test.
+#[cfg(any(test, feature = "test-support"))]
 pub async fn explain_page_query(
     pool: &sqlx::PgPool,
     pairs: Vec<(String, String)>,
@@ -250,6 +251,7 @@ pub async fn explain_page_query(
 
 /// One statement of a page, explained: the time bounds it read (`None`: unbounded on
 /// that side) and its `EXPLAIN (ANALYZE, FORMAT JSON)`.
+#[cfg(any(test, feature = "test-support"))]
 pub struct ExplainedWindow {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
@@ -259,6 +261,7 @@ pub struct ExplainedWindow {
 /// Every statement `GET /api/v1/logs?{pairs}` runs for its first page (one per window
 /// read, in order; `now` stands in for the request's time), explained with `ANALYZE`:
 /// evidence for the tests of how many rows a page reads.
+#[cfg(any(test, feature = "test-support"))]
 pub async fn explain_page_windows(
     pool: &sqlx::PgPool,
     pairs: Vec<(String, String)>,

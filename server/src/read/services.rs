@@ -68,6 +68,7 @@ fn push_query(sql: &mut QueryBuilder<'_, Postgres>, filter: &LogFilter) {
 
 /// `EXPLAIN (FORMAT JSON)` of the statement `GET /api/v1/services?{pairs}` runs, with
 /// `ANALYZE` when asked: evidence for the EXPLAIN tests that it reads the rollups.
+#[cfg(any(test, feature = "test-support"))]
 pub async fn explain_services_query(
     pool: &sqlx::PgPool,
     pairs: Vec<(String, String)>,
