@@ -11,6 +11,8 @@ pub(crate) mod auth;
 mod counts;
 pub(crate) mod cursor;
 pub(crate) mod error;
+#[cfg(any(test, feature = "test-support"))]
+mod explain;
 mod explorer;
 pub(crate) mod filters;
 mod histogram;
@@ -34,14 +36,13 @@ use crate::storage::declared_keys::{DeclaredKeys, LiveDeclaredKeys};
 use crate::storage::StorageMode;
 
 pub use auth::AdminKeys;
+#[cfg(any(test, feature = "test-support"))]
+pub use explain::{
+    explain_histogram_query, explain_page_query, explain_page_windows, explain_services_query,
+    ExplainedWindow,
+};
 pub use filters::QueryLimits;
-#[cfg(any(test, feature = "test-support"))]
-pub use histogram::explain_histogram_query;
 pub use pool::{ReadConnection, ReadPool, READ_APPLICATION_NAME};
-#[cfg(any(test, feature = "test-support"))]
-pub use search::{explain_page_query, explain_page_windows, ExplainedWindow};
-#[cfg(any(test, feature = "test-support"))]
-pub use services::explain_services_query;
 pub use tail::TailSettings;
 
 /// What every read handler needs. Cheap to clone.
@@ -173,15 +174,5 @@ pub(crate) fn params_from(query: QueryPairs) -> Result<filters::Params, error::R
                 crate::ingest::client_text::MAX_MESSAGE_BYTES
             )
         ))),
-    }
-}
-
-/// `EXPLAIN (...) ` for the evidence functions the EXPLAIN tests call.
-#[cfg(any(test, feature = "test-support"))]
-fn explain_prefix(analyze: bool) -> &'static str {
-    if analyze {
-        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
-    } else {
-        "EXPLAIN (FORMAT JSON) "
     }
 }
