@@ -32,7 +32,7 @@ use crate::config::{ConnectionSettings, Settings};
 use crate::ingest::connections::{ConnectionBudget, ConnectionSlot, UNAUTHENTICATED_EVICTED};
 use crate::ingest::inflight::InflightBudget;
 use crate::ingest::rate_limit::ApiRateLimiter;
-use crate::ingest::{self, rate_limit_sharing};
+use crate::ingest::{self, shared_rate_limits};
 use crate::metrics::Metrics;
 use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
 use crate::routes;
@@ -147,7 +147,7 @@ impl Application {
             setting = %settings.database.storage,
             retention_days = ?retention_days,
             reads = if settings.database.read_url.is_some() { "read database" } else { "primary" },
-            rate_limit_scope = if settings.rate_limit_sharing.is_some() { "cluster" } else { "instance" },
+            shared_rate_limits = settings.shared_rate_limits.is_some(),
             "storage ready"
         );
         // Migrations can succeed where writes fail (no privilege to insert, a database
@@ -172,7 +172,7 @@ impl Application {
             settings.api_keys.iter().count(),
         ));
         let rate_limit_sync =
-            spawn_rate_limit_sharing(&settings, &limiter, &metrics)?.map(OwnedTask::new);
+            spawn_shared_rate_limits(&settings, &limiter, &metrics)?.map(OwnedTask::new);
         let policy_jobs = PolicyJobs::default();
         let policy_watcher = (storage_mode == StorageMode::Timescale).then(|| {
             OwnedTask::new(policy_jobs::spawn_watcher(
@@ -459,14 +459,14 @@ async fn serve_admitted(
     drop(slot);
 }
 
-/// With `LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`, the task that keeps this instance's
-/// shares of each key's limit (see `ingest::rate_limit_sharing`).
-fn spawn_rate_limit_sharing(
+/// With `LOG_INGESTION_SHARED_RATE_LIMITS=on`, the task that keeps this instance's
+/// shares of each key's limit (see `ingest::shared_rate_limits`).
+fn spawn_shared_rate_limits(
     settings: &Settings,
     limiter: &Arc<ApiRateLimiter>,
     metrics: &Arc<Metrics>,
 ) -> Result<Option<JoinHandle<()>>, StorageError> {
-    let Some(sharing) = settings.rate_limit_sharing.clone() else {
+    let Some(shared) = settings.shared_rate_limits.clone() else {
         return Ok(None);
     };
     let fingerprints = settings
@@ -474,8 +474,8 @@ fn spawn_rate_limit_sharing(
         .iter()
         .map(|key| key.fingerprint().to_owned())
         .collect();
-    rate_limit_sharing::spawn(
-        sharing,
+    shared_rate_limits::spawn(
+        shared,
         settings.instance_id.clone(),
         fingerprints,
         Arc::clone(limiter),

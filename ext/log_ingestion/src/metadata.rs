@@ -8,11 +8,11 @@
 //! objects answering `iso8601` -> `iso8601` (or `to_s` when `iso8601` raises), non-finite
 //! floats and integers beyond 64 bits -> `to_s`; cycles, depth, collection size and
 //! total text size are cut with visible markers; an object's keys are written sorted,
-//! and a later key with the same text replaces an earlier one (what a `serde_json::Map`
-//! gave when the converter built one). It writes the JSON bytes straight from the Ruby
-//! values (every string and number through `serde_json`'s writer, so the text is what
-//! serialising a `Map` gave) instead of building a `Map` and serialising it: that was
-//! most of a log call's native cost; a log call's metadata is written straight into its
+//! and a later key with the same text replaces an earlier one (as in a `serde_json::Map`).
+//! It writes the JSON bytes straight from the Ruby values (every string and number
+//! through `serde_json`'s writer, so the text is what serialising a `Map` would give)
+//! without building a `Map`, which would be most of a log call's native cost; a log
+//! call's metadata is written straight into its
 //! entry's buffer (`write_metadata`). It never keeps a Ruby value after returning. A
 //! `StandardError` raised by a value's own method (`to_s`, `iso8601`, `getutc`) becomes a
 //! placeholder string naming the object's class; anything else that stops that method --

@@ -5,7 +5,6 @@
 'use strict';
 
 (() => {
-  const KEY_STORAGE = 'logIngestion.adminKey';
   const RANGES = ['15m', '1h', '6h', '24h', '7d', '30d'];
   const DEFAULT_RANGE = '1h';
   const PAGE_SIZE = 100;
@@ -21,19 +20,7 @@
     { name: 'FATAL', css: 'fatal', spellings: ['FATAL', 'CRITICAL'] },
   ];
 
-  const $ = (id) => document.getElementById(id);
-  const el = (tag, className, text) => {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  };
-  const SVG = 'http://www.w3.org/2000/svg';
-  const svgEl = (tag, attributes) => {
-    const node = document.createElementNS(SVG, tag);
-    for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, String(value));
-    return node;
-  };
+  const { $, el, svgEl, pad, toLocalInput, fromLocalInput, showCustomRange } = window.Explorer;
 
   let view = null; // the current filters, as read from the URL
   let nextCursor = null;
@@ -42,74 +29,12 @@
   let lastHistogram = null;
   let requestTruncated = false;
 
-  // ---------------------------------------------------------------- the key
+  // ---------------------------------------------------------------- the key and the API
 
-  const storedKey = () => sessionStorage.getItem(KEY_STORAGE);
-
-  function askForKey(message) {
-    const dialog = $('key-dialog');
-    $('key-error').hidden = !message;
-    $('key-error').textContent = message || '';
-    $('key-input').value = '';
-    if (!dialog.open) dialog.showModal();
-    $('key-input').focus();
-  }
-
-  function forgetKey(message) {
-    sessionStorage.removeItem(KEY_STORAGE);
-    $('forget-key').hidden = true;
-    stopLive();
-    askForKey(message);
-  }
-
-  async function submitKey(event) {
-    event.preventDefault();
-    const key = $('key-input').value.trim();
-    if (!key) return;
-    $('key-submit').disabled = true;
-    try {
-      const response = await fetch('/api/v1/services?since=1h', { headers: { 'X-API-Key': key } });
-      if (response.status === 401) {
-        askForKey('That key is not an admin key.');
-        return;
-      }
-      sessionStorage.setItem(KEY_STORAGE, key);
-      $('forget-key').hidden = false;
-      $('key-dialog').close();
-      refresh();
-    } catch (error) {
-      askForKey(`Cannot reach the server: ${error.message}`);
-    } finally {
-      $('key-submit').disabled = false;
-    }
-  }
-
-  // ---------------------------------------------------------------- the API
-
-  class ApiError extends Error {}
-
-  async function api(path, params) {
-    const key = storedKey();
-    if (!key) {
-      askForKey();
-      throw new ApiError('An admin key is needed.');
-    }
-    const query = params && params.toString();
-    const response = await fetch(query ? `${path}?${query}` : path, { headers: { 'X-API-Key': key } });
-    if (response.status === 401) {
-      forgetKey('The stored key was refused; enter an admin key.');
-      throw new ApiError('The admin key was refused.');
-    }
-    const body = await response.json().catch(() => null);
-    if (!response.ok) throw new ApiError(errorText(response, body));
-    return body;
-  }
-
-  // The server's `{"error", "details"}` as one line (details are capped server-side).
-  function errorText(response, body) {
-    const details = body && Array.isArray(body.details) ? `: ${body.details.join('; ')}` : '';
-    return `${(body && body.error) || `HTTP ${response.status}`}${details}`;
-  }
+  const { storedKey, askForKey, forgetKey, api } = window.Explorer.session({
+    onForget: () => stopLive(),
+    onKey: () => refresh(),
+  });
 
   // ---------------------------------------------------------------- the view <-> URL
 
@@ -183,21 +108,6 @@
     return params;
   }
 
-  const pad = (n, width = 2) => String(n).padStart(width, '0');
-
-  function toLocalInput(iso) {
-    if (!iso) return '';
-    const d = new Date(iso);
-    if (Number.isNaN(d.getTime())) return '';
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  }
-
-  function fromLocalInput(value) {
-    if (!value) return null;
-    const d = new Date(value);
-    return Number.isNaN(d.getTime()) ? null : d.toISOString();
-  }
-
   function fillForm(v) {
     $('range').value = v.range;
     $('since').value = toLocalInput(v.since);
@@ -228,10 +138,6 @@
       trace: view ? view.trace : '',
       live: $('live-toggle').checked,
     };
-  }
-
-  function showCustomRange(shown) {
-    for (const label of document.querySelectorAll('.custom-range')) label.hidden = !shown;
   }
 
   function navigate(v) {
@@ -665,7 +571,7 @@
           // deeply, copied from a link): retrying cannot help, so say why and stop.
           const body = await response.json().catch(() => null);
           stopLive();
-          showError(`Live tail: ${errorText(response, body)}`);
+          showError(`Live tail: ${window.Explorer.errorText(response, body)}`);
           return;
         }
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
@@ -736,11 +642,6 @@
 
   function init() {
     renderLegend();
-    $('key-form').addEventListener('submit', submitKey);
-    $('key-dialog').addEventListener('cancel', (event) => {
-      if (!storedKey()) event.preventDefault();
-    });
-    $('forget-key').addEventListener('click', () => forgetKey());
     $('request-filter-clear').addEventListener('click', () => navigate({ ...(view || readUrl()), request: '' }));
     $('trace-filter-clear').addEventListener('click', () => navigate({ ...(view || readUrl()), trace: '' }));
     $('range').addEventListener('change', () => {

@@ -7,7 +7,6 @@
 'use strict';
 
 (() => {
-  const KEY_STORAGE = 'logIngestion.adminKey';
   const RANGES = ['15m', '1h', '6h', '24h', '7d', '30d'];
   const DEFAULT_RANGE = '24h';
   const SORTS = ['last_seen', 'count', 'first_seen'];
@@ -16,19 +15,7 @@
   const OCCURRENCE_PAGE = 50;
   const MAX_TEXT = 300;
 
-  const $ = (id) => document.getElementById(id);
-  const el = (tag, className, text) => {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  };
-  const SVG = 'http://www.w3.org/2000/svg';
-  const svgEl = (tag, attributes) => {
-    const node = document.createElementNS(SVG, tag);
-    for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, String(value));
-    return node;
-  };
+  const { $, el, svgEl, pad, toLocalInput, fromLocalInput, showCustomRange } = window.Explorer;
 
   let view = null;
   let generation = 0;
@@ -36,79 +23,13 @@
   let occurrencesCursor = null;
   let currentGroup = null;
 
-  // ---------------------------------------------------------------- the key
+  // ---------------------------------------------------------------- the key and the API
 
-  const storedKey = () => sessionStorage.getItem(KEY_STORAGE);
-
-  function askForKey(message) {
-    const dialog = $('key-dialog');
-    $('key-error').hidden = !message;
-    $('key-error').textContent = message || '';
-    $('key-input').value = '';
-    if (!dialog.open) dialog.showModal();
-    $('key-input').focus();
-  }
-
-  function forgetKey(message) {
-    sessionStorage.removeItem(KEY_STORAGE);
-    $('forget-key').hidden = true;
-    askForKey(message);
-  }
-
-  async function submitKey(event) {
-    event.preventDefault();
-    const key = $('key-input').value.trim();
-    if (!key) return;
-    $('key-submit').disabled = true;
-    try {
-      const response = await fetch('/api/v1/services?since=1h', { headers: { 'X-API-Key': key } });
-      if (response.status === 401) {
-        askForKey('That key is not an admin key.');
-        return;
-      }
-      sessionStorage.setItem(KEY_STORAGE, key);
-      $('key-dialog').close();
-      refresh();
-    } catch (error) {
-      askForKey(`Cannot reach the server: ${error.message}`);
-    } finally {
-      $('key-submit').disabled = false;
-    }
-  }
-
-  // ---------------------------------------------------------------- the API
-
-  class ApiError extends Error {}
-
-  async function api(path, params, body) {
-    const key = storedKey();
-    if (!key) {
-      askForKey();
-      throw new ApiError('An admin key is needed.');
-    }
-    const query = params && params.toString();
-    const init = { headers: { 'X-API-Key': key } };
-    if (body !== undefined) {
-      init.method = 'POST';
-      init.headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    const response = await fetch(query ? `${path}?${query}` : path, init);
-    if (response.status === 401) {
-      forgetKey('The stored key was refused; enter an admin key.');
-      throw new ApiError('The admin key was refused.');
-    }
-    const answer = await response.json().catch(() => null);
-    if (!response.ok) {
-      const details = answer && Array.isArray(answer.details) ? `: ${answer.details.join('; ')}` : '';
-      throw new ApiError(`${(answer && answer.error) || `HTTP ${response.status}`}${details}`);
-    }
-    return answer;
-  }
+  const { storedKey, askForKey, api } = window.Explorer.session({
+    onKey: () => refresh(),
+  });
 
   // ---------------------------------------------------------------- the view <-> URL
-
-  const pad = (n, width = 2) => String(n).padStart(width, '0');
 
   function readUrl() {
     const params = new URLSearchParams(location.search);
@@ -148,23 +69,6 @@
   function navigate(v) {
     history.pushState(null, '', urlFor(v));
     refresh();
-  }
-
-  function toLocalInput(iso) {
-    if (!iso) return '';
-    const d = new Date(iso);
-    if (Number.isNaN(d.getTime())) return '';
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  }
-
-  function fromLocalInput(value) {
-    if (!value) return null;
-    const d = new Date(value);
-    return Number.isNaN(d.getTime()) ? null : d.toISOString();
-  }
-
-  function showCustomRange(shown) {
-    for (const label of document.querySelectorAll('.custom-range')) label.hidden = !shown;
   }
 
   function fillForm(v) {
@@ -572,11 +476,6 @@
   }
 
   function init() {
-    $('key-form').addEventListener('submit', submitKey);
-    $('key-dialog').addEventListener('cancel', (event) => {
-      if (!storedKey()) event.preventDefault();
-    });
-    $('forget-key').addEventListener('click', () => forgetKey());
     $('range').addEventListener('change', () => {
       const custom = $('range').value === 'custom';
       showCustomRange(custom);

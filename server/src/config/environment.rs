@@ -2,7 +2,7 @@
 //! ([`Setting`]: numbers, addresses, `humantime` durations, switches), checked against
 //! its floor, and every problem kept so that one [`ConfigError`] lists them all. It
 //! knows no variable's meaning beyond the few read here as a whole (the API key list,
-//! the instance id, the fleet's rate-limit store).
+//! the instance id, the shared rate limits' store).
 
 use std::fmt;
 use std::net::IpAddr;

@@ -7,6 +7,8 @@
 //! (`auth::ApiKey`) and the database passwords (`redact`).
 
 mod alert_delivery;
+#[cfg(test)]
+mod documented;
 mod environment;
 mod redact;
 mod settings;
@@ -24,7 +26,7 @@ pub use alert_delivery::AlertDeliverySettings;
 pub use environment::{comma_list, ConfigError};
 pub use settings::{
     AlertRuleSettings, BodyReadSettings, ConnectionSettings, DatabaseSettings, EntryLimits,
-    GroupCommitSettings, RateLimitSettings, RateLimitSharing, ReadSettings,
+    GroupCommitSettings, RateLimitSettings, ReadSettings, SharedRateLimits,
 };
 
 /// Everything the server needs to run.
@@ -59,9 +61,9 @@ pub struct Settings {
     pub policy_check_interval: Duration,
     /// This process's name in logs, `/metrics`, `/health` and the rate-limit store.
     pub instance_id: InstanceId,
-    /// Per-key limits shared by a fleet (`LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`);
+    /// Per-key limits shared by the instances (`LOG_INGESTION_SHARED_RATE_LIMITS=on`);
     /// `None` keeps each process's own limit.
-    pub rate_limit_sharing: Option<RateLimitSharing>,
+    pub shared_rate_limits: Option<SharedRateLimits>,
     /// The alert delivery worker (`alerts::delivery`).
     pub alert_delivery: AlertDeliverySettings,
     /// Alert rules: settle delay, polling, the rules file, links.
@@ -123,9 +125,9 @@ impl Settings {
                 Duration::from_secs(300),
                 Duration::from_millis(100),
             ),
-            // Fleet settings: instance identity and shared rate limits.
+            // Instance identity and shared rate limits.
             instance_id: env.instance_id(),
-            rate_limit_sharing: RateLimitSharing::read(env, &database.url),
+            shared_rate_limits: SharedRateLimits::read(env, &database.url),
             alert_delivery: AlertDeliverySettings::read(env),
             alert_rules: AlertRuleSettings::read(env),
             database,

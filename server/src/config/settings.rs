@@ -10,20 +10,20 @@ use super::environment::{comma_list, ConfigError, Environment, Setting, MIN_TIME
 use super::redact::redact_url_password;
 use crate::storage::setting::StorageSetting;
 
-/// How instances of a fleet agree on each key's shares of its rate (see
-/// `ingest::rate_limit_sharing`): which PostgreSQL holds the shared state, how often each
-/// instance syncs, and how long one sync may take before the instance falls back to
-/// its own local limit.
+/// Shared rate limits: how the instances sharing one database split each key's limit
+/// (see `ingest::shared_rate_limits`): which PostgreSQL holds the shared state, how
+/// often each instance syncs, and how long one sync may take before the instance falls
+/// back to its own local limit.
 #[derive(Clone)]
-pub struct RateLimitSharing {
+pub struct SharedRateLimits {
     pub store_url: String,
     pub sync_interval: Duration,
     pub store_timeout: Duration,
 }
 
-impl fmt::Debug for RateLimitSharing {
+impl fmt::Debug for SharedRateLimits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimitSharing")
+        f.debug_struct("SharedRateLimits")
             .field("store_url", &redact_url_password(&self.store_url))
             .field("sync_interval", &self.sync_interval)
             .field("store_timeout", &self.store_timeout)
@@ -31,11 +31,11 @@ impl fmt::Debug for RateLimitSharing {
     }
 }
 
-impl RateLimitSharing {
-    /// `None` unless `LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`; the store defaults to
-    /// `database_url`.
+impl SharedRateLimits {
+    /// `None` unless `LOG_INGESTION_SHARED_RATE_LIMITS=on` (or its alias
+    /// `LOG_INGESTION_RATE_LIMIT_SCOPE=cluster`); the store defaults to `database_url`.
     pub(super) fn read(env: &mut Environment<'_>, database_url: &str) -> Option<Self> {
-        let sharing = RateLimitSharing {
+        let shared = SharedRateLimits {
             store_url: env
                 .text("LOG_INGESTION_RATE_LIMIT_STORE_URL")
                 .unwrap_or_else(|| database_url.to_owned()),
@@ -50,31 +50,33 @@ impl RateLimitSharing {
                 MIN_TIMEOUT,
             ),
         };
-        match env.get("LOG_INGESTION_RATE_LIMIT_SCOPE", RateLimitScope::Instance) {
-            RateLimitScope::Instance => None,
-            RateLimitScope::Cluster => Some(sharing),
-        }
+        let on = match env.optional::<bool>("LOG_INGESTION_SHARED_RATE_LIMITS") {
+            Some(on) => on,
+            None => {
+                env.get("LOG_INGESTION_RATE_LIMIT_SCOPE", ScopeAlias(false))
+                    .0
+            }
+        };
+        on.then_some(shared)
     }
 }
 
-/// `LOG_INGESTION_RATE_LIMIT_SCOPE`: whose limit a key's requests count against.
+/// `LOG_INGESTION_RATE_LIMIT_SCOPE`, the alias of `LOG_INGESTION_SHARED_RATE_LIMITS`:
+/// `cluster` is `on`, `instance` is `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RateLimitScope {
-    Instance,
-    Cluster,
-}
+struct ScopeAlias(bool);
 
-impl Setting for RateLimitScope {
+impl Setting for ScopeAlias {
     const EXPECTED: &'static str = "instance or cluster";
     fn parse(text: &str) -> Option<Self> {
         match text {
-            "instance" => Some(RateLimitScope::Instance),
-            "cluster" => Some(RateLimitScope::Cluster),
+            "instance" => Some(ScopeAlias(false)),
+            "cluster" => Some(ScopeAlias(true)),
             _ => None,
         }
     }
     fn show(&self) -> String {
-        format!("{self:?}").to_lowercase()
+        if self.0 { "cluster" } else { "instance" }.to_owned()
     }
 }
 

@@ -267,14 +267,14 @@ fn the_read_side_has_small_bounded_defaults_and_refuses_an_unbounded_timeout() {
 }
 
 #[test]
-fn fleet_settings_default_to_one_instance_reading_the_primary() {
+fn instance_settings_default_to_one_instance_reading_the_primary() {
     let settings = settings_from(&[
         ("DATABASE_URL", "postgres://primary/x"),
         ("LOG_INGESTION_API_KEYS", "a"),
     ])
     .unwrap();
     assert!(settings.database.read_url.is_none());
-    assert!(settings.rate_limit_sharing.is_none());
+    assert!(settings.shared_rate_limits.is_none());
     assert!(settings
         .instance_id
         .as_str()
@@ -282,13 +282,13 @@ fn fleet_settings_default_to_one_instance_reading_the_primary() {
 }
 
 #[test]
-fn fleet_settings_are_read_and_checked() {
+fn instance_settings_are_read_and_checked() {
     let settings = settings_from(&[
         ("DATABASE_URL", "postgres://primary/x"),
         ("LOG_INGESTION_API_KEYS", "a"),
         ("LOG_INGESTION_READ_DATABASE_URL", "postgres://replica/x"),
         ("LOG_INGESTION_INSTANCE_ID", "web-2"),
-        ("LOG_INGESTION_RATE_LIMIT_SCOPE", "cluster"),
+        ("LOG_INGESTION_SHARED_RATE_LIMITS", "on"),
     ])
     .unwrap();
     assert_eq!(
@@ -296,18 +296,49 @@ fn fleet_settings_are_read_and_checked() {
         Some("postgres://replica/x")
     );
     assert_eq!(settings.instance_id.as_str(), "web-2");
-    let sharing = settings.rate_limit_sharing.unwrap();
-    assert_eq!(sharing.store_url, "postgres://primary/x");
-    assert_eq!(sharing.sync_interval, Duration::from_millis(100));
+    let shared = settings.shared_rate_limits.unwrap();
+    assert_eq!(shared.store_url, "postgres://primary/x");
+    assert_eq!(shared.sync_interval, Duration::from_millis(100));
 
     let error = settings_from(&[
         ("DATABASE_URL", "postgres://primary/x"),
         ("LOG_INGESTION_API_KEYS", "a"),
         ("LOG_INGESTION_INSTANCE_ID", "web 2"),
-        ("LOG_INGESTION_RATE_LIMIT_SCOPE", "global"),
+        ("LOG_INGESTION_SHARED_RATE_LIMITS", "cluster"),
     ])
     .unwrap_err()
     .to_string();
     assert!(error.contains("LOG_INGESTION_INSTANCE_ID"), "{error}");
+    assert!(
+        error.contains("LOG_INGESTION_SHARED_RATE_LIMITS"),
+        "{error}"
+    );
+}
+
+#[test]
+fn shared_rate_limits_are_also_read_under_their_older_name() {
+    let shared = |vars: &[(&str, &str)]| {
+        let mut all = vec![
+            ("DATABASE_URL", "postgres://primary/x"),
+            ("LOG_INGESTION_API_KEYS", "a"),
+        ];
+        all.extend_from_slice(vars);
+        settings_from(&all).unwrap().shared_rate_limits.is_some()
+    };
+    assert!(!shared(&[]));
+    assert!(shared(&[("LOG_INGESTION_RATE_LIMIT_SCOPE", "cluster")]));
+    assert!(!shared(&[("LOG_INGESTION_RATE_LIMIT_SCOPE", "instance")]));
+    // The current name wins.
+    assert!(!shared(&[
+        ("LOG_INGESTION_SHARED_RATE_LIMITS", "off"),
+        ("LOG_INGESTION_RATE_LIMIT_SCOPE", "cluster"),
+    ]));
+    let error = settings_from(&[
+        ("DATABASE_URL", "postgres://primary/x"),
+        ("LOG_INGESTION_API_KEYS", "a"),
+        ("LOG_INGESTION_RATE_LIMIT_SCOPE", "global"),
+    ])
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("LOG_INGESTION_RATE_LIMIT_SCOPE"), "{error}");
 }

@@ -6,7 +6,9 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use log_ingestion_wire::{Level, UnknownLevel, WireEntry};
+#[cfg(any(test, feature = "test-support"))]
+use log_ingestion_wire::WireEntry;
+use log_ingestion_wire::{Level, UnknownLevel};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -99,6 +101,7 @@ impl<'a> LogEntry<'a> {
 
     /// Validates an owned, decoded entry (the same rules as [`LogEntry::from_json`];
     /// its metadata is encoded once to be read as `from_json` reads it).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn parse(
         wire: WireEntry,
         limits: &EntryLimits,

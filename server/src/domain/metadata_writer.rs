@@ -11,7 +11,8 @@
 
 use std::borrow::Cow;
 
-use super::metadata::{is_sensitive_key, too_deep_problem, FilteredJson, Metadata, FILTERED};
+use super::metadata::{too_deep_problem, FilteredJson, Metadata, FILTERED};
+use super::sensitive_key::is_sensitive_key;
 use super::text::decoded_text;
 use crate::config::EntryLimits;
 

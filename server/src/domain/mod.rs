@@ -4,10 +4,12 @@
 mod log_entry;
 mod metadata;
 mod metadata_writer;
+mod sensitive_key;
 mod shape_error;
 mod text;
 
 pub use log_entry::LogEntry;
 pub use metadata::{Metadata, FILTERED};
 pub use metadata_writer::{KeyWritten, MetadataFragment, MetadataWriter, TooDeep};
+pub use sensitive_key::is_sensitive_key;
 pub use text::storable_text;

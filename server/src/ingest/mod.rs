@@ -1,7 +1,7 @@
 //! The ingest side: `POST /api/v1/logs` and `POST /api/v1/logs/batch` from the socket to
 //! the acknowledgement. A request's hops, in order: the connection caps
 //! (`connections`), the key check and the rate limit (`admission`, running `auth` and
-//! `rate_limit`, whose fleet split is `rate_limit_sharing`), the body read within the
+//! `rate_limit`, shared between instances by `shared_rate_limits`), the body read within the
 //! in-flight budget (`inflight`) and decoded (`decode`), its entries validated
 //! (`domain::LogEntry`) and written as rows (`rows`), then group commit and the answer
 //! (`pipeline`, which the handlers `logs_single` and `logs_batch` call in order;
@@ -18,8 +18,8 @@ mod logs_single;
 pub mod otlp;
 mod pipeline;
 pub mod rate_limit;
-pub mod rate_limit_sharing;
 mod rows;
+pub mod shared_rate_limits;
 
 use axum::routing::post;
 use axum::Router;

@@ -1,11 +1,11 @@
 //! Per-API-key rate limiting with governor (GCRA): `rps` sustained with a `burst`.
 //! A refusal ([`RateLimited`]) says how long to wait; the middleware that answers it
 //! with a 429 and `Retry-After` lives with the routes (`ingest::admission`). It never
-//! knows about HTTP or `AppState`, and never blocks, sleeps or does I/O. In a fleet
-//! (`rate_limit_sharing`) each key's limit is split between the instances by a share
+//! knows about HTTP or `AppState`, and never blocks, sleeps or does I/O. With shared rate
+//! limits (`shared_rate_limits`) each key's limit is split between the instances by a share
 //! that a background task sets; here a share only changes how many GCRA cells one
 //! request costs, so governor stays the one implementation of the rule and a single
-//! instance (share 1) behaves exactly as before.
+//! instance (share 1) is plain GCRA.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

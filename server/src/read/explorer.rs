@@ -1,6 +1,7 @@
-//! The log explorer's pages: `/` (logs) and `/errors` (error groups) with their scripts and
-//! style sheets, embedded in the binary at build time from `server/assets/explorer/`. Owns serving those bytes with their
-//! content types and a Content-Security-Policy that forbids loading anything from
+//! The log explorer's pages: `/` (logs) and `/errors` (error groups) with their scripts
+//! (`common.js`, shared by both, then each page's own) and style sheets, embedded in the
+//! binary at build time from `server/assets/explorer/`. Owns serving those bytes with
+//! their content types and a Content-Security-Policy that forbids loading anything from
 //! elsewhere; it never reads files at run time and holds no secrets (the page asks for
 //! the admin key and keeps it in the browser session).
 
@@ -10,6 +11,7 @@ use axum::routing::get;
 use axum::Router;
 
 const INDEX_HTML: &str = include_str!("../../assets/explorer/index.html");
+const COMMON_JS: &str = include_str!("../../assets/explorer/common.js");
 const APP_JS: &str = include_str!("../../assets/explorer/app.js");
 const STYLE_CSS: &str = include_str!("../../assets/explorer/style.css");
 const ERRORS_HTML: &str = include_str!("../../assets/explorer/errors.html");
@@ -27,6 +29,10 @@ where
         .route(
             "/",
             get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/explorer/common.js",
+            get(|| async { asset("text/javascript; charset=utf-8", COMMON_JS) }),
         )
         .route(
             "/explorer/app.js",

@@ -69,26 +69,8 @@ pub async fn histogram(
     Ok(Json(request.zero_filled(rows)))
 }
 
-/// `EXPLAIN (FORMAT JSON)` of the statement `GET /api/v1/logs/histogram?{pairs}` runs,
-/// with `ANALYZE` when asked: evidence for the EXPLAIN tests that it reads the rollups.
-pub async fn explain_histogram_query(
-    pool: &sqlx::PgPool,
-    mode: StorageMode,
-    pairs: Vec<(String, String)>,
-    analyze: bool,
-) -> Result<serde_json::Value, ReadError> {
-    let mut params = Params::new(pairs);
-    let now = Utc::now();
-    let filter = LogFilter::parse(&mut params, now);
-    let request = HistogramRequest::parse(filter, params, now)?;
-    let mut sql = QueryBuilder::<Postgres>::new(super::explain_prefix(analyze));
-    request.push_query(&mut sql, mode);
-    let (plan,): (serde_json::Value,) = sql.build_query_as().fetch_one(pool).await?;
-    Ok(plan)
-}
-
 /// A valid histogram request: the filter (with both time bounds set) and the width.
-struct HistogramRequest {
+pub(super) struct HistogramRequest {
     filter: LogFilter,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -97,7 +79,7 @@ struct HistogramRequest {
 
 impl HistogramRequest {
     /// The rest of the request beside its `filter` (parsed from the same `params`).
-    fn parse(
+    pub(super) fn parse(
         mut filter: LogFilter,
         mut params: Params,
         now: DateTime<Utc>,
@@ -142,7 +124,7 @@ impl HistogramRequest {
     /// The statement counting entries per bucket and level. Whole-minute widths with
     /// service/level filters only are counted from the rollups (`counts`); anything else
     /// (a `q`, `meta.*`, `request_id` or `fingerprint` filter, sub-minute widths) from `logs`.
-    fn push_query(&self, sql: &mut QueryBuilder<'_, Postgres>, mode: StorageMode) {
+    pub(super) fn push_query(&self, sql: &mut QueryBuilder<'_, Postgres>, mode: StorageMode) {
         let width = self.width;
         if width % 60 == 0 && counts::answerable(&self.filter) {
             sql.push("SELECT date_bin(")

@@ -12,6 +12,8 @@ pub(crate) mod auth;
 pub(crate) mod counts;
 pub(crate) mod cursor;
 pub(crate) mod error;
+#[cfg(any(test, feature = "test-support"))]
+mod explain;
 mod explorer;
 mod export;
 mod fields;
@@ -38,11 +40,13 @@ use crate::storage::declared_keys::{DeclaredKeys, LiveDeclaredKeys};
 use crate::storage::StorageMode;
 
 pub use auth::AdminKeys;
+#[cfg(any(test, feature = "test-support"))]
+pub use explain::{
+    explain_histogram_query, explain_page_query, explain_page_windows, explain_services_query,
+    ExplainedWindow,
+};
 pub use filters::QueryLimits;
-pub use histogram::explain_histogram_query;
 pub use pool::{ReadConnection, ReadPool, READ_APPLICATION_NAME};
-pub use search::{explain_page_query, explain_page_windows, ExplainedWindow};
-pub use services::explain_services_query;
 pub use tail::TailSettings;
 
 /// What every read handler needs. Cheap to clone.
@@ -199,14 +203,5 @@ pub(crate) fn params_from(query: QueryPairs) -> Result<filters::Params, error::R
                 crate::ingest::client_text::MAX_MESSAGE_BYTES
             )
         ))),
-    }
-}
-
-/// `EXPLAIN (...) ` for the evidence functions the EXPLAIN tests call.
-fn explain_prefix(analyze: bool) -> &'static str {
-    if analyze {
-        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
-    } else {
-        "EXPLAIN (FORMAT JSON) "
     }
 }

@@ -134,7 +134,7 @@ fn windows(end: DateTime<Utc>, since: Option<DateTime<Utc>>) -> Vec<Window> {
 /// The statements of one page, in order: which window each reads and how many rows it
 /// may still add. Shared by the handler and the EXPLAIN evidence, so both read exactly
 /// the same windows.
-struct PageReads {
+pub(super) struct PageReads {
     filter: LogFilter,
     cursor: Option<Cursor>,
     windows: std::vec::IntoIter<Window>,
@@ -143,7 +143,12 @@ struct PageReads {
 }
 
 impl PageReads {
-    fn new(filter: &LogFilter, cursor: Option<Cursor>, limit: i64, now: DateTime<Utc>) -> Self {
+    pub(super) fn new(
+        filter: &LogFilter,
+        cursor: Option<Cursor>,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Self {
         let end = match (cursor.map(|c| c.timestamp), filter.until) {
             (Some(at), Some(until)) => at.min(until),
             (at, until) => at.or(until).unwrap_or(now),
@@ -159,7 +164,7 @@ impl PageReads {
 
     /// The next statement's filter, cursor and limit; `None` once the page is full or
     /// the range read. `found` is how many rows the previous statement returned.
-    fn next(&mut self, found: usize) -> Option<(LogFilter, Option<Cursor>, i64)> {
+    pub(super) fn next(&mut self, found: usize) -> Option<(LogFilter, Option<Cursor>, i64)> {
         self.wanted -= found as i64;
         if self.wanted <= 0 {
             return None;
@@ -298,7 +303,7 @@ async fn page(
 
 /// Appends the statement behind one page: `limit` rows matching `filter`, older than
 /// `cursor`, newest first.
-fn push_page_query(
+pub(super) fn push_page_query(
     sql: &mut QueryBuilder<'_, Postgres>,
     filter: &LogFilter,
     cursor: Option<Cursor>,
@@ -315,71 +320,6 @@ fn push_page_query(
     }
     sql.push(" ORDER BY timestamp DESC, id DESC LIMIT ")
         .push_bind(limit);
-}
-
-/// `EXPLAIN (FORMAT JSON)` of the statement `GET /api/v1/logs?{pairs}` runs for its
-/// first page as one statement over the whole range (the page itself is read in
-/// windows: see [`windows`] and [`explain_page_windows`]), with
-/// `ANALYZE` when asked. Evidence that the indexes serve the
-/// endpoint; used by the EXPLAIN test.
-pub async fn explain_page_query(
-    pool: &sqlx::PgPool,
-    pairs: Vec<(String, String)>,
-    metadata_indexes: &[String],
-    analyze: bool,
-) -> Result<serde_json::Value, ReadError> {
-    let mut params = super::filters::Params::new(pairs);
-    let filter = LogFilter::parse(&mut params, Utc::now()).with_metadata_indexes(metadata_indexes);
-    let limit = params
-        .number("limit", 1, MAX_LIMIT)
-        .unwrap_or(DEFAULT_LIMIT);
-    params.finish().map_err(ReadError::InvalidQuery)?;
-    let mut sql = QueryBuilder::<Postgres>::new(super::explain_prefix(analyze));
-    push_page_query(&mut sql, &filter, None, limit + 1);
-    let (plan,): (serde_json::Value,) = sql.build_query_as().fetch_one(pool).await?;
-    Ok(plan)
-}
-
-/// One statement of a page, explained: the time bounds it read (`None`: unbounded on
-/// that side) and its `EXPLAIN (ANALYZE, FORMAT JSON)`.
-pub struct ExplainedWindow {
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    pub plan: serde_json::Value,
-}
-
-/// Every statement `GET /api/v1/logs?{pairs}` runs for its first page (one per window
-/// read, in order; `now` stands in for the request's time), explained with `ANALYZE`:
-/// evidence for the tests of how many rows a page reads.
-pub async fn explain_page_windows(
-    pool: &sqlx::PgPool,
-    pairs: Vec<(String, String)>,
-    metadata_indexes: &[String],
-    now: DateTime<Utc>,
-) -> Result<Vec<ExplainedWindow>, ReadError> {
-    let mut params = super::filters::Params::new(pairs);
-    let filter = LogFilter::parse(&mut params, now).with_metadata_indexes(metadata_indexes);
-    let limit = params
-        .number("limit", 1, MAX_LIMIT)
-        .unwrap_or(DEFAULT_LIMIT);
-    params.finish().map_err(ReadError::InvalidQuery)?;
-    let mut reads = PageReads::new(&filter, None, limit + 1, now);
-    let mut explained = Vec::new();
-    let mut found = 0;
-    while let Some((window, cursor, wanted)) = reads.next(found) {
-        let mut sql = QueryBuilder::<Postgres>::new(super::explain_prefix(true));
-        push_page_query(&mut sql, &window, cursor, wanted);
-        let (plan,): (serde_json::Value,) = sql.build_query_as().fetch_one(pool).await?;
-        found = plan[0]["Plan"]["Actual Rows"]
-            .as_u64()
-            .map_or(0, |rows| rows as usize);
-        explained.push(ExplainedWindow {
-            since: window.since,
-            until: window.until,
-            plan,
-        });
-    }
-    Ok(explained)
 }
 
 #[derive(Serialize)]

@@ -47,7 +47,7 @@ pub async fn list(
 /// the rollups (`counts`) and each service's newest entry from one probe of the
 /// `(service, timestamp DESC)` index, starting at its newest counted bucket; any other
 /// filter counts `logs` itself.
-fn push_query(sql: &mut QueryBuilder<'_, Postgres>, filter: &LogFilter) {
+pub(super) fn push_query(sql: &mut QueryBuilder<'_, Postgres>, filter: &LogFilter) {
     if !counts::answerable(filter) {
         sql.push(
             "SELECT service, count(*) AS count, max(timestamp) AS last_seen FROM logs WHERE TRUE",
@@ -64,20 +64,4 @@ fn push_query(sql: &mut QueryBuilder<'_, Postgres>, filter: &LogFilter) {
     sql.push("), s.newest) AS last_seen FROM (SELECT service, sum(n)::int8 AS count, max(t) AS newest FROM ");
     counts::push_counted(sql, filter, None);
     sql.push(" AS counted GROUP BY service) AS s WHERE s.count > 0 ORDER BY s.service");
-}
-
-/// `EXPLAIN (FORMAT JSON)` of the statement `GET /api/v1/services?{pairs}` runs, with
-/// `ANALYZE` when asked: evidence for the EXPLAIN tests that it reads the rollups.
-pub async fn explain_services_query(
-    pool: &sqlx::PgPool,
-    pairs: Vec<(String, String)>,
-    analyze: bool,
-) -> Result<serde_json::Value, ReadError> {
-    let mut params = super::filters::Params::new(pairs);
-    let filter = LogFilter::parse(&mut params, Utc::now());
-    params.finish().map_err(ReadError::InvalidQuery)?;
-    let mut sql = QueryBuilder::<Postgres>::new(super::explain_prefix(analyze));
-    push_query(&mut sql, &filter);
-    let (plan,): (serde_json::Value,) = sql.build_query_as().fetch_one(pool).await?;
-    Ok(plan)
 }

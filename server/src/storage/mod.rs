@@ -3,7 +3,7 @@
 //! entry-count rollups, the declared metadata indexes, TimescaleDB's policy jobs and
 //! whether writes work (`write_health`).
 //! Nothing outside this module writes SQL for the ingest path (the read side's queries
-//! are `read`'s, the fleet's shared rate-limit state is `ingest::rate_limit_sharing`'s); this
+//! are `read`'s, the shared rate limits' state is `ingest::shared_rate_limits`'s); this
 //! module never knows about HTTP.
 
 pub mod copy_field;

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { repo, prepareDatabase, startServer, launchBrowser } from './harness.mjs';
+import { repo, prepareDatabase, startServer, postLogs, adminGet, launchBrowser, noteFailure } from './harness.mjs';
 
 const INGEST_KEY = `ingest-${randomUUID()}`;
 const ADMIN_KEY = `admin-${randomUUID()}`;
@@ -45,22 +45,6 @@ async function sendRailsErrors(base) {
   return JSON.parse(stdout.trim().split('\n').pop());
 }
 
-async function postLogs(base, logs) {
-  const response = await fetch(`${base}/api/v1/logs/batch`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': INGEST_KEY },
-    body: JSON.stringify({ logs }),
-  });
-  const body = await response.json();
-  if (!response.ok || body.rejected !== 0) fail(`ingest answered ${response.status} ${JSON.stringify(body)}`);
-}
-
-async function adminGet(base, pathAndQuery) {
-  const response = await fetch(`${base}${pathAndQuery}`, { headers: { 'x-api-key': ADMIN_KEY } });
-  if (!response.ok) fail(`${pathAndQuery} answered ${response.status} ${await response.text()}`);
-  return response.json();
-}
-
 async function main() {
   const database = prepareDatabase('errors_browser');
   const server = startServer(database.url, { ingestKey: INGEST_KEY, adminKey: ADMIN_KEY });
@@ -70,12 +54,12 @@ async function main() {
   try {
     const base = await server.address;
     const requestIds = await sendRailsErrors(base);
-    const listed = await adminGet(base, `/api/v1/errors?service=${SERVICE}&since=1h`);
+    const listed = await adminGet(base, ADMIN_KEY, `/api/v1/errors?service=${SERVICE}&since=1h`);
     const boom = listed.groups.find((g) => g.exception_class === 'WidgetsController::Boom');
     if (!boom || boom.count !== BOOMS) fail(`the server has no group of ${BOOMS} booms: ${JSON.stringify(listed)}`);
 
     // A second, hostile group: its class and frame are markup that must stay text.
-    await postLogs(base, [{
+    await postLogs(base, INGEST_KEY, [{
       timestamp: new Date().toISOString(),
       service: SERVICE,
       level: 'ERROR',
@@ -147,7 +131,7 @@ async function main() {
     // 3. Resolve; a new occurrence (the same class and app frame) makes it regressed.
     await page.click('#resolve-button');
     await page.locator('#group-badges .badge-resolved').waitFor({ timeout: TIMEOUT });
-    await postLogs(base, [{
+    await postLogs(base, INGEST_KEY, [{
       timestamp: new Date().toISOString(),
       service: SERVICE,
       level: 'ERROR',
@@ -195,7 +179,7 @@ async function main() {
     // 6. Occurrences page newest first: 50 more make two pages.
     const more = 50;
     const start = Date.now() - 5_000;
-    await postLogs(base, Array.from({ length: more }, (_, i) => ({
+    await postLogs(base, INGEST_KEY, Array.from({ length: more }, (_, i) => ({
       timestamp: new Date(start + i).toISOString(),
       service: SERVICE,
       level: 'ERROR',
@@ -215,12 +199,7 @@ async function main() {
     if (problems.length) fail(problems.join('\n'));
     console.log(`errors browser test passed; screenshots in ${directory}`);
   } catch (error) {
-    const page = context && context.pages()[0];
-    if (page) {
-      const where = path.join(tmpdir(), 'errors-failure.png');
-      await page.screenshot({ path: where }).catch(() => {});
-      error.message += `\n(page at failure: ${where}; URL ${page.url()})`;
-    }
+    await noteFailure(context, error, 'errors');
     throw error;
   } finally {
     if (context) await context.close();

@@ -15,17 +15,12 @@
 //
 // Exits non-zero on the first failed expectation, printing what was expected.
 
-import { spawn, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { repo, prepareDatabase, startServer, postLogs, launchBrowser, noteFailure } from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '../../..');
 const INGEST_KEY = `ingest-${randomUUID()}`;
 const ADMIN_KEY = `admin-${randomUUID()}`;
 const TOKEN = `checkout-${randomUUID().slice(0, 8)}`;
@@ -33,79 +28,6 @@ const TIMEOUT = 15_000;
 
 function fail(message) {
   throw new Error(`explorer browser test: ${message}`);
-}
-
-function psqlBinary() {
-  try {
-    execFileSync('psql', ['--version'], { stdio: 'ignore' });
-    return 'psql';
-  } catch {
-    const root = '/usr/lib/postgresql';
-    for (const version of existsSync(root) ? readdirSync(root).sort().reverse() : []) {
-      const candidate = path.join(root, version, 'bin', 'psql');
-      if (existsSync(candidate)) return candidate;
-    }
-    return fail('psql not found');
-  }
-}
-
-/** The server tests use: DATABASE_URL when set, otherwise the private cluster. */
-function clusterUrl() {
-  if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
-  const output = execFileSync(path.join(repo, 'bin/postgres-dev'), ['start'], { encoding: 'utf8' });
-  const line = output.split('\n').find((l) => l.startsWith('DATABASE_URL='));
-  if (!line) fail(`bin/postgres-dev printed no DATABASE_URL: ${output}`);
-  return line.slice('DATABASE_URL='.length).trim();
-}
-
-/** A fresh database for this run on the tests' server, dropped afterwards. */
-function prepareDatabase() {
-  const maintenance = clusterUrl();
-  const name = `explorer_browser_${randomUUID().replaceAll('-', '')}`;
-  const psql = psqlBinary();
-  execFileSync(psql, [maintenance, '-qc', `CREATE DATABASE "${name}"`]);
-  const url = new URL(maintenance);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: () => execFileSync(psql, [maintenance, '-qc', `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`]),
-  };
-}
-
-/** Starts the server on a free port; resolves with its base URL once it listens. */
-function startServer(databaseUrl) {
-  const binary = process.env.EXPLORER_SERVER_BIN || path.join(repo, 'target/debug/log-ingestion-server');
-  if (!existsSync(binary)) fail(`${binary} does not exist; build it first (see the top of this file)`);
-  const child = spawn(binary, [], {
-    env: {
-      ...process.env,
-      NO_COLOR: '1',
-      DATABASE_URL: databaseUrl,
-      LOG_INGESTION_API_KEYS: INGEST_KEY,
-      LOG_INGESTION_ADMIN_API_KEYS: ADMIN_KEY,
-      LOG_INGESTION_HOST: '127.0.0.1',
-      LOG_INGESTION_PORT: '0',
-    },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  // The server logs `listening address=ADDR` once it accepts connections.
-  const address = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the server did not start within 30 s')), 30_000);
-    child.once('exit', (code) => reject(new Error(`the server exited with ${code}`)));
-    const watch = (stream, echo) =>
-      createInterface({ input: stream }).on('line', (line) => {
-        if (echo) echo.write(`${line}\n`);
-        const plain = line.replace(/\x1b\[[0-9;]*m/g, '');
-        const match = plain.match(/listening\D*?(\d{1,3}(?:\.\d{1,3}){3}:\d+)/);
-        if (match) {
-          clearTimeout(timer);
-          resolve(`http://${match[1]}`);
-        }
-      });
-    watch(child.stdout, null);
-    watch(child.stderr, process.env.EXPLORER_SERVER_LOG ? process.stderr : null);
-  });
-  return { child, address };
 }
 
 /** Realistic entries over the last hour, plus the one the test looks for, newest. */
@@ -215,16 +137,6 @@ function requestEntries() {
   ];
 }
 
-async function postLogs(base, logs) {
-  const response = await fetch(`${base}/api/v1/logs/batch`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': INGEST_KEY },
-    body: JSON.stringify({ logs }),
-  });
-  const body = await response.json();
-  if (!response.ok || body.rejected !== 0) fail(`ingest answered ${response.status} ${JSON.stringify(body)}`);
-}
-
 /** One trace across two services (one sent as the JSON API's metadata, two as OTLP/JSON
  *  records), and an entry of another trace that the trace view must leave out. */
 const TRACE_TOKEN = `trace-${randomUUID().slice(0, 8)}`;
@@ -232,7 +144,7 @@ const TRACE_ID = randomUUID().replace(/-/g, '');
 const OTHER_TRACE_ID = randomUUID().replace(/-/g, '');
 async function postTraceEntries(base) {
   const now = Date.now();
-  await postLogs(base, [
+  await postLogs(base, INGEST_KEY, [
     { timestamp: new Date(now - 3_000).toISOString(), service: 'storefront', level: 'INFO',
       message: `Trace ${TRACE_TOKEN} page rendered`, metadata: { trace_id: TRACE_ID, span_id: '00f067aa0ba902b7' } },
     { timestamp: new Date(now - 2_500).toISOString(), service: 'storefront', level: 'INFO',
@@ -258,26 +170,22 @@ async function postTraceEntries(base) {
 }
 
 async function main() {
-  const database = prepareDatabase();
-  const { child, address } = startServer(database.url);
+  const database = prepareDatabase('explorer_browser');
+  const server = startServer(database.url, {
+    ingestKey: INGEST_KEY,
+    adminKey: ADMIN_KEY,
+    binary: process.env.EXPLORER_SERVER_BIN,
+    echoLog: Boolean(process.env.EXPLORER_SERVER_LOG),
+  });
   const userDataDir = mkdtempSync(path.join(tmpdir(), 'explorer-chromium-'));
   let context;
   try {
-    const base = await address;
-    await postLogs(base, entries());
-    await postLogs(base, requestEntries());
+    const base = await server.address;
+    await postLogs(base, INGEST_KEY, entries());
+    await postLogs(base, INGEST_KEY, requestEntries());
     await postTraceEntries(base);
 
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      ],
-      viewport: { width: 1440, height: 900 },
-      colorScheme: 'light',
-    });
+    context = await launchBrowser(userDataDir);
     const page = context.pages()[0] || (await context.newPage());
     const problems = [];
     page.on('console', (message) => {
@@ -444,7 +352,7 @@ async function main() {
     await page.check('#live-toggle');
     await page.waitForSelector('#live-status.on', { timeout: TIMEOUT });
     const liveToken = `${TOKEN}-live`;
-    await postLogs(base, [{
+    await postLogs(base, INGEST_KEY, [{
       timestamp: new Date().toISOString(),
       service: 'checkout',
       level: 'WARN',
@@ -490,27 +398,11 @@ async function main() {
     if (problems.length) fail(problems.join('\n'));
     console.log(`explorer browser test passed; screenshots in ${directory}`);
   } catch (error) {
-    const page = context && context.pages()[0];
-    if (page) {
-      const where = path.join(tmpdir(), 'explorer-failure.png');
-      await page.screenshot({ path: where }).catch(() => {});
-      error.message += `\n(page at failure: ${where}; URL ${page.url()})`;
-    }
+    await noteFailure(context, error, 'explorer');
     throw error;
   } finally {
     if (context) await context.close();
-    child.stdin.end();
-    await new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve();
-      }, 10_000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      if (child.exitCode !== null) resolve();
-    });
+    await server.stop();
     rmSync(userDataDir, { recursive: true, force: true });
     database.drop();
   }

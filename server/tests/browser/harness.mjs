@@ -1,102 +1,12 @@
-// What a browser test of the explorer needs around the page: a fresh database on the
-// tests' PostgreSQL (dropped afterwards), the server started on a free port with known
-// keys, and headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core).
+// What a browser test of the explorer needs around the page: the server and its database
+// (../js-support/server.mjs, shared with the OpenTelemetry SDK test) and headless Chromium
+// (Debian's /usr/bin/chromium, driven by playwright-core).
 
-import { spawn, execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
-export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-
-function psqlBinary() {
-  try {
-    execFileSync('psql', ['--version'], { stdio: 'ignore' });
-    return 'psql';
-  } catch {
-    const root = '/usr/lib/postgresql';
-    for (const version of existsSync(root) ? readdirSync(root).sort().reverse() : []) {
-      const candidate = path.join(root, version, 'bin', 'psql');
-      if (existsSync(candidate)) return candidate;
-    }
-    throw new Error('psql not found');
-  }
-}
-
-/** The server tests use: DATABASE_URL when set, otherwise the private cluster. */
-function clusterUrl() {
-  if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
-  const output = execFileSync(path.join(repo, 'bin/postgres-dev'), ['start'], { encoding: 'utf8' });
-  const line = output.split('\n').find((l) => l.startsWith('DATABASE_URL='));
-  if (!line) throw new Error(`bin/postgres-dev printed no DATABASE_URL: ${output}`);
-  return line.slice('DATABASE_URL='.length).trim();
-}
-
-/** A fresh database for this run on the tests' server; `drop()` removes it. */
-export function prepareDatabase(prefix) {
-  const maintenance = clusterUrl();
-  const name = `${prefix}_${randomUUID().replaceAll('-', '')}`;
-  const psql = psqlBinary();
-  execFileSync(psql, [maintenance, '-qc', `CREATE DATABASE "${name}"`]);
-  const url = new URL(maintenance);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: () => execFileSync(psql, [maintenance, '-qc', `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`]),
-  };
-}
-
-/**
- * Starts the server (EXPLORER_SERVER_BIN, default target/debug/log-ingestion-server) on a
- * free port; `address` resolves with its base URL once it listens, `stop()` ends it.
- */
-export function startServer(databaseUrl, { ingestKey, adminKey }) {
-  const binary = process.env.EXPLORER_SERVER_BIN || path.join(repo, 'target/debug/log-ingestion-server');
-  if (!existsSync(binary)) throw new Error(`${binary} does not exist; build it first`);
-  const child = spawn(binary, [], {
-    env: {
-      ...process.env,
-      NO_COLOR: '1',
-      DATABASE_URL: databaseUrl,
-      LOG_INGESTION_API_KEYS: ingestKey,
-      LOG_INGESTION_ADMIN_API_KEYS: adminKey,
-      LOG_INGESTION_HOST: '127.0.0.1',
-      LOG_INGESTION_PORT: '0',
-    },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const address = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the server did not start within 30 s')), 30_000);
-    child.once('exit', (code) => reject(new Error(`the server exited with ${code}`)));
-    const watch = (stream, echo) =>
-      createInterface({ input: stream }).on('line', (line) => {
-        if (echo) echo.write(`${line}\n`);
-        const match = line.replace(/\x1b\[[0-9;]*m/g, '').match(/listening\D*?(\d{1,3}(?:\.\d{1,3}){3}:\d+)/);
-        if (match) {
-          clearTimeout(timer);
-          resolve(`http://${match[1]}`);
-        }
-      });
-    watch(child.stdout, null);
-    watch(child.stderr, process.env.EXPLORER_SERVER_LOG ? process.stderr : null);
-  });
-  const stop = () => new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve();
-    }, 10_000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-  return { address, stop };
-}
+export { repo, prepareDatabase, startServer, postLogs, adminGet } from '../js-support/server.mjs';
 
 /** Headless Chromium with a throwaway profile in `userDataDir`. */
 export function launchBrowser(userDataDir) {
@@ -110,4 +20,13 @@ export function launchBrowser(userDataDir) {
     viewport: { width: 1440, height: 900 },
     colorScheme: 'light',
   });
+}
+
+/** Adds to `error`'s message where a screenshot of the page at failure went. */
+export async function noteFailure(context, error, name) {
+  const page = context && context.pages()[0];
+  if (!page) return;
+  const where = path.join(tmpdir(), `${name}-failure.png`);
+  await page.screenshot({ path: where }).catch(() => {});
+  error.message += `\n(page at failure: ${where}; URL ${page.url()})`;
 }

@@ -1,5 +1,5 @@
 //! Two processes started with the same `LOG_INGESTION_INSTANCE_ID` (one env file for a
-//! whole fleet) are still two instances to the cluster-wide rate limit.
+//! whole fleet) are still two instances to the shared rate limits.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ fn start_as_web(url: &str) -> ServerProcess {
         API_KEY,
         &[
             ("LOG_INGESTION_INSTANCE_ID", "web".to_owned()),
-            ("LOG_INGESTION_RATE_LIMIT_SCOPE", "cluster".to_owned()),
+            ("LOG_INGESTION_SHARED_RATE_LIMITS", "on".to_owned()),
             ("LOG_INGESTION_RATE_LIMIT_SYNC_INTERVAL", "100ms".to_owned()),
             ("LOG_INGESTION_RATE_LIMIT_RPS", RPS.to_string()),
             ("LOG_INGESTION_RATE_LIMIT_BURST", BURST.to_string()),

@@ -39,7 +39,7 @@ async fn a_build_that_fails_late_leaves_no_task_or_connection_behind() {
         &url,
         &[
             ("LOG_INGESTION_PORT", &port),
-            ("LOG_INGESTION_RATE_LIMIT_SCOPE", "cluster"),
+            ("LOG_INGESTION_SHARED_RATE_LIMITS", "on"),
             ("LOG_INGESTION_RATE_LIMIT_SYNC_INTERVAL", "100ms"),
         ],
     );
@@ -173,7 +173,7 @@ async fn an_application_dropped_unrun_leaves_no_task_or_connection_behind() {
     let settings = test_settings_with(
         &url,
         &[
-            ("LOG_INGESTION_RATE_LIMIT_SCOPE", "cluster"),
+            ("LOG_INGESTION_SHARED_RATE_LIMITS", "on"),
             ("LOG_INGESTION_RATE_LIMIT_SYNC_INTERVAL", "100ms"),
         ],
     );

@@ -12,12 +12,7 @@
 // DATABASE_URL (otherwise bin/postgres-dev starts the private cluster; a fresh database
 // is created on it and dropped). Exits non-zero on the first failed expectation.
 
-import { spawn, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import { isDeepStrictEqual } from 'node:util';
 import { SeverityNumber, context, trace, TraceFlags } from '@opentelemetry/api';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
@@ -25,9 +20,8 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPLogExporter as ProtoExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPLogExporter as JsonExporter } from '@opentelemetry/exporter-logs-otlp-http';
+import { prepareDatabase, startServer, adminGet } from '../js-support/server.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '../../..');
 const INGEST_KEY = `ingest-${randomUUID()}`;
 const ADMIN_KEY = `admin-${randomUUID()}`;
 const TRACE_ID = randomUUID().replaceAll('-', '');
@@ -41,74 +35,6 @@ function expectEqual(actual, expected, what) {
   if (!isDeepStrictEqual(actual, expected)) {
     fail(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
   }
-}
-
-function psqlBinary() {
-  try {
-    execFileSync('psql', ['--version'], { stdio: 'ignore' });
-    return 'psql';
-  } catch {
-    const root = '/usr/lib/postgresql';
-    for (const version of existsSync(root) ? readdirSync(root).sort().reverse() : []) {
-      const candidate = path.join(root, version, 'bin', 'psql');
-      if (existsSync(candidate)) return candidate;
-    }
-    return fail('psql not found');
-  }
-}
-
-function clusterUrl() {
-  if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
-  const output = execFileSync(path.join(repo, 'bin/postgres-dev'), ['start'], { encoding: 'utf8' });
-  const line = output.split('\n').find((l) => l.startsWith('DATABASE_URL='));
-  if (!line) fail(`bin/postgres-dev printed no DATABASE_URL: ${output}`);
-  return line.slice('DATABASE_URL='.length).trim();
-}
-
-function prepareDatabase() {
-  const maintenance = clusterUrl();
-  const name = `otel_sdk_${randomUUID().replaceAll('-', '')}`;
-  const psql = psqlBinary();
-  execFileSync(psql, [maintenance, '-qc', `CREATE DATABASE "${name}"`]);
-  const url = new URL(maintenance);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: () => execFileSync(psql, [maintenance, '-qc', `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`]),
-  };
-}
-
-function startServer(databaseUrl) {
-  const binary = process.env.OTEL_TEST_SERVER_BIN || path.join(repo, 'target/debug/log-ingestion-server');
-  if (!existsSync(binary)) fail(`${binary} does not exist; build it first (see the top of this file)`);
-  const child = spawn(binary, [], {
-    env: {
-      ...process.env,
-      NO_COLOR: '1',
-      DATABASE_URL: databaseUrl,
-      LOG_INGESTION_API_KEYS: INGEST_KEY,
-      LOG_INGESTION_ADMIN_API_KEYS: ADMIN_KEY,
-      LOG_INGESTION_HOST: '127.0.0.1',
-      LOG_INGESTION_PORT: '0',
-    },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const address = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the server did not start within 30 s')), 30_000);
-    child.once('exit', (code) => reject(new Error(`the server exited with ${code}`)));
-    const watch = (stream) =>
-      createInterface({ input: stream }).on('line', (line) => {
-        const plain = line.replace(/\x1b\[[0-9;]*m/g, '');
-        const match = plain.match(/listening\D*?(\d{1,3}(?:\.\d{1,3}){3}:\d+)/);
-        if (match) {
-          clearTimeout(timer);
-          resolve(`http://${match[1]}`);
-        }
-      });
-    watch(child.stdout);
-    watch(child.stderr);
-  });
-  return { child, address };
 }
 
 /** Emits `records` through a LoggerProvider whose exporter is `exporter`; resolves with
@@ -137,16 +63,18 @@ async function emitThrough(exporter, records) {
 }
 
 async function query(base, params) {
-  const response = await fetch(`${base}/api/v1/logs?${params}`, { headers: { 'X-API-Key': ADMIN_KEY } });
-  if (response.status !== 200) fail(`query ${params}: ${response.status} ${await response.text()}`);
-  return (await response.json()).logs;
+  return (await adminGet(base, ADMIN_KEY, `/api/v1/logs?${params}`)).logs;
 }
 
 async function main() {
-  const database = prepareDatabase();
-  const { child, address } = startServer(database.url);
+  const database = prepareDatabase('otel_sdk');
+  const server = startServer(database.url, {
+    ingestKey: INGEST_KEY,
+    adminKey: ADMIN_KEY,
+    binary: process.env.OTEL_TEST_SERVER_BIN,
+  });
   try {
-    const base = await address;
+    const base = await server.address;
     const spanContext = { traceId: TRACE_ID, spanId: SPAN_ID, traceFlags: TraceFlags.SAMPLED };
     const inSpan = trace.setSpanContext(context.active(), spanContext);
     const headers = { 'X-API-Key': INGEST_KEY };
@@ -201,8 +129,7 @@ async function main() {
     console.log('OpenTelemetry SDK test: 3 exporters, 6 records exported with SUCCESS and read back');
     console.log('1 passed, 0 failed');
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)));
+    await server.stop();
     database.drop();
   }
 }

@@ -481,9 +481,10 @@ async fn the_explorer_page_is_served_without_a_key_and_loads_nothing_from_elsewh
         .to_owned();
     assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
     let html = response.text().await.unwrap();
-    assert!(html.contains("/explorer/app.js"));
+    assert!(html.contains("/explorer/common.js") && html.contains("/explorer/app.js"));
     assert!(!html.contains("http://") && !html.contains("https://"));
     for (path, kind) in [
+        ("/explorer/common.js", "javascript"),
         ("/explorer/app.js", "javascript"),
         ("/explorer/style.css", "css"),
     ] {

@@ -1,5 +1,5 @@
-//! Cluster-wide rate limits: splits each API key's limit between the instances of a
-//! fleet, in proportion to the requests each instance sees for the key, through two
+//! Shared rate limits: splits each API key's limit between the instances sharing a
+//! database, in proportion to the requests each instance sees for the key, through two
 //! small UNLOGGED tables in PostgreSQL (the primary unless
 //! `LOG_INGESTION_RATE_LIMIT_STORE_URL` names another).
 //!
@@ -33,7 +33,7 @@ use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::RateLimitSharing;
+use crate::config::SharedRateLimits;
 use crate::ingest::rate_limit::ApiRateLimiter;
 use crate::instance::InstanceId;
 use crate::metrics::Metrics;
@@ -45,7 +45,7 @@ const IDLE_DEMAND: f64 = 1.0;
 /// handed back to the others within this): at least a second, and always several sync
 /// rounds (a slow store delays heartbeats by up to its timeout), so that peers never
 /// drop out between two of their own syncs and each instance's share jumps to the whole.
-fn live_window(settings: &RateLimitSharing) -> Duration {
+fn live_window(settings: &SharedRateLimits) -> Duration {
     (settings.sync_interval * 3 + settings.store_timeout).max(Duration::from_secs(1))
 }
 
@@ -123,7 +123,7 @@ struct Others {
 
 /// Starts the sync task for `limiter`, whose keys have `fingerprints` (by index).
 pub fn spawn(
-    settings: RateLimitSharing,
+    settings: SharedRateLimits,
     instance: InstanceId,
     fingerprints: Vec<String>,
     limiter: Arc<ApiRateLimiter>,
@@ -135,7 +135,7 @@ pub fn spawn(
         .min_connections(0)
         .acquire_timeout(settings.store_timeout)
         .connect_lazy_with(options.application_name("log-ingestion-rate-limit"));
-    metrics.rate_limit_sharing_enabled();
+    metrics.shared_rate_limits_enabled();
     let syncer = Syncer {
         store,
         row_key: row_key(&instance),
@@ -160,7 +160,7 @@ struct Syncer {
     fingerprints: Vec<String>,
     limiter: Arc<ApiRateLimiter>,
     metrics: Arc<Metrics>,
-    settings: RateLimitSharing,
+    settings: SharedRateLimits,
     schema_ready: bool,
     /// Keys whose last reported rate was not zero (so a zero is written once).
     reported: Vec<bool>,
