@@ -472,6 +472,84 @@
     }
   }
 
+  // ---------------------------------------------------------------- fields and export
+
+  /** The view with `value` of `field` (service, level or meta.KEY) added as a filter. */
+  function withFieldFilter(v, field, value) {
+    if (field === 'service') return { ...v, services: [value] };
+    if (field === 'level') return { ...v, levels: [value.toUpperCase()] };
+    return { ...v, meta: [...v.meta.filter(([key]) => key !== field.slice(5)), [field.slice(5), value]] };
+  }
+
+  /** The most frequent values of the field named in the form, for the current search. */
+  async function showField(event) {
+    if (event) event.preventDefault();
+    const field = $('field-name').value.trim();
+    if (!field || !view) return;
+    const params = apiParams(view);
+    params.set('field', field);
+    params.set('top', '20');
+    showError('');
+    try {
+      const answer = await api('/api/v1/logs/fields', params);
+      $('field-title').textContent = field;
+      const examined = answer.examined.toLocaleString();
+      $('field-note').textContent = answer.sampled
+        ? `in the newest ${examined} matching entries (more match) · ${answer.distinct.toLocaleString()} values`
+        : `in all ${examined} matching entries · ${answer.distinct.toLocaleString()} values`
+          + (answer.missing ? ` · ${answer.missing.toLocaleString()} without it` : '');
+      $('field-rows').replaceChildren(...answer.values.map((item) => {
+        const filter = el('button', 'link-button field-value', item.truncated ? `${item.value}…` : item.value);
+        filter.type = 'button';
+        filter.title = 'Add as a filter';
+        filter.addEventListener('click', () => navigate(withFieldFilter(view, field, item.value)));
+        const bar = el('span', 'share-bar');
+        bar.style.width = `${Math.max(1, item.share * 100)}%`;
+        const share = el('td', 'share');
+        share.append(bar, ` ${(item.share * 100).toFixed(1)}%`);
+        const value = el('td', 'field-value-cell');
+        value.append(filter);
+        const row = el('tr');
+        row.append(value, el('td', 'num', item.count.toLocaleString()), share);
+        return row;
+      }));
+      $('field-panel').hidden = false;
+    } catch (error) {
+      showError(error.message);
+    }
+  }
+
+  /** Downloads every entry of the current search (the export API streams them). */
+  async function exportAs(format) {
+    if (!view) return;
+    const key = storedKey();
+    if (!key) {
+      askForKey();
+      return;
+    }
+    const params = apiParams(view);
+    params.set('format', format);
+    showError('');
+    try {
+      const response = await fetch(`/api/v1/logs/export?${params}`, { headers: { 'X-API-Key': key } });
+      if (!response.ok) {
+        const answer = await response.json().catch(() => null);
+        throw new Error(window.Explorer.errorText(response, answer));
+      }
+      const disposition = response.headers.get('content-disposition') || '';
+      const name = (/filename="([^"]+)"/.exec(disposition) || [])[1] || `logs.${format}`;
+      const link = el('a');
+      link.href = URL.createObjectURL(await response.blob());
+      link.download = name;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    } catch (error) {
+      showError(`Export failed: ${error.message}`);
+    }
+  }
+
   async function loadMore() {
     if (!nextCursor) return;
     const params = apiParams(view);
@@ -659,6 +737,12 @@
     });
     $('live-toggle').addEventListener('change', () => navigate({ ...(view || readUrl()), live: $('live-toggle').checked }));
     $('more').addEventListener('click', loadMore);
+    $('field-form').addEventListener('submit', showField);
+    $('field-close').addEventListener('click', () => {
+      $('field-panel').hidden = true;
+    });
+    $('export-ndjson').addEventListener('click', () => exportAs('ndjson'));
+    $('export-csv').addEventListener('click', () => exportAs('csv'));
     $('context-close').addEventListener('click', () => {
       $('context-panel').hidden = true;
     });

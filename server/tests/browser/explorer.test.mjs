@@ -16,7 +16,7 @@
 // Exits non-zero on the first failed expectation, printing what was expected.
 
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repo, prepareDatabase, startServer, postLogs, launchBrowser, noteFailure } from './harness.mjs';
@@ -347,6 +347,37 @@ async function main() {
     }
     await page.click('#trace-filter-clear');
     await page.waitForFunction(() => !location.search.includes('trace_id='), null, { timeout: TIMEOUT });
+
+    // 5e. A field's top values for the search, one of them clicked as a filter; then the
+    // search exported as CSV holds exactly its entries.
+    await page.goto(`${base}/?range=1h&service=checkout`);
+    await page.waitForSelector('#rows tr.log-row', { timeout: TIMEOUT });
+    await page.fill('#field-name', 'level');
+    await page.click('#field-show');
+    await page.waitForSelector('#field-panel:not([hidden]) .field-value', { timeout: TIMEOUT });
+    const levelValues = await page.locator('#field-rows .field-value').allTextContents();
+    if (!levelValues.includes('INFO') || !levelValues.includes('WARN')) {
+      fail(`checkout's top levels: ${JSON.stringify(levelValues)}`);
+    }
+    if (!(await page.textContent('#field-note')).includes('in all')) fail('a small search says it was sampled');
+    await page.locator('#field-rows .field-value', { hasText: 'WARN' }).first().click();
+    await page.waitForURL(/level=WARN/, { timeout: TIMEOUT });
+    await page.waitForFunction(() => {
+      const levels = [...document.querySelectorAll('#rows tr.log-row .level')].map((node) => node.textContent);
+      return levels.length > 0 && levels.every((level) => level === 'WARN');
+    }, null, { timeout: TIMEOUT });
+    if (!(await page.locator('#more').isHidden())) fail('the WARN entries of checkout fill more than a page');
+    const warnRows = await page.locator('#rows tr.log-row').count();
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: TIMEOUT }),
+      page.click('#export-csv'),
+    ]);
+    if (!/^logs-.*\.csv$/.test(download.suggestedFilename())) fail(`export file name ${download.suggestedFilename()}`);
+    const csvLines = readFileSync(await download.path(), 'utf8').trim().split('\r\n');
+    if (!csvLines[0].startsWith('id,timestamp,received_at,service,level,message')) fail(`CSV header: ${csvLines[0]}`);
+    if (csvLines.length - 1 !== warnRows || csvLines.slice(1).some((line) => !line.includes(',checkout,WARN,'))) {
+      fail(`the CSV export holds ${csvLines.length - 1} lines for ${warnRows} entries: ${csvLines.slice(0, 3).join(' | ')}`);
+    }
 
     // 6. Live tail: an entry ingested while tailing appears at the top.
     await page.check('#live-toggle');
