@@ -110,12 +110,15 @@ impl GroupCommitter {
                 ))
             })
             .collect();
+        // The folder lives as long as this task: it stops once every writer has, or when
+        // this task is aborted (an application dropped without running). Deltas left
+        // unfolded are folded by the next read or instance.
+        let folder = AbortOnDrop(folder);
         let all_stopped = tokio::spawn(async move {
             for writer in writers {
                 let _ = writer.await;
             }
-            // Deltas left unfolded are folded by the next read or instance.
-            folder.abort();
+            drop(folder);
         });
         (GroupCommitter { sender }, all_stopped)
     }
@@ -133,6 +136,15 @@ impl GroupCommitter {
             .await
             .map_err(|_| CommitError::Stopped)?;
         answer.await.map_err(|_| CommitError::Stopped)?
+    }
+}
+
+/// A task aborted when this handle is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
