@@ -24,6 +24,9 @@ pub enum ApiError {
     /// A read made with a key that may only ingest.
     #[error("This API key may only ingest")]
     IngestOnlyKey,
+    /// An actor whose role is below what the change needs.
+    #[error("Forbidden")]
+    Forbidden { needed: crate::auth::Role },
     #[error("Rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("Unsupported content type")]
@@ -78,7 +81,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            ApiError::IngestOnlyKey => StatusCode::FORBIDDEN,
+            ApiError::IngestOnlyKey | ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedContentType { .. }
             | ApiError::UnsupportedContentEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -107,6 +110,7 @@ impl ApiError {
             ApiError::MissingApiKey => "missing_api_key",
             ApiError::InvalidApiKey => "invalid_api_key",
             ApiError::IngestOnlyKey => "ingest_only_key",
+            ApiError::Forbidden { .. } => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::UnsupportedContentType { .. } => "unsupported_content_type",
             ApiError::UnsupportedContentEncoding { .. } => "unsupported_content_encoding",
@@ -171,6 +175,9 @@ impl ApiError {
             ApiError::IngestOnlyKey => Some(json!(
                 "reading needs a key from LOG_INGESTION_ADMIN_API_KEYS"
             )),
+            ApiError::Forbidden { needed } => {
+                Some(json!(format!("this needs the {needed} role or higher")))
+            }
             ApiError::StorageUnavailable => Some(json!("nothing was stored; retry later")),
             ApiError::ServerBusy => Some(json!(
                 "too many request bytes are in flight; nothing was stored; retry later"

@@ -3,7 +3,8 @@
 //! Bearer`), compared in constant time against every configured key. `identify` is the
 //! pure check and answers with a [`KeyRefusal`]; the middleware that puts the
 //! [`Caller`] on a request lives with the routes (`ingest::admission`). It never logs
-//! or echoes a presented key and never knows about `AppState`.
+//! or echoes a presented key and never knows about `AppState`. Who acts on a request
+//! ([`Actor`], with a [`Role`]) and the audit log are here too.
 
 use std::sync::Arc;
 
@@ -11,8 +12,11 @@ use axum::http::{header, HeaderMap};
 use log_ingestion_wire::API_KEY_HEADER;
 use subtle::ConstantTimeEq;
 
+mod actor;
 mod api_key;
+pub mod audit;
 
+pub use actor::{Actor, Role, UnknownRole};
 pub use api_key::{ApiKey, ApiKeys, NoKeys};
 
 /// Who is calling: which configured key matched, by index and fingerprint.

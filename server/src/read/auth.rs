@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use log_ingestion_wire::API_KEY_HEADER;
 
-use crate::auth::identify;
+use crate::auth::{identify, Actor};
 use crate::auth::{ApiKey, ApiKeys};
 use crate::error::ApiError;
 use crate::ingest::connections::ConnectionTrust;
@@ -73,7 +73,8 @@ impl fmt::Debug for AdminKeys {
 
 /// Middleware: 401 `{"error":"API key is required"}` without a key, 403
 /// `{"error":"This API key may only ingest"}` with an ingestion key, 401
-/// `{"error":"Invalid API key"}` with any other key that is not an admin key.
+/// `{"error":"Invalid API key"}` with any other key that is not an admin key. An
+/// admitted request carries its [`Actor`].
 pub async fn require_admin_key(
     State(keys): State<Arc<AdminKeys>>,
     request: Request,
@@ -81,7 +82,11 @@ pub async fn require_admin_key(
 ) -> Result<Response, ApiError> {
     let headers = request.headers();
     let checked = match &keys.admin {
-        Some(admin) => identify(admin, headers).map(|_| ()).map_err(ApiError::from),
+        Some(admin) => identify(admin, headers)
+            .map(|caller| Actor::AdminKey {
+                fingerprint: caller.fingerprint.to_string(),
+            })
+            .map_err(ApiError::from),
         None if headers.contains_key(API_KEY_HEADER)
             || headers.contains_key(header::AUTHORIZATION) =>
         {
@@ -90,10 +95,14 @@ pub async fn require_admin_key(
         None => Err(ApiError::MissingApiKey),
     };
     match checked {
-        Ok(()) if !ConnectionTrust::mark_request(request.extensions()) => {
+        Ok(_) if !ConnectionTrust::mark_request(request.extensions()) => {
             Err(ApiError::ConnectionEvicted)
         }
-        Ok(()) => Ok(next.run(request).await),
+        Ok(actor) => {
+            let mut request = request;
+            request.extensions_mut().insert(actor);
+            Ok(next.run(request).await)
+        }
         Err(refused) => Err(keys.refusal(headers, refused)),
     }
 }
