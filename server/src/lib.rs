@@ -14,6 +14,7 @@ pub mod instance;
 pub mod metrics;
 pub mod read;
 pub mod routes;
+pub mod saved_searches;
 pub mod startup;
 pub mod state;
 pub mod storage;

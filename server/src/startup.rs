@@ -563,6 +563,11 @@ fn build_router(
             admin_keys.clone(),
         ))
         .merge(crate::alerts::api::router(alerts, admin_keys.clone()))
+        .merge(crate::saved_searches::router(
+            read_context.clone(),
+            state.pool.clone(),
+            admin_keys.clone(),
+        ))
         .merge(read::router(read_context, admin_keys))
         .merge(routes::unknown_api_router())
         .layer(axum::middleware::from_fn_with_state(

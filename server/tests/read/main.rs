@@ -10,6 +10,7 @@ mod explain_scale;
 mod export;
 mod fields;
 mod rollups;
+mod saved_searches;
 mod tail;
 mod windows;
 mod with_ingest;
