@@ -184,3 +184,216 @@ async fn exports_are_bounded_and_a_client_that_leaves_frees_its_slot() {
         "the slots of clients that left were never given back"
     );
 }
+
+/// The backend of a read connection whose query waits for a lock, once there is one.
+async fn read_query_waiting_for_a_lock(pool: &sqlx::PgPool) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1 \
+           AND state = 'active' AND wait_event_type = 'Lock'",
+    )
+    .bind(log_ingestion_server::read::READ_APPLICATION_NAME)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_leaving_mid_export_stops_its_database_query_within_a_second() {
+    let app = spawn_read_app().await;
+    insert_many(&app, 20_000, 1_000).await;
+    let mut response = export(&app, "service=api").await;
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty(), "rows arrive: the export is under way");
+
+    // Another session takes the table, so the export's next page waits for it: a query
+    // that, left alone, would run until the lock is released.
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE logs IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let client = tokio::spawn(async move { while let Ok(Some(_)) = response.chunk().await {} });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let pid = loop {
+        if let Some(pid) = read_query_waiting_for_a_lock(&app.pool).await {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export's next page never reached the database"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    // The client goes away mid-export.
+    client.abort();
+    let _ = client.await;
+    let left = std::time::Instant::now();
+    let stopped = wait_until(Duration::from_secs(1), || async {
+        let still: Option<bool> = sqlx::query_scalar(
+            "SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1",
+        )
+        .bind(pid)
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap();
+        still != Some(true)
+    })
+    .await;
+    let took = left.elapsed();
+    holder.rollback().await.unwrap();
+    assert!(
+        stopped,
+        "backend {pid} still ran the export's query {took:?} after its client left"
+    );
+}
+
+#[tokio::test]
+async fn csv_round_trips_through_a_csv_parser() {
+    let app = spawn_read_app().await;
+    let texts = [
+        "plain",
+        "a, comma",
+        "\"quoted\" and \"\"doubled\"\"",
+        "two\nlines, \"and\" a comma",
+        "windows\r\nline end",
+        "trailing quote\"",
+        "",
+        "ünïcödé, 日本語 \u{1F600}",
+        "=SUM(A1:A2)",
+    ];
+    let mut rows = Vec::new();
+    for (n, text) in texts.iter().enumerate() {
+        let mut entry = row(
+            &format!("2026-01-01T10:00:{n:02}Z"),
+            "svc, \"quoted\"",
+            "INFO",
+            text,
+        );
+        entry.metadata = serde_json::json!({"n": n, "text": text, "nested": {"list": [text, ","]}});
+        rows.push(entry);
+    }
+    app.insert(&rows).await;
+
+    let response = export(&app, "format=csv").await;
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    let mut reader = csv::ReaderBuilder::new().from_reader(&body[..]);
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "id",
+            "timestamp",
+            "received_at",
+            "service",
+            "level",
+            "message",
+            "fingerprint",
+            "metadata"
+        ]
+    );
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), texts.len());
+    // Newest first: the last text first.
+    for (record, (n, text)) in records.iter().zip(texts.iter().enumerate().rev()) {
+        assert_eq!(record.len(), 8, "{record:?}");
+        assert_eq!(&record[1], format!("2026-01-01T10:00:{n:02}.000000Z"));
+        assert_eq!(&record[3], "svc, \"quoted\"");
+        let expected = if text.starts_with('=') {
+            format!("'{text}")
+        } else {
+            (*text).to_owned()
+        };
+        assert_eq!(&record[5], expected, "message {n}");
+        let metadata: Value = serde_json::from_str(&record[7]).unwrap();
+        assert_eq!(
+            metadata,
+            serde_json::json!({"n": n, "text": text, "nested": {"list": [text, ","]}})
+        );
+    }
+}
+
+/// Rows of the memory test, and bytes of each message: ~40 MB of NDJSON.
+const LARGE_ROWS: i64 = 25_000;
+const LARGE_MESSAGE_BYTES: i32 = 1_600;
+/// How much the server's resident memory may grow while it sends all of it: a few
+/// pages' worth, not the export.
+const MAX_EXPORT_GROWTH_KIB: u64 = 16 * 1024;
+
+#[tokio::test]
+async fn a_large_export_streams_in_flat_server_memory() {
+    use log_ingestion_test_support::proc_stats::{peak_rss_kib, reset_peak_rss};
+    use log_ingestion_test_support::{
+        create_migrated_database, maintenance_url, test_settings, ServerProcess, ADMIN_KEY,
+        API_KEY,
+    };
+
+    let (_database, url) =
+        create_migrated_database(&test_settings(&maintenance_url()).database).await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // Made inside the database by one INSERT … SELECT (no row crosses the network), so
+    // loading takes seconds; the messages compress, the export does not.
+    sqlx::query(
+        "INSERT INTO logs (timestamp, service, level, message, metadata) \
+         SELECT timestamptz '2026-01-01T01:00:00Z' + make_interval(secs => n), 'api', 'INFO', \
+                'entry ' || n || ' ' || repeat('x', $2), jsonb_build_object('n', n) \
+         FROM generate_series(1, $1) AS n",
+    )
+    .bind(LARGE_ROWS)
+    .bind(LARGE_MESSAGE_BYTES)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let server = ServerProcess::start_with(
+        &url,
+        API_KEY,
+        &[("LOG_INGESTION_ADMIN_API_KEYS", ADMIN_KEY.to_owned())],
+    );
+    let http = reqwest::Client::new();
+    let export = |limit: i64| {
+        http.get(format!(
+            "{}/api/v1/logs/export?{RANGE}&limit={limit}",
+            server.address
+        ))
+        .header("X-API-Key", ADMIN_KEY)
+        .send()
+    };
+    // A first, short export warms the server's pools and buffers up.
+    let warm = export(2_000).await.unwrap().bytes().await.unwrap();
+    assert_eq!(warm.iter().filter(|b| **b == b'\n').count(), 2_000);
+
+    reset_peak_rss(server.pid());
+    let before = peak_rss_kib(server.pid()).unwrap();
+    let mut response = export(LARGE_ROWS).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (mut bytes, mut lines) = (0_usize, 0_usize);
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        bytes += chunk.len();
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+    let after = peak_rss_kib(server.pid()).unwrap();
+    assert_eq!(lines as i64, LARGE_ROWS, "every row");
+    let growth = after.saturating_sub(before);
+    println!(
+        "exported {} MiB in {lines} rows; server peak RSS {before} KiB -> {after} KiB",
+        bytes / (1024 * 1024)
+    );
+    assert!(
+        bytes as u64 > 2 * MAX_EXPORT_GROWTH_KIB * 1024,
+        "the export ({bytes} bytes) must dwarf the bound to prove anything"
+    );
+    assert!(
+        growth < MAX_EXPORT_GROWTH_KIB,
+        "the server grew by {growth} KiB sending a {bytes}-byte export (bound {MAX_EXPORT_GROWTH_KIB} KiB)"
+    );
+    drop(server);
+    pool.close().await;
+}

@@ -94,3 +94,65 @@ async fn a_bad_field_is_named_in_a_400() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_tally_that_outlasts_the_read_statement_timeout_is_a_503_and_the_connection_recovers() {
+    use log_ingestion_test_support::{spawn_app_with, ADMIN_KEY};
+    use std::time::{Duration, Instant};
+
+    let timeout = Duration::from_millis(300);
+    let app = spawn_app_with(|settings| {
+        settings.admin_api_keys = vec![log_ingestion_server::auth::ApiKey::new(ADMIN_KEY)];
+        settings.read.statement_timeout = timeout;
+    })
+    .await;
+    sqlx::query(
+        "INSERT INTO logs (timestamp, service, level, message, metadata) \
+         SELECT timestamptz '2026-01-01T01:00:00Z' + make_interval(secs => n), 'api', 'INFO', 'm', \
+                jsonb_build_object('user', n % 3) FROM generate_series(1, 30) AS n",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let tally = || async {
+        let response = app
+            .client
+            .get(app.url(&format!("/api/v1/logs/fields?{RANGE}&field=meta.user")))
+            .header("X-API-Key", ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    };
+
+    // Another session holds the table: the tally's query waits until its timeout ends it.
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE logs IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(10), tally()).await;
+    let took = started.elapsed();
+    holder.rollback().await.unwrap();
+    let (status, body) = answer.expect("the tally waited for the lock past its statement timeout");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "Query timed out");
+    assert!(
+        took >= timeout,
+        "answered in {took:?}, before the timeout of {timeout:?}"
+    );
+
+    let (status, body) = tally().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["examined"], 30);
+    assert_eq!(
+        body["values"],
+        json!([
+            {"value": "0", "count": 10, "share": 1.0 / 3.0},
+            {"value": "1", "count": 10, "share": 1.0 / 3.0},
+            {"value": "2", "count": 10, "share": 1.0 / 3.0},
+        ])
+    );
+}
