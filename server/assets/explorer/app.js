@@ -55,9 +55,11 @@
 
   function readUrl() {
     const params = new URLSearchParams(location.search);
-    const since = params.get('since');
     const until = params.get('until');
-    const range = since ? 'custom' : RANGES.includes(params.get('range')) ? params.get('range') : DEFAULT_RANGE;
+    // `since=1h` (as the API and saved searches write a preset) is that preset.
+    const preset = !until && RANGES.includes(params.get('since')) ? params.get('since') : null;
+    const since = preset ? null : params.get('since');
+    const range = preset || (since ? 'custom' : RANGES.includes(params.get('range')) ? params.get('range') : DEFAULT_RANGE);
     return {
       range,
       since: since || null,

@@ -95,8 +95,11 @@ window.Explorer = (() => {
       }
     }
 
-    /** `path?params` with the key (a JSON POST of `body` when given), as JSON. */
-    async function api(path, params, body) {
+    /**
+     * `path?params` with the key (a JSON POST of `body` when given, or `method`), as
+     * JSON (null for an empty answer).
+     */
+    async function api(path, params, body, method) {
       const key = storedKey();
       if (!key) {
         askForKey();
@@ -109,6 +112,7 @@ window.Explorer = (() => {
         init.headers['Content-Type'] = 'application/json';
         init.body = JSON.stringify(body);
       }
+      if (method) init.method = method;
       const response = await fetch(query ? `${path}?${query}` : path, init);
       if (response.status === 401) {
         forgetKey('The stored key was refused; enter an admin key.');
@@ -124,6 +128,8 @@ window.Explorer = (() => {
       if (!storedKey()) event.preventDefault();
     });
     $('forget-key').addEventListener('click', () => forgetKey());
+    // The page's other scripts (saved searches) call the API the same way.
+    window.Explorer.api = api;
     return { storedKey, askForKey, forgetKey, api };
   }
 

@@ -1,9 +1,10 @@
 //! The log explorer's pages: `/` (logs) and `/errors` (error groups) with their scripts
-//! (`common.js`, shared by both, then each page's own) and style sheets, embedded in the
-//! binary at build time from `server/assets/explorer/`. Owns serving those bytes with
-//! their content types and a Content-Security-Policy that forbids loading anything from
-//! elsewhere; it never reads files at run time and holds no secrets (the page asks for
-//! the admin key and keeps it in the browser session).
+//! (`common.js`, shared by both, then each page's own; `saved.js` adds saved searches to
+//! `/`) and style sheets, embedded in the binary at build time from
+//! `server/assets/explorer/`. Owns serving those bytes with their content types and a
+//! Content-Security-Policy that forbids loading anything from elsewhere; it never reads
+//! files at run time and holds no secrets (the page asks for the admin key and keeps it
+//! in the browser session).
 
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +15,8 @@ const INDEX_HTML: &str = include_str!("../../assets/explorer/index.html");
 const COMMON_JS: &str = include_str!("../../assets/explorer/common.js");
 const APP_JS: &str = include_str!("../../assets/explorer/app.js");
 const STYLE_CSS: &str = include_str!("../../assets/explorer/style.css");
+const SAVED_JS: &str = include_str!("../../assets/explorer/saved.js");
+const SAVED_CSS: &str = include_str!("../../assets/explorer/saved.css");
 const ERRORS_HTML: &str = include_str!("../../assets/explorer/errors.html");
 const ERRORS_JS: &str = include_str!("../../assets/explorer/errors.js");
 const ERRORS_CSS: &str = include_str!("../../assets/explorer/errors.css");
@@ -41,6 +44,14 @@ where
         .route(
             "/explorer/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
+        )
+        .route(
+            "/explorer/saved.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SAVED_JS) }),
+        )
+        .route(
+            "/explorer/saved.css",
+            get(|| async { asset("text/css; charset=utf-8", SAVED_CSS) }),
         )
         .route(
             "/errors",

@@ -258,7 +258,11 @@ fn checked_search(read: &ReadContext, search: &str, problems: &mut Vec<String>) 
         params.finish()
     });
     if let Err(found) = searched {
-        problems.extend(found.into_iter().map(|problem| format!("search: {problem}")));
+        problems.extend(
+            found
+                .into_iter()
+                .map(|problem| format!("search: {problem}")),
+        );
     }
     search.to_owned()
 }
@@ -305,9 +309,7 @@ async fn list(
     query: QueryPairs,
 ) -> Answer<Json<Listed>> {
     let mut params = params_from(query)?;
-    let limit = params
-        .number("limit", 1, MAX_LIST)
-        .unwrap_or(DEFAULT_LIST);
+    let limit = params.number("limit", 1, MAX_LIST).unwrap_or(DEFAULT_LIST);
     let after = params.one("cursor").and_then(|text| {
         let cursor = Cursor::decode(&text);
         if cursor.is_none() {

@@ -156,11 +156,12 @@ pub async fn find(
     actor: &Actor,
     id: i64,
 ) -> Result<SavedSearch, StoreError> {
-    let found: Option<SavedSearch> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM saved_searches WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(connection)
-            .await?;
+    let found: Option<SavedSearch> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM saved_searches WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(connection)
+    .await?;
     visible(found, actor)
 }
 
@@ -206,7 +207,10 @@ pub async fn update(
     .await?;
     let mut details = serde_json::Map::new();
     if before.name != after.name {
-        details.insert("name".into(), json!({"from": before.name, "to": after.name}));
+        details.insert(
+            "name".into(),
+            json!({"from": before.name, "to": after.name}),
+        );
     }
     if before.description != after.description {
         details.insert("description".into(), json!({"changed": true}));

@@ -232,13 +232,12 @@ async fn a_client_leaving_mid_export_stops_its_database_query_within_a_second() 
     let _ = client.await;
     let left = std::time::Instant::now();
     let stopped = wait_until(Duration::from_secs(1), || async {
-        let still: Option<bool> = sqlx::query_scalar(
-            "SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1",
-        )
-        .bind(pid)
-        .fetch_optional(&app.pool)
-        .await
-        .unwrap();
+        let still: Option<bool> =
+            sqlx::query_scalar("SELECT state = 'active' FROM pg_stat_activity WHERE pid = $1")
+                .bind(pid)
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap();
         still != Some(true)
     })
     .await;
@@ -332,8 +331,7 @@ const MAX_EXPORT_GROWTH_KIB: u64 = 16 * 1024;
 async fn a_large_export_streams_in_flat_server_memory() {
     use log_ingestion_test_support::proc_stats::{peak_rss_kib, reset_peak_rss};
     use log_ingestion_test_support::{
-        create_migrated_database, maintenance_url, test_settings, ServerProcess, ADMIN_KEY,
-        API_KEY,
+        create_migrated_database, maintenance_url, test_settings, ServerProcess, ADMIN_KEY, API_KEY,
     };
 
     let (_database, url) =

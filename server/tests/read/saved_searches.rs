@@ -58,8 +58,13 @@ impl App {
     }
 
     async fn save(&self, key: &str, body: Value) -> (u16, Value) {
-        self.send(key, reqwest::Method::POST, "/api/v1/saved-searches", Some(body))
-            .await
+        self.send(
+            key,
+            reqwest::Method::POST,
+            "/api/v1/saved-searches",
+            Some(body),
+        )
+        .await
     }
 
     /// The `Location` of the short link `link` as `key` sees it (a 303), or its status.
@@ -149,7 +154,10 @@ async fn a_saved_search_is_made_opened_changed_and_deleted_and_each_change_is_au
         app.messages(query).await,
         ["api failed late", "api failed early"]
     );
-    assert_eq!(app.follow(ANN_KEY, "/s/AAAAAAAAAAAAAAAAAAAAAA").await, Err(404));
+    assert_eq!(
+        app.follow(ANN_KEY, "/s/AAAAAAAAAAAAAAAAAAAAAA").await,
+        Err(404)
+    );
     assert_eq!(app.follow(ANN_KEY, "/s/not-a-short-id").await, Err(404));
 
     let (status, changed) = app
@@ -197,14 +205,16 @@ async fn a_saved_search_is_made_opened_changed_and_deleted_and_each_change_is_au
             (ann, "saved_search.delete".into(), target),
         ]
     );
-    let details: Value = sqlx::query_scalar(
-        "SELECT details FROM audit_log WHERE action = 'saved_search.update'",
-    )
-    .fetch_one(&app.app.pool)
-    .await
-    .unwrap();
+    let details: Value =
+        sqlx::query_scalar("SELECT details FROM audit_log WHERE action = 'saved_search.update'")
+            .fetch_one(&app.app.pool)
+            .await
+            .unwrap();
     assert_eq!(details["shared"], json!({"from": false, "to": true}));
-    assert_eq!(details["name"], json!({"from": "API errors", "to": "All errors"}));
+    assert_eq!(
+        details["name"],
+        json!({"from": "API errors", "to": "All errors"})
+    );
 }
 
 #[tokio::test]
@@ -218,7 +228,10 @@ async fn lists_hold_ones_own_and_the_shared_searches_newest_first_in_pages() {
         (BOB_KEY, "bob shared", true),
     ] {
         let (status, saved) = app
-            .save(key, json!({"name": name, "search": "since=15m", "shared": shared}))
+            .save(
+                key,
+                json!({"name": name, "search": "since=15m", "shared": shared}),
+            )
             .await;
         assert_eq!(status, 201, "{saved}");
         made.push(saved);
@@ -339,10 +352,11 @@ async fn bad_searches_and_bodies_are_400s_naming_each_problem_and_owners_are_cap
             assert!(details.contains(part), "{part} in {details}");
         }
     }
-    let (status, saved) = app
-        .save(ANN_KEY, json!({"name": "x", "search": ""}))
-        .await;
-    assert_eq!(status, 201, "an empty search is every entry of the default range");
+    let (status, saved) = app.save(ANN_KEY, json!({"name": "x", "search": ""})).await;
+    assert_eq!(
+        status, 201,
+        "an empty search is every entry of the default range"
+    );
     assert_eq!(saved["link"].as_str().unwrap().len(), 3 + 22);
     let path = format!("/api/v1/saved-searches/{}", saved["id"]);
     for change in [json!({}), json!({"search": "trace_id=nothex"})] {
@@ -420,7 +434,9 @@ async fn a_private_search_is_invisible_to_another_person_and_a_shared_one_is_rea
         search: "since=1h".to_owned(),
         shared,
     };
-    let private = store::create(pool, &ann, &new("mine", false)).await.unwrap();
+    let private = store::create(pool, &ann, &new("mine", false))
+        .await
+        .unwrap();
     let shared = store::create(pool, &ann, &new("ours", true)).await.unwrap();
     let owner_user_id: Option<i64> =
         sqlx::query_scalar("SELECT owner_user_id FROM saved_searches WHERE id = $1")
@@ -471,7 +487,9 @@ async fn a_private_search_is_invisible_to_another_person_and_a_shared_one_is_rea
         .collect();
     assert_eq!(listed, ["ours"]);
 
-    let renamed = store::update(pool, &ann, private.id, &rename).await.unwrap();
+    let renamed = store::update(pool, &ann, private.id, &rename)
+        .await
+        .unwrap();
     assert_eq!(renamed.name, "taken");
     store::delete(pool, &admin, shared.id).await.unwrap();
     let audit: Vec<(String, Option<i64>, String)> =
@@ -482,10 +500,26 @@ async fn a_private_search_is_invisible_to_another_person_and_a_shared_one_is_rea
     assert_eq!(
         audit,
         [
-            ("user:ann@example.com".into(), ann.user_id(), "saved_search.create".into()),
-            ("user:ann@example.com".into(), ann.user_id(), "saved_search.create".into()),
-            ("user:ann@example.com".into(), ann.user_id(), "saved_search.update".into()),
-            ("user:root@example.com".into(), admin.user_id(), "saved_search.delete".into()),
+            (
+                "user:ann@example.com".into(),
+                ann.user_id(),
+                "saved_search.create".into()
+            ),
+            (
+                "user:ann@example.com".into(),
+                ann.user_id(),
+                "saved_search.create".into()
+            ),
+            (
+                "user:ann@example.com".into(),
+                ann.user_id(),
+                "saved_search.update".into()
+            ),
+            (
+                "user:root@example.com".into(),
+                admin.user_id(),
+                "saved_search.delete".into()
+            ),
         ],
         "refused changes write nothing"
     );
