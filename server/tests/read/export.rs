@@ -1,5 +1,7 @@
 //! `GET /api/v1/logs/export`: every matching row across pages, both formats, hostile
-//! text in CSV, its bounds, and a client that leaves.
+//! text in CSV (read back by the `csv` crate's parser), its bounds, a client that leaves
+//! (its slot freed, its database query cancelled), and the server's memory flat while
+//! a large export streams (the built binary as a child process).
 
 use std::time::Duration;
 

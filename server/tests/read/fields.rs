@@ -1,4 +1,5 @@
-//! `GET /api/v1/logs/fields`: top values of a field for a search, sampled on wide ones.
+//! `GET /api/v1/logs/fields`: top values of a field for a search, sampled on wide ones,
+//! and ended by the read statement timeout.
 
 use log_ingestion_test_support::{row, spawn_read_app, ReadApp};
 use serde_json::{json, Value};
