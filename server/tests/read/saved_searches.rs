@@ -381,21 +381,37 @@ async fn bad_searches_and_bodies_are_400s_naming_each_problem_and_owners_are_cap
     assert_eq!(too_big.status(), 413);
     assert_eq!(app.audit().await.len(), 1, "refusals write nothing");
 
-    // An owner keeps at most MAX_PER_OWNER; another owner is not held back by them.
+    // An owner keeps at most MAX_PER_OWNER, also when saving many at once; another
+    // owner is not held back by them.
     sqlx::query(
         "INSERT INTO saved_searches (short_id, name, search, owner) \
          SELECT 'filler' || n, 'filler', '', $1 FROM generate_series(2, $2) AS n",
     )
     .bind(owner_of(ANN_KEY))
-    .bind(store::MAX_PER_OWNER)
+    .bind(store::MAX_PER_OWNER - 5)
     .execute(&app.app.pool)
     .await
     .unwrap();
+    let racing =
+        (0..10).map(|n| app.save(ANN_KEY, json!({"name": format!("race {n}"), "search": ""})));
+    let mut statuses: Vec<u16> = futures::future::join_all(racing)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 201, 201, 201, 201, 409, 409, 409, 409, 409]);
     let (status, answer) = app
         .save(ANN_KEY, json!({"name": "one more", "search": ""}))
         .await;
     assert_eq!(status, 409, "{answer}");
     assert!(answer["details"].to_string().contains("at most 200"));
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM saved_searches WHERE owner = $1")
+        .bind(owner_of(ANN_KEY))
+        .fetch_one(&app.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, store::MAX_PER_OWNER);
     let (status, _) = app
         .save(BOB_KEY, json!({"name": "bob's first", "search": ""}))
         .await;
