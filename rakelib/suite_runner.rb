@@ -5,8 +5,8 @@
 # beside the CPU-bound ones; a suite starts once the builds it needs are done, the builds
 # themselves side by side with the suites that need none), each suite's output in
 # tmp/test-logs/NAME.log, printed when the suite fails; or, with `PARALLEL=0`, after the
-# builds, one after another in this process (output on the terminal). A table of wall and
-# CPU time per suite ends every run, a failed one too.
+# builds, one after another in this process (output on the terminal). A table of wall time
+# and CPU seconds per suite (and per Rust test binary) ends every run, a failed one too.
 #
 # Owns: the suite registry (`SuiteRunner.suite`, which the Rakefile calls), the lanes, the
 # logs and the table. What a suite runs is the Rakefile's.
@@ -63,14 +63,21 @@ module SuiteRunner
     @note = [@note, text].compact.join("; ")
   end
 
-  # A line under the suite's row in the table (e.g. one test binary's time).
-  def detail(name, seconds)
-    @details << [name, seconds]
+  # A line under the suite's row in the table (e.g. one test binary's wall and CPU time).
+  def detail(name, seconds, cpu = nil)
+    @details << [name, seconds, cpu]
   end
 
   def cpu_seconds
     times = Process.times
     times.utime + times.stime + times.cutime + times.cstime
+  end
+
+  # CPU time of this process's children that ended (and were waited for) so far: taken
+  # before and after one child, the child's own (its waited-for children included).
+  def children_cpu_seconds
+    times = Process.times
+    times.cutime + times.cstime
   end
 
   def now
@@ -234,15 +241,21 @@ module SuiteRunner
     return if rows.empty?
 
     width = [rows.map { |row| row.name.size }.max, 20].max
-    puts "", "Times (wall m:ss; CPU of the suite's processes, PostgreSQL's not counted):"
-    puts format("  %-#{width}s  %-4s  %-7s  %6s  %6s  %s", "suite", "lane", "result", "wall", "CPU", "")
+    puts "", "Times (wall m:ss; CPU seconds, user + system, of the suite's processes, PostgreSQL's not counted):"
+    puts format("  %-#{width}s  %-4s  %-7s  %6s  %7s  %s", "suite", "lane", "result", "wall", "CPU s", "")
     rows.each do |row|
-      puts format("  %-#{width}s  %-4s  %-7s  %6s  %6s  %s", row.name, row.lane, row.status, duration(row.wall),
-                  duration(row.cpu), row.note)
-      row.details.each { |name, seconds| puts format("    %-#{width - 2}s  %-4s  %-7s  %6s", name, "", "", duration(seconds)) }
+      puts format("  %-#{width}s  %-4s  %-7s  %6s  %7s  %s", row.name, row.lane, row.status, duration(row.wall),
+                  seconds(row.cpu), row.note)
+      row.details.each do |name, wall, cpu|
+        puts format("    %-#{width - 2}s  %-4s  %-7s  %6s  %7s", name, "", "", duration(wall), seconds(cpu))
+      end
     end
     cpu = rows.sum { |row| row.cpu || 0 }
-    puts format("  %-#{width}s  %-4s  %-7s  %6s  %6s", "total", "", "", duration(now - @started), duration(cpu))
+    puts format("  %-#{width}s  %-4s  %-7s  %6s  %7s", "total", "", "", duration(now - @started), seconds(cpu))
+  end
+
+  def seconds(value)
+    value ? format("%.1f", value) : "-"
   end
 end
 

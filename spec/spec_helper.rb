@@ -60,4 +60,13 @@ RSpec.configure do |config|
 
   config.filter_run_including(:gc_stress) if GCStress.enabled?
   config.include(GCStress)
+
+  # RSpec loads most built-in matchers on first use (autoload). Under GC.stress they are loaded
+  # before the first example: loaded inside `native_call`, a matcher's file is compiled with a
+  # collection at every allocation (minutes of CPU that exercise RSpec, not the binding).
+  config.before(:suite) do
+    next unless GCStress.enabled?
+
+    RSpec::Matchers::BuiltIn.constants.each { |name| RSpec::Matchers::BuiltIn.const_get(name) }
+  end
 end

@@ -1,13 +1,15 @@
 //! Builds and runs the application: pool, schema checks (`storage::schema`: `serve`
 //! changes no existing schema), storage mode, the declared keys' refresh, retention, the
-//! policy-job watcher (TimescaleDB), the group committer, the router, the listener and
-//! the connections it accepts (each with a bounded read buffer and a header read
-//! timeout, within the connection caps of `ingest::connections`). Tests call
+//! policy-job watcher (TimescaleDB), the group committer, the router (`wiring`), the
+//! listener and the connections it accepts (`listener`). Tests call
 //! `Application::build` exactly as `main` does. It owns the background tasks it starts
 //! ([`OwnedTask`]: aborted when the application is dropped, so a build that fails, or
 //! an application never run, leaves none behind) and the shutdown sequence: stop
 //! accepting, let requests in flight finish (their groups commit), let the alert
 //! notifications being sent finish, stop the writer, all within a deadline.
+
+mod listener;
+mod wiring;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,36 +18,27 @@ use std::time::Duration;
 
 use axum::Router;
 use futures::FutureExt;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
-use tower_http::trace::TraceLayer;
 
 use crate::alerts::delivery_status::DeliveryStatus;
 use crate::alerts::{delivery, sender::Sender};
-use crate::config::{ConnectionSettings, Settings};
-use crate::ingest::connections::{ConnectionBudget, ConnectionSlot, UNAUTHENTICATED_EVICTED};
+use crate::config::Settings;
 use crate::ingest::inflight::InflightBudget;
 use crate::ingest::rate_limit::ApiRateLimiter;
-use crate::ingest::{self, shared_rate_limits};
 use crate::metrics::Metrics;
-use crate::read::{self, AdminKeys, QueryLimits, ReadContext, ReadPool, TailSettings};
-use crate::routes;
+use crate::read::ReadContext;
 use crate::state::AppState;
 use crate::storage::declared_keys::{self, LiveDeclaredKeys};
 use crate::storage::policy_jobs::{self, PolicyJobs};
 use crate::storage::write_health::WriteHealth;
 use crate::storage::{self, retention, GroupCommitter, StorageError, StorageMode};
+use listener::serve_connections;
+use wiring::{alerts_context, build_router, read_context_for, spawn_shared_rate_limits};
 
 /// How often retention and idempotency expiry run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3_600);
-/// Pause after a failed `accept` (e.g. out of file descriptors).
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Extra time the writer gets after the deadline to finish a group already started.
 const WRITER_GRACE: Duration = Duration::from_secs(2);
 
@@ -347,233 +340,4 @@ impl Application {
         }
         served
     }
-}
-
-/// Largest read buffer of one connection. hyper's default (~400 KiB) is kept by every
-/// connection that once received a large body, outside the in-flight budget: with 256
-/// connections sending 1000-entry batches that alone pushed the server past 150 MB.
-const CONNECTION_READ_BUFFER_BYTES: usize = 64 * 1024;
-
-/// Accepts connections and serves `router` on each until `shutdown` resolves; then stops
-/// accepting and waits for the connections' requests in flight (idle connections close).
-/// Each connection needs a slot of `budget` (else it is closed at once), is closed when
-/// a newer one evicts it from the unauthenticated budget, and must send each request
-/// head within the header read timeout (else hyper closes it).
-async fn serve_connections(
-    listener: TcpListener,
-    router: Router,
-    limits: ConnectionSettings,
-    metrics: Arc<Metrics>,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let builder = http1_builder(limits.header_read_timeout);
-    let budget = ConnectionBudget::new(
-        limits.max_connections,
-        limits.max_unauthenticated_connections,
-    );
-    let connections = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    tracing::warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let slot = match budget.admit() {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                metrics.connection_closed(refusal.reason());
-                drop(stream);
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let trust = slot.trust();
-        let service = TowerToHyperService::new(router.clone().map_request(
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(trust.clone());
-                request
-            },
-        ));
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = connections.watch(connection);
-        tokio::spawn(serve_admitted(connection, slot, Arc::clone(&metrics)));
-    }
-    drop(listener);
-    connections.shutdown().await;
-    Ok(())
-}
-
-/// The connection settings: HTTP/1.1 only (all the gem speaks; the automatic HTTP/2
-/// detection reads the first bytes with no deadline, so a silent connection would never
-/// time out), a bounded read buffer, and the header read timeout.
-fn http1_builder(header_read_timeout: Duration) -> ConnectionBuilder<TokioExecutor> {
-    let mut builder = ConnectionBuilder::new(TokioExecutor::new()).http1_only();
-    builder
-        .http1()
-        .max_buf_size(CONNECTION_READ_BUFFER_BYTES)
-        // Without a timer hyper ignores the header read timeout altogether.
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    builder
-}
-
-/// Serves one admitted connection until it ends or a newer connection evicts it from
-/// the unauthenticated budget, counting why it closed; its slot is freed on return.
-async fn serve_admitted(
-    connection: impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
-    mut slot: ConnectionSlot,
-    metrics: Arc<Metrics>,
-) {
-    let evicted = slot.evicted();
-    let ended = tokio::select! {
-        // Eviction first: a request that arrives in the same poll is then never served
-        // on a connection about to be dropped unanswered.
-        biased;
-        () = evicted => {
-            // A newer connection needed this one's unauthenticated slot: dropping the
-            // connection closes its socket.
-            metrics.connection_closed(UNAUTHENTICATED_EVICTED);
-            Ok(())
-        }
-        ended = connection => ended,
-    };
-    if let Err(error) = ended {
-        let timed_out = error
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_timeout);
-        if timed_out {
-            metrics.connection_closed("header_timeout");
-        }
-        tracing::debug!(%error, "connection ended with an error");
-    }
-    drop(slot);
-}
-
-/// With `LOG_INGESTION_SHARED_RATE_LIMITS=on`, the task that keeps this instance's
-/// shares of each key's limit (see `ingest::shared_rate_limits`).
-fn spawn_shared_rate_limits(
-    settings: &Settings,
-    limiter: &Arc<ApiRateLimiter>,
-    metrics: &Arc<Metrics>,
-) -> Result<Option<JoinHandle<()>>, StorageError> {
-    let Some(shared) = settings.shared_rate_limits.clone() else {
-        return Ok(None);
-    };
-    let fingerprints = settings
-        .api_keys
-        .iter()
-        .map(|key| key.fingerprint().to_owned())
-        .collect();
-    shared_rate_limits::spawn(
-        shared,
-        settings.instance_id.clone(),
-        fingerprints,
-        Arc::clone(limiter),
-        Arc::clone(metrics),
-    )
-    .map(Some)
-    .map_err(StorageError::InvalidUrl)
-}
-
-/// The read side's context: its own pool (reads never take the writers' connections),
-/// on `LOG_INGESTION_READ_DATABASE_URL` when set (a streaming replica) and the
-/// primary's URL otherwise, with the query nesting held to the metadata depth cap
-/// (nothing deeper can be stored).
-fn read_context_for(
-    settings: &Settings,
-    storage_mode: StorageMode,
-    metrics: &Arc<Metrics>,
-) -> Result<ReadContext, StorageError> {
-    let pool = ReadPool::connect_lazy(
-        settings
-            .database
-            .read_url
-            .as_deref()
-            .unwrap_or(&settings.database.url),
-        &settings.database,
-        &settings.read,
-        Arc::clone(metrics),
-    )?;
-    Ok(
-        ReadContext::new(pool, storage_mode, TailSettings::default()).with_query_limits(
-            QueryLimits {
-                max_metadata_depth: settings.limits.max_metadata_depth,
-            },
-        ),
-    )
-}
-
-/// The whole HTTP surface: probes, ingest, and the read side (query API and explorer),
-/// which carries its own admin-key check and so sits outside the ingest auth layers.
-/// The alerts API's context; alerts link to the explorer under
-/// `LOG_INGESTION_EXTERNAL_URL`, by default this server's own address.
-fn alerts_context(
-    settings: &Settings,
-    listener: &TcpListener,
-    read_context: &ReadContext,
-    pool: &PgPool,
-) -> crate::alerts::api::AlertsContext {
-    let external_url = settings
-        .alert_rules
-        .external_url
-        .clone()
-        .unwrap_or_else(|| {
-            let address = listener
-                .local_addr()
-                .unwrap_or_else(|_| settings.listen_address());
-            format!("http://{address}")
-        });
-    crate::alerts::api::AlertsContext {
-        read: read_context.clone(),
-        writes: pool.clone(),
-        external_url,
-    }
-}
-
-fn build_router(
-    state: AppState,
-    read_context: ReadContext,
-    alert_sender: Sender,
-    alerts: crate::alerts::api::AlertsContext,
-) -> Router {
-    let admin_keys = AdminKeys::new(state.settings.admin_api_keys.clone())
-        .with_ingest_keys(state.settings.api_keys.clone());
-    Router::new()
-        .merge(routes::probes_router())
-        .merge(ingest::router(state.clone()))
-        .merge(ingest::otlp_router(state.clone()))
-        .merge(crate::errors::api::router(
-            read_context.clone(),
-            state.pool.clone(),
-            admin_keys.clone(),
-        ))
-        .merge(crate::alerts::routes::router(
-            state.pool.clone(),
-            alert_sender,
-            admin_keys.clone(),
-        ))
-        .merge(crate::alerts::api::router(alerts, admin_keys.clone()))
-        .merge(crate::saved_searches::router(
-            read_context.clone(),
-            state.pool.clone(),
-            admin_keys.clone(),
-        ))
-        .merge(read::router(read_context, admin_keys))
-        .merge(routes::unknown_api_router())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            routes::record_request_metrics,
-        ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }

@@ -1,7 +1,7 @@
 //! How entries become requests: batch size, interval, byte cap, gzip, order, headers,
 //! one-by-one delivery without batching, and concurrent callers.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! key, giving up, 429 pauses, 401/403, per-entry rejections, other 4xx, timeouts and
 //! dropped connections.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The engine's life from the caller's side: the memory bound, flush (delivered,
 //! timeout, cancel), send_now, shutdown, drop, and starting with a bad configuration.
 
-mod support;
+use crate::support;
 
 use std::sync::mpsc;
 use std::sync::Arc;

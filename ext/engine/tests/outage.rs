@@ -4,7 +4,7 @@
 //! recovery beside `last_success_at`; and `send_once`, which answers a refused
 //! connection at once instead of retrying it for its whole timeout.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The spool: what the service cannot take at exit is written to `spool_dir` and
 //! delivered by the next engine started on it, with its original idempotency keys.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 //! Timing bounds are loose on purpose (a 2-core machine shared with other builds); each
 //! one is stated where it is asserted.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

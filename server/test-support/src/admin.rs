@@ -84,12 +84,7 @@ impl<'a> AdminReader<'a> {
 /// The `message` of each entry of a `GET /api/v1/logs` page, sorted (panics when the
 /// answer is not a page).
 pub fn page_messages(page: &Value) -> Vec<String> {
-    let mut messages: Vec<String> = page["logs"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a page of logs: {page}"))
-        .iter()
-        .filter_map(|log| log["message"].as_str().map(str::to_owned))
-        .collect();
+    let mut messages = crate::read::messages(page);
     messages.sort();
     messages
 }

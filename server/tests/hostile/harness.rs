@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,7 +37,7 @@ pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Whether the bigger variants run (`LOG_INGESTION_LONG_TESTS=1`).
-pub use log_ingestion_test_support::long_tests;
+pub use log_ingestion_test_support::{entry, long_tests};
 
 /// A server under attack and the database it writes to.
 pub struct Target {
@@ -304,17 +304,6 @@ async fn run_good_client(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-/// A valid entry with `message`, timestamped now.
-pub fn entry(message: &str) -> Value {
-    json!({
-        "timestamp": chrono::Utc::now().to_rfc3339(),
-        "service": "hostile-suite",
-        "level": "INFO",
-        "message": message,
-        "metadata": {"request_id": "abc", "duration_ms": 12}
-    })
 }
 
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
