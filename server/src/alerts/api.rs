@@ -420,7 +420,13 @@ async fn history(State(context): State<AlertsContext>, query: QueryPairs) -> Ans
     params.finish().map_err(ReadError::InvalidQuery)?;
     let rows = sqlx::query(
         "SELECT t.id, t.rule_id, t.rule_name, t.series_key, t.transition, t.value, t.at, \
-         t.notified, t.silenced FROM alert_transitions t \
+         t.notified, t.silenced, \
+         (SELECT coalesce(jsonb_agg(jsonb_build_object('id', n.id, 'channel', n.channel, \
+                 'status', n.status, 'attempts', n.attempts, 'delivered_at', n.delivered_at, \
+                 'failed_at', n.failed_at, 'next_attempt_at', CASE WHEN n.status = 'pending' \
+                 THEN n.next_attempt_at END, 'last_error', n.last_error) ORDER BY n.id), '[]') \
+          FROM alert_notifications n WHERE n.transition_id = t.id) AS deliveries \
+         FROM alert_transitions t \
          WHERE ($1::int8 IS NULL OR t.rule_id = $1) AND ($2::int8 IS NULL OR t.id < $2) \
          ORDER BY t.id DESC LIMIT $3",
     )
@@ -442,6 +448,7 @@ async fn history(State(context): State<AlertsContext>, query: QueryPairs) -> Ans
                 "at": row.try_get::<DateTime<Utc>, _>("at")?,
                 "notified": row.try_get::<bool, _>("notified")?,
                 "silenced": row.try_get::<bool, _>("silenced")?,
+                "deliveries": row.try_get::<Value, _>("deliveries")?,
             }))
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
