@@ -95,8 +95,8 @@ window.Explorer = (() => {
       }
     }
 
-    /** `path?params` with the key (a JSON POST of `body` when given), as JSON. */
-    async function api(path, params, body) {
+    /** `path?params` with the key (a JSON POST, or `method`, of `body` when given), as JSON. */
+    async function api(path, params, body, method) {
       const key = storedKey();
       if (!key) {
         askForKey();
@@ -104,8 +104,9 @@ window.Explorer = (() => {
       }
       const query = params && params.toString();
       const init = { headers: { 'X-API-Key': key } };
+      if (method) init.method = method;
       if (body !== undefined) {
-        init.method = 'POST';
+        init.method = method || 'POST';
         init.headers['Content-Type'] = 'application/json';
         init.body = JSON.stringify(body);
       }
