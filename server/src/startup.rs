@@ -557,12 +557,11 @@ fn build_router(
             state.pool.clone(),
             admin_keys.clone(),
         ))
-        .merge(crate::alerts::routes::router(
-            state.pool.clone(),
+        .merge(crate::alerts::api::router(
+            alerts,
             alert_sender,
             admin_keys.clone(),
         ))
-        .merge(crate::alerts::api::router(alerts, admin_keys.clone()))
         .merge(read::router(read_context, admin_keys))
         .merge(routes::unknown_api_router())
         .layer(axum::middleware::from_fn_with_state(

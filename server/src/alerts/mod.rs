@@ -4,7 +4,8 @@
 //! delivery worker sends to the rule's channels (webhook, Slack). docs/alerts.md is
 //! the user's reference.
 //!
-//! Rules (`rules`) are kept by the API (`api`) and the rules file (`file`); every
+//! Rules (`rules`) are kept by the API (`api`: rules, silences, what fires, channels,
+//! the outbox) and the rules file (`file`); every
 //! instance runs the evaluator (`scheduler`), which claims due rules, measures them
 //! (`evaluate`), steps each series' state machine (`state`) and writes the outcome
 //! with the alert (`alert`) in one transaction (`transitions`).
@@ -22,7 +23,6 @@ pub mod evaluate;
 pub mod file;
 pub mod payload;
 pub mod preview;
-pub mod routes;
 pub mod rules;
 pub mod scheduler;
 pub mod sender;
