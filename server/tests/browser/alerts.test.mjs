@@ -3,7 +3,8 @@
 // rule form prefilled with the search; the form shows the 24-hour preview, saves the
 // rule, which is listed, fires (evaluated by the server) and is delivered to a webhook
 // this test runs, and the history shows the delivery. A rule from the rules file is
-// listed read-only; hostile labels and annotations stay text. Saves docs/images/alerts.png.
+// listed read-only; hostile labels and annotations stay text. Saves docs/images/alerts.png
+// (the page, and alerts-dark.png) and alerts-rule.png (the form with its preview).
 //
 //   cargo build -p log_ingestion_server
 //   (cd server/tests/browser && npm ci && node alerts.test.mjs)
@@ -137,6 +138,7 @@ async function main() {
     await page.waitForFunction(() => /Would have fired 2 times/.test(document.getElementById('preview-summary').textContent),
       null, { timeout: TIMEOUT }).catch(async () => fail(`the preview says: ${await page.textContent('#preview-summary')}`));
     if ((await page.locator('#preview-series .preview-firing').count()) !== 2) fail('the preview does not draw two firing periods');
+    await page.locator('#rule-editor').screenshot({ path: path.join(directory, 'alerts-rule.png') });
     // The threshold is lowered so the three recent errors make it fire now.
     await page.fill('#rule-threshold', '2');
     await page.click('#rule-save');
