@@ -204,11 +204,14 @@ impl Application {
         let alert_delivery = OwnedTask::new(alert_delivery);
         let alert_delivery_grace = settings.alert_delivery.request_timeout + WRITER_GRACE;
         let alerts = alerts_context(&settings, &listener, &read_context, &pool);
+        let alert_evaluation =
+            Arc::new(crate::alerts::evaluation_status::EvaluationStatus::default());
         let alert_tasks: Vec<OwnedTask> = crate::alerts::start(
             &settings.alert_rules,
             &pool,
             &read_context,
             &alerts.external_url,
+            Arc::clone(&alert_evaluation),
         )
         .await
         .map_err(|error| StartupError::AlertRules(error.to_string()))?
@@ -228,6 +231,7 @@ impl Application {
             declared,
             write_health,
             alert_delivery: alert_delivery_status,
+            alert_evaluation,
         };
         Ok(Application {
             listener,

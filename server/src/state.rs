@@ -33,4 +33,6 @@ pub struct AppState {
     pub write_health: Arc<WriteHealth>,
     /// How alert delivery fares (`alerts::delivery_status`).
     pub alert_delivery: Arc<DeliveryStatus>,
+    /// How alert rule evaluation fares (`alerts::evaluation_status`).
+    pub alert_evaluation: Arc<crate::alerts::evaluation_status::EvaluationStatus>,
 }

@@ -745,6 +745,12 @@
     });
     $('export-ndjson').addEventListener('click', () => exportAs('ndjson'));
     $('export-csv').addEventListener('click', () => exportAs('csv'));
+    $('alert-on-search').addEventListener('click', () => {
+      const { services, levels, q, meta } = view || readUrl();
+      const params = new URLSearchParams({ new: '1' });
+      setFilterParams(params, { services, levels, q, meta });
+      location.assign(`/alerts?${params}`);
+    });
     $('context-close').addEventListener('click', () => {
       $('context-panel').hidden = true;
     });

@@ -107,12 +107,12 @@ window.Explorer = (() => {
       }
       const query = params && params.toString();
       const init = { headers: { 'X-API-Key': key } };
+      if (method) init.method = method;
       if (body !== undefined) {
-        init.method = 'POST';
+        init.method = method || 'POST';
         init.headers['Content-Type'] = 'application/json';
         init.body = JSON.stringify(body);
       }
-      if (method) init.method = method;
       const response = await fetch(query ? `${path}?${query}` : path, init);
       if (response.status === 401) {
         forgetKey('The stored key was refused; enter an admin key.');

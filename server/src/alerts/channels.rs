@@ -9,7 +9,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_URL_CHARS: usize = 2_048;
@@ -176,7 +176,10 @@ pub struct ChannelChange {
 }
 
 /// Inserts `channel`; `None` when the name is taken.
-pub async fn create(pool: &PgPool, channel: &NewChannel) -> Result<Option<Channel>, sqlx::Error> {
+pub async fn create(
+    conn: &mut PgConnection,
+    channel: &NewChannel,
+) -> Result<Option<Channel>, sqlx::Error> {
     let row: Option<ChannelRow> = sqlx::query_as(&format!(
         "INSERT INTO alert_channels (name, kind, url, secret, source) \
          VALUES ($1, $2, $3, $4, 'api') ON CONFLICT (name) DO NOTHING RETURNING {COLUMNS}"
@@ -185,7 +188,7 @@ pub async fn create(pool: &PgPool, channel: &NewChannel) -> Result<Option<Channe
     .bind(channel.kind.as_str())
     .bind(&channel.url)
     .bind(&channel.secret)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     Ok(row.map(from_row))
 }
@@ -193,7 +196,7 @@ pub async fn create(pool: &PgPool, channel: &NewChannel) -> Result<Option<Channe
 /// Applies `change` to the API channel `name`; `None` when there is none (a file
 /// channel is not changed).
 pub async fn update(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     name: &str,
     change: &ChannelChange,
 ) -> Result<Option<Channel>, sqlx::Error> {
@@ -208,16 +211,16 @@ pub async fn update(
     .bind(&change.url)
     .bind(change.secret.is_some())
     .bind(change.secret.clone().flatten())
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     Ok(row.map(from_row))
 }
 
 /// Deletes the API channel `name`; whether there was one.
-pub async fn delete(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
+pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<bool, sqlx::Error> {
     let deleted = sqlx::query("DELETE FROM alert_channels WHERE name = $1 AND source = 'api'")
         .bind(name)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(deleted.rows_affected() > 0)
 }

@@ -11,7 +11,8 @@
 //! `failed` once the deadline has passed. A delivered row is never claimed again; a row
 //! whose sender died mid-request is claimed again when its lease ends (the receiver may
 //! then see it twice, with the same `Idempotency-Key`). It also reads the backlog for
-//! `/health` and `/metrics` (`delivery_status`). Asked to stop ([`DeliveryStop`]), it
+//! `/health` and `/metrics` (`delivery_status`) and prunes old finished rows
+//! (`outbox_pruning`). Asked to stop ([`DeliveryStop`]), it
 //! claims nothing more and finishes the requests in flight, recording their outcomes, so
 //! a graceful restart leaves no claim behind. It never evaluates rules and never writes
 //! an outbox row it did not claim.
@@ -30,6 +31,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::backoff::{AfterFailure, RetryPolicy};
 use super::channels::{Channel, ChannelKind};
 use super::delivery_status::{read_backlog, DeliveryStatus};
+use super::outbox_pruning;
 use super::payload::{Alert, Notification};
 use super::sender::Sender;
 use crate::config::AlertDeliverySettings;
@@ -170,11 +172,22 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut sends = JoinSet::new();
         let mut backlog_read: Option<Instant> = None;
+        let mut pruned: Option<Instant> = None;
+        let prune_every =
+            outbox_pruning::every(self.settings.retention, self.settings.poll_interval);
         while !stop.stopping() {
             while sends.try_join_next().is_some() {}
             if backlog_read.is_none_or(|at| at.elapsed() >= self.settings.poll_interval) {
                 self.refresh_backlog().await;
                 backlog_read = Some(Instant::now());
+            }
+            if pruned.is_none_or(|at| at.elapsed() >= prune_every) {
+                match outbox_pruning::prune(&self.pool, self.settings.retention).await {
+                    Ok(0) => {}
+                    Ok(rows) => tracing::debug!(rows, "pruned old alert notifications"),
+                    Err(error) => tracing::warn!(%error, "cannot prune old alert notifications"),
+                }
+                pruned = Some(Instant::now());
             }
             let mut more = false;
             if self.settings.enabled {

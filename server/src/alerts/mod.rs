@@ -4,13 +4,16 @@
 //! delivery worker sends to the rule's channels (webhook, Slack). docs/alerts.md is
 //! the user's reference.
 //!
-//! Rules (`rules`) are kept by the API (`api`) and the rules file (`file`); every
+//! Rules (`rules`) are kept by the API (`api`: rules, silences, what fires, channels,
+//! the outbox) and the rules file (`file`); every
 //! instance runs the evaluator (`scheduler`), which claims due rules, measures them
 //! (`evaluate`), steps each series' state machine (`state`) and writes the outcome
 //! with the alert (`alert`) in one transaction (`transitions`).
 //! Delivery: the worker (`delivery`) claims outbox rows, sends them (`sender`) in the
 //! channel's format (`payload`, signed by `signature`) to the channels (`channels`), and
-//! retries with `backoff`; `delivery_status` feeds `/health` and `/metrics`.
+//! retries with `backoff`, pruning old finished rows (`outbox_pruning`);
+//! `delivery_status` feeds `/health` and `/metrics`, and `evaluation_status` counts
+//! evaluations and their failures for `/metrics`.
 
 pub mod alert;
 pub mod api;
@@ -19,10 +22,11 @@ pub mod channels;
 pub mod delivery;
 pub mod delivery_status;
 pub mod evaluate;
+pub mod evaluation_status;
 pub mod file;
+pub mod outbox_pruning;
 pub mod payload;
 pub mod preview;
-pub mod routes;
 pub mod rules;
 pub mod scheduler;
 pub mod sender;
@@ -41,6 +45,7 @@ pub async fn start(
     writes: &sqlx::PgPool,
     read: &crate::read::ReadContext,
     external_url: &str,
+    status: std::sync::Arc<evaluation_status::EvaluationStatus>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, file::RulesFileError> {
     if let Some(path) = &settings.rules_file {
         file::load(writes, read, path, external_url).await?;
@@ -52,6 +57,7 @@ pub async fn start(
             .unwrap_or_else(|_| chrono::Duration::seconds(30)),
         poll_interval: settings.poll_interval,
         external_url: external_url.to_owned(),
+        status,
     })];
     if let Some(path) = &settings.rules_file {
         tasks.push(file::spawn_reloader(

@@ -16,6 +16,7 @@ use sqlx::{PgPool, Row};
 use tokio::task::JoinHandle;
 
 use super::evaluate::{self, EvaluationError, Known};
+use super::evaluation_status::{EvaluationStatus, FailureReason};
 use super::rules::Rule;
 use super::state::{self, Timing};
 use super::transitions::{self, Context};
@@ -30,6 +31,8 @@ pub struct Evaluator {
     pub poll_interval: StdDuration,
     /// The explorer's base URL in alerts, without a trailing slash.
     pub external_url: String,
+    /// Evaluations and their failures, for `/metrics`.
+    pub status: std::sync::Arc<EvaluationStatus>,
 }
 
 /// Rules one instance evaluates at once (each with its own claim, transaction and read
@@ -81,9 +84,11 @@ impl Evaluator {
             Ok(rule) => self.evaluate(&mut tx, rule_id, &rule, now).await,
             Err(problems) => Ok(Err(EvaluationError::Rule(problems.join("; ")))),
         };
+        self.status.evaluated();
         let (error, warning) = match outcome {
             Ok(Ok(warning)) => (None, warning),
             Ok(Err(error)) => {
+                self.status.failed(FailureReason::of(&error));
                 tracing::warn!(rule_id, %error, "alert rule evaluation failed");
                 (Some(error.to_string()), None)
             }
@@ -91,6 +96,7 @@ impl Evaluator {
                 // The transaction is lost: record the failure on its own and move the
                 // rule to its next interval, so it does not hold up the others.
                 drop(tx);
+                self.status.failed(FailureReason::Database);
                 tracing::warn!(rule_id, error = %database, "alert rule evaluation failed");
                 sqlx::query(
                     "UPDATE alert_rules SET last_eval_at = $2, next_eval_at = $3, last_error = $4 \

@@ -136,9 +136,9 @@ pub async fn write(
         return Ok(());
     };
     let notified = step.notify && !context.rule.channels.is_empty();
-    sqlx::query(
+    let transition_id: i64 = sqlx::query_scalar(
         "INSERT INTO alert_transitions (rule_id, rule_name, series_key, transition, value, at, \
-         notified, silenced) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         notified, silenced) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(context.rule_id)
     .bind(&context.rule.name)
@@ -148,7 +148,7 @@ pub async fn write(
     .bind(context.now)
     .bind(notified)
     .bind(silenced)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
     if !notified {
         return Ok(());
@@ -179,8 +179,8 @@ pub async fn write(
         external_url: context.external_url,
     });
     sqlx::query(
-        "INSERT INTO alert_notifications (rule_id, rule_name, series_key, transition, channel, alert) \
-         SELECT $1, $2, $3, $4, channel, $6 FROM unnest($5::text[]) AS channel",
+        "INSERT INTO alert_notifications (rule_id, rule_name, series_key, transition, channel, alert, \
+         transition_id) SELECT $1, $2, $3, $4, channel, $6, $7 FROM unnest($5::text[]) AS channel",
     )
     .bind(context.rule_id)
     .bind(&context.rule.name)
@@ -188,6 +188,7 @@ pub async fn write(
     .bind(outbox)
     .bind(&context.rule.channels)
     .bind(Json(alert))
+    .bind(transition_id)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -1,7 +1,8 @@
 //! The alert delivery worker's settings (`LOG_INGESTION_ALERT_DELIVERY_*`): whether this
 //! instance sends notifications, how often it looks for due ones, how many requests it
 //! has in flight, each request's timeout, the retry backoff and the deadline after which
-//! a notification is marked failed, and when `/health` calls delivery degraded.
+//! a notification is marked failed, when `/health` calls delivery degraded, and how long
+//! delivered and failed notifications are kept.
 
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ pub struct AlertDeliverySettings {
     pub failed_window: Duration,
     /// ... or while the oldest pending one is older than this.
     pub max_pending_age: Duration,
+    /// Delivered and failed notifications older than this are deleted (pending ones
+    /// never are).
+    pub retention: Duration,
 }
 
 impl AlertDeliverySettings {
@@ -69,6 +73,11 @@ impl AlertDeliverySettings {
                 Duration::from_secs(600),
                 MIN_TIMEOUT,
             ),
+            retention: env.at_least(
+                "LOG_INGESTION_ALERT_DELIVERY_RETENTION",
+                Duration::from_secs(30 * 86_400),
+                MIN_TIMEOUT,
+            ),
         }
     }
 }
@@ -98,6 +107,7 @@ mod tests {
         assert_eq!(delivery.backoff_base, Duration::from_secs(2));
         assert_eq!(delivery.backoff_max, Duration::from_secs(300));
         assert_eq!(delivery.deadline, Duration::from_secs(3_600));
+        assert_eq!(delivery.retention, Duration::from_secs(30 * 86_400));
     }
 
     #[test]

@@ -14,5 +14,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     );
     crate::metrics::render_policy_jobs(&mut text, &state.policy_jobs.snapshot());
     state.alert_delivery.render(&mut text);
+    state.alert_evaluation.render(&mut text);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
 }

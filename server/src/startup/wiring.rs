@@ -118,12 +118,11 @@ pub(super) fn build_router(
             state.pool.clone(),
             admin_keys.clone(),
         ))
-        .merge(crate::alerts::routes::router(
-            state.pool.clone(),
+        .merge(crate::alerts::api::router(
+            alerts,
             alert_sender,
             admin_keys.clone(),
         ))
-        .merge(crate::alerts::api::router(alerts, admin_keys.clone()))
         .merge(crate::saved_searches::router(
             read_context.clone(),
             state.pool.clone(),

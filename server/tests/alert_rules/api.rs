@@ -1,6 +1,7 @@
 //! The rules API: a rule round-trips with its defaults; bad bodies are refused with a
 //! 400 naming each bad field (unknown channels included) while good ones keep working;
-//! names are unique; a rule whose evaluation fails shows why and holds up no other.
+//! names are unique; a rule whose evaluation fails shows why (and is counted in /metrics
+//! by reason) and holds up no other.
 
 use reqwest::Method;
 use serde_json::json;
@@ -186,6 +187,29 @@ async fn a_rule_whose_evaluation_fails_shows_why_and_the_others_are_still_evalua
     let (_, alerts) = request(&app, Method::GET, "/api/v1/alerts", None).await;
     assert_eq!(alerts["alerts"][0]["rule_name"], "good", "{alerts}");
     assert_eq!(alerts["alerts"][0]["state"], "firing", "{alerts}");
+    // /metrics counts the failures by a fixed reason, never by rule.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failures: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("log_ingestion_alert_evaluation_failures_total"))
+        .collect();
+    assert_eq!(failures.len(), 1, "{metrics}");
+    assert!(
+        failures[0].starts_with("log_ingestion_alert_evaluation_failures_total{reason=\"rule\"} "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("log_ingestion_alert_evaluations_total "),
+        "{metrics}"
+    );
     app.stop_and_drop_database().await;
 }
 

@@ -1,6 +1,7 @@
 //! Each kind's transitions through the real evaluator: exactly one outbox row per
 //! transition and channel, the alert's fields, `for`, `keep_firing_for`, reminders,
-//! series per service and their cap, absence, new error groups, and silences.
+//! series per service and their cap, absence, new error groups, and silences; the
+//! history lists each notified transition's deliveries.
 
 use std::time::Duration;
 
@@ -63,6 +64,42 @@ async fn a_count_rule_writes_one_firing_row_per_channel_after_for_and_one_resolv
     let mut sorted = rows.clone();
     sorted.sort_by(|a, b| (a.1 != "firing", &a.2).cmp(&(b.1 != "firing", &b.2)));
     assert_eq!(sorted, expected);
+
+    // The history shows each notified transition with its deliveries (the channels'
+    // receivers are unreachable: pending), never a channel's URL.
+    let (status, history) = request(
+        &app,
+        Method::GET,
+        &format!("/api/v1/alerts/history?rule_id={rule}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{history}");
+    let notified_transitions: Vec<&Value> = history["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["notified"] == true)
+        .collect();
+    assert_eq!(notified_transitions.len(), 2, "{history}");
+    for transition in notified_transitions {
+        let channels: Vec<&str> = transition["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["channel"].as_str().unwrap())
+            .collect();
+        assert_eq!(channels, ["ops", "pager"], "{transition}");
+        assert!(
+            transition["deliveries"][0]["status"].is_string(),
+            "{transition}"
+        );
+        assert!(
+            transition["deliveries"][0]["attempts"].is_number(),
+            "{transition}"
+        );
+    }
+    assert!(!history.to_string().contains("127.0.0.1:9"), "{history}");
 
     let alerts: Vec<Value> = sqlx::query_scalar(
         "SELECT alert FROM alert_notifications WHERE rule_id = $1 AND channel = 'ops' ORDER BY id",

@@ -3,10 +3,11 @@
 //! intervals and no settle delay, entries ingested over HTTP, and the outbox
 //! (`alert_notifications`) read back: exactly one row per transition and channel.
 //! `api` covers the rules API's validation; `evaluation` each kind's transitions;
-//! `fleet` restarts and several instances on one database.
+//! `fleet` restarts and several instances on one database; `audit` the audit rows of changes.
 //! Run one part with a filter: `cargo test -p log_ingestion_server --test alert_rules fleet::`.
 
 mod api;
+mod audit;
 mod evaluation;
 mod file;
 mod fleet;

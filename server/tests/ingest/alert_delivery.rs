@@ -750,3 +750,37 @@ async fn an_instance_with_delivery_off_sends_nothing_and_still_reports_the_backl
     on.pool.close().await;
     off.stop_and_drop_database().await;
 }
+
+#[tokio::test]
+async fn finished_notifications_older_than_the_retention_are_pruned_and_pending_ones_kept() {
+    let app = spawn(|settings| settings.alert_delivery.retention = Duration::from_secs(1)).await;
+    let receiver = RecordingReceiver::start(Answer::Ok).await;
+    webhook(&app, "ops", &receiver.url("/hook")).await;
+    let delivered = notify(&app.pool, "checkout", "firing", "ops").await;
+    // A pending row older than the retention (not due for a day) is never pruned.
+    let pending = notify(&app.pool, "billing", "firing", "ops").await;
+    sqlx::query(
+        "UPDATE alert_notifications SET created_at = now() - interval '2 days', \
+         next_attempt_at = now() + interval '1 day' WHERE id = $1",
+    )
+    .bind(pending)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let pruned = wait_until(WAIT, || async {
+        !statuses(&app.pool)
+            .await
+            .iter()
+            .any(|(id, _, _)| *id == delivered)
+    })
+    .await;
+    assert!(
+        pruned,
+        "the delivered row was not pruned: {:?}",
+        statuses(&app.pool).await
+    );
+    assert_eq!(receiver.received().len(), 1);
+    let left = statuses(&app.pool).await;
+    assert_eq!(left, vec![(pending, "pending".to_owned(), 0)]);
+    app.stop_and_drop_database().await;
+}
