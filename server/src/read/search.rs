@@ -186,12 +186,10 @@ impl PageReads {
     }
 }
 
-/// Up to `limit` rows matching `filter`, older than `cursor`, newest first. In plain
-/// mode a service/level search reads only the stretch the hour rollup points at
-/// (`sparse`; its trigger-kept counts are exact in the rows' own transaction); otherwise,
-/// and in TimescaleDB mode (whose continuous aggregates see late rows of an already
-/// materialized hour only at their next refresh), over the windows of [`windows`]
-/// ending at the cursor (or `until`, or `now`).
+/// Up to `limit` rows matching `filter`, older than `cursor`, newest first. A
+/// service/level search reads only the stretch the hour rollup points at (`sparse`,
+/// which also reads what TimescaleDB's aggregates do not count yet); any other over the
+/// windows of [`windows`] ending at the cursor (or `until`, or `now`).
 pub(crate) async fn newest_first(
     connection: &mut ReadConnection,
     mode: StorageMode,
@@ -200,14 +198,14 @@ pub(crate) async fn newest_first(
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<LogRow>, ReadError> {
-    if mode != StorageMode::Postgres || !sparse::applies(filter) {
+    if !sparse::applies(filter) {
         return in_windows(connection, filter, cursor, limit, now).await;
     }
     let end = match (cursor.map(|c| c.timestamp), filter.until) {
         (Some(at), Some(until)) => Some(at.min(until)),
         (at, until) => at.or(until),
     };
-    let (from, to, rest_empty) = match sparse::guide(connection, filter, end, limit).await? {
+    let (from, to, rest_empty) = match sparse::guide(connection, mode, filter, end, limit).await? {
         Guide::Nothing => return Ok(Vec::new()),
         Guide::Window {
             from,
