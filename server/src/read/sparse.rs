@@ -46,8 +46,12 @@ pub(crate) enum Guide {
     },
 }
 
-/// A range `[from, to)` whose changes the rollup may not count yet.
-type Pending = (DateTime<Utc>, DateTime<Utc>);
+/// A range of times `[from, to)`.
+pub(crate) type Range = (DateTime<Utc>, DateTime<Utc>);
+/// A range whose changes the rollup may not count yet.
+type Pending = Range;
+/// Ranges a guided page reads one by one at most; past them it reads its window whole.
+const MAX_RANGES: usize = 400;
 
 /// Whether the guide can help `filter`: answerable by the rollups and narrowed.
 pub(crate) fn applies(filter: &LogFilter) -> bool {
@@ -58,14 +62,16 @@ pub(crate) fn applies(filter: &LogFilter) -> bool {
 }
 
 /// The guide for the newest `wanted` matches of `filter` at or before `end` (the page's
-/// own bound: its cursor's time or `until`; `None`: unbounded, as a page without them is).
+/// own bound: its cursor's time or `until`; `None`: unbounded, as a page without them is),
+/// and, when there are not too many, the ranges within its window that may hold matches
+/// (the matching hours and the pending ranges, newest first): the page need read only those.
 pub(crate) async fn guide(
     connection: &mut ReadConnection,
     mode: StorageMode,
     filter: &LogFilter,
     end: Option<DateTime<Utc>>,
     wanted: i64,
-) -> Result<Guide, ReadError> {
+) -> Result<(Guide, Option<Vec<Range>>), ReadError> {
     let timescale = mode == StorageMode::Timescale;
     let mut sql = QueryBuilder::<Postgres>::new("");
     if timescale {
@@ -121,7 +127,43 @@ pub(crate) async fn guide(
     if pending.len() as i64 >= MAX_PENDING {
         pending = span.into_iter().collect();
     }
-    Ok(plan(&hours, &pending, filter.since, end, wanted))
+    let guide = plan(&hours, &pending, filter.since, end, wanted);
+    let within = match guide {
+        Guide::Window { from, to, .. } => ranges_within(&hours, &pending, from, to),
+        Guide::Nothing => None,
+    };
+    Ok((guide, within))
+}
+
+/// The matching hours and pending ranges that overlap `[from, to)` (`None` bounds: open),
+/// merged where they touch, newest first; `None` when more than [`MAX_RANGES`].
+fn ranges_within(
+    hours: &[(DateTime<Utc>, i64)],
+    pending: &[Pending],
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Option<Vec<Range>> {
+    let hour = Duration::seconds(HOUR);
+    let mut all: Vec<Range> = hours
+        .iter()
+        .map(|&(start, _)| (start, start + hour))
+        .chain(pending.iter().copied())
+        .filter(|&(start, end)| {
+            from.is_none_or(|from| end > from) && to.is_none_or(|to| start < to)
+        })
+        .collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+    let mut merged: Vec<Range> = Vec::new();
+    for (start, end) in all {
+        match merged.last_mut() {
+            Some(last) if end >= last.0 => last.0 = last.0.min(start),
+            _ => merged.push((start, end)),
+        }
+        if merged.len() > MAX_RANGES {
+            return None;
+        }
+    }
+    Some(merged)
 }
 
 /// The guide from the matching hours (newest first, each with its count) and the
@@ -310,5 +352,29 @@ mod tests {
                 rest_empty: true,
             }
         );
+    }
+
+    #[test]
+    fn ranges_within_a_window_are_merged_newest_first() {
+        let hours = [
+            (at("2026-01-20T05:00:00Z"), 3),
+            (at("2026-01-20T04:00:00Z"), 1),
+            (at("2026-01-12T09:00:00Z"), 4),
+            (at("2026-01-03T00:00:00Z"), 50),
+        ];
+        let pending = [(at("2026-01-15T10:00:00Z"), at("2026-01-15T10:01:00Z"))];
+        let ranges = ranges_within(&hours, &pending, Some(at("2026-01-10T00:00:00Z")), None);
+        assert_eq!(
+            ranges,
+            Some(vec![
+                (at("2026-01-20T04:00:00Z"), at("2026-01-20T06:00:00Z")),
+                (at("2026-01-15T10:00:00Z"), at("2026-01-15T10:01:00Z")),
+                (at("2026-01-12T09:00:00Z"), at("2026-01-12T10:00:00Z")),
+            ])
+        );
+        let many: Vec<(DateTime<Utc>, i64)> = (0..=MAX_RANGES as i64)
+            .map(|h| (at("2026-01-01T00:00:00Z") + Duration::hours(2 * h), 1))
+            .collect();
+        assert_eq!(ranges_within(&many, &[], None, None), None);
     }
 }
