@@ -492,7 +492,7 @@ fn millis(latency: Option<Duration>) -> f64 {
 }
 
 /// Materializes the rollups' continuous aggregates (when this server has them) up to
-/// now: the steady state of a server whose refresh policies have been running, where a
+/// their refresh policies' end offsets (a minute, an hour before now): the steady state of a server whose refresh policies have been running, where a
 /// fresh `migrate` leaves them empty (real-time aggregation would count every row). One
 /// pass (`buckets_per_batch` 0): TimescaleDB's default of 10 buckets per transaction
 /// takes thousands of transactions over 30 days of minutes.
@@ -507,10 +507,15 @@ async fn materialize_rollups(db: &mut PgConnection) -> Result<()> {
     {
         // TimescaleDB's scheduler may be running the new refresh policy right now: then
         // this refresh is refused, and tried again once that one has had time to end.
+        let offset = if view == "logs_per_hour" {
+            "1 hour"
+        } else {
+            "1 minute"
+        };
         let deadline = Instant::now() + Duration::from_secs(1_800);
         loop {
             let refreshed = sqlx::query(&format!(
-                "CALL refresh_continuous_aggregate('{view}', NULL, NULL, \
+                "CALL refresh_continuous_aggregate('{view}', NULL, now() - interval '{offset}', \
                  options => '{{\"buckets_per_batch\": 0}}')"
             ))
             .execute(&mut *db)

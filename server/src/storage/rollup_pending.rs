@@ -20,7 +20,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 /// PostgreSQL's earliest time in TimescaleDB's internal unit (microseconds since
 /// 2000-01-01): invalidation entries below it are TimescaleDB's own markers.
-const EARLIEST_INTERNAL: i64 = -210_866_803_200_000_000;
+pub(super) const EARLIEST_INTERNAL: i64 = -210_866_803_200_000_000;
 /// A minute in that unit. The hour aggregate's logs hold minute buckets' starts (it is
 /// built on the minute aggregate), so every range reaches a minute past its last entry.
 const MINUTE_INTERNAL: i64 = 60_000_000;

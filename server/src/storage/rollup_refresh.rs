@@ -54,22 +54,29 @@ pub async fn run(pool: PgPool, every: Duration) {
     }
 }
 
-/// Whether the rollups need a refresh now: `(pending ranges, minute watermark's lag in
-/// seconds)`.
-async fn need(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
+/// What a refresh round sees: pending ranges, the minute watermark's lag behind now in
+/// seconds, and the two watermarks (minute, hour) as text.
+type Need = (i64, f64, Option<String>, Option<String>);
+
+async fn need(pool: &PgPool) -> Result<Need, sqlx::Error> {
     let mut sql = QueryBuilder::<Postgres>::new("");
     rollup_pending::push_pending_cte(&mut sql);
-    sql.push(
+    sql.push(format!(
         "SELECT (SELECT count(*) FROM pending), \
            COALESCE(EXTRACT(epoch FROM now() - _timescaledb_functions.to_timestamp( \
-             (SELECT minute FROM bound)))::float8, 0)",
-    );
+             (SELECT minute FROM bound)))::float8, 0), \
+           (SELECT _timescaledb_functions.to_timestamp(minute)::text FROM bound \
+            WHERE minute > {EARLIEST}), \
+           (SELECT _timescaledb_functions.to_timestamp(hour)::text FROM bound \
+            WHERE hour > {EARLIEST})",
+        EARLIEST = rollup_pending::EARLIEST_INTERNAL
+    ));
     sql.build_query_as().fetch_one(pool).await
 }
 
 /// Refreshes the rollups when [`need`] says so; `Ok(true)` when it did.
 pub async fn refresh_if_needed(pool: &PgPool) -> Result<bool, sqlx::Error> {
-    let (pending, lag) = need(pool).await?;
+    let (pending, lag, minute, hour) = need(pool).await?;
     if pending == 0 && lag < MAX_LAG_SECS {
         return Ok(false);
     }
@@ -93,7 +100,7 @@ pub async fn refresh_if_needed(pool: &PgPool) -> Result<bool, sqlx::Error> {
     .fetch_all(&mut *connection)
     .await?;
     let refreshed = if locked.len() == jobs.len() {
-        refresh(&mut connection).await
+        refresh(&mut connection, [minute, hour]).await
     } else {
         Ok(false)
     };
@@ -112,12 +119,25 @@ pub async fn refresh_if_needed(pool: &PgPool) -> Result<bool, sqlx::Error> {
     refreshed
 }
 
-/// Refreshes the minute aggregate, then the hour one, up to their end offsets.
-async fn refresh(connection: &mut PgConnection) -> Result<bool, sqlx::Error> {
-    for (view, end_offset, buckets) in REFRESHES {
+/// Refreshes the minute aggregate, then the hour one, up to their end offsets or their
+/// `watermarks` (minute, hour) where these are later: what was materialized beyond the
+/// end offset (a refresh up to now) and changed since is redone too.
+async fn refresh(
+    connection: &mut PgConnection,
+    watermarks: [Option<String>; 2],
+) -> Result<bool, sqlx::Error> {
+    for ((view, end_offset, buckets), watermark) in REFRESHES.into_iter().zip(watermarks) {
+        let mut end = format!("now() - interval '{end_offset}'");
+        if let Some(watermark) = watermark {
+            // TimescaleDB's own text for a time it returned: no quote in it.
+            end = format!(
+                "greatest({end}, timestamptz '{}')",
+                watermark.replace('\'', "")
+            );
+        }
         // A procedure: its window is SQL, not a bound parameter (its type is "any").
         let statement = format!(
-            "CALL refresh_continuous_aggregate('{view}', NULL, now() - interval '{end_offset}', \
+            "CALL refresh_continuous_aggregate('{view}', NULL, {end}, \
              options => '{{\"buckets_per_batch\": {buckets}}}')"
         );
         sqlx::query(&statement).execute(&mut *connection).await?;
