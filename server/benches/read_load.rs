@@ -5,7 +5,8 @@
 //! generated in the database with `generate_series` (never through HTTP): 10 services,
 //! six levels (mostly INFO/DEBUG), `user_id` (50,000 users) and `request_id` (one per
 //! five entries) metadata, a ~40-byte message, spread evenly over the 30 days before
-//! the build. The database is kept after the run and reused by the next one when its
+//! the build (one entry in 20,000 is a FATAL entry of `svc3`, which otherwise has none,
+//! for the rare filters of `read_load_phases`). The database is kept after the run and reused by the next one when its
 //! marker says it holds the same row count in the same mode (building 10M rows takes
 //! minutes on a shared 2-core machine); queries name absolute times relative to the
 //! build's anchor (the newest row), so a reused data set answers the same questions. It
@@ -28,6 +29,8 @@
 //! - `BENCH_READ_COMPRESS=1` (TimescaleDB mode) compresses the chunks older than 7 days
 //!   before measuring, as the compression policy would, and prints the sizes before and
 //!   after (the data set stays compressed for later runs).
+//! - `BENCH_READ_BACKFILL` rows of the backfill phase (default a tenth of the data set;
+//!   0 skips it).
 //! - `BENCH_SERVER_BIN` server binary (default: the one cargo built for this bench);
 //!   `BENCH_SERVER_ENV` extra `NAME=VALUE;NAME=VALUE` settings for the server.
 //! - `DATABASE_URL` PostgreSQL to use (default: `bin/postgres-dev start`).
@@ -42,6 +45,9 @@ use log_ingestion_test_support::bench::{BenchError, LoggedServer, Result};
 use log_ingestion_test_support::{proc_stats, start_private_postgres, with_database, Latencies};
 use sqlx::{Connection, PgConnection};
 
+#[path = "read_load_phases/mod.rs"]
+mod phases;
+
 const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
 const INGEST_KEY: &str = "bench-ingest-key-0123456789abcdef";
 const DEFAULT_ROWS: i64 = 10_000_000;
@@ -51,7 +57,7 @@ const SMOKE_CALLS: usize = 2;
 /// Rows generated per INSERT statement, so the build prints progress.
 const BUILD_STEP: i64 = 1_000_000;
 /// Bumped whenever the generated data changes shape: an older data set is rebuilt.
-const DATA_VERSION: i32 = 1;
+const DATA_VERSION: i32 = 2;
 const STARTUP_DEADLINE: Duration = Duration::from_secs(120);
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -64,6 +70,7 @@ struct BenchConfig {
     rebuild: bool,
     drop_at_end: bool,
     compress: bool,
+    backfill: i64,
     server_bin: PathBuf,
     server_env: Vec<(String, String)>,
     database_url: Option<String>,
@@ -114,6 +121,7 @@ impl BenchConfig {
             rebuild: flag("BENCH_READ_REBUILD") || !measuring,
             drop_at_end: flag("BENCH_READ_DROP") || !measuring,
             compress: flag("BENCH_READ_COMPRESS"),
+            backfill: env_number("BENCH_READ_BACKFILL", rows / 10)?,
             server_bin: std::env::var_os("BENCH_SERVER_BIN")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_log-ingestion-server"))),
@@ -229,12 +237,13 @@ async fn build_data_set(
 
 /// Rows `$1..=$2` of `$3`, evenly spread over the 30 days before `$4` (row `$3 - 1` is
 /// at `$4`), oldest first as a live table receives them. Levels: 20% DEBUG, 62% INFO,
-/// 10% WARN, 6% ERROR, 1.5% FATAL, 0.5% CRITICAL. Messages like `order 123456 shipped
+/// 10% WARN, 6% ERROR, 1.5% FATAL, 0.5% CRITICAL; `svc3` has FATAL entries only at one row
+/// in 20,000 and no CRITICAL ones. Messages like `order 123456 shipped
 /// in 87 ms` (so `q=order 123` matches about one message in 900). The declared keys'
 /// columns are appended by [`generate_rows`].
 const GENERATE_ROWS: &str = "\
 SELECT ts AS timestamp, 'svc' || (i % 10) AS service,
-       CASE WHEN i % 200 < 40 THEN 'DEBUG' WHEN i % 200 < 164 THEN 'INFO'
+       CASE WHEN i % 20000 = 3 THEN 'FATAL' WHEN i % 200 < 40 THEN 'DEBUG' WHEN i % 200 < 164 THEN 'INFO'
             WHEN i % 200 < 184 THEN 'WARN' WHEN i % 200 < 196 THEN 'ERROR'
             WHEN i % 200 < 199 THEN 'FATAL' ELSE 'CRITICAL' END AS level,
        'order ' || ((i * 7919) % 1000000) || ' shipped in ' || (i % 997) || ' ms' AS message,
@@ -483,8 +492,10 @@ fn millis(latency: Option<Duration>) -> f64 {
 }
 
 /// Materializes the rollups' continuous aggregates (when this server has them) up to
-/// now: the steady state of a server whose refresh policies have been running, where a
-/// fresh `migrate` leaves them empty (real-time aggregation would count every row).
+/// their refresh policies' end offsets (a minute, an hour before now): the steady state of a server whose refresh policies have been running, where a
+/// fresh `migrate` leaves them empty (real-time aggregation would count every row). One
+/// pass (`buckets_per_batch` 0): TimescaleDB's default of 10 buckets per transaction
+/// takes thousands of transactions over 30 days of minutes.
 async fn materialize_rollups(db: &mut PgConnection) -> Result<()> {
     let started = Instant::now();
     for (view,) in sqlx::query_as::<_, (String,)>(
@@ -496,10 +507,16 @@ async fn materialize_rollups(db: &mut PgConnection) -> Result<()> {
     {
         // TimescaleDB's scheduler may be running the new refresh policy right now: then
         // this refresh is refused, and tried again once that one has had time to end.
+        let offset = if view == "logs_per_hour" {
+            "1 hour"
+        } else {
+            "1 minute"
+        };
         let deadline = Instant::now() + Duration::from_secs(1_800);
         loop {
             let refreshed = sqlx::query(&format!(
-                "CALL refresh_continuous_aggregate('{view}', NULL, NULL)"
+                "CALL refresh_continuous_aggregate('{view}', NULL, now() - interval '{offset}', \
+                 options => '{{\"buckets_per_batch\": 0}}')"
             ))
             .execute(&mut *db)
             .await;
@@ -689,6 +706,18 @@ async fn run(config: &BenchConfig) -> Result<()> {
             millis(times.percentile(95.0)),
             millis(times.max())
         );
+    }
+    phases::rare_filters(&client, &server.address, ADMIN_KEY, anchor, config.calls).await?;
+    if config.backfill > 0 {
+        phases::backfill(
+            &mut db,
+            &client,
+            &server.address,
+            ADMIN_KEY,
+            anchor,
+            config.backfill,
+        )
+        .await?;
     }
     server.stop();
     db.close().await?;

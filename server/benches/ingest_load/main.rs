@@ -53,7 +53,9 @@
 //! Every phase's last columns are the server's CPU per entry in µs (its utime + stime
 //! from /proc over the phase ÷ entries), which other load on the machine barely moves,
 //! and the same for the bench database's PostgreSQL backends (`pg µs/e`: per row, with
-//! its share of its group's transaction; the raw COPY's is the floor).
+//! its share of its group's transaction; the raw COPY's is the floor). The summary
+//! prints the server's `pg µs/e` over the raw COPY's per batch size (`pg_ratio`), beside
+//! its target.
 
 mod config;
 mod entries;
@@ -61,6 +63,7 @@ mod error_price;
 mod fleet_shape;
 mod http_load;
 mod otlp_wire;
+mod pg_ratio;
 mod raw_copy;
 mod report;
 mod setup;
@@ -157,6 +160,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
     let copy_rows = &entries[..config.entries];
     let mut reports = Vec::new();
     let mut ratios = Vec::new();
+    let mut pg_per_row = pg_ratio::PgPerRow::default();
     let mut micros = Vec::new();
     let mut otlp_micros = Vec::new();
     let mut otlp_json_micros = Vec::new();
@@ -178,12 +182,14 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
             )
             .await?;
             println!("{report}");
+            pg_per_row.phase(batch_size, &report, None);
             reports.push(report);
             continue;
         }
         for _ in 0..config.pairs {
             let copy = raw_copy(&mut db, copy_rows, &database.name).await?;
             println!("{copy}");
+            pg_per_row.copy(&copy);
             if copy.entries != copy_rows.len() as u64 {
                 return Err(BenchError::Setup(format!(
                     "COPY stored {} rows of {}",
@@ -203,6 +209,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
             .await?;
             println!("{report}");
             ratios.push(report.entries_per_second() / copy.entries_per_second());
+            pg_per_row.phase(batch_size, &report, Some(&copy));
             micros.extend(report.server_micros_per_entry());
             reports.push(report);
             for (wire, micros) in [
@@ -263,6 +270,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
             verdict(config.measuring, median >= TARGET_COPY_RATIO)
         );
     }
+    pg_per_row.print(config.measuring);
     micros.sort_by(f64::total_cmp);
     if let Some(&median) = micros.get(micros.len() / 2) {
         println!(

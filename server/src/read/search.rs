@@ -19,6 +19,7 @@ use super::{params_from, QueryPairs, ReadContext};
 
 pub use context::context;
 pub(crate) use windows::{newest_first, newest_values};
+#[cfg(feature = "test-support")]
 pub(super) use windows::{push_page_query, PageReads};
 
 pub const DEFAULT_LIMIT: i64 = 100;

@@ -1,10 +1,17 @@
-//! Where a page of a service/level search must look: the hour rollup (exact in both
-//! modes, `storage::rollup`) says which hours of the range hold matching entries and how
-//! many, so a filter that matches few or none of a wide range reads only the stretch
-//! its page needs instead of every entry of the service. Owns that guide; `search`
-//! reads the rows. Used only for filters the rollups answer (service and level, no
-//! other condition) that narrow by service or level: without a narrowing every hour
-//! holds entries and the guide would cost a query and spare nothing.
+//! Where a page of a service/level search must look: the hour rollup (`storage::rollup`)
+//! says which hours of the range hold matching entries and how many, so a filter that
+//! matches few or none of a wide range reads only the stretch its page needs instead of
+//! every entry of the service. Owns that guide; `search` reads the rows. Used only for
+//! filters the rollups answer (service and level, no other condition) that narrow by
+//! service or level: without a narrowing every hour holds entries and the guide would
+//! cost a query and spare nothing.
+//!
+//! Plain PostgreSQL's trigger-kept counts are exact in the rows' own transaction.
+//! TimescaleDB's continuous aggregates may not count yet what changed below their
+//! watermark (late rows, a backfill, a delete): the ranges TimescaleDB has logged as
+//! changed and not yet refreshed (`storage::rollup_pending`, read in the same statement,
+//! so from the same snapshot) are read from `logs` whatever the counts say, and an
+//! hour's count is trusted only outside them.
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{Postgres, QueryBuilder};
@@ -13,10 +20,15 @@ use super::counts;
 use super::error::ReadError;
 use super::filters::LogFilter;
 use super::ReadConnection;
+use crate::storage::rollup_pending;
+use crate::storage::StorageMode;
 
 /// Hours of matches the guide reads at most; past them the page goes on with the
 /// plain windows.
 const MAX_HOURS: i64 = 2_000;
+/// Pending ranges read one by one at most; past them the guide takes the span from the
+/// oldest to the newest as one.
+const MAX_PENDING: i64 = 1_000;
 const HOUR: i64 = 3_600;
 
 /// What the hour rollup says about a page over `[since, end]`.
@@ -34,6 +46,13 @@ pub(crate) enum Guide {
     },
 }
 
+/// A range of times `[from, to)`.
+pub(crate) type Range = (DateTime<Utc>, DateTime<Utc>);
+/// A range whose changes the rollup may not count yet.
+type Pending = Range;
+/// Ranges a guided page reads one by one at most; past them it reads its window whole.
+const MAX_RANGES: usize = 400;
+
 /// Whether the guide can help `filter`: answerable by the rollups and narrowed.
 pub(crate) fn applies(filter: &LogFilter) -> bool {
     counts::answerable(filter)
@@ -43,15 +62,26 @@ pub(crate) fn applies(filter: &LogFilter) -> bool {
 }
 
 /// The guide for the newest `wanted` matches of `filter` at or before `end` (the page's
-/// own bound: its cursor's time or `until`; `None`: unbounded, as a page without them is).
+/// own bound: its cursor's time or `until`; `None`: unbounded, as a page without them is),
+/// and, when there are not too many, the ranges within its window that may hold matches
+/// (the matching hours and the pending ranges, newest first): the page need read only those.
 pub(crate) async fn guide(
     connection: &mut ReadConnection,
+    mode: StorageMode,
     filter: &LogFilter,
     end: Option<DateTime<Utc>>,
     wanted: i64,
-) -> Result<Guide, ReadError> {
-    let mut sql = QueryBuilder::<Postgres>::new(
-        "SELECT bucket, sum(entries)::int8 FROM logs_per_hour WHERE TRUE",
+) -> Result<(Guide, Option<Vec<Range>>), ReadError> {
+    let timescale = mode == StorageMode::Timescale;
+    let mut sql = QueryBuilder::<Postgres>::new("");
+    if timescale {
+        rollup_pending::push_pending_cte(&mut sql);
+    }
+    // Rows: (an hour's start, its end, its count) newest first; then, in TimescaleDB
+    // mode, (a pending range, NULL) and (the span of all pending ranges, -1).
+    sql.push(
+        "(SELECT bucket, bucket + interval '1 hour', sum(entries)::int8 \
+         FROM logs_per_hour WHERE TRUE",
     );
     if let Some(end) = end {
         sql.push(" AND bucket <= ").push_bind(end);
@@ -62,49 +92,128 @@ pub(crate) async fn guide(
     }
     filter.push_content_conditions(&mut sql);
     sql.push(" GROUP BY bucket HAVING sum(entries) > 0 ORDER BY bucket DESC LIMIT ")
-        .push_bind(MAX_HOURS);
-    let hours: Vec<(DateTime<Utc>, i64)> = connection
+        .push_bind(MAX_HOURS)
+        .push(")");
+    if timescale {
+        let push_range = |sql: &mut QueryBuilder<'_, Postgres>| {
+            if let Some(end) = end {
+                sql.push(" AND from_time <= ").push_bind(end);
+            }
+            if let Some(since) = filter.since {
+                sql.push(" AND to_time > ").push_bind(since);
+            }
+        };
+        sql.push(" UNION ALL (SELECT from_time, to_time, NULL::int8 FROM pending WHERE TRUE");
+        push_range(&mut sql);
+        sql.push(" ORDER BY to_time DESC LIMIT ")
+            .push_bind(MAX_PENDING)
+            .push(") UNION ALL (SELECT min(from_time), max(to_time), -1::int8 FROM pending WHERE TRUE");
+        push_range(&mut sql);
+        sql.push(" HAVING count(*) > 0)");
+    }
+    let rows: Vec<(DateTime<Utc>, DateTime<Utc>, Option<i64>)> = connection
         .run(|conn| sql.build_query_as().fetch_all(conn))
         .await?;
-    Ok(plan(&hours, filter.since, end, wanted))
+    let mut hours = Vec::new();
+    let mut pending = Vec::new();
+    let mut span = None;
+    for (from, to, count) in rows {
+        match count {
+            Some(-1) => span = Some((from, to)),
+            Some(count) => hours.push((from, count)),
+            None => pending.push((from, to)),
+        }
+    }
+    if pending.len() as i64 >= MAX_PENDING {
+        pending = span.into_iter().collect();
+    }
+    let guide = plan(&hours, &pending, filter.since, end, wanted);
+    let within = match guide {
+        Guide::Window { from, to, .. } => ranges_within(&hours, &pending, from, to),
+        Guide::Nothing => None,
+    };
+    Ok((guide, within))
 }
 
-/// The guide from the matching hours (newest first, each with its count).
+/// The matching hours and pending ranges that overlap `[from, to)` (`None` bounds: open),
+/// merged where they touch, newest first; `None` when more than [`MAX_RANGES`].
+fn ranges_within(
+    hours: &[(DateTime<Utc>, i64)],
+    pending: &[Pending],
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Option<Vec<Range>> {
+    let hour = Duration::seconds(HOUR);
+    let mut all: Vec<Range> = hours
+        .iter()
+        .map(|&(start, _)| (start, start + hour))
+        .chain(pending.iter().copied())
+        .filter(|&(start, end)| {
+            from.is_none_or(|from| end > from) && to.is_none_or(|to| start < to)
+        })
+        .collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+    let mut merged: Vec<Range> = Vec::new();
+    for (start, end) in all {
+        match merged.last_mut() {
+            Some(last) if end >= last.0 => last.0 = last.0.min(start),
+            _ => merged.push((start, end)),
+        }
+        if merged.len() > MAX_RANGES {
+            return None;
+        }
+    }
+    Some(merged)
+}
+
+/// The guide from the matching hours (newest first, each with its count) and the
+/// ranges whose changes the counts may miss.
 fn plan(
     hours: &[(DateTime<Utc>, i64)],
+    pending: &[Pending],
     since: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
     wanted: i64,
 ) -> Guide {
-    let Some(&(newest, _)) = hours.first() else {
+    let hour = Duration::seconds(HOUR);
+    // The newest time that may hold a match: after the newest matching hour, or the end
+    // of the newest pending range.
+    let newest_end = hours
+        .iter()
+        .map(|&(start, _)| start + hour)
+        .chain(pending.iter().map(|&(_, to)| to))
+        .max();
+    let Some(newest_end) = newest_end else {
         return Guide::Nothing;
     };
-    let newest_end = newest + Duration::seconds(HOUR);
-    // Nothing matches after the newest matching hour.
     let to = match end {
         Some(end) if newest_end >= end => None,
         _ => Some(newest_end),
     };
     let mut total = 0;
-    for &(hour, count) in hours {
-        total += count;
+    for &(start, count) in hours {
+        // A count over a pending range may miss rows or count removed ones: not trusted.
+        let stale = pending
+            .iter()
+            .any(|&(from, to)| from < start + hour && to > start);
+        if !stale {
+            total += count;
+        }
         if total >= wanted {
             // The hour's count may include entries outside the range: the page goes
             // on below `from` if these fall short.
             return Guide::Window {
-                from: Some(later(hour, since)),
+                from: Some(later(start, since)),
                 to,
                 rest_empty: false,
             };
         }
     }
-    let (oldest, _) = hours[hours.len() - 1];
     let complete = (hours.len() as i64) < MAX_HOURS;
     Guide::Window {
-        from: if complete {
-            since
-        } else {
-            Some(later(oldest, since))
+        from: match hours.last() {
+            Some(&(oldest, _)) if !complete => Some(later(oldest, since)),
+            _ => since,
         },
         to,
         rest_empty: complete,
@@ -128,7 +237,7 @@ mod tests {
     #[test]
     fn no_matching_hour_is_an_empty_page() {
         assert_eq!(
-            plan(&[], None, Some(at("2026-01-02T00:00:00Z")), 100),
+            plan(&[], &[], None, Some(at("2026-01-02T00:00:00Z")), 100),
             Guide::Nothing
         );
     }
@@ -142,7 +251,7 @@ mod tests {
         ];
         let end = Some(at("2026-01-30T00:00:00Z"));
         assert_eq!(
-            plan(&hours, None, end, 5),
+            plan(&hours, &[], None, end, 5),
             Guide::Window {
                 from: Some(at("2026-01-12T09:00:00Z")),
                 to: Some(at("2026-01-20T06:00:00Z")),
@@ -152,7 +261,7 @@ mod tests {
         // Fewer matches than the page: all of them, and nothing below.
         let since = at("2026-01-01T00:00:00Z");
         assert_eq!(
-            plan(&hours, Some(since), end, 100),
+            plan(&hours, &[], Some(since), end, 100),
             Guide::Window {
                 from: Some(since),
                 to: Some(at("2026-01-20T06:00:00Z")),
@@ -164,7 +273,7 @@ mod tests {
     #[test]
     fn an_hour_reaching_the_end_keeps_the_pages_own_bound() {
         let hours = [(at("2026-01-20T05:00:00Z"), 3)];
-        let guide = plan(&hours, None, Some(at("2026-01-20T05:30:00Z")), 100);
+        let guide = plan(&hours, &[], None, Some(at("2026-01-20T05:30:00Z")), 100);
         assert_eq!(
             guide,
             Guide::Window {
@@ -179,7 +288,7 @@ mod tests {
     fn a_since_inside_the_completing_hour_bounds_the_window() {
         let hours = [(at("2026-01-20T05:00:00Z"), 300)];
         let since = at("2026-01-20T05:10:00Z");
-        let guide = plan(&hours, Some(since), None, 100);
+        let guide = plan(&hours, &[], Some(since), None, 100);
         assert_eq!(
             guide,
             Guide::Window {
@@ -188,5 +297,84 @@ mod tests {
                 rest_empty: false,
             }
         );
+    }
+
+    #[test]
+    fn a_pending_range_is_read_even_where_no_hour_counts_a_match() {
+        let since = at("2026-01-01T00:00:00Z");
+        let end = Some(at("2026-01-30T00:00:00Z"));
+        // Late rows 5 days back, not counted yet: the page reads down to them.
+        let pending = [(at("2026-01-25T10:00:00Z"), at("2026-01-25T10:01:00Z"))];
+        assert_eq!(
+            plan(&[], &pending, Some(since), end, 100),
+            Guide::Window {
+                from: Some(since),
+                to: Some(at("2026-01-25T10:01:00Z")),
+                rest_empty: true,
+            }
+        );
+        // Newer than every counted hour: the window reaches it.
+        let hours = [(at("2026-01-12T09:00:00Z"), 500)];
+        assert_eq!(
+            plan(&hours, &pending, Some(since), end, 100),
+            Guide::Window {
+                from: Some(at("2026-01-12T09:00:00Z")),
+                to: Some(at("2026-01-25T10:01:00Z")),
+                rest_empty: false,
+            }
+        );
+    }
+
+    #[test]
+    fn an_hours_count_over_a_pending_range_is_not_trusted() {
+        let hours = [
+            (at("2026-01-20T05:00:00Z"), 300),
+            (at("2026-01-12T09:00:00Z"), 300),
+        ];
+        let pending = [(at("2026-01-20T05:30:00Z"), at("2026-01-20T05:31:00Z"))];
+        // The newest hour may have lost rows to a delete: the page reads on to the
+        // next hour whose count stands.
+        assert_eq!(
+            plan(&hours, &pending, None, None, 100),
+            Guide::Window {
+                from: Some(at("2026-01-12T09:00:00Z")),
+                to: Some(at("2026-01-20T06:00:00Z")),
+                rest_empty: false,
+            }
+        );
+        // Only pending ranges reaching past the page's end: up to the page's own bound.
+        let end = Some(at("2026-01-20T05:30:30Z"));
+        assert_eq!(
+            plan(&[], &pending, None, end, 100),
+            Guide::Window {
+                from: None,
+                to: None,
+                rest_empty: true,
+            }
+        );
+    }
+
+    #[test]
+    fn ranges_within_a_window_are_merged_newest_first() {
+        let hours = [
+            (at("2026-01-20T05:00:00Z"), 3),
+            (at("2026-01-20T04:00:00Z"), 1),
+            (at("2026-01-12T09:00:00Z"), 4),
+            (at("2026-01-03T00:00:00Z"), 50),
+        ];
+        let pending = [(at("2026-01-15T10:00:00Z"), at("2026-01-15T10:01:00Z"))];
+        let ranges = ranges_within(&hours, &pending, Some(at("2026-01-10T00:00:00Z")), None);
+        assert_eq!(
+            ranges,
+            Some(vec![
+                (at("2026-01-20T04:00:00Z"), at("2026-01-20T06:00:00Z")),
+                (at("2026-01-15T10:00:00Z"), at("2026-01-15T10:01:00Z")),
+                (at("2026-01-12T09:00:00Z"), at("2026-01-12T10:00:00Z")),
+            ])
+        );
+        let many: Vec<(DateTime<Utc>, i64)> = (0..=MAX_RANGES as i64)
+            .map(|h| (at("2026-01-01T00:00:00Z") + Duration::hours(2 * h), 1))
+            .collect();
+        assert_eq!(ranges_within(&many, &[], None, None), None);
     }
 }

@@ -18,6 +18,8 @@ pub mod locks;
 pub mod policy_jobs;
 pub mod retention;
 pub mod rollup;
+pub mod rollup_pending;
+pub mod rollup_refresh;
 pub mod schema;
 pub mod setting;
 pub mod timescale;

@@ -143,9 +143,11 @@ fn capped(mut text: String) -> String {
 }
 
 /// Checks the jobs every `every` (the first check after one interval, so that the
-/// scheduler has had its chance), runs failing ones, and publishes the status.
+/// scheduler has had its chance), runs failing ones, and publishes the status. The same
+/// task keeps the rollups refreshed between the policies' runs (`rollup_refresh`).
 pub fn spawn_watcher(pool: PgPool, status: PolicyJobs, every: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
+    let refresher = super::rollup_refresh::run(pool.clone(), super::rollup_refresh::CHECK_EVERY);
+    let watcher = async move {
         let mut runs: std::collections::HashMap<i32, ServerRuns> = Default::default();
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -155,12 +157,15 @@ pub fn spawn_watcher(pool: PgPool, status: PolicyJobs, every: Duration) -> JoinH
                 tracing::warn!(%error, "cannot check TimescaleDB policy jobs; will retry");
             }
         }
+    };
+    tokio::spawn(async move {
+        tokio::join!(watcher, refresher);
     })
 }
 
 /// The advisory-lock class of policy-job runs (the job id is the object): with several
 /// instances of the server on one database, one of them runs a given job at a time.
-const RUN_LOCK_CLASS: i32 = 0x4c49_504a; // "LIPJ"
+pub(super) const RUN_LOCK_CLASS: i32 = 0x4c49_504a; // "LIPJ"
 
 /// Runs `job_id` with `CALL run_job` unless another session holds its run lock: `Ok(true)`
 /// when it ran, `Ok(false)` when another instance is running it. The lock is a session

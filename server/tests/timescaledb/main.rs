@@ -1,11 +1,14 @@
 //! TimescaleDB mode end to end, against a real TimescaleDB: converting a plain table that
 //! holds rows, refusing an explicit mode that cannot be had, the server running the
 //! policy jobs the scheduler does not (compression and retention really happen, and
-//! compressed chunks stay readable through the read API), and failing jobs reported in
-//! `/health` and `/metrics`.
+//! compressed chunks stay readable through the read API), failing jobs reported in
+//! `/health` and `/metrics`, and the rollups refreshed after a backfill
+//! (`rollup_refresh`).
 //!
 //! Runs only with `LOG_INGESTION_TEST_STORAGE=timescaledb` (`rake test:rust` sets it on
 //! its second pass when TimescaleDB is installed); otherwise every test returns at once.
+
+mod rollup_refresh;
 
 use std::process::Command;
 use std::time::Duration;

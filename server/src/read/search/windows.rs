@@ -124,12 +124,10 @@ impl PageReads {
     }
 }
 
-/// Up to `limit` rows matching `filter`, older than `cursor`, newest first. In plain
-/// mode a service/level search reads only the stretch the hour rollup points at
-/// (`sparse`; its trigger-kept counts are exact in the rows' own transaction); otherwise,
-/// and in TimescaleDB mode (whose continuous aggregates see late rows of an already
-/// materialized hour only at their next refresh), over the windows of [`windows`]
-/// ending at the cursor (or `until`, or `now`).
+/// Up to `limit` rows matching `filter`, older than `cursor`, newest first. A
+/// service/level search reads only the stretch the hour rollup points at (`sparse`,
+/// which also reads what TimescaleDB's aggregates do not count yet); any other over the
+/// doubling windows ending at the cursor (or `until`, or `now`).
 pub(crate) async fn newest_first(
     connection: &mut ReadConnection,
     mode: StorageMode,
@@ -138,14 +136,15 @@ pub(crate) async fn newest_first(
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<LogRow>, ReadError> {
-    if mode != StorageMode::Postgres || !sparse::applies(filter) {
+    if !sparse::applies(filter) {
         return in_windows(connection, filter, cursor, limit, now).await;
     }
     let end = match (cursor.map(|c| c.timestamp), filter.until) {
         (Some(at), Some(until)) => Some(at.min(until)),
         (at, until) => at.or(until),
     };
-    let (from, to, rest_empty) = match sparse::guide(connection, filter, end, limit).await? {
+    let (guide, ranges) = sparse::guide(connection, mode, filter, end, limit).await?;
+    let (from, to, rest_empty) = match guide {
         Guide::Nothing => return Ok(Vec::new()),
         Guide::Window {
             from,
@@ -161,13 +160,11 @@ pub(crate) async fn newest_first(
         until: to.or(filter.until),
         ..filter.clone()
     };
-    let mut logs = page(
-        connection,
-        &window,
-        if to.is_none() { cursor } else { None },
-        limit,
-    )
-    .await?;
+    let window_cursor = if to.is_none() { cursor } else { None };
+    let mut logs = match ranges {
+        Some(ranges) => page_in_ranges(connection, &window, &ranges, window_cursor, limit).await?,
+        None => page(connection, &window, window_cursor, limit).await?,
+    };
     let missing = limit - logs.len() as i64;
     if let (false, Some(from), true) = (rest_empty, from, missing > 0) {
         let below = LogFilter {
@@ -234,6 +231,44 @@ async fn page(
 ) -> Result<Vec<LogRow>, ReadError> {
     let mut sql = QueryBuilder::<Postgres>::new("");
     push_page_query(&mut sql, filter, cursor, limit);
+    connection
+        .run(|conn| sql.build_query_as().fetch_all(conn))
+        .await
+}
+
+/// Like [`page`], reading only within `ranges` (newest first): each range is one
+/// bounded index read, so matches spread over a month cost their hours, not the month.
+async fn page_in_ranges(
+    connection: &mut ReadConnection,
+    filter: &LogFilter,
+    ranges: &[sparse::Range],
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<LogRow>, ReadError> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (starts, ends): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = ranges.iter().copied().unzip();
+    let mut sql = QueryBuilder::<Postgres>::new("SELECT l.* FROM unnest(");
+    sql.push_bind(starts)
+        .push("::timestamptz[], ")
+        .push_bind(ends)
+        .push("::timestamptz[]) AS w(range_from, range_to) CROSS JOIN LATERAL (");
+    sql.push(format!(
+        "SELECT {COLUMNS} FROM logs WHERE timestamp >= w.range_from AND timestamp < w.range_to"
+    ));
+    filter.push_conditions(&mut sql);
+    if let Some(cursor) = cursor {
+        sql.push(" AND (timestamp, id) < (")
+            .push_bind(cursor.timestamp)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
+    sql.push(" ORDER BY timestamp DESC, id DESC LIMIT ")
+        .push_bind(limit)
+        .push(") AS l ORDER BY l.timestamp DESC, l.id DESC LIMIT ")
+        .push_bind(limit);
     connection
         .run(|conn| sql.build_query_as().fetch_all(conn))
         .await
