@@ -5,6 +5,8 @@
 //! writes entries.
 
 pub mod api;
+mod api_error;
+mod change_api;
 pub mod changes;
 pub mod fingerprint;
 pub mod frames;
