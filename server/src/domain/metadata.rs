@@ -542,6 +542,41 @@ mod tests {
     }
 
     #[test]
+    fn exception_details_are_noted_in_the_one_read_and_match_a_read_of_the_stored_text() {
+        let metadata = parse(json!({
+            "exception": {"class": "KeyError", "message": "key \"a\" not found",
+                          "backtrace": ["gems/x.rb:1:in `y'", "", "app/a.rb:2:in `b'"],
+                          "token": "t"},
+            "exception.type": "Flat",
+            "kind": "exception",
+            "fingerprint": ["a", 1],
+            "password": {"exception": {"class": "Hidden"}},
+        }))
+        .unwrap()
+        .unwrap();
+        let noted = metadata.error_details();
+        assert_eq!(noted.class().as_deref(), Some("KeyError"));
+        assert_eq!(noted.message().as_deref(), Some("key \"a\" not found"));
+        assert_eq!(noted.kind().as_deref(), Some("exception"));
+        assert_eq!(noted.explicit_fingerprint(), Some(r#"["a",1]"#));
+        let frames: Vec<String> = noted.frames().map(|f| f.into_owned()).collect();
+        assert_eq!(frames, ["gems/x.rb:1:in `y'", "app/a.rb:2:in `b'"]);
+        let read = error_details_of(metadata.as_json());
+        assert_eq!(read.class(), noted.class());
+        assert_eq!(read.frames().count(), 2);
+        // Nothing noted under a sensitive key, and a string of lines is a backtrace too.
+        let lines = parse(json!({"exception.stacktrace": "a.rb:1\n\nb.rb:2", "x": 1}))
+            .unwrap()
+            .unwrap();
+        let details = lines.error_details();
+        assert_eq!(details.class(), None);
+        assert_eq!(details.frames().count(), 2);
+        assert!(details.any_exception());
+        let plain = parse(json!({"request_id": "r"})).unwrap().unwrap();
+        assert!(!plain.error_details().any_exception());
+    }
+
+    #[test]
     fn nul_in_keys_and_values_is_made_storable() {
         let metadata = parse(json!({"a\u{0}b": "c\u{0}d"})).unwrap().unwrap();
         assert!(!metadata.as_json().contains("\\u0000"));
