@@ -3,7 +3,8 @@
 //! text that will be stored. It never stores a value it has not filtered, and never
 //! builds a `serde_json::Value`: the entry's raw JSON is read once and the stored text
 //! written as it is read (building the tree, freeing it and re-encoding it were among
-//! the top entries of the server's profile).
+//! the top entries of the server's profile). The same pass notes where the exception
+//! details are (`error_details`), so the fingerprint rule never reads the text again.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -11,6 +12,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::error_details::{ErrorDetails, ErrorParts, Role};
 use super::sensitive_key::is_sensitive_key;
 use super::shape_error::describe_shape_error;
 use super::text::{is_plain, storable_json_text};
@@ -22,10 +24,29 @@ pub const FILTERED: &str = "[FILTERED]";
 /// Validated, filtered metadata as JSON text, and whether that text is plain (see
 /// `text::is_plain`: every string in it was read without escapes, so the text holds
 /// no backslash and no control character).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Metadata {
     json: String,
     plain: bool,
+    /// The exception details noted while reading (`None`: written from decoded values,
+    /// not noted).
+    errors: Option<Noted>,
+}
+
+/// The same stored text is the same metadata, however its exception details were found.
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json && self.plain == other.plain
+    }
+}
+
+impl Eq for Metadata {}
+
+/// Exception details noted while reading: none (most entries), or where they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Noted {
+    Nothing,
+    Parts(Box<ErrorParts>),
 }
 
 impl Metadata {
@@ -45,10 +66,12 @@ impl Metadata {
             return Err("metadata: must be a JSON object".to_owned());
         }
         let mut writer = FilteredJson::new(text.len(), limits);
+        writer.noting = true;
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let written = FilteredValue {
             writer: &mut writer,
             depth: 0,
+            role: Role::Other,
         }
         .deserialize(&mut deserializer);
         if writer.too_deep {
@@ -69,6 +92,45 @@ impl Metadata {
     pub fn is_plain(&self) -> bool {
         self.plain
     }
+
+    /// The exception details: as noted while reading, or (metadata written from decoded
+    /// values) read from the stored text when it can hold any.
+    pub fn error_details(&self) -> ErrorDetails<'_> {
+        match &self.errors {
+            Some(Noted::Nothing) => ErrorDetails::none(),
+            Some(Noted::Parts(parts)) => {
+                ErrorDetails::new(Cow::Borrowed(&self.json), Cow::Borrowed(parts))
+            }
+            None => error_details_of(&self.json),
+        }
+    }
+}
+
+/// The exception details of stored metadata text (a JSON object), read in one pass;
+/// none when the text cannot hold any or is not an object.
+pub fn error_details_of(stored: &str) -> ErrorDetails<'static> {
+    if !(stored.contains("exception") || stored.contains("kind") || stored.contains("fingerprint"))
+    {
+        return ErrorDetails::none();
+    }
+    let limits = EntryLimits {
+        max_metadata_depth: usize::MAX,
+        max_metadata_bytes: usize::MAX,
+        ..EntryLimits::default()
+    };
+    let mut writer = FilteredJson::new(stored.len(), &limits);
+    writer.noting = true;
+    let mut deserializer = serde_json::Deserializer::from_str(stored);
+    let read = FilteredValue {
+        writer: &mut writer,
+        depth: 0,
+        role: Role::Other,
+    }
+    .deserialize(&mut deserializer);
+    if read.is_err() {
+        return ErrorDetails::none();
+    }
+    ErrorDetails::new(Cow::Owned(writer.out), Cow::Owned(writer.errors))
 }
 
 /// The stored text being written (a `String` from the start: every piece written is
@@ -80,6 +142,9 @@ pub(super) struct FilteredJson {
     pub(super) limit: usize,
     pub(super) too_deep: bool,
     pub(super) plain: bool,
+    /// Whether exception details are noted (a client's JSON read by `Metadata::parse`).
+    pub(super) noting: bool,
+    pub(super) errors: ErrorParts,
 }
 
 /// The problem of metadata nested past the depth cap.
@@ -98,6 +163,8 @@ impl FilteredJson {
             limit: limits.max_metadata_depth,
             too_deep: false,
             plain: true,
+            noting: false,
+            errors: ErrorParts::default(),
         }
     }
 
@@ -111,9 +178,15 @@ impl FilteredJson {
                 limits.max_metadata_bytes
             ));
         }
+        let errors = match (self.noting, self.errors.is_empty()) {
+            (false, _) => None,
+            (true, true) => Some(Noted::Nothing),
+            (true, false) => Some(Noted::Parts(Box::new(self.errors))),
+        };
         Ok(Metadata {
             json: self.out,
             plain: self.plain,
+            errors,
         })
     }
 
@@ -153,9 +226,24 @@ impl FilteredJson {
 }
 
 /// One JSON value, read and written filtered at `depth` (that of its container).
+/// `role` is what the value is to the fingerprint rule (`error_details`).
 struct FilteredValue<'w> {
     writer: &'w mut FilteredJson,
     depth: usize,
+    role: Role,
+}
+
+impl FilteredValue<'_> {
+    /// Writes a string value, noting where it is when the rule reads it.
+    fn string<E: de::Error>(self, text: Cow<'_, str>) -> Result<(), E> {
+        let start = self.writer.out.len();
+        self.writer.string(text).map_err(E::custom)?;
+        if self.role != Role::Other {
+            let end = self.writer.out.len();
+            self.writer.errors.string(self.role, start..end);
+        }
+        Ok(())
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for FilteredValue<'_> {
@@ -195,18 +283,17 @@ impl<'de> Visitor<'de> for FilteredValue<'_> {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<(), E> {
-        self.writer.string(Cow::Borrowed(text)).map_err(E::custom)
+        self.string(Cow::Borrowed(text))
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
         // Decoded from escapes (serde could not borrow it): not plain.
-        self.writer
-            .string(Cow::Owned(text.to_owned()))
-            .map_err(E::custom)
+        self.string(Cow::Owned(text.to_owned()))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
         let depth = self.writer.enter(self.depth)?;
+        let role = self.role.of_item();
         self.writer.out.push('[');
         let mut first = true;
         loop {
@@ -217,6 +304,7 @@ impl<'de> Visitor<'de> for FilteredValue<'_> {
             let item = FilteredValue {
                 writer: &mut *self.writer,
                 depth,
+                role,
             };
             if items.next_element_seed(item)?.is_none() {
                 self.writer.out.truncate(comma_at);
@@ -238,13 +326,26 @@ impl<'de> Visitor<'de> for FilteredValue<'_> {
             }
             first = false;
             let sensitive = is_sensitive_key(&key);
+            let noting = self.writer.noting && !sensitive;
+            let top = depth == 1;
+            let role = if noting {
+                self.role.of_key(&key, top)
+            } else {
+                Role::Other
+            };
+            let explicit_fingerprint = noting && top && key == "fingerprint";
             self.writer.string(key).map_err(de::Error::custom)?;
             self.writer.out.push(':');
             let value_at = self.writer.out.len();
             entries.next_value_seed(FilteredValue {
                 writer: &mut *self.writer,
                 depth,
+                role,
             })?;
+            if explicit_fingerprint {
+                let end = self.writer.out.len();
+                self.writer.errors.fingerprint(value_at..end);
+            }
             if sensitive {
                 // Read like any value (so the depth cap holds under it), then dropped.
                 self.writer.out.truncate(value_at);
@@ -438,6 +539,41 @@ mod tests {
     fn size_beyond_the_cap_is_rejected() {
         let big = "x".repeat(70_000);
         assert!(parse(json!({ "big": big })).unwrap_err().contains("bytes"));
+    }
+
+    #[test]
+    fn exception_details_are_noted_in_the_one_read_and_match_a_read_of_the_stored_text() {
+        let metadata = parse(json!({
+            "exception": {"class": "KeyError", "message": "key \"a\" not found",
+                          "backtrace": ["gems/x.rb:1:in `y'", "", "app/a.rb:2:in `b'"],
+                          "token": "t"},
+            "exception.type": "Flat",
+            "kind": "exception",
+            "fingerprint": ["a", 1],
+            "password": {"exception": {"class": "Hidden"}},
+        }))
+        .unwrap()
+        .unwrap();
+        let noted = metadata.error_details();
+        assert_eq!(noted.class().as_deref(), Some("KeyError"));
+        assert_eq!(noted.message().as_deref(), Some("key \"a\" not found"));
+        assert_eq!(noted.kind().as_deref(), Some("exception"));
+        assert_eq!(noted.explicit_fingerprint(), Some(r#"["a",1]"#));
+        let frames: Vec<String> = noted.frames().map(|f| f.into_owned()).collect();
+        assert_eq!(frames, ["gems/x.rb:1:in `y'", "app/a.rb:2:in `b'"]);
+        let read = error_details_of(metadata.as_json());
+        assert_eq!(read.class(), noted.class());
+        assert_eq!(read.frames().count(), 2);
+        // Nothing noted under a sensitive key, and a string of lines is a backtrace too.
+        let lines = parse(json!({"exception.stacktrace": "a.rb:1\n\nb.rb:2", "x": 1}))
+            .unwrap()
+            .unwrap();
+        let details = lines.error_details();
+        assert_eq!(details.class(), None);
+        assert_eq!(details.frames().count(), 2);
+        assert!(details.any_exception());
+        let plain = parse(json!({"request_id": "r"})).unwrap().unwrap();
+        assert!(!plain.error_details().any_exception());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Parse-don't-validate types: a value of these types can only exist valid, so nothing
 //! downstream re-checks it. This module never performs I/O and never knows about HTTP.
 
+mod error_details;
 mod log_entry;
 mod metadata;
 mod metadata_writer;
@@ -8,8 +9,9 @@ mod sensitive_key;
 mod shape_error;
 mod text;
 
+pub use error_details::{ErrorDetails, MAX_FRAMES};
 pub use log_entry::LogEntry;
-pub use metadata::{Metadata, FILTERED};
+pub use metadata::{error_details_of, Metadata, FILTERED};
 pub use metadata_writer::{KeyWritten, MetadataFragment, MetadataWriter, TooDeep};
 pub use sensitive_key::is_sensitive_key;
 pub use text::storable_text;

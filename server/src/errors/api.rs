@@ -2,26 +2,22 @@
 //! `GET /api/v1/errors` (groups, filtered and sorted, cursor-paginated),
 //! `GET /api/v1/errors/{id}` (one group, its latest backtrace, buckets and who it
 //! affected), `GET /api/v1/errors/{id}/occurrences` (its entries, as `/api/v1/logs`
-//! pages them), `POST /api/v1/errors/{id}/status` and `POST /api/v1/errors/{id}/merge`.
-//! Owns the parameters and bodies (each bounded, refused with a 400 naming the
+//! pages them), and the changes of `change_api` (`POST /api/v1/errors/{id}/status` and
+//! `/merge`). Owns the read parameters (each bounded, refused with a 400 naming the
 //! problem) and the JSON shapes; reads run on the read side's connections, changes on
-//! the writers' pool (read connections are read-only), and a change answers with the
-//! group as read back on the same pool.
+//! the writers' pool (read connections are read-only).
 
-use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::extract::{Path, State};
+use axum::routing::get;
 use axum::{middleware, Json, Router};
-use chrono::{DateTime, Duration, Utc};
-use log_ingestion_wire::ErrorBody;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::PgPool;
 
-use super::changes::{self, Change, ChangeError};
+use super::api_error::{group_id, Answer, DEFAULT_RANGE};
+pub use super::api_error::{ErrorsApiError, ErrorsContext};
+use super::change_api;
 use super::fingerprint::{backtrace_of, exception_message_of};
 use super::groups::{self, Bucket, Group, ListFilter, Range, Sort};
 use crate::read::cursor::Cursor;
@@ -38,20 +34,7 @@ const TREND_BUCKETS: i64 = 24;
 const DEFAULT_BUCKETS: i64 = 60;
 const MAX_BUCKETS: i64 = 200;
 const MAX_TEXT_CHARS: usize = 1_000;
-/// The range counts are taken over when `since` is not given.
-const DEFAULT_RANGE: Duration = Duration::hours(24);
-/// A status or merge body is a few dozen bytes.
-const MAX_BODY_BYTES: usize = 4_096;
-const MAX_IGNORE_COUNT: i64 = 1_000_000_000;
 const STATUSES: [&str; 3] = ["unresolved", "resolved", "ignored"];
-
-/// What the errors handlers need.
-#[derive(Clone)]
-pub struct ErrorsContext {
-    read: ReadContext,
-    /// The writers' pool: status changes and merges, and the answers to them.
-    writes: PgPool,
-}
 
 /// The errors API's routes, behind `admin_keys`.
 pub fn router<S>(read: ReadContext, writes: PgPool, admin_keys: AdminKeys) -> Router<S>
@@ -59,10 +42,7 @@ where
     S: Clone + Send + Sync + 'static,
 {
     let limits = read.query_limits();
-    let changes = Router::new()
-        .route("/api/v1/errors/{id}/status", post(set_status))
-        .route("/api/v1/errors/{id}/merge", post(merge))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let changes = change_api::routes();
     Router::new()
         .route("/api/v1/errors", get(list))
         .route("/api/v1/errors/{id}", get(show))
@@ -77,68 +57,6 @@ where
             read::auth::require_admin_key,
         ))
         .with_state(ErrorsContext { read, writes })
-}
-
-/// A refusal of the errors API.
-#[derive(Debug)]
-pub enum ErrorsApiError {
-    Read(ReadError),
-    NotFound,
-    /// A body that does not make a change; one line per problem.
-    InvalidBody(Vec<String>),
-}
-
-impl From<ReadError> for ErrorsApiError {
-    fn from(error: ReadError) -> Self {
-        ErrorsApiError::Read(error)
-    }
-}
-
-impl From<sqlx::Error> for ErrorsApiError {
-    fn from(error: sqlx::Error) -> Self {
-        ErrorsApiError::Read(ReadError::from(error))
-    }
-}
-
-impl From<ChangeError> for ErrorsApiError {
-    fn from(error: ChangeError) -> Self {
-        match error {
-            ChangeError::NotFound => ErrorsApiError::NotFound,
-            ChangeError::Refused(problem) => ErrorsApiError::InvalidBody(vec![problem]),
-            ChangeError::Database(error) => error.into(),
-        }
-    }
-}
-
-impl IntoResponse for ErrorsApiError {
-    fn into_response(self) -> Response {
-        match self {
-            ErrorsApiError::Read(error) => error.into_response(),
-            ErrorsApiError::NotFound => (
-                StatusCode::NOT_FOUND,
-                Json(ErrorBody {
-                    error: "Error group not found".to_owned(),
-                    details: None,
-                }),
-            )
-                .into_response(),
-            ErrorsApiError::InvalidBody(problems) => (
-                StatusCode::BAD_REQUEST,
-                Json(ErrorBody {
-                    error: "Invalid request".to_owned(),
-                    details: Some(json!(problems)),
-                }),
-            )
-                .into_response(),
-        }
-    }
-}
-
-type Answer<T> = Result<Json<T>, ErrorsApiError>;
-
-fn group_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, ErrorsApiError> {
-    id.map(|Path(id)| id)
-        .map_err(|_| ReadError::invalid("id: must be a whole number").into())
 }
 
 /// `since`/`until` (as `/api/v1/logs` reads them), by default the last 24 hours.
@@ -424,129 +342,6 @@ async fn occurrences(
     Ok(Json(OccurrencePage { logs, next_cursor }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StatusBody {
-    status: String,
-    #[serde(default)]
-    ignore_until: Option<IgnoreBody>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IgnoreBody {
-    #[serde(default)]
-    count: Option<i64>,
-    #[serde(default)]
-    time: Option<String>,
-}
-
-/// The body as `T`, or a 400 saying why not.
-fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ErrorsApiError> {
-    serde_json::from_slice(bytes).map_err(|error| {
-        ErrorsApiError::InvalidBody(vec![format!(
-            "the body must be JSON of the documented shape: {}",
-            crate::ingest::client_text::describe_json_error(&error)
-        )])
-    })
-}
-
-/// The change a status body asks for, or every problem with it.
-fn change_of(body: StatusBody, now: DateTime<Utc>) -> Result<Change, Vec<String>> {
-    let mut problems = Vec::new();
-    let change = match (body.status.as_str(), body.ignore_until) {
-        ("resolved", None) => Change::Resolve,
-        ("unresolved", None) => Change::Reopen,
-        ("ignored", None) => Change::Ignore {
-            count: None,
-            time: None,
-        },
-        ("ignored", Some(IgnoreBody { count, time })) => {
-            if count.is_some() == time.is_some() {
-                problems.push("ignore_until: give either count or time".to_owned());
-            }
-            if let Some(count) = count {
-                if !(1..=MAX_IGNORE_COUNT).contains(&count) {
-                    problems.push(format!(
-                        "ignore_until.count: must be from 1 to {MAX_IGNORE_COUNT}"
-                    ));
-                }
-            }
-            let time = time.and_then(|text| {
-                match DateTime::parse_from_rfc3339(&text).map(|t| t.to_utc()) {
-                    Ok(time) if time > now && crate::read::time_bounds::contains(time) => {
-                        Some(time)
-                    }
-                    _ => {
-                        problems
-                            .push("ignore_until.time: must be a future RFC 3339 time".to_owned());
-                        None
-                    }
-                }
-            });
-            Change::Ignore { count, time }
-        }
-        ("resolved" | "unresolved", Some(_)) => {
-            problems.push("ignore_until: only with status ignored".to_owned());
-            Change::Reopen
-        }
-        _ => {
-            problems.push("status: must be unresolved, resolved or ignored".to_owned());
-            Change::Reopen
-        }
-    };
-    if problems.is_empty() {
-        Ok(change)
-    } else {
-        Err(problems)
-    }
-}
-
-/// The group `id` as the writers' pool reads it just after a change.
-async fn changed_group(context: &ErrorsContext, id: i64) -> Answer<Group> {
-    let now = Utc::now();
-    let mut conn = context.writes.acquire().await?;
-    let group = groups::one(
-        &mut conn,
-        id,
-        Range {
-            since: now - DEFAULT_RANGE,
-            until: now,
-        },
-    )
-    .await?
-    .ok_or(ErrorsApiError::NotFound)?;
-    Ok(Json(group))
-}
-
-async fn set_status(
-    State(context): State<ErrorsContext>,
-    id: Result<Path<i64>, PathRejection>,
-    bytes: Bytes,
-) -> Answer<Group> {
-    let id = group_id(id)?;
-    let change = change_of(body(&bytes)?, Utc::now()).map_err(ErrorsApiError::InvalidBody)?;
-    let root = changes::set_status(&context.writes, id, &change).await?;
-    changed_group(&context, root).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MergeBody {
-    into: i64,
-}
-
-async fn merge(
-    State(context): State<ErrorsContext>,
-    id: Result<Path<i64>, PathRejection>,
-    bytes: Bytes,
-) -> Answer<Group> {
-    let id = group_id(id)?;
-    let MergeBody { into } = body(&bytes)?;
-    let target = changes::merge(&context.writes, id, into).await?;
-    changed_group(&context, target).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,27 +352,5 @@ mod tests {
         assert_eq!(decode_cursor(Sort::Count, &cursor), Some((-5, 42)));
         assert_eq!(decode_cursor(Sort::LastSeen, &cursor), None);
         assert_eq!(decode_cursor(Sort::Count, "c123"), None);
-    }
-
-    #[test]
-    fn status_bodies_are_checked() {
-        let now = Utc::now();
-        let parse = |text: &str| change_of(serde_json::from_str(text).unwrap(), now);
-        assert_eq!(parse(r#"{"status":"resolved"}"#), Ok(Change::Resolve));
-        assert_eq!(
-            parse(r#"{"status":"ignored","ignore_until":{"count":10}}"#),
-            Ok(Change::Ignore {
-                count: Some(10),
-                time: None
-            })
-        );
-        assert!(parse(r#"{"status":"ignored","ignore_until":{"count":0}}"#).is_err());
-        assert!(parse(r#"{"status":"ignored","ignore_until":{}}"#).is_err());
-        assert!(
-            parse(r#"{"status":"ignored","ignore_until":{"time":"2000-01-01T00:00:00Z"}}"#)
-                .is_err()
-        );
-        assert!(parse(r#"{"status":"resolved","ignore_until":{"count":3}}"#).is_err());
-        assert!(parse(r#"{"status":"gone"}"#).is_err());
     }
 }

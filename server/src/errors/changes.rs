@@ -8,10 +8,15 @@
 //! A status is set on the group and on every group merged into it (ingest moves each
 //! row on its own: a merged group seen again regresses the group it is part of). A
 //! merged group's members move to the target and take its status.
+//!
+//! Every change is audited (`auth::audit`) under the actor who asked, in its own
+//! transaction: a change and its record commit together.
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 
+use crate::auth::{audit, Actor};
 use crate::storage::error_fold;
 
 /// The status asked for.
@@ -73,14 +78,19 @@ async fn lock(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Result<(), sql
 
 /// Sets the status of group `id` (of the group it is merged into, if it is) and of
 /// its members; returns the group whose status changed.
-pub async fn set_status(pool: &PgPool, id: i64, change: &Change) -> Result<i64, ChangeError> {
+pub async fn set_status(
+    pool: &PgPool,
+    actor: &Actor,
+    id: i64,
+    change: &Change,
+) -> Result<i64, ChangeError> {
     let mut tx = begin(pool).await?;
     let root = root_of(&mut tx, id).await?.ok_or(ChangeError::NotFound)?;
     lock(&mut tx, &[root]).await?;
-    let (status, count, time) = match change {
-        Change::Resolve => ("resolved", None, None),
-        Change::Reopen => ("unresolved", None, None),
-        Change::Ignore { count, time } => ("ignored", *count, *time),
+    let (status, count, time, action) = match change {
+        Change::Resolve => ("resolved", None, None, "error_group.resolve"),
+        Change::Reopen => ("unresolved", None, None, "error_group.reopen"),
+        Change::Ignore { count, time } => ("ignored", *count, *time, "error_group.ignore"),
     };
     sqlx::query(
         "UPDATE error_groups SET status = $2, \
@@ -96,13 +106,15 @@ pub async fn set_status(pool: &PgPool, id: i64, change: &Change) -> Result<i64, 
     .bind(time)
     .execute(&mut *tx)
     .await?;
+    let details = json!({"group": id, "status": status, "ignore_until_count": count, "ignore_until_time": time});
+    audit::record(&mut tx, actor, action, &target(root), details).await?;
     tx.commit().await?;
     Ok(root)
 }
 
 /// Merges group `id` (and the groups merged into it) into `into` (the group `into` is
 /// merged into, if it is); returns the group merged into.
-pub async fn merge(pool: &PgPool, id: i64, into: i64) -> Result<i64, ChangeError> {
+pub async fn merge(pool: &PgPool, actor: &Actor, id: i64, into: i64) -> Result<i64, ChangeError> {
     let mut tx = begin(pool).await?;
     let source: Option<(Option<i64>,)> = sqlx::query_as(
         "SELECT merged_into FROM error_groups WHERE id = $1 AND first_seen IS NOT NULL",
@@ -142,6 +154,20 @@ pub async fn merge(pool: &PgPool, id: i64, into: i64) -> Result<i64, ChangeError
     .bind(target)
     .execute(&mut *tx)
     .await?;
+    let details = json!({"group": id, "into": target});
+    audit::record(
+        &mut tx,
+        actor,
+        "error_group.merge",
+        &self::target(id),
+        details,
+    )
+    .await?;
     tx.commit().await?;
     Ok(target)
+}
+
+/// How the audit log names group `id`.
+fn target(id: i64) -> String {
+    format!("error_group:{id}")
 }

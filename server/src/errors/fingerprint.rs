@@ -20,24 +20,20 @@
 //! every fingerprint: a test pins the fingerprints of version 1, so the rule cannot
 //! change (and split existing groups) by accident.
 //!
-//! Bounded work: metadata that cannot hold exception details (no `exception` or
-//! `fingerprint` in its text) is not parsed; at most [`MAX_FRAMES`] frames of
-//! [`MAX_FRAME_BYTES`] each, [`MAX_TEMPLATE_INPUT`] bytes of the message and
-//! [`MAX_FINGERPRINT_PARTS`] explicit parts are looked at; the rest is skipped unread.
-//! It never touches storage and never fails: metadata of an unexpected shape makes an
-//! entry fall to the next step.
+//! Bounded work: the metadata is not read again: the details were noted where they are
+//! while it was read at decode (`domain::ErrorDetails`), and only the values the rule
+//! needs are decoded: frames up to the first in-app one, at most `frames::MAX_FRAMES` of
+//! them, [`MAX_FRAME_BYTES`] of each, [`MAX_TEMPLATE_INPUT`] bytes of the message and
+//! [`MAX_FINGERPRINT_PARTS`] explicit parts. It never touches storage and never fails:
+//! metadata of an unexpected shape makes an entry fall to the next step.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::frames::{self, MAX_FRAMES, MAX_FRAME_BYTES};
+use super::frames::{self, MAX_FRAME_BYTES};
 use super::template::{self, cut, MAX_TEMPLATE_INPUT};
-use crate::domain::LogEntry;
+use crate::domain::{error_details_of, ErrorDetails, LogEntry};
 
 /// The version of the rule; part of every fingerprint.
 pub const RULE_VERSION: u32 = 1;
@@ -61,67 +57,30 @@ pub struct ErrorFingerprint {
     pub message_template: String,
 }
 
-/// The metadata keys the rule reads, each kept raw so that one of an unexpected type
-/// leaves the others usable.
-#[derive(Deserialize, Default)]
-struct ErrorKeys<'a> {
-    #[serde(borrow, default)]
-    exception: Option<&'a RawValue>,
-    #[serde(rename = "exception.type", borrow, default)]
-    flat_type: Option<&'a RawValue>,
-    #[serde(rename = "exception.message", borrow, default)]
-    flat_message: Option<&'a RawValue>,
-    #[serde(rename = "exception.stacktrace", borrow, default)]
-    flat_stacktrace: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    fingerprint: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    kind: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ExceptionObject<'a> {
-    #[serde(borrow, default)]
-    class: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    message: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    backtrace: Option<&'a RawValue>,
-}
-
-/// Exception details found in an entry's metadata.
-#[derive(Default)]
-struct Details<'a> {
-    class: Option<Cow<'a, str>>,
-    message: Option<Cow<'a, str>>,
-    backtrace: Vec<String>,
-    explicit: Option<Vec<String>>,
-    /// The entry is one of the gem's request or job summary lines.
-    summary: bool,
-}
-
-impl Details<'_> {
-    fn any_exception(&self) -> bool {
-        self.class.is_some() || self.message.is_some() || !self.backtrace.is_empty()
-    }
-}
-
 /// The entry's fingerprint, or `None` when it is not an error (see the module's top).
 pub fn fingerprint(entry: &LogEntry<'_>) -> Option<ErrorFingerprint> {
     let at_error = entry.level().severity() >= ERROR_SEVERITY;
-    let details = entry
-        .metadata()
-        .map(|metadata| details(metadata.as_json(), at_error))
-        .unwrap_or_default();
-    if !details.any_exception() && (!at_error || details.summary) {
-        return None;
+    let details = match entry.metadata() {
+        Some(metadata) => metadata.error_details(),
+        None => ErrorDetails::none(),
+    };
+    let class = details.class();
+    let message = details.message();
+    let mut backtrace = frames_of(&details);
+    let first_frame = backtrace.next();
+    if class.is_none() && message.is_none() && first_frame.is_none() {
+        let summary = details
+            .kind()
+            .is_some_and(|kind| kind == "request" || kind == "job");
+        if !at_error || summary {
+            return None;
+        }
     }
-    let class = details
-        .class
+    let class = class
         .as_deref()
         .map(|class| cut(class.trim(), MAX_CLASS_BYTES).to_owned())
         .filter(|class| !class.is_empty());
-    let message = details.message.as_deref().unwrap_or(entry.message());
+    let message = message.as_deref().unwrap_or(entry.message());
     let message_template = template::template(message.trim());
     let title = cut(
         &match &class {
@@ -131,21 +90,24 @@ pub fn fingerprint(entry: &LogEntry<'_>) -> Option<ErrorFingerprint> {
         MAX_TITLE_BYTES,
     )
     .to_owned();
-    let fingerprint = match (&details.explicit, details.backtrace.as_slice()) {
+    let explicit = details.explicit_fingerprint().and_then(explicit_parts);
+    let fingerprint = match (explicit, first_frame) {
         (Some(parts), _) => hash("explicit", parts.iter().map(String::as_str)),
-        (None, [first, ..]) => {
-            let frame = details
-                .backtrace
-                .iter()
-                .find(|frame| frames::is_in_app(frame))
-                .unwrap_or(first);
-            let location = frames::location(frame);
+        (None, Some(first)) => {
+            let frame = if frames::is_in_app(&first) {
+                first
+            } else {
+                backtrace
+                    .find(|frame| frames::is_in_app(frame))
+                    .unwrap_or(first)
+            };
+            let location = frames::location(&frame);
             hash(
                 "backtrace",
                 [class.as_deref().unwrap_or(""), location.as_str()].into_iter(),
             )
         }
-        (None, []) => hash(
+        (None, None) => hash(
             "message",
             [
                 entry.service(),
@@ -164,6 +126,23 @@ pub fn fingerprint(entry: &LogEntry<'_>) -> Option<ErrorFingerprint> {
     })
 }
 
+/// The backtrace's frames, each cut to [`MAX_FRAME_BYTES`], blank ones skipped.
+fn frames_of<'d>(details: &'d ErrorDetails<'_>) -> impl Iterator<Item = Cow<'d, str>> + 'd {
+    details.frames().filter_map(|frame| {
+        let kept = cut(&frame, MAX_FRAME_BYTES).len();
+        if frame[..kept].trim().is_empty() {
+            return None;
+        }
+        Some(match frame {
+            Cow::Borrowed(text) => Cow::Borrowed(&text[..kept]),
+            Cow::Owned(mut text) => {
+                text.truncate(kept);
+                Cow::Owned(text)
+            }
+        })
+    })
+}
+
 /// `RULE_VERSION`, `step` and `parts`, each length-prefixed (so no two lists of parts
 /// hash alike), as 32 hex digits of SHA-256.
 fn hash<'a>(step: &str, parts: impl Iterator<Item = &'a str>) -> String {
@@ -177,64 +156,20 @@ fn hash<'a>(step: &str, parts: impl Iterator<Item = &'a str>) -> String {
     for part in parts {
         field(part);
     }
-    hasher.finalize()[..16]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(32);
+    for byte in &hasher.finalize()[..16] {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
-/// The exception details in `metadata` (stored JSON text of an object). Text that
-/// cannot hold any is not parsed.
-fn details(metadata: &str, at_error: bool) -> Details<'_> {
-    // Below ERROR only exception details make an entry an error: `kind` and an explicit
-    // `fingerprint` matter for entries at ERROR and above (the gem's every request entry
-    // has a `kind`).
-    let may_matter = metadata.contains("exception")
-        || (at_error && (metadata.contains("fingerprint") || metadata.contains("kind")));
-    if !may_matter {
-        return Details::default();
-    }
-    let Ok(keys) = serde_json::from_str::<ErrorKeys<'_>>(metadata) else {
-        return Details::default();
-    };
-    let mut details = Details {
-        explicit: keys.fingerprint.and_then(explicit_parts),
-        summary: keys
-            .kind
-            .and_then(text)
-            .is_some_and(|kind| kind == "request" || kind == "job"),
-        ..Details::default()
-    };
-    if let Some(exception) = keys
-        .exception
-        .and_then(|raw| serde_json::from_str::<ExceptionObject<'_>>(raw.get()).ok())
-    {
-        details.class = exception.class.and_then(text);
-        details.message = exception.message.and_then(text);
-        details.backtrace = exception.backtrace.map(backtrace).unwrap_or_default();
-    }
-    if details.class.is_none() {
-        details.class = keys.flat_type.and_then(text);
-    }
-    if details.message.is_none() {
-        details.message = keys.flat_message.and_then(text);
-    }
-    if details.backtrace.is_empty() {
-        details.backtrace = keys.flat_stacktrace.map(backtrace).unwrap_or_default();
-    }
-    details
-}
-
-/// A JSON string's text (`None` for anything else and for blank text).
-fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text: Cow<'_, str> = serde_json::from_str(raw.get()).ok()?;
-    (!text.trim().is_empty()).then_some(text)
-}
-
-/// The explicit fingerprint's parts: a string, or an array of strings, numbers and
-/// booleans (others skipped), at most [`MAX_FINGERPRINT_PARTS`]; `None` when empty.
-fn explicit_parts(raw: &RawValue) -> Option<Vec<String>> {
-    let parts: Vec<String> = match serde_json::from_str::<serde_json::Value>(raw.get()).ok()? {
+/// The explicit fingerprint's parts from its JSON text: a string, or an array of
+/// strings, numbers and booleans (others skipped), at most [`MAX_FINGERPRINT_PARTS`];
+/// `None` when empty.
+fn explicit_parts(raw: &str) -> Option<Vec<String>> {
+    let parts: Vec<String> = match serde_json::from_str::<serde_json::Value>(raw).ok()? {
         serde_json::Value::String(text) => vec![text],
         serde_json::Value::Array(items) => items
             .into_iter()
@@ -256,121 +191,22 @@ fn explicit_parts(raw: &RawValue) -> Option<Vec<String>> {
     (!parts.is_empty()).then_some(parts)
 }
 
-/// A backtrace: an array of frame strings (other items skipped) or one string of
-/// lines; at most [`MAX_FRAMES`] frames of at most [`MAX_FRAME_BYTES`] each, blank
-/// ones dropped.
-fn backtrace(raw: &RawValue) -> Vec<String> {
-    let frames = serde_json::from_str::<Frames>(raw.get())
-        .map(|frames| frames.0)
-        .unwrap_or_default();
-    frames
-        .into_iter()
-        .filter(|frame| !frame.trim().is_empty())
-        .collect()
-}
-
-/// Frames read without building more than [`MAX_FRAMES`] of them.
-struct Frames(Vec<String>);
-
-impl<'de> Deserialize<'de> for Frames {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(FramesVisitor)
-    }
-}
-
-struct FramesVisitor;
-
-fn frame(text: &str) -> String {
-    cut(text, MAX_FRAME_BYTES).to_owned()
-}
-
-impl<'de> Visitor<'de> for FramesVisitor {
-    type Value = Frames;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("an array of frames or a string of lines")
-    }
-
-    fn visit_str<E: de::Error>(self, lines: &str) -> Result<Frames, E> {
-        Ok(Frames(lines.lines().take(MAX_FRAMES).map(frame).collect()))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Frames, A::Error> {
-        let mut frames = Vec::new();
-        while let Some(item) = seq.next_element::<FrameItem>()? {
-            if frames.len() < MAX_FRAMES {
-                if let FrameItem::Text(text) = item {
-                    frames.push(text);
-                }
-            }
-        }
-        Ok(Frames(frames))
-    }
-}
-
-/// One item of a backtrace array: a frame's text (cut), or anything else (skipped
-/// unread).
-enum FrameItem {
-    Text(String),
-    Other,
-}
-
-impl<'de> Deserialize<'de> for FrameItem {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ItemVisitor;
-        impl<'de> Visitor<'de> for ItemVisitor {
-            type Value = FrameItem;
-            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-                formatter.write_str("a frame")
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<FrameItem, E> {
-                Ok(FrameItem::Text(frame(text)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FrameItem, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(FrameItem::Other)
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<FrameItem, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(FrameItem::Other)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<FrameItem, E> {
-                Ok(FrameItem::Other)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<FrameItem, E> {
-                Ok(FrameItem::Other)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<FrameItem, E> {
-                Ok(FrameItem::Other)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<FrameItem, E> {
-                Ok(FrameItem::Other)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<FrameItem, E> {
-                Ok(FrameItem::Other)
-            }
-        }
-        deserializer.deserialize_any(ItemVisitor)
-    }
-}
-
 /// The frames of the latest occurrence's backtrace as the group page shows them
 /// (each with whether it is in-app), from the entry's stored metadata.
 pub fn backtrace_of(metadata: &str) -> Vec<(String, bool)> {
-    details(metadata, true)
-        .backtrace
-        .into_iter()
+    let details = error_details_of(metadata);
+    frames_of(&details)
         .map(|frame| {
             let in_app = frames::is_in_app(&frame);
-            (frame, in_app)
+            (frame.into_owned(), in_app)
         })
         .collect()
 }
 
 /// The latest occurrence's own exception message (not a template), if it has one.
 pub fn exception_message_of(metadata: &str) -> Option<String> {
-    details(metadata, true)
-        .message
+    error_details_of(metadata)
+        .message()
         .map(|message| cut(&message, MAX_TEMPLATE_INPUT).to_owned())
 }
 
@@ -379,6 +215,7 @@ mod tests {
     use chrono::Utc;
     use serde_json::json;
 
+    use super::frames::MAX_FRAMES;
     use super::*;
     use crate::config::EntryLimits;
 

@@ -3,8 +3,9 @@
 //! library-path rule (Rails' backtrace cleaner idea: frames under gems, Ruby itself,
 //! vendored code and bundler are not the app's); never hashes, never reads metadata.
 
-/// Frames of a backtrace that are looked at; the rest are ignored.
-pub const MAX_FRAMES: usize = 200;
+/// Frames of a backtrace that are looked at (noted while the metadata is read); the
+/// rest are ignored.
+pub const MAX_FRAMES: usize = crate::domain::MAX_FRAMES;
 /// Bytes of one frame that are looked at.
 pub const MAX_FRAME_BYTES: usize = 1_000;
 

@@ -1,5 +1,5 @@
-//! The fold: error occurrences appended by group commits (`error_group_deltas`, see
-//! `error_groups`) moved into their groups' counts (`error_groups`) and minutes
+//! The fold: error occurrences appended as their rows are stored (`error_group_deltas`,
+//! by the rows' trigger, see `error_groups`) moved into their groups' counts (`error_groups`) and minutes
 //! (`error_group_minutes`), in one transaction that deletes exactly the deltas it adds.
 //! Owns that statement, the lock that serialises it, and the task that runs it shortly
 //! after commits.
@@ -11,7 +11,7 @@
 //! late fold does not move them. Everything that writes group rows (folds, status
 //! changes, merges, the expiry of old minutes) first takes one transaction-level
 //! advisory lock: they run one at a time, on any instance, so they never deadlock;
-//! group commits only append deltas and never take it.
+//! storing rows only appends deltas and never takes it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +48,7 @@ pub async fn fold(pool: &PgPool) -> Result<i64, sqlx::Error> {
     Ok(folded)
 }
 
-/// Runs [`fold`] after `committed` is notified (a group commit appended deltas), at
+/// Runs [`fold`] after `committed` is notified (a group commit stored error rows), at
 /// most once per [`FOLD_PAUSE`], until aborted.
 pub fn spawn(pool: PgPool, committed: Arc<Notify>) -> JoinHandle<()> {
     tokio::spawn(async move {

@@ -1,17 +1,9 @@
 //! `GroupCommitter`: concurrent requests' entries written in one transaction. A writer
 //! task (a few run, so one's commit overlaps another's COPY) takes every waiting
 //! submission (capped by rows and bytes); a lone one lingers a few milliseconds for
-//! company. A group without idempotency keys is one `COPY` in autocommit: a single
-//! statement is its own transaction (atomic, committed before PostgreSQL answers it),
-//! so BEGIN and COMMIT would only add two round trips and wake-ups per group; the
-//! plain-mode rollup triggers run inside that statement's transaction. A group with
-//! keys settles them (`idempotency::decide`), writes the rows of the submissions that
-//! are not replays with `COPY`, and commits, all in one transaction. A group with error
-//! entries appends its occurrences per group and minute (`error_groups`: an insert, no
-//! lock shared with other writers) in the transaction of its rows: `BEGIN` and that
-//! insert in one round trip, the `COPY`, `COMMIT`; new groups are created before it, in
-//! autocommit. The fold (`error_fold`), woken after such a commit, adds them to the
-//! groups.
+//! company; the group is written by `group_write` (one autocommit `COPY`, or one
+//! transaction when idempotency keys are to be settled; error rows are counted by the
+//! `COPY` itself).
 //! Every submission of the group gets the same fate: all committed, or none (each then
 //! answers 503). Each writer keeps its own connection from group to group
 //! ([`WriterConnection`]): the pool's liveness round trip before every group was a
@@ -23,44 +15,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, PgPool, Postgres};
-use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use sqlx::{PgPool, Postgres};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 
 use super::copy_text::CopyRows;
 use super::declared_keys::{is_declaration_change, DeclaredKeys, LiveDeclaredKeys};
 use super::error_fold;
-use super::error_groups::{self, ErrorTally, GroupIds};
-use super::idempotency::{self, IdempotencyClaim, KeyDecision, StoredResponse};
+use super::group_write::{write_group, ErrorWriting, Part, WriteFailure};
+use super::idempotency::IdempotencyClaim;
 use super::write_health::WriteHealth;
 use crate::config::GroupCommitSettings;
 use crate::metrics::Metrics;
 
+pub use super::group_write::CommitOutcome;
+
 /// Submissions that may wait for the writer before `commit` itself waits.
 const QUEUE_DEPTH: usize = 4_096;
-
-/// What happened to a submission.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommitOutcome {
-    /// The entries are committed.
-    Committed,
-    /// The idempotency key was already used: nothing was written, answer with this.
-    Replayed(StoredResponse),
-    /// The idempotency key was already used for a request with a different body:
-    /// nothing was written and nothing is replayed.
-    KeyReused,
-}
-
-impl From<Option<KeyDecision>> for CommitOutcome {
-    /// A submission's outcome from its idempotency decision (`None`: it had no key).
-    fn from(decision: Option<KeyDecision>) -> Self {
-        match decision {
-            None | Some(KeyDecision::Claimed) => CommitOutcome::Committed,
-            Some(KeyDecision::Replay(response)) => CommitOutcome::Replayed(response),
-            Some(KeyDecision::Reused) => CommitOutcome::KeyReused,
-        }
-    }
-}
 
 /// Why a submission was not committed. Nothing of it was stored.
 #[derive(Debug, thiserror::Error)]
@@ -300,14 +271,6 @@ struct WriterConnection {
     errors: ErrorWriting,
 }
 
-/// What the writers share to record error occurrences: the groups' ids, and the fold
-/// task's wake-up, notified after a commit that appended deltas.
-#[derive(Clone, Default)]
-struct ErrorWriting {
-    ids: Arc<GroupIds>,
-    committed: Arc<Notify>,
-}
-
 /// The writer's connection and when it was taken and last used.
 struct Kept {
     connection: PoolConnection<Postgres>,
@@ -334,30 +297,6 @@ fn reusable(taken: Instant, used: Instant, now: Instant) -> bool {
     now.duration_since(used) < KEPT_MAX_IDLE && now.duration_since(taken) < KEPT_MAX_AGE
 }
 
-/// Why a group was not written, and whether PostgreSQL may have stored any of it.
-struct WriteFailure {
-    error: sqlx::Error,
-    /// The failure came at the group's first exchange (the `COPY` or `BEGIN` was
-    /// refused or never answered): nothing of the group can have been stored.
-    at_first_exchange: bool,
-}
-
-impl WriteFailure {
-    fn at_first_exchange(error: sqlx::Error) -> Self {
-        WriteFailure {
-            error,
-            at_first_exchange: true,
-        }
-    }
-
-    fn later(error: sqlx::Error) -> Self {
-        WriteFailure {
-            error,
-            at_first_exchange: false,
-        }
-    }
-}
-
 impl WriterConnection {
     fn new(pool: PgPool, declared: Arc<LiveDeclaredKeys>, errors: ErrorWriting) -> Self {
         WriterConnection {
@@ -368,7 +307,7 @@ impl WriterConnection {
         }
     }
 
-    /// Writes `group` (see [`write_group`]) on the kept connection, or on a fresh one
+    /// Writes `group` (see `group_write`) on the kept connection, or on a fresh one
     /// when the kept one turns out dead before anything was sent that could be stored.
     async fn write(
         &mut self,
@@ -422,9 +361,16 @@ impl WriterConnection {
                 }
             }
         };
+        let parts: Vec<Part<'_>> = group
+            .iter()
+            .map(|submission| Part {
+                rows: &submission.rows,
+                claim: submission.claim.as_ref(),
+            })
+            .collect();
         let written = write_group(
             &mut kept.connection,
-            group,
+            &parts,
             data,
             declared.copy_statement(),
             &self.errors,
@@ -440,133 +386,6 @@ impl WriterConnection {
         }
         written
     }
-}
-
-/// Writes one group on `conn` and returns each submission's outcome: in one autocommit
-/// `COPY` when no submission carries an idempotency key or error entries, else in one
-/// transaction.
-/// `data` is an empty buffer to build the `COPY` data in; `copy` the statement.
-async fn write_group(
-    conn: &mut PgConnection,
-    group: &[Submission],
-    data: &mut Vec<u8>,
-    copy: &str,
-    errors: &ErrorWriting,
-) -> Result<Vec<CommitOutcome>, WriteFailure> {
-    let mut tally = ErrorTally::default();
-    for submission in group {
-        tally.merge(submission.rows.errors());
-    }
-    let keyless = group.iter().all(|submission| submission.claim.is_none());
-    if tally.is_empty() && keyless {
-        for submission in group {
-            data.extend_from_slice(submission.rows.as_bytes());
-        }
-        if !data.is_empty() {
-            // No BEGIN: the COPY commits on its own before `finish` returns, and a
-            // failed COPY leaves nothing behind.
-            copy_rows(conn, copy, data).await?;
-        }
-        return Ok(vec![CommitOutcome::Committed; group.len()]);
-    }
-    // The groups' ids (new groups created) before anything of the group is stored.
-    let deltas = if tally.is_empty() {
-        Vec::new()
-    } else {
-        errors
-            .ids
-            .deltas(conn, &tally)
-            .await
-            .map_err(WriteFailure::at_first_exchange)?
-    };
-    if keyless {
-        for submission in group {
-            data.extend_from_slice(submission.rows.as_bytes());
-        }
-        // BEGIN and the deltas in one round trip; a failure before COMMIT stores nothing
-        // (the connection is closed after it, which ends the transaction).
-        // Without arguments: the simple protocol, which runs both statements.
-        let begin = error_groups::begin_with_deltas(&deltas);
-        sqlx::Executor::execute(&mut *conn, begin.as_str())
-            .await
-            .map_err(WriteFailure::at_first_exchange)?;
-        copy_rows(conn, copy, data)
-            .await
-            .map_err(|failure| WriteFailure::later(failure.error))?;
-        sqlx::Executor::execute(&mut *conn, "COMMIT")
-            .await
-            .map_err(WriteFailure::later)?;
-        errors.committed.notify_one();
-        return Ok(vec![CommitOutcome::Committed; group.len()]);
-    }
-    let mut tx = sqlx::Connection::begin(conn)
-        .await
-        .map_err(WriteFailure::at_first_exchange)?;
-    let claims: Vec<Option<&IdempotencyClaim>> = group
-        .iter()
-        .map(|submission| submission.claim.as_ref())
-        .collect();
-    let outcomes: Vec<CommitOutcome> = idempotency::decide(&mut tx, &claims)
-        .await
-        .map_err(WriteFailure::later)?
-        .into_iter()
-        .map(CommitOutcome::from)
-        .collect();
-    let mut stored = ErrorTally::default();
-    for (submission, outcome) in group.iter().zip(&outcomes) {
-        if *outcome == CommitOutcome::Committed {
-            data.extend_from_slice(submission.rows.as_bytes());
-            stored.merge(submission.rows.errors());
-        }
-    }
-    if !data.is_empty() {
-        // Inside the transaction: a failure anywhere before COMMIT stores nothing, but
-        // only the first exchange is retried, so it counts as a later failure here.
-        copy_rows(&mut tx, copy, data)
-            .await
-            .map_err(|failure| WriteFailure::later(failure.error))?;
-    }
-    // Only the occurrences of submissions that are not replays (their ids are known
-    // from above, unless the cache started over in between).
-    let stored = if stored == tally {
-        deltas
-    } else if stored.is_empty() {
-        Vec::new()
-    } else {
-        errors
-            .ids
-            .deltas(&mut tx, &stored)
-            .await
-            .map_err(WriteFailure::later)?
-    };
-    if !stored.is_empty() {
-        error_groups::insert_deltas(&mut tx, &stored)
-            .await
-            .map_err(WriteFailure::later)?;
-    }
-    tx.commit().await.map_err(WriteFailure::later)?;
-    if !stored.is_empty() {
-        errors.committed.notify_one();
-    }
-    Ok(outcomes)
-}
-
-/// Sends `data` (rows in `COPY` text format) as one `COPY` `statement` on `conn`; returns once
-/// PostgreSQL has answered the statement (and, outside a transaction, committed it).
-/// Only a failure to start the `COPY` is at the first exchange: once rows are sent
-/// and `finish` has begun, PostgreSQL may have committed them.
-async fn copy_rows(
-    conn: &mut PgConnection,
-    statement: &str,
-    data: &[u8],
-) -> Result<(), WriteFailure> {
-    let mut copy = conn
-        .copy_in_raw(statement)
-        .await
-        .map_err(WriteFailure::at_first_exchange)?;
-    copy.send(data).await.map_err(WriteFailure::later)?;
-    copy.finish().await.map_err(WriteFailure::later)?;
-    Ok(())
 }
 
 #[cfg(test)]

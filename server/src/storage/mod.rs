@@ -12,6 +12,7 @@ pub mod declared_keys;
 pub mod error_fold;
 pub mod error_groups;
 pub mod group_commit;
+mod group_write;
 pub mod idempotency;
 mod index_build;
 pub mod locks;

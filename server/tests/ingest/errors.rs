@@ -247,6 +247,64 @@ async fn resolve_then_regress_ignore_without_regression_and_merge() {
     app.stop_and_drop_database().await;
 }
 
+/// A status change and a merge write their audit rows, under the admin key that asked,
+/// in the change's transaction; a refused change writes none.
+#[tokio::test]
+async fn status_changes_and_merges_are_audited() {
+    let app = spawn_full_app().await;
+    ingest(&app, vec![error_entry("web", "full_name", 1, "r1", 1)]).await;
+    ingest(&app, vec![error_entry("web", "initials", 1, "r2", 1)]).await;
+    let listed = groups(&app, "").await;
+    let (a, b) = (
+        listed[1]["id"].as_i64().unwrap(),
+        listed[0]["id"].as_i64().unwrap(),
+    );
+    let audited = || async {
+        sqlx::query_as::<_, (String, String, String, Value)>(
+            "SELECT actor, action, target, details FROM audit_log ORDER BY id",
+        )
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+    };
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/errors/{a}/status"),
+        json!({"status": "resolved"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rows = audited().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (actor, action, target, details) = &rows[0];
+    assert!(actor.starts_with("key:"), "{actor}");
+    assert_eq!(action, "error_group.resolve");
+    assert_eq!(target, &format!("error_group:{a}"));
+    assert_eq!(details["status"], "resolved");
+    // Refused: nothing changed, nothing audited.
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/errors/{a}/status"),
+        json!({"status": "gone"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(audited().await.len(), 1);
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/errors/{b}/merge"),
+        json!({"into": a}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rows = audited().await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1].1, "error_group.merge");
+    assert_eq!(rows[1].2, format!("error_group:{b}"));
+    assert_eq!(rows[1].3["into"], a);
+    app.stop_and_drop_database().await;
+}
+
 #[tokio::test]
 async fn hostile_parameters_and_bodies_are_refused_and_reads_need_an_admin_key() {
     let app = spawn_full_app().await;
