@@ -2,7 +2,7 @@
 //! ([`ErrorTally`], by service and fingerprint, with what a new group shows), created
 //! before the rows are stored ([`GroupIds::ensure`]). The occurrences are counted by
 //! the statement that stores the rows: a row trigger on `logs` (migration
-//! `20261208000010_error_occurrences_at_insert.sql`) appends a delta to
+//! `20261208000011_error_occurrences_at_insert.sql`) appends a delta to
 //! `error_group_deltas` for every row with a fingerprint, in the rows' own transaction,
 //! so an acknowledged error is recorded, nothing is recorded that was not stored, and a
 //! group commit stays one `COPY`. `error_fold` adds the deltas to the groups' counts.
