@@ -374,9 +374,9 @@ async fn serve_connections(
     let connections = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: pause instead of spinning.
                     tracing::warn!(%error, "cannot accept a connection");
@@ -399,6 +399,9 @@ async fn serve_connections(
         let service = TowerToHyperService::new(router.clone().map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(trust.clone());
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 request
             },
         ));
@@ -546,8 +549,11 @@ fn build_router(
     alert_sender: Sender,
     alerts: crate::alerts::api::AlertsContext,
 ) -> Router {
+    let sign_in =
+        crate::auth::admission::SignIn::new(state.pool.clone(), state.settings.sign_in.clone());
     let admin_keys = AdminKeys::new(state.settings.admin_api_keys.clone())
-        .with_ingest_keys(state.settings.api_keys.clone());
+        .with_ingest_keys(state.settings.api_keys.clone())
+        .with_sign_in(std::sync::Arc::clone(&sign_in));
     Router::new()
         .merge(routes::probes_router())
         .merge(ingest::router(state.clone()))
@@ -563,6 +569,7 @@ fn build_router(
             admin_keys.clone(),
         ))
         .merge(crate::alerts::api::router(alerts, admin_keys.clone()))
+        .merge(crate::auth::routes::router(sign_in, admin_keys.clone()))
         .merge(read::router(read_context, admin_keys))
         .merge(routes::unknown_api_router())
         .layer(axum::middleware::from_fn_with_state(
