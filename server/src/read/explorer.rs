@@ -1,9 +1,9 @@
-//! The log explorer's pages: `/` (logs) and `/errors` (error groups) with their scripts
+//! The log explorer's pages: `/` (logs), `/errors` (error groups) and `/sign-in` with their scripts
 //! (`common.js`, shared by both, then each page's own) and style sheets, embedded in the
 //! binary at build time from `server/assets/explorer/`. Owns serving those bytes with
 //! their content types and a Content-Security-Policy that forbids loading anything from
-//! elsewhere; it never reads files at run time and holds no secrets (the page asks for
-//! the admin key and keeps it in the browser session).
+//! elsewhere; it never reads files at run time and holds no secrets (a person signs in
+//! on `/sign-in`, or the page asks for the admin key and keeps it in the browser session).
 
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,9 @@ const STYLE_CSS: &str = include_str!("../../assets/explorer/style.css");
 const ERRORS_HTML: &str = include_str!("../../assets/explorer/errors.html");
 const ERRORS_JS: &str = include_str!("../../assets/explorer/errors.js");
 const ERRORS_CSS: &str = include_str!("../../assets/explorer/errors.css");
+const SIGN_IN_HTML: &str = include_str!("../../assets/explorer/sign-in.html");
+const SIGN_IN_JS: &str = include_str!("../../assets/explorer/sign-in.js");
+const SIGN_IN_CSS: &str = include_str!("../../assets/explorer/sign-in.css");
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -53,6 +56,18 @@ where
         .route(
             "/explorer/errors.css",
             get(|| async { asset("text/css; charset=utf-8", ERRORS_CSS) }),
+        )
+        .route(
+            "/sign-in",
+            get(|| async { asset("text/html; charset=utf-8", SIGN_IN_HTML) }),
+        )
+        .route(
+            "/explorer/sign-in.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SIGN_IN_JS) }),
+        )
+        .route(
+            "/explorer/sign-in.css",
+            get(|| async { asset("text/css; charset=utf-8", SIGN_IN_CSS) }),
         )
 }
 
