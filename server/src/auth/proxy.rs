@@ -98,4 +98,23 @@ mod tests {
         );
         assert_eq!(client_address(&settings(), stranger, &headers), stranger);
     }
+
+    #[test]
+    fn the_cookie_is_secure_when_a_trusted_proxy_says_https_or_when_configured() {
+        let mut sign_in = SignInSettings {
+            proxy: settings(),
+            ..SignInSettings::default()
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(over_tls(&sign_in, Some([10, 0, 0, 1].into()), &headers));
+        assert!(!over_tls(&sign_in, Some([192, 168, 0, 1].into()), &headers));
+        assert!(!over_tls(
+            &sign_in,
+            Some([10, 0, 0, 1].into()),
+            &HeaderMap::new()
+        ));
+        sign_in.cookie_secure = true;
+        assert!(over_tls(&sign_in, None, &HeaderMap::new()));
+    }
 }

@@ -191,4 +191,46 @@ mod tests {
         assert!(Cidr::parse("10.0.0.0/33").is_none());
         assert!(Cidr::parse("example.com").is_none());
     }
+
+    fn read(vars: &[(&str, &str)]) -> Result<SignInSettings, Vec<String>> {
+        let lookup = |name: &str| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        };
+        let mut env = Environment::new(&lookup);
+        let settings = SignInSettings::read(&mut env);
+        env.finish(settings).map_err(|error| error.problems)
+    }
+
+    #[test]
+    fn the_proxy_header_needs_the_proxies_and_every_bad_value_is_named() {
+        let settings = read(&[
+            (
+                "LOG_INGESTION_TRUSTED_PROXY_AUTH_HEADER",
+                "X-Forwarded-Email",
+            ),
+            ("LOG_INGESTION_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ("LOG_INGESTION_TRUSTED_PROXY_DEFAULT_ROLE", "editor"),
+        ])
+        .unwrap();
+        assert_eq!(settings.proxy.proxies.len(), 2);
+        assert_eq!(settings.proxy.default_role, Role::Editor);
+        let problems = read(&[(
+            "LOG_INGESTION_TRUSTED_PROXY_AUTH_HEADER",
+            "X-Forwarded-Email",
+        )])
+        .unwrap_err();
+        assert!(
+            problems[0].contains("needs LOG_INGESTION_TRUSTED_PROXIES"),
+            "{problems:?}"
+        );
+        let problems = read(&[
+            ("LOG_INGESTION_TRUSTED_PROXIES", "10.0.0.0/8,not-a-net"),
+            ("LOG_INGESTION_TRUSTED_PROXY_DEFAULT_ROLE", "root"),
+            ("LOG_INGESTION_SESSION_IDLE_TIMEOUT", "1s"),
+        ])
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
 }
