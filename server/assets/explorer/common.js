@@ -68,10 +68,20 @@ window.Explorer = (() => {
     if (signOut) signOut.hidden = !person;
   }
 
+  // The server sets this page-readable marker beside the (HttpOnly) session cookie, so a
+  // page nobody signed in to never asks (and never logs a 401).
+  const MARKER = 'log_ingestion_signed_in=1';
+  const hasMarker = () => document.cookie.split(';').some((pair) => pair.trim() === MARKER);
+
   function whoAmI() {
+    if (!personAsked && !hasMarker()) personAsked = Promise.resolve(null);
     if (!personAsked) {
       personAsked = fetch('/api/v1/session')
-        .then((response) => (response.ok ? response.json() : null))
+        .then((response) => {
+          if (response.ok) return response.json();
+          document.cookie = 'log_ingestion_signed_in=; Max-Age=0; Path=/; SameSite=Lax';
+          return null;
+        })
         .catch(() => null)
         .then((answer) => {
           person = answer && answer.email ? answer : null;

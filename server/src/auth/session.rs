@@ -1,8 +1,10 @@
 //! Server-side sessions in PostgreSQL: a random token in the browser's cookie, only its
 //! SHA-256 in `sessions` (a copied table signs nobody in), with the session's CSRF
 //! token, an idle and an absolute expiry. Owns the cookie's name and attributes
-//! (`HttpOnly; SameSite=Lax; Path=/`, `Secure` when asked) and reading it back; it
-//! never logs a token.
+//! (`HttpOnly; SameSite=Lax; Path=/`, `Secure` when asked) and reading it back, and the
+//! marker cookie beside it (`log_ingestion_signed_in=1`, no secret, readable by the
+//! page) that tells the explorer a session may exist before it asks; it never logs a
+//! token.
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,6 +19,8 @@ use crate::config::SignInSettings;
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "log_ingestion_session";
+/// The page-readable marker set beside the session cookie.
+pub const MARKER_COOKIE_NAME: &str = "log_ingestion_signed_in";
 /// A token is 43 characters; anything much longer is not one of ours.
 const MAX_TOKEN_CHARS: usize = 64;
 /// `last_seen_at` is written at most this often per session (seconds).
@@ -68,9 +72,19 @@ pub fn cookie(token: &str, max_age_secs: i64, secure: bool) -> HeaderValue {
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The `Set-Cookie` value that drops the cookie.
-pub fn cleared_cookie(secure: bool) -> HeaderValue {
-    cookie("", 0, secure)
+/// The `Set-Cookie` value of the marker (`1` while signed in, empty to drop it).
+pub fn marker_cookie(signed_in: bool, max_age_secs: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let value = if signed_in { "1" } else { "" };
+    let text = format!(
+        "{MARKER_COOKIE_NAME}={value}; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
+    );
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The `Set-Cookie` values that drop the session cookie and its marker.
+pub fn cleared_cookies(secure: bool) -> [HeaderValue; 2] {
+    [cookie("", 0, secure), marker_cookie(false, 0, secure)]
 }
 
 /// Opens a session for `user_id` (and drops that person's ended ones).

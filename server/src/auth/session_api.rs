@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
 use serde::Deserialize;
@@ -131,10 +131,16 @@ pub async fn sign_in(
         "expires_at": opened.expires_at,
     });
     Ok((
-        [(
-            header::SET_COOKIE,
-            session::cookie(&opened.token, max_age, secure),
-        )],
+        AppendHeaders([
+            (
+                header::SET_COOKIE,
+                session::cookie(&opened.token, max_age, secure),
+            ),
+            (
+                header::SET_COOKIE,
+                session::marker_cookie(true, max_age, secure),
+            ),
+        ]),
         Json(body),
     )
         .into_response())
@@ -160,9 +166,10 @@ fn cleared(
     sign_in: &SignIn,
     request_headers: &HeaderMap,
     peer: Option<std::net::IpAddr>,
-) -> [(header::HeaderName, axum::http::HeaderValue); 1] {
+) -> AppendHeaders<[(header::HeaderName, axum::http::HeaderValue); 2]> {
     let secure = proxy::over_tls(&sign_in.settings, peer, request_headers);
-    [(header::SET_COOKIE, session::cleared_cookie(secure))]
+    let [session, marker] = session::cleared_cookies(secure);
+    AppendHeaders([(header::SET_COOKIE, session), (header::SET_COOKIE, marker)])
 }
 
 /// `DELETE /api/v1/session`: ends this browser's session.

@@ -76,11 +76,11 @@ impl Person {
 pub fn session_cookie(response: &Response) -> String {
     let set = response
         .headers()
-        .get("set-cookie")
-        .expect("a Set-Cookie header")
-        .to_str()
-        .unwrap()
-        .to_owned();
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("log_ingestion_session="))
+        .expect("the session's Set-Cookie header");
     set.split(';').next().unwrap().to_owned()
 }
 
