@@ -27,6 +27,15 @@ pub enum ApiError {
     /// An actor whose role is below what the change needs.
     #[error("Forbidden")]
     Forbidden { needed: crate::auth::Role },
+    /// A session cookie that names no live session (signed out, expired or unknown).
+    #[error("Not signed in")]
+    NotSignedIn,
+    /// A change made with a session without its `X-CSRF-Token`.
+    #[error("CSRF token missing or invalid")]
+    CsrfRejected,
+    /// A sign-in with an unknown e-mail address or a wrong password (never saying which).
+    #[error("Invalid email or password")]
+    SignInFailed,
     #[error("Rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("Unsupported content type")]
@@ -80,8 +89,13 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            ApiError::IngestOnlyKey | ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::MissingApiKey
+            | ApiError::InvalidApiKey
+            | ApiError::NotSignedIn
+            | ApiError::SignInFailed => StatusCode::UNAUTHORIZED,
+            ApiError::IngestOnlyKey | ApiError::Forbidden { .. } | ApiError::CsrfRejected => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedContentType { .. }
             | ApiError::UnsupportedContentEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -111,6 +125,9 @@ impl ApiError {
             ApiError::InvalidApiKey => "invalid_api_key",
             ApiError::IngestOnlyKey => "ingest_only_key",
             ApiError::Forbidden { .. } => "forbidden",
+            ApiError::NotSignedIn => "not_signed_in",
+            ApiError::CsrfRejected => "csrf_rejected",
+            ApiError::SignInFailed => "sign_in_failed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::UnsupportedContentType { .. } => "unsupported_content_type",
             ApiError::UnsupportedContentEncoding { .. } => "unsupported_content_encoding",
@@ -178,6 +195,12 @@ impl ApiError {
             ApiError::Forbidden { needed } => {
                 Some(json!(format!("this needs the {needed} role or higher")))
             }
+            ApiError::NotSignedIn => Some(json!(
+                "the session ended (signed out, idle or too old); sign in again"
+            )),
+            ApiError::CsrfRejected => Some(json!(
+                "a change made with a session needs the X-CSRF-Token header that GET /api/v1/session answers"
+            )),
             ApiError::StorageUnavailable => Some(json!("nothing was stored; retry later")),
             ApiError::ServerBusy => Some(json!(
                 "too many request bytes are in flight; nothing was stored; retry later"

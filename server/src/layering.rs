@@ -353,10 +353,24 @@ fn the_checks_never_import_the_state_or_the_routes() {
         "axum::middleware",
         "axum::extract",
     ];
-    // A refusal becomes an HTTP answer at the caller (`ingest::admission`, `read::auth`).
+    // The auth wing's HTTP side (the actor extractor, admission, the APIs) never
+    // reaches into the state or the routes either; its pure checks (keys, passwords,
+    // sessions, throttling, the users table) know no HTTP error or extractor: a refusal
+    // becomes an HTTP answer at the caller (`ingest::admission`, `read::auth`).
     let auth = files_under(&sources, "auth/");
-    assert_never_imports(&auth, &http_side);
-    assert_never_imports(&auth, &["crate::error"]);
+    assert_never_imports(&auth, &["crate::state", "crate::routes"]);
+    for pure in [
+        "auth/mod.rs",
+        "auth/api_key.rs",
+        "auth/password.rs",
+        "auth/session.rs",
+        "auth/throttle.rs",
+        "auth/users.rs",
+    ] {
+        let files = files_under(&sources, pure);
+        assert_never_imports(&files, &http_side);
+        assert_never_imports(&files, &["crate::error"]);
+    }
     let rate_limit = files_under(&sources, "ingest/rate_limit.rs");
     assert_never_imports(&rate_limit, &http_side);
     assert_never_imports(&rate_limit, &["crate::error", "crate::auth"]);

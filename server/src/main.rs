@@ -1,8 +1,10 @@
-//! `log-ingestion-server [serve|migrate]`: reads configuration, then runs the server
-//! (`serve`, the default) or applies migrations (`migrate`). Nothing else lives here.
+//! `log-ingestion-server [serve|migrate|users ...]`: reads configuration, then runs the
+//! server (`serve`, the default), applies migrations (`migrate`) or manages people
+//! (`users`, `auth::cli`). Nothing else lives here.
 
 use std::process::ExitCode;
 
+use log_ingestion_server::auth::cli::{self as users_cli, UsersCommand};
 use log_ingestion_server::config::{DatabaseSettings, Settings};
 use log_ingestion_server::instance::InstanceId;
 use log_ingestion_server::startup::Application;
@@ -10,8 +12,8 @@ use log_ingestion_server::storage::declared_keys::Undeclared;
 use log_ingestion_server::storage::{ConvertRows, StorageSetting};
 use log_ingestion_server::{storage, telemetry};
 
-const USAGE: &str =
-    "usage: log-ingestion-server [serve | migrate [--storage auto|timescaledb|postgresql]]
+const USAGE_HEAD: &str =
+    "usage: log-ingestion-server [serve | migrate [--storage auto|timescaledb|postgresql] | users ...]
 
   serve    run the HTTP service (default). Creates the schema in a database without
            one; never changes an existing one: it refuses to start when migrations are
@@ -20,12 +22,17 @@ const USAGE: &str =
            index, and exit; --storage overrides LOG_INGESTION_STORAGE. With timescaledb
            it converts a plain logs table that already holds rows into a hypertable,
            keeping every row (serve and auto never convert one). Waits at most
-           LOG_INGESTION_MIGRATE_LOCK_TIMEOUT (5s) for a lock writers hold
+           LOG_INGESTION_MIGRATE_LOCK_TIMEOUT (5s) for a lock writers hold";
+const USAGE_TAIL: &str =
+    "Configuration comes from the environment and an optional .env file; see docs/server.md.";
 
-Configuration comes from the environment and an optional .env file; see docs/server.md.";
+fn usage() -> String {
+    format!("{USAGE_HEAD}\n{}\n\n{USAGE_TAIL}", users_cli::USAGE)
+}
 
 enum Command {
     Serve,
+    Users(UsersCommand),
     /// With the `--storage` override, when given.
     Migrate(Option<StorageSetting>),
 }
@@ -35,6 +42,7 @@ enum Command {
 enum Ready {
     Serve(Box<Settings>),
     Migrate(Option<StorageSetting>),
+    Users(UsersCommand),
 }
 
 /// The command named by the arguments, or the message to print with exit status 2.
@@ -49,6 +57,7 @@ fn parse_command(args: &[String]) -> Result<Option<Command>, String> {
             .map(|setting| Some(Command::Migrate(Some(setting))))
             .map_err(|()| format!("--storage must be {}", StorageSetting::CHOICES)),
         ["migrate", rest @ ..] => Err(format!("unexpected arguments to migrate: {rest:?}")),
+        ["users", rest @ ..] => users_cli::parse(rest).map(|command| Some(Command::Users(command))),
         ["serve", rest @ ..] => Err(format!("unexpected arguments to serve: {rest:?}")),
         [other, ..] => Err(format!("unknown command {other:?}")),
     }
@@ -59,11 +68,11 @@ fn main() -> ExitCode {
     let command = match parse_command(&args) {
         Ok(Some(command)) => command,
         Ok(None) => {
-            println!("{USAGE}");
+            println!("{}", usage());
             return ExitCode::SUCCESS;
         }
         Err(message) => {
-            eprintln!("log-ingestion-server: {message}\n{USAGE}");
+            eprintln!("log-ingestion-server: {message}\n{}", usage());
             return ExitCode::from(2);
         }
     };
@@ -89,6 +98,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Migrate(storage) => Ready::Migrate(storage),
+        Command::Users(command) => Ready::Users(command),
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Ready::Serve(settings) = &ready {
@@ -104,6 +114,7 @@ fn main() -> ExitCode {
     let result = match ready {
         Ready::Serve(settings) => runtime.block_on(serve(*settings)),
         Ready::Migrate(storage) => runtime.block_on(migrate(storage)),
+        Ready::Users(command) => runtime.block_on(users(command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -146,6 +157,15 @@ async fn migrate(storage_override: Option<StorageSetting>) -> Result<(), String>
         .await
         .map_err(|error| error.to_string())?;
     tracing::info!(storage = %mode, %setting, "migrations applied");
+    Ok(())
+}
+
+/// Runs a `users` command against the database of `DATABASE_URL`.
+async fn users(command: UsersCommand) -> Result<(), String> {
+    let settings = DatabaseSettings::from_env().map_err(|error| error.to_string())?;
+    let pool = storage::migration_pool(&settings).map_err(|error| error.to_string())?;
+    let output = users_cli::run(command, &pool, &mut std::io::stdin().lock()).await?;
+    print!("{output}");
     Ok(())
 }
 

@@ -31,7 +31,7 @@
 
   // ---------------------------------------------------------------- the key and the API
 
-  const { storedKey, askForKey, forgetKey, api } = window.Explorer.session({
+  const { storedKey, signedIn, authHeaders, askForKey, forgetKey, api } = window.Explorer.session({
     onForget: () => stopLive(),
     onKey: () => refresh(),
   });
@@ -409,11 +409,11 @@
   async function refresh() {
     view = readUrl();
     fillForm(view);
-    if (!storedKey()) {
+    if (!(await signedIn())) {
       askForKey();
       return;
     }
-    $('forget-key').hidden = false;
+    $('forget-key').hidden = !storedKey();
     const generation = ++searchGeneration;
     showError('');
     $('context-panel').hidden = true;
@@ -524,8 +524,7 @@
   /** Downloads every entry of the current search (the export API streams them). */
   async function exportAs(format) {
     if (!view) return;
-    const key = storedKey();
-    if (!key) {
+    if (!(await signedIn())) {
       askForKey();
       return;
     }
@@ -533,7 +532,7 @@
     params.set('format', format);
     showError('');
     try {
-      const response = await fetch(`/api/v1/logs/export?${params}`, { headers: { 'X-API-Key': key } });
+      const response = await fetch(`/api/v1/logs/export?${params}`, { headers: authHeaders() });
       if (!response.ok) {
         const answer = await response.json().catch(() => null);
         throw new Error(window.Explorer.errorText(response, answer));
@@ -634,7 +633,7 @@
 
   async function followTail(session) {
     while (live === session) {
-      const headers = { 'X-API-Key': storedKey() || '' };
+      const headers = authHeaders();
       if (session.lastEventId) headers['Last-Event-ID'] = session.lastEventId;
       setLiveStatus('connecting…', false);
       try {
@@ -643,7 +642,8 @@
           signal: session.controller.signal,
         });
         if (response.status === 401) {
-          forgetKey('The stored key was refused; enter an admin key.');
+          if (storedKey()) forgetKey('The stored key was refused; enter an admin key.');
+          else askForKey('Your session has ended: sign in again or enter an admin key.');
           return;
         }
         if (response.status >= 400 && response.status < 500) {

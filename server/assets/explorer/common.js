@@ -1,6 +1,8 @@
-// What both explorer pages share, loaded before each page's own script: DOM helpers, the
-// admin key (asked for in the page's key dialog, kept in sessionStorage for this tab and
-// nowhere else) and the read API called with it. Plain JavaScript, no build step; every
+// What both explorer pages share, loaded before each page's own script: DOM helpers, who
+// is reading (a person signed in with a session cookie, shown in the header with "Sign
+// out"; or the admin key, asked for in the page's key dialog and kept in sessionStorage
+// for this tab and nowhere else) and the API called as them (a change made with a
+// session carries its X-CSRF-Token). Plain JavaScript, no build step; every
 // string from the server is set as text, never parsed as HTML.
 'use strict';
 
@@ -52,7 +54,72 @@ window.Explorer = (() => {
 
   const storedKey = () => sessionStorage.getItem(KEY_STORAGE);
 
+  // The person signed in (GET /api/v1/session), asked once per page; null when none.
+  let person = null;
+  let personAsked = null;
+
+  function showPerson() {
+    const who = $('who');
+    const signOut = $('sign-out');
+    if (who) {
+      who.hidden = !person;
+      who.textContent = person ? `${person.email} (${person.role})` : '';
+    }
+    if (signOut) signOut.hidden = !person;
+  }
+
+  // The server sets this page-readable marker beside the (HttpOnly) session cookie, so a
+  // page nobody signed in to never asks (and never logs a 401).
+  const MARKER = 'log_ingestion_signed_in=1';
+  const hasMarker = () => document.cookie.split(';').some((pair) => pair.trim() === MARKER);
+
+  function whoAmI() {
+    if (!personAsked && !hasMarker()) personAsked = Promise.resolve(null);
+    if (!personAsked) {
+      personAsked = fetch('/api/v1/session')
+        .then((response) => {
+          if (response.ok) return response.json();
+          document.cookie = 'log_ingestion_signed_in=; Max-Age=0; Path=/; SameSite=Lax';
+          return null;
+        })
+        .catch(() => null)
+        .then((answer) => {
+          person = answer && answer.email ? answer : null;
+          showPerson();
+          return person;
+        });
+    }
+    return personAsked;
+  }
+
+  function forgetPerson() {
+    person = null;
+    personAsked = null;
+    showPerson();
+  }
+
+  /** Whether the page may call the API: an admin key is stored or a person is signed in. */
+  async function signedIn() {
+    return Boolean(storedKey()) || (await whoAmI()) !== null;
+  }
+
+  /** The headers that say who calls: the key, or for a change made with a session its CSRF token. */
+  function authHeaders(method = 'GET') {
+    const key = storedKey();
+    if (key) return { 'X-API-Key': key };
+    const changes = !['GET', 'HEAD'].includes(method.toUpperCase());
+    return person && changes ? { 'X-CSRF-Token': person.csrf_token } : {};
+  }
+
+  async function signOut() {
+    await fetch('/api/v1/session', { method: 'DELETE', headers: authHeaders('DELETE') }).catch(() => null);
+    forgetPerson();
+    location.assign('/sign-in');
+  }
+
   function askForKey(message) {
+    const link = $('sign-in-link');
+    if (link) link.href = `/sign-in?next=${encodeURIComponent(location.pathname + location.search)}`;
     const dialog = $('key-dialog');
     $('key-error').hidden = !message;
     $('key-error').textContent = message || '';
@@ -96,27 +163,31 @@ window.Explorer = (() => {
     }
 
     /**
-     * `path?params` with the key (a JSON POST of `body` when given, or `method`), as
-     * JSON (null for an empty answer).
+     * `path?params` as the key or the person signed in (a JSON POST of `body` when given,
+     * or `method`), as JSON (null for an empty answer).
      */
     async function api(path, params, body, method) {
       const key = storedKey();
-      if (!key) {
+      if (!key && !(await whoAmI())) {
         askForKey();
-        throw new ApiError('An admin key is needed.');
+        throw new ApiError('Sign in or enter an admin key.');
       }
       const query = params && params.toString();
-      const init = { headers: { 'X-API-Key': key } };
-      if (method) init.method = method;
+      const verb = method || (body !== undefined ? 'POST' : 'GET');
+      const init = { method: verb, headers: authHeaders(verb) };
       if (body !== undefined) {
-        init.method = method || 'POST';
         init.headers['Content-Type'] = 'application/json';
         init.body = JSON.stringify(body);
       }
       const response = await fetch(query ? `${path}?${query}` : path, init);
       if (response.status === 401) {
-        forgetKey('The stored key was refused; enter an admin key.');
-        throw new ApiError('The admin key was refused.');
+        if (key) {
+          forgetKey('The stored key was refused; enter an admin key.');
+          throw new ApiError('The admin key was refused.');
+        }
+        forgetPerson();
+        askForKey('Your session has ended: sign in again or enter an admin key.');
+        throw new ApiError('The session has ended.');
       }
       const answer = await response.json().catch(() => null);
       if (!response.ok) throw new ApiError(errorText(response, answer));
@@ -128,10 +199,14 @@ window.Explorer = (() => {
       if (!storedKey()) event.preventDefault();
     });
     $('forget-key').addEventListener('click', () => forgetKey());
+    const signOutButton = $('sign-out');
+    if (signOutButton) signOutButton.addEventListener('click', () => signOut());
     // The page's other scripts (saved searches) call the API the same way.
     window.Explorer.api = api;
-    return { storedKey, askForKey, forgetKey, api };
+    return { storedKey, signedIn, authHeaders, askForKey, forgetKey, api };
   }
 
-  return { $, el, svgEl, pad, toLocalInput, fromLocalInput, showCustomRange, ApiError, errorText, session };
+  return {
+    $, el, svgEl, pad, toLocalInput, fromLocalInput, showCustomRange, ApiError, errorText, session, signedIn, authHeaders,
+  };
 })();

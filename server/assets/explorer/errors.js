@@ -25,7 +25,7 @@
 
   // ---------------------------------------------------------------- the key and the API
 
-  const { storedKey, askForKey, api } = window.Explorer.session({
+  const { storedKey, signedIn, askForKey, api } = window.Explorer.session({
     onKey: () => refresh(),
   });
 
@@ -458,11 +458,11 @@
   async function refresh() {
     view = readUrl();
     fillForm(view);
-    if (!storedKey()) {
+    if (!(await signedIn())) {
       askForKey();
       return;
     }
-    $('forget-key').hidden = false;
+    $('forget-key').hidden = !storedKey();
     const token = ++generation;
     showError('');
     try {

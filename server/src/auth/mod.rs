@@ -13,8 +13,20 @@ use log_ingestion_wire::API_KEY_HEADER;
 use subtle::ConstantTimeEq;
 
 mod actor;
+pub mod admission;
 mod api_key;
 pub mod audit;
+mod audit_api;
+pub mod cli;
+pub mod csrf;
+pub mod password;
+pub mod proxy;
+pub mod routes;
+pub mod session;
+mod session_api;
+pub mod throttle;
+pub mod users;
+mod users_api;
 
 pub use actor::{Actor, Role, UnknownRole};
 pub use api_key::{ApiKey, ApiKeys, NoKeys};

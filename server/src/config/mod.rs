@@ -12,6 +12,7 @@ mod documented;
 mod environment;
 mod redact;
 mod settings;
+mod sign_in;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ pub use settings::{
     AlertRuleSettings, BodyReadSettings, ConnectionSettings, DatabaseSettings, EntryLimits,
     GroupCommitSettings, RateLimitSettings, ReadSettings, SharedRateLimits,
 };
+pub use sign_in::{Cidr, SignInSettings, TrustedProxySettings};
 
 /// Everything the server needs to run.
 #[derive(Clone, Debug)]
@@ -68,6 +70,8 @@ pub struct Settings {
     pub alert_delivery: AlertDeliverySettings,
     /// Alert rules: settle delay, polling, the rules file, links.
     pub alert_rules: AlertRuleSettings,
+    /// Sessions, sign-in throttling and the SSO proxy (`auth`).
+    pub sign_in: SignInSettings,
 }
 
 impl Settings {
@@ -130,6 +134,7 @@ impl Settings {
             shared_rate_limits: SharedRateLimits::read(env, &database.url),
             alert_delivery: AlertDeliverySettings::read(env),
             alert_rules: AlertRuleSettings::read(env),
+            sign_in: SignInSettings::read(env),
             database,
         }
     }

@@ -1,5 +1,7 @@
 //! Admin keys: the keys that may read stored logs (`LOG_INGESTION_ADMIN_API_KEYS`), and
-//! the middleware that demands one on every read API route. Key extraction and the
+//! the middleware that admits every `/api/v1` read and change route: a request with an
+//! admin key, or a person (session cookie or SSO proxy, `auth::admission`), and then
+//! refuses it below the role the request needs (`auth::admission::needed_role`). Key extraction and the
 //! constant-time comparison are the server's own (`crate::auth::identify`, its refusal
 //! mapped by the one `From<KeyRefusal> for ApiError`), so both sides answer 401 alike.
 //! It never logs a key and never accepts an ingestion key (those live in another set):
@@ -15,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use log_ingestion_wire::API_KEY_HEADER;
 
+use crate::auth::admission::{self, SignIn};
 use crate::auth::{identify, Actor};
 use crate::auth::{ApiKey, ApiKeys};
 use crate::error::ApiError;
@@ -27,6 +30,8 @@ use crate::ingest::connections::ConnectionTrust;
 pub struct AdminKeys {
     admin: Option<ApiKeys>,
     ingest: Option<ApiKeys>,
+    /// People: sessions and the SSO proxy; `None` admits keys only.
+    sign_in: Option<Arc<SignIn>>,
 }
 
 impl AdminKeys {
@@ -34,6 +39,7 @@ impl AdminKeys {
         AdminKeys {
             admin: ApiKeys::new(keys).ok(),
             ingest: None,
+            sign_in: None,
         }
     }
 
@@ -42,6 +48,14 @@ impl AdminKeys {
     pub fn with_ingest_keys(self, ingest: ApiKeys) -> Self {
         AdminKeys {
             ingest: Some(ingest),
+            ..self
+        }
+    }
+
+    /// The same keys, also admitting people signed in through `sign_in`.
+    pub fn with_sign_in(self, sign_in: Arc<SignIn>) -> Self {
+        AdminKeys {
+            sign_in: Some(sign_in),
             ..self
         }
     }
@@ -71,36 +85,50 @@ impl fmt::Debug for AdminKeys {
     }
 }
 
-/// Middleware: 401 `{"error":"API key is required"}` without a key, 403
+/// Middleware: 401 `{"error":"API key is required"}` without a key (or a session), 403
 /// `{"error":"This API key may only ingest"}` with an ingestion key, 401
-/// `{"error":"Invalid API key"}` with any other key that is not an admin key. An
-/// admitted request carries its [`Actor`].
+/// `{"error":"Invalid API key"}` with any other key that is not an admin key, 401
+/// `{"error":"Not signed in"}` with an ended session, 403 without the CSRF token on a
+/// change made with a session, and 403 `{"error":"Forbidden"}` below the role the
+/// request needs. An admitted request carries its [`Actor`].
 pub async fn require_admin_key(
     State(keys): State<Arc<AdminKeys>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let headers = request.headers();
-    let checked = match &keys.admin {
-        Some(admin) => identify(admin, headers)
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let shows_key =
+        headers.contains_key(API_KEY_HEADER) || headers.contains_key(header::AUTHORIZATION);
+    let mut csrf = None;
+    let checked = match (&keys.admin, &keys.sign_in) {
+        (_, Some(sign_in)) if !shows_key => match admission::admit_person(sign_in, &parts).await {
+            Ok(Some((actor, token))) => {
+                csrf = Some(token);
+                Ok(actor)
+            }
+            Ok(None) => Err(ApiError::MissingApiKey),
+            Err(refused) => return Err(refused),
+        },
+        (Some(admin), _) => identify(admin, headers)
             .map(|caller| Actor::AdminKey {
                 fingerprint: caller.fingerprint.to_string(),
             })
             .map_err(ApiError::from),
-        None if headers.contains_key(API_KEY_HEADER)
-            || headers.contains_key(header::AUTHORIZATION) =>
-        {
-            Err(ApiError::InvalidApiKey)
-        }
-        None => Err(ApiError::MissingApiKey),
+        (None, _) if shows_key => Err(ApiError::InvalidApiKey),
+        (None, _) => Err(ApiError::MissingApiKey),
     };
     match checked {
-        Ok(_) if !ConnectionTrust::mark_request(request.extensions()) => {
+        Ok(_) if !ConnectionTrust::mark_request(&parts.extensions) => {
             Err(ApiError::ConnectionEvicted)
         }
         Ok(actor) => {
-            let mut request = request;
+            actor.require(admission::needed_role(&parts.method, parts.uri.path()))?;
+            let mut request = Request::from_parts(parts, body);
             request.extensions_mut().insert(actor);
+            if let Some(csrf) = csrf {
+                request.extensions_mut().insert(csrf);
+            }
             Ok(next.run(request).await)
         }
         Err(refused) => Err(keys.refusal(headers, refused)),

@@ -1,10 +1,11 @@
-//! The log explorer's pages: `/` (logs), `/errors` (error groups) and `/alerts` (alert
-//! rules, what fires, history, silences) with their scripts (`common.js`, shared by all,
-//! then each page's own; `saved.js` adds saved searches to `/`) and style sheets,
-//! embedded in the binary at build time from `server/assets/explorer/`. Owns serving
-//! those bytes with their content types and a Content-Security-Policy that forbids
-//! loading anything from elsewhere; it never reads files at run time and holds no
-//! secrets (the page asks for the admin key and keeps it in the browser session).
+//! The log explorer's pages: `/` (logs), `/errors` (error groups), `/alerts` (alert
+//! rules, what fires, history, silences) and `/sign-in`, with their scripts (`common.js`,
+//! shared by all, then each page's own; `saved.js` adds saved searches to `/`) and style
+//! sheets, embedded in the binary at build time from `server/assets/explorer/`. Owns
+//! serving those bytes with their content types and a Content-Security-Policy that
+//! forbids loading anything from elsewhere; it never reads files at run time and holds no
+//! secrets (a person signs in on `/sign-in`, or the page asks for the admin key and keeps
+//! it in the browser session).
 
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +24,9 @@ const ERRORS_CSS: &str = include_str!("../../assets/explorer/errors.css");
 const ALERTS_HTML: &str = include_str!("../../assets/explorer/alerts.html");
 const ALERTS_JS: &str = include_str!("../../assets/explorer/alerts.js");
 const ALERTS_CSS: &str = include_str!("../../assets/explorer/alerts.css");
+const SIGN_IN_HTML: &str = include_str!("../../assets/explorer/sign-in.html");
+const SIGN_IN_JS: &str = include_str!("../../assets/explorer/sign-in.js");
+const SIGN_IN_CSS: &str = include_str!("../../assets/explorer/sign-in.css");
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -79,6 +83,18 @@ where
         .route(
             "/explorer/alerts.css",
             get(|| async { asset("text/css; charset=utf-8", ALERTS_CSS) }),
+        )
+        .route(
+            "/sign-in",
+            get(|| async { asset("text/html; charset=utf-8", SIGN_IN_HTML) }),
+        )
+        .route(
+            "/explorer/sign-in.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SIGN_IN_JS) }),
+        )
+        .route(
+            "/explorer/sign-in.css",
+            get(|| async { asset("text/css; charset=utf-8", SIGN_IN_CSS) }),
         )
 }
 

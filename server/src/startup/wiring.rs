@@ -107,8 +107,11 @@ pub(super) fn build_router(
     alert_sender: Sender,
     alerts: crate::alerts::api::AlertsContext,
 ) -> Router {
+    let sign_in =
+        crate::auth::admission::SignIn::new(state.pool.clone(), state.settings.sign_in.clone());
     let admin_keys = AdminKeys::new(state.settings.admin_api_keys.clone())
-        .with_ingest_keys(state.settings.api_keys.clone());
+        .with_ingest_keys(state.settings.api_keys.clone())
+        .with_sign_in(std::sync::Arc::clone(&sign_in));
     Router::new()
         .merge(routes::probes_router())
         .merge(ingest::router(state.clone()))
@@ -128,6 +131,7 @@ pub(super) fn build_router(
             state.pool.clone(),
             admin_keys.clone(),
         ))
+        .merge(crate::auth::routes::router(sign_in, admin_keys.clone()))
         .merge(read::router(read_context, admin_keys))
         .merge(routes::unknown_api_router())
         .layer(axum::middleware::from_fn_with_state(

@@ -1,0 +1,114 @@
+//! Sign-in throttling: per address, a GCRA budget of attempts per minute (governor); per
+//! account, a lockout after [`FREE_FAILURES`] wrong passwords in a row that doubles with
+//! each further one (1 s, 2 s, 4 s … at most [`MAX_LOCK_SECS`]), kept in
+//! `users.failed_sign_ins` / `users.locked_until` so every instance sees it. A right
+//! password clears it.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sqlx::PgConnection;
+
+/// Wrong passwords in a row before the account is locked.
+pub const FREE_FAILURES: i32 = 5;
+/// The longest lockout, in seconds.
+pub const MAX_LOCK_SECS: i64 = 15 * 60;
+/// Addresses remembered before the idle ones are forgotten.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
+/// Attempts per address.
+#[derive(Debug)]
+pub struct AddressThrottle {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl AddressThrottle {
+    pub fn new(per_minute: u32) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        AddressThrottle {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+        }
+    }
+
+    /// Spends one attempt of `address`, or answers the seconds to wait.
+    pub fn check(&self, address: IpAddr) -> Result<(), u64> {
+        if self.limiter.len() > MAX_TRACKED_ADDRESSES {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&address).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.limiter.clock().now());
+            (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+        })
+    }
+}
+
+/// How long the account of someone with `failures` wrong passwords in a row is locked.
+pub fn lock_secs(failures: i32) -> Option<i64> {
+    let beyond = failures.checked_sub(FREE_FAILURES)?;
+    let shift = u32::try_from(beyond).ok()?.min(20);
+    Some((1_i64 << shift).min(MAX_LOCK_SECS))
+}
+
+/// Counts a wrong password for `user_id` and locks the account when due.
+pub async fn record_failure(
+    connection: &mut PgConnection,
+    user_id: i64,
+) -> Result<(), sqlx::Error> {
+    let failures: i32 = sqlx::query_scalar(
+        "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE id = $1 RETURNING failed_sign_ins",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *connection)
+    .await?;
+    if let Some(secs) = lock_secs(failures) {
+        sqlx::query(
+            "UPDATE users SET locked_until = now() + make_interval(secs => $2) WHERE id = $1",
+        )
+        .bind(user_id)
+        .bind(secs as f64)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Clears the count after a right password.
+pub async fn record_success(
+    connection: &mut PgConnection,
+    user_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET failed_sign_ins = 0, locked_until = NULL \
+         WHERE id = $1 AND (failed_sign_ins <> 0 OR locked_until IS NOT NULL)",
+    )
+    .bind(user_id)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_doubles_from_the_sixth_failure_and_is_capped() {
+        assert_eq!(lock_secs(4), None);
+        assert_eq!(lock_secs(5), Some(1));
+        assert_eq!(lock_secs(6), Some(2));
+        assert_eq!(lock_secs(8), Some(8));
+        assert_eq!(lock_secs(40), Some(MAX_LOCK_SECS));
+    }
+
+    #[test]
+    fn an_address_has_its_own_budget() {
+        let throttle = AddressThrottle::new(2);
+        let one: IpAddr = [10, 0, 0, 1].into();
+        assert!(throttle.check(one).is_ok());
+        assert!(throttle.check(one).is_ok());
+        assert!(throttle.check(one).unwrap_err() >= 1);
+        assert!(throttle.check([10, 0, 0, 2].into()).is_ok());
+    }
+}

@@ -1,0 +1,10 @@
+//! People against a real server and database, one test binary: signing in and out,
+//! sessions, CSRF and throttling (`sign_in`), the role each route needs (`roles`), the
+//! SSO proxy (`proxy`) and the audit log (`audit`). Run one part with a filter:
+//! `cargo test -p log_ingestion_server --test auth roles::`.
+
+mod audit;
+mod people;
+mod proxy;
+mod roles;
+mod sign_in;
