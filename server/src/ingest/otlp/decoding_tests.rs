@@ -211,7 +211,7 @@ fn records(now: u64) -> Vec<LogRecord> {
 /// write (unknown fields, a group) or merge (a repeated resource).
 fn corpus() -> Vec<Vec<u8>> {
     let now = now().timestamp_nanos_opt().unwrap() as u64;
-    let mut bodies: Vec<Vec<u8>> = vec![
+    let mut bodies: Vec<Vec<u8>> = [
         ExportLogsServiceRequest {
             resource_logs: vec![
                 resource_logs(
