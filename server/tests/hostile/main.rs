@@ -9,4 +9,5 @@
 mod bodies;
 mod connections;
 mod harness;
+mod otlp;
 mod queries;

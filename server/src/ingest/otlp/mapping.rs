@@ -1,36 +1,28 @@
-//! The mapping of OTLP log records into the one entry model: resource `service.name`
-//! (else `unknown_service`) -> service; `severity_number` (else `severity_text`) ->
-//! level; `time_unix_nano`, else `observed_time_unix_nano`, else now -> timestamp;
-//! the body (a string as it is, any other value as JSON) -> message; log attributes,
-//! resource attributes, scope name and version, severity, trace and span ids ->
-//! metadata, with `exception.type/message/stacktrace` as the `exception` details the
-//! gem sends. Records are mapped straight into the validated form, in one pass: the
-//! metadata is written value by value by `domain::MetadataWriter` (the writer, rules
-//! and caps of every entry's metadata: sensitive keys, depth, size) and the entry
-//! checked by `LogEntry::from_decoded` (the timestamp window, service, message), with
-//! text borrowed from the decoded request. A non-string body is written by the same
-//! writer (so a structured body is filtered and its depth capped too). A resource's
-//! attributes and a scope are written once and put into each record's metadata. It
-//! never touches storage or HTTP.
+//! The mapping of one OTLP log record into the one entry model: resource
+//! `service.name` (else `unknown_service`) -> service; `severity_number` (else
+//! `severity_text`) -> level; `time_unix_nano`, else `observed_time_unix_nano`, else
+//! now -> timestamp; the body (a string as it is, any other value as JSON) -> message;
+//! everything else -> metadata (`metadata`). A record is mapped straight into the
+//! validated form, in one pass: the entry is checked by `LogEntry::from_decoded` (the
+//! timestamp window, service, message) with its text borrowed from the record's view
+//! (`view`: the body or `prost`'s messages). A resource's attributes and a scope are
+//! written once and put into each record's metadata. It never touches storage or HTTP.
 
 use std::borrow::Cow;
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use log_ingestion_wire::Level;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
+use super::metadata::{self, Halt, Shared};
+use super::view::{Any, Pairs, Record};
+use super::wire::Malformed;
 use crate::config::EntryLimits;
-use crate::domain::{LogEntry, MetadataFragment, MetadataWriter, TooDeep};
+use crate::domain::{LogEntry, MetadataFragment, MetadataWriter};
 
 /// OTLP's service name when a resource has none.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 /// The message of a record without a body or event name.
 pub const NO_BODY: &str = "(no body)";
-/// Backtrace lines kept from `exception.stacktrace`, as many as the gem sends.
-const BACKTRACE_LINES: usize = 10;
 /// Trace ids are 16 bytes, span ids 8 (OTLP); empty means none.
 const TRACE_ID_BYTES: usize = 16;
 const SPAN_ID_BYTES: usize = 8;
@@ -41,246 +33,112 @@ const OTEL_DEPTH: usize = 2;
 /// Bytes reserved for a record's metadata besides the resource's.
 const METADATA_CAPACITY: usize = 256;
 
-/// Maps every record of `request`, in the request's order, handing `each` the valid
-/// entry (its text borrowed from the request) or the problems that refuse it.
-pub fn for_each_entry<'r>(
-    request: &'r ExportLogsServiceRequest,
-    limits: &EntryLimits,
-    now: DateTime<Utc>,
-    mut each: impl FnMut(Result<LogEntry<'r>, Vec<String>>),
-) {
-    for resource_logs in &request.resource_logs {
-        let resource_attributes = resource_logs
-            .resource
-            .as_ref()
-            .map(|resource| resource.attributes.as_slice())
-            .unwrap_or_default();
-        let service = service_name(resource_attributes);
-        let resource = (!resource_attributes.is_empty()).then(|| {
-            let mut writer = MetadataWriter::fragment_in(limits, TOP_DEPTH, 0);
-            let _ = write_attributes(&mut writer, resource_attributes);
-            writer.into_fragment()
-        });
-        for scope_logs in &resource_logs.scope_logs {
-            let scope = scope_logs
-                .scope
-                .as_ref()
-                .filter(|scope| !scope.name.is_empty() || !scope.version.is_empty())
-                .map(|scope| {
-                    let mut writer = MetadataWriter::fragment_in(limits, OTEL_DEPTH, 0);
-                    let _ = write_object(&mut writer, |writer| {
-                        for (name, value) in [("name", &scope.name), ("version", &scope.version)] {
-                            if !value.is_empty() {
-                                let key = writer.key(name);
-                                writer.string(value);
-                                writer.end_key(key);
-                            }
-                        }
-                        Ok(())
-                    });
-                    writer.into_fragment()
-                });
-            let context = RecordContext {
-                service,
-                resource: resource.as_ref(),
-                scope: scope.as_ref(),
-            };
-            for record in &scope_logs.log_records {
-                each(entry(record, &context, limits, now));
-            }
-        }
-    }
+/// A record mapped: the valid entry (its text borrowed from the request), or the
+/// problems that refuse it.
+pub type Mapped<'a> = Result<LogEntry<'a>, Vec<String>>;
+
+/// Maps records under the limits, with one reference time.
+#[derive(Clone, Copy)]
+pub struct Mapper<'l> {
+    pub limits: &'l EntryLimits,
+    pub now: DateTime<Utc>,
 }
 
-/// What a record takes from its resource and scope: the service, and the resource's
-/// attributes and the scope written ahead.
-struct RecordContext<'r, 'c> {
-    service: &'r str,
-    resource: Option<&'c MetadataFragment>,
-    scope: Option<&'c MetadataFragment>,
+/// What a resource gives its records: the service, and its attributes written ahead.
+pub struct ResourceContext<'a> {
+    pub service: &'a str,
+    pub attributes: Option<MetadataFragment>,
 }
 
-/// One record as a validated entry.
-fn entry<'r>(
-    record: &'r LogRecord,
-    context: &RecordContext<'r, '_>,
-    limits: &EntryLimits,
-    now: DateTime<Utc>,
-) -> Result<LogEntry<'r>, Vec<String>> {
-    let mut problems = Vec::new();
-    let mut trace_id = [0u8; 2 * TRACE_ID_BYTES];
-    let trace_id = id_hex(&record.trace_id, &mut trace_id)
-        .map_err(|problem| problems.push(format!("trace_id: {problem}")))
-        .ok()
-        .flatten();
-    let mut span_id = [0u8; 2 * SPAN_ID_BYTES];
-    let span_id = id_hex(&record.span_id, &mut span_id)
-        .map_err(|problem| problems.push(format!("span_id: {problem}")))
-        .ok()
-        .flatten();
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let message = match record.body.as_ref().and_then(|body| body.value.as_ref()) {
-        Some(any_value::Value::StringValue(text)) if !text.is_empty() => {
-            Cow::Borrowed(text.as_str())
-        }
-        Some(value) if !matches!(value, any_value::Value::StringValue(_)) => {
-            Cow::Owned(body_json(value, limits).map_err(|problem| vec![problem])?)
-        }
-        _ if !record.event_name.is_empty() => Cow::Borrowed(record.event_name.as_str()),
-        _ => Cow::Borrowed(NO_BODY),
-    };
-    let mut writer = MetadataWriter::new(
-        limits,
-        METADATA_CAPACITY + context.resource.map_or(0, MetadataFragment::len),
-    );
-    let _ = write_metadata(&mut writer, record, context, trace_id, span_id);
-    LogEntry::from_decoded(
-        timestamp(record, now),
-        context.service,
-        level(record.severity_number, &record.severity_text),
-        message,
-        writer.finish(),
-        limits,
-        now,
-    )
-}
-
-/// The record's metadata into the open top object; stops at a container past the depth
-/// cap (the writer's `finish` refuses it).
-fn write_metadata(
-    writer: &mut MetadataWriter,
-    record: &LogRecord,
-    context: &RecordContext<'_, '_>,
-    trace_id: Option<&str>,
-    span_id: Option<&str>,
-) -> Result<(), TooDeep> {
-    let mut exception: [Option<&any_value::Value>; 3] = [None; 3];
-    let mut exception_set = false;
-    for KeyValue { key, value, .. } in &record.attributes {
-        let value = value.as_ref().and_then(|value| value.value.as_ref());
-        let slot = match key.as_str() {
-            "exception.type" => 0,
-            "exception.message" => 1,
-            "exception.stacktrace" => 2,
-            _ => {
-                let key = writer.key(key);
-                write_any(writer, value)?;
-                writer.end_key(key);
-                continue;
-            }
+impl Mapper<'_> {
+    /// A resource's service and attributes.
+    pub fn resource<'a>(&self, attributes: Pairs<'a>) -> Result<ResourceContext<'a>, Malformed> {
+        let service = match attributes.find("service.name")? {
+            Some(Some(Any::String(name))) if !name.trim().is_empty() => name,
+            _ => UNKNOWN_SERVICE,
         };
-        exception[slot] = value;
-        exception_set = true;
-    }
-    if exception_set {
-        let key = writer.key("exception");
-        write_object(writer, |writer| {
-            for (slot, name) in ["class", "message", "backtrace"].into_iter().enumerate() {
-                let Some(value) = exception[slot] else {
-                    continue;
-                };
-                let key = writer.key(name);
-                match (slot, value) {
-                    (2, any_value::Value::StringValue(text)) => write_backtrace(writer, text)?,
-                    (_, value) => write_any(writer, Some(value))?,
-                }
-                writer.end_key(key);
+        let attributes = if attributes.is_empty() {
+            None
+        } else {
+            let mut writer = MetadataWriter::fragment_in(self.limits, TOP_DEPTH, 0);
+            if let Err(Halt::Malformed(error)) = metadata::write_attributes(&mut writer, attributes)
+            {
+                return Err(error);
             }
-            Ok(())
-        })?;
-        writer.end_key(key);
-    }
-    if let Some(resource) = context.resource {
-        let key = writer.key("resource");
-        writer.fragment(resource)?;
-        writer.end_key(key);
-    }
-    let has_otel = record.severity_number != 0
-        || !record.severity_text.is_empty()
-        || !record.event_name.is_empty()
-        || context.scope.is_some();
-    if has_otel {
-        let key = writer.key("otel");
-        write_object(writer, |writer| {
-            if record.severity_number != 0 {
-                let key = writer.key("severity_number");
-                writer.i64(record.severity_number.into());
-                writer.end_key(key);
-            }
-            for (name, text) in [
-                ("severity_text", &record.severity_text),
-                ("event_name", &record.event_name),
-            ] {
-                if !text.is_empty() {
-                    let key = writer.key(name);
-                    writer.string(text);
-                    writer.end_key(key);
-                }
-            }
-            if let Some(scope) = context.scope {
-                let key = writer.key("scope");
-                writer.fragment(scope)?;
-                writer.end_key(key);
-            }
-            Ok(())
-        })?;
-        writer.end_key(key);
-    }
-    if let Some(trace_id) = trace_id {
-        let key = writer.key("trace_id");
-        writer.string(trace_id);
-        writer.end_key(key);
-        let key = writer.key("trace_flags");
-        writer.u64(u64::from(record.flags & 0xff));
-        writer.end_key(key);
-    }
-    if let Some(span_id) = span_id {
-        let key = writer.key("span_id");
-        writer.string(span_id);
-        writer.end_key(key);
-    }
-    Ok(())
-}
-
-/// An object one level down, its members written by `members`.
-fn write_object(
-    writer: &mut MetadataWriter,
-    members: impl FnOnce(&mut MetadataWriter) -> Result<(), TooDeep>,
-) -> Result<(), TooDeep> {
-    writer.begin_object()?;
-    members(writer)?;
-    writer.end_object();
-    Ok(())
-}
-
-/// A non-string body as JSON text, written as metadata values are.
-fn body_json(value: &any_value::Value, limits: &EntryLimits) -> Result<String, String> {
-    let mut writer = MetadataWriter::fragment_in(limits, 0, 0);
-    let written = write_any(&mut writer, Some(value));
-    writer
-        .into_fragment()
-        .into_json()
-        .filter(|_| written.is_ok())
-        .ok_or_else(|| {
-            format!(
-                "body: nested more than {} levels deep, at most {} allowed",
-                limits.max_metadata_depth, limits.max_metadata_depth
-            )
+            Some(writer.into_fragment())
+        };
+        Ok(ResourceContext {
+            service,
+            attributes,
         })
-}
+    }
 
-/// The resource's `service.name`, or OTLP's fallback.
-fn service_name(attributes: &[KeyValue]) -> &str {
-    attributes
-        .iter()
-        .find(|pair| pair.key == "service.name")
-        .and_then(|pair| match pair.value.as_ref()?.value.as_ref()? {
-            any_value::Value::StringValue(name) if !name.trim().is_empty() => Some(name.as_str()),
-            _ => None,
-        })
-        .unwrap_or(UNKNOWN_SERVICE)
+    /// A scope's name and version, when it has either.
+    pub fn scope(&self, name: &str, version: &str) -> Option<MetadataFragment> {
+        if name.is_empty() && version.is_empty() {
+            return None;
+        }
+        let mut writer = MetadataWriter::fragment_in(self.limits, OTEL_DEPTH, 0);
+        let _ = metadata::write_scope(&mut writer, name, version);
+        Some(writer.into_fragment())
+    }
+
+    /// One record as a validated entry.
+    pub fn entry<'a>(
+        &self,
+        record: &Record<'a>,
+        resource: &ResourceContext<'a>,
+        scope: Option<&MetadataFragment>,
+    ) -> Result<Mapped<'a>, Malformed> {
+        let limits = self.limits;
+        let mut problems = Vec::new();
+        let mut trace_id = [0u8; 2 * TRACE_ID_BYTES];
+        let trace_id = id_hex(record.trace_id, &mut trace_id)
+            .map_err(|problem| problems.push(format!("trace_id: {problem}")))
+            .ok()
+            .flatten();
+        let mut span_id = [0u8; 2 * SPAN_ID_BYTES];
+        let span_id = id_hex(record.span_id, &mut span_id)
+            .map_err(|problem| problems.push(format!("span_id: {problem}")))
+            .ok()
+            .flatten();
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
+        let message = match record.body {
+            Some(Any::String(text)) if !text.is_empty() => Cow::Borrowed(text),
+            Some(value) if !matches!(value, Any::String(_)) => {
+                match metadata::body_json(value, limits)? {
+                    Ok(json) => Cow::Owned(json),
+                    Err(problem) => return Ok(Err(vec![problem])),
+                }
+            }
+            _ if !record.event_name.is_empty() => Cow::Borrowed(record.event_name),
+            _ => Cow::Borrowed(NO_BODY),
+        };
+        let shared = Shared {
+            resource: resource.attributes.as_ref(),
+            scope,
+        };
+        let mut writer = MetadataWriter::new(
+            limits,
+            METADATA_CAPACITY + shared.resource.map_or(0, MetadataFragment::len),
+        );
+        if let Err(Halt::Malformed(error)) =
+            metadata::write_record(&mut writer, record, &shared, trace_id, span_id)
+        {
+            return Err(error);
+        }
+        Ok(LogEntry::from_decoded(
+            timestamp(record, self.now),
+            resource.service,
+            level(record.severity_number, record.severity_text),
+            message,
+            writer.finish(),
+            limits,
+            self.now,
+        ))
+    }
 }
 
 /// The level for an OTLP severity: by number (1-8 DEBUG, TRACE included; 9-12 INFO;
@@ -315,7 +173,7 @@ pub fn level(number: i32, text: &str) -> Level {
 }
 
 /// `time_unix_nano`, else `observed_time_unix_nano`, else `now`.
-fn timestamp(record: &LogRecord, now: DateTime<Utc>) -> DateTime<Utc> {
+fn timestamp(record: &Record<'_>, now: DateTime<Utc>) -> DateTime<Utc> {
     [record.time_unix_nano, record.observed_time_unix_nano]
         .into_iter()
         .find(|&nanos| nanos != 0)
@@ -348,67 +206,13 @@ fn id_hex<'o>(bytes: &[u8], out: &'o mut [u8]) -> Result<Option<&'o str>, String
     Ok(std::str::from_utf8(out).ok())
 }
 
-/// Attributes as one object (a repeated key is written twice; the stored `jsonb` keeps
-/// the last).
-fn write_attributes(writer: &mut MetadataWriter, attributes: &[KeyValue]) -> Result<(), TooDeep> {
-    write_object(writer, |writer| {
-        for pair in attributes {
-            let key = writer.key(&pair.key);
-            write_any(
-                writer,
-                pair.value.as_ref().and_then(|value| value.value.as_ref()),
-            )?;
-            writer.end_key(key);
-        }
-        Ok(())
-    })
-}
-
-/// An `AnyValue` as the JSON type it holds: bytes as base64, a double that JSON cannot
-/// hold as its name, an unset value as `null`.
-fn write_any(writer: &mut MetadataWriter, value: Option<&any_value::Value>) -> Result<(), TooDeep> {
-    match value {
-        None | Some(any_value::Value::StringValueStrindex(_)) => writer.null(),
-        Some(any_value::Value::StringValue(text)) => writer.string(text),
-        Some(any_value::Value::BoolValue(flag)) => writer.bool(*flag),
-        Some(any_value::Value::IntValue(number)) => writer.i64(*number),
-        Some(any_value::Value::DoubleValue(number)) if number.is_finite() => writer.f64(*number),
-        Some(any_value::Value::DoubleValue(number)) => writer.string(&number.to_string()),
-        Some(any_value::Value::BytesValue(bytes)) => {
-            writer.string(&base64::engine::general_purpose::STANDARD.encode(bytes))
-        }
-        Some(any_value::Value::ArrayValue(array)) => {
-            writer.begin_array()?;
-            for item in &array.values {
-                write_any(writer, item.value.as_ref())?;
-            }
-            writer.end_array();
-        }
-        Some(any_value::Value::KvlistValue(list)) => write_attributes(writer, &list.values)?,
-    }
-    Ok(())
-}
-
-/// `exception.stacktrace` as the gem's backtrace: its first lines.
-fn write_backtrace(writer: &mut MetadataWriter, text: &str) -> Result<(), TooDeep> {
-    writer.begin_array()?;
-    let lines = text
-        .lines()
-        .map(str::trim_end)
-        .filter(|line| !line.is_empty())
-        .take(BACKTRACE_LINES);
-    for line in lines {
-        writer.string(line);
-    }
-    writer.end_array();
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::records;
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValueList};
-    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue, KeyValueList};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     use opentelemetry_proto::tonic::resource::v1::Resource;
 
     /// A kvlist nested `levels` deep around a string.
@@ -440,9 +244,12 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let now = Utc::now();
+        let mapper = Mapper {
+            limits: &EntryLimits::default(),
+            now: Utc::now(),
+        };
         let mut out = Vec::new();
-        for_each_entry(&request, &EntryLimits::default(), now, |entry| {
+        let walked = records::for_each_decoded(&request, mapper, |entry| {
             out.push(
                 entry
                     .map(|entry| {
@@ -452,6 +259,7 @@ mod tests {
                     .map_err(|problems| problems.join("; ")),
             )
         });
+        assert_eq!(walked, Ok(()));
         out
     }
 

@@ -2,14 +2,21 @@
 //! an `ExportLogsServiceRequest` in protobuf or JSON. A request goes the way of every
 //! ingest request (the same key check, rate limit, body reader with its caps and
 //! in-flight budget, validation off the async workers for large bodies, group commit
-//! before any 2xx) with its own decoding (`protobuf`, `json`), its mapping into the
-//! entry model (`mapping`) and its answers in OTLP's contract (`response`). OTLP has
+//! before any 2xx) with its own decoding (protobuf read in place: `wire`, `protobuf`,
+//! `view`, `records`; OTLP/JSON: `json`), its mapping into the entry model
+//! (`mapping`, `metadata`) and its answers in OTLP's contract (`response`). OTLP has
 //! no idempotency key: an `Idempotency-Key` header is ignored here.
 
+#[cfg(test)]
+mod decoding_tests;
 mod json;
 mod mapping;
+mod metadata;
 mod protobuf;
+mod records;
 mod response;
+mod view;
+mod wire;
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -18,6 +25,8 @@ use axum::response::Response;
 use chrono::Utc;
 use log_ingestion_wire::IDEMPOTENCY_KEY_HEADER;
 
+use self::mapping::{Mapped, Mapper};
+use self::protobuf::Reading;
 use self::response::{ExportOutcome, OtlpEncoding};
 use super::client_text;
 use super::decode::{Accepts, BodyFormat, Payload};
@@ -78,56 +87,87 @@ fn validate_export(
     max: usize,
     rows: &mut Rows,
 ) -> Result<Validated<ExportOutcome>, ApiError> {
-    let request = match payload.format {
-        BodyFormat::Protobuf => {
-            protobuf::decode(&payload.bytes, max).map_err(|error| match error {
-                protobuf::ProtobufRequestError::TooManyRecords { max, got } => {
-                    ApiError::BatchTooLarge {
-                        max,
-                        got: Some(got),
-                    }
-                }
-                malformed => ApiError::Validation(vec![malformed.to_string()]),
-            })?
-        }
-        _ => json::decode(&payload.bytes, max).map_err(|error| match error {
-            json::JsonRequestError::TooManyRecords { max } => {
-                ApiError::BatchTooLarge { max, got: None }
-            }
-            json::JsonRequestError::Malformed(message) => ApiError::Validation(vec![format!(
-                "not a valid OTLP/JSON ExportLogsServiceRequest: {}",
-                client_text::truncated(&message, client_text::MAX_MESSAGE_BYTES)
-            )]),
-        })?,
+    let mapper = Mapper {
+        limits,
+        now: Utc::now(),
     };
-    let now = Utc::now();
-    let mut rejected = 0u64;
-    let mut first_problem = None;
-    let mut index = 0usize;
-    mapping::for_each_entry(&request, limits, now, |entry| {
+    let mut tally = Tally::default();
+    let mut each = |entry: Mapped<'_>| tally.add(entry, rows);
+    let mapped = match payload.format {
+        BodyFormat::Protobuf => match protobuf::check(&payload.bytes, max) {
+            Ok(Reading::OnWire) => records::for_each_on_wire(&payload.bytes, mapper, &mut each),
+            Ok(Reading::Merged) => {
+                let request = protobuf::decode(&payload.bytes).map_err(protobuf_refusal)?;
+                records::for_each_decoded(&request, mapper, &mut each)
+            }
+            Err(error) => return Err(protobuf_refusal(error)),
+        },
+        _ => {
+            let request = json::decode(&payload.bytes, max).map_err(|error| match error {
+                json::JsonRequestError::TooManyRecords { max } => {
+                    ApiError::BatchTooLarge { max, got: None }
+                }
+                json::JsonRequestError::Malformed(message) => ApiError::Validation(vec![format!(
+                    "not a valid OTLP/JSON ExportLogsServiceRequest: {}",
+                    client_text::truncated(&message, client_text::MAX_MESSAGE_BYTES)
+                )]),
+            })?;
+            records::for_each_decoded(&request, mapper, &mut each)
+        }
+    };
+    mapped.map_err(|error| protobuf_refusal(error.into()))?;
+    Ok(tally.validated())
+}
+
+fn protobuf_refusal(error: protobuf::ProtobufRequestError) -> ApiError {
+    match error {
+        protobuf::ProtobufRequestError::TooManyRecords { max, got } => ApiError::BatchTooLarge {
+            max,
+            got: Some(got),
+        },
+        malformed => ApiError::Validation(vec![malformed.to_string()]),
+    }
+}
+
+/// The records refused so far, and the first one's problems.
+#[derive(Default)]
+struct Tally {
+    index: usize,
+    rejected: u64,
+    first_problem: Option<String>,
+}
+
+impl Tally {
+    fn add(&mut self, entry: Mapped<'_>, rows: &mut Rows) {
         match entry {
             Ok(entry) => rows.push(&entry),
             Err(problems) => {
-                rejected += 1;
-                first_problem
+                self.rejected += 1;
+                let index = self.index;
+                self.first_problem
                     .get_or_insert_with(|| format!("log record {index}: {}", problems.join("; ")));
             }
         }
-        index += 1;
-    });
-    let error_message = first_problem
-        .map(|problem| {
-            client_text::truncated(
-                &format!("{rejected} log record(s) refused; the first: {problem}"),
-                client_text::MAX_MESSAGE_BYTES,
-            )
-        })
-        .unwrap_or_default();
-    Ok(Validated {
-        rejected,
-        answer: ExportOutcome {
+        self.index += 1;
+    }
+
+    fn validated(self) -> Validated<ExportOutcome> {
+        let rejected = self.rejected;
+        let error_message = self
+            .first_problem
+            .map(|problem| {
+                client_text::truncated(
+                    &format!("{rejected} log record(s) refused; the first: {problem}"),
+                    client_text::MAX_MESSAGE_BYTES,
+                )
+            })
+            .unwrap_or_default();
+        Validated {
             rejected,
-            error_message,
-        },
-    })
+            answer: ExportOutcome {
+                rejected,
+                error_message,
+            },
+        }
+    }
 }
