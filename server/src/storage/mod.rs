@@ -15,6 +15,7 @@ pub mod group_commit;
 mod group_write;
 pub mod idempotency;
 mod index_build;
+mod job_locks;
 pub mod locks;
 pub mod policy_jobs;
 pub mod retention;

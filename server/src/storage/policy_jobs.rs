@@ -14,6 +14,8 @@ use serde::Serialize;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
+use super::job_locks::RUN_LOCK_CLASS;
+
 /// Longest error text kept from TimescaleDB's job history or a failed `run_job`, in
 /// bytes: the text comes from the database and is shown in `/health`.
 const MAX_ERROR_BYTES: usize = 300;
@@ -162,10 +164,6 @@ pub fn spawn_watcher(pool: PgPool, status: PolicyJobs, every: Duration) -> JoinH
         tokio::join!(watcher, refresher);
     })
 }
-
-/// The advisory-lock class of policy-job runs (the job id is the object): with several
-/// instances of the server on one database, one of them runs a given job at a time.
-pub(super) const RUN_LOCK_CLASS: i32 = 0x4c49_504a; // "LIPJ"
 
 /// Runs `job_id` with `CALL run_job` unless another session holds its run lock: `Ok(true)`
 /// when it ran, `Ok(false)` when another instance is running it. The lock is a session

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
-use super::policy_jobs::RUN_LOCK_CLASS;
+use super::job_locks::RUN_LOCK_CLASS;
 use super::rollup_pending;
 
 /// How often the catalog is asked.
