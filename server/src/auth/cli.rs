@@ -10,6 +10,9 @@ use sqlx::{PgConnection, PgPool};
 
 use super::{password, users, Role};
 
+/// Why a change to the last admin is refused.
+const LAST_ADMIN: &str = "this is the last admin; make another person admin first";
+
 pub const USAGE: &str = "  users add EMAIL [--role viewer|editor|admin] [--password-stdin]
            add a person (role viewer by default); prints a generated password
            unless one is read from standard input
@@ -167,6 +170,12 @@ pub async fn run(
                 .await
                 .map_err(failed)?
                 .ok_or_else(|| format!("no user {email}"))?;
+            if users::would_leave_no_admin(&mut tx, user.id, Some(role))
+                .await
+                .map_err(failed)?
+            {
+                return Err(LAST_ADMIN.into());
+            }
             users::set_role(&mut tx, user.id, role)
                 .await
                 .map_err(failed)?;
@@ -206,6 +215,12 @@ pub async fn run(
                 .await
                 .map_err(failed)?
                 .ok_or_else(|| format!("no user {email}"))?;
+            if users::would_leave_no_admin(&mut tx, user.id, None)
+                .await
+                .map_err(failed)?
+            {
+                return Err(LAST_ADMIN.into());
+            }
             users::remove(&mut tx, user.id).await.map_err(failed)?;
             audit(&mut tx, "user.remove", &email, json!({"role": user.role})).await?;
             format!("removed {email}\n")

@@ -188,6 +188,23 @@ pub async fn set_password(
     Ok(done.rows_affected() == 1)
 }
 
+/// Whether removing person `id`, or giving them `new_role`, would leave no admin among
+/// the people. Locks the admins' rows, so two such changes at once cannot both pass.
+pub async fn would_leave_no_admin(
+    connection: &mut PgConnection,
+    id: i64,
+    new_role: Option<Role>,
+) -> Result<bool, sqlx::Error> {
+    if new_role == Some(Role::Admin) {
+        return Ok(false);
+    }
+    let admins: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE")
+            .fetch_all(connection)
+            .await?;
+    Ok(admins == [id])
+}
+
 /// Removes a person (their sessions go with them).
 pub async fn remove(connection: &mut PgConnection, id: i64) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM users WHERE id = $1")

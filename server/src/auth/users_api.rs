@@ -53,6 +53,15 @@ async fn hashed(password: String) -> Result<String, ApiError> {
     })
 }
 
+/// 409: the change would leave nobody who may manage people.
+fn last_admin() -> Response {
+    (
+        StatusCode::CONFLICT,
+        Json(json!({"error": "Conflict", "details": "this is the last admin; make another person admin first"})),
+    )
+        .into_response()
+}
+
 fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -154,6 +163,12 @@ pub async fn change(
     };
     let target = format!("user:{}", user.email);
     if let Some(role) = role {
+        if users::would_leave_no_admin(&mut tx, id, Some(role))
+            .await
+            .map_err(internal)?
+        {
+            return Ok(last_admin());
+        }
         users::set_role(&mut tx, id, role).await.map_err(internal)?;
         audit::record(
             &mut tx,
@@ -188,6 +203,12 @@ pub async fn remove(
     let Some(user) = users::find_by_id(&mut tx, id).await.map_err(internal)? else {
         return Ok(not_found());
     };
+    if users::would_leave_no_admin(&mut tx, id, None)
+        .await
+        .map_err(internal)?
+    {
+        return Ok(last_admin());
+    }
     users::remove(&mut tx, id).await.map_err(internal)?;
     audit::record(
         &mut tx,

@@ -301,3 +301,81 @@ async fn the_number_of_rules_is_bounded() {
     );
     app.stop_and_drop_database().await;
 }
+
+#[tokio::test]
+async fn a_rule_can_take_its_search_from_a_saved_search() {
+    let app = spawn_alerting_app().await;
+    let (status, saved) = request(
+        &app,
+        Method::POST,
+        "/api/v1/saved-searches",
+        Some(json!({"name": "checkout failures", "shared": true,
+                    "search": "service=checkout&level=error&level=fatal&q=timeout&since=1h"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{saved}");
+    let short_id = saved["short_id"].as_str().unwrap().to_owned();
+    let body = json!({"name": "from a saved search", "kind": "count", "threshold": 3,
+                      "window": "5m", "saved_search": short_id});
+    let (status, preview) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules/preview",
+        Some(body.clone()),
+    )
+    .await;
+    // The preview reads the saved search's filters: its `q` is one the rollups cannot
+    // answer, which the preview says.
+    assert_eq!(status, 400, "{preview}");
+    assert!(
+        preview
+            .to_string()
+            .contains("only searches on service and level"),
+        "{preview}"
+    );
+    let id = create_rule(&app, body).await;
+    let (_, rule) = request(
+        &app,
+        Method::GET,
+        &format!("/api/v1/alerts/rules/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        rule["search"],
+        json!({"service": "checkout", "level": ["error", "fatal"], "q": "timeout"}),
+        "the saved search's filters without its time range: {rule}"
+    );
+    assert_eq!(rule["annotations"]["saved_search"], json!(short_id));
+
+    for (bad, expected) in [
+        (json!("AAAAAAAAAAAAAAAAAAAAAA"), "no saved search"),
+        (json!(7), "short id"),
+    ] {
+        let (status, body) = request(
+            &app,
+            Method::POST,
+            "/api/v1/alerts/rules",
+            Some(
+                json!({"name": "bad", "kind": "count", "threshold": 1, "window": "5m",
+                        "saved_search": bad}),
+            ),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.to_string().contains(expected), "{body}");
+    }
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules",
+        Some(
+            json!({"name": "both", "kind": "count", "threshold": 1, "window": "5m",
+                    "saved_search": short_id, "search": {"service": "x"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("not both"), "{body}");
+    app.stop_and_drop_database().await;
+}

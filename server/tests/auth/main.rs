@@ -4,6 +4,7 @@
 //! `cargo test -p log_ingestion_server --test auth roles::`.
 
 mod audit;
+mod last_admin;
 mod people;
 mod proxy;
 mod roles;

@@ -11,6 +11,7 @@ mod channels;
 mod firing;
 mod notifications;
 mod rules;
+mod saved_search;
 mod silences;
 
 use axum::body::Bytes;

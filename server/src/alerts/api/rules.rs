@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, Row};
 
-use super::{json_body, path_id, AlertsApiError, AlertsContext, Answer};
+use super::{json_body, path_id, saved_search, AlertsApiError, AlertsContext, Answer};
 use crate::alerts::rules::{Rule, MAX_NAME_CHARS, MAX_RULES};
 use crate::alerts::transitions::{self, Context};
 use crate::auth::{audit, Actor};
@@ -82,9 +82,14 @@ pub(super) async fn list_rules(
 /// When the rule in the body would have fired over the last 24 hours.
 pub(super) async fn preview_rule(
     State(context): State<AlertsContext>,
+    actor: Actor,
     body: Bytes,
 ) -> Answer<Json<Value>> {
     let body = json_body(&body)?;
+    let body = {
+        let mut conn = context.writes.acquire().await?;
+        saved_search::resolve(&mut conn, &actor, body).await?
+    };
     let declared = context.read.declared_keys();
     let rule = Rule::parse(&body, Some(&declared)).map_err(AlertsApiError::InvalidBody)?;
     match crate::alerts::preview::preview(&context.read, &rule, Utc::now()).await {
@@ -105,13 +110,16 @@ pub(super) async fn show_rule(
     Ok(Json(one_rule(&mut conn, id).await?))
 }
 
-/// The rule in `body`, with its channels checked against `alert_channels`.
+/// The rule in `body` (its `saved_search` resolved for `actor`), with its channels
+/// checked against `alert_channels`.
 async fn valid_rule(
     context: &AlertsContext,
     conn: &mut PgConnection,
+    actor: &Actor,
     body: &Bytes,
 ) -> Answer<Rule> {
     let body = json_body(body)?;
+    let body = saved_search::resolve(&mut *conn, actor, body).await?;
     let declared = context.read.declared_keys();
     let rule = Rule::parse(&body, Some(&declared)).map_err(AlertsApiError::InvalidBody)?;
     let known: Vec<String> =
@@ -147,7 +155,7 @@ pub(super) async fn create_rule(
     body: Bytes,
 ) -> Answer<Response> {
     let mut tx = context.writes.begin().await?;
-    let rule = valid_rule(&context, &mut tx, &body).await?;
+    let rule = valid_rule(&context, &mut tx, &actor, &body).await?;
     // One rule is created at a time, so the bound holds under concurrent requests.
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(crate::alerts::RULES_CREATE_LOCK)
@@ -216,7 +224,7 @@ pub(super) async fn replace_rule(
 ) -> Answer<Json<Value>> {
     let id = path_id(id)?;
     let mut tx = context.writes.begin().await?;
-    let rule = valid_rule(&context, &mut tx, &body).await?;
+    let rule = valid_rule(&context, &mut tx, &actor, &body).await?;
     let old = lock_api_rule(&mut tx, id).await?;
     if !rule.enabled || old.kind != rule.kind || old.group_by != rule.group_by {
         // Its series end: a disabled rule is not evaluated, and other series replace these.
