@@ -21,7 +21,7 @@ async fn a_count_rule_writes_one_firing_row_per_channel_after_for_and_one_resolv
     let rule = create_rule(
         &app,
         json!({"name": "checkout errors", "kind": "count", "op": ">", "threshold": 2,
-               "window": "3s", "for": "2s", "interval": "1s",
+               "window": "6s", "for": "2s", "interval": "1s",
                "search": {"service": "checkout", "level": "error"},
                "labels": {"team": "payments"}, "annotations": {"summary": "checkout fails"},
                "channels": ["ops", "pager"]}),

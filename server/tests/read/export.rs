@@ -15,7 +15,7 @@ const RANGE: &str = "since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00Z";
 async fn insert_many(app: &ReadApp, count: i64, message_bytes: i32) {
     sqlx::query(
         "INSERT INTO logs (timestamp, service, level, message, metadata) \
-         SELECT timestamptz '2026-01-01T01:00:00Z' + make_interval(secs => n * $3), 'api', 'INFO', \
+         SELECT timestamptz '2026-01-01T01:00:00Z' + make_interval(secs => n), 'api', 'INFO', \
                 'entry ' || n || ' ' || repeat('x', $2), jsonb_build_object('n', n) \
          FROM generate_series(1, $1) AS n \
          UNION ALL SELECT timestamptz '2026-01-01T00:30:00Z', 'worker', 'INFO', 'other', '{}'",
