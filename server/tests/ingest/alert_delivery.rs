@@ -758,13 +758,15 @@ async fn finished_notifications_older_than_the_retention_are_pruned_and_pending_
     webhook(&app, "ops", &receiver.url("/hook")).await;
     let delivered = notify(&app.pool, "checkout", "firing", "ops").await;
     // A pending row older than the retention (not due for a day) is never pruned.
-    let pending = notify(&app.pool, "billing", "firing", "ops").await;
-    sqlx::query(
-        "UPDATE alert_notifications SET created_at = now() - interval '2 days', \
-         next_attempt_at = now() + interval '1 day' WHERE id = $1",
+    // It is written already aged and deferred, so the worker never sees it due.
+    let pending: i64 = sqlx::query_scalar(
+        "INSERT INTO alert_notifications \
+         (rule_id, rule_name, series_key, transition, channel, alert, created_at, next_attempt_at) \
+         VALUES (1, 'CheckoutErrors', 'billing', 'firing', 'ops', $1, \
+         now() - interval '2 days', now() + interval '1 day') RETURNING id",
     )
-    .bind(pending)
-    .execute(&app.pool)
+    .bind(alert("billing", "firing"))
+    .fetch_one(&app.pool)
     .await
     .unwrap();
     let pruned = wait_until(WAIT, || async {
