@@ -20,7 +20,7 @@ pub use super::api_error::{ErrorsApiError, ErrorsContext};
 use super::change_api;
 use super::fingerprint::{backtrace_of, exception_message_of};
 use super::groups::{self, Bucket, Group, ListFilter, Range, Sort};
-use crate::read::cursor::Cursor;
+use crate::read::cursor::{cursor_param, next_page, Cursor, NOT_ISSUED};
 use crate::read::error::ReadError;
 use crate::read::filters::{parse_services, parse_time, Params};
 use crate::read::rows::LogRow;
@@ -145,15 +145,11 @@ async fn list(State(context): State<ErrorsContext>, query: QueryPairs) -> Answer
     let limit = params
         .number("limit", 1, MAX_GROUPS)
         .unwrap_or(DEFAULT_GROUPS);
-    let after = params.one("cursor").and_then(|text| {
-        let after = decode_cursor(sort, &text);
-        if after.is_none() {
-            params.problem(
-                "cursor: not a cursor this server issued for this sort (pass next_cursor as is)",
-            );
-        }
-        after
-    });
+    let after = cursor_param(
+        &mut params,
+        |text| decode_cursor(sort, text),
+        "cursor: not a cursor this server issued for this sort (pass next_cursor as is)",
+    );
     params.finish().map_err(ReadError::InvalidQuery)?;
     let filter = ListFilter {
         services,
@@ -170,14 +166,9 @@ async fn list(State(context): State<ErrorsContext>, query: QueryPairs) -> Answer
     let mut found = connection
         .run(|conn| groups::list(conn, &filter, range))
         .await?;
-    let next_cursor = if found.len() as i64 > limit {
-        found.truncate(limit as usize);
-        found
-            .last()
-            .map(|last| encode_cursor(sort, last.position()))
-    } else {
-        None
-    };
+    let next_cursor = next_page(&mut found, limit, |last| {
+        encode_cursor(sort, last.position())
+    });
     let shown: Vec<&Group> = found.iter().collect();
     let trends = connection
         .run(|conn| groups::buckets(conn, &shown, range, TREND_BUCKETS))
@@ -291,13 +282,7 @@ async fn occurrences(
     let limit = params
         .number("limit", 1, MAX_LIMIT)
         .unwrap_or(DEFAULT_LIMIT);
-    let cursor = params.one("cursor").and_then(|text| {
-        let cursor = Cursor::decode(&text);
-        if cursor.is_none() {
-            params.problem("cursor: not a cursor this server issued (pass next_cursor as is)");
-        }
-        cursor
-    });
+    let cursor = cursor_param(&mut params, Cursor::decode, NOT_ISSUED);
     params.finish().map_err(ReadError::InvalidQuery)?;
 
     let mut connection = context.read.reads().acquire().await?;
@@ -327,18 +312,7 @@ async fn occurrences(
     )
     .await?;
     drop(connection);
-    let next_cursor = if logs.len() as i64 > limit {
-        logs.truncate(limit as usize);
-        logs.last().map(|last| {
-            Cursor {
-                timestamp: last.timestamp,
-                id: last.id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next_cursor = next_page(&mut logs, limit, |last| last.position().encode());
     Ok(Json(OccurrencePage { logs, next_cursor }))
 }
 

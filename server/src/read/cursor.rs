@@ -1,9 +1,44 @@
 //! The opaque pagination cursor: the (timestamp, id) of the last entry of a page,
-//! encoded as 32 hex digits. Owns encoding and decoding only; never touches SQL.
+//! encoded as 32 hex digits, and the keyset page rule every list follows (read one
+//! row more than the page; its presence means there is a next page). Never touches SQL.
 
 use chrono::{DateTime, Utc};
 
+use super::filters::Params;
 use super::time_bounds;
+
+/// The `cursor` parameter, read with `decode`: `None` when absent, and when it is not
+/// a cursor this server issued, with the problem recorded for the 400 answer.
+pub fn cursor_param<T>(
+    params: &mut Params,
+    decode: impl FnOnce(&str) -> Option<T>,
+    refusal: &str,
+) -> Option<T> {
+    let text = params.one("cursor")?;
+    let cursor = decode(&text);
+    if cursor.is_none() {
+        params.problem(refusal);
+    }
+    cursor
+}
+
+/// What `cursor_param` says of a cursor it cannot read.
+pub const NOT_ISSUED: &str = "cursor: not a cursor this server issued (pass next_cursor as is)";
+
+/// Cuts `rows` — read with a limit of `limit + 1` — to the page, and returns the
+/// `next_cursor` of the page (the position of its last row), or `None` on the last page.
+pub fn next_page<T>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    position: impl FnOnce(&T) -> String,
+) -> Option<String> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() <= limit {
+        return None;
+    }
+    rows.truncate(limit);
+    rows.last().map(position)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
@@ -40,6 +75,19 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_read_one_row_long_names_its_last_row_and_a_short_one_ends() {
+        let mut rows = vec![1, 2, 3, 4];
+        assert_eq!(
+            next_page(&mut rows, 3, |last| last.to_string()),
+            Some("3".into())
+        );
+        assert_eq!(rows, [1, 2, 3]);
+        let mut rows = vec![1, 2, 3];
+        assert_eq!(next_page(&mut rows, 3, |last| last.to_string()), None);
+        assert_eq!(rows, [1, 2, 3]);
+    }
 
     #[test]
     fn round_trips_microsecond_timestamps() {

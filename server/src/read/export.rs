@@ -146,10 +146,7 @@ async fn next_chunk(mut export: Export) -> Result<Option<(Bytes, Export)>, std::
     let Some(last) = rows.last() else {
         return Ok(None);
     };
-    export.cursor = Some(Cursor {
-        timestamp: last.timestamp,
-        id: last.id,
-    });
+    export.cursor = Some(last.position());
     export.left -= rows.len() as i64;
     let mut chunk = Vec::with_capacity(rows.len() * 256);
     for row in &rows {

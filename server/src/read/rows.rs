@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::cursor::Cursor;
+
 /// The columns of [`LogRow`], in order, for `SELECT {COLUMNS} FROM logs`.
 pub const COLUMNS: &str =
     "id, timestamp, service, level, message, metadata, received_at, fingerprint";
@@ -21,6 +23,16 @@ pub struct LogRow {
     pub received_at: DateTime<Utc>,
     /// The error group key of an error entry (`errors::fingerprint`), else `null`.
     pub fingerprint: Option<String>,
+}
+
+impl LogRow {
+    /// Where this row stands in newest-first order: a page ending here continues after it.
+    pub fn position(&self) -> Cursor {
+        Cursor {
+            timestamp: self.timestamp,
+            id: self.id,
+        }
+    }
 }
 
 fn metadata_or_empty_object<S: serde::Serializer>(

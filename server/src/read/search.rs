@@ -12,7 +12,7 @@ use axum::Json;
 use chrono::Utc;
 use serde::Serialize;
 
-use super::cursor::Cursor;
+use super::cursor::{cursor_param, next_page, Cursor, NOT_ISSUED};
 use super::error::ReadError;
 use super::rows::LogRow;
 use super::{params_from, QueryPairs, ReadContext};
@@ -41,13 +41,7 @@ pub async fn list(
     let limit = params
         .number("limit", 1, MAX_LIMIT)
         .unwrap_or(DEFAULT_LIMIT);
-    let cursor = params.one("cursor").and_then(|text| {
-        let cursor = Cursor::decode(&text);
-        if cursor.is_none() {
-            params.problem("cursor: not a cursor this server issued (pass next_cursor as is)");
-        }
-        cursor
-    });
+    let cursor = cursor_param(&mut params, Cursor::decode, NOT_ISSUED);
     params.finish().map_err(ReadError::InvalidQuery)?;
 
     let mut connection = context.reads.acquire().await?;
@@ -62,17 +56,6 @@ pub async fn list(
     .await?;
     drop(connection);
 
-    let next_cursor = if logs.len() as i64 > limit {
-        logs.truncate(limit as usize);
-        logs.last().map(|last| {
-            Cursor {
-                timestamp: last.timestamp,
-                id: last.id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next_cursor = next_page(&mut logs, limit, |last| last.position().encode());
     Ok(Json(Page { logs, next_cursor }))
 }

@@ -23,7 +23,7 @@ use sqlx::PgPool;
 use super::store::{self, Changes, NewSearch, SavedSearch, StoreError, MAX_PER_OWNER};
 use crate::auth::Actor;
 use crate::ingest::client_text;
-use crate::read::cursor::Cursor;
+use crate::read::cursor::{cursor_param, next_page, Cursor, NOT_ISSUED};
 use crate::read::error::ReadError;
 use crate::read::filters::{check_shape, Params};
 use crate::read::{self, params_from, AdminKeys, QueryPairs, ReadContext};
@@ -310,29 +310,18 @@ async fn list(
 ) -> Answer<Json<Listed>> {
     let mut params = params_from(query)?;
     let limit = params.number("limit", 1, MAX_LIST).unwrap_or(DEFAULT_LIST);
-    let after = params.one("cursor").and_then(|text| {
-        let cursor = Cursor::decode(&text);
-        if cursor.is_none() {
-            params.problem("cursor: not a cursor this server issued (pass next_cursor as is)");
-        }
-        cursor
-    });
+    let after = cursor_param(&mut params, Cursor::decode, NOT_ISSUED);
     params.finish().map_err(ReadError::InvalidQuery)?;
     let mut connection = context.writes.acquire().await?;
     let mut found = store::list(&mut connection, &actor, after, limit + 1).await?;
     drop(connection);
-    let next_cursor = if found.len() as i64 > limit {
-        found.truncate(limit as usize);
-        found.last().map(|last| {
-            Cursor {
-                timestamp: last.created_at,
-                id: last.id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next_cursor = next_page(&mut found, limit, |last| {
+        Cursor {
+            timestamp: last.created_at,
+            id: last.id,
+        }
+        .encode()
+    });
     Ok(Json(Listed {
         saved_searches: found
             .into_iter()
