@@ -12,21 +12,84 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-const INDEX_HTML: &str = include_str!("../../assets/explorer/index.html");
-const COMMON_JS: &str = include_str!("../../assets/explorer/common.js");
-const APP_JS: &str = include_str!("../../assets/explorer/app.js");
-const STYLE_CSS: &str = include_str!("../../assets/explorer/style.css");
-const SAVED_JS: &str = include_str!("../../assets/explorer/saved.js");
-const SAVED_CSS: &str = include_str!("../../assets/explorer/saved.css");
-const ERRORS_HTML: &str = include_str!("../../assets/explorer/errors.html");
-const ERRORS_JS: &str = include_str!("../../assets/explorer/errors.js");
-const ERRORS_CSS: &str = include_str!("../../assets/explorer/errors.css");
-const ALERTS_HTML: &str = include_str!("../../assets/explorer/alerts.html");
-const ALERTS_JS: &str = include_str!("../../assets/explorer/alerts.js");
-const ALERTS_CSS: &str = include_str!("../../assets/explorer/alerts.css");
-const SIGN_IN_HTML: &str = include_str!("../../assets/explorer/sign-in.html");
-const SIGN_IN_JS: &str = include_str!("../../assets/explorer/sign-in.js");
-const SIGN_IN_CSS: &str = include_str!("../../assets/explorer/sign-in.css");
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// Every path the explorer serves: (path, content type, bytes).
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("/", HTML, include_str!("../../assets/explorer/index.html")),
+    (
+        "/errors",
+        HTML,
+        include_str!("../../assets/explorer/errors.html"),
+    ),
+    (
+        "/alerts",
+        HTML,
+        include_str!("../../assets/explorer/alerts.html"),
+    ),
+    (
+        "/sign-in",
+        HTML,
+        include_str!("../../assets/explorer/sign-in.html"),
+    ),
+    (
+        "/explorer/common.js",
+        JS,
+        include_str!("../../assets/explorer/common.js"),
+    ),
+    (
+        "/explorer/app.js",
+        JS,
+        include_str!("../../assets/explorer/app.js"),
+    ),
+    (
+        "/explorer/saved.js",
+        JS,
+        include_str!("../../assets/explorer/saved.js"),
+    ),
+    (
+        "/explorer/errors.js",
+        JS,
+        include_str!("../../assets/explorer/errors.js"),
+    ),
+    (
+        "/explorer/alerts.js",
+        JS,
+        include_str!("../../assets/explorer/alerts.js"),
+    ),
+    (
+        "/explorer/sign-in.js",
+        JS,
+        include_str!("../../assets/explorer/sign-in.js"),
+    ),
+    (
+        "/explorer/style.css",
+        CSS,
+        include_str!("../../assets/explorer/style.css"),
+    ),
+    (
+        "/explorer/saved.css",
+        CSS,
+        include_str!("../../assets/explorer/saved.css"),
+    ),
+    (
+        "/explorer/errors.css",
+        CSS,
+        include_str!("../../assets/explorer/errors.css"),
+    ),
+    (
+        "/explorer/alerts.css",
+        CSS,
+        include_str!("../../assets/explorer/alerts.css"),
+    ),
+    (
+        "/explorer/sign-in.css",
+        CSS,
+        include_str!("../../assets/explorer/sign-in.css"),
+    ),
+];
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -35,67 +98,11 @@ pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/explorer/common.js",
-            get(|| async { asset("text/javascript; charset=utf-8", COMMON_JS) }),
-        )
-        .route(
-            "/explorer/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/explorer/style.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
-        )
-        .route(
-            "/explorer/saved.js",
-            get(|| async { asset("text/javascript; charset=utf-8", SAVED_JS) }),
-        )
-        .route(
-            "/explorer/saved.css",
-            get(|| async { asset("text/css; charset=utf-8", SAVED_CSS) }),
-        )
-        .route(
-            "/errors",
-            get(|| async { asset("text/html; charset=utf-8", ERRORS_HTML) }),
-        )
-        .route(
-            "/explorer/errors.js",
-            get(|| async { asset("text/javascript; charset=utf-8", ERRORS_JS) }),
-        )
-        .route(
-            "/explorer/errors.css",
-            get(|| async { asset("text/css; charset=utf-8", ERRORS_CSS) }),
-        )
-        .route(
-            "/alerts",
-            get(|| async { asset("text/html; charset=utf-8", ALERTS_HTML) }),
-        )
-        .route(
-            "/explorer/alerts.js",
-            get(|| async { asset("text/javascript; charset=utf-8", ALERTS_JS) }),
-        )
-        .route(
-            "/explorer/alerts.css",
-            get(|| async { asset("text/css; charset=utf-8", ALERTS_CSS) }),
-        )
-        .route(
-            "/sign-in",
-            get(|| async { asset("text/html; charset=utf-8", SIGN_IN_HTML) }),
-        )
-        .route(
-            "/explorer/sign-in.js",
-            get(|| async { asset("text/javascript; charset=utf-8", SIGN_IN_JS) }),
-        )
-        .route(
-            "/explorer/sign-in.css",
-            get(|| async { asset("text/css; charset=utf-8", SIGN_IN_CSS) }),
-        )
+    ASSETS
+        .iter()
+        .fold(Router::new(), |router, &(path, content_type, body)| {
+            router.route(path, get(move || async move { asset(content_type, body) }))
+        })
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -112,4 +119,53 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         ),
     ];
     (headers, body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(path: &str) -> &'static str {
+        ASSETS
+            .iter()
+            .find(|(at, _, _)| *at == path)
+            .map(|(_, _, body)| *body)
+            .unwrap()
+    }
+
+    /// The ids of the elements between `open` and `close` in `html`.
+    fn ids_within(html: &str, open: &str, close: &str) -> Vec<String> {
+        let start = html.find(open).unwrap();
+        let end = start + html[start..].find(close).unwrap();
+        html[start..end]
+            .split(" id=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn every_page_with_a_top_bar_has_the_same_controls_and_key_dialog() {
+        let pages = ["/", "/errors", "/alerts"];
+        // The logs page adds its live tail to the top bar; everything else is shared.
+        let live = ["live-toggle", "live-status"];
+        let topbar = |path| -> Vec<String> {
+            let mut ids = ids_within(page(path), "<header class=\"topbar\">", "</header>");
+            ids.retain(|id| !live.contains(&id.as_str()));
+            ids
+        };
+        let dialog = |path| ids_within(page(path), "<dialog id=\"key-dialog\">", "</dialog>");
+        assert_eq!(topbar("/"), ["who", "sign-out", "forget-key"]);
+        for path in pages {
+            assert_eq!(topbar(path), topbar("/"), "{path}'s top bar");
+            assert_eq!(dialog(path), dialog("/"), "{path}'s key dialog");
+            for nav in pages {
+                let link = format!("<a href=\"{nav}\"");
+                assert!(page(path).contains(&link), "{path} links to {nav}");
+            }
+            let current = format!("<a href=\"{path}\" aria-current=\"page\">");
+            assert!(page(path).contains(&current), "{path} marks itself current");
+        }
+    }
 }
