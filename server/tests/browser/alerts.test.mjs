@@ -17,7 +17,7 @@ import { createServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { repo, prepareDatabase, startServer, postLogs, adminGet, launchBrowser, noteFailure } from './harness.mjs';
+import { repo, prepareDatabase, startServer, postLogs, adminGet, openPage, noteFailure } from './harness.mjs';
 
 const INGEST_KEY = `ingest-${randomUUID()}`;
 const ADMIN_KEY = `admin-${randomUUID()}`;
@@ -78,8 +78,8 @@ async function adminSend(base, method, pathname, body) {
 
 async function main() {
   const hook = receiver();
-  const userDataDir = mkdtempSync(path.join(tmpdir(), 'alerts-chromium-'));
-  const rulesFile = path.join(userDataDir, 'rules.yaml');
+  const rulesDirectory = mkdtempSync(path.join(tmpdir(), 'alerts-rules-'));
+  const rulesFile = path.join(rulesDirectory, 'rules.yaml');
   writeFileSync(rulesFile, [
     'rules:',
     '  - name: nightly export heartbeat',
@@ -93,7 +93,7 @@ async function main() {
   const server = startServer(database.url, { ingestKey: INGEST_KEY, adminKey: ADMIN_KEY,
     binary: process.env.EXPLORER_SERVER_BIN });
   const directory = process.env.SCREENSHOT_DIR || path.join(repo, 'docs/images');
-  let context;
+  let browser;
   try {
     const base = await server.address;
     await postLogs(base, INGEST_KEY, entries());
@@ -104,16 +104,8 @@ async function main() {
       window: '5m', labels: { team: HOSTILE }, annotations: { summary: HOSTILE },
     });
 
-    context = await launchBrowser(userDataDir);
-    const page = context.pages()[0] || (await context.newPage());
-    const problems = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
-    });
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('request', (request) => {
-      if (!request.url().startsWith(base)) problems.push(`request outside the server: ${request.url()}`);
-    });
+    browser = await openPage('alerts', base);
+    const { page, problems } = browser;
     page.on('dialog', (dialog) => dialog.accept());
 
     // 1. A search on the Logs page, then "Alert on this search".
@@ -181,14 +173,14 @@ async function main() {
     if (problems.length) fail(problems.join('\n'));
     console.log(`alerts browser test passed; screenshots in ${directory}`);
   } catch (error) {
-    await noteFailure(context, error, 'alerts');
+    await noteFailure(browser && browser.context, error, 'alerts');
     throw error;
   } finally {
-    if (context) await context.close();
+    if (browser) await browser.close();
     await server.stop();
     await hook.close();
     database.drop();
-    rmSync(userDataDir, { recursive: true, force: true });
+    rmSync(rulesDirectory, { recursive: true, force: true });
   }
 }
 

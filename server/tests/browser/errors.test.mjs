@@ -12,11 +12,9 @@
 
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { repo, prepareDatabase, startServer, postLogs, adminGet, launchBrowser, noteFailure } from './harness.mjs';
+import { repo, prepareDatabase, startServer, postLogs, adminGet, openPage, noteFailure } from './harness.mjs';
 
 const INGEST_KEY = `ingest-${randomUUID()}`;
 const ADMIN_KEY = `admin-${randomUUID()}`;
@@ -48,9 +46,8 @@ async function sendRailsErrors(base) {
 async function main() {
   const database = prepareDatabase('errors_browser');
   const server = startServer(database.url, { ingestKey: INGEST_KEY, adminKey: ADMIN_KEY });
-  const userDataDir = mkdtempSync(path.join(tmpdir(), 'errors-chromium-'));
   const directory = process.env.SCREENSHOT_DIR || path.join(repo, 'docs/images');
-  let context;
+  let browser;
   try {
     const base = await server.address;
     const requestIds = await sendRailsErrors(base);
@@ -68,16 +65,8 @@ async function main() {
         exception: { class: HOSTILE, message: 'bad', backtrace: [`app/models/${HOSTILE}.rb:1:in \`x'`] } },
     }]);
 
-    context = await launchBrowser(userDataDir);
-    const page = context.pages()[0] || (await context.newPage());
-    const problems = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
-    });
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('request', (request) => {
-      if (!request.url().startsWith(base)) problems.push(`request outside the server: ${request.url()}`);
-    });
+    browser = await openPage('errors', base);
+    const { page, problems } = browser;
     page.on('dialog', (dialog) => dialog.accept());
 
     // 1. The Errors page, filtered by service in the URL, lists the gem's group.
@@ -199,12 +188,11 @@ async function main() {
     if (problems.length) fail(problems.join('\n'));
     console.log(`errors browser test passed; screenshots in ${directory}`);
   } catch (error) {
-    await noteFailure(context, error, 'errors');
+    await noteFailure(browser && browser.context, error, 'errors');
     throw error;
   } finally {
-    if (context) await context.close();
+    if (browser) await browser.close();
     await server.stop();
-    rmSync(userDataDir, { recursive: true, force: true });
     database.drop();
   }
 }

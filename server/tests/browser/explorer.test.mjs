@@ -16,10 +16,9 @@
 // Exits non-zero on the first failed expectation, printing what was expected.
 
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { repo, prepareDatabase, startServer, postLogs, launchBrowser, noteFailure } from './harness.mjs';
+import { repo, prepareDatabase, startServer, postLogs, openPage, noteFailure } from './harness.mjs';
 
 const INGEST_KEY = `ingest-${randomUUID()}`;
 const ADMIN_KEY = `admin-${randomUUID()}`;
@@ -177,29 +176,16 @@ async function main() {
     binary: process.env.EXPLORER_SERVER_BIN,
     echoLog: Boolean(process.env.EXPLORER_SERVER_LOG),
   });
-  const userDataDir = mkdtempSync(path.join(tmpdir(), 'explorer-chromium-'));
-  let context;
+  let browser;
   try {
     const base = await server.address;
     await postLogs(base, INGEST_KEY, entries());
     await postLogs(base, INGEST_KEY, requestEntries());
     await postTraceEntries(base);
 
-    context = await launchBrowser(userDataDir);
-    const page = context.pages()[0] || (await context.newPage());
-    const problems = [];
-    page.on('console', (message) => {
-      // The one refused key and the one refused deep filter below are deliberate;
-      // anything else is a problem.
-      const deliberate = ['status of 401', 'status of 400'].some((s) => message.text().includes(s));
-      if (message.type() === 'error' && !deliberate) {
-        problems.push(`console error: ${message.text()}`);
-      }
-    });
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('request', (request) => {
-      if (!request.url().startsWith(base)) problems.push(`request outside the server: ${request.url()}`);
-    });
+    // The one refused key and the one refused deep filter below are deliberate.
+    browser = await openPage('explorer', base, { deliberate: ['status of 401', 'status of 400'] });
+    const { context, page, problems } = browser;
 
     // 1. The page asks for the key once.
     await page.goto(`${base}/`);
@@ -429,12 +415,11 @@ async function main() {
     if (problems.length) fail(problems.join('\n'));
     console.log(`explorer browser test passed; screenshots in ${directory}`);
   } catch (error) {
-    await noteFailure(context, error, 'explorer');
+    await noteFailure(browser && browser.context, error, 'explorer');
     throw error;
   } finally {
-    if (context) await context.close();
+    if (browser) await browser.close();
     await server.stop();
-    rmSync(userDataDir, { recursive: true, force: true });
     database.drop();
   }
 }

@@ -2,6 +2,7 @@
 // (../js-support/server.mjs, shared with the OpenTelemetry SDK test) and headless Chromium
 // (Debian's /usr/bin/chromium, driven by playwright-core).
 
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -9,7 +10,7 @@ import { chromium } from 'playwright-core';
 export { repo, prepareDatabase, startServer, postLogs, adminGet } from '../js-support/server.mjs';
 
 /** Headless Chromium with a throwaway profile in `userDataDir`. */
-export function launchBrowser(userDataDir) {
+function launchBrowser(userDataDir) {
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -29,4 +30,37 @@ export async function noteFailure(context, error, name) {
   const where = path.join(tmpdir(), `${name}-failure.png`);
   await page.screenshot({ path: where }).catch(() => {});
   error.message += `\n(page at failure: ${where}; URL ${page.url()})`;
+}
+
+/**
+ * A page in headless Chromium with a throwaway profile, watched for what no explorer page
+ * may do: console errors (except those whose text holds one of `deliberate`, e.g. a
+ * `status of 401` the test provokes), uncaught page errors, and requests leaving `base`.
+ * Answers `{ context, page, problems, close }`; `close()` also removes the profile.
+ */
+export async function openPage(name, base, { deliberate = [] } = {}) {
+  const userDataDir = mkdtempSync(path.join(tmpdir(), `${name}-chromium-`));
+  const remove = () => rmSync(userDataDir, { recursive: true, force: true });
+  let context;
+  try {
+    context = await launchBrowser(userDataDir);
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  const page = context.pages()[0] || (await context.newPage());
+  const problems = [];
+  page.on('console', (message) => {
+    const expected = deliberate.some((text) => message.text().includes(text));
+    if (message.type() === 'error' && !expected) problems.push(`console error: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('request', (request) => {
+    if (!request.url().startsWith(base)) problems.push(`request outside the server: ${request.url()}`);
+  });
+  const close = async () => {
+    await context.close();
+    remove();
+  };
+  return { context, page, problems, close };
 }

@@ -10,10 +10,8 @@
 // SCREENSHOT_DIR defaults to docs/images.
 
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { repo, prepareDatabase, startServer, postLogs, adminGet, launchBrowser, noteFailure } from './harness.mjs';
+import { repo, prepareDatabase, startServer, postLogs, adminGet, openPage, noteFailure } from './harness.mjs';
 
 const INGEST_KEY = `ingest-${randomUUID()}`;
 const ADMIN_KEY = `admin-${randomUUID()}`;
@@ -47,21 +45,15 @@ async function main() {
     binary: process.env.EXPLORER_SERVER_BIN,
     echoLog: Boolean(process.env.EXPLORER_SERVER_LOG),
   });
-  const userDataDir = mkdtempSync(path.join(tmpdir(), 'saved-searches-chromium-'));
-  let context;
+  let browser;
   try {
     const base = await server.address;
     await postLogs(base, INGEST_KEY, entries());
     const expected = (await adminGet(base, ADMIN_KEY, `/api/v1/logs?${SEARCH}`)).logs.map((log) => log.message);
     if (expected.length !== 7) fail(`the data set has ${expected.length} checkout errors, not 7`);
 
-    context = await launchBrowser(userDataDir);
-    const page = context.pages()[0] || (await context.newPage());
-    const problems = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
-    });
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    browser = await openPage('saved-searches', base);
+    const { page, problems } = browser;
 
     // 1. Search, then save that search, shared, with a description.
     await page.goto(`${base}/?range=1h&service=checkout&level=ERROR`);
@@ -128,12 +120,11 @@ async function main() {
     if (problems.length) fail(problems.join('\n'));
     console.log(`saved searches browser test passed; screenshot in ${directory}`);
   } catch (error) {
-    await noteFailure(context, error, 'saved-searches');
+    await noteFailure(browser && browser.context, error, 'saved-searches');
     throw error;
   } finally {
-    if (context) await context.close();
+    if (browser) await browser.close();
     await server.stop();
-    rmSync(userDataDir, { recursive: true, force: true });
     database.drop();
   }
 }

@@ -12,10 +12,8 @@
 // SCREENSHOT_DIR (default docs/images). Exits non-zero on the first failed expectation.
 
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { repo, prepareDatabase, startServer, postLogs, launchBrowser, noteFailure } from './harness.mjs';
+import { repo, prepareDatabase, startServer, postLogs, openPage, noteFailure } from './harness.mjs';
 
 const INGEST_KEY = `ingest-${randomUUID()}`;
 const ADMIN_KEY = `admin-${randomUUID()}`;
@@ -44,8 +42,7 @@ async function main() {
     binary: process.env.EXPLORER_SERVER_BIN,
     echoLog: Boolean(process.env.EXPLORER_SERVER_LOG),
   });
-  const userDataDir = mkdtempSync(path.join(tmpdir(), 'sign-in-chromium-'));
-  let context;
+  let browser;
   try {
     const base = await server.address;
     await addEditor(base);
@@ -57,16 +54,10 @@ async function main() {
       metadata: {},
     }]);
 
-    context = await launchBrowser(userDataDir);
-    const page = context.pages()[0] || (await context.newPage());
-    const problems = [];
-    page.on('console', (message) => {
-      // Asking who is signed in before anyone is, and the wrong password, answer 401;
-      // the change sent without its token below answers 403, and with it 404.
-      const deliberate = ['status of 401', 'status of 403', 'status of 404'].some((s) => message.text().includes(s));
-      if (message.type() === 'error' && !deliberate) problems.push(`console error: ${message.text()}`);
-    });
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    // Asking who is signed in before anyone is, and the wrong password, answer 401;
+    // the change sent without its token below answers 403, and with it 404.
+    browser = await openPage('sign-in', base, { deliberate: ['status of 401', 'status of 403', 'status of 404'] });
+    const { page, problems } = browser;
 
     // 1. Without a key or a session the logs page offers the sign-in page.
     await page.goto(`${base}/?range=1h`);
@@ -118,13 +109,12 @@ async function main() {
     if (problems.length) fail(problems.join('\n'));
     console.log('sign-in browser test: ok');
   } catch (error) {
-    await noteFailure(context, error, 'sign-in');
+    await noteFailure(browser && browser.context, error, 'sign-in');
     throw error;
   } finally {
-    if (context) await context.close();
+    if (browser) await browser.close();
     await server.stop();
     database.drop();
-    rmSync(userDataDir, { recursive: true, force: true });
   }
 }
 
