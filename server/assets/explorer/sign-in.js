@@ -33,7 +33,7 @@
       }
       $('password').value = '';
       if (response.status === 401) {
-        showError('Wrong email or password.');
+        showError('Wrong email or password. After 5 wrong passwords in a row an account waits a while before it signs in again.');
       } else if (response.status === 429) {
         const wait = response.headers.get('Retry-After');
         showError(`Too many attempts: try again in ${wait || 'a few'} seconds.`);

@@ -94,11 +94,11 @@ pub async fn sign_in(
         password::verify(None, credentials.password).await;
         return Err(ApiError::SignInFailed);
     };
-    if let Some(until) = user.locked_until.filter(|until| *until > Utc::now()) {
-        let wait = (until - Utc::now()).num_milliseconds().max(0);
-        return Err(ApiError::RateLimited {
-            retry_after_secs: u64::try_from(wait / 1000 + 1).unwrap_or(1),
-        });
+    // A locked account answers exactly as an unknown address or a wrong password do, at
+    // the price of a hash too: neither the answer nor its time tells that it exists.
+    if user.locked_until.is_some_and(|until| until > Utc::now()) {
+        password::verify(None, credentials.password).await;
+        return Err(ApiError::SignInFailed);
     }
     let role: Role = user
         .role

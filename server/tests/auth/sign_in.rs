@@ -146,10 +146,14 @@ async fn wrong_passwords_lock_the_account_with_a_doubling_backoff() {
     .unwrap();
     assert_eq!(failures, 5);
     assert!(lock_secs > 0.0 && lock_secs <= 1.0, "{lock_secs}");
-    // Locked: even the right password is refused, with how long to wait.
+    // Locked: even the right password is refused, and the answer is the one an unknown
+    // address gets, so a lockout never tells that an account exists.
     let locked = try_sign_in(&app, "ann@example.com", PASSWORD).await;
-    assert_eq!(locked.status(), 429);
-    assert!(locked.headers().contains_key("retry-after"));
+    let unknown = try_sign_in(&app, "nobody@example.com", PASSWORD).await;
+    assert_eq!(locked.status(), 401);
+    assert_eq!(unknown.status(), 401);
+    assert!(!locked.headers().contains_key("retry-after"));
+    assert_eq!(locked.text().await.unwrap(), unknown.text().await.unwrap());
 
     // The lock ends; one more wrong password locks for twice as long.
     sqlx::query("UPDATE users SET locked_until = now() - interval '1 second'")
