@@ -79,6 +79,9 @@ pub enum ApiError {
     StorageUnavailable,
     #[error("Server busy")]
     ServerBusy,
+    /// Every password-hashing thread stayed taken for as long as a sign-in waits.
+    #[error("Server busy")]
+    SignInBusy,
     /// The connection was closed for a newer one before its request showed a key.
     #[error("Connection evicted")]
     ConnectionEvicted,
@@ -111,9 +114,10 @@ impl ApiError {
             | ApiError::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnknownRoute => StatusCode::NOT_FOUND,
-            ApiError::StorageUnavailable | ApiError::ServerBusy | ApiError::ConnectionEvicted => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::StorageUnavailable
+            | ApiError::ServerBusy
+            | ApiError::SignInBusy
+            | ApiError::ConnectionEvicted => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,7 +148,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::UnknownRoute => "unknown_route",
             ApiError::StorageUnavailable => "storage_unavailable",
-            ApiError::ServerBusy => "server_busy",
+            ApiError::ServerBusy | ApiError::SignInBusy => "server_busy",
             ApiError::ConnectionEvicted => "connection_evicted",
             ApiError::Internal(_) => "internal",
         }
@@ -205,6 +209,9 @@ impl ApiError {
             ApiError::ServerBusy => Some(json!(
                 "too many request bytes are in flight; nothing was stored; retry later"
             )),
+            ApiError::SignInBusy => Some(json!(
+                "every password-hashing thread is taken; nothing was checked; retry in a moment"
+            )),
             ApiError::ConnectionEvicted => Some(json!(
                 "too many connections without a valid key: this one was closed before its request was read; nothing was stored; retry on a new connection"
             )),
@@ -215,9 +222,10 @@ impl ApiError {
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            ApiError::StorageUnavailable | ApiError::ServerBusy | ApiError::ConnectionEvicted => {
-                Some(1)
-            }
+            ApiError::StorageUnavailable
+            | ApiError::ServerBusy
+            | ApiError::SignInBusy
+            | ApiError::ConnectionEvicted => Some(1),
             _ => None,
         }
     }

@@ -91,13 +91,17 @@ pub async fn sign_in(
         .await
         .map_err(|error| internal("reading the user", error))?;
     let Some(user) = found else {
-        password::verify(None, credentials.password).await;
+        password::verify(None, credentials.password)
+            .await
+            .map_err(hashing_failed)?;
         return Err(ApiError::SignInFailed);
     };
     // A locked account answers exactly as an unknown address or a wrong password do, at
     // the price of a hash too: neither the answer nor its time tells that it exists.
     if user.locked_until.is_some_and(|until| until > Utc::now()) {
-        password::verify(None, credentials.password).await;
+        password::verify(None, credentials.password)
+            .await
+            .map_err(hashing_failed)?;
         return Err(ApiError::SignInFailed);
     }
     let role: Role = user
@@ -109,7 +113,10 @@ pub async fn sign_in(
         .acquire()
         .await
         .map_err(|error| internal("connecting", error))?;
-    if !password::verify(user.password_hash, credentials.password).await {
+    let right = password::verify(user.password_hash, credentials.password)
+        .await
+        .map_err(hashing_failed)?;
+    if !right {
         throttle::record_failure(&mut connection, user.id)
             .await
             .map_err(|error| internal("counting a failed sign-in", error))?;
@@ -144,6 +151,13 @@ pub async fn sign_in(
         Json(body),
     )
         .into_response())
+}
+
+fn hashing_failed(error: password::PasswordError) -> ApiError {
+    match error {
+        password::PasswordError::Busy => ApiError::SignInBusy,
+        other => ApiError::Internal(format!("checking a password: {other}")),
+    }
 }
 
 /// `GET /api/v1/session`: who is acting, their role, and the CSRF token a change made

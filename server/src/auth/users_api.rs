@@ -49,6 +49,7 @@ fn parse_role(text: &str, problems: &mut Vec<String>) -> Option<Role> {
 async fn hashed(password: String) -> Result<String, ApiError> {
     password::hash(password).await.map_err(|error| match error {
         password::PasswordError::Hashing(cause) => internal(cause),
+        password::PasswordError::Busy => ApiError::SignInBusy,
         refused => ApiError::Validation(vec![refused.to_string()]),
     })
 }

@@ -11,3 +11,4 @@ mod connections;
 mod harness;
 mod otlp;
 mod queries;
+mod sign_in;
