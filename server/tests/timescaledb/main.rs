@@ -427,6 +427,41 @@ async fn auto_serve_answers(database: &TestDatabase, url: &str) -> StorageMode {
     mode
 }
 
+/// A plain-mode database with rows of several ages and the extension created (its own
+/// script is hundreds of DDL commands: an operator's database that has the extension
+/// already, as after any earlier attempt); the rows' messages.
+async fn plain_table_with_the_extension() -> (TestDatabase, String, PgPool, Vec<String>) {
+    let (database, url) = create_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    storage::migrate(&pool, StorageSetting::Postgres, ConvertRows::Refuse)
+        .await
+        .unwrap();
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        .execute(&pool)
+        .await
+        .unwrap();
+    insert_rows_aged(&pool, &[1, 60, 3 * DAY]).await;
+    let before = messages(&pool).await;
+    (database, url, pool, before)
+}
+
+/// `logs` is a hypertable, `serve` in `auto` mode runs in TimescaleDB mode, and every
+/// row of `before` is still there.
+async fn assert_converted_keeping(
+    database: &TestDatabase,
+    url: &str,
+    pool: &PgPool,
+    before: &[String],
+) {
+    assert!(logs_is_hypertable(pool).await);
+    assert_eq!(
+        auto_serve_answers(database, url).await,
+        StorageMode::Timescale
+    );
+    let stored = messages(pool).await;
+    assert!(before.iter().all(|message| stored.contains(message)));
+}
+
 /// `migrate --storage timescaledb` on a plain table with rows, failed at its first DDL
 /// step, then its second, and so on: each failure leaves the plain table with its
 /// rollups and every row (one transaction), `serve` in `auto` mode starts on it in
@@ -437,19 +472,7 @@ async fn a_conversion_failing_at_any_step_leaves_the_plain_table_working_and_a_r
     if !timescale_run() {
         return;
     }
-    let (database, url) = create_database().await;
-    let pool = PgPool::connect(&url).await.unwrap();
-    storage::migrate(&pool, StorageSetting::Postgres, ConvertRows::Refuse)
-        .await
-        .unwrap();
-    // The extension's own script is hundreds of DDL commands: an operator's database
-    // that has the extension already, as after any earlier attempt.
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        .execute(&pool)
-        .await
-        .unwrap();
-    insert_rows_aged(&pool, &[1, 60, 3 * DAY]).await;
-    let before = messages(&pool).await;
+    let (database, url, pool, before) = plain_table_with_the_extension().await;
     let mut steps = 0;
     for step in 1.. {
         assert!(step < 100, "the conversion never completed");
@@ -476,13 +499,7 @@ async fn a_conversion_failing_at_any_step_leaves_the_plain_table_working_and_a_r
         );
     }
     assert!(steps >= 3, "only {steps} DDL steps were failed");
-    assert!(logs_is_hypertable(&pool).await);
-    assert_eq!(
-        auto_serve_answers(&database, &url).await,
-        StorageMode::Timescale
-    );
-    let stored = messages(&pool).await;
-    assert!(before.iter().all(|message| stored.contains(message)));
+    assert_converted_keeping(&database, &url, &pool, &before).await;
 }
 
 /// The conversion's steps that run no DDL of their own (TimescaleDB's functions and
@@ -495,17 +512,7 @@ async fn a_conversion_failing_in_timescaledbs_own_steps_leaves_the_plain_table_w
     if !timescale_run() {
         return;
     }
-    let (database, url) = create_database().await;
-    let pool = PgPool::connect(&url).await.unwrap();
-    storage::migrate(&pool, StorageSetting::Postgres, ConvertRows::Refuse)
-        .await
-        .unwrap();
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        .execute(&pool)
-        .await
-        .unwrap();
-    insert_rows_aged(&pool, &[1, 60, 3 * DAY]).await;
-    let before = messages(&pool).await;
+    let (database, url, pool, before) = plain_table_with_the_extension().await;
     let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
     let impatient = PgPool::connect_with(options.options([("lock_timeout", "200ms")]))
         .await
@@ -542,13 +549,7 @@ async fn a_conversion_failing_in_timescaledbs_own_steps_leaves_the_plain_table_w
     storage::migrate(&impatient, StorageSetting::Timescale, ConvertRows::Allow)
         .await
         .unwrap();
-    assert!(logs_is_hypertable(&pool).await);
-    assert_eq!(
-        auto_serve_answers(&database, &url).await,
-        StorageMode::Timescale
-    );
-    let stored = messages(&pool).await;
-    assert!(before.iter().all(|message| stored.contains(message)));
+    assert_converted_keeping(&database, &url, &pool, &before).await;
 }
 
 /// The reproduction: the conversion cannot get its lock (a long reader holds
