@@ -192,12 +192,15 @@ impl Application {
             storage_mode,
             MAINTENANCE_INTERVAL,
         ));
-        let alert_sender = Sender::new(settings.alert_delivery.request_timeout)
-            .map_err(|error| StartupError::AlertDelivery(error.to_string()))?;
+        let alert_sender = Sender::new(
+            settings.alert_delivery.request_timeout,
+            settings.alert_delivery.blocked_networks.clone(),
+        )
+        .map_err(|error| StartupError::AlertDelivery(error.to_string()))?;
         let alert_delivery_status = Arc::new(DeliveryStatus::default());
         let (alert_delivery, alert_delivery_stop) = delivery::spawn(
             pool.clone(),
-            settings.alert_delivery,
+            settings.alert_delivery.clone(),
             alert_sender.clone(),
             Arc::clone(&alert_delivery_status),
         );

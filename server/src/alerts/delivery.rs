@@ -68,17 +68,19 @@ pub fn spawn(
     status: Arc<DeliveryStatus>,
 ) -> (JoinHandle<()>, DeliveryStop) {
     let stop = DeliveryStop::default();
+    let policy = RetryPolicy {
+        base: settings.backoff_base,
+        max: settings.backoff_max,
+        deadline: settings.deadline,
+    };
+    let lease = settings.request_timeout + LEASE_MARGIN;
     let worker = Worker {
         pool,
         settings,
         sender,
         status,
-        policy: RetryPolicy {
-            base: settings.backoff_base,
-            max: settings.backoff_max,
-            deadline: settings.deadline,
-        },
-        lease: settings.request_timeout + LEASE_MARGIN,
+        policy,
+        lease,
         wake: Arc::new(Notify::new()),
     };
     (tokio::spawn(Arc::new(worker).run(stop.clone())), stop)

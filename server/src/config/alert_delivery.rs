@@ -1,14 +1,21 @@
 //! The alert delivery worker's settings (`LOG_INGESTION_ALERT_DELIVERY_*`): whether this
 //! instance sends notifications, how often it looks for due ones, how many requests it
 //! has in flight, each request's timeout, the retry backoff and the deadline after which
-//! a notification is marked failed, when `/health` calls delivery degraded, and how long
-//! delivered and failed notifications are kept.
+//! a notification is marked failed, when `/health` calls delivery degraded, how long
+//! delivered and failed notifications are kept, and which networks no receiver may be in.
 
 use std::time::Duration;
 
 use super::environment::{Environment, MIN_TIMEOUT};
+use super::networks::{self, Cidr};
 
-#[derive(Clone, Copy, Debug)]
+/// The networks no alert receiver may be in unless the operator says otherwise: this
+/// host (loopback, unspecified), link-local (where clouds serve instance metadata and
+/// credentials, e.g. 169.254.169.254 and AWS's fd00:ec2::254) and multicast.
+pub const DEFAULT_BLOCKED_NETWORKS: &str = "127.0.0.0/8, 0.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, \
+     ::1/128, ::/128, fe80::/10, fd00:ec2::254/128, ff00::/8";
+
+#[derive(Clone, Debug)]
 pub struct AlertDeliverySettings {
     /// `LOG_INGESTION_ALERT_DELIVERY`: `off` stops this instance from sending (another
     /// instance of the fleet sends); its `/health` and `/metrics` still report the backlog.
@@ -31,6 +38,10 @@ pub struct AlertDeliverySettings {
     /// Delivered and failed notifications older than this are deleted (pending ones
     /// never are).
     pub retention: Duration,
+    /// `LOG_INGESTION_ALERT_BLOCKED_NETWORKS`: a receiver's address in one of these is
+    /// refused (checked on every request, after the name is resolved), so whoever may
+    /// add a channel cannot make the server call this host or cloud metadata.
+    pub blocked_networks: Vec<Cidr>,
 }
 
 impl AlertDeliverySettings {
@@ -78,8 +89,16 @@ impl AlertDeliverySettings {
                 Duration::from_secs(30 * 86_400),
                 MIN_TIMEOUT,
             ),
+            blocked_networks: networks::read(env, "LOG_INGESTION_ALERT_BLOCKED_NETWORKS")
+                .unwrap_or_else(default_blocked_networks),
         }
     }
+}
+
+fn default_blocked_networks() -> Vec<Cidr> {
+    super::environment::comma_list(DEFAULT_BLOCKED_NETWORKS)
+        .filter_map(Cidr::parse)
+        .collect()
 }
 
 #[cfg(test)]
@@ -108,6 +127,28 @@ mod tests {
         assert_eq!(delivery.backoff_max, Duration::from_secs(300));
         assert_eq!(delivery.deadline, Duration::from_secs(3_600));
         assert_eq!(delivery.retention, Duration::from_secs(30 * 86_400));
+        let blocked = |address: &str| {
+            let address = address.parse().unwrap();
+            delivery
+                .blocked_networks
+                .iter()
+                .any(|net| net.contains(address))
+        };
+        assert_eq!(delivery.blocked_networks.len(), 9, "every default parses");
+        for address in [
+            "127.0.0.1",
+            "169.254.169.254",
+            "::1",
+            "fd00:ec2::254",
+            "0.0.0.0",
+        ] {
+            assert!(blocked(address), "{address}");
+        }
+        for address in ["10.1.2.3", "192.168.1.10", "93.184.216.34"] {
+            assert!(!blocked(address), "{address}");
+        }
+        let none = read(&[("LOG_INGESTION_ALERT_BLOCKED_NETWORKS", "none")]).unwrap();
+        assert!(none.alert_delivery.blocked_networks.is_empty());
     }
 
     #[test]

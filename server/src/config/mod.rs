@@ -10,6 +10,7 @@ mod alert_delivery;
 #[cfg(test)]
 mod documented;
 mod environment;
+mod networks;
 mod redact;
 mod settings;
 mod sign_in;
@@ -25,11 +26,12 @@ use environment::{key_list, Environment};
 
 pub use alert_delivery::AlertDeliverySettings;
 pub use environment::{comma_list, ConfigError};
+pub use networks::Cidr;
 pub use settings::{
     AlertRuleSettings, BodyReadSettings, ConnectionSettings, DatabaseSettings, EntryLimits,
     GroupCommitSettings, RateLimitSettings, ReadSettings, SharedRateLimits,
 };
-pub use sign_in::{Cidr, SignInSettings, TrustedProxySettings};
+pub use sign_in::{SignInSettings, TrustedProxySettings};
 
 /// Everything the server needs to run.
 #[derive(Clone, Debug)]

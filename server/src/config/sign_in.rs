@@ -3,60 +3,11 @@
 //! names the person, from which addresses it is believed, and the role of a person it
 //! brings for the first time). It never reads a variable but through `environment`.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use super::environment::{comma_list, Environment, Setting};
+use super::environment::{Environment, Setting};
+use super::networks::{self, Cidr};
 use crate::auth::Role;
-
-/// A network in CIDR notation (`10.0.0.0/8`, `::1/128`); a bare address is one host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    pub fn parse(text: &str) -> Option<Self> {
-        let (address, prefix) = match text.split_once('/') {
-            Some((address, prefix)) => (address.parse::<IpAddr>().ok()?, Some(prefix)),
-            None => (text.parse::<IpAddr>().ok()?, None),
-        };
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(prefix) => prefix.parse::<u8>().ok().filter(|bits| *bits <= max)?,
-            None => max,
-        };
-        Some(Cidr {
-            network: address,
-            prefix,
-        })
-    }
-
-    /// Whether `address` lies in this network (an IPv4-mapped IPv6 address counts as
-    /// its IPv4 address).
-    pub fn contains(&self, address: IpAddr) -> bool {
-        let address = match address {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.network, address) {
-            (IpAddr::V4(network), IpAddr::V4(address)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(network) & mask == u32::from(address) & mask
-            }
-            (IpAddr::V6(network), IpAddr::V6(address)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(network) & mask == u128::from(address) & mask
-            }
-            _ => false,
-        }
-    }
-}
 
 /// The SSO proxy: the header it sets to the signed-in person's e-mail, the addresses
 /// it connects from, and the role of a person it brings for the first time.
@@ -126,21 +77,7 @@ impl SignInSettings {
                     }
                 },
             );
-        let mut proxies = Vec::new();
-        if let Some(list) = env.text("LOG_INGESTION_TRUSTED_PROXIES") {
-            for item in comma_list(&list) {
-                match Cidr::parse(item) {
-                    Some(cidr) => proxies.push(cidr),
-                    None => env.problem(
-                        "LOG_INGESTION_TRUSTED_PROXIES",
-                        format_args!(
-                            "must be addresses or CIDR networks (got {})",
-                            crate::ingest::client_text::quoted(item)
-                        ),
-                    ),
-                }
-            }
-        }
+        let proxies = networks::read(env, "LOG_INGESTION_TRUSTED_PROXIES").unwrap_or_default();
         if auth_header.is_some() && proxies.is_empty() {
             env.problem(
                 "LOG_INGESTION_TRUSTED_PROXY_AUTH_HEADER",
@@ -175,22 +112,6 @@ impl SignInSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn networks_contain_their_addresses_only() {
-        let net = Cidr::parse("10.1.0.0/16").unwrap();
-        assert!(net.contains("10.1.200.3".parse().unwrap()));
-        assert!(!net.contains("10.2.0.1".parse().unwrap()));
-        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
-        let host = Cidr::parse("::1").unwrap();
-        assert!(host.contains("::1".parse().unwrap()));
-        assert!(!host.contains("127.0.0.1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0")
-            .unwrap()
-            .contains("8.8.8.8".parse().unwrap()));
-        assert!(Cidr::parse("10.0.0.0/33").is_none());
-        assert!(Cidr::parse("example.com").is_none());
-    }
 
     fn read(vars: &[(&str, &str)]) -> Result<SignInSettings, Vec<String>> {
         let lookup = |name: &str| {

@@ -43,6 +43,8 @@ pub fn test_settings_with(database_url: &str, extra: &[(&str, &str)]) -> Setting
         ("LOG_INGESTION_DATABASE_ACQUIRE_TIMEOUT", "2s".to_owned()),
         ("LOG_INGESTION_SHUTDOWN_DEADLINE", "10s".to_owned()),
         ("LOG_INGESTION_STORAGE", test_storage().to_string()),
+        // The tests' alert receivers listen on this host.
+        ("LOG_INGESTION_ALERT_BLOCKED_NETWORKS", "none".to_owned()),
     ]);
     for (name, value) in extra {
         vars.insert(name, (*value).to_owned());

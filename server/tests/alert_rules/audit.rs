@@ -103,6 +103,10 @@ async fn every_change_through_the_alerts_api_writes_one_audit_row() {
         "the update records the new rule"
     );
     assert_eq!(rows[1].3["fields"], json!(["url"]));
+    assert_eq!(
+        rows[1].3["host"], "hooks.example:443",
+        "where its requests now go"
+    );
     let all = format!("{rows:?}");
     assert!(
         !all.contains("secret-path") && !all.contains("abcdef-secret"),

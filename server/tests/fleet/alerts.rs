@@ -27,6 +27,8 @@ async fn each_transition_is_notified_once_with_an_instance_killed_mid_run() {
         &[
             ("LOG_INGESTION_ALERT_SETTLE_DELAY", "0s"),
             ("LOG_INGESTION_ALERT_POLL_INTERVAL", "50ms"),
+            // The receiver listens on this host.
+            ("LOG_INGESTION_ALERT_BLOCKED_NETWORKS", "none"),
         ],
     );
     let primary = fleet.primary().await;

@@ -639,7 +639,8 @@ async fn hostile_receivers_neither_stall_delivery_nor_redirect_it_elsewhere() {
             .unwrap()
     };
     let huge_error = error_of("huge");
-    assert!(huge_error.starts_with("HTTP 500"), "{huge_error}");
+    // The status only: the receiver's answer is never read back to whoever added it.
+    assert_eq!(huge_error, "HTTP 500 Internal Server Error");
     assert!(
         huge_error.len() < 400,
         "a bounded error: {} bytes",
@@ -784,5 +785,75 @@ async fn finished_notifications_older_than_the_retention_are_pruned_and_pending_
     assert_eq!(receiver.received().len(), 1);
     let left = statuses(&app.pool).await;
     assert_eq!(left, vec![(pending, "pending".to_owned(), 0)]);
+    app.stop_and_drop_database().await;
+}
+
+#[tokio::test]
+async fn receivers_in_a_blocked_network_are_never_called_by_address_or_by_name() {
+    let app = spawn(|settings| {
+        settings.alert_delivery.blocked_networks = ["127.0.0.0/8", "::1"]
+            .into_iter()
+            .filter_map(log_ingestion_server::config::Cidr::parse)
+            .collect();
+    })
+    .await;
+    let receiver = RecordingReceiver::start(Answer::Ok).await;
+    let by_address = receiver.url("/hook");
+    let by_name = by_address.replace("127.0.0.1", "localhost");
+    let by_decimal = by_address.replace("127.0.0.1", "2130706433");
+    for (name, url) in [
+        ("address", &by_address),
+        ("name", &by_name),
+        ("decimal", &by_decimal),
+    ] {
+        webhook(&app, name, url).await;
+        let answer: Value = app
+            .client
+            .post(app.url(&format!("/api/v1/alerts/channels/{name}/test")))
+            .header("X-API-Key", ADMIN_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["delivered"], false, "{name}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("blocked network"),
+            "{name}: {answer}"
+        );
+    }
+    let tests: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT target, details FROM audit_log WHERE action = 'alert_channel.test' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(tests.len(), 3, "each test send is audited: {tests:?}");
+    assert_eq!(tests[1].0, "alert_channel:name");
+    assert!(
+        tests[1].1["host"]
+            .as_str()
+            .unwrap()
+            .starts_with("localhost:"),
+        "{tests:?}"
+    );
+    // Through the outbox too: the notification fails, the receiver hears nothing.
+    notify(&app.pool, "checkout", "firing", "name").await;
+    let tried = wait_until(WAIT, || async {
+        statuses(&app.pool)
+            .await
+            .iter()
+            .all(|(_, _, attempts)| *attempts >= 1)
+    })
+    .await;
+    assert!(tried, "{:?}", statuses(&app.pool).await);
+    assert!(
+        receiver.received().is_empty(),
+        "a blocked receiver was called"
+    );
     app.stop_and_drop_database().await;
 }

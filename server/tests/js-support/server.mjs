@@ -68,6 +68,8 @@ export function startServer(databaseUrl, { ingestKey, adminKey, binary, echoLog 
       LOG_INGESTION_ADMIN_API_KEYS: adminKey,
       LOG_INGESTION_HOST: '127.0.0.1',
       LOG_INGESTION_PORT: '0',
+      // The tests' alert receivers listen on this host.
+      LOG_INGESTION_ALERT_BLOCKED_NETWORKS: 'none',
     },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -76,7 +76,11 @@ pub(super) async fn create(
             new.name
         )));
     };
-    let details = json!({"kind": channel.kind.as_str(), "has_secret": new.secret.is_some()});
+    let details = json!({
+        "kind": channel.kind.as_str(),
+        "host": host_of(&channel.url),
+        "has_secret": new.secret.is_some(),
+    });
     audit::record(
         &mut tx,
         &actor,
@@ -119,7 +123,7 @@ pub(super) async fn change(
         &actor,
         "alert_channel.update",
         &target(&name),
-        json!({"fields": fields}),
+        json!({"fields": fields, "host": host_of(&changed.url)}),
     )
     .await?;
     tx.commit().await?;
@@ -157,14 +161,37 @@ fn target(name: &str) -> String {
     format!("alert_channel:{name}")
 }
 
+/// Where a channel's requests go — the URL's host and port, never its path or query,
+/// which may hold a token — for the audit log.
+fn host_of(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}
+
 /// Sends a test notification to the channel now (not through the outbox) and answers
 /// whether the receiver took it.
 pub(super) async fn test(
     State(context): State<AlertsContext>,
     State(sender): State<Sender>,
+    actor: Actor,
     Path(name): Path<String>,
 ) -> Answer<Json<Value>> {
     let channel = find(&context.writes, &name).await?;
+    // Who made the server call where, before the call is made.
+    let mut tx = context.writes.begin().await?;
+    audit::record(
+        &mut tx,
+        &actor,
+        "alert_channel.test",
+        &target(&name),
+        json!({"host": host_of(&channel.url)}),
+    )
+    .await?;
+    tx.commit().await?;
     let now = Utc::now();
     let alert = json!({
         "status": "firing",
