@@ -184,3 +184,49 @@ async fn malformed_and_mutated_protobuf_bodies_get_400_or_a_200_answer() {
     let record = good.stop().await;
     target.assert_survived(&record, PEAK_RSS_MIB).await;
 }
+
+/// `{"resourceLogs":[{"resource":{"attributes":[{},{},…]}}]}` of about `bytes`.
+fn empty_attributes_json(bytes: usize) -> Vec<u8> {
+    let mut body = br#"{"resourceLogs":[{"resource":{"attributes":["#.to_vec();
+    body.extend_from_slice(b"{}");
+    while body.len() < bytes {
+        body.extend_from_slice(b",{}");
+    }
+    body.extend_from_slice(b"]}}]}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_body_of_empty_attributes_is_refused_before_it_expands() {
+    let mut target = Target::start(&[]).await;
+    let good = target.good_client();
+    good.wait_for_batches(3).await;
+    // 8 MiB of `{}` in ~8 KiB of gzip: each `{}` would be a ~100-byte struct.
+    let body = crate::harness::gzip(&empty_attributes_json(8 << 20));
+    for _ in 0..2 {
+        let started = Instant::now();
+        let response = target
+            .post("/v1/logs")
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("an answer");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        assert_eq!(status, 400, "{text}");
+        assert!(
+            text.contains("more elements than a body of its size may"),
+            "{text}"
+        );
+        assert!(
+            started.elapsed() < ANSWER_WITHIN,
+            "after {:?}",
+            started.elapsed()
+        );
+    }
+    good.wait_for_batches(3).await;
+    let record = good.stop().await;
+    target.assert_survived(&record, PEAK_RSS_MIB).await;
+}

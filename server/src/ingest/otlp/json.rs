@@ -5,8 +5,10 @@
 //! and which cannot stop counting records at the request cap while parsing. It reads
 //! lowerCamelCase keys (and the proto field names), ids as hex, 64-bit integers as
 //! strings or numbers, enums as integers, and ignores unknown fields. It never
-//! builds more log records than the cap plus one, and never validates a record (an
-//! id of the wrong length is the mapping's refusal of that record).
+//! builds more log records than the cap plus one, never builds lists whose elements
+//! take more memory than [`EXPANSION`] times the body (an element as short as `{}`
+//! becomes a struct of ~100 bytes: lists are charged as they are read), and never
+//! validates a record (an id of the wrong length is the mapping's refusal of that record).
 
 use std::cell::Cell;
 use std::fmt;
@@ -28,11 +30,39 @@ pub enum JsonRequestError {
     Malformed(String),
     #[error("a request may hold at most {max} log records (got more)")]
     TooManyRecords { max: usize },
+    #[error(
+        "the request's lists (resources, scopes, records, attributes, values) hold more \
+         elements than a body of its size may ({max_bytes} bytes of them)"
+    )]
+    TooManyElements { max_bytes: usize },
 }
+
+/// The memory the parsed lists may take, per byte of body (plus [`EXPANSION_FLOOR`]).
+pub const EXPANSION: usize = 8;
+const EXPANSION_FLOOR: usize = 1 << 20;
 
 thread_local! {
     /// Records still allowed in the body being parsed on this thread.
     static RECORDS_LEFT: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Bytes of list elements still allowed in the body being parsed on this thread.
+    static ELEMENT_BYTES_LEFT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Charges one element of `T` against the body's budget; false once it is spent.
+fn charge<T>() -> bool {
+    ELEMENT_BYTES_LEFT.with(|left| {
+        let cost = std::mem::size_of::<T>().max(1);
+        match left.get().checked_sub(cost) {
+            Some(rest) => {
+                left.set(rest);
+                true
+            }
+            None => {
+                left.set(0);
+                false
+            }
+        }
+    })
 }
 
 /// Decodes an OTLP/JSON body holding at most `max_records` log records.
@@ -40,12 +70,19 @@ pub fn decode(
     body: &[u8],
     max_records: usize,
 ) -> Result<ExportLogsServiceRequest, JsonRequestError> {
+    let max_bytes = body
+        .len()
+        .saturating_mul(EXPANSION)
+        .saturating_add(EXPANSION_FLOOR);
     RECORDS_LEFT.with(|left| left.set(max_records));
+    ELEMENT_BYTES_LEFT.with(|left| left.set(max_bytes));
     let parsed = serde_json::from_slice::<JsonRequest>(body);
     let exhausted = RECORDS_LEFT.with(|left| left.replace(usize::MAX)) == 0;
+    let spent = ELEMENT_BYTES_LEFT.with(|left| left.replace(usize::MAX)) == 0;
     match parsed {
         Ok(request) => Ok(request.into_proto()),
         Err(_) if exhausted => Err(JsonRequestError::TooManyRecords { max: max_records }),
+        Err(_) if spent => Err(JsonRequestError::TooManyElements { max_bytes }),
         Err(error) => Err(JsonRequestError::Malformed(error.to_string())),
     }
 }
@@ -54,7 +91,7 @@ pub fn decode(
 #[serde(default, rename_all = "camelCase")]
 struct JsonRequest {
     #[serde(alias = "resource_logs")]
-    resource_logs: Option<Vec<JsonResourceLogs>>,
+    resource_logs: Option<Charged<JsonResourceLogs>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -62,7 +99,7 @@ struct JsonRequest {
 struct JsonResourceLogs {
     resource: Option<JsonResource>,
     #[serde(alias = "scope_logs")]
-    scope_logs: Option<Vec<JsonScopeLogs>>,
+    scope_logs: Option<Charged<JsonScopeLogs>>,
     #[serde(alias = "schema_url")]
     schema_url: Option<String>,
 }
@@ -70,7 +107,7 @@ struct JsonResourceLogs {
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
 struct JsonResource {
-    attributes: Option<Vec<JsonKeyValue>>,
+    attributes: Option<Charged<JsonKeyValue>>,
     #[serde(alias = "dropped_attributes_count")]
     dropped_attributes_count: Option<JsonU64>,
 }
@@ -90,7 +127,7 @@ struct JsonScopeLogs {
 struct JsonScope {
     name: Option<String>,
     version: Option<String>,
-    attributes: Option<Vec<JsonKeyValue>>,
+    attributes: Option<Charged<JsonKeyValue>>,
     #[serde(alias = "dropped_attributes_count")]
     dropped_attributes_count: Option<JsonU64>,
 }
@@ -107,7 +144,7 @@ struct JsonLogRecord {
     #[serde(alias = "severity_text")]
     severity_text: Option<String>,
     body: Option<JsonAnyValue>,
-    attributes: Option<Vec<JsonKeyValue>>,
+    attributes: Option<Charged<JsonKeyValue>>,
     #[serde(alias = "dropped_attributes_count")]
     dropped_attributes_count: Option<JsonU64>,
     flags: Option<JsonU64>,
@@ -149,7 +186,7 @@ struct JsonAnyValue {
 #[serde(bound = "T: Deserialize<'de>")]
 struct JsonValues<T> {
     #[serde(default)]
-    values: Option<Vec<T>>,
+    values: Option<Charged<T>>,
 }
 
 /// A 64-bit unsigned integer as a number or a decimal string.
@@ -167,6 +204,46 @@ struct JsonF64(f64);
 /// A record list that counts its records against the thread's budget while parsing.
 #[derive(Default)]
 struct CountedRecords(Vec<JsonLogRecord>);
+
+/// A list whose elements are charged against the body's budget as they are read.
+struct Charged<T>(Vec<T>);
+
+impl<T> Default for Charged<T> {
+    fn default() -> Self {
+        Charged(Vec::new())
+    }
+}
+
+impl<T> IntoIterator for Charged<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Charged<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Charged<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Charged<T>, A::Error> {
+                let mut elements = Vec::new();
+                while let Some(element) = seq.next_element::<T>()? {
+                    if !charge::<T>() {
+                        return Err(de::Error::custom("too many list elements"));
+                    }
+                    elements.push(element);
+                }
+                Ok(Charged(elements))
+            }
+        }
+        deserializer.deserialize_seq(V(std::marker::PhantomData))
+    }
+}
 
 impl<'de> Deserialize<'de> for JsonU64 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -292,6 +369,9 @@ impl<'de> Deserialize<'de> for CountedRecords {
                         break;
                     }
                     match seq.next_element::<JsonLogRecord>()? {
+                        Some(_) if !charge::<JsonLogRecord>() => {
+                            return Err(de::Error::custom("too many list elements"));
+                        }
                         Some(record) => {
                             RECORDS_LEFT.with(|cell| cell.set(left - 1));
                             records.push(record);
@@ -415,7 +495,7 @@ impl JsonAnyValue {
     }
 }
 
-fn key_values(values: Option<Vec<JsonKeyValue>>) -> Vec<KeyValue> {
+fn key_values(values: Option<Charged<JsonKeyValue>>) -> Vec<KeyValue> {
     values
         .unwrap_or_default()
         .into_iter()

@@ -107,6 +107,9 @@ fn validate_export(
                 json::JsonRequestError::TooManyRecords { max } => {
                     ApiError::BatchTooLarge { max, got: None }
                 }
+                too_many @ json::JsonRequestError::TooManyElements { .. } => {
+                    ApiError::Validation(vec![too_many.to_string()])
+                }
                 json::JsonRequestError::Malformed(message) => ApiError::Validation(vec![format!(
                     "not a valid OTLP/JSON ExportLogsServiceRequest: {}",
                     client_text::truncated(&message, client_text::MAX_MESSAGE_BYTES)
