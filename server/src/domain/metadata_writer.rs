@@ -11,10 +11,14 @@
 
 use std::borrow::Cow;
 
+use super::error_details::Role;
 use super::metadata::{too_deep_problem, FilteredJson, Metadata, FILTERED};
 use super::sensitive_key::is_sensitive_key;
 use super::text::decoded_text;
 use crate::config::EntryLimits;
+
+/// The depth of an entry's top object, whose keys the fingerprint rule reads.
+const TOP_DEPTH: usize = 1;
 
 /// A container would pass the depth cap: the metadata is refused ([`MetadataWriter::finish`]
 /// says so); nothing more needs to be written.
@@ -63,6 +67,10 @@ pub struct MetadataWriter {
     depth: usize,
     /// Set when serde_json's encoder refused a piece (it cannot for text).
     failed: bool,
+    /// Set when a top-level key the fingerprint rule reads was written: the stored
+    /// text is then read for exception details when they are asked for; without one,
+    /// the metadata says it holds none, and is never read again.
+    details_keys: bool,
     limits: EntryLimits,
 }
 
@@ -81,6 +89,7 @@ impl MetadataWriter {
             json: FilteredJson::new(capacity, limits),
             depth: container_depth,
             failed: false,
+            details_keys: false,
             limits: *limits,
         }
     }
@@ -108,6 +117,8 @@ impl MetadataWriter {
             return Ok(None);
         }
         self.end_object();
+        // Noting with nothing noted is metadata that holds no exception details.
+        self.json.noting = !self.details_keys;
         self.json.finish(&self.limits).map(Some)
     }
 
@@ -122,13 +133,47 @@ impl MetadataWriter {
 
     /// Writes `"key":`; its value follows, then [`MetadataWriter::end_key`].
     pub fn key(&mut self, key: &str) -> KeyWritten {
+        self.judged_key(key, is_sensitive_key(key))
+    }
+
+    /// [`MetadataWriter::key`] for a key whose `is_sensitive_key` answer the caller
+    /// already has (remembered for keys that repeat).
+    pub fn judged_key(&mut self, key: &str, sensitive: bool) -> KeyWritten {
+        debug_assert_eq!(sensitive, is_sensitive_key(key), "{key:?}");
         self.separate();
-        let sensitive = is_sensitive_key(key);
+        self.note_top_key(key);
         self.text(key);
         self.json.out.push(':');
         KeyWritten {
             value_at: self.json.out.len(),
             sensitive,
+        }
+    }
+
+    /// Notes a top-level key the fingerprint rule reads.
+    fn note_top_key(&mut self, key: &str) {
+        if self.depth == TOP_DEPTH && !self.details_keys {
+            self.details_keys =
+                Role::Other.of_key(key, true) != Role::Other || key == "fingerprint";
+        }
+    }
+
+    /// Writes `"key":` for a key of the mapping's own, a constant that is plain text and
+    /// names no secret (so it is neither scanned nor matched against the sensitive
+    /// words); its value follows, then [`MetadataWriter::end_key`].
+    pub fn own_key(&mut self, key: &'static str) -> KeyWritten {
+        debug_assert!(
+            !is_sensitive_key(key) && matches!(decoded_text(Cow::Borrowed(key)), Cow::Borrowed(_)),
+            "{key:?} is not plain, or names a secret"
+        );
+        self.separate();
+        self.note_top_key(key);
+        self.json.out.push('"');
+        self.json.out.push_str(key);
+        self.json.out.push_str("\":");
+        KeyWritten {
+            value_at: self.json.out.len(),
+            sensitive: false,
         }
     }
 
@@ -330,6 +375,43 @@ mod tests {
         let problem = written(&big, &limits(16)).unwrap_err();
         assert_eq!(Err(problem), parsed(&big, &limits(16)));
         assert_eq!(written(&json!({}), &limits(16)), Ok(None));
+    }
+
+    #[test]
+    fn exception_details_are_those_a_read_of_the_stored_text_finds() {
+        use crate::domain::error_details_of;
+        for value in [
+            json!({"exception": {"class": "E", "message": "m", "backtrace": ["a.rb:1"]}}),
+            json!({"exception.type": "T", "exception.stacktrace": "a.rb:1\nb.rb:2"}),
+            json!({"kind": "request", "path": "/"}),
+            json!({"fingerprint": ["a", 1], "user": "u"}),
+            json!({"nested": {"exception": {"class": "E"}, "kind": "job"}}),
+            json!({"request_id": "r", "resource": {"exception.type": "T"}}),
+        ] {
+            let metadata = written(&value, &limits(16)).unwrap().unwrap();
+            let noted = metadata.error_details();
+            let read = error_details_of(metadata.as_json());
+            assert_eq!(noted.class(), read.class(), "{value}");
+            assert_eq!(noted.message(), read.message(), "{value}");
+            assert_eq!(noted.kind(), read.kind(), "{value}");
+            assert_eq!(
+                noted.explicit_fingerprint(),
+                read.explicit_fingerprint(),
+                "{value}"
+            );
+            assert_eq!(noted.frames().count(), read.frames().count(), "{value}");
+            assert_eq!(noted.any_exception(), read.any_exception(), "{value}");
+        }
+        let class = |value: Value| {
+            let metadata = written(&value, &limits(16)).unwrap().unwrap();
+            let details = metadata.error_details();
+            details.class().map(|class| class.into_owned())
+        };
+        assert_eq!(
+            class(json!({"a": 1, "exception.type": "T"})).as_deref(),
+            Some("T")
+        );
+        assert_eq!(class(json!({"nested": {"exception.type": "T"}})), None);
     }
 
     #[test]

@@ -34,7 +34,7 @@ fn now() -> DateTime<Utc> {
 
 /// What the server's protobuf path makes of `body`: the records, or a refusal (400).
 fn read_in_place(body: &[u8], limits: &EntryLimits) -> Result<Vec<Outcome>, String> {
-    let mapper = Mapper { limits, now: now() };
+    let mapper = Mapper::new(limits, now());
     let mut out = Vec::new();
     let reading = protobuf::check(body, usize::MAX).map_err(|error| error.to_string())?;
     let mapped = match reading {
@@ -54,7 +54,7 @@ fn read_in_place(body: &[u8], limits: &EntryLimits) -> Result<Vec<Outcome>, Stri
 fn through_prost(body: &[u8], limits: &EntryLimits) -> Result<Vec<Outcome>, String> {
     let request = ExportLogsServiceRequest::decode(body).map_err(|error| error.to_string())?;
     let mut out = Vec::new();
-    let mapper = Mapper { limits, now: now() };
+    let mapper = Mapper::new(limits, now());
     records::for_each_decoded(&request, mapper, |entry| out.push(outcome(entry)))
         .map_err(|error| error.to_string())?;
     Ok(out)
@@ -380,6 +380,111 @@ fn hostile_bodies_are_refused_as_prost_refuses_them() {
     assert!(got[0]
         .as_ref()
         .is_err_and(|problems| problems[0].contains("nested")));
+}
+
+/// A body where the string `MARK` is written as bytes that are not UTF-8.
+fn with_bad_utf8(request: &ExportLogsServiceRequest) -> Vec<u8> {
+    let body = request.encode_to_vec();
+    let at = body
+        .windows(4)
+        .position(|window| window == b"MARK")
+        .expect("the marker");
+    [&body[..at], &[0xff, 0xfe, 0x41, 0x41][..], &body[at + 4..]].concat()
+}
+
+#[test]
+fn a_string_that_is_not_utf8_refuses_the_body_wherever_it_is_read() {
+    let limits = EntryLimits::default();
+    let request = |record: LogRecord, scope_attribute: Option<&str>| {
+        let mut scope = scope("", "", vec![record]);
+        if let Some(value) = scope_attribute {
+            scope.scope.as_mut().unwrap().attributes = vec![pair("s", text(value))];
+        }
+        ExportLogsServiceRequest {
+            resource_logs: vec![resource_logs(Some("a"), vec![scope])],
+        }
+    };
+    let record = LogRecord {
+        body: some(text("body")),
+        ..Default::default()
+    };
+    let bad_ids = LogRecord {
+        trace_id: vec![1, 2, 3],
+        ..record.clone()
+    };
+    let cases: Vec<(&str, ExportLogsServiceRequest)> = vec![
+        (
+            "the body",
+            request(
+                LogRecord {
+                    body: some(text("MARK")),
+                    ..Default::default()
+                },
+                None,
+            ),
+        ),
+        (
+            "the body of a record refused for its ids",
+            request(
+                LogRecord {
+                    body: some(text("MARK")),
+                    ..bad_ids.clone()
+                },
+                None,
+            ),
+        ),
+        (
+            "the severity text",
+            request(
+                LogRecord {
+                    severity_text: "MARK".into(),
+                    ..record.clone()
+                },
+                None,
+            ),
+        ),
+        (
+            "the event name",
+            request(
+                LogRecord {
+                    event_name: "MARK".into(),
+                    ..bad_ids.clone()
+                },
+                None,
+            ),
+        ),
+        (
+            "a kvlist body",
+            request(
+                LogRecord {
+                    body: some(any_value::Value::KvlistValue(KeyValueList {
+                        values: vec![pair("k", text("MARK"))],
+                    })),
+                    ..Default::default()
+                },
+                None,
+            ),
+        ),
+        (
+            "an attribute of a record refused for its ids",
+            request(
+                LogRecord {
+                    attributes: vec![pair("k", text("MARK"))],
+                    ..bad_ids.clone()
+                },
+                None,
+            ),
+        ),
+        ("a scope attribute", request(record.clone(), Some("MARK"))),
+    ];
+    for (name, request) in cases {
+        let body = with_bad_utf8(&request);
+        assert!(
+            through_prost(&body, &limits).is_err(),
+            "{name}: prost took it"
+        );
+        assert!(read_in_place(&body, &limits).is_err(), "{name}: taken");
+    }
 }
 
 /// One change to a body.

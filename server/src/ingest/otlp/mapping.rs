@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use log_ingestion_wire::Level;
 
 use super::metadata::{self, Halt, Shared};
+use super::sensitive_keys::SensitiveKeys;
 use super::view::{Any, Pairs, Record};
 use super::wire::Malformed;
 use crate::config::EntryLimits;
@@ -37,11 +38,11 @@ const METADATA_CAPACITY: usize = 256;
 /// problems that refuse it.
 pub type Mapped<'a> = Result<LogEntry<'a>, Vec<String>>;
 
-/// Maps records under the limits, with one reference time.
-#[derive(Clone, Copy)]
+/// Maps one request's records under the limits, with one reference time.
 pub struct Mapper<'l> {
-    pub limits: &'l EntryLimits,
-    pub now: DateTime<Utc>,
+    limits: &'l EntryLimits,
+    now: DateTime<Utc>,
+    keys: SensitiveKeys,
 }
 
 /// What a resource gives its records: the service, and its attributes written ahead.
@@ -50,7 +51,15 @@ pub struct ResourceContext<'a> {
     pub attributes: Option<MetadataFragment>,
 }
 
-impl Mapper<'_> {
+impl<'l> Mapper<'l> {
+    pub fn new(limits: &'l EntryLimits, now: DateTime<Utc>) -> Self {
+        Mapper {
+            limits,
+            now,
+            keys: SensitiveKeys::default(),
+        }
+    }
+
     /// A resource's service and attributes.
     pub fn resource<'a>(&self, attributes: Pairs<'a>) -> Result<ResourceContext<'a>, Malformed> {
         let service = match attributes.find("service.name")? {
@@ -119,6 +128,7 @@ impl Mapper<'_> {
         let shared = Shared {
             resource: resource.attributes.as_ref(),
             scope,
+            keys: &self.keys,
         };
         let mut writer = MetadataWriter::new(
             limits,
@@ -244,10 +254,8 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let mapper = Mapper {
-            limits: &EntryLimits::default(),
-            now: Utc::now(),
-        };
+        let limits = EntryLimits::default();
+        let mapper = Mapper::new(&limits, Utc::now());
         let mut out = Vec::new();
         let walked = records::for_each_decoded(&request, mapper, |entry| {
             out.push(
@@ -331,15 +339,19 @@ mod tests {
             ],
             ..Default::default()
         };
+        // The second record's keys are judged by the answers remembered for the first.
         let results = mapped(
-            vec![record],
+            vec![record.clone(), record],
             vec![secret("service.name"), secret("api_key")],
         );
-        let row = results[0].as_ref().unwrap();
-        // Once, as the resource's service name (which is not a secret's key).
-        assert_eq!(row.matches("s3cret").count(), 1, "{row}");
-        assert!(row.contains(r#""service.name":"s3cret""#), "{row}");
-        assert_eq!(row.matches("[FILTERED]").count(), 4, "{row}");
+        assert_eq!(results.len(), 2);
+        for row in &results {
+            let row = row.as_ref().unwrap();
+            // Once, as the resource's service name (which is not a secret's key).
+            assert_eq!(row.matches("s3cret").count(), 1, "{row}");
+            assert!(row.contains(r#""service.name":"s3cret""#), "{row}");
+            assert_eq!(row.matches("[FILTERED]").count(), 4, "{row}");
+        }
     }
 
     #[test]

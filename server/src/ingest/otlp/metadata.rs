@@ -8,6 +8,7 @@
 
 use base64::Engine;
 
+use super::sensitive_keys::SensitiveKeys;
 use super::view::{Any, Pairs, Record};
 use super::wire::Malformed;
 use crate::config::EntryLimits;
@@ -36,10 +37,12 @@ impl From<Malformed> for Halt {
     }
 }
 
-/// What a record takes from its resource and scope, written ahead.
+/// What a record takes from its resource and scope, written ahead, and the request's
+/// answers about attribute keys.
 pub struct Shared<'c> {
     pub resource: Option<&'c MetadataFragment>,
     pub scope: Option<&'c MetadataFragment>,
+    pub keys: &'c SensitiveKeys,
 }
 
 /// The record's metadata into the open top object.
@@ -58,7 +61,7 @@ pub fn write_record(
             "exception.message" => 1,
             "exception.stacktrace" => 2,
             _ => {
-                let key = writer.key(key);
+                let key = writer.judged_key(key, shared.keys.is_sensitive(key));
                 write_any(writer, value)?;
                 writer.end_key(key);
                 return Ok::<(), Halt>(());
@@ -69,13 +72,13 @@ pub fn write_record(
         Ok(())
     })?;
     if exception_set {
-        let key = writer.key("exception");
+        let key = writer.own_key("exception");
         write_object(writer, |writer| {
             for (slot, name) in ["class", "message", "backtrace"].into_iter().enumerate() {
                 let Some(value) = exception[slot] else {
                     continue;
                 };
-                let key = writer.key(name);
+                let key = writer.own_key(name);
                 match (slot, value) {
                     (2, Any::String(text)) => write_backtrace(writer, text)?,
                     (_, value) => write_any(writer, Some(value))?,
@@ -87,7 +90,7 @@ pub fn write_record(
         writer.end_key(key);
     }
     if let Some(resource) = shared.resource {
-        let key = writer.key("resource");
+        let key = writer.own_key("resource");
         writer.fragment(resource)?;
         writer.end_key(key);
     }
@@ -96,10 +99,10 @@ pub fn write_record(
         || !record.event_name.is_empty()
         || shared.scope.is_some();
     if has_otel {
-        let key = writer.key("otel");
+        let key = writer.own_key("otel");
         write_object(writer, |writer| {
             if record.severity_number != 0 {
-                let key = writer.key("severity_number");
+                let key = writer.own_key("severity_number");
                 writer.i64(record.severity_number.into());
                 writer.end_key(key);
             }
@@ -108,13 +111,13 @@ pub fn write_record(
                 ("event_name", record.event_name),
             ] {
                 if !text.is_empty() {
-                    let key = writer.key(name);
+                    let key = writer.own_key(name);
                     writer.string(text);
                     writer.end_key(key);
                 }
             }
             if let Some(scope) = shared.scope {
-                let key = writer.key("scope");
+                let key = writer.own_key("scope");
                 writer.fragment(scope)?;
                 writer.end_key(key);
             }
@@ -123,15 +126,15 @@ pub fn write_record(
         writer.end_key(key);
     }
     if let Some(trace_id) = trace_id {
-        let key = writer.key("trace_id");
+        let key = writer.own_key("trace_id");
         writer.string(trace_id);
         writer.end_key(key);
-        let key = writer.key("trace_flags");
+        let key = writer.own_key("trace_flags");
         writer.u64(u64::from(record.flags & 0xff));
         writer.end_key(key);
     }
     if let Some(span_id) = span_id {
-        let key = writer.key("span_id");
+        let key = writer.own_key("span_id");
         writer.string(span_id);
         writer.end_key(key);
     }
@@ -143,7 +146,7 @@ pub fn write_scope(writer: &mut MetadataWriter, name: &str, version: &str) -> Re
     write_object(writer, |writer| {
         for (key, value) in [("name", name), ("version", version)] {
             if !value.is_empty() {
-                let key = writer.key(key);
+                let key = writer.own_key(key);
                 writer.string(value);
                 writer.end_key(key);
             }

@@ -8,6 +8,8 @@
 //! no idempotency key: an `Idempotency-Key` header is ignored here.
 
 #[cfg(test)]
+mod cpu_tests;
+#[cfg(test)]
 mod decoding_tests;
 mod json;
 mod mapping;
@@ -15,6 +17,7 @@ mod metadata;
 mod protobuf;
 mod records;
 mod response;
+mod sensitive_keys;
 mod view;
 mod wire;
 
@@ -87,10 +90,7 @@ fn validate_export(
     max: usize,
     rows: &mut Rows,
 ) -> Result<Validated<ExportOutcome>, ApiError> {
-    let mapper = Mapper {
-        limits,
-        now: Utc::now(),
-    };
+    let mapper = Mapper::new(limits, Utc::now());
     let mut tally = Tally::default();
     let mut each = |entry: Mapped<'_>| tally.add(entry, rows);
     let mapped = match payload.format {

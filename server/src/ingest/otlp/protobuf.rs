@@ -3,7 +3,9 @@
 //! three outer levels), so a body with more records than the request cap is refused
 //! before more work is spent; then every field of the message tree is checked as
 //! `prost` would decode it (each known field's wire type, UTF-8 strings, lengths,
-//! unknown fields and groups skipped, the recursion limit), allocating nothing. The
+//! unknown fields and groups skipped, the recursion limit), allocating nothing; the
+//! strings every record's reading checks itself (`Kind::MappedText`) are checked
+//! there, once. The
 //! answer says whether the records can be read straight from the body, or whether the
 //! body repeats a singular message field, which protobuf merges and only `prost`'s
 //! decoding reproduces. It never maps a record.
@@ -91,6 +93,9 @@ enum Kind {
     Bytes,
     /// A string (or a repeated string): UTF-8.
     Text,
+    /// A string the mapping reads (and checks as UTF-8) in every record it walks, every
+    /// occurrence: only its length is checked here, so its text is checked once.
+    MappedText,
     /// A singular message: a second occurrence is merged into the first.
     Message(&'static Schema),
     Repeated(&'static Schema),
@@ -138,18 +143,20 @@ static SCOPE: Schema = schema(&[
     (3, Kind::Repeated(&KEY_VALUE)),
     (4, Kind::Varint),
 ]);
+/// `records::for_each_on_wire` reads every record with `view::Record::wire`: its
+/// severity text, event name and body value, each occurrence of them.
 static LOG_RECORD: Schema = schema(&[
     (1, Kind::Fixed64),
     (2, Kind::Varint),
-    (3, Kind::Text),
-    (5, Kind::Message(&ANY_VALUE)),
+    (3, Kind::MappedText),
+    (5, Kind::Message(&BODY_VALUE)),
     (6, Kind::Repeated(&KEY_VALUE)),
     (7, Kind::Varint),
     (8, Kind::Fixed32),
     (9, Kind::Bytes),
     (10, Kind::Bytes),
     (11, Kind::Fixed64),
-    (12, Kind::Text),
+    (12, Kind::MappedText),
 ]);
 static KEY_VALUE: Schema = schema(&[
     (1, Kind::Text),
@@ -159,6 +166,21 @@ static KEY_VALUE: Schema = schema(&[
 static ANY_VALUE: Schema = Schema {
     fields: &[
         (1, Kind::Text),
+        (2, Kind::Varint),
+        (3, Kind::Varint),
+        (4, Kind::Fixed64),
+        (5, Kind::Message(&ARRAY_VALUE)),
+        (6, Kind::Message(&KEY_VALUE_LIST)),
+        (7, Kind::Bytes),
+        (8, Kind::Varint),
+    ],
+    oneof: true,
+};
+/// A record's body: an `AnyValue` whose string `view::Any::wire` reads (its arrays and
+/// kvlists are checked as any value's).
+static BODY_VALUE: Schema = Schema {
+    fields: &[
+        (1, Kind::MappedText),
         (2, Kind::Varint),
         (3, Kind::Varint),
         (4, Kind::Fixed64),
@@ -202,7 +224,7 @@ fn check_message(
             Kind::Varint => drop(reader.varint()?),
             Kind::Fixed64 => drop(reader.fixed64()?),
             Kind::Fixed32 => drop(reader.fixed32()?),
-            Kind::Bytes => drop(reader.bytes()?),
+            Kind::Bytes | Kind::MappedText => drop(reader.bytes()?),
             Kind::Text => drop(reader.string()?),
             Kind::Message(inner) | Kind::Repeated(inner) => {
                 if depth_left == 0 {

@@ -59,6 +59,19 @@ impl<'a> Reader<'a> {
     }
 
     pub fn varint(&mut self) -> Result<u64, Malformed> {
+        // One or two bytes (keys, lengths below 16 KiB, small numbers): most varints.
+        let rest = self.rest;
+        match rest {
+            [byte, tail @ ..] if *byte < 0x80 => {
+                self.rest = tail;
+                return Ok(u64::from(*byte));
+            }
+            [low, high, tail @ ..] if *high < 0x80 => {
+                self.rest = tail;
+                return Ok(u64::from(low & 0x7f) | u64::from(*high) << 7);
+            }
+            _ => {}
+        }
         let mut value = 0u64;
         for (index, &byte) in self.rest.iter().enumerate().take(10) {
             if index == 9 && byte > 1 {
@@ -183,6 +196,11 @@ mod tests {
     fn varints_are_read_as_prost_reads_them() {
         let read = |bytes: &[u8]| Reader::new(bytes).varint();
         assert_eq!(read(&[0x96, 0x01]), Ok(150));
+        assert_eq!(read(&[0x00, 0x05]), Ok(0));
+        assert_eq!(read(&[0x7f]), Ok(127));
+        assert_eq!(read(&[0xff, 0x7f]), Ok(16_383));
+        assert_eq!(read(&[0x80, 0x80, 0x01]), Ok(16_384));
+        assert!(read(&[]).is_err());
         assert_eq!(
             read(&[0xff; 9].iter().chain(&[0x01]).copied().collect::<Vec<_>>()),
             Ok(u64::MAX)
@@ -190,6 +208,29 @@ mod tests {
         assert!(read(&[0xff; 9].iter().chain(&[0x02]).copied().collect::<Vec<_>>()).is_err());
         assert!(read(&[0x80; 11]).is_err());
         assert!(read(&[0x80]).is_err());
+    }
+
+    proptest::proptest! {
+        /// Any bytes: the same value and the same bytes left as `prost`, or both refuse.
+        #[test]
+        fn varints_of_any_bytes_are_read_as_prost_reads_them(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![0u8..0x80, 0x80u8..=0xff, proptest::strategy::Just(0x01)],
+                0..14,
+            )
+        ) {
+            let mut reader = Reader::new(&bytes);
+            let mut buffer = bytes.as_slice();
+            let expected = prost::encoding::decode_varint(&mut buffer);
+            match (reader.varint(), expected) {
+                (Ok(value), Ok(expected)) => {
+                    proptest::prop_assert_eq!(value, expected);
+                    proptest::prop_assert_eq!(reader.rest.len(), buffer.len());
+                }
+                (Err(_), Err(_)) => {}
+                (got, expected) => proptest::prop_assert!(false, "{got:?} {expected:?}"),
+            }
+        }
     }
 
     #[test]
