@@ -66,27 +66,34 @@ pub fn lock_secs(failures: i32) -> Option<i64> {
     Some((1_i64 << shift).min(MAX_LOCK_SECS))
 }
 
-/// Counts a wrong password for `user_id` and locks the account when due.
+/// An account just locked: after how many wrong passwords in a row, for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    pub failures: i32,
+    pub secs: i64,
+}
+
+/// Counts a wrong password for `user_id` and locks the account when due (then answers
+/// the lock).
 pub async fn record_failure(
     connection: &mut PgConnection,
     user_id: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<Locked>, sqlx::Error> {
     let failures: i32 = sqlx::query_scalar(
         "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE id = $1 RETURNING failed_sign_ins",
     )
     .bind(user_id)
     .fetch_one(&mut *connection)
     .await?;
-    if let Some(secs) = lock_secs(failures) {
-        sqlx::query(
-            "UPDATE users SET locked_until = now() + make_interval(secs => $2) WHERE id = $1",
-        )
+    let Some(secs) = lock_secs(failures) else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE users SET locked_until = now() + make_interval(secs => $2) WHERE id = $1")
         .bind(user_id)
         .bind(secs as f64)
         .execute(&mut *connection)
         .await?;
-    }
-    Ok(())
+    Ok(Some(Locked { failures, secs }))
 }
 
 /// Clears the count after a right password.
