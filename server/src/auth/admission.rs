@@ -84,9 +84,8 @@ pub async fn admit_person(
         let user =
             users::find_or_add_proxied(&sign_in.pool, &email, sign_in.settings.proxy.default_role)
                 .await
-                .map_err(|error| {
-                    ApiError::Internal(format!("finding the proxied user: {error}"))
-                })?;
+                .map_err(|error| ApiError::Internal(format!("finding the proxied user: {error}")))?
+                .ok_or(ApiError::NotSignedIn)?;
         csrf::check(&request.method, headers, PROXY_CSRF_TOKEN)?;
         let actor = Actor::User {
             id: user.id,

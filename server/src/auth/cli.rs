@@ -14,14 +14,16 @@ use super::{password, users, Role};
 const LAST_ADMIN: &str = "this is the last admin; make another person admin first";
 
 pub const USAGE: &str = "  users add EMAIL [--role viewer|editor|admin] [--password-stdin]
-           add a person (role viewer by default); prints a generated password
-           unless one is read from standard input
+           add a person (role viewer by default), or bring back a removed one;
+           prints a generated password unless one is read from standard input
   users list
   users set-role EMAIL viewer|editor|admin
   users reset-password EMAIL [--password-stdin]
            set a new password (generated and printed, or read from standard input),
            clear any lockout and end the person's sessions
-  users remove EMAIL";
+  users remove EMAIL
+           end their sessions and refuse them (sign-in and the SSO proxy) until
+           they are added again; their saved searches stay, an admin's";
 
 /// One `users` command.
 #[derive(Debug, PartialEq, Eq)]
@@ -154,11 +156,12 @@ pub async fn run(
             let hash = password::hash(password.clone())
                 .await
                 .map_err(|error| error.to_string())?;
-            users::add(&mut tx, &email, role, Some(&hash), "password")
+            let (_, was_removed_at) = users::add_or_restore(&mut tx, &email, role, &hash)
                 .await
                 .map_err(failed)?
                 .ok_or_else(|| format!("{email} already exists"))?;
-            audit(&mut tx, "user.add", &email, json!({"role": role})).await?;
+            let details = users::added_details(role, was_removed_at);
+            audit(&mut tx, "user.add", &email, details).await?;
             if generated {
                 format!("added {email} ({role}) with password: {password}\n")
             } else {

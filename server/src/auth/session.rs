@@ -133,7 +133,7 @@ pub async fn find(
         "WITH found AS ( \
              SELECT s.csrf_token, s.expires_at, u.id, u.email, u.role, s.last_seen_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > now() \
+             WHERE s.token_hash = $1 AND s.expires_at > now() AND u.removed_at IS NULL \
                AND s.last_seen_at > now() - make_interval(secs => $2)), \
          touched AS ( \
              UPDATE sessions SET last_seen_at = now() WHERE token_hash = $1 \

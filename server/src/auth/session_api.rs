@@ -4,6 +4,11 @@
 //! everywhere). Sign-in bounds the body, the address and the password before hashing,
 //! throttles per address and per account, and answers the same 401 for an unknown
 //! address and a wrong password.
+//!
+//! The trail it leaves (never a password): a successful sign-in at info, an account
+//! locked at warn (once per lock, so a flood of wrong passwords writes one line per
+//! lockout, each at least twice as long as the last), and each refused attempt at
+//! debug only.
 
 use std::sync::Arc;
 
@@ -87,6 +92,7 @@ pub async fn sign_in(
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
+    let client = address.map_or_else(|| "unknown".to_owned(), |address| address.to_string());
     let found = users::credentials(&sign_in.pool, &email)
         .await
         .map_err(|error| internal("reading the user", error))?;
@@ -94,6 +100,7 @@ pub async fn sign_in(
         password::verify(None, credentials.password)
             .await
             .map_err(hashing_failed)?;
+        tracing::debug!(%email, %client, reason = "unknown address", "sign-in refused");
         return Err(ApiError::SignInFailed);
     };
     // A locked account answers exactly as an unknown address or a wrong password do, at
@@ -102,6 +109,7 @@ pub async fn sign_in(
         password::verify(None, credentials.password)
             .await
             .map_err(hashing_failed)?;
+        tracing::debug!(%email, %client, reason = "account locked", "sign-in refused");
         return Err(ApiError::SignInFailed);
     }
     let role: Role = user
@@ -117,9 +125,19 @@ pub async fn sign_in(
         .await
         .map_err(hashing_failed)?;
     if !right {
-        throttle::record_failure(&mut connection, user.id)
+        let locked = throttle::record_failure(&mut connection, user.id)
             .await
             .map_err(|error| internal("counting a failed sign-in", error))?;
+        tracing::debug!(%email, %client, reason = "wrong password", "sign-in refused");
+        if let Some(throttle::Locked { failures, secs }) = locked {
+            tracing::warn!(
+                %email,
+                %client,
+                failures,
+                locked_secs = secs,
+                "sign-in: account locked after wrong passwords in a row"
+            );
+        }
         return Err(ApiError::SignInFailed);
     }
     throttle::record_success(&mut connection, user.id)
@@ -128,6 +146,7 @@ pub async fn sign_in(
     let opened = session::create(&sign_in.pool, user.id, &sign_in.settings)
         .await
         .map_err(|error| internal("opening a session", error))?;
+    tracing::info!(%email, %client, role = role.as_str(), "signed in");
     let max_age = i64::try_from(sign_in.settings.max_age.as_secs()).unwrap_or(i64::MAX);
     let secure = proxy::over_tls(&sign_in.settings, peer, &headers);
     let body = json!({

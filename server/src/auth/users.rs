@@ -3,6 +3,11 @@
 //! characters) and every read and write of the table, for the users API, the CLI, the
 //! sign-in and the SSO proxy. Changes run in the caller's transaction so that the audit
 //! row commits with them.
+//!
+//! Removing a person keeps their row, marked `removed_at`: they are no longer listed or
+//! found, cannot sign in, and the SSO proxy does not add them again; their sessions end
+//! and their saved searches are no longer theirs (an admin's). Only an admin adding the
+//! address again ([`add_or_restore`]) brings the row back, without those searches.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -65,39 +70,47 @@ pub fn normalized_email(text: &str) -> Result<String, String> {
 
 const COLUMNS: &str = "id, email, role, source, locked_until, created_at";
 
+/// The people not removed.
 pub async fn list(pool: &PgPool) -> Result<Vec<User>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users ORDER BY email"))
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users WHERE removed_at IS NULL ORDER BY email"
+    ))
+    .fetch_all(pool)
+    .await
 }
 
 pub async fn find(connection: &mut PgConnection, email: &str) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE email = $1"))
-        .bind(email)
-        .fetch_optional(connection)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users WHERE email = $1 AND removed_at IS NULL"
+    ))
+    .bind(email)
+    .fetch_optional(connection)
+    .await
 }
 
 pub async fn find_by_id(
     connection: &mut PgConnection,
     id: i64,
 ) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(connection)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users WHERE id = $1 AND removed_at IS NULL"
+    ))
+    .bind(id)
+    .fetch_optional(connection)
+    .await
 }
 
 pub async fn credentials(pool: &PgPool, email: &str) -> Result<Option<Credentials>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, email, role, password_hash, locked_until FROM users WHERE email = $1",
+        "SELECT id, email, role, password_hash, locked_until FROM users \
+         WHERE email = $1 AND removed_at IS NULL",
     )
     .bind(email)
     .fetch_optional(pool)
     .await
 }
 
-/// Adds a person; `None` when the address is taken.
+/// Adds a person; `None` when the address is taken (by someone removed too).
 pub async fn add(
     connection: &mut PgConnection,
     email: &str,
@@ -117,15 +130,54 @@ pub async fn add(
     .await
 }
 
-/// The person the SSO proxy names, added with `role` on first sight.
+/// Adds a person, or brings back a removed one with `role` and the password (their
+/// failed sign-ins and lockout cleared); `None` when the address belongs to someone not
+/// removed. Answers when the person had been removed, if they had.
+pub async fn add_or_restore(
+    connection: &mut PgConnection,
+    email: &str,
+    role: Role,
+    password_hash: &str,
+) -> Result<Option<(User, Option<DateTime<Utc>>)>, sqlx::Error> {
+    let was_removed_at: Option<Option<DateTime<Utc>>> =
+        sqlx::query_scalar("SELECT removed_at FROM users WHERE email = $1 FOR UPDATE")
+            .bind(email)
+            .fetch_optional(&mut *connection)
+            .await?;
+    let user: Option<User> = sqlx::query_as(&format!(
+        "INSERT INTO users (email, role, password_hash, source) VALUES ($1, $2, $3, 'password') \
+         ON CONFLICT (email) DO UPDATE SET role = excluded.role, \
+             password_hash = excluded.password_hash, source = excluded.source, \
+             failed_sign_ins = 0, locked_until = NULL, removed_at = NULL, updated_at = now() \
+         WHERE users.removed_at IS NOT NULL RETURNING {COLUMNS}"
+    ))
+    .bind(email)
+    .bind(role.as_str())
+    .bind(password_hash)
+    .fetch_optional(connection)
+    .await?;
+    Ok(user.map(|user| (user, was_removed_at.flatten())))
+}
+
+/// The audit details of `user.add`: the role, and when the person had been removed if
+/// this brought them back.
+pub fn added_details(role: Role, was_removed_at: Option<DateTime<Utc>>) -> serde_json::Value {
+    match was_removed_at {
+        Some(at) => serde_json::json!({"role": role, "restored": true, "removed_at": at}),
+        None => serde_json::json!({"role": role}),
+    }
+}
+
+/// The person the SSO proxy names, added with `role` on first sight; `None` for someone
+/// removed (only an admin adds them again).
 pub async fn find_or_add_proxied(
     pool: &PgPool,
     email: &str,
     role: Role,
-) -> Result<User, sqlx::Error> {
+) -> Result<Option<User>, sqlx::Error> {
     let mut connection = pool.acquire().await?;
     if let Some(user) = find(&mut connection, email).await? {
-        return Ok(user);
+        return Ok(Some(user));
     }
     let mut tx = pool.begin().await?;
     let added = add(&mut tx, email, role, None, "proxy").await?;
@@ -146,11 +198,9 @@ pub async fn find_or_add_proxied(
     }
     tx.commit().await?;
     match added {
-        Some(user) => Ok(user),
-        // Another request added them first.
-        None => find(&mut connection, email)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound),
+        Some(user) => Ok(Some(user)),
+        // Removed, or another request added them first.
+        None => find(&mut connection, email).await,
     }
 }
 
@@ -198,16 +248,31 @@ pub async fn would_leave_no_admin(
     if new_role == Some(Role::Admin) {
         return Ok(false);
     }
-    let admins: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE")
-            .fetch_all(connection)
-            .await?;
+    let admins: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE role = 'admin' AND removed_at IS NULL \
+             ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(connection)
+    .await?;
     Ok(admins == [id])
 }
 
-/// Removes a person (their sessions go with them).
+/// Removes a person: marks the row, forgets the password, ends their sessions and
+/// takes their saved searches from them (what the foreign keys did when the row was
+/// deleted).
 pub async fn remove(connection: &mut PgConnection, id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM users WHERE id = $1")
+    let done = sqlx::query(
+        "UPDATE users SET removed_at = now(), password_hash = NULL, failed_sign_ins = 0, \
+         locked_until = NULL, updated_at = now() WHERE id = $1 AND removed_at IS NULL",
+    )
+    .bind(id)
+    .execute(&mut *connection)
+    .await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query("UPDATE saved_searches SET owner_user_id = NULL WHERE owner_user_id = $1")
         .bind(id)
         .execute(connection)
         .await?;

@@ -2,7 +2,8 @@
 //! `GET /api/v1/users`, `POST /api/v1/users` (`{"email", "role", "password"?}`: without a
 //! password one is generated and answered once), `PATCH /api/v1/users/{id}`
 //! (`{"role"}`, `{"password"}` or both; a new password ends the person's sessions) and
-//! `DELETE /api/v1/users/{id}`. Every change is audited in its own transaction.
+//! `DELETE /api/v1/users/{id}` (the person is marked removed: see [`users`]; adding the
+//! address again brings them back). Every change is audited in its own transaction.
 
 use std::sync::Arc;
 
@@ -102,7 +103,7 @@ pub async fn add(
     let password = new.password.unwrap_or_else(password::generate);
     let hash = hashed(password.clone()).await?;
     let mut tx = sign_in.pool.begin().await.map_err(internal)?;
-    let Some(user) = users::add(&mut tx, &email, role, Some(&hash), "password")
+    let Some((user, was_removed_at)) = users::add_or_restore(&mut tx, &email, role, &hash)
         .await
         .map_err(internal)?
     else {
@@ -117,7 +118,7 @@ pub async fn add(
         &actor,
         "user.add",
         &format!("user:{email}"),
-        json!({"role": role}),
+        users::added_details(role, was_removed_at),
     )
     .await
     .map_err(internal)?;

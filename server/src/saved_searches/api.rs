@@ -157,7 +157,7 @@ fn shown(search: SavedSearch, actor: &Actor) -> Shown {
     Shown {
         link: format!("/s/{}", search.short_id),
         explorer: explorer_url(&search.search),
-        editable: store::may_change(&search.owner, actor),
+        editable: store::may_change(&search, actor),
         search,
     }
 }

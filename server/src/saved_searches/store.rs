@@ -1,7 +1,10 @@
 //! The `saved_searches` table and who may see or change a row of it. A search is seen
 //! by its owner, by everyone when shared, and by admins; it is changed or deleted by
 //! its owner or an admin. Lists show one's own searches and the shared ones, admins
-//! included (another person's private searches are not theirs to browse). A row
+//! included (another person's private searches are not theirs to browse). A person owns
+//! a search by their user id (`owner_user_id`), an admin key by its label: removing a
+//! person takes the id off their searches, so nobody who later comes with the same
+//! address gets them; they stay, for admins. A row
 //! someone may not see is [`StoreError::NotFound`], never a refusal that says it
 //! exists. Every change writes its audit row in the change's transaction. Owns the SQL
 //! and the per-owner cap; it checks no lengths or search text (the API does, before
@@ -30,6 +33,9 @@ pub struct SavedSearch {
     pub search: String,
     /// Who made it: [`Actor::label`].
     pub owner: String,
+    /// The person who owns it; `None` for an admin key's, or once its owner is removed.
+    #[serde(skip)]
+    pub owner_user_id: Option<i64>,
     pub shared: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -68,18 +74,30 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
-/// Whether `actor` may change or delete a search `owner` made.
-pub fn may_change(owner: &str, actor: &Actor) -> bool {
-    actor.role() >= Role::Admin || owner == actor.label()
+/// Whether `search` is `actor`'s own: a person's by their id, a key's by its label.
+pub fn owns(search: &SavedSearch, actor: &Actor) -> bool {
+    match actor.user_id() {
+        Some(id) => search.owner_user_id == Some(id),
+        None => search.owner_user_id.is_none() && search.owner == actor.label(),
+    }
+}
+
+/// Whether `actor` may change or delete `search`.
+pub fn may_change(search: &SavedSearch, actor: &Actor) -> bool {
+    actor.role() >= Role::Admin || owns(search, actor)
 }
 
 /// Whether `actor` may open `search`.
 pub fn may_see(search: &SavedSearch, actor: &Actor) -> bool {
-    search.shared || may_change(&search.owner, actor)
+    search.shared || may_change(search, actor)
 }
 
-const COLUMNS: &str =
-    "id, short_id, name, description, search, owner, shared, created_at, updated_at";
+const COLUMNS: &str = "id, short_id, name, description, search, owner, owner_user_id, shared, \
+     created_at, updated_at";
+
+/// [`owns`] in SQL: `$1` the person's id (or NULL), `$2` the actor's label.
+const OWNED: &str =
+    "(owner_user_id = $1 OR ($1::bigint IS NULL AND owner_user_id IS NULL AND owner = $2))";
 
 /// Saves `new` as `actor`'s, unless they keep [`MAX_PER_OWNER`] already.
 pub async fn create(
@@ -94,10 +112,13 @@ pub async fn create(
         .bind(&owner)
         .execute(&mut *tx)
         .await?;
-    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM saved_searches WHERE owner = $1")
-        .bind(&owner)
-        .fetch_one(&mut *tx)
-        .await?;
+    let kept: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM saved_searches WHERE {OWNED}"
+    ))
+    .bind(actor.user_id())
+    .bind(&owner)
+    .fetch_one(&mut *tx)
+    .await?;
     if kept >= MAX_PER_OWNER {
         return Err(StoreError::TooMany);
     }
@@ -137,10 +158,11 @@ pub async fn list(
     let (after_time, after_id) = after.map_or((None, None), |c| (Some(c.timestamp), Some(c.id)));
     let rows = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM saved_searches \
-         WHERE (owner = $1 OR shared) \
-           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
-         ORDER BY created_at DESC, id DESC LIMIT $4"
+         WHERE ({OWNED} OR shared) \
+           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) \
+         ORDER BY created_at DESC, id DESC LIMIT $5"
     ))
+    .bind(actor.user_id())
     .bind(actor.label())
     .bind(after_time)
     .bind(after_id)
@@ -272,7 +294,7 @@ async fn changeable(
     .fetch_optional(&mut **tx)
     .await?;
     let search = visible(found, actor)?;
-    if may_change(&search.owner, actor) {
+    if may_change(&search, actor) {
         Ok(search)
     } else {
         Err(StoreError::NotOwner)
@@ -294,7 +316,7 @@ fn target(search: &SavedSearch) -> String {
 mod tests {
     use super::*;
 
-    fn search(owner: &str, shared: bool) -> SavedSearch {
+    fn search(owner: &str, owner_user_id: Option<i64>, shared: bool) -> SavedSearch {
         SavedSearch {
             id: 1,
             short_id: short_id::generate(),
@@ -302,15 +324,16 @@ mod tests {
             description: String::new(),
             search: "since=1h".into(),
             owner: owner.into(),
+            owner_user_id,
             shared,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
     }
 
-    fn user(email: &str, role: Role) -> Actor {
+    fn user(id: i64, email: &str, role: Role) -> Actor {
         Actor::User {
-            id: 1,
+            id,
             email: email.into(),
             role,
         }
@@ -318,22 +341,44 @@ mod tests {
 
     #[test]
     fn private_searches_are_their_owners_and_admins_only() {
-        let ann = user("ann@example.com", Role::Editor);
-        let bob = user("bob@example.com", Role::Editor);
-        let admin = user("root@example.com", Role::Admin);
+        let ann = user(1, "ann@example.com", Role::Editor);
+        let bob = user(2, "bob@example.com", Role::Editor);
+        let admin = user(3, "root@example.com", Role::Admin);
         let key = Actor::AdminKey {
             fingerprint: "abcd".into(),
         };
-        let private = search("user:ann@example.com", false);
-        assert!(may_see(&private, &ann) && may_change(&private.owner, &ann));
-        assert!(!may_see(&private, &bob) && !may_change(&private.owner, &bob));
-        assert!(may_see(&private, &admin) && may_change(&private.owner, &admin));
-        assert!(may_see(&private, &key) && may_change(&private.owner, &key));
+        let private = search("user:ann@example.com", Some(1), false);
+        assert!(may_see(&private, &ann) && may_change(&private, &ann));
+        assert!(!may_see(&private, &bob) && !may_change(&private, &bob));
+        assert!(may_see(&private, &admin) && may_change(&private, &admin));
+        assert!(may_see(&private, &key) && may_change(&private, &key));
 
-        let shared = search("user:ann@example.com", true);
+        let shared = search("user:ann@example.com", Some(1), true);
         assert!(may_see(&shared, &bob), "shared with the team");
-        assert!(!may_change(&shared.owner, &bob), "but not theirs to change");
-        let viewer = user("vic@example.com", Role::Viewer);
+        assert!(!may_change(&shared, &bob), "but not theirs to change");
+        let viewer = user(4, "vic@example.com", Role::Viewer);
         assert!(may_see(&shared, &viewer) && !may_see(&private, &viewer));
+    }
+
+    #[test]
+    fn a_person_owns_by_id_and_a_key_by_its_label() {
+        let ann = user(1, "ann@example.com", Role::Editor);
+        let someone_else_as_ann = user(9, "ann@example.com", Role::Editor);
+        let orphaned = search("user:ann@example.com", None, false);
+        assert!(owns(&search("user:ann@example.com", Some(1), false), &ann));
+        assert!(!owns(
+            &search("user:ann@example.com", Some(1), false),
+            &someone_else_as_ann
+        ));
+        assert!(
+            !owns(&orphaned, &ann),
+            "a removed owner's search is nobody's"
+        );
+        assert!(!may_see(&orphaned, &ann));
+        let key = Actor::AdminKey {
+            fingerprint: "abcd".into(),
+        };
+        assert!(owns(&search(&key.label(), None, false), &key));
+        assert!(!owns(&search("key:other", None, false), &key));
     }
 }

@@ -40,3 +40,25 @@ async fn the_last_admin_is_neither_demoted_nor_removed() {
     assert_eq!(change(&app, Method::DELETE, ann, None).await, 204);
     app.stop_and_drop_database().await;
 }
+
+#[tokio::test]
+async fn a_removed_admin_does_not_count_as_one() {
+    let app = app().await;
+    let ann = add_user(&app, "ann@example.com", "admin").await["user"]["id"]
+        .as_i64()
+        .unwrap();
+    let bob = add_user(&app, "bob@example.com", "admin").await["user"]["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(change(&app, Method::DELETE, ann, None).await, 204);
+    assert_eq!(
+        change(&app, Method::DELETE, bob, None).await,
+        409,
+        "ann is removed: bob is the last admin"
+    );
+    assert_eq!(
+        change(&app, Method::PATCH, bob, Some(json!({"role": "viewer"}))).await,
+        409
+    );
+    app.stop_and_drop_database().await;
+}

@@ -7,9 +7,9 @@ use log_ingestion_server::config::Cidr;
 use log_ingestion_test_support::{spawn_app_with, TestApp, ADMIN_KEY};
 use serde_json::{json, Value};
 
-const HEADER: &str = "x-forwarded-email";
+pub const HEADER: &str = "x-forwarded-email";
 
-async fn app_trusting(network: &str) -> TestApp {
+pub async fn app_trusting(network: &str) -> TestApp {
     let network = Cidr::parse(network).unwrap();
     spawn_app_with(move |settings| {
         settings.admin_api_keys = vec![ApiKey::new(ADMIN_KEY)];

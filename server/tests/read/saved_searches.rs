@@ -540,3 +540,59 @@ async fn a_private_search_is_invisible_to_another_person_and_a_shared_one_is_rea
         "refused changes write nothing"
     );
 }
+
+#[tokio::test]
+async fn a_person_removed_and_added_again_does_not_get_their_private_searches_back() {
+    use log_ingestion_server::auth::users;
+    let app = spawn().await;
+    let pool = &app.app.pool;
+    let ann = add_user(&app, "ann@example.com", Role::Editor).await;
+    let admin = add_user(&app, "root@example.com", Role::Admin).await;
+    let new = NewSearch {
+        name: "mine".to_owned(),
+        description: String::new(),
+        search: "since=1h".to_owned(),
+        shared: false,
+    };
+    let private = store::create(pool, &ann, &new).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    assert!(users::remove(&mut tx, ann.user_id().unwrap())
+        .await
+        .unwrap());
+    let (back, was_removed_at) =
+        users::add_or_restore(&mut tx, "ann@example.com", Role::Editor, "hash")
+            .await
+            .unwrap()
+            .expect("a removed address can be added again");
+    tx.commit().await.unwrap();
+    assert!(was_removed_at.is_some());
+    let again = person(back.id, "ann@example.com", Role::Editor);
+
+    let mut conn = pool.acquire().await.unwrap();
+    assert!(matches!(
+        store::find(&mut conn, &again, private.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store::delete(pool, &again, private.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store::list(&mut conn, &again, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let kept = store::find(&mut conn, &admin, private.id).await.unwrap();
+    assert_eq!(
+        kept.owner, "user:ann@example.com",
+        "the label stays, for admins"
+    );
+    // Her own new searches are hers.
+    let fresh = store::create(pool, &again, &new).await.unwrap();
+    let listed: Vec<i64> = store::list(&mut conn, &again, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, [fresh.id]);
+}
