@@ -44,11 +44,23 @@ pub fn is_in_app(frame: &str) -> bool {
     if LIBRARY_PREFIXES
         .iter()
         .any(|prefix| frame.starts_with(prefix))
-        || LIBRARY_PATH_PARTS.iter().any(|part| frame.contains(part))
+        || has_library_path_part(frame)
     {
         return false;
     }
     !is_cleaned_gem_frame(frame)
+}
+
+/// Whether any of [`LIBRARY_PATH_PARTS`] is in `frame`: each starts with a slash, so
+/// only the frame's slashes are tried, in one pass (not one substring search per part).
+fn has_library_path_part(frame: &str) -> bool {
+    let bytes = frame.as_bytes();
+    bytes.iter().enumerate().any(|(at, &byte)| {
+        byte == b'/'
+            && LIBRARY_PATH_PARTS
+                .iter()
+                .any(|part| bytes[at..].starts_with(part.as_bytes()))
+    })
 }
 
 /// Rails' backtrace cleaner writes a gem's frame as `activerecord (7.1.2) lib/…`.
@@ -130,6 +142,32 @@ mod tests {
             "",
         ] {
             assert!(!is_in_app(frame), "{frame}");
+        }
+    }
+
+    #[test]
+    fn library_path_parts_are_found_wherever_they_are() {
+        for part in LIBRARY_PATH_PARTS {
+            assert!(part.starts_with('/'), "{part}");
+            for frame in [
+                format!("{part}x.rb:1:in `y'"),
+                format!("/a{part}x.rb:1:in `y'"),
+                format!("a/b/c{part}"),
+            ] {
+                assert!(has_library_path_part(&frame), "{frame}");
+                assert_eq!(has_library_path_part(&frame), frame.contains(part));
+            }
+        }
+        for frame in [
+            "app/gems.rb:1:in `x'",
+            "/srv/app/vendors/x.rb",
+            "gems",
+            "/",
+            "",
+        ] {
+            let expected = LIBRARY_PATH_PARTS.iter().any(|part| frame.contains(part));
+            assert_eq!(has_library_path_part(frame), expected, "{frame}");
+            assert!(!expected, "{frame}");
         }
     }
 

@@ -56,7 +56,7 @@ impl CopyRows {
             &self.declared,
         );
         if let Some(error) = error {
-            self.errors.add(entry.service(), error);
+            self.errors.add(entry.service(), error, entry.timestamp());
         }
         self.count += 1;
     }

@@ -1,21 +1,29 @@
-//! Error groups kept at ingest: the groups of a group commit's error rows
-//! ([`ErrorTally`], by service and fingerprint, with what a new group shows), created
-//! before the rows are stored ([`GroupIds::ensure`]). The occurrences are counted by
-//! the statement that stores the rows: a row trigger on `logs` (migration
-//! `20261208000011_error_occurrences_at_insert.sql`) appends a delta to
-//! `error_group_deltas` for every row with a fingerprint, in the rows' own transaction,
-//! so an acknowledged error is recorded, nothing is recorded that was not stored, and a
-//! group commit stays one `COPY`. `error_fold` adds the deltas to the groups' counts.
+//! Error groups kept at ingest: the occurrences of a group commit's error rows
+//! ([`ErrorTally`], by service and fingerprint and by minute, with what a new group
+//! shows), the groups created before the rows are stored ([`GroupIds::ensure`]), and
+//! the call that appends the occurrences to `error_group_deltas` in the rows' own
+//! transaction ([`OccurrenceDeltas`]): one row per group and minute, however many
+//! occurrences, so an acknowledged error is recorded, nothing is recorded that was not
+//! stored, and the cost is one statement per group commit, not one per error row.
+//! `error_fold` adds the deltas to the groups' counts.
+//!
+//! Rows stored by anything else (an operator's `INSERT`, an instance of an earlier
+//! version) are counted by the row trigger on `logs`, which skips the rows of a
+//! transaction that appended its own deltas (the call marks it), so no occurrence is
+//! counted twice (migrations `20261208000011_error_occurrences_at_insert.sql` and
+//! `20261208000012_error_occurrences_by_writers.sql`).
 //!
 //! Two writers (of this instance or another) creating the same group at once get one
 //! row: the second's insert waits for the first's and then does nothing. Appending
 //! deltas locks no existing row, so concurrent commits never wait for one another.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use super::copy_field::push_timestamp;
 use crate::errors::fingerprint::ErrorFingerprint;
 
 /// What a group shows, taken from its first occurrence.
@@ -26,44 +34,84 @@ struct GroupTitle {
     message_template: String,
 }
 
+/// Occurrences of one group in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Minute {
+    count: i64,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+}
+
+impl Minute {
+    fn add(&mut self, other: &Minute) {
+        self.count += other.count;
+        self.first_seen = self.first_seen.min(other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
+    }
+}
+
+/// One group's occurrences: what it shows, and its occurrences by minute (the minute's
+/// number since the epoch, floored: the same minutes as `date_bin('1 minute', ...)`
+/// aligned to 2000-01-01, which is a whole minute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GroupOccurrences {
+    title: GroupTitle,
+    minutes: BTreeMap<i64, Minute>,
+}
+
 /// The groups of some rows' error occurrences, by (service, fingerprint), in key
-/// order, with how many occurrences.
+/// order, with their occurrences by minute.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorTally {
-    groups: BTreeMap<(String, String), (GroupTitle, i64)>,
+    groups: BTreeMap<(String, String), GroupOccurrences>,
 }
 
 impl ErrorTally {
-    /// Counts one occurrence of `error` in `service`.
-    pub fn add(&mut self, service: &str, error: ErrorFingerprint) {
+    /// Counts one occurrence of `error` in `service`, at `timestamp`.
+    pub fn add(&mut self, service: &str, error: ErrorFingerprint, timestamp: DateTime<Utc>) {
         let ErrorFingerprint {
             fingerprint,
             title,
             exception_class,
             message_template,
         } = error;
+        let occurrence = Minute {
+            count: 1,
+            first_seen: timestamp,
+            last_seen: timestamp,
+        };
         self.groups
             .entry((service.to_owned(), fingerprint))
-            .or_insert_with(|| {
-                (
-                    GroupTitle {
-                        title,
-                        exception_class,
-                        message_template,
-                    },
-                    0,
-                )
+            .or_insert_with(|| GroupOccurrences {
+                title: GroupTitle {
+                    title,
+                    exception_class,
+                    message_template,
+                },
+                minutes: BTreeMap::new(),
             })
-            .1 += 1;
+            .minutes
+            .entry(timestamp.timestamp_micros().div_euclid(MINUTE_MICROS))
+            .and_modify(|minute| minute.add(&occurrence))
+            .or_insert(occurrence);
     }
 
     /// Adds `other`'s occurrences to these.
     pub fn merge(&mut self, other: &ErrorTally) {
-        for (key, (title, count)) in &other.groups {
-            self.groups
+        for (key, theirs) in &other.groups {
+            let ours = self
+                .groups
                 .entry(key.clone())
-                .or_insert_with(|| (title.clone(), 0))
-                .1 += count;
+                .or_insert_with(|| GroupOccurrences {
+                    title: theirs.title.clone(),
+                    minutes: BTreeMap::new(),
+                });
+            for (number, minute) in &theirs.minutes {
+                ours.minutes
+                    .entry(*number)
+                    .and_modify(|ours| ours.add(minute))
+                    .or_insert(*minute);
+            }
         }
     }
 
@@ -73,70 +121,86 @@ impl ErrorTally {
 
     /// How many occurrences in all.
     pub fn occurrences(&self) -> i64 {
-        self.groups.values().map(|(_, count)| count).sum()
+        self.groups
+            .values()
+            .flat_map(|group| group.minutes.values())
+            .map(|minute| minute.count)
+            .sum()
     }
 }
 
-/// The groups known to exist, by (service, fingerprint), shared by an instance's
-/// writers: a known group costs a commit nothing. Bounded: when full it starts over
-/// (fingerprints are a client's to choose).
+const MINUTE_MICROS: i64 = 60_000_000;
+
+/// The ids of some groups, by (service, fingerprint).
+pub type Ids = HashMap<(String, String), i64>;
+
+/// The groups known to exist, with their ids, shared by an instance's writers: a known
+/// group costs a commit nothing. Bounded: when full it starts over (fingerprints are a
+/// client's to choose).
 #[derive(Debug, Default)]
 pub struct GroupIds {
-    known: Mutex<HashSet<(String, String)>>,
+    known: Mutex<Ids>,
 }
 
 /// Groups kept known at most.
 const MAX_KNOWN_GROUPS: usize = 10_000;
 
 impl GroupIds {
-    fn known(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+    fn known(&self) -> std::sync::MutexGuard<'_, Ids> {
         self.known
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Makes sure every group of `tally` exists before its rows are stored (the rows'
-    /// trigger counts an occurrence only for a group that exists). Groups not known yet
-    /// are created (count 0, no occurrence: readers leave them out until the fold counts
-    /// some) in one statement on `conn` outside any transaction; a group that exists
-    /// costs nothing. Two writers creating the same group get one row: the second insert
-    /// waits for the first (autocommit, short) and does nothing; either way the group
-    /// exists, committed, when this returns.
+    /// Makes sure every group of `tally` exists before its rows are stored, and returns
+    /// their ids. Groups not known yet are created (count 0, no occurrence: readers
+    /// leave them out until the fold counts some) in one statement on `conn` outside any
+    /// transaction, and their ids read in another; a group that is known costs nothing.
+    /// Two writers creating the same group get one row: the second insert waits for the
+    /// first (autocommit, short) and does nothing; either way the group exists,
+    /// committed, when this returns.
     pub async fn ensure(
         &self,
         conn: &mut PgConnection,
         tally: &ErrorTally,
-    ) -> Result<(), sqlx::Error> {
-        let missing: Vec<(&(String, String), &GroupTitle)> = {
+    ) -> Result<Ids, sqlx::Error> {
+        let mut ids = Ids::with_capacity(tally.groups.len());
+        let mut missing: Vec<(&(String, String), &GroupTitle)> = Vec::new();
+        {
             let known = self.known();
-            tally
-                .groups
-                .iter()
-                .filter(|(key, _)| !known.contains(*key))
-                .map(|(key, (title, _))| (key, title))
-                .collect()
-        };
-        if missing.is_empty() {
-            return Ok(());
+            for (key, group) in &tally.groups {
+                match known.get(key) {
+                    Some(id) => {
+                        ids.insert(key.clone(), *id);
+                    }
+                    None => missing.push((key, &group.title)),
+                }
+            }
         }
-        create_groups(conn, &missing).await?;
+        if missing.is_empty() {
+            return Ok(ids);
+        }
+        let created = create_groups(conn, &missing).await?;
         let mut known = self.known();
-        if known.len() + missing.len() > MAX_KNOWN_GROUPS {
+        if known.len() + created.len() > MAX_KNOWN_GROUPS {
             known.clear();
         }
-        for (key, _) in missing {
-            known.insert(key.clone());
+        for (key, id) in created {
+            known.insert(key.clone(), id);
+            ids.insert(key, id);
         }
-        Ok(())
+        Ok(ids)
     }
 }
 
 /// Creates the groups `missing` that do not exist yet, in key order (so concurrent
-/// creators wait for each other in one order).
+/// creators wait for each other in one order), and returns the ids of all of them
+/// (read by a statement of its own: one that started before another writer's creation
+/// committed would not see its row).
 async fn create_groups(
     conn: &mut PgConnection,
     missing: &[(&(String, String), &GroupTitle)],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<((String, String), i64)>, sqlx::Error> {
     let services: Vec<&str> = missing.iter().map(|((s, _), _)| s.as_str()).collect();
     let fingerprints: Vec<&str> = missing.iter().map(|((_, f), _)| f.as_str()).collect();
     let titles: Vec<&str> = missing.iter().map(|(_, g)| g.title.as_str()).collect();
@@ -157,14 +221,27 @@ async fn create_groups(
          ORDER BY service, fingerprint \
          ON CONFLICT (service, fingerprint) DO NOTHING",
     )
-    .bind(services)
-    .bind(fingerprints)
+    .bind(&services)
+    .bind(&fingerprints)
     .bind(titles)
     .bind(classes)
     .bind(templates)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    sqlx::query_as(
+        "SELECT g.service, g.fingerprint, g.id \
+         FROM unnest($1::text[], $2::text[]) AS w(service, fingerprint) \
+         JOIN error_groups g ON g.service = w.service AND g.fingerprint = w.fingerprint",
+    )
+    .bind(&services)
+    .bind(&fingerprints)
+    .fetch_all(conn)
+    .await
+    .map(|rows: Vec<(String, String, i64)>| {
+        rows.into_iter()
+            .map(|(service, fingerprint, id)| ((service, fingerprint), id))
+            .collect()
+    })
 }
 
 /// Deletes per-minute counts older than `days` (entry time, as retention deletes
@@ -184,8 +261,79 @@ pub async fn delete_expired_minutes(pool: &sqlx::PgPool, days: u32) -> Result<u6
     Ok(deleted)
 }
 
+/// A tally's occurrences as the call that appends them to `error_group_deltas` inside
+/// the rows' transaction (`error_occurrences_written`, migration
+/// `20261208000012_error_occurrences_by_writers.sql`): one row per group and minute, and
+/// the transaction marked as one that counts its own rows, so the row trigger skips them. Only
+/// numbers and timestamps written here go into its text (simple query protocol, no
+/// parameters, so it rides in one exchange with the `BEGIN`); its plan is the
+/// function's, made once per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccurrenceDeltas {
+    call: String,
+}
+
+impl OccurrenceDeltas {
+    /// The deltas of `tally`, whose groups' ids are in `ids` (from [`GroupIds::ensure`]
+    /// of this tally or of one holding it); `None` when there is nothing to append.
+    pub fn of(tally: &ErrorTally, ids: &Ids) -> Option<OccurrenceDeltas> {
+        let (mut groups, mut counts, mut firsts, mut lasts) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (key, group) in &tally.groups {
+            // Every group of a tally is ensured before its rows are written.
+            let Some(id) = ids.get(key) else {
+                debug_assert!(false, "a tally's group without an id");
+                continue;
+            };
+            for minute in group.minutes.values() {
+                for (list, text) in [
+                    (&mut groups, id.to_string().into_bytes()),
+                    (&mut counts, minute.count.to_string().into_bytes()),
+                ] {
+                    if !list.is_empty() {
+                        list.push(b',');
+                    }
+                    list.extend_from_slice(&text);
+                }
+                for (list, time) in [
+                    (&mut firsts, minute.first_seen),
+                    (&mut lasts, minute.last_seen),
+                ] {
+                    if !list.is_empty() {
+                        list.push(b',');
+                    }
+                    list.push(b'"');
+                    push_timestamp(list, time);
+                    list.push(b'"');
+                }
+            }
+        }
+        if groups.is_empty() {
+            return None;
+        }
+        // ASCII only: digits, punctuation and the time zone.
+        let text = |list: &[u8]| String::from_utf8_lossy(list).into_owned();
+        Some(OccurrenceDeltas {
+            call: format!(
+                "SELECT error_occurrences_written('{{{}}}', '{{{}}}', '{{{}}}', '{{{}}}')",
+                text(&groups),
+                text(&counts),
+                text(&firsts),
+                text(&lasts)
+            ),
+        })
+    }
+
+    /// The statement, to run inside the rows' transaction.
+    pub fn call(&self) -> &str {
+        &self.call
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
 
     fn error(fingerprint: &str) -> ErrorFingerprint {
@@ -197,18 +345,57 @@ mod tests {
         }
     }
 
+    fn at(seconds: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_796_000_000 + seconds, 0).unwrap()
+    }
+
     #[test]
-    fn occurrences_are_tallied_per_group_and_merged() {
+    fn occurrences_are_tallied_per_group_and_minute_and_merged() {
         let mut one = ErrorTally::default();
-        one.add("web", error("a"));
-        one.add("web", error("a"));
-        one.add("jobs", error("a"));
+        one.add("web", error("a"), at(0));
+        one.add("web", error("a"), at(30));
+        one.add("jobs", error("a"), at(0));
         let mut two = ErrorTally::default();
-        two.add("web", error("a"));
-        two.add("web", error("b"));
+        two.add("web", error("a"), at(10));
+        two.add("web", error("a"), at(70));
+        two.add("web", error("b"), at(0));
         one.merge(&two);
-        assert_eq!(one.occurrences(), 5);
+        assert_eq!(one.occurrences(), 6);
         assert_eq!(one.groups.len(), 3);
-        assert_eq!(one.groups[&("web".to_owned(), "a".to_owned())].1, 3);
+        let web_a = &one.groups[&("web".to_owned(), "a".to_owned())];
+        let minutes: Vec<(i64, DateTime<Utc>, DateTime<Utc>)> = web_a
+            .minutes
+            .values()
+            .map(|m| (m.count, m.first_seen, m.last_seen))
+            .collect();
+        // 1_796_000_000 s is 20 s into a minute: 0, 10 and 30 share it, 70 is the next.
+        assert_eq!(minutes, [(3, at(0), at(30)), (1, at(70), at(70))]);
+    }
+
+    #[test]
+    fn deltas_are_one_call_with_a_row_per_group_and_minute() {
+        let mut tally = ErrorTally::default();
+        tally.add("web", error("a"), at(0));
+        tally.add("web", error("a"), at(30));
+        tally.add("web", error("a"), at(70));
+        tally.add("web", error("b"), at(0));
+        let ids = Ids::from([
+            (("web".to_owned(), "a".to_owned()), 7),
+            (("web".to_owned(), "b".to_owned()), 9),
+        ]);
+        let deltas = OccurrenceDeltas::of(&tally, &ids).unwrap();
+        let (t0, t30, t70) = (
+            "2026-11-30 00:53:20.000000+00",
+            "2026-11-30 00:53:50.000000+00",
+            "2026-11-30 00:54:30.000000+00",
+        );
+        assert_eq!(
+            deltas.call(),
+            format!(
+                "SELECT error_occurrences_written('{{7,7,9}}', '{{2,1,1}}', \
+                 '{{\"{t0}\",\"{t70}\",\"{t0}\"}}', '{{\"{t30}\",\"{t70}\",\"{t0}\"}}')"
+            )
+        );
+        assert_eq!(OccurrenceDeltas::of(&ErrorTally::default(), &ids), None);
     }
 }

@@ -2,8 +2,7 @@
 //! task (a few run, so one's commit overlaps another's COPY) takes every waiting
 //! submission (capped by rows and bytes); a lone one lingers a few milliseconds for
 //! company; the group is written by `group_write` (one autocommit `COPY`, or one
-//! transaction when idempotency keys are to be settled; error rows are counted by the
-//! `COPY` itself).
+//! transaction when idempotency keys are to be settled or error occurrences counted).
 //! Every submission of the group gets the same fate: all committed, or none (each then
 //! answers 503). Each writer keeps its own connection from group to group
 //! ([`WriterConnection`]): the pool's liveness round trip before every group was a

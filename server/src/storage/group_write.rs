@@ -1,24 +1,26 @@
 //! Writing one group of submissions on one connection (for `group_commit`, which
-//! gathers the groups and keeps the connections): a group without idempotency keys is
-//! one `COPY` in autocommit: a single statement is its own transaction (atomic,
-//! committed before PostgreSQL answers it), so BEGIN and COMMIT would only add two round
-//! trips and wake-ups per group; the plain-mode rollup triggers and the error-occurrence
-//! trigger run inside that statement's transaction. A group with keys settles them
+//! gathers the groups and keeps the connections): a group without idempotency keys or
+//! error entries is one `COPY` in autocommit: a single statement is its own transaction
+//! (atomic, committed before PostgreSQL answers it), so BEGIN and COMMIT would only add
+//! two round trips and wake-ups per group; the plain-mode rollup triggers run inside
+//! that statement's transaction. A group with error entries first makes sure their
+//! groups exist (`error_groups`: known ones cost nothing, new ones are created in
+//! autocommit), then stores its rows and their occurrences (one delta per group and
+//! minute, `error_groups::OccurrenceDeltas`) in one transaction: `BEGIN` and the deltas
+//! in one exchange, the `COPY`, `COMMIT`; the fold (`error_fold`), woken after the
+//! commit, adds them to the groups. A group with keys settles them
 //! (`idempotency::decide`), writes the rows of the submissions that are not replays with
-//! `COPY`, and commits, all in one transaction. A group with error entries first makes
-//! sure their groups exist (`error_groups`: known ones cost nothing, new ones are created
-//! in autocommit), so the trigger counts each stored error row in the rows' own
-//! transaction; the fold (`error_fold`), woken after the commit, adds them to the
-//! groups. It never acknowledges anything and never retries: it says whether a failure
-//! came before anything could be stored.
+//! `COPY`, and their occurrences, and commits, all in one transaction. It never
+//! acknowledges anything and never retries: it says whether a failure came before
+//! anything could be stored.
 
 use std::sync::Arc;
 
-use sqlx::PgConnection;
+use sqlx::{Executor, PgConnection};
 use tokio::sync::Notify;
 
 use super::copy_text::CopyRows;
-use super::error_groups::{ErrorTally, GroupIds};
+use super::error_groups::{ErrorTally, GroupIds, Ids, OccurrenceDeltas};
 use super::idempotency::{self, IdempotencyClaim, KeyDecision, StoredResponse};
 
 /// What happened to a submission.
@@ -98,27 +100,31 @@ pub(super) async fn write_group(
             tally.merge(part.rows.errors());
         }
     }
-    if !tally.is_empty() {
+    let ids = if tally.is_empty() {
+        Ids::new()
+    } else {
         // Before anything of the group is stored: a failure here stored no row.
         errors
             .ids
             .ensure(conn, &tally)
             .await
-            .map_err(WriteFailure::at_first_exchange)?;
-    }
+            .map_err(WriteFailure::at_first_exchange)?
+    };
     let keyless = group.iter().all(|part| part.claim.is_none());
     let outcomes = if keyless {
         for part in group {
             data.extend_from_slice(part.rows.as_bytes());
         }
-        if !data.is_empty() {
+        match OccurrenceDeltas::of(&tally, &ids) {
+            Some(deltas) => write_with_deltas(conn, &deltas, data, copy).await?,
             // No BEGIN: the COPY commits on its own before `finish` returns, and a
             // failed COPY leaves nothing behind.
-            copy_rows(conn, copy, data).await?;
+            None if !data.is_empty() => copy_rows(conn, copy, data).await?,
+            None => {}
         }
         vec![CommitOutcome::Committed; group.len()]
     } else {
-        write_with_keys(conn, group, data, copy).await?
+        write_with_keys(conn, group, data, copy, &ids).await?
     };
     if !tally.is_empty() {
         errors.committed.notify_one();
@@ -126,13 +132,43 @@ pub(super) async fn write_group(
     Ok(outcomes)
 }
 
+/// Writes `data` and the occurrences of its error rows in one transaction: `BEGIN`
+/// and the deltas in one exchange (a statement without parameters goes as a simple
+/// query, which may hold several), the `COPY`, `COMMIT`.
+/// After a failure the connection is closed, never reused (`group_commit`), so an
+/// open transaction never outlives it.
+async fn write_with_deltas(
+    conn: &mut PgConnection,
+    deltas: &OccurrenceDeltas,
+    data: &[u8],
+    copy: &str,
+) -> Result<(), WriteFailure> {
+    let begin = format!("BEGIN; {}", deltas.call());
+    (&mut *conn)
+        .execute(begin.as_str())
+        .await
+        .map_err(WriteFailure::at_first_exchange)?;
+    // Inside the transaction: a failure anywhere before COMMIT stores nothing, but
+    // only the first exchange is retried, so it counts as a later failure here.
+    copy_rows(conn, copy, data)
+        .await
+        .map_err(|failure| WriteFailure::later(failure.error))?;
+    (&mut *conn)
+        .execute("COMMIT")
+        .await
+        .map_err(WriteFailure::later)?;
+    Ok(())
+}
+
 /// Settles the group's idempotency keys and writes the rows of the submissions that
-/// are not replays, in one transaction.
+/// are not replays and their error occurrences (groups' ids in `ids`), in one
+/// transaction.
 async fn write_with_keys(
     conn: &mut PgConnection,
     group: &[Part<'_>],
     data: &mut Vec<u8>,
     copy: &str,
+    ids: &Ids,
 ) -> Result<Vec<CommitOutcome>, WriteFailure> {
     let mut tx = sqlx::Connection::begin(conn)
         .await
@@ -144,10 +180,19 @@ async fn write_with_keys(
         .into_iter()
         .map(CommitOutcome::from)
         .collect();
+    // A replay stores no row, so its errors are not counted again.
+    let mut stored = ErrorTally::default();
     for (part, outcome) in group.iter().zip(&outcomes) {
         if *outcome == CommitOutcome::Committed {
             data.extend_from_slice(part.rows.as_bytes());
+            stored.merge(part.rows.errors());
         }
+    }
+    if let Some(deltas) = OccurrenceDeltas::of(&stored, ids) {
+        (&mut *tx)
+            .execute(deltas.call())
+            .await
+            .map_err(WriteFailure::later)?;
     }
     if !data.is_empty() {
         // Inside the transaction: a failure anywhere before COMMIT stores nothing, but

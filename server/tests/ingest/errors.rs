@@ -570,3 +570,72 @@ async fn counts_are_exact_at_every_read_while_writers_and_folds_race() {
     assert_eq!(left, 0);
     app.stop_and_drop_database().await;
 }
+
+/// Occurrences are counted once whoever stores them: a batch retried with its
+/// idempotency key is counted for its first delivery only (the replay stores nothing),
+/// a group commit mixing both kinds of request counts each stored row once, and a row
+/// stored by a plain `INSERT` (an operator, an earlier version) is counted by the
+/// database's row trigger, never again by anyone.
+#[tokio::test]
+async fn occurrences_count_once_for_replays_mixed_commits_and_rows_inserted_by_hand() {
+    let app = spawn_full_app().await;
+    let body = json!({ "logs": (0..3)
+        .map(|i| error_entry("billing", "charge", i, &format!("k{i}"), 1))
+        .collect::<Vec<_>>() });
+    for _ in 0..2 {
+        let response = app
+            .post("/api/v1/logs/batch")
+            .header("Idempotency-Key", "errors-once")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // Keyed and keyless requests at once, so some group commits hold both.
+    let sends = (0..6).map(|i| {
+        let request = app
+            .post("/api/v1/logs/batch")
+            .json(&json!({ "logs": [error_entry("billing", "charge", i, "mixed", 2)] }));
+        let request = if i % 2 == 0 {
+            request.header("Idempotency-Key", format!("mixed-{i}"))
+        } else {
+            request
+        };
+        request.send()
+    });
+    for response in futures::future::join_all(sends).await {
+        assert_eq!(response.unwrap().status(), 200);
+    }
+    let listed = groups(&app, "service=billing").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["count"], 9, "{listed:?}");
+
+    let fingerprint: String =
+        sqlx::query_scalar("SELECT fingerprint FROM error_groups WHERE service = 'billing'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    sqlx::query(
+        "INSERT INTO logs (timestamp, service, level, message, fingerprint) \
+         VALUES (now(), 'billing', 'ERROR', 'by hand', $1), (now(), 'billing', 'ERROR', 'by hand', $1)",
+    )
+    .bind(&fingerprint)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let listed = groups(&app, "service=billing").await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM logs WHERE fingerprint = $1")
+        .bind(&fingerprint)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 11);
+    assert_eq!(listed[0]["count"], 11, "{listed:?}");
+    let minutes: i64 = sqlx::query_scalar("SELECT sum(count)::bigint FROM error_group_minutes")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(minutes, 11);
+    app.stop_and_drop_database().await;
+}
