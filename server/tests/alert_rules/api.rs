@@ -138,6 +138,22 @@ async fn a_bad_rule_is_refused_naming_each_bad_field_and_a_good_one_still_goes_i
     )
     .await;
     assert_eq!(status, 413);
+    // Thousands of unknown fields: the answer names the first 20 and counts the rest.
+    let mut many = serde_json::Map::new();
+    for n in 0..5_000 {
+        many.insert(format!("k{n}"), json!(1));
+    }
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/rules",
+        Some(serde_json::Value::Object(many)),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let details = body["details"].as_array().unwrap();
+    assert_eq!(details.len(), 21, "{body}");
+    assert!(details[20].as_str().unwrap().starts_with("and "), "{body}");
     create_rule(
         &app,
         json!({"name": "x", "kind": "count", "threshold": 1, "window": "5m", "search": {}}),

@@ -152,7 +152,7 @@ impl IntoResponse for AlertsApiError {
             AlertsApiError::InvalidBody(problems) => (
                 StatusCode::BAD_REQUEST,
                 "Invalid request".to_owned(),
-                Some(json!(problems)),
+                Some(json!(crate::ingest::client_text::capped_problems(problems))),
             ),
             AlertsApiError::Conflict(problem) => (StatusCode::CONFLICT, problem, None),
         };
