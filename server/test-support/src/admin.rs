@@ -35,6 +35,29 @@ impl<'a> AdminReader<'a> {
             .header("X-API-Key", self.key)
     }
 
+    /// `method path` with the admin key and `body` as JSON: the status and the JSON
+    /// answer (`null` when the answer is not JSON).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("X-API-Key", self.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{path}: {error}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// `GET path?query` as JSON; panics unless it answers 200.
     pub async fn json<Q: Serialize + Debug + ?Sized>(&self, path: &str, query: &Q) -> Value {
         let response = self

@@ -3,7 +3,7 @@
 //! list leaves them out, and only an admin adding the address again brings them back,
 //! audited, without their private saved searches.
 
-use log_ingestion_test_support::{TestApp, ADMIN_KEY};
+use log_ingestion_test_support::TestApp;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -11,16 +11,7 @@ use crate::people::{add_user, app, sign_in, try_sign_in, PASSWORD};
 use crate::proxy::{app_trusting, HEADER};
 
 async fn admin(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app
-        .client
-        .request(method, app.url(path))
-        .header("X-API-Key", ADMIN_KEY);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    app.admin().send(method, path, body).await
 }
 
 async fn listed(app: &TestApp) -> Vec<String> {

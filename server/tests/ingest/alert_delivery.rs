@@ -807,16 +807,14 @@ async fn receivers_in_a_blocked_network_are_never_called_by_address_or_by_name()
         ("decimal", &by_decimal),
     ] {
         webhook(&app, name, url).await;
-        let answer: Value = app
-            .client
-            .post(app.url(&format!("/api/v1/alerts/channels/{name}/test")))
-            .header("X-API-Key", ADMIN_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, answer) = app
+            .admin()
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/v1/alerts/channels/{name}/test"),
+                None,
+            )
+            .await;
         assert_eq!(answer["delivered"], false, "{name}: {answer}");
         assert!(
             answer["error"]
