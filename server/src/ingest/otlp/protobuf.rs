@@ -164,23 +164,22 @@ static KEY_VALUE: Schema = schema(&[
     (3, Kind::Varint),
 ]);
 static ANY_VALUE: Schema = Schema {
-    fields: &[
-        (1, Kind::Text),
-        (2, Kind::Varint),
-        (3, Kind::Varint),
-        (4, Kind::Fixed64),
-        (5, Kind::Message(&ARRAY_VALUE)),
-        (6, Kind::Message(&KEY_VALUE_LIST)),
-        (7, Kind::Bytes),
-        (8, Kind::Varint),
-    ],
+    fields: &ANY_VALUE_FIELDS,
     oneof: true,
 };
+static ANY_VALUE_FIELDS: [(u32, Kind); 8] = any_value_fields(Kind::Text);
 /// A record's body: an `AnyValue` whose string `view::Any::wire` reads (its arrays and
 /// kvlists are checked as any value's).
 static BODY_VALUE: Schema = Schema {
-    fields: &[
-        (1, Kind::MappedText),
+    fields: &BODY_VALUE_FIELDS,
+    oneof: true,
+};
+static BODY_VALUE_FIELDS: [(u32, Kind); 8] = any_value_fields(Kind::MappedText);
+
+/// An `AnyValue`'s fields, its string read as `text`.
+const fn any_value_fields(text: Kind) -> [(u32, Kind); 8] {
+    [
+        (1, text),
         (2, Kind::Varint),
         (3, Kind::Varint),
         (4, Kind::Fixed64),
@@ -188,9 +187,8 @@ static BODY_VALUE: Schema = Schema {
         (6, Kind::Message(&KEY_VALUE_LIST)),
         (7, Kind::Bytes),
         (8, Kind::Varint),
-    ],
-    oneof: true,
-};
+    ]
+}
 static ARRAY_VALUE: Schema = schema(&[(1, Kind::Repeated(&ANY_VALUE))]);
 static KEY_VALUE_LIST: Schema = schema(&[(1, Kind::Repeated(&KEY_VALUE))]);
 
