@@ -7,15 +7,21 @@
 //! read connection (and the read side's statement timeout) like any other read and
 //! gives it back; an export ends at a row cap, at most a few run at once, and a shutdown
 //! cuts them (the client sees a truncated transfer, never a short file that looks whole).
+//! The pages are read by a task of their own that hands each chunk to the response
+//! through a one-chunk channel: a client that stops reading without leaving gives its
+//! slot back once it has taken nothing for the export's stall time, and its transfer
+//! ends truncated.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::cursor::Cursor;
 use super::error::ReadError;
@@ -28,6 +34,9 @@ use super::{params_from, QueryPairs, ReadContext};
 pub const MAX_ROWS: i64 = 1_000_000;
 /// Exports one instance runs at once; more are refused with a 503.
 pub const MAX_STREAMS: usize = 2;
+/// How long an export waits for its client to take the next chunk before it stops and
+/// gives its slot back (`ReadContext::with_export_stall` changes it).
+pub const STALL: Duration = Duration::from_secs(30);
 /// Rows read per statement (and sent per chunk).
 const PAGE: i64 = 1_000;
 /// The CSV columns, in order.
@@ -104,7 +113,24 @@ pub async fn export(
         finished: false,
         _slot: slot,
     };
-    let stream = futures::stream::try_unfold(export, next_chunk);
+    let stall = export.context.export_stall();
+    let (chunks, receiver) = mpsc::channel(1);
+    let finished = Arc::new(AtomicBool::new(false));
+    tokio::spawn(produce(export, chunks, Arc::clone(&finished), stall));
+    let stream = futures::stream::unfold(Some(receiver), move |receiver| {
+        let finished = Arc::clone(&finished);
+        async move {
+            let mut receiver = receiver?;
+            match receiver.recv().await {
+                Some(chunk) => Some((chunk, Some(receiver))),
+                None if finished.load(Ordering::Acquire) => None,
+                None => Some((
+                    Err(std::io::Error::other("the export stopped before its end")),
+                    None,
+                )),
+            }
+        }
+    });
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -122,6 +148,49 @@ pub async fn export(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-export-row-cap", HeaderValue::from(limit));
     Ok(response)
+}
+
+/// Reads the export's chunks and hands them to the response one at a time. Stops when
+/// the client leaves (cancelling a page being read), when it has taken nothing for
+/// `stall`, or at a failure (sent as the stream's error when there is room for it);
+/// `finished` is set only when every chunk was handed over, so that any other end
+/// reaches the client as a truncated transfer.
+async fn produce(
+    mut export: Export,
+    chunks: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    finished: Arc<AtomicBool>,
+    stall: Duration,
+) {
+    loop {
+        let step = tokio::select! {
+            step = next_chunk(export) => step,
+            () = chunks.closed() => return,
+        };
+        match step {
+            Ok(Some((chunk, next))) => {
+                export = next;
+                match tokio::time::timeout(stall, chunks.send(Ok(chunk))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        tracing::info!(
+                            stall_seconds = stall.as_secs_f64(),
+                            "an export stopped: its client took nothing for the stall time"
+                        );
+                        return;
+                    }
+                }
+            }
+            Ok(None) => {
+                finished.store(true, Ordering::Release);
+                return;
+            }
+            Err(error) => {
+                let _ = chunks.try_send(Err(error));
+                return;
+            }
+        }
+    }
 }
 
 /// The export's next chunk: the CSV header first, then one page of rows; `None` once

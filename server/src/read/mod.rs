@@ -58,6 +58,8 @@ pub struct ReadContext {
     tail_slots: Arc<Semaphore>,
     /// One permit per export running (`export::MAX_STREAMS`).
     export_slots: Arc<Semaphore>,
+    /// How long an export waits for its client to take a chunk (`export::STALL`).
+    export_stall: std::time::Duration,
     /// Set once the server shuts down; live tails end when it is.
     closing: Arc<watch::Sender<bool>>,
     query_limits: QueryLimits,
@@ -73,6 +75,7 @@ impl ReadContext {
             tail,
             tail_slots: Arc::new(Semaphore::new(tail.max_streams)),
             export_slots: Arc::new(Semaphore::new(export::MAX_STREAMS)),
+            export_stall: export::STALL,
             closing: Arc::new(watch::Sender::new(false)),
             query_limits: QueryLimits::default(),
             declared: Arc::new(LiveDeclaredKeys::new(DeclaredKeys::default())),
@@ -92,6 +95,20 @@ impl ReadContext {
     /// for their columns.
     pub fn with_declared_keys(self, declared: Arc<LiveDeclaredKeys>) -> Self {
         ReadContext { declared, ..self }
+    }
+
+    /// The same context, whose exports stop (and give their slot back) once their
+    /// client has taken nothing for `stall`.
+    pub fn with_export_stall(self, stall: std::time::Duration) -> Self {
+        ReadContext {
+            export_stall: stall,
+            ..self
+        }
+    }
+
+    /// How long an export waits for its client to take the next chunk.
+    pub(crate) fn export_stall(&self) -> std::time::Duration {
+        self.export_stall
     }
 
     /// The filter of a request's parameters, written for this server's indexes.

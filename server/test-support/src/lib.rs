@@ -37,8 +37,8 @@ pub use database::{
 pub use latency::Latencies;
 pub use process::{binary, ServerProcess};
 pub use read::{
-    messages, plan_nodes, query_pairs, row, spawn_read_app, spawn_read_app_seeded,
-    spawn_read_app_with, ReadApp, Row, INGEST_KEY,
+    messages, plan_nodes, query_pairs, row, spawn_read_app, spawn_read_app_configured,
+    spawn_read_app_seeded, spawn_read_app_with, ReadApp, Row, INGEST_KEY,
 };
 pub use sse::{SseEvent, SseReader};
 pub use template::{create_migrated_database, create_seeded_database};

@@ -36,7 +36,16 @@ pub async fn spawn_read_app() -> ReadApp {
 pub async fn spawn_read_app_with(tail: read::TailSettings) -> ReadApp {
     let (database, url) =
         create_migrated_database(&test_settings(&crate::maintenance_url()).database).await;
-    spawn_read_app_on(database, url, tail).await
+    spawn_read_app_on(database, url, tail, |context| context).await
+}
+
+/// A read app whose context `configure` sets up (e.g. `ReadContext::with_export_stall`).
+pub async fn spawn_read_app_configured(
+    configure: impl FnOnce(read::ReadContext) -> read::ReadContext,
+) -> ReadApp {
+    let (database, url) =
+        create_migrated_database(&test_settings(&crate::maintenance_url()).database).await;
+    spawn_read_app_on(database, url, read::TailSettings::default(), configure).await
 }
 
 /// The read router, default tail settings, on a copy of the data set `seed` made once
@@ -48,18 +57,28 @@ where
     Fut: std::future::Future<Output = ReadApp>,
 {
     let (database, url) = create_seeded_database(key, |database, url| async move {
-        let app = seed(spawn_read_app_on(database, url, read::TailSettings::default()).await).await;
+        let app = seed(
+            spawn_read_app_on(database, url, read::TailSettings::default(), |context| {
+                context
+            })
+            .await,
+        )
+        .await;
         app.server.abort();
         app.pool.close().await;
     })
     .await;
-    spawn_read_app_on(database, url, read::TailSettings::default()).await
+    spawn_read_app_on(database, url, read::TailSettings::default(), |context| {
+        context
+    })
+    .await
 }
 
 async fn spawn_read_app_on(
     database: TestDatabase,
     url: String,
     tail: read::TailSettings,
+    configure: impl FnOnce(read::ReadContext) -> read::ReadContext,
 ) -> ReadApp {
     let database_name = database.name().to_owned();
     let pool = PgPool::connect(&url)
@@ -77,7 +96,7 @@ async fn spawn_read_app_on(
         std::sync::Arc::new(log_ingestion_server::metrics::Metrics::default()),
     )
     .expect("a read pool");
-    let context = read::ReadContext::new(reads, mode, tail);
+    let context = configure(read::ReadContext::new(reads, mode, tail));
     let router: axum::Router = read::router(
         context.clone(),
         read::AdminKeys::new(vec![ApiKey::new(ADMIN_KEY)])

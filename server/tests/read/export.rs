@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use log_ingestion_test_support::{row, spawn_read_app, wait_until, ReadApp, Row};
+use log_ingestion_test_support::{
+    row, spawn_read_app, spawn_read_app_configured, wait_until, ReadApp, Row,
+};
 use serde_json::Value;
 
 const RANGE: &str = "since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00Z";
@@ -185,6 +187,45 @@ async fn exports_are_bounded_and_a_client_that_leaves_frees_its_slot() {
         freed,
         "the slots of clients that left were never given back"
     );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_gives_its_slot_back_and_gets_a_truncated_transfer() {
+    let stall = Duration::from_secs(1);
+    let app = spawn_read_app_configured(|context| context.with_export_stall(stall)).await;
+    // ~20 MB of rows: more than socket buffers hold, so an export nobody reads stalls.
+    insert_many(&app, 20_000, 1_000).await;
+
+    // Two clients take the first chunk, then stop reading without leaving.
+    let mut first = export(&app, "service=api").await;
+    let mut second = export(&app, "service=api").await;
+    assert!(!first.chunk().await.unwrap().unwrap().is_empty());
+    assert!(!second.chunk().await.unwrap().unwrap().is_empty());
+    assert_eq!(
+        export(&app, "service=api&limit=1").await.status(),
+        503,
+        "both slots are taken while the stalled exports hold them"
+    );
+
+    let freed = wait_until(Duration::from_secs(20), || async {
+        export(&app, "service=api&limit=1").await.status() == 200
+    })
+    .await;
+    assert!(freed, "a client that stopped reading kept its slot");
+
+    // Reading on, the stalled client gets what was under way, then a transfer cut
+    // short: never a clean end that looks like the whole export.
+    let mut rows = 0;
+    let ended = loop {
+        match first.chunk().await {
+            Ok(Some(chunk)) => rows += chunk.iter().filter(|byte| **byte == b'\n').count(),
+            Ok(None) => break "a clean end",
+            Err(_) => break "an error",
+        }
+    };
+    assert_eq!(ended, "an error", "after {rows} rows of 20,000");
+    assert!(rows < 20_000, "{rows} rows");
+    drop(second);
 }
 
 /// The backend of a read connection whose query waits for a lock, once there is one.
