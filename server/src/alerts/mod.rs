@@ -37,6 +37,10 @@ pub mod transitions;
 /// The advisory lock (transaction-scoped) held while rules are added, so that the
 /// bound on their number holds under concurrent requests and file loads.
 pub(crate) const RULES_CREATE_LOCK: i64 = 0x616c_6572_7472;
+/// The same for channels added through the API.
+pub(crate) const CHANNELS_CREATE_LOCK: i64 = 0x616c_6572_7463;
+/// The same for silences.
+pub(crate) const SILENCES_CREATE_LOCK: i64 = 0x616c_6572_7473;
 
 /// Starts the alerts wing of one instance: loads the rules file when one is set (a bad
 /// file stops the start), then the evaluator and the file's SIGHUP reloader.

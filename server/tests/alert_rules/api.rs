@@ -335,6 +335,83 @@ async fn the_number_of_rules_is_bounded() {
 }
 
 #[tokio::test]
+async fn the_numbers_of_channels_and_of_silences_in_force_are_bounded() {
+    let app = spawn_alerting_app().await;
+    sqlx::query(
+        "INSERT INTO alert_channels (name, kind, url) \
+         SELECT 'stored-' || i, 'webhook', 'http://192.0.2.1/' FROM generate_series(1, 999) AS i",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let channel =
+        |name: &str| json!({"name": name, "kind": "webhook", "url": "http://192.0.2.1/hook"});
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/channels",
+        Some(channel("the-last-one")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/channels",
+        Some(channel("one-too-many")),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1000 channels"),
+        "{body}"
+    );
+
+    let rule = create_rule(
+        &app,
+        json!({"name": "r", "kind": "count", "threshold": 1, "window": "5m", "search": {}}),
+    )
+    .await;
+    // 9,999 in force and as many ended: only those in force count.
+    sqlx::query(
+        "INSERT INTO alert_silences (rule_id, until, reason) \
+         SELECT $1, now() + CASE WHEN i % 2 = 0 THEN interval '1 day' ELSE interval '-1 day' END, \
+                'stored' \
+         FROM generate_series(1, 19998) AS i",
+    )
+    .bind(rule)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let silence = json!({"rule_id": rule, "until": "2h", "reason": "maintenance"});
+    let (status, body) = request(
+        &app,
+        Method::POST,
+        "/api/v1/alerts/silences",
+        Some(silence.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) =
+        request(&app, Method::POST, "/api/v1/alerts/silences", Some(silence)).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 10000 silences in force"),
+        "{body}"
+    );
+    let (status, list) = request(&app, Method::GET, "/api/v1/alerts/silences", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["silences"].as_array().unwrap().len(), 10_000);
+    app.stop_and_drop_database().await;
+}
+
+#[tokio::test]
 async fn a_rule_can_take_its_search_from_a_saved_search() {
     let app = spawn_alerting_app().await;
     let (status, saved) = request(

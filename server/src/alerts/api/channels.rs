@@ -13,12 +13,15 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 
-use super::{AlertsApiError, AlertsContext, Answer};
+use super::{refuse_beyond, AlertsApiError, AlertsContext, Answer};
 use crate::alerts::channels::{self, Channel, ChannelView};
 use crate::alerts::delivery::idempotency_key;
 use crate::alerts::payload::{Alert, Notification};
 use crate::alerts::sender::Sender;
 use crate::auth::{audit, Actor};
+
+/// The most channels there may be (the API's and the rules file's together).
+pub(super) const MAX_CHANNELS_STORED: i64 = 1_000;
 
 const NOT_FOUND: AlertsApiError = AlertsApiError::NotFound("Channel not found");
 
@@ -70,6 +73,14 @@ pub(super) async fn create(
 ) -> Answer<(StatusCode, Json<ChannelView>)> {
     let new = channels::parse_new(&object(&body)?).map_err(AlertsApiError::InvalidBody)?;
     let mut tx = context.writes.begin().await?;
+    refuse_beyond(
+        &mut tx,
+        crate::alerts::CHANNELS_CREATE_LOCK,
+        "SELECT count(*) FROM alert_channels",
+        MAX_CHANNELS_STORED,
+        "channels",
+    )
+    .await?;
     let Some(channel) = channels::create(&mut tx, &new).await? else {
         return Err(AlertsApiError::Conflict(format!(
             "A channel named {} exists",

@@ -172,3 +172,26 @@ fn json_body(body: &Bytes) -> Result<Value, AlertsApiError> {
         AlertsApiError::InvalidBody(vec![format!("the body is not JSON: {error}")])
     })
 }
+
+/// Refuses (409) a new row once `count_sql` counts `max` of them, under the advisory
+/// lock `lock` held to the end of `tx`, so that the bound holds under concurrent
+/// requests. `what` names the rows in the answer ("rules").
+async fn refuse_beyond(
+    tx: &mut sqlx::PgConnection,
+    lock: i64,
+    count_sql: &'static str,
+    max: i64,
+    what: &str,
+) -> Answer<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(lock)
+        .execute(&mut *tx)
+        .await?;
+    let count: i64 = sqlx::query_scalar(count_sql).fetch_one(&mut *tx).await?;
+    if count >= max {
+        return Err(AlertsApiError::Conflict(format!(
+            "at most {max} {what}; delete one first"
+        )));
+    }
+    Ok(())
+}

@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, Row};
 
-use super::{json_body, path_id, saved_search, AlertsApiError, AlertsContext, Answer};
+use super::{
+    json_body, path_id, refuse_beyond, saved_search, AlertsApiError, AlertsContext, Answer,
+};
 use crate::alerts::rules::{Rule, MAX_NAME_CHARS, MAX_RULES};
 use crate::alerts::transitions::{self, Context};
 use crate::auth::{audit, Actor};
@@ -156,19 +158,14 @@ pub(super) async fn create_rule(
 ) -> Answer<Response> {
     let mut tx = context.writes.begin().await?;
     let rule = valid_rule(&context, &mut tx, &actor, &body).await?;
-    // One rule is created at a time, so the bound holds under concurrent requests.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(crate::alerts::RULES_CREATE_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM alert_rules")
-        .fetch_one(&mut *tx)
-        .await?;
-    if count >= MAX_RULES {
-        return Err(AlertsApiError::Conflict(format!(
-            "at most {MAX_RULES} rules; delete one first"
-        )));
-    }
+    refuse_beyond(
+        &mut tx,
+        crate::alerts::RULES_CREATE_LOCK,
+        "SELECT count(*) FROM alert_rules",
+        MAX_RULES,
+        "rules",
+    )
+    .await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO alert_rules (name, source, definition, enabled, interval_seconds) \
          VALUES ($1, 'api', $2, $3, $4) RETURNING id",

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use super::{json_body, path_id, AlertsApiError, AlertsContext, Answer};
+use super::{json_body, path_id, refuse_beyond, AlertsApiError, AlertsContext, Answer};
 use crate::auth::{audit, Actor};
 use crate::read::error::ReadError;
 use crate::read::filters::parse_time;
@@ -22,6 +22,8 @@ const MAX_REASON_CHARS: usize = 1_000;
 const MAX_SERIES_KEY_CHARS: usize = 1_300;
 /// The longest a silence may last.
 const MAX_SILENCE_DAYS: i64 = 365;
+/// The most silences in force at once (all of them are listed).
+pub(super) const MAX_SILENCES_IN_FORCE: i64 = 10_000;
 
 pub(super) async fn list_silences(
     State(context): State<AlertsContext>,
@@ -31,8 +33,9 @@ pub(super) async fn list_silences(
     params.finish().map_err(ReadError::InvalidQuery)?;
     let rows = sqlx::query(
         "SELECT id, rule_id, series_key, until, reason, created_at FROM alert_silences \
-         WHERE until > now() ORDER BY until, id LIMIT 10000",
+         WHERE until > now() ORDER BY until, id LIMIT $1",
     )
+    .bind(MAX_SILENCES_IN_FORCE)
     .fetch_all(&context.writes)
     .await?;
     let silences = rows
@@ -138,6 +141,14 @@ pub(super) async fn create_silence(
         return Err(AlertsApiError::InvalidBody(problems));
     };
     let mut tx = context.writes.begin().await?;
+    refuse_beyond(
+        &mut tx,
+        crate::alerts::SILENCES_CREATE_LOCK,
+        "SELECT count(*) FROM alert_silences WHERE until > now()",
+        MAX_SILENCES_IN_FORCE,
+        "silences in force",
+    )
+    .await?;
     let row = sqlx::query(
         "INSERT INTO alert_silences (rule_id, series_key, until, reason) \
          SELECT id, $2, $3, $4 FROM alert_rules WHERE id = $1 \
