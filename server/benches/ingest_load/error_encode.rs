@@ -20,7 +20,7 @@ use log_ingestion_test_support::bench::{BenchError, Result};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// Repetitions of each round; the fastest counts.
+/// Repetitions of each round; the fastest counts (one in a smoke run).
 const REPEATS: usize = 7;
 /// Bodies measured (of batch 100: 20,000 entries).
 const BODIES: usize = 200;
@@ -65,8 +65,13 @@ fn one_group(bodies: &[(usize, Bytes)]) -> Result<(Duration, usize)> {
 }
 
 /// µs per entry of `clean` and of `failing`: the sum over rounds of each round's
-/// fastest repetition, the two sides alternating round by round.
-pub(crate) fn measure(clean: &[(usize, Bytes)], failing: &[(usize, Bytes)]) -> Result<(f64, f64)> {
+/// fastest repetition, the two sides alternating round by round; `measuring`: else a
+/// smoke run, which repeats nothing.
+pub(crate) fn measure(
+    clean: &[(usize, Bytes)],
+    failing: &[(usize, Bytes)],
+    measuring: bool,
+) -> Result<(f64, f64)> {
     let sides = [
         &clean[..BODIES.min(clean.len())],
         &failing[..BODIES.min(failing.len())],
@@ -77,7 +82,7 @@ pub(crate) fn measure(clean: &[(usize, Bytes)], failing: &[(usize, Bytes)]) -> R
         .div_ceil(BODIES_PER_GROUP);
     let mut best = vec![[Duration::MAX; 2]; rounds];
     let mut entries = [0usize; 2];
-    for repeat in 0..REPEATS {
+    for repeat in 0..if measuring { REPEATS } else { 1 } {
         for (round, fastest) in best.iter_mut().enumerate() {
             for (side, bodies) in sides.iter().enumerate() {
                 let at = round * BODIES_PER_GROUP;

@@ -156,6 +156,7 @@ pub(crate) async fn run(
     let (encode_clean, encode_failing) = error_encode::measure(
         &encode_batches(&clean, batch_size)?,
         &encode_batches(&failing, batch_size)?,
+        measuring,
     )?;
     println!(
         "server's own work per entry in this process (read, validate, encode, fingerprint and tally; fastest of rounds): \
