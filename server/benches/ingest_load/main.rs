@@ -41,9 +41,10 @@
 //!   `BENCH_FLEET_SECS` (20). It prints p50/p99 acknowledgement latency, entries/s,
 //!   server RSS and CPU, rows == acks and the count of 503 answers.
 //! - `BENCH_ERRORS` the price of error grouping: `on` (default: after the batch-size
-//!   phases), `only` (alone, no fleet phase either), `off`. Batch 100 without any error
-//!   entry beside batch 100 with every tenth entry an exception (gem shape, 12-frame
-//!   backtrace, 8 groups), `BENCH_PAIRS` times each, and the median ratio.
+//!   phases), `only` (alone, no fleet phase either), `off`. Batch 100 with every tenth
+//!   entry an exception (gem shape, 12-frame backtrace, 8 groups) beside the same entries
+//!   not grouped, `BENCH_PAIRS` pairs in alternating order, the medians of their
+//!   throughput and CPU-per-entry ratios, and the server's own share measured in process.
 //!
 //! At batch 100 each pair also sends the same entries as OTLP/HTTP protobuf
 //! (`otlp b=100`, `POST /v1/logs`, one resource per service) and as OTLP/JSON
@@ -59,6 +60,7 @@
 
 mod config;
 mod entries;
+mod error_encode;
 mod error_price;
 mod fleet_shape;
 mod http_load;

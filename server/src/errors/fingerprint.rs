@@ -57,18 +57,42 @@ pub struct ErrorFingerprint {
     pub message_template: String,
 }
 
+/// A fingerprint's 32 hex digits, held without an allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    pub fn as_str(&self) -> &str {
+        // Hex digits only (`KeyHasher::finish`).
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 /// The entry's fingerprint, or `None` when it is not an error (see the module's top).
 pub fn fingerprint(entry: &LogEntry<'_>) -> Option<ErrorFingerprint> {
-    let at_error = entry.level().severity() >= ERROR_SEVERITY;
+    let key = key(entry)?;
+    let (title, exception_class, message_template) = describe(entry);
+    Some(ErrorFingerprint {
+        fingerprint: key.as_str().to_owned(),
+        title,
+        exception_class,
+        message_template,
+    })
+}
+
+/// The entry's fingerprint alone (what [`fingerprint`] returns as `fingerprint`),
+/// without allocating for it: only what the key is made of is decoded, cut and hashed
+/// (the message template only when the key is made of it).
+pub fn key(entry: &LogEntry<'_>) -> Option<Fingerprint> {
     let details = match entry.metadata() {
         Some(metadata) => metadata.error_details(),
         None => ErrorDetails::none(),
     };
     let class = details.class();
-    let message = details.message();
     let mut backtrace = frames_of(&details);
     let first_frame = backtrace.next();
-    if class.is_none() && message.is_none() && first_frame.is_none() {
+    if class.is_none() && first_frame.is_none() && details.message().is_none() {
+        let at_error = entry.level().severity() >= ERROR_SEVERITY;
         let summary = details
             .kind()
             .is_some_and(|kind| kind == "request" || kind == "job");
@@ -76,54 +100,67 @@ pub fn fingerprint(entry: &LogEntry<'_>) -> Option<ErrorFingerprint> {
             return None;
         }
     }
-    let class = class
+    let class = class.as_deref().map(kept_class).unwrap_or("");
+    if let Some(parts) = details.explicit_fingerprint().and_then(explicit_parts) {
+        let mut hasher = KeyHasher::new("explicit");
+        for part in &parts {
+            hasher.field(part);
+        }
+        return Some(hasher.finish());
+    }
+    if let Some(first) = first_frame {
+        let frame = if frames::is_in_app(&first) {
+            first
+        } else {
+            backtrace
+                .find(|frame| frames::is_in_app(frame))
+                .unwrap_or(first)
+        };
+        let mut hasher = KeyHasher::new("backtrace");
+        hasher.field(class);
+        let location = frames::Location::of(&frame);
+        hasher.prefix(location.len());
+        location.write(|bytes| hasher.0.update(bytes));
+        return Some(hasher.finish());
+    }
+    let message = details.message();
+    let message = message.as_deref().unwrap_or(entry.message());
+    let mut hasher = KeyHasher::new("message");
+    hasher.field(entry.service());
+    hasher.field(entry.level().as_str());
+    hasher.field(class);
+    hasher.field(&template::template(message.trim()));
+    Some(hasher.finish())
+}
+
+/// What the group of an error entry shows: its title, exception class and message
+/// template (for a group met for the first time; the key is [`key`]'s).
+pub fn describe(entry: &LogEntry<'_>) -> (String, Option<String>, String) {
+    let details = match entry.metadata() {
+        Some(metadata) => metadata.error_details(),
+        None => ErrorDetails::none(),
+    };
+    let class = details
+        .class()
         .as_deref()
-        .map(|class| cut(class.trim(), MAX_CLASS_BYTES).to_owned())
-        .filter(|class| !class.is_empty());
+        .map(kept_class)
+        .filter(|class| !class.is_empty())
+        .map(str::to_owned);
+    let message = details.message();
     let message = message.as_deref().unwrap_or(entry.message());
     let message_template = template::template(message.trim());
-    let title = cut(
-        &match &class {
-            Some(class) => format!("{class}: {message_template}"),
-            None => message_template.clone(),
-        },
-        MAX_TITLE_BYTES,
-    )
-    .to_owned();
-    let explicit = details.explicit_fingerprint().and_then(explicit_parts);
-    let fingerprint = match (explicit, first_frame) {
-        (Some(parts), _) => hash("explicit", parts.iter().map(String::as_str)),
-        (None, Some(first)) => {
-            let frame = if frames::is_in_app(&first) {
-                first
-            } else {
-                backtrace
-                    .find(|frame| frames::is_in_app(frame))
-                    .unwrap_or(first)
-            };
-            let location = frames::location(&frame);
-            hash(
-                "backtrace",
-                [class.as_deref().unwrap_or(""), location.as_str()].into_iter(),
-            )
-        }
-        (None, None) => hash(
-            "message",
-            [
-                entry.service(),
-                entry.level().as_str(),
-                class.as_deref().unwrap_or(""),
-                message_template.as_str(),
-            ]
-            .into_iter(),
-        ),
+    let mut title = match &class {
+        Some(class) => format!("{class}: {message_template}"),
+        None => message_template.clone(),
     };
-    Some(ErrorFingerprint {
-        fingerprint,
-        title,
-        exception_class: class,
-        message_template,
-    })
+    let kept = cut(&title, MAX_TITLE_BYTES).len();
+    title.truncate(kept);
+    (title, class, message_template)
+}
+
+/// The part of an exception class that is kept (blank: none).
+fn kept_class(class: &str) -> &str {
+    cut(class.trim(), MAX_CLASS_BYTES)
 }
 
 /// The backtrace's frames, each cut to [`MAX_FRAME_BYTES`], blank ones skipped.
@@ -143,26 +180,52 @@ fn frames_of<'d>(details: &'d ErrorDetails<'_>) -> impl Iterator<Item = Cow<'d, 
     })
 }
 
-/// `RULE_VERSION`, `step` and `parts`, each length-prefixed (so no two lists of parts
-/// hash alike), as 32 hex digits of SHA-256.
-fn hash<'a>(step: &str, parts: impl Iterator<Item = &'a str>) -> String {
-    let mut hasher = Sha256::new();
-    let mut field = |text: &str| {
-        hasher.update((text.len() as u64).to_be_bytes());
-        hasher.update(text.as_bytes());
-    };
-    field(&RULE_VERSION.to_string());
-    field(step);
-    for part in parts {
-        field(part);
+/// SHA-256 of `RULE_VERSION`, the step's name and the parts, each length-prefixed (so
+/// no two lists of parts hash alike); the first 16 bytes as 32 hex digits.
+struct KeyHasher(Sha256);
+
+impl KeyHasher {
+    fn new(step: &str) -> Self {
+        let mut hasher = KeyHasher(Sha256::new());
+        let mut digits = [0u8; 10];
+        hasher.field(decimal(RULE_VERSION, &mut digits));
+        hasher.field(step);
+        hasher
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(32);
-    for byte in &hasher.finalize()[..16] {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+
+    /// The length prefix of a part of `len` bytes, whose bytes follow.
+    fn prefix(&mut self, len: usize) {
+        self.0.update((len as u64).to_be_bytes());
     }
-    hex
+
+    fn field(&mut self, text: &str) {
+        self.prefix(text.len());
+        self.0.update(text.as_bytes());
+    }
+
+    fn finish(self) -> Fingerprint {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 32];
+        for (at, byte) in self.0.finalize()[..16].iter().enumerate() {
+            hex[2 * at] = HEX[usize::from(byte >> 4)];
+            hex[2 * at + 1] = HEX[usize::from(byte & 0x0f)];
+        }
+        Fingerprint(hex)
+    }
+}
+
+/// `number` in decimal, written into `digits`.
+fn decimal(mut number: u32, digits: &mut [u8; 10]) -> &str {
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (number % 10) as u8;
+        number /= 10;
+        if number == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&digits[start..]).unwrap_or_default()
 }
 
 /// The explicit fingerprint's parts from its JSON text: a string, or an array of

@@ -92,13 +92,76 @@ fn trimmed(frame: &str) -> &str {
 /// (any other language's format). Digits go from the method name too: Rails names
 /// compiled view methods with numbers that change from boot to boot.
 pub fn location(frame: &str) -> String {
-    let frame = trimmed(frame);
-    if let Some((place, method)) = frame.split_once(":in ") {
-        let file = strip_line_numbers(place);
-        let method = method.trim_matches(|c| matches!(c, '`' | '\'' | '"' | ' '));
-        return format!("{file} in {}", without_digits(method));
+    let location = Location::of(frame);
+    let mut out = Vec::with_capacity(location.len());
+    location.write(|bytes| out.extend_from_slice(bytes));
+    // Pieces of the frame cut where ASCII digits were: still UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A frame's [`location`] as borrowed pieces of it, written without building it.
+#[derive(Debug, Clone, Copy)]
+pub struct Location<'f> {
+    /// The file (Ruby's format), else the whole frame, digits to be removed.
+    head: &'f str,
+    /// The method, digits to be removed (Ruby's format).
+    method: Option<&'f str>,
+}
+
+impl<'f> Location<'f> {
+    pub fn of(frame: &'f str) -> Self {
+        let frame = trimmed(frame);
+        match frame.split_once(":in ") {
+            Some((place, method)) => Location {
+                head: strip_line_numbers(place),
+                method: Some(method.trim_matches(|c| matches!(c, '`' | '\'' | '"' | ' '))),
+            },
+            None => Location {
+                head: frame,
+                method: None,
+            },
+        }
     }
-    without_digits(frame)
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        match self.method {
+            Some(method) => self.head.len() + IN.len() + method.len() - digits(method),
+            None => self.head.len() - digits(self.head),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Hands its bytes to `out`, in pieces.
+    pub fn write(&self, mut out: impl FnMut(&[u8])) {
+        match self.method {
+            Some(method) => {
+                out(self.head.as_bytes());
+                out(IN.as_bytes());
+                write_without_digits(method, &mut out);
+            }
+            None => write_without_digits(self.head, &mut out),
+        }
+    }
+}
+
+/// Between a location's file and method.
+const IN: &str = " in ";
+
+fn digits(text: &str) -> usize {
+    text.bytes().filter(u8::is_ascii_digit).count()
+}
+
+/// `text` without its ASCII digits, in the pieces between them.
+fn write_without_digits(text: &str, out: &mut impl FnMut(&[u8])) {
+    for piece in text.as_bytes().split(u8::is_ascii_digit) {
+        if !piece.is_empty() {
+            out(piece);
+        }
+    }
 }
 
 /// `path:12` or `path:12:3` → `path`.
@@ -112,10 +175,6 @@ fn strip_line_numbers(place: &str) -> &str {
         }
     }
     place
-}
-
-fn without_digits(text: &str) -> String {
-    text.chars().filter(|c| !c.is_ascii_digit()).collect()
 }
 
 #[cfg(test)]
@@ -191,5 +250,13 @@ mod tests {
             location("File \"app/x.py\", line 10, in run"),
             "File \"app/x.py\", line , in run"
         );
+        for frame in [
+            "app/models/user.rb:42:in `full_name'",
+            "  from /srv/a1/b.rb:7:3:in 'X#y2'",
+            "File \"app/x.py\", line 10, in run",
+            "é9:in ",
+        ] {
+            assert_eq!(Location::of(frame).len(), location(frame).len(), "{frame}");
+        }
     }
 }

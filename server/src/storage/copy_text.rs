@@ -12,7 +12,7 @@ use super::declared_keys::DeclaredKeys;
 use super::error_groups::ErrorTally;
 use super::trace_fields;
 use crate::domain::LogEntry;
-use crate::errors::fingerprint::fingerprint;
+use crate::errors::fingerprint::{self, Fingerprint};
 
 /// Rows of the text `COPY` format, one per valid entry: a request's entries are
 /// written here as soon as they are validated, straight from the borrowed body, and the
@@ -48,15 +48,18 @@ impl CopyRows {
     }
 
     pub fn push(&mut self, entry: &LogEntry<'_>) {
-        let error = fingerprint(entry);
+        let key = fingerprint::key(entry);
         push_row(
             &mut self.data,
             entry,
-            error.as_ref().map(|error| error.fingerprint.as_str()),
+            key.as_ref().map(Fingerprint::as_str),
             &self.declared,
         );
-        if let Some(error) = error {
-            self.errors.add(entry.service(), error, entry.timestamp());
+        if let Some(key) = key {
+            self.errors
+                .add(entry.service(), key.as_str(), entry.timestamp(), || {
+                    fingerprint::describe(entry)
+                });
         }
         self.count += 1;
     }

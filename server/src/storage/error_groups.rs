@@ -18,13 +18,13 @@
 //! deltas locks no existing row, so concurrent commits never wait for one another.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::copy_field::push_timestamp;
-use crate::errors::fingerprint::ErrorFingerprint;
 
 /// What a group shows, taken from its first occurrence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,37 +59,55 @@ struct GroupOccurrences {
     minutes: BTreeMap<i64, Minute>,
 }
 
-/// The groups of some rows' error occurrences, by (service, fingerprint), in key
-/// order, with their occurrences by minute.
+/// The groups of some rows' error occurrences, by service and fingerprint, in key
+/// order, with their occurrences by minute. Counting an occurrence of a group it holds
+/// allocates nothing (both levels are looked up by borrowed text).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorTally {
-    groups: BTreeMap<(String, String), GroupOccurrences>,
+    groups: BTreeMap<String, BTreeMap<String, GroupOccurrences>>,
 }
 
 impl ErrorTally {
-    /// Counts one occurrence of `error` in `service`, at `timestamp`.
-    pub fn add(&mut self, service: &str, error: ErrorFingerprint, timestamp: DateTime<Utc>) {
-        let ErrorFingerprint {
-            fingerprint,
-            title,
-            exception_class,
-            message_template,
-        } = error;
+    /// Counts one occurrence of the group `fingerprint` in `service`, at `timestamp`;
+    /// `describe` (title, exception class, message template) is called only for a
+    /// group these rows did not hold yet.
+    pub fn add(
+        &mut self,
+        service: &str,
+        fingerprint: &str,
+        timestamp: DateTime<Utc>,
+        describe: impl FnOnce() -> (String, Option<String>, String),
+    ) {
         let occurrence = Minute {
             count: 1,
             first_seen: timestamp,
             last_seen: timestamp,
         };
-        self.groups
-            .entry((service.to_owned(), fingerprint))
-            .or_insert_with(|| GroupOccurrences {
-                title: GroupTitle {
+        if !self.groups.contains_key(service) {
+            self.groups.insert(service.to_owned(), BTreeMap::new());
+        }
+        let Some(groups) = self.groups.get_mut(service) else {
+            return;
+        };
+        if !groups.contains_key(fingerprint) {
+            let (title, exception_class, message_template) = describe();
+            let title = GroupTitle {
+                title,
+                exception_class,
+                message_template,
+            };
+            groups.insert(
+                fingerprint.to_owned(),
+                GroupOccurrences {
                     title,
-                    exception_class,
-                    message_template,
+                    minutes: BTreeMap::new(),
                 },
-                minutes: BTreeMap::new(),
-            })
+            );
+        }
+        let Some(group) = groups.get_mut(fingerprint) else {
+            return;
+        };
+        group
             .minutes
             .entry(timestamp.timestamp_micros().div_euclid(MINUTE_MICROS))
             .and_modify(|minute| minute.add(&occurrence))
@@ -98,19 +116,30 @@ impl ErrorTally {
 
     /// Adds `other`'s occurrences to these.
     pub fn merge(&mut self, other: &ErrorTally) {
-        for (key, theirs) in &other.groups {
-            let ours = self
-                .groups
-                .entry(key.clone())
-                .or_insert_with(|| GroupOccurrences {
-                    title: theirs.title.clone(),
-                    minutes: BTreeMap::new(),
-                });
-            for (number, minute) in &theirs.minutes {
-                ours.minutes
-                    .entry(*number)
-                    .and_modify(|ours| ours.add(minute))
-                    .or_insert(*minute);
+        for (service, their_groups) in &other.groups {
+            if !self.groups.contains_key(service) {
+                self.groups.insert(service.clone(), BTreeMap::new());
+            }
+            let Some(groups) = self.groups.get_mut(service) else {
+                continue;
+            };
+            for (fingerprint, theirs) in their_groups {
+                if !groups.contains_key(fingerprint) {
+                    let group = GroupOccurrences {
+                        title: theirs.title.clone(),
+                        minutes: BTreeMap::new(),
+                    };
+                    groups.insert(fingerprint.clone(), group);
+                }
+                let Some(ours) = groups.get_mut(fingerprint) else {
+                    continue;
+                };
+                for (number, minute) in &theirs.minutes {
+                    ours.minutes
+                        .entry(*number)
+                        .and_modify(|ours| ours.add(minute))
+                        .or_insert(*minute);
+                }
             }
         }
     }
@@ -119,11 +148,24 @@ impl ErrorTally {
         self.groups.is_empty()
     }
 
+    /// The groups, by (service, fingerprint), in key order.
+    fn iter(&self) -> impl Iterator<Item = ((&str, &str), &GroupOccurrences)> {
+        self.groups.iter().flat_map(|(service, groups)| {
+            groups
+                .iter()
+                .map(move |(fingerprint, group)| ((service.as_str(), fingerprint.as_str()), group))
+        })
+    }
+
+    /// The groups' (service, fingerprint), in key order.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().map(|(key, _)| key)
+    }
+
     /// How many occurrences in all.
     pub fn occurrences(&self) -> i64 {
-        self.groups
-            .values()
-            .flat_map(|group| group.minutes.values())
+        self.iter()
+            .flat_map(|(_, group)| group.minutes.values())
             .map(|minute| minute.count)
             .sum()
     }
@@ -164,14 +206,15 @@ impl GroupIds {
         conn: &mut PgConnection,
         tally: &ErrorTally,
     ) -> Result<Ids, sqlx::Error> {
-        let mut ids = Ids::with_capacity(tally.groups.len());
-        let mut missing: Vec<(&(String, String), &GroupTitle)> = Vec::new();
+        let mut ids = Ids::new();
+        let mut missing: Vec<((String, String), &GroupTitle)> = Vec::new();
         {
             let known = self.known();
-            for (key, group) in &tally.groups {
-                match known.get(key) {
+            for ((service, fingerprint), group) in tally.iter() {
+                let key = (service.to_owned(), fingerprint.to_owned());
+                match known.get(&key) {
                     Some(id) => {
-                        ids.insert(key.clone(), *id);
+                        ids.insert(key, *id);
                     }
                     None => missing.push((key, &group.title)),
                 }
@@ -199,7 +242,7 @@ impl GroupIds {
 /// committed would not see its row).
 async fn create_groups(
     conn: &mut PgConnection,
-    missing: &[(&(String, String), &GroupTitle)],
+    missing: &[((String, String), &GroupTitle)],
 ) -> Result<Vec<((String, String), i64)>, sqlx::Error> {
     let services: Vec<&str> = missing.iter().map(|((s, _), _)| s.as_str()).collect();
     let fingerprints: Vec<&str> = missing.iter().map(|((_, f), _)| f.as_str()).collect();
@@ -279,21 +322,19 @@ impl OccurrenceDeltas {
     pub fn of(tally: &ErrorTally, ids: &Ids) -> Option<OccurrenceDeltas> {
         let (mut groups, mut counts, mut firsts, mut lasts) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (key, group) in &tally.groups {
+        for ((service, fingerprint), group) in tally.iter() {
             // Every group of a tally is ensured before its rows are written.
-            let Some(id) = ids.get(key) else {
+            let Some(id) = ids.get(&(service.to_owned(), fingerprint.to_owned())) else {
                 debug_assert!(false, "a tally's group without an id");
                 continue;
             };
             for minute in group.minutes.values() {
-                for (list, text) in [
-                    (&mut groups, id.to_string().into_bytes()),
-                    (&mut counts, minute.count.to_string().into_bytes()),
-                ] {
+                for (list, number) in [(&mut groups, *id), (&mut counts, minute.count)] {
                     if !list.is_empty() {
                         list.push(b',');
                     }
-                    list.extend_from_slice(&text);
+                    // Writing to a Vec cannot fail.
+                    let _ = write!(list, "{number}");
                 }
                 for (list, time) in [
                     (&mut firsts, minute.first_seen),
@@ -336,13 +377,22 @@ mod tests {
 
     use super::*;
 
-    fn error(fingerprint: &str) -> ErrorFingerprint {
-        ErrorFingerprint {
-            fingerprint: fingerprint.to_owned(),
-            title: "E: boom".to_owned(),
-            exception_class: Some("E".to_owned()),
-            message_template: "boom".to_owned(),
-        }
+    fn described() -> (String, Option<String>, String) {
+        (
+            "E: boom".to_owned(),
+            Some("E".to_owned()),
+            "boom".to_owned(),
+        )
+    }
+
+    /// Counts an occurrence, and whether its group had to be described.
+    fn add(tally: &mut ErrorTally, service: &str, fingerprint: &str, at: DateTime<Utc>) -> bool {
+        let mut new = false;
+        tally.add(service, fingerprint, at, || {
+            new = true;
+            described()
+        });
+        new
     }
 
     fn at(seconds: i64) -> DateTime<Utc> {
@@ -352,17 +402,21 @@ mod tests {
     #[test]
     fn occurrences_are_tallied_per_group_and_minute_and_merged() {
         let mut one = ErrorTally::default();
-        one.add("web", error("a"), at(0));
-        one.add("web", error("a"), at(30));
-        one.add("jobs", error("a"), at(0));
+        assert!(add(&mut one, "web", "a", at(0)));
+        // A group the rows hold is not described again.
+        assert!(!add(&mut one, "web", "a", at(30)));
+        add(&mut one, "jobs", "a", at(0));
         let mut two = ErrorTally::default();
-        two.add("web", error("a"), at(10));
-        two.add("web", error("a"), at(70));
-        two.add("web", error("b"), at(0));
+        add(&mut two, "web", "a", at(10));
+        add(&mut two, "web", "a", at(70));
+        add(&mut two, "web", "b", at(0));
         one.merge(&two);
         assert_eq!(one.occurrences(), 6);
-        assert_eq!(one.groups.len(), 3);
-        let web_a = &one.groups[&("web".to_owned(), "a".to_owned())];
+        assert_eq!(
+            one.keys().collect::<Vec<_>>(),
+            [("jobs", "a"), ("web", "a"), ("web", "b")]
+        );
+        let web_a = &one.groups["web"]["a"];
         let minutes: Vec<(i64, DateTime<Utc>, DateTime<Utc>)> = web_a
             .minutes
             .values()
@@ -375,10 +429,10 @@ mod tests {
     #[test]
     fn deltas_are_one_call_with_a_row_per_group_and_minute() {
         let mut tally = ErrorTally::default();
-        tally.add("web", error("a"), at(0));
-        tally.add("web", error("a"), at(30));
-        tally.add("web", error("a"), at(70));
-        tally.add("web", error("b"), at(0));
+        add(&mut tally, "web", "a", at(0));
+        add(&mut tally, "web", "a", at(30));
+        add(&mut tally, "web", "a", at(70));
+        add(&mut tally, "web", "b", at(0));
         let ids = Ids::from([
             (("web".to_owned(), "a".to_owned()), 7),
             (("web".to_owned(), "b".to_owned()), 9),
