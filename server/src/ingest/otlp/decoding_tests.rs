@@ -412,6 +412,17 @@ fn a_string_that_is_not_utf8_refuses_the_body_wherever_it_is_read() {
         trace_id: vec![1, 2, 3],
         ..record.clone()
     };
+    let depth = limits.max_metadata_depth;
+    let resource_request = |attributes: Vec<KeyValue>| ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes,
+                ..Default::default()
+            }),
+            scope_logs: vec![scope("", "", vec![record.clone()])],
+            ..Default::default()
+        }],
+    };
     let cases: Vec<(&str, ExportLogsServiceRequest)> = vec![
         (
             "the body",
@@ -476,6 +487,76 @@ fn a_string_that_is_not_utf8_refuses_the_body_wherever_it_is_read() {
             ),
         ),
         ("a scope attribute", request(record.clone(), Some("MARK"))),
+        (
+            "an attribute's key",
+            request(
+                LogRecord {
+                    attributes: vec![pair("MARK", text("v"))],
+                    ..record.clone()
+                },
+                None,
+            ),
+        ),
+        (
+            "an attribute's value",
+            request(
+                LogRecord {
+                    attributes: vec![pair("k", text("MARK"))],
+                    ..record.clone()
+                },
+                None,
+            ),
+        ),
+        (
+            "an attribute's key in a record refused for its ids",
+            request(
+                LogRecord {
+                    attributes: vec![pair("MARK", text("v"))],
+                    ..bad_ids.clone()
+                },
+                None,
+            ),
+        ),
+        (
+            "an attribute after one nested too deep",
+            request(
+                LogRecord {
+                    attributes: vec![pair("deep", nested(depth)), pair("MARK", text("v"))],
+                    ..record.clone()
+                },
+                None,
+            ),
+        ),
+        (
+            "an attribute of a record whose body is nested too deep",
+            request(
+                LogRecord {
+                    body: some(nested(depth + 1)),
+                    attributes: vec![pair("k", text("MARK"))],
+                    ..Default::default()
+                },
+                None,
+            ),
+        ),
+        (
+            "a resource attribute",
+            resource_request(vec![pair("MARK", text("v"))]),
+        ),
+        (
+            "a resource attribute after one nested too deep",
+            resource_request(vec![
+                pair("service.name", text("s")),
+                pair("deep", nested(depth)),
+                pair("k", text("MARK")),
+            ]),
+        ),
+        (
+            "a resource attribute after the service name",
+            resource_request(vec![
+                pair("service.name", text("s")),
+                pair("k", text("MARK")),
+            ]),
+        ),
     ];
     for (name, request) in cases {
         let body = with_bad_utf8(&request);

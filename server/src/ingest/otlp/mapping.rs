@@ -70,9 +70,11 @@ impl<'l> Mapper<'l> {
             None
         } else {
             let mut writer = MetadataWriter::fragment_in(self.limits, TOP_DEPTH, 0);
-            if let Err(Halt::Malformed(error)) = metadata::write_attributes(&mut writer, attributes)
-            {
-                return Err(error);
+            match metadata::write_attributes(&mut writer, attributes) {
+                Ok(()) => {}
+                // Stopped before the last pair: the rest's texts are checked all the same.
+                Err(Halt::TooDeep) => attributes.check_texts()?,
+                Err(Halt::Malformed(error)) => return Err(error),
             }
             Some(writer.into_fragment())
         };
@@ -92,12 +94,29 @@ impl<'l> Mapper<'l> {
         Some(writer.into_fragment())
     }
 
-    /// One record as a validated entry.
+    /// One record as a validated entry. A record refused before its attributes were all
+    /// read has their texts checked all the same (`protobuf::check` leaves them to the
+    /// mapping).
     pub fn entry<'a>(
         &self,
         record: &Record<'a>,
         resource: &ResourceContext<'a>,
         scope: Option<&MetadataFragment>,
+    ) -> Result<Mapped<'a>, Malformed> {
+        let mut attributes_read = false;
+        let mapped = self.map_entry(record, resource, scope, &mut attributes_read)?;
+        if !attributes_read {
+            record.attributes.check_texts()?;
+        }
+        Ok(mapped)
+    }
+
+    fn map_entry<'a>(
+        &self,
+        record: &Record<'a>,
+        resource: &ResourceContext<'a>,
+        scope: Option<&MetadataFragment>,
+        attributes_read: &mut bool,
     ) -> Result<Mapped<'a>, Malformed> {
         let limits = self.limits;
         let mut problems = Vec::new();
@@ -134,10 +153,10 @@ impl<'l> Mapper<'l> {
             limits,
             METADATA_CAPACITY + shared.resource.map_or(0, MetadataFragment::len),
         );
-        if let Err(Halt::Malformed(error)) =
-            metadata::write_record(&mut writer, record, &shared, trace_id, span_id)
-        {
-            return Err(error);
+        match metadata::write_record(&mut writer, record, &shared, trace_id, span_id) {
+            Ok(()) => *attributes_read = true,
+            Err(Halt::TooDeep) => {}
+            Err(Halt::Malformed(error)) => return Err(error),
         }
         Ok(LogEntry::from_decoded(
             timestamp(record, self.now),

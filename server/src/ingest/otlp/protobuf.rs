@@ -4,8 +4,8 @@
 //! before more work is spent; then every field of the message tree is checked as
 //! `prost` would decode it (each known field's wire type, UTF-8 strings, lengths,
 //! unknown fields and groups skipped, the recursion limit), allocating nothing; the
-//! strings every record's reading checks itself (`Kind::MappedText`) are checked
-//! there, once. The
+//! strings the mapping reads (and checks) in every record and resource it walks
+//! (`Kind::MappedText`) are checked there, once. The
 //! answer says whether the records can be read straight from the body, or whether the
 //! body repeats a singular message field, which protobuf merges and only `prost`'s
 //! decoding reproduces. It never maps a record.
@@ -122,7 +122,7 @@ static RESOURCE_LOGS_MESSAGE: Schema = schema(&[
     (3, Kind::Text),
 ]);
 static RESOURCE: Schema = schema(&[
-    (1, Kind::Repeated(&KEY_VALUE)),
+    (1, Kind::Repeated(&MAPPED_KEY_VALUE)),
     (2, Kind::Varint),
     (3, Kind::Repeated(&ENTITY_REF)),
 ]);
@@ -144,13 +144,14 @@ static SCOPE: Schema = schema(&[
     (4, Kind::Varint),
 ]);
 /// `records::for_each_on_wire` reads every record with `view::Record::wire`: its
-/// severity text, event name and body value, each occurrence of them.
+/// severity text, event name and body value, each occurrence of them; the mapping
+/// reads every attribute (`MAPPED_KEY_VALUE`).
 static LOG_RECORD: Schema = schema(&[
     (1, Kind::Fixed64),
     (2, Kind::Varint),
     (3, Kind::MappedText),
-    (5, Kind::Message(&BODY_VALUE)),
-    (6, Kind::Repeated(&KEY_VALUE)),
+    (5, Kind::Message(&MAPPED_VALUE)),
+    (6, Kind::Repeated(&MAPPED_KEY_VALUE)),
     (7, Kind::Varint),
     (8, Kind::Fixed32),
     (9, Kind::Bytes),
@@ -168,13 +169,21 @@ static ANY_VALUE: Schema = Schema {
     oneof: true,
 };
 static ANY_VALUE_FIELDS: [(u32, Kind); 8] = any_value_fields(Kind::Text);
-/// A record's body: an `AnyValue` whose string `view::Any::wire` reads (its arrays and
-/// kvlists are checked as any value's).
-static BODY_VALUE: Schema = Schema {
-    fields: &BODY_VALUE_FIELDS,
+/// A record's or a resource's attribute: its key and value are read by
+/// `view::Pairs::for_each` in every record and resource the mapping walks (which reads
+/// them all, or checks them with `view::Pairs::check_texts` when it stops early).
+static MAPPED_KEY_VALUE: Schema = schema(&[
+    (1, Kind::MappedText),
+    (2, Kind::Message(&MAPPED_VALUE)),
+    (3, Kind::Varint),
+]);
+/// A record's body or an attribute's value: an `AnyValue` whose string
+/// `view::Any::wire` reads (its arrays and kvlists are checked as any value's).
+static MAPPED_VALUE: Schema = Schema {
+    fields: &MAPPED_VALUE_FIELDS,
     oneof: true,
 };
-static BODY_VALUE_FIELDS: [(u32, Kind); 8] = any_value_fields(Kind::MappedText);
+static MAPPED_VALUE_FIELDS: [(u32, Kind); 8] = any_value_fields(Kind::MappedText);
 
 /// An `AnyValue`'s fields, its string read as `text`.
 const fn any_value_fields(text: Kind) -> [(u32, Kind); 8] {

@@ -136,6 +136,13 @@ impl<'a> Pairs<'a> {
         }
     }
 
+    /// Reads every pair as `for_each` does (checking their keys' and string values'
+    /// text), writing nothing: for a walk that stopped before the last pair, since
+    /// `protobuf::check` leaves these texts to the mapping.
+    pub fn check_texts(self) -> Result<(), Malformed> {
+        self.for_each(|_, _| Ok::<(), Malformed>(()))
+    }
+
     /// The value of the first pair named `key`.
     pub fn find(self, wanted: &str) -> Result<Option<Option<Any<'a>>>, Malformed> {
         match self {

@@ -37,6 +37,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field's number and wire type, or `None` at the end of the message.
+    #[inline]
     pub fn key(&mut self) -> Result<Option<(u32, WireType)>, Malformed> {
         if self.rest.is_empty() {
             return Ok(None);
@@ -58,20 +59,25 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A varint. One or two bytes (keys, lengths below 16 KiB, small numbers: most
+    /// varints) are read inline where it is called; longer ones by `long_varint`.
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, Malformed> {
-        // One or two bytes (keys, lengths below 16 KiB, small numbers): most varints.
-        let rest = self.rest;
-        match rest {
+        match self.rest {
             [byte, tail @ ..] if *byte < 0x80 => {
                 self.rest = tail;
-                return Ok(u64::from(*byte));
+                Ok(u64::from(*byte))
             }
             [low, high, tail @ ..] if *high < 0x80 => {
                 self.rest = tail;
-                return Ok(u64::from(low & 0x7f) | u64::from(*high) << 7);
+                Ok(u64::from(low & 0x7f) | u64::from(*high) << 7)
             }
-            _ => {}
+            _ => self.long_varint(),
         }
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Result<u64, Malformed> {
         let mut value = 0u64;
         for (index, &byte) in self.rest.iter().enumerate().take(10) {
             if index == 9 && byte > 1 {
@@ -86,6 +92,7 @@ impl<'a> Reader<'a> {
         Err(Malformed("an invalid varint"))
     }
 
+    #[inline]
     fn take(&mut self, length: usize) -> Result<&'a [u8], Malformed> {
         let (taken, rest) = self
             .rest
@@ -95,17 +102,20 @@ impl<'a> Reader<'a> {
         Ok(taken)
     }
 
+    #[inline]
     pub fn fixed64(&mut self) -> Result<u64, Malformed> {
         let bytes = self.take(8)?;
         Ok(u64::from_le_bytes(bytes.try_into().unwrap_or_default()))
     }
 
+    #[inline]
     pub fn fixed32(&mut self) -> Result<u32, Malformed> {
         let bytes = self.take(4)?;
         Ok(u32::from_le_bytes(bytes.try_into().unwrap_or_default()))
     }
 
     /// A length-delimited field's bytes.
+    #[inline]
     pub fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
         let length = usize::try_from(self.varint()?)
             .map_err(|_| Malformed("a field longer than its message"))?;
@@ -113,6 +123,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string field's text.
+    #[inline]
     pub fn string(&mut self) -> Result<&'a str, Malformed> {
         std::str::from_utf8(self.bytes()?).map_err(|_| Malformed("a string that is not UTF-8"))
     }
@@ -168,6 +179,7 @@ impl<'a> Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<&'a [u8], Malformed>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let (number, wire_type) = match self.reader.key() {
