@@ -3,8 +3,9 @@
 //! names are unique; a rule whose evaluation fails shows why (and is counted in /metrics
 //! by reason) and holds up no other.
 
+use log_ingestion_test_support::TestApp;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{add_channel, create_rule, request, send_errors, spawn_alerting_app, wait_for};
 
@@ -303,6 +304,16 @@ async fn a_preview_shows_when_a_rule_would_have_fired_from_the_rollups() {
     app.stop_and_drop_database().await;
 }
 
+/// POSTs `body` to `path` and expects a 409 whose error says `why`.
+async fn assert_refused_beyond_cap(app: &TestApp, path: &str, body: Value, why: &str) {
+    let (status, answer) = request(app, Method::POST, path, Some(body)).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap_or_default().contains(why),
+        "{answer}"
+    );
+}
+
 #[tokio::test]
 async fn the_number_of_rules_is_bounded() {
     let app = spawn_alerting_app().await;
@@ -316,21 +327,13 @@ async fn the_number_of_rules_is_bounded() {
     .unwrap();
     let rule = |name: &str| json!({"name": name, "kind": "count", "threshold": 1, "window": "5m", "search": {}});
     create_rule(&app, rule("the last one")).await;
-    let (status, body) = request(
+    assert_refused_beyond_cap(
         &app,
-        Method::POST,
         "/api/v1/alerts/rules",
-        Some(rule("one too many")),
+        rule("one too many"),
+        "at most 10000 rules",
     )
     .await;
-    assert_eq!(status, 409, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("at most 10000 rules"),
-        "{body}"
-    );
     app.stop_and_drop_database().await;
 }
 
@@ -354,21 +357,13 @@ async fn the_numbers_of_channels_and_of_silences_in_force_are_bounded() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = request(
+    assert_refused_beyond_cap(
         &app,
-        Method::POST,
         "/api/v1/alerts/channels",
-        Some(channel("one-too-many")),
+        channel("one-too-many"),
+        "at most 1000 channels",
     )
     .await;
-    assert_eq!(status, 409, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("at most 1000 channels"),
-        "{body}"
-    );
 
     let rule = create_rule(
         &app,
@@ -395,16 +390,13 @@ async fn the_numbers_of_channels_and_of_silences_in_force_are_bounded() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) =
-        request(&app, Method::POST, "/api/v1/alerts/silences", Some(silence)).await;
-    assert_eq!(status, 409, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("at most 10000 silences in force"),
-        "{body}"
-    );
+    assert_refused_beyond_cap(
+        &app,
+        "/api/v1/alerts/silences",
+        silence,
+        "at most 10000 silences in force",
+    )
+    .await;
     let (status, list) = request(&app, Method::GET, "/api/v1/alerts/silences", None).await;
     assert_eq!(status, 200);
     assert_eq!(list["silences"].as_array().unwrap().len(), 10_000);
