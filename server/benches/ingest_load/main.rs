@@ -90,7 +90,7 @@ const COMPARED_BATCH_SIZE: usize = 100;
 /// Batch 100 at >= 85% of raw COPY, median of the pairs.
 const TARGET_COPY_RATIO: f64 = 0.85;
 /// Server CPU-seconds ÷ entries at batch 100, in µs.
-const TARGET_MICROS_PER_ENTRY: f64 = 2.5;
+const TARGET_MICROS_PER_ENTRY: f64 = 2.0;
 const TARGET_RSS_KIB: u64 = 150 * 1024;
 const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
 
