@@ -24,7 +24,7 @@ use crate::error_encode;
 use crate::http_load::http_phase;
 use crate::otlp_wire::Wire;
 use crate::raw_copy::truncate_logs;
-use crate::report::{verdict, PhaseReport};
+use crate::report::{median, verdict, PhaseReport};
 
 /// Throughput with 10% error entries at least this share of throughput without.
 const TARGET_RATIO: f64 = 0.95;
@@ -130,8 +130,7 @@ async fn data_directory(db: &mut PgConnection) -> Option<PathBuf> {
 
 /// `values` sorted, as `[a b c]` percentages, and their median.
 fn median_of(mut values: Vec<f64>) -> Option<(f64, String)> {
-    values.sort_by(f64::total_cmp);
-    let median = *values.get(values.len() / 2)?;
+    let median = median(&mut values)?;
     let each: Vec<String> = values.iter().map(|r| format!("{:.0}", r * 100.0)).collect();
     Some((median, format!("[{}]", each.join(" "))))
 }

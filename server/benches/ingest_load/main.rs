@@ -257,8 +257,7 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
     db.close().await?;
 
     println!();
-    ratios.sort_by(f64::total_cmp);
-    if let Some(&median) = ratios.get(ratios.len() / 2) {
+    if let Some(median) = report::median(&mut ratios) {
         let each: Vec<String> = ratios
             .iter()
             .map(|r| format!("{:.0}%", r * 100.0))
@@ -275,14 +274,11 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
     pg_per_row.print(config.measuring);
     // In pair order: each OTLP phase is judged against the JSON phase of its own pair.
     let json_in_pairs = micros.clone();
-    micros.sort_by(f64::total_cmp);
-    if let Some(&median) = micros.get(micros.len() / 2) {
+    if let Some(json) = report::median(&mut micros) {
         println!(
-            "server CPU per entry at batch {COMPARED_BATCH_SIZE}: median {median:.2} µs  (target <= {TARGET_MICROS_PER_ENTRY} µs: {})",
-            verdict(config.measuring, median <= TARGET_MICROS_PER_ENTRY)
+            "server CPU per entry at batch {COMPARED_BATCH_SIZE}: median {json:.2} µs  (target <= {TARGET_MICROS_PER_ENTRY} µs: {})",
+            verdict(config.measuring, json <= TARGET_MICROS_PER_ENTRY)
         );
-    }
-    if let Some(&json) = micros.get(micros.len() / 2) {
         for (name, mut otlp) in [
             ("OTLP protobuf", otlp_micros),
             ("OTLP/JSON", otlp_json_micros),
@@ -293,12 +289,9 @@ async fn run(config: &BenchConfig, database: &BenchDatabase) -> Result<()> {
                 .map(|(otlp, json)| otlp - json)
                 .collect();
             let each: Vec<String> = differences.iter().map(|d| format!("{d:+.1}")).collect();
-            differences.sort_by(f64::total_cmp);
-            otlp.sort_by(f64::total_cmp);
-            if let (Some(&median), Some(&difference)) = (
-                otlp.get(otlp.len() / 2),
-                differences.get(differences.len() / 2),
-            ) {
+            if let (Some(median), Some(difference)) =
+                (report::median(&mut otlp), report::median(&mut differences))
+            {
                 println!(
                     "server CPU per entry at batch {COMPARED_BATCH_SIZE}, {name}: median {median:.2} µs \
                      beside JSON's {json:.2} µs; {name} minus JSON in each pair [{}], median {difference:+.2} µs \

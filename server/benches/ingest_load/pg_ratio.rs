@@ -3,7 +3,7 @@
 //! the pairs), and every other batch size against the median raw `COPY`. Owns that
 //! comparison and its targets; the figures come from the phases' reports.
 
-use crate::report::{verdict, PhaseReport};
+use crate::report::{median, verdict, PhaseReport};
 
 /// The server's PostgreSQL CPU per row at most this many times a raw `COPY`'s.
 const TARGETS: [(usize, f64); 2] = [(100, 1.15), (1_000, 1.05)];
@@ -38,8 +38,7 @@ impl PgPerRow {
     /// raw COPY), each phase's, and the target.
     pub(crate) fn print(&self, measuring: bool) {
         let mut copies = self.copies.clone();
-        copies.sort_by(f64::total_cmp);
-        let Some(&copy_median) = copies.get(copies.len() / 2) else {
+        let Some(copy_median) = median(&mut copies) else {
             return;
         };
         let mut sizes: Vec<usize> = self.phases.iter().map(|p| p.0).collect();
@@ -52,8 +51,9 @@ impl PgPerRow {
                 .filter(|p| p.0 == size)
                 .map(|&(_, micros, copy)| micros / copy.unwrap_or(copy_median))
                 .collect();
-            ratios.sort_by(f64::total_cmp);
-            let median = ratios[ratios.len() / 2];
+            let Some(median) = median(&mut ratios) else {
+                continue;
+            };
             let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
             let target = TARGETS.iter().find(|t| t.0 == size).map(|t| t.1);
             println!(

@@ -134,6 +134,12 @@ pub(crate) fn table_header() -> String {
     )
 }
 
+/// The median of `values`, which are left sorted (for printing each in order).
+pub(crate) fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
 pub(crate) fn verdict(measuring: bool, met: bool) -> &'static str {
     match (measuring, met) {
         (false, _) => "not judged in a smoke run",
