@@ -241,9 +241,28 @@ async fn series_per_service_fire_and_resolve_on_their_own_up_to_the_cap() {
             .await
             .unwrap();
     assert!(warning.unwrap_or_default().contains("max_series"));
-    // checkout keeps failing after billing and search have stopped.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    send_errors(&app, "checkout", 1).await;
+    // checkout keeps failing, well inside its window, until search has
+    // resolved on its own; then checkout stops and resolves too.
+    let search_resolved = |rows: &[(String, String, String)]| {
+        rows.iter()
+            .any(|(k, t, _)| k == "service=search" && t == "resolved")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !search_resolved(&outbox(&app, rule).await) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for search to resolve"
+        );
+        send_errors(&app, "checkout", 1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        !outbox(&app, rule)
+            .await
+            .iter()
+            .any(|(k, t, _)| k == "service=checkout" && t == "resolved"),
+        "checkout resolved while it was still failing"
+    );
     wait_for(30, "both resolved", || async {
         outbox(&app, rule).await.len() == 4
     })
