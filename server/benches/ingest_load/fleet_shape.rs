@@ -30,6 +30,8 @@ pub(crate) struct FleetShape {
 
 impl FleetShape {
     pub(crate) const TARGET_P99: Duration = Duration::from_millis(100);
+    /// The server's CPU per entry in this shape, in µs.
+    pub(crate) const TARGET_MICROS_PER_ENTRY: f64 = 3.0;
 
     /// `BENCH_FLEET_CONNECTIONS` (256), `BENCH_FLEET_BATCH` (50), `BENCH_FLEET_PERIOD_MS`
     /// (100) and `BENCH_FLEET_SECS` (20; 2 in a smoke run).
@@ -123,6 +125,13 @@ impl FleetShape {
                 p99 <= Self::TARGET_P99 && busy == 0 && stored == report.entries as i64
             )
         );
+        if let Some(micros) = report.server_micros_per_entry() {
+            println!(
+                "fleet shape: server CPU per entry {micros:.2} µs  (target <= {} µs: {})",
+                Self::TARGET_MICROS_PER_ENTRY,
+                verdict(measuring, micros <= Self::TARGET_MICROS_PER_ENTRY)
+            );
+        }
         if stored != report.entries as i64 {
             return Err(BenchError::Setup(format!(
                 "fleet shape: {} entries acknowledged but {stored} rows stored",

@@ -39,17 +39,17 @@ pub struct LogEntry<'a> {
 /// owned.
 #[derive(Deserialize)]
 #[serde(expecting = "a log entry object")]
-struct EntryFields<'a> {
+pub(super) struct EntryFields<'a> {
     #[serde(borrow)]
-    timestamp: Cow<'a, str>,
+    pub(super) timestamp: Cow<'a, str>,
     #[serde(borrow)]
-    service: Cow<'a, str>,
+    pub(super) service: Cow<'a, str>,
     #[serde(borrow)]
-    level: Cow<'a, str>,
+    pub(super) level: Cow<'a, str>,
     #[serde(borrow)]
-    message: Cow<'a, str>,
+    pub(super) message: Cow<'a, str>,
     #[serde(default, borrow)]
-    metadata: Option<&'a RawValue>,
+    pub(super) metadata: Option<&'a RawValue>,
 }
 
 impl<'a> LogEntry<'a> {
@@ -136,6 +136,18 @@ impl<'a> LogEntry<'a> {
         limits: &EntryLimits,
         now: DateTime<Utc>,
     ) -> Result<LogEntry<'f>, Vec<String>> {
+        let metadata = Metadata::parse(fields.metadata, limits);
+        Self::checked(fields, metadata, limits, now)
+    }
+
+    /// Checks the fields of `fields` but its metadata against `limits` (the metadata
+    /// was read as `metadata`, or its problem), problems in the fields' order.
+    pub(super) fn checked<'f>(
+        fields: EntryFields<'f>,
+        metadata: Result<Option<Metadata>, String>,
+        limits: &EntryLimits,
+        now: DateTime<Utc>,
+    ) -> Result<LogEntry<'f>, Vec<String>> {
         let mut problems = Vec::new();
         let timestamp = parse_timestamp(&fields.timestamp, limits, now)
             .map_err(|problem| problems.push(problem))
@@ -156,7 +168,7 @@ impl<'a> LogEntry<'a> {
         let message = fields.message;
         problems.extend(message_problem(&message, limits));
 
-        let metadata = Metadata::parse(fields.metadata, limits)
+        let metadata = metadata
             .map_err(|problem| problems.push(problem))
             .ok()
             .flatten();

@@ -84,6 +84,30 @@ impl Metadata {
         writer.finish(limits).map(Some)
     }
 
+    /// The metadata value `deserializer` is positioned at, read as [`Metadata::parse`]
+    /// reads its raw text (the same caps, filter and noted details) in the same pass
+    /// as the entry around it: `null` is `None`, an object is read; anything else, and
+    /// any problem `parse` would name, is an `Err` not meant for the client (a caller
+    /// that needs the words reads the entry again with `parse`). `capacity` is the
+    /// room the stored text starts with.
+    pub(super) fn read<'de, D: de::Deserializer<'de>>(
+        deserializer: D,
+        capacity: usize,
+        limits: &EntryLimits,
+    ) -> Result<Option<Self>, D::Error> {
+        let mut writer = FilteredJson::new(capacity, limits);
+        writer.noting = true;
+        let object = deserializer.deserialize_any(ObjectOrNull(FilteredValue {
+            writer: &mut writer,
+            depth: 0,
+            role: Role::Other,
+        }))?;
+        if !object {
+            return Ok(None);
+        }
+        writer.finish(limits).map(Some).map_err(de::Error::custom)
+    }
+
     pub fn as_json(&self) -> &str {
         &self.json
     }
@@ -357,6 +381,26 @@ impl<'de> Visitor<'de> for FilteredValue<'_> {
         }
         self.writer.out.push('}');
         Ok(())
+    }
+}
+
+/// A metadata value read by [`Metadata::read`]: `null` (false) or an object, read
+/// filtered (true); any other value is refused.
+struct ObjectOrNull<'w>(FilteredValue<'w>);
+
+impl<'de> Visitor<'de> for ObjectOrNull<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object or null")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, entries: A) -> Result<bool, A::Error> {
+        self.0.visit_map(entries).map(|()| true)
     }
 }
 

@@ -70,6 +70,17 @@ const SENSITIVE_FRAGMENTS: &[&[u8]] = &[
     b"pass", b"pwd", b"secret", b"token", b"auth", b"cred", b"cvv", b"ssn", b"cookie",
 ];
 
+/// Whether a byte is the first of a [`SENSITIVE_FRAGMENTS`] entry.
+const FRAGMENT_STARTS: [bool; 256] = {
+    let mut starts = [false; 256];
+    let mut i = 0;
+    while i < SENSITIVE_FRAGMENTS.len() {
+        starts[SENSITIVE_FRAGMENTS[i][0] as usize] = true;
+        i += 1;
+    }
+    starts
+};
+
 /// Endings of which every other sensitive compound ends with one.
 const SENSITIVE_ENDINGS: &[&[u8]] = &[b"key", b"card", b"number", b"security", b"sessionid"];
 
@@ -96,9 +107,12 @@ fn may_be_sensitive(key: &str) -> bool {
     let normalized = &normalized[..len];
     (0..len).any(|start| {
         let rest = &normalized[start..];
-        SENSITIVE_FRAGMENTS
-            .iter()
-            .any(|fragment| rest.starts_with(fragment))
+        // Only a fragment's first letter can start one: most places are passed over
+        // with one table look-up.
+        FRAGMENT_STARTS[usize::from(rest[0])]
+            && SENSITIVE_FRAGMENTS
+                .iter()
+                .any(|fragment| rest.starts_with(fragment))
     }) || SENSITIVE_ENDINGS
         .iter()
         .any(|ending| normalized.ends_with(ending))

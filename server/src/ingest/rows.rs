@@ -38,6 +38,11 @@ impl Rows {
         self.0.push(entry);
     }
 
+    /// Forgets every row pushed so far.
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+
     /// How many rows.
     pub(super) fn len(&self) -> usize {
         self.0.len()

@@ -64,6 +64,13 @@ impl CopyRows {
         self.count += 1;
     }
 
+    /// Forgets every row pushed so far (and their error occurrences), keeping the room.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.count = 0;
+        self.errors = ErrorTally::default();
+    }
+
     /// How many rows.
     pub fn len(&self) -> usize {
         self.count

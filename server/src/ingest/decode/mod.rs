@@ -8,18 +8,21 @@
 //! batch cap plus one.//!
 //! One job a module: `headers` (format and encoding from the request's headers), `body`
 //! (reading the body within its cap and timeouts), `inflate` (decompression, charged
-//! step by step), `framing` (JSON or NDJSON into one raw value per entry).
+//! step by step), `framing` (JSON or NDJSON into one raw value per entry), `one_pass` (a JSON batch
+//! read once, each entry handed over as it is reached).
 
 mod body;
 mod framing;
 mod headers;
 mod inflate;
+mod one_pass;
 
 use axum::body::Bytes;
 
 pub use body::{BodyReader, RawBody};
 pub use framing::{batch_entries, single_entry};
 pub use headers::{Accepts, BodyFormat};
+pub use one_pass::each_batch_entry;
 
 /// A decoded, decompressed body.
 #[derive(Debug)]
