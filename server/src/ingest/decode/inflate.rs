@@ -19,13 +19,20 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 /// What a gzip decoder holds besides its output: the 32 KiB window and its input buffer.
 const GZIP_DECODER_BYTES: usize = 64 * 1024;
 
+/// A body of at most this many compressed bytes is decompressed on the async worker
+/// while its output buffer holds at most this many (the first step: a small body, the
+/// fleet's usual, never hops to the blocking pool); any other step runs on the
+/// blocking pool. An inline step reads and writes at most this much.
+const INLINE_FILL_BYTES: usize = MIN_GROWTH_BYTES;
+
 impl RawBody {
-    /// Decompresses (off the async workers) to at most `max_bytes`, growing `permit`
-    /// to cover the compressed body, the decoder (its piece buffer and window; 8 MiB for
-    /// zstd) and the output buffer before the output grows: a bomb is refused (413, or 503 when the budget has no
-    /// room) having held no more than it was charged. Each step runs on the blocking
-    /// pool until the output is full; waiting for budget happens here, on the async
-    /// side, so a flood of bombs never parks blocking threads.
+    /// Decompresses to at most `max_bytes`, growing `permit` to cover the compressed
+    /// body, the decoder (its piece buffer and window; 8 MiB for zstd) and the output
+    /// buffer before the output grows: a bomb is refused (413, or 503 when the budget
+    /// has no room) having held no more than it was charged. Each step but a small
+    /// body's first ([`INLINE_FILL_BYTES`]) runs on the blocking pool until the output
+    /// is full; waiting for budget happens here, on the async side, so a flood of bombs
+    /// never parks blocking threads.
     pub async fn decode(
         self,
         budget: &InflightBudget,
@@ -48,13 +55,20 @@ impl RawBody {
                 .grow(permit, raw_len + inflater.overhead_bytes() + capacity)
                 .await?;
             inflater.grow_to(capacity);
-            let (back, filled) = tokio::task::spawn_blocking(move || {
-                let filled = inflater.fill();
-                (inflater, filled)
-            })
-            .await
-            .map_err(|error| ApiError::Internal(format!("decompression task failed: {error}")))?;
-            inflater = back;
+            let filled = if raw_len <= INLINE_FILL_BYTES && capacity <= INLINE_FILL_BYTES {
+                inflater.fill()
+            } else {
+                let (back, filled) = tokio::task::spawn_blocking(move || {
+                    let filled = inflater.fill();
+                    (inflater, filled)
+                })
+                .await
+                .map_err(|error| {
+                    ApiError::Internal(format!("decompression task failed: {error}"))
+                })?;
+                inflater = back;
+                filled
+            };
             if filled? == Fill::Finished {
                 let bytes = inflater.finish();
                 // The compressed body and the decoder are gone: keep only the output.
