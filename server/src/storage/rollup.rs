@@ -58,6 +58,15 @@ const CREATE_CONTINUOUS_AGGREGATES: [&str; 6] = [
      ON logs_per_hour (service, level, bucket)",
 ];
 
+/// Buckets each refresh of an aggregate materializes per transaction, by its policies
+/// (set by [`create_continuous_aggregates`]) and by the server's own refresher
+/// (`rollup_refresh`) alike: a day of minutes, a month of hours. TimescaleDB's policy
+/// default (10 buckets per transaction) redoes 30 days of minutes invalidated by a
+/// backfill in 4,320 transactions, each a range the read side must treat as pending
+/// meanwhile (`rollup_pending`).
+pub const BUCKETS_PER_BATCH: [(&str, i32); 2] =
+    [("logs_per_minute", 1_440), ("logs_per_hour", 720)];
+
 /// Drops the plain-mode rollup tables and their triggers (if `logs` has them), before
 /// `logs` becomes a hypertable. Leaves continuous aggregates of the same names alone.
 pub(super) async fn drop_plain_rollups(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -100,6 +109,23 @@ pub(super) async fn create_continuous_aggregates(
 ) -> Result<(), sqlx::Error> {
     for statement in CREATE_CONTINUOUS_AGGREGATES {
         sqlx::query(statement).execute(&mut *conn).await?;
+    }
+    // The policies' batches, every batch of a run (no cap per run), changed only where
+    // they differ: `alter_job` rewrites the job's row.
+    for (view, buckets) in BUCKETS_PER_BATCH {
+        sqlx::query(
+            "SELECT alter_job(job_id, config => config \
+               || jsonb_build_object('buckets_per_batch', $2::int4, 'max_batches_per_execution', 0)) \
+             FROM timescaledb_information.jobs \
+             WHERE hypertable_schema = current_schema() AND hypertable_name = $1 \
+               AND proc_name = 'policy_refresh_continuous_aggregate' \
+               AND (config->'buckets_per_batch' IS DISTINCT FROM to_jsonb($2::int4) \
+                    OR config->'max_batches_per_execution' IS DISTINCT FROM to_jsonb(0))",
+        )
+        .bind(view)
+        .bind(buckets)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
