@@ -142,3 +142,15 @@ async fn refresh(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refresh_takes_the_batches_of_its_own_aggregate() {
+        let refreshed: Vec<&str> = REFRESHES.iter().map(|(view, _)| *view).collect();
+        let batched: Vec<&str> = BUCKETS_PER_BATCH.iter().map(|(view, _)| *view).collect();
+        assert_eq!(refreshed, batched);
+    }
+}
