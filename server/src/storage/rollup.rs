@@ -31,7 +31,11 @@ pub const ROLLUPS: [(&str, i64); 2] = [("logs_per_minute", 60), ("logs_per_hour"
 /// filling out of materialization (real-time aggregation counts it), `start_offset`
 /// NULL lets a refresh reach late rows of any age (TimescaleDB refreshes only the
 /// ranges its invalidation log says changed, so that costs nothing when nothing did).
-const CREATE_CONTINUOUS_AGGREGATES: [&str; 4] = [
+/// Each aggregate is also indexed by service and level first (as the plain tables are by
+/// migration `20261209000001_rollups_by_service_level.sql`), so a filter that matches few
+/// entries reads only its own rows (`read::sparse`); TimescaleDB's own indexes per group
+/// column lead with one column only.
+const CREATE_CONTINUOUS_AGGREGATES: [&str; 6] = [
     "CREATE MATERIALIZED VIEW IF NOT EXISTS logs_per_minute \
      WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS \
      SELECT time_bucket('1 minute', timestamp, timestamptz '2000-01-01 00:00:00+00') AS bucket, \
@@ -48,7 +52,20 @@ const CREATE_CONTINUOUS_AGGREGATES: [&str; 4] = [
     "SELECT add_continuous_aggregate_policy('logs_per_hour', start_offset => NULL, \
        end_offset => interval '1 hour', schedule_interval => interval '5 minutes', \
        if_not_exists => true)",
+    "CREATE INDEX IF NOT EXISTS logs_per_minute_service_level \
+     ON logs_per_minute (service, level, bucket)",
+    "CREATE INDEX IF NOT EXISTS logs_per_hour_service_level \
+     ON logs_per_hour (service, level, bucket)",
 ];
+
+/// Buckets each refresh of an aggregate materializes per transaction, by its policies
+/// (set by [`create_continuous_aggregates`]) and by the server's own refresher
+/// (`rollup_refresh`) alike: a day of minutes, a month of hours. TimescaleDB's policy
+/// default (10 buckets per transaction) redoes 30 days of minutes invalidated by a
+/// backfill in 4,320 transactions, each a range the read side must treat as pending
+/// meanwhile (`rollup_pending`).
+pub const BUCKETS_PER_BATCH: [(&str, i32); 2] =
+    [("logs_per_minute", 1_440), ("logs_per_hour", 720)];
 
 /// Drops the plain-mode rollup tables and their triggers (if `logs` has them), before
 /// `logs` becomes a hypertable. Leaves continuous aggregates of the same names alone.
@@ -93,11 +110,29 @@ pub(super) async fn create_continuous_aggregates(
     for statement in CREATE_CONTINUOUS_AGGREGATES {
         sqlx::query(statement).execute(&mut *conn).await?;
     }
+    // The policies' batches, every batch of a run (no cap per run), changed only where
+    // they differ: `alter_job` rewrites the job's row.
+    for (view, buckets) in BUCKETS_PER_BATCH {
+        sqlx::query(
+            "SELECT alter_job(job_id, config => config \
+               || jsonb_build_object('buckets_per_batch', $2::int4, 'max_batches_per_execution', 0)) \
+             FROM timescaledb_information.jobs \
+             WHERE hypertable_schema = current_schema() AND hypertable_name = $1 \
+               AND proc_name = 'policy_refresh_continuous_aggregate' \
+               AND (config->'buckets_per_batch' IS DISTINCT FROM to_jsonb($2::int4) \
+                    OR config->'max_batches_per_execution' IS DISTINCT FROM to_jsonb(0))",
+        )
+        .bind(view)
+        .bind(buckets)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
-/// The plain-mode rollups' migration: run again by [`repair_plain_rollups`].
-const PLAIN_ROLLUPS_MIGRATION: i64 = 20261201000001;
+/// The plain-mode rollups' migrations (the tables and triggers, their index by service
+/// and level): run again by [`repair_plain_rollups`].
+const PLAIN_ROLLUPS_MIGRATIONS: [i64; 2] = [20261201000001, 20261209000001];
 
 /// What the rollups are in the database: `(plain tables and their insert trigger,
 /// continuous aggregates)`, read from the catalog alone (no lock on any table).
@@ -120,15 +155,18 @@ pub async fn rollups_present(pool: &sqlx::PgPool) -> Result<(bool, bool), sqlx::
 /// conversion to TimescaleDB interrupted by a version that did not run it in one
 /// transaction). Locks `logs` against writes while it counts the stored rows.
 pub(super) async fn repair_plain_rollups(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    let Some(migration) = super::migrator()
+    let migrations: Vec<_> = super::migrator()
         .iter()
-        .find(|migration| migration.version == PLAIN_ROLLUPS_MIGRATION)
+        .filter(|migration| PLAIN_ROLLUPS_MIGRATIONS.contains(&migration.version))
         .map(|migration| migration.sql.clone())
-    else {
+        .collect();
+    if migrations.is_empty() {
         return Ok(());
-    };
+    }
     tracing::warn!("logs has no rollups: creating them again and counting the stored rows");
     let mut tx = sqlx::Connection::begin(conn).await?;
-    sqlx::raw_sql(&migration).execute(&mut *tx).await?;
+    for migration in migrations {
+        sqlx::raw_sql(&migration).execute(&mut *tx).await?;
+    }
     tx.commit().await
 }

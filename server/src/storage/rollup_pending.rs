@@ -27,14 +27,19 @@ const MINUTE_INTERNAL: i64 = 60_000_000;
 
 /// Appends a `WITH` list defining `pending (from_time, to_time)`: the ranges, as
 /// timestamps, where the rollups may miss or still count changed rows. Follow it with a
-/// statement that reads `pending`.
+/// statement that reads `pending`. The watermarks are read from TimescaleDB's catalog
+/// table, in the statement's snapshot: a call of `cagg_watermark()` anywhere in a
+/// statement keeps TimescaleDB from making the watermark of the aggregates it also
+/// reads a constant, and their chunks are then planned and started at run time (10 ms
+/// of planning instead of 1 for the hour rollup over 30 days).
 pub fn push_pending_cte(sql: &mut QueryBuilder<'_, Postgres>) {
     sql.push(format!(
         "WITH caggs AS ( \
-           SELECT raw_hypertable_id AS raw_id, mat_hypertable_id AS mat_id, \
-                  user_view_name::text AS name, \
-                  _timescaledb_functions.cagg_watermark(mat_hypertable_id) AS watermark \
-           FROM _timescaledb_catalog.continuous_agg \
+           SELECT c.raw_hypertable_id AS raw_id, c.mat_hypertable_id AS mat_id, \
+                  c.user_view_name::text AS name, w.watermark \
+           FROM _timescaledb_catalog.continuous_agg AS c \
+           JOIN _timescaledb_catalog.continuous_aggs_watermark AS w \
+             ON w.mat_hypertable_id = c.mat_hypertable_id \
            WHERE user_view_schema = current_schema() \
              AND user_view_name IN ('logs_per_minute', 'logs_per_hour')), \
          bound AS (SELECT max(watermark) AS top, \

@@ -21,6 +21,7 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 use super::job_locks::RUN_LOCK_CLASS;
+use super::rollup::BUCKETS_PER_BATCH;
 use super::rollup_pending;
 
 /// How often the catalog is asked.
@@ -29,14 +30,9 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 /// is pending below it (real-time aggregation would count the rows above it).
 const MAX_LAG_SECS: f64 = 180.0;
 
-/// The aggregates, finest first, with the end offset of their refresh policy and the
-/// buckets a refresh materializes per transaction: a day of minutes, a month of hours
-/// (TimescaleDB's default, 10 buckets, takes 4,320 transactions to redo 30 days of
-/// minutes).
-const REFRESHES: [(&str, &str, i32); 2] = [
-    ("logs_per_minute", "1 minute", 1_440),
-    ("logs_per_hour", "1 hour", 720),
-];
+/// The aggregates, finest first, with the end offset of their refresh policy; each is
+/// refreshed in the policies' batches (`rollup::BUCKETS_PER_BATCH`).
+const REFRESHES: [(&str, &str); 2] = [("logs_per_minute", "1 minute"), ("logs_per_hour", "1 hour")];
 
 /// Checks every `every` until the task is dropped.
 pub async fn run(pool: PgPool, every: Duration) {
@@ -126,7 +122,9 @@ async fn refresh(
     connection: &mut PgConnection,
     watermarks: [Option<String>; 2],
 ) -> Result<bool, sqlx::Error> {
-    for ((view, end_offset, buckets), watermark) in REFRESHES.into_iter().zip(watermarks) {
+    for (((view, end_offset), (_, buckets)), watermark) in
+        REFRESHES.into_iter().zip(BUCKETS_PER_BATCH).zip(watermarks)
+    {
         let mut end = format!("now() - interval '{end_offset}'");
         if let Some(watermark) = watermark {
             // TimescaleDB's own text for a time it returned: no quote in it.
@@ -143,4 +141,16 @@ async fn refresh(
         sqlx::query(&statement).execute(&mut *connection).await?;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refresh_takes_the_batches_of_its_own_aggregate() {
+        let refreshed: Vec<&str> = REFRESHES.iter().map(|(view, _)| *view).collect();
+        let batched: Vec<&str> = BUCKETS_PER_BATCH.iter().map(|(view, _)| *view).collect();
+        assert_eq!(refreshed, batched);
+    }
 }

@@ -133,3 +133,68 @@ async fn late_rows_below_the_rollups_watermark_are_found_before_any_refresh() {
     assert_eq!(page["logs"], serde_json::json!([]));
     app.stop().await;
 }
+
+/// `service`/`level` rows at each of `seconds` back from the end.
+fn rows_at_seconds(service: &'static str, level: &'static str, seconds: &[i64]) -> Vec<Row> {
+    seconds
+        .iter()
+        .map(|&s| {
+            let mut r = row(
+                "2026-01-01T00:00:00Z",
+                service,
+                level,
+                &format!("{level} {s}s"),
+            );
+            r.timestamp = end() - Duration::seconds(s);
+            r
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rare_matches_in_busy_hours_are_read_by_their_minutes_and_none_is_missed() {
+    let app = spawn_read_app().await;
+    // svc1 INFO every minute of 6 hours: each hour holds far more entries of the service
+    // than matches, so the page reads only the minutes the minute rollup points at.
+    let busy: Vec<i64> = (0..360).map(|m| m * 60 + 30).collect();
+    app.insert(&rows_at_seconds("svc1", "INFO", &busy)).await;
+    // A few ERRORs in several hours, on the edges of their minutes and hours.
+    let hour = 3_600;
+    app.insert(&rows_at_seconds(
+        "svc1",
+        "ERROR",
+        &[61, 120, hour, hour + 59, 3 * hour + 1, 5 * hour + 3_599],
+    ))
+    .await;
+    app.materialize_rollups().await;
+    // Late ERRORs, all older than the newest entry: in a matching hour but a minute
+    // that held none, in an hour that held none, and in a minute that held one.
+    app.insert(&rows_at_seconds(
+        "svc1",
+        "ERROR",
+        &[hour + 1_800, 2 * hour + 7, 120, 4 * hour + 60],
+    ))
+    .await;
+    let since = text(end() - Duration::days(30));
+    let until = text(end());
+    let cases: Vec<(String, String)> = vec![
+        (
+            format!("since={since}&until={until}&service=svc1&level=error"),
+            format!(
+                "timestamp >= '{since}' AND timestamp < '{until}' AND service = 'svc1' \
+                 AND level = 'ERROR'"
+            ),
+        ),
+        (
+            format!("since={since}&min_level=error&service=svc1,svc2"),
+            format!(
+                "timestamp >= '{since}' AND level IN ('ERROR', 'FATAL', 'CRITICAL') \
+                 AND service IN ('svc1', 'svc2')"
+            ),
+        ),
+    ];
+    every_page_matches(&app, &cases, "before the refresh").await;
+    app.materialize_rollups().await;
+    every_page_matches(&app, &cases, "after the refresh").await;
+    app.stop().await;
+}

@@ -116,3 +116,48 @@ async fn a_backfill_below_the_watermark_is_counted_within_seconds_without_a_poli
     .unwrap();
     assert_eq!(materialized, 300);
 }
+
+#[tokio::test]
+async fn the_refresh_policies_materialize_a_day_of_minutes_per_transaction() {
+    if !timescale_run() {
+        return;
+    }
+    let (_name, url) = create_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    let batches = || async {
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT hypertable_name::text, (config->>'buckets_per_batch')::int8, \
+                    (config->>'max_batches_per_execution')::int8 \
+             FROM timescaledb_information.jobs \
+             WHERE proc_name = 'policy_refresh_continuous_aggregate' ORDER BY 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        rows
+    };
+    let wanted = vec![
+        ("logs_per_hour".to_owned(), Some(720), Some(0)),
+        ("logs_per_minute".to_owned(), Some(1_440), Some(0)),
+    ];
+    storage::migrate(&pool, StorageSetting::Timescale, ConvertRows::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(batches().await, wanted);
+    // A policy whose batches were changed (or created by an older version) gets them back.
+    sqlx::query(
+        "SELECT alter_job(job_id, config => config - 'buckets_per_batch' \
+           || '{\"max_batches_per_execution\": 1}') \
+         FROM timescaledb_information.jobs \
+         WHERE proc_name = 'policy_refresh_continuous_aggregate'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_ne!(batches().await, wanted);
+    storage::migrate(&pool, StorageSetting::Timescale, ConvertRows::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(batches().await, wanted);
+    pool.close().await;
+}
