@@ -311,7 +311,7 @@ pub async fn delete_expired_minutes(pool: &sqlx::PgPool, days: u32) -> Result<u6
 /// `20261208000040_error_occurrences_carried_by_copy.sql`, which hands them to
 /// `error_occurrences_written`: the transaction is marked as one that counts its own rows,
 /// so the row trigger skips them). Only numbers and timestamps written here go into the
-/// text, four array literals in a comment after the statement.
+/// text, four array literals separated by `;` in a comment after the statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OccurrenceDeltas {
     comment: String,
@@ -357,7 +357,7 @@ impl OccurrenceDeltas {
         let text = |list: &[u8]| String::from_utf8_lossy(list).into_owned();
         Some(OccurrenceDeltas {
             comment: format!(
-                " /* error_occurrences {{{}}} {{{}}} {{{}}} {{{}}} */",
+                " /* error_occurrences {{{}}};{{{}}};{{{}}};{{{}}} */",
                 text(&groups),
                 text(&counts),
                 text(&firsts),
@@ -451,8 +451,8 @@ mod tests {
         assert_eq!(
             deltas.carried_by("COPY logs (message) FROM STDIN (FORMAT text)"),
             format!(
-                "COPY logs (message) FROM STDIN (FORMAT text) /* error_occurrences {{7,7,9}} \
-                 {{2,1,1}} {{\"{t0}\",\"{t70}\",\"{t0}\"}} {{\"{t30}\",\"{t70}\",\"{t0}\"}} */"
+                "COPY logs (message) FROM STDIN (FORMAT text) /* error_occurrences {{7,7,9}};\
+                 {{2,1,1}};{{\"{t0}\",\"{t70}\",\"{t0}\"}};{{\"{t30}\",\"{t70}\",\"{t0}\"}} */"
             )
         );
         assert_eq!(OccurrenceDeltas::of(&ErrorTally::default(), &ids), None);
