@@ -304,16 +304,17 @@ pub async fn delete_expired_minutes(pool: &sqlx::PgPool, days: u32) -> Result<u6
     Ok(deleted)
 }
 
-/// A tally's occurrences as the call that appends them to `error_group_deltas` inside
-/// the rows' transaction (`error_occurrences_written`, migration
-/// `20261208000012_error_occurrences_by_writers.sql`): one row per group and minute, and
-/// the transaction marked as one that counts its own rows, so the row trigger skips them. Only
-/// numbers and timestamps written here go into its text (simple query protocol, no
-/// parameters, so it rides in one exchange with the `BEGIN`); its plan is the
-/// function's, made once per connection.
+/// A tally's occurrences as the COPY statement's own text carries them to
+/// `error_group_deltas`: one row per group and minute, appended by the statement
+/// trigger on `logs` before the first row, in the COPY's transaction
+/// (`logs_error_occurrences_carried`, migration
+/// `20261208000040_error_occurrences_carried_by_copy.sql`, which hands them to
+/// `error_occurrences_written`: the transaction is marked as one that counts its own rows,
+/// so the row trigger skips them). Only numbers and timestamps written here go into the
+/// text, four array literals separated by `;` in a comment after the statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OccurrenceDeltas {
-    call: String,
+    comment: String,
 }
 
 impl OccurrenceDeltas {
@@ -355,8 +356,8 @@ impl OccurrenceDeltas {
         // ASCII only: digits, punctuation and the time zone.
         let text = |list: &[u8]| String::from_utf8_lossy(list).into_owned();
         Some(OccurrenceDeltas {
-            call: format!(
-                "SELECT error_occurrences_written('{{{}}}', '{{{}}}', '{{{}}}', '{{{}}}')",
+            comment: format!(
+                " /* error_occurrences {{{}}};{{{}}};{{{}}};{{{}}} */",
                 text(&groups),
                 text(&counts),
                 text(&firsts),
@@ -365,9 +366,13 @@ impl OccurrenceDeltas {
         })
     }
 
-    /// The statement, to run inside the rows' transaction.
-    pub fn call(&self) -> &str {
-        &self.call
+    /// `copy` (a `COPY logs ... FROM STDIN` statement, without a trailing `;`) carrying
+    /// these occurrences.
+    pub fn carried_by(&self, copy: &str) -> String {
+        let mut statement = String::with_capacity(copy.len() + self.comment.len());
+        statement.push_str(copy);
+        statement.push_str(&self.comment);
+        statement
     }
 }
 
@@ -427,7 +432,7 @@ mod tests {
     }
 
     #[test]
-    fn deltas_are_one_call_with_a_row_per_group_and_minute() {
+    fn deltas_are_carried_by_the_copy_with_a_row_per_group_and_minute() {
         let mut tally = ErrorTally::default();
         add(&mut tally, "web", "a", at(0));
         add(&mut tally, "web", "a", at(30));
@@ -444,10 +449,10 @@ mod tests {
             "2026-11-30 00:54:30.000000+00",
         );
         assert_eq!(
-            deltas.call(),
+            deltas.carried_by("COPY logs (message) FROM STDIN (FORMAT text)"),
             format!(
-                "SELECT error_occurrences_written('{{7,7,9}}', '{{2,1,1}}', \
-                 '{{\"{t0}\",\"{t70}\",\"{t0}\"}}', '{{\"{t30}\",\"{t70}\",\"{t0}\"}}')"
+                "COPY logs (message) FROM STDIN (FORMAT text) /* error_occurrences {{7,7,9}};\
+                 {{2,1,1}};{{\"{t0}\",\"{t70}\",\"{t0}\"}};{{\"{t30}\",\"{t70}\",\"{t0}\"}} */"
             )
         );
         assert_eq!(OccurrenceDeltas::of(&ErrorTally::default(), &ids), None);

@@ -1,22 +1,23 @@
 //! Writing one group of submissions on one connection (for `group_commit`, which
-//! gathers the groups and keeps the connections): a group without idempotency keys or
-//! error entries is one `COPY` in autocommit: a single statement is its own transaction
-//! (atomic, committed before PostgreSQL answers it), so BEGIN and COMMIT would only add
-//! two round trips and wake-ups per group; the plain-mode rollup triggers run inside
-//! that statement's transaction. A group with error entries first makes sure their
-//! groups exist (`error_groups`: known ones cost nothing, new ones are created in
-//! autocommit), then stores its rows and their occurrences (one delta per group and
-//! minute, `error_groups::OccurrenceDeltas`) in one transaction: `BEGIN` and the deltas
-//! in one exchange, the `COPY`, `COMMIT`; the fold (`error_fold`), woken after the
-//! commit, adds them to the groups. A group with keys settles them
-//! (`idempotency::decide`), writes the rows of the submissions that are not replays with
-//! `COPY`, and their occurrences, and commits, all in one transaction. It never
-//! acknowledges anything and never retries: it says whether a failure came before
-//! anything could be stored.
+//! gathers the groups and keeps the connections): a group without idempotency keys is
+//! one `COPY` in autocommit: a single statement is its own transaction (atomic,
+//! committed before PostgreSQL answers it), so BEGIN and COMMIT would only add two
+//! round trips and wake-ups per group; the plain-mode rollup triggers run inside that
+//! statement's transaction. A group with error entries first makes sure their groups
+//! exist (`error_groups`: known ones cost nothing, new ones are created in autocommit),
+//! then its `COPY` carries their occurrences (one delta per group and minute,
+//! `error_groups::OccurrenceDeltas`) in its own text, which a statement trigger on
+//! `logs` appends before the first row, in the `COPY`'s transaction: still one
+//! statement, so the rows and their occurrences are stored together or not at all. The
+//! fold (`error_fold`), woken after the commit, adds them to the groups. A group with
+//! keys settles them (`idempotency::decide`), writes the rows of the submissions that
+//! are not replays with `COPY`, carrying their occurrences, and commits, all in one
+//! transaction. It never acknowledges anything and never retries: it says whether a
+//! failure came before anything could be stored.
 
 use std::sync::Arc;
 
-use sqlx::{Executor, PgConnection};
+use sqlx::PgConnection;
 use tokio::sync::Notify;
 
 use super::copy_text::CopyRows;
@@ -115,12 +116,13 @@ pub(super) async fn write_group(
         for part in group {
             data.extend_from_slice(part.rows.as_bytes());
         }
-        match OccurrenceDeltas::of(&tally, &ids) {
-            Some(deltas) => write_with_deltas(conn, &deltas, data, copy).await?,
-            // No BEGIN: the COPY commits on its own before `finish` returns, and a
-            // failed COPY leaves nothing behind.
-            None if !data.is_empty() => copy_rows(conn, copy, data).await?,
-            None => {}
+        // No BEGIN: the COPY commits on its own, with the occurrences it carries, before
+        // `finish` returns, and a failed COPY leaves nothing behind.
+        if !data.is_empty() {
+            match OccurrenceDeltas::of(&tally, &ids) {
+                Some(deltas) => copy_rows(conn, &deltas.carried_by(copy), data).await?,
+                None => copy_rows(conn, copy, data).await?,
+            }
         }
         vec![CommitOutcome::Committed; group.len()]
     } else {
@@ -130,34 +132,6 @@ pub(super) async fn write_group(
         errors.committed.notify_one();
     }
     Ok(outcomes)
-}
-
-/// Writes `data` and the occurrences of its error rows in one transaction: `BEGIN`
-/// and the deltas in one exchange (a statement without parameters goes as a simple
-/// query, which may hold several), the `COPY`, `COMMIT`.
-/// After a failure the connection is closed, never reused (`group_commit`), so an
-/// open transaction never outlives it.
-async fn write_with_deltas(
-    conn: &mut PgConnection,
-    deltas: &OccurrenceDeltas,
-    data: &[u8],
-    copy: &str,
-) -> Result<(), WriteFailure> {
-    let begin = format!("BEGIN; {}", deltas.call());
-    (&mut *conn)
-        .execute(begin.as_str())
-        .await
-        .map_err(WriteFailure::at_first_exchange)?;
-    // Inside the transaction: a failure anywhere before COMMIT stores nothing, but
-    // only the first exchange is retried, so it counts as a later failure here.
-    copy_rows(conn, copy, data)
-        .await
-        .map_err(|failure| WriteFailure::later(failure.error))?;
-    (&mut *conn)
-        .execute("COMMIT")
-        .await
-        .map_err(WriteFailure::later)?;
-    Ok(())
 }
 
 /// Settles the group's idempotency keys and writes the rows of the submissions that
@@ -188,16 +162,11 @@ async fn write_with_keys(
             stored.merge(part.rows.errors());
         }
     }
-    if let Some(deltas) = OccurrenceDeltas::of(&stored, ids) {
-        (&mut *tx)
-            .execute(deltas.call())
-            .await
-            .map_err(WriteFailure::later)?;
-    }
     if !data.is_empty() {
+        let carrying = OccurrenceDeltas::of(&stored, ids).map(|deltas| deltas.carried_by(copy));
         // Inside the transaction: a failure anywhere before COMMIT stores nothing, but
         // only the first exchange is retried, so it counts as a later failure here.
-        copy_rows(&mut tx, copy, data)
+        copy_rows(&mut tx, carrying.as_deref().unwrap_or(copy), data)
             .await
             .map_err(|failure| WriteFailure::later(failure.error))?;
     }

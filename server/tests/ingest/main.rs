@@ -13,6 +13,7 @@ mod batch;
 mod concurrency;
 mod declared_keys;
 mod encoding;
+mod error_occurrences;
 mod errors;
 mod fuzz_decode_validate;
 mod health;
