@@ -7,7 +7,6 @@
 //! field, is an error without the client's words, and the caller reads the body again
 //! the way that names them (`from_json`).
 
-use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +14,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::log_entry::{EntryFields, LogEntry};
-use super::metadata::Metadata;
+use super::metadata::{BorrowedText, Metadata};
 use crate::config::EntryLimits;
 
 /// Room the stored metadata text starts with (the gem's entries hold a few hundred
@@ -83,7 +82,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
             if text.is_some() {
                 return Err(de::Error::custom("duplicate field"));
             }
-            *text = Some(map.next_value_seed(Text)?);
+            *text = Some(map.next_value_seed(BorrowedText)?);
         }
         let missing = || de::Error::custom("missing field");
         let fields = EntryFields {
@@ -135,37 +134,6 @@ impl<'de> Visitor<'de> for FieldName {
             "metadata" => Field::Metadata,
             _ => Field::Other,
         })
-    }
-}
-
-/// A string field: borrowed from the body unless it holds an escape (what
-/// `#[serde(borrow)]` on a `Cow<str>` reads).
-struct Text;
-
-impl<'de> DeserializeSeed<'de> for Text {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Text {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(text))
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(text.to_owned()))
     }
 }
 

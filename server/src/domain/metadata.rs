@@ -344,7 +344,7 @@ impl<'de> Visitor<'de> for FilteredValue<'_> {
         let depth = self.writer.enter(self.depth)?;
         self.writer.out.push('{');
         let mut first = true;
-        while let Some(key) = entries.next_key_seed(BorrowedKey)? {
+        while let Some(key) = entries.next_key_seed(BorrowedText)? {
             if !first {
                 self.writer.out.push(',');
             }
@@ -422,10 +422,11 @@ impl std::io::Write for StringWriter<'_> {
     }
 }
 
-/// An object key, borrowed from the body unless it holds an escape.
-struct BorrowedKey;
+/// A string (an object key or a field's text), borrowed from the body unless it holds
+/// an escape (what `#[serde(borrow)]` on a `Cow<str>` reads).
+pub(super) struct BorrowedText;
 
-impl<'de> DeserializeSeed<'de> for BorrowedKey {
+impl<'de> DeserializeSeed<'de> for BorrowedText {
     type Value = Cow<'de, str>;
 
     fn deserialize<D: de::Deserializer<'de>>(
@@ -436,11 +437,11 @@ impl<'de> DeserializeSeed<'de> for BorrowedKey {
     }
 }
 
-impl<'de> Visitor<'de> for BorrowedKey {
+impl<'de> Visitor<'de> for BorrowedText {
     type Value = Cow<'de, str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string key")
+        f.write_str("a string")
     }
 
     fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
