@@ -203,17 +203,19 @@ async fn commit_group(
     if written.as_ref().is_err_and(is_declaration_change) {
         // Another instance's `migrate` declared a key (its check refused a row without
         // the column) or a column went: PostgreSQL stored nothing of the group. Read the
-        // keys again and, when they changed, write the group once more built for them.
+        // keys again and, when they differ from the ones the group was written for
+        // (the periodic reload may have read them already), write it once more.
         match connection.declared.reload(&connection.pool).await {
-            Ok(true) => {
-                let declared = connection.declared.current();
-                for submission in &mut group {
-                    submission.rows = submission.rows.for_keys(Arc::clone(&declared));
+            Ok(_) => {
+                let current = connection.declared.current();
+                if *current != *declared {
+                    for submission in &mut group {
+                        submission.rows = submission.rows.for_keys(Arc::clone(&current));
+                    }
+                    data.clear();
+                    written = connection.write(&group, data, &current, metrics).await;
                 }
-                data.clear();
-                written = connection.write(&group, data, &declared, metrics).await;
             }
-            Ok(false) => {}
             Err(reload) => {
                 tracing::warn!(error = %reload, "reading the declared metadata keys again failed");
             }
