@@ -178,6 +178,8 @@ async function main() {
     })));
     await page.reload();
     await page.waitForFunction(() => document.querySelectorAll('#occurrence-rows tr.occurrence-row').length === 50, null, { timeout: TIMEOUT });
+    // Every load the reload started has ended: a later one would put the first page back over the second.
+    await page.waitForLoadState('networkidle');
     await page.click('#more-occurrences');
     const total = BOOMS + 2 + more;
     await page.waitForFunction((n) => document.querySelectorAll('#occurrence-rows tr.occurrence-row').length === n, total, { timeout: TIMEOUT });
